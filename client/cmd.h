@@ -1,0 +1,42 @@
+/*  =========================================================================
+    cmd - the crm client's shared context, exit codes and subcommands
+
+    Exit codes scripts can rely on:
+      0 ok, 1 the server refused (its message is printed), 2 usage error,
+      3 cannot reach the server or authentication failed.
+    =========================================================================
+*/
+#ifndef CMD_H
+#define CMD_H
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "crm.pb-c.h"
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+typedef struct {
+    bool json;           /* --json: machine-readable output */
+    const char *config;  /* --config FILE / CRM_CONFIG / ~/.config/crm/client.conf */
+    const char *server;  /* --server ENDPOINT / CRM_SERVER: overrides the enrollment */
+    int timeout_ms;      /* --timeout SECONDS */
+} cli_ctx_t;
+
+/* Where the enrollment is installed, per the rules above. */
+const char *cli_config_path(const cli_ctx_t *ctx);
+
+/* Subcommands: cmd_<name>(argc, argv, ctx) with argv[0] the subcommand. */
+int cmd_enroll(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_ping(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_whoami(int argc, char **argv, cli_ctx_t *ctx);
+
+/* ==== output.c: generic printing driven by protobuf-c descriptors ==== */
+
+/* One JSON object for MSG on one line (field names as in the .proto). */
+void out_json(FILE *f, const ProtobufCMessage *msg);
+/* S as a JSON string literal, escaped. */
+void out_json_str(FILE *f, const char *s);
+/* "name   value" lines, names padded by display width; enums in lower case. */
+void out_fields(FILE *f, const ProtobufCMessage *msg);
+
+#endif

@@ -1,0 +1,205 @@
+/*  conn - the client's CurveZMQ connection to crmd (see conn.h) */
+#include "conn.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "crm_keys.h"
+#include "crm_proto.h"
+#include "crm_time.h"
+
+struct conn {
+    void *ctx;          /* ZeroMQ context */
+    void *sock;         /* DEALER, CURVE client */
+    void *monitor;      /* PAIR receiving the DEALER's handshake events */
+    char endpoint[256]; /* where we connect */
+    unsigned events;    /* ZMQ_EVENT_* seen so far */
+    int timeout_ms;
+    bool json;
+};
+
+int
+conn_open(const cli_ctx_t *ctx, conn_t **out)
+{
+    char errbuf[CRM_ERRBUF];
+    crm_enroll_t e;
+    const char *path = cli_config_path(ctx);
+    *out = NULL;
+    if (crm_enroll_load(path, &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm: %s\n", errbuf);
+        if (!strstr(errbuf, "mode"))
+            fprintf(stderr, "crm: enroll first with 'crm enroll FILE' (the file an admin gave "
+                            "you), or point --config at it\n");
+        return EXIT_USAGE;
+    }
+    conn_t *self = calloc(1, sizeof *self);
+    self->timeout_ms = ctx->timeout_ms;
+    self->json = ctx->json;
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", ctx->server ? ctx->server : e.endpoint);
+    self->ctx = zmq_ctx_new();
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    int zero = 0;
+    int64_t maxmsg = 64 << 20;
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, e.server_pub, CRM_KEY_BYTES);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, e.keys.pub, CRM_KEY_BYTES);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, e.keys.sec, CRM_KEY_BYTES);
+    sodium_memzero(&e, sizeof e);
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://conn-monitor-%p", (void *)self);
+    zmq_socket_monitor(self->sock, mon,
+                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECTED |
+                           ZMQ_EVENT_DISCONNECTED);
+    self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(self->monitor, mon);
+    if (zmq_connect(self->sock, self->endpoint) != 0) {
+        fprintf(stderr, "crm: bad server endpoint '%s': %s\n", self->endpoint,
+                zmq_strerror(zmq_errno()));
+        conn_destroy(&self);
+        return EXIT_USAGE;
+    }
+    *out = self;
+    return EXIT_OK;
+}
+
+static void
+s_read_events(conn_t *self)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, self->monitor, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_size(&m) == 6) {
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&m), 2);
+            self->events |= ev;
+        }
+    }
+    zmq_msg_close(&m);
+}
+
+static int
+s_unreachable(conn_t *self)
+{
+    double secs = self->timeout_ms / 1000.0;
+    if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        fprintf(stderr,
+                "crm: authentication failed: the server at %s refused your key (unknown, "
+                "disabled or rotated user); ask an admin for a new enrollment\n",
+                self->endpoint);
+    else if (self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        fprintf(stderr, "crm: the server at %s did not answer within %.1f s; try again or raise "
+                        "--timeout\n",
+                self->endpoint, secs);
+    else if (self->events & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED))
+        fprintf(stderr,
+                "crm: the secure handshake with %s failed: the server refused the connection "
+                "or your enrollment has the wrong server key\n",
+                self->endpoint);
+    else
+        fprintf(stderr, "crm: cannot reach the server at %s within %.1f s: is crmd running "
+                        "there? (--server or CRM_SERVER to use another)\n",
+                self->endpoint, secs);
+    return EXIT_UNREACHABLE;
+}
+
+int
+conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
+{
+    *reply = NULL;
+    req->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&req->base, &len);
+    int rc = zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    if (rc < 0)
+        return s_unreachable(self);
+    int64_t deadline = crm_time_mono_us() + (int64_t)self->timeout_ms * 1000;
+    for (;;) {
+        int64_t left = (deadline - crm_time_mono_us()) / 1000;
+        if (left <= 0) {
+            s_read_events(self);
+            return s_unreachable(self);
+        }
+        zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0},
+                                  {self->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, (long)(left > 100 ? 100 : left)) < 0)
+            continue;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_read_events(self);
+        if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            return s_unreachable(self);
+        if (!(items[0].revents & ZMQ_POLLIN))
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        char errbuf[CRM_ERRBUF];
+        Crm__Reply *r = NULL;
+        crm_err_t prc = crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                         zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf);
+        zmq_msg_close(&m);
+        if (prc != CRM_OK) {
+            fprintf(stderr, "crm: the server sent a reply this client cannot read: %s\n",
+                    errbuf);
+            return EXIT_REFUSED;
+        }
+        if (r->id != req->id) { /* a stale reply to an earlier request */
+            conn_reply_free(&r);
+            continue;
+        }
+        if (r->status != CRM__ERROR_CODE__OK) {
+            if (self->json) {
+                printf("{\"error\":\"%s\",\"message\":", crm_err_name(r->status));
+                out_json_str(stdout, r->message);
+                printf("}\n");
+            }
+            fprintf(stderr, "crm: %s (%s)\n", r->message && *r->message ? r->message
+                                                                          : crm_err_str(r->status),
+                    crm_err_name(r->status));
+            conn_reply_free(&r);
+            return EXIT_REFUSED;
+        }
+        *reply = r;
+        return EXIT_OK;
+    }
+}
+
+void
+conn_reply_free(Crm__Reply **reply)
+{
+    crm_proto_free((ProtobufCMessage **)reply);
+}
+
+const char *
+conn_endpoint(const conn_t *self)
+{
+    return self->endpoint;
+}
+
+void
+conn_destroy(conn_t **self_p)
+{
+    conn_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->sock) {
+        zmq_socket_monitor(self->sock, NULL, 0);
+        zmq_close(self->sock);
+    }
+    if (self->monitor)
+        zmq_close(self->monitor);
+    zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,30 @@
+/*  =========================================================================
+    conn - the client's one CurveZMQ connection to crmd
+
+    Owns:      the DEALER socket, its monitor, request ids and the timeout.
+    Must not:  print anything but the connection failure it diagnoses.
+    =========================================================================
+*/
+#ifndef CONN_H
+#define CONN_H
+
+#include "cmd.h"
+#include "crm.pb-c.h"
+
+typedef struct conn conn_t;
+
+/* Load the enrollment and connect. Returns an exit code (EXIT_OK or the
+   failure, already reported on stderr). */
+int conn_open(const cli_ctx_t *ctx, conn_t **out);
+/* Send REQ (its id is assigned here) and wait for the matching reply.
+   Returns EXIT_OK with *reply set (caller frees with conn_reply_free()),
+   EXIT_REFUSED if the server answered with an error (printed), or
+   EXIT_UNREACHABLE on timeout / authentication failure (diagnosed). */
+int conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply);
+void conn_reply_free(Crm__Reply **reply);
+/* The endpoint in use. */
+const char *conn_endpoint(const conn_t *self);
+/* NULL-safe; sets *self_p = NULL. */
+void conn_destroy(conn_t **self_p);
+
+#endif

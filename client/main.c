@@ -1,0 +1,122 @@
+/*  crm - the OneView client: global options, then a sorted command table (git.c) */
+#include <getopt.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "crm_log.h"
+
+struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv, cli_ctx_t *ctx);
+    const char *summary;
+};
+
+static const struct cmd s_cmds[] = {
+    {"enroll", cmd_enroll, "install the enrollment file an admin gave you"},
+    {"ping", cmd_ping, "check that the server answers"},
+    {"whoami", cmd_whoami, "show your user, department and role"},
+};
+
+static const char s_usage[] =
+    "usage: crm [--json] [--config FILE] [--server ENDPOINT] [--timeout SECONDS] COMMAND ...\n"
+    "\n"
+    "  --json             one JSON object per line instead of tables\n"
+    "  --config FILE      enrollment to use (default $CRM_CONFIG or ~/.config/crm/client.conf)\n"
+    "  --server ENDPOINT  server to talk to (default $CRM_SERVER or the enrollment's)\n"
+    "  --timeout SECONDS  give up after this long (default 5)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 the server refused, 2 usage error, 3 server unreachable or\n"
+    "authentication failed.\n"
+    "\n"
+    "Commands (crm COMMAND --help for more):\n";
+
+static int
+s_usage_print(FILE *out)
+{
+    fputs(s_usage, out);
+    for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_cmds[i].name, s_cmds[i].summary);
+    return out == stdout ? EXIT_OK : EXIT_USAGE;
+}
+
+const char *
+cli_config_path(const cli_ctx_t *ctx)
+{
+    static char path[PATH_MAX];
+    if (ctx->config)
+        return ctx->config;
+    const char *env = getenv("CRM_CONFIG");
+    if (env && *env)
+        return env;
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/crm/client.conf", xdg);
+    else
+        snprintf(path, sizeof path, "%s/.config/crm/client.conf",
+                 getenv("HOME") ? getenv("HOME") : ".");
+    return path;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                             {"config", required_argument, NULL, 'c'},
+                                             {"server", required_argument, NULL, 's'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000};
+    if (ctx.server && !*ctx.server)
+        ctx.server = NULL;
+    crm_log_init("crm", CRM_LOG_WARN);
+    int c;
+    /* '+': stop at the first non-option, the subcommand */
+    while ((c = getopt_long(argc, argv, "+jc:s:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            ctx.json = true;
+            break;
+        case 'c':
+            ctx.config = optarg;
+            break;
+        case 's':
+            ctx.server = optarg;
+            break;
+        case 't': {
+            char *end = NULL;
+            double secs = strtod(optarg, &end);
+            if (!*optarg || *end || secs <= 0 || secs > 3600) {
+                fprintf(stderr, "crm: --timeout needs seconds between 0 and 3600, not '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            ctx.timeout_ms = (int)(secs * 1000);
+            break;
+        }
+        case 'h':
+            return s_usage_print(stdout);
+        default:
+            return s_usage_print(stderr);
+        }
+    }
+    if (optind >= argc)
+        return s_usage_print(stderr);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "crm: libsodium failed to initialize\n");
+        return EXIT_UNREACHABLE;
+    }
+    const char *name = argv[optind];
+    for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
+        if (!strcmp(name, s_cmds[i].name)) {
+            int sub = optind;
+            optind = 1; /* subcommands run their own getopt from argv[0] = name */
+            return s_cmds[i].fn(argc - sub, argv + sub, &ctx);
+        }
+    fprintf(stderr, "crm: unknown command '%s'\n\n", name);
+    return s_usage_print(stderr);
+}

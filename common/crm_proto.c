@@ -1,0 +1,209 @@
+/*  crm_proto - frame <-> message glue with a memory budget and validation */
+#include "crm_proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_utf8.h"
+
+/* ==== Bounded allocator ==== */
+
+/* protobuf-c has no nesting or size limits of its own (RELIABILITY.md trap 9):
+   a small frame of many empty sub-messages can decode into far more memory
+   than it occupies on the wire. Each block carries its size in a header so
+   that the budget can be refunded on free. */
+typedef struct {
+    size_t used;  /* bytes handed out so far */
+    size_t limit; /* most we hand out for one unpack */
+} s_budget_t;
+
+typedef union {
+    size_t size;
+    max_align_t align;
+} s_header_t;
+
+static void *
+s_budget_alloc(void *data, size_t size)
+{
+    s_budget_t *b = data;
+    if (b) {
+        if (size > b->limit - b->used)
+            return NULL;
+        b->used += size;
+    }
+    s_header_t *h = malloc(sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void
+s_budget_free(void *data, void *ptr)
+{
+    if (!ptr)
+        return;
+    s_header_t *h = (s_header_t *)ptr - 1;
+    s_budget_t *b = data;
+    if (b)
+        b->used -= h->size;
+    free(h);
+}
+
+/* Used to free: same block layout, no budget to refund. */
+static ProtobufCAllocator s_free_allocator = {s_budget_alloc, s_budget_free, NULL};
+
+/* ==== Validation ==== */
+
+static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
+                            char *errbuf);
+
+static crm_err_t
+s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *path, int depth,
+                 char *errbuf)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)value;
+        size_t len = s ? strlen(s) : 0, bad = 0;
+        if (len > CRM_PROTO_MAX_STRING) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' is too long (%zu bytes, at most %d)", path,
+                     len, CRM_PROTO_MAX_STRING);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (s && !crm_utf8_valid(s, len, &bad)) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        return CRM_OK;
+    }
+    case PROTOBUF_C_TYPE_ENUM: {
+        int v = *(const int *)value;
+        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v)) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' has unknown value %d", path, v);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        return CRM_OK;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)value;
+        return sub ? s_validate(sub, path, depth + 1, errbuf) : CRM_OK;
+    }
+    default:
+        return CRM_OK;
+    }
+}
+
+static size_t
+s_value_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    default:
+        return 0; /* not inspected */
+    }
+}
+
+static crm_err_t
+s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbuf)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    if (depth > CRM_PROTO_MAX_DEPTH) {
+        snprintf(errbuf, CRM_ERRBUF, "'%s' is nested too deeply", path);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    if (msg->n_unknown_fields > 0) {
+        snprintf(errbuf, CRM_ERRBUF, "unknown field number %u in '%s' (client newer than server?)",
+                 msg->unknown_fields[0].tag, d->short_name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        size_t vsize = s_value_size(f);
+        if (vsize == 0)
+            continue;
+        const char *member = (const char *)msg + f->offset;
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which = *(const uint32_t *)((const char *)msg + f->quantifier_offset);
+            if (which != f->id)
+                continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
+            const char *arr = *(const char *const *)member;
+            for (size_t j = 0; j < n; j++) {
+                crm_err_t rc = s_validate_value(f, arr + j * vsize, sub, depth, errbuf);
+                if (rc != CRM_OK)
+                    return rc;
+            }
+        } else {
+            crm_err_t rc = s_validate_value(f, member, sub, depth, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+        }
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+crm_proto_validate(const ProtobufCMessage *msg, char *errbuf)
+{
+    return s_validate(msg, "", 0, errbuf);
+}
+
+/* ==== Pack / unpack ==== */
+
+crm_err_t
+crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                 ProtobufCMessage **out, char *errbuf)
+{
+    s_budget_t budget = {0, len * CRM_PROTO_BUDGET_FACTOR};
+    if (budget.limit < CRM_PROTO_BUDGET_MIN)
+        budget.limit = CRM_PROTO_BUDGET_MIN;
+    ProtobufCAllocator alloc = {s_budget_alloc, s_budget_free, &budget};
+    *out = NULL;
+    if (len == 0) {
+        snprintf(errbuf, CRM_ERRBUF, "empty message: expected a '%s'", desc->short_name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, buf);
+    if (!msg) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "malformed message: %zu bytes are not a valid '%s' (or decode too large)", len,
+                 desc->short_name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    crm_err_t rc = crm_proto_validate(msg, errbuf);
+    if (rc != CRM_OK) {
+        crm_proto_free(&msg);
+        return rc;
+    }
+    *out = msg;
+    return CRM_OK;
+}
+
+void
+crm_proto_free(ProtobufCMessage **msg_p)
+{
+    if (*msg_p)
+        protobuf_c_message_free_unpacked(*msg_p, &s_free_allocator);
+    *msg_p = NULL;
+}
+
+uint8_t *
+crm_proto_pack(const ProtobufCMessage *msg, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    CRM_ASSERT_ALLOC(buf);
+    *len = protobuf_c_message_pack(msg, buf);
+    return buf;
+}

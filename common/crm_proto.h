@@ -1,0 +1,36 @@
+/*  =========================================================================
+    crm_proto - ZeroMQ frame <-> protobuf-c message glue
+
+    Owns:      unpacking untrusted bytes with a memory budget, the generic
+               descriptor-driven validation of unpacked messages (UTF-8,
+               enum ranges, string lengths, unknown fields, nesting depth) and
+               packing replies.
+    Must not:  know about sockets, the store or handlers.
+    =========================================================================
+*/
+#ifndef CRM_PROTO_H
+#define CRM_PROTO_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm.pb-c.h"
+#include "crm_kv.h"
+
+#define CRM_PROTO_MAX_STRING (64 * 1024) /* bytes in any one string field */
+#define CRM_PROTO_MAX_DEPTH 8            /* nested message depth */
+#define CRM_PROTO_BUDGET_FACTOR 8        /* decoded bytes allowed per wire byte */
+#define CRM_PROTO_BUDGET_MIN (64 * 1024) /* ...but at least this much */
+
+/* Unpack and validate a message of type DESC from untrusted bytes, allocating
+   at most a bounded multiple of LEN. Caller owns *out; free with
+   crm_proto_free(). On failure *out is NULL and errbuf says why. */
+crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                           ProtobufCMessage **out, char *errbuf);
+/* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
+void crm_proto_free(ProtobufCMessage **msg_p);
+/* Check every field of MSG against its descriptor (see banner). */
+crm_err_t crm_proto_validate(const ProtobufCMessage *msg, char *errbuf);
+/* Pack MSG into a fresh buffer (caller free()s); *len gets its size. */
+uint8_t *crm_proto_pack(const ProtobufCMessage *msg, size_t *len);
+
+#endif

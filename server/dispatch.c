@@ -1,0 +1,111 @@
+/*  =========================================================================
+    dispatch - every check that applies to all requests, once, in order
+
+    dispatch_process() is our processCommand (Redis): for each request, in
+    this fixed order,
+      1. frame count: exactly one body frame;
+      2. unpack with a memory budget and validate (UTF-8, enums, lengths,
+         unknown fields) - crm_proto_unpack();
+      3. look the op up in the table;
+      4. resolve the caller from the ZAP identity, re-checking that the user
+         still exists, holds this key and is enabled;
+      5. authorization: OPF_ADMIN needs the admin role (the per-department
+         policy table plugs in here);
+      6. refuse OPF_WRITE on a replica;
+      7. run the handler;
+      8. pack the reply - errors through dispatch_error() only.
+    =========================================================================
+*/
+#include "dispatch.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_log.h"
+#include "crm_proto.h"
+
+static const struct op s_ops[] = {
+#define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
+#include "ops.def"
+#undef OP
+};
+
+const struct op *
+dispatch_lookup(int code)
+{
+    for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++)
+        if (s_ops[i].code == code)
+            return &s_ops[i];
+    return NULL;
+}
+
+crm_err_t
+dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->errbuf, sizeof ctx->errbuf, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static crm_err_t
+s_check_and_run(req_ctx_t *ctx, const char *user_id)
+{
+    const struct op *op = dispatch_lookup(ctx->req->op);
+    if (!op)
+        return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
+                              "unknown operation %d: this server (%s) does not offer it",
+                              (int)ctx->req->op, CRM_VERSION);
+    crm_err_t rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN)
+        return dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
+                              "permission denied: '%s' is for admins only", op->name);
+    if ((op->flags & OPF_WRITE) && ctx->env->readonly)
+        return dispatch_error(ctx, CRM_ERR_READONLY,
+                              "this server is a read-only replica; send changes to the primary");
+    return op->fn(ctx);
+}
+
+uint8_t *
+dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
+                 const uint8_t *body, size_t len, size_t *reply_len)
+{
+    req_ctx_t ctx;
+    Crm__Request *req = NULL;
+    crm_err_t rc;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.env = env;
+    crm__reply__init(&ctx.reply);
+
+    if (nframes != 1)
+        rc = dispatch_error(&ctx, CRM_ERR_INVALID_ARGUMENT,
+                            "expected one frame per request, got %zu", nframes);
+    else
+        rc = crm_proto_unpack(&crm__request__descriptor, body, len, (ProtobufCMessage **)&req,
+                              ctx.errbuf);
+    if (rc == CRM_OK) {
+        ctx.req = req;
+        ctx.reply.id = req->id;
+        rc = s_check_and_run(&ctx, user_id);
+    }
+    if (rc != CRM_OK) {
+        int suppressed = 0;
+        if (rc == CRM_ERR_INVALID_ARGUMENT && crm_log_allow(env->log_rl, 10, &suppressed))
+            crm_log(CRM_LOG_WARN, "bad request: %s%s", ctx.errbuf,
+                    suppressed ? " (more not logged)" : "");
+        /* the one place that builds an error reply */
+        crm__reply__init(&ctx.reply);
+        ctx.reply.id = req ? req->id : 0;
+        ctx.reply.status = (Crm__ErrorCode)rc;
+        ctx.reply.message = ctx.errbuf[0] ? ctx.errbuf : (char *)crm_err_str(rc);
+    }
+    uint8_t *out = crm_proto_pack(&ctx.reply.base, reply_len);
+    session_release(&ctx.session);
+    crm_proto_free((ProtobufCMessage **)&req);
+    return out;
+}

@@ -1,0 +1,76 @@
+/*  =========================================================================
+    dispatch - one request in, one reply out: every common check, then the op
+
+    Owns:      the op table (ops.def), the fixed order of checks that apply to
+               every request, and the one function that builds error replies.
+    Must not:  touch sockets; handlers must not build error replies.
+    =========================================================================
+*/
+#ifndef DISPATCH_H
+#define DISPATCH_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm.pb-c.h"
+#include "crm_log.h"
+#include "session.h"
+#include "store.h"
+
+/* What the server lends to every request. */
+typedef struct {
+    store_t *store;         /* borrowed */
+    store_group_t *group;   /* the writer's current group commit */
+    const char *server_key; /* the server's public key, Z85 */
+    bool readonly;          /* a replica refuses OPF_WRITE ops */
+    crm_ratelimit_t *log_rl; /* limits bad-request log lines */
+} dispatch_env_t;
+
+/* One request being served. Reply bodies live here so handlers need not
+   allocate: a handler fills ctx->reply and points its body at ctx->body. */
+typedef struct {
+    const dispatch_env_t *env;
+    const Crm__Request *req; /* the decoded request (borrowed) */
+    session_t session;       /* the caller, resolved before the handler runs */
+    Crm__Reply reply;        /* filled by the handler on success */
+    union {
+        Crm__PingReply ping;
+        Crm__WhoamiReply whoami;
+    } body;
+    char errbuf[CRM_ERRBUF]; /* human text of a failure */
+} req_ctx_t;
+
+/* Operation flags, checked by dispatch_process() before any handler runs:
+   OPF_READ   reads only; served straight away.
+   OPF_WRITE  mutates through env->group; refused on a replica.
+   OPF_ADMIN  only for users with the admin role. */
+enum { OPF_READ = 1, OPF_WRITE = 2, OPF_ADMIN = 4 };
+
+typedef crm_err_t (*op_handler_t)(req_ctx_t *ctx);
+
+struct op {
+    int code;          /* Crm__Op value */
+    const char *name;  /* lower-case name for logs */
+    op_handler_t fn;   /* the handler */
+    unsigned flags;    /* OPF_* */
+};
+
+/* Record a failure's human text for the reply and return RC (for handlers:
+   `return dispatch_error(ctx, CRM_ERR_NOT_FOUND, "no customer '%s'", id);`). */
+crm_err_t dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];
+   USER_ID is the ZAP-assigned identity (may be NULL). Returns the packed
+   reply (caller free()s) and its length in *reply_len. Never fails. */
+uint8_t *dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
+                          const uint8_t *body, size_t len, size_t *reply_len);
+
+/* The op for a wire code, or NULL. */
+const struct op *dispatch_lookup(int code);
+
+/* Handlers (handlers/h_*.c) */
+crm_err_t h_ping(req_ctx_t *ctx);
+crm_err_t h_whoami(req_ctx_t *ctx);
+
+#endif

@@ -1,0 +1,142 @@
+/*  crmd - the OneView server: argv, signals and wiring only */
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "crm_log.h"
+#include "server.h"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static const char s_usage[] =
+    "usage: crmd --data DIR [options]\n"
+    "\n"
+    "  --data DIR          data directory made by 'crm-admin init'\n"
+    "  --listen ENDPOINT   where to listen (default " SERVER_DEFAULT_ENDPOINT ");\n"
+    "                      'tcp://127.0.0.1:*' picks a free port\n"
+    "  --sync              fsync every commit (survives power loss; default: survives a crash)\n"
+    "  --max-msg BYTES     largest request frame accepted (default 1048576)\n"
+    "  --max-memory MIB    heap cap; above it all connections are dropped (default 512)\n"
+    "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Once listening, prints 'READY <endpoint>' on stdout. SIGTERM or SIGINT stop it cleanly.\n";
+
+static int
+s_parse_size(const char *arg, const char *opt, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (!*arg || *end || v == 0) {
+        fprintf(stderr, "crmd: %s needs a positive number, not '%s'\n", opt, arg);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT };
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
+        {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
+        {"max-memory", required_argument, NULL, OPT_MAXMEM},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"fault", required_argument, NULL, OPT_FAULT}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    server_config_t cfg;
+    server_config_defaults(&cfg);
+    crm_log_init("crmd", CRM_LOG_INFO);
+    int c, level;
+    size_t mib;
+    while ((c = getopt_long(argc, argv, "d:l:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            cfg.data_dir = optarg;
+            break;
+        case 'l':
+            cfg.listen = optarg;
+            break;
+        case OPT_SYNC:
+            cfg.sync = true;
+            break;
+        case OPT_MAXMSG:
+            if (s_parse_size(optarg, "--max-msg", &cfg.max_msg) != 0)
+                return 2;
+            break;
+        case OPT_MAXMEM:
+            if (s_parse_size(optarg, "--max-memory", &mib) != 0)
+                return 2;
+            cfg.max_memory = mib << 20;
+            break;
+        case OPT_LOG:
+            if ((level = crm_log_parse_level(optarg)) < 0) {
+                fprintf(stderr, "crmd: unknown log level '%s' (debug, info, warn, error)\n",
+                        optarg);
+                return 2;
+            }
+            crm_log_threshold = (crm_log_level_t)level;
+            break;
+        case OPT_FAULT: /* test-only fault injection; can only make the server refuse more */
+            if (strcmp(optarg, "no-zap") != 0) {
+                fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
+                return 2;
+            }
+            cfg.fault_no_zap = true;
+            break;
+        case 'h':
+            fputs(s_usage, stdout);
+            return 0;
+        default:
+            fputs(s_usage, stderr);
+            return 2;
+        }
+    }
+    if (!cfg.data_dir || optind != argc) {
+        fprintf(stderr, "crmd: %s\n\n%s",
+                optind != argc ? "unexpected argument" : "--data DIR is required", s_usage);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        crm_log(CRM_LOG_ERROR, "libsodium failed to initialize");
+        return 1;
+    }
+    /* secrets live in this process: no core dumps */
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal; /* no SA_RESTART: zmq_poll returns on a signal */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char errbuf[CRM_ERRBUF] = "";
+    server_t *server = NULL;
+    if (server_new(&cfg, &server, errbuf) != CRM_OK) {
+        fprintf(stderr, "crmd: %s\n", errbuf);
+        return 1;
+    }
+    crm_log(CRM_LOG_INFO, "serving '%s' on %s (%s mode)", cfg.data_dir, server_endpoint(server),
+            cfg.sync ? "sync" : "default");
+    printf("READY %s\n", server_endpoint(server));
+    fflush(stdout);
+    crm_err_t rc = server_run(server, &s_stop);
+    crm_log(CRM_LOG_INFO, "shutting down");
+    server_destroy(&server);
+    crm_log(CRM_LOG_INFO, "stopped cleanly");
+    return rc == CRM_OK ? 0 : 1;
+}

@@ -1,0 +1,287 @@
+/*  =========================================================================
+    server - owns the sockets and the request loop
+
+    Threads: the server thread runs server_run(): it owns the ROUTER and the
+    store's writer group, and serves every request itself (on two cores a
+    proxy to worker threads measured 13-25% slower, PERFORMANCE.md). The ZAP
+    thread (zap.c) admits connections. libzmq's I/O thread does CURVE.
+    Slow work (password hashing, exports, backups) will run on helper
+    threads and report back by message, never blocking this loop.
+
+    One loop turn: wait for input (at most 100 ms), drain up to DRAIN_MAX
+    requests, dispatch each; writes staged in the group are committed once
+    for the whole turn; then the memory guard looks at the heap.
+
+    Memory guard: libzmq bounds frames (ZMQ_MAXMSGSIZE) but not the number
+    of frames in a message, and hands a multipart message to us only once it
+    is complete, so one peer streaming endless small frames grows the heap
+    without bound (RELIABILITY.md trap 4), and libzmq 4.3.4 cannot drop one
+    ROUTER peer (trap 6). When the heap passes max_memory the guard closes
+    the ROUTER - freeing every half-received message - and binds a fresh one
+    on the same endpoint. Clients reconnect by themselves; a request in
+    flight at that moment times out in its client and may be retried.
+    =========================================================================
+*/
+#include "server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "crm_keys.h"
+#include "crm_log.h"
+#include "crm_mem.h"
+#include "crm_time.h"
+#include "dispatch.h"
+#include "store.h"
+#include "zap.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* accepted by the stable 4.3.4 build, declared as draft */
+#endif
+
+#define DRAIN_MAX 256              /* requests served per loop turn */
+#define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
+#define GUARD_COOLDOWN_US 2000000  /* after a reset, let the I/O thread free memory */
+
+struct server {
+    server_config_t cfg;
+    void *ctx;                   /* ZeroMQ context */
+    void *router;                /* CURVE ROUTER serving requests */
+    zap_t *zap;                  /* ZAP handler thread */
+    store_t *store;              /* the database */
+    store_group_t *group;        /* the writer's group commit */
+    crm_keypair_t keys;          /* long-term server keypair */
+    char key_z85[CRM_Z85_LEN + 1];
+    char endpoint[256];          /* bound endpoint, real port */
+    crm_ratelimit_t log_rl;      /* bad-request log lines */
+    int64_t guard_next_us;       /* next memory check */
+    unsigned long resets;        /* times the memory guard dropped all connections */
+};
+
+void
+server_config_defaults(server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = SERVER_DEFAULT_ENDPOINT;
+    cfg->max_msg = 1u << 20;
+    cfg->max_memory = 512u << 20;
+    cfg->handshake_ms = 3000;
+}
+
+static crm_err_t
+s_check_zmq(char *errbuf)
+{
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    if (major * 10000 + minor * 100 + patch < 40303) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "libzmq %d.%d.%d is too old: 4.3.3 or newer is required (security fixes)", major,
+                 minor, patch);
+        return CRM_ERR_UNAVAILABLE;
+    }
+    if (!zmq_has("curve")) {
+        snprintf(errbuf, CRM_ERRBUF, "this libzmq was built without CURVE security; install one "
+                                     "with libsodium support");
+        return CRM_ERR_UNAVAILABLE;
+    }
+    return CRM_OK;
+}
+
+/* Create the ROUTER with every security option, then bind ENDPOINT. */
+static crm_err_t
+s_router_open(server_t *self, const char *endpoint, char *errbuf)
+{
+    int one = 1, zero = 0;
+    int64_t maxmsg = (int64_t)self->cfg.max_msg;
+    void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
+    if (!s) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot create the request socket: %s",
+                 zmq_strerror(zmq_errno()));
+        return CRM_ERR_INTERNAL;
+    }
+    int rc = 0;
+    rc |= zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    rc |= zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->keys.sec, CRM_KEY_BYTES);
+    rc |= zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
+    rc |= zmq_setsockopt(s, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+    rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    rc |= zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &self->cfg.handshake_ms, sizeof(int));
+    rc |= zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    rc |= zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &zero, sizeof zero);
+    if (rc != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot secure the request socket: %s",
+                 zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return CRM_ERR_INTERNAL;
+    }
+    /* a just-closed listener is released by libzmq's reaper: retry briefly */
+    for (int tries = 0; zmq_bind(s, endpoint) != 0; tries++) {
+        if (zmq_errno() != EADDRINUSE || tries == 50) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "cannot listen on '%s': %s (is another crmd running? use --listen)",
+                     endpoint, zmq_strerror(zmq_errno()));
+            zmq_close(s);
+            return CRM_ERR_UNAVAILABLE;
+        }
+        usleep(20000);
+    }
+    size_t len = sizeof self->endpoint;
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
+    self->router = s;
+    return CRM_OK;
+}
+
+crm_err_t
+server_new(const server_config_t *cfg, server_t **out, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char path[PATH_MAX];
+    server_t *self = calloc(1, sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    *out = NULL;
+    self->cfg = *cfg;
+
+    if ((rc = s_check_zmq(errbuf)) != CRM_OK)
+        goto cleanup;
+    if ((rc = store_open(cfg->data_dir, cfg->sync ? STORE_SYNC : 0, &self->store, errbuf)) !=
+        CRM_OK)
+        goto cleanup;
+    snprintf(path, sizeof path, "%s/server.key", cfg->data_dir);
+    if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
+        goto cleanup;
+    crm_keys_to_z85(self->keys.pub, self->key_z85);
+    self->group = store_group_new(self->store);
+    self->ctx = zmq_ctx_new();
+    CRM_ASSERT_ALLOC(self->ctx);
+    if (cfg->fault_no_zap)
+        crm_log(CRM_LOG_WARN, "fault injection: the ZAP handler is NOT started; every client "
+                              "must be refused");
+    else if ((rc = zap_start(self->ctx, self->store, &self->zap, errbuf)) != CRM_OK)
+        goto cleanup;
+    if ((rc = s_router_open(self, cfg->listen, errbuf)) != CRM_OK)
+        goto cleanup;
+    *out = self;
+    self = NULL;
+cleanup:
+    server_destroy(&self);
+    return rc;
+}
+
+const char *
+server_endpoint(const server_t *self)
+{
+    return self->endpoint;
+}
+
+/* Receive and serve one request if one is queued. Returns false when none is. */
+static bool
+s_serve_one(server_t *self, const dispatch_env_t *env)
+{
+    zmq_msg_t rid, body, extra;
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, self->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&rid);
+        return false;
+    }
+    size_t nframes = 0;
+    zmq_msg_init(&body);
+    if (zmq_msg_more(&rid) && zmq_msg_recv(&body, self->router, 0) >= 0) {
+        nframes = 1;
+        /* extra frames are counted and dropped; dispatch refuses the request */
+        while (zmq_msg_more(nframes == 1 ? &body : &extra)) {
+            if (nframes > 1)
+                zmq_msg_close(&extra);
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, self->router, 0) < 0)
+                break;
+            nframes++;
+        }
+        if (nframes > 1)
+            zmq_msg_close(&extra);
+    }
+    const char *user_id = nframes ? zmq_msg_gets(&body, "User-Id") : NULL;
+    size_t reply_len = 0;
+    uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
+                                      zmq_msg_size(&body), &reply_len);
+    /* a peer that vanished or is over its high-water mark loses its reply */
+    if (zmq_msg_send(&rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router, reply, reply_len, ZMQ_DONTWAIT);
+    else
+        zmq_msg_close(&rid);
+    free(reply);
+    zmq_msg_close(&body);
+    return true;
+}
+
+static void
+s_memory_guard(server_t *self)
+{
+    int64_t now = crm_time_mono_us();
+    if (now < self->guard_next_us)
+        return;
+    self->guard_next_us = now + GUARD_INTERVAL_US;
+    size_t used = crm_mem_in_use();
+    if (used <= self->cfg.max_memory)
+        return;
+    char errbuf[CRM_ERRBUF], endpoint[sizeof self->endpoint];
+    self->resets++;
+    crm_log(CRM_LOG_WARN,
+            "memory guard: %zu MiB in use exceeds the %zu MiB cap (a peer sending endless "
+            "frames?): dropping all connections and listening afresh (reset %lu)",
+            used >> 20, self->cfg.max_memory >> 20, self->resets);
+    strcpy(endpoint, self->endpoint);
+    zmq_close(self->router);
+    self->router = NULL;
+    if (s_router_open(self, endpoint, errbuf) != CRM_OK)
+        crm_log(CRM_LOG_ERROR, "memory guard: %s", errbuf);
+    crm_mem_trim();
+    self->guard_next_us = now + GUARD_COOLDOWN_US;
+}
+
+crm_err_t
+server_run(server_t *self, volatile sig_atomic_t *stop)
+{
+    dispatch_env_t env = {self->store, self->group, self->key_z85, false, &self->log_rl};
+    while (!*stop && self->router) {
+        zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, 100);
+        if (rc < 0 && zmq_errno() != EINTR) {
+            crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
+            return CRM_ERR_INTERNAL;
+        }
+        /* drain; on SIGTERM the requests already received are still served */
+        for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++)
+            ;
+        if (store_group_count(self->group) > 0) {
+            char errbuf[CRM_ERRBUF];
+            if (store_group_commit(self->group, errbuf) != CRM_OK)
+                crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
+        }
+        s_memory_guard(self);
+    }
+    return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;
+}
+
+void
+server_destroy(server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->router)
+        zmq_close(self->router);
+    zap_stop(&self->zap);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    store_group_destroy(&self->group);
+    store_destroy(&self->store);
+    sodium_memzero(&self->keys, sizeof self->keys);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,42 @@
+/*  =========================================================================
+    server - owns the sockets and the request loop
+
+    Owns:      the ZeroMQ context, the CURVE ROUTER socket, the ZAP handler,
+               the store handle and the memory guard.
+    Must not:  know what an op does (dispatch.c does).
+    =========================================================================
+*/
+#ifndef SERVER_H
+#define SERVER_H
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "crm_kv.h"
+
+#define SERVER_DEFAULT_ENDPOINT "tcp://127.0.0.1:7600"
+
+typedef struct {
+    const char *data_dir;   /* initialized by crm-admin init */
+    const char *listen;     /* ZeroMQ endpoint to bind */
+    bool sync;              /* fsync every group commit */
+    size_t max_msg;         /* largest frame accepted, bytes */
+    size_t max_memory;      /* heap bytes before all connections are dropped */
+    int handshake_ms;       /* time a client has to finish the CURVE handshake */
+    bool fault_no_zap;      /* fault injection for tests: do not start the ZAP handler */
+} server_config_t;
+
+typedef struct server server_t;
+
+/* Fill CFG with the defaults. */
+void server_config_defaults(server_config_t *cfg);
+/* Check libzmq, load keys, open the store, start ZAP, bind. Caller owns *out. */
+crm_err_t server_new(const server_config_t *cfg, server_t **out, char *errbuf);
+/* The endpoint actually bound (with the real port). */
+const char *server_endpoint(const server_t *self);
+/* Serve until *stop becomes non-zero; then finish the requests in hand. */
+crm_err_t server_run(server_t *self, volatile sig_atomic_t *stop);
+/* Close sockets and the store; NULL-safe; sets *self_p = NULL. */
+void server_destroy(server_t **self_p);
+
+#endif

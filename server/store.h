@@ -1,0 +1,99 @@
+/*  =========================================================================
+    store - RocksDB persistence: column families, reads, group commit
+
+    Owns:      the rocksdb_t handle, column families, write options and the
+               global change-log sequence number.
+    Exposes:   opaque store_t / store_group_t; results only as crm_err_t.
+    Must not:  include zmq.h or session/authz headers; log secrets; let
+               RocksDB types or error strings escape this file.
+    Invariant: every mutation goes through a store_group_t; store_group_end()
+               gives it the next sequence number and puts its change-log entry
+               into the same batch, and store_group_commit() writes the whole
+               group as one atomic RocksDB write (group commit).
+    =========================================================================
+*/
+#ifndef STORE_H
+#define STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm_kv.h"
+
+/* Column families, one per concern. Order is the on-disk creation order. */
+#define STORE_CF_LIST(X)                                                                           \
+    X(RECORDS, "records")                                                                          \
+    X(INDEXES, "indexes")                                                                          \
+    X(CHANGELOG, "changelog")                                                                      \
+    X(USERS, "users")                                                                              \
+    X(AUDIT, "audit")                                                                              \
+    X(META, "meta")
+
+typedef enum {
+#define X(name, str) STORE_CF_##name,
+    STORE_CF_LIST(X)
+#undef X
+        STORE_CF__COUNT
+} store_cf_t;
+
+typedef struct store store_t;
+typedef struct store_group store_group_t;
+
+/* A value read from the store; release with store_val_release(). */
+typedef struct {
+    char *data;
+    size_t len;
+} store_val_t;
+
+enum {
+    STORE_CREATE = 1, /* create the database; fail if it exists */
+    STORE_SYNC = 2,   /* fsync every group commit (survives power loss) */
+};
+
+/* Open the database in DIR/db. Caller owns *out. */
+crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);
+/* Flush and close; NULL-safe; sets *self_p = NULL. */
+void store_destroy(store_t **self_p);
+/* Column family name, e.g. "changelog". */
+const char *store_cf_name(store_cf_t cf);
+/* Read KEY from CF. CRM_ERR_NOT_FOUND if absent; on success caller releases *out. */
+crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out);
+/* Free a value; NULL-safe. */
+void store_val_release(store_val_t *val);
+/* Sequence number of the last committed mutation (0 if none). */
+uint64_t store_last_seq(const store_t *self);
+/* Read the change-log entry SEQ. */
+crm_err_t store_changelog_get(store_t *self, uint64_t seq, store_val_t *out);
+
+/* ==== Group commit: many mutations, one atomic write ==== */
+
+/* A new, empty group. Only one thread (the writer) may use a group. */
+store_group_t *store_group_new(store_t *store);
+/* Discard anything uncommitted and free; NULL-safe. */
+void store_group_destroy(store_group_t **self_p);
+/* Start one mutation inside the group (a save point). */
+void store_group_begin(store_group_t *self);
+/* Stage a put/delete for the current mutation. */
+void store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+void store_group_delete(store_group_t *self, store_cf_t cf, const void *key, size_t klen);
+/* Read through the group: staged writes first, then the database. */
+crm_err_t store_group_get(store_group_t *self, store_cf_t cf, const void *key, size_t klen,
+                          store_val_t *out);
+/* Finish the current mutation: assign the next sequence number and stage the
+   change-log entry EVENT under it. Returns the sequence number. */
+uint64_t store_group_end(store_group_t *self, const void *event, size_t elen);
+/* Undo everything staged since store_group_begin(). */
+void store_group_abort(store_group_t *self);
+/* Mutations ended and not yet committed. */
+size_t store_group_count(const store_group_t *self);
+/* Write every ended mutation atomically (fsynced in STORE_SYNC mode). On
+   failure nothing is written and their sequence numbers are given back. The
+   group is empty afterwards either way. */
+crm_err_t store_group_commit(store_group_t *self, char *errbuf);
+
+/* Big-endian encoding for keys that must sort numerically. */
+void store_put_be64(uint8_t out[8], uint64_t v);
+uint64_t store_get_be64(const uint8_t in[8]);
+
+#endif

@@ -1,0 +1,155 @@
+/*  test_store - open/close, column families, group commit and sequence numbers, users */
+#include "test_common.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "users.h"
+
+static char *
+s_new_store(store_t **st)
+{
+    char *dir = test_tmpdir(), errbuf[CRM_ERRBUF];
+    assert_int_equal(store_open(dir, STORE_CREATE, st, errbuf), CRM_OK);
+    return dir;
+}
+
+static void
+test_store_open_errors(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    store_t *st = NULL, *st2 = NULL;
+    assert_int_equal(store_open("/nonexistent/crm", 0, &st, errbuf), CRM_ERR_NOT_FOUND);
+    assert_non_null(strstr(errbuf, "crm-admin init"));
+    char *dir = test_tmpdir();
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_ERR_NOT_FOUND); /* not initialized */
+    assert_non_null(strstr(errbuf, "not initialized"));
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_OK);
+    /* a second opener is refused while the first holds the lock */
+    assert_int_equal(store_open(dir, 0, &st2, errbuf), CRM_ERR_UNAVAILABLE);
+    assert_non_null(strstr(errbuf, "in use"));
+    assert_null(st2);
+    store_destroy(&st);
+    assert_null(st);
+    store_destroy(&st); /* idempotent */
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_ERR_ALREADY_EXISTS);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
+static void
+test_store_group_commit_sequences(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    assert_int_equal(store_last_seq(st), 0);
+    for (int i = 0; i < 3; i++) {
+        char key[8], ev[8];
+        snprintf(key, sizeof key, "r%d", i);
+        snprintf(ev, sizeof ev, "e%d", i);
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, key, strlen(key), "v", 1);
+        assert_int_equal(store_group_end(g, ev, strlen(ev)), (uint64_t)i + 1);
+    }
+    /* an aborted mutation leaves nothing and takes no number */
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "gone", 4, "v", 1);
+    store_group_abort(g);
+    assert_int_equal(store_group_count(g), 3);
+    /* nothing visible before commit, but readable through the group */
+    store_val_t v = {0};
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "r1", 2, &v), CRM_ERR_NOT_FOUND);
+    assert_int_equal(store_group_get(g, STORE_CF_RECORDS, "r1", 2, &v), CRM_OK);
+    store_val_release(&v);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_group_count(g), 0);
+    assert_int_equal(store_last_seq(st), 3);
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "r2", 2, &v), CRM_OK);
+    store_val_release(&v);
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "gone", 4, &v), CRM_ERR_NOT_FOUND);
+    for (uint64_t s = 1; s <= 3; s++) {
+        char want[8];
+        snprintf(want, sizeof want, "e%d", (int)s - 1);
+        assert_int_equal(store_changelog_get(st, s, &v), CRM_OK);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.data, want, v.len);
+        store_val_release(&v);
+    }
+    assert_int_equal(store_changelog_get(st, 4, &v), CRM_ERR_NOT_FOUND);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    /* the sequence survives a reopen and continues without a gap */
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 3);
+    g = store_group_new(st);
+    store_group_begin(g);
+    assert_int_equal(store_group_end(g, "e3", 2), 4);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 4);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
+static void
+test_store_users(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    uint8_t pub[32], other[32];
+    randombytes_buf(pub, sizeof pub);
+    randombytes_buf(other, sizeof other);
+    Crm__User u = CRM__USER__INIT;
+    u.name = (char *)"alice";
+    u.department = CRM__DEPARTMENT__SALES;
+    u.role = CRM__ROLE__STAFF;
+    u.public_key.data = pub;
+    u.public_key.len = 32;
+    u.enabled = true;
+    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_OK);
+    /* same name again, in the same group: seen through the batch */
+    u.public_key.data = other;
+    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_ERR_ALREADY_EXISTS);
+    u.name = (char *)"Bad Name";
+    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 1);
+
+    Crm__User *got = NULL;
+    assert_int_equal(users_get_by_key(st, pub, &got), CRM_OK);
+    assert_string_equal(got->name, "alice");
+    assert_int_equal(got->department, CRM__DEPARTMENT__SALES);
+    assert_true(got->enabled);
+    assert_int_equal(got->version, 1);
+    users_free(&got);
+    assert_int_equal(users_get_by_key(st, other, &got), CRM_ERR_NOT_FOUND);
+    assert_int_equal(users_get_by_name(st, "alice", &got), CRM_OK);
+    users_free(&got);
+    assert_int_equal(users_get_by_name(st, "nobody", &got), CRM_ERR_NOT_FOUND);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
+int
+main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_open_errors),
+        cmocka_unit_test(test_store_group_commit_sequences),
+        cmocka_unit_test(test_store_users),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

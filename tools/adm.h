@@ -1,0 +1,7 @@
+/*  adm - crm-admin subcommands (one file per family, like git's builtin/) */
+#ifndef ADM_H
+#define ADM_H
+
+int adm_init(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/*  crm-admin - administration: a sorted command table, like git.c */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adm.h"
+#include "crm_log.h"
+
+struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct cmd s_cmds[] = {
+    {"init", adm_init, "create a data directory, server keys and the first admin"},
+};
+
+static int
+s_usage(FILE *out)
+{
+    fprintf(out, "usage: crm-admin COMMAND [options]   (crm-admin COMMAND --help for more)\n\n");
+    for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_cmds[i].name, s_cmds[i].summary);
+    return out == stdout ? 0 : 2;
+}
+
+int
+main(int argc, char **argv)
+{
+    crm_log_init("crm-admin", CRM_LOG_WARN);
+    if (argc < 2)
+        return s_usage(stderr);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
+        return s_usage(stdout);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "crm-admin: libsodium failed to initialize\n");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
+        if (!strcmp(argv[1], s_cmds[i].name))
+            return s_cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "crm-admin: unknown command '%s'\n\n", argv[1]);
+    return s_usage(stderr);
+}
