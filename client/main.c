@@ -114,6 +114,22 @@ main(int argc, char **argv)
     for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
         if (!strcmp(name, s_cmds[i].name)) {
             int sub = optind;
+            /* --json is global but also accepted after the subcommand */
+            int out = sub + 1;
+            for (int a = sub + 1; a < argc; a++) {
+                if (!strcmp(argv[a], "--")) {
+                    while (a < argc)
+                        argv[out++] = argv[a++];
+                    break;
+                }
+                if (!strcmp(argv[a], "--json"))
+                    ctx.json = true;
+                else
+                    argv[out++] = argv[a];
+            }
+            for (int a = out; a < argc; a++)
+                argv[a] = NULL;
+            argc = out;
             optind = 1; /* subcommands run their own getopt from argv[0] = name */
             return s_cmds[i].fn(argc - sub, argv + sub, &ctx);
         }

@@ -1,1 +1,426 @@
-int main(void){return 0;}
+/*  =========================================================================
+    crm-probe - a misbehaving client for the end-to-end tests
+
+    Speaks to crmd the ways a real client never does: plaintext, garbage,
+    extra frames, oversized frames, an endless multipart message, forged
+    enrollments. Every loop is bounded in count and time. Prints what it saw
+    and exits 0 when the server behaved as the mode expects, 1 otherwise.
+    =========================================================================
+*/
+#include <signal.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "crm.pb-c.h"
+#include "crm_keys.h"
+#include "crm_proto.h"
+#include "crm_time.h"
+
+static void *s_ctx;
+
+static void *
+s_connect(const char *endpoint, const char *enroll_path)
+{
+    void *s = zmq_socket(s_ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (enroll_path) {
+        crm_enroll_t e;
+        char errbuf[CRM_ERRBUF];
+        if (crm_enroll_load(enroll_path, &e, errbuf) != CRM_OK) {
+            fprintf(stderr, "probe: %s\n", errbuf);
+            exit(2);
+        }
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e.server_pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, e.keys.pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e.keys.sec, 32);
+    }
+    zmq_connect(s, endpoint);
+    return s;
+}
+
+static uint8_t *
+s_ping(size_t *len)
+{
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.id = 7;
+    req.op = CRM__OP__OP_PING;
+    return crm_proto_pack(&req.base, len);
+}
+
+/* Wait for one reply; returns its status, or -1 if none came within MS. */
+static int
+s_reply(void *s, int ms)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, ms) <= 0)
+        return -1;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    zmq_msg_recv(&m, s, 0);
+    Crm__Reply *r = NULL;
+    char errbuf[CRM_ERRBUF];
+    int status = -2;
+    if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                         (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
+        status = r->status;
+        printf("reply status=%s message=%s\n", crm_err_name(r->status), r->message);
+        crm_proto_free((ProtobufCMessage **)&r);
+    }
+    zmq_msg_close(&m);
+    return status;
+}
+
+static int
+s_expect_none(void *s, int ms)
+{
+    int st = s_reply(s, ms);
+    printf(st == -1 ? "no reply\n" : "unexpected reply\n");
+    return st == -1 ? 0 : 1;
+}
+
+/* plaintext: no CURVE at all */
+static int
+s_plaintext(char **argv)
+{
+    void *s = s_connect(argv[0], NULL);
+    size_t len;
+    uint8_t *buf = s_ping(&len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    int rc = s_expect_none(s, 2000);
+    zmq_close(s);
+    return rc;
+}
+
+/* garbage: bytes that are no protobuf message -> INVALID_ARGUMENT */
+static int
+s_garbage(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x13, 0x37};
+    zmq_send(s, junk, sizeof junk, 0);
+    int st1 = s_reply(s, 5000);
+    zmq_send(s, "", 0, 0); /* an empty frame */
+    int st2 = s_reply(s, 5000);
+    zmq_close(s);
+    return st1 == CRM__ERROR_CODE__INVALID_ARGUMENT && st2 == CRM__ERROR_CODE__INVALID_ARGUMENT
+               ? 0
+               : 1;
+}
+
+/* multiframe: a valid request followed by two extra frames -> INVALID_ARGUMENT */
+static int
+s_multiframe(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    size_t len;
+    uint8_t *buf = s_ping(&len);
+    zmq_send(s, buf, len, ZMQ_SNDMORE);
+    zmq_send(s, "x", 1, ZMQ_SNDMORE);
+    zmq_send(s, "y", 1, 0);
+    free(buf);
+    int st = s_reply(s, 5000);
+    zmq_close(s);
+    return st == CRM__ERROR_CODE__INVALID_ARGUMENT ? 0 : 1;
+}
+
+/* oversize BYTES: one frame larger than the server's cap -> dropped, no reply */
+static int
+s_oversize(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    size_t n = strtoull(argv[2], NULL, 10);
+    uint8_t *big = calloc(1, n);
+    zmq_send(s, big, n, 0);
+    free(big);
+    int rc = s_expect_none(s, 2000);
+    zmq_close(s);
+    return rc;
+}
+
+/* ==== A raw CurveZMQ client (ZMTP 3.0 + RFC 26), for what libzmq won't send ====
+
+   libzmq queues the frames of an unfinished multipart message inside the
+   sender and never puts them on the wire, so an endless multipart message
+   can only come from a peer that speaks the protocol itself - as an attacker
+   would. This one does the greeting and handshake with libsodium, then
+   streams MESSAGE commands with the MORE flag set. */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct {
+    int fd;
+    uint8_t cn_pub[32], cn_sec[32]; /* our transient keys */
+    uint8_t sn_pub[32];             /* the server's transient key */
+    uint8_t shared[32];             /* beforenm(C', S') */
+    uint64_t nonce;                 /* our short nonce counter */
+} s_raw_t;
+
+static int
+s_write_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int
+s_read_all(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Send one ZMTP frame; COMMAND sets the command flag. */
+static int
+s_frame_send(int fd, const uint8_t *body, size_t n, bool command)
+{
+    uint8_t hdr[9];
+    size_t h;
+    if (n <= 255) {
+        hdr[0] = command ? 0x04 : 0x00;
+        hdr[1] = (uint8_t)n;
+        h = 2;
+    } else {
+        hdr[0] = (command ? 0x04 : 0x00) | 0x02;
+        for (int i = 0; i < 8; i++)
+            hdr[1 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        h = 9;
+    }
+    return s_write_all(fd, hdr, h) == 0 && s_write_all(fd, body, n) == 0 ? 0 : -1;
+}
+
+/* Read one ZMTP frame into buf (at most cap bytes); returns its size or -1. */
+static long
+s_frame_recv(int fd, uint8_t *buf, size_t cap)
+{
+    uint8_t flags, len8[8];
+    uint64_t n = 0;
+    if (s_read_all(fd, &flags, 1) != 0)
+        return -1;
+    if (flags & 0x02) {
+        if (s_read_all(fd, len8, 8) != 0)
+            return -1;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | len8[i];
+    } else {
+        if (s_read_all(fd, len8, 1) != 0)
+            return -1;
+        n = len8[0];
+    }
+    if (n > cap || s_read_all(fd, buf, n) != 0)
+        return -1;
+    return (long)n;
+}
+
+static void
+s_nonce(uint8_t out[24], const char prefix[16], uint64_t counter)
+{
+    memcpy(out, prefix, 16);
+    for (int i = 0; i < 8; i++)
+        out[16 + i] = (uint8_t)(counter >> (56 - 8 * i));
+}
+
+/* Connect and complete the CURVE handshake as the enrolled user. */
+static int
+s_raw_open(s_raw_t *r, const char *endpoint, const char *enroll_path)
+{
+    crm_enroll_t e;
+    char errbuf[CRM_ERRBUF], host[64];
+    int port;
+    if (crm_enroll_load(enroll_path, &e, errbuf) != CRM_OK ||
+        sscanf(endpoint, "tcp://%63[^:]:%d", host, &port) != 2)
+        return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(r->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        return -1;
+    /* greeting: signature, version 3.0, mechanism, as-server, filler */
+    uint8_t greet[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0};
+    memcpy(greet + 12, "CURVE", 5);
+    uint8_t peer[64];
+    if (s_write_all(r->fd, greet, 64) != 0 || s_read_all(r->fd, peer, 64) != 0)
+        return -1;
+    crypto_box_keypair(r->cn_pub, r->cn_sec);
+    r->nonce = 1;
+
+    /* HELLO */
+    uint8_t hello[200] = {0}, nonce[24], zeros[96] = {0}, box[96 + 32];
+    memcpy(hello, "\x05HELLO", 6);
+    hello[6] = 1;
+    memcpy(hello + 80, r->cn_pub, 32);
+    s_nonce(nonce, "CurveZMQHELLO---", r->nonce);
+    memcpy(hello + 112, nonce + 16, 8);
+    if (crypto_box_easy(box, zeros, 64, nonce, e.server_pub, r->cn_sec) != 0)
+        return -1;
+    memcpy(hello + 120, box, 80);
+    r->nonce++;
+    if (s_frame_send(r->fd, hello, sizeof hello, true) != 0)
+        return -1;
+
+    /* WELCOME: long nonce, Box[S' + cookie](S -> C') */
+    uint8_t welcome[256], plain[256];
+    long n = s_frame_recv(r->fd, welcome, sizeof welcome);
+    if (n != 168 || memcmp(welcome, "\x07WELCOME", 8))
+        return -1;
+    memcpy(nonce, "WELCOME-", 8);
+    memcpy(nonce + 8, welcome + 8, 16);
+    if (crypto_box_open_easy(plain, welcome + 24, 144, nonce, e.server_pub, r->cn_sec) != 0)
+        return -1;
+    memcpy(r->sn_pub, plain, 32);
+    uint8_t cookie[96];
+    memcpy(cookie, plain + 32, 96);
+    if (crypto_box_beforenm(r->shared, r->sn_pub, r->cn_sec) != 0)
+        return -1;
+
+    /* INITIATE: cookie, short nonce, Box[C + vouch + metadata](C' -> S') */
+    uint8_t vouch_plain[64], vouch[16 + 80];
+    memcpy(vouch_plain, r->cn_pub, 32);
+    memcpy(vouch_plain + 32, e.server_pub, 32);
+    memcpy(nonce, "VOUCH---", 8);
+    randombytes_buf(nonce + 8, 16);
+    memcpy(vouch, nonce + 8, 16);
+    if (crypto_box_easy(vouch + 16, vouch_plain, 64, nonce, r->sn_pub, e.keys.sec) != 0)
+        return -1;
+    static const uint8_t meta[] = "\x0bSocket-Type\x00\x00\x00\x06" "DEALER";
+    size_t mlen = sizeof meta - 1;
+    uint8_t ini_plain[32 + 96 + 64], initiate[9 + 96 + 8 + sizeof ini_plain + 16];
+    memcpy(ini_plain, e.keys.pub, 32);
+    memcpy(ini_plain + 32, vouch, 96);
+    memcpy(ini_plain + 128, meta, mlen);
+    size_t plen = 128 + mlen;
+    memcpy(initiate, "\x08INITIATE", 9);
+    memcpy(initiate + 9, cookie, 96);
+    s_nonce(nonce, "CurveZMQINITIATE", r->nonce);
+    memcpy(initiate + 105, nonce + 16, 8);
+    crypto_box_easy_afternm(initiate + 113, ini_plain, plen, nonce, r->shared);
+    r->nonce++;
+    if (s_frame_send(r->fd, initiate, 113 + plen + 16, true) != 0)
+        return -1;
+    /* READY, or ERROR if the key is refused */
+    uint8_t ready[256];
+    n = s_frame_recv(r->fd, ready, sizeof ready);
+    sodium_memzero(&e, sizeof e);
+    return n > 6 && !memcmp(ready, "\x05READY", 6) ? 0 : -1;
+}
+
+/* Send one encrypted frame with the MORE flag. */
+static int
+s_raw_send_more(s_raw_t *r, const uint8_t *payload, size_t n)
+{
+    uint8_t plain[1 + 64], out[16 + 1 + 64 + 16], nonce[24];
+    plain[0] = 0x01; /* MORE */
+    memcpy(plain + 1, payload, n);
+    memcpy(out, "\x07MESSAGE", 8);
+    s_nonce(nonce, "CurveZMQMESSAGEC", r->nonce++);
+    memcpy(out + 8, nonce + 16, 8);
+    crypto_box_easy_afternm(out + 16, plain, 1 + n, nonce, r->shared);
+    return s_frame_send(r->fd, out, 16 + 1 + n + 16, false);
+}
+
+/* flood SECONDS: small frames with MORE set, never ending the message.
+   Bounded: stops after SECONDS or 100 million frames, or when the server
+   hangs up. */
+static int
+s_flood(char **argv)
+{
+    s_raw_t r;
+    if (s_raw_open(&r, argv[0], argv[1]) != 0) {
+        printf("handshake failed\n");
+        return 1;
+    }
+    double secs = atof(argv[2]);
+    int64_t end = crm_time_mono_us() + (int64_t)(secs * 1e6);
+    uint8_t frame[8] = {0};
+    unsigned long sent = 0;
+    bool hung_up = false;
+    while (sent < 100000000UL && crm_time_mono_us() < end) {
+        if (s_raw_send_more(&r, frame, sizeof frame) != 0) {
+            hung_up = true;
+            break;
+        }
+        sent++;
+    }
+    printf("sent %lu frames%s\n", sent, hung_up ? "; the server hung up" : "");
+    close(r.fd);
+    return 0;
+}
+
+/* forge IN OUT [server]: copy an enrollment with a fresh, unknown user keypair
+   (or, with "server", a wrong server key) */
+static int
+s_forge(char **argv)
+{
+    crm_enroll_t e;
+    char errbuf[CRM_ERRBUF];
+    if (crm_enroll_load(argv[0], &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    if (argv[2] && !strcmp(argv[2], "server"))
+        randombytes_buf(e.server_pub, sizeof e.server_pub);
+    else
+        crm_keys_generate(&e.keys);
+    if (crm_enroll_save(argv[1], &e, false, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct {
+        const char *mode;
+        int (*fn)(char **);
+        int nargs;
+        const char *usage;
+    } modes[] = {
+        {"plaintext", s_plaintext, 1, "ENDPOINT"},
+        {"garbage", s_garbage, 2, "ENDPOINT ENROLL"},
+        {"multiframe", s_multiframe, 2, "ENDPOINT ENROLL"},
+        {"oversize", s_oversize, 3, "ENDPOINT ENROLL BYTES"},
+        {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
+        {"forge", s_forge, 2, "IN OUT [server]"},
+    };
+    if (sodium_init() < 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; argc >= 2 && i < sizeof modes / sizeof modes[0]; i++) {
+        if (strcmp(argv[1], modes[i].mode) || argc < 2 + modes[i].nargs)
+            continue;
+        s_ctx = zmq_ctx_new();
+        int rc = modes[i].fn(argv + 2);
+        zmq_ctx_term(s_ctx);
+        return rc;
+    }
+    fprintf(stderr, "usage: crm-probe MODE ARGS\n");
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        fprintf(stderr, "  %s %s\n", modes[i].mode, modes[i].usage);
+    return 2;
+}

@@ -1,0 +1,113 @@
+# lib.sh - shared helpers for the end-to-end tests (sourced, not run).
+#
+# Every test gets its own temporary directory, initializes a data dir there,
+# starts the real crmd on an ephemeral loopback port, waits for its READY
+# line, drives it with the real crm client, and at the end stops it with
+# SIGTERM, requiring exit status 0 and a log free of ERROR and sanitizer lines.
+# Only processes this test started are ever signalled, by their PID.
+
+set -euo pipefail
+
+: "${CRM_BIN:?set CRM_BIN to the build directory}"
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "/tmp/crm-e2e-$TEST_NAME-XXXXXX")
+SERVER_PIDS=()
+FAILS=0
+PASSES=0
+
+cleanup() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$FAILS" -gt 0 ]; then
+        echo "# kept $T for inspection"
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+
+# Leak checks stay on; a smaller quarantine keeps ASan memory figures honest.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+ok()   { PASSES=$((PASSES + 1)); echo "ok - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+
+# finish: print the closing line and exit non-zero on any failure.
+finish() {
+    echo "$PASSES passed, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}
+
+# init_data DIR: a new data dir with its admin enrollment at DIR/admin.enroll
+init_data() {
+    "$CRM_BIN/crm-admin" init --data "$1" >"$T/init.out" 2>&1 || {
+        cat "$T/init.out"; fail "crm-admin init $1"; finish; }
+}
+
+# start_server NAME DATADIR [crmd options...]: sets EP_<NAME> and PID_<NAME>
+start_server() {
+    local name=$1 data=$2; shift 2
+    "$CRM_BIN/crmd" --data "$data" --listen 'tcp://127.0.0.1:*' "$@" \
+        >"$T/$name.out" 2>"$T/$name.log" &
+    local pid=$!
+    SERVER_PIDS+=("$pid")
+    local i
+    for i in $(seq 1 200); do
+        if grep -q '^READY ' "$T/$name.out" 2>/dev/null; then
+            printf -v "EP_$name" '%s' "$(awk '/^READY /{print $2}' "$T/$name.out")"
+            printf -v "PID_$name" '%s' "$pid"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$T/$name.log"
+    fail "server $name did not print READY"
+    finish
+}
+
+# stop_server NAME: SIGTERM, expect exit 0 and a clean log
+stop_server() {
+    local name=$1 pidvar="PID_$1" rc=0
+    local pid=${!pidvar}
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    if [ "$rc" -eq 0 ]; then ok "server $name exits 0 on SIGTERM"; else
+        fail "server $name exited $rc on SIGTERM"; fi
+    check_log "$T/$name.log" "server $name"
+}
+
+# check_log FILE WHAT: no ERROR level lines, no sanitizer reports
+check_log() {
+    if grep -E ' ERROR |Sanitizer|runtime error:|LeakSanitizer' "$1" >/dev/null; then
+        grep -E ' ERROR |Sanitizer|runtime error:' "$1" | head -20
+        fail "$2 log has errors or sanitizer reports"
+    else
+        ok "$2 log is clean"
+    fi
+}
+
+# run_crm ENDPOINT CONFIG ARGS...: runs the client; sets RC, OUT, ERR
+run_crm() {
+    local ep=$1 conf=$2; shift 2
+    RC=0
+    "$CRM_BIN/crm" --config "$conf" --server "$ep" "$@" >"$T/crm.out" 2>"$T/crm.err" || RC=$?
+    OUT=$(cat "$T/crm.out")
+    ERR=$(cat "$T/crm.err")
+}
+
+# expect WHAT CONDITION...: evaluate a test expression
+expect() {
+    local what=$1; shift
+    if "$@"; then ok "$what"; else
+        fail "$what"; echo "#   rc=$RC out=[$OUT] err=[$ERR]"; fi
+}
+
+contains() { case "$1" in *"$2"*) return 0 ;; *) return 1 ;; esac; }
+
+# rss_kb PID: resident set size now
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
