@@ -12,7 +12,8 @@
 #endif
 
 #ifdef CRM_SANITIZER_ALLOCATOR
-#include <sanitizer/allocator_interface.h>
+/* from <sanitizer/allocator_interface.h>, which gcc does not always install */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 size_t

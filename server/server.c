@@ -47,7 +47,7 @@
 
 #define DRAIN_MAX 256              /* requests served per loop turn */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
-#define GUARD_COOLDOWN_US 2000000  /* after a reset, let the I/O thread free memory */
+#define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 
 struct server {
     server_config_t cfg;

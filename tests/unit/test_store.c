@@ -50,7 +50,7 @@ test_store_group_commit_sequences(void **state)
     store_group_t *g = store_group_new(st);
     assert_int_equal(store_last_seq(st), 0);
     for (int i = 0; i < 3; i++) {
-        char key[8], ev[8];
+        char key[16], ev[16];
         snprintf(key, sizeof key, "r%d", i);
         snprintf(ev, sizeof ev, "e%d", i);
         store_group_begin(g);
@@ -74,7 +74,7 @@ test_store_group_commit_sequences(void **state)
     store_val_release(&v);
     assert_int_equal(store_get(st, STORE_CF_RECORDS, "gone", 4, &v), CRM_ERR_NOT_FOUND);
     for (uint64_t s = 1; s <= 3; s++) {
-        char want[8];
+        char want[16];
         snprintf(want, sizeof want, "e%d", (int)s - 1);
         assert_int_equal(store_changelog_get(st, s, &v), CRM_OK);
         assert_int_equal(v.len, strlen(want));
