@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# setup.sh - the README's first command: install, build, initialize ./data,
+# start crmd in the background and enroll this user's client as the first admin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+bash tools/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+
+DATA="$ROOT/data"
+if [ ! -e "$DATA/db/CURRENT" ]; then
+    ./build/crm-admin init --data "$DATA"
+else
+    echo "setup: using the existing data dir $DATA"
+fi
+
+PIDFILE="$DATA/crmd.pid"
+if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "setup: crmd is already running (pid $(cat "$PIDFILE"))"
+else
+    rm -f "$DATA/crmd.out"
+    nohup ./build/crmd --data "$DATA" >"$DATA/crmd.out" 2>"$DATA/crmd.log" &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 100); do
+        grep -q '^READY ' "$DATA/crmd.out" 2>/dev/null && break
+        if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+            echo "setup: crmd failed to start:" >&2
+            cat "$DATA/crmd.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "setup: crmd started (pid $(cat "$PIDFILE")), $(cat "$DATA/crmd.out"), log in $DATA/crmd.log"
+fi
+
+./build/crm enroll "$DATA/admin.enroll"
+./build/crm whoami
+cat <<MSG
+
+OneView is running. Try:
+  export PATH="$ROOT/build:\$PATH"
+  crm ping
+  crm whoami
+Stop the server with: kill \$(cat $PIDFILE)
+MSG
