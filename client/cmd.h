@@ -29,11 +29,19 @@ const char *cli_config_path(const cli_ctx_t *ctx);
 int cmd_enroll(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_ping(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_whoami(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_customer(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_activity(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_note(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_tag(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_import(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_export(int argc, char **argv, cli_ctx_t *ctx);
 
 /* ==== output.c: generic printing driven by protobuf-c descriptors ==== */
 
 /* One JSON object for MSG on one line (field names as in the .proto). */
 void out_json(FILE *f, const ProtobufCMessage *msg);
+/* The same without the newline, to nest in a larger object. */
+void out_json_inline(FILE *f, const ProtobufCMessage *msg);
 /* S as a JSON string literal, escaped. */
 void out_json_str(FILE *f, const char *s);
 /* "name   value" lines, names padded by display width; enums in lower case. */

@@ -19,7 +19,28 @@ struct conn {
     unsigned events;    /* ZMQ_EVENT_* seen so far */
     int timeout_ms;
     bool json;
+    bool quiet;             /* do not print refusals */
+    int last_status;        /* ErrorCode of the last reply */
+    char last_message[320]; /* its message */
 };
+
+void
+conn_set_quiet(conn_t *self, bool quiet)
+{
+    self->quiet = quiet;
+}
+
+int
+conn_last_status(const conn_t *self)
+{
+    return self->last_status;
+}
+
+const char *
+conn_last_message(const conn_t *self)
+{
+    return self->last_message;
+}
 
 int
 conn_open(const cli_ctx_t *ctx, conn_t **out)
@@ -157,6 +178,13 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
         if (r->id != req->id) { /* a stale reply to an earlier request */
             conn_reply_free(&r);
             continue;
+        }
+        self->last_status = r->status;
+        snprintf(self->last_message, sizeof self->last_message, "%s",
+                 r->message && *r->message ? r->message : crm_err_str(r->status));
+        if (r->status != CRM__ERROR_CODE__OK && self->quiet) {
+            conn_reply_free(&r);
+            return EXIT_REFUSED;
         }
         if (r->status != CRM__ERROR_CODE__OK) {
             if (self->json) {

@@ -8,6 +8,8 @@
 #ifndef CONN_H
 #define CONN_H
 
+#include <stdbool.h>
+
 #include "cmd.h"
 #include "crm.pb-c.h"
 
@@ -22,6 +24,11 @@ int conn_open(const cli_ctx_t *ctx, conn_t **out);
    EXIT_UNREACHABLE on timeout / authentication failure (diagnosed). */
 int conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply);
 void conn_reply_free(Crm__Reply **reply);
+/* With QUIET, refusals are not printed (the caller handles them). */
+void conn_set_quiet(conn_t *self, bool quiet);
+/* Status, message and current version of the last refusal. */
+int conn_last_status(const conn_t *self);
+const char *conn_last_message(const conn_t *self);
 /* The endpoint in use. */
 const char *conn_endpoint(const conn_t *self);
 /* NULL-safe; sets *self_p = NULL. */

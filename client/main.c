@@ -16,8 +16,14 @@ struct cmd {
 };
 
 static const struct cmd s_cmds[] = {
+    {"activity", cmd_activity, "log and list calls, visits, WeChat... on a customer's timeline"},
+    {"customer", cmd_customer, "add, show, edit, list, search, delete customers"},
     {"enroll", cmd_enroll, "install the enrollment file an admin gave you"},
+    {"export", cmd_export, "write records as CSV or JSON Lines"},
+    {"import", cmd_import, "read records from CSV or JSON Lines"},
+    {"note", cmd_note, "add a note to a customer's timeline"},
     {"ping", cmd_ping, "check that the server answers"},
+    {"tag", cmd_tag, "add or remove tags on a customer"},
     {"whoami", cmd_whoami, "show your user, department and role"},
 };
 

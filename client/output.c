@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "crm_record.h"
 #include "crm_utf8.h"
 
 void
@@ -35,25 +36,6 @@ out_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Enum value as people read it: lower case; the zero "none" value as "-". */
-static void
-s_enum_name(const ProtobufCFieldDescriptor *fd, int v, char *out, size_t n)
-{
-    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(fd->descriptor, v);
-    if (!ev) {
-        snprintf(out, n, "%d", v);
-        return;
-    }
-    if (v == 0 && (strstr(ev->name, "NONE") || strstr(ev->name, "UNSPECIFIED"))) {
-        snprintf(out, n, "-");
-        return;
-    }
-    size_t i = 0;
-    for (; ev->name[i] && i + 1 < n; i++)
-        out[i] = (char)tolower((unsigned char)ev->name[i]);
-    out[i] = '\0';
-}
-
 static void s_json_message(FILE *f, const ProtobufCMessage *msg);
 
 static void
@@ -68,7 +50,7 @@ s_json_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
         fputs(*(const protobuf_c_boolean *)p ? "true" : "false", f);
         break;
     case PROTOBUF_C_TYPE_ENUM:
-        s_enum_name(fd, *(const int *)p, name, sizeof name);
+        crm_record_enum_name(fd->descriptor, *(const int *)p, name, sizeof name);
         out_json_str(f, name);
         break;
     case PROTOBUF_C_TYPE_INT32:
@@ -114,24 +96,6 @@ s_json_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
     }
 }
 
-static size_t
-s_elem_size(const ProtobufCFieldDescriptor *fd)
-{
-    switch (fd->type) {
-    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    default:
-        return 4;
-    }
-}
-
 /* True if field FD of MSG is set (oneof members only when selected). */
 static bool
 s_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd)
@@ -154,14 +118,29 @@ s_json_message(FILE *f, const ProtobufCMessage *msg)
         const char *member = (const char *)msg + fd->offset;
         fprintf(f, "%s\"%s\":", first ? "" : ",", fd->name);
         first = false;
-        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        if (crm_record_is_map(fd)) { /* map<string,string> as a JSON object */
+            size_t n = crm_record_count(msg, fd);
+            const ProtobufCMessage *const *entries = *(const ProtobufCMessage *const *const *)member;
+            const ProtobufCMessageDescriptor *sub = fd->descriptor;
+            fputc('{', f);
+            for (size_t j = 0; j < n; j++) {
+                if (j)
+                    fputc(',', f);
+                out_json_str(f, *(const char *const *)((const char *)entries[j] +
+                                                        sub->fields[0].offset));
+                fputc(':', f);
+                out_json_str(f, *(const char *const *)((const char *)entries[j] +
+                                                        sub->fields[1].offset));
+            }
+            fputc('}', f);
+        } else if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)((const char *)msg + fd->quantifier_offset);
             const char *arr = *(const char *const *)member;
             fputc('[', f);
             for (size_t j = 0; j < n; j++) {
                 if (j)
                     fputc(',', f);
-                s_json_value(f, fd, arr + j * s_elem_size(fd));
+                s_json_value(f, fd, arr + j * crm_record_elem_size(fd));
             }
             fputc(']', f);
         } else {
@@ -176,6 +155,12 @@ out_json(FILE *f, const ProtobufCMessage *msg)
 {
     s_json_message(f, msg);
     fputc('\n', f);
+}
+
+void
+out_json_inline(FILE *f, const ProtobufCMessage *msg)
+{
+    s_json_message(f, msg);
 }
 
 void
@@ -197,8 +182,8 @@ out_fields(FILE *f, const ProtobufCMessage *msg)
             fputs(*(const char *const *)member, f);
         else if (fd->type == PROTOBUF_C_TYPE_ENUM) {
             char name[64];
-            s_enum_name(fd, *(const int *)member, name, sizeof name);
-            fputs(name, f);
+            crm_record_enum_name(fd->descriptor, *(const int *)member, name, sizeof name);
+            fputs(*name ? name : "-", f);
         } else
             s_json_value(f, fd, member);
         fputc('\n', f);

@@ -54,6 +54,37 @@ s_budget_free(void *data, void *ptr)
 /* Used to free: same block layout, no budget to refund. */
 static ProtobufCAllocator s_free_allocator = {s_budget_alloc, s_budget_free, NULL};
 
+void *
+crm_proto_alloc(size_t size)
+{
+    void *p = s_budget_alloc(NULL, size);
+    CRM_ASSERT_ALLOC(p);
+    return p;
+}
+
+void
+crm_proto_release(void *ptr)
+{
+    s_budget_free(NULL, ptr);
+}
+
+char *
+crm_proto_strdup(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = crm_proto_alloc(n + 1);
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+ProtobufCMessage *
+crm_proto_new(const ProtobufCMessageDescriptor *desc)
+{
+    ProtobufCMessage *m = crm_proto_alloc(desc->sizeof_message);
+    desc->message_init(m);
+    return m;
+}
+
 /* ==== Validation ==== */
 
 static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,

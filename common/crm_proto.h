@@ -30,6 +30,13 @@ crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */
 crm_err_t crm_proto_validate(const ProtobufCMessage *msg, char *errbuf);
+/* Memory for messages built by hand: the same block layout crm_proto_unpack()
+   uses, so crm_proto_free() frees built and unpacked messages alike. */
+void *crm_proto_alloc(size_t size);
+void crm_proto_release(void *ptr);
+char *crm_proto_strdup(const char *s);
+/* A fresh, initialized message of type DESC; free with crm_proto_free(). */
+ProtobufCMessage *crm_proto_new(const ProtobufCMessageDescriptor *desc);
 /* Pack MSG into a fresh buffer (caller free()s); *len gets its size. */
 uint8_t *crm_proto_pack(const ProtobufCMessage *msg, size_t *len);
 

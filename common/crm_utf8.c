@@ -58,3 +58,18 @@ crm_utf8_width(const char *s)
     }
     return width;
 }
+
+char *
+crm_utf8_fold(const char *s)
+{
+    utf8proc_uint8_t *out = NULL;
+    utf8proc_ssize_t n =
+        utf8proc_map((const utf8proc_uint8_t *)s, 0, &out,
+                     UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                         UTF8PROC_CASEFOLD);
+    if (n < 0) {
+        char *copy = strdup(s);
+        return copy;
+    }
+    return (char *)out;
+}

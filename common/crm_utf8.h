@@ -13,4 +13,7 @@ size_t crm_utf8_length(const char *s, size_t len);
 /* Terminal display width (CJK counts 2), for aligning tables. */
 size_t crm_utf8_width(const char *s);
 
+/* Folded for matching: NFKC and case-folded ("Ａbc" -> "abc"). Caller free()s. */
+char *crm_utf8_fold(const char *s);
+
 #endif

@@ -71,13 +71,38 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
     return op->fn(ctx);
 }
 
+void *
+dispatch_own(req_ctx_t *ctx, void *p)
+{
+    if (ctx->n_owned == ctx->cap_owned) {
+        ctx->cap_owned = ctx->cap_owned ? ctx->cap_owned * 2 : 16;
+        ctx->owned = realloc(ctx->owned, ctx->cap_owned * sizeof *ctx->owned);
+        CRM_ASSERT_ALLOC(ctx->owned);
+    }
+    ctx->owned[ctx->n_owned++] = p;
+    return p;
+}
+
+uint8_t *
+dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text, uint64_t current_version,
+                     size_t *reply_len)
+{
+    Crm__Reply reply = CRM__REPLY__INIT;
+    reply.id = id;
+    reply.status = (Crm__ErrorCode)rc;
+    reply.message = (char *)(text && *text ? text : crm_err_str(rc));
+    reply.current_version = current_version;
+    return crm_proto_pack(&reply.base, reply_len);
+}
+
 uint8_t *
 dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
-                 const uint8_t *body, size_t len, size_t *reply_len)
+                 const uint8_t *body, size_t len, size_t *reply_len, dispatch_out_t *out)
 {
     req_ctx_t ctx;
     Crm__Request *req = NULL;
     crm_err_t rc;
+    uint8_t *packed;
     memset(&ctx, 0, sizeof ctx);
     ctx.env = env;
     crm__reply__init(&ctx.reply);
@@ -93,19 +118,21 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
         ctx.reply.id = req->id;
         rc = s_check_and_run(&ctx, user_id);
     }
+    out->id = req ? req->id : 0;
+    out->after_commit = ctx.staged;
     if (rc != CRM_OK) {
         int suppressed = 0;
         if (rc == CRM_ERR_INVALID_ARGUMENT && crm_log_allow(env->log_rl, 10, &suppressed))
             crm_log(CRM_LOG_WARN, "bad request: %s%s", ctx.errbuf,
                     suppressed ? " (more not logged)" : "");
-        /* the one place that builds an error reply */
-        crm__reply__init(&ctx.reply);
-        ctx.reply.id = req ? req->id : 0;
-        ctx.reply.status = (Crm__ErrorCode)rc;
-        ctx.reply.message = ctx.errbuf[0] ? ctx.errbuf : (char *)crm_err_str(rc);
+        packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
+    } else {
+        packed = crm_proto_pack(&ctx.reply.base, reply_len);
     }
-    uint8_t *out = crm_proto_pack(&ctx.reply.base, reply_len);
+    for (size_t i = 0; i < ctx.n_owned; i++)
+        free(ctx.owned[i]);
+    free(ctx.owned);
     session_release(&ctx.session);
     crm_proto_free((ProtobufCMessage **)&req);
-    return out;
+    return packed;
 }

@@ -36,8 +36,13 @@ typedef struct {
     union {
         Crm__PingReply ping;
         Crm__WhoamiReply whoami;
+        Crm__EntityReply entity;
     } body;
-    char errbuf[CRM_ERRBUF]; /* human text of a failure */
+    char errbuf[CRM_ERRBUF];  /* human text of a failure */
+    uint64_t current_version; /* with CONFLICT: the record's version now */
+    bool staged;              /* a mutation was staged: reply only after the commit */
+    void **owned;             /* malloc'd blocks the reply points into, freed after packing */
+    size_t n_owned, cap_owned;
 } req_ctx_t;
 
 /* Operation flags, checked by dispatch_process() before any handler runs:
@@ -60,11 +65,25 @@ struct op {
 crm_err_t dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Keep P (malloc'd) until the reply is packed; returns P. */
+void *dispatch_own(req_ctx_t *ctx, void *p);
+
+/* What dispatch_process() hands back besides the reply. */
+typedef struct {
+    uint64_t id;       /* the request id (0 if it could not be read) */
+    bool after_commit; /* the reply may only be sent once the group commit succeeded */
+} dispatch_out_t;
+
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];
    USER_ID is the ZAP-assigned identity (may be NULL). Returns the packed
    reply (caller free()s) and its length in *reply_len. Never fails. */
 uint8_t *dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
-                          const uint8_t *body, size_t len, size_t *reply_len);
+                          const uint8_t *body, size_t len, size_t *reply_len,
+                          dispatch_out_t *out);
+/* The one builder of error replies: packed Reply for request ID with status
+   RC and human TEXT (default text if NULL); caller free()s. */
+uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,
+                              uint64_t current_version, size_t *reply_len);
 
 /* The op for a wire code, or NULL. */
 const struct op *dispatch_lookup(int code);
@@ -72,5 +91,12 @@ const struct op *dispatch_lookup(int code);
 /* Handlers (handlers/h_*.c) */
 crm_err_t h_ping(req_ctx_t *ctx);
 crm_err_t h_whoami(req_ctx_t *ctx);
+crm_err_t h_entity_create(req_ctx_t *ctx);
+crm_err_t h_entity_get(req_ctx_t *ctx);
+crm_err_t h_entity_update(req_ctx_t *ctx);
+crm_err_t h_entity_delete(req_ctx_t *ctx);
+crm_err_t h_entity_list(req_ctx_t *ctx);
+crm_err_t h_entity_search(req_ctx_t *ctx);
+crm_err_t h_entity_import(req_ctx_t *ctx);
 
 #endif

@@ -49,6 +49,14 @@
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 
+/* A reply that waits for the group commit of its write. */
+typedef struct {
+    zmq_msg_t rid;  /* routing id of the requester */
+    uint8_t *reply; /* packed reply (owned) */
+    size_t len;
+    uint64_t id;    /* request id, for an error reply if the commit fails */
+} s_pending_t;
+
 struct server {
     server_config_t cfg;
     void *ctx;                   /* ZeroMQ context */
@@ -62,6 +70,8 @@ struct server {
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     int64_t guard_next_us;       /* next memory check */
     unsigned long resets;        /* times the memory guard dropped all connections */
+    s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
+    size_t n_pending;
 };
 
 void
@@ -179,6 +189,18 @@ server_endpoint(const server_t *self)
     return self->endpoint;
 }
 
+/* Send REPLY (freed here) to the peer RID (closed here). A peer that vanished
+   or is over its high-water mark loses its reply. */
+static void
+s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
+{
+    if (self->router && zmq_msg_send(rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(self->router, reply, len, ZMQ_DONTWAIT);
+    else
+        zmq_msg_close(rid);
+    free(reply);
+}
+
 /* Receive and serve one request if one is queued. Returns false when none is. */
 static bool
 s_serve_one(server_t *self, const dispatch_env_t *env)
@@ -207,16 +229,42 @@ s_serve_one(server_t *self, const dispatch_env_t *env)
     }
     const char *user_id = nframes ? zmq_msg_gets(&body, "User-Id") : NULL;
     size_t reply_len = 0;
+    dispatch_out_t out;
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
-                                      zmq_msg_size(&body), &reply_len);
-    /* a peer that vanished or is over its high-water mark loses its reply */
-    if (zmq_msg_send(&rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(self->router, reply, reply_len, ZMQ_DONTWAIT);
-    else
-        zmq_msg_close(&rid);
-    free(reply);
+                                      zmq_msg_size(&body), &reply_len, &out);
     zmq_msg_close(&body);
+    if (out.after_commit) {
+        s_pending_t *p = &self->pending[self->n_pending++];
+        zmq_msg_init(&p->rid);
+        zmq_msg_move(&p->rid, &rid);
+        zmq_msg_close(&rid);
+        p->reply = reply;
+        p->len = reply_len;
+        p->id = out.id;
+        return true;
+    }
+    s_send_reply(self, &rid, reply, reply_len);
     return true;
+}
+
+/* Commit the turn's writes, then answer their requests (errors if the commit failed). */
+static void
+s_commit_and_reply(server_t *self)
+{
+    char errbuf[CRM_ERRBUF] = "";
+    crm_err_t rc = CRM_OK;
+    if (store_group_count(self->group) > 0 &&
+        (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
+        crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
+    for (size_t i = 0; i < self->n_pending; i++) {
+        s_pending_t *p = &self->pending[i];
+        if (rc != CRM_OK) {
+            free(p->reply);
+            p->reply = dispatch_error_reply(p->id, rc, errbuf, 0, &p->len);
+        }
+        s_send_reply(self, &p->rid, p->reply, p->len);
+    }
+    self->n_pending = 0;
 }
 
 static void
@@ -258,11 +306,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         /* drain; on SIGTERM the requests already received are still served */
         for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++)
             ;
-        if (store_group_count(self->group) > 0) {
-            char errbuf[CRM_ERRBUF];
-            if (store_group_commit(self->group, errbuf) != CRM_OK)
-                crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
-        }
+        s_commit_and_reply(self);
         s_memory_guard(self);
     }
     return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;

@@ -266,6 +266,62 @@ store_changelog_get(store_t *self, uint64_t seq, store_val_t *out)
     return store_get(self, STORE_CF_CHANGELOG, key, sizeof key, out);
 }
 
+/* ==== Iterators ==== */
+
+struct store_iter {
+    rocksdb_iterator_t *it;
+};
+
+store_iter_t *
+store_iter_new(store_t *self, store_cf_t cf)
+{
+    store_iter_t *it = calloc(1, sizeof *it);
+    CRM_ASSERT_ALLOC(it);
+    it->it = rocksdb_create_iterator_cf(self->db, self->ropts, s_cf(self, cf));
+    return it;
+}
+
+void
+store_iter_seek(store_iter_t *it, const void *key, size_t klen)
+{
+    rocksdb_iter_seek(it->it, key, klen);
+}
+
+bool
+store_iter_valid(const store_iter_t *it)
+{
+    return rocksdb_iter_valid(it->it) != 0;
+}
+
+const char *
+store_iter_key(const store_iter_t *it, size_t *klen)
+{
+    return rocksdb_iter_key(it->it, klen);
+}
+
+const char *
+store_iter_value(const store_iter_t *it, size_t *vlen)
+{
+    return rocksdb_iter_value(it->it, vlen);
+}
+
+void
+store_iter_next(store_iter_t *it)
+{
+    rocksdb_iter_next(it->it);
+}
+
+void
+store_iter_destroy(store_iter_t **it_p)
+{
+    store_iter_t *it = *it_p;
+    if (!it)
+        return;
+    rocksdb_iter_destroy(it->it);
+    free(it);
+    *it_p = NULL;
+}
+
 /* ==== Group commit ==== */
 
 store_group_t *

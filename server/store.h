@@ -65,6 +65,23 @@ uint64_t store_last_seq(const store_t *self);
 /* Read the change-log entry SEQ. */
 crm_err_t store_changelog_get(store_t *self, uint64_t seq, store_val_t *out);
 
+/* ==== Iterators over committed data ==== */
+
+typedef struct store_iter store_iter_t;
+
+/* A new iterator over CF (a consistent view as of now). */
+store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
+/* Position at the first key >= KEY. */
+void store_iter_seek(store_iter_t *it, const void *key, size_t klen);
+/* True if positioned on a key. */
+bool store_iter_valid(const store_iter_t *it);
+/* The current key and value, borrowed until the iterator moves. */
+const char *store_iter_key(const store_iter_t *it, size_t *klen);
+const char *store_iter_value(const store_iter_t *it, size_t *vlen);
+void store_iter_next(store_iter_t *it);
+/* NULL-safe; sets *it_p = NULL. */
+void store_iter_destroy(store_iter_t **it_p);
+
 /* ==== Group commit: many mutations, one atomic write ==== */
 
 /* A new, empty group. Only one thread (the writer) may use a group. */

@@ -1,0 +1,572 @@
+/*  =========================================================================
+    cmd_entity - `crm customer|activity ...`, `crm note add`, `crm tag add|rm`
+
+    One set of subcommands (add, show, edit, list, search, delete) serves every
+    record kind through the entity table; the kind-specific commands (activity
+    log, note add, tag add/rm) are thin wrappers over them.
+    =========================================================================
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "entity.h"
+
+#define TIMELINE_MAX 20
+#define TAG_RETRIES 10
+
+typedef int (*sub_fn)(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv);
+
+struct sub {
+    const char *name;
+    sub_fn fn;
+    const char *usage;
+};
+
+static bool
+s_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return true;
+    return false;
+}
+
+/* The field flags of kind E, for --help. */
+static void
+s_print_fields(const crm_entity_t *e)
+{
+    printf("\nfields of a %s (as --FIELD VALUE; lists take the flag again, maps key=value):\n",
+           e->name);
+    for (unsigned i = 0; i < e->desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        unsigned flags = crm_entity_flags(e, fd->name);
+        if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT))
+            continue;
+        printf("  --%-18s", fd->name);
+        if (fd->type == PROTOBUF_C_TYPE_ENUM) {
+            const ProtobufCEnumDescriptor *ed = fd->descriptor;
+            for (unsigned j = 0, k = 0; j < ed->n_values; j++) {
+                char name[64];
+                if (ed->values[j].value == 0)
+                    continue;
+                crm_record_enum_name(ed, ed->values[j].value, name, sizeof name);
+                printf("%s%s", k++ ? "|" : "", name);
+            }
+        } else if (flags & CRM_F_TIME) {
+            printf("YYYY-MM-DD[THH:MM:SSZ]");
+        } else if (flags & CRM_F_DATE) {
+            printf("YYYY-MM-DD");
+        } else if (crm_record_is_map(fd)) {
+            printf("KEY=VALUE");
+        } else if (fd->type == PROTOBUF_C_TYPE_BOOL) {
+            printf("yes|no");
+        }
+        if (flags & CRM_F_REQUIRED)
+            printf("  (required)");
+        printf("\n");
+    }
+}
+
+static int
+s_connect(cli_ctx_t *ctx, conn_t **conn)
+{
+    return conn_open(ctx, conn);
+}
+
+/* Print the records of a reply as a table or JSON lines, with the paging hint. */
+static void
+s_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+{
+    size_t n = entity_count(reply);
+    ProtobufCMessage **recs = calloc(n + 1, sizeof *recs);
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((recs[got] = entity_record(e, reply, i)))
+            got++;
+    if (ctx->json)
+        for (size_t i = 0; i < got; i++)
+            entity_print_json(e, recs[i]);
+    else if (got)
+        entity_print_table(e, recs, got);
+    else
+        printf("no %s records\n", e->name);
+    if (!ctx->json && *reply->entity->next_after)
+        printf("(more: --after %s)\n", reply->entity->next_after);
+    for (size_t i = 0; i < got; i++)
+        crm_proto_free(&recs[i]);
+    free(recs);
+}
+
+/* ==== add ==== */
+
+/* Create REC; PRESET names fields already set by the caller of this helper. */
+static int
+s_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    size_t len;
+    uint8_t *packed = crm_proto_pack(rec, &len);
+    er.record.data = packed;
+    er.record.len = len;
+    int rc = entity_call(conn, CRM__OP__OP_ENTITY_CREATE, e, &er, &reply);
+    free(packed);
+    if (rc == EXIT_OK && entity_count(reply) == 1) {
+        ProtobufCMessage *made = entity_record(e, reply, 0);
+        if (made && ctx->json)
+            entity_print_json(e, made);
+        else if (made)
+            printf("created %s %s\n", e->name, crm_record_get_str(made, "id"));
+        crm_proto_free(&made);
+    }
+    conn_reply_free(&reply);
+    return rc;
+}
+
+static int
+s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    ProtobufCMessage *rec = crm_proto_new(e->desc);
+    entity_args_t a;
+    conn_t *conn = NULL;
+    int rc = entity_parse_args(e, rec, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos) {
+        fprintf(stderr, "crm %s add: unexpected argument '%s' (fields go as --FIELD VALUE)\n",
+                e->name, a.pos[0]);
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK)
+        rc = s_create(ctx, conn, e, rec);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* ==== show ==== */
+
+static int
+s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    conn_t *conn = NULL;
+    ProtobufCMessage *rec = NULL;
+    int rc = entity_parse_args(e, NULL, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos != 1) {
+        fprintf(stderr, "crm %s show: expected one ID\n", e->name);
+        rc = EXIT_USAGE;
+    }
+    if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK ||
+        (rc = entity_get(conn, e, a.pos[0], &rec)) != EXIT_OK)
+        goto cleanup;
+    if (ctx->json) {
+        printf("{\"record\":");
+        out_json_inline(stdout, rec);
+    } else {
+        entity_print_fields(e, rec);
+    }
+    /* the timeline: child records (activities), newest first */
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
+        if (!k->parent || strcmp(k->parent, e->name))
+            continue;
+        const char *pfield = NULL;
+        for (const crm_rule_t *r = k->rules; r->field; r++)
+            if (r->flags & CRM_F_PARENT)
+                pfield = r->field;
+        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+        Crm__Filter f = CRM__FILTER__INIT, *fp = &f;
+        Crm__Reply *reply = NULL;
+        f.field = (char *)pfield;
+        f.value = (char *)a.pos[0];
+        er.filters = &fp;
+        er.n_filters = 1;
+        er.limit = TIMELINE_MAX;
+        if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_LIST, k, &er, &reply)) != EXIT_OK)
+            goto cleanup;
+        size_t n = entity_count(reply);
+        if (ctx->json) {
+            printf(",\"timeline\":[");
+            for (size_t i = 0; i < n; i++) {
+                ProtobufCMessage *c = entity_record(k, reply, i);
+                if (c) {
+                    printf("%s", i ? "," : "");
+                    out_json_inline(stdout, c);
+                }
+                crm_proto_free(&c);
+            }
+            printf("]");
+        } else {
+            printf("\ntimeline (newest first):\n");
+            if (n == 0)
+                printf("  no %s records yet\n", k->name);
+            else
+                s_print_page(ctx, k, reply);
+        }
+        conn_reply_free(&reply);
+    }
+    if (ctx->json)
+        printf("}\n");
+cleanup:
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* ==== edit ==== */
+
+/* Send REC's TOUCHED fields as an update based on version EXPECT. */
+static int
+s_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
+         const char *const *touched, size_t ntouched, uint64_t expect, Crm__Reply **reply)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    size_t len;
+    uint8_t *packed = crm_proto_pack(rec, &len);
+    er.id = (char *)id;
+    er.expect_version = expect;
+    er.record.data = packed;
+    er.record.len = len;
+    er.fields = (char **)touched;
+    er.n_fields = ntouched;
+    int rc = entity_call(conn, CRM__OP__OP_ENTITY_UPDATE, e, &er, reply);
+    free(packed);
+    return rc;
+}
+
+static void
+s_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+{
+    ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+    if (now && ctx->json)
+        entity_print_json(e, now);
+    else if (now)
+        printf("%s %s is at version %llu\n", e->name, crm_record_get_str(now, "id"),
+               (unsigned long long)crm_record_get_u64(now, "version"));
+    crm_proto_free(&now);
+}
+
+static int
+s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    conn_t *conn = NULL;
+    ProtobufCMessage *rec = NULL;
+    Crm__Reply *reply = NULL;
+    const char *id = NULL;
+    /* the ID is the first argument; parse flags onto the current record */
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] != '-') {
+            id = argv[i];
+            break;
+        } else if (strcmp(argv[i], "--") && i + 1 < argc && strncmp(argv[i], "--no-", 5)) {
+            i++;
+        }
+    if (!id) {
+        fprintf(stderr, "crm %s edit: expected an ID\n", e->name);
+        return EXIT_USAGE;
+    }
+    int rc = s_connect(ctx, &conn);
+    if (rc != EXIT_OK || (rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
+        goto cleanup;
+    if ((rc = entity_parse_args(e, rec, argc, argv, &a)) != EXIT_OK)
+        goto cleanup;
+    if (a.ntouched == 0) {
+        fprintf(stderr, "crm %s edit: nothing to change (give --FIELD VALUE)\n", e->name);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    uint64_t expect = a.expect_version ? a.expect_version : crm_record_get_u64(rec, "version");
+    rc = s_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
+    if (rc == EXIT_OK)
+        s_report_update(ctx, e, reply);
+cleanup:
+    conn_reply_free(&reply);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* ==== list, search ==== */
+
+static int
+s_query(cli_ctx_t *ctx, const crm_entity_t *e, Crm__Op op, const char *text, entity_args_t *a)
+{
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    er.filters = a->filter_ptrs;
+    er.n_filters = a->nfilters;
+    er.limit = a->limit;
+    er.after = (char *)(a->after ? a->after : "");
+    er.text = (char *)(text ? text : "");
+    int rc = s_connect(ctx, &conn);
+    if (rc == EXIT_OK && (rc = entity_call(conn, op, e, &er, &reply)) == EXIT_OK)
+        s_print_page(ctx, e, reply);
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
+static int
+s_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    int rc = entity_parse_args(e, NULL, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos) {
+        fprintf(stderr, "crm %s list: unexpected argument '%s' (filters go as --FIELD VALUE)\n",
+                e->name, a.pos[0]);
+        return EXIT_USAGE;
+    }
+    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
+}
+
+static int
+s_search(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    int rc = entity_parse_args(e, NULL, argc, argv, &a);
+    if (rc == EXIT_OK && (a.npos != 1 || a.nfilters)) {
+        fprintf(stderr, "crm %s search: expected one TEXT (a name, company, phone or e-mail)\n",
+                e->name);
+        return EXIT_USAGE;
+    }
+    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_SEARCH, a.pos[0], &a) : rc;
+}
+
+/* ==== delete ==== */
+
+static int
+s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    conn_t *conn = NULL;
+    ProtobufCMessage *rec = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = entity_parse_args(e, NULL, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos != 1) {
+        fprintf(stderr, "crm %s delete: expected one ID\n", e->name);
+        rc = EXIT_USAGE;
+    }
+    if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK)
+        goto cleanup;
+    uint64_t expect = a.expect_version;
+    if (!expect) {
+        if ((rc = entity_get(conn, e, a.pos[0], &rec)) != EXIT_OK)
+            goto cleanup;
+        expect = crm_record_get_u64(rec, "version");
+    }
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    er.id = (char *)a.pos[0];
+    er.expect_version = expect;
+    if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_DELETE, e, &er, &reply)) == EXIT_OK &&
+        !ctx->json)
+        printf("deleted %s %s\n", e->name, a.pos[0]);
+    else if (rc == EXIT_OK)
+        printf("{\"deleted\":\"%s\"}\n", a.pos[0]);
+cleanup:
+    conn_reply_free(&reply);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* ==== Kind commands ==== */
+
+static const struct sub s_subs[] = {
+    {"add", s_add, "add [--FIELD VALUE]...            create a record"},
+    {"show", s_show, "show ID                           the record and its timeline"},
+    {"edit", s_edit, "edit ID [--FIELD VALUE]... [--no-FIELD] [--expect-version V]"},
+    {"list", s_list, "list [--FIELD VALUE]... [--limit N] [--after ID]   filters are ANDed"},
+    {"search", s_search, "search TEXT [--limit N] [--after ID]   name/company part, phone, e-mail"},
+    {"delete", s_delete, "delete ID [--expect-version V]"},
+};
+
+static int
+s_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx, const char *extra_usage,
+               const struct sub *extra, size_t nextra)
+{
+    const crm_entity_t *e = crm_entity_by_name(kind);
+    CRM_ASSERT(e != NULL);
+    const char *sub = argc > 1 ? argv[1] : NULL;
+    for (size_t i = 0; sub && i < nextra; i++)
+        if (!strcmp(sub, extra[i].name))
+            return s_wants_help(argc - 1, argv + 1)
+                       ? (printf("usage: crm %s %s\n", kind, extra[i].usage), s_print_fields(e),
+                          EXIT_OK)
+                       : extra[i].fn(ctx, e, argc - 1, argv + 1);
+    for (size_t i = 0; sub && i < sizeof s_subs / sizeof s_subs[0]; i++)
+        if (!strcmp(sub, s_subs[i].name)) {
+            if (s_wants_help(argc - 1, argv + 1)) {
+                printf("usage: crm %s %s\n", kind, s_subs[i].usage);
+                s_print_fields(e);
+                return EXIT_OK;
+            }
+            return s_subs[i].fn(ctx, e, argc - 1, argv + 1);
+        }
+    bool help = sub && (!strcmp(sub, "-h") || !strcmp(sub, "--help"));
+    FILE *out = help ? stdout : stderr;
+    if (sub && !help)
+        fprintf(stderr, "crm %s: unknown subcommand '%s'\n", kind, sub);
+    fprintf(out, "usage: crm %s SUBCOMMAND ...\n\n", kind);
+    for (size_t i = 0; i < nextra; i++)
+        fprintf(out, "  crm %s %s\n", kind, extra[i].usage);
+    for (size_t i = 0; i < sizeof s_subs / sizeof s_subs[0]; i++)
+        fprintf(out, "  crm %s %s\n", kind, s_subs[i].usage);
+    if (extra_usage)
+        fprintf(out, "%s", extra_usage);
+    return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int
+cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
+{
+    return s_kind_command("customer", argc, argv, ctx,
+                          "\nFields: crm customer add --help. Tags: crm tag add|rm ID TAG...\n",
+                          NULL, 0);
+}
+
+/* `crm activity log CUSTOMER --type call --summary TEXT ...` */
+static int
+s_activity_log(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    ProtobufCMessage *rec = crm_proto_new(e->desc);
+    entity_args_t a;
+    conn_t *conn = NULL;
+    int rc = entity_parse_args(e, rec, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos != 1) {
+        fprintf(stderr, "crm activity log: expected one CUSTOMER id\n");
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        crm_record_set_str(rec, "customer_id", a.pos[0]);
+        if ((rc = s_connect(ctx, &conn)) == EXIT_OK)
+            rc = s_create(ctx, conn, e, rec);
+    }
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm activity list CUSTOMER` */
+static int
+s_activity_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    entity_args_t a;
+    int rc = entity_parse_args(e, NULL, argc, argv, &a);
+    if (rc == EXIT_OK && a.npos == 1 && a.nfilters == 0) {
+        Crm__Filter *f = &a.filters[0];
+        crm__filter__init(f);
+        f->field = (char *)"customer_id";
+        f->value = (char *)a.pos[0];
+        a.filter_ptrs[0] = f;
+        a.nfilters = 1;
+    } else if (rc == EXIT_OK && a.npos) {
+        fprintf(stderr, "crm activity list: give one CUSTOMER id, or filters\n");
+        return EXIT_USAGE;
+    }
+    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
+}
+
+int
+cmd_activity(int argc, char **argv, cli_ctx_t *ctx)
+{
+    static const struct sub extra[] = {
+        {"log", s_activity_log,
+         "log CUSTOMER --type call|email|meeting|visit|wechat|sms|note --summary TEXT "
+         "[--body TEXT] [--direction inbound|outbound] [--occurred-at WHEN]"},
+        {"list", s_activity_list, "list CUSTOMER [--limit N] [--after ID]   newest first"},
+    };
+    return s_kind_command("activity", argc, argv, ctx, NULL, extra, 2);
+}
+
+int
+cmd_note(int argc, char **argv, cli_ctx_t *ctx)
+{
+    if (argc < 4 || strcmp(argv[1], "add") || s_wants_help(argc, argv)) {
+        bool help = s_wants_help(argc, argv);
+        fprintf(help ? stdout : stderr,
+                "usage: crm note add CUSTOMER TEXT...\n\nAdds a note to the customer's "
+                "timeline (an activity of type note).\n");
+        return help ? EXIT_OK : EXIT_USAGE;
+    }
+    const crm_entity_t *e = crm_entity_by_name("activity");
+    ProtobufCMessage *rec = crm_proto_new(e->desc);
+    char text[8192] = "";
+    size_t used = 0;
+    for (int i = 3; i < argc && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%s", i > 3 ? " " : "",
+                                 argv[i]);
+    crm_record_set_str(rec, "customer_id", argv[2]);
+    crm_record_set_enum(rec, "type", CRM__ACTIVITY_TYPE__NOTE);
+    crm_record_set_str(rec, "summary", text);
+    conn_t *conn = NULL;
+    int rc = s_connect(ctx, &conn);
+    if (rc == EXIT_OK)
+        rc = s_create(ctx, conn, e, rec);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm tag add|rm ID TAG...`: read, change the tag list, write back with the
+   version read; on a conflict read again and retry. */
+int
+cmd_tag(int argc, char **argv, cli_ctx_t *ctx)
+{
+    bool add = argc > 1 && !strcmp(argv[1], "add"), rm = argc > 1 && !strcmp(argv[1], "rm");
+    if (argc < 4 || (!add && !rm) || s_wants_help(argc, argv)) {
+        bool help = s_wants_help(argc, argv);
+        fprintf(help ? stdout : stderr, "usage: crm tag add|rm CUSTOMER TAG...\n");
+        return help ? EXIT_OK : EXIT_USAGE;
+    }
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    const ProtobufCFieldDescriptor *tags = crm_record_field(e->desc, "tags");
+    const char *touched[] = {"tags"};
+    conn_t *conn = NULL;
+    int rc = s_connect(ctx, &conn);
+    for (int attempt = 0; rc == EXIT_OK && attempt < TAG_RETRIES; attempt++) {
+        ProtobufCMessage *rec = NULL, *next = crm_proto_new(e->desc);
+        Crm__Reply *reply = NULL;
+        char errbuf[CRM_ERRBUF];
+        if ((rc = entity_get(conn, e, argv[2], &rec)) != EXIT_OK) {
+            crm_proto_free(&next);
+            break;
+        }
+        for (size_t i = 0; i < crm_record_count(rec, tags); i++) {
+            const char *t = crm_record_str_at(rec, tags, i);
+            bool drop = false;
+            for (int j = 3; rm && j < argc; j++)
+                drop = drop || !strcasecmp(t, argv[j]);
+            if (!drop)
+                crm_record_set_text(next, tags, t, false, errbuf);
+        }
+        for (int j = 3; add && j < argc; j++)
+            crm_record_set_text(next, tags, argv[j], false, errbuf);
+        conn_set_quiet(conn, true);
+        rc = s_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
+                      &reply);
+        conn_set_quiet(conn, false);
+        if (rc == EXIT_OK)
+            s_report_update(ctx, e, reply);
+        else if (conn_last_status(conn) != CRM__ERROR_CODE__CONFLICT)
+            fprintf(stderr, "crm: %s (%s)\n", conn_last_message(conn),
+                    crm_err_name(conn_last_status(conn)));
+        conn_reply_free(&reply);
+        crm_proto_free(&rec);
+        crm_proto_free(&next);
+        if (rc == EXIT_OK || conn_last_status(conn) != CRM__ERROR_CODE__CONFLICT)
+            break;
+        rc = EXIT_OK; /* someone else changed it: read again */
+        if (attempt + 1 == TAG_RETRIES) {
+            fprintf(stderr, "crm: %s keeps changing; gave up after %d tries\n", argv[2],
+                    TAG_RETRIES);
+            rc = EXIT_REFUSED;
+        }
+    }
+    conn_destroy(&conn);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/*  =========================================================================
+    entity - the client side of the generic record path
+
+    Owns:      building EntityRequests, decoding the records in replies,
+               turning command-line flags into fields or filters, and printing
+               records as tables, field lists and JSON - for every kind at once.
+    =========================================================================
+*/
+#ifndef ENTITY_H
+#define ENTITY_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "crm_entity.h"
+
+#define ENTITY_MAX_ARGS 64
+
+/* What a record subcommand's arguments said. */
+typedef struct {
+    const char *pos[8];               /* positional arguments */
+    int npos;
+    unsigned limit;                   /* --limit N (0 = server default) */
+    const char *after;                /* --after ID */
+    uint64_t expect_version;          /* --expect-version V */
+    const char *touched[ENTITY_MAX_ARGS]; /* fields set by --FIELD flags */
+    size_t ntouched;
+    Crm__Filter filters[ENTITY_MAX_ARGS]; /* --FIELD VALUE as filters (list) */
+    Crm__Filter *filter_ptrs[ENTITY_MAX_ARGS];
+    size_t nfilters;
+} entity_args_t;
+
+/* Parse a record subcommand's argv (argv[0] is the subcommand). "--FIELD
+   VALUE" sets FIELD on REC (a repeated field's first flag replaces what REC
+   held, later ones append; maps take key=value; "--no-FIELD" clears it), or,
+   when REC is NULL, becomes an equality filter. Field names may use '-' for
+   '_' and the singular of a list ("--phone" for phones). Returns EXIT_OK, or
+   EXIT_USAGE after printing why. */
+int entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char **argv,
+                      entity_args_t *a);
+
+/* Send one entity request OP for kind E; on EXIT_OK the caller frees *reply. */
+int entity_call(conn_t *conn, Crm__Op op, const crm_entity_t *e, Crm__EntityRequest *er,
+                Crm__Reply **reply);
+/* Number of records in an entity reply, and record I decoded (caller frees
+   with crm_proto_free(); NULL if it cannot be read). */
+size_t entity_count(const Crm__Reply *reply);
+ProtobufCMessage *entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i);
+/* Fetch record ID of kind E. Returns an exit code; on EXIT_OK caller frees *out. */
+int entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage **out);
+
+/* Printing: a table with the kind's columns, "field  value" lines, or JSON. */
+void entity_print_table(const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n);
+void entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec);
+void entity_print_json(const crm_entity_t *e, const ProtobufCMessage *rec);
+
+#endif

@@ -1,0 +1,83 @@
+/*  =========================================================================
+    crm_entity - the table of record kinds
+
+    Owns:      one row per kind: its protobuf-c descriptor, id prefix, field
+               rules (validation and normalization) and secondary indexes.
+    Must not:  know about the store or sockets; client and server share it.
+
+    Adding a kind means a proto message (starting with the six common fields
+    id, version, created_at, updated_at, created_by, updated_by), one row
+    here and tests - no new handler, client command or printing code.
+    =========================================================================
+*/
+#ifndef CRM_ENTITY_H
+#define CRM_ENTITY_H
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+
+/* Field rule flags. */
+enum {
+    CRM_F_REQUIRED = 1 << 0, /* must be non-empty on create and stay so */
+    CRM_F_PHONE = 1 << 1,    /* normalized phone number(s) */
+    CRM_F_EMAIL = 1 << 2,    /* checked and lower-cased e-mail address(es) */
+    CRM_F_TIME = 1 << 3,     /* ms since the epoch; shown and parsed as a date-time */
+    CRM_F_DATE = 1 << 4,     /* YYYY-MM-DD */
+    CRM_F_SYSTEM = 1 << 5,   /* set by the server only (id, version, author...) */
+    CRM_F_TAG = 1 << 6,      /* short label: trimmed, lower-cased, de-duplicated */
+    CRM_F_USER = 1 << 7,     /* names an existing user */
+    CRM_F_PARENT = 1 << 8,   /* id of the parent record (see crm_entity_t.parent) */
+    CRM_F_CALLER = 1 << 9,   /* set by the server to the caller's name */
+    CRM_F_CALLER_DEPT = 1 << 10, /* set by the server to the caller's department */
+};
+
+typedef struct {
+    const char *field; /* proto field name */
+    unsigned flags;    /* CRM_F_* */
+    unsigned max_len;  /* bytes per string value; 0 = the protocol's limit */
+    const char *def;   /* value given on create when the field is unset ("now" for times) */
+} crm_rule_t;
+
+/* How an index turns a field into lookup keys. */
+typedef enum {
+    CRM_IDX_EXACT,  /* each value as is (enums by name) */
+    CRM_IDX_PHONE,  /* the whole number, and its last 4 digits under tag+1 */
+    CRM_IDX_TEXT,   /* every character and every pair of characters, folded */
+    CRM_IDX_PARENT, /* the parent id, newest first by the time in sort_field */
+} crm_idx_kind_t;
+
+typedef struct {
+    const char *field;      /* proto field name */
+    crm_idx_kind_t kind;
+    char tag;               /* one byte naming the index inside the kind's key space */
+    const char *sort_field; /* CRM_IDX_PARENT: the time field to order by */
+} crm_index_t;
+
+typedef struct {
+    const char *name;                        /* "customer" */
+    char prefix;                             /* id prefix and key-space byte, e.g. 'c' */
+    const ProtobufCMessageDescriptor *desc;  /* the record message */
+    const crm_rule_t *rules;                 /* terminated by {NULL} */
+    const crm_index_t *indexes;              /* terminated by {NULL} */
+    const char *parent;                      /* kind named by the CRM_F_PARENT field, or NULL */
+    const char *columns;                     /* comma-separated fields for table output */
+} crm_entity_t;
+
+/* The row for NAME ("customer"), or NULL. */
+const crm_entity_t *crm_entity_by_name(const char *name);
+/* The row whose ids start with PREFIX, or NULL. */
+const crm_entity_t *crm_entity_by_prefix(char prefix);
+/* All rows, terminated by a row with name NULL. */
+const crm_entity_t *crm_entity_all(void);
+/* The rule flags of FIELD (0 if none). */
+unsigned crm_entity_flags(const crm_entity_t *e, const char *field);
+/* The rule of FIELD, or NULL. */
+const crm_rule_t *crm_entity_rule(const crm_entity_t *e, const char *field);
+/* The index on FIELD, or NULL. */
+const crm_index_t *crm_entity_index(const crm_entity_t *e, const char *field);
+
+/* Record ids: the kind's prefix and a decimal number, e.g. "c42". */
+void crm_entity_format_id(const crm_entity_t *e, uint64_t num, char out[24]);
+/* Parse an id of kind E; 0 if malformed. */
+uint64_t crm_entity_parse_id(const crm_entity_t *e, const char *id);
+
+#endif

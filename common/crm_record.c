@@ -1,0 +1,789 @@
+/*  =========================================================================
+    crm_record - generic field handling for every record kind (see .h)
+    =========================================================================
+*/
+#define _GNU_SOURCE /* timegm */
+#include "crm_record.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crm_proto.h"
+#include "crm_utf8.h"
+
+#define MEMBER(m, fd) ((char *)(m) + (fd)->offset)
+#define CMEMBER(m, fd) ((const char *)(m) + (fd)->offset)
+#define COUNT(m, fd) (*(size_t *)((char *)(m) + (fd)->quantifier_offset))
+
+/* ==== Descriptors ==== */
+
+static size_t
+s_elem_size(const ProtobufCFieldDescriptor *fd)
+{
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    default:
+        return 4;
+    }
+}
+
+size_t
+crm_record_elem_size(const ProtobufCFieldDescriptor *fd)
+{
+    return s_elem_size(fd);
+}
+
+const ProtobufCFieldDescriptor *
+crm_record_field(const ProtobufCMessageDescriptor *d, const char *name)
+{
+    char buf[64];
+    size_t n = strlen(name);
+    if (n >= sizeof buf)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    return protobuf_c_message_descriptor_get_field_by_name(d, buf);
+}
+
+bool
+crm_record_is_map(const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE || fd->label != PROTOBUF_C_LABEL_REPEATED)
+        return false;
+    const ProtobufCMessageDescriptor *sub = fd->descriptor;
+    return sub->n_fields == 2 && !strcmp(sub->fields[0].name, "key") &&
+           !strcmp(sub->fields[1].name, "value") &&
+           sub->fields[0].type == PROTOBUF_C_TYPE_STRING &&
+           sub->fields[1].type == PROTOBUF_C_TYPE_STRING;
+}
+
+/* ==== Parsing text ==== */
+
+void
+crm_record_format_time(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool
+s_parse_time(const char *s, int64_t *out)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    char tail[8] = "";
+    memset(&tm, 0, sizeof tm);
+    int n = sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%7s", &y, &mo, &d, &h, &mi, &sec, tail);
+    if (n < 3) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (!*s || *end || errno)
+            return false;
+        *out = v;
+        return true;
+    }
+    if (n == 3 && strlen(s) != 10)
+        return false;
+    if (n == 7 && strcmp(tail, "Z") != 0)
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return true;
+}
+
+static bool
+s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out)
+{
+    char buf[64];
+    size_t n = strlen(text);
+    if (n == 0 || !strcmp(text, "-")) {
+        *out = 0;
+        return true;
+    }
+    if (n >= sizeof buf)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = (text[i] == '-' || text[i] == ' ') ? '_' : (char)toupper((unsigned char)text[i]);
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(ed, buf);
+    if (!v || v->value == 0)
+        return false;
+    *out = v->value;
+    return true;
+}
+
+void
+crm_record_enum_name(const ProtobufCEnumDescriptor *ed, int value, char *out, size_t n)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(ed, value);
+    size_t i = 0;
+    if (value != 0 && v)
+        for (; v->name[i] && i + 1 < n; i++)
+            out[i] = v->name[i] == '_' ? '-' : (char)tolower((unsigned char)v->name[i]);
+    else if (value != 0)
+        i = (size_t)snprintf(out, n, "%d", value);
+    out[i < n ? i : n - 1] = '\0';
+}
+
+/* The allowed names of an enum, for error messages. */
+static void
+s_enum_choices(const ProtobufCEnumDescriptor *ed, char *out, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < ed->n_values && used + 1 < n; i++) {
+        char name[64];
+        if (ed->values[i].value == 0)
+            continue;
+        crm_record_enum_name(ed, ed->values[i].value, name, sizeof name);
+        used += (size_t)snprintf(out + used, n - used, "%s%s", used ? ", " : "", name);
+    }
+}
+
+static bool
+s_parse_bool(const char *t, protobuf_c_boolean *out)
+{
+    static const char *const yes[] = {"true", "yes", "1", "y", "on"};
+    static const char *const no[] = {"false", "no", "0", "n", "off", ""};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!strcasecmp(t, yes[i]))
+            return (*out = 1), true;
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (!strcasecmp(t, no[i]))
+            return (*out = 0), true;
+    return false;
+}
+
+/* Grow the repeated FD of M by one element; returns the new slot. */
+static void *
+s_append(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    size_t n = COUNT(m, fd), sz = s_elem_size(fd);
+    char **arr = (char **)MEMBER(m, fd);
+    char *grown = crm_proto_alloc((n + 1) * sz);
+    if (n)
+        memcpy(grown, *arr, n * sz);
+    memset(grown + n * sz, 0, sz);
+    crm_proto_release(*arr);
+    *arr = grown;
+    COUNT(m, fd) = n + 1;
+    return grown + n * sz;
+}
+
+static crm_err_t
+s_set_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const char *text, char *errbuf)
+{
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' takes key=value, not '%.60s'", fd->name, text);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    char key[256];
+    size_t klen = (size_t)(eq - text);
+    if (klen >= sizeof key) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': key is too long", fd->name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    memcpy(key, text, klen);
+    key[klen] = '\0';
+    const char *value = eq + 1;
+    size_t n = COUNT(m, fd);
+    ProtobufCMessage **entries = *(ProtobufCMessage ***)MEMBER(m, fd);
+    const ProtobufCMessageDescriptor *sub = fd->descriptor;
+    for (size_t i = 0; i < n; i++) {
+        char **k = (char **)((char *)entries[i] + sub->fields[0].offset);
+        char **v = (char **)((char *)entries[i] + sub->fields[1].offset);
+        if (strcmp(*k, key) != 0)
+            continue;
+        if (*value) {
+            if (*v != sub->fields[1].default_value)
+                crm_proto_release(*v);
+            *v = crm_proto_strdup(value);
+        } else { /* remove entry i */
+            crm_proto_free(&entries[i]);
+            memmove(&entries[i], &entries[i + 1], (n - i - 1) * sizeof *entries);
+            COUNT(m, fd) = n - 1;
+        }
+        return CRM_OK;
+    }
+    if (!*value)
+        return CRM_OK;
+    ProtobufCMessage *entry = crm_proto_new(sub);
+    *(char **)((char *)entry + sub->fields[0].offset) = crm_proto_strdup(key);
+    *(char **)((char *)entry + sub->fields[1].offset) = crm_proto_strdup(value);
+    *(ProtobufCMessage **)s_append(m, fd) = entry;
+    return CRM_OK;
+}
+
+crm_err_t
+crm_record_set_text(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const char *text,
+                    bool is_time, char *errbuf)
+{
+    bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+    if (crm_record_is_map(fd))
+        return s_set_map(m, fd, text, errbuf);
+    void *slot = NULL;
+    int ival = 0;
+    protobuf_c_boolean bval = 0;
+    int64_t lval = 0;
+    char choices[200];
+    /* parse first, so a bad value leaves the field untouched */
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        break;
+    case PROTOBUF_C_TYPE_ENUM:
+        if (!s_parse_enum(fd->descriptor, text, &ival)) {
+            s_enum_choices(fd->descriptor, choices, sizeof choices);
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown value '%.40s' (use one of: %s)",
+                     fd->name, text, choices);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (!s_parse_bool(text, &bval)) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' takes yes or no, not '%.40s'", fd->name,
+                     text);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        break;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT64: {
+        bool ok;
+        if (is_time) {
+            ok = s_parse_time(text, &lval);
+        } else {
+            char *end = NULL;
+            errno = 0;
+            lval = strtoll(text, &end, 10);
+            ok = *text && !*end && !errno;
+        }
+        bool unsig = fd->type == PROTOBUF_C_TYPE_UINT32 || fd->type == PROTOBUF_C_TYPE_UINT64;
+        bool narrow = fd->type == PROTOBUF_C_TYPE_INT32 || fd->type == PROTOBUF_C_TYPE_SINT32 ||
+                      fd->type == PROTOBUF_C_TYPE_UINT32;
+        if (ok && ((unsig && lval < 0) || (narrow && (lval > INT32_MAX || lval < INT32_MIN))))
+            ok = false;
+        if (!ok) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' takes %s, not '%.40s'", fd->name,
+                     is_time ? "a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)" : "a number", text);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        break;
+    }
+    default:
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' cannot be set from text", fd->name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    slot = repeated ? s_append(m, fd) : MEMBER(m, fd);
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        char **p = slot;
+        if (*p && *p != fd->default_value)
+            crm_proto_release(*p);
+        *p = crm_proto_strdup(text);
+        break;
+    }
+    case PROTOBUF_C_TYPE_ENUM:
+        *(int *)slot = ival;
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        *(protobuf_c_boolean *)slot = bval;
+        break;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_UINT32:
+        *(int32_t *)slot = (int32_t)lval;
+        break;
+    default:
+        *(int64_t *)slot = lval;
+        break;
+    }
+    return CRM_OK;
+}
+
+/* ==== Clear, swap, test ==== */
+
+void
+crm_record_clear(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    /* Build an empty message of the same type, swap the field into it, free it. */
+    ProtobufCMessage *empty = crm_proto_new(m->descriptor);
+    crm_record_swap(m, empty, fd);
+    crm_proto_free(&empty);
+}
+
+void
+crm_record_swap(ProtobufCMessage *a, ProtobufCMessage *b, const ProtobufCFieldDescriptor *fd)
+{
+    CRM_ASSERT(a->descriptor == b->descriptor);
+    size_t sz = fd->label == PROTOBUF_C_LABEL_REPEATED ? sizeof(void *) : s_elem_size(fd);
+    char tmp[sizeof(ProtobufCBinaryData)];
+    memcpy(tmp, MEMBER(a, fd), sz);
+    memcpy(MEMBER(a, fd), MEMBER(b, fd), sz);
+    memcpy(MEMBER(b, fd), tmp, sz);
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t n = COUNT(a, fd);
+        COUNT(a, fd) = COUNT(b, fd);
+        COUNT(b, fd) = n;
+    }
+}
+
+bool
+crm_record_is_set(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+        return crm_record_count(m, fd) > 0;
+    const char *p = CMEMBER(m, fd);
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        return *(const char *const *)p && **(const char *const *)p;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(const void *const *)p != NULL;
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)p)->len > 0;
+    default: {
+        static const char zero[8] = {0};
+        return memcmp(p, zero, s_elem_size(fd)) != 0;
+    }
+    }
+}
+
+size_t
+crm_record_count(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    return *(const size_t *)((const char *)m + fd->quantifier_offset);
+}
+
+const char *
+crm_record_str_at(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, size_t i)
+{
+    return (*(char *const *const *)CMEMBER(m, fd))[i];
+}
+
+/* ==== Formatting ==== */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} s_sb_t;
+
+static void
+s_sb_add(s_sb_t *sb, const char *s)
+{
+    size_t n = strlen(s);
+    if (sb->len + n + 1 > sb->cap) {
+        sb->cap = (sb->len + n + 1) * 2;
+        sb->data = realloc(sb->data, sb->cap);
+        CRM_ASSERT_ALLOC(sb->data);
+    }
+    memcpy(sb->data + sb->len, s, n + 1);
+    sb->len += n;
+}
+
+static void
+s_format_one(s_sb_t *sb, const ProtobufCFieldDescriptor *fd, const void *p, bool is_time,
+             bool human)
+{
+    char buf[64];
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        s_sb_add(sb, *(const char *const *)p ? *(const char *const *)p : "");
+        return;
+    case PROTOBUF_C_TYPE_ENUM:
+        crm_record_enum_name(fd->descriptor, *(const int *)p, buf, sizeof buf);
+        s_sb_add(sb, human && !*buf ? "-" : buf);
+        return;
+    case PROTOBUF_C_TYPE_BOOL:
+        s_sb_add(sb, *(const protobuf_c_boolean *)p ? (human ? "yes" : "true")
+                                                     : (human ? "no" : "false"));
+        return;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        snprintf(buf, sizeof buf, "%" PRId32, *(const int32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        snprintf(buf, sizeof buf, "%" PRIu32, *(const uint32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        snprintf(buf, sizeof buf, "%" PRIu64, *(const uint64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        int64_t v = *(const int64_t *)p;
+        if (is_time && v == 0)
+            snprintf(buf, sizeof buf, "%s", human ? "-" : "");
+        else if (is_time)
+            crm_record_format_time(v, buf);
+        else
+            snprintf(buf, sizeof buf, "%" PRId64, v);
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *e = *(const ProtobufCMessage *const *)p;
+        if (crm_record_is_map(fd) && e) {
+            const ProtobufCMessageDescriptor *sub = fd->descriptor;
+            s_sb_add(sb, *(const char *const *)((const char *)e + sub->fields[0].offset));
+            s_sb_add(sb, "=");
+            s_sb_add(sb, *(const char *const *)((const char *)e + sub->fields[1].offset));
+        }
+        return;
+    }
+    default:
+        buf[0] = '\0';
+        break;
+    }
+    s_sb_add(sb, buf);
+}
+
+char *
+crm_record_format(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, bool is_time,
+                  bool human)
+{
+    s_sb_t sb = {NULL, 0, 0};
+    s_sb_add(&sb, "");
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t n = crm_record_count(m, fd), sz = s_elem_size(fd);
+        const char *arr = *(const char *const *)CMEMBER(m, fd);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                s_sb_add(&sb, ";");
+            s_format_one(&sb, fd, arr + i * sz, is_time, human);
+        }
+    } else {
+        s_format_one(&sb, fd, CMEMBER(m, fd), is_time, human);
+    }
+    return sb.data;
+}
+
+/* ==== Accessors ==== */
+
+static const ProtobufCFieldDescriptor *
+s_need(const ProtobufCMessage *m, const char *field)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
+    CRM_ASSERT(fd != NULL);
+    return fd;
+}
+
+const char *
+crm_record_get_str(const ProtobufCMessage *m, const char *field)
+{
+    const ProtobufCFieldDescriptor *fd = s_need(m, field);
+    CRM_ASSERT(fd->type == PROTOBUF_C_TYPE_STRING && fd->label != PROTOBUF_C_LABEL_REPEATED);
+    return *(const char *const *)CMEMBER(m, fd);
+}
+
+void
+crm_record_set_str(ProtobufCMessage *m, const char *field, const char *value)
+{
+    const ProtobufCFieldDescriptor *fd = s_need(m, field);
+    CRM_ASSERT(fd->type == PROTOBUF_C_TYPE_STRING && fd->label != PROTOBUF_C_LABEL_REPEATED);
+    char **p = (char **)MEMBER(m, fd);
+    if (*p && *p != fd->default_value)
+        crm_proto_release(*p);
+    *p = crm_proto_strdup(value);
+}
+
+uint64_t
+crm_record_get_u64(const ProtobufCMessage *m, const char *field)
+{
+    return *(const uint64_t *)CMEMBER(m, s_need(m, field));
+}
+
+void
+crm_record_set_u64(ProtobufCMessage *m, const char *field, uint64_t v)
+{
+    *(uint64_t *)MEMBER(m, s_need(m, field)) = v;
+}
+
+int64_t
+crm_record_get_i64(const ProtobufCMessage *m, const char *field)
+{
+    return *(const int64_t *)CMEMBER(m, s_need(m, field));
+}
+
+void
+crm_record_set_i64(ProtobufCMessage *m, const char *field, int64_t v)
+{
+    *(int64_t *)MEMBER(m, s_need(m, field)) = v;
+}
+
+int
+crm_record_get_enum(const ProtobufCMessage *m, const char *field)
+{
+    return *(const int *)CMEMBER(m, s_need(m, field));
+}
+
+void
+crm_record_set_enum(ProtobufCMessage *m, const char *field, int v)
+{
+    *(int *)MEMBER(m, s_need(m, field)) = v;
+}
+
+/* ==== Normalization ==== */
+
+bool
+crm_record_phone(const char *in, char out[24])
+{
+    char digits[40];
+    size_t n = 0;
+    bool plus = false;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '-' || *p == '(' || *p == ')' || *p == '.' || *p == '\t')
+            continue;
+        if (*p == '+' && n == 0 && !plus) {
+            plus = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9' || n + 1 >= sizeof digits)
+            return false;
+        digits[n++] = *p;
+    }
+    digits[n] = '\0';
+    const char *d = digits;
+    if (!plus && n > 2 && d[0] == '0' && d[1] == '0') { /* 0086... */
+        plus = true;
+        d += 2;
+    }
+    if (plus && !strncmp(d, "86", 2)) { /* China: store the national number */
+        plus = false;
+        d += 2;
+    }
+    size_t len = strlen(d);
+    if (len < 5 || len > 15)
+        return false;
+    snprintf(out, 24, "%s%s", plus ? "+" : "", d);
+    return true;
+}
+
+static bool
+s_email_ok(char *s)
+{
+    for (char *p = s; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    const char *at = strchr(s, '@');
+    if (!at || at == s || strchr(at + 1, '@') || !strchr(at + 1, '.') || at[1] == '.' ||
+        s[strlen(s) - 1] == '.')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == ';' || *p == ',' || *p == '<' || *p == '>' || *p == '"')
+            return false;
+    return true;
+}
+
+static bool
+s_date_ok(const char *s)
+{
+    int y, m, d;
+    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12 ||
+        d < 1 || y < 1900 || y > 2200)
+        return false;
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return d <= days[m - 1] && !(m == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400)));
+}
+
+/* Trim spaces around S in place (a fresh string if it changes). */
+static void
+s_trim(char **p, const ProtobufCFieldDescriptor *fd)
+{
+    char *s = *p;
+    if (!s || !*s)
+        return;
+    size_t start = strspn(s, " \t\r\n"), end = strlen(s);
+    while (end > start && strchr(" \t\r\n", s[end - 1]))
+        end--;
+    if (start == 0 && end == strlen(s))
+        return;
+    char *t = crm_proto_alloc(end - start + 1);
+    memcpy(t, s + start, end - start);
+    t[end - start] = '\0';
+    if (s != fd->default_value)
+        crm_proto_release(s);
+    *p = t;
+}
+
+/* Normalize one string value V of field FD under rule flags; false with errbuf on error. */
+static bool
+s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, char **v,
+                  char *errbuf)
+{
+    unsigned flags = rule ? rule->flags : 0;
+    s_trim(v, fd);
+    char *s = *v;
+    size_t len = strlen(s);
+    if (rule && rule->max_len && len > rule->max_len) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' is too long (%zu bytes, at most %u)", fd->name,
+                 len, rule->max_len);
+        return false;
+    }
+    if (!*s)
+        return true;
+    if (flags & CRM_F_PHONE) {
+        char norm[24];
+        if (!crm_record_phone(s, norm)) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s': '%.40s' is not a phone number (5-15 digits, optionally +country "
+                     "code)",
+                     fd->name, s);
+            return false;
+        }
+        if (strcmp(norm, s)) {
+            if (s != fd->default_value)
+                crm_proto_release(s);
+            *v = crm_proto_strdup(norm);
+        }
+    } else if (flags & CRM_F_EMAIL) {
+        if (!s_email_ok(s)) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.60s' is not an e-mail address", fd->name,
+                     s);
+            return false;
+        }
+    } else if (flags & CRM_F_TAG) {
+        for (char *p = s; *p; p++) {
+            *p = (char)tolower((unsigned char)*p);
+            if (*p == ',' || *p == ';' || *p == '=') {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.40s' may not contain , ; or =",
+                         fd->name, s);
+                return false;
+            }
+        }
+    } else if (flags & CRM_F_DATE) {
+        if (!s_date_ok(s)) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.20s' is not a date (YYYY-MM-DD)",
+                     fd->name, s);
+            return false;
+        }
+    } else if (fd->label == PROTOBUF_C_LABEL_REPEATED && strchr(s, ';')) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': values may not contain ';'", fd->name);
+        return false;
+    }
+    return true;
+}
+
+/* Drop empty and duplicate values of a repeated string field. */
+static void
+s_dedupe(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    size_t n = COUNT(m, fd), out = 0;
+    char **arr = *(char ***)MEMBER(m, fd);
+    for (size_t i = 0; i < n; i++) {
+        bool keep = arr[i] && *arr[i];
+        for (size_t j = 0; keep && j < out; j++)
+            keep = strcmp(arr[j], arr[i]) != 0;
+        if (keep)
+            arr[out++] = arr[i];
+        else if (arr[i] && arr[i] != fd->default_value)
+            crm_proto_release(arr[i]);
+    }
+    COUNT(m, fd) = out;
+}
+
+static crm_err_t
+s_normalize_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule,
+                char *errbuf)
+{
+    const ProtobufCMessageDescriptor *sub = fd->descriptor;
+    ProtobufCMessage **entries = *(ProtobufCMessage ***)MEMBER(m, fd);
+    size_t n = COUNT(m, fd);
+    for (size_t i = 0; i < n; i++) {
+        char **k = (char **)((char *)entries[i] + sub->fields[0].offset);
+        char **v = (char **)((char *)entries[i] + sub->fields[1].offset);
+        s_trim(k, &sub->fields[0]);
+        if (!**k || strlen(*k) > 64 || strpbrk(*k, "=;")) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s': key '%.40s' must be 1-64 bytes without '=' or ';'", fd->name,
+                     *k);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if ((rule && rule->max_len && strlen(*v) > rule->max_len) || strchr(*v, ';')) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': value of '%.40s' is too long or has ';'",
+                     fd->name, *k);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(*(char **)((char *)entries[j] + sub->fields[0].offset), *k)) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s': key '%.40s' appears twice", fd->name,
+                         *k);
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+    }
+    if (n > 100) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' has %zu keys, at most 100", fd->name, n);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    CRM_ASSERT(d == e->desc);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        const crm_rule_t *rule = crm_entity_rule(e, fd->name);
+        if (crm_record_is_map(fd)) {
+            crm_err_t rc = s_normalize_map(m, fd, rule, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+            continue;
+        }
+        if (fd->type != PROTOBUF_C_TYPE_STRING)
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = COUNT(m, fd);
+            char **arr = *(char ***)MEMBER(m, fd);
+            if (n > 20) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s' has %zu values, at most 20", fd->name,
+                         n);
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+            for (size_t j = 0; j < n; j++)
+                if (!s_normalize_value(fd, rule, &arr[j], errbuf))
+                    return CRM_ERR_INVALID_ARGUMENT;
+            s_dedupe(m, fd);
+        } else if (!s_normalize_value(fd, rule, (char **)MEMBER(m, fd), errbuf)) {
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (rule && (rule->flags & CRM_F_REQUIRED) && !crm_record_is_set(m, fd)) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' is required", fd->name);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+    }
+    return CRM_OK;
+}

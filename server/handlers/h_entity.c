@@ -1,0 +1,571 @@
+/*  =========================================================================
+    h_entity - create, get, update, delete, list, search and import, written
+    once for every record kind in the entity table (common/crm_entity.c)
+
+    Writes stage one mutation each in the writer's group (store_group_begin
+    ... store_group_end) and set ctx->staged, so the server replies only
+    after the group commit. A failing write aborts its own mutation.
+    =========================================================================
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_entity.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "crm_utf8.h"
+#include "dispatch.h"
+#include "records.h"
+#include "users.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+#define IMPORT_MAX 1000
+
+/* ==== Shared steps ==== */
+
+static crm_err_t
+s_request(req_ctx_t *ctx, const Crm__EntityRequest **r, const crm_entity_t **e)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_ENTITY)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no record body");
+    *r = ctx->req->entity;
+    const char *kind = (*r)->kind;
+    *e = *kind ? crm_entity_by_name(kind)
+               : ((*r)->id[0] ? crm_entity_by_prefix((*r)->id[0]) : NULL);
+    if (!*e) {
+        char kinds[128] = "";
+        size_t used = 0;
+        for (const crm_entity_t *k = crm_entity_all(); k->name; k++)
+            used += (size_t)snprintf(kinds + used, sizeof kinds - used, "%s%s", used ? ", " : "",
+                                     k->name);
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "unknown record kind '%.40s' (kinds: %s)", kind, kinds);
+    }
+    return CRM_OK;
+}
+
+static crm_err_t
+s_parse_id(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t *num)
+{
+    *num = crm_entity_parse_id(e, id);
+    if (*num == 0)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "'%.40s' is not a %s id (they look like %c123)", id, e->name,
+                              e->prefix);
+    return CRM_OK;
+}
+
+/* Attach packed REC to the reply's record list. */
+static void
+s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
+{
+    Crm__EntityReply *er = &ctx->body.entity;
+    if (ctx->reply.body_case != CRM__REPLY__BODY_ENTITY) {
+        crm__entity_reply__init(er);
+        er->kind = (char *)e->name;
+        ctx->reply.body_case = CRM__REPLY__BODY_ENTITY;
+        ctx->reply.entity = er;
+    }
+    if (!rec)
+        return;
+    ProtobufCBinaryData *grown = realloc(er->records, (er->n_records + 1) * sizeof *grown);
+    CRM_ASSERT_ALLOC(grown);
+    if (er->records == NULL)
+        dispatch_own(ctx, grown);
+    else
+        for (size_t i = 0; i < ctx->n_owned; i++) /* the array moved: follow it */
+            if (ctx->owned[i] == er->records)
+                ctx->owned[i] = grown;
+    er->records = grown;
+    size_t len;
+    uint8_t *packed = dispatch_own(ctx, crm_proto_pack(rec, &len));
+    er->records[er->n_records].data = packed;
+    er->records[er->n_records].len = len;
+    er->n_records++;
+}
+
+/* Stage the change-log entry and finish the mutation. */
+static void
+s_end(req_ctx_t *ctx, const crm_entity_t *e, const char *id, Crm__ChangeOp op, char **fields,
+      size_t nfields)
+{
+    Crm__Change change = CRM__CHANGE__INIT;
+    change.time = crm_time_now_ms();
+    change.actor = ctx->session.user->name;
+    change.kind = (char *)e->name;
+    change.id = (char *)id;
+    change.op = op;
+    change.fields = fields;
+    change.n_fields = nfields;
+    size_t len;
+    uint8_t *event = crm_proto_pack(&change.base, &len);
+    store_group_end(ctx->env->group, event, len);
+    free(event);
+    ctx->staged = true;
+}
+
+/* Checks that need the store: the parent exists, named users exist. */
+static crm_err_t
+s_check_refs(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
+{
+    for (const crm_rule_t *r = e->rules; r->field; r++) {
+        if (!(r->flags & (CRM_F_PARENT | CRM_F_USER)))
+            continue;
+        const char *v = crm_record_get_str(rec, r->field);
+        if (!*v)
+            continue;
+        if (r->flags & CRM_F_USER) {
+            Crm__User *u = NULL;
+            crm_err_t rc = users_get_by_name(ctx->env->store, v, &u);
+            users_free(&u);
+            if (rc == CRM_ERR_NOT_FOUND)
+                return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                      "field '%s': there is no user '%.64s'", r->field, v);
+            if (rc != CRM_OK)
+                return dispatch_error(ctx, rc, "cannot look up user '%.64s'", v);
+        } else {
+            const crm_entity_t *pe = crm_entity_by_name(e->parent);
+            uint64_t pnum = crm_entity_parse_id(pe, v);
+            ProtobufCMessage *parent = NULL;
+            crm_err_t rc = pnum ? records_group_get(ctx->env->group, pe, pnum, &parent)
+                                : CRM_ERR_NOT_FOUND;
+            crm_proto_free(&parent);
+            if (rc == CRM_ERR_NOT_FOUND)
+                return dispatch_error(ctx, CRM_ERR_NOT_FOUND, "field '%s': no %s '%.40s'",
+                                      r->field, pe->name, v);
+            if (rc != CRM_OK)
+                return dispatch_error(ctx, rc, "cannot read %s '%.40s'", pe->name, v);
+        }
+    }
+    return CRM_OK;
+}
+
+/* Create REC (taken over: freed here) as a new record of kind E; with ECHO
+   the stored record goes into the reply. */
+static crm_err_t
+s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[24], bool echo)
+{
+    crm_err_t rc = CRM_OK;
+    store_group_t *g = ctx->env->group;
+    bool begun = false;
+    const Crm__User *caller = ctx->session.user;
+    int64_t now = crm_time_now_ms();
+
+    for (const crm_rule_t *r = e->rules; r->field; r++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
+        if ((r->flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT)) &&
+            crm_record_is_set(rec, fd)) {
+            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                "field '%s' is set by the server; leave it out", r->field);
+            goto cleanup;
+        }
+        if (r->def && !crm_record_is_set(rec, fd)) {
+            if (!strcmp(r->def, "now"))
+                crm_record_set_i64(rec, r->field, now);
+            else if ((rc = crm_record_set_text(rec, fd, r->def, false, ctx->errbuf)) != CRM_OK)
+                goto cleanup;
+        }
+        if (r->flags & CRM_F_CALLER)
+            crm_record_set_str(rec, r->field, caller->name);
+        if (r->flags & CRM_F_CALLER_DEPT)
+            crm_record_set_enum(rec, r->field, caller->department);
+    }
+    if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK)
+        goto cleanup;
+    store_group_begin(g);
+    begun = true;
+    if ((rc = s_check_refs(ctx, e, rec)) != CRM_OK)
+        goto cleanup;
+    uint64_t num;
+    if ((rc = records_next_num(g, e, &num)) != CRM_OK) {
+        dispatch_error(ctx, rc, "cannot allocate an id");
+        goto cleanup;
+    }
+    crm_entity_format_id(e, num, id);
+    crm_record_set_str(rec, "id", id);
+    crm_record_set_u64(rec, "version", 1);
+    crm_record_set_i64(rec, "created_at", now);
+    crm_record_set_i64(rec, "updated_at", now);
+    crm_record_set_str(rec, "created_by", caller->name);
+    crm_record_set_str(rec, "updated_by", caller->name);
+    records_stage_put(g, e, num, NULL, rec);
+    char *fields[64];
+    size_t nf = 0;
+    for (unsigned i = 0; i < e->desc->n_fields && nf < 64; i++)
+        if (crm_record_is_set(rec, &e->desc->fields[i]))
+            fields[nf++] = (char *)e->desc->fields[i].name;
+    s_end(ctx, e, id, CRM__CHANGE_OP__CREATE, fields, nf);
+    begun = false;
+    if (echo)
+        s_reply_record(ctx, e, rec);
+cleanup:
+    if (begun)
+        store_group_abort(g);
+    crm_proto_free(&rec);
+    return rc;
+}
+
+static crm_err_t
+s_unpack(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCBinaryData *b,
+         ProtobufCMessage **out)
+{
+    crm_err_t rc = crm_proto_unpack(e->desc, b->data, b->len, out, ctx->errbuf);
+    if (rc == CRM_ERR_INVALID_ARGUMENT && b->len == 0)
+        return dispatch_error(ctx, rc, "the request carries no %s record", e->name);
+    return rc;
+}
+
+/* ==== Handlers ==== */
+
+crm_err_t
+h_entity_create(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    ProtobufCMessage *rec = NULL;
+    char id[24];
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc == CRM_OK && (rc = s_unpack(ctx, e, &r->record, &rec)) == CRM_OK)
+        rc = s_create(ctx, e, rec, id, true);
+    return rc;
+}
+
+crm_err_t
+h_entity_get(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    ProtobufCMessage *rec = NULL;
+    uint64_t num;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+        return rc;
+    rc = records_get(ctx->env->store, e, num, &rec);
+    if (rc == CRM_ERR_NOT_FOUND)
+        return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, r->id);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, r->id);
+    s_reply_record(ctx, e, rec);
+    crm_proto_free(&rec);
+    return CRM_OK;
+}
+
+/* Load record NUM through the group and check the caller's expected version. */
+static crm_err_t
+s_load_versioned(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, uint64_t num,
+                 ProtobufCMessage **out)
+{
+    if (r->expect_version == 0)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "expect_version is required: send the version your change is "
+                              "based on (crm reads it for you)");
+    crm_err_t rc = records_group_get(ctx->env->group, e, num, out);
+    if (rc == CRM_ERR_NOT_FOUND)
+        return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, r->id);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, r->id);
+    uint64_t cur = crm_record_get_u64(*out, "version");
+    if (cur != r->expect_version) {
+        ctx->current_version = cur;
+        crm_proto_free(out);
+        return dispatch_error(ctx, CRM_ERR_CONFLICT,
+                              "%s '%.40s' changed meanwhile: it is at version %llu, your change "
+                              "was based on version %llu; reload it and try again",
+                              e->name, r->id, (unsigned long long)cur,
+                              (unsigned long long)r->expect_version);
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+h_entity_update(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    ProtobufCMessage *cur = NULL, *old = NULL, *patch = NULL;
+    store_group_t *g = ctx->env->group;
+    uint64_t num;
+    bool begun = false;
+    char *changed[64];
+    size_t nchanged = 0;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+        return rc;
+    if (r->n_fields == 0)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "nothing to change: name a field");
+    if ((rc = s_unpack(ctx, e, &r->record, &patch)) != CRM_OK)
+        return rc;
+    store_group_begin(g);
+    begun = true;
+    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
+        (rc = records_group_get(g, e, num, &old)) != CRM_OK)
+        goto cleanup;
+    for (size_t i = 0; i < r->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
+        unsigned flags = fd ? crm_entity_flags(e, fd->name) : 0;
+        if (!fd) {
+            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",
+                                r->fields[i], e->name);
+            goto cleanup;
+        }
+        if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_PARENT)) {
+            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "field '%s' cannot be changed",
+                                fd->name);
+            goto cleanup;
+        }
+        crm_record_swap(cur, patch, fd);
+    }
+    if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
+        (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
+        goto cleanup;
+    for (unsigned i = 0; i < e->desc->n_fields && nchanged < 64; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        char *a = crm_record_format(old, fd, false, false);
+        char *b = crm_record_format(cur, fd, false, false);
+        if (strcmp(a, b))
+            changed[nchanged++] = (char *)fd->name;
+        free(a);
+        free(b);
+    }
+    if (nchanged == 0) { /* nothing differs: no new version, no event */
+        store_group_abort(g);
+        begun = false;
+        s_reply_record(ctx, e, cur);
+        goto cleanup;
+    }
+    crm_record_set_u64(cur, "version", crm_record_get_u64(old, "version") + 1);
+    crm_record_set_i64(cur, "updated_at", crm_time_now_ms());
+    crm_record_set_str(cur, "updated_by", ctx->session.user->name);
+    records_stage_put(g, e, num, old, cur);
+    s_end(ctx, e, r->id, CRM__CHANGE_OP__UPDATE, changed, nchanged);
+    begun = false;
+    s_reply_record(ctx, e, cur);
+cleanup:
+    if (begun)
+        store_group_abort(g);
+    crm_proto_free(&cur);
+    crm_proto_free(&old);
+    crm_proto_free(&patch);
+    return rc;
+}
+
+/* Stage the deletion of every child record of PARENT_ID (e.g. its activities). */
+static crm_err_t
+s_delete_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *parent_id)
+{
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
+        if (!k->parent || strcmp(k->parent, parent->name))
+            continue;
+        uint64_t ids[256], after = 0;
+        size_t n;
+        bool more = true;
+        while (more) {
+            crm_err_t rc =
+                records_children(ctx->env->store, k, parent_id, after, 256, ids, &n, &more);
+            if (rc != CRM_OK)
+                return dispatch_error(ctx, rc, "cannot read the %s records of '%s'", k->name,
+                                      parent_id);
+            for (size_t i = 0; i < n; i++) {
+                ProtobufCMessage *child = NULL;
+                if (records_group_get(ctx->env->group, k, ids[i], &child) == CRM_OK)
+                    records_stage_delete(ctx->env->group, k, ids[i], child);
+                crm_proto_free(&child);
+            }
+            if (n)
+                after = ids[n - 1];
+        }
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+h_entity_delete(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    ProtobufCMessage *cur = NULL;
+    uint64_t num;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+        return rc;
+    store_group_begin(ctx->env->group);
+    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
+        (rc = s_delete_children(ctx, e, r->id)) != CRM_OK) {
+        store_group_abort(ctx->env->group);
+        crm_proto_free(&cur);
+        return rc;
+    }
+    records_stage_delete(ctx->env->group, e, num, cur);
+    s_end(ctx, e, r->id, CRM__CHANGE_OP__DELETE, NULL, 0);
+    s_reply_record(ctx, e, NULL);
+    crm_proto_free(&cur);
+    return CRM_OK;
+}
+
+/* Fill the reply with the records IDS (committed data). */
+static crm_err_t
+s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n, bool more)
+{
+    s_reply_record(ctx, e, NULL);
+    for (size_t i = 0; i < n; i++) {
+        ProtobufCMessage *rec = NULL;
+        crm_err_t rc = records_get(ctx->env->store, e, ids[i], &rec);
+        if (rc == CRM_ERR_NOT_FOUND)
+            continue; /* deleted since the index was read */
+        if (rc != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot read a %s record", e->name);
+        s_reply_record(ctx, e, rec);
+        crm_proto_free(&rec);
+    }
+    if (more && n) {
+        char *next = dispatch_own(ctx, malloc(24));
+        crm_entity_format_id(e, ids[n - 1], next);
+        ctx->body.entity.next_after = next;
+    }
+    return CRM_OK;
+}
+
+static crm_err_t
+s_paging(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, size_t *limit,
+         uint64_t *after)
+{
+    *limit = r->limit ? r->limit : LIST_DEFAULT;
+    if (*limit > LIST_MAX)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "limit %u is over the maximum %d",
+                              r->limit, LIST_MAX);
+    *after = 0;
+    if (*r->after && (*after = crm_entity_parse_id(e, r->after)) == 0)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a %s id", r->after,
+                              e->name);
+    return CRM_OK;
+}
+
+crm_err_t
+h_entity_list(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    records_term_t terms[RECORDS_MAX_TERMS];
+    size_t nterms = 0, limit, n = 0;
+    uint64_t after, ids[LIST_MAX];
+    bool more = false;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
+        return rc;
+    if (r->n_filters > RECORDS_MAX_TERMS)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "at most %d filters",
+                              RECORDS_MAX_TERMS);
+    /* the parent field (an activity's customer) lists a timeline, newest first */
+    if (r->n_filters == 1 && (crm_entity_flags(e, r->filters[0]->field) & CRM_F_PARENT)) {
+        rc = records_children(ctx->env->store, e, r->filters[0]->value, after, limit, ids, &n,
+                              &more);
+        if (rc != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot list: bad cursor or storage failure");
+        return s_reply_ids(ctx, e, ids, n, more);
+    }
+    for (; nterms < r->n_filters; nterms++)
+        if ((rc = records_term(e, r->filters[nterms]->field, r->filters[nterms]->value,
+                               &terms[nterms], ctx->errbuf)) != CRM_OK)
+            goto cleanup;
+    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more, NULL,
+                       NULL);
+    if (rc == CRM_OK)
+        rc = s_reply_ids(ctx, e, ids, n, more);
+    else
+        dispatch_error(ctx, rc, "cannot list %s records", e->name);
+cleanup:
+    for (size_t i = 0; i < nterms; i++)
+        records_term_release(&terms[i]);
+    return rc;
+}
+
+crm_err_t
+h_entity_search(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    records_term_t terms[RECORDS_MAX_TERMS];
+    size_t nterms = 0, limit, n = 0;
+    uint64_t after, ids[LIST_MAX];
+    bool more = false;
+    char *folded = NULL;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
+        return rc;
+    const char *text = r->text;
+    while (*text == ' ')
+        text++;
+    if (!*text)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "search text is empty");
+    char phone[24];
+    bool digits = strspn(text, "0123456789 +-()") == strlen(text) &&
+                  strpbrk(text, "0123456789") != NULL;
+    const char *field = NULL;
+    for (const crm_index_t *i = e->indexes; i->field; i++) {
+        if (strchr(text, '@') && (crm_entity_flags(e, i->field) & CRM_F_EMAIL))
+            field = i->field;
+        if (digits && i->kind == CRM_IDX_PHONE &&
+            (strlen(text) == 4 || crm_record_phone(text, phone)))
+            field = i->field;
+    }
+    if (field) {
+        rc = records_term(e, field, text, &terms[0], ctx->errbuf);
+        nterms = rc == CRM_OK;
+    } else {
+        rc = records_text_terms(e, text, terms, &nterms, ctx->errbuf);
+        folded = crm_utf8_fold(text);
+    }
+    if (rc != CRM_OK)
+        goto cleanup;
+    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
+                       folded ? records_text_match : NULL, folded);
+    if (rc == CRM_OK)
+        rc = s_reply_ids(ctx, e, ids, n, more);
+    else
+        dispatch_error(ctx, rc, "cannot search %s records", e->name);
+cleanup:
+    for (size_t i = 0; i < nterms; i++)
+        records_term_release(&terms[i]);
+    free(folded);
+    return rc;
+}
+
+crm_err_t
+h_entity_import(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK)
+        return rc;
+    if (r->n_records > IMPORT_MAX)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "%zu records in one import request, at most %d", r->n_records,
+                              IMPORT_MAX);
+    s_reply_record(ctx, e, NULL);
+    Crm__EntityReply *er = &ctx->body.entity;
+    er->n_results = r->n_records;
+    er->results = dispatch_own(ctx, calloc(r->n_records ? r->n_records : 1, sizeof *er->results));
+    Crm__ImportResult *res = dispatch_own(ctx, calloc(r->n_records + 1, sizeof *res));
+    char *idbuf = dispatch_own(ctx, calloc(r->n_records + 1, 24));
+    for (size_t i = 0; i < r->n_records; i++) {
+        ProtobufCMessage *rec = NULL;
+        crm__import_result__init(&res[i]);
+        res[i].index = (uint32_t)i;
+        ctx->errbuf[0] = '\0';
+        crm_err_t one = s_unpack(ctx, e, &r->records[i], &rec);
+        if (one == CRM_OK)
+            one = s_create(ctx, e, rec, idbuf + 24 * i, false);
+        res[i].status = (Crm__ErrorCode)one;
+        if (one == CRM_OK)
+            res[i].id = idbuf + 24 * i;
+        else
+            res[i].message = dispatch_own(ctx, strdup(ctx->errbuf[0] ? ctx->errbuf
+                                                                     : crm_err_str(one)));
+        er->results[i] = &res[i];
+    }
+    return CRM_OK;
+}

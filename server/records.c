@@ -1,0 +1,565 @@
+/*  =========================================================================
+    records - generic persistence for every record kind (see records.h)
+    =========================================================================
+*/
+#include "records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "crm_log.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_utf8.h"
+
+#define KEY_MAX 600 /* prefix + tag + value (max_len bounded) + 0 + 16 */
+
+/* ==== Keys ==== */
+
+typedef struct {
+    char **keys;
+    size_t *lens;
+    size_t n, cap;
+} s_keys_t;
+
+static void
+s_keys_add(s_keys_t *k, const char *key, size_t len)
+{
+    for (size_t i = 0; i < k->n; i++) /* grams repeat: keep each key once */
+        if (k->lens[i] == len && !memcmp(k->keys[i], key, len))
+            return;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 32;
+        k->keys = realloc(k->keys, k->cap * sizeof *k->keys);
+        k->lens = realloc(k->lens, k->cap * sizeof *k->lens);
+        CRM_ASSERT(k->keys && k->lens);
+    }
+    k->keys[k->n] = malloc(len);
+    CRM_ASSERT_ALLOC(k->keys[k->n]);
+    memcpy(k->keys[k->n], key, len);
+    k->lens[k->n++] = len;
+}
+
+static void
+s_keys_release(s_keys_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->keys[i]);
+    free(k->keys);
+    free(k->lens);
+    memset(k, 0, sizeof *k);
+}
+
+static size_t
+s_record_key(const crm_entity_t *e, uint64_t num, char out[9])
+{
+    out[0] = e->prefix;
+    store_put_be64((uint8_t *)out + 1, num);
+    return 9;
+}
+
+/* <prefix> <tag> <value> 0x00, the start of every key of one index value */
+static size_t
+s_term_prefix(const crm_entity_t *e, char tag, const char *value, size_t vlen, char *out)
+{
+    if (vlen > KEY_MAX - 20)
+        vlen = KEY_MAX - 20;
+    out[0] = e->prefix;
+    out[1] = tag;
+    memcpy(out + 2, value, vlen);
+    out[2 + vlen] = '\0';
+    return 3 + vlen;
+}
+
+static void
+s_add_posting(s_keys_t *keys, const crm_entity_t *e, char tag, const char *value, size_t vlen,
+              uint64_t num)
+{
+    char key[KEY_MAX];
+    size_t n = s_term_prefix(e, tag, value, vlen, key);
+    store_put_be64((uint8_t *)key + n, num);
+    s_keys_add(keys, key, n + 8);
+}
+
+/* The folded words of TEXT split on white space; calls fn for every gram
+   (each code point, and each pair of neighbouring code points in a word). */
+static void
+s_grams(const char *text, void (*fn)(const char *gram, size_t len, void *arg), void *arg)
+{
+    char *folded = crm_utf8_fold(text);
+    const utf8proc_uint8_t *s = (const utf8proc_uint8_t *)folded;
+    utf8proc_ssize_t len = (utf8proc_ssize_t)strlen(folded), i = 0;
+    utf8proc_ssize_t prev = -1; /* offset of the previous code point in this word */
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(s + i, len - i, &cp);
+        if (n <= 0)
+            break;
+        bool space = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0x3000;
+        if (space) {
+            prev = -1;
+        } else {
+            fn((const char *)s + i, (size_t)n, arg);
+            if (prev >= 0)
+                fn((const char *)s + prev, (size_t)(i + n - prev), arg);
+            prev = i;
+        }
+        i += n;
+    }
+    free(folded);
+}
+
+typedef struct {
+    s_keys_t *keys;
+    const crm_entity_t *e;
+    char tag;
+    uint64_t num;
+} s_gram_ctx_t;
+
+static void
+s_gram_posting(const char *gram, size_t len, void *arg)
+{
+    s_gram_ctx_t *c = arg;
+    s_add_posting(c->keys, c->e, c->tag, gram, len, c->num);
+}
+
+/* The text values of FD in REC for an exact index: strings folded, enums by name. */
+static size_t
+s_values(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd, char **out, size_t max)
+{
+    size_t n = 0;
+    if (fd->type == PROTOBUF_C_TYPE_STRING && fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t count = crm_record_count(rec, fd);
+        for (size_t i = 0; i < count && n < max; i++)
+            out[n++] = crm_utf8_fold(crm_record_str_at(rec, fd, i));
+    } else if (fd->type == PROTOBUF_C_TYPE_STRING) {
+        out[n++] = crm_utf8_fold(*(const char *const *)((const char *)rec + fd->offset));
+    } else if (fd->type == PROTOBUF_C_TYPE_ENUM) {
+        char name[64];
+        crm_record_enum_name(fd->descriptor, *(const int *)((const char *)rec + fd->offset),
+                             name, sizeof name);
+        out[n++] = strdup(name);
+    }
+    return n;
+}
+
+static void
+s_index_keys(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec, s_keys_t *keys)
+{
+    for (const crm_index_t *idx = e->indexes; idx->field; idx++) {
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field_by_name(e->desc, idx->field);
+        CRM_ASSERT(fd != NULL);
+        char *vals[32];
+        size_t nv = idx->kind == CRM_IDX_PARENT ? 0 : s_values(rec, fd, vals, 32);
+        for (size_t i = 0; i < nv; i++) {
+            size_t vl = strlen(vals[i]);
+            if (vl == 0) {
+                free(vals[i]);
+                continue;
+            }
+            if (idx->kind == CRM_IDX_EXACT) {
+                s_add_posting(keys, e, idx->tag, vals[i], vl, num);
+            } else if (idx->kind == CRM_IDX_PHONE) {
+                s_add_posting(keys, e, idx->tag, vals[i], vl, num);
+                if (vl >= 4)
+                    s_add_posting(keys, e, (char)(idx->tag + 1), vals[i] + vl - 4, 4, num);
+            } else if (idx->kind == CRM_IDX_TEXT) {
+                s_gram_ctx_t c = {keys, e, idx->tag, num};
+                s_grams(vals[i], s_gram_posting, &c);
+            }
+            free(vals[i]);
+        }
+        if (idx->kind == CRM_IDX_PARENT) {
+            const char *parent = crm_record_get_str(rec, idx->field);
+            char key[KEY_MAX];
+            size_t n = s_term_prefix(e, idx->tag, parent, strlen(parent), key);
+            store_put_be64((uint8_t *)key + n, ~(uint64_t)crm_record_get_i64(rec, idx->sort_field));
+            store_put_be64((uint8_t *)key + n + 8, num);
+            s_keys_add(keys, key, n + 16);
+        }
+    }
+}
+
+/* ==== Records ==== */
+
+static crm_err_t
+s_decode(const crm_entity_t *e, const store_val_t *val, ProtobufCMessage **out)
+{
+    char errbuf[CRM_ERRBUF];
+    if (crm_proto_unpack(e->desc, (const uint8_t *)val->data, val->len, out, errbuf) != CRM_OK) {
+        crm_log(CRM_LOG_ERROR, "records: a stored %s is corrupt: %s", e->name, errbuf);
+        return CRM_ERR_INTERNAL;
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+records_get(store_t *store, const crm_entity_t *e, uint64_t num, ProtobufCMessage **out)
+{
+    char key[9];
+    store_val_t val = {0};
+    *out = NULL;
+    crm_err_t rc = store_get(store, STORE_CF_RECORDS, key, s_record_key(e, num, key), &val);
+    if (rc == CRM_OK)
+        rc = s_decode(e, &val, out);
+    store_val_release(&val);
+    return rc;
+}
+
+crm_err_t
+records_group_get(store_group_t *g, const crm_entity_t *e, uint64_t num, ProtobufCMessage **out)
+{
+    char key[9];
+    store_val_t val = {0};
+    *out = NULL;
+    crm_err_t rc = store_group_get(g, STORE_CF_RECORDS, key, s_record_key(e, num, key), &val);
+    if (rc == CRM_OK)
+        rc = s_decode(e, &val, out);
+    store_val_release(&val);
+    return rc;
+}
+
+crm_err_t
+records_next_num(store_group_t *g, const crm_entity_t *e, uint64_t *num)
+{
+    char key[64];
+    int klen = snprintf(key, sizeof key, "next_id/%s", e->name);
+    store_val_t val = {0};
+    crm_err_t rc = store_group_get(g, STORE_CF_META, key, (size_t)klen, &val);
+    uint64_t next = 1;
+    if (rc == CRM_OK && val.len == 8)
+        next = store_get_be64((const uint8_t *)val.data);
+    store_val_release(&val);
+    if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND)
+        return rc;
+    uint8_t be[8];
+    store_put_be64(be, next + 1);
+    store_group_put(g, STORE_CF_META, key, (size_t)klen, be, sizeof be);
+    *num = next;
+    return CRM_OK;
+}
+
+void
+records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
+                  const ProtobufCMessage *old, const ProtobufCMessage *rec)
+{
+    s_keys_t keys = {0};
+    if (old) {
+        s_index_keys(e, num, old, &keys);
+        for (size_t i = 0; i < keys.n; i++)
+            store_group_delete(g, STORE_CF_INDEXES, keys.keys[i], keys.lens[i]);
+        s_keys_release(&keys);
+    }
+    s_index_keys(e, num, rec, &keys);
+    for (size_t i = 0; i < keys.n; i++)
+        store_group_put(g, STORE_CF_INDEXES, keys.keys[i], keys.lens[i], "", 0);
+    s_keys_release(&keys);
+    char key[9];
+    size_t len;
+    uint8_t *packed = crm_proto_pack(rec, &len);
+    store_group_put(g, STORE_CF_RECORDS, key, s_record_key(e, num, key), packed, len);
+    free(packed);
+}
+
+void
+records_stage_delete(store_group_t *g, const crm_entity_t *e, uint64_t num,
+                     const ProtobufCMessage *old)
+{
+    s_keys_t keys = {0};
+    s_index_keys(e, num, old, &keys);
+    for (size_t i = 0; i < keys.n; i++)
+        store_group_delete(g, STORE_CF_INDEXES, keys.keys[i], keys.lens[i]);
+    s_keys_release(&keys);
+    char key[9];
+    store_group_delete(g, STORE_CF_RECORDS, key, s_record_key(e, num, key));
+}
+
+/* ==== Terms ==== */
+
+void
+records_term_release(records_term_t *t)
+{
+    free(t->key);
+    t->key = NULL;
+    t->len = 0;
+}
+
+static void
+s_term_set(records_term_t *t, const crm_entity_t *e, char tag, const char *value, size_t vlen)
+{
+    char key[KEY_MAX];
+    size_t n = s_term_prefix(e, tag, value, vlen, key);
+    t->key = malloc(n);
+    CRM_ASSERT_ALLOC(t->key);
+    memcpy(t->key, key, n);
+    t->len = n;
+}
+
+static void
+s_filterable(const crm_entity_t *e, char *out, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const crm_index_t *i = e->indexes; i->field && used + 1 < n; i++)
+        if (i->kind != CRM_IDX_TEXT)
+            used += (size_t)snprintf(out + used, n - used, "%s%s", used ? ", " : "", i->field);
+}
+
+crm_err_t
+records_term(const crm_entity_t *e, const char *field, const char *value, records_term_t *out,
+             char *errbuf)
+{
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    const crm_index_t *idx = fd ? crm_entity_index(e, fd->name) : NULL;
+    out->key = NULL;
+    out->len = 0;
+    char phone[24];
+    if (!idx || idx->kind == CRM_IDX_TEXT || idx->kind == CRM_IDX_PARENT) {
+        char list[256];
+        s_filterable(e, list, sizeof list);
+        snprintf(errbuf, CRM_ERRBUF, "cannot filter %s records on '%s' (filterable: %s)", e->name,
+                 field, list);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    if (idx->kind == CRM_IDX_PHONE) {
+        size_t vl = strlen(value);
+        bool last4 = vl == 4 && strspn(value, "0123456789") == 4;
+        if (!last4 && !crm_record_phone(value, phone)) {
+            snprintf(errbuf, CRM_ERRBUF, "'%.40s' is not a phone number or its last 4 digits",
+                     value);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (last4)
+            s_term_set(out, e, (char)(idx->tag + 1), value, 4);
+        else
+            s_term_set(out, e, idx->tag, phone, strlen(phone));
+        return CRM_OK;
+    }
+    if (fd->type == PROTOBUF_C_TYPE_ENUM) {
+        /* accept "At Risk", "at_risk", "at-risk" alike: parse, then print the canonical name */
+        ProtobufCMessage *tmp = crm_proto_new(e->desc);
+        crm_err_t rc = crm_record_set_text(tmp, fd, value, false, errbuf);
+        char name[64] = "";
+        if (rc == CRM_OK)
+            crm_record_enum_name(fd->descriptor, crm_record_get_enum(tmp, fd->name), name,
+                                 sizeof name);
+        crm_proto_free(&tmp);
+        if (rc != CRM_OK)
+            return rc;
+        s_term_set(out, e, idx->tag, name, strlen(name));
+        return CRM_OK;
+    }
+    char *folded = crm_utf8_fold(value);
+    s_term_set(out, e, idx->tag, folded, strlen(folded));
+    free(folded);
+    return CRM_OK;
+}
+
+typedef struct {
+    records_term_t *terms;
+    size_t n, max;
+    const crm_entity_t *e;
+    char tag;
+    bool unigrams; /* single-character query: use the character itself */
+} s_term_ctx_t;
+
+static void
+s_gram_term(const char *gram, size_t len, void *arg)
+{
+    s_term_ctx_t *c = arg;
+    /* a word's single characters are also indexed: keep only pairs unless the
+       query has no pair at all */
+    size_t cps = 0;
+    for (size_t i = 0; i < len; i++)
+        cps += ((unsigned char)gram[i] & 0xC0) != 0x80;
+    if ((cps == 1) != c->unigrams || c->n == c->max)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->terms[i].len == len + 3 && !memcmp(c->terms[i].key + 2, gram, len))
+            return;
+    s_term_set(&c->terms[c->n++], c->e, c->tag, gram, len);
+}
+
+static void
+s_count_pairs(const char *gram, size_t len, void *arg)
+{
+    size_t cps = 0;
+    for (size_t i = 0; i < len; i++)
+        cps += ((unsigned char)gram[i] & 0xC0) != 0x80;
+    if (cps == 2)
+        (*(size_t *)arg)++;
+}
+
+crm_err_t
+records_text_terms(const crm_entity_t *e, const char *text, records_term_t *terms, size_t *n,
+                   char *errbuf)
+{
+    const crm_index_t *idx = NULL;
+    for (const crm_index_t *i = e->indexes; i->field; i++)
+        if (i->kind == CRM_IDX_TEXT)
+            idx = i;
+    *n = 0;
+    if (!idx) {
+        snprintf(errbuf, CRM_ERRBUF, "%s records have no text search", e->name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    size_t pairs = 0;
+    s_grams(text, s_count_pairs, &pairs);
+    s_term_ctx_t c = {terms, 0, RECORDS_MAX_TERMS, e, idx->tag, pairs == 0};
+    s_grams(text, s_gram_term, &c);
+    if (c.n == 0) {
+        snprintf(errbuf, CRM_ERRBUF, "search text is empty");
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    *n = c.n;
+    return CRM_OK;
+}
+
+bool
+records_text_match(const ProtobufCMessage *rec, const void *text)
+{
+    static const char *const fields[] = {"name", "company"};
+    bool hit = false;
+    for (size_t i = 0; !hit && i < 2; i++) {
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field_by_name(rec->descriptor, fields[i]);
+        if (!fd || fd->type != PROTOBUF_C_TYPE_STRING)
+            continue;
+        char *folded = crm_utf8_fold(crm_record_get_str(rec, fields[i]));
+        hit = strstr(folded, text) != NULL;
+        free(folded);
+    }
+    return hit;
+}
+
+/* ==== Queries ==== */
+
+/* Position IT at the first posting of TERM with number >= TARGET; returns
+   that number, or 0 when the term has no more postings. */
+static uint64_t
+s_seek(store_iter_t *it, const records_term_t *t, uint64_t target)
+{
+    char key[KEY_MAX + 8];
+    memcpy(key, t->key, t->len);
+    store_put_be64((uint8_t *)key + t->len, target);
+    store_iter_seek(it, key, t->len + 8);
+    if (!store_iter_valid(it))
+        return 0;
+    size_t klen;
+    const char *k = store_iter_key(it, &klen);
+    if (klen != t->len + 8 || memcmp(k, t->key, t->len))
+        return 0;
+    return store_get_be64((const uint8_t *)k + t->len);
+}
+
+crm_err_t
+records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms, size_t n,
+              uint64_t after, size_t limit, uint64_t *ids, size_t *count, bool *more,
+              bool (*match)(const ProtobufCMessage *, const void *), const void *arg)
+{
+    crm_err_t rc = CRM_OK;
+    store_iter_t *its[RECORDS_MAX_TERMS] = {NULL};
+    records_term_t all = {NULL, 0};
+    char prefix[1] = {e->prefix};
+    *count = 0;
+    *more = false;
+    CRM_ASSERT(n <= RECORDS_MAX_TERMS);
+    if (n == 0) { /* every record of the kind: the records CF is one big posting list */
+        all.key = prefix;
+        all.len = 1;
+        terms = &all;
+        n = 1;
+        its[0] = store_iter_new(store, STORE_CF_RECORDS);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            its[i] = store_iter_new(store, STORE_CF_INDEXES);
+    }
+    uint64_t target = after + 1;
+    while (target != 0) {
+        /* leapfrog: raise target until every term has a posting at it */
+        bool agreed = false;
+        while (!agreed && target != 0) {
+            agreed = true;
+            for (size_t i = 0; i < n; i++) {
+                uint64_t got = s_seek(its[i], &terms[i], target);
+                if (got == 0) {
+                    target = 0;
+                    break;
+                }
+                if (got > target) {
+                    target = got;
+                    agreed = false;
+                    break;
+                }
+            }
+        }
+        if (target == 0)
+            break;
+        if (match) {
+            ProtobufCMessage *rec = NULL;
+            rc = records_get(store, e, target, &rec);
+            bool ok = rc == CRM_OK && match(rec, arg);
+            crm_proto_free(&rec);
+            if (rc == CRM_ERR_NOT_FOUND)
+                rc = CRM_OK;
+            if (rc != CRM_OK)
+                break;
+            if (!ok) {
+                target++;
+                continue;
+            }
+        }
+        if (*count == limit) {
+            *more = true;
+            break;
+        }
+        ids[(*count)++] = target++;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_iter_destroy(&its[i]);
+    return rc;
+}
+
+crm_err_t
+records_children(store_t *store, const crm_entity_t *e, const char *parent_id, uint64_t after,
+                 size_t limit, uint64_t *ids, size_t *count, bool *more)
+{
+    const crm_index_t *idx = NULL;
+    for (const crm_index_t *i = e->indexes; i->field; i++)
+        if (i->kind == CRM_IDX_PARENT)
+            idx = i;
+    CRM_ASSERT(idx != NULL);
+    char key[KEY_MAX + 16];
+    size_t plen = s_term_prefix(e, idx->tag, parent_id, strlen(parent_id), key);
+    size_t klen = plen;
+    *count = 0;
+    *more = false;
+    if (after) {
+        ProtobufCMessage *last = NULL;
+        crm_err_t rc = records_get(store, e, after, &last);
+        if (rc != CRM_OK)
+            return rc == CRM_ERR_NOT_FOUND ? CRM_ERR_INVALID_ARGUMENT : rc;
+        store_put_be64((uint8_t *)key + plen,
+                       ~(uint64_t)crm_record_get_i64(last, idx->sort_field));
+        store_put_be64((uint8_t *)key + plen + 8, after + 1);
+        klen = plen + 16;
+        crm_proto_free(&last);
+    }
+    store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
+    for (store_iter_seek(it, key, klen); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl;
+        const char *k = store_iter_key(it, &kl);
+        if (kl != plen + 16 || memcmp(k, key, plen))
+            break;
+        if (*count == limit) {
+            *more = true;
+            break;
+        }
+        ids[(*count)++] = store_get_be64((const uint8_t *)k + plen + 8);
+    }
+    store_iter_destroy(&it);
+    return CRM_OK;
+}

@@ -1,0 +1,79 @@
+/*  =========================================================================
+    records - generic persistence for every record kind
+
+    Owns:      record and index key layouts, id allocation, index maintenance
+               and the query engine (AND of index terms, text search,
+               children of a parent) for all kinds in the entity table.
+    Must not:  know any particular kind, or sockets and sessions.
+
+    Key layout (why): every kind has its own key space named by its id prefix
+    byte, and every key ends in the 8-byte big-endian record number, so a
+    prefix scan returns ids in ascending order - the stable sort that paging
+    needs - and several index terms can be intersected by leapfrogging their
+    iterators (seek each to the largest id seen until all agree).
+      records:  <prefix> <be64 num>                          -> packed record
+      indexes:  <prefix> <tag> <value> 0x00 <be64 num>       -> ""
+      children: <prefix> <tag> <parent id> 0x00 <be64 ~time> <be64 num>
+                (newest first: the parent's timeline)
+      meta:     "next_id/" <kind>                            -> be64
+    Values never contain 0x00 (text is validated), so the 0x00 ends a value
+    exactly and "张" cannot match the postings of "张伟".
+    =========================================================================
+*/
+#ifndef RECORDS_H
+#define RECORDS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm_entity.h"
+#include "store.h"
+
+#define RECORDS_MAX_TERMS 16
+
+/* One lookup term: the key prefix of an index value (owned bytes). */
+typedef struct {
+    char *key;
+    size_t len;
+} records_term_t;
+
+/* Read record NUM of kind E from committed data; caller frees with crm_proto_free(). */
+crm_err_t records_get(store_t *store, const crm_entity_t *e, uint64_t num, ProtobufCMessage **out);
+/* Same, through the writer's group (sees staged writes). */
+crm_err_t records_group_get(store_group_t *g, const crm_entity_t *e, uint64_t num,
+                            ProtobufCMessage **out);
+/* The next record number of kind E, staged in the group. */
+crm_err_t records_next_num(store_group_t *g, const crm_entity_t *e, uint64_t *num);
+/* Stage REC as record NUM, replacing OLD (NULL on create): record and index entries. */
+void records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
+                       const ProtobufCMessage *old, const ProtobufCMessage *rec);
+/* Stage the removal of record NUM (currently OLD) and its index entries. */
+void records_stage_delete(store_group_t *g, const crm_entity_t *e, uint64_t num,
+                          const ProtobufCMessage *old);
+
+/* Build the term for FIELD = VALUE (folded like the index). INVALID_ARGUMENT
+   if FIELD has no index; errbuf says which fields do. */
+crm_err_t records_term(const crm_entity_t *e, const char *field, const char *value,
+                       records_term_t *out, char *errbuf);
+/* Terms for a text search: the grams of TEXT in the kind's text index. */
+crm_err_t records_text_terms(const crm_entity_t *e, const char *text, records_term_t *terms,
+                             size_t *n, char *errbuf);
+void records_term_release(records_term_t *t);
+
+/* Ids matching every term (all records if N is 0), ascending, after AFTER.
+   Fills up to LIMIT numbers into ids; *more is true if more may follow.
+   With MATCH, a candidate must also satisfy match(record, arg). */
+crm_err_t records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms,
+                        size_t n, uint64_t after, size_t limit, uint64_t *ids, size_t *count,
+                        bool *more, bool (*match)(const ProtobufCMessage *, const void *),
+                        const void *arg);
+/* Children of PARENT_ID through E's CRM_IDX_PARENT index, newest first, after
+   the child AFTER (0 = from the start). */
+crm_err_t records_children(store_t *store, const crm_entity_t *e, const char *parent_id,
+                           uint64_t after, size_t limit, uint64_t *ids, size_t *count,
+                           bool *more);
+/* True if the folded name or company (the text-indexed fields) of REC contains
+   the folded TEXT. */
+bool records_text_match(const ProtobufCMessage *rec, const void *text);
+
+#endif
