@@ -370,6 +370,133 @@ s_flood(char **argv)
     return 0;
 }
 
+/* ==== increment: concurrent read-modify-write with retry on CONFLICT ==== */
+
+#include <pthread.h>
+
+#include "crm_entity.h"
+#include "crm_record.h"
+
+typedef struct {
+    const char *endpoint, *enroll, *id, *key;
+    int n;           /* increments to make */
+    long conflicts;  /* CONFLICT replies seen */
+    int failures;    /* increments that could not be made */
+} s_inc_t;
+
+/* One request/reply on S; returns the reply (caller frees) or NULL on timeout. */
+static Crm__Reply *
+s_call(void *s, Crm__Request *req)
+{
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&req->base, &len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, 10000) <= 0)
+        return NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    zmq_msg_recv(&m, s, 0);
+    Crm__Reply *r = NULL;
+    char errbuf[CRM_ERRBUF];
+    crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                     (ProtobufCMessage **)&r, errbuf);
+    zmq_msg_close(&m);
+    return r;
+}
+
+static void *
+s_inc_thread(void *arg)
+{
+    s_inc_t *t = arg;
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    const ProtobufCFieldDescriptor *custom = crm_record_field(e->desc, "custom");
+    void *s = s_connect(t->endpoint, t->enroll);
+    int64_t deadline = crm_time_mono_us() + 120 * 1000000LL; /* bounded in time */
+    for (int i = 0; i < t->n; i++) {
+        bool done = false;
+        for (int attempt = 0; !done && attempt < 10000 && crm_time_mono_us() < deadline;
+             attempt++) {
+            Crm__Request req = CRM__REQUEST__INIT;
+            Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+            req.op = CRM__OP__OP_ENTITY_GET;
+            req.body_case = CRM__REQUEST__BODY_ENTITY;
+            req.entity = &er;
+            er.kind = (char *)"customer";
+            er.id = (char *)t->id;
+            Crm__Reply *r = s_call(s, &req);
+            if (!r || r->status != CRM__ERROR_CODE__OK || r->entity->n_records != 1) {
+                crm_proto_free((ProtobufCMessage **)&r);
+                break;
+            }
+            char errbuf[CRM_ERRBUF];
+            ProtobufCMessage *rec = NULL;
+            crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                             &rec, errbuf);
+            crm_proto_free((ProtobufCMessage **)&r);
+            /* current value of custom[key] */
+            long cur = 0;
+            char *all = crm_record_format(rec, custom, false, false), *save = NULL;
+            for (char *kv = strtok_r(all, ";", &save); kv; kv = strtok_r(NULL, ";", &save))
+                if (!strncmp(kv, t->key, strlen(t->key)) && kv[strlen(t->key)] == '=')
+                    cur = atol(kv + strlen(t->key) + 1);
+            free(all);
+            char kv[128];
+            snprintf(kv, sizeof kv, "%s=%ld", t->key, cur + 1);
+            crm_record_set_text(rec, custom, kv, false, errbuf);
+            size_t len;
+            uint8_t *packed = crm_proto_pack(rec, &len);
+            char *fields[] = {(char *)"custom"};
+            req.op = CRM__OP__OP_ENTITY_UPDATE;
+            er.expect_version = crm_record_get_u64(rec, "version");
+            er.record.data = packed;
+            er.record.len = len;
+            er.fields = fields;
+            er.n_fields = 1;
+            r = s_call(s, &req);
+            free(packed);
+            crm_proto_free(&rec);
+            if (r && r->status == CRM__ERROR_CODE__OK)
+                done = true;
+            else if (r && r->status == CRM__ERROR_CODE__CONFLICT)
+                t->conflicts++;
+            else
+                attempt = 10000; /* anything else: give up on this increment */
+            crm_proto_free((ProtobufCMessage **)&r);
+        }
+        if (!done)
+            t->failures++;
+    }
+    zmq_close(s);
+    return NULL;
+}
+
+/* increment ENDPOINT ENROLL ID KEY CLIENTS N: CLIENTS threads each add 1 to
+   custom[KEY] of customer ID N times, retrying on CONFLICT. */
+static int
+s_increment(char **argv)
+{
+    int clients = atoi(argv[4]), n = atoi(argv[5]);
+    if (clients < 1 || clients > 64 || n < 1 || n > 10000)
+        return 2;
+    s_inc_t t[64];
+    pthread_t th[64];
+    for (int i = 0; i < clients; i++) {
+        t[i] = (s_inc_t){argv[0], argv[1], argv[2], argv[3], n, 0, 0};
+        pthread_create(&th[i], NULL, s_inc_thread, &t[i]);
+    }
+    long conflicts = 0;
+    int failures = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(th[i], NULL);
+        conflicts += t[i].conflicts;
+        failures += t[i].failures;
+    }
+    printf("increments %d, conflicts retried %ld, failed %d\n", clients * n, conflicts, failures);
+    return failures ? 1 : 0;
+}
+
 /* forge IN OUT [server]: copy an enrollment with a fresh, unknown user keypair
    (or, with "server", a wrong server key) */
 static int
@@ -407,6 +534,7 @@ main(int argc, char **argv)
         {"oversize", s_oversize, 3, "ENDPOINT ENROLL BYTES"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
+        {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},
     };
     if (sodium_init() < 0)
         return 2;
