@@ -10,8 +10,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 
 DATA="$ROOT/data"
+FRESH=0
 if [ ! -e "$DATA/db/CURRENT" ]; then
     ./build/crm-admin init --data "$DATA"
+    FRESH=1
 else
     echo "setup: using the existing data dir $DATA"
 fi
@@ -37,11 +39,20 @@ fi
 
 ./build/crm enroll "$DATA/admin.enroll"
 ./build/crm whoami
+if [ "$FRESH" = 1 ]; then
+    echo "setup: loading demo customers and activities"
+    python3 tools/demo_data.py "$DATA/demo" 200
+    ./build/crm import "$DATA/demo/customers.csv"
+    ./build/crm import --kind activity "$DATA/demo/activities.csv"
+fi
 cat <<MSG
 
 OneView is running. Try:
   export PATH="$ROOT/build:\$PATH"
   crm ping
   crm whoami
+  crm customer list --limit 10
+  crm customer search 科技
+  crm customer show c1
 Stop the server with: kill \$(cat $PIDFILE)
 MSG

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Write demo customers and activities as CSV for `crm import` (deterministic).
+
+usage: demo_data.py OUTDIR [COUNT]
+Writes OUTDIR/customers.csv and OUTDIR/activities.csv. Activities refer to
+customers c1..cCOUNT, so import them into a fresh data dir, customers first.
+"""
+import csv
+import os
+import random
+import sys
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
+         "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "志强", "晓东", "海燕", "雪梅"]
+EN_FIRST = ["Alice", "Bob", "Carol", "David", "Emma", "Frank", "Grace", "Henry", "Ivy", "Jack",
+            "Karen", "Leo", "Mia", "Noah", "Olivia", "Peter", "Quinn", "Rachel", "Sam", "Tina"]
+EN_LAST = ["Smith", "Johnson", "Brown", "Taylor", "Miller", "Wilson", "Moore", "Clark", "Lewis",
+           "Walker", "Young", "King", "Wright", "Green", "Baker", "Adams"]
+REGIONS = [("北京", "北京"), ("上海", "上海"), ("广东", "广州"), ("广东", "深圳"), ("浙江", "杭州"),
+           ("江苏", "南京"), ("江苏", "苏州"), ("四川", "成都"), ("湖北", "武汉"), ("山东", "青岛"),
+           ("福建", "厦门"), ("陕西", "西安"), ("天津", "天津"), ("重庆", "重庆")]
+INDUSTRIES = ["制造", "零售", "教育", "医疗", "金融", "物流", "餐饮", "软件", "房地产", "能源"]
+CO_WORDS = ["华", "鑫", "泰", "盛", "达", "通", "恒", "信", "宏", "安", "诚", "远", "博", "创"]
+CO_KINDS = ["科技有限公司", "贸易有限公司", "实业有限公司", "信息技术有限公司", "电子有限公司"]
+EN_CO = ["Acme Ltd", "Globex Corp", "Initech", "Umbrella Trading", "Stark Supplies",
+         "Wayne Logistics", "Hooli Asia", "Vandelay Imports"]
+SOURCES = ["ad", "event", "referral", "website", "social", "walk-in"]
+STAGES = ["lead"] * 4 + ["prospect"] * 3 + ["active"] * 4 + ["at-risk", "churned"]
+TIERS = ["high", "mid", "mid", "low", "low", ""]
+TAGS = ["vip", "wholesale", "retail", "newsletter", "trade-show", "key-account", "price-sensitive"]
+TYPES = ["call", "email", "meeting", "visit", "wechat", "sms", "note"]
+SUMMARIES = {
+    "call": ["电话跟进报价", "Called about the renewal", "回访产品使用情况", "Discussed delivery dates"],
+    "email": ["发送产品目录", "Sent the quote", "Follow-up on invoice"],
+    "meeting": ["季度业务回顾", "Kick-off meeting", "需求沟通会"],
+    "visit": ["上门拜访", "Site visit to the warehouse", "展会现场交流"],
+    "wechat": ["微信沟通新品", "WeChat: asked for samples", "发送优惠信息"],
+    "sms": ["短信提醒付款", "SMS: delivery notice"],
+    "note": ["客户对价格敏感", "Prefers calls in the morning", "决策人是采购经理"],
+}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "."
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    rnd = random.Random(20261123)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "customers.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "kind", "company", "phones", "emails", "province", "city",
+                    "industry", "source", "stage", "tier", "tags", "birthday", "consent",
+                    "consent_at", "consent_channel", "custom"])
+        for i in range(count):
+            chinese = rnd.random() < 0.7
+            if chinese:
+                name = rnd.choice(SURNAMES) + rnd.choice(GIVEN)
+                company = rnd.choice(REGIONS)[1] + "".join(rnd.sample(CO_WORDS, 2)) + rnd.choice(CO_KINDS)
+                email = "c%d@%s.cn" % (i + 1, rnd.choice(["qq", "163", "sina", "corp"]))
+            else:
+                first, last = rnd.choice(EN_FIRST), rnd.choice(EN_LAST)
+                name = "%s %s" % (first, last)
+                company = rnd.choice(EN_CO)
+                email = "%s.%s%d@example.com" % (first.lower(), last.lower(), i + 1)
+            kind = "company" if rnd.random() < 0.2 else "person"
+            province, city = rnd.choice(REGIONS)
+            phone = "1%d%d %04d %04d" % (rnd.choice([3, 5, 8]), rnd.randint(0, 9),
+                                          rnd.randint(0, 9999), rnd.randint(0, 9999))
+            consent = rnd.random() < 0.6
+            w.writerow([
+                name, kind, company, phone, email, province, city, rnd.choice(INDUSTRIES),
+                rnd.choice(SOURCES), rnd.choice(STAGES), rnd.choice(TIERS),
+                ";".join(rnd.sample(TAGS, rnd.randint(0, 2))),
+                "%d-%02d-%02d" % (rnd.randint(1960, 2000), rnd.randint(1, 12), rnd.randint(1, 28))
+                if rnd.random() < 0.5 else "",
+                "yes" if consent else "no",
+                "2026-%02d-%02d" % (rnd.randint(1, 10), rnd.randint(1, 28)) if consent else "",
+                rnd.choice(["wechat", "web form", "event", "phone"]) if consent else "",
+                "erp_code=ERP%05d" % (i + 1) if rnd.random() < 0.3 else "",
+            ])
+    with open(os.path.join(out, "activities.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "type", "direction", "summary", "occurred_at"])
+        for _ in range(count * 3 // 2):
+            t = rnd.choice(TYPES)
+            w.writerow(["c%d" % rnd.randint(1, count), t,
+                        "" if t == "note" else rnd.choice(["inbound", "outbound"]),
+                        rnd.choice(SUMMARIES[t]),
+                        "2026-%02d-%02dT%02d:%02d:00Z" % (rnd.randint(1, 11), rnd.randint(1, 28),
+                                                          rnd.randint(8, 18), rnd.randint(0, 59))])
+
+
+if __name__ == "__main__":
+    main()
