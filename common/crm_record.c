@@ -587,7 +587,8 @@ crm_record_phone(const char *in, char out[24])
     size_t len = strlen(d);
     if (len < 5 || len > 15)
         return false;
-    snprintf(out, 24, "%s%s", plus ? "+" : "", d);
+    out[0] = '+';
+    memcpy(out + plus, d, len + 1); /* at most 1 + 15 + 1 bytes */
     return true;
 }
 

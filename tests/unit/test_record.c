@@ -1,0 +1,220 @@
+/*  test_record - generic field handling and the entity table */
+#include "test_common.h"
+
+#include "crm_entity.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "entities.pb-c.h"
+
+static const crm_entity_t *
+s_customer(void)
+{
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    assert_non_null(e);
+    return e;
+}
+
+static void
+test_entity_table_is_consistent(void **state)
+{
+    (void)state;
+    static const char *const common[] = {"id", "version", "created_at", "updated_at",
+                                         "created_by", "updated_by"};
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
+        assert_ptr_equal(crm_entity_by_name(e->name), e);
+        assert_ptr_equal(crm_entity_by_prefix(e->prefix), e);
+        for (size_t i = 0; i < 6; i++) { /* the generic path relies on these */
+            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, common[i]);
+            assert_non_null(fd);
+            assert_int_equal(fd->id, (unsigned)i + 1);
+            assert_true(crm_entity_flags(e, common[i]) & CRM_F_SYSTEM);
+        }
+        for (const crm_rule_t *r = e->rules; r->field; r++)
+            assert_non_null(crm_record_field(e->desc, r->field));
+        for (const crm_index_t *x = e->indexes; x->field; x++) {
+            assert_non_null(crm_record_field(e->desc, x->field));
+            if (x->kind == CRM_IDX_PARENT)
+                assert_non_null(crm_record_field(e->desc, x->sort_field));
+        }
+        if (e->parent)
+            assert_non_null(crm_entity_by_name(e->parent));
+        char cols[256];
+        snprintf(cols, sizeof cols, "%s", e->columns);
+        for (char *save = NULL, *c = strtok_r(cols, ",", &save); c;
+             c = strtok_r(NULL, ",", &save))
+            assert_non_null(crm_record_field(e->desc, c));
+    }
+    assert_null(crm_entity_by_name("nope"));
+}
+
+static void
+test_entity_ids(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = s_customer();
+    char id[24];
+    crm_entity_format_id(e, 42, id);
+    assert_string_equal(id, "c42");
+    assert_int_equal(crm_entity_parse_id(e, "c42"), 42);
+    assert_int_equal(crm_entity_parse_id(e, "c0"), 0);
+    assert_int_equal(crm_entity_parse_id(e, "c042"), 0);
+    assert_int_equal(crm_entity_parse_id(e, "a42"), 0);
+    assert_int_equal(crm_entity_parse_id(e, "c4x"), 0);
+    assert_int_equal(crm_entity_parse_id(e, ""), 0);
+    assert_int_equal(crm_entity_parse_id(e, "c123456789012345678901"), 0);
+}
+
+static void
+test_record_set_and_format(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = s_customer();
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *m = crm_proto_new(e->desc);
+    const ProtobufCFieldDescriptor *stage = crm_record_field(e->desc, "stage");
+    const ProtobufCFieldDescriptor *tags = crm_record_field(e->desc, "tags");
+    const ProtobufCFieldDescriptor *custom = crm_record_field(e->desc, "custom");
+    const ProtobufCFieldDescriptor *consent = crm_record_field(e->desc, "consent");
+    const ProtobufCFieldDescriptor *at = crm_record_field(e->desc, "consent-at");
+    assert_non_null(at); /* '-' stands for '_' */
+    assert_int_equal(crm_record_set_text(m, stage, "At-Risk", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_get_enum(m, "stage"), CRM__STAGE__AT_RISK);
+    assert_int_equal(crm_record_set_text(m, stage, "nonsense", false, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "lead, prospect, active, at-risk, churned"));
+    assert_int_equal(crm_record_get_enum(m, "stage"), CRM__STAGE__AT_RISK); /* untouched */
+    assert_int_equal(crm_record_set_text(m, tags, "a", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, tags, "b", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, custom, "k=v", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, custom, "k=w", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, custom, "z=1", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, custom, "z=", false, errbuf), CRM_OK); /* removes */
+    assert_int_equal(crm_record_set_text(m, custom, "novalue", false, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(crm_record_set_text(m, consent, "yes", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(m, consent, "maybe", false, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(crm_record_set_text(m, at, "2026-01-02T03:04:05Z", true, errbuf), CRM_OK);
+    assert_int_equal(crm_record_get_i64(m, "consent_at"), 1767323045000LL);
+    assert_int_equal(crm_record_set_text(m, at, "2026-13-01", true, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+
+    char *s;
+    assert_string_equal(s = crm_record_format(m, stage, false, false), "at-risk");
+    free(s);
+    assert_string_equal(s = crm_record_format(m, tags, false, false), "a;b");
+    free(s);
+    assert_string_equal(s = crm_record_format(m, custom, false, false), "k=w");
+    free(s);
+    assert_string_equal(s = crm_record_format(m, at, true, false), "2026-01-02T03:04:05Z");
+    free(s);
+    assert_string_equal(s = crm_record_format(m, consent, false, true), "yes");
+    free(s);
+
+    /* a built message packs, unpacks to the same, and frees cleanly */
+    size_t len;
+    uint8_t *buf = crm_proto_pack(m, &len);
+    ProtobufCMessage *back = NULL;
+    assert_int_equal(crm_proto_unpack(e->desc, buf, len, &back, errbuf), CRM_OK);
+    assert_string_equal(s = crm_record_format(back, tags, false, false), "a;b");
+    free(s);
+    free(buf);
+    crm_record_clear(back, tags);
+    assert_false(crm_record_is_set(back, tags));
+    crm_record_swap(m, back, tags); /* m: none, back: a;b */
+    assert_int_equal(crm_record_count(m, tags), 0);
+    assert_string_equal(crm_record_str_at(back, tags, 1), "b");
+    crm_proto_free(&back);
+    crm_proto_free(&m);
+}
+
+static void
+test_record_phone(void **state)
+{
+    (void)state;
+    char out[24];
+    assert_true(crm_record_phone("138 0013 8000", out));
+    assert_string_equal(out, "13800138000");
+    assert_true(crm_record_phone("+86 138-0013-8000", out));
+    assert_string_equal(out, "13800138000");
+    assert_true(crm_record_phone("0086 13800138000", out));
+    assert_string_equal(out, "13800138000");
+    assert_true(crm_record_phone("+1 (415) 555-0101", out));
+    assert_string_equal(out, "+14155550101");
+    assert_true(crm_record_phone("010-6552 1234", out));
+    assert_string_equal(out, "01065521234");
+    assert_false(crm_record_phone("12ab", out));
+    assert_false(crm_record_phone("1234", out));               /* too short */
+    assert_false(crm_record_phone("1234567890123456", out));   /* too long */
+    assert_false(crm_record_phone("++8613800138000", out));
+}
+
+static void
+test_record_normalize(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = s_customer();
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *m = crm_proto_new(e->desc);
+    const ProtobufCFieldDescriptor *phones = crm_record_field(e->desc, "phones");
+    const ProtobufCFieldDescriptor *emails = crm_record_field(e->desc, "emails");
+    const ProtobufCFieldDescriptor *tags = crm_record_field(e->desc, "tags");
+    assert_int_equal(crm_record_normalize(e, m, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_string_equal(errbuf, "field 'name' is required");
+    crm_record_set_str(m, "name", "  张伟  ");
+    crm_record_set_text(m, phones, "138 0013 8000", false, errbuf);
+    crm_record_set_text(m, phones, "+8613800138000", false, errbuf); /* the same number */
+    crm_record_set_text(m, emails, " Zhang@Example.COM ", false, errbuf);
+    crm_record_set_text(m, tags, "VIP", false, errbuf);
+    crm_record_set_text(m, tags, "", false, errbuf);
+    assert_int_equal(crm_record_normalize(e, m, errbuf), CRM_OK);
+    assert_string_equal(crm_record_get_str(m, "name"), "张伟");
+    assert_int_equal(crm_record_count(m, phones), 1);
+    assert_string_equal(crm_record_str_at(m, phones, 0), "13800138000");
+    assert_string_equal(crm_record_str_at(m, emails, 0), "zhang@example.com");
+    assert_int_equal(crm_record_count(m, tags), 1);
+    assert_string_equal(crm_record_str_at(m, tags, 0), "vip");
+
+    static const struct {
+        const char *field, *value, *want;
+    } bad[] = {
+        {"emails", "no-at-sign", "not an e-mail"},
+        {"emails", "a@b", "not an e-mail"},
+        {"birthday", "1990-02-30", "not a date"},
+        {"birthday", "2024/01/01", "not a date"},
+        {"tags", "a;b", "may not contain"},
+        {"phones", "call me", "not a phone number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ProtobufCMessage *b = crm_proto_new(e->desc);
+        crm_record_set_str(b, "name", "x");
+        assert_int_equal(crm_record_set_text(b, crm_record_field(e->desc, bad[i].field),
+                                             bad[i].value, false, errbuf),
+                         CRM_OK);
+        assert_int_equal(crm_record_normalize(e, b, errbuf), CRM_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(errbuf, bad[i].want));
+        assert_non_null(strstr(errbuf, bad[i].field));
+        crm_proto_free(&b);
+    }
+    crm_record_set_str(m, "name", "x");
+    char longname[300];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    crm_record_set_str(m, "name", longname);
+    assert_int_equal(crm_record_normalize(e, m, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "too long"));
+    crm_proto_free(&m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_entity_table_is_consistent),
+        cmocka_unit_test(test_entity_ids),
+        cmocka_unit_test(test_record_set_and_format),
+        cmocka_unit_test(test_record_phone),
+        cmocka_unit_test(test_record_normalize),
+    };
+    return cmocka_run_group_tests_name("record", tests, NULL, NULL);
+}
