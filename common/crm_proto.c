@@ -10,8 +10,8 @@
 /* ==== Bounded allocator ==== */
 
 /* protobuf-c has no nesting or size limits of its own (RELIABILITY.md trap 9):
-   a small frame of many empty sub-messages can decode into far more memory
-   than it occupies on the wire. Each block carries its size in a header so
+   a frame of many empty sub-messages decodes into far more memory than it
+   occupies on the wire. Each block carries its size in a header so
    that the budget can be refunded on free. */
 typedef struct {
     size_t used;  /* bytes handed out so far */
@@ -196,9 +196,7 @@ crm_err_t
 crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  ProtobufCMessage **out, char *errbuf)
 {
-    s_budget_t budget = {0, len * CRM_PROTO_BUDGET_FACTOR};
-    if (budget.limit < CRM_PROTO_BUDGET_MIN)
-        budget.limit = CRM_PROTO_BUDGET_MIN;
+    s_budget_t budget = {0, CRM_PROTO_BUDGET};
     ProtobufCAllocator alloc = {s_budget_alloc, s_budget_free, &budget};
     *out = NULL;
     if (len == 0) {

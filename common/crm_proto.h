@@ -18,11 +18,14 @@
 
 #define CRM_PROTO_MAX_STRING (64 * 1024) /* bytes in any one string field */
 #define CRM_PROTO_MAX_DEPTH 8            /* nested message depth */
-#define CRM_PROTO_BUDGET_FACTOR 8        /* decoded bytes allowed per wire byte */
-#define CRM_PROTO_BUDGET_MIN (64 * 1024) /* ...but at least this much */
+/* Most memory one decode may allocate. protobuf-c turns each tiny sub-message
+   into a struct of 50-100 bytes, so a 1 MiB frame of empty sub-messages would
+   decode into ~36 MiB; real requests (an import batch of 1,000 customers)
+   decode into a few MiB. */
+#define CRM_PROTO_BUDGET (16u << 20)
 
 /* Unpack and validate a message of type DESC from untrusted bytes, allocating
-   at most a bounded multiple of LEN. Caller owns *out; free with
+   at most CRM_PROTO_BUDGET. Caller owns *out; free with
    crm_proto_free(). On failure *out is NULL and errbuf says why. */
 crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                            ProtobufCMessage **out, char *errbuf);

@@ -98,20 +98,25 @@ static void
 test_proto_budget_refuses_amplification(void **state)
 {
     (void)state;
-    /* N empty strings in Change.fields: 2 bytes each on the wire, but each
-       decodes into an 8-byte pointer plus a 1-byte string with its 16-byte
-       block header - about 12x the wire size, over the 8x budget */
-    enum { N = 60000 };
-    uint8_t *buf = malloc(2 * N);
-    for (int i = 0; i < N; i++) {
-        buf[2 * i] = 0x32; /* field 6, length-delimited */
-        buf[2 * i + 1] = 0x00;
-    }
     char errbuf[CRM_ERRBUF];
     ProtobufCMessage *m = NULL;
-    assert_int_equal(crm_proto_unpack(&crm__change__descriptor, buf, 2 * N, &m, errbuf),
+    /* EntityReply.results (field 4) holding N empty ImportResults: 2 bytes
+       each on the wire, a struct, its block header and an array slot each
+       when decoded - over 30x: 1 MB of them passes no budget of 16 MiB */
+    enum { N = 500000 };
+    uint8_t *buf = malloc(2 * N);
+    for (int i = 0; i < N; i++) {
+        buf[2 * i] = 0x22;
+        buf[2 * i + 1] = 0x00;
+    }
+    assert_int_equal(crm_proto_unpack(&crm__entity_reply__descriptor, buf, 2 * N, &m, errbuf),
                      CRM_ERR_INVALID_ARGUMENT);
     assert_null(m);
+    /* the same shape at a legitimate size decodes */
+    assert_int_equal(crm_proto_unpack(&crm__entity_reply__descriptor, buf, 2 * 1000, &m, errbuf),
+                     CRM_OK);
+    assert_int_equal(((Crm__EntityReply *)m)->n_results, 1000);
+    crm_proto_free(&m);
     free(buf);
 }
 
