@@ -73,6 +73,25 @@ expect "the JSON Lines export imports cleanly" test "$RC" -eq 0
 c --config "$T/c/admin.enroll" --server "$EP_c" export --csv --out "$T/c.csv"
 expect "JSON Lines round trip gives the same customers" test "$(strip "$T/a.csv")" = "$(strip "$T/c.csv")"
 
+# on a terminal the import draws a progress bar (script(1) gives it a pty)
+if command -v script >/dev/null; then
+    RC=0
+    script -qec "'$CRM_BIN/crm' --config '$T/a/admin.enroll' --server '$EP_a' import '$T/in.jsonl'" \
+        /dev/null >"$T/tty.out" 2>&1 || RC=$?
+    expect "a progress bar is drawn on a terminal" grep -q $'\r\[=' "$T/tty.out"
+fi
+
+# the demo data of the README's set-up command imports without a single error
+python3 "$CRM_SRC/tools/demo_data.py" "$T/demo" 200
+init_data "$T/d"
+start_server d "$T/d"
+D=(--config "$T/d/admin.enroll" --server "$EP_d")
+c "${D[@]}" import "$T/demo/customers.csv"
+expect "demo customers import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 200 customer records; 0 lines had errors"
+c "${D[@]}" import --kind activity "$T/demo/activities.csv"
+expect "demo activities import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 300 activity records; 0 lines had errors"
+stop_server d
+
 c "${A[@]}" export --csv --stage active
 expect "export honours filters" test "$(echo "$OUT" | tail -n +2 | wc -l)" -eq 1
 c "${A[@]}" export

@@ -132,7 +132,19 @@ expect "its phone index entry is gone" test -z "$OUT"
 # 16 concurrent clients, 100 increments each, retrying on conflict
 c customer add --name counter
 cid=${OUT#created customer }
-RC=0; OUT=$("$PROBE" increment "$EP_main" "$CRM_CONFIG" "$cid" n 16 100 2>&1) || RC=$?
+"$PROBE" increment "$EP_main" "$CRM_CONFIG" "$cid" n 16 100 >"$T/inc.out" 2>&1 &
+inc_pid=$!
+# reads stay correct while 16 writers hammer the store
+wrong=0
+for i in $(seq 1 20); do
+    c --json customer search 北京科技
+    [ "$(echo "$OUT" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin))')" = c1 ] || wrong=$((wrong + 1))
+    c --json customer list --tag paging
+    [ "$(echo "$OUT" | wc -l)" -eq 7 ] || wrong=$((wrong + 1))
+done
+expect "searches and lists are right while others write ($wrong wrong)" test "$wrong" -eq 0
+RC=0; wait "$inc_pid" || RC=$?
+OUT=$(cat "$T/inc.out")
 echo "# $OUT"
 expect "all 1600 increments went through" test "$RC" -eq 0
 c --json customer show "$cid"

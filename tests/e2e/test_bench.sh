@@ -1,0 +1,18 @@
+# test_bench - crm-bench runs against a real server and reports every operation
+source "$(dirname "$0")/lib.sh"
+init_data "$T/data"
+start_server main "$T/data"
+RC=0
+"$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_main" --preload 2000 \
+    --clients 8 --duration 1 --server-pid "$PID_main" >"$T/bench.out" 2>&1 || RC=$?
+cat "$T/bench.out" | sed 's/^/# /'
+expect "crm-bench exits 0 (no errors)" test "$RC" -eq 0
+expect "the preload reports no failure" grep -q "preload: 2000 customers .* 0 failed" "$T/bench.out"
+for op in get-by-id search-phone search-name update add-activity; do
+    expect "$op was measured" grep -Eq "^$op +[1-9][0-9]* " "$T/bench.out"
+done
+expect "server CPU per operation is reported" grep -q "us per operation" "$T/bench.out"
+RC=0; "$CRM_BIN/crm-bench" --server "$EP_main" >/dev/null 2>&1 || RC=$?
+expect "crm-bench without --config is a usage error" test "$RC" -eq 2
+stop_server main
+finish
