@@ -242,21 +242,32 @@ records_next_num(store_group_t *g, const crm_entity_t *e, uint64_t *num)
     return CRM_OK;
 }
 
+static bool
+s_keys_has(const s_keys_t *k, const char *key, size_t len)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (k->lens[i] == len && !memcmp(k->keys[i], key, len))
+            return true;
+    return false;
+}
+
 void
 records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
                   const ProtobufCMessage *old, const ProtobufCMessage *rec)
 {
-    s_keys_t keys = {0};
-    if (old) {
-        s_index_keys(e, num, old, &keys);
-        for (size_t i = 0; i < keys.n; i++)
-            store_group_delete(g, STORE_CF_INDEXES, keys.keys[i], keys.lens[i]);
-        s_keys_release(&keys);
-    }
-    s_index_keys(e, num, rec, &keys);
-    for (size_t i = 0; i < keys.n; i++)
-        store_group_put(g, STORE_CF_INDEXES, keys.keys[i], keys.lens[i], "", 0);
-    s_keys_release(&keys);
+    /* touch only the index entries that differ: most edits change no indexed field */
+    s_keys_t before = {0}, after = {0};
+    if (old)
+        s_index_keys(e, num, old, &before);
+    s_index_keys(e, num, rec, &after);
+    for (size_t i = 0; i < before.n; i++)
+        if (!s_keys_has(&after, before.keys[i], before.lens[i]))
+            store_group_delete(g, STORE_CF_INDEXES, before.keys[i], before.lens[i]);
+    for (size_t i = 0; i < after.n; i++)
+        if (!s_keys_has(&before, after.keys[i], after.lens[i]))
+            store_group_put(g, STORE_CF_INDEXES, after.keys[i], after.lens[i], "", 0);
+    s_keys_release(&before);
+    s_keys_release(&after);
     char key[9];
     size_t len;
     uint8_t *packed = crm_proto_pack(rec, &len);

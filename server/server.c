@@ -9,8 +9,10 @@
     threads and report back by message, never blocking this loop.
 
     One loop turn: wait for input (at most 100 ms), drain up to DRAIN_MAX
-    requests, dispatch each; writes staged in the group are committed once
-    for the whole turn; then the memory guard looks at the heap.
+    requests, dispatch each. Reads are answered at once; writes are staged in
+    the group and answered after it commits - at the end of the turn, or
+    earlier once the oldest staged write has waited COMMIT_WAIT_US. Then the
+    memory guard looks at the heap.
 
     Memory guard: libzmq bounds frames (ZMQ_MAXMSGSIZE) but not the number
     of frames in a message, and hands a multipart message to us only once it
@@ -46,6 +48,7 @@
 #endif
 
 #define DRAIN_MAX 256              /* requests served per loop turn */
+#define COMMIT_WAIT_US 300         /* longest a staged write waits for more to join its group */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 
@@ -303,9 +306,21 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             return CRM_ERR_INTERNAL;
         }
-        /* drain; on SIGTERM the requests already received are still served */
-        for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++)
-            ;
+        /* drain; on SIGTERM the requests already received are still served.
+           A write waits for the commit, so commit once the oldest waiting
+           write has waited COMMIT_WAIT_US, not only at the end of the turn */
+        int64_t first_write = 0;
+        for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++) {
+            if (self->n_pending == 0)
+                continue;
+            int64_t now = crm_time_mono_us();
+            if (!first_write)
+                first_write = now;
+            else if (now - first_write >= COMMIT_WAIT_US) {
+                s_commit_and_reply(self);
+                first_write = 0;
+            }
+        }
         s_commit_and_reply(self);
         s_memory_guard(self);
     }

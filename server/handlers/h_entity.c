@@ -321,8 +321,14 @@ h_entity_update(req_ctx_t *ctx)
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
         (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
         goto cleanup;
-    for (unsigned i = 0; i < e->desc->n_fields && nchanged < 64; i++) {
-        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+    /* only the named fields can differ: the others were normalized when stored */
+    for (size_t i = 0; i < r->n_fields && nchanged < 64; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
+        bool dup = false;
+        for (size_t j = 0; j < nchanged; j++)
+            dup = dup || changed[j] == fd->name;
+        if (dup)
+            continue;
         char *a = crm_record_format(old, fd, false, false);
         char *b = crm_record_format(cur, fd, false, false);
         if (strcmp(a, b))
@@ -516,7 +522,11 @@ h_entity_search(req_ctx_t *ctx)
         nterms = rc == CRM_OK;
     } else {
         rc = records_text_terms(e, text, terms, &nterms, ctx->errbuf);
-        folded = crm_utf8_fold(text);
+        /* a query that is one gram (a character, or a pair within a word) is
+           answered by its posting list alone; longer ones are checked per
+           candidate for the whole text */
+        if (rc == CRM_OK && (nterms > 1 || strpbrk(text, " \t")))
+            folded = crm_utf8_fold(text);
     }
     if (rc != CRM_OK)
         goto cleanup;
