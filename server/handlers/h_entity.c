@@ -58,6 +58,15 @@ s_parse_id(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t *num)
     return CRM_OK;
 }
 
+/* The request, its kind and the number of the record it names. */
+static crm_err_t
+s_request_id(req_ctx_t *ctx, const Crm__EntityRequest **r, const crm_entity_t **e,
+             uint64_t *num)
+{
+    crm_err_t rc = s_request(ctx, r, e);
+    return rc == CRM_OK ? s_parse_id(ctx, *e, (*r)->id, num) : rc;
+}
+
 /* Attach packed REC to the reply's record list. */
 static void
 s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
@@ -240,8 +249,8 @@ h_entity_get(req_ctx_t *ctx)
     const crm_entity_t *e;
     ProtobufCMessage *rec = NULL;
     uint64_t num;
-    crm_err_t rc = s_request(ctx, &r, &e);
-    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+    crm_err_t rc = s_request_id(ctx, &r, &e, &num);
+    if (rc != CRM_OK)
         return rc;
     rc = records_get(ctx->env->store, e, num, &rec);
     if (rc == CRM_ERR_NOT_FOUND)
@@ -291,8 +300,8 @@ h_entity_update(req_ctx_t *ctx)
     bool begun = false;
     char *changed[64];
     size_t nchanged = 0;
-    crm_err_t rc = s_request(ctx, &r, &e);
-    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+    crm_err_t rc = s_request_id(ctx, &r, &e, &num);
+    if (rc != CRM_OK)
         return rc;
     if (r->n_fields == 0)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "nothing to change: name a field");
@@ -394,8 +403,8 @@ h_entity_delete(req_ctx_t *ctx)
     const crm_entity_t *e;
     ProtobufCMessage *cur = NULL;
     uint64_t num;
-    crm_err_t rc = s_request(ctx, &r, &e);
-    if (rc != CRM_OK || (rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+    crm_err_t rc = s_request_id(ctx, &r, &e, &num);
+    if (rc != CRM_OK)
         return rc;
     store_group_begin(ctx->env->group);
     if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
