@@ -28,6 +28,9 @@ enum {
     CRM_F_PARENT = 1 << 8,   /* id of the parent record (see crm_entity_t.parent) */
     CRM_F_CALLER = 1 << 9,   /* set by the server to the caller's name */
     CRM_F_CALLER_DEPT = 1 << 10, /* set by the server to the caller's department */
+    CRM_F_OWNER = 1 << 11,   /* names the user who owns the record ("own" in the policy) */
+    CRM_F_PII = 1 << 12,     /* personal contact data: masked where the policy says so */
+    CRM_F_CONSENT = 1 << 13, /* the marketing consent that unmasks PII */
 };
 
 typedef struct {

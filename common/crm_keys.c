@@ -19,6 +19,15 @@ crm_keys_to_z85(const uint8_t key[CRM_KEY_BYTES], char out[CRM_Z85_LEN + 1])
     CRM_ASSERT(zmq_z85_encode(out, key, CRM_KEY_BYTES) != NULL);
 }
 
+void
+crm_keys_to_z85_safe(const uint8_t *key, char out[CRM_Z85_LEN + 1])
+{
+    if (key)
+        crm_keys_to_z85(key, out);
+    else
+        out[0] = '\0';
+}
+
 bool
 crm_keys_from_z85(const char *z85, uint8_t key[CRM_KEY_BYTES])
 {

@@ -33,6 +33,8 @@ typedef struct {
 void crm_keys_generate(crm_keypair_t *kp);
 /* Z85 text of a 32-byte key into out[41]. */
 void crm_keys_to_z85(const uint8_t key[CRM_KEY_BYTES], char out[CRM_Z85_LEN + 1]);
+/* Same, writing "" when KEY is NULL. */
+void crm_keys_to_z85_safe(const uint8_t *key, char out[CRM_Z85_LEN + 1]);
 /* Parse a 40-character Z85 key; false if malformed. */
 bool crm_keys_from_z85(const char *z85, uint8_t key[CRM_KEY_BYTES]);
 

@@ -23,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "crm_log.h"
 #include "crm_proto.h"
+#include "crm_time.h"
 
 static const struct op s_ops[] = {
 #define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
@@ -51,6 +53,26 @@ dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
     return rc;
 }
 
+crm_err_t
+dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *action)
+{
+    const Crm__User *u = ctx->session.user;
+    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
+    entry.time = crm_time_now_ms();
+    entry.user = u->name;
+    entry.department = u->department;
+    entry.role = u->role;
+    entry.kind = (char *)(kind ? kind : "");
+    entry.id = (char *)(id ? id : "");
+    entry.action = (char *)action;
+    entry.denied = true;
+    entry.reason = ctx->errbuf;
+    const crm_entity_t *e = kind ? crm_entity_by_name(kind) : NULL;
+    audit_stage(ctx->env->group, ctx->env->store, &entry, e,
+                e && id ? crm_entity_parse_id(e, id) : 0);
+    return CRM_ERR_PERMISSION_DENIED;
+}
+
 static crm_err_t
 s_check_and_run(req_ctx_t *ctx, const char *user_id)
 {
@@ -62,9 +84,11 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
     crm_err_t rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
     if (rc != CRM_OK)
         return rc;
-    if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN)
-        return dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
-                              "permission denied: '%s' is for admins only", op->name);
+    if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {
+        dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
+                       "permission denied: '%s' is for admins only", op->name);
+        return dispatch_deny(ctx, NULL, "", op->name);
+    }
     if ((op->flags & OPF_WRITE) && ctx->env->readonly)
         return dispatch_error(ctx, CRM_ERR_READONLY,
                               "this server is a read-only replica; send changes to the primary");
@@ -81,6 +105,19 @@ dispatch_own(req_ctx_t *ctx, void *p)
     }
     ctx->owned[ctx->n_owned++] = p;
     return p;
+}
+
+void *
+dispatch_own_msg(req_ctx_t *ctx, void *m)
+{
+    if (ctx->n_owned_msgs == ctx->cap_owned_msgs) {
+        ctx->cap_owned_msgs = ctx->cap_owned_msgs ? ctx->cap_owned_msgs * 2 : 16;
+        ctx->owned_msgs =
+            realloc(ctx->owned_msgs, ctx->cap_owned_msgs * sizeof *ctx->owned_msgs);
+        CRM_ASSERT_ALLOC(ctx->owned_msgs);
+    }
+    ctx->owned_msgs[ctx->n_owned_msgs++] = m;
+    return m;
 }
 
 uint8_t *
@@ -132,6 +169,9 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     for (size_t i = 0; i < ctx.n_owned; i++)
         free(ctx.owned[i]);
     free(ctx.owned);
+    for (size_t i = 0; i < ctx.n_owned_msgs; i++)
+        crm_proto_free(&ctx.owned_msgs[i]);
+    free(ctx.owned_msgs);
     session_release(&ctx.session);
     crm_proto_free((ProtobufCMessage **)&req);
     return packed;

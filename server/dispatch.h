@@ -37,12 +37,16 @@ typedef struct {
         Crm__PingReply ping;
         Crm__WhoamiReply whoami;
         Crm__EntityReply entity;
+        Crm__UserReply user;
+        Crm__AuditReply audit;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
     bool staged;              /* a mutation was staged: reply only after the commit */
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
+    ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */
+    size_t n_owned_msgs, cap_owned_msgs;
 } req_ctx_t;
 
 /* Operation flags, checked by dispatch_process() before any handler runs:
@@ -65,8 +69,15 @@ struct op {
 crm_err_t dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Refuse with PERMISSION_DENIED: the text is already in ctx->errbuf (from
+   authz). Stages the denial in the audit trail (KIND may be NULL, ID ""),
+   outside any mutation: call it after aborting one. Returns the code. */
+crm_err_t dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *action);
+
 /* Keep P (malloc'd) until the reply is packed; returns P. */
 void *dispatch_own(req_ctx_t *ctx, void *p);
+/* Keep M (from crm_proto_unpack/new) until the reply is packed; returns M. */
+void *dispatch_own_msg(req_ctx_t *ctx, void *m);
 
 /* What dispatch_process() hands back besides the reply. */
 typedef struct {
@@ -98,5 +109,11 @@ crm_err_t h_entity_delete(req_ctx_t *ctx);
 crm_err_t h_entity_list(req_ctx_t *ctx);
 crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
+crm_err_t h_user_add(req_ctx_t *ctx);
+crm_err_t h_user_list(req_ctx_t *ctx);
+crm_err_t h_user_set(req_ctx_t *ctx);
+crm_err_t h_user_rotate(req_ctx_t *ctx);
+crm_err_t h_audit_list(req_ctx_t *ctx);
+crm_err_t h_history(req_ctx_t *ctx);
 
 #endif

@@ -256,8 +256,7 @@ s_commit_and_reply(server_t *self)
 {
     char errbuf[CRM_ERRBUF] = "";
     crm_err_t rc = CRM_OK;
-    if (store_group_count(self->group) > 0 &&
-        (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
+    if (store_group_dirty(self->group) && (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
         crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
     for (size_t i = 0; i < self->n_pending; i++) {
         s_pending_t *p = &self->pending[i];

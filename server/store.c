@@ -48,6 +48,7 @@ struct store {
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
     _Atomic uint64_t last_seq; /* last committed sequence number */
+    _Atomic uint64_t unique;   /* counter behind store_next_unique() */
     char path[PATH_MAX];       /* DIR/db */
 };
 
@@ -253,6 +254,12 @@ store_val_release(store_val_t *val)
 }
 
 uint64_t
+store_next_unique(store_t *self)
+{
+    return atomic_fetch_add(&self->unique, 1) + 1;
+}
+
+uint64_t
 store_last_seq(const store_t *self)
 {
     return atomic_load(&self->last_seq);
@@ -309,6 +316,23 @@ void
 store_iter_next(store_iter_t *it)
 {
     rocksdb_iter_next(it->it);
+}
+
+void
+store_iter_seek_before(store_iter_t *it, const void *key, size_t klen)
+{
+    rocksdb_iter_seek_for_prev(it->it, key, klen);
+    /* seek_for_prev lands on a key <= KEY: step off an exact match */
+    size_t n;
+    const char *k = rocksdb_iter_valid(it->it) ? rocksdb_iter_key(it->it, &n) : NULL;
+    if (k && n == klen && !memcmp(k, key, klen))
+        rocksdb_iter_prev(it->it);
+}
+
+void
+store_iter_prev(store_iter_t *it)
+{
+    rocksdb_iter_prev(it->it);
 }
 
 void
@@ -408,17 +432,25 @@ store_group_count(const store_group_t *self)
     return self->ended;
 }
 
+bool
+store_group_dirty(store_group_t *self)
+{
+    return rocksdb_writebatch_wi_count(self->batch) > 0;
+}
+
 crm_err_t
 store_group_commit(store_group_t *self, char *errbuf)
 {
     crm_err_t rc = CRM_OK;
     store_t *st = self->store;
-    if (self->ended == 0)
+    if (!store_group_dirty(self))
         goto cleanup;
-    uint8_t last[8];
-    store_put_be64(last, self->next_seq - 1);
-    store_group_put(self, STORE_CF_META, s_meta_last_seq, sizeof s_meta_last_seq - 1, last,
-                    sizeof last);
+    if (self->ended) {
+        uint8_t last[8];
+        store_put_be64(last, self->next_seq - 1);
+        store_group_put(self, STORE_CF_META, s_meta_last_seq, sizeof s_meta_last_seq - 1, last,
+                        sizeof last);
+    }
     char *err = NULL;
     rocksdb_write_writebatch_wi(st->db, st->wopts, self->batch, &err);
     if (err) {

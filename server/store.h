@@ -60,6 +60,8 @@ const char *store_cf_name(store_cf_t cf);
 crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out);
 /* Free a value; NULL-safe. */
 void store_val_release(store_val_t *val);
+/* A number never handed out before by this open store (for unique keys). */
+uint64_t store_next_unique(store_t *self);
 /* Sequence number of the last committed mutation (0 if none). */
 uint64_t store_last_seq(const store_t *self);
 /* Read the change-log entry SEQ. */
@@ -79,6 +81,9 @@ bool store_iter_valid(const store_iter_t *it);
 const char *store_iter_key(const store_iter_t *it, size_t *klen);
 const char *store_iter_value(const store_iter_t *it, size_t *vlen);
 void store_iter_next(store_iter_t *it);
+/* Position at the last key < KEY, and step backwards. */
+void store_iter_seek_before(store_iter_t *it, const void *key, size_t klen);
+void store_iter_prev(store_iter_t *it);
 /* NULL-safe; sets *it_p = NULL. */
 void store_iter_destroy(store_iter_t **it_p);
 
@@ -104,7 +109,10 @@ uint64_t store_group_end(store_group_t *self, const void *event, size_t elen);
 void store_group_abort(store_group_t *self);
 /* Mutations ended and not yet committed. */
 size_t store_group_count(const store_group_t *self);
-/* Write every ended mutation atomically (fsynced in STORE_SYNC mode). On
+/* True if anything is staged (mutations, or side entries such as audit
+   records of denials staged outside a mutation). */
+bool store_group_dirty(store_group_t *self);
+/* Write everything staged atomically (fsynced in STORE_SYNC mode). On
    failure nothing is written and their sequence numbers are given back. The
    group is empty afterwards either way. */
 crm_err_t store_group_commit(store_group_t *self, char *errbuf);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
+#include "crm.pb-c.h"
+#include "crm_keys.h"
 #include "crm_proto.h"
+#include "crm_record.h"
 #include "crm_time.h"
 
 static size_t
@@ -105,67 +109,240 @@ users_check_name(const char *name, char *errbuf)
     return CRM_OK;
 }
 
-crm_err_t
-users_stage_create(store_group_t *group, Crm__User *user, const char *actor, char *errbuf)
+/* ==== Admin operations ==== */
+
+static const char *
+s_enum_text(const ProtobufCEnumDescriptor *ed, int v, char *buf, size_t n)
 {
-    crm_err_t rc = CRM_OK;
+    crm_record_enum_name(ed, v, buf, n);
+    if (!*buf)
+        snprintf(buf, n, "-");
+    return buf;
+}
+
+/* Stage the audit entry of a user change. */
+static void
+s_audit(store_t *store, store_group_t *g, const Crm__User *actor, const char *action,
+        const Crm__User *old, const Crm__User *now, uint64_t seq)
+{
+    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
+    Crm__FieldChange ch[4], *chp[4];
+    char bufs[8][64];
+    size_t n = 0;
+    entry.time = now->updated_at;
+    entry.user = actor->name;
+    entry.department = actor->department;
+    entry.role = actor->role;
+    entry.kind = (char *)"user";
+    entry.id = now->name;
+    entry.action = (char *)action;
+    entry.seq = seq;
+    const char *vals[4][2] = {
+        {s_enum_text(&crm__department__descriptor, old ? old->department : 0, bufs[0], 64),
+         s_enum_text(&crm__department__descriptor, now->department, bufs[1], 64)},
+        {s_enum_text(&crm__role__descriptor, old ? old->role : 0, bufs[2], 64),
+         s_enum_text(&crm__role__descriptor, now->role, bufs[3], 64)},
+        {old && old->enabled ? "yes" : "no", now->enabled ? "yes" : "no"},
+        {bufs[4], bufs[5]},
+    };
+    static const char *const names[4] = {"department", "role", "enabled", "public_key"};
+    crm_keys_to_z85_safe(old ? old->public_key.data : NULL, bufs[4]);
+    crm_keys_to_z85_safe(now->public_key.data, bufs[5]);
+    for (size_t i = 0; i < 4; i++) {
+        if (old && !strcmp(vals[i][0], vals[i][1]))
+            continue;
+        crm__field_change__init(&ch[n]);
+        ch[n].field = (char *)names[i];
+        ch[n].old_value = (char *)(old ? vals[i][0] : "");
+        ch[n].new_value = (char *)vals[i][1];
+        chp[n] = &ch[n];
+        n++;
+    }
+    entry.changes = chp;
+    entry.n_changes = n;
+    audit_stage(g, store, &entry, NULL, 0);
+}
+
+/* Stage NOW (replacing OLD, NULL for a new user) as one mutation. */
+static crm_err_t
+s_stage(store_t *store, store_group_t *g, const Crm__User *actor, const char *action,
+        const Crm__User *old, Crm__User *now, char *errbuf)
+{
     char nkey[2 + USERS_NAME_MAX + 1];
     uint8_t kkey[34];
     store_val_t val = {0};
-    uint8_t *packed = NULL, *event = NULL;
+    size_t nlen = s_name_key(now->name, nkey);
+    bool new_key = !old || memcmp(old->public_key.data, now->public_key.data, 32);
+    s_pub_key(now->public_key.data, kkey);
+    if (new_key) {
+        crm_err_t rc = store_group_get(g, STORE_CF_USERS, kkey, sizeof kkey, &val);
+        store_val_release(&val);
+        if (rc == CRM_OK) {
+            snprintf(errbuf, CRM_ERRBUF, "that public key already belongs to a user");
+            return CRM_ERR_ALREADY_EXISTS;
+        }
+        if (rc != CRM_ERR_NOT_FOUND)
+            return rc;
+    }
+    store_group_begin(g);
+    int64_t now_ms = crm_time_now_ms();
+    now->version = old ? old->version + 1 : 1;
+    now->updated_at = now_ms;
+    now->updated_by = actor->name;
+    if (!old) {
+        now->created_at = now_ms;
+        now->created_by = actor->name;
+    }
+    size_t plen, elen;
+    uint8_t *packed = crm_proto_pack(&now->base, &plen);
+    store_group_put(g, STORE_CF_USERS, nkey, nlen, packed, plen);
+    free(packed);
+    if (new_key) {
+        if (old) {
+            uint8_t okey[34];
+            s_pub_key(old->public_key.data, okey);
+            store_group_delete(g, STORE_CF_USERS, okey, sizeof okey);
+        }
+        store_group_put(g, STORE_CF_USERS, kkey, sizeof kkey, now->name, strlen(now->name));
+    }
+    Crm__Change change = CRM__CHANGE__INIT;
+    change.time = now_ms;
+    change.actor = actor->name;
+    change.kind = (char *)"user";
+    change.id = now->name;
+    change.op = old ? CRM__CHANGE_OP__UPDATE : CRM__CHANGE_OP__CREATE;
+    uint8_t *event = crm_proto_pack(&change.base, &elen);
+    uint64_t seq = store_group_end(g, event, elen);
+    free(event);
+    s_audit(store, g, actor, action, old, now, seq);
+    return CRM_OK;
+}
 
-    if ((rc = users_check_name(user->name, errbuf)) != CRM_OK)
-        return rc;
-    if (user->public_key.len != 32) {
-        snprintf(errbuf, CRM_ERRBUF, "user '%s': public key must be 32 bytes", user->name);
+static crm_err_t
+s_check_role(const Crm__User *u, char *errbuf)
+{
+    bool admin = u->role == CRM__ROLE__ADMIN;
+    if (u->role == CRM__ROLE__ROLE_NONE ||
+        (!admin && u->department == CRM__DEPARTMENT__DEPARTMENT_NONE)) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "user '%s' needs a role (staff, manager, admin) and, unless admin, a department "
+                 "(sales, support, marketing)",
+                 u->name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    size_t nlen = s_name_key(user->name, nkey);
-    s_pub_key(user->public_key.data, kkey);
-    store_group_begin(group);
-    rc = store_group_get(group, STORE_CF_USERS, nkey, nlen, &val);
-    store_val_release(&val);
-    if (rc == CRM_OK) {
-        snprintf(errbuf, CRM_ERRBUF, "user '%s' already exists", user->name);
+    return CRM_OK;
+}
+
+crm_err_t
+users_apply(store_t *store, store_group_t *g, const Crm__User *actor, users_op_t op,
+            const Crm__UserRequest *req, Crm__User **result, char *errbuf)
+{
+    crm_err_t rc;
+    Crm__User *old = NULL, *now = NULL;
+    if (result)
+        *result = NULL;
+    if ((rc = users_check_name(req->name, errbuf)) != CRM_OK)
+        return rc;
+    if (op != USERS_SET && req->public_key.len != 32) {
+        snprintf(errbuf, CRM_ERRBUF, "a public key of 32 bytes is required");
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    rc = users_get_by_name(store, req->name, &old);
+    if (op == USERS_ADD && rc == CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "user '%s' already exists", req->name);
         rc = CRM_ERR_ALREADY_EXISTS;
         goto cleanup;
     }
-    rc = store_group_get(group, STORE_CF_USERS, kkey, sizeof kkey, &val);
-    store_val_release(&val);
-    if (rc == CRM_OK) {
-        snprintf(errbuf, CRM_ERRBUF, "that public key already belongs to another user");
-        rc = CRM_ERR_ALREADY_EXISTS;
+    if (op != USERS_ADD && rc == CRM_ERR_NOT_FOUND) {
+        snprintf(errbuf, CRM_ERRBUF, "no user '%.64s' (see 'crm-admin user list')", req->name);
         goto cleanup;
     }
-    if (rc != CRM_ERR_NOT_FOUND)
+    if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND)
         goto cleanup;
-    rc = CRM_OK;
-
-    int64_t now = crm_time_now_ms();
-    user->version = 1;
-    user->created_at = user->updated_at = now;
-    user->created_by = user->updated_by = (char *)actor;
-    size_t plen = 0, elen = 0;
-    packed = crm_proto_pack(&user->base, &plen);
-    store_group_put(group, STORE_CF_USERS, nkey, nlen, packed, plen);
-    store_group_put(group, STORE_CF_USERS, kkey, sizeof kkey, user->name, strlen(user->name));
-
-    Crm__Change change = CRM__CHANGE__INIT;
-    char *fields[] = {(char *)"name", (char *)"department", (char *)"role",
-                      (char *)"public_key", (char *)"enabled"};
-    change.time = now;
-    change.actor = (char *)actor;
-    change.kind = (char *)"user";
-    change.id = user->name;
-    change.op = CRM__CHANGE_OP__CREATE;
-    change.n_fields = sizeof fields / sizeof fields[0];
-    change.fields = fields;
-    event = crm_proto_pack(&change.base, &elen);
-    store_group_end(group, event, elen);
+    /* the new state: a copy of the old one with the request applied */
+    if (old) {
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&old->base, &len);
+        rc = crm_proto_unpack(&crm__user__descriptor, packed, len, (ProtobufCMessage **)&now,
+                              errbuf);
+        free(packed);
+        if (rc != CRM_OK)
+            goto cleanup;
+    } else {
+        now = (Crm__User *)crm_proto_new(&crm__user__descriptor);
+        now->name = crm_proto_strdup(req->name);
+        now->enabled = true;
+    }
+    if (op == USERS_ADD || req->set_department)
+        now->department = req->department;
+    if (op == USERS_ADD || req->set_role)
+        now->role = req->role;
+    if (op == USERS_SET && req->set_enabled)
+        now->enabled = req->enabled;
+    if (op != USERS_SET) {
+        if (now->public_key.data != NULL && now->public_key.len)
+            crm_proto_release(now->public_key.data);
+        now->public_key.data = crm_proto_alloc(32);
+        memcpy(now->public_key.data, req->public_key.data, 32);
+        now->public_key.len = 32;
+    }
+    if ((rc = s_check_role(now, errbuf)) != CRM_OK)
+        goto cleanup;
+    /* an admin must not lock themselves out */
+    if (old && !strcmp(old->name, actor->name) &&
+        (!now->enabled || now->role != CRM__ROLE__ADMIN)) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "refusing to disable or demote yourself ('%s'): ask another admin", actor->name);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+        goto cleanup;
+    }
+    static const char *const actions[] = {"user add", "user set", "user rotate-key"};
+    /* updated_by / created_by point into ACTOR until packed: stage at once */
+    rc = s_stage(store, g, actor, actions[op], old, now, errbuf);
+    if (rc == CRM_OK && result) {
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&now->base, &len);
+        rc = crm_proto_unpack(&crm__user__descriptor, packed, len, (ProtobufCMessage **)result,
+                              errbuf);
+        free(packed);
+    }
 cleanup:
-    if (rc != CRM_OK)
-        store_group_abort(group);
-    free(packed);
-    free(event);
+    if (now) { /* the actor's name was lent, not copied */
+        if (now->updated_by == actor->name)
+            now->updated_by = (char *)protobuf_c_empty_string;
+        if (now->created_by == actor->name)
+            now->created_by = (char *)protobuf_c_empty_string;
+    }
+    users_free(&old);
+    users_free(&now);
+    return rc;
+}
+
+crm_err_t
+users_list(store_t *store, Crm__User ***out, size_t *n)
+{
+    store_iter_t *it = store_iter_new(store, STORE_CF_USERS);
+    size_t cap = 0;
+    crm_err_t rc = CRM_OK;
+    *out = NULL;
+    *n = 0;
+    for (store_iter_seek(it, "u/", 2); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen < 2 || memcmp(k, "u/", 2))
+            break;
+        const char *v = store_iter_value(it, &vlen);
+        store_val_t val = {(char *)v, vlen};
+        Crm__User *u = NULL;
+        if ((rc = s_decode(&val, &u)) != CRM_OK)
+            break;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *out = realloc(*out, cap * sizeof **out);
+            CRM_ASSERT_ALLOC(*out);
+        }
+        (*out)[(*n)++] = u;
+    }
+    store_iter_destroy(&it);
     return rc;
 }

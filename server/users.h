@@ -10,6 +10,7 @@
 #define USERS_H
 #include <stdint.h>
 
+#include "crm.pb-c.h"
 #include "entities.pb-c.h"
 #include "store.h"
 
@@ -22,10 +23,17 @@ crm_err_t users_get_by_key(store_t *store, const uint8_t pub[32], Crm__User **ou
 void users_free(Crm__User **user_p);
 /* Check a user name: 1-64 characters of [a-z0-9._-], starting with a letter. */
 crm_err_t users_check_name(const char *name, char *errbuf);
-/* Stage the creation of USER in GROUP as one mutation by ACTOR. The caller
-   fills name, department, role, public_key and enabled; version and times are
-   set here. CRM_ERR_ALREADY_EXISTS if the name or key is taken. */
-crm_err_t users_stage_create(store_group_t *group, Crm__User *user, const char *actor,
-                             char *errbuf);
+/* The admin operations on users, one implementation for the server's
+   handlers and for crm-admin on a stopped data dir. */
+typedef enum { USERS_ADD, USERS_SET, USERS_ROTATE } users_op_t;
+
+/* Apply OP as described by REQ (crm.proto UserRequest) on behalf of ACTOR, as
+   one mutation in G with its change-log and audit entries. On success
+   *result (if not NULL) gets the user as it will be stored (caller frees with
+   users_free()). */
+crm_err_t users_apply(store_t *store, store_group_t *g, const Crm__User *actor, users_op_t op,
+                      const Crm__UserRequest *req, Crm__User **result, char *errbuf);
+/* Every user, by name. Caller frees each with users_free() and the array with free(). */
+crm_err_t users_list(store_t *store, Crm__User ***out, size_t *n);
 
 #endif

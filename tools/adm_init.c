@@ -107,15 +107,17 @@ adm_init(int argc, char **argv)
     if (store_open(dir, STORE_CREATE, &store, errbuf) != CRM_OK)
         goto cleanup;
     crm_keys_generate(&admin_keys);
-    Crm__User user = CRM__USER__INIT;
-    user.name = (char *)admin;
-    user.department = CRM__DEPARTMENT__DEPARTMENT_NONE;
-    user.role = CRM__ROLE__ADMIN;
-    user.public_key.data = admin_keys.pub;
-    user.public_key.len = CRM_KEY_BYTES;
-    user.enabled = true;
+    Crm__UserRequest req = CRM__USER_REQUEST__INIT;
+    Crm__User system = CRM__USER__INIT;
+    system.name = (char *)"system";
+    system.role = CRM__ROLE__ADMIN;
+    req.name = (char *)admin;
+    req.department = CRM__DEPARTMENT__DEPARTMENT_NONE;
+    req.role = CRM__ROLE__ADMIN;
+    req.public_key.data = admin_keys.pub;
+    req.public_key.len = CRM_KEY_BYTES;
     group = store_group_new(store);
-    if (users_stage_create(group, &user, "system", errbuf) != CRM_OK ||
+    if (users_apply(store, group, &system, USERS_ADD, &req, NULL, errbuf) != CRM_OK ||
         store_group_commit(group, errbuf) != CRM_OK)
         goto cleanup;
 

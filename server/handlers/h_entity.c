@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
+#include "authz.h"
 #include "crm_entity.h"
 #include "crm_proto.h"
 #include "crm_record.h"
@@ -67,9 +69,10 @@ s_request_id(req_ctx_t *ctx, const Crm__EntityRequest **r, const crm_entity_t **
     return rc == CRM_OK ? s_parse_id(ctx, *e, (*r)->id, num) : rc;
 }
 
-/* Attach packed REC to the reply's record list. */
+/* Attach REC to the reply's record list, masked as the caller must see it
+   (REC may be changed in place). */
 static void
-s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
+s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
 {
     Crm__EntityReply *er = &ctx->body.entity;
     if (ctx->reply.body_case != CRM__REPLY__BODY_ENTITY) {
@@ -80,6 +83,7 @@ s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *re
     }
     if (!rec)
         return;
+    authz_redact(ctx->session.user, e, rec);
     ProtobufCBinaryData *grown = realloc(er->records, (er->n_records + 1) * sizeof *grown);
     CRM_ASSERT_ALLOC(grown);
     if (er->records == NULL)
@@ -96,14 +100,19 @@ s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *re
     er->n_records++;
 }
 
-/* Stage the change-log entry and finish the mutation. */
+/* Finish the mutation: its change-log entry (which gives it its sequence
+   number) and its audit entry, old -> new for the changed fields. CUR is the
+   record before (NULL on create), NEXT after (NULL on delete). */
 static void
-s_end(req_ctx_t *ctx, const crm_entity_t *e, const char *id, Crm__ChangeOp op, char **fields,
-      size_t nfields)
+s_end(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, Crm__ChangeOp op,
+      const ProtobufCMessage *cur, const ProtobufCMessage *next, char **fields, size_t nfields)
 {
+    const Crm__User *u = ctx->session.user;
+    const char *id = crm_record_get_str(next ? next : cur, "id");
+    int64_t now = crm_time_now_ms();
     Crm__Change change = CRM__CHANGE__INIT;
-    change.time = crm_time_now_ms();
-    change.actor = ctx->session.user->name;
+    change.time = now;
+    change.actor = u->name;
     change.kind = (char *)e->name;
     change.id = (char *)id;
     change.op = op;
@@ -111,8 +120,23 @@ s_end(req_ctx_t *ctx, const crm_entity_t *e, const char *id, Crm__ChangeOp op, c
     change.n_fields = nfields;
     size_t len;
     uint8_t *event = crm_proto_pack(&change.base, &len);
-    store_group_end(ctx->env->group, event, len);
+    uint64_t seq = store_group_end(ctx->env->group, event, len);
     free(event);
+
+    static const char *const actions[] = {"", "create", "update", "delete"};
+    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
+    entry.time = now;
+    entry.user = u->name;
+    entry.department = u->department;
+    entry.role = u->role;
+    entry.kind = (char *)e->name;
+    entry.id = (char *)id;
+    entry.action = (char *)actions[op];
+    entry.seq = seq;
+    if (op != CRM__CHANGE_OP__DELETE)
+        audit_changes(&entry, e, cur, next, cur ? fields : NULL, cur ? nfields : 0);
+    audit_stage(ctx->env->group, ctx->env->store, &entry, e, num);
+    audit_changes_free(&entry);
     ctx->staged = true;
 }
 
@@ -182,8 +206,19 @@ s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[2
         if (r->flags & CRM_F_CALLER_DEPT)
             crm_record_set_enum(rec, r->field, caller->department);
     }
+    /* a sales user's new customer is theirs unless they name another owner */
+    for (const crm_rule_t *r = e->rules; r->field; r++)
+        if ((r->flags & CRM_F_OWNER) && (r->flags & CRM_F_USER) &&
+            caller->department == CRM__DEPARTMENT__SALES &&
+            !*crm_record_get_str(rec, r->field))
+            crm_record_set_str(rec, r->field, caller->name);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK)
         goto cleanup;
+    if ((rc = authz_record(caller, e, AUTHZ_CREATE, NULL, rec, NULL, 0, ctx->errbuf)) !=
+        CRM_OK) {
+        dispatch_deny(ctx, e->name, "", "create");
+        goto cleanup;
+    }
     store_group_begin(g);
     begun = true;
     if ((rc = s_check_refs(ctx, e, rec)) != CRM_OK)
@@ -206,7 +241,7 @@ s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[2
     for (unsigned i = 0; i < e->desc->n_fields && nf < 64; i++)
         if (crm_record_is_set(rec, &e->desc->fields[i]))
             fields[nf++] = (char *)e->desc->fields[i].name;
-    s_end(ctx, e, id, CRM__CHANGE_OP__CREATE, fields, nf);
+    s_end(ctx, e, num, CRM__CHANGE_OP__CREATE, NULL, rec, fields, nf);
     begun = false;
     if (echo)
         s_reply_record(ctx, e, rec);
@@ -257,9 +292,13 @@ h_entity_get(req_ctx_t *ctx)
         return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, r->id);
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, r->id);
-    s_reply_record(ctx, e, rec);
+    rc = authz_record(ctx->session.user, e, AUTHZ_READ, rec, NULL, NULL, 0, ctx->errbuf);
+    if (rc == CRM_OK)
+        s_reply_record(ctx, e, rec);
+    else
+        dispatch_deny(ctx, e->name, r->id, "read");
     crm_proto_free(&rec);
-    return CRM_OK;
+    return rc;
 }
 
 /* Load record NUM through the group and check the caller's expected version. */
@@ -312,6 +351,12 @@ h_entity_update(req_ctx_t *ctx)
     if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
         (rc = records_group_get(g, e, num, &old)) != CRM_OK)
         goto cleanup;
+    if ((rc = authz_kind(ctx->session.user, e, AUTHZ_UPDATE, ctx->errbuf)) != CRM_OK) {
+        store_group_abort(g);
+        begun = false;
+        dispatch_deny(ctx, e->name, r->id, "update");
+        goto cleanup;
+    }
     for (size_t i = 0; i < r->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
         unsigned flags = fd ? crm_entity_flags(e, fd->name) : 0;
@@ -327,8 +372,16 @@ h_entity_update(req_ctx_t *ctx)
         }
         crm_record_swap(cur, patch, fd);
     }
-    if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
-        (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
+    if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK)
+        goto cleanup;
+    if ((rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, r->fields, r->n_fields,
+                           ctx->errbuf)) != CRM_OK) {
+        store_group_abort(g);
+        begun = false;
+        dispatch_deny(ctx, e->name, r->id, "update");
+        goto cleanup;
+    }
+    if ((rc = s_check_refs(ctx, e, cur)) != CRM_OK)
         goto cleanup;
     /* only the named fields can differ: the others were normalized when stored */
     for (size_t i = 0; i < r->n_fields && nchanged < 64; i++) {
@@ -355,7 +408,7 @@ h_entity_update(req_ctx_t *ctx)
     crm_record_set_i64(cur, "updated_at", crm_time_now_ms());
     crm_record_set_str(cur, "updated_by", ctx->session.user->name);
     records_stage_put(g, e, num, old, cur);
-    s_end(ctx, e, r->id, CRM__CHANGE_OP__UPDATE, changed, nchanged);
+    s_end(ctx, e, num, CRM__CHANGE_OP__UPDATE, old, cur, changed, nchanged);
     begun = false;
     s_reply_record(ctx, e, cur);
 cleanup:
@@ -407,14 +460,20 @@ h_entity_delete(req_ctx_t *ctx)
     if (rc != CRM_OK)
         return rc;
     store_group_begin(ctx->env->group);
-    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
-        (rc = s_delete_children(ctx, e, r->id)) != CRM_OK) {
+    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) == CRM_OK &&
+        (rc = authz_record(ctx->session.user, e, AUTHZ_DELETE, cur, NULL, NULL, 0,
+                           ctx->errbuf)) != CRM_OK) {
+        store_group_abort(ctx->env->group);
+        crm_proto_free(&cur);
+        return dispatch_deny(ctx, e->name, r->id, "delete");
+    }
+    if (rc != CRM_OK || (rc = s_delete_children(ctx, e, r->id)) != CRM_OK) {
         store_group_abort(ctx->env->group);
         crm_proto_free(&cur);
         return rc;
     }
     records_stage_delete(ctx->env->group, e, num, cur);
-    s_end(ctx, e, r->id, CRM__CHANGE_OP__DELETE, NULL, 0);
+    s_end(ctx, e, num, CRM__CHANGE_OP__DELETE, cur, NULL, NULL, 0);
     s_reply_record(ctx, e, NULL);
     crm_proto_free(&cur);
     return CRM_OK;
@@ -432,7 +491,10 @@ s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n
             continue; /* deleted since the index was read */
         if (rc != CRM_OK)
             return dispatch_error(ctx, rc, "cannot read a %s record", e->name);
-        s_reply_record(ctx, e, rec);
+        char errbuf[CRM_ERRBUF];
+        if (authz_record(ctx->session.user, e, AUTHZ_READ, rec, NULL, NULL, 0, errbuf) ==
+            CRM_OK)
+            s_reply_record(ctx, e, rec);
         crm_proto_free(&rec);
     }
     if (more && n) {
@@ -441,6 +503,25 @@ s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n
         ctx->body.entity.next_after = next;
     }
     return CRM_OK;
+}
+
+/* Records whose PII the caller sees masked may not be found through it. */
+static bool
+s_consented(const ProtobufCMessage *rec, const void *arg)
+{
+    const crm_entity_t *e = arg;
+    for (const crm_rule_t *r = e->rules; r->field; r++)
+        if (r->flags & CRM_F_CONSENT)
+            return *(const protobuf_c_boolean *)((const char *)rec +
+                                                 crm_record_field(e->desc, r->field)->offset);
+    return true;
+}
+
+static crm_err_t
+s_may_read(req_ctx_t *ctx, const crm_entity_t *e)
+{
+    crm_err_t rc = authz_kind(ctx->session.user, e, AUTHZ_READ, ctx->errbuf);
+    return rc == CRM_OK ? rc : dispatch_deny(ctx, e->name, "", "read");
 }
 
 static crm_err_t
@@ -467,8 +548,10 @@ h_entity_list(req_ctx_t *ctx)
     size_t nterms = 0, limit, n = 0;
     uint64_t after, ids[LIST_MAX];
     bool more = false;
+    bool masked = false;
     crm_err_t rc = s_request(ctx, &r, &e);
-    if (rc != CRM_OK || (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
+    if (rc != CRM_OK || (rc = s_may_read(ctx, e)) != CRM_OK ||
+        (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
         return rc;
     if (r->n_filters > RECORDS_MAX_TERMS)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "at most %d filters",
@@ -481,12 +564,14 @@ h_entity_list(req_ctx_t *ctx)
             return dispatch_error(ctx, rc, "cannot list: bad cursor or storage failure");
         return s_reply_ids(ctx, e, ids, n, more);
     }
-    for (; nterms < r->n_filters; nterms++)
+    for (; nterms < r->n_filters; nterms++) {
         if ((rc = records_term(e, r->filters[nterms]->field, r->filters[nterms]->value,
                                &terms[nterms], ctx->errbuf)) != CRM_OK)
             goto cleanup;
-    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more, NULL,
-                       NULL);
+        masked = masked || authz_masks(ctx->session.user, e, r->filters[nterms]->field);
+    }
+    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
+                       masked ? s_consented : NULL, e);
     if (rc == CRM_OK)
         rc = s_reply_ids(ctx, e, ids, n, more);
     else
@@ -508,7 +593,8 @@ h_entity_search(req_ctx_t *ctx)
     bool more = false;
     char *folded = NULL;
     crm_err_t rc = s_request(ctx, &r, &e);
-    if (rc != CRM_OK || (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
+    if (rc != CRM_OK || (rc = s_may_read(ctx, e)) != CRM_OK ||
+        (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
         return rc;
     const char *text = r->text;
     while (*text == ' ')
@@ -539,8 +625,17 @@ h_entity_search(req_ctx_t *ctx)
     }
     if (rc != CRM_OK)
         goto cleanup;
-    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
-                       folded ? records_text_match : NULL, folded);
+    bool (*match)(const ProtobufCMessage *, const void *) = NULL;
+    const void *arg = NULL;
+    if (folded) {
+        match = records_text_match;
+        arg = folded;
+    } else if (field && authz_masks(ctx->session.user, e, field)) {
+        match = s_consented; /* a masked phone or e-mail must not be found */
+        arg = e;
+    }
+    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more, match,
+                       arg);
     if (rc == CRM_OK)
         rc = s_reply_ids(ctx, e, ids, n, more);
     else

@@ -108,28 +108,60 @@ test_store_users(void **state)
     uint8_t pub[32], other[32];
     randombytes_buf(pub, sizeof pub);
     randombytes_buf(other, sizeof other);
-    Crm__User u = CRM__USER__INIT;
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"root";
+    actor.role = CRM__ROLE__ADMIN;
+    Crm__UserRequest u = CRM__USER_REQUEST__INIT;
     u.name = (char *)"alice";
     u.department = CRM__DEPARTMENT__SALES;
     u.role = CRM__ROLE__STAFF;
     u.public_key.data = pub;
     u.public_key.len = 32;
-    u.enabled = true;
-    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_OK);
-    /* same name again, in the same group: seen through the batch */
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf), CRM_OK);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    /* same name again */
     u.public_key.data = other;
-    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_ERR_ALREADY_EXISTS);
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
+                     CRM_ERR_ALREADY_EXISTS);
+    /* same key, other name */
+    u.name = (char *)"bob";
+    u.public_key.data = pub;
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
+                     CRM_ERR_ALREADY_EXISTS);
     u.name = (char *)"Bad Name";
-    assert_int_equal(users_stage_create(g, &u, "system", errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    u.name = (char *)"carol"; /* staff without a department */
+    u.public_key.data = other;
+    u.department = CRM__DEPARTMENT__DEPARTMENT_NONE;
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     assert_int_equal(store_last_seq(st), 1);
+
+    /* rotate alice's key: the old key no longer finds her */
+    Crm__User *rotated = NULL;
+    u.name = (char *)"alice";
+    u.public_key.data = other;
+    assert_int_equal(users_apply(st, g, &actor, USERS_ROTATE, &u, &rotated, errbuf), CRM_OK);
+    assert_int_equal(rotated->version, 2);
+    users_free(&rotated);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    Crm__User *gone = NULL;
+    assert_int_equal(users_get_by_key(st, pub, &gone), CRM_ERR_NOT_FOUND);
+    assert_int_equal(users_get_by_key(st, other, &gone), CRM_OK);
+    users_free(&gone);
+    /* and back, so the checks below see the first key */
+    u.public_key.data = pub;
+    assert_int_equal(users_apply(st, g, &actor, USERS_ROTATE, &u, NULL, errbuf), CRM_OK);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
 
     Crm__User *got = NULL;
     assert_int_equal(users_get_by_key(st, pub, &got), CRM_OK);
     assert_string_equal(got->name, "alice");
     assert_int_equal(got->department, CRM__DEPARTMENT__SALES);
     assert_true(got->enabled);
-    assert_int_equal(got->version, 1);
+    assert_int_equal(got->version, 3);
     users_free(&got);
     assert_int_equal(users_get_by_key(st, other, &got), CRM_ERR_NOT_FOUND);
     assert_int_equal(users_get_by_name(st, "alice", &got), CRM_OK);

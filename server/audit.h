@@ -1,0 +1,42 @@
+/*  =========================================================================
+    audit - the audit trail and field history, in the "audit" column family
+
+    Owns:      the audit key layout and the queries over it.
+    Must not:  decide who may read what (authz.c does) or touch sockets.
+
+    Keys (why): the trail is read two ways - by time ("what happened since
+    Monday", "what did bob do") and by record ("every value this field has
+    had") - so each entry is written under both, in the same batch as the
+    change it records:
+      t <be64 ms> <be64 unique>                      -> AuditEntry
+      r <kind prefix> <be64 record num> <be64 ms> <be64 unique> -> AuditEntry
+    Nothing is ever trimmed: history is kept as long as the records.
+    =========================================================================
+*/
+#ifndef AUDIT_H
+#define AUDIT_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crm_entity.h"
+#include "entities.pb-c.h"
+#include "store.h"
+
+/* Stage ENTRY in the group; NUM is the record's number (0 if none, e.g. users). */
+void audit_stage(store_group_t *g, store_t *store, const Crm__AuditEntry *entry,
+                 const crm_entity_t *e, uint64_t num);
+/* Fill ENTRY->changes with old -> new text of FIELDS (CUR NULL: a creation,
+   every set field of NEXT; NEXT NULL: a deletion). The values are malloc'd:
+   release with audit_changes_free(). */
+void audit_changes(Crm__AuditEntry *entry, const crm_entity_t *e, const ProtobufCMessage *cur,
+                   const ProtobufCMessage *next, char *const *fields, size_t nfields);
+void audit_changes_free(Crm__AuditEntry *entry);
+
+/* Calls FN for entries newest first - those of record NUM of kind E when E is
+   given, else the whole trail. FN answers AUDIT_TAKE (it keeps the entry and
+   frees it later with crm_proto_free), AUDIT_SKIP or AUDIT_STOP. */
+typedef enum { AUDIT_SKIP, AUDIT_TAKE, AUDIT_STOP } audit_verdict_t;
+crm_err_t audit_scan(store_t *store, const crm_entity_t *e, uint64_t num,
+                     audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg);
+
+#endif

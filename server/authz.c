@@ -1,0 +1,253 @@
+/*  =========================================================================
+    authz - the policy table and its decisions (see authz.h, policy.def)
+    =========================================================================
+*/
+#include "authz.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crm_proto.h"
+#include "crm_record.h"
+
+typedef enum { NONE, OWN, DEPT, ALL } s_scope_t;
+enum { MASK = 1, LEADS = 2, REASSIGN = 4 };
+#define ANY (-1)
+
+typedef struct {
+    const char *kind;             /* "*" for every kind */
+    int department;               /* Crm__Department, or ANY */
+    int role;                     /* Crm__Role */
+    s_scope_t scope[AUTHZ__COUNT];
+    const char *writable;         /* comma-separated fields, or "*" */
+    unsigned flags;
+} s_rule_t;
+
+#define SALES CRM__DEPARTMENT__SALES
+#define SUPPORT CRM__DEPARTMENT__SUPPORT
+#define MARKETING CRM__DEPARTMENT__MARKETING
+#define STAFF CRM__ROLE__STAFF
+#define MANAGER CRM__ROLE__MANAGER
+#define ADMIN CRM__ROLE__ADMIN
+
+static const s_rule_t s_policy[] = {
+#define POLICY(kind, dept, role, r, c, u, d, writable, flags)                                      \
+    {#kind, dept, role, {r, c, u, d}, writable, flags},
+#include "policy.def"
+#undef POLICY
+};
+
+static const char *const s_actions[AUTHZ__COUNT] = {"read", "create", "update", "delete"};
+
+const char *
+authz_action_name(authz_action_t a)
+{
+    return s_actions[a];
+}
+
+void
+authz_who(const Crm__User *u, char *out, size_t n)
+{
+    char dept[32], role[32];
+    crm_record_enum_name(&crm__department__descriptor, u->department, dept, sizeof dept);
+    crm_record_enum_name(&crm__role__descriptor, u->role, role, sizeof role);
+    if (u->role == ADMIN || !*dept)
+        snprintf(out, n, "%s", *role ? role : "a user without a role");
+    else
+        snprintf(out, n, "%s %s", dept, role);
+}
+
+static const s_rule_t *
+s_rule(const Crm__User *u, const crm_entity_t *e)
+{
+    for (size_t i = 0; i < sizeof s_policy / sizeof s_policy[0]; i++) {
+        const s_rule_t *r = &s_policy[i];
+        if ((r->kind[0] == '*' || !strcmp(r->kind, e->name)) && r->role == (int)u->role &&
+            (r->department == ANY || r->department == (int)u->department))
+            return r;
+    }
+    return NULL;
+}
+
+static crm_err_t s_deny(const Crm__User *u, char *errbuf, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static crm_err_t
+s_deny(const Crm__User *u, char *errbuf, const char *fmt, ...)
+{
+    char who[64];
+    va_list ap;
+    authz_who(u, who, sizeof who);
+    int n = snprintf(errbuf, CRM_ERRBUF, "permission denied: %s may not ", who);
+    va_start(ap, fmt);
+    vsnprintf(errbuf + n, CRM_ERRBUF - (size_t)n, fmt, ap);
+    va_end(ap);
+    return CRM_ERR_PERMISSION_DENIED;
+}
+
+crm_err_t
+authz_kind(const Crm__User *u, const crm_entity_t *e, authz_action_t a, char *errbuf)
+{
+    const s_rule_t *r = s_rule(u, e);
+    if (!r || r->scope[a] == NONE)
+        return s_deny(u, errbuf, "%s %s records", s_actions[a], e->name);
+    return CRM_OK;
+}
+
+static const char *
+s_field_with(const crm_entity_t *e, unsigned flag)
+{
+    for (const crm_rule_t *r = e->rules; r->field; r++)
+        if (r->flags & flag)
+            return r->field;
+    return NULL;
+}
+
+static bool
+s_listed(const char *list, const char *field)
+{
+    if (!strcmp(list, "*"))
+        return true;
+    size_t n = strlen(field);
+    for (const char *p = list; (p = strstr(p, field)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* Is REC within SCOPE for U? */
+static bool
+s_in_scope(const Crm__User *u, const crm_entity_t *e, s_scope_t scope, const ProtobufCMessage *rec)
+{
+    if (scope == ALL)
+        return true;
+    if (scope == NONE || !rec)
+        return false;
+    if (scope == OWN) {
+        const char *f = s_field_with(e, CRM_F_OWNER);
+        const char *owner = f ? crm_record_get_str(rec, f) : "";
+        /* a customer nobody owns is everybody's; an activity always has an author */
+        return !strcmp(owner, u->name) || (!*owner && !(crm_entity_flags(e, f) & CRM_F_CALLER));
+    }
+    const char *f = s_field_with(e, CRM_F_CALLER_DEPT);
+    return f && crm_record_get_enum(rec, f) == (int)u->department;
+}
+
+static bool
+s_stage_is_lead_or_prospect(int stage)
+{
+    return stage == CRM__STAGE__LEAD || stage == CRM__STAGE__PROSPECT;
+}
+
+crm_err_t
+authz_record(const Crm__User *u, const crm_entity_t *e, authz_action_t a,
+             const ProtobufCMessage *cur, const ProtobufCMessage *next, char *const *fields,
+             size_t nfields, char *errbuf)
+{
+    const s_rule_t *r = s_rule(u, e);
+    char id[64];
+    snprintf(id, sizeof id, "%s", cur ? crm_record_get_str(cur, "id") : "");
+    if (!r || r->scope[a] == NONE)
+        return s_deny(u, errbuf, "%s %s records", s_actions[a], e->name);
+    if (a != AUTHZ_CREATE && !s_in_scope(u, e, r->scope[a], cur))
+        return r->scope[a] == OWN
+                   ? s_deny(u, errbuf, "%s %s records they do not own", s_actions[a], e->name)
+                   : s_deny(u, errbuf, "%s %s records of another department", s_actions[a],
+                            e->name);
+    if (a == AUTHZ_UPDATE)
+        for (size_t i = 0; i < nfields; i++)
+            if (!s_listed(r->writable, fields[i]))
+                return s_deny(u, errbuf, "change field '%s' of %s records", fields[i], e->name);
+    /* the owner: managers reassign; others may only take what nobody owns */
+    const char *of = s_field_with(e, CRM_F_OWNER);
+    if (next && of && !(crm_entity_flags(e, of) & CRM_F_CALLER) && !(r->flags & REASSIGN)) {
+        const char *was = cur ? crm_record_get_str(cur, of) : "";
+        const char *now = crm_record_get_str(next, of);
+        if (strcmp(was, now) && !(!*was && !strcmp(now, u->name)))
+            return s_deny(u, errbuf, "give %s records to another owner (%s)", e->name,
+                          "only managers reassign");
+    }
+    /* marketing: leads in, and stage only between lead and prospect */
+    if (next && (r->flags & LEADS) && crm_record_field(e->desc, "stage")) {
+        int now = crm_record_get_enum(next, "stage");
+        int was = cur ? crm_record_get_enum(cur, "stage") : CRM__STAGE__LEAD;
+        if (a == AUTHZ_CREATE && now != CRM__STAGE__LEAD)
+            return s_deny(u, errbuf, "create %s records at a stage other than '%s'", e->name,
+                          "lead");
+        if (a == AUTHZ_UPDATE && was != now &&
+            !(s_stage_is_lead_or_prospect(was) && s_stage_is_lead_or_prospect(now)))
+            return s_deny(u, errbuf, "move the stage of %s records beyond %s", e->name,
+                          "lead and prospect");
+    }
+    return CRM_OK;
+}
+
+void
+authz_mask_value(const char *field, const char *in, char *out, size_t n)
+{
+    size_t len = strlen(in);
+    if (!strcmp(field, "phones") && len >= 7)
+        snprintf(out, n, "%.3s****%s", in, in + len - 4);
+    else if (!strcmp(field, "emails") && strchr(in, '@'))
+        snprintf(out, n, "%.1s***%s", in, strchr(in, '@'));
+    else if (!strcmp(field, "birthday"))
+        snprintf(out, n, "****-**-**");
+    else
+        snprintf(out, n, "***");
+}
+
+bool
+authz_masks(const Crm__User *u, const crm_entity_t *e, const char *field)
+{
+    const s_rule_t *r = s_rule(u, e);
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    return r && (r->flags & MASK) && fd && (crm_entity_flags(e, fd->name) & CRM_F_PII);
+}
+
+bool
+authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *rec)
+{
+    const s_rule_t *r = s_rule(u, e);
+    const char *consent = s_field_with(e, CRM_F_CONSENT);
+    return r && (r->flags & MASK) && consent &&
+           !*(const protobuf_c_boolean *)((const char *)rec +
+                                          crm_record_field(e->desc, consent)->offset);
+}
+
+bool
+authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec)
+{
+    if (!authz_hides(u, e, rec))
+        return false;
+    bool masked = false;
+    char errbuf[CRM_ERRBUF];
+    for (const crm_rule_t *fr = e->rules; fr->field; fr++) {
+        if (!(fr->flags & CRM_F_PII))
+            continue;
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, fr->field);
+        if (!crm_record_is_set(rec, fd))
+            continue;
+        /* rebuild the field from masked copies of its values */
+        ProtobufCMessage *tmp = crm_proto_new(e->desc);
+        size_t n = fd->label == PROTOBUF_C_LABEL_REPEATED ? crm_record_count(rec, fd) : 1;
+        for (size_t i = 0; i < n; i++) {
+            const char *v = fd->label == PROTOBUF_C_LABEL_REPEATED
+                                ? crm_record_str_at(rec, fd, i)
+                                : crm_record_get_str(rec, fd->name);
+            char m[128];
+            authz_mask_value(fd->name, v, m, sizeof m);
+            crm_record_set_text(tmp, fd, m, false, errbuf);
+        }
+        crm_record_swap(rec, tmp, fd);
+        crm_proto_free(&tmp);
+        masked = true;
+    }
+    return masked;
+}
+
+bool
+authz_audit(const Crm__User *u, int dept)
+{
+    return u->role == ADMIN || (u->role == MANAGER && (int)u->department == dept);
+}

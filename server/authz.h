@@ -1,0 +1,51 @@
+/*  =========================================================================
+    authz - the one place that decides who may do what (SPEC §4)
+
+    Owns:      the policy table (policy.def) and every (department, role,
+               kind, action, field, record) decision, including masking.
+    Must not:  touch the store; callers pass the records to judge.
+
+    Everything goes through here: the generic record handlers ask before
+    reading, creating, changing or deleting, search and list results are
+    redacted record by record, and a denial names the kind, the action and,
+    for fields, the field.
+    =========================================================================
+*/
+#ifndef AUTHZ_H
+#define AUTHZ_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "crm_entity.h"
+#include "crm_kv.h"
+#include "entities.pb-c.h"
+
+typedef enum { AUTHZ_READ, AUTHZ_CREATE, AUTHZ_UPDATE, AUTHZ_DELETE, AUTHZ__COUNT } authz_action_t;
+
+/* "read", "create", ... */
+const char *authz_action_name(authz_action_t a);
+/* "sales staff", "marketing manager", "admin" */
+void authz_who(const Crm__User *u, char *out, size_t n);
+
+/* May U do A on kind E at all (some record)? */
+crm_err_t authz_kind(const Crm__User *u, const crm_entity_t *e, authz_action_t a, char *errbuf);
+/* May U do A on a record: CUR is the record as stored (NULL on create), NEXT
+   the record after the change (NULL on read and delete), FIELDS the fields a
+   change touches. PERMISSION_DENIED with a message naming what is refused. */
+crm_err_t authz_record(const Crm__User *u, const crm_entity_t *e, authz_action_t a,
+                       const ProtobufCMessage *cur, const ProtobufCMessage *next,
+                       char *const *fields, size_t nfields, char *errbuf);
+/* Mask, in place, the fields of REC that U may not read in clear. Returns
+   true if anything was masked. */
+bool authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec);
+/* True if U sees the PII of REC masked (no consent, and U's policy masks). */
+bool authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *rec);
+/* True if U sees FIELD of kind E masked on records without consent (so a
+   search or filter on it must not reveal those records). */
+bool authz_masks(const Crm__User *u, const crm_entity_t *e, const char *field);
+/* Mask one value as people are used to: 138****8000, z***@example.com. */
+void authz_mask_value(const char *field, const char *in, char *out, size_t n);
+/* May U read audit entries made by users of department DEPT? */
+bool authz_audit(const Crm__User *u, int dept);
+
+#endif
