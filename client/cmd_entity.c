@@ -374,6 +374,18 @@ cleanup:
     return rc;
 }
 
+/* ==== history ==== */
+
+static int
+s_history(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+        fprintf(stderr, "crm %s history: expected ID [FIELD]\n", e->name);
+        return EXIT_USAGE;
+    }
+    return cmd_history(ctx, e->name, argv[1], argc == 3 ? argv[2] : NULL);
+}
+
 /* ==== Kind commands ==== */
 
 static const struct sub s_subs[] = {
@@ -383,6 +395,7 @@ static const struct sub s_subs[] = {
     {"list", s_list, "list [--FIELD VALUE]... [--limit N] [--after ID]   filters are ANDed"},
     {"search", s_search, "search TEXT [--limit N] [--after ID]   name/company part, phone, e-mail"},
     {"delete", s_delete, "delete ID [--expect-version V]"},
+    {"history", s_history, "history ID [FIELD]                every value a field has had, by whom, when"},
 };
 
 static int

@@ -2,6 +2,7 @@
 #include "conn.h"
 
 #include <sodium.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,24 @@ const char *
 conn_last_message(const conn_t *self)
 {
     return self->last_message;
+}
+
+const char *
+cli_config_path(const cli_ctx_t *ctx)
+{
+    static char path[PATH_MAX];
+    if (ctx->config)
+        return ctx->config;
+    const char *env = getenv("CRM_CONFIG");
+    if (env && *env)
+        return env;
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/crm/client.conf", xdg);
+    else
+        snprintf(path, sizeof path, "%s/.config/crm/client.conf",
+                 getenv("HOME") ? getenv("HOME") : ".");
+    return path;
 }
 
 int

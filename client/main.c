@@ -17,6 +17,7 @@ struct cmd {
 
 static const struct cmd s_cmds[] = {
     {"activity", cmd_activity, "log and list calls, visits, WeChat... on a customer's timeline"},
+    {"audit", cmd_audit, "the audit trail (managers, admins)"},
     {"customer", cmd_customer, "add, show, edit, list, search, delete customers"},
     {"enroll", cmd_enroll, "install the enrollment file an admin gave you"},
     {"export", cmd_export, "write records as CSV or JSON Lines"},
@@ -47,24 +48,6 @@ s_usage_print(FILE *out)
     for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
         fprintf(out, "  %-10s %s\n", s_cmds[i].name, s_cmds[i].summary);
     return out == stdout ? EXIT_OK : EXIT_USAGE;
-}
-
-const char *
-cli_config_path(const cli_ctx_t *ctx)
-{
-    static char path[PATH_MAX];
-    if (ctx->config)
-        return ctx->config;
-    const char *env = getenv("CRM_CONFIG");
-    if (env && *env)
-        return env;
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/crm/client.conf", xdg);
-    else
-        snprintf(path, sizeof path, "%s/.config/crm/client.conf",
-                 getenv("HOME") ? getenv("HOME") : ".");
-    return path;
 }
 
 int

@@ -85,9 +85,14 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
     if (rc != CRM_OK)
         return rc;
     if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {
+        char name[32]; /* USER_SET -> "user set" */
+        size_t i = 0;
+        for (; op->name[i] && i + 1 < sizeof name; i++)
+            name[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
+        name[i] = '\0';
         dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
-                       "permission denied: '%s' is for admins only", op->name);
-        return dispatch_deny(ctx, NULL, "", op->name);
+                       "permission denied: '%s' is for admins only", name);
+        return dispatch_deny(ctx, NULL, "", name);
     }
     if ((op->flags & OPF_WRITE) && ctx->env->readonly)
         return dispatch_error(ctx, CRM_ERR_READONLY,

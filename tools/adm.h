@@ -3,5 +3,6 @@
 #define ADM_H
 
 int adm_init(int argc, char **argv);
+int adm_user(int argc, char **argv);
 
 #endif

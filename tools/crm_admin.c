@@ -14,6 +14,7 @@ struct cmd {
 
 static const struct cmd s_cmds[] = {
     {"init", adm_init, "create a data directory, server keys and the first admin"},
+    {"user", adm_user, "add, list, disable, enable, change users; rotate their keys"},
 };
 
 static int

@@ -33,7 +33,8 @@ typedef struct {
 static void
 s_set_value(char **slot, const char *text)
 {
-    crm_proto_release(*slot);
+    if (*slot && *slot != protobuf_c_empty_string) /* proto3 leaves "" as the shared default */
+        crm_proto_release(*slot);
     *slot = crm_proto_strdup(text);
 }
 
@@ -56,6 +57,8 @@ s_keep_field(Crm__AuditEntry *entry, const char *field)
 static void
 s_mask(char **slot, const char *field)
 {
+    if (!**slot)
+        return;
     char out[512] = "", part[128];
     size_t used = 0;
     char *copy = strdup(*slot), *save = NULL;

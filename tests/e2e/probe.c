@@ -497,6 +497,28 @@ s_increment(char **argv)
     return failures ? 1 : 0;
 }
 
+/* session ENDPOINT ENROLL GO_FILE: one connection, two whoami requests: the
+   second after GO_FILE appears (at most 20 s later). Prints both statuses. */
+static int
+s_session(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.op = CRM__OP__OP_WHOAMI;
+    Crm__Reply *r = s_call(s, &req);
+    printf("first %s\n", r ? crm_err_name(r->status) : "none");
+    fflush(stdout);
+    crm_proto_free((ProtobufCMessage **)&r);
+    int64_t end = crm_time_mono_us() + 20 * 1000000LL;
+    while (access(argv[2], F_OK) != 0 && crm_time_mono_us() < end)
+        usleep(20000);
+    r = s_call(s, &req);
+    printf("second %s %s\n", r ? crm_err_name(r->status) : "none", r ? r->message : "");
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_close(s);
+    return 0;
+}
+
 /* forge IN OUT [server]: copy an enrollment with a fresh, unknown user keypair
    (or, with "server", a wrong server key) */
 static int
@@ -535,6 +557,7 @@ main(int argc, char **argv)
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},
+        {"session", s_session, 3, "ENDPOINT ENROLL GO_FILE"},
     };
     if (sodium_init() < 0)
         return 2;

@@ -1,0 +1,114 @@
+/*  =========================================================================
+    cmd_audit - `crm audit` (managers and admins) and `crm KIND history ID [FIELD]`
+    =========================================================================
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+
+static const char s_usage[] =
+    "usage: crm audit [--customer ID | --id ID] [--user NAME] [--since WHEN] [--limit N]\n"
+    "\n"
+    "The audit trail, newest first: every change (who, when, what, old -> new; personal\n"
+    "fields show only that they changed) and every refused request. Managers see their\n"
+    "department's users, admins everyone. WHEN is YYYY-MM-DD[THH:MM:SSZ].\n";
+
+static void
+s_print_entry(const Crm__AuditEntry *a, bool with_record)
+{
+    char when[32];
+    crm_record_format_time(a->time, when);
+    when[10] = ' ';
+    when[19] = '\0';
+    printf("%s  %-12s %-8s", when, a->user, a->denied ? "DENIED" : a->action);
+    if (with_record)
+        printf(" %s %s", a->kind, a->id);
+    if (a->denied)
+        printf("  %s: %s", a->action, a->reason);
+    for (size_t i = 0; i < a->n_changes; i++) {
+        const Crm__FieldChange *c = a->changes[i];
+        printf("%s%s: %s -> %s", i ? "; " : "  ", c->field, *c->old_value ? c->old_value : "''",
+               *c->new_value ? c->new_value : "''");
+    }
+    printf("\n");
+}
+
+/* Send OP with Q; print the entries. */
+static int
+s_query(cli_ctx_t *ctx, Crm__Op op, Crm__AuditRequest *q, bool with_record)
+{
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.op = op;
+    req.body_case = CRM__REQUEST__BODY_AUDIT;
+    req.audit = q;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK &&
+        reply->body_case == CRM__REPLY__BODY_AUDIT) {
+        const Crm__AuditReply *ar = reply->audit;
+        for (size_t i = 0; i < ar->n_entries; i++)
+            if (ctx->json)
+                out_json(stdout, &ar->entries[i]->base);
+            else
+                s_print_entry(ar->entries[i], with_record);
+        if (!ctx->json && ar->n_entries == 0)
+            printf("no entries\n");
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
+int
+cmd_audit(int argc, char **argv, cli_ctx_t *ctx)
+{
+    Crm__AuditRequest q = CRM__AUDIT_REQUEST__INIT;
+    const ProtobufCFieldDescriptor *since = crm_record_field(&crm__audit_request__descriptor,
+                                                             "since");
+    char errbuf[CRM_ERRBUF];
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
+            fputs(s_usage, stdout);
+            return EXIT_OK;
+        }
+        if (!val) {
+            fprintf(stderr, "crm audit: '%s' needs a value\n\n%s", opt, s_usage);
+            return EXIT_USAGE;
+        }
+        i++;
+        if (!strcmp(opt, "--customer") || !strcmp(opt, "--id"))
+            q.id = (char *)val;
+        else if (!strcmp(opt, "--user"))
+            q.user = (char *)val;
+        else if (!strcmp(opt, "--limit"))
+            q.limit = (uint32_t)strtoul(val, NULL, 10);
+        else if (!strcmp(opt, "--since")) {
+            if (crm_record_set_text(&q.base, since, val, true, errbuf) != CRM_OK) {
+                fprintf(stderr, "crm audit: %s\n", errbuf);
+                return EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "crm audit: unknown option '%s'\n\n%s", opt, s_usage);
+            return EXIT_USAGE;
+        }
+    }
+    return s_query(ctx, CRM__OP__OP_AUDIT_LIST, &q, true);
+}
+
+int
+cmd_history(cli_ctx_t *ctx, const char *kind, const char *id, const char *field)
+{
+    Crm__AuditRequest q = CRM__AUDIT_REQUEST__INIT;
+    q.kind = (char *)kind;
+    q.id = (char *)id;
+    q.field = (char *)(field ? field : "");
+    q.limit = 1000;
+    return s_query(ctx, CRM__OP__OP_HISTORY, &q, false);
+}

@@ -1,0 +1,221 @@
+# test_authz - the per-department policy through the real server and client:
+# every (department, role, kind, action) cell, field rules, ownership, masking
+# and its side doors, user management, revocation on open connections, audit
+source "$(dirname "$0")/lib.sh"
+ADMIN_BIN="$CRM_BIN/crm-admin"
+PROBE="$CRM_BIN/crm-probe"
+
+init_data "$T/data"
+# users are made on the stopped data dir first (direct store access) ...
+RC=0; "$ADMIN_BIN" user add ss --dept sales --role staff --data "$T/data" --out "$T/ss" >"$T/o" 2>&1 || RC=$?
+expect "user add on a stopped data dir" test "$RC" -eq 0 -a "$(stat -c %a "$T/ss")" = 600
+start_server main "$T/data"
+export CRM_SERVER="$EP_main"
+# ... and the rest through the running server
+for u in "ss2 sales staff" "sm sales manager" "ps support staff" "pm support manager" \
+         "ms marketing staff" "mm marketing manager" "ad2 - admin"; do
+    set -- $u
+    dept=(--dept "$2"); [ "$2" = - ] && dept=()
+    RC=0; "$ADMIN_BIN" user add "$1" "${dept[@]}" --role "$3" --data "$T/data" --out "$T/$1" >"$T/o" 2>&1 || RC=$?
+    [ "$RC" -eq 0 ] || { cat "$T/o"; fail "user add $1 through the server"; }
+done
+cp "$T/data/admin.enroll" "$T/admin"
+RC=0; "$ADMIN_BIN" user list --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "user list shows all nine users" test "$(tail -n +2 "$T/o" | wc -l)" -eq 9
+
+as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+new_customer() { as admin customer add --name "$1" --phone "$2" "${@:3}"; echo "${OUT#created customer }"; }
+verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
+
+C0=$(new_customer 基准客户 13811112222 --consent yes --consent-channel wechat)
+
+# ---- the matrix, as SPEC §4 states it (not read from the server's table) ----
+# columns: ss sm ps pm ms mm admin
+declare -A WANT=(
+  [customer.create]="allow allow allow allow allow allow allow"
+  [customer.read]="allow allow allow allow allow allow allow"
+  [customer.list]="allow allow allow allow allow allow allow"
+  [customer.search]="allow allow allow allow allow allow allow"
+  [customer.update]="allow allow deny deny deny deny allow"
+  [customer.delete]="deny allow deny allow deny deny allow"
+  [activity.create]="allow allow allow allow allow allow allow"
+  [activity.read]="allow allow allow allow allow allow allow"
+  [activity.list]="allow allow allow allow allow allow allow"
+  [activity.update]="allow allow allow allow allow allow allow"
+  [activity.delete]="allow allow allow allow allow allow allow"
+)
+USERS=(ss sm ps pm ms mm admin)
+as admin activity log "$C0" --type call --summary "base call"
+A0=${OUT#created activity }
+for cell in customer.create customer.read customer.list customer.search customer.update \
+            customer.delete activity.create activity.read activity.list activity.update \
+            activity.delete; do
+    kind=${cell%.*} action=${cell#*.}
+    read -r -a want <<<"${WANT[$cell]}"
+    for i in "${!USERS[@]}"; do
+        u=${USERS[$i]}
+        case $cell in
+        customer.create) as "$u" customer add --name "new by $u" ;;
+        customer.read) as "$u" customer show "$C0" ;;
+        customer.list) as "$u" customer list --limit 1 ;;
+        customer.search) as "$u" customer search 13811112222 ;;
+        customer.update) id=$(new_customer "upd $u" 1390000000$i); as "$u" customer edit "$id" --industry 制造 ;;
+        customer.delete) id=$(new_customer "del $u" 1391000000$i); as "$u" customer delete "$id" ;;
+        activity.create) as "$u" activity log "$C0" --type visit --summary "by $u" ;;
+        activity.read) as "$u" activity show "$A0" ;;
+        activity.list) as "$u" activity list "$C0" --limit 1 ;;
+        activity.update|activity.delete)
+            as "$u" activity log "$C0" --type note --summary "own by $u"; aid=${OUT#created activity }
+            if [ "$action" = update ]; then as "$u" activity edit "$aid" --summary changed
+            else as "$u" activity delete "$aid"; fi ;;
+        esac
+        got=$(verdict)
+        expect "$u may$( [ "${want[$i]}" = deny ] && echo " not") $action $kind (got $got)" test "$got" = "${want[$i]}"
+    done
+done
+
+# ---- ownership ----
+as ss customer add --name "owned by ss"; OWNED=${OUT#created customer }
+as admin --json customer show "$OWNED"
+expect "a sales user's new customer is theirs" contains "$OUT" '"owner":"ss"'
+as ss2 customer edit "$OWNED" --industry x
+expect "sales staff may not change another's customer" test "$(verdict)" = deny
+expect "the denial says why" contains "$ERR" "do not own"
+as sm customer edit "$OWNED" --industry y
+expect "a sales manager may" test "$(verdict)" = allow
+as ss2 customer edit "$OWNED" --owner ss2
+expect "staff may not take another's customer" test "$(verdict)" = deny
+U=$(new_customer unowned 13920000001)
+as ss2 customer edit "$U" --owner ss
+expect "staff may not give a customer to someone else" test "$(verdict)" = deny
+as ss2 customer edit "$U" --owner ss2
+expect "staff may claim an unowned customer" test "$(verdict)" = allow
+as sm customer edit "$U" --owner ss
+expect "a manager reassigns" test "$(verdict)" = allow
+as ss2 activity list "$C0" --limit 50
+SSACT=$(as ss activity log "$C0" --type call --summary "ss call"; echo "${OUT#created activity }")
+as ss2 activity edit "$SSACT" --summary stolen
+expect "staff may not edit another's activity" test "$(verdict)" = deny
+as sm activity edit "$SSACT" --summary "fixed by manager"
+expect "their manager may" test "$(verdict)" = allow
+as pm activity edit "$SSACT" --summary "other department"
+expect "another department's manager may not" test "$(verdict)" = deny
+
+# ---- fields ----
+S=$(new_customer 客服 13930000001)
+as ps customer edit "$S" --phone "139 3000 0002"
+expect "support may change contact fields" test "$(verdict)" = allow
+as ps customer edit "$S" --stage active
+expect "support may not change the stage" test "$(verdict)" = deny
+expect "the denial names the field" contains "$ERR" "field 'stage'"
+as ms customer add --name lead --stage active
+expect "marketing may not create beyond a lead" test "$(verdict)" = deny
+as ms customer add --name "a lead"; L=${OUT#created customer }
+expect "marketing creates leads" test "$RC" -eq 0
+as ms customer edit "$L" --stage prospect --tag campaign-1
+expect "marketing moves lead -> prospect and tags" test "$(verdict)" = allow
+as ms customer edit "$L" --stage active
+expect "marketing may not move beyond prospect" test "$(verdict)" = deny
+as ms customer edit "$L" --name renamed
+expect "marketing may not rename" test "$(verdict)" = deny
+
+# ---- masking and the side doors ----
+P=$(new_customer 隐私 13940000001 --email private@example.com --address "北京市朝阳区" --birthday 1990-01-02)
+as ms --json customer show "$P"
+expect "marketing sees the phone masked" contains "$OUT" '"phones":["139****0001"]'
+expect "and the e-mail" contains "$OUT" '"emails":["p***@example.com"]'
+expect "and the address" contains "$OUT" '"address":"***"'
+expect "no clear phone anywhere" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+as ss --json customer show "$P"
+expect "sales sees it in clear" contains "$OUT" '"phones":["13940000001"]'
+as ms --json customer show "$C0"
+expect "marketing sees a consented customer in clear" contains "$OUT" '"phones":["13811112222"]'
+as ms --json customer search 13940000001
+expect "marketing cannot find an unconsented customer by phone" test -z "$OUT"
+as ms --json customer search 0001
+expect "nor by the last 4 digits" test "$(echo "$OUT" | grep -c "隐私")" -eq 0
+as ms --json customer search private@example.com
+expect "nor by e-mail" test -z "$OUT"
+as ms --json customer list --phone 13940000001
+expect "nor through a list filter" test -z "$OUT"
+as ms --json customer search 隐私
+expect "by name it is found, masked" contains "$OUT" '"phones":["139****0001"]'
+as ms export --csv
+expect "an export by marketing holds no masked value in clear" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+expect "the export still has the consented one" contains "$OUT" 13811112222
+as ms customer history "$P" phones
+expect "history is masked as reads are" contains "$OUT" "139****0001"
+expect "history holds no clear value" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+
+# ---- audit trail ----
+as admin audit --customer "$S"
+expect "the audit shows the support change" contains "$OUT" "ps "
+expect "personal values stay out of the trail" contains "$OUT" "phones: (personal data) -> (personal data)"
+expect "the denial is in the trail" contains "$OUT" "DENIED"
+as admin audit --user ss2
+expect "the trail filters by user" test "$(echo "$OUT" | grep -vc ' ss2 ')" -eq 0
+as sm audit
+expect "a sales manager sees sales users" contains "$OUT" " ss "
+expect "but not support users" test "$(echo "$OUT" | grep -c ' ps ')" -eq 0
+as ss audit
+expect "staff may not read the trail" test "$(verdict)" = deny
+as admin customer edit "$OWNED" --industry z
+as admin customer history "$OWNED" industry
+expect "field history lists every value, newest first" test "$(echo "$OUT" | awk '{print $(NF-2) ">" $NF}' | paste -sd,)" = "y>z,''>y"
+expect "with who changed it" test "$(echo "$OUT" | awk '{print $3}' | paste -sd,)" = "admin,sm"
+as admin customer history "$S" stage
+expect "a refused change leaves no history" test "$(echo "$OUT" | grep -c active)" -eq 0
+as ss audit --since 2000-01-01
+as admin audit --since 2000-01-01 --limit 1000
+expect "denials of audit reads are audited too" contains "$OUT" "audit: permission denied"
+
+# ---- revocation: new connections at once, open ones on their next request ----
+rm -f "$T/go"
+"$PROBE" session "$EP_main" "$T/ss2" "$T/go" >"$T/session.out" 2>&1 &
+probe=$!
+for _ in $(seq 1 100); do grep -q first "$T/session.out" && break; sleep 0.05; done
+as admin whoami
+RC=0; "$ADMIN_BIN" user disable ss2 --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "disable through the server" test "$RC" -eq 0
+touch "$T/go"
+wait "$probe" || true
+expect "the open connection worked before" grep -q "first OK" "$T/session.out"
+expect "and is refused right after the disable" grep -q "second UNAUTHENTICATED .*disabled" "$T/session.out"
+as ss2 whoami
+expect "a disabled user cannot connect" test "$RC" -eq 3
+"$ADMIN_BIN" user enable ss2 --data "$T/data" >/dev/null
+as ss2 whoami
+expect "enabled again, they can" test "$RC" -eq 0
+rm -f "$T/go"
+"$PROBE" session "$EP_main" "$T/ss2" "$T/go" >"$T/session.out" 2>&1 &
+probe=$!
+for _ in $(seq 1 100); do grep -q first "$T/session.out" && break; sleep 0.05; done
+RC=0; "$ADMIN_BIN" user rotate-key ss2 --data "$T/data" --out "$T/ss2-new" >"$T/o" 2>&1 || RC=$?
+expect "rotate-key writes a new enrollment" test "$RC" -eq 0 -a -f "$T/ss2-new"
+touch "$T/go"
+wait "$probe" || true
+expect "the old key's open connection is refused" grep -q "second UNAUTHENTICATED .*no longer valid" "$T/session.out"
+as ss2 whoami
+expect "the old key cannot connect" test "$RC" -eq 3
+as ss2-new whoami
+expect "the new key can" test "$RC" -eq 0
+RC=0; "$ADMIN_BIN" user set ms --role manager --config "$T/sm" >"$T/o" 2>&1 || RC=$?
+expect "only admins manage users" test "$RC" -eq 1
+RC=0; "$ADMIN_BIN" user disable admin --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "an admin cannot lock themselves out" test "$RC" -eq 1
+RC=0; "$ADMIN_BIN" user set ms --role manager --data "$T/data" >"$T/o" 2>&1 || RC=$?
+as ms whoami
+expect "user set changes the role" contains "$OUT" "role            manager"
+stop_server main
+
+# with the server stopped, crm-admin works on the data dir itself
+RC=0; "$ADMIN_BIN" user disable ps --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "disable on a stopped data dir" test "$RC" -eq 0
+start_server again "$T/data"
+export CRM_SERVER="$EP_again"
+as ps whoami
+expect "which the server honours" test "$RC" -eq 3
+as admin audit --user admin --limit 1000
+expect "user changes are audited" contains "$OUT" "user set user ms  role: staff -> manager"
+stop_server again
+finish
