@@ -188,7 +188,9 @@ s_stage(store_t *store, store_group_t *g, const Crm__User *actor, const char *ac
     int64_t now_ms = crm_time_now_ms();
     now->version = old ? old->version + 1 : 1;
     now->updated_at = now_ms;
-    now->updated_by = actor->name;
+    if (now->updated_by != protobuf_c_empty_string) /* copied from OLD: ours to free */
+        crm_proto_release(now->updated_by);
+    now->updated_by = actor->name; /* lent: users_apply() takes it back */
     if (!old) {
         now->created_at = now_ms;
         now->created_by = actor->name;
