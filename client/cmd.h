@@ -36,6 +36,7 @@ int cmd_tag(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_import(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_export(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_audit(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_watch(int argc, char **argv, cli_ctx_t *ctx);
 /* Every value FIELD (or every field) of record ID has had, by whom and when. */
 int cmd_history(cli_ctx_t *ctx, const char *kind, const char *id, const char *field);
 

@@ -222,6 +222,36 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
     }
 }
 
+int
+conn_send(conn_t *self, Crm__Request *req)
+{
+    req->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&req->base, &len);
+    int rc = zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    return rc < 0 ? EXIT_UNREACHABLE : EXIT_OK;
+}
+
+int
+conn_recv(conn_t *self, int ms, Crm__Reply **reply)
+{
+    *reply = NULL;
+    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, ms) <= 0)
+        return EXIT_UNREACHABLE;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = EXIT_UNREACHABLE;
+    char errbuf[CRM_ERRBUF];
+    if (zmq_msg_recv(&m, self->sock, 0) >= 0 &&
+        crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                         (ProtobufCMessage **)reply, errbuf) == CRM_OK)
+        rc = EXIT_OK;
+    zmq_msg_close(&m);
+    return rc;
+}
+
 void
 conn_reply_free(Crm__Reply **reply)
 {

@@ -24,6 +24,11 @@ int conn_open(const cli_ctx_t *ctx, conn_t **out);
    EXIT_UNREACHABLE on timeout / authentication failure (diagnosed). */
 int conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply);
 void conn_reply_free(Crm__Reply **reply);
+/* Streaming (crm watch): send REQ (id assigned here) without waiting, and
+   receive whatever comes next within MS milliseconds (EXIT_OK with *reply,
+   or EXIT_UNREACHABLE on silence; nothing is printed). */
+int conn_send(conn_t *self, Crm__Request *req);
+int conn_recv(conn_t *self, int ms, Crm__Reply **reply);
 /* With QUIET, refusals are not printed (the caller handles them). */
 void conn_set_quiet(conn_t *self, bool quiet);
 /* Status, message and current version of the last refusal. */

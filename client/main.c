@@ -25,6 +25,7 @@ static const struct cmd s_cmds[] = {
     {"note", cmd_note, "add a note to a customer's timeline"},
     {"ping", cmd_ping, "check that the server answers"},
     {"tag", cmd_tag, "add or remove tags on a customer"},
+    {"watch", cmd_watch, "the live change feed"},
     {"whoami", cmd_whoami, "show your user, department and role"},
 };
 

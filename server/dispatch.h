@@ -24,6 +24,10 @@ typedef struct {
     const char *server_key; /* the server's public key, Z85 */
     bool readonly;          /* a replica refuses OPF_WRITE ops */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
+    struct feed *feed;       /* the change feed, for WATCH */
+    const void *rid;         /* the requester's routing id (this request only) */
+    size_t rid_len;
+    const char *user_id;     /* the requester's ZAP identity (this request only) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -39,6 +43,7 @@ typedef struct {
         Crm__EntityReply entity;
         Crm__UserReply user;
         Crm__AuditReply audit;
+        Crm__Progress progress;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -115,5 +120,6 @@ crm_err_t h_user_set(req_ctx_t *ctx);
 crm_err_t h_user_rotate(req_ctx_t *ctx);
 crm_err_t h_audit_list(req_ctx_t *ctx);
 crm_err_t h_history(req_ctx_t *ctx);
+crm_err_t h_watch(req_ctx_t *ctx);
 
 #endif

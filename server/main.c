@@ -28,6 +28,8 @@ static const char s_usage[] =
     "  --sync              fsync every commit (survives power loss; default: survives a crash)\n"
     "  --max-msg BYTES     largest request frame accepted (default 1048576)\n"
     "  --max-memory MIB    heap cap; above it all connections are dropped (default 512)\n"
+    "  --retain-events N   change-log entries kept for resuming watchers (default 10000000)\n"
+    "  --retain-days D     ... and no older than D days (default: no age limit)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -49,13 +51,15 @@ s_parse_size(const char *arg, const char *opt, size_t *out)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT };
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
         {"max-memory", required_argument, NULL, OPT_MAXMEM},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"fault", required_argument, NULL, OPT_FAULT}, {"help", no_argument, NULL, 'h'},
+        {"retain-events", required_argument, NULL, OPT_RETAIN},
+        {"retain-days", required_argument, NULL, OPT_RETAIN_DAYS},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -90,6 +94,21 @@ main(int argc, char **argv)
             }
             crm_log_threshold = (crm_log_level_t)level;
             break;
+        case OPT_RETAIN:
+            if (s_parse_size(optarg, "--retain-events", &mib) != 0)
+                return 2;
+            cfg.retain_events = mib;
+            break;
+        case OPT_RETAIN_DAYS: {
+            char *end = NULL;
+            double days = strtod(optarg, &end);
+            if (!*optarg || *end || days <= 0) {
+                fprintf(stderr, "crmd: --retain-days needs a positive number of days\n");
+                return 2;
+            }
+            cfg.retain_ms = (int64_t)(days * 86400000.0);
+            break;
+        }
         case OPT_FAULT: /* test-only fault injection; can only make the server refuse more */
             if (strcmp(optarg, "no-zap") != 0) {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);

@@ -40,6 +40,7 @@
 #include "crm_mem.h"
 #include "crm_time.h"
 #include "dispatch.h"
+#include "feed.h"
 #include "store.h"
 #include "zap.h"
 
@@ -67,6 +68,8 @@ struct server {
     zap_t *zap;                  /* ZAP handler thread */
     store_t *store;              /* the database */
     store_group_t *group;        /* the writer's group commit */
+    feed_t *feed;                /* change feed subscribers */
+    int64_t trim_next_us;        /* next change-log retention pass */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
     char endpoint[256];          /* bound endpoint, real port */
@@ -85,6 +88,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_msg = 1u << 20;
     cfg->max_memory = 512u << 20;
     cfg->handshake_ms = 3000;
+    cfg->retain_events = 10000000;
 }
 
 static crm_err_t
@@ -127,6 +131,9 @@ s_router_open(server_t *self, const char *endpoint, char *errbuf)
     rc |= zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &self->cfg.handshake_ms, sizeof(int));
     rc |= zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     rc |= zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &zero, sizeof zero);
+    /* a full or vanished peer is reported (EAGAIN / EHOSTUNREACH), not silently
+       dropped: the feed keeps its cursor and retries */
+    rc |= zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     if (rc != 0) {
         snprintf(errbuf, CRM_ERRBUF, "cannot secure the request socket: %s",
                  zmq_strerror(zmq_errno()));
@@ -170,6 +177,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
     self->group = store_group_new(self->store);
+    feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
+    self->feed = feed_new(self->store, &fcfg);
     self->ctx = zmq_ctx_new();
     CRM_ASSERT_ALLOC(self->ctx);
     if (cfg->fault_no_zap)
@@ -206,7 +215,7 @@ s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
 
 /* Receive and serve one request if one is queued. Returns false when none is. */
 static bool
-s_serve_one(server_t *self, const dispatch_env_t *env)
+s_serve_one(server_t *self, dispatch_env_t *env)
 {
     zmq_msg_t rid, body, extra;
     zmq_msg_init(&rid);
@@ -233,8 +242,13 @@ s_serve_one(server_t *self, const dispatch_env_t *env)
     const char *user_id = nframes ? zmq_msg_gets(&body, "User-Id") : NULL;
     size_t reply_len = 0;
     dispatch_out_t out;
+    env->rid = zmq_msg_data(&rid);
+    env->rid_len = zmq_msg_size(&rid);
+    env->user_id = user_id;
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
+    env->rid = NULL;
+    env->user_id = NULL;
     zmq_msg_close(&body);
     if (out.after_commit) {
         s_pending_t *p = &self->pending[self->n_pending++];
@@ -286,6 +300,7 @@ s_memory_guard(server_t *self)
             "frames?): dropping all connections and listening afresh (reset %lu)",
             used >> 20, self->cfg.max_memory >> 20, self->resets);
     strcpy(endpoint, self->endpoint);
+    feed_reset(self->feed); /* their connections are about to go */
     zmq_close(self->router);
     self->router = NULL;
     if (s_router_open(self, endpoint, errbuf) != CRM_OK)
@@ -297,10 +312,12 @@ s_memory_guard(server_t *self)
 crm_err_t
 server_run(server_t *self, volatile sig_atomic_t *stop)
 {
-    dispatch_env_t env = {self->store, self->group, self->key_z85, false, &self->log_rl};
+    dispatch_env_t env = {self->store, self->group, self->key_z85, false, &self->log_rl,
+                          self->feed, NULL, 0, NULL};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, 100);
+        /* a subscriber still catching up is served again soon */
+        int rc = zmq_poll(&item, 1, feed_behind(self->feed) ? 5 : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             return CRM_ERR_INTERNAL;
@@ -321,6 +338,13 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             }
         }
         s_commit_and_reply(self);
+        int64_t now = crm_time_mono_us();
+        feed_committed(self->feed, crm_time_now_ms() * 1000);
+        feed_pump(self->feed, self->router, now);
+        if (now >= self->trim_next_us) {
+            feed_trim(self->feed);
+            self->trim_next_us = now + 1000000;
+        }
         s_memory_guard(self);
     }
     return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;
@@ -337,6 +361,7 @@ server_destroy(server_t **self_p)
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    feed_destroy(&self->feed);
     store_group_destroy(&self->group);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crm_kv.h"
 
@@ -24,6 +25,8 @@ typedef struct {
     size_t max_memory;      /* heap bytes before all connections are dropped */
     int handshake_ms;       /* time a client has to finish the CURVE handshake */
     bool fault_no_zap;      /* fault injection for tests: do not start the ZAP handler */
+    uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
+    int64_t retain_ms;      /* change-log age kept (0 = forever) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -38,6 +38,7 @@ static const char *const s_cf_names[STORE_CF__COUNT] = {
 };
 
 static const char s_meta_last_seq[] = "last_seq";
+static const char s_meta_log_first[] = "log_first";
 
 struct store {
     rocksdb_t *db;
@@ -49,6 +50,7 @@ struct store {
     rocksdb_writeoptions_t *wopts;
     _Atomic uint64_t last_seq; /* last committed sequence number */
     _Atomic uint64_t unique;   /* counter behind store_next_unique() */
+    _Atomic uint64_t log_first; /* oldest retained change-log entry */
     char path[PATH_MAX];       /* DIR/db */
 };
 
@@ -184,6 +186,15 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
     store_val_release(&v);
     if (rc == CRM_ERR_NOT_FOUND)
         rc = CRM_OK;
+    atomic_store(&self->log_first, 1);
+    if (rc == CRM_OK &&
+        (rc = store_get(self, STORE_CF_META, s_meta_log_first, sizeof s_meta_log_first - 1,
+                        &v)) == CRM_OK &&
+        v.len == 8)
+        atomic_store(&self->log_first, store_get_be64((const uint8_t *)v.data));
+    store_val_release(&v);
+    if (rc == CRM_ERR_NOT_FOUND)
+        rc = CRM_OK;
     if (rc != CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
@@ -263,6 +274,35 @@ uint64_t
 store_last_seq(const store_t *self)
 {
     return atomic_load(&self->last_seq);
+}
+
+uint64_t
+store_changelog_first(const store_t *self)
+{
+    return atomic_load(&self->log_first);
+}
+
+crm_err_t
+store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
+{
+    if (keep_from <= store_changelog_first(self))
+        return CRM_OK;
+    uint8_t from[8], to[8], first[8];
+    store_put_be64(from, 0);
+    store_put_be64(to, keep_from);
+    store_put_be64(first, keep_from);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range_cf(b, s_cf(self, STORE_CF_CHANGELOG), (const char *)from, 8,
+                                       (const char *)to, 8);
+    rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_log_first,
+                              sizeof s_meta_log_first - 1, (const char *)first, 8);
+    char *err = NULL;
+    rocksdb_write(self->db, self->wopts, b, &err);
+    rocksdb_writebatch_destroy(b);
+    if (err)
+        return s_db_error(err, "cannot trim the change log", errbuf);
+    atomic_store(&self->log_first, keep_from);
+    return CRM_OK;
 }
 
 crm_err_t

@@ -64,6 +64,10 @@ void store_val_release(store_val_t *val);
 uint64_t store_next_unique(store_t *self);
 /* Sequence number of the last committed mutation (0 if none). */
 uint64_t store_last_seq(const store_t *self);
+/* The oldest sequence number still in the change log (1 if never trimmed). */
+uint64_t store_changelog_first(const store_t *self);
+/* Drop change-log entries below KEEP_FROM (retention). Not part of a group. */
+crm_err_t store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf);
 /* Read the change-log entry SEQ. */
 crm_err_t store_changelog_get(store_t *self, uint64_t seq, store_val_t *out);
 

@@ -213,6 +213,7 @@ s_stage(store_t *store, store_group_t *g, const Crm__User *actor, const char *ac
     change.kind = (char *)"user";
     change.id = now->name;
     change.op = old ? CRM__CHANGE_OP__UPDATE : CRM__CHANGE_OP__CREATE;
+    change.actor_department = actor->department;
     uint8_t *event = crm_proto_pack(&change.base, &elen);
     uint64_t seq = store_group_end(g, event, elen);
     free(event);

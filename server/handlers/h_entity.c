@@ -118,10 +118,15 @@ s_end(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, Crm__ChangeOp op,
     change.op = op;
     change.fields = fields;
     change.n_fields = nfields;
-    size_t len;
+    change.actor_department = u->department;
+    size_t len, rlen;
+    uint8_t *record = crm_proto_pack(next ? next : cur, &rlen);
+    change.record.data = record;
+    change.record.len = rlen;
     uint8_t *event = crm_proto_pack(&change.base, &len);
     uint64_t seq = store_group_end(ctx->env->group, event, len);
     free(event);
+    free(record);
 
     static const char *const actions[] = {"", "create", "update", "delete"};
     Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;

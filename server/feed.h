@@ -1,0 +1,57 @@
+/*  =========================================================================
+    feed - the live change feed: every committed change to every subscriber
+    that may see it, in sequence order, exactly once
+
+    Owns:      the subscribers, their cursors and filters, the cache of recent
+               change-log entries, heartbeats, and change-log retention.
+    Must not:  decide who may see what (authz.c does) or write records.
+
+    Why a cursor per subscriber (the Clone pattern, done by the server): a
+    subscriber is a connection that sent a WATCH request. The server keeps the
+    last sequence number it has considered for it and sends every later
+    committed change it may see, reading the change log where the cache does
+    not reach. A subscriber whose pipe is full (ROUTER_MANDATORY says EAGAIN)
+    simply waits: its cursor stays put, nobody else waits for it, and it is
+    caught up from the log when it drains - so nothing is lost, duplicated or
+    reordered. Only if the log was trimmed past its cursor is it told so
+    (OUT_OF_RANGE) and dropped. Events are sent with reply id 0 and are
+    packed once per visibility variant (clear / masked), not per subscriber.
+    =========================================================================
+*/
+#ifndef FEED_H
+#define FEED_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm.pb-c.h"
+#include "store.h"
+
+typedef struct {
+    uint64_t retain_events; /* change-log entries kept (0 = all) */
+    int64_t retain_ms;      /* age of entries kept (0 = forever) */
+} feed_config_t;
+
+typedef struct feed feed_t;
+
+feed_t *feed_new(store_t *store, const feed_config_t *cfg);
+void feed_destroy(feed_t **self_p);
+/* Subscribe the peer RID (routing id) as USER_ID (Z85 key) / USER per W.
+   Returns an error (and text) for a bad request; *cursor gets the sequence
+   number delivery starts after. */
+crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
+                     const Crm__User *user, const Crm__WatchRequest *w, uint64_t *cursor,
+                     char *errbuf);
+/* Changes up to the store's last sequence number are committed (at NOW_US). */
+void feed_committed(feed_t *self, int64_t now_us);
+/* Send what is due on ROUTER: events, progress markers, revocations. */
+void feed_pump(feed_t *self, void *router, int64_t now_us);
+/* True if some subscriber still has events to receive (poll sooner). */
+bool feed_behind(const feed_t *self);
+/* Drop every subscriber (their connections are gone). */
+void feed_reset(feed_t *self);
+/* Apply retention to the change log. */
+void feed_trim(feed_t *self);
+size_t feed_subscribers(const feed_t *self);
+
+#endif
