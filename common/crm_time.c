@@ -12,6 +12,14 @@ crm_time_now_ms(void)
 }
 
 int64_t
+crm_time_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 crm_time_mono_us(void)
 {
     struct timespec ts;

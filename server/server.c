@@ -339,7 +339,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         }
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
-        feed_committed(self->feed, crm_time_now_ms() * 1000);
+        feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
         if (now >= self->trim_next_us) {
             feed_trim(self->feed);

@@ -106,6 +106,7 @@ typedef struct {
     double duration;
     int mix[OP__COUNT];  /* weights */
     int pid;             /* crmd's pid, for CPU per op */
+    int feed;            /* change-feed subscribers to run alongside */
 } s_cfg_t;
 
 static void *
@@ -386,6 +387,65 @@ s_worker(void *arg)
     return NULL;
 }
 
+/* ==== Feed subscribers ==== */
+
+typedef struct {
+    const s_cfg_t *cfg;
+    void *ctx;
+    volatile int *stop;
+    s_hist_t hist;       /* commit -> delivery latency */
+    uint64_t events, gaps;
+    int ready;
+} s_feed_t;
+
+static void *
+s_feed_thread(void *arg)
+{
+    s_feed_t *f = arg;
+    int n = f->cfg->feed;
+    void **socks = calloc((size_t)n, sizeof *socks);
+    zmq_pollitem_t *items = calloc((size_t)n, sizeof *items);
+    uint64_t *last = calloc((size_t)n, sizeof *last);
+    for (int i = 0; i < n; i++) {
+        socks[i] = s_socket(f->ctx, f->cfg);
+        items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        req.op = CRM__OP__OP_WATCH;
+        req.body_case = CRM__REQUEST__BODY_WATCH;
+        req.watch = &w;
+        s_send(socks[i], &req);
+    }
+    int ready = 0;
+    while (!*f->stop) {
+        if (zmq_poll(items, n, 100) <= 0)
+            continue;
+        int64_t now = crm_time_now_us();
+        for (int i = 0; i < n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            Crm__Reply *r = s_recv(socks[i]);
+            if (r && r->body_case == CRM__REPLY__BODY_PROGRESS && r->id) {
+                last[i] = r->progress->seq; /* the watch answer: where delivery starts */
+                f->ready = ++ready;
+            } else if (r && r->body_case == CRM__REPLY__BODY_EVENT) {
+                if (last[i] && r->event->seq != last[i] + 1)
+                    f->gaps++; /* admin sees every change: any hole is a loss */
+                last[i] = r->event->seq;
+                f->events++;
+                s_hist_add(&f->hist, now - r->event->commit_us);
+            }
+            crm_proto_free((ProtobufCMessage **)&r);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        zmq_close(socks[i]);
+    free(socks);
+    free(items);
+    free(last);
+    return NULL;
+}
+
 /* utime + stime of PID in microseconds, or -1. */
 static int64_t
 s_cpu_us(int pid)
@@ -415,7 +475,9 @@ static const char s_usage[] =
     "  --duration S      seconds of load (default 10)\n"
     "  --mix G,P,N,U,A   weights of get, phone search, name search, update, add-activity\n"
     "                    (default 40,20,20,10,10)\n"
-    "  --server-pid PID  report crmd's CPU time per operation\n";
+    "  --server-pid PID  report crmd's CPU time per operation\n"
+    "  --feed S          also run S change-feed subscribers (as this user) and report\n"
+    "                    commit -> delivery latency and delivered events/s\n";
 
 int
 main(int argc, char **argv)
@@ -426,6 +488,7 @@ main(int argc, char **argv)
         {"clients", required_argument, NULL, 'C'},  {"threads", required_argument, NULL, 'T'},
         {"duration", required_argument, NULL, 'd'}, {"mix", required_argument, NULL, 'm'},
         {"server-pid", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
+        {"feed", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
     s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10}};
     const char *config = NULL;
@@ -442,6 +505,7 @@ main(int argc, char **argv)
         case 'T': cfg.threads = atoi(optarg); break;
         case 'd': cfg.duration = atof(optarg); break;
         case 'P': cfg.pid = atoi(optarg); break;
+        case 'F': cfg.feed = atoi(optarg); break;
         case 'm':
             if (sscanf(optarg, "%d,%d,%d,%d,%d", &cfg.mix[0], &cfg.mix[1], &cfg.mix[2],
                        &cfg.mix[3], &cfg.mix[4]) != 5) {
@@ -488,6 +552,18 @@ main(int argc, char **argv)
         double secs = (double)(crm_time_mono_us() - t0) / 1e6;
         printf("preload: %" PRIu64 " customers in %.1f s (%.0f/s), %" PRIu64 " failed\n",
                cfg.preload, secs, (double)cfg.preload / secs, failed);
+    }
+    volatile int feed_stop = 0;
+    s_feed_t *feed = calloc(1, sizeof *feed);
+    feed->cfg = &cfg;
+    feed->ctx = ctx;
+    feed->stop = &feed_stop;
+    pthread_t feed_th;
+    if (cfg.feed > 0) {
+        pthread_create(&feed_th, NULL, s_feed_thread, feed);
+        for (int i = 0; i < 100 && feed->ready < cfg.feed; i++)
+            usleep(50000);
+        printf("feed: %d of %d subscribers watching\n", feed->ready, cfg.feed);
     }
     s_worker_t *w = calloc((size_t)cfg.threads, sizeof *w);
     pthread_t *th = calloc((size_t)cfg.threads, sizeof *th);
@@ -540,6 +616,18 @@ main(int argc, char **argv)
            total.count, (double)total.count / secs, s_hist_pct(&total, 0.5) / 1000,
            s_hist_pct(&total, 0.99) / 1000, s_hist_pct(&total, 0.999) / 1000, total.errors,
            total.conflicts);
+    if (cfg.feed > 0) {
+        usleep(500000); /* let the last events arrive */
+        feed_stop = 1;
+        pthread_join(feed_th, NULL);
+        printf("feed: %d subscribers, %" PRIu64 " events delivered (%.0f/s), %" PRIu64
+               " gaps; commit -> delivery p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
+               cfg.feed, feed->events, (double)feed->events / secs, feed->gaps,
+               s_hist_pct(&feed->hist, 0.5) / 1000, s_hist_pct(&feed->hist, 0.99) / 1000,
+               s_hist_pct(&feed->hist, 0.999) / 1000);
+    }
+    int failed = total.errors || feed->gaps;
+    free(feed);
     if (cpu0 >= 0 && cpu1 >= 0 && total.count)
         printf("server CPU: %.1f s, %.1f us per operation\n", (double)(cpu1 - cpu0) / 1e6,
                (double)(cpu1 - cpu0) / (double)total.count);
@@ -547,5 +635,5 @@ main(int argc, char **argv)
     free(th);
     zmq_ctx_term(ctx);
     sodium_memzero(&cfg.enroll, sizeof cfg.enroll);
-    return total.errors ? 1 : 0;
+    return failed ? 1 : 0;
 }
