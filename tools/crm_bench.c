@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,10 +393,10 @@ s_worker(void *arg)
 typedef struct {
     const s_cfg_t *cfg;
     void *ctx;
-    volatile int *stop;
+    atomic_int *stop;    
     s_hist_t hist;       /* commit -> delivery latency */
     uint64_t events, gaps;
-    int ready;
+    _Atomic int ready;   /* subscribers whose WATCH was answered */
 } s_feed_t;
 
 static void *
@@ -411,13 +412,13 @@ s_feed_thread(void *arg)
         items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
         Crm__Request req = CRM__REQUEST__INIT;
         Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        req.id = (uint64_t)i + 1; /* feed messages come with id 0: the answer is told apart */
         req.op = CRM__OP__OP_WATCH;
         req.body_case = CRM__REQUEST__BODY_WATCH;
         req.watch = &w;
         s_send(socks[i], &req);
     }
-    int ready = 0;
-    while (!*f->stop) {
+    while (!atomic_load(f->stop)) {
         if (zmq_poll(items, n, 100) <= 0)
             continue;
         int64_t now = crm_time_now_us();
@@ -427,7 +428,7 @@ s_feed_thread(void *arg)
             Crm__Reply *r = s_recv(socks[i]);
             if (r && r->body_case == CRM__REPLY__BODY_PROGRESS && r->id) {
                 last[i] = r->progress->seq; /* the watch answer: where delivery starts */
-                f->ready = ++ready;
+                atomic_fetch_add(&f->ready, 1);
             } else if (r && r->body_case == CRM__REPLY__BODY_EVENT) {
                 if (last[i] && r->event->seq != last[i] + 1)
                     f->gaps++; /* admin sees every change: any hole is a loss */
@@ -553,7 +554,7 @@ main(int argc, char **argv)
         printf("preload: %" PRIu64 " customers in %.1f s (%.0f/s), %" PRIu64 " failed\n",
                cfg.preload, secs, (double)cfg.preload / secs, failed);
     }
-    volatile int feed_stop = 0;
+    atomic_int feed_stop = 0;
     s_feed_t *feed = calloc(1, sizeof *feed);
     feed->cfg = &cfg;
     feed->ctx = ctx;
@@ -561,9 +562,9 @@ main(int argc, char **argv)
     pthread_t feed_th;
     if (cfg.feed > 0) {
         pthread_create(&feed_th, NULL, s_feed_thread, feed);
-        for (int i = 0; i < 100 && feed->ready < cfg.feed; i++)
+        for (int i = 0; i < 100 && atomic_load(&feed->ready) < cfg.feed; i++)
             usleep(50000);
-        printf("feed: %d of %d subscribers watching\n", feed->ready, cfg.feed);
+        printf("feed: %d of %d subscribers watching\n", atomic_load(&feed->ready), cfg.feed);
     }
     s_worker_t *w = calloc((size_t)cfg.threads, sizeof *w);
     pthread_t *th = calloc((size_t)cfg.threads, sizeof *th);
@@ -618,7 +619,7 @@ main(int argc, char **argv)
            total.conflicts);
     if (cfg.feed > 0) {
         usleep(500000); /* let the last events arrive */
-        feed_stop = 1;
+        atomic_store(&feed_stop, 1);
         pthread_join(feed_th, NULL);
         printf("feed: %d subscribers, %" PRIu64 " events delivered (%.0f/s), %" PRIu64
                " gaps; commit -> delivery p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",

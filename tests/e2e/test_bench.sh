@@ -12,6 +12,13 @@ for op in get-by-id search-phone search-name update add-activity; do
     expect "$op was measured" grep -Eq "^$op +[1-9][0-9]* " "$T/bench.out"
 done
 expect "server CPU per operation is reported" grep -q "us per operation" "$T/bench.out"
+RC=0
+"$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_main" --ids 2000 \
+    --clients 4 --duration 1 --mix 0,0,0,0,100 --feed 3 >"$T/feed.out" 2>&1 || RC=$?
+sed 's/^/# /' "$T/feed.out"
+expect "crm-bench --feed exits 0" test "$RC" -eq 0
+expect "every subscriber watched" grep -q "feed: 3 of 3 subscribers watching" "$T/feed.out"
+expect "events were delivered without a gap" grep -Eq "feed: 3 subscribers, [1-9][0-9]* events delivered .*, 0 gaps" "$T/feed.out"
 RC=0; "$CRM_BIN/crm-bench" --server "$EP_main" >/dev/null 2>&1 || RC=$?
 expect "crm-bench without --config is a usage error" test "$RC" -eq 2
 stop_server main
