@@ -121,6 +121,15 @@ crm_entity_flags(const crm_entity_t *e, const char *field)
     return r ? r->flags : 0;
 }
 
+const char *
+crm_entity_field_with(const crm_entity_t *e, unsigned flag)
+{
+    for (const crm_rule_t *r = e->rules; r->field; r++)
+        if (r->flags & flag)
+            return r->field;
+    return NULL;
+}
+
 const crm_index_t *
 crm_entity_index(const crm_entity_t *e, const char *field)
 {

@@ -75,6 +75,8 @@ const crm_entity_t *crm_entity_all(void);
 unsigned crm_entity_flags(const crm_entity_t *e, const char *field);
 /* The rule of FIELD, or NULL. */
 const crm_rule_t *crm_entity_rule(const crm_entity_t *e, const char *field);
+/* The first field whose rule has FLAG (e.g. CRM_F_OWNER), or NULL. */
+const char *crm_entity_field_with(const crm_entity_t *e, unsigned flag);
 /* The index on FIELD, or NULL. */
 const crm_index_t *crm_entity_index(const crm_entity_t *e, const char *field);
 

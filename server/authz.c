@@ -95,15 +95,6 @@ authz_kind(const Crm__User *u, const crm_entity_t *e, authz_action_t a, char *er
     return CRM_OK;
 }
 
-static const char *
-s_field_with(const crm_entity_t *e, unsigned flag)
-{
-    for (const crm_rule_t *r = e->rules; r->field; r++)
-        if (r->flags & flag)
-            return r->field;
-    return NULL;
-}
-
 static bool
 s_listed(const char *list, const char *field)
 {
@@ -125,12 +116,12 @@ s_in_scope(const Crm__User *u, const crm_entity_t *e, s_scope_t scope, const Pro
     if (scope == NONE || !rec)
         return false;
     if (scope == OWN) {
-        const char *f = s_field_with(e, CRM_F_OWNER);
+        const char *f = crm_entity_field_with(e, CRM_F_OWNER);
         const char *owner = f ? crm_record_get_str(rec, f) : "";
         /* a customer nobody owns is everybody's; an activity always has an author */
         return !strcmp(owner, u->name) || (!*owner && !(crm_entity_flags(e, f) & CRM_F_CALLER));
     }
-    const char *f = s_field_with(e, CRM_F_CALLER_DEPT);
+    const char *f = crm_entity_field_with(e, CRM_F_CALLER_DEPT);
     return f && crm_record_get_enum(rec, f) == (int)u->department;
 }
 
@@ -160,7 +151,7 @@ authz_record(const Crm__User *u, const crm_entity_t *e, authz_action_t a,
             if (!s_listed(r->writable, fields[i]))
                 return s_deny(u, errbuf, "change field '%s' of %s records", fields[i], e->name);
     /* the owner: managers reassign; others may only take what nobody owns */
-    const char *of = s_field_with(e, CRM_F_OWNER);
+    const char *of = crm_entity_field_with(e, CRM_F_OWNER);
     if (next && of && !(crm_entity_flags(e, of) & CRM_F_CALLER) && !(r->flags & REASSIGN)) {
         const char *was = cur ? crm_record_get_str(cur, of) : "";
         const char *now = crm_record_get_str(next, of);
@@ -209,7 +200,7 @@ bool
 authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *rec)
 {
     const s_rule_t *r = s_rule(u, e);
-    const char *consent = s_field_with(e, CRM_F_CONSENT);
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
     return r && (r->flags & MASK) && consent &&
            !*(const protobuf_c_boolean *)((const char *)rec +
                                           crm_record_field(e->desc, consent)->offset);

@@ -230,15 +230,6 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
 
 /* ==== Delivery ==== */
 
-static const char *
-s_field_with(const crm_entity_t *e, unsigned flag)
-{
-    for (const crm_rule_t *r = e->rules; r->field; r++)
-        if (r->flags & flag)
-            return r->field;
-    return NULL;
-}
-
 /* May SUB see EV, and through which variant (0 clear, 1 masked)? */
 static bool
 s_visible(const s_sub_t *sub, const s_event_t *ev, int *variant)
@@ -257,7 +248,7 @@ s_visible(const s_sub_t *sub, const s_event_t *ev, int *variant)
     if (authz_record(sub->user, ev->e, AUTHZ_READ, ev->record, NULL, NULL, 0, errbuf) != CRM_OK)
         return false;
     if (*sub->customer) {
-        const char *parent = s_field_with(ev->e, CRM_F_PARENT);
+        const char *parent = crm_entity_field_with(ev->e, CRM_F_PARENT);
         bool hit = !strcmp(ev->e->name, "customer") ? !strcmp(c->id, sub->customer)
                                                     : parent && !strcmp(crm_record_get_str(
                                                                             ev->record, parent),
@@ -266,7 +257,7 @@ s_visible(const s_sub_t *sub, const s_event_t *ev, int *variant)
             return false;
     }
     if (*sub->owner) {
-        const char *of = s_field_with(ev->e, CRM_F_OWNER);
+        const char *of = crm_entity_field_with(ev->e, CRM_F_OWNER);
         if (!of || strcmp(crm_record_get_str(ev->record, of), sub->owner))
             return false;
     }

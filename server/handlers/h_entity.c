@@ -515,11 +515,9 @@ static bool
 s_consented(const ProtobufCMessage *rec, const void *arg)
 {
     const crm_entity_t *e = arg;
-    for (const crm_rule_t *r = e->rules; r->field; r++)
-        if (r->flags & CRM_F_CONSENT)
-            return *(const protobuf_c_boolean *)((const char *)rec +
-                                                 crm_record_field(e->desc, r->field)->offset);
-    return true;
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
+    return !consent || *(const protobuf_c_boolean *)((const char *)rec +
+                                                     crm_record_field(e->desc, consent)->offset);
 }
 
 static crm_err_t
