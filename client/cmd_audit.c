@@ -30,6 +30,8 @@ s_print_entry(const Crm__AuditEntry *a, bool with_record)
         printf(" %s %s", a->kind, a->id);
     if (a->denied)
         printf("  %s: %s", a->action, a->reason);
+    else if (*a->reason)
+        printf("  (%s)", a->reason);
     for (size_t i = 0; i < a->n_changes; i++) {
         const Crm__FieldChange *c = a->changes[i];
         printf("%s%s: %s -> %s", i ? "; " : "  ", c->field, *c->old_value ? c->old_value : "''",

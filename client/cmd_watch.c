@@ -64,6 +64,14 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
             out_json_str(stdout, ev->fields[i]);
         }
         printf("],\"commit_us\":%lld", (long long)ev->commit_us);
+        if (ev->n_also_deleted) {
+            printf(",\"also_deleted\":[");
+            for (size_t i = 0; i < ev->n_also_deleted; i++) {
+                printf("%s", i ? "," : "");
+                out_json_str(stdout, ev->also_deleted[i]);
+            }
+            printf("]");
+        }
         if (rec) {
             printf(",\"record\":");
             out_json_inline(stdout, rec);
@@ -84,6 +92,8 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
             printf("%s%s=%s", i ? " " : "  ", fd->name, v);
             free(v);
         }
+        for (size_t i = 0; i < ev->n_also_deleted; i++)
+            printf("%s%s", i ? ", " : "  with ", ev->also_deleted[i]);
         printf("\n");
     }
     fflush(stdout);

@@ -31,6 +31,8 @@ enum {
     CRM_F_OWNER = 1 << 11,   /* names the user who owns the record ("own" in the policy) */
     CRM_F_PII = 1 << 12,     /* personal contact data: masked where the policy says so */
     CRM_F_CONSENT = 1 << 13, /* the marketing consent that unmasks PII */
+    CRM_F_CONSENT_BY = 1 << 14, /* how consent was given: required when it is given */
+    CRM_F_CONSENT_AT = 1 << 15, /* when consent changed: set by the server if not given */
 };
 
 typedef struct {

@@ -755,6 +755,18 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     CRM_ASSERT(d == e->desc);
+    /* consent without a record of how it was given is no consent */
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
+    const char *by = crm_entity_field_with(e, CRM_F_CONSENT_BY);
+    if (consent && by && *(const protobuf_c_boolean *)CMEMBER(m, crm_record_field(d, consent))) {
+        const char *channel = crm_record_get_str(m, by);
+        if (!channel[strspn(channel, " \t")]) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s' is required when '%s' is given: say how (wechat, web form...)",
+                     by, consent);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+    }
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
         const crm_rule_t *rule = crm_entity_rule(e, fd->name);

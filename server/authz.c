@@ -178,11 +178,15 @@ void
 authz_mask_value(const char *field, const char *in, char *out, size_t n)
 {
     size_t len = strlen(in);
-    if (!strcmp(field, "phones") && len >= 7)
+    const char *at = strchr(in, '@');
+    if (!strcmp(field, "phones") && len >= 11) /* 138****5678: 4 of 11 digits hidden */
         snprintf(out, n, "%.3s****%s", in, in + len - 4);
-    else if (!strcmp(field, "emails") && strchr(in, '@'))
-        snprintf(out, n, "%.1s***%s", in, strchr(in, '@'));
-    else if (!strcmp(field, "birthday"))
+    else if (!strcmp(field, "phones") && len >= 6) /* short numbers: the last 2 only */
+        snprintf(out, n, "****%s", in + len - 2);
+    else if (!strcmp(field, "emails") && at) { /* z***@e***.com */
+        const char *dot = strrchr(at, '.');
+        snprintf(out, n, "%.1s***@%.1s***%s", in, at + 1, dot && dot > at + 1 ? dot : "");
+    } else if (!strcmp(field, "birthday"))
         snprintf(out, n, "****-**-**");
     else
         snprintf(out, n, "***");
@@ -207,12 +211,18 @@ authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *r
 }
 
 bool
-authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec)
+authz_masks_pii(const Crm__User *u, const crm_entity_t *e)
 {
-    if (!authz_hides(u, e, rec))
-        return false;
-    bool masked = false;
+    const s_rule_t *r = s_rule(u, e);
+    return r && (r->flags & MASK);
+}
+
+void
+authz_mask_pii(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec)
+{
     char errbuf[CRM_ERRBUF];
+    if (!authz_masks_pii(u, e))
+        return;
     for (const crm_rule_t *fr = e->rules; fr->field; fr++) {
         if (!(fr->flags & CRM_F_PII))
             continue;
@@ -232,9 +242,16 @@ authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec)
         }
         crm_record_swap(rec, tmp, fd);
         crm_proto_free(&tmp);
-        masked = true;
     }
-    return masked;
+}
+
+bool
+authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec)
+{
+    if (!authz_hides(u, e, rec))
+        return false;
+    authz_mask_pii(u, e, rec);
+    return true;
 }
 
 bool

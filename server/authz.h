@@ -38,6 +38,10 @@ crm_err_t authz_record(const Crm__User *u, const crm_entity_t *e, authz_action_t
 /* Mask, in place, the fields of REC that U may not read in clear. Returns
    true if anything was masked. */
 bool authz_redact(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec);
+/* True if U's policy masks personal data of kind E unless there is consent. */
+bool authz_masks_pii(const Crm__User *u, const crm_entity_t *e);
+/* Mask the personal data of REC for U's policy, consent or not. */
+void authz_mask_pii(const Crm__User *u, const crm_entity_t *e, ProtobufCMessage *rec);
 /* True if U sees the PII of REC masked (no consent, and U's policy masks). */
 bool authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *rec);
 /* True if U sees FIELD of kind E masked on records without consent (so a

@@ -23,6 +23,8 @@
 #define STRETCH_US 100000      /* ... and this soon after a filtered-out stretch */
 #define RECHECK_US 1000000     /* re-check the subscriber's user this often */
 #define MAX_KINDS 8
+#define MAX_SUBS 10000         /* subscribers in all */
+#define MAX_SUBS_PER_USER 100  /* ... and per user */
 
 /* One committed change, decoded once and packed once per variant. */
 typedef struct {
@@ -52,7 +54,8 @@ typedef struct {
 struct feed {
     store_t *store;               /* borrowed */
     feed_config_t cfg;
-    s_event_t ring[RING];
+    s_event_t ring[RING];         /* the newest RING changes */
+    s_event_t scratch;            /* an older change being replayed: never evicts the ring */
     s_sub_t **subs;
     size_t nsubs, cap;
     uint64_t committed;           /* last sequence number known committed */
@@ -108,6 +111,7 @@ feed_destroy(feed_t **self_p)
     free(self->subs);
     for (size_t i = 0; i < RING; i++)
         s_event_clear(&self->ring[i]);
+    s_event_clear(&self->scratch);
     free(self);
     *self_p = NULL;
 }
@@ -122,7 +126,10 @@ feed_subscribers(const feed_t *self)
 static s_event_t *
 s_event(feed_t *self, uint64_t seq)
 {
-    s_event_t *ev = &self->ring[seq % RING];
+    /* replaying far behind must not push the live window out of the cache */
+    uint64_t newest = store_last_seq(self->store);
+    s_event_t *ev = newest >= RING && seq <= newest - RING ? &self->scratch
+                                                           : &self->ring[seq % RING];
     if (ev->seq == seq)
         return ev;
     s_event_clear(ev);
@@ -172,7 +179,13 @@ crm_err_t
 feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
            const Crm__User *user, const Crm__WatchRequest *w, uint64_t *cursor, char *errbuf)
 {
-    uint64_t first = store_changelog_first(self->store), last = self->committed;
+    uint64_t first = store_changelog_first(self->store), last = store_last_seq(self->store);
+    /* libzmq's own routing ids start with a zero byte and are never reused;
+       a peer that chose its own could take over a departed subscriber's id */
+    if (rid_len == 0 || ((const uint8_t *)rid)[0] != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "watch needs a connection without a custom routing id");
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
     if (rid_len > sizeof((s_sub_t *)0)->rid || w->n_kinds > MAX_KINDS) {
         snprintf(errbuf, CRM_ERRBUF, "too many kinds (at most %d)", MAX_KINDS);
         return CRM_ERR_INVALID_ARGUMENT;
@@ -200,6 +213,21 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
                  (unsigned long long)first, (unsigned long long)w->since,
                  (unsigned long long)(first - 1));
         return CRM_ERR_OUT_OF_RANGE;
+    }
+    /* one watch per connection: a new WATCH replaces the old one */
+    size_t mine = 0;
+    for (size_t i = 0; i < self->nsubs; i++) {
+        s_sub_t *o = self->subs[i];
+        if (o->rid_len == rid_len && !memcmp(o->rid, rid, rid_len))
+            o->dead = true;
+        else if (!strcmp(o->user->name, user->name) && !o->dead)
+            mine++;
+    }
+    if (self->nsubs >= MAX_SUBS || mine >= MAX_SUBS_PER_USER) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "too many watchers (%zu for '%s', %zu in all; at most %d and %d): close some",
+                 mine, user->name, self->nsubs, MAX_SUBS_PER_USER, MAX_SUBS);
+        return CRM_ERR_RESOURCE_EXHAUSTED;
     }
     s_sub_t *sub = calloc(1, sizeof *sub);
     CRM_ASSERT_ALLOC(sub);
@@ -256,12 +284,18 @@ s_visible(const s_sub_t *sub, const s_event_t *ev, int *variant)
         if (!hit)
             return false;
     }
-    if (*sub->owner) {
+    if (*sub->owner) { /* owned before or after: a reassignment leaves the old owner's view */
         const char *of = crm_entity_field_with(ev->e, CRM_F_OWNER);
-        if (!of || strcmp(crm_record_get_str(ev->record, of), sub->owner))
+        if (!of || (strcmp(crm_record_get_str(ev->record, of), sub->owner) &&
+                    strcmp(c->owner_before, sub->owner)))
             return false;
     }
-    *variant = authz_hides(sub->user, ev->e, ev->record) ? 1 : 0;
+    /* hidden before or after the change: masked (consent given in this very change
+       does not reveal what it changed) */
+    *variant = authz_hides(sub->user, ev->e, ev->record) ||
+                       (c->hidden_before && authz_masks_pii(sub->user, ev->e))
+                   ? 1
+                   : 0;
     return true;
 }
 
@@ -284,12 +318,14 @@ s_packed(s_event_t *ev, int variant, const Crm__User *viewer, size_t *len)
         event.commit_us = ev->commit_us;
         event.record = c->record;
         uint8_t *masked = NULL;
-        if (variant == 1) { /* redact a copy with the viewer's policy */
+        event.also_deleted = c->also_deleted;
+        event.n_also_deleted = c->n_also_deleted;
+        if (variant == 1) { /* mask a copy with the viewer's policy */
             ProtobufCMessage *copy = NULL;
             char errbuf[CRM_ERRBUF];
             if (crm_proto_unpack(ev->e->desc, c->record.data, c->record.len, &copy, errbuf) ==
                 CRM_OK) {
-                authz_redact(viewer, ev->e, copy);
+                authz_mask_pii(viewer, ev->e, copy);
                 masked = crm_proto_pack(copy, &event.record.len);
                 event.record.data = masked;
             } else {
@@ -357,6 +393,8 @@ s_recheck(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 static void
 s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 {
+    if (sub->dead)
+        return;
     s_recheck(self, router, sub, now);
     uint64_t start = sub->cursor;
     bool sent = false;

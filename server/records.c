@@ -535,8 +535,8 @@ records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms
 }
 
 crm_err_t
-records_children(store_t *store, const crm_entity_t *e, const char *parent_id, uint64_t after,
-                 size_t limit, uint64_t *ids, size_t *count, bool *more)
+records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const char *parent_id,
+                 uint64_t after, size_t limit, uint64_t *ids, size_t *count, bool *more)
 {
     const crm_index_t *idx = NULL;
     for (const crm_index_t *i = e->indexes; i->field; i++)
@@ -559,7 +559,8 @@ records_children(store_t *store, const crm_entity_t *e, const char *parent_id, u
         klen = plen + 16;
         crm_proto_free(&last);
     }
-    store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
+    store_iter_t *it = g ? store_group_iter_new(g, STORE_CF_INDEXES)
+                         : store_iter_new(store, STORE_CF_INDEXES);
     for (store_iter_seek(it, key, klen); store_iter_valid(it); store_iter_next(it)) {
         size_t kl;
         const char *k = store_iter_key(it, &kl);

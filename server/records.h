@@ -68,10 +68,10 @@ crm_err_t records_query(store_t *store, const crm_entity_t *e, const records_ter
                         bool *more, bool (*match)(const ProtobufCMessage *, const void *),
                         const void *arg);
 /* Children of PARENT_ID through E's CRM_IDX_PARENT index, newest first, after
-   the child AFTER (0 = from the start). */
-crm_err_t records_children(store_t *store, const crm_entity_t *e, const char *parent_id,
-                           uint64_t after, size_t limit, uint64_t *ids, size_t *count,
-                           bool *more);
+   the child AFTER (0 = from the start). With G, staged writes count too. */
+crm_err_t records_children(store_t *store, store_group_t *g, const crm_entity_t *e,
+                           const char *parent_id, uint64_t after, size_t limit, uint64_t *ids,
+                           size_t *count, bool *more);
 /* True if the folded name or company (the text-indexed fields) of REC contains
    the folded TEXT. */
 bool records_text_match(const ProtobufCMessage *rec, const void *text);

@@ -328,6 +328,18 @@ store_iter_new(store_t *self, store_cf_t cf)
     return it;
 }
 
+store_iter_t *
+store_group_iter_new(store_group_t *g, store_cf_t cf)
+{
+    store_iter_t *it = calloc(1, sizeof *it);
+    CRM_ASSERT_ALLOC(it);
+    store_t *st = g->store;
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(st->db, st->ropts, s_cf(st, cf));
+    /* takes BASE over */
+    it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(g->batch, base, s_cf(st, cf));
+    return it;
+}
+
 void
 store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 {

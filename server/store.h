@@ -77,6 +77,8 @@ typedef struct store_iter store_iter_t;
 
 /* A new iterator over CF (a consistent view as of now). */
 store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
+/* The same, seeing what the writer's group has staged too. */
+store_iter_t *store_group_iter_new(store_group_t *g, store_cf_t cf);
 /* Position at the first key >= KEY. */
 void store_iter_seek(store_iter_t *it, const void *key, size_t klen);
 /* True if positioned on a key. */

@@ -45,6 +45,20 @@ s_decode(const store_val_t *val, Crm__User **out)
     return CRM_OK;
 }
 
+/* The user NAME as the writer's group sees it (staged changes included). */
+static crm_err_t
+s_group_get_by_name(store_group_t *g, const char *name, Crm__User **out)
+{
+    char key[2 + USERS_NAME_MAX + 1];
+    store_val_t val = {0};
+    *out = NULL;
+    crm_err_t rc = store_group_get(g, STORE_CF_USERS, key, s_name_key(name, key), &val);
+    if (rc == CRM_OK)
+        rc = s_decode(&val, out);
+    store_val_release(&val);
+    return rc;
+}
+
 crm_err_t
 users_get_by_name(store_t *store, const char *name, Crm__User **out)
 {
@@ -250,7 +264,8 @@ users_apply(store_t *store, store_group_t *g, const Crm__User *actor, users_op_t
         snprintf(errbuf, CRM_ERRBUF, "a public key of 32 bytes is required");
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    rc = users_get_by_name(store, req->name, &old);
+    /* through the group: two changes to one user in one commit must see each other */
+    rc = s_group_get_by_name(g, req->name, &old);
     if (op == USERS_ADD && rc == CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "user '%s' already exists", req->name);
         rc = CRM_ERR_ALREADY_EXISTS;

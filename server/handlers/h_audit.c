@@ -103,7 +103,9 @@ s_history(Crm__AuditEntry *entry, void *arg)
         return AUDIT_STOP;
     if (entry->denied || s_keep_field(entry, s->q->field) == 0)
         return AUDIT_SKIP;
-    bool masked_record = authz_hides(s->ctx->session.user, s->e, s->current);
+    /* masked whatever the consent is now: an old number stays private even if the
+       customer consents later */
+    bool masked_record = authz_masks_pii(s->ctx->session.user, s->e);
     for (size_t i = 0; masked_record && i < entry->n_changes; i++) {
         Crm__FieldChange *c = entry->changes[i];
         if (authz_masks(s->ctx->session.user, s->e, c->field)) {

@@ -105,7 +105,8 @@ s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
    record before (NULL on create), NEXT after (NULL on delete). */
 static void
 s_end(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, Crm__ChangeOp op,
-      const ProtobufCMessage *cur, const ProtobufCMessage *next, char **fields, size_t nfields)
+      const ProtobufCMessage *cur, const ProtobufCMessage *next, char **fields, size_t nfields,
+      char **also_deleted, size_t n_also)
 {
     const Crm__User *u = ctx->session.user;
     const char *id = crm_record_get_str(next ? next : cur, "id");
@@ -119,6 +120,16 @@ s_end(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, Crm__ChangeOp op,
     change.fields = fields;
     change.n_fields = nfields;
     change.actor_department = u->department;
+    change.also_deleted = also_deleted;
+    change.n_also_deleted = n_also;
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
+    const char *owner = crm_entity_field_with(e, CRM_F_OWNER);
+    if (cur && consent)
+        change.hidden_before = !*(const protobuf_c_boolean *)((const char *)cur +
+                                                              crm_record_field(e->desc, consent)
+                                                                  ->offset);
+    if (cur && owner)
+        change.owner_before = (char *)crm_record_get_str(cur, owner);
     size_t len, rlen;
     uint8_t *record = crm_proto_pack(next ? next : cur, &rlen);
     change.record.data = record;
@@ -217,6 +228,12 @@ s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[2
             caller->department == CRM__DEPARTMENT__SALES &&
             !*crm_record_get_str(rec, r->field))
             crm_record_set_str(rec, r->field, caller->name);
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
+    const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
+    if (consent && consent_at &&
+        crm_record_is_set(rec, crm_record_field(e->desc, consent)) &&
+        !crm_record_get_i64(rec, consent_at))
+        crm_record_set_i64(rec, consent_at, now);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK)
         goto cleanup;
     if ((rc = authz_record(caller, e, AUTHZ_CREATE, NULL, rec, NULL, 0, ctx->errbuf)) !=
@@ -246,7 +263,7 @@ s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[2
     for (unsigned i = 0; i < e->desc->n_fields && nf < 64; i++)
         if (crm_record_is_set(rec, &e->desc->fields[i]))
             fields[nf++] = (char *)e->desc->fields[i].name;
-    s_end(ctx, e, num, CRM__CHANGE_OP__CREATE, NULL, rec, fields, nf);
+    s_end(ctx, e, num, CRM__CHANGE_OP__CREATE, NULL, rec, fields, nf, NULL, 0);
     begun = false;
     if (echo)
         s_reply_record(ctx, e, rec);
@@ -306,20 +323,30 @@ h_entity_get(req_ctx_t *ctx)
     return rc;
 }
 
-/* Load record NUM through the group and check the caller's expected version. */
+/* Load record NUM through the group and check, in this order, that the
+   caller may do ACTION on it (with FIELDS for an update) and that the change
+   is based on its current version. A denial is returned as
+   PERMISSION_DENIED with ctx->errbuf set; the caller aborts and audits it. */
 static crm_err_t
-s_load_versioned(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, uint64_t num,
-                 ProtobufCMessage **out)
+s_load_checked(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, uint64_t num,
+               authz_action_t action, ProtobufCMessage **out)
 {
-    if (r->expect_version == 0)
-        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
-                              "expect_version is required: send the version your change is "
-                              "based on (crm reads it for you)");
     crm_err_t rc = records_group_get(ctx->env->group, e, num, out);
     if (rc == CRM_ERR_NOT_FOUND)
         return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, r->id);
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, r->id);
+    if ((rc = authz_record(ctx->session.user, e, action, *out, NULL, r->fields, r->n_fields,
+                           ctx->errbuf)) != CRM_OK) {
+        crm_proto_free(out);
+        return rc;
+    }
+    if (r->expect_version == 0) {
+        crm_proto_free(out);
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "expect_version is required: send the version your change is "
+                              "based on (crm reads it for you)");
+    }
     uint64_t cur = crm_record_get_u64(*out, "version");
     if (cur != r->expect_version) {
         ctx->current_version = cur;
@@ -349,52 +376,52 @@ h_entity_update(req_ctx_t *ctx)
         return rc;
     if (r->n_fields == 0)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "nothing to change: name a field");
+    for (size_t i = 0; i < r->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
+        if (!fd)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",
+                                  r->fields[i], e->name);
+        if (crm_entity_flags(e, fd->name) &
+            (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_PARENT))
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "field '%s' cannot be changed",
+                                  fd->name);
+    }
     if ((rc = s_unpack(ctx, e, &r->record, &patch)) != CRM_OK)
         return rc;
     store_group_begin(g);
     begun = true;
-    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) != CRM_OK ||
+    if ((rc = s_load_checked(ctx, e, r, num, AUTHZ_UPDATE, &cur)) != CRM_OK ||
         (rc = records_group_get(g, e, num, &old)) != CRM_OK)
         goto cleanup;
-    if ((rc = authz_kind(ctx->session.user, e, AUTHZ_UPDATE, ctx->errbuf)) != CRM_OK) {
-        store_group_abort(g);
-        begun = false;
-        dispatch_deny(ctx, e->name, r->id, "update");
-        goto cleanup;
-    }
-    for (size_t i = 0; i < r->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
-        unsigned flags = fd ? crm_entity_flags(e, fd->name) : 0;
-        if (!fd) {
-            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",
-                                r->fields[i], e->name);
-            goto cleanup;
-        }
-        if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_PARENT)) {
-            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "field '%s' cannot be changed",
-                                fd->name);
-            goto cleanup;
-        }
-        crm_record_swap(cur, patch, fd);
+    for (size_t i = 0; i < r->n_fields; i++)
+        crm_record_swap(cur, patch, crm_record_field(e->desc, r->fields[i]));
+    /* consent changed and no time given: now */
+    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
+    const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
+    if (consent && consent_at) {
+        char *a = crm_record_format(old, crm_record_field(e->desc, consent), false, false);
+        char *b = crm_record_format(cur, crm_record_field(e->desc, consent), false, false);
+        if (strcmp(a, b) && crm_record_get_i64(cur, consent_at) ==
+                                crm_record_get_i64(old, consent_at))
+            crm_record_set_i64(cur, consent_at, crm_time_now_ms());
+        free(a);
+        free(b);
     }
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK)
         goto cleanup;
     if ((rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, r->fields, r->n_fields,
-                           ctx->errbuf)) != CRM_OK) {
-        store_group_abort(g);
-        begun = false;
-        dispatch_deny(ctx, e->name, r->id, "update");
+                           ctx->errbuf)) != CRM_OK)
         goto cleanup;
-    }
     if ((rc = s_check_refs(ctx, e, cur)) != CRM_OK)
         goto cleanup;
-    /* only the named fields can differ: the others were normalized when stored */
-    for (size_t i = 0; i < r->n_fields && nchanged < 64; i++) {
-        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
-        bool dup = false;
-        for (size_t j = 0; j < nchanged; j++)
-            dup = dup || changed[j] == fd->name;
-        if (dup)
+    /* only the named fields (and a consent time) can differ: the others were
+       normalized when stored */
+    for (unsigned i = 0; i < e->desc->n_fields && nchanged < 64; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        bool named = consent_at && !strcmp(fd->name, consent_at);
+        for (size_t j = 0; !named && j < r->n_fields; j++)
+            named = crm_record_field(e->desc, r->fields[j]) == fd;
+        if (!named)
             continue;
         char *a = crm_record_format(old, fd, false, false);
         char *b = crm_record_format(cur, fd, false, false);
@@ -406,49 +433,73 @@ h_entity_update(req_ctx_t *ctx)
     if (nchanged == 0) { /* nothing differs: no new version, no event */
         store_group_abort(g);
         begun = false;
-        s_reply_record(ctx, e, cur);
-        goto cleanup;
+    } else {
+        crm_record_set_u64(cur, "version", crm_record_get_u64(old, "version") + 1);
+        crm_record_set_i64(cur, "updated_at", crm_time_now_ms());
+        crm_record_set_str(cur, "updated_by", ctx->session.user->name);
+        records_stage_put(g, e, num, old, cur);
+        s_end(ctx, e, num, CRM__CHANGE_OP__UPDATE, old, cur, changed, nchanged, NULL, 0);
+        begun = false;
     }
-    crm_record_set_u64(cur, "version", crm_record_get_u64(old, "version") + 1);
-    crm_record_set_i64(cur, "updated_at", crm_time_now_ms());
-    crm_record_set_str(cur, "updated_by", ctx->session.user->name);
-    records_stage_put(g, e, num, old, cur);
-    s_end(ctx, e, num, CRM__CHANGE_OP__UPDATE, old, cur, changed, nchanged);
-    begun = false;
+    /* what was hidden before the change stays hidden in its answer */
+    if (authz_hides(ctx->session.user, e, old))
+        authz_mask_pii(ctx->session.user, e, cur);
     s_reply_record(ctx, e, cur);
 cleanup:
     if (begun)
         store_group_abort(g);
+    if (rc == CRM_ERR_PERMISSION_DENIED)
+        dispatch_deny(ctx, e->name, r->id, "update");
     crm_proto_free(&cur);
     crm_proto_free(&old);
     crm_proto_free(&patch);
     return rc;
 }
 
-/* Stage the deletion of every child record of PARENT_ID (e.g. its activities). */
+/* Stage the deletion of every child record of PARENT_ID (a customer's
+   activities) as part of the parent's mutation, staged ones included; their
+   ids go to *ids (malloc'd, for the change event) and each gets an audit entry. */
 static crm_err_t
-s_delete_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *parent_id)
+s_delete_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *parent_id,
+                  char ***ids_out, size_t *n_out)
 {
+    store_group_t *g = ctx->env->group;
+    *ids_out = NULL;
+    *n_out = 0;
     for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
         if (!k->parent || strcmp(k->parent, parent->name))
             continue;
-        uint64_t ids[256], after = 0;
+        uint64_t ids[256];
         size_t n;
         bool more = true;
-        while (more) {
+        while (more) { /* what was deleted no longer shows: always read from the start */
             crm_err_t rc =
-                records_children(ctx->env->store, k, parent_id, after, 256, ids, &n, &more);
+                records_children(ctx->env->store, g, k, parent_id, 0, 256, ids, &n, &more);
             if (rc != CRM_OK)
                 return dispatch_error(ctx, rc, "cannot read the %s records of '%s'", k->name,
                                       parent_id);
+            if (n == 0)
+                break;
             for (size_t i = 0; i < n; i++) {
                 ProtobufCMessage *child = NULL;
-                if (records_group_get(ctx->env->group, k, ids[i], &child) == CRM_OK)
-                    records_stage_delete(ctx->env->group, k, ids[i], child);
+                if (records_group_get(g, k, ids[i], &child) == CRM_OK) {
+                    records_stage_delete(g, k, ids[i], child);
+                    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
+                    entry.time = crm_time_now_ms();
+                    entry.user = ctx->session.user->name;
+                    entry.department = ctx->session.user->department;
+                    entry.role = ctx->session.user->role;
+                    entry.kind = (char *)k->name;
+                    entry.id = (char *)crm_record_get_str(child, "id");
+                    entry.action = (char *)"delete";
+                    entry.reason = (char *)"deleted with its customer";
+                    audit_stage(g, ctx->env->store, &entry, k, ids[i]);
+                    *ids_out = realloc(*ids_out, (*n_out + 1) * sizeof **ids_out);
+                    CRM_ASSERT_ALLOC(*ids_out);
+                    (*ids_out)[(*n_out)++] = strdup(crm_record_get_str(child, "id"));
+                }
                 crm_proto_free(&child);
             }
-            if (n)
-                after = ids[n - 1];
         }
     }
     return CRM_OK;
@@ -460,28 +511,28 @@ h_entity_delete(req_ctx_t *ctx)
     const Crm__EntityRequest *r;
     const crm_entity_t *e;
     ProtobufCMessage *cur = NULL;
+    char **children = NULL;
+    size_t nchildren = 0;
     uint64_t num;
     crm_err_t rc = s_request_id(ctx, &r, &e, &num);
     if (rc != CRM_OK)
         return rc;
     store_group_begin(ctx->env->group);
-    if ((rc = s_load_versioned(ctx, e, r, num, &cur)) == CRM_OK &&
-        (rc = authz_record(ctx->session.user, e, AUTHZ_DELETE, cur, NULL, NULL, 0,
-                           ctx->errbuf)) != CRM_OK) {
+    if ((rc = s_load_checked(ctx, e, r, num, AUTHZ_DELETE, &cur)) != CRM_OK ||
+        (rc = s_delete_children(ctx, e, r->id, &children, &nchildren)) != CRM_OK) {
         store_group_abort(ctx->env->group);
-        crm_proto_free(&cur);
-        return dispatch_deny(ctx, e->name, r->id, "delete");
+        if (rc == CRM_ERR_PERMISSION_DENIED)
+            dispatch_deny(ctx, e->name, r->id, "delete");
+    } else {
+        records_stage_delete(ctx->env->group, e, num, cur);
+        s_end(ctx, e, num, CRM__CHANGE_OP__DELETE, cur, NULL, NULL, 0, children, nchildren);
+        s_reply_record(ctx, e, NULL);
     }
-    if (rc != CRM_OK || (rc = s_delete_children(ctx, e, r->id)) != CRM_OK) {
-        store_group_abort(ctx->env->group);
-        crm_proto_free(&cur);
-        return rc;
-    }
-    records_stage_delete(ctx->env->group, e, num, cur);
-    s_end(ctx, e, num, CRM__CHANGE_OP__DELETE, cur, NULL, NULL, 0);
-    s_reply_record(ctx, e, NULL);
+    for (size_t i = 0; i < nchildren; i++)
+        free(children[i]);
+    free(children);
     crm_proto_free(&cur);
-    return CRM_OK;
+    return rc;
 }
 
 /* Fill the reply with the records IDS (committed data). */
@@ -561,7 +612,8 @@ h_entity_list(req_ctx_t *ctx)
                               RECORDS_MAX_TERMS);
     /* the parent field (an activity's customer) lists a timeline, newest first */
     if (r->n_filters == 1 && (crm_entity_flags(e, r->filters[0]->field) & CRM_F_PARENT)) {
-        rc = records_children(ctx->env->store, e, r->filters[0]->value, after, limit, ids, &n,
+        rc = records_children(ctx->env->store, NULL, e, r->filters[0]->value, after, limit, ids,
+                              &n,
                               &more);
         if (rc != CRM_OK)
             return dispatch_error(ctx, rc, "cannot list: bad cursor or storage failure");

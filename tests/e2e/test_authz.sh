@@ -123,7 +123,7 @@ expect "marketing may not rename" test "$(verdict)" = deny
 P=$(new_customer 隐私 13940000001 --email private@example.com --address "北京市朝阳区" --birthday 1990-01-02)
 as ms --json customer show "$P"
 expect "marketing sees the phone masked" contains "$OUT" '"phones":["139****0001"]'
-expect "and the e-mail" contains "$OUT" '"emails":["p***@example.com"]'
+expect "and the e-mail" contains "$OUT" '"emails":["p***@e***.com"]'
 expect "and the address" contains "$OUT" '"address":"***"'
 expect "no clear phone anywhere" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
 as ss --json customer show "$P"
@@ -146,6 +146,28 @@ expect "the export still has the consented one" contains "$OUT" 13811112222
 as ms customer history "$P" phones
 expect "history is masked as reads are" contains "$OUT" "139****0001"
 expect "history holds no clear value" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+
+# consent: needs a channel; giving it does not reveal what was hidden before
+as ms customer edit "$P" --consent yes
+expect "consent without a channel is refused" test "$RC" -eq 1
+expect "and says what is missing" contains "$ERR" "consent_channel"
+as ms --json customer edit "$P" --consent yes --consent-channel 电话
+expect "marketing records consent with its channel" test "$RC" -eq 0
+expect "the answer to that change still masks the phone" contains "$OUT" '"phones":["139****0001"]'
+as admin --json customer show "$P"
+expect "the consent time is set by the server" test "$(echo "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["record"]["consent_at"] > 0)')" = True
+as ms customer history "$P" phones
+expect "old values stay masked in history after consent" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+as admin customer add --name 短号 --phone 62345678 --email a@qq.com; SH=${OUT#created customer }
+as ms --json customer show "$SH"
+expect "a short number shows only its last 2 digits" contains "$OUT" '"phones":["****78"]'
+expect "a short e-mail hides its domain" contains "$OUT" '"emails":["a***@q***.com"]'
+
+# permission is judged before the version: no CONFLICT leaks to the unauthorized
+as ss2 customer edit "$OWNED" --expect-version 99 --industry q
+expect "a stale version from someone not allowed is PERMISSION_DENIED" test "$(verdict)" = deny
+as ps customer delete "$S" --expect-version 99
+expect "also for delete" test "$(verdict)" = deny
 
 # ---- audit trail ----
 as admin audit --customer "$S"

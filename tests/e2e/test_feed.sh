@@ -76,6 +76,23 @@ expect "--owner sa sees nothing owned by others" test "$(grep -c "\"id\":\"$P\""
 expect "--customer sees its activity" grep -q "for the customer filter" "$T/c.out"
 expect "--customer sees no other customer" test "$(grep -c "\"id\":\"$P\"" "$T/c.out")" -eq 0
 expect "non-admins never see user changes" test "$(grep -c '"kind":"user"' "$T/s.out")" -eq 0
+# a reassignment reaches the old owner's --owner watch; a delete names the activities it took
+watch_start sa o2 --owner sa
+watch_start admin d --kind customer
+"$ADMIN_BIN" user add mgr --dept sales --role manager --data "$T/data" --out "$T/mgr" >/dev/null
+as mgr customer edit "$OWN" --owner sb
+as sa note add "$OWN" "soon gone"; NOTE=${OUT#created activity }
+as mgr customer delete "$OWN"
+wait_for 'grep -q "\"op\":\"delete\"" "$T/d.out"'
+watch_stop o2
+watch_stop d
+expect "the old owner's watch sees the reassignment away" grep -q '"owner":"sb"' "$T/o2.out"
+expect "the delete event lists the activities deleted with it" grep -q "\"also_deleted\":\[\"$NOTE\"\]" "$T/d.out"
+as admin audit --customer "$OWN"
+as admin audit --id "$NOTE"
+expect "each deleted activity is in the audit trail" contains "$OUT" "deleted with its customer"
+as admin activity show "$NOTE"
+expect "and is gone" test "$RC" -eq 1
 as sa watch --department
 expect "staff may not watch the whole department" test "$RC" -eq 1
 

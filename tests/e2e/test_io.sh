@@ -10,14 +10,14 @@ A=(--config "$T/a/admin.enroll" --server "$EP_a")
 B=(--config "$T/b/admin.enroll" --server "$EP_b")
 
 cat >"$T/in.csv" <<'CSV'
-name,company,phones,emails,stage,tier,tags,city,custom,birthday,consent,consent_at
-李雷,"Acme, Inc.",13700000001;+86 137 0000 0011,li.lei@example.com,lead,high,a;b,北京,k=v;x=1,1990-01-31,yes,2026-01-05
-,nobody,13700000002,,lead,,,,,,,
-"Han ""Meimei""",,bad-phone,,,,,,,,,
-Lucy,,13700000004,,zzz,,,,,,,
-Lily,,13700000005,,active,,x,上海,,,no,
+name,company,phones,emails,stage,tier,tags,city,custom,birthday,consent,consent_at,consent_channel
+李雷,"Acme, Inc.",13700000001;+86 137 0000 0011,li.lei@example.com,lead,high,a;b,北京,k=v;x=1,1990-01-31,yes,2026-01-05,wechat
+,nobody,13700000002,,lead,,,,,,,,
+"Han ""Meimei""",,bad-phone,,,,,,,,,,
+Lucy,,13700000004,,zzz,,,,,,,,
+Lily,,13700000005,,active,,x,上海,,,no,,
 "Multi
-Line",,13700000006,,,,,,,,,
+Line",,13700000006,,,,,,,,,,
 CSV
 c "${A[@]}" import "$T/in.csv"
 expect "import with bad lines exits 1" test "$RC" -eq 1
