@@ -519,6 +519,62 @@ s_session(char **argv)
     return 0;
 }
 
+/* watchtwice ENDPOINT ENROLL: WATCH twice on one connection, then create a
+   customer and count how often its event arrives (must be once). */
+static int
+s_watchtwice(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+    req.op = CRM__OP__OP_WATCH;
+    req.body_case = CRM__REQUEST__BODY_WATCH;
+    req.watch = &w;
+    for (int i = 0; i < 2; i++) {
+        req.id = 100 + (uint64_t)i;
+        Crm__Reply *r = s_call(s, &req);
+        crm_proto_free((ProtobufCMessage **)&r);
+    }
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", "watched twice");
+    er.kind = (char *)"customer";
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    Crm__Request create = CRM__REQUEST__INIT;
+    create.id = 200;
+    create.op = CRM__OP__OP_ENTITY_CREATE;
+    create.body_case = CRM__REQUEST__BODY_ENTITY;
+    create.entity = &er;
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&create.base, &len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    free(er.record.data);
+    int events = 0;
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int64_t end = crm_time_mono_us() + 1500000;
+    while (crm_time_mono_us() < end) {
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        Crm__Reply *r = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK &&
+            r->body_case == CRM__REPLY__BODY_EVENT && !strcmp(r->event->kind, "customer"))
+            events++;
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    printf("events %d\n", events);
+    zmq_close(s);
+    return events == 1 ? 0 : 1;
+}
+
 /* forge IN OUT [server]: copy an enrollment with a fresh, unknown user keypair
    (or, with "server", a wrong server key) */
 static int
@@ -558,6 +614,7 @@ main(int argc, char **argv)
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},
         {"session", s_session, 3, "ENDPOINT ENROLL GO_FILE"},
+        {"watchtwice", s_watchtwice, 2, "ENDPOINT ENROLL"},
     };
     if (sodium_init() < 0)
         return 2;

@@ -93,6 +93,8 @@ as admin audit --id "$NOTE"
 expect "each deleted activity is in the audit trail" contains "$OUT" "deleted with its customer"
 as admin activity show "$NOTE"
 expect "and is gone" test "$RC" -eq 1
+RC=0; OUT=$("$CRM_BIN/crm-probe" watchtwice "$EP_main" "$T/admin" 2>&1) || RC=$?
+expect "a second WATCH on one connection replaces the first: one event, not two ($OUT)" test "$RC" -eq 0
 as sa watch --department
 expect "staff may not watch the whole department" test "$RC" -eq 1
 
