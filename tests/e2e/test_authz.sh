@@ -187,6 +187,12 @@ expect "field history lists every value, newest first" test "$(echo "$OUT" | awk
 expect "with who changed it" test "$(echo "$OUT" | awk '{print $3}' | paste -sd,)" = "admin,sm"
 as admin customer history "$S" stage
 expect "a refused change leaves no history" test "$(echo "$OUT" | grep -c active)" -eq 0
+as admin customer show "$S"
+as admin customer search 客服
+as admin audit --customer "$S"
+expect "what an admin reads is audited too" contains "$OUT" "entity get customer $S"
+as admin audit --user admin
+expect "with what was searched" contains "$OUT" "search '客服'"
 as ss audit --since 2000-01-01
 as admin audit --since 2000-01-01 --limit 1000
 expect "denials of audit reads are audited too" contains "$OUT" "audit: permission denied"
