@@ -575,3 +575,84 @@ records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const 
     store_iter_destroy(&it);
     return CRM_OK;
 }
+
+/* ==== Consistency check ==== */
+
+size_t
+records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t *entries,
+              void (*report)(const char *what, void *arg), void *arg)
+{
+    size_t problems = 0;
+    char msg[256], prefix[1] = {e->prefix};
+    *records = *entries = 0;
+    /* records -> index entries */
+    store_iter_t *it = store_iter_new(store, STORE_CF_RECORDS);
+    for (store_iter_seek(it, prefix, 1); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen != 9 || k[0] != e->prefix)
+            break;
+        uint64_t num = store_get_be64((const uint8_t *)k + 1);
+        const char *v = store_iter_value(it, &vlen);
+        store_val_t val = {(char *)v, vlen};
+        ProtobufCMessage *rec = NULL;
+        (*records)++;
+        if (s_decode(e, &val, &rec) != CRM_OK) {
+            snprintf(msg, sizeof msg, "%s %c%llu: record cannot be decoded", e->name, e->prefix,
+                     (unsigned long long)num);
+            problems++;
+            if (report)
+                report(msg, arg);
+            continue;
+        }
+        s_keys_t keys = {0};
+        s_index_keys(e, num, rec, &keys);
+        for (size_t i = 0; i < keys.n; i++) {
+            store_val_t x = {0};
+            if (store_get(store, STORE_CF_INDEXES, keys.keys[i], keys.lens[i], &x) != CRM_OK) {
+                snprintf(msg, sizeof msg, "%s %c%llu: index entry '%c' missing", e->name,
+                         e->prefix, (unsigned long long)num, keys.keys[i][1]);
+                problems++;
+                if (report)
+                    report(msg, arg);
+            }
+            store_val_release(&x);
+        }
+        s_keys_release(&keys);
+        crm_proto_free(&rec);
+    }
+    store_iter_destroy(&it);
+    /* index entries -> records (the record number ends every key) */
+    it = store_iter_new(store, STORE_CF_INDEXES);
+    uint64_t cached_num = 0;
+    s_keys_t cached = {0};
+    for (store_iter_seek(it, prefix, 1); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen < 11 || k[0] != e->prefix)
+            break;
+        (*entries)++;
+        uint64_t num = store_get_be64((const uint8_t *)k + klen - 8);
+        if (num != cached_num) {
+            ProtobufCMessage *rec = NULL;
+            s_keys_release(&cached);
+            cached_num = num;
+            if (records_get(store, e, num, &rec) == CRM_OK)
+                s_index_keys(e, num, rec, &cached);
+            crm_proto_free(&rec);
+        }
+        bool found = false;
+        for (size_t i = 0; !found && i < cached.n; i++)
+            found = cached.lens[i] == klen && !memcmp(cached.keys[i], k, klen);
+        if (!found) {
+            snprintf(msg, sizeof msg, "%s %c%llu: stray index entry '%c'", e->name, e->prefix,
+                     (unsigned long long)num, k[1]);
+            problems++;
+            if (report)
+                report(msg, arg);
+        }
+    }
+    s_keys_release(&cached);
+    store_iter_destroy(&it);
+    return problems;
+}

@@ -76,4 +76,11 @@ crm_err_t records_children(store_t *store, store_group_t *g, const crm_entity_t 
    the folded TEXT. */
 bool records_text_match(const ProtobufCMessage *rec, const void *text);
 
+/* Consistency of kind E: every record's index entries exist, and every index
+   entry belongs to a record that would write it. Returns the number of
+   problems found; *records and *entries get the counts checked. Each problem
+   is described to REPORT (may be NULL). */
+size_t records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t *entries,
+                     void (*report)(const char *what, void *arg), void *arg);
+
 #endif

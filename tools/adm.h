@@ -4,5 +4,6 @@
 
 int adm_init(int argc, char **argv);
 int adm_user(int argc, char **argv);
+int adm_check(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ struct cmd {
 };
 
 static const struct cmd s_cmds[] = {
+    {"check", adm_check, "check a stopped data dir: indexes against records, change-log gaps"},
     {"init", adm_init, "create a data directory, server keys and the first admin"},
     {"user", adm_user, "add, list, disable, enable, change users; rotate their keys"},
 };

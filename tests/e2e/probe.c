@@ -575,6 +575,68 @@ s_watchtwice(char **argv)
     return events == 1 ? 0 : 1;
 }
 
+/* ackwriter ENDPOINT ENROLL OUTFILE TAG PAUSE_US: create customers named TAG-N
+   one at a time, PAUSE_US apart; after each acknowledged create append
+   "ID NAME" to OUTFILE. Stops
+   when a reply does not come within 1 s (the server died) or after 60 s. */
+static int
+s_ackwriter(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    FILE *out = fopen(argv[2], "a");
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    int64_t end = crm_time_mono_us() + 60 * 1000000LL;
+    int acked = 0;
+    for (int n = 0; out && crm_time_mono_us() < end; n++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%d", argv[3], n);
+        ProtobufCMessage *c = crm_proto_new(e->desc);
+        crm_record_set_str(c, "name", name);
+        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+        er.kind = (char *)"customer";
+        er.record.data = crm_proto_pack(c, &er.record.len);
+        crm_proto_free(&c);
+        Crm__Request req = CRM__REQUEST__INIT;
+        req.id = (uint64_t)n + 1;
+        req.op = CRM__OP__OP_ENTITY_CREATE;
+        req.body_case = CRM__REQUEST__BODY_ENTITY;
+        req.entity = &er;
+        size_t len;
+        uint8_t *buf = crm_proto_pack(&req.base, &len);
+        zmq_send(s, buf, len, 0);
+        free(buf);
+        free(er.record.data);
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 1000) <= 0)
+            break; /* unknown outcome: not acknowledged, not recorded */
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        Crm__Reply *r = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK &&
+            r->status == CRM__ERROR_CODE__OK && r->entity && r->entity->n_records == 1) {
+            ProtobufCMessage *made = NULL;
+            if (crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                                 &made, errbuf) == CRM_OK) {
+                fprintf(out, "%s %s\n", crm_record_get_str(made, "id"), name);
+                fflush(out);
+                acked++;
+            }
+            crm_proto_free(&made);
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+        usleep((useconds_t)atoi(argv[4]));
+    }
+    printf("acknowledged %d\n", acked);
+    if (out)
+        fclose(out);
+    zmq_close(s);
+    return 0;
+}
+
 /* forge IN OUT [server]: copy an enrollment with a fresh, unknown user keypair
    (or, with "server", a wrong server key) */
 static int
@@ -615,6 +677,7 @@ main(int argc, char **argv)
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},
         {"session", s_session, 3, "ENDPOINT ENROLL GO_FILE"},
         {"watchtwice", s_watchtwice, 2, "ENDPOINT ENROLL"},
+        {"ackwriter", s_ackwriter, 5, "ENDPOINT ENROLL OUTFILE TAG PAUSE_US"},
     };
     if (sodium_init() < 0)
         return 2;

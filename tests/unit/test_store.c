@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 
 #include "store.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "records.h"
 #include "users.h"
 
 static char *
@@ -173,6 +176,55 @@ test_store_users(void **state)
     free(dir);
 }
 
+static void
+s_count(const char *what, void *arg)
+{
+    (void)what;
+    (*(int *)arg)++;
+}
+
+static void
+test_store_records_check(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    store_group_t *g = store_group_new(st);
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "id", "c1");
+    crm_record_set_str(c, "name", "张伟");
+    crm_record_set_text(c, crm_record_field(e->desc, "phones"), "13800138000", false, errbuf);
+    store_group_begin(g);
+    records_stage_put(g, e, 1, NULL, c);
+    store_group_end(g, "x", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    uint64_t records, entries;
+    int reported = 0;
+    assert_int_equal(records_check(st, e, &records, &entries, s_count, &reported), 0);
+    assert_int_equal(records, 1);
+    assert_true(entries >= 5); /* phone, last 4, text grams, stage... */
+    /* a stray entry for record 2 ("cs" z 0 <2>), and record 1's last-4 entry
+       ("cq" 8000 0 <1>) gone */
+    char key[32] = {'c', 'q', '8', '0', '0', '0', 0};
+    store_put_be64((uint8_t *)key + 7, 1);
+    uint8_t stray2[12] = {'c', 's', 'z', 0};
+    store_put_be64(stray2 + 4, 2);
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_INDEXES, stray2, sizeof stray2, "", 0);
+    store_group_delete(g, STORE_CF_INDEXES, key, 15);
+    store_group_end(g, "y", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    reported = 0;
+    assert_int_equal(records_check(st, e, &records, &entries, s_count, &reported), 2);
+    assert_int_equal(reported, 2);
+    crm_proto_free(&c);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -182,6 +234,7 @@ main(void)
         cmocka_unit_test(test_store_open_errors),
         cmocka_unit_test(test_store_group_commit_sequences),
         cmocka_unit_test(test_store_users),
+        cmocka_unit_test(test_store_records_check),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
