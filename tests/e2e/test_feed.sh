@@ -140,4 +140,18 @@ as sadmin watch --since 1
 expect "a sequence older than the log is refused" test "$RC" -eq 1
 expect "with where the log starts" contains "$ERR" "log retained from"
 stop_server small
+
+# retention by age: entries older than --retain-days go at the next pass
+init_data "$T/aged"
+start_server aged "$T/aged" --retain-days 0.00002   # about 1.7 s
+export CRM_SERVER="$EP_aged"
+cp "$T/aged/admin.enroll" "$T/aadmin"
+as aadmin customer add --name old
+sleep 2.5
+as aadmin customer add --name new
+sleep 1.3
+as aadmin watch --since 1
+expect "entries older than --retain-days are trimmed" test "$RC" -eq 1
+expect "and the refusal says from where the log is kept" contains "$ERR" "log retained from"
+stop_server aged
 finish
