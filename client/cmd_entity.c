@@ -45,7 +45,7 @@ s_print_fields(const crm_entity_t *e)
     for (unsigned i = 0; i < e->desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
         unsigned flags = crm_entity_flags(e, fd->name);
-        if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT))
+        if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED))
             continue;
         printf("  --%-18s", fd->name);
         if (fd->type == PROTOBUF_C_TYPE_ENUM) {
@@ -135,7 +135,10 @@ s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     entity_args_t a;
     conn_t *conn = NULL;
     int rc = entity_parse_args(e, rec, argc, argv, &a);
-    if (rc == EXIT_OK && a.npos) {
+    const char *pfield = crm_entity_field_with(e, CRM_F_PARENT);
+    if (rc == EXIT_OK && a.npos == 1 && pfield) /* `crm deal add c12 ...`: the parent */
+        crm_record_set_str(rec, pfield, a.pos[0]);
+    else if (rc == EXIT_OK && a.npos) {
         fprintf(stderr, "crm %s add: unexpected argument '%s' (fields go as --FIELD VALUE)\n",
                 e->name, a.pos[0]);
         rc = EXIT_USAGE;
@@ -434,12 +437,309 @@ s_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx, const ch
     return help ? EXIT_OK : EXIT_USAGE;
 }
 
+/* ==== Sales pipeline ==== */
+
+/* `crm customer convert ID --deal-title T [--amount X] [--expected-close D]
+   [--owner U] [--summary TEXT]`: one change on the server. */
+static int
+s_convert(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    const crm_entity_t *de = crm_entity_by_name("deal");
+    ProtobufCMessage *deal = crm_proto_new(de->desc);
+    const char *id = NULL, *summary = "";
+    char errbuf[CRM_ERRBUF];
+    int rc = EXIT_OK;
+    for (int i = 1; i < argc && rc == EXIT_OK; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-') {
+            if (id) {
+                fprintf(stderr, "crm customer convert: expected one customer ID\n");
+                rc = EXIT_USAGE;
+            }
+            id = opt;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "crm customer convert: '%s' needs a value\n", opt);
+            rc = EXIT_USAGE;
+            break;
+        }
+        const char *val = argv[++i];
+        const char *field = !strcmp(opt, "--deal-title")      ? "title"
+                            : !strcmp(opt, "--amount")         ? "amount"
+                            : !strcmp(opt, "--expected-close") ? "expected_close"
+                            : !strcmp(opt, "--owner")          ? "owner"
+                                                               : NULL;
+        if (!strcmp(opt, "--summary")) {
+            summary = val;
+        } else if (!field) {
+            fprintf(stderr, "crm customer convert: unknown option '%s'\n", opt);
+            rc = EXIT_USAGE;
+        } else if (crm_record_set_text(deal, crm_record_field(de->desc, field), val, false,
+                                       errbuf) != CRM_OK) {
+            fprintf(stderr, "crm customer convert: %s\n", errbuf);
+            rc = EXIT_USAGE;
+        }
+    }
+    if (rc == EXIT_OK && !id) {
+        fprintf(stderr, "crm customer convert: expected a customer ID\n");
+        rc = EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK) {
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__ConvertRequest cr = CRM__CONVERT_REQUEST__INIT;
+        size_t len;
+        uint8_t *packed = crm_proto_pack(deal, &len);
+        cr.customer_id = (char *)id;
+        cr.deal.data = packed;
+        cr.deal.len = len;
+        cr.summary = (char *)summary;
+        req.op = CRM__OP__OP_CONVERT;
+        req.body_case = CRM__REQUEST__BODY_CONVERT;
+        req.convert = &cr;
+        rc = conn_call(conn, &req, &reply);
+        free(packed);
+    }
+    if (rc == EXIT_OK && reply->body_case == CRM__REPLY__BODY_CONVERT) {
+        const crm_entity_t *kinds[3] = {e, de, crm_entity_by_name("activity")};
+        const ProtobufCBinaryData *bins[3] = {&reply->convert->customer, &reply->convert->deal,
+                                              &reply->convert->activity};
+        ProtobufCMessage *recs[3] = {NULL, NULL, NULL};
+        for (int i = 0; i < 3; i++)
+            crm_proto_unpack(kinds[i]->desc, bins[i]->data, bins[i]->len, &recs[i], errbuf);
+        if (ctx->json) {
+            printf("{\"customer\":");
+            out_json_inline(stdout, recs[0]);
+            printf(",\"deal\":");
+            out_json_inline(stdout, recs[1]);
+            printf(",\"activity\":");
+            out_json_inline(stdout, recs[2]);
+            printf("}\n");
+        } else if (recs[0] && recs[1] && recs[2]) {
+            printf("converted %s to a prospect: deal %s, activity %s\n", id,
+                   crm_record_get_str(recs[1], "id"), crm_record_get_str(recs[2], "id"));
+        }
+        for (int i = 0; i < 3; i++)
+            crm_proto_free(&recs[i]);
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    crm_proto_free(&deal);
+    return rc;
+}
+
+/* `crm deal move ID STAGE [--lost-reason TEXT]` */
+static int
+s_deal_move(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    const char *id = NULL, *stage = NULL, *reason = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--lost-reason") && i + 1 < argc)
+            reason = argv[++i];
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else if (argv[i][0] != '-' && !stage)
+            stage = argv[i];
+        else {
+            fprintf(stderr, "crm deal move: unexpected '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!id || !stage) {
+        fprintf(stderr, "usage: crm deal move ID qualify|proposal|negotiation|won|lost "
+                        "[--lost-reason TEXT]\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    ProtobufCMessage *rec = NULL;
+    Crm__Reply *reply = NULL;
+    char errbuf[CRM_ERRBUF];
+    const char *touched[2] = {"stage", "lost_reason"};
+    int rc = s_connect(ctx, &conn);
+    if (rc != EXIT_OK || (rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
+        goto cleanup;
+    if (crm_record_set_text(rec, crm_record_field(e->desc, "stage"), stage, false, errbuf) !=
+            CRM_OK ||
+        (reason && crm_record_set_text(rec, crm_record_field(e->desc, "lost_reason"), reason,
+                                       false, errbuf) != CRM_OK)) {
+        fprintf(stderr, "crm deal move: %s\n", errbuf);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    rc = s_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
+                  &reply);
+    if (rc == EXIT_OK)
+        s_report_update(ctx, e, reply);
+cleanup:
+    conn_reply_free(&reply);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm order refund ID --amount X [--reason TEXT]`: appends a refund; the
+   server checks it against the total and sets the status. */
+static int
+s_order_refund(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    const char *id = NULL, *amount = NULL, *reason = "";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--amount") && i + 1 < argc)
+            amount = argv[++i];
+        else if (!strcmp(argv[i], "--reason") && i + 1 < argc)
+            reason = argv[++i];
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else {
+            fprintf(stderr, "crm order refund: unexpected '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!id || !amount) {
+        fprintf(stderr, "usage: crm order refund ID --amount AMOUNT [--reason TEXT]\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    ProtobufCMessage *rec = NULL;
+    Crm__Reply *reply = NULL;
+    char errbuf[CRM_ERRBUF];
+    const char *touched[1] = {"refunds"};
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, "refunds");
+    int rc = s_connect(ctx, &conn);
+    if (rc != EXIT_OK || (rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
+        goto cleanup;
+    ProtobufCMessage *refund = crm_record_add_message(rec, fd);
+    if (crm_record_set_text(refund, crm_record_field(refund->descriptor, "amount"), amount, false,
+                            errbuf) != CRM_OK ||
+        crm_record_set_text(refund, crm_record_field(refund->descriptor, "reason"), reason, false,
+                            errbuf) != CRM_OK) {
+        fprintf(stderr, "crm order refund: %s\n", errbuf);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    rc = s_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
+    if (rc == EXIT_OK) {
+        ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+        if (now && ctx->json)
+            entity_print_json(e, now);
+        else if (now) {
+            char *refunded = crm_record_format(now, crm_record_field(e->desc, "refunded"), false,
+                                               true);
+            char *status = crm_record_format(now, crm_record_field(e->desc, "status"), false,
+                                             true);
+            printf("order %s: refunded %s in all, %s (version %llu)\n", id, refunded, status,
+                   (unsigned long long)crm_record_get_u64(now, "version"));
+            free(refunded);
+            free(status);
+        }
+        crm_proto_free(&now);
+    }
+cleanup:
+    conn_reply_free(&reply);
+    crm_proto_free(&rec);
+    conn_destroy(&conn);
+    return rc;
+}
+
+int
+cmd_deal(int argc, char **argv, cli_ctx_t *ctx)
+{
+    static const struct sub extra[] = {
+        {"move", s_deal_move,
+         "move ID qualify|proposal|negotiation|won|lost [--lost-reason TEXT]"},
+    };
+    return s_kind_command("deal", argc, argv, ctx,
+                          "\nadd takes the CUSTOMER id first: crm deal add c12 --title T "
+                          "--amount 50000\nlist filters: --stage, --owner USER|me, --customer-id, "
+                          "--expected-close FROM..TO\n",
+                          extra, 1);
+}
+
+int
+cmd_order(int argc, char **argv, cli_ctx_t *ctx)
+{
+    static const struct sub extra[] = {
+        {"refund", s_order_refund, "refund ID --amount AMOUNT [--reason TEXT]"},
+    };
+    return s_kind_command("order", argc, argv, ctx,
+                          "\nadd takes the CUSTOMER id first and one --line per line:\n"
+                          "  crm order add c12 --line 'sku=A1,name=Widget,quantity=2,"
+                          "unit_price=99.50'\n",
+                          extra, 1);
+}
+
+/* `crm pipeline [--owner USER|me]`: deals by stage for your scope. */
+int
+cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
+{
+    Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
+    Crm__Filter f = CRM__FILTER__INIT, *fp = &f;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--owner") && i + 1 < argc) {
+            f.field = (char *)"owner";
+            f.value = argv[++i];
+            rr.filters = &fp;
+            rr.n_filters = 1;
+        } else {
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: crm pipeline [--owner USER|me]\n\nDeals by stage - count, amount "
+                    "and amount weighted by probability -\nfor the deals you may read.\n");
+            return help ? EXIT_OK : EXIT_USAGE;
+        }
+    }
+    rr.name = (char *)"pipeline";
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.op = CRM__OP__OP_REPORT;
+    req.body_case = CRM__REQUEST__BODY_REPORT;
+    req.report = &rr;
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = s_connect(ctx, &conn);
+    if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK &&
+        reply->body_case == CRM__REPLY__BODY_REPORT) {
+        const Crm__ReportReply *rep = reply->report;
+        if (ctx->json) {
+            out_json(stdout, &rep->base);
+        } else {
+            uint64_t count = 0;
+            int64_t sum = 0, weighted = 0;
+            char a[64], w[64];
+            printf("%-12s %6s %18s %18s\n", "STAGE", "DEALS", "AMOUNT", "WEIGHTED");
+            for (size_t i = 0; i < rep->n_rows; i++) {
+                const Crm__ReportRow *row = rep->rows[i];
+                crm_money_format(row->sum, rep->currency, true, a, sizeof a);
+                crm_money_format(row->weighted, rep->currency, true, w, sizeof w);
+                printf("%-12s %6llu %18s %18s\n", row->key, (unsigned long long)row->count, a, w);
+                if (strcmp(row->key, "won") && strcmp(row->key, "lost")) {
+                    count += row->count;
+                    sum += row->sum;
+                    weighted += row->weighted;
+                }
+            }
+            crm_money_format(sum, rep->currency, true, a, sizeof a);
+            crm_money_format(weighted, rep->currency, true, w, sizeof w);
+            printf("%-12s %6llu %18s %18s\n", "open", (unsigned long long)count, a, w);
+        }
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
+    static const struct sub extra[] = {
+        {"convert", s_convert,
+         "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
+         "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},
+    };
     return s_kind_command("customer", argc, argv, ctx,
                           "\nFields: crm customer add --help. Tags: crm tag add|rm ID TAG...\n",
-                          NULL, 0);
+                          extra, 1);
 }
 
 /* `crm activity log CUSTOMER --type call --summary TEXT ...` */

@@ -123,7 +123,7 @@ s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
 static bool
 s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT)) !=
+    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) !=
            0;
 }
 

@@ -10,31 +10,39 @@
 
 /* The six fields every kind shares, managed by the server. */
 #define COMMON_RULES                                                                               \
-    {"id", CRM_F_SYSTEM, 0, NULL}, {"version", CRM_F_SYSTEM, 0, NULL},                                        \
-        {"created_at", CRM_F_SYSTEM | CRM_F_TIME, 0, NULL},                                              \
-        {"updated_at", CRM_F_SYSTEM | CRM_F_TIME, 0, NULL}, {"created_by", CRM_F_SYSTEM, 0, NULL},             \
-        {"updated_by", CRM_F_SYSTEM, 0, NULL}
+    {"id", CRM_F_SYSTEM, 0, NULL, 0, 0}, {"version", CRM_F_SYSTEM, 0, NULL, 0, 0},                                        \
+        {"created_at", CRM_F_SYSTEM | CRM_F_TIME, 0, NULL, 0, 0},                                              \
+        {"updated_at", CRM_F_SYSTEM | CRM_F_TIME, 0, NULL, 0, 0}, {"created_by", CRM_F_SYSTEM, 0, NULL, 0, 0},             \
+        {"updated_by", CRM_F_SYSTEM, 0, NULL, 0, 0}
 
 static const crm_rule_t s_customer_rules[] = {
     COMMON_RULES,
-    {"name", CRM_F_REQUIRED, 200, NULL},
-    {"company", 0, 200, NULL},
-    {"phones", CRM_F_PHONE | CRM_F_PII, 32, NULL},
-    {"emails", CRM_F_EMAIL | CRM_F_PII, 254, NULL},
-    {"address", CRM_F_PII, 500, NULL},
-    {"province", 0, 64, NULL},
-    {"city", 0, 64, NULL},
-    {"industry", 0, 64, NULL},
-    {"tags", CRM_F_TAG, 50, NULL},
-    {"owner", CRM_F_USER | CRM_F_OWNER, 64, NULL},
-    {"birthday", CRM_F_DATE | CRM_F_PII, 10, NULL},
-    {"consent", CRM_F_CONSENT, 0, NULL},
-    {"consent_at", CRM_F_TIME | CRM_F_CONSENT_AT, 0, NULL},
-    {"consent_channel", CRM_F_CONSENT_BY, 64, NULL},
-    {"stage", 0, 0, "lead"},
-    {"kind", 0, 0, "person"},
-    {"custom", 0, 1000, NULL},
-    {NULL, 0, 0, NULL},
+    {"name", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"company", 0, 200, NULL, 0, 0},
+    {"phones", CRM_F_PHONE | CRM_F_PII, 32, NULL, 0, 0},
+    {"emails", CRM_F_EMAIL | CRM_F_PII, 254, NULL, 0, 0},
+    {"address", CRM_F_PII, 500, NULL, 0, 0},
+    {"province", 0, 64, NULL, 0, 0},
+    {"city", 0, 64, NULL, 0, 0},
+    {"industry", 0, 64, NULL, 0, 0},
+    {"tags", CRM_F_TAG, 50, NULL, 0, 0},
+    {"owner", CRM_F_USER | CRM_F_OWNER, 64, NULL, 0, 0},
+    {"birthday", CRM_F_DATE | CRM_F_PII, 10, NULL, 0, 0},
+    {"consent", CRM_F_CONSENT, 0, NULL, 0, 0},
+    {"consent_at", CRM_F_TIME | CRM_F_CONSENT_AT, 0, NULL, 0, 0},
+    {"consent_channel", CRM_F_CONSENT_BY, 64, NULL, 0, 0},
+    {"stage", 0, 0, "lead", 0, 0},
+    {"kind", 0, 0, "person", 0, 0},
+    {"custom", 0, 1000, NULL, 0, 0},
+    {"tier_override", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"order_count", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"total_spend", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"avg_order_value", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"first_order_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"last_order_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"order_interval_days", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"last_contact_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
 };
 
 static const crm_index_t s_customer_indexes[] = {
@@ -56,14 +64,14 @@ static const crm_index_t s_customer_indexes[] = {
 
 static const crm_rule_t s_activity_rules[] = {
     COMMON_RULES,
-    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL},
-    {"summary", CRM_F_REQUIRED, 500, NULL},
-    {"body", 0, 0, NULL},
-    {"occurred_at", CRM_F_TIME, 0, "now"},
-    {"type", 0, 0, "note"},
-    {"author", CRM_F_CALLER | CRM_F_OWNER, 0, NULL},
-    {"department", CRM_F_CALLER_DEPT, 0, NULL},
-    {NULL, 0, 0, NULL},
+    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
+    {"summary", CRM_F_REQUIRED, 500, NULL, 0, 0},
+    {"body", CRM_F_MULTILINE, 0, NULL, 0, 0},
+    {"occurred_at", CRM_F_TIME, 0, "now", 0, 0},
+    {"type", 0, 0, "note", 0, 0},
+    {"author", CRM_F_CALLER | CRM_F_OWNER, 0, NULL, 0, 0},
+    {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
 };
 
 static const crm_index_t s_activity_indexes[] = {
@@ -73,12 +81,57 @@ static const crm_index_t s_activity_indexes[] = {
     {NULL, 0, 0, NULL},
 };
 
+static const crm_rule_t s_deal_rules[] = {
+    COMMON_RULES,
+    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
+    {"title", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"amount", CRM_F_RANGE, 0, NULL, 0, 100000000000000LL}, /* up to 1e12 in major units */
+    {"stage", 0, 0, "qualify", 0, 0},
+    {"lost_reason", 0, 500, NULL, 0, 0},
+    {"expected_close", CRM_F_DATE, 10, NULL, 0, 0},
+    {"owner", CRM_F_USER | CRM_F_OWNER, 64, NULL, 0, 0},
+    {"probability", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"closed_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_deal_indexes[] = {
+    {"customer_id", CRM_IDX_PARENT, 'c', "created_at"},
+    {"stage", CRM_IDX_EXACT, 's', NULL},
+    {"owner", CRM_IDX_EXACT, 'o', NULL},
+    {"expected_close", CRM_IDX_EXACT, 'x', NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const crm_rule_t s_order_rules[] = {
+    COMMON_RULES,
+    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
+    {"lines", CRM_F_REQUIRED, 200, NULL, 0, 0}, /* max_len: bytes per text value of a line */
+    {"total", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"status", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"refunds", 0, 200, NULL, 0, 0},
+    {"refunded", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"ordered_at", CRM_F_TIME, 0, "now", 0, 0},
+    {"note", CRM_F_MULTILINE, 2000, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_order_indexes[] = {
+    {"customer_id", CRM_IDX_PARENT, 'c', "ordered_at"},
+    {"status", CRM_IDX_EXACT, 's', NULL},
+    {NULL, 0, 0, NULL},
+};
+
 static const crm_entity_t s_entities[] = {
     {"customer", 'c', &crm__customer__descriptor, s_customer_rules, s_customer_indexes, NULL,
-     "id,name,company,phones,city,stage,tier,owner"},
+     "id,name,company,phones,city,stage,tier,owner", CRM_RESTRICT},
     {"activity", 'a', &crm__activity__descriptor, s_activity_rules, s_activity_indexes,
-     "customer", "id,occurred_at,type,direction,author,summary"},
-    {NULL, 0, NULL, NULL, NULL, NULL, NULL},
+     "customer", "id,occurred_at,type,direction,author,summary", CRM_CASCADE},
+    {"deal", 'd', &crm__deal__descriptor, s_deal_rules, s_deal_indexes, "customer",
+     "id,customer_id,title,amount,stage,probability,expected_close,owner", CRM_RESTRICT},
+    {"order", 'o', &crm__order__descriptor, s_order_rules, s_order_indexes, "customer",
+     "id,ordered_at,customer_id,lines,total,refunded,status", CRM_RESTRICT},
+    {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0},
 };
 
 const crm_entity_t *

@@ -25,6 +25,7 @@ typedef struct {
     bool readonly;          /* a replica refuses OPF_WRITE ops */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
+    const struct value_rules *rules; /* customer value and deal rules (derive.h) */
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
@@ -44,6 +45,8 @@ typedef struct {
         Crm__UserReply user;
         Crm__AuditReply audit;
         Crm__Progress progress;
+        Crm__ReportReply report;
+        Crm__SweepReply sweep;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -114,6 +117,9 @@ crm_err_t h_entity_delete(req_ctx_t *ctx);
 crm_err_t h_entity_list(req_ctx_t *ctx);
 crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
+crm_err_t h_convert(req_ctx_t *ctx);
+crm_err_t h_report(req_ctx_t *ctx);
+crm_err_t h_sweep(req_ctx_t *ctx);
 crm_err_t h_user_add(req_ctx_t *ctx);
 crm_err_t h_user_list(req_ctx_t *ctx);
 crm_err_t h_user_set(req_ctx_t *ctx);

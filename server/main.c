@@ -30,6 +30,8 @@ static const char s_usage[] =
     "  --max-memory MIB    heap cap; above it all connections are dropped (default 512)\n"
     "  --retain-events N   change-log entries kept for resuming watchers (default 10000000)\n"
     "  --retain-days D     ... and no older than D days (default: no age limit)\n"
+    "  --rules FILE        customer value and deal rules (default DIR/value-rules.conf if it\n"
+    "                      exists; 'crm-admin rules' prints the rules in force)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -51,7 +53,7 @@ s_parse_size(const char *arg, const char *opt, size_t *out)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS };
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -60,6 +62,7 @@ main(int argc, char **argv)
         {"fault", required_argument, NULL, OPT_FAULT}, {"help", no_argument, NULL, 'h'},
         {"retain-events", required_argument, NULL, OPT_RETAIN},
         {"retain-days", required_argument, NULL, OPT_RETAIN_DAYS},
+        {"rules", required_argument, NULL, OPT_RULES},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -115,6 +118,9 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.fault_no_zap = true;
+            break;
+        case OPT_RULES:
+            cfg.rules_path = optarg;
             break;
         case 'h':
             fputs(s_usage, stdout);

@@ -39,6 +39,7 @@
 #include "crm_log.h"
 #include "crm_mem.h"
 #include "crm_time.h"
+#include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
 #include "store.h"
@@ -78,6 +79,7 @@ struct server {
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
+    value_rules_t rules;         /* customer value and deal rules */
 };
 
 void
@@ -176,6 +178,15 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
+    value_rules_defaults(&self->rules);
+    if (cfg->rules_path)
+        rc = value_rules_load(&self->rules, cfg->rules_path, true, errbuf);
+    else {
+        snprintf(path, sizeof path, "%s/value-rules.conf", cfg->data_dir);
+        rc = value_rules_load(&self->rules, path, false, errbuf);
+    }
+    if (rc != CRM_OK)
+        goto cleanup;
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
@@ -312,8 +323,12 @@ s_memory_guard(server_t *self)
 crm_err_t
 server_run(server_t *self, volatile sig_atomic_t *stop)
 {
-    dispatch_env_t env = {self->store, self->group, self->key_z85, false, &self->log_rl,
-                          self->feed, NULL, 0, NULL};
+    dispatch_env_t env = {.store = self->store,
+                          .group = self->group,
+                          .server_key = self->key_z85,
+                          .log_rl = &self->log_rl,
+                          .feed = self->feed,
+                          .rules = &self->rules};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */

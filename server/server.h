@@ -27,6 +27,7 @@ typedef struct {
     bool fault_no_zap;      /* fault injection for tests: do not start the ZAP handler */
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
+    const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */
 } server_config_t;
 
 typedef struct server server_t;

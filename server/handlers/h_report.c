@@ -1,0 +1,190 @@
+/*  =========================================================================
+    h_report - aggregates for the caller's scope (`crm pipeline`) and the
+    value sweep (`crm-admin sweep`)
+
+    Reports read committed data only and judge every record they count with
+    the same authz_record() as reads, so a report never counts a record its
+    reader could not read. The sweep applies the time-based value rules
+    (at-risk, churned) to one slice of customers per call, each changed
+    customer as its own mutation through the normal write path (event,
+    audit), so no call holds the server thread for long.
+    =========================================================================
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "derive.h"
+#include "dispatch.h"
+#include "mutation.h"
+#include "records.h"
+
+#define PIPELINE_MAX 50000 /* deals one pipeline report may read on the server thread */
+#define PAGE 1000
+#define SWEEP_DEFAULT 200
+#define SWEEP_MAX 5000
+
+/* `crm pipeline`: per deal stage, the count, the sum and the weighted sum of
+   the amounts of the deals the caller may read. */
+static crm_err_t
+s_pipeline(req_ctx_t *ctx, const Crm__ReportRequest *r)
+{
+    const crm_entity_t *de = crm_entity_by_name("deal");
+    const Crm__User *u = ctx->session.user;
+    records_term_t terms[2];
+    size_t nterms = 0;
+    crm_err_t rc = authz_kind(u, de, AUTHZ_READ, ctx->errbuf);
+    if (rc != CRM_OK)
+        return dispatch_deny(ctx, de->name, "", "report pipeline");
+    for (size_t i = 0; i < r->n_filters && rc == CRM_OK; i++) {
+        const char *v = r->filters[i]->value;
+        if (strcmp(r->filters[i]->field, "owner") || nterms == 1)
+            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                "the pipeline report filters on one 'owner' only");
+        else
+            rc = records_term(de, "owner", !strcmp(v, "me") ? u->name : v, &terms[nterms++],
+                              ctx->errbuf);
+    }
+    const ProtobufCEnumDescriptor *ed = &crm__deal_stage__descriptor;
+    size_t nrows = ed->n_values - 1; /* every stage but NONE */
+    Crm__ReportRow *rows = dispatch_own(ctx, calloc(nrows, sizeof *rows));
+    Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(nrows, sizeof *ptrs));
+    char *names = dispatch_own(ctx, calloc(nrows, 32));
+    for (size_t i = 0; i < nrows; i++) {
+        crm__report_row__init(&rows[i]);
+        crm_record_enum_name(ed, (int)(i + 1), names + 32 * i, 32);
+        rows[i].key = names + 32 * i;
+        ptrs[i] = &rows[i];
+    }
+    uint64_t ids[PAGE], after = 0;
+    size_t n = 0, seen = 0;
+    bool more = rc == CRM_OK;
+    while (more && rc == CRM_OK) {
+        rc = records_query(ctx->env->store, de, terms, nterms, after, PAGE, ids, &n, &more, NULL,
+                           NULL);
+        if (rc != CRM_OK) {
+            dispatch_error(ctx, rc, "cannot read the deals");
+            break;
+        }
+        if ((seen += n) > PIPELINE_MAX) {
+            rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                "the pipeline report reads at most %d deals; narrow it with "
+                                "--owner",
+                                PIPELINE_MAX);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *m = NULL;
+            char errbuf[CRM_ERRBUF];
+            if (records_get(ctx->env->store, de, ids[i], &m) != CRM_OK)
+                continue;
+            const Crm__Deal *d = (const Crm__Deal *)m;
+            if (d->stage >= 1 && (size_t)d->stage <= nrows &&
+                authz_record(u, de, AUTHZ_READ, m, NULL, NULL, 0, errbuf) == CRM_OK) {
+                Crm__ReportRow *row = &rows[d->stage - 1];
+                int64_t amount = d->amount ? d->amount->minor : 0;
+                row->count++;
+                row->sum += amount;
+                row->weighted += amount / 100 * (int64_t)d->probability +
+                                 amount % 100 * (int64_t)d->probability / 100;
+            }
+            crm_proto_free(&m);
+        }
+        if (n)
+            after = ids[n - 1];
+    }
+    for (size_t i = 0; i < nterms; i++)
+        records_term_release(&terms[i]);
+    if (rc != CRM_OK)
+        return rc;
+    Crm__ReportReply *rep = &ctx->body.report;
+    crm__report_reply__init(rep);
+    rep->name = (char *)"pipeline";
+    rep->currency = (char *)ctx->env->rules->currency;
+    rep->rows = ptrs;
+    rep->n_rows = nrows;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPORT;
+    ctx->reply.report = rep;
+    return CRM_OK;
+}
+
+crm_err_t
+h_report(req_ctx_t *ctx)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_REPORT)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no report");
+    const Crm__ReportRequest *r = ctx->req->report;
+    if (!strcmp(r->name, "pipeline"))
+        return s_pipeline(ctx, r);
+    return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown report '%.40s' (reports: %s)",
+                          r->name, "pipeline");
+}
+
+crm_err_t
+h_sweep(req_ctx_t *ctx)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_SWEEP)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no sweep");
+    const Crm__SweepRequest *r = ctx->req->sweep;
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    size_t limit = r->limit ? r->limit : SWEEP_DEFAULT;
+    if (limit > SWEEP_MAX)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "at most %d customers per sweep call",
+                              SWEEP_MAX);
+    uint64_t after = 0;
+    if (*r->after && !(after = crm_entity_parse_id(ce, r->after)))
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a customer id",
+                              r->after);
+    derive_ctx_t dc = {ctx->env->store, ctx->env->group, ctx->env->rules, ctx->session.user,
+                       r->as_of ? r->as_of : crm_time_now_ms()};
+    char reason[64], when[32];
+    crm_record_format_time(dc.now, when);
+    snprintf(reason, sizeof reason, "sweep as of %s", when);
+    uint64_t *ids = malloc(limit * sizeof *ids);
+    CRM_ASSERT_ALLOC(ids);
+    size_t n = 0;
+    bool more = false;
+    crm_err_t rc = records_query(ctx->env->store, ce, NULL, 0, after, limit, ids, &n, &more, NULL,
+                                 NULL);
+    Crm__SweepReply *rep = &ctx->body.sweep;
+    crm__sweep_reply__init(rep);
+    for (size_t i = 0; rc == CRM_OK && i < n; i++) {
+        ProtobufCMessage *cur = NULL, *next = NULL;
+        if (records_group_get(ctx->env->group, ce, ids[i], &cur) != CRM_OK ||
+            records_group_get(ctx->env->group, ce, ids[i], &next) != CRM_OK) {
+            crm_proto_free(&cur);
+            continue; /* deleted meanwhile */
+        }
+        rep->checked++;
+        rc = derive_customer(&dc, (Crm__Customer *)next, ctx->errbuf);
+        char *changed[64];
+        size_t nchanged = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
+        if (nchanged) {
+            mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
+            crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
+            crm_record_set_i64(next, "updated_at", crm_time_now_ms());
+            crm_record_set_str(next, "updated_by", ctx->session.user->name);
+            mutation_put(m, ce, ids[i], cur, next, changed, nchanged, reason);
+            mutation_end(&m);
+            ctx->staged = true;
+            rep->changed++;
+        }
+        crm_proto_free(&cur);
+        crm_proto_free(&next);
+    }
+    if (rc == CRM_OK && more && n) {
+        char *next_after = dispatch_own(ctx, malloc(24));
+        crm_entity_format_id(ce, ids[n - 1], next_after);
+        rep->next_after = next_after;
+    }
+    free(ids);
+    if (rc != CRM_OK)
+        return rc;
+    ctx->reply.body_case = CRM__REPLY__BODY_SWEEP;
+    ctx->reply.sweep = rep;
+    return CRM_OK;
+}
