@@ -519,10 +519,10 @@ h_entity_delete(req_ctx_t *ctx)
     mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, NULL, 0,
                              AUTHZ_DELETE, &cur)) == CRM_OK &&
-        (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK &&
-        (rc = s_delete_children(ctx, m, e, r->id)) == CRM_OK) {
-        mutation_delete(m, e, num, cur, NULL);
-        rc = derive_after(&dc, m, e, cur, NULL, ctx->errbuf);
+        (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK) {
+        mutation_delete(m, e, num, cur, NULL); /* the record itself is the event's first part */
+        if ((rc = s_delete_children(ctx, m, e, r->id)) == CRM_OK)
+            rc = derive_after(&dc, m, e, cur, NULL, ctx->errbuf);
     }
     if (rc == CRM_OK) {
         s_end(ctx, &m);
