@@ -472,6 +472,8 @@ derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t *e,
              const ProtobufCMessage *old, const ProtobufCMessage *rec, char *errbuf)
 {
     bool feeds = false;
+    if (dc->fault_no_derive)
+        return CRM_OK;
     for (size_t i = 0; i < sizeof s_hooks / sizeof s_hooks[0]; i++)
         if (!strcmp(s_hooks[i].kind, e->name))
             feeds = s_hooks[i].feeds_value;

@@ -56,6 +56,7 @@ typedef struct {
     const value_rules_t *rules;
     const Crm__User *actor;
     int64_t now;                 /* ms: "now" for time rules (the sweep sets it) */
+    bool fault_no_derive;        /* test-only fault: derive_after() does nothing */
 } derive_ctx_t;
 
 /* Checks across fields and fields the record derives from itself, before a

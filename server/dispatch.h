@@ -26,6 +26,7 @@ typedef struct {
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */
+    bool fault_no_derive;    /* test-only fault: derived values are not kept up to date */
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */

@@ -112,12 +112,15 @@ main(int argc, char **argv)
             cfg.retain_ms = (int64_t)(days * 86400000.0);
             break;
         }
-        case OPT_FAULT: /* test-only fault injection; can only make the server refuse more */
-            if (strcmp(optarg, "no-zap") != 0) {
+        case OPT_FAULT: /* test-only fault injection, to show that a test can fail */
+            if (!strcmp(optarg, "no-zap")) {
+                cfg.fault_no_zap = true;
+            } else if (!strcmp(optarg, "no-derive")) {
+                cfg.fault_no_derive = true;
+            } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;
             }
-            cfg.fault_no_zap = true;
             break;
         case OPT_RULES:
             cfg.rules_path = optarg;

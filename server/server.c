@@ -328,7 +328,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .server_key = self->key_z85,
                           .log_rl = &self->log_rl,
                           .feed = self->feed,
-                          .rules = &self->rules};
+                          .rules = &self->rules,
+                          .fault_no_derive = self->cfg.fault_no_derive};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */

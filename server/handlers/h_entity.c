@@ -107,7 +107,7 @@ static derive_ctx_t
 s_dc(req_ctx_t *ctx)
 {
     derive_ctx_t dc = {ctx->env->store, ctx->env->group, ctx->env->rules, ctx->session.user,
-                       crm_time_now_ms()};
+                       crm_time_now_ms(), ctx->env->fault_no_derive};
     return dc;
 }
 

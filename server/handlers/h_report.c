@@ -140,7 +140,7 @@ h_sweep(req_ctx_t *ctx)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a customer id",
                               r->after);
     derive_ctx_t dc = {ctx->env->store, ctx->env->group, ctx->env->rules, ctx->session.user,
-                       r->as_of ? r->as_of : crm_time_now_ms()};
+                       r->as_of ? r->as_of : crm_time_now_ms(), false};
     char reason[64], when[32];
     crm_record_format_time(dc.now, when);
     snprintf(reason, sizeof reason, "sweep as of %s", when);

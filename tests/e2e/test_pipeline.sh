@@ -241,6 +241,14 @@ RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin check finds the store consistent" test "$RC" -eq 0
 expect "and checked the derived values" grep -q "derived values: [1-9][0-9]* customers checked" "$T/o"
 
+# ---- check catches a derived value that does not follow its orders ----
+start_server broken "$T/data" --fault no-derive
+"$CRM_BIN/crm" --config "$T/sa" --server "$EP_broken" order add "$L" --line 'sku=Z9,quantity=1,unit_price=5' >/dev/null
+stop_server broken
+RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "crm-admin check notices a customer whose value missed an order" test "$RC" -eq 1
+expect "and names the field" grep -q "customer $L: order_count is '1', its orders and activities give '2'" "$T/o"
+
 # ---- format: a format-1 data dir is refused, upgraded, then served ----
 mkdir "$T/old" && tar -C "$T/old" -xzf "$CRM_SRC/tests/fixtures/format1-datadir.tar.gz"
 RC=0; "$CRM_BIN/crmd" --data "$T/old/d" --listen 'tcp://127.0.0.1:*' >"$T/o" 2>"$T/e" || RC=$?
