@@ -445,12 +445,17 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
                 q++;
             const char *e2 = strchr(q, '=');
             char nx[64];
-            if (e2 && (size_t)(e2 - q) < sizeof nx) {
+            if (e2 && e2 > q && (size_t)(e2 - q) < sizeof nx) {
                 memcpy(nx, q, (size_t)(e2 - q));
                 nx[e2 - q] = '\0';
                 if (crm_record_field(d, nx)) {
                     end = c;
                     break;
+                }
+                if (strspn(nx, "abcdefghijklmnopqrstuvwxyz_") == strlen(nx)) {
+                    snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s'", outer->name,
+                             nx);
+                    return CRM_ERR_INVALID_ARGUMENT;
                 }
             }
         }
