@@ -40,10 +40,12 @@ fi
 ./build/crm enroll "$DATA/admin.enroll"
 ./build/crm whoami
 if [ "$FRESH" = 1 ]; then
-    echo "setup: loading demo customers and activities"
+    echo "setup: loading demo customers, activities, deals and orders"
     python3 tools/demo_data.py "$DATA/demo" 200
     ./build/crm import "$DATA/demo/customers.csv"
     ./build/crm import --kind activity "$DATA/demo/activities.csv"
+    ./build/crm import --kind deal "$DATA/demo/deals.csv"
+    ./build/crm import --kind order "$DATA/demo/orders.csv"
 fi
 cat <<MSG
 

@@ -93,6 +93,19 @@ c "${D[@]}" import "$T/demo/customers.csv"
 expect "demo customers import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 200 customer records; 0 lines had errors"
 c "${D[@]}" import --kind activity "$T/demo/activities.csv"
 expect "demo activities import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 300 activity records; 0 lines had errors"
+c "${D[@]}" import --kind deal "$T/demo/deals.csv"
+expect "demo deals import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 100 deal records; 0 lines had errors"
+c "${D[@]}" import --kind order "$T/demo/orders.csv"
+expect "demo orders import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 200 order records; 0 lines had errors"
+c "${D[@]}" --json customer list --limit 200
+expect "demo tiers and stages come out derived" python3 -c '
+import json, sys
+cs = [json.loads(l) for l in sys.stdin if l.strip()]
+buyers = [c for c in cs if c["order_count"] > 0]
+assert buyers and all(c["stage"] in ("active", "at-risk", "churned") and c["tier"] and not c["tier_override"] for c in buyers)
+assert len({c["tier"] for c in buyers}) >= 2 and len({c["stage"] for c in buyers}) >= 2
+assert all(c["order_count"] == 0 for c in cs if c["stage"] in ("lead", "prospect"))
+' <<<"$OUT"
 stop_server d
 
 c "${A[@]}" export --csv --stage active
