@@ -32,6 +32,8 @@ static const char s_usage[] =
     "  --retain-days D     ... and no older than D days (default: no age limit)\n"
     "  --rules FILE        customer value and deal rules (default DIR/value-rules.conf if it\n"
     "                      exists; 'crm-admin rules' prints the rules in force)\n"
+    "  --sweep-every H     apply the time-based value rules every H hours (default 24, 0 = off;\n"
+    "                      'crm-admin sweep' runs one now)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -53,7 +55,7 @@ s_parse_size(const char *arg, const char *opt, size_t *out)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES };
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -63,6 +65,7 @@ main(int argc, char **argv)
         {"retain-events", required_argument, NULL, OPT_RETAIN},
         {"retain-days", required_argument, NULL, OPT_RETAIN_DAYS},
         {"rules", required_argument, NULL, OPT_RULES},
+        {"sweep-every", required_argument, NULL, OPT_SWEEP},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -125,6 +128,16 @@ main(int argc, char **argv)
         case OPT_RULES:
             cfg.rules_path = optarg;
             break;
+        case OPT_SWEEP: {
+            char *end = NULL;
+            double hours = strtod(optarg, &end);
+            if (!*optarg || *end || hours < 0 || hours > 24 * 365) {
+                fprintf(stderr, "crmd: --sweep-every needs a number of hours, not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.sweep_every_ms = (int64_t)(hours * 3600000.0);
+            break;
+        }
         case 'h':
             fputs(s_usage, stdout);
             return 0;

@@ -80,12 +80,20 @@ struct server {
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
     value_rules_t rules;         /* customer value and deal rules */
+    int64_t sweep_next_us;       /* when the next daily value sweep starts */
+    bool sweeping;               /* a sweep is under way, a slice per loop turn */
+    uint64_t sweep_after;        /* its cursor: the last customer number swept */
+    int64_t sweep_as_of;         /* its time (ms) */
+    sweep_result_t sweep_total;  /* what it did so far */
 };
+
+#define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
 
 void
 server_config_defaults(server_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->sweep_every_ms = 24LL * 3600 * 1000;
     cfg->listen = SERVER_DEFAULT_ENDPOINT;
     cfg->max_msg = 1u << 20;
     cfg->max_memory = 512u << 20;
@@ -187,6 +195,10 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     }
     if (rc != CRM_OK)
         goto cleanup;
+    /* the first sweep soon after a start */
+    self->sweep_next_us = crm_time_mono_us() + (cfg->sweep_every_ms && cfg->sweep_every_ms < 10000
+                                                    ? cfg->sweep_every_ms * 1000
+                                                    : 10 * 1000000LL);
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
@@ -276,6 +288,43 @@ s_serve_one(server_t *self, dispatch_env_t *env)
 }
 
 /* Commit the turn's writes, then answer their requests (errors if the commit failed). */
+/* The server's own value sweep (time-based rules: at-risk, churned): once
+   per --sweep-every, a slice of customers per loop turn, as user "system",
+   through the same mutations and group commit as every other write. */
+static void
+s_sweep(server_t *self, const dispatch_env_t *env)
+{
+    int64_t now = crm_time_mono_us();
+    if (!self->cfg.sweep_every_ms || (!self->sweeping && now < self->sweep_next_us))
+        return;
+    static const Crm__User system = {PROTOBUF_C_MESSAGE_INIT(&crm__user__descriptor),
+                                     (char *)"system", CRM__DEPARTMENT__DEPARTMENT_NONE,
+                                     CRM__ROLE__ADMIN, {0, NULL}, true, 0, 0, 0, (char *)"",
+                                     (char *)""};
+    if (!self->sweeping) {
+        self->sweeping = true;
+        self->sweep_after = 0;
+        self->sweep_as_of = crm_time_now_ms();
+        memset(&self->sweep_total, 0, sizeof self->sweep_total);
+    }
+    sweep_result_t r;
+    char errbuf[CRM_ERRBUF] = "";
+    crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_after, SWEEP_SLICE,
+                               &r, errbuf);
+    self->sweep_total.checked += r.checked;
+    self->sweep_total.changed += r.changed;
+    self->sweep_after = r.next_after;
+    if (rc != CRM_OK || !r.next_after) {
+        if (rc != CRM_OK)
+            crm_log(CRM_LOG_ERROR, "value sweep stopped: %s", errbuf);
+        else
+            crm_log(CRM_LOG_INFO, "value sweep: %u customers checked, %u changed",
+                    self->sweep_total.checked, self->sweep_total.changed);
+        self->sweeping = false;
+        self->sweep_next_us = now + self->cfg.sweep_every_ms * 1000;
+    }
+}
+
 static void
 s_commit_and_reply(server_t *self)
 {
@@ -333,7 +382,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(&item, 1, feed_behind(self->feed) ? 5 : 100);
+        int rc = zmq_poll(&item, 1, feed_behind(self->feed) || self->sweeping ? 5 : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             return CRM_ERR_INTERNAL;
@@ -353,6 +402,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 first_write = 0;
             }
         }
+        s_sweep(self, &env);
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
         feed_committed(self->feed, crm_time_now_us());

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
     const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */
+    int64_t sweep_every_ms; /* the server's own value sweep (0 = never) */
 } server_config_t;
 
 typedef struct server server_t;

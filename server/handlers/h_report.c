@@ -125,6 +125,51 @@ h_report(req_ctx_t *ctx)
 }
 
 crm_err_t
+sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, uint64_t after,
+            size_t limit, sweep_result_t *out, char *errbuf)
+{
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    derive_ctx_t dc = {env->store, env->group, env->rules, actor, as_of, false};
+    char reason[64], when[32];
+    crm_record_format_time(as_of, when);
+    snprintf(reason, sizeof reason, "sweep as of %s", when);
+    uint64_t *ids = malloc((limit ? limit : 1) * sizeof *ids);
+    CRM_ASSERT_ALLOC(ids);
+    size_t n = 0;
+    bool more = false;
+    memset(out, 0, sizeof *out);
+    crm_err_t rc = records_query(env->store, ce, NULL, 0, after, limit, ids, &n, &more, NULL, NULL);
+    if (rc != CRM_OK)
+        snprintf(errbuf, CRM_ERRBUF, "cannot list the customers to sweep");
+    for (size_t i = 0; rc == CRM_OK && i < n; i++) {
+        ProtobufCMessage *cur = NULL, *next = NULL;
+        if (records_group_get(env->group, ce, ids[i], &cur) != CRM_OK ||
+            records_group_get(env->group, ce, ids[i], &next) != CRM_OK) {
+            crm_proto_free(&cur);
+            continue; /* deleted meanwhile */
+        }
+        out->checked++;
+        rc = derive_customer(&dc, (Crm__Customer *)next, errbuf);
+        char *changed[64];
+        size_t nchanged = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
+        if (nchanged) { /* each customer its own change: one event, one audit entry */
+            mutation_t *m = mutation_begin(env->group, env->store, actor);
+            crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
+            crm_record_set_i64(next, "updated_at", crm_time_now_ms());
+            crm_record_set_str(next, "updated_by", actor->name);
+            mutation_put(m, ce, ids[i], cur, next, changed, nchanged, reason);
+            mutation_end(&m);
+            out->changed++;
+        }
+        crm_proto_free(&cur);
+        crm_proto_free(&next);
+    }
+    out->next_after = rc == CRM_OK && more && n ? ids[n - 1] : 0;
+    free(ids);
+    return rc;
+}
+
+crm_err_t
 h_sweep(req_ctx_t *ctx)
 {
     if (ctx->req->body_case != CRM__REQUEST__BODY_SWEEP)
@@ -139,51 +184,22 @@ h_sweep(req_ctx_t *ctx)
     if (*r->after && !(after = crm_entity_parse_id(ce, r->after)))
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a customer id",
                               r->after);
-    derive_ctx_t dc = {ctx->env->store, ctx->env->group, ctx->env->rules, ctx->session.user,
-                       r->as_of ? r->as_of : crm_time_now_ms(), false};
-    char reason[64], when[32];
-    crm_record_format_time(dc.now, when);
-    snprintf(reason, sizeof reason, "sweep as of %s", when);
-    uint64_t *ids = malloc(limit * sizeof *ids);
-    CRM_ASSERT_ALLOC(ids);
-    size_t n = 0;
-    bool more = false;
-    crm_err_t rc = records_query(ctx->env->store, ce, NULL, 0, after, limit, ids, &n, &more, NULL,
-                                 NULL);
-    Crm__SweepReply *rep = &ctx->body.sweep;
-    crm__sweep_reply__init(rep);
-    for (size_t i = 0; rc == CRM_OK && i < n; i++) {
-        ProtobufCMessage *cur = NULL, *next = NULL;
-        if (records_group_get(ctx->env->group, ce, ids[i], &cur) != CRM_OK ||
-            records_group_get(ctx->env->group, ce, ids[i], &next) != CRM_OK) {
-            crm_proto_free(&cur);
-            continue; /* deleted meanwhile */
-        }
-        rep->checked++;
-        rc = derive_customer(&dc, (Crm__Customer *)next, ctx->errbuf);
-        char *changed[64];
-        size_t nchanged = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
-        if (nchanged) {
-            mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
-            crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
-            crm_record_set_i64(next, "updated_at", crm_time_now_ms());
-            crm_record_set_str(next, "updated_by", ctx->session.user->name);
-            mutation_put(m, ce, ids[i], cur, next, changed, nchanged, reason);
-            mutation_end(&m);
-            ctx->staged = true;
-            rep->changed++;
-        }
-        crm_proto_free(&cur);
-        crm_proto_free(&next);
-    }
-    if (rc == CRM_OK && more && n) {
-        char *next_after = dispatch_own(ctx, malloc(24));
-        crm_entity_format_id(ce, ids[n - 1], next_after);
-        rep->next_after = next_after;
-    }
-    free(ids);
+    sweep_result_t res;
+    crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, r->as_of ? r->as_of : crm_time_now_ms(),
+                               after, limit, &res, ctx->errbuf);
+    if (res.changed)
+        ctx->staged = true;
     if (rc != CRM_OK)
         return rc;
+    Crm__SweepReply *rep = &ctx->body.sweep;
+    crm__sweep_reply__init(rep);
+    rep->checked = res.checked;
+    rep->changed = res.changed;
+    if (res.next_after) {
+        char *next_after = dispatch_own(ctx, malloc(24));
+        crm_entity_format_id(ce, res.next_after, next_after);
+        rep->next_after = next_after;
+    }
     ctx->reply.body_case = CRM__REPLY__BODY_SWEEP;
     ctx->reply.sweep = rep;
     return CRM_OK;

@@ -241,6 +241,20 @@ RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin check finds the store consistent" test "$RC" -eq 0
 expect "and checked the derived values" grep -q "derived values: [1-9][0-9]* customers checked" "$T/o"
 
+# ---- the server sweeps by itself, with the rules of a rules file ----
+mkdir -p "$T/rules" && printf '# test rules\nat_risk_days = 0 # at risk at once\nchurned_days = 1000\n' >"$T/rules/r.conf"
+printf 'at_risk_days = x\n' >"$T/rules/bad.conf"
+RC=0; "$CRM_BIN/crmd" --data "$T/data" --rules "$T/rules/bad.conf" --listen 'tcp://127.0.0.1:*' >"$T/o" 2>"$T/e" || RC=$?
+expect "a bad rules file is refused, naming the line" grep -q "bad.conf:1:" "$T/e"
+RC=0; "$ADMIN_BIN" rules --rules "$T/rules/r.conf" >"$T/o" 2>&1 || RC=$?
+expect "crm-admin rules prints the rules in force" grep -q "^at_risk_days = 0 " "$T/o"
+start_server sweeper "$T/data" --rules "$T/rules/r.conf" --sweep-every 0.0003
+"$CRM_BIN/crm" --config "$T/sa" --server "$EP_sweeper" --json watch --customer "$L" >"$T/sw.out" 2>/dev/null & WSW=$!
+wait_for 'grep -q "\"actor\":\"system\"" "$T/sw.out"'
+kill -INT $WSW; wait $WSW || true
+expect "the server's own sweep applies the rules as user 'system'" grep -q '"actor":"system".*"stage":"at-risk"' "$T/sw.out"
+stop_server sweeper
+
 # ---- check catches a derived value that does not follow its orders ----
 start_server broken "$T/data" --fault no-derive
 "$CRM_BIN/crm" --config "$T/sa" --server "$EP_broken" order add "$L" --line 'sku=Z9,quantity=1,unit_price=5' >/dev/null
