@@ -217,12 +217,16 @@ s_import_csv(s_import_t *im, FILE *f)
     free(line);
 }
 
-/* Set FD of REC from one JSON value. */
+/* Set FD of REC from one JSON value. E is NULL inside a sub-message (an
+   order line), where a time is a part named "at" or "..._at". */
 static bool
 s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
            json_t *v, char *errbuf)
 {
-    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+    size_t nl = strlen(fd->name);
+    bool is_time = e ? (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0
+                     : fd->type == PROTOBUF_C_TYPE_INT64 &&
+                           (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
     char num[32];
     if (json_is_null(v))
         return true;
@@ -231,6 +235,23 @@ s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDes
         json_t *item;
         json_array_foreach(v, i, item) {
             if (!s_set_json(e, rec, fd, item, errbuf))
+                return false;
+        }
+        return true;
+    }
+    if (json_is_object(v) && fd->type == PROTOBUF_C_TYPE_MESSAGE && !crm_record_is_map(fd)) {
+        /* a sub-message (an order line, an amount): its parts by name */
+        const ProtobufCMessageDescriptor *sd = fd->descriptor;
+        ProtobufCMessage *part = crm_record_add_message(rec, fd);
+        const char *k;
+        json_t *item;
+        json_object_foreach(v, k, item) {
+            const ProtobufCFieldDescriptor *sf = crm_record_field(sd, k);
+            if (!sf) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s'", fd->name, k);
+                return false;
+            }
+            if (!s_set_json(NULL, part, sf, item, errbuf))
                 return false;
         }
         return true;

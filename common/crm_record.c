@@ -461,7 +461,10 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
         }
         char *val = strndup(v, (size_t)(end - v));
         CRM_ASSERT_ALLOC(val);
-        crm_err_t rc = crm_record_set_text(sub, fd, val, false, errbuf);
+        size_t nl = strlen(fd->name);
+        bool is_time = fd->type == PROTOBUF_C_TYPE_INT64 &&
+                       (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
+        crm_err_t rc = crm_record_set_text(sub, fd, val, is_time, errbuf);
         free(val);
         if (rc != CRM_OK)
             return rc;
