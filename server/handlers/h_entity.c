@@ -27,6 +27,7 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 #define IMPORT_MAX 1000
+#define RANGE_MAX 100000 /* ids one indexed range may select */
 
 /* ==== Shared steps ==== */
 
@@ -691,6 +692,9 @@ s_paging(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, siz
 typedef struct {
     const crm_entity_t *e;
     bool consent;
+    uint64_t *set;  /* ids within the indexed ranges, ascending (when has_set) */
+    size_t nset;
+    bool has_set;
     size_t n;
     const ProtobufCFieldDescriptor *fd[RECORDS_MAX_TERMS];
     char from[RECORDS_MAX_TERMS][40], to[RECORDS_MAX_TERMS][40];
@@ -702,6 +706,19 @@ s_check(const ProtobufCMessage *rec, const void *arg)
     const s_checks_t *c = arg;
     if (c->consent && !s_consented(rec, c->e))
         return false;
+    if (c->has_set) {
+        uint64_t num = crm_entity_parse_id(c->e, crm_record_get_str(rec, "id"));
+        size_t lo = 0, hi = c->nset;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (c->set[mid] < num)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == c->nset || c->set[lo] != num)
+            return false;
+    }
     for (size_t i = 0; i < c->n; i++) {
         bool is_time = (crm_entity_flags(c->e, c->fd[i]->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, c->fd[i], is_time, false);
@@ -729,6 +746,37 @@ s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *va
     size_t flen = (size_t)(dots - value);
     if (flen >= sizeof c->from[0] || strlen(dots + 2) >= sizeof c->to[0])
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "range '%.60s' is too long", value);
+    if (c->n == RECORDS_MAX_TERMS)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "too many ranges");
+    /* an indexed field: the range is read from its index, not checked record by record */
+    char from[40];
+    memcpy(from, value, flen);
+    from[flen] = '\0';
+    uint64_t *set = NULL;
+    size_t nset = 0;
+    crm_err_t rc = records_range(ctx->env->store, e, fd->name, from, dots + 2, RANGE_MAX, &set,
+                                 &nset, ctx->errbuf);
+    if (rc == CRM_OK) {
+        if (!c->has_set) {
+            c->set = set;
+            c->nset = nset;
+            c->has_set = true;
+        } else { /* two ranges: their intersection */
+            size_t k = 0;
+            for (size_t i = 0, j = 0; i < c->nset && j < nset;)
+                if (c->set[i] < set[j])
+                    i++;
+                else if (c->set[i] > set[j])
+                    j++;
+                else
+                    c->set[k++] = c->set[i++], j++;
+            c->nset = k;
+            free(set);
+        }
+        return CRM_OK;
+    }
+    if (rc != CRM_ERR_NOT_FOUND)
+        return rc;
     c->fd[c->n] = fd;
     memcpy(c->from[c->n], value, flen);
     c->from[c->n][flen] = '\0';
@@ -782,8 +830,25 @@ h_entity_list(req_ctx_t *ctx)
         nterms++;
         checks.consent = checks.consent || authz_masks(ctx->session.user, e, field);
     }
-    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
-                       checks.consent || checks.n ? s_check : NULL, &checks);
+    if (checks.has_set && nterms == 0) { /* page through the range's ids */
+        for (size_t i = 0; i < checks.nset && !more; i++) {
+            if (checks.set[i] <= after)
+                continue;
+            ProtobufCMessage *rec = NULL;
+            if (records_get(ctx->env->store, e, checks.set[i], &rec) == CRM_OK &&
+                s_check(rec, &checks)) {
+                if (n == limit)
+                    more = true;
+                else
+                    ids[n++] = checks.set[i];
+            }
+            crm_proto_free(&rec);
+        }
+    } else {
+        rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
+                           checks.consent || checks.n || checks.has_set ? s_check : NULL,
+                           &checks);
+    }
     if (rc == CRM_OK)
         rc = s_reply_ids(ctx, e, ids, n, more);
     else
@@ -791,6 +856,7 @@ h_entity_list(req_ctx_t *ctx)
 cleanup:
     for (size_t i = 0; i < nterms; i++)
         records_term_release(&terms[i]);
+    free(checks.set);
     return rc;
 }
 
