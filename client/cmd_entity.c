@@ -19,13 +19,6 @@
 #define TIMELINE_MAX 20
 #define TAG_RETRIES 10
 
-typedef int (*sub_fn)(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv);
-
-struct sub {
-    const char *name;
-    sub_fn fn;
-    const char *usage;
-};
 
 static bool
 s_wants_help(int argc, char **argv)
@@ -79,8 +72,8 @@ s_connect(cli_ctx_t *ctx, conn_t **conn)
 }
 
 /* Print the records of a reply as a table or JSON lines, with the paging hint. */
-static void
-s_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+void
+entity_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 {
     size_t n = entity_count(reply);
     ProtobufCMessage **recs = calloc(n + 1, sizeof *recs);
@@ -104,9 +97,9 @@ s_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 
 /* ==== add ==== */
 
-/* Create REC; PRESET names fields already set by the caller of this helper. */
-static int
-s_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec)
+/* Create REC and say so (or print it with --json). */
+int
+entity_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     Crm__Reply *reply = NULL;
@@ -144,7 +137,7 @@ s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
     }
     if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK)
-        rc = s_create(ctx, conn, e, rec);
+        rc = entity_create(ctx, conn, e, rec);
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -224,7 +217,7 @@ s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             if (n == 0)
                 printf("  no %s records yet\n", k->name);
             else
-                s_print_page(ctx, k, reply);
+                entity_print_page(ctx, k, reply);
         }
         conn_reply_free(&reply);
     }
@@ -239,8 +232,8 @@ cleanup:
 /* ==== edit ==== */
 
 /* Send REC's TOUCHED fields as an update based on version EXPECT. */
-static int
-s_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
+int
+entity_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
          const char *const *touched, size_t ntouched, uint64_t expect, Crm__Reply **reply)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
@@ -257,8 +250,8 @@ s_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *
     return rc;
 }
 
-static void
-s_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+void
+entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 {
     ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
     if (now && ctx->json)
@@ -300,9 +293,9 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         goto cleanup;
     }
     uint64_t expect = a.expect_version ? a.expect_version : crm_record_get_u64(rec, "version");
-    rc = s_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
+    rc = entity_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
     if (rc == EXIT_OK)
-        s_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -325,7 +318,7 @@ s_query(cli_ctx_t *ctx, const crm_entity_t *e, Crm__Op op, const char *text, ent
     er.text = (char *)(text ? text : "");
     int rc = s_connect(ctx, &conn);
     if (rc == EXIT_OK && (rc = entity_call(conn, op, e, &er, &reply)) == EXIT_OK)
-        s_print_page(ctx, e, reply);
+        entity_print_page(ctx, e, reply);
     conn_reply_free(&reply);
     conn_destroy(&conn);
     return rc;
@@ -408,7 +401,7 @@ s_history(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 
 /* ==== Kind commands ==== */
 
-static const struct sub s_subs[] = {
+static const struct entity_sub s_subs[] = {
     {"add", s_add, "add [--FIELD VALUE]...            create a record"},
     {"show", s_show, "show ID                           the record and its timeline"},
     {"edit", s_edit, "edit ID [--FIELD VALUE]... [--no-FIELD] [--expect-version V]"},
@@ -418,9 +411,9 @@ static const struct sub s_subs[] = {
     {"history", s_history, "history ID [FIELD]                every value a field has had, by whom, when"},
 };
 
-static int
-s_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx, const char *extra_usage,
-               const struct sub *extra, size_t nextra)
+int
+entity_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx,
+                    const char *extra_usage, const struct entity_sub *extra, size_t nextra)
 {
     const crm_entity_t *e = crm_entity_by_name(kind);
     CRM_ASSERT(e != NULL);
@@ -585,10 +578,10 @@ s_deal_move(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = s_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
+    rc = entity_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
                   &reply);
     if (rc == EXIT_OK)
-        s_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -636,7 +629,7 @@ s_order_refund(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = s_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
+    rc = entity_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
     if (rc == EXIT_OK) {
         ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
         if (now && ctx->json)
@@ -663,11 +656,11 @@ cleanup:
 int
 cmd_deal(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"move", s_deal_move,
          "move ID qualify|proposal|negotiation|won|lost [--lost-reason TEXT]"},
     };
-    return s_kind_command("deal", argc, argv, ctx,
+    return entity_kind_command("deal", argc, argv, ctx,
                           "\nadd takes the CUSTOMER id first: crm deal add c12 --title T "
                           "--amount 50000\nlist filters: --stage, --owner USER|me, --customer-id, "
                           "--expected-close FROM..TO\n",
@@ -677,10 +670,10 @@ cmd_deal(int argc, char **argv, cli_ctx_t *ctx)
 int
 cmd_order(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"refund", s_order_refund, "refund ID --amount AMOUNT [--reason TEXT]"},
     };
-    return s_kind_command("order", argc, argv, ctx,
+    return entity_kind_command("order", argc, argv, ctx,
                           "\nadd takes the CUSTOMER id first and one --line per line:\n"
                           "  crm order add c12 --line 'sku=A1,name=Widget,quantity=2,"
                           "unit_price=99.50'\n",
@@ -749,12 +742,12 @@ cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"convert", s_convert,
          "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
          "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},
     };
-    return s_kind_command("customer", argc, argv, ctx,
+    return entity_kind_command("customer", argc, argv, ctx,
                           "\nFields: crm customer add --help. Tags: crm tag add|rm ID TAG...\n",
                           extra, 1);
 }
@@ -774,7 +767,7 @@ s_activity_log(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     if (rc == EXIT_OK) {
         crm_record_set_str(rec, "customer_id", a.pos[0]);
         if ((rc = s_connect(ctx, &conn)) == EXIT_OK)
-            rc = s_create(ctx, conn, e, rec);
+            rc = entity_create(ctx, conn, e, rec);
     }
     crm_proto_free(&rec);
     conn_destroy(&conn);
@@ -804,13 +797,13 @@ s_activity_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 int
 cmd_activity(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"log", s_activity_log,
          "log CUSTOMER --type call|email|meeting|visit|wechat|sms|note --summary TEXT "
          "[--body TEXT] [--direction inbound|outbound] [--occurred-at WHEN]"},
         {"list", s_activity_list, "list CUSTOMER [--limit N] [--after ID]   newest first"},
     };
-    return s_kind_command("activity", argc, argv, ctx, NULL, extra, 2);
+    return entity_kind_command("activity", argc, argv, ctx, NULL, extra, 2);
 }
 
 int
@@ -836,7 +829,7 @@ cmd_note(int argc, char **argv, cli_ctx_t *ctx)
     conn_t *conn = NULL;
     int rc = s_connect(ctx, &conn);
     if (rc == EXIT_OK)
-        rc = s_create(ctx, conn, e, rec);
+        rc = entity_create(ctx, conn, e, rec);
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -877,11 +870,11 @@ cmd_tag(int argc, char **argv, cli_ctx_t *ctx)
         for (int j = 3; add && j < argc; j++)
             crm_record_set_text(next, tags, argv[j], false, errbuf);
         conn_set_quiet(conn, true);
-        rc = s_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
+        rc = entity_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
                       &reply);
         conn_set_quiet(conn, false);
         if (rc == EXIT_OK)
-            s_report_update(ctx, e, reply);
+            entity_report_update(ctx, e, reply);
         else if (conn_last_status(conn) != CRM__ERROR_CODE__CONFLICT)
             fprintf(stderr, "crm: %s (%s)\n", conn_last_message(conn),
                     crm_err_name(conn_last_status(conn)));

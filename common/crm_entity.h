@@ -37,6 +37,7 @@ enum {
                                  written by a client */
     CRM_F_RANGE = 1 << 17,    /* a number (or money) checked against min..max */
     CRM_F_MULTILINE = 1 << 18, /* free text that may hold line breaks */
+    CRM_F_SALES_OWNER = 1 << 19, /* a sales user's new record is theirs unless they name another */
 };
 
 typedef struct {

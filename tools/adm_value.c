@@ -302,7 +302,7 @@ adm_sweep(int argc, char **argv)
     if (rc == EXIT_OK) {
         char t[32];
         crm_record_format_time(when ? when : crm_time_now_ms(), t);
-        printf("swept %" PRIu64 " customers as of %s: %" PRIu64 " changed\n", checked, t,
+        printf("swept %" PRIu64 " customers and tickets as of %s: %" PRIu64 " changed\n", checked, t,
                changed);
     }
     conn_destroy(&conn);

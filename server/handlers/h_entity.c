@@ -167,13 +167,18 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     crm_err_t rc;
     const Crm__User *caller = ctx->session.user;
     derive_ctx_t dc = s_dc(ctx);
+    /* who may not create the kind at all hears that first */
+    if ((rc = authz_kind(caller, e, AUTHZ_CREATE, ctx->errbuf)) != CRM_OK)
+        return rc;
     for (const crm_rule_t *r = e->rules; r->field; r++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
         if (s_server_set(e, r->field) && crm_record_is_set(rec, fd))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "field '%s' is set by the server; leave it out", r->field);
         if (r->def && !crm_record_is_set(rec, fd)) {
-            if (!strcmp(r->def, "now"))
+            if (!strcmp(r->def, "me"))
+                crm_record_set_str(rec, r->field, caller->name);
+            else if (!strcmp(r->def, "now"))
                 crm_record_set_i64(rec, r->field, dc.now);
             else if ((rc = crm_record_set_text(rec, fd, r->def, false, ctx->errbuf)) != CRM_OK)
                 return rc;
@@ -183,10 +188,10 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
         if (r->flags & CRM_F_CALLER_DEPT)
             crm_record_set_enum(rec, r->field, caller->department);
     }
-    /* a sales user's new record is theirs unless they name another owner */
+    /* a sales user's new customer or deal is theirs unless they name another owner */
     for (const crm_rule_t *r = e->rules; r->field; r++)
-        if ((r->flags & CRM_F_OWNER) && (r->flags & CRM_F_USER) &&
-            caller->department == CRM__DEPARTMENT__SALES && !*crm_record_get_str(rec, r->field))
+        if ((r->flags & CRM_F_SALES_OWNER) && caller->department == CRM__DEPARTMENT__SALES &&
+            !*crm_record_get_str(rec, r->field))
             crm_record_set_str(rec, r->field, caller->name);
     const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
     const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
@@ -688,6 +693,72 @@ s_paging(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, siz
     return CRM_OK;
 }
 
+/* ==== Views: named conditions that are not one field's value ==== */
+
+static bool
+s_ticket_open(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    return t->status == CRM__TICKET_STATUS__TICKET_STATUS_OPEN ||
+           t->status == CRM__TICKET_STATUS__TICKET_STATUS_PENDING;
+}
+
+static bool
+s_ticket_overdue(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    /* ARG: hours ahead ("due within N hours" counts too) */
+    int64_t horizon = now + arg * 3600 * 1000;
+    return s_ticket_open(m, now, 0) &&
+           ((!t->first_response_at && t->response_due && t->response_due <= horizon) ||
+            (t->resolution_due && t->resolution_due <= horizon));
+}
+
+static bool
+s_ticket_breached(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    return t->response_breached || t->resolution_breached;
+}
+
+static bool
+s_ticket_unassigned(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    return s_ticket_open(m, now, arg) && !*((const Crm__Ticket *)m)->assignee;
+}
+
+static bool
+s_task_open(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    return !((const Crm__Task *)m)->done;
+}
+
+static bool
+s_customer_stale(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    const Crm__Customer *c = (const Crm__Customer *)m;
+    return c->last_contact_at < now - arg * 24 * 3600 * 1000;
+}
+
+static const struct {
+    const char *kind, *name;
+    bool (*fn)(const ProtobufCMessage *rec, int64_t now, int64_t arg);
+    const char *help;
+} s_views[] = {
+    {"ticket", "open", s_ticket_open, "open or pending"},
+    {"ticket", "overdue", s_ticket_overdue, "open and past a due time (overdue:H: or within H hours)"},
+    {"ticket", "breached", s_ticket_breached, "a service level was missed"},
+    {"ticket", "unassigned", s_ticket_unassigned, "open and assigned to nobody"},
+    {"task", "open", s_task_open, "not done"},
+    {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)"},
+};
+
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
    empty) compared on the field's text, which sorts for dates and times, and
    consent where a filter is on a field the caller sees masked. */
@@ -695,6 +766,10 @@ typedef struct {
     const crm_entity_t *e;
     bool consent;
     uint64_t *set;  /* ids within the indexed ranges, ascending (when has_set) */
+    int64_t now;
+    size_t nviews;
+    bool (*view[4])(const ProtobufCMessage *, int64_t, int64_t);
+    int64_t view_arg[4];
     size_t nset;
     bool has_set;
     size_t n;
@@ -708,6 +783,9 @@ s_check(const ProtobufCMessage *rec, const void *arg)
     const s_checks_t *c = arg;
     if (c->consent && !s_consented(rec, c->e))
         return false;
+    for (size_t i = 0; i < c->nviews; i++)
+        if (!c->view[i](rec, c->now, c->view_arg[i]))
+            return false;
     if (c->has_set) {
         uint64_t num = crm_entity_parse_id(c->e, crm_record_get_str(rec, "id"));
         size_t lo = 0, hi = c->nset;
@@ -815,8 +893,33 @@ h_entity_list(req_ctx_t *ctx)
     s_checks_t checks;
     memset(&checks, 0, sizeof checks);
     checks.e = e;
+    checks.now = crm_time_now_ms();
     for (size_t i = 0; i < r->n_filters; i++) {
         const char *field = r->filters[i]->field, *value = r->filters[i]->value;
+        if (!strcmp(field, "view")) {
+            size_t k = 0, nv = sizeof s_views / sizeof s_views[0];
+            const char *colon = strchr(value, ':');
+            size_t len = colon ? (size_t)(colon - value) : strlen(value);
+            while (k < nv && (strcmp(s_views[k].kind, e->name) ||
+                              strncmp(s_views[k].name, value, len) || s_views[k].name[len]))
+                k++;
+            if (k == nv || checks.nviews == 4) {
+                char names[200] = "";
+                size_t used = 0;
+                for (size_t j = 0; j < nv; j++)
+                    if (!strcmp(s_views[j].kind, e->name))
+                        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s (%s)",
+                                                 used ? ", " : "", s_views[j].name,
+                                                 s_views[j].help);
+                rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                    "unknown view '%.40s' of %s records (views: %s)", value,
+                                    e->name, used ? names : "none");
+                goto cleanup;
+            }
+            checks.view[checks.nviews] = s_views[k].fn;
+            checks.view_arg[checks.nviews++] = colon ? strtoll(colon + 1, NULL, 10) : 0;
+            continue;
+        }
         if (strstr(value, "..")) {
             if ((rc = s_range(ctx, e, field, value, &checks)) != CRM_OK)
                 goto cleanup;
@@ -848,7 +951,9 @@ h_entity_list(req_ctx_t *ctx)
         }
     } else {
         rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
-                           checks.consent || checks.n || checks.has_set ? s_check : NULL,
+                           checks.consent || checks.n || checks.has_set || checks.nviews
+                               ? s_check
+                               : NULL,
                            &checks);
     }
     if (rc == CRM_OK)
