@@ -20,6 +20,7 @@ typedef struct {
     const char *config;  /* --config FILE / CRM_CONFIG / ~/.config/crm/client.conf */
     const char *server;  /* --server ENDPOINT / CRM_SERVER: overrides the enrollment */
     int timeout_ms;      /* --timeout SECONDS */
+    bool allow_duplicate; /* add, import --allow-duplicate: create even a likely duplicate */
 } cli_ctx_t;
 
 /* Where the enrollment is installed, per the rules above. */

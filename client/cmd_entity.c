@@ -107,6 +107,7 @@ entity_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMess
     uint8_t *packed = crm_proto_pack(rec, &len);
     er.record.data = packed;
     er.record.len = len;
+    er.allow_duplicate = ctx->allow_duplicate;
     int rc = entity_call(conn, CRM__OP__OP_ENTITY_CREATE, e, &er, &reply);
     free(packed);
     if (rc == EXIT_OK && entity_count(reply) == 1) {
@@ -124,6 +125,13 @@ entity_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMess
 static int
 s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* --allow-duplicate is an option, not a field */
+        if (!strcmp(argv[i], "--allow-duplicate")) {
+            ctx->allow_duplicate = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            i--;
+        }
     ProtobufCMessage *rec = crm_proto_new(e->desc);
     entity_args_t a;
     conn_t *conn = NULL;
@@ -664,7 +672,7 @@ cmd_deal(int argc, char **argv, cli_ctx_t *ctx)
                           "\nadd takes the CUSTOMER id first: crm deal add c12 --title T "
                           "--amount 50000\nlist filters: --stage, --owner USER|me, --customer-id, "
                           "--expected-close FROM..TO\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 int
@@ -677,7 +685,7 @@ cmd_order(int argc, char **argv, cli_ctx_t *ctx)
                           "\nadd takes the CUSTOMER id first and one --line per line:\n"
                           "  crm order add c12 --line 'sku=A1,name=Widget,quantity=2,"
                           "unit_price=99.50'\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 /* `crm pipeline [--owner USER|me]`: deals by stage for your scope. */
@@ -739,17 +747,74 @@ cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
     return rc;
 }
 
+/* `crm customer merge KEEP OTHER... [--take FIELD=ID]...`: one change. */
+static int
+s_merge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    Crm__MergeRequest mr = CRM__MERGE_REQUEST__INIT;
+    char *others[64];
+    Crm__Filter take[32], *takes[32];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--take") && i + 1 < argc && mr.n_take < 32 &&
+            strchr(argv[i + 1], '=')) {
+            char *eq = strchr(argv[++i], '=');
+            *eq = '\0';
+            crm__filter__init(&take[mr.n_take]);
+            take[mr.n_take].field = argv[i];
+            take[mr.n_take].value = eq + 1;
+            takes[mr.n_take] = &take[mr.n_take];
+            mr.n_take++;
+        } else if (argv[i][0] != '-' && !*mr.keep) {
+            mr.keep = argv[i];
+        } else if (argv[i][0] != '-' && mr.n_others < 64) {
+            others[mr.n_others++] = argv[i];
+        } else {
+            fprintf(stderr, "usage: crm customer merge KEEP OTHER... [--take FIELD=ID]...\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (!*mr.keep || !mr.n_others) {
+        fprintf(stderr, "usage: crm customer merge KEEP OTHER... [--take FIELD=ID]...\n");
+        return EXIT_USAGE;
+    }
+    mr.others = others;
+    mr.take = takes;
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.op = CRM__OP__OP_MERGE;
+    req.body_case = CRM__REQUEST__BODY_MERGE;
+    req.merge = &mr;
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK) {
+        ProtobufCMessage *kept = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+        if (kept && ctx->json)
+            entity_print_json(e, kept);
+        else if (kept)
+            printf("merged %zu customer%s into %s (version %llu)\n", mr.n_others,
+                   mr.n_others == 1 ? "" : "s", mr.keep,
+                   (unsigned long long)crm_record_get_u64(kept, "version"));
+        crm_proto_free(&kept);
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
     static const struct entity_sub extra[] = {
+        {"merge", s_merge,
+         "merge KEEP OTHER... [--take FIELD=ID]...   one customer from several: fields combined, "
+         "lists united, every record moved (managers)"},
         {"convert", s_convert,
          "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
          "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},
     };
     return entity_kind_command("customer", argc, argv, ctx,
                           "\nFields: crm customer add --help. Tags: crm tag add|rm ID TAG...\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 /* `crm activity log CUSTOMER --type call --summary TEXT ...` */
@@ -803,7 +868,7 @@ cmd_activity(int argc, char **argv, cli_ctx_t *ctx)
          "[--body TEXT] [--direction inbound|outbound] [--occurred-at WHEN]"},
         {"list", s_activity_list, "list CUSTOMER [--limit N] [--after ID]   newest first"},
     };
-    return entity_kind_command("activity", argc, argv, ctx, NULL, extra, 2);
+    return entity_kind_command("activity", argc, argv, ctx, NULL, extra, sizeof extra / sizeof extra[0]);
 }
 
 int

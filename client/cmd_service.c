@@ -428,7 +428,7 @@ cmd_feedback(int argc, char **argv, cli_ctx_t *ctx)
     return entity_kind_command("feedback", argc, argv, ctx,
                                "\nadd takes the CUSTOMER id first: crm feedback add c12 "
                                "--score-kind csat --score 5 --channel wechat\n",
-                               extra, 1);
+                               extra, sizeof extra / sizeof extra[0]);
 }
 
 /* ==== Tasks ==== */
@@ -546,7 +546,7 @@ cmd_task(int argc, char **argv, cli_ctx_t *ctx)
     return entity_kind_command("task", argc, argv, ctx,
                                "\nadd: crm task add [CUSTOMER] --title TEXT --due "
                                "'2026-12-01T09:00:00Z' [--assignee USER]\n",
-                               extra, 3);
+                               extra, sizeof extra / sizeof extra[0]);
 }
 
 /* ==== `crm today` ==== */

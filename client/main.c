@@ -67,7 +67,7 @@ main(int argc, char **argv)
                                              {"timeout", required_argument, NULL, 't'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000};
+    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000, false};
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     crm_log_init("crm", CRM_LOG_WARN);

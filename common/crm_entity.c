@@ -17,10 +17,10 @@
 
 static const crm_rule_t s_customer_rules[] = {
     COMMON_RULES,
-    {"name", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"name", CRM_F_REQUIRED | CRM_F_DUPE_NAME, 200, NULL, 0, 0},
     {"company", 0, 200, NULL, 0, 0},
-    {"phones", CRM_F_PHONE | CRM_F_PII, 32, NULL, 0, 0},
-    {"emails", CRM_F_EMAIL | CRM_F_PII, 254, NULL, 0, 0},
+    {"phones", CRM_F_PHONE | CRM_F_PII | CRM_F_DUPE_KEY, 32, NULL, 0, 0},
+    {"emails", CRM_F_EMAIL | CRM_F_PII | CRM_F_DUPE_KEY, 254, NULL, 0, 0},
     {"address", CRM_F_PII, 500, NULL, 0, 0},
     {"province", 0, 64, NULL, 0, 0},
     {"city", 0, 64, NULL, 0, 0},

@@ -132,6 +132,7 @@ crm_err_t h_entity_list(req_ctx_t *ctx);
 crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
 crm_err_t h_convert(req_ctx_t *ctx);
+crm_err_t h_merge(req_ctx_t *ctx);
 crm_err_t h_report(req_ctx_t *ctx);
 crm_err_t h_sweep(req_ctx_t *ctx);
 crm_err_t h_user_add(req_ctx_t *ctx);
