@@ -13,7 +13,7 @@ for u in "sa sales staff" "sb sales staff" "sm sales manager" "ps support staff"
     "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
 done
 cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
+start_server main "$T/data" --sweep-every 0   # the sweeps here are driven by date
 export CRM_SERVER="$EP_main"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 watch_start() {
