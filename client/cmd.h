@@ -43,6 +43,9 @@ int cmd_note(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_tag(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_import(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_export(int argc, char **argv, cli_ctx_t *ctx);
+/* `crm export` with its ARGV, quietly; the number of records exported goes to COUNT_OUT. */
+int cmd_export_counted(int argc, char **argv, cli_ctx_t *ctx, char *count_out, size_t n);
+int cmd_segment(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_audit(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_watch(int argc, char **argv, cli_ctx_t *ctx);
 /* Every value FIELD (or every field) of record ID has had, by whom and when. */

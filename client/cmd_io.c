@@ -429,8 +429,27 @@ static const char s_export_usage[] =
     "Writes every record (default: customers) matching the filters, in id order, as CSV\n"
     "with a header row or as JSON Lines, to FILE or standard output.\n";
 
+static int s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet);
+
 int
 cmd_export(int argc, char **argv, cli_ctx_t *ctx)
+{
+    long count;
+    return s_export(argc, argv, ctx, &count, false);
+}
+
+int
+cmd_export_counted(int argc, char **argv, cli_ctx_t *ctx, char *count_out, size_t n)
+{
+    long count = 0;
+    int rc = s_export(argc, argv, ctx, &count, true);
+    snprintf(count_out, n, "%ld", count);
+    return rc;
+}
+
+/* The export itself; *EXPORTED gets the number of records written. */
+static int
+s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
 {
     const char *kind = "customer", *outpath = NULL;
     int fmt = 0; /* 1 csv, 2 jsonl */
@@ -513,7 +532,8 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
         if (!*after)
             break;
     }
-    if (rc == EXIT_OK && outpath)
+    *exported = count;
+    if (rc == EXIT_OK && outpath && !quiet)
         printf("exported %ld %s record%s to %s\n", count, e->name, count == 1 ? "" : "s",
                outpath);
 cleanup:

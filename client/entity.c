@@ -62,7 +62,7 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
         bool clear = !strncmp(name, "no-", 3) && rec;
         const ProtobufCFieldDescriptor *fd = s_flag_field(e, clear ? name + 3 : name);
         bool is_opt = !strcmp(name, "limit") || !strcmp(name, "after") ||
-                      !strcmp(name, "expect-version");
+                      !strcmp(name, "expect-version") || (!rec && !strcmp(name, "view"));
         if (!is_opt && !fd) {
             fprintf(stderr, "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
                     e->name, argv[0], name, e->name, argv[0]);
@@ -104,7 +104,7 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
                 return EXIT_USAGE;
             Crm__Filter *f = &a->filters[a->nfilters];
             crm__filter__init(f);
-            f->field = (char *)fd->name;
+            f->field = fd ? (char *)fd->name : (char *)"view"; /* --view NAME[:N] */
             f->value = (char *)val;
             a->filter_ptrs[a->nfilters++] = f;
         } else {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "crm.pb-c.h"
+#include "crm_entity.h"
 #include "crm_log.h"
 #include "session.h"
 #include "store.h"
@@ -117,6 +118,11 @@ typedef struct {
 } sweep_result_t;
 crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
                       uint64_t after, size_t limit, sweep_result_t *out, char *errbuf);
+
+/* Is FIELD = VALUE a filter that a list of kind E can use (an indexed value,
+   a range, a view)? For records that keep filters, such as segments. */
+crm_err_t entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
+                              char *errbuf);
 
 /* The op for a wire code, or NULL. */
 const struct op *dispatch_lookup(int code);
