@@ -1031,6 +1031,18 @@ entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
         return CRM_ERR_INVALID_ARGUMENT;
     }
     if (strstr(value, "..")) {
+        const char *dots = strstr(value, "..");
+        char from[40];
+        int64_t v;
+        bool set;
+        snprintf(from, sizeof from, "%.*s", (int)((size_t)(dots - value) < 39 ? dots - value : 39),
+                 value);
+        if (fd && s_is_number(e, fd) &&
+            (!s_range_end(fd, from, &v, &set) || !s_range_end(fd, dots + 2, &v, &set))) {
+            snprintf(errbuf, CRM_ERRBUF, "'%.40s': '%.60s' is not a range of %s", field, value,
+                     crm_record_is_money(fd) ? "amounts" : "numbers");
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
         if (fd && (s_is_number(e, fd) ||
                    (crm_entity_flags(e, fd->name) & (CRM_F_DATE | CRM_F_TIME))))
             return CRM_OK;
