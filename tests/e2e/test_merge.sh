@@ -66,6 +66,17 @@ expect "it finds a consented one" contains "$OUT" "$OPEN"
 as sa customer list --birthday 1990-01-01..1990-01-03
 expect "sales finds it" contains "$OUT" "$HIDDEN"
 
+as sa customer add --name 娜娜 --email li.na@example.com --allow-duplicate; C4=${OUT#created customer }
+as pm customer dupes
+expect "dupes lists the customers sharing a phone" grep -q "^$C1,[c0-9,]* same phones" <<<"$OUT"
+expect "and an e-mail" grep -q "^$C2,$C4 same emails" <<<"$OUT"
+expect "and counts the groups" contains "$OUT" "groups of likely duplicates"
+ALL=$(sort <<<"$OUT")
+as pm customer dupes --slice 2
+expect "read two index entries at a time, the groups are the same" test "$(sort <<<"$OUT")" = "$ALL"
+as ps customer dupes
+expect "dupes is for those who may merge" contains "$ERR" PERMISSION_DENIED
+
 # their records in each department
 as sa note add "$C1" 第一次电话
 as sa order add "$C1" --line 'sku=A,quantity=1,unit_price=500'
