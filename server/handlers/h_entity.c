@@ -33,6 +33,8 @@
 static crm_err_t
 s_request(req_ctx_t *ctx, const Crm__EntityRequest **r, const crm_entity_t **e)
 {
+    *r = NULL; /* OUT parameters are always written */
+    *e = NULL;
     if (ctx->req->body_case != CRM__REQUEST__BODY_ENTITY)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no record body");
     *r = ctx->req->entity;
