@@ -60,10 +60,12 @@ s_progress(s_import_t *im, bool final)
         return;
     int pct = im->size ? (int)(100.0 * (double)im->done / (double)im->size) : 100;
     int bar = pct / 4;
-    fprintf(stderr, "\r[%.*s%*s] %3d%%  %ld imported, %ld with errors", bar,
+    FILE *tty = out_raw_stderr(); /* the bar's own \r are not to be escaped */
+    fprintf(tty, "\r[%.*s%*s] %3d%%  %ld imported, %ld with errors", bar,
             "=========================", 25 - bar, "", pct, im->ok, im->bad);
     if (final)
-        fprintf(stderr, "\n");
+        fprintf(tty, "\n");
+    fflush(tty);
 }
 
 static void
@@ -87,7 +89,7 @@ s_flush(s_import_t *im)
             } else {
                 im->bad++;
                 if (im->progress)
-                    fprintf(stderr, "\r%*s\r", 70, "");
+                    fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
                 fprintf(stderr, "line %ld: %s\n", line, r->message);
             }
         }
@@ -106,7 +108,7 @@ s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
     if (error && *error) {
         im->bad++;
         if (im->progress)
-            fprintf(stderr, "\r%*s\r", 70, "");
+            fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
         fprintf(stderr, "line %ld: %s\n", line, error);
     } else if (rec) {
         size_t len;
@@ -439,7 +441,7 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
     int rc = entity_parse_args(e, NULL, nrest, rest, &a);
     if (rc != EXIT_OK)
         return rc;
-    FILE *out = outpath ? fopen(outpath, "w") : stdout;
+    FILE *out = outpath ? fopen(outpath, "w") : out_data_stdout();
     if (!out) {
         fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
         return EXIT_USAGE;
@@ -494,7 +496,9 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
                outpath);
 cleanup:
     conn_destroy(&conn);
-    if (out != stdout && fclose(out) != 0 && rc == EXIT_OK) {
+    if (!outpath)
+        fflush(out);
+    else if (fclose(out) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, strerror(errno));
         rc = EXIT_USAGE;
     }

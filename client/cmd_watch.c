@@ -75,9 +75,11 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
             if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM))
                 continue;
             bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
-            char *v = crm_record_format(rec, fd, is_time, true);
+            char *raw = crm_record_format(rec, fd, is_time, true);
+            char *v = out_escape(raw); /* one event, one line */
             printf("%s%s=%s", shown++ ? " " : "  ", fd->name, v);
             free(v);
+            free(raw);
         }
     }
     crm_proto_free(&rec);

@@ -211,9 +211,10 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
                 out_json_str(stdout, r->message);
                 printf("}\n");
             }
-            fprintf(stderr, "crm: %s (%s)\n", r->message && *r->message ? r->message
-                                                                          : crm_err_str(r->status),
-                    crm_err_name(r->status));
+            char *msg = out_escape(r->message && *r->message ? r->message
+                                                             : crm_err_str(r->status));
+            fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
+            free(msg);
             conn_reply_free(&r);
             return EXIT_REFUSED;
         }

@@ -103,9 +103,16 @@ s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const cha
                      len, CRM_PROTO_MAX_STRING);
             return CRM_ERR_INVALID_ARGUMENT;
         }
-        if (s && !crm_utf8_valid(s, len, &bad)) {
-            snprintf(errbuf, CRM_ERRBUF,
-                     "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
+        int cp = 0;
+        if (s && !crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)) {
+            if (cp < 0)
+                snprintf(errbuf, CRM_ERRBUF,
+                         "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
+            else
+                snprintf(errbuf, CRM_ERRBUF,
+                         "field '%.120s' holds the control character U+%04X at offset %zu: text may "
+                         "not hold control or bidirectional-override characters",
+                         path, (unsigned)cp, bad);
             return CRM_ERR_INVALID_ARGUMENT;
         }
         return CRM_OK;
@@ -190,6 +197,117 @@ crm_proto_validate(const ProtobufCMessage *msg, char *errbuf)
     return s_validate(msg, "", 0, errbuf);
 }
 
+/* ==== Strings on the wire ==== */
+
+/* Read a varint at BUF[*I..LEN); false if it runs off the end. */
+static bool
+s_varint(const uint8_t *buf, size_t len, size_t *i, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = buf[(*i)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* protobuf-c copies a string and puts a NUL after it, so a string with a NUL
+   inside would be read short and silently truncated. Strings carry their
+   length on the wire: look there. Runs after a successful unpack, so the
+   frame is well formed; anything unexpected just ends the walk. */
+static crm_err_t
+s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+               const char *path, int depth, char *errbuf)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!s_varint(buf, len, &i, &key))
+            return CRM_OK;
+        switch (key & 7) {
+        case 0:
+            if (!s_varint(buf, len, &i, &v))
+                return CRM_OK;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2: {
+            if (!s_varint(buf, len, &i, &v) || v > len - i)
+                return CRM_OK;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                    : NULL;
+            char sub[256];
+            if (f)
+                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+                const uint8_t *nul = memchr(buf + i, 0, (size_t)v);
+                if (nul) {
+                    snprintf(errbuf, CRM_ERRBUF,
+                             "field '%.120s' holds a NUL byte at offset %zu of its %zu: text may "
+                             "not hold NUL",
+                             sub, (size_t)(nul - (buf + i)), (size_t)v);
+                    return CRM_ERR_INVALID_ARGUMENT;
+                }
+            } else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
+                crm_err_t rc = s_wire_strings(f->descriptor, buf + i, (size_t)v, sub, depth + 1,
+                                              errbuf);
+                if (rc != CRM_OK)
+                    return rc;
+            }
+            i += (size_t)v;
+            break;
+        }
+        default:
+            return CRM_OK;
+        }
+    }
+    return CRM_OK;
+}
+
+bool
+crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
+{
+    size_t i = 0;
+    *id = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!s_varint(buf, len, &i, &key))
+            return false;
+        if (key == (1 << 3 | 0)) /* field 1, varint: the id */
+            return s_varint(buf, len, &i, id);
+        switch (key & 7) {
+        case 0:
+            if (!s_varint(buf, len, &i, &v))
+                return false;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2:
+            if (!s_varint(buf, len, &i, &v) || v > len - i)
+                return false;
+            i += (size_t)v;
+            break;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
 /* ==== Pack / unpack ==== */
 
 crm_err_t
@@ -210,7 +328,9 @@ crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
                  desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    crm_err_t rc = crm_proto_validate(msg, errbuf);
+    crm_err_t rc = s_wire_strings(desc, buf, len, "", 0, errbuf);
+    if (rc == CRM_OK)
+        rc = crm_proto_validate(msg, errbuf);
     if (rc != CRM_OK) {
         crm_proto_free(&msg);
         return rc;

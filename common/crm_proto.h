@@ -10,6 +10,7 @@
 */
 #ifndef CRM_PROTO_H
 #define CRM_PROTO_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@
    crm_proto_free(). On failure *out is NULL and errbuf says why. */
 crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                            ProtobufCMessage **out, char *errbuf);
+/* The varint field 1 (a Request's or Reply's id) of a frame that may not
+   decode as a whole, so that even a refusal can be matched to its request.
+   False (and *id = 0) if it cannot be read. */
+bool crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id);
 /* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */

@@ -168,7 +168,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                           .server_key = "fuzz-server-key",
                           .log_rl = &s_fx.rl,
                           .feed = s_fx.feed,
-                          .rules = &rules};
+                          .rules = &rules,
+                          .max_msg = 1u << 20};
     s_fx.env = env;
 
     /* a few records and one request of every operation, as seeds */
