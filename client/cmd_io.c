@@ -149,7 +149,13 @@ s_csv_cell(void *data, size_t len, void *arg)
 {
     s_import_t *im = arg;
     char *cell = data ? (char *)data : (char *)"";
-    (void)len;
+    if (data) { /* a quoted cell written on Windows: CRLF line breaks become LF */
+        char *w = cell;
+        for (size_t r = 0; r < len; r++)
+            if (!(cell[r] == '\r' && r + 1 < len && cell[r + 1] == '\n'))
+                *w++ = cell[r];
+        *w = '\0';
+    }
     if (!im->header_done) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(im->e->desc, cell);
         if (!fd && !*im->row_error)

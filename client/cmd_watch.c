@@ -49,7 +49,7 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
     ProtobufCMessage *rec = NULL;
     char errbuf[CRM_ERRBUF], op[16];
     if (e && p->record.len)
-        crm_proto_unpack(e->desc, p->record.data, p->record.len, &rec, errbuf);
+        crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec, errbuf);
     crm_record_enum_name(&crm__change_op__descriptor, p->op, op, sizeof op);
     if (ctx->json) {
         printf("{\"op\":\"%s\",\"kind\":", op);

@@ -149,7 +149,7 @@ entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i)
     char errbuf[CRM_ERRBUF];
     ProtobufCMessage *m = NULL;
     const ProtobufCBinaryData *b = &reply->entity->records[i];
-    if (crm_proto_unpack(e->desc, b->data, b->len, &m, errbuf) != CRM_OK)
+    if (crm_proto_unpack_shown(e->desc, b->data, b->len, &m, errbuf) != CRM_OK)
         fprintf(stderr, "crm: cannot read a %s record from the server: %s\n", e->name, errbuf);
     return m;
 }

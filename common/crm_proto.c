@@ -88,11 +88,11 @@ crm_proto_new(const ProtobufCMessageDescriptor *desc)
 /* ==== Validation ==== */
 
 static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
-                            char *errbuf);
+                            bool judge_text, char *errbuf);
 
 static crm_err_t
 s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *path, int depth,
-                 char *errbuf)
+                 bool judge_text, char *errbuf)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
@@ -104,7 +104,7 @@ s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const cha
             return CRM_ERR_INVALID_ARGUMENT;
         }
         int cp = 0;
-        if (s && !crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)) {
+        if (s && judge_text && !crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)) {
             if (cp < 0)
                 snprintf(errbuf, CRM_ERRBUF,
                          "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
@@ -127,7 +127,7 @@ s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const cha
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)value;
-        return sub ? s_validate(sub, path, depth + 1, errbuf) : CRM_OK;
+        return sub ? s_validate(sub, path, depth + 1, judge_text, errbuf) : CRM_OK;
     }
     default:
         return CRM_OK;
@@ -149,7 +149,8 @@ s_value_size(const ProtobufCFieldDescriptor *f)
 }
 
 static crm_err_t
-s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbuf)
+s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_text,
+           char *errbuf)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     if (depth > CRM_PROTO_MAX_DEPTH) {
@@ -178,12 +179,12 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbu
             size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
             const char *arr = *(const char *const *)member;
             for (size_t j = 0; j < n; j++) {
-                crm_err_t rc = s_validate_value(f, arr + j * vsize, sub, depth, errbuf);
+                crm_err_t rc = s_validate_value(f, arr + j * vsize, sub, depth, judge_text, errbuf);
                 if (rc != CRM_OK)
                     return rc;
             }
         } else {
-            crm_err_t rc = s_validate_value(f, member, sub, depth, errbuf);
+            crm_err_t rc = s_validate_value(f, member, sub, depth, judge_text, errbuf);
             if (rc != CRM_OK)
                 return rc;
         }
@@ -194,7 +195,7 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbu
 crm_err_t
 crm_proto_validate(const ProtobufCMessage *msg, char *errbuf)
 {
-    return s_validate(msg, "", 0, errbuf);
+    return s_validate(msg, "", 0, true, errbuf);
 }
 
 /* ==== Strings on the wire ==== */
@@ -310,9 +311,26 @@ crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
 
 /* ==== Pack / unpack ==== */
 
+static crm_err_t s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                          bool judge_text, ProtobufCMessage **out, char *errbuf);
+
 crm_err_t
 crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, true, out, errbuf);
+}
+
+crm_err_t
+crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                       ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, false, out, errbuf);
+}
+
+static crm_err_t
+s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, bool judge_text,
+         ProtobufCMessage **out, char *errbuf)
 {
     s_budget_t budget = {0, CRM_PROTO_BUDGET};
     ProtobufCAllocator alloc = {s_budget_alloc, s_budget_free, &budget};
@@ -328,9 +346,9 @@ crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
                  desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    crm_err_t rc = s_wire_strings(desc, buf, len, "", 0, errbuf);
+    crm_err_t rc = judge_text ? s_wire_strings(desc, buf, len, "", 0, errbuf) : CRM_OK;
     if (rc == CRM_OK)
-        rc = crm_proto_validate(msg, errbuf);
+        rc = s_validate(msg, "", 0, judge_text, errbuf);
     if (rc != CRM_OK) {
         crm_proto_free(&msg);
         return rc;

@@ -30,6 +30,11 @@
    crm_proto_free(). On failure *out is NULL and errbuf says why. */
 crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                            ProtobufCMessage **out, char *errbuf);
+/* The same for what a client shows rather than stores: the budget, enums and
+   unknown fields are checked, but text is taken as it comes, so one bad value
+   stored long ago cannot hide a whole reply; the client escapes what it shows. */
+crm_err_t crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+                                 size_t len, ProtobufCMessage **out, char *errbuf);
 /* The varint field 1 (a Request's or Reply's id) of a frame that may not
    decode as a whole, so that even a refusal can be matched to its request.
    False (and *id = 0) if it cannot be read. */
