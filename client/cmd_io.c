@@ -6,11 +6,22 @@
     key=value;key=value, enums by name, times as ISO-8601. JSON Lines: one
     object per line, as `--json` prints them.
 
-    Import sends the good records in batches of IMPORT_BATCH (each record is
-    created on its own, so one bad record never holds back the others) and
+    Import sends the good records in batches of at most IMPORT_BATCH records
+    and at most the server's request limit in bytes (asked with WHOAMI), so
+    no batch is ever refused for its size; a single record over the limit is
+    reported as a bad line (each record is created on its own, so one bad
+    record never holds back the others) and
     reports every bad line with its line number, field and reason. The
     server-set fields (id, version, times, authors) are ignored on import, so
     an export imports into a fresh server unchanged.
+
+    CSV injection: a spreadsheet runs a cell that starts with '=', '+', '-',
+    '@', a tab or a carriage return as a formula. Export writes such cells
+    with a leading single quote (OWASP's advice; spreadsheets show the text
+    and hide the quote), and also cells that already start with a quote, so
+    that import can remove exactly one leading quote from every cell and get
+    every value back (a phone such as +4915... included). --raw turns both
+    off.
     =========================================================================
 */
 #include <csv.h>
@@ -29,6 +40,8 @@
 #include "entity.h"
 
 #define IMPORT_BATCH 500
+#define IMPORT_ENVELOPE 256           /* bytes of a request besides its records */
+#define IMPORT_DEFAULT_MAX (1u << 20) /* a server that does not say its limit */
 #define EXPORT_PAGE 1000
 
 /* ==== Import ==== */
@@ -40,6 +53,9 @@ typedef struct {
     ProtobufCBinaryData batch[IMPORT_BATCH]; /* packed records waiting to be sent */
     long lines[IMPORT_BATCH];                /* their line numbers */
     size_t n;
+    size_t bytes;      /* the batch's size on the wire, about */
+    size_t max_bytes;  /* the server's request limit */
+    bool raw;          /* --raw: keep a leading single quote */
     long ok, bad, total_lines;
     int rc;            /* EXIT_UNREACHABLE etc. stops the import */
     bool progress;     /* draw a progress bar on stderr */
@@ -98,6 +114,7 @@ s_flush(s_import_t *im)
     for (size_t i = 0; i < im->n; i++)
         free(im->batch[i].data);
     im->n = 0;
+    im->bytes = IMPORT_ENVELOPE;
     s_progress(im, false);
 }
 
@@ -112,13 +129,44 @@ s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
         fprintf(stderr, "line %ld: %s\n", line, error);
     } else if (rec) {
         size_t len;
-        im->batch[im->n].data = crm_proto_pack(rec, &len);
-        im->batch[im->n].len = len;
-        im->lines[im->n++] = line;
-        if (im->n == IMPORT_BATCH)
-            s_flush(im);
+        uint8_t *data = crm_proto_pack(rec, &len);
+        size_t cost = len + 16; /* its tag and length prefix, generously */
+        if (IMPORT_ENVELOPE + cost > im->max_bytes) {
+            im->bad++;
+            if (im->progress)
+                fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
+            fprintf(stderr,
+                    "line %ld: the record is %zu bytes, over the server's request limit of %zu "
+                    "bytes (crmd --max-msg): shorten its fields\n",
+                    line, len, im->max_bytes);
+            free(data);
+        } else {
+            if (im->bytes + cost > im->max_bytes)
+                s_flush(im); /* the batch is full by bytes */
+            im->batch[im->n].data = data;
+            im->batch[im->n].len = len;
+            im->bytes += cost;
+            im->lines[im->n++] = line;
+            if (im->n == IMPORT_BATCH)
+                s_flush(im);
+        }
     }
     crm_proto_free(&rec);
+}
+
+/* The largest request the server accepts (WHOAMI says; older servers do not). */
+static size_t
+s_server_max_msg(conn_t *conn)
+{
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    size_t max = IMPORT_DEFAULT_MAX;
+    req.op = CRM__OP__OP_WHOAMI;
+    if (conn_call(conn, &req, &reply) == EXIT_OK && reply->body_case == CRM__REPLY__BODY_WHOAMI &&
+        reply->whoami->max_msg > IMPORT_ENVELOPE * 4)
+        max = (size_t)reply->whoami->max_msg;
+    conn_reply_free(&reply);
+    return max;
 }
 
 /* Fields the server sets: ignored on import. */
@@ -149,6 +197,8 @@ s_csv_cell(void *data, size_t len, void *arg)
 {
     s_import_t *im = arg;
     char *cell = data ? (char *)data : (char *)"";
+    if (data && im->header_done && !im->raw && *cell == '\'') /* export's formula guard */
+        memmove(cell, cell + 1, len--);
     if (data) { /* a quoted cell written on Windows: CRLF line breaks become LF */
         char *w = cell;
         for (size_t r = 0; r < len; r++)
@@ -308,10 +358,13 @@ s_import_jsonl(s_import_t *im, FILE *f)
 }
 
 static const char s_import_usage[] =
-    "usage: crm import FILE [--kind KIND] [--format csv|jsonl]\n"
+    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--raw]\n"
     "\n"
     "Reads records (default: customers) from a CSV file with a header row of field names, or\n"
-    "from JSON Lines, and creates them in batches of 500. Bad lines are reported as\n"
+    "from JSON Lines, and creates them in batches of at most 500 records and at most the\n"
+    "server's request size. One leading single quote is removed from every CSV cell: it is\n"
+    "how 'crm export' keeps spreadsheets from running cells as formulas (--raw keeps cells\n"
+    "exactly as they are). Bad lines are reported as\n"
     "'line N: field ...: reason' and skipped; the good lines are imported all the same.\n"
     "Fields the server sets (id, version, created_at...) are ignored, so an export can be\n"
     "imported into another server. Exit code 0 if every line was imported, 1 if some were not.\n";
@@ -320,6 +373,7 @@ int
 cmd_import(int argc, char **argv, cli_ctx_t *ctx)
 {
     const char *path = NULL, *kind = "customer", *format = NULL;
+    bool raw = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(s_import_usage, stdout);
@@ -328,6 +382,8 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             format = argv[++i];
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
@@ -359,7 +415,11 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
     im->size = fstat(fileno(f), &st) == 0 ? st.st_size : 0;
     im->progress = isatty(STDERR_FILENO) && !ctx->json;
     im->ctx = ctx;
+    im->raw = raw;
+    im->bytes = IMPORT_ENVELOPE;
     int rc = conn_open(ctx, &im->conn);
+    if (rc == EXIT_OK)
+        im->max_bytes = s_server_max_msg(im->conn);
     if (rc == EXIT_OK) {
         if (!strcmp(format, "csv"))
             s_import_csv(im, f);
@@ -391,14 +451,24 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
 
 /* ==== Export ==== */
 
-static void
-s_csv_write(FILE *out, const char *s)
+/* True if a spreadsheet would run S as a formula - or S starts with the
+   quote that marks one, so that import can always remove exactly one. */
+static bool
+s_formula_like(const char *s)
 {
+    return *s && strchr("=+-@\t\r'", *s);
+}
+
+static void
+s_csv_write(FILE *out, const char *s, bool raw)
+{
+    const char *guard = !raw && s_formula_like(s) ? "'" : ""; /* OWASP: text, not a formula */
     if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
+        fprintf(out, "%s%s", guard, s);
         return;
     }
     fputc('"', out);
+    fputs(guard, out);
     for (; *s; s++) {
         if (*s == '"')
             fputc('"', out);
@@ -408,16 +478,20 @@ s_csv_write(FILE *out, const char *s)
 }
 
 static const char s_export_usage[] =
-    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--FIELD VALUE]...\n"
+    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--raw] [--FIELD VALUE]...\n"
     "\n"
     "Writes every record (default: customers) matching the filters, in id order, as CSV\n"
-    "with a header row or as JSON Lines, to FILE or standard output.\n";
+    "with a header row or as JSON Lines, to FILE or standard output. A CSV cell a\n"
+    "spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage\n"
+    "return) is written with a leading single quote, as is one that starts with a quote;\n"
+    "'crm import' removes it again. --raw writes every cell exactly as stored.\n";
 
 int
 cmd_export(int argc, char **argv, cli_ctx_t *ctx)
 {
     const char *kind = "customer", *outpath = NULL;
     int fmt = 0; /* 1 csv, 2 jsonl */
+    bool raw = false;
     char *rest[ENTITY_MAX_ARGS + 1];
     int nrest = 0;
     rest[nrest++] = argv[0];
@@ -429,6 +503,8 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
             fmt = 1;
         } else if (!strcmp(argv[i], "--jsonl")) {
             fmt = 2;
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
         } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -485,7 +561,7 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
                     char *v = crm_record_format(rec, fd, is_time, false);
                     if (j)
                         fputc(',', out);
-                    s_csv_write(out, v);
+                    s_csv_write(out, v, raw);
                     free(v);
                 }
                 fputc('\n', out);

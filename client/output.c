@@ -176,6 +176,8 @@ out_json_str(FILE *f, const char *s)
             fprintf(f, "\\u%04x", *p);
         else if (one[0] == '\\' && one[1] == 'u')
             fputs(one, f); /* \u009b, \u202e: the same escape JSON uses */
+        else if (one[0] == '\\' && one[1] == 'x')
+            fputs("\\ufffd", f); /* not UTF-8: the replacement character */
         else
             fwrite(p, 1, n, f);
         free(one);

@@ -433,7 +433,7 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
             for (unsigned i = 0; i < d->n_fields && used + 1 < sizeof names; i++)
                 used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
                                          i ? ", " : "", d->fields[i].name);
-            snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s' (parts: %s)",
+            snprintf(errbuf, CRM_ERRBUF, "field '%.40s': unknown part '%.40s' (parts: %.200s)",
                      outer->name, name, names);
             return CRM_ERR_INVALID_ARGUMENT;
         }

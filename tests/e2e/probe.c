@@ -293,6 +293,7 @@ s_fake_answer(void *router, zmq_msg_t *rid, const Crm__Request *req)
     Crm__WhoamiReply who = CRM__WHOAMI_REPLY__INIT;
     Crm__Progress progress = CRM__PROGRESS__INIT;
     Crm__Event ev = CRM__EVENT__INIT;
+    Crm__EventPart part = CRM__EVENT_PART__INIT, *parts[1] = {&part};
     ProtobufCBinaryData rec = {0, NULL};
     ProtobufCMessage *m = NULL;
     char *fields[2] = {(char *)"name", (char *)"company"};
@@ -356,14 +357,16 @@ s_fake_answer(void *router, zmq_msg_t *rid, const Crm__Request *req)
         ev.seq = 5;
         ev.time = crm_time_now_ms();
         ev.actor = (char *)"mallory\x1b[2K";
-        ev.kind = (char *)"customer";
-        ev.id = (char *)"c1\x1b[1A";
-        ev.op = CRM__CHANGE_OP__UPDATE;
-        ev.fields = fields;
-        ev.n_fields = 2;
-        ev.record.data = crm_proto_pack(m, &ev.record.len);
+        part.kind = (char *)"customer";
+        part.id = (char *)"c1\x1b[1A";
+        part.op = CRM__CHANGE_OP__UPDATE;
+        part.fields = fields;
+        part.n_fields = 2;
+        part.record.data = crm_proto_pack(m, &part.record.len);
+        ev.parts = parts;
+        ev.n_parts = 1;
         s_fake_send(router, rid, &reply);
-        free(ev.record.data);
+        free(part.record.data);
         crm_proto_free(&m);
         return;
     default:
