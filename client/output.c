@@ -35,6 +35,7 @@ typedef struct {
 } s_guard_t;
 
 static FILE *s_raw_stdout, *s_raw_stderr; /* the streams before out_guard_init */
+static s_guard_t s_guards[2];             /* stdout's and stderr's */
 
 static int
 s_write_all(int fd, const char *p, size_t n)
@@ -90,26 +91,34 @@ s_guard_close(void *cookie)
         char *safe = crm_utf8_escape(g->pending, g->npending, NULL);
         s_write_all(g->fd, safe, strlen(safe));
         free(safe);
+        g->npending = 0;
     }
-    free(g);
     return 0;
 }
 
 static FILE *
-s_guard_open(int fd, int mode)
+s_guard_open(s_guard_t *g, int fd, int mode)
 {
     static const cookie_io_functions_t io = {NULL, s_guard_write, NULL, s_guard_close};
-    s_guard_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return NULL;
     g->fd = fd;
     FILE *f = fopencookie(g, "w", io);
-    if (!f) {
-        free(g);
-        return NULL;
-    }
-    setvbuf(f, NULL, mode, BUFSIZ);
+    if (f)
+        setvbuf(f, NULL, mode, BUFSIZ);
     return f;
+}
+
+/* At exit: flush and close the guarded streams, then give back the raw ones. */
+static void
+s_guard_fini(void)
+{
+    if (stdout != s_raw_stdout) {
+        fclose(stdout);
+        stdout = s_raw_stdout;
+    }
+    if (stderr != s_raw_stderr) {
+        fclose(stderr);
+        stderr = s_raw_stderr;
+    }
 }
 
 void
@@ -121,12 +130,13 @@ out_guard_init(void)
     fflush(stderr);
     s_raw_stdout = stdout;
     s_raw_stderr = stderr;
-    FILE *o = s_guard_open(STDOUT_FILENO, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF);
-    FILE *e = s_guard_open(STDERR_FILENO, _IOLBF);
+    FILE *o = s_guard_open(&s_guards[0], STDOUT_FILENO, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF);
+    FILE *e = s_guard_open(&s_guards[1], STDERR_FILENO, _IOLBF);
     if (o)
         stdout = o;
     if (e)
         stderr = e;
+    atexit(s_guard_fini);
 }
 
 FILE *
