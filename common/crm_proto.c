@@ -90,44 +90,49 @@ crm_proto_new(const ProtobufCMessageDescriptor *desc)
 static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
                             bool judge_text, char *errbuf);
 
+/* VALUE of field F in the message at PARENT ("" at the top); SUB is the
+   field's own path, made once per field by the caller for sub-messages (a
+   map of many entries must not cost a path per entry); for the rest the
+   path is only spelled out in an error. */
 static crm_err_t
-s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *path, int depth,
-                 bool judge_text, char *errbuf)
+s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *parent,
+                 const char *sub, int depth, bool judge_text, char *errbuf)
 {
+    char path[256];
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(const char *const *)value;
         size_t len = s ? strlen(s) : 0, bad = 0;
-        if (len > CRM_PROTO_MAX_STRING) {
+        int cp = 0;
+        bool too_long = len > CRM_PROTO_MAX_STRING;
+        if (!too_long && (!s || !judge_text ||
+                          crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)))
+            return CRM_OK;
+        snprintf(path, sizeof path, "%s%s%s", parent, *parent ? "." : "", f->name);
+        if (too_long)
             snprintf(errbuf, CRM_ERRBUF, "field '%s' is too long (%zu bytes, at most %d)", path,
                      len, CRM_PROTO_MAX_STRING);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        int cp = 0;
-        if (s && judge_text && !crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)) {
-            if (cp < 0)
-                snprintf(errbuf, CRM_ERRBUF,
-                         "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
-            else
-                snprintf(errbuf, CRM_ERRBUF,
-                         "field '%.120s' holds the control character U+%04X at offset %zu: text may "
-                         "not hold control or bidirectional-override characters",
-                         path, (unsigned)cp, bad);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        return CRM_OK;
+        else if (cp < 0)
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
+        else
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%.120s' holds the control character U+%04X at offset %zu: text may "
+                     "not hold control or bidirectional-override characters",
+                     path, (unsigned)cp, bad);
+        return CRM_ERR_INVALID_ARGUMENT;
     }
     case PROTOBUF_C_TYPE_ENUM: {
         int v = *(const int *)value;
-        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v)) {
-            snprintf(errbuf, CRM_ERRBUF, "field '%s' has unknown value %d", path, v);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        return CRM_OK;
+        if (protobuf_c_enum_descriptor_get_value(f->descriptor, v))
+            return CRM_OK;
+        snprintf(path, sizeof path, "%s%s%s", parent, *parent ? "." : "", f->name);
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' has unknown value %d", path, v);
+        return CRM_ERR_INVALID_ARGUMENT;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)value;
-        return sub ? s_validate(sub, path, depth + 1, judge_text, errbuf) : CRM_OK;
+        const ProtobufCMessage *m = *(const ProtobufCMessage *const *)value;
+        return m ? s_validate(m, sub, depth + 1, judge_text, errbuf) : CRM_OK;
     }
     default:
         return CRM_OK;
@@ -168,8 +173,9 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_
         if (vsize == 0)
             continue;
         const char *member = (const char *)msg + f->offset;
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+        char sub[256] = "";
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             uint32_t which = *(const uint32_t *)((const char *)msg + f->quantifier_offset);
             if (which != f->id)
@@ -179,12 +185,13 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_
             size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
             const char *arr = *(const char *const *)member;
             for (size_t j = 0; j < n; j++) {
-                crm_err_t rc = s_validate_value(f, arr + j * vsize, sub, depth, judge_text, errbuf);
+                crm_err_t rc =
+                    s_validate_value(f, arr + j * vsize, path, sub, depth, judge_text, errbuf);
                 if (rc != CRM_OK)
                     return rc;
             }
         } else {
-            crm_err_t rc = s_validate_value(f, member, sub, depth, judge_text, errbuf);
+            crm_err_t rc = s_validate_value(f, member, path, sub, depth, judge_text, errbuf);
             if (rc != CRM_OK)
                 return rc;
         }

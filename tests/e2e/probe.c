@@ -226,6 +226,68 @@ s_nul(char **argv)
     return st == CRM__ERROR_CODE__INVALID_ARGUMENT && s_last_id == 77 ? 0 : 1;
 }
 
+/* pingunder KEYS ROUNDS: bounded work per request. One connection sends a
+   customer whose custom map has KEYS keys (far over the limit of 100), the
+   other pings right behind it; prints the slowest ping of ROUNDS in ms. The
+   map used to be checked pair by pair before its size: every client waited. */
+static int
+s_pingunder(char **argv)
+{
+    void *big = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[1]);
+    int keys = atoi(argv[2]), rounds = atoi(argv[3]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    const ProtobufCFieldDescriptor *custom = crm_record_field(e->desc, "custom");
+    const ProtobufCMessageDescriptor *sub = custom->descriptor;
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", "big map");
+    ProtobufCMessage **entries = crm_proto_alloc((size_t)keys * sizeof *entries);
+    for (int i = 0; i < keys; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%d", i);
+        entries[i] = crm_proto_new(sub);
+        *(char **)((char *)entries[i] + sub->fields[0].offset) = crm_proto_strdup(k);
+        *(char **)((char *)entries[i] + sub->fields[1].offset) = crm_proto_strdup("v");
+    }
+    *(ProtobufCMessage ***)((char *)c + custom->offset) = entries;
+    *(size_t *)((char *)c + custom->quantifier_offset) = (size_t)keys;
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = 5;
+    req.op = CRM__OP__OP_ENTITY_CREATE;
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    size_t len, plen;
+    uint8_t *frame = crm_proto_pack(&req.base, &len), *ping = s_ping(&plen);
+    free(er.record.data);
+    double worst = 0;
+    int refused = 0;
+    /* warm both connections up (handshakes) before measuring */
+    zmq_send(pinger, ping, plen, 0);
+    s_reply(pinger, 5000);
+    for (int r = 0; r < rounds; r++) {
+        zmq_send(big, frame, len, 0);
+        int64_t t0 = crm_time_mono_us();
+        zmq_send(pinger, ping, plen, 0);
+        int st = s_reply(pinger, 10000);
+        double ms = (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (st != 0)
+            ms = 1e9;
+        if (ms > worst)
+            worst = ms;
+        refused += s_reply(big, 10000) == CRM__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    printf("pingunder: %d keys x %d rounds (%zu bytes each): %d refused, slowest ping %.1f ms\n",
+           keys, rounds, len, refused, worst);
+    free(frame);
+    free(ping);
+    zmq_close(big);
+    zmq_close(pinger);
+    return refused == rounds ? 0 : 1;
+}
+
 /* ==== A fake server that sends hostile text ====
 
    What a compromised server, a buggy one, or data stored before today's
@@ -956,6 +1018,7 @@ main(int argc, char **argv)
         {"badid", s_badid, 2, "ENDPOINT ENROLL"},
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
+        {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},

@@ -197,4 +197,17 @@ expect "the server log has no raw control character" test "$(raw_controls "$T/ma
 expect "no forged log line" test "$(grep -c '^2026-11-30T00:00:00.000Z WARN  crmd: forged' "$T/main.log")" -eq 0
 
 stop_server main
+
+# ---- item 1: bounded work per request - a worst case while another client pings ----
+# A custom map of 20000 keys (limit 100) used to be checked pair by pair before its size:
+# about a second of the server thread per request, every other client waiting.
+init_data "$T/data2"
+start_server big "$T/data2"
+RC=0; OUT=$("$PROBE" pingunder "$EP_big" "$T/data2/admin.enroll" 20000 10 2>&1) || RC=$?
+echo "# $(echo "$OUT" | tail -1)"
+expect "every oversized map is refused" test "$RC" -eq 0
+worst=$(echo "$OUT" | awk '/slowest ping/{print int($NF == "ms" ? $(NF-1) : $NF)}')
+expect "a ping behind each one is answered within $((50 * SLOW)) ms (slowest ${worst} ms)" \
+    test "$worst" -lt $((50 * SLOW))
+stop_server big
 finish
