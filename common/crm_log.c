@@ -48,8 +48,8 @@ crm_log_write(crm_log_level_t level, const char *fmt, ...)
     va_end(ap);
     /* one entry is one line: whatever a client sent shows escaped, so it can
        neither forge a line nor drive the terminal of whoever reads the log */
-    char *safe = crm_utf8_escape(msg, m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1,
-                                 NULL);
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    char *safe = crm_utf8_escape(msg, mlen, NULL);
     if (n > 0 && (size_t)n < sizeof line)
         snprintf(line + n, sizeof line - (size_t)n, "%s", safe);
     free(safe);

@@ -100,8 +100,8 @@ s_db_error(char *err, const char *what, char *errbuf)
     crm_err_t rc = CRM_ERR_STORAGE;
     if (strstr(err, "lock") || strstr(err, "LOCK")) {
         snprintf(errbuf, CRM_ERRBUF,
-                 "%.100s: the data dir is in use by another process (lock held); stop the other crmd "
-                 "or crm-admin first (%.100s)",
+                 "%.100s: the data dir is in use by another process (lock held); stop the "
+                 "other crmd or crm-admin first (%.100s)",
                  what, err);
         rc = CRM_ERR_UNAVAILABLE;
     } else {
