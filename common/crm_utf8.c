@@ -65,20 +65,13 @@ crm_utf8_has_visible(const char *s, size_t len)
             utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n <= 0)
             return false;
-        switch (utf8proc_category(cp)) {
-        case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-        case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-        case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO: case UTF8PROC_CATEGORY_PC:
-        case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS: case UTF8PROC_CATEGORY_PE:
-        case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF: case UTF8PROC_CATEGORY_PO:
-        case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC: case UTF8PROC_CATEGORY_SK:
-        case UTF8PROC_CATEGORY_SO:
-            if (!s_blank_letter(cp))
-                return true;
-            break;
-        default: /* spaces, marks alone, format (zero-width), controls, unassigned */
-            break;
-        }
+        /* letters, digits, punctuation, symbols show; spaces, marks alone,
+           format (zero-width), controls and unassigned code points do not */
+        utf8proc_category_t cat = utf8proc_category(cp);
+        bool shows = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                     (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_SO);
+        if (shows && !s_blank_letter(cp))
+            return true;
         i += (size_t)n;
     }
     return false;
