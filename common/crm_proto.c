@@ -87,8 +87,13 @@ crm_proto_new(const ProtobufCMessageDescriptor *desc)
 
 /* ==== Validation ==== */
 
+/* How strings are judged: a crm_text_t (CRM_TEXT_MULTILINE on the wire,
+   CRM_TEXT_STORED for what is read back from the store), or not at all (a
+   client showing what it received). */
+#define TEXT_UNJUDGED (-1)
+
 static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
-                            bool judge_text, char *errbuf);
+                            int text, char *errbuf);
 
 /* VALUE of field F in the message at PARENT ("" at the top); SUB is the
    field's own path, made once per field by the caller for sub-messages (a
@@ -96,7 +101,7 @@ static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int d
    path is only spelled out in an error. */
 static crm_err_t
 s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *parent,
-                 const char *sub, int depth, bool judge_text, char *errbuf)
+                 const char *sub, int depth, int text, char *errbuf)
 {
     char path[256];
     switch (f->type) {
@@ -105,8 +110,8 @@ s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const cha
         size_t len = s ? strlen(s) : 0, bad = 0;
         int cp = 0;
         bool too_long = len > CRM_PROTO_MAX_STRING;
-        if (!too_long && (!s || !judge_text ||
-                          crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, &bad, &cp)))
+        if (!too_long &&
+            (!s || text == TEXT_UNJUDGED || crm_utf8_text_ok(s, len, text, &bad, &cp)))
             return CRM_OK;
         snprintf(path, sizeof path, "%s%s%s", parent, *parent ? "." : "", f->name);
         if (too_long)
@@ -132,7 +137,7 @@ s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const cha
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(const ProtobufCMessage *const *)value;
-        return m ? s_validate(m, sub, depth + 1, judge_text, errbuf) : CRM_OK;
+        return m ? s_validate(m, sub, depth + 1, text, errbuf) : CRM_OK;
     }
     default:
         return CRM_OK;
@@ -154,7 +159,7 @@ s_value_size(const ProtobufCFieldDescriptor *f)
 }
 
 static crm_err_t
-s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_text,
+s_validate(const ProtobufCMessage *msg, const char *path, int depth, int text,
            char *errbuf)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
@@ -186,12 +191,12 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_
             const char *arr = *(const char *const *)member;
             for (size_t j = 0; j < n; j++) {
                 crm_err_t rc =
-                    s_validate_value(f, arr + j * vsize, path, sub, depth, judge_text, errbuf);
+                    s_validate_value(f, arr + j * vsize, path, sub, depth, text, errbuf);
                 if (rc != CRM_OK)
                     return rc;
             }
         } else {
-            crm_err_t rc = s_validate_value(f, member, path, sub, depth, judge_text, errbuf);
+            crm_err_t rc = s_validate_value(f, member, path, sub, depth, text, errbuf);
             if (rc != CRM_OK)
                 return rc;
         }
@@ -202,7 +207,7 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, bool judge_
 crm_err_t
 crm_proto_validate(const ProtobufCMessage *msg, char *errbuf)
 {
-    return s_validate(msg, "", 0, true, errbuf);
+    return s_validate(msg, "", 0, CRM_TEXT_MULTILINE, errbuf);
 }
 
 /* ==== Strings on the wire ==== */
@@ -282,6 +287,50 @@ s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t l
     return CRM_OK;
 }
 
+/* Bounded work: count the values of every repeated field before anything is
+   decoded, so that a request with a huge list (a map of 20,000 keys where 100
+   are allowed) is refused for the price of one pass over its bytes, not after
+   allocating and checking every value. Nested messages are counted the same. */
+static crm_err_t
+s_wire_counts(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+              const char *path, int depth, char *errbuf)
+{
+    uint32_t counts[64] = {0}; /* by field index; messages have fewer fields than this */
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, v = 0;
+        if (!s_varint(buf, len, &i, &key))
+            return CRM_OK; /* malformed: the decoder says so */
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == 0 ? !s_varint(buf, len, &i, &v)
+                    : wt == 2 ? (!s_varint(buf, len, &i, &v) || v > len - i)
+                              : wt != 1 && wt != 5)
+            return CRM_OK;
+        size_t vlen = wt == 2 ? (size_t)v : 0;
+        const ProtobufCFieldDescriptor *f =
+            key >> 3 <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                : NULL;
+        size_t idx = f ? (size_t)(f - d->fields) : 0;
+        if (f && f->label == PROTOBUF_C_LABEL_REPEATED && idx < 64 &&
+            ++counts[idx] > CRM_PROTO_MAX_REPEATED) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%.120s%s%s' has more than %d values in one request", path,
+                     *path ? "." : "", f->name, CRM_PROTO_MAX_REPEATED);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (f && wt == 2 && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            crm_err_t rc = s_wire_counts(f->descriptor, buf + i, vlen, sub, depth + 1, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+        }
+        i += wt == 1 ? 8 : wt == 5 ? 4 : vlen;
+    }
+    return CRM_OK;
+}
+
 bool
 crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
 {
@@ -319,24 +368,31 @@ crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
 /* ==== Pack / unpack ==== */
 
 static crm_err_t s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
-                          bool judge_text, ProtobufCMessage **out, char *errbuf);
+                          int text, ProtobufCMessage **out, char *errbuf);
+
+crm_err_t
+crm_proto_unpack_wire(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                      ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, CRM_TEXT_MULTILINE, out, errbuf);
+}
 
 crm_err_t
 crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  ProtobufCMessage **out, char *errbuf)
 {
-    return s_unpack(desc, buf, len, true, out, errbuf);
+    return s_unpack(desc, buf, len, CRM_TEXT_STORED, out, errbuf);
 }
 
 crm_err_t
 crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                        ProtobufCMessage **out, char *errbuf)
 {
-    return s_unpack(desc, buf, len, false, out, errbuf);
+    return s_unpack(desc, buf, len, TEXT_UNJUDGED, out, errbuf);
 }
 
 static crm_err_t
-s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, bool judge_text,
+s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, int text,
          ProtobufCMessage **out, char *errbuf)
 {
     s_budget_t budget = {0, CRM_PROTO_BUDGET};
@@ -346,6 +402,11 @@ s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
         snprintf(errbuf, CRM_ERRBUF, "empty message: expected a '%s'", desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
+    if (text == CRM_TEXT_MULTILINE) {
+        crm_err_t rc = s_wire_counts(desc, buf, len, "", 0, errbuf);
+        if (rc != CRM_OK)
+            return rc;
+    }
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, buf);
     if (!msg) {
         snprintf(errbuf, CRM_ERRBUF,
@@ -353,9 +414,10 @@ s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    crm_err_t rc = judge_text ? s_wire_strings(desc, buf, len, "", 0, errbuf) : CRM_OK;
+    crm_err_t rc =
+        text == CRM_TEXT_MULTILINE ? s_wire_strings(desc, buf, len, "", 0, errbuf) : CRM_OK;
     if (rc == CRM_OK)
-        rc = s_validate(msg, "", 0, judge_text, errbuf);
+        rc = s_validate(msg, "", 0, text, errbuf);
     if (rc != CRM_OK) {
         crm_proto_free(&msg);
         return rc;

@@ -19,15 +19,24 @@
 
 #define CRM_PROTO_MAX_STRING (64 * 1024) /* bytes in any one string field */
 #define CRM_PROTO_MAX_DEPTH 8            /* nested message depth */
+#define CRM_PROTO_MAX_REPEATED 1000      /* values of one repeated field a client may send */
 /* Most memory one decode may allocate. protobuf-c turns each tiny sub-message
    into a struct of 50-100 bytes, so a 1 MiB frame of empty sub-messages would
    decode into ~36 MiB; real requests (an import batch of 1,000 customers)
    decode into a few MiB. */
 #define CRM_PROTO_BUDGET (16u << 20)
 
-/* Unpack and validate a message of type DESC from untrusted bytes, allocating
-   at most CRM_PROTO_BUDGET. Caller owns *out; free with
-   crm_proto_free(). On failure *out is NULL and errbuf says why. */
+/* Unpack and validate a message of type DESC from untrusted bytes - what a
+   client sent - allocating at most CRM_PROTO_BUDGET: every string judged by
+   its wire length (a NUL inside is refused) and by the text rules of
+   crm_utf8.h (CRM_TEXT_MULTILINE here; the record rules make most fields
+   one line). Caller owns *out; free with crm_proto_free(). On failure *out
+   is NULL and errbuf says why. */
+crm_err_t crm_proto_unpack_wire(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+                                size_t len, ProtobufCMessage **out, char *errbuf);
+/* The same for bytes this program or the store wrote: text is held to what
+   older versions let in (CRM_TEXT_STORED), so data stored before the text
+   rules tightened stays readable (and is shown escaped). */
 crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                            ProtobufCMessage **out, char *errbuf);
 /* The same for what a client shows rather than stores: the budget, enums and

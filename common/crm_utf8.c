@@ -28,8 +28,12 @@ crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset,
             ok = false;
             break;
         }
-        if (crm_utf8_is_control(cp) &&
-            !(kind == CRM_TEXT_MULTILINE && (cp == '\n' || cp == '\t'))) {
+        bool refused = kind == CRM_TEXT_STORED
+                           ? cp == 0 || cp == 0x7f ||
+                                 (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
+                           : crm_utf8_is_control(cp) &&
+                                 !(kind == CRM_TEXT_MULTILINE && (cp == '\n' || cp == '\t'));
+        if (refused) {
             ok = false;
             break;
         }
@@ -45,7 +49,7 @@ crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset,
 bool
 crm_utf8_valid(const char *s, size_t len, size_t *bad_offset)
 {
-    return crm_utf8_text_ok(s, len, CRM_TEXT_MULTILINE, bad_offset, NULL);
+    return crm_utf8_text_ok(s, len, CRM_TEXT_STORED, bad_offset, NULL);
 }
 
 /* Letters that render as blank space (Hangul fillers, braille blank). */

@@ -18,6 +18,7 @@
 typedef enum {
     CRM_TEXT_LINE = 0,      /* one line: no control character at all */
     CRM_TEXT_MULTILINE = 1, /* may also hold '\n' and '\t' */
+    CRM_TEXT_STORED = 2,    /* what older versions let in ('\r', C1, bidi): read, never written */
 } crm_text_t;
 
 /* True if CP is never shown raw (the list above; '\n' and '\t' included). */
@@ -26,7 +27,8 @@ bool crm_utf8_is_control(int cp);
    byte offset of the first offending character and *bad_cp its code point (-1
    for bytes that are not UTF-8); either may be NULL. */
 bool crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset, int *bad_cp);
-/* Multi-line text check (crm_utf8_text_ok with CRM_TEXT_MULTILINE). */
+/* Valid UTF-8 without NUL, DEL or C0 controls but tab, newline and carriage
+   return: what data stored by older versions holds (CRM_TEXT_STORED). */
 bool crm_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 /* True if S[0..LEN) has a visible character: not only spaces, zero-width,
    format or filler characters. */

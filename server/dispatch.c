@@ -5,7 +5,7 @@
     this fixed order,
       1. frame count: exactly one body frame;
       2. unpack with a memory budget and validate (UTF-8, enums, lengths,
-         unknown fields) - crm_proto_unpack();
+         unknown fields) - crm_proto_unpack_wire();
       3. look the op up in the table;
       4. resolve the caller from the ZAP identity, re-checking that the user
          still exists, holds this key and is enabled;
@@ -205,8 +205,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                             "(--max-msg): send less at once",
                             len, env->max_msg);
     else
-        rc = crm_proto_unpack(&crm__request__descriptor, body, len, (ProtobufCMessage **)&req,
-                              ctx.errbuf);
+        rc = crm_proto_unpack_wire(&crm__request__descriptor, body, len,
+                                   (ProtobufCMessage **)&req, ctx.errbuf);
     if (rc == CRM_OK) {
         ctx.req = req;
         ctx.reply.id = req->id;
