@@ -266,7 +266,9 @@ s_pingunder(char **argv)
     int refused = 0;
     /* warm both connections up (handshakes) before measuring */
     zmq_send(pinger, ping, plen, 0);
-    s_reply(pinger, 5000);
+    s_reply(pinger, 10000);
+    zmq_send(big, ping, plen, 0);
+    s_reply(big, 10000);
     for (int r = 0; r < rounds; r++) {
         zmq_send(big, frame, len, 0);
         int64_t t0 = crm_time_mono_us();
