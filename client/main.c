@@ -72,6 +72,7 @@ main(int argc, char **argv)
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     crm_log_init("crm", CRM_LOG_WARN);
+    out_guard_init(); /* nothing received may drive the terminal: see output.c */
     int c;
     /* '+': stop at the first non-option, the subcommand */
     while ((c = getopt_long(argc, argv, "+jc:s:t:h", longopts, NULL)) != -1) {

@@ -5,7 +5,7 @@
     this fixed order,
       1. frame count: exactly one body frame;
       2. unpack with a memory budget and validate (UTF-8, enums, lengths,
-         unknown fields) - crm_proto_unpack();
+         unknown fields) - crm_proto_unpack_wire();
       3. look the op up in the table;
       4. resolve the caller from the ZAP identity, re-checking that the user
          still exists, holds this key and is enabled;
@@ -199,20 +199,31 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     if (nframes != 1)
         rc = dispatch_error(&ctx, CRM_ERR_INVALID_ARGUMENT,
                             "expected one frame per request, got %zu", nframes);
+    else if (env->max_msg && len > env->max_msg)
+        rc = dispatch_error(&ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                            "request of %zu bytes is over this server's limit of %zu bytes "
+                            "(--max-msg): send less at once",
+                            len, env->max_msg);
     else
-        rc = crm_proto_unpack(&crm__request__descriptor, body, len, (ProtobufCMessage **)&req,
-                              ctx.errbuf);
+        rc = crm_proto_unpack_wire(&crm__request__descriptor, body, len,
+                                   (ProtobufCMessage **)&req, ctx.errbuf);
     if (rc == CRM_OK) {
         ctx.req = req;
         ctx.reply.id = req->id;
         rc = s_check_and_run(&ctx, user_id);
     }
-    out->id = req ? req->id : 0;
+    out->id = 0;
+    if (req)
+        out->id = req->id;
+    else if (nframes >= 1)
+        crm_proto_peek_id(body, len, &out->id); /* a refusal still names its request */
     out->after_commit = ctx.staged;
     if (rc != CRM_OK) {
         int suppressed = 0;
-        if (rc == CRM_ERR_INVALID_ARGUMENT && crm_log_allow(env->log_rl, 10, &suppressed))
-            crm_log(CRM_LOG_WARN, "bad request: %s%s", ctx.errbuf,
+        if ((rc == CRM_ERR_INVALID_ARGUMENT || (rc == CRM_ERR_RESOURCE_EXHAUSTED && !req)) &&
+            crm_log_allow(env->log_rl, 10, &suppressed))
+            crm_log(CRM_LOG_WARN, "bad request %llu from '%.40s': %s%s",
+                    (unsigned long long)out->id, user_id ? user_id : "?", ctx.errbuf,
                     suppressed ? " (more not logged)" : "");
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
     } else {

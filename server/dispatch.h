@@ -31,6 +31,7 @@ typedef struct {
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
+    size_t max_msg;          /* larger requests get RESOURCE_EXHAUSTED (0: no limit) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not

@@ -126,7 +126,11 @@ static crm_err_t
 s_router_open(server_t *self, const char *endpoint, char *errbuf)
 {
     int one = 1, zero = 0;
-    int64_t maxmsg = (int64_t)self->cfg.max_msg;
+    /* libzmq drops the connection of a peer whose frame is over ZMQ_MAXMSGSIZE,
+       without a word. Up to twice --max-msg, frames are let in so that dispatch
+       can answer RESOURCE_EXHAUSTED with the request's id and log it; only
+       frames beyond that are dropped by libzmq. */
+    int64_t maxmsg = (int64_t)self->cfg.max_msg * 2;
     void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
     if (!s) {
         snprintf(errbuf, CRM_ERRBUF, "cannot create the request socket: %s",
@@ -381,7 +385,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .log_rl = &self->log_rl,
                           .feed = self->feed,
                           .rules = &self->rules,
-                          .fault_no_derive = self->cfg.fault_no_derive};
+                          .fault_no_derive = self->cfg.fault_no_derive,
+                          .max_msg = self->cfg.max_msg};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */

@@ -91,19 +91,21 @@ s_cf(store_t *self, store_cf_t cf)
     return self->cf[cf + 1];
 }
 
-/* Turn a RocksDB error string into a message for the user; frees it. */
+/* Turn a RocksDB error string into a message for the user; frees it. WHAT
+   and ERR are cut to lengths that always fit CRM_ERRBUF, so a long data-dir
+   path shortens the message instead of cutting off its advice. */
 static crm_err_t
 s_db_error(char *err, const char *what, char *errbuf)
 {
     crm_err_t rc = CRM_ERR_STORAGE;
     if (strstr(err, "lock") || strstr(err, "LOCK")) {
         snprintf(errbuf, CRM_ERRBUF,
-                 "%s: the data dir is in use by another process (lock held); stop the other crmd "
-                 "or crm-admin first (%s)",
+                 "%.100s: the data dir is in use by another process (lock held); stop the "
+                 "other crmd or crm-admin first (%.100s)",
                  what, err);
         rc = CRM_ERR_UNAVAILABLE;
     } else {
-        snprintf(errbuf, CRM_ERRBUF, "%s: %s", what, err);
+        snprintf(errbuf, CRM_ERRBUF, "%.150s: %.160s", what, err);
     }
     rocksdb_free(err);
     return rc;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "adm.h"
+#include "cmd.h"
 #include "crm_log.h"
 
 struct cmd {
@@ -34,6 +35,7 @@ int
 main(int argc, char **argv)
 {
     crm_log_init("crm-admin", CRM_LOG_WARN);
+    out_guard_init(); /* what the server sends is shown escaped, as in crm */
     if (argc < 2)
         return s_usage(stderr);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))

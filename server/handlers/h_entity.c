@@ -370,7 +370,7 @@ static crm_err_t
 s_unpack(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCBinaryData *b,
          ProtobufCMessage **out)
 {
-    crm_err_t rc = crm_proto_unpack(e->desc, b->data, b->len, out, ctx->errbuf);
+    crm_err_t rc = crm_proto_unpack_wire(e->desc, b->data, b->len, out, ctx->errbuf);
     if (rc == CRM_ERR_INVALID_ARGUMENT && b->len == 0)
         return dispatch_error(ctx, rc, "the request carries no %s record", e->name);
     return rc;
