@@ -21,6 +21,10 @@
     file back to the length it last had when synced (tests/fault/powercut.py)
     - the bytes the page cache would have lost at a power cut. Directory
     syncs are logged as "<dir> dir".
+
+    FAULTFS_CLOCK_MS=<ms since the epoch>: CLOCK_REALTIME reads as that
+    instant, always (a clock stepped back across a restart, frozen so the
+    same millisecond recurs).
     =========================================================================
 */
 #define _GNU_SOURCE
@@ -304,4 +308,18 @@ openat64(int dirfd, const char *path, int flags, ...)
 {
     REAL(int, openat64, int, const char *, int, ...)
     OPEN_BODY(real_openat64(dirfd, path, flags, mode))
+}
+
+int
+clock_gettime(clockid_t clk, struct timespec *ts)
+{
+    REAL(int, clock_gettime, clockid_t, struct timespec *)
+    const char *frozen = getenv("FAULTFS_CLOCK_MS");
+    if (clk == CLOCK_REALTIME && frozen && *frozen) {
+        long long ms = atoll(frozen);
+        ts->tv_sec = (time_t)(ms / 1000);
+        ts->tv_nsec = (long)(ms % 1000) * 1000000L;
+        return 0;
+    }
+    return real_clock_gettime(clk, ts);
 }
