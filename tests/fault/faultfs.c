@@ -20,7 +20,9 @@
     appended to that file, so that after a kill -9 the test can cut every
     file back to the length it last had when synced (tests/fault/powercut.py)
     - the bytes the page cache would have lost at a power cut. Directory
-    syncs are logged as "<dir> dir".
+    syncs are logged as "<dir> dir", renames under the dir (RocksDB writes
+    CURRENT and OPTIONS under a temporary name, then renames) as
+    "R<TAB><old><TAB><new>", so the synced length follows the file.
 
     FAULTFS_CLOCK_MS=<ms since the epoch>: CLOCK_REALTIME reads as that
     instant, always (a clock stepped back across a restart, frozen so the
@@ -322,4 +324,26 @@ clock_gettime(clockid_t clk, struct timespec *ts)
         return 0;
     }
     return real_clock_gettime(clk, ts);
+}
+
+int
+rename(const char *from, const char *to)
+{
+    REAL(int, rename, const char *, const char *)
+    int rc = real_rename(from, to);
+    const char *log = getenv("FAULTFS_SYNCLOG");
+    if (rc == 0 && log && from[0] == '/' && to[0] == '/' && s_under(to)) {
+        char line[2 * PATH_MAX + 8];
+        int n = snprintf(line, sizeof line, "R\t%s\t%s\n", from, to);
+        REAL(ssize_t, write, int, const void *, size_t)
+        pthread_mutex_lock(&s_lock);
+        int lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (lfd >= 0 && n > 0 && (size_t)n < sizeof line) {
+            real_write(lfd, line, (size_t)n);
+        }
+        if (lfd >= 0)
+            close(lfd);
+        pthread_mutex_unlock(&s_lock);
+    }
+    return rc;
 }
