@@ -80,6 +80,7 @@ struct store {
     char write_error[CRM_ERRBUF]; /* ... in words */
     uint64_t write_fail_since_us; /* when the current failure episode began */
     uint64_t writes_refused;      /* commits refused in this episode */
+    bool reopen_failed;           /* a reopen failed in this episode (logged once) */
     _Atomic uint64_t read_errors; /* iterators that stopped on an error */
     pthread_mutex_t read_error_lock;
     char read_error[CRM_ERRBUF];  /* the last one, in words */
@@ -163,7 +164,7 @@ s_write_probe(const char *dir, char *errbuf)
 {
     char path[PATH_MAX + 32];
     static const char zeros[4096];
-    snprintf(path, sizeof path, "%s/.crmd-write-probe", dir);
+    snprintf(path, sizeof path, "%s/.crmd-write-probe.%ld", dir, (long)getpid());
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int e = fd < 0 ? errno : 0;
     for (size_t done = 0; !e && done < PROBE_BYTES; done += sizeof zeros)
@@ -420,10 +421,17 @@ store_recover(store_t *self, char *errbuf)
     rc = s_db_open(self, errbuf);
     pthread_rwlock_unlock(&self->reopen_lock);
     if (rc != CRM_OK) {
-        crm_log(CRM_LOG_ERROR, "store: reopening after a write failure failed (retrying): %s",
-                errbuf);
+        if (!self->reopen_failed)
+            crm_log(CRM_LOG_ERROR, "store: reopening after a write failure failed (retrying): %s",
+                    errbuf);
+        self->reopen_failed = true;
+        if (self->write_rc == CRM_OK) { /* keep refusing writes, with this reason */
+            self->write_rc = rc;
+            snprintf(self->write_error, sizeof self->write_error, "%s", errbuf);
+        }
         return rc;
     }
+    self->reopen_failed = false;
     crm_log(CRM_LOG_INFO, "store: writes work again after %.1f s (%llu commits refused meanwhile)",
             self->write_rc == CRM_OK
                 ? 0.0
