@@ -18,7 +18,7 @@
       hammer ENDPOINT ENROLL OUTFILE WRITERS SECONDS
           WRITERS connections create customers, one connection reads one
           customer, all as fast as they get replies; one line per reply:
-            <ms since start> <w|r> <STATUS|TIMEOUT> <latency ms> <message>
+            <ms since the epoch, sent> <w|r> <STATUS|TIMEOUT> <latency ms> <message>
       restate ENDPOINT ENROLL SERVER_PID CTLFILE FAULT
           on one connection: create a customer; write FAULT to the faultfs
           control file; stop the server (SIGSTOP), send update A and an
@@ -377,7 +377,8 @@ s_ham_line(s_ham_t *h, char what, const Crm__Reply *r, int64_t t0)
         if (*p == '\n')
             *p = ' ';
     pthread_mutex_lock(h->lock);
-    fprintf(h->out, "%lld %c %s %lld %s\n", (long long)(t0 - h->start) / 1000, what,
+    int64_t wall_ms = crm_time_now_ms() - (now - t0) / 1000; /* when it was sent */
+    fprintf(h->out, "%lld %c %s %lld %s\n", (long long)wall_ms, what,
             r ? crm_err_name(r->status) : "TIMEOUT", (long long)(now - t0) / 1000, msg);
     pthread_mutex_unlock(h->lock);
 }
