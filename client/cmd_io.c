@@ -75,6 +75,7 @@ s_flush(s_import_t *im)
     Crm__Reply *reply = NULL;
     er.records = im->batch;
     er.n_records = im->n;
+    er.allow_duplicate = im->ctx->allow_duplicate;
     int rc = entity_call(im->conn, CRM__OP__OP_ENTITY_IMPORT, im->e, &er, &reply);
     if (rc != EXIT_OK) {
         im->rc = rc;
@@ -123,7 +124,7 @@ s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
 static bool
 s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT)) !=
+    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) !=
            0;
 }
 
@@ -217,12 +218,16 @@ s_import_csv(s_import_t *im, FILE *f)
     free(line);
 }
 
-/* Set FD of REC from one JSON value. */
+/* Set FD of REC from one JSON value. E is NULL inside a sub-message (an
+   order line), where a time is a part named "at" or "..._at". */
 static bool
 s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
            json_t *v, char *errbuf)
 {
-    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+    size_t nl = strlen(fd->name);
+    bool is_time = e ? (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0
+                     : fd->type == PROTOBUF_C_TYPE_INT64 &&
+                           (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
     char num[32];
     if (json_is_null(v))
         return true;
@@ -231,6 +236,23 @@ s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDes
         json_t *item;
         json_array_foreach(v, i, item) {
             if (!s_set_json(e, rec, fd, item, errbuf))
+                return false;
+        }
+        return true;
+    }
+    if (json_is_object(v) && fd->type == PROTOBUF_C_TYPE_MESSAGE && !crm_record_is_map(fd)) {
+        /* a sub-message (an order line, an amount): its parts by name */
+        const ProtobufCMessageDescriptor *sd = fd->descriptor;
+        ProtobufCMessage *part = crm_record_add_message(rec, fd);
+        const char *k;
+        json_t *item;
+        json_object_foreach(v, k, item) {
+            const ProtobufCFieldDescriptor *sf = crm_record_field(sd, k);
+            if (!sf) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s'", fd->name, k);
+                return false;
+            }
+            if (!s_set_json(NULL, part, sf, item, errbuf))
                 return false;
         }
         return true;
@@ -300,7 +322,7 @@ s_import_jsonl(s_import_t *im, FILE *f)
 }
 
 static const char s_import_usage[] =
-    "usage: crm import FILE [--kind KIND] [--format csv|jsonl]\n"
+    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--allow-duplicate]\n"
     "\n"
     "Reads records (default: customers) from a CSV file with a header row of field names, or\n"
     "from JSON Lines, and creates them in batches of 500. Bad lines are reported as\n"
@@ -320,6 +342,8 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             format = argv[++i];
+        } else if (!strcmp(argv[i], "--allow-duplicate")) {
+            ctx->allow_duplicate = true;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {

@@ -41,63 +41,79 @@ static const char s_usage[] =
     "(managers) shows only changes made by your department. Ctrl-C stops and prints the\n"
     "last sequence number, to resume from with --since.\n";
 
+/* One part of an event: "op kind id  field=value ..." (or its JSON object). */
 static void
-s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
+s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
 {
-    const crm_entity_t *e = crm_entity_by_name(ev->kind);
+    const crm_entity_t *e = crm_entity_by_name(p->kind);
     ProtobufCMessage *rec = NULL;
-    char errbuf[CRM_ERRBUF], when[32], op[16];
-    if (e && ev->record.len)
-        crm_proto_unpack(e->desc, ev->record.data, ev->record.len, &rec, errbuf);
-    crm_record_enum_name(&crm__change_op__descriptor, ev->op, op, sizeof op);
+    char errbuf[CRM_ERRBUF], op[16];
+    if (e && p->record.len)
+        crm_proto_unpack(e->desc, p->record.data, p->record.len, &rec, errbuf);
+    crm_record_enum_name(&crm__change_op__descriptor, p->op, op, sizeof op);
     if (ctx->json) {
-        printf("{\"seq\":%llu,\"time\":%lld,\"actor\":", (unsigned long long)ev->seq,
-               (long long)ev->time);
-        out_json_str(stdout, ev->actor);
-        printf(",\"op\":\"%s\",\"kind\":", op);
-        out_json_str(stdout, ev->kind);
+        printf("{\"op\":\"%s\",\"kind\":", op);
+        out_json_str(stdout, p->kind);
         printf(",\"id\":");
-        out_json_str(stdout, ev->id);
+        out_json_str(stdout, p->id);
         printf(",\"fields\":[");
-        for (size_t i = 0; i < ev->n_fields; i++) {
+        for (size_t i = 0; i < p->n_fields; i++) {
             printf("%s", i ? "," : "");
-            out_json_str(stdout, ev->fields[i]);
+            out_json_str(stdout, p->fields[i]);
         }
-        printf("],\"commit_us\":%lld", (long long)ev->commit_us);
-        if (ev->n_also_deleted) {
-            printf(",\"also_deleted\":[");
-            for (size_t i = 0; i < ev->n_also_deleted; i++) {
-                printf("%s", i ? "," : "");
-                out_json_str(stdout, ev->also_deleted[i]);
-            }
-            printf("]");
-        }
+        printf("]");
         if (rec) {
             printf(",\"record\":");
             out_json_inline(stdout, rec);
         }
-        printf("}\n");
+        printf("}");
     } else {
-        crm_record_format_time(ev->time, when);
-        when[10] = ' ';
-        when[19] = '\0';
-        printf("%s  #%llu  %s  %s %s %s", when, (unsigned long long)ev->seq, ev->actor, op,
-               ev->kind, ev->id);
-        for (size_t i = 0; rec && i < ev->n_fields && ev->op != CRM__CHANGE_OP__DELETE; i++) {
-            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, ev->fields[i]);
+        printf("%s %s %s", op, p->kind, p->id);
+        for (size_t i = 0, shown = 0; rec && i < p->n_fields && p->op != CRM__CHANGE_OP__DELETE;
+             i++) {
+            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[i]);
             if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM))
                 continue;
             bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
             char *v = crm_record_format(rec, fd, is_time, true);
-            printf("%s%s=%s", i ? " " : "  ", fd->name, v);
+            printf("%s%s=%s", shown++ ? " " : "  ", fd->name, v);
             free(v);
         }
-        for (size_t i = 0; i < ev->n_also_deleted; i++)
-            printf("%s%s", i ? ", " : "  with ", ev->also_deleted[i]);
-        printf("\n");
+    }
+    crm_proto_free(&rec);
+}
+
+/* One event: every record of one committed change, under one sequence
+   number - the first on the header line, the others indented below it. */
+static void
+s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
+{
+    char when[32];
+    if (ctx->json) {
+        printf("{\"seq\":%llu,\"time\":%lld,\"actor\":", (unsigned long long)ev->seq,
+               (long long)ev->time);
+        out_json_str(stdout, ev->actor);
+        printf(",\"commit_us\":%lld,\"parts\":[", (long long)ev->commit_us);
+        for (size_t i = 0; i < ev->n_parts; i++) {
+            printf("%s", i ? "," : "");
+            s_print_part(ctx, ev->parts[i]);
+        }
+        printf("]}\n");
+    } else {
+        crm_record_format_time(ev->time, when);
+        when[10] = ' ';
+        when[19] = '\0';
+        int indent = printf("%s  #%llu  %s  ", when, (unsigned long long)ev->seq, ev->actor);
+        for (size_t i = 0; i < ev->n_parts; i++) {
+            if (i)
+                printf("%*s", indent, "");
+            s_print_part(ctx, ev->parts[i]);
+            printf("\n");
+        }
+        if (ev->n_parts == 0)
+            printf("\n");
     }
     fflush(stdout);
-    crm_proto_free(&rec);
 }
 
 int

@@ -33,6 +33,13 @@ enum {
     CRM_F_CONSENT = 1 << 13, /* the marketing consent that unmasks PII */
     CRM_F_CONSENT_BY = 1 << 14, /* how consent was given: required when it is given */
     CRM_F_CONSENT_AT = 1 << 15, /* when consent changed: set by the server if not given */
+    CRM_F_DERIVED = 1 << 16,  /* computed by the server from this or other records; never
+                                 written by a client */
+    CRM_F_RANGE = 1 << 17,    /* a number (or money) checked against min..max */
+    CRM_F_MULTILINE = 1 << 18, /* free text that may hold line breaks */
+    CRM_F_SALES_OWNER = 1 << 19, /* a sales user's new record is theirs unless they name another */
+    CRM_F_DUPE_KEY = 1 << 20,  /* a record with an equal value is likely a duplicate (phones) */
+    CRM_F_DUPE_NAME = 1 << 21, /* ... and so is one with this text and the same company */
 };
 
 typedef struct {
@@ -40,6 +47,7 @@ typedef struct {
     unsigned flags;    /* CRM_F_* */
     unsigned max_len;  /* bytes per string value; 0 = the protocol's limit */
     const char *def;   /* value given on create when the field is unset ("now" for times) */
+    int64_t min, max;  /* CRM_F_RANGE: allowed values (money: minor units) */
 } crm_rule_t;
 
 /* How an index turns a field into lookup keys. */
@@ -65,7 +73,14 @@ typedef struct {
     const crm_index_t *indexes;              /* terminated by {NULL} */
     const char *parent;                      /* kind named by the CRM_F_PARENT field, or NULL */
     const char *columns;                     /* comma-separated fields for table output */
+    int on_parent_delete;                    /* CRM_RESTRICT or CRM_CASCADE */
 } crm_entity_t;
+
+/* What deleting a parent does to records of a child kind. */
+enum {
+    CRM_RESTRICT = 0, /* the parent cannot be deleted while it has any (orders, deals) */
+    CRM_CASCADE = 1,  /* they are deleted with it, in the same mutation (activities) */
+};
 
 /* The row for NAME ("customer"), or NULL. */
 const crm_entity_t *crm_entity_by_name(const char *name);

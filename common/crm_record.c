@@ -15,6 +15,7 @@
 
 #include "crm_proto.h"
 #include "crm_utf8.h"
+#include "entities.pb-c.h"
 
 #define MEMBER(m, fd) ((char *)(m) + (fd)->offset)
 #define CMEMBER(m, fd) ((const char *)(m) + (fd)->offset)
@@ -119,6 +120,22 @@ s_parse_time(const char *s, int64_t *out)
     return true;
 }
 
+/* "TICKET_STATUS_" for enum TicketStatus: the prefix its values may carry
+   where a bare name would clash in the package (PRIORITY_LOW vs Tier's LOW). */
+static size_t
+s_enum_prefix(const ProtobufCEnumDescriptor *ed, char out[64])
+{
+    size_t n = 0;
+    for (const char *p = ed->short_name; *p && n + 2 < 64; p++) {
+        if (p != ed->short_name && isupper((unsigned char)*p))
+            out[n++] = '_';
+        out[n++] = (char)toupper((unsigned char)*p);
+    }
+    out[n++] = '_';
+    out[n] = '\0';
+    return n;
+}
+
 static bool
 s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out)
 {
@@ -133,6 +150,12 @@ s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out)
     for (size_t i = 0; i <= n; i++)
         buf[i] = (text[i] == '-' || text[i] == ' ') ? '_' : (char)toupper((unsigned char)text[i]);
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(ed, buf);
+    if (!v) { /* "low" for PRIORITY_LOW */
+        char full[128];
+        size_t pl = s_enum_prefix(ed, full);
+        snprintf(full + pl, sizeof full - pl, "%s", buf);
+        v = protobuf_c_enum_descriptor_get_value_by_name(ed, full);
+    }
     if (!v || v->value == 0)
         return false;
     *out = v->value;
@@ -144,9 +167,14 @@ crm_record_enum_name(const ProtobufCEnumDescriptor *ed, int value, char *out, si
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(ed, value);
     size_t i = 0;
+    char prefix[64];
+    size_t pl = s_enum_prefix(ed, prefix);
+    const char *name = v ? v->name : "";
+    if (!strncmp(name, prefix, pl) && name[pl]) /* PRIORITY_LOW is "low" */
+        name += pl;
     if (value != 0 && v)
-        for (; v->name[i] && i + 1 < n; i++)
-            out[i] = v->name[i] == '_' ? '-' : (char)tolower((unsigned char)v->name[i]);
+        for (; name[i] && i + 1 < n; i++)
+            out[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
     else if (value != 0)
         i = (size_t)snprintf(out, n, "%d", value);
     out[i < n ? i : n - 1] = '\0';
@@ -242,6 +270,268 @@ s_set_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const char *t
     return CRM_OK;
 }
 
+/* ==== Money ==== */
+
+/* ISO 4217 currencies we print with a symbol; others print with their code.
+   minor: digits after the decimal point. */
+static const struct {
+    const char *code, *symbol;
+    int minor;
+} s_currencies[] = {
+    {"CNY", "¥", 2},  {"USD", "$", 2},   {"EUR", "€", 2},   {"GBP", "£", 2},
+    {"HKD", "HK$", 2}, {"TWD", "NT$", 2}, {"SGD", "S$", 2}, {"JPY", "JP¥", 0},
+    {"KRW", "₩", 0},  {"AUD", "A$", 2},  {"CAD", "C$", 2}, {"CHF", "CHF ", 2},
+};
+#define N_CURRENCIES (sizeof s_currencies / sizeof s_currencies[0])
+
+bool
+crm_record_is_money(const ProtobufCFieldDescriptor *fd)
+{
+    return fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->descriptor == &crm__money__descriptor;
+}
+
+int
+crm_money_minor_digits(const char *code)
+{
+    for (size_t i = 0; i < N_CURRENCIES; i++)
+        if (!strcmp(s_currencies[i].code, code))
+            return s_currencies[i].minor;
+    return -1;
+}
+
+void
+crm_money_format(int64_t minor, const char *currency, bool human, char *out, size_t n)
+{
+    int digits = crm_money_minor_digits(currency);
+    const char *symbol = NULL;
+    for (size_t i = 0; i < N_CURRENCIES; i++)
+        if (!strcmp(s_currencies[i].code, currency))
+            symbol = s_currencies[i].symbol;
+    if (digits < 0)
+        digits = 2;
+    uint64_t scale = 1;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
+    bool neg = minor < 0;
+    uint64_t v = neg ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    uint64_t whole = v / scale, frac = v % scale;
+    char w[32], grouped[48];
+    snprintf(w, sizeof w, "%" PRIu64, whole);
+    size_t len = strlen(w), g = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (human && i && (len - i) % 3 == 0)
+            grouped[g++] = ',';
+        grouped[g++] = w[i];
+    }
+    grouped[g] = '\0';
+    char fracs[8] = ""; /* "." and at most 3 digits: minor units of known currencies */
+    if (digits > 0 && digits <= 3) {
+        fracs[0] = '.';
+        for (int i = digits; i >= 1; i--, frac /= 10)
+            fracs[i] = (char)('0' + frac % 10);
+        fracs[digits + 1] = '\0';
+    }
+    if (human && symbol)
+        snprintf(out, n, "%s%s%s%s", neg ? "-" : "", symbol, grouped, fracs);
+    else
+        snprintf(out, n, "%s%s%s %s", neg ? "-" : "", grouped, fracs, *currency ? currency : "CNY");
+}
+
+/* "1234.50", "1,234.50", "¥1,234.50", "1234.50 CNY", "USD 12": minor units and code. */
+bool
+crm_money_parse(const char *text, int64_t *minor, char currency[4])
+{
+    char code[8] = "";
+    const char *p = text;
+    while (*p == ' ')
+        p++;
+    for (size_t i = 0; i < N_CURRENCIES && !*code; i++) { /* a symbol first (longest wins) */
+        size_t sl = strlen(s_currencies[i].symbol);
+        if (!strncmp(p, s_currencies[i].symbol, sl) && strcmp(s_currencies[i].symbol, "$")) {
+            snprintf(code, sizeof code, "%s", s_currencies[i].code);
+            p += sl;
+        }
+    }
+    if (!*code && *p == '$') {
+        snprintf(code, sizeof code, "USD");
+        p++;
+    }
+    if (!*code && isupper((unsigned char)p[0]) && isupper((unsigned char)p[1]) &&
+        isupper((unsigned char)p[2]) && (p[3] == ' ' || isdigit((unsigned char)p[3]))) {
+        memcpy(code, p, 3);
+        code[3] = '\0';
+        p += 3;
+    }
+    while (*p == ' ')
+        p++;
+    uint64_t whole = 0, frac = 0;
+    int fdigits = 0;
+    bool any = false, dot = false;
+    for (; *p; p++) {
+        if (*p == ',' && !dot && any)
+            continue;
+        if (*p == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (!isdigit((unsigned char)*p))
+            break;
+        any = true;
+        if (dot) {
+            if (fdigits == 6)
+                return false;
+            frac = frac * 10 + (uint64_t)(*p - '0');
+            fdigits++;
+        } else {
+            if (whole > (UINT64_C(1) << 53) / 10) /* far beyond any amount we keep */
+                return false;
+            whole = whole * 10 + (uint64_t)(*p - '0');
+        }
+    }
+    while (*p == ' ')
+        p++;
+    if (*p && !*code && isupper((unsigned char)p[0]) && isupper((unsigned char)p[1]) &&
+        isupper((unsigned char)p[2]) && !p[3]) {
+        memcpy(code, p, 3);
+        code[3] = '\0';
+        p += 3;
+    }
+    if (!any || *p)
+        return false;
+    if (!*code)
+        snprintf(code, sizeof code, "%s", CRM_DEFAULT_CURRENCY);
+    int digits = crm_money_minor_digits(code);
+    if (digits < 0 || fdigits > digits)
+        return false;
+    uint64_t scale = 1;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
+    for (int i = fdigits; i < digits; i++)
+        frac *= 10;
+    *minor = (int64_t)(whole * scale + frac);
+    memcpy(currency, code, 4);
+    return true;
+}
+
+/* ==== Sub-messages ==== */
+
+/* A fresh element of the message field FD of M: appended if repeated,
+   replacing the old value otherwise. */
+ProtobufCMessage *
+crm_record_add_message(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    CRM_ASSERT(fd->type == PROTOBUF_C_TYPE_MESSAGE);
+    ProtobufCMessage *sub = crm_proto_new(fd->descriptor);
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        *(ProtobufCMessage **)s_append(m, fd) = sub;
+    } else {
+        ProtobufCMessage **slot = (ProtobufCMessage **)MEMBER(m, fd);
+        crm_proto_free(slot);
+        *slot = sub;
+    }
+    return sub;
+}
+
+/* Parse "k=v,k=v" into SUB; a ',' starts a new pair only before "name=". */
+static crm_err_t
+s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, const char *text,
+              char *errbuf)
+{
+    const ProtobufCMessageDescriptor *d = sub->descriptor;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        const char *eq = strchr(p, '=');
+        char name[64];
+        if (!eq || (size_t)(eq - p) >= sizeof name) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s' takes name=value pairs, not '%.60s'",
+                     outer->name, p);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = '\0';
+        const ProtobufCFieldDescriptor *fd = crm_record_field(d, name);
+        if (!fd) {
+            char names[256] = "";
+            size_t used = 0;
+            for (unsigned i = 0; i < d->n_fields && used + 1 < sizeof names; i++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                                         i ? ", " : "", d->fields[i].name);
+            snprintf(errbuf, CRM_ERRBUF, "field '%.40s': unknown part '%.40s' (parts: %.150s)",
+                     outer->name, name, names);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        /* the value runs to the next ",name=" with a known name, or the end */
+        const char *v = eq + 1, *end = v + strlen(v);
+        for (const char *c = strchr(v, ','); c; c = strchr(c + 1, ',')) {
+            const char *q = c + 1;
+            while (*q == ' ')
+                q++;
+            const char *e2 = strchr(q, '=');
+            char nx[64];
+            if (e2 && e2 > q && (size_t)(e2 - q) < sizeof nx) {
+                memcpy(nx, q, (size_t)(e2 - q));
+                nx[e2 - q] = '\0';
+                if (crm_record_field(d, nx)) {
+                    end = c;
+                    break;
+                }
+                if (strspn(nx, "abcdefghijklmnopqrstuvwxyz_") == strlen(nx)) {
+                    snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s'", outer->name,
+                             nx);
+                    return CRM_ERR_INVALID_ARGUMENT;
+                }
+            }
+        }
+        char *val = strndup(v, (size_t)(end - v));
+        CRM_ASSERT_ALLOC(val);
+        size_t nl = strlen(fd->name);
+        bool is_time = fd->type == PROTOBUF_C_TYPE_INT64 &&
+                       (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
+        crm_err_t rc = crm_record_set_text(sub, fd, val, is_time, errbuf);
+        free(val);
+        if (rc != CRM_OK)
+            return rc;
+        p = end;
+    }
+    return CRM_OK;
+}
+
+static crm_err_t
+s_set_message(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const char *text,
+              char *errbuf)
+{
+    if (crm_record_is_money(fd)) {
+        int64_t minor;
+        char code[4];
+        if (!crm_money_parse(text, &minor, code)) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%s' takes an amount such as 1234.50, ¥1,234.50 or 99 USD, not "
+                     "'%.40s'",
+                     fd->name, text);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        Crm__Money *money = (Crm__Money *)crm_record_add_message(m, fd);
+        money->minor = minor;
+        money->currency = crm_proto_strdup(code);
+        return CRM_OK;
+    }
+    /* parse into a scratch message first, so a bad value leaves M untouched */
+    ProtobufCMessage *sub = crm_proto_new(fd->descriptor);
+    crm_err_t rc = s_parse_pairs(sub, fd, text, errbuf);
+    if (rc == CRM_OK) {
+        const ProtobufCMessageDescriptor *sd = fd->descriptor;
+        ProtobufCMessage *slot = crm_record_add_message(m, fd);
+        for (unsigned i = 0; i < sd->n_fields; i++) /* move SUB into the slot */
+            crm_record_swap(slot, sub, &sd->fields[i]);
+    }
+    crm_proto_free(&sub);
+    return rc;
+}
+
 crm_err_t
 crm_record_set_text(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const char *text,
                     bool is_time, char *errbuf)
@@ -249,6 +539,8 @@ crm_record_set_text(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, con
     bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
     if (crm_record_is_map(fd))
         return s_set_map(m, fd, text, errbuf);
+    if (fd->type == PROTOBUF_C_TYPE_MESSAGE)
+        return s_set_message(m, fd, text, errbuf);
     void *slot = NULL;
     int ival = 0;
     protobuf_c_boolean bval = 0;
@@ -454,11 +746,37 @@ s_format_one(s_sb_t *sb, const ProtobufCFieldDescriptor *fd, const void *p, bool
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *e = *(const ProtobufCMessage *const *)p;
-        if (crm_record_is_map(fd) && e) {
+        if (!e)
+            return;
+        if (crm_record_is_money(fd)) {
+            const Crm__Money *money = (const Crm__Money *)e;
+            char out[64];
+            crm_money_format(money->minor, money->currency, human, out, sizeof out);
+            s_sb_add(sb, out);
+        } else if (crm_record_is_map(fd)) {
             const ProtobufCMessageDescriptor *sub = fd->descriptor;
             s_sb_add(sb, *(const char *const *)((const char *)e + sub->fields[0].offset));
             s_sb_add(sb, "=");
             s_sb_add(sb, *(const char *const *)((const char *)e + sub->fields[1].offset));
+        } else { /* name=value pairs of the set parts */
+            const ProtobufCMessageDescriptor *sub = fd->descriptor;
+            bool first = true;
+            for (unsigned i = 0; i < sub->n_fields; i++) {
+                const ProtobufCFieldDescriptor *sf = &sub->fields[i];
+                if (!crm_record_is_set(e, sf))
+                    continue;
+                size_t nl = strlen(sf->name);
+                bool sub_time = sf->type == PROTOBUF_C_TYPE_INT64 &&
+                                (!strcmp(sf->name, "at") ||
+                                 (nl > 3 && !strcmp(sf->name + nl - 3, "_at")));
+                char *v = crm_record_format(e, sf, sub_time, human);
+                s_sb_add(sb, first ? "" : ",");
+                s_sb_add(sb, sf->name);
+                s_sb_add(sb, "=");
+                s_sb_add(sb, v);
+                free(v);
+                first = false;
+            }
         }
         return;
     }
@@ -750,6 +1068,118 @@ s_normalize_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const c
     return CRM_OK;
 }
 
+/* A money value: a known currency, not negative, within the rule's range. */
+static crm_err_t
+s_check_money(const char *field, const Crm__Money *money, const crm_rule_t *rule, char *errbuf)
+{
+    if (!money)
+        return CRM_OK;
+    if (crm_money_minor_digits(money->currency) < 0) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown currency '%.8s' (use an ISO 4217 code "
+                 "such as CNY, USD, EUR)", field, money->currency);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    int64_t max = rule && (rule->flags & CRM_F_RANGE) ? rule->max : INT64_C(100000000000000000);
+    if (money->minor < 0 || money->minor > max) {
+        char lim[64];
+        crm_money_format(max, money->currency, true, lim, sizeof lim);
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': amount must be between 0 and %s", field, lim);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    return CRM_OK;
+}
+
+/* Validate the parts of one sub-message (an order line): text trimmed and
+   bounded, money checked. */
+static crm_err_t
+s_normalize_sub(const ProtobufCFieldDescriptor *outer, ProtobufCMessage *sub,
+                const crm_rule_t *rule, char *errbuf)
+{
+    const ProtobufCMessageDescriptor *d = sub->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if (fd->type == PROTOBUF_C_TYPE_STRING && fd->label != PROTOBUF_C_LABEL_REPEATED) {
+            char **v = (char **)MEMBER(sub, fd);
+            s_trim(v, fd);
+            size_t max = rule && rule->max_len ? rule->max_len : 200;
+            if (strlen(*v) > max || strchr(*v, ';')) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s': '%s' is too long (at most %zu bytes) "
+                         "or holds ';'", outer->name, fd->name, max);
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+        } else if (crm_record_is_money(fd)) {
+            char name[128];
+            snprintf(name, sizeof name, "%s.%s", outer->name, fd->name);
+            crm_err_t rc = s_check_money(name, *(const Crm__Money **)MEMBER(sub, fd), NULL,
+                                         errbuf);
+            if (rc != CRM_OK)
+                return rc;
+        }
+    }
+    return CRM_OK;
+}
+
+static crm_err_t
+s_normalize_messages(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd,
+                     const crm_rule_t *rule, char *errbuf)
+{
+    if (crm_record_is_money(fd))
+        return s_check_money(fd->name, *(const Crm__Money **)MEMBER(m, fd), rule, errbuf);
+    if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
+        ProtobufCMessage *sub = *(ProtobufCMessage **)MEMBER(m, fd);
+        return sub ? s_normalize_sub(fd, sub, rule, errbuf) : CRM_OK;
+    }
+    size_t n = COUNT(m, fd);
+    if (n > CRM_RECORD_MAX_ITEMS) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' has %zu entries, at most %d", fd->name, n,
+                 CRM_RECORD_MAX_ITEMS);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    ProtobufCMessage **arr = *(ProtobufCMessage ***)MEMBER(m, fd);
+    for (size_t i = 0; i < n; i++) {
+        crm_err_t rc = s_normalize_sub(fd, arr[i], rule, errbuf);
+        if (rc != CRM_OK)
+            return rc;
+    }
+    return CRM_OK;
+}
+
+/* Integers under a CRM_F_RANGE rule. */
+static crm_err_t
+s_check_range(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule,
+              char *errbuf)
+{
+    if (!rule || !(rule->flags & CRM_F_RANGE) || fd->label == PROTOBUF_C_LABEL_REPEATED)
+        return CRM_OK;
+    int64_t v;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+        v = *(const int32_t *)CMEMBER(m, fd);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+        v = *(const uint32_t *)CMEMBER(m, fd);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+        v = *(const int64_t *)CMEMBER(m, fd);
+        break;
+    case PROTOBUF_C_TYPE_UINT64: {
+        uint64_t u = *(const uint64_t *)CMEMBER(m, fd);
+        v = u > INT64_MAX ? INT64_MAX : (int64_t)u;
+        break;
+    }
+    default:
+        return CRM_OK;
+    }
+    if (v < rule->min || v > rule->max) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': %" PRId64 " is out of range (%" PRId64
+                 " to %" PRId64 ")", fd->name, v, rule->min, rule->max);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    return CRM_OK;
+}
+
 crm_err_t
 crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
 {
@@ -776,8 +1206,22 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
                 return rc;
             continue;
         }
-        if (fd->type != PROTOBUF_C_TYPE_STRING)
+        if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+            crm_err_t rc = s_normalize_messages(m, fd, rule, errbuf);
+            if (rc == CRM_OK && rule && (rule->flags & CRM_F_REQUIRED) && !crm_record_is_set(m, fd)) {
+                snprintf(errbuf, CRM_ERRBUF, "field '%s' is required", fd->name);
+                rc = CRM_ERR_INVALID_ARGUMENT;
+            }
+            if (rc != CRM_OK)
+                return rc;
             continue;
+        }
+        if (fd->type != PROTOBUF_C_TYPE_STRING) {
+            crm_err_t rc = s_check_range(m, fd, rule, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+            continue;
+        }
         if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = COUNT(m, fd);
             char **arr = *(char ***)MEMBER(m, fd);
@@ -799,4 +1243,23 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
         }
     }
     return CRM_OK;
+}
+
+size_t
+crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
+                char **out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < e->desc->n_fields && n < max; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        if (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM)
+            continue;
+        char *x = crm_record_format(a, fd, false, false);
+        char *y = crm_record_format(b, fd, false, false);
+        if (strcmp(x, y))
+            out[n++] = (char *)fd->name;
+        free(x);
+        free(y);
+    }
+    return n;
 }

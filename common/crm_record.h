@@ -70,6 +70,30 @@ crm_err_t crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char 
 /* Normalize one phone number into out (at most 24 bytes); false if it is not one. */
 bool crm_record_phone(const char *in, char out[24]);
 
+/* ==== Money and sub-messages ==== */
+
+/* The currency of amounts given without one. */
+#define CRM_DEFAULT_CURRENCY "CNY"
+/* Most entries of a repeated sub-message field (order lines). */
+#define CRM_RECORD_MAX_ITEMS 500
+
+/* True if FD is a Money field. */
+bool crm_record_is_money(const ProtobufCFieldDescriptor *fd);
+/* Digits after the point of an ISO 4217 CODE we know; -1 if unknown. */
+int crm_money_minor_digits(const char *code);
+/* MINOR units of CURRENCY as text: "¥1,234.50" (HUMAN) or "1234.50 CNY". */
+void crm_money_format(int64_t minor, const char *currency, bool human, char *out, size_t n);
+/* Parse "1234.50", "¥1,234.50", "99 USD"... (no currency: CRM_DEFAULT_CURRENCY). */
+bool crm_money_parse(const char *text, int64_t *minor, char currency[4]);
+/* A fresh element of the message field FD of M (appended if repeated). */
+ProtobufCMessage *crm_record_add_message(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd);
+
+/* The fields (names borrowed from the descriptor) whose values differ
+   between A and B, two records of kind E, compared by value; the common
+   server-managed fields (id, version, times, authors) are left out. */
+size_t crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
+                       char **out, size_t max);
+
 /* ISO-8601 UTC text of a ms timestamp into out[32]. */
 void crm_record_format_time(int64_t ms, char out[32]);
 

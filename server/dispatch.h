@@ -25,6 +25,8 @@ typedef struct {
     bool readonly;          /* a replica refuses OPF_WRITE ops */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
+    const struct value_rules *rules; /* customer value and deal rules (derive.h) */
+    bool fault_no_derive;    /* test-only fault: derived values are not kept up to date */
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
@@ -44,6 +46,8 @@ typedef struct {
         Crm__UserReply user;
         Crm__AuditReply audit;
         Crm__Progress progress;
+        Crm__ReportReply report;
+        Crm__SweepReply sweep;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -103,6 +107,19 @@ uint8_t *dispatch_process(const dispatch_env_t *env, const char *user_id, size_t
 uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,
                               uint64_t current_version, size_t *reply_len);
 
+/* One slice of the sweep of time-based rules: records of the kind with id
+   prefix KIND ('c' customers: value, at-risk, churned; 't' tickets: service
+   level breaches) after number AFTER, at most LIMIT, as of AS_OF by ACTOR;
+   each record that changes is staged as its own mutation in env->group.
+   Customers come first, then tickets. */
+typedef struct {
+    uint32_t checked, changed;
+    char next_kind;      /* 0: the sweep is complete */
+    uint64_t next_after; /* the cursor within next_kind (0: from its start) */
+} sweep_result_t;
+crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
+                      uint64_t after, size_t limit, sweep_result_t *out, char *errbuf);
+
 /* The op for a wire code, or NULL. */
 const struct op *dispatch_lookup(int code);
 
@@ -116,6 +133,10 @@ crm_err_t h_entity_delete(req_ctx_t *ctx);
 crm_err_t h_entity_list(req_ctx_t *ctx);
 crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
+crm_err_t h_convert(req_ctx_t *ctx);
+crm_err_t h_merge(req_ctx_t *ctx);
+crm_err_t h_report(req_ctx_t *ctx);
+crm_err_t h_sweep(req_ctx_t *ctx);
 crm_err_t h_user_add(req_ctx_t *ctx);
 crm_err_t h_user_list(req_ctx_t *ctx);
 crm_err_t h_user_set(req_ctx_t *ctx);

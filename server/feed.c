@@ -26,15 +26,31 @@
 #define MAX_SUBS 10000         /* subscribers in all */
 #define MAX_SUBS_PER_USER 100  /* ... and per user */
 
-/* One committed change, decoded once and packed once per variant. */
+#define VARIANTS 4        /* packed visibility variants cached per change */
+
+/* One record of a change, decoded once. */
+typedef struct {
+    const crm_entity_t *e;        /* NULL for non-record kinds (users) */
+    ProtobufCMessage *record;     /* decoded part record, or NULL */
+} s_part_t;
+
+/* A packed Reply{event} for one visibility signature: per part, '0' not
+   visible, 'c' clear, 'm' masked. Subscribers who may see the same parts
+   the same way share one packed copy. */
+typedef struct {
+    char *sig;
+    uint8_t *packed;
+    size_t len;
+} s_variant_t;
+
+/* One committed change, decoded once and packed once per visibility. */
 typedef struct {
     uint64_t seq;                 /* 0: empty slot */
     Crm__Change *change;
-    const crm_entity_t *e;        /* NULL for non-record kinds (users) */
-    ProtobufCMessage *record;     /* decoded change->record, or NULL */
+    s_part_t *parts;              /* change->n_parts of them */
     int64_t commit_us;
-    uint8_t *packed[2];           /* Reply{event} clear / masked, built on demand */
-    size_t len[2];
+    s_variant_t variants[VARIANTS];
+    size_t nvariants;
 } s_event_t;
 
 typedef struct {
@@ -75,10 +91,14 @@ feed_new(store_t *store, const feed_config_t *cfg)
 static void
 s_event_clear(s_event_t *ev)
 {
+    for (size_t i = 0; ev->parts && i < ev->change->n_parts; i++)
+        crm_proto_free(&ev->parts[i].record);
+    free(ev->parts);
     crm_proto_free((ProtobufCMessage **)&ev->change);
-    crm_proto_free(&ev->record);
-    free(ev->packed[0]);
-    free(ev->packed[1]);
+    for (size_t i = 0; i < ev->nvariants; i++) {
+        free(ev->variants[i].sig);
+        free(ev->variants[i].packed);
+    }
     memset(ev, 0, sizeof *ev);
 }
 
@@ -145,11 +165,20 @@ s_event(feed_t *self, uint64_t seq)
                 errbuf);
         return NULL;
     }
-    ev->e = crm_entity_by_name(ev->change->kind);
-    if (ev->e && ev->change->record.len &&
-        crm_proto_unpack(ev->e->desc, ev->change->record.data, ev->change->record.len,
-                         &ev->record, errbuf) != CRM_OK)
-        ev->e = NULL;
+    ev->parts = calloc(ev->change->n_parts + 1, sizeof *ev->parts);
+    CRM_ASSERT_ALLOC(ev->parts);
+    for (size_t i = 0; i < ev->change->n_parts; i++) {
+        const Crm__ChangePart *p = ev->change->parts[i];
+        s_part_t *part = &ev->parts[i];
+        part->e = crm_entity_by_name(p->kind);
+        if (part->e && p->record.len &&
+            crm_proto_unpack(part->e->desc, p->record.data, p->record.len, &part->record,
+                             errbuf) != CRM_OK) {
+            crm_log(CRM_LOG_ERROR, "feed: change %llu holds a corrupt %s: %s",
+                    (unsigned long long)seq, p->kind, errbuf);
+            part->e = NULL;
+        }
+    }
     ev->seq = seq;
     return ev;
 }
@@ -258,88 +287,142 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
 
 /* ==== Delivery ==== */
 
-/* May SUB see EV, and through which variant (0 clear, 1 masked)? */
-static bool
-s_visible(const s_sub_t *sub, const s_event_t *ev, int *variant)
+/* How SUB may see part I of EV: '0' not at all, 'c' in clear, 'm' masked. */
+static char
+s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
 {
-    const Crm__Change *c = ev->change;
+    const Crm__ChangePart *p = ev->change->parts[i];
+    const s_part_t *part = &ev->parts[i];
     bool kind_ok = sub->nkinds == 0;
-    for (size_t i = 0; i < sub->nkinds; i++)
-        kind_ok = kind_ok || !strcmp(sub->kinds[i], c->kind);
-    if (!kind_ok || (sub->department && c->actor_department != sub->user->department))
-        return false;
-    *variant = 0;
-    /* users, and changes without a record to judge: admins only */
-    if (!ev->e || !ev->record)
-        return sub->user->role == CRM__ROLE__ADMIN && !*sub->customer && !*sub->owner;
+    for (size_t k = 0; k < sub->nkinds; k++)
+        kind_ok = kind_ok || !strcmp(sub->kinds[k], p->kind);
+    if (!kind_ok)
+        return '0';
+    /* users, and parts without a record to judge: admins only */
+    if (!part->e || !part->record)
+        return sub->user->role == CRM__ROLE__ADMIN && !*sub->customer && !*sub->owner ? 'c'
+                                                                                      : '0';
     char errbuf[CRM_ERRBUF];
-    if (authz_record(sub->user, ev->e, AUTHZ_READ, ev->record, NULL, NULL, 0, errbuf) != CRM_OK)
-        return false;
+    if (authz_record(sub->user, part->e, AUTHZ_READ, part->record, NULL, NULL, 0, errbuf) !=
+        CRM_OK)
+        return '0';
     if (*sub->customer) {
-        const char *parent = crm_entity_field_with(ev->e, CRM_F_PARENT);
-        bool hit = !strcmp(ev->e->name, "customer") ? !strcmp(c->id, sub->customer)
-                                                    : parent && !strcmp(crm_record_get_str(
-                                                                            ev->record, parent),
-                                                                        sub->customer);
+        const char *parent = crm_entity_field_with(part->e, CRM_F_PARENT);
+        bool hit = !strcmp(part->e->name, "customer")
+                       ? !strcmp(p->id, sub->customer)
+                       : parent && !strcmp(crm_record_get_str(part->record, parent), sub->customer);
         if (!hit)
-            return false;
+            return '0';
     }
     if (*sub->owner) { /* owned before or after: a reassignment leaves the old owner's view */
-        const char *of = crm_entity_field_with(ev->e, CRM_F_OWNER);
-        if (!of || (strcmp(crm_record_get_str(ev->record, of), sub->owner) &&
-                    strcmp(c->owner_before, sub->owner)))
-            return false;
+        const char *of = crm_entity_field_with(part->e, CRM_F_OWNER);
+        if (!of || (strcmp(crm_record_get_str(part->record, of), sub->owner) &&
+                    strcmp(p->owner_before, sub->owner)))
+            return '0';
     }
     /* hidden before or after the change: masked (consent given in this very change
        does not reveal what it changed) */
-    *variant = authz_hides(sub->user, ev->e, ev->record) ||
-                       (c->hidden_before && authz_masks_pii(sub->user, ev->e))
-                   ? 1
-                   : 0;
-    return true;
+    return authz_hides(sub->user, part->e, part->record) ||
+                   (p->hidden_before && authz_masks_pii(sub->user, part->e))
+               ? 'm'
+               : 'c';
 }
 
-/* The packed Reply{event} of EV in VARIANT, built once. */
-static const uint8_t *
-s_packed(s_event_t *ev, int variant, const Crm__User *viewer, size_t *len)
+/* SUB's visibility signature of EV into SIG (n_parts + 1 bytes); false if
+   nothing of EV is for SUB. */
+static bool
+s_visible(const s_sub_t *sub, const s_event_t *ev, char *sig)
 {
-    if (!ev->packed[variant]) {
-        const Crm__Change *c = ev->change;
-        Crm__Event event = CRM__EVENT__INIT;
-        Crm__Reply reply = CRM__REPLY__INIT;
-        event.seq = ev->seq;
-        event.time = c->time;
-        event.actor = c->actor;
-        event.kind = c->kind;
-        event.id = c->id;
-        event.op = c->op;
-        event.fields = c->fields;
-        event.n_fields = c->n_fields;
-        event.commit_us = ev->commit_us;
-        event.record = c->record;
-        uint8_t *masked = NULL;
-        event.also_deleted = c->also_deleted;
-        event.n_also_deleted = c->n_also_deleted;
-        if (variant == 1) { /* mask a copy with the viewer's policy */
+    const Crm__Change *c = ev->change;
+    bool any = false;
+    if (sub->department && c->actor_department != sub->user->department)
+        return false;
+    for (size_t i = 0; i < c->n_parts; i++) {
+        sig[i] = s_part_view(sub, ev, i);
+        any = any || sig[i] != '0';
+    }
+    sig[c->n_parts] = '\0';
+    return any;
+}
+
+/* Pack EV as a Reply{event} with the parts SIG shows, masked for VIEWER
+   where SIG says 'm'. Caller free()s. */
+static uint8_t *
+s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len)
+{
+    const Crm__Change *c = ev->change;
+    Crm__Event event = CRM__EVENT__INIT;
+    Crm__Reply reply = CRM__REPLY__INIT;
+    Crm__EventPart *parts = calloc(c->n_parts + 1, sizeof *parts);
+    Crm__EventPart **ptrs = calloc(c->n_parts + 1, sizeof *ptrs);
+    uint8_t **masked = calloc(c->n_parts + 1, sizeof *masked);
+    CRM_ASSERT(parts && ptrs && masked);
+    event.seq = ev->seq;
+    event.time = c->time;
+    event.actor = c->actor;
+    event.commit_us = ev->commit_us;
+    for (size_t i = 0; i < c->n_parts; i++) {
+        if (sig[i] == '0')
+            continue;
+        const Crm__ChangePart *p = c->parts[i];
+        Crm__EventPart *ep = &parts[event.n_parts];
+        crm__event_part__init(ep);
+        ep->kind = p->kind;
+        ep->id = p->id;
+        ep->op = p->op;
+        ep->fields = p->fields;
+        ep->n_fields = p->n_fields;
+        ep->record = p->record;
+        if (sig[i] == 'm') { /* mask a copy with the viewer's policy */
+            const crm_entity_t *e = ev->parts[i].e;
             ProtobufCMessage *copy = NULL;
             char errbuf[CRM_ERRBUF];
-            if (crm_proto_unpack(ev->e->desc, c->record.data, c->record.len, &copy, errbuf) ==
+            ep->record.len = 0;
+            if (crm_proto_unpack(e->desc, p->record.data, p->record.len, &copy, errbuf) ==
                 CRM_OK) {
-                authz_mask_pii(viewer, ev->e, copy);
-                masked = crm_proto_pack(copy, &event.record.len);
-                event.record.data = masked;
-            } else {
-                event.record.len = 0;
+                authz_mask_pii(viewer, e, copy);
+                masked[i] = crm_proto_pack(copy, &ep->record.len);
+                ep->record.data = masked[i];
             }
             crm_proto_free(&copy);
         }
-        reply.body_case = CRM__REPLY__BODY_EVENT;
-        reply.event = &event;
-        ev->packed[variant] = crm_proto_pack(&reply.base, &ev->len[variant]);
-        free(masked);
+        ptrs[event.n_parts++] = ep;
     }
-    *len = ev->len[variant];
-    return ev->packed[variant];
+    event.parts = ptrs;
+    reply.body_case = CRM__REPLY__BODY_EVENT;
+    reply.event = &event;
+    uint8_t *out = crm_proto_pack(&reply.base, len);
+    for (size_t i = 0; i < c->n_parts; i++)
+        free(masked[i]);
+    free(masked);
+    free(ptrs);
+    free(parts);
+    return out;
+}
+
+/* The packed Reply{event} of EV for SIG: cached per signature (the cache is
+   keyed by what the viewer may see, not by who asked first). *OWNED is set
+   when the copy is not cached and the caller must free it. */
+static const uint8_t *
+s_packed(s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len, uint8_t **owned)
+{
+    *owned = NULL;
+    for (size_t i = 0; i < ev->nvariants; i++)
+        if (!strcmp(ev->variants[i].sig, sig)) {
+            *len = ev->variants[i].len;
+            return ev->variants[i].packed;
+        }
+    uint8_t *packed = s_pack(ev, sig, viewer, len);
+    if (ev->nvariants == VARIANTS) {
+        *owned = packed;
+        return packed;
+    }
+    s_variant_t *v = &ev->variants[ev->nvariants++];
+    v->sig = strdup(sig);
+    CRM_ASSERT_ALLOC(v->sig);
+    v->packed = packed;
+    v->len = *len;
+    return packed;
 }
 
 /* 0 sent; EAGAIN the peer is full; anything else the peer is gone. */
@@ -411,11 +494,20 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
             s_fail(router, sub, CRM_ERR_OUT_OF_RANGE, msg);
             return;
         }
-        int variant;
-        if (s_visible(sub, ev, &variant)) {
+        char small[64], *sig = ev->change->n_parts < sizeof small ? small
+                                                                   : malloc(ev->change->n_parts + 1);
+        CRM_ASSERT_ALLOC(sig);
+        bool visible = s_visible(sub, ev, sig);
+        if (sig != small && !visible)
+            free(sig);
+        if (visible) {
             size_t len;
-            const uint8_t *data = s_packed(ev, variant, sub->user, &len);
+            uint8_t *owned;
+            const uint8_t *data = s_packed(ev, sig, sub->user, &len, &owned);
             int rc = s_send(router, sub, data, len);
+            free(owned);
+            if (sig != small)
+                free(sig);
             if (rc == EAGAIN)
                 return; /* full: try again next turn, from the same place */
             if (rc != 0) {

@@ -30,6 +30,10 @@ static const char s_usage[] =
     "  --max-memory MIB    heap cap; above it all connections are dropped (default 512)\n"
     "  --retain-events N   change-log entries kept for resuming watchers (default 10000000)\n"
     "  --retain-days D     ... and no older than D days (default: no age limit)\n"
+    "  --rules FILE        customer value and deal rules (default DIR/value-rules.conf if it\n"
+    "                      exists; 'crm-admin rules' prints the rules in force)\n"
+    "  --sweep-every H     apply the time-based value rules every H hours (default 24, 0 = off;\n"
+    "                      'crm-admin sweep' runs one now)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -51,7 +55,7 @@ s_parse_size(const char *arg, const char *opt, size_t *out)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS };
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -60,6 +64,8 @@ main(int argc, char **argv)
         {"fault", required_argument, NULL, OPT_FAULT}, {"help", no_argument, NULL, 'h'},
         {"retain-events", required_argument, NULL, OPT_RETAIN},
         {"retain-days", required_argument, NULL, OPT_RETAIN_DAYS},
+        {"rules", required_argument, NULL, OPT_RULES},
+        {"sweep-every", required_argument, NULL, OPT_SWEEP},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -109,13 +115,29 @@ main(int argc, char **argv)
             cfg.retain_ms = (int64_t)(days * 86400000.0);
             break;
         }
-        case OPT_FAULT: /* test-only fault injection; can only make the server refuse more */
-            if (strcmp(optarg, "no-zap") != 0) {
+        case OPT_FAULT: /* test-only fault injection, to show that a test can fail */
+            if (!strcmp(optarg, "no-zap")) {
+                cfg.fault_no_zap = true;
+            } else if (!strcmp(optarg, "no-derive")) {
+                cfg.fault_no_derive = true;
+            } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;
             }
-            cfg.fault_no_zap = true;
             break;
+        case OPT_RULES:
+            cfg.rules_path = optarg;
+            break;
+        case OPT_SWEEP: {
+            char *end = NULL;
+            double hours = strtod(optarg, &end);
+            if (!*optarg || *end || hours < 0 || hours > 24 * 365) {
+                fprintf(stderr, "crmd: --sweep-every needs a number of hours, not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.sweep_every_ms = (int64_t)(hours * 3600000.0);
+            break;
+        }
         case 'h':
             fputs(s_usage, stdout);
             return 0;

@@ -39,6 +39,7 @@
 #include "crm_log.h"
 #include "crm_mem.h"
 #include "crm_time.h"
+#include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
 #include "store.h"
@@ -81,12 +82,22 @@ struct server {
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
+    value_rules_t rules;         /* customer value and deal rules */
+    int64_t sweep_next_us;       /* when the next daily value sweep starts */
+    bool sweeping;               /* a sweep is under way, a slice per loop turn */
+    char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
+    uint64_t sweep_after;        /* ... and the last record number swept */
+    int64_t sweep_as_of;         /* its time (ms) */
+    sweep_result_t sweep_total;  /* what it did so far */
 };
+
+#define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
 
 void
 server_config_defaults(server_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->sweep_every_ms = 24LL * 3600 * 1000;
     cfg->listen = SERVER_DEFAULT_ENDPOINT;
     cfg->max_msg = 1u << 20;
     cfg->max_memory = 512u << 20;
@@ -179,6 +190,19 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
+    value_rules_defaults(&self->rules);
+    if (cfg->rules_path)
+        rc = value_rules_load(&self->rules, cfg->rules_path, true, errbuf);
+    else {
+        snprintf(path, sizeof path, "%s/value-rules.conf", cfg->data_dir);
+        rc = value_rules_load(&self->rules, path, false, errbuf);
+    }
+    if (rc != CRM_OK)
+        goto cleanup;
+    /* the first sweep soon after a start */
+    self->sweep_next_us = crm_time_mono_us() + (cfg->sweep_every_ms && cfg->sweep_every_ms < 10000
+                                                    ? cfg->sweep_every_ms * 1000
+                                                    : 10 * 1000000LL);
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
@@ -268,6 +292,45 @@ s_serve_one(server_t *self, dispatch_env_t *env)
 }
 
 /* Commit the turn's writes, then answer their requests (errors if the commit failed). */
+/* The server's own value sweep (time-based rules: at-risk, churned): once
+   per --sweep-every, a slice of customers per loop turn, as user "system",
+   through the same mutations and group commit as every other write. */
+static void
+s_sweep(server_t *self, const dispatch_env_t *env)
+{
+    int64_t now = crm_time_mono_us();
+    if (!self->cfg.sweep_every_ms || (!self->sweeping && now < self->sweep_next_us))
+        return;
+    static const Crm__User system = {PROTOBUF_C_MESSAGE_INIT(&crm__user__descriptor),
+                                     (char *)"system", CRM__DEPARTMENT__DEPARTMENT_NONE,
+                                     CRM__ROLE__ADMIN, {0, NULL}, true, 0, 0, 0, (char *)"",
+                                     (char *)""};
+    if (!self->sweeping) {
+        self->sweeping = true;
+        self->sweep_kind = 'c';
+        self->sweep_after = 0;
+        self->sweep_as_of = crm_time_now_ms();
+        memset(&self->sweep_total, 0, sizeof self->sweep_total);
+    }
+    sweep_result_t r;
+    char errbuf[CRM_ERRBUF] = "";
+    crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_kind,
+                               self->sweep_after, SWEEP_SLICE, &r, errbuf);
+    self->sweep_total.checked += r.checked;
+    self->sweep_total.changed += r.changed;
+    self->sweep_kind = r.next_kind;
+    self->sweep_after = r.next_after;
+    if (rc != CRM_OK || !r.next_kind) {
+        if (rc != CRM_OK)
+            crm_log(CRM_LOG_ERROR, "value sweep stopped: %s", errbuf);
+        else
+            crm_log(CRM_LOG_INFO, "sweep: %u customers and tickets checked, %u changed",
+                    self->sweep_total.checked, self->sweep_total.changed);
+        self->sweeping = false;
+        self->sweep_next_us = now + self->cfg.sweep_every_ms * 1000;
+    }
+}
+
 static void
 s_commit_and_reply(server_t *self)
 {
@@ -316,12 +379,17 @@ s_memory_guard(server_t *self)
 crm_err_t
 server_run(server_t *self, volatile sig_atomic_t *stop)
 {
-    dispatch_env_t env = {self->store, self->group, self->key_z85, false, &self->log_rl,
-                          self->feed, NULL, 0, NULL};
+    dispatch_env_t env = {.store = self->store,
+                          .group = self->group,
+                          .server_key = self->key_z85,
+                          .log_rl = &self->log_rl,
+                          .feed = self->feed,
+                          .rules = &self->rules,
+                          .fault_no_derive = self->cfg.fault_no_derive};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(&item, 1, feed_behind(self->feed) ? 5 : 100);
+        int rc = zmq_poll(&item, 1, feed_behind(self->feed) || self->sweeping ? 5 : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             return CRM_ERR_INTERNAL;
@@ -341,6 +409,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 first_write = 0;
             }
         }
+        s_sweep(self, &env);
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
         if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {

@@ -25,8 +25,11 @@ typedef struct {
     size_t max_memory;      /* heap bytes before all connections are dropped */
     int handshake_ms;       /* time a client has to finish the CURVE handshake */
     bool fault_no_zap;      /* fault injection for tests: do not start the ZAP handler */
+    bool fault_no_derive;   /* fault injection for tests: do not keep derived values */
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
+    const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */
+    int64_t sweep_every_ms; /* the server's own value sweep (0 = never) */
 } server_config_t;
 
 typedef struct server server_t;

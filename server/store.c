@@ -70,6 +70,8 @@ static const char s_meta_unique[] = "unique"; /* store_next_unique() hands out o
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
 
+static const char s_meta_format[] = "format";
+
 struct store {
     rocksdb_t *db;                /* NULL only if a reopen failed (store_recover retries) */
     pthread_rwlock_t reopen_lock; /* held for reading by other threads' reads, for
@@ -94,6 +96,7 @@ struct store {
     _Atomic uint64_t unique;   /* counter behind store_next_unique() */
     _Atomic uint64_t log_first; /* oldest retained change-log entry */
     char path[PATH_MAX];       /* DIR/db */
+    uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
 };
 
 struct store_group {
@@ -257,6 +260,69 @@ s_lost_current(const char *db_path)
     return stat(p, &st) == 0;
 }
 
+
+/* The data dir's format: written at creation, checked at every open. A
+   store without the key was made by format-1 code (one record per change). */
+static crm_err_t
+s_check_format(store_t *self, const char *dir, unsigned flags, char *errbuf)
+{
+    store_val_t v = {0};
+    if (flags & STORE_CREATE) {
+        self->format = STORE_FORMAT;
+        return store_set_format(self, STORE_FORMAT, errbuf);
+    }
+    crm_err_t rc = store_get(self, STORE_CF_META, s_meta_format, sizeof s_meta_format - 1, &v);
+    if (rc == CRM_OK && v.len == 4) {
+        const uint8_t *u = (const uint8_t *)v.data;
+        self->format = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+    } else if (rc == CRM_OK) {
+        self->format = UINT32_MAX; /* not ours to read */
+    }
+    if (rc == CRM_ERR_NOT_FOUND)
+        self->format = 1;
+    store_val_release(&v);
+    if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot read the format of data dir '%s'", dir);
+        return rc;
+    }
+    if (self->format == STORE_FORMAT || (flags & STORE_ANY_FORMAT))
+        return CRM_OK;
+    if (self->format < STORE_FORMAT)
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' has format %u and this OneView uses format %d: stop every crmd "
+                 "using it, back it up, then run 'crm-admin upgrade --data %s'",
+                 dir, self->format, STORE_FORMAT, dir);
+    else
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' has format %u, made by a newer OneView (this one reads format "
+                 "%d): run that version, or restore a backup made with this one",
+                 dir, self->format, STORE_FORMAT);
+    return CRM_ERR_FAILED_PRECONDITION;
+}
+
+uint32_t
+store_format(const store_t *self)
+{
+    return self->format;
+}
+
+crm_err_t
+store_set_format(store_t *self, uint32_t format, char *errbuf)
+{
+    uint8_t be[4] = {(uint8_t)(format >> 24), (uint8_t)(format >> 16), (uint8_t)(format >> 8),
+                     (uint8_t)format};
+    char *err = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    rocksdb_put_cf(self->db, wo, s_cf(self, STORE_CF_META), s_meta_format,
+                   sizeof s_meta_format - 1, (const char *)be, sizeof be, &err);
+    rocksdb_writeoptions_destroy(wo);
+    if (err)
+        return s_db_error(err, "cannot record the data dir's format", errbuf);
+    self->format = format;
+    return CRM_OK;
+}
+
 crm_err_t
 store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
 {
@@ -342,6 +408,8 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
     }
+    if ((rc = s_check_format(self, dir, flags, errbuf)) != CRM_OK)
+        goto cleanup;
     *out = self;
     self = NULL;
 cleanup:

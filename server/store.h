@@ -46,12 +46,22 @@ typedef struct {
 } store_val_t;
 
 enum {
-    STORE_CREATE = 1, /* create the database; fail if it exists */
-    STORE_SYNC = 2,   /* fsync every group commit (survives power loss) */
+    STORE_CREATE = 1,     /* create the database; fail if it exists */
+    STORE_SYNC = 2,       /* fsync every group commit (survives power loss) */
+    STORE_ANY_FORMAT = 4, /* open a data dir of another format (crm-admin upgrade only) */
 };
+
+/* The on-disk format this code reads and writes. 1: one record per change
+   (no format key); 2: a change carries every record it touched (parts),
+   orders, deals and derived customer value. */
+#define STORE_FORMAT 2
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);
+/* The data dir's format version. */
+uint32_t store_format(const store_t *self);
+/* Record FORMAT as the data dir's format (synced, outside any group). */
+crm_err_t store_set_format(store_t *self, uint32_t format, char *errbuf);
 /* Flush and close; NULL-safe; sets *self_p = NULL. */
 void store_destroy(store_t **self_p);
 /* Column family name, e.g. "changelog". */

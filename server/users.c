@@ -222,12 +222,15 @@ s_stage(store_t *store, store_group_t *g, const Crm__User *actor, const char *ac
         store_group_put(g, STORE_CF_USERS, kkey, sizeof kkey, now->name, strlen(now->name));
     }
     Crm__Change change = CRM__CHANGE__INIT;
+    Crm__ChangePart part = CRM__CHANGE_PART__INIT, *parts[1] = {&part};
     change.time = now_ms;
     change.actor = actor->name;
-    change.kind = (char *)"user";
-    change.id = now->name;
-    change.op = old ? CRM__CHANGE_OP__UPDATE : CRM__CHANGE_OP__CREATE;
     change.actor_department = actor->department;
+    part.kind = (char *)"user";
+    part.id = now->name;
+    part.op = old ? CRM__CHANGE_OP__UPDATE : CRM__CHANGE_OP__CREATE;
+    change.parts = parts;
+    change.n_parts = 1;
     uint8_t *event = crm_proto_pack(&change.base, &elen);
     uint64_t seq = store_group_end(g, event, elen);
     free(event);

@@ -9,13 +9,96 @@
 */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adm.h"
 #include "crm_entity.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "derive.h"
 #include "records.h"
 #include "store.h"
+
+#define PAGE 1000
+
+static void s_report(const char *what, void *arg);
+
+/* Every customer's derived fields against its orders and activities. */
+static size_t
+s_check_derived(store_t *store, const char *dir, size_t *shown)
+{
+    value_rules_t rules;
+    char errbuf[CRM_ERRBUF] = "", path[PATH_MAX];
+    value_rules_defaults(&rules);
+    snprintf(path, sizeof path, "%s/value-rules.conf", dir);
+    if (value_rules_load(&rules, path, false, errbuf) != CRM_OK) {
+        s_report(errbuf, shown);
+        return 1;
+    }
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"crm-admin";
+    derive_ctx_t dc = {store, NULL, &rules, &actor, crm_time_now_ms(), false};
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    uint64_t ids[PAGE], after = 0, checked = 0;
+    size_t n, problems = 0;
+    bool more = true;
+    while (more) {
+        if (records_query(store, ce, NULL, 0, after, PAGE, ids, &n, &more, NULL, NULL) != CRM_OK) {
+            s_report("customers: cannot list them", shown);
+            return problems + 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *cur = NULL, *want = NULL;
+            if (records_get(store, ce, ids[i], &cur) != CRM_OK ||
+                records_get(store, ce, ids[i], &want) != CRM_OK ||
+                derive_customer(&dc, (Crm__Customer *)want, errbuf) != CRM_OK) {
+                s_report("customers: cannot read one or its orders", shown);
+                problems++;
+            } else {
+                char *diff[64];
+                size_t nd = crm_record_diff(ce, cur, want, diff, 64);
+                for (size_t j = 0; j < nd; j++) {
+                    if (!derive_checked_field(diff[j]))
+                        continue;
+                    const ProtobufCFieldDescriptor *fd = crm_record_field(ce->desc, diff[j]);
+                    char *have = crm_record_format(cur, fd, false, false);
+                    char *should = crm_record_format(want, fd, false, false);
+                    char what[CRM_ERRBUF];
+                    snprintf(what, sizeof what, "customer %s: %s is '%.60s', its orders and "
+                             "activities give '%.60s'",
+                             crm_record_get_str(cur, "id"), diff[j], have, should);
+                    s_report(what, shown);
+                    free(have);
+                    free(should);
+                    problems++;
+                }
+                const Crm__Customer *c = (const Crm__Customer *)cur;
+                bool derived_stage = c->stage == CRM__STAGE__ACTIVE ||
+                                     c->stage == CRM__STAGE__AT_RISK ||
+                                     c->stage == CRM__STAGE__CHURNED;
+                if (c->order_count > 0 && !derived_stage) {
+                    char what[128];
+                    snprintf(what, sizeof what, "customer %s has orders but is not active, "
+                             "at-risk or churned", c->id);
+                    s_report(what, shown);
+                    problems++;
+                }
+                checked++;
+            }
+            crm_proto_free(&cur);
+            crm_proto_free(&want);
+        }
+        if (n)
+            after = ids[n - 1];
+    }
+    printf("derived values: %" PRIu64 " customers checked against their orders and activities\n",
+           checked);
+    return problems;
+}
 
 static const char s_usage[] = "usage: crm-admin check --data DIR   (with the server stopped)\n";
 
@@ -26,6 +109,7 @@ s_report(const char *what, void *arg)
     if ((*shown)++ < 50)
         printf("  problem: %s\n", what);
 }
+
 
 int
 adm_check(int argc, char **argv)
@@ -78,6 +162,7 @@ adm_check(int argc, char **argv)
     }
     store_val_release(&after);
     problems += gaps;
+    problems += s_check_derived(store, dir, &shown);
     printf("change log: %" PRIu64 " to %" PRIu64 ", %" PRIu64 " missing\n", first, last, gaps);
     printf("%s: %zu problem%s\n", problems ? "NOT CONSISTENT" : "consistent", problems,
            problems == 1 ? "" : "s");

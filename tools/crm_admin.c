@@ -13,8 +13,11 @@ struct cmd {
 };
 
 static const struct cmd s_cmds[] = {
-    {"check", adm_check, "check a stopped data dir: indexes against records, change-log gaps"},
+    {"check", adm_check, "check a stopped data dir: indexes, change-log gaps, derived values"},
     {"init", adm_init, "create a data directory, server keys and the first admin"},
+    {"rules", adm_rules, "print the customer value and deal rules in force"},
+    {"sweep", adm_sweep, "apply the time-based value rules (at-risk, churned) as of a date"},
+    {"upgrade", adm_upgrade, "rewrite a stopped data dir of an older format to this one"},
     {"user", adm_user, "add, list, disable, enable, change users; rotate their keys"},
 };
 

@@ -565,7 +565,7 @@ s_watchtwice(char **argv)
         char errbuf[CRM_ERRBUF];
         if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
                              (ProtobufCMessage **)&r, errbuf) == CRM_OK &&
-            r->body_case == CRM__REPLY__BODY_EVENT && !strcmp(r->event->kind, "customer"))
+            r->body_case == CRM__REPLY__BODY_EVENT && r->event->n_parts && !strcmp(r->event->parts[0]->kind, "customer"))
             events++;
         crm_proto_free((ProtobufCMessage **)&r);
         zmq_msg_close(&m);

@@ -34,7 +34,7 @@ wait_for '[ "$(wc -l <"$T/w.out")" -ge 2 ]'
 watch_stop w
 expect "the watcher stops cleanly on Ctrl-C" test "$RC" -eq 0
 expect "and says where to resume" grep -q "resume with: crm watch --since" "$T/w.err"
-expect "it saw both changes, in order" test "$(python3 -c 'import json,sys; print(",".join(json.loads(l)["actor"]+":"+"/".join(json.loads(l)["fields"]) for l in open(sys.argv[1])))' "$T/w.out")" = "sa:tags,sb:industry"
+expect "it saw both changes, in order" test "$(python3 -c 'import json,sys; print(",".join(json.loads(l)["actor"]+":"+"/".join(json.loads(l)["parts"][0]["fields"]) for l in open(sys.argv[1])))' "$T/w.out")" = "sa:tags,sb:industry"
 s1=$(seqs "$T/w.out")
 expect "sequence numbers rise by one ($s1)" test "$(echo $s1 | awk '{print $2-$1}')" -eq 1
 
@@ -78,7 +78,7 @@ expect "--customer sees no other customer" test "$(grep -c "\"id\":\"$P\"" "$T/c
 expect "non-admins never see user changes" test "$(grep -c '"kind":"user"' "$T/s.out")" -eq 0
 # a reassignment reaches the old owner's --owner watch; a delete names the activities it took
 watch_start sa o2 --owner sa
-watch_start admin d --kind customer
+watch_start admin d --kind customer --kind activity
 "$ADMIN_BIN" user add mgr --dept sales --role manager --data "$T/data" --out "$T/mgr" >/dev/null
 as mgr customer edit "$OWN" --owner sb
 as sa note add "$OWN" "soon gone"; NOTE=${OUT#created activity }
@@ -87,7 +87,12 @@ wait_for 'grep -q "\"op\":\"delete\"" "$T/d.out"'
 watch_stop o2
 watch_stop d
 expect "the old owner's watch sees the reassignment away" grep -q '"owner":"sb"' "$T/o2.out"
-expect "the delete event lists the activities deleted with it" grep -q "\"also_deleted\":\[\"$NOTE\"\]" "$T/d.out"
+expect "the delete event carries the activities deleted with it" python3 -c '
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if "\"delete\"" in l][0]
+parts = [(p["op"], p["kind"], p["id"]) for p in ev["parts"]]
+assert ("delete", "activity", sys.argv[2]) in parts and parts[0][:2] == ("delete", "customer"), parts
+' "$T/d.out" "$NOTE"
 as admin audit --customer "$OWN"
 as admin audit --id "$NOTE"
 expect "each deleted activity is in the audit trail" contains "$OUT" "deleted with its customer"

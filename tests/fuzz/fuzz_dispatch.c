@@ -22,6 +22,7 @@
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_time.h"
+#include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
 #include "store.h"
@@ -160,8 +161,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     store_group_commit(s_fx.group, errbuf);
     feed_config_t fc = {1000, 0};
     s_fx.feed = feed_new(s_fx.store, &fc);
-    dispatch_env_t env = {s_fx.store, s_fx.group, "fuzz-server-key", false, &s_fx.rl,
-                          s_fx.feed, NULL, 0, NULL};
+    static value_rules_t rules;
+    value_rules_defaults(&rules);
+    dispatch_env_t env = {.store = s_fx.store,
+                          .group = s_fx.group,
+                          .server_key = "fuzz-server-key",
+                          .log_rl = &s_fx.rl,
+                          .feed = s_fx.feed,
+                          .rules = &rules};
     s_fx.env = env;
 
     /* a few records and one request of every operation, as seeds */

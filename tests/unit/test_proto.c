@@ -86,12 +86,12 @@ test_proto_rejects_unknown_enum_and_field(void **state)
                      CRM_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(errbuf, "'op'"));
     free(buf);
-    /* field 15 (varint) is not in Request */
-    const uint8_t unknown[] = {0x08, 0x01, 0x78, 0x05};
+    /* field 99 (varint) is not in Request */
+    const uint8_t unknown[] = {0x08, 0x01, 0x98, 0x06, 0x05};
     assert_int_equal(crm_proto_unpack(&crm__request__descriptor, unknown, sizeof unknown, &m,
                                       errbuf),
                      CRM_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(errbuf, "unknown field number 15"));
+    assert_non_null(strstr(errbuf, "unknown field number 99"));
 }
 
 static void

@@ -206,6 +206,114 @@ test_record_normalize(void **state)
     crm_proto_free(&m);
 }
 
+static void
+test_money_parse_and_format(void **state)
+{
+    (void)state;
+    int64_t minor;
+    char code[4], out[64];
+    static const struct {
+        const char *in;
+        int64_t minor;
+        const char *code;
+    } ok[] = {
+        {"1234.50", 123450, "CNY"},   {"1,234.5", 123450, "CNY"}, {"¥1,234.50", 123450, "CNY"},
+        {"1234.50 CNY", 123450, "CNY"}, {"USD 12", 1200, "USD"},  {"$0.99", 99, "USD"},
+        {"99 JPY", 99, "JPY"},          {"€3", 300, "EUR"},       {"0", 0, "CNY"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_true(crm_money_parse(ok[i].in, &minor, code));
+        assert_int_equal(minor, ok[i].minor);
+        assert_string_equal(code, ok[i].code);
+    }
+    static const char *const bad[] = {"", "abc", "1.234", "1.5 JPY", "12 XYZ", "-5", "1..2",
+                                      "1 2", "99999999999999999999", "12 CNYX"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(crm_money_parse(bad[i], &minor, code));
+    crm_money_format(123450, "CNY", true, out, sizeof out);
+    assert_string_equal(out, "¥1,234.50");
+    crm_money_format(123450, "CNY", false, out, sizeof out);
+    assert_string_equal(out, "1234.50 CNY");
+    crm_money_format(5, "USD", true, out, sizeof out);
+    assert_string_equal(out, "$0.05");
+    crm_money_format(1234567, "JPY", true, out, sizeof out);
+    assert_string_equal(out, "JP¥1,234,567");
+    crm_money_format(-100, "EUR", true, out, sizeof out);
+    assert_string_equal(out, "-€1.00");
+    /* what is printed for machines parses back to the same amount */
+    for (int64_t v = 0; v < 200000; v += 997) {
+        crm_money_format(v, "CNY", false, out, sizeof out);
+        assert_true(crm_money_parse(out, &minor, code));
+        assert_int_equal(minor, v);
+    }
+}
+
+static void
+test_record_lines_and_diff(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = crm_entity_by_name("order");
+    char errbuf[CRM_ERRBUF];
+    const ProtobufCFieldDescriptor *lines = crm_record_field(e->desc, "lines");
+    ProtobufCMessage *a = crm_proto_new(e->desc), *b = crm_proto_new(e->desc);
+    /* a comma inside a value does not split it: only ",name=" with a known part does */
+    assert_int_equal(crm_record_set_text(a, lines, "sku=A1,name=Widget, large,quantity=2,"
+                                                   "unit_price=¥1,200.50", false, errbuf),
+                     CRM_OK);
+    Crm__Order *o = (Crm__Order *)a;
+    assert_int_equal(o->n_lines, 1);
+    assert_string_equal(o->lines[0]->name, "Widget, large");
+    assert_int_equal(o->lines[0]->quantity, 2);
+    assert_int_equal(o->lines[0]->unit_price->minor, 120050);
+    assert_int_equal(crm_record_set_text(a, lines, "sku=B,colour=red", false, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "unknown part 'colour'"));
+    assert_int_equal(o->n_lines, 1); /* a refused line leaves the record as it was */
+    assert_int_equal(crm_record_set_text(a, lines, "sku=B,quantity=x", false, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    char *text = crm_record_format(a, lines, false, false);
+    assert_string_equal(text, "sku=A1,name=Widget, large,quantity=2,unit_price=1200.50 CNY");
+    /* the formatted line parses back to an equal line */
+    assert_int_equal(crm_record_set_text(b, lines, text, false, errbuf), CRM_OK);
+    char *diff[8];
+    crm_record_set_str(b, "customer_id", "");
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 0);
+    ((Crm__Order *)b)->lines[0]->quantity = 3; /* a quantity inside a line is a change */
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 1);
+    assert_string_equal(diff[0], "lines");
+    free(text);
+    /* normalize: lines are bounded and their money checked */
+    assert_int_equal(crm_record_normalize(e, a, errbuf), CRM_ERR_INVALID_ARGUMENT); /* no customer */
+    crm_record_set_str(a, "customer_id", "c1");
+    assert_int_equal(crm_record_normalize(e, a, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(a, lines, "sku=C,quantity=1,unit_price=1 XXX", false,
+                                         errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    crm_proto_free(&a);
+    crm_proto_free(&b);
+}
+
+static void
+test_record_ranges(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = crm_entity_by_name("deal");
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *d = crm_proto_new(e->desc);
+    crm_record_set_str(d, "customer_id", "c1");
+    crm_record_set_str(d, "title", "t");
+    assert_int_equal(crm_record_set_text(d, crm_record_field(e->desc, "amount"),
+                                         "2000000000000", false, errbuf),
+                     CRM_OK);
+    assert_int_equal(crm_record_normalize(e, d, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "between 0 and"));
+    assert_int_equal(crm_record_set_text(d, crm_record_field(e->desc, "amount"), "20000", false,
+                                         errbuf),
+                     CRM_OK);
+    assert_int_equal(crm_record_normalize(e, d, errbuf), CRM_OK);
+    crm_proto_free(&d);
+}
+
 int
 main(void)
 {
@@ -215,6 +323,9 @@ main(void)
         cmocka_unit_test(test_record_set_and_format),
         cmocka_unit_test(test_record_phone),
         cmocka_unit_test(test_record_normalize),
+        cmocka_unit_test(test_money_parse_and_format),
+        cmocka_unit_test(test_record_lines_and_diff),
+        cmocka_unit_test(test_record_ranges),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }

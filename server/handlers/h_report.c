@@ -1,0 +1,314 @@
+/*  =========================================================================
+    h_report - aggregates for the caller's scope (`crm pipeline`) and the
+    value sweep (`crm-admin sweep`)
+
+    Reports read committed data only and judge every record they count with
+    the same authz_record() as reads, so a report never counts a record its
+    reader could not read. The sweep applies the time-based value rules
+    (at-risk, churned) to one slice of customers per call, each changed
+    customer as its own mutation through the normal write path (event,
+    audit), so no call holds the server thread for long.
+    =========================================================================
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "derive.h"
+#include "dispatch.h"
+#include "mutation.h"
+#include "records.h"
+
+#define PIPELINE_MAX 50000 /* deals one pipeline report may read on the server thread */
+#define PAGE 1000
+#define SWEEP_DEFAULT 200
+#define SWEEP_MAX 5000
+
+/* `crm pipeline`: per deal stage, the count, the sum and the weighted sum of
+   the amounts of the deals the caller may read. */
+static crm_err_t
+s_pipeline(req_ctx_t *ctx, const Crm__ReportRequest *r)
+{
+    const crm_entity_t *de = crm_entity_by_name("deal");
+    const Crm__User *u = ctx->session.user;
+    records_term_t terms[2];
+    size_t nterms = 0;
+    crm_err_t rc = authz_kind(u, de, AUTHZ_READ, ctx->errbuf);
+    if (rc != CRM_OK)
+        return dispatch_deny(ctx, de->name, "", "report pipeline");
+    for (size_t i = 0; i < r->n_filters && rc == CRM_OK; i++) {
+        const char *v = r->filters[i]->value;
+        if (strcmp(r->filters[i]->field, "owner") || nterms == 1)
+            rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                "the pipeline report filters on one 'owner' only");
+        else
+            rc = records_term(de, "owner", !strcmp(v, "me") ? u->name : v, &terms[nterms++],
+                              ctx->errbuf);
+    }
+    const ProtobufCEnumDescriptor *ed = &crm__deal_stage__descriptor;
+    size_t nrows = ed->n_values - 1; /* every stage but NONE */
+    Crm__ReportRow *rows = dispatch_own(ctx, calloc(nrows, sizeof *rows));
+    Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(nrows, sizeof *ptrs));
+    char *names = dispatch_own(ctx, calloc(nrows, 32));
+    for (size_t i = 0; i < nrows; i++) {
+        crm__report_row__init(&rows[i]);
+        crm_record_enum_name(ed, (int)(i + 1), names + 32 * i, 32);
+        rows[i].key = names + 32 * i;
+        ptrs[i] = &rows[i];
+    }
+    uint64_t ids[PAGE], after = 0;
+    size_t n = 0, seen = 0;
+    bool more = rc == CRM_OK;
+    while (more && rc == CRM_OK) {
+        rc = records_query(ctx->env->store, de, terms, nterms, after, PAGE, ids, &n, &more, NULL,
+                           NULL);
+        if (rc != CRM_OK) {
+            dispatch_error(ctx, rc, "cannot read the deals");
+            break;
+        }
+        if ((seen += n) > PIPELINE_MAX) {
+            rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                "the pipeline report reads at most %d deals; narrow it with "
+                                "--owner",
+                                PIPELINE_MAX);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *m = NULL;
+            char errbuf[CRM_ERRBUF];
+            if (records_get(ctx->env->store, de, ids[i], &m) != CRM_OK)
+                continue;
+            const Crm__Deal *d = (const Crm__Deal *)m;
+            if (d->stage >= 1 && (size_t)d->stage <= nrows &&
+                authz_record(u, de, AUTHZ_READ, m, NULL, NULL, 0, errbuf) == CRM_OK) {
+                Crm__ReportRow *row = &rows[d->stage - 1];
+                int64_t amount = d->amount ? d->amount->minor : 0;
+                row->count++;
+                row->sum += amount;
+                row->weighted += amount / 100 * (int64_t)d->probability +
+                                 amount % 100 * (int64_t)d->probability / 100;
+            }
+            crm_proto_free(&m);
+        }
+        if (n)
+            after = ids[n - 1];
+    }
+    for (size_t i = 0; i < nterms; i++)
+        records_term_release(&terms[i]);
+    if (rc != CRM_OK)
+        return rc;
+    Crm__ReportReply *rep = &ctx->body.report;
+    crm__report_reply__init(rep);
+    rep->name = (char *)"pipeline";
+    rep->currency = (char *)ctx->env->rules->currency;
+    rep->rows = ptrs;
+    rep->n_rows = nrows;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPORT;
+    ctx->reply.report = rep;
+    return CRM_OK;
+}
+
+/* `crm feedback summary`: CSAT (count and sum of scores) and NPS (promoters
+   9-10, passives 7-8, detractors 0-6) over the feedback the caller may read,
+   with since/until on when it was recorded. */
+static crm_err_t
+s_satisfaction(req_ctx_t *ctx, const Crm__ReportRequest *r)
+{
+    const crm_entity_t *fe = crm_entity_by_name("feedback");
+    const Crm__User *u = ctx->session.user;
+    int64_t since = 0, until = INT64_MAX;
+    if (authz_kind(u, fe, AUTHZ_READ, ctx->errbuf) != CRM_OK)
+        return dispatch_deny(ctx, fe->name, "", "report satisfaction");
+    for (size_t i = 0; i < r->n_filters; i++) {
+        Crm__Feedback tmp = CRM__FEEDBACK__INIT;
+        const char *f = r->filters[i]->field;
+        bool is_since = !strcmp(f, "since");
+        if ((!is_since && strcmp(f, "until")) ||
+            crm_record_set_text(&tmp.base, crm_record_field(fe->desc, "created_at"),
+                                r->filters[i]->value, true, ctx->errbuf) != CRM_OK)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "the satisfaction report takes since and until dates");
+        if (is_since)
+            since = tmp.created_at;
+        else /* a date means the whole day */
+            until = tmp.created_at + (strlen(r->filters[i]->value) == 10 ? 86400000 - 1 : 0);
+    }
+    static const char *const keys[] = {"csat", "nps-promoters", "nps-passives", "nps-detractors"};
+    Crm__ReportRow *rows = dispatch_own(ctx, calloc(4, sizeof *rows));
+    Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(4, sizeof *ptrs));
+    for (size_t i = 0; i < 4; i++) {
+        crm__report_row__init(&rows[i]);
+        rows[i].key = (char *)keys[i];
+        ptrs[i] = &rows[i];
+    }
+    uint64_t ids[PAGE], after = 0;
+    size_t n = 0, seen = 0;
+    bool more = true;
+    crm_err_t rc = CRM_OK;
+    while (more && rc == CRM_OK) {
+        if ((rc = records_query(ctx->env->store, fe, NULL, 0, after, PAGE, ids, &n, &more, NULL,
+                                NULL)) != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot read the feedback");
+        if ((seen += n) > PIPELINE_MAX)
+            return dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                  "the satisfaction report reads at most %d records",
+                                  PIPELINE_MAX);
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *m = NULL;
+            char errbuf[CRM_ERRBUF];
+            if (records_get(ctx->env->store, fe, ids[i], &m) != CRM_OK)
+                continue;
+            const Crm__Feedback *f = (const Crm__Feedback *)m;
+            if (f->created_at >= since && f->created_at <= until &&
+                authz_record(u, fe, AUTHZ_READ, m, NULL, NULL, 0, errbuf) == CRM_OK) {
+                if (f->score_kind == CRM__SCORE_KIND__CSAT) {
+                    rows[0].count++;
+                    rows[0].sum += f->score;
+                } else if (f->score_kind == CRM__SCORE_KIND__NPS) {
+                    Crm__ReportRow *row = f->score >= 9 ? &rows[1] : f->score >= 7 ? &rows[2]
+                                                                                     : &rows[3];
+                    row->count++;
+                    row->sum += f->score;
+                }
+            }
+            crm_proto_free(&m);
+        }
+        if (n)
+            after = ids[n - 1];
+    }
+    Crm__ReportReply *rep = &ctx->body.report;
+    crm__report_reply__init(rep);
+    rep->name = (char *)"satisfaction";
+    rep->rows = ptrs;
+    rep->n_rows = 4;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPORT;
+    ctx->reply.report = rep;
+    return CRM_OK;
+}
+
+crm_err_t
+h_report(req_ctx_t *ctx)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_REPORT)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no report");
+    const Crm__ReportRequest *r = ctx->req->report;
+    if (!strcmp(r->name, "pipeline"))
+        return s_pipeline(ctx, r);
+    if (!strcmp(r->name, "satisfaction"))
+        return s_satisfaction(ctx, r);
+    return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown report '%.40s' (reports: %s)",
+                          r->name, "pipeline, satisfaction");
+}
+
+/* Apply the time rules to one record as of DC->now: a customer's value, a
+   ticket's service levels. *CHANGED gets whether NEXT now differs. */
+static crm_err_t
+s_sweep_one(const derive_ctx_t *dc, const crm_entity_t *e, ProtobufCMessage *next,
+            char *errbuf)
+{
+    if (!strcmp(e->name, "customer"))
+        return derive_customer(dc, (Crm__Customer *)next, errbuf);
+    derive_ticket_breaches((Crm__Ticket *)next, dc->now);
+    return CRM_OK;
+}
+
+crm_err_t
+sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
+            uint64_t after, size_t limit, sweep_result_t *out, char *errbuf)
+{
+    const crm_entity_t *e = crm_entity_by_prefix(kind);
+    CRM_ASSERT(e && (!strcmp(e->name, "customer") || !strcmp(e->name, "ticket")));
+    derive_ctx_t dc = {env->store, env->group, env->rules, actor, as_of, false};
+    char reason[64], when[32];
+    crm_record_format_time(as_of, when);
+    snprintf(reason, sizeof reason, "sweep as of %s", when);
+    uint64_t *ids = malloc((limit ? limit : 1) * sizeof *ids);
+    CRM_ASSERT_ALLOC(ids);
+    size_t n = 0;
+    bool more = false;
+    memset(out, 0, sizeof *out);
+    crm_err_t rc = records_query(env->store, e, NULL, 0, after, limit, ids, &n, &more, NULL, NULL);
+    if (rc != CRM_OK)
+        snprintf(errbuf, CRM_ERRBUF, "cannot list the %s records to sweep", e->name);
+    for (size_t i = 0; rc == CRM_OK && i < n; i++) {
+        ProtobufCMessage *cur = NULL, *next = NULL;
+        if (records_group_get(env->group, e, ids[i], &cur) != CRM_OK ||
+            records_group_get(env->group, e, ids[i], &next) != CRM_OK) {
+            crm_proto_free(&cur);
+            continue; /* deleted meanwhile */
+        }
+        out->checked++;
+        rc = s_sweep_one(&dc, e, next, errbuf);
+        char *changed[64];
+        size_t nchanged = rc == CRM_OK ? crm_record_diff(e, cur, next, changed, 64) : 0;
+        if (nchanged) { /* each record its own change: one event, one audit entry */
+            mutation_t *m = mutation_begin(env->group, env->store, actor);
+            crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
+            crm_record_set_i64(next, "updated_at", crm_time_now_ms());
+            crm_record_set_str(next, "updated_by", actor->name);
+            mutation_put(m, e, ids[i], cur, next, changed, nchanged, reason);
+            mutation_end(&m);
+            out->changed++;
+        }
+        crm_proto_free(&cur);
+        crm_proto_free(&next);
+    }
+    /* customers, then tickets */
+    out->next_kind = 0;
+    out->next_after = 0;
+    if (rc == CRM_OK && more && n) {
+        out->next_kind = kind;
+        out->next_after = ids[n - 1];
+    } else if (rc == CRM_OK && !strcmp(e->name, "customer")) {
+        out->next_kind = crm_entity_by_name("ticket")->prefix;
+    }
+    free(ids);
+    return rc;
+}
+
+crm_err_t
+h_sweep(req_ctx_t *ctx)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_SWEEP)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no sweep");
+    const Crm__SweepRequest *r = ctx->req->sweep;
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    size_t limit = r->limit ? r->limit : SWEEP_DEFAULT;
+    if (limit > SWEEP_MAX)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "at most %d customers per sweep call",
+                              SWEEP_MAX);
+    /* the cursor: "" (start), "c123" (customers after c123), "t" or "t45" (tickets) */
+    char kind = *r->after ? r->after[0] : ce->prefix;
+    const crm_entity_t *ke = crm_entity_by_prefix(kind);
+    uint64_t after = 0;
+    if (!ke || (strcmp(ke->name, "customer") && strcmp(ke->name, "ticket")) ||
+        (r->after[0] && r->after[1] && !(after = crm_entity_parse_id(ke, r->after))))
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a sweep cursor",
+                              r->after);
+    sweep_result_t res;
+    crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, r->as_of ? r->as_of : crm_time_now_ms(),
+                               kind, after, limit, &res, ctx->errbuf);
+    if (res.changed)
+        ctx->staged = true;
+    if (rc != CRM_OK)
+        return rc;
+    Crm__SweepReply *rep = &ctx->body.sweep;
+    crm__sweep_reply__init(rep);
+    rep->checked = res.checked;
+    rep->changed = res.changed;
+    if (res.next_kind) {
+        char *next_after = dispatch_own(ctx, malloc(24));
+        if (res.next_after)
+            crm_entity_format_id(crm_entity_by_prefix(res.next_kind), res.next_after, next_after);
+        else
+            snprintf(next_after, 24, "%c", res.next_kind);
+        rep->next_after = next_after;
+    }
+    ctx->reply.body_case = CRM__REPLY__BODY_SWEEP;
+    ctx->reply.sweep = rep;
+    return CRM_OK;
+}

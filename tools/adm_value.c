@@ -1,0 +1,341 @@
+/*  =========================================================================
+    adm_value - `crm-admin upgrade`, `crm-admin sweep`, `crm-admin rules`
+
+    upgrade  rewrites a stopped data dir of an older format in place: format
+             1 change-log entries (one record each) become format-2 parts, and
+             every customer gets the derived value fields.
+    sweep    asks the running server to apply the time-based value rules
+             (at-risk, churned) as of a date, slice by slice, through the
+             normal write path; tests drive it with --as-of.
+    rules    prints the value rules in force for a data dir.
+    =========================================================================
+*/
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adm.h"
+#include "cmd.h"
+#include "conn.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "derive.h"
+#include "records.h"
+#include "store.h"
+
+#define BATCH 1000
+
+/* ==== upgrade ==== */
+
+/* Rewrite a format-1 change (one record, ids of deleted children) as parts. */
+static bool
+s_upgrade_change(Crm__Change *c)
+{
+    if (c->n_parts || !*c->kind)
+        return false;
+    size_t n = 1 + c->n_also_deleted;
+    Crm__ChangePart *parts = calloc(n, sizeof *parts);
+    Crm__ChangePart **ptrs = calloc(n, sizeof *ptrs);
+    CRM_ASSERT(parts && ptrs);
+    crm__change_part__init(&parts[0]);
+    parts[0].kind = c->kind;
+    parts[0].id = c->id;
+    parts[0].op = c->op;
+    parts[0].fields = c->fields;
+    parts[0].n_fields = c->n_fields;
+    parts[0].record = c->record;
+    parts[0].hidden_before = c->hidden_before;
+    parts[0].owner_before = c->owner_before;
+    ptrs[0] = &parts[0];
+    for (size_t i = 0; i < c->n_also_deleted; i++) {
+        const crm_entity_t *k = crm_entity_by_prefix(c->also_deleted[i][0]);
+        crm__change_part__init(&parts[i + 1]);
+        parts[i + 1].kind = (char *)(k ? k->name : "");
+        parts[i + 1].id = c->also_deleted[i];
+        parts[i + 1].op = CRM__CHANGE_OP__DELETE;
+        ptrs[i + 1] = &parts[i + 1];
+    }
+    c->parts = ptrs;
+    c->n_parts = n;
+    return true;
+}
+
+static int
+s_upgrade(const char *dir)
+{
+    char errbuf[CRM_ERRBUF] = "";
+    store_t *store = NULL;
+    if (store_open(dir, STORE_ANY_FORMAT, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+        return 1;
+    }
+    uint32_t from = store_format(store);
+    if (from == STORE_FORMAT) {
+        printf("'%s' is already format %d: nothing to do\n", dir, STORE_FORMAT);
+        store_destroy(&store);
+        return 0;
+    }
+    if (from > STORE_FORMAT) {
+        fprintf(stderr, "crm-admin upgrade: '%s' has format %u, newer than this OneView's %d\n",
+                dir, from, STORE_FORMAT);
+        store_destroy(&store);
+        return 1;
+    }
+    int rc = 1;
+    uint64_t rewritten = 0, customers = 0;
+    store_group_t *g = store_group_new(store);
+    /* 1. the change log: one record per entry -> parts */
+    uint64_t last = store_last_seq(store);
+    for (uint64_t seq = store_changelog_first(store); seq <= last; seq++) {
+        store_val_t v = {0};
+        Crm__Change *c = NULL;
+        if (store_changelog_get(store, seq, &v) != CRM_OK) {
+            store_val_release(&v);
+            continue; /* a gap is for `check` to report */
+        }
+        if (crm_proto_unpack(&crm__change__descriptor, (const uint8_t *)v.data, v.len,
+                             (ProtobufCMessage **)&c, errbuf) != CRM_OK) {
+            fprintf(stderr, "crm-admin upgrade: change %" PRIu64 " is corrupt: %s\n", seq, errbuf);
+            store_val_release(&v);
+            goto cleanup;
+        }
+        store_val_release(&v);
+        Crm__ChangePart **old_parts = c->parts;
+        size_t old_n = c->n_parts;
+        if (s_upgrade_change(c)) {
+            Crm__ChangePart *block = c->parts[0];
+            Crm__Change legacy = *c; /* the legacy fields go; the parts stay */
+            legacy.kind = (char *)"";
+            legacy.id = (char *)"";
+            legacy.op = 0;
+            legacy.n_fields = 0;
+            legacy.record.len = 0;
+            legacy.hidden_before = 0;
+            legacy.owner_before = (char *)"";
+            legacy.n_also_deleted = 0;
+            size_t len;
+            uint8_t *packed = crm_proto_pack(&legacy.base, &len), key[8];
+            store_put_be64(key, seq);
+            store_group_put(g, STORE_CF_CHANGELOG, key, sizeof key, packed, len);
+            free(packed);
+            free(c->parts);
+            free(block);
+            c->parts = old_parts;
+            c->n_parts = old_n;
+            rewritten++;
+        }
+        crm_proto_free((ProtobufCMessage **)&c);
+        if (rewritten % BATCH == BATCH - 1 && store_group_commit(g, errbuf) != CRM_OK)
+            goto storage;
+    }
+    /* 2. every customer's derived value (format 1 had none); a tier set by
+       hand stays, as an override; the stage is what people gave it */
+    value_rules_t rules;
+    char path[PATH_MAX];
+    value_rules_defaults(&rules);
+    snprintf(path, sizeof path, "%s/value-rules.conf", dir);
+    if (value_rules_load(&rules, path, false, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+        goto cleanup;
+    }
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"crm-admin";
+    derive_ctx_t dc = {store, NULL, &rules, &actor, crm_time_now_ms(), false};
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    uint64_t ids[BATCH], after = 0;
+    size_t n;
+    bool more = true;
+    while (more) {
+        if (records_query(store, ce, NULL, 0, after, BATCH, ids, &n, &more, NULL, NULL) != CRM_OK)
+            goto storage;
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *cur = NULL, *next = NULL;
+            if (records_get(store, ce, ids[i], &cur) != CRM_OK ||
+                records_get(store, ce, ids[i], &next) != CRM_OK) {
+                crm_proto_free(&cur);
+                goto storage;
+            }
+            Crm__Customer *c = (Crm__Customer *)next;
+            int stage = c->stage;
+            c->tier_override = c->tier != CRM__TIER__TIER_NONE;
+            if (derive_customer(&dc, c, errbuf) != CRM_OK) {
+                fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+                crm_proto_free(&cur);
+                crm_proto_free(&next);
+                goto cleanup;
+            }
+            c->stage = stage;
+            records_stage_put(g, ce, ids[i], cur, next);
+            customers++;
+            crm_proto_free(&cur);
+            crm_proto_free(&next);
+        }
+        if (n)
+            after = ids[n - 1];
+        if (store_group_commit(g, errbuf) != CRM_OK)
+            goto storage;
+    }
+    if (store_group_commit(g, errbuf) != CRM_OK ||
+        store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
+        goto storage;
+    printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, %" PRIu64
+           " customers given their derived value\n",
+           dir, from, STORE_FORMAT, rewritten, customers);
+    rc = 0;
+    goto cleanup;
+storage:
+    fprintf(stderr, "crm-admin upgrade: storage failure%s%s; the data dir is still format %u "
+                    "and the upgrade can be run again\n",
+            *errbuf ? ": " : "", errbuf, from);
+cleanup:
+    store_group_destroy(&g);
+    store_destroy(&store);
+    return rc;
+}
+
+int
+adm_upgrade(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: crm-admin upgrade --data DIR   (with the server stopped; back DIR up first)\n"
+        "\nRewrites a data dir made by an older OneView to this version's format.\n";
+    if (argc == 3 && !strcmp(argv[1], "--data"))
+        return s_upgrade(argv[2]);
+    bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    fputs(usage, help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
+/* ==== sweep ==== */
+
+int
+adm_sweep(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: crm-admin sweep [--as-of DATE] [--data DIR | --config ENROLL] [--server EP]\n"
+        "\nApplies the time-based value rules (at-risk, churned) to every customer as of\n"
+        "DATE (default now; YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ), through the running\n"
+        "server: each customer that changes is one event in the feed and the audit trail.\n"
+        "The server also sweeps by itself once a day.\n";
+    static const struct option longopts[] = {{"as-of", required_argument, NULL, 'a'},
+                                             {"data", required_argument, NULL, 'd'},
+                                             {"config", required_argument, NULL, 'c'},
+                                             {"server", required_argument, NULL, 's'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *as_of = NULL, *data = NULL, *config = NULL, *server = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            as_of = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 's':
+            server = optarg;
+            break;
+        default:
+            fputs(usage, c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    int64_t when = 0;
+    if (as_of) {
+        Crm__Customer tmp = CRM__CUSTOMER__INIT;
+        char errbuf[CRM_ERRBUF];
+        if (crm_record_set_text(&tmp.base, crm_record_field(&crm__customer__descriptor,
+                                                            "first_order_at"),
+                                as_of, true, errbuf) != CRM_OK) {
+            fprintf(stderr, "crm-admin sweep: --as-of takes YYYY-MM-DD[THH:MM:SSZ], not '%s'\n",
+                    as_of);
+            return 2;
+        }
+        when = tmp.first_order_at;
+    }
+    static char admin_path[PATH_MAX];
+    if (!config && data) {
+        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
+        config = admin_path;
+    }
+    const char *env = getenv("CRM_SERVER");
+    cli_ctx_t ctx = {false, config, server ? server : (env && *env ? env : NULL), 30000, false};
+    conn_t *conn = NULL;
+    int rc = conn_open(&ctx, &conn);
+    uint64_t checked = 0, changed = 0;
+    char after[24] = "";
+    while (rc == EXIT_OK) {
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__SweepRequest sw = CRM__SWEEP_REQUEST__INIT;
+        Crm__Reply *reply = NULL;
+        sw.as_of = when;
+        sw.after = after;
+        req.op = CRM__OP__OP_SWEEP;
+        req.body_case = CRM__REQUEST__BODY_SWEEP;
+        req.sweep = &sw;
+        if ((rc = conn_call(conn, &req, &reply)) != EXIT_OK)
+            break;
+        bool done = true;
+        if (reply->body_case == CRM__REPLY__BODY_SWEEP) {
+            checked += reply->sweep->checked;
+            changed += reply->sweep->changed;
+            snprintf(after, sizeof after, "%s", reply->sweep->next_after);
+            done = !*after;
+        }
+        conn_reply_free(&reply);
+        if (done)
+            break;
+    }
+    if (rc == EXIT_OK) {
+        char t[32];
+        crm_record_format_time(when ? when : crm_time_now_ms(), t);
+        printf("swept %" PRIu64 " customers and tickets as of %s: %" PRIu64 " changed\n", checked, t,
+               changed);
+    }
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* ==== rules ==== */
+
+int
+adm_rules(int argc, char **argv)
+{
+    static const char usage[] = "usage: crm-admin rules [--data DIR | --rules FILE]\n"
+                                "\nPrints the customer value and deal rules in force.\n";
+    value_rules_t rules;
+    char errbuf[CRM_ERRBUF], path[PATH_MAX];
+    value_rules_defaults(&rules);
+    crm_err_t rc = CRM_OK;
+    if (argc == 3 && !strcmp(argv[1], "--data")) {
+        snprintf(path, sizeof path, "%s/value-rules.conf", argv[2]);
+        rc = value_rules_load(&rules, path, false, errbuf);
+    } else if (argc == 3 && !strcmp(argv[1], "--rules")) {
+        rc = value_rules_load(&rules, argv[2], true, errbuf);
+    } else if (argc != 1) {
+        bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        fputs(usage, help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    if (rc != CRM_OK) {
+        fprintf(stderr, "crm-admin rules: %s\n", errbuf);
+        return 1;
+    }
+    char *text = value_rules_describe(&rules);
+    fputs(text, stdout);
+    free(text);
+    return 0;
+}
