@@ -86,15 +86,20 @@ if command -v strace >/dev/null; then
         for i in $(seq 1 100); do grep -q READY "$T/tr-$mode.out" && break; sleep 0.1; done
         ep=$(awk '/^READY/{print $2}' "$T/tr-$mode.out")
         : >"$T/tr-acked"
-        "$FAULTLOAD" mixed "$ep" "$T/tr-$mode/admin.enroll" "$T/tr-acked" a 2 >/dev/null 2>&1 &
+        "$FAULTLOAD" mixed "$ep" "$T/tr-$mode/admin.enroll" "$T/tr-acked" a 2 >"$T/tr-a.out" 2>&1 &
         l1=$!
-        "$FAULTLOAD" mixed "$ep" "$T/tr-$mode/admin.enroll" "$T/tr-acked" b 2 >/dev/null 2>&1
+        "$FAULTLOAD" mixed "$ep" "$T/tr-$mode/admin.enroll" "$T/tr-acked" b 2 >"$T/tr-b.out" 2>&1
         wait "$l1" || true
         cpid=$(pgrep -P "$spid" crmd || true) # the traced crmd, started by this test
         [ -n "$cpid" ] && kill -TERM "$cpid"
         wait "$spid" || true
         read -r replies bad <<<"$(check_trace "$T/trace-$mode.txt")"
         acked=$(wc -l <"$T/tr-acked")
+        # only acknowledged writes need an fdatasync: the load must have had no refusals
+        refused=$(cat "$T/tr-a.out" "$T/tr-b.out" | sed -n 's/.*refused \([0-9]*\).*/\1/p' |
+            awk '{n += $1} END {print n + 0}')
+        expect "$mode: the traced load was all acknowledged writes ($refused refused)" \
+            test "$refused" -eq 0
         if [ "$mode" = sync ]; then
             expect "--sync: $replies traced write replies, every one after its fdatasync ($bad not)" \
                 test "$replies" -ge 20 -a "$bad" -eq 0
