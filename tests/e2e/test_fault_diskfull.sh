@@ -8,7 +8,7 @@
 # a clear message instead of aborting.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
-SECONDS_LOAD=${CRM_DISKFULL_SECONDS:-9}
+SECONDS_LOAD=${CRM_DISKFULL_SECONDS:-7}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "ok - # SKIP the full-filesystem part needs root (mount -t tmpfs)"

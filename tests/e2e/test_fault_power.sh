@@ -8,10 +8,10 @@
 # Then: with --sync every acknowledged operation is there, the indexes agree
 # and the change log has no gap; in the default mode the same cut loses
 # acknowledged writes (so the test can fail). CRM_POWER_CYCLES sets the
-# number of --sync cycles (default 4; try 50 for a long run).
+# number of --sync cycles (default 3; try 50 for a long run).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
-CYCLES=${CRM_POWER_CYCLES:-4}
+CYCLES=${CRM_POWER_CYCLES:-3}
 CUT="python3 ${CRM_SRC:-$(dirname "$0")/../..}/tests/fault/powercut.py"
 
 # one_cycle NAME DATADIR ACKFILE [crmd options]: load, kill -9, power cut

@@ -11,7 +11,7 @@
 #     is lost.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
-CYCLES=${CRM_SYNC_CRASH_CYCLES:-6}
+CYCLES=${CRM_SYNC_CRASH_CYCLES:-4}
 
 # ---- 1. --sync, kill -9, mixed load
 init_data "$T/data"
