@@ -53,7 +53,8 @@ typedef struct {
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
-    bool staged;              /* a mutation was staged: reply only after the commit */
+    bool staged;              /* a mutation was staged: reply only after the commit
+                                 (dispatch_process also sees this by itself) */
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */
@@ -93,7 +94,8 @@ void *dispatch_own_msg(req_ctx_t *ctx, void *m);
 /* What dispatch_process() hands back besides the reply. */
 typedef struct {
     uint64_t id;       /* the request id (0 if it could not be read) */
-    bool after_commit; /* the reply may only be sent once the group commit succeeded */
+    bool after_commit; /* the reply depends on staged state: send it only once the
+                          group commit succeeded, else an error */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];

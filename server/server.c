@@ -53,6 +53,8 @@
 #define COMMIT_WAIT_US 300         /* longest a staged write waits for more to join its group */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
+#define RECOVER_INTERVAL_US 500000 /* while writes fail, how often to try to take them again */
+#define SHUTDOWN_LINGER_MS 2000    /* on stop, time for replies already queued to go out */
 
 /* A reply that waits for the group commit of its write. */
 typedef struct {
@@ -76,6 +78,7 @@ struct server {
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     int64_t guard_next_us;       /* next memory check */
+    int64_t recover_next_us;     /* next attempt to take writes again after a failure */
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
@@ -337,8 +340,9 @@ s_commit_and_reply(server_t *self)
 {
     char errbuf[CRM_ERRBUF] = "";
     crm_err_t rc = CRM_OK;
+    /* a failure is logged by the store, once per episode, not once per commit */
     if (store_group_dirty(self->group) && (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
-        crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
+        crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
     for (size_t i = 0; i < self->n_pending; i++) {
         s_pending_t *p = &self->pending[i];
         if (rc != CRM_OK) {
@@ -413,6 +417,11 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_sweep(self, &env);
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
+        if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
+            char errbuf[CRM_ERRBUF];
+            store_recover(self->store, errbuf); /* logs when writes work again */
+            self->recover_next_us = now + RECOVER_INTERVAL_US;
+        }
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
         if (now >= self->trim_next_us) {
@@ -430,8 +439,13 @@ server_destroy(server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
-    if (self->router)
+    if (self->router) {
+        /* replies to committed writes may still be queued: let them go out
+           (zmq_ctx_term below waits at most this long for them) */
+        int linger = SHUTDOWN_LINGER_MS;
+        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(self->router);
+    }
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
