@@ -662,6 +662,101 @@ backup_check_sizes(const char *backup_dir, uint32_t id, char *errbuf)
     return rc;
 }
 
+/* ==== Checksums: every file of a backup against the engine's own record ==== */
+
+/* CRC-32C (Castagnoli), the checksum RocksDB records for each backup file. */
+static uint32_t
+s_crc32c(uint32_t crc, const uint8_t *p, size_t n, const uint32_t table[256])
+{
+    crc = ~crc;
+    while (n--)
+        crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static void
+s_crc32c_table(uint32_t table[256])
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        table[i] = c;
+    }
+}
+
+/* CRC-32C of the file PATH into *crc; false if it cannot be read. */
+static bool
+s_file_crc(const char *path, const uint32_t table[256], uint32_t *crc, uint64_t *bytes)
+{
+    uint8_t buf[1 << 16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n;
+    uint32_t c = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        c = s_crc32c(c, buf, (size_t)n, table);
+        *bytes += (uint64_t)n;
+    }
+    close(fd);
+    *crc = c;
+    return n == 0;
+}
+
+static crm_err_t
+s_check_checksums(const char *backup_dir, uint32_t id, size_t *files, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char path[PATH_MAX], line[PATH_MAX + 64], file[2 * PATH_MAX + 64];
+    uint32_t table[256];
+    uint64_t bytes = 0;
+    *files = 0;
+    s_crc32c_table(table);
+    snprintf(path, sizeof path, "%s/meta/%u", backup_dir, id);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        s_fmt(errbuf, "backup %u has no file list '%s': %s", id, path, strerror(errno));
+        return CRM_ERR_NOT_FOUND;
+    }
+    while (fgets(line, sizeof line, f)) {
+        unsigned long want;
+        char *sp = strstr(line, " crc32 ");
+        if (!sp)
+            continue; /* timestamp, sequence, count, app metadata */
+        *sp = '\0';
+        want = strtoul(sp + 7, NULL, 10);
+        snprintf(file, sizeof file, "%s/%s", backup_dir, line);
+        uint32_t got = 0;
+        if (!s_file_crc(file, table, &got, &bytes)) {
+            s_fmt(errbuf, "backup %u: cannot read '%s': %s", id, file, strerror(errno));
+            rc = CRM_ERR_STORAGE;
+            break;
+        }
+        if (got != (uint32_t)want) {
+            s_fmt(errbuf, "backup %u: file '%s' is damaged (checksum %08X, recorded %08lX)", id,
+                  file, got, want);
+            rc = CRM_ERR_STORAGE;
+            break;
+        }
+        (*files)++;
+    }
+    fclose(f);
+    return rc;
+}
+
+crm_err_t
+backup_check_checksums(const char *backup_dir, uint32_t id, size_t *files, char *errbuf)
+{
+    *files = 0;
+    int lock = s_lock(backup_dir, false, errbuf);
+    if (lock < 0)
+        return CRM_ERR_UNAVAILABLE;
+    crm_err_t rc = s_check_checksums(backup_dir, id, files, errbuf);
+    s_unlock(lock);
+    return rc;
+}
+
 /* ==== Restore ==== */
 
 /* 1: DIR absent, 0: empty directory, -1: holds something (or unusable; errbuf says). */
@@ -748,8 +843,15 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
     s_sampler_start(&sampler, data_dir, BACKUP_RESTORING, out->size, tick, arg);
     rc = store_backup_restore(backup_dir, id, db, errbuf);
     s_sampler_stop(&sampler, rc == CRM_OK);
-    if (rc != CRM_OK)
+    if (rc != CRM_OK) {
+        /* RocksDB's message does not name the file: find it */
+        size_t nfiles;
+        char which[CRM_ERRBUF];
+        if (s_check_checksums(backup_dir, id, &nfiles, which) != CRM_OK)
+            s_fmt(errbuf, "%s; restore another backup ('crm-admin backup list --dir %s')",
+                  which, backup_dir);
         goto cleanup;
+    }
     for (size_t k = 0; k < sizeof s_side_files / sizeof s_side_files[0]; k++) {
         snprintf(src, sizeof src, "%s/oneview/%u/%s", backup_dir, id, s_side_files[k]);
         snprintf(dst, sizeof dst, "%s/%s", data_dir, s_side_files[k]);

@@ -83,6 +83,10 @@ crm_err_t backup_list(const char *backup_dir, backup_meta_t **out, size_t *n, ch
 crm_err_t backup_purge(const char *backup_dir, uint32_t keep, size_t *removed, char *errbuf);
 /* RocksDB's size check of backup ID's files (checksums: restore it). */
 crm_err_t backup_check_sizes(const char *backup_dir, uint32_t id, char *errbuf);
+/* Recompute the CRC-32C of every file of backup ID and compare it with the
+   engine's record (meta/ID); the first damaged file is named in errbuf. */
+crm_err_t backup_check_checksums(const char *backup_dir, uint32_t id, size_t *files,
+                                 char *errbuf);
 /* Restore backup ID (0: the newest) into DATA_DIR, which must be empty or
    absent: the database (every file's checksum checked), the server keys and
    rules. Refuses a non-empty DATA_DIR and changes nothing then; on any other

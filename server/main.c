@@ -216,6 +216,8 @@ main(int argc, char **argv)
         crm_log(CRM_LOG_ERROR, "libsodium failed to initialize");
         return 1;
     }
+    /* files RocksDB and backups create hold customer data: private to this user */
+    umask(077);
     /* secrets live in this process: no core dumps */
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);

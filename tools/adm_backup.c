@@ -480,7 +480,9 @@ s_verify_one(const s_args_t *a, uint32_t id, backup_meta_t *m, char *ldb, size_t
     snprintf(data, sizeof data, "%s/data", scratch);
     snprintf(db, sizeof db, "%s/db", data);
     /* 1. every file there with its size (RocksDB's verify), 2. restore: every checksum */
-    if ((rc = backup_check_sizes(a->dir, id, errbuf)) != CRM_OK)
+    size_t nfiles = 0;
+    if ((rc = backup_check_sizes(a->dir, id, errbuf)) != CRM_OK ||
+        (rc = backup_check_checksums(a->dir, id, &nfiles, errbuf)) != CRM_OK)
         goto cleanup;
     if ((rc = backup_restore(a->dir, id, data, s_bar, (void *)a, m, errbuf)) != CRM_OK)
         goto cleanup;

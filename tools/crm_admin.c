@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "adm.h"
 #include "crm_log.h"
@@ -36,6 +37,7 @@ int
 main(int argc, char **argv)
 {
     crm_log_init("crm-admin", CRM_LOG_WARN);
+    umask(077); /* data dirs, backups, keys and enrollments are private to this user */
     if (argc < 2)
         return s_usage(stderr);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
