@@ -509,6 +509,7 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
     store_backup_info_t info;
     int lock = -1;
     memset(out, 0, sizeof *out);
+    ck_dir[0] = '\0';
 
     if ((lock = s_lock(backup_dir, true, errbuf)) < 0) {
         rc = CRM_ERR_UNAVAILABLE;
@@ -1040,6 +1041,11 @@ backup_job_tick(backup_job_t *self)
     int64_t now = crm_time_mono_us();
     if (now < self->next_mono_us)
         return;
+    pthread_mutex_lock(&self->mu);
+    bool running = self->status.running;
+    pthread_mutex_unlock(&self->mu);
+    if (running)
+        return; /* due, but a backup is running: start as soon as it has finished */
     char errbuf[CRM_ERRBUF];
     uint64_t job;
     self->next_mono_us = now + self->every_ms * 1000;
@@ -1047,10 +1053,9 @@ backup_job_tick(backup_job_t *self)
     self->status.next_ms = crm_time_now_ms() + self->every_ms;
     pthread_mutex_unlock(&self->mu);
     if (backup_job_start(self, NULL, 0, &job, errbuf) != CRM_OK) {
-        /* a manual backup still running: the scheduled one is skipped, visibly */
-        crm_log(CRM_LOG_WARN, "scheduled backup skipped: %s", errbuf);
+        crm_log(CRM_LOG_ERROR, "scheduled backup not started: %s", errbuf);
         pthread_mutex_lock(&self->mu);
-        s_fmt(self->status.last_error, "scheduled backup skipped: %s", errbuf);
+        s_fmt(self->status.last_error, "scheduled backup not started: %s", errbuf);
         self->status.last_error_ms = crm_time_now_ms();
         pthread_mutex_unlock(&self->mu);
     }

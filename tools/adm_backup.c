@@ -4,7 +4,7 @@
 
     create goes through the running crmd (it holds the store's lock; the
     work runs on the server's backup thread and this command polls its
-    status about 5 times a second), or, with --data DIR on a stopped data
+    status 4 times a second), or, with --data DIR on a stopped data
     dir, opens the store and runs the same backup_run() here. list, verify,
     purge and restore work on the backup dir itself (locked against a
     backup being written into it).
@@ -240,7 +240,7 @@ s_create_remote(const s_args_t *a)
     uint64_t job = reply->backup->job;
     for (;;) {
         conn_reply_free(&reply);
-        usleep(200000);
+        usleep(250000); /* each poll is an audited admin read: not too often */
         if ((rc = s_call(conn, CRM__OP__OP_BACKUP_STATUS, NULL, &reply)) != EXIT_OK)
             goto cleanup;
         const Crm__BackupReply *st = reply->backup;
