@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +44,8 @@
 #include "crm_entity.h"
 #include "crm_log.h"
 #include "crm_time.h"
+
+#define BACKUP_NICE 10 /* the job thread's nice value */
 
 /* Files of a data dir that a backup carries besides the database. */
 static const char *const s_side_files[] = {"server.key", "master.key", "admin.enroll",
@@ -446,25 +450,32 @@ s_tick(backup_tick_fn tick, void *arg, backup_phase_t phase, uint64_t done, uint
 
 /* ==== Backup ==== */
 
-/* Read the checkpoint's sequence number, format and record counts into M. */
-static crm_err_t
-s_count(store_t *ck, backup_meta_t *m)
-{
-    uint64_t counts[256];
+/* Counting the checkpoint's records by kind, on a thread of its own alongside the copy
+   (both only read the checkpoint, which nothing writes). */
+typedef struct {
+    store_t *ck;       /* the opened checkpoint (borrowed) */
+    backup_meta_t *m;  /* gets kinds[] and users */
     crm_err_t rc;
-    m->seq = store_last_seq(ck);
-    m->format = store_format(ck);
-    if ((rc = store_count_keys(ck, STORE_CF_RECORDS, counts)) != CRM_OK)
-        return rc;
+} s_count_t;
+
+static void *
+s_count_main(void *arg)
+{
+    s_count_t *c = arg;
+    backup_meta_t *m = c->m;
+    uint64_t counts[256];
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKUP_NICE);
+    if ((c->rc = store_count_keys(c->ck, STORE_CF_RECORDS, counts)) != CRM_OK)
+        return NULL;
     for (const crm_entity_t *e = crm_entity_all(); e->name && m->n_kinds < BACKUP_MAX_KINDS;
          e++) {
         s_copy_str(m->kinds[m->n_kinds].name, sizeof m->kinds[0].name, e->name);
         m->kinds[m->n_kinds++].count = counts[(uint8_t)e->prefix];
     }
-    if ((rc = store_count_keys(ck, STORE_CF_USERS, counts)) != CRM_OK)
-        return rc;
+    if ((c->rc = store_count_keys(c->ck, STORE_CF_USERS, counts)) != CRM_OK)
+        return NULL;
     m->users = counts['u']; /* users.c: "u/<name>" records, "k..." key lookups */
-    return CRM_OK;
+    return NULL;
 }
 
 /* Drop sidecar dirs of backups the engine no longer has. */
@@ -516,6 +527,7 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
         goto cleanup;
     }
     /* 1. checkpoint: hard links next to the live store (same filesystem) */
+    int64_t t0 = crm_time_mono_us(), t_ck = 0, t_count = 0, t_copy = 0;
     s_tick(tick, arg, BACKUP_CHECKPOINT, 0, 1);
     snprintf(ck_dir, sizeof ck_dir, "%s/.backup-checkpoint", data_dir);
     backup_remove_tree(ck_dir); /* a leftover of a crash */
@@ -526,21 +538,32 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
     if ((rc = store_checkpoint(store, ck_db, errbuf)) != CRM_OK)
         goto cleanup;
     /* 2. what it holds, exactly: nothing writes to it */
-    s_tick(tick, arg, BACKUP_COUNTING, 0, 1);
+    t_ck = crm_time_mono_us();
     if ((rc = store_open(ck_dir, 0, &ck, errbuf)) != CRM_OK)
         goto cleanup;
-    if ((rc = s_count(ck, out)) != CRM_OK) {
-        s_fmt(errbuf, "cannot count the records of the checkpoint in '%s'",
-                 ck_dir);
-        goto cleanup;
-    }
-    /* 3. the copy: BackupEngine, incremental, synced */
+    out->seq = store_last_seq(ck);
+    out->format = store_format(ck);
+    /* 3. the copy (BackupEngine, incremental, synced), and the count alongside */
+    s_count_t counter = {ck, out, CRM_OK};
+    pthread_t count_th;
+    bool counting = pthread_create(&count_th, NULL, s_count_main, &counter) == 0;
+    if (!counting)
+        s_count_main(&counter);
     s_sampler_t sampler;
     s_sampler_start(&sampler, backup_dir, BACKUP_COPYING, s_tree_bytes(ck_db), tick, arg);
     rc = store_backup_create(ck, backup_dir, &info, errbuf);
     s_sampler_stop(&sampler, rc == CRM_OK);
+    t_count = crm_time_mono_us(); /* the copy's end */
+    if (counting)
+        pthread_join(count_th, NULL);
     if (rc != CRM_OK)
         goto cleanup;
+    if (counter.rc != CRM_OK) {
+        s_fmt(errbuf, "cannot count the records of the checkpoint in '%s'", ck_dir);
+        rc = counter.rc;
+        goto cleanup;
+    }
+    t_copy = crm_time_mono_us();
     out->id = info.id;
     out->size = info.size;
     out->files = info.files;
@@ -577,6 +600,10 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
     }
     s_tighten(backup_dir);
     s_last_error_set(backup_dir, NULL);
+    crm_log(CRM_LOG_INFO, "backup %u: checkpoint %" PRId64 " ms, copy %" PRId64 " ms, count "
+            "(alongside) done %" PRId64 " ms later, sidecar and retention %" PRId64 " ms",
+            info.id, (t_ck - t0) / 1000, (t_count - t_ck) / 1000, (t_copy - t_count) / 1000,
+            (crm_time_mono_us() - t_copy) / 1000);
 cleanup:
     store_destroy(&ck);
     if (ck_dir[0])
@@ -947,6 +974,9 @@ s_job_main(void *arg)
     backup_job_t *self = arg;
     char errbuf[CRM_ERRBUF] = "", dir[sizeof self->status.dir];
     backup_meta_t meta;
+    /* below the server thread: the copy's worker threads, created from this one,
+       inherit it (Linux nice values are per thread) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKUP_NICE);
     pthread_mutex_lock(&self->mu);
     snprintf(dir, sizeof dir, "%s", self->status.dir);
     uint32_t keep = self->keep;

@@ -51,7 +51,7 @@ typedef struct {
 typedef enum {
     BACKUP_IDLE = 0,
     BACKUP_CHECKPOINT, /* hard-link checkpoint of the live store */
-    BACKUP_COUNTING,   /* reading seq and counting records in the checkpoint */
+    BACKUP_COUNTING,   /* reserved: records are counted alongside the copy */
     BACKUP_COPYING,    /* BackupEngine copying new files */
     BACKUP_FINISHING,  /* sidecar, keys, retention, file modes */
     BACKUP_RESTORING,  /* BackupEngine restoring, checksums checked */

@@ -643,7 +643,7 @@ s_backup_open(const char *dir, rocksdb_env_t **env, char *errbuf)
     rocksdb_backup_engine_options_t *bo = rocksdb_backup_engine_options_create(dir);
     rocksdb_backup_engine_options_set_sync(bo, 1);             /* crash-safe (trap 12) */
     rocksdb_backup_engine_options_set_share_table_files(bo, 1); /* incremental */
-    rocksdb_backup_engine_options_set_max_background_operations(bo, 2);
+    rocksdb_backup_engine_options_set_max_background_operations(bo, 1); /* a core left for crmd */
     rocksdb_backup_engine_t *be = rocksdb_backup_engine_open_opts(bo, *env, &err);
     rocksdb_backup_engine_options_destroy(bo);
     if (err) {
