@@ -102,7 +102,9 @@ stop_server r1
 
 # ---- a corrupted backup file: verify catches it, restore refuses it ----
 cp -a "$T/bk" "$T/bad"
-victim=$(ls -S "$T/bad/shared_checksum/"*.sst | head -1)
+# the largest table file of backup 2 (as its file list, meta/2, names them)
+victim=$(cd "$T/bad" && ls -S $(awk '/\.sst crc32/{print $1}' meta/2) | head -1)
+victim="$T/bad/$victim"
 python3 - "$victim" <<'EOF'
 import sys
 p = sys.argv[1]

@@ -117,7 +117,7 @@ test_backup_damage_detected(void **state)
     (void)state;
     store_t *st = NULL;
     char *data = s_data(&st, 50), *work = test_tmpdir(), errbuf[CRM_ERRBUF];
-    char bk[512], r[512], path[1100], victim[600] = "";
+    char bk[512], r[512], path[1400], victim[300] = "";
     snprintf(bk, sizeof bk, "%s/bk", work);
     snprintf(r, sizeof r, "%s/r", work);
     backup_meta_t m;
@@ -131,7 +131,7 @@ test_backup_damage_detected(void **state)
     struct dirent *e;
     while ((e = readdir(d)))
         if (strstr(e->d_name, ".sst"))
-            snprintf(victim, sizeof victim, "%s", e->d_name);
+            snprintf(victim, sizeof victim, "%.250s", e->d_name);
     closedir(d);
     assert_true(victim[0]);
     snprintf(path, sizeof path, "%s/shared_checksum/%s", bk, victim);
