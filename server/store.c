@@ -602,8 +602,8 @@ store_checkpoint(store_t *self, const char *dir, char *errbuf)
     if (cp)
         rocksdb_checkpoint_object_destroy(cp);
     if (err) {
-        char what[PATH_MAX + 48];
-        snprintf(what, sizeof what, "cannot take a checkpoint into '%s'", dir);
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot take a checkpoint into '%.120s'", dir);
         return s_db_error(err, what, errbuf);
     }
     return CRM_OK;
@@ -647,8 +647,8 @@ s_backup_open(const char *dir, rocksdb_env_t **env, char *errbuf)
     rocksdb_backup_engine_t *be = rocksdb_backup_engine_open_opts(bo, *env, &err);
     rocksdb_backup_engine_options_destroy(bo);
     if (err) {
-        char what[PATH_MAX + 48];
-        snprintf(what, sizeof what, "cannot open the backup dir '%s'", dir);
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot open the backup dir '%.120s'", dir);
         s_db_error(err, what, errbuf);
         rocksdb_env_destroy(*env);
         *env = NULL;
@@ -704,8 +704,8 @@ store_backup_create(store_t *self, const char *backup_dir, store_backup_info_t *
         return CRM_ERR_STORAGE;
     rocksdb_backup_engine_create_new_backup_flush(be, self->db, 1, &err);
     if (err) {
-        char what[PATH_MAX + 48];
-        snprintf(what, sizeof what, "cannot write a backup into '%s'", backup_dir);
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot write a backup into '%.120s'", backup_dir);
         rc = s_db_error(err, what, errbuf);
         goto cleanup;
     }
