@@ -20,6 +20,7 @@ typedef struct {
     const char *config;  /* --config FILE / CRM_CONFIG / ~/.config/crm/client.conf */
     const char *server;  /* --server ENDPOINT / CRM_SERVER: overrides the enrollment */
     int timeout_ms;      /* --timeout SECONDS */
+    bool allow_duplicate; /* add, import --allow-duplicate: create even a likely duplicate */
 } cli_ctx_t;
 
 /* Where the enrollment is installed, per the rules above. */
@@ -34,6 +35,10 @@ int cmd_activity(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_deal(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_order(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_ticket(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_feedback(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_task(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_today(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_note(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_tag(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_import(int argc, char **argv, cli_ctx_t *ctx);

@@ -19,13 +19,6 @@
 #define TIMELINE_MAX 20
 #define TAG_RETRIES 10
 
-typedef int (*sub_fn)(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv);
-
-struct sub {
-    const char *name;
-    sub_fn fn;
-    const char *usage;
-};
 
 static bool
 s_wants_help(int argc, char **argv)
@@ -79,8 +72,8 @@ s_connect(cli_ctx_t *ctx, conn_t **conn)
 }
 
 /* Print the records of a reply as a table or JSON lines, with the paging hint. */
-static void
-s_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+void
+entity_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 {
     size_t n = entity_count(reply);
     ProtobufCMessage **recs = calloc(n + 1, sizeof *recs);
@@ -104,9 +97,9 @@ s_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 
 /* ==== add ==== */
 
-/* Create REC; PRESET names fields already set by the caller of this helper. */
-static int
-s_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec)
+/* Create REC and say so (or print it with --json). */
+int
+entity_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     Crm__Reply *reply = NULL;
@@ -114,6 +107,7 @@ s_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *
     uint8_t *packed = crm_proto_pack(rec, &len);
     er.record.data = packed;
     er.record.len = len;
+    er.allow_duplicate = ctx->allow_duplicate;
     int rc = entity_call(conn, CRM__OP__OP_ENTITY_CREATE, e, &er, &reply);
     free(packed);
     if (rc == EXIT_OK && entity_count(reply) == 1) {
@@ -131,6 +125,13 @@ s_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *
 static int
 s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* --allow-duplicate is an option, not a field */
+        if (!strcmp(argv[i], "--allow-duplicate")) {
+            ctx->allow_duplicate = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            i--;
+        }
     ProtobufCMessage *rec = crm_proto_new(e->desc);
     entity_args_t a;
     conn_t *conn = NULL;
@@ -144,7 +145,7 @@ s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
     }
     if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK)
-        rc = s_create(ctx, conn, e, rec);
+        rc = entity_create(ctx, conn, e, rec);
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -224,7 +225,7 @@ s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             if (n == 0)
                 printf("  no %s records yet\n", k->name);
             else
-                s_print_page(ctx, k, reply);
+                entity_print_page(ctx, k, reply);
         }
         conn_reply_free(&reply);
     }
@@ -239,8 +240,8 @@ cleanup:
 /* ==== edit ==== */
 
 /* Send REC's TOUCHED fields as an update based on version EXPECT. */
-static int
-s_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
+int
+entity_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
          const char *const *touched, size_t ntouched, uint64_t expect, Crm__Reply **reply)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
@@ -257,8 +258,8 @@ s_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *
     return rc;
 }
 
-static void
-s_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+void
+entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
 {
     ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
     if (now && ctx->json)
@@ -300,9 +301,9 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         goto cleanup;
     }
     uint64_t expect = a.expect_version ? a.expect_version : crm_record_get_u64(rec, "version");
-    rc = s_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
+    rc = entity_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
     if (rc == EXIT_OK)
-        s_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -325,7 +326,7 @@ s_query(cli_ctx_t *ctx, const crm_entity_t *e, Crm__Op op, const char *text, ent
     er.text = (char *)(text ? text : "");
     int rc = s_connect(ctx, &conn);
     if (rc == EXIT_OK && (rc = entity_call(conn, op, e, &er, &reply)) == EXIT_OK)
-        s_print_page(ctx, e, reply);
+        entity_print_page(ctx, e, reply);
     conn_reply_free(&reply);
     conn_destroy(&conn);
     return rc;
@@ -408,7 +409,7 @@ s_history(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 
 /* ==== Kind commands ==== */
 
-static const struct sub s_subs[] = {
+static const struct entity_sub s_subs[] = {
     {"add", s_add, "add [--FIELD VALUE]...            create a record"},
     {"show", s_show, "show ID                           the record and its timeline"},
     {"edit", s_edit, "edit ID [--FIELD VALUE]... [--no-FIELD] [--expect-version V]"},
@@ -418,9 +419,9 @@ static const struct sub s_subs[] = {
     {"history", s_history, "history ID [FIELD]                every value a field has had, by whom, when"},
 };
 
-static int
-s_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx, const char *extra_usage,
-               const struct sub *extra, size_t nextra)
+int
+entity_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx,
+                    const char *extra_usage, const struct entity_sub *extra, size_t nextra)
 {
     const crm_entity_t *e = crm_entity_by_name(kind);
     CRM_ASSERT(e != NULL);
@@ -585,10 +586,10 @@ s_deal_move(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = s_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
+    rc = entity_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
                   &reply);
     if (rc == EXIT_OK)
-        s_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -636,7 +637,7 @@ s_order_refund(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = s_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
+    rc = entity_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
     if (rc == EXIT_OK) {
         ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
         if (now && ctx->json)
@@ -663,28 +664,28 @@ cleanup:
 int
 cmd_deal(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"move", s_deal_move,
          "move ID qualify|proposal|negotiation|won|lost [--lost-reason TEXT]"},
     };
-    return s_kind_command("deal", argc, argv, ctx,
+    return entity_kind_command("deal", argc, argv, ctx,
                           "\nadd takes the CUSTOMER id first: crm deal add c12 --title T "
                           "--amount 50000\nlist filters: --stage, --owner USER|me, --customer-id, "
                           "--expected-close FROM..TO\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 int
 cmd_order(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"refund", s_order_refund, "refund ID --amount AMOUNT [--reason TEXT]"},
     };
-    return s_kind_command("order", argc, argv, ctx,
+    return entity_kind_command("order", argc, argv, ctx,
                           "\nadd takes the CUSTOMER id first and one --line per line:\n"
                           "  crm order add c12 --line 'sku=A1,name=Widget,quantity=2,"
                           "unit_price=99.50'\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 /* `crm pipeline [--owner USER|me]`: deals by stage for your scope. */
@@ -746,17 +747,74 @@ cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
     return rc;
 }
 
+/* `crm customer merge KEEP OTHER... [--take FIELD=ID]...`: one change. */
+static int
+s_merge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    Crm__MergeRequest mr = CRM__MERGE_REQUEST__INIT;
+    char *others[64];
+    Crm__Filter take[32], *takes[32];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--take") && i + 1 < argc && mr.n_take < 32 &&
+            strchr(argv[i + 1], '=')) {
+            char *eq = strchr(argv[++i], '=');
+            *eq = '\0';
+            crm__filter__init(&take[mr.n_take]);
+            take[mr.n_take].field = argv[i];
+            take[mr.n_take].value = eq + 1;
+            takes[mr.n_take] = &take[mr.n_take];
+            mr.n_take++;
+        } else if (argv[i][0] != '-' && !*mr.keep) {
+            mr.keep = argv[i];
+        } else if (argv[i][0] != '-' && mr.n_others < 64) {
+            others[mr.n_others++] = argv[i];
+        } else {
+            fprintf(stderr, "usage: crm customer merge KEEP OTHER... [--take FIELD=ID]...\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (!*mr.keep || !mr.n_others) {
+        fprintf(stderr, "usage: crm customer merge KEEP OTHER... [--take FIELD=ID]...\n");
+        return EXIT_USAGE;
+    }
+    mr.others = others;
+    mr.take = takes;
+    Crm__Request req = CRM__REQUEST__INIT;
+    req.op = CRM__OP__OP_MERGE;
+    req.body_case = CRM__REQUEST__BODY_MERGE;
+    req.merge = &mr;
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK) {
+        ProtobufCMessage *kept = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+        if (kept && ctx->json)
+            entity_print_json(e, kept);
+        else if (kept)
+            printf("merged %zu customer%s into %s (version %llu)\n", mr.n_others,
+                   mr.n_others == 1 ? "" : "s", mr.keep,
+                   (unsigned long long)crm_record_get_u64(kept, "version"));
+        crm_proto_free(&kept);
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
+        {"merge", s_merge,
+         "merge KEEP OTHER... [--take FIELD=ID]...   one customer from several: fields combined, "
+         "lists united, every record moved (managers)"},
         {"convert", s_convert,
          "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
          "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},
     };
-    return s_kind_command("customer", argc, argv, ctx,
+    return entity_kind_command("customer", argc, argv, ctx,
                           "\nFields: crm customer add --help. Tags: crm tag add|rm ID TAG...\n",
-                          extra, 1);
+                          extra, sizeof extra / sizeof extra[0]);
 }
 
 /* `crm activity log CUSTOMER --type call --summary TEXT ...` */
@@ -774,7 +832,7 @@ s_activity_log(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     if (rc == EXIT_OK) {
         crm_record_set_str(rec, "customer_id", a.pos[0]);
         if ((rc = s_connect(ctx, &conn)) == EXIT_OK)
-            rc = s_create(ctx, conn, e, rec);
+            rc = entity_create(ctx, conn, e, rec);
     }
     crm_proto_free(&rec);
     conn_destroy(&conn);
@@ -804,13 +862,13 @@ s_activity_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 int
 cmd_activity(int argc, char **argv, cli_ctx_t *ctx)
 {
-    static const struct sub extra[] = {
+    static const struct entity_sub extra[] = {
         {"log", s_activity_log,
          "log CUSTOMER --type call|email|meeting|visit|wechat|sms|note --summary TEXT "
          "[--body TEXT] [--direction inbound|outbound] [--occurred-at WHEN]"},
         {"list", s_activity_list, "list CUSTOMER [--limit N] [--after ID]   newest first"},
     };
-    return s_kind_command("activity", argc, argv, ctx, NULL, extra, 2);
+    return entity_kind_command("activity", argc, argv, ctx, NULL, extra, sizeof extra / sizeof extra[0]);
 }
 
 int
@@ -836,7 +894,7 @@ cmd_note(int argc, char **argv, cli_ctx_t *ctx)
     conn_t *conn = NULL;
     int rc = s_connect(ctx, &conn);
     if (rc == EXIT_OK)
-        rc = s_create(ctx, conn, e, rec);
+        rc = entity_create(ctx, conn, e, rec);
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -877,11 +935,11 @@ cmd_tag(int argc, char **argv, cli_ctx_t *ctx)
         for (int j = 3; add && j < argc; j++)
             crm_record_set_text(next, tags, argv[j], false, errbuf);
         conn_set_quiet(conn, true);
-        rc = s_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
+        rc = entity_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
                       &reply);
         conn_set_quiet(conn, false);
         if (rc == EXIT_OK)
-            s_report_update(ctx, e, reply);
+            entity_report_update(ctx, e, reply);
         else if (conn_last_status(conn) != CRM__ERROR_CODE__CONFLICT)
             fprintf(stderr, "crm: %s (%s)\n", conn_last_message(conn),
                     crm_err_name(conn_last_status(conn)));

@@ -75,6 +75,7 @@ s_flush(s_import_t *im)
     Crm__Reply *reply = NULL;
     er.records = im->batch;
     er.n_records = im->n;
+    er.allow_duplicate = im->ctx->allow_duplicate;
     int rc = entity_call(im->conn, CRM__OP__OP_ENTITY_IMPORT, im->e, &er, &reply);
     if (rc != EXIT_OK) {
         im->rc = rc;
@@ -321,7 +322,7 @@ s_import_jsonl(s_import_t *im, FILE *f)
 }
 
 static const char s_import_usage[] =
-    "usage: crm import FILE [--kind KIND] [--format csv|jsonl]\n"
+    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--allow-duplicate]\n"
     "\n"
     "Reads records (default: customers) from a CSV file with a header row of field names, or\n"
     "from JSON Lines, and creates them in batches of 500. Bad lines are reported as\n"
@@ -341,6 +342,8 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             format = argv[++i];
+        } else if (!strcmp(argv[i], "--allow-duplicate")) {
+            ctx->allow_duplicate = true;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {

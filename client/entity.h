@@ -50,6 +50,27 @@ ProtobufCMessage *entity_record(const crm_entity_t *e, const Crm__Reply *reply, 
 /* Fetch record ID of kind E. Returns an exit code; on EXIT_OK caller frees *out. */
 int entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage **out);
 
+/* A kind-specific subcommand of `crm KIND ...` (argv[0] is the subcommand). */
+struct entity_sub {
+    const char *name;
+    int (*fn)(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv);
+    const char *usage;
+};
+/* `crm KIND SUB ...`: EXTRA first, then the generic add, show, edit, list,
+   search, delete, history; EXTRA_USAGE is printed under the usage. */
+int entity_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx,
+                        const char *extra_usage, const struct entity_sub *extra, size_t nextra);
+/* Create REC and say so (or print it with --json). */
+int entity_create(cli_ctx_t *ctx, conn_t *conn, const crm_entity_t *e, ProtobufCMessage *rec);
+/* Update the TOUCHED fields of record ID to REC's values, based on EXPECT. */
+int entity_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage *rec,
+                  const char *const *touched, size_t ntouched, uint64_t expect,
+                  Crm__Reply **reply);
+/* "KIND ID is at version V" (or the record with --json). */
+void entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply);
+/* The records of a list reply as a table or JSON lines, with the paging hint. */
+void entity_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply);
+
 /* Printing: a table with the kind's columns, "field  value" lines, or JSON. */
 void entity_print_table(const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n);
 void entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec);

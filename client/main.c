@@ -22,12 +22,16 @@ static const struct cmd s_cmds[] = {
     {"deal", cmd_deal, "the sales pipeline: add, show, edit, list, move, delete deals"},
     {"enroll", cmd_enroll, "install the enrollment file an admin gave you"},
     {"export", cmd_export, "write records as CSV or JSON Lines"},
+    {"feedback", cmd_feedback, "satisfaction scores (CSAT, NPS): add, list, summary"},
     {"import", cmd_import, "read records from CSV or JSON Lines"},
     {"note", cmd_note, "add a note to a customer's timeline"},
     {"order", cmd_order, "record orders and refunds; list, show orders"},
     {"ping", cmd_ping, "check that the server answers"},
     {"pipeline", cmd_pipeline, "deals by stage: count, amount, weighted amount"},
     {"tag", cmd_tag, "add or remove tags on a customer"},
+    {"task", cmd_task, "follow-up reminders: add, list, done, reopen"},
+    {"ticket", cmd_ticket, "after-sales cases: open, show, list, assign, reply, resolve, close"},
+    {"today", cmd_today, "your day: tasks, tickets near their deadline, customers to call"},
     {"watch", cmd_watch, "the live change feed"},
     {"whoami", cmd_whoami, "show your user, department and role"},
 };
@@ -63,7 +67,7 @@ main(int argc, char **argv)
                                              {"timeout", required_argument, NULL, 't'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000};
+    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000, false};
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     crm_log_init("crm", CRM_LOG_WARN);

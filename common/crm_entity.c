@@ -17,16 +17,16 @@
 
 static const crm_rule_t s_customer_rules[] = {
     COMMON_RULES,
-    {"name", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"name", CRM_F_REQUIRED | CRM_F_DUPE_NAME, 200, NULL, 0, 0},
     {"company", 0, 200, NULL, 0, 0},
-    {"phones", CRM_F_PHONE | CRM_F_PII, 32, NULL, 0, 0},
-    {"emails", CRM_F_EMAIL | CRM_F_PII, 254, NULL, 0, 0},
+    {"phones", CRM_F_PHONE | CRM_F_PII | CRM_F_DUPE_KEY, 32, NULL, 0, 0},
+    {"emails", CRM_F_EMAIL | CRM_F_PII | CRM_F_DUPE_KEY, 254, NULL, 0, 0},
     {"address", CRM_F_PII, 500, NULL, 0, 0},
     {"province", 0, 64, NULL, 0, 0},
     {"city", 0, 64, NULL, 0, 0},
     {"industry", 0, 64, NULL, 0, 0},
     {"tags", CRM_F_TAG, 50, NULL, 0, 0},
-    {"owner", CRM_F_USER | CRM_F_OWNER, 64, NULL, 0, 0},
+    {"owner", CRM_F_USER | CRM_F_OWNER | CRM_F_SALES_OWNER, 64, NULL, 0, 0},
     {"birthday", CRM_F_DATE | CRM_F_PII, 10, NULL, 0, 0},
     {"consent", CRM_F_CONSENT, 0, NULL, 0, 0},
     {"consent_at", CRM_F_TIME | CRM_F_CONSENT_AT, 0, NULL, 0, 0},
@@ -71,6 +71,7 @@ static const crm_rule_t s_activity_rules[] = {
     {"type", 0, 0, "note", 0, 0},
     {"author", CRM_F_CALLER | CRM_F_OWNER, 0, NULL, 0, 0},
     {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
+    {"ticket_id", 0, 24, NULL, 0, 0},
     {NULL, 0, 0, NULL, 0, 0},
 };
 
@@ -78,6 +79,7 @@ static const crm_index_t s_activity_indexes[] = {
     {"customer_id", CRM_IDX_PARENT, 'c', "occurred_at"},
     {"type", CRM_IDX_EXACT, 't', NULL},
     {"author", CRM_IDX_EXACT, 'a', NULL},
+    {"ticket_id", CRM_IDX_EXACT, 'k', NULL},
     {NULL, 0, 0, NULL},
 };
 
@@ -89,7 +91,7 @@ static const crm_rule_t s_deal_rules[] = {
     {"stage", 0, 0, "qualify", 0, 0},
     {"lost_reason", 0, 500, NULL, 0, 0},
     {"expected_close", CRM_F_DATE, 10, NULL, 0, 0},
-    {"owner", CRM_F_USER | CRM_F_OWNER, 64, NULL, 0, 0},
+    {"owner", CRM_F_USER | CRM_F_OWNER | CRM_F_SALES_OWNER, 64, NULL, 0, 0},
     {"probability", CRM_F_DERIVED, 0, NULL, 0, 0},
     {"closed_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
     {NULL, 0, 0, NULL, 0, 0},
@@ -122,6 +124,74 @@ static const crm_index_t s_order_indexes[] = {
     {NULL, 0, 0, NULL},
 };
 
+static const crm_rule_t s_ticket_rules[] = {
+    COMMON_RULES,
+    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
+    {"kind", 0, 0, "question", 0, 0},
+    {"subject", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"body", CRM_F_MULTILINE, 4000, NULL, 0, 0},
+    {"priority", 0, 0, "normal", 0, 0},
+    {"status", 0, 0, "open", 0, 0},
+    {"assignee", CRM_F_USER | CRM_F_OWNER, 64, NULL, 0, 0},
+    {"order_id", 0, 24, NULL, 0, 0},
+    {"resolution", CRM_F_MULTILINE, 2000, NULL, 0, 0},
+    {"opened_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"first_response_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"resolved_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"closed_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"response_due", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"resolution_due", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"response_breached", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {"resolution_breached", CRM_F_DERIVED, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_ticket_indexes[] = {
+    {"customer_id", CRM_IDX_PARENT, 'c', "opened_at"},
+    {"status", CRM_IDX_EXACT, 's', NULL},
+    {"assignee", CRM_IDX_EXACT, 'a', NULL},
+    {"priority", CRM_IDX_EXACT, 'p', NULL},
+    {"kind", CRM_IDX_EXACT, 'k', NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const crm_rule_t s_feedback_rules[] = {
+    COMMON_RULES,
+    {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
+    {"channel", 0, 64, NULL, 0, 0},
+    {"score_kind", 0, 0, "csat", 0, 0},
+    {"score", CRM_F_RANGE, 0, NULL, 0, 10}, /* CSAT 1-5, NPS 0-10: the kind's hook */
+    {"comment", CRM_F_MULTILINE, 2000, NULL, 0, 0},
+    {"ticket_id", 0, 24, NULL, 0, 0},
+    {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_feedback_indexes[] = {
+    {"customer_id", CRM_IDX_PARENT, 'c', "created_at"},
+    {"score_kind", CRM_IDX_EXACT, 'k', NULL},
+    {"ticket_id", CRM_IDX_EXACT, 't', NULL},
+    {NULL, 0, 0, NULL},
+};
+
+static const crm_rule_t s_task_rules[] = {
+    COMMON_RULES,
+    {"customer_id", CRM_F_PARENT, 24, NULL, 0, 0},
+    {"assignee", CRM_F_USER | CRM_F_OWNER, 64, "me", 0, 0},
+    {"title", CRM_F_REQUIRED, 200, NULL, 0, 0},
+    {"due", CRM_F_TIME, 0, NULL, 0, 0},
+    {"done", 0, 0, NULL, 0, 0},
+    {"done_at", CRM_F_DERIVED | CRM_F_TIME, 0, NULL, 0, 0},
+    {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_task_indexes[] = {
+    {"customer_id", CRM_IDX_PARENT, 'c', "due"},
+    {"assignee", CRM_IDX_EXACT, 'a', NULL},
+    {NULL, 0, 0, NULL},
+};
+
 static const crm_entity_t s_entities[] = {
     {"customer", 'c', &crm__customer__descriptor, s_customer_rules, s_customer_indexes, NULL,
      "id,name,company,phones,city,stage,tier,owner", CRM_RESTRICT},
@@ -131,6 +201,12 @@ static const crm_entity_t s_entities[] = {
      "id,customer_id,title,amount,stage,probability,expected_close,owner", CRM_RESTRICT},
     {"order", 'o', &crm__order__descriptor, s_order_rules, s_order_indexes, "customer",
      "id,ordered_at,customer_id,lines,total,refunded,status", CRM_RESTRICT},
+    {"ticket", 't', &crm__ticket__descriptor, s_ticket_rules, s_ticket_indexes, "customer",
+     "id,customer_id,kind,priority,status,assignee,subject,resolution_due", CRM_RESTRICT},
+    {"feedback", 'f', &crm__feedback__descriptor, s_feedback_rules, s_feedback_indexes, "customer",
+     "id,created_at,customer_id,score_kind,score,channel,comment", CRM_CASCADE},
+    {"task", 'k', &crm__task__descriptor, s_task_rules, s_task_indexes, "customer",
+     "id,due,assignee,customer_id,title,done", CRM_CASCADE},
     {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

@@ -37,6 +37,9 @@ enum {
                                  written by a client */
     CRM_F_RANGE = 1 << 17,    /* a number (or money) checked against min..max */
     CRM_F_MULTILINE = 1 << 18, /* free text that may hold line breaks */
+    CRM_F_SALES_OWNER = 1 << 19, /* a sales user's new record is theirs unless they name another */
+    CRM_F_DUPE_KEY = 1 << 20,  /* a record with an equal value is likely a duplicate (phones) */
+    CRM_F_DUPE_NAME = 1 << 21, /* ... and so is one with this text and the same company */
 };
 
 typedef struct {

@@ -120,6 +120,22 @@ s_parse_time(const char *s, int64_t *out)
     return true;
 }
 
+/* "TICKET_STATUS_" for enum TicketStatus: the prefix its values may carry
+   where a bare name would clash in the package (PRIORITY_LOW vs Tier's LOW). */
+static size_t
+s_enum_prefix(const ProtobufCEnumDescriptor *ed, char out[64])
+{
+    size_t n = 0;
+    for (const char *p = ed->short_name; *p && n + 2 < 64; p++) {
+        if (p != ed->short_name && isupper((unsigned char)*p))
+            out[n++] = '_';
+        out[n++] = (char)toupper((unsigned char)*p);
+    }
+    out[n++] = '_';
+    out[n] = '\0';
+    return n;
+}
+
 static bool
 s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out)
 {
@@ -134,6 +150,12 @@ s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out)
     for (size_t i = 0; i <= n; i++)
         buf[i] = (text[i] == '-' || text[i] == ' ') ? '_' : (char)toupper((unsigned char)text[i]);
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(ed, buf);
+    if (!v) { /* "low" for PRIORITY_LOW */
+        char full[128];
+        size_t pl = s_enum_prefix(ed, full);
+        snprintf(full + pl, sizeof full - pl, "%s", buf);
+        v = protobuf_c_enum_descriptor_get_value_by_name(ed, full);
+    }
     if (!v || v->value == 0)
         return false;
     *out = v->value;
@@ -145,9 +167,14 @@ crm_record_enum_name(const ProtobufCEnumDescriptor *ed, int value, char *out, si
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(ed, value);
     size_t i = 0;
+    char prefix[64];
+    size_t pl = s_enum_prefix(ed, prefix);
+    const char *name = v ? v->name : "";
+    if (!strncmp(name, prefix, pl) && name[pl]) /* PRIORITY_LOW is "low" */
+        name += pl;
     if (value != 0 && v)
-        for (; v->name[i] && i + 1 < n; i++)
-            out[i] = v->name[i] == '_' ? '-' : (char)tolower((unsigned char)v->name[i]);
+        for (; name[i] && i + 1 < n; i++)
+            out[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
     else if (value != 0)
         i = (size_t)snprintf(out, n, "%d", value);
     out[i < n ? i : n - 1] = '\0';
@@ -433,7 +460,7 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
             for (unsigned i = 0; i < d->n_fields && used + 1 < sizeof names; i++)
                 used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
                                          i ? ", " : "", d->fields[i].name);
-            snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s' (parts: %s)",
+            snprintf(errbuf, CRM_ERRBUF, "field '%.40s': unknown part '%.40s' (parts: %.150s)",
                      outer->name, name, names);
             return CRM_ERR_INVALID_ARGUMENT;
         }

@@ -442,6 +442,268 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
     return CRM_OK;
 }
 
+/* ==== After-sales ==== */
+
+static const struct {
+    int from, to;
+    bool manager;
+} s_flow[] = {
+#define ANY false
+#define MANAGER true
+#define FLOW(from, to, who)                                                                        \
+    {CRM__TICKET_STATUS__TICKET_STATUS_##from, CRM__TICKET_STATUS__TICKET_STATUS_##to, who},
+#include "ticket_flow.def"
+#undef FLOW
+#undef ANY
+#undef MANAGER
+};
+
+static bool
+s_ticket_active(const Crm__Ticket *t)
+{
+    return t->status == CRM__TICKET_STATUS__TICKET_STATUS_OPEN ||
+           t->status == CRM__TICKET_STATUS__TICKET_STATUS_PENDING;
+}
+
+/* The due times of T from its opening time and priority (SLA rules). */
+static void
+s_ticket_dues(const value_rules_t *r, Crm__Ticket *t)
+{
+    static const int resp[] = {VR_sla_response_min_normal, VR_sla_response_min_low,
+                               VR_sla_response_min_normal, VR_sla_response_min_high,
+                               VR_sla_response_min_urgent};
+    static const int fix[] = {VR_sla_resolve_hours_normal, VR_sla_resolve_hours_low,
+                              VR_sla_resolve_hours_normal, VR_sla_resolve_hours_high,
+                              VR_sla_resolve_hours_urgent};
+    int p = t->priority >= 0 && t->priority <= 4 ? t->priority : 0;
+    t->response_due = t->opened_at + r->v[resp[p]] * 60 * 1000;
+    t->resolution_due = t->opened_at + r->v[fix[p]] * 3600 * 1000;
+}
+
+bool
+derive_ticket_breaches(Crm__Ticket *t, int64_t now)
+{
+    bool changed = false;
+    if (!t->response_breached && t->response_due &&
+        ((t->first_response_at && t->first_response_at > t->response_due) ||
+         (!t->first_response_at && s_ticket_active(t) && now > t->response_due))) {
+        t->response_breached = true;
+        changed = true;
+    }
+    if (!t->resolution_breached && t->resolution_due &&
+        ((t->resolved_at && t->resolved_at > t->resolution_due) ||
+         (s_ticket_active(t) && now > t->resolution_due))) {
+        t->resolution_breached = true;
+        changed = true;
+    }
+    return changed;
+}
+
+/* A user named in FIELD must be in DEPT (or an admin). */
+static crm_err_t
+s_user_of(const derive_ctx_t *dc, const char *field, const char *name, int dept, char *errbuf)
+{
+    if (!*name)
+        return CRM_OK;
+    Crm__User *u = NULL;
+    crm_err_t rc = users_get_by_name(dc->store, name, &u);
+    if (rc == CRM_OK && (int)u->department != dept && u->role != CRM__ROLE__ADMIN) {
+        char d[32];
+        crm_record_enum_name(&crm__department__descriptor, dept, d, sizeof d);
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.64s' is not a %s user", field, name, d);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+    } else if (rc == CRM_ERR_NOT_FOUND) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': there is no user '%.64s'", field, name);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+    }
+    users_free(&u);
+    return rc;
+}
+
+/* Record ID of KIND must exist and belong to CUSTOMER. */
+static crm_err_t
+s_same_customer(const derive_ctx_t *dc, const char *field, const char *kind, const char *id,
+                const char *customer, char *errbuf)
+{
+    const crm_entity_t *e = crm_entity_by_name(kind);
+    uint64_t num = crm_entity_parse_id(e, id);
+    ProtobufCMessage *m = NULL;
+    crm_err_t rc = !num ? CRM_ERR_NOT_FOUND
+                        : dc->g ? records_group_get(dc->g, e, num, &m)
+                                : records_get(dc->store, e, num, &m);
+    if (rc == CRM_OK && strcmp(crm_record_get_str(m, "customer_id"), customer)) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': %s '%.24s' belongs to another customer", field,
+                 kind, id);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+    } else if (rc == CRM_ERR_NOT_FOUND) {
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': no %s '%.24s'", field, kind, id);
+        rc = CRM_ERR_NOT_FOUND;
+    }
+    crm_proto_free(&m);
+    return rc;
+}
+
+static crm_err_t
+s_ticket_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
+                 char *const *fields, size_t nfields, char *errbuf)
+{
+    (void)fields;
+    (void)nfields;
+    Crm__Ticket *t = (Crm__Ticket *)rec;
+    const Crm__Ticket *was = (const Crm__Ticket *)old;
+    char from[32], to[32];
+    crm_err_t rc;
+    if (!was) {
+        if (t->status != CRM__TICKET_STATUS__TICKET_STATUS_OPEN) {
+            snprintf(errbuf, CRM_ERRBUF, "a ticket opens as 'open'; its status then moves by "
+                                         "the workflow");
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        t->opened_at = dc->now;
+        s_ticket_dues(dc->rules, t);
+    } else if (t->status != was->status) {
+        size_t i = 0, n = sizeof s_flow / sizeof s_flow[0];
+        while (i < n && !(s_flow[i].from == (int)was->status && s_flow[i].to == (int)t->status))
+            i++;
+        crm_record_enum_name(&crm__ticket_status__descriptor, was->status, from, sizeof from);
+        crm_record_enum_name(&crm__ticket_status__descriptor, t->status, to, sizeof to);
+        if (i == n) {
+            char allowed[128] = "";
+            size_t used = 0;
+            for (size_t j = 0; j < n; j++)
+                if (s_flow[j].from == (int)was->status) {
+                    char name[32];
+                    crm_record_enum_name(&crm__ticket_status__descriptor, s_flow[j].to, name,
+                                         sizeof name);
+                    used += (size_t)snprintf(allowed + used, sizeof allowed - used, "%s%s",
+                                             used ? ", " : "", name);
+                }
+            snprintf(errbuf, CRM_ERRBUF,
+                     "ticket '%s' is %s: it may move to %s, not to %s", t->id, from,
+                     used ? allowed : "nothing", to);
+            return CRM_ERR_FAILED_PRECONDITION;
+        }
+        if (s_flow[i].manager && dc->actor->role != CRM__ROLE__MANAGER &&
+            dc->actor->role != CRM__ROLE__ADMIN) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "permission denied: only managers move a ticket from %s to %s", from, to);
+            return CRM_ERR_PERMISSION_DENIED;
+        }
+        if (t->status == CRM__TICKET_STATUS__TICKET_STATUS_RESOLVED) {
+            if (!*t->resolution) {
+                snprintf(errbuf, CRM_ERRBUF, "resolving a ticket needs a resolution: give "
+                                             "--resolution TEXT");
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+            t->resolved_at = dc->now;
+        } else if (t->status == CRM__TICKET_STATUS__TICKET_STATUS_CLOSED) {
+            t->closed_at = dc->now;
+        } else if (t->status == CRM__TICKET_STATUS__TICKET_STATUS_OPEN) { /* reopened */
+            t->resolved_at = 0;
+            t->closed_at = 0;
+        }
+    }
+    if (was && t->priority != was->priority)
+        s_ticket_dues(dc->rules, t);
+    if ((t->kind == CRM__TICKET_KIND__RETURN || t->kind == CRM__TICKET_KIND__EXCHANGE) &&
+        !*t->order_id) {
+        snprintf(errbuf, CRM_ERRBUF, "a return or exchange names the order: give --order-id ID");
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    if (*t->order_id && (!was || strcmp(was->order_id, t->order_id)) &&
+        (rc = s_same_customer(dc, "order_id", "order", t->order_id, t->customer_id, errbuf)) !=
+            CRM_OK)
+        return rc;
+    if ((!was || strcmp(was->assignee, t->assignee)) &&
+        (rc = s_user_of(dc, "assignee", t->assignee, CRM__DEPARTMENT__SUPPORT, errbuf)) != CRM_OK)
+        return rc;
+    derive_ticket_breaches(t, dc->now);
+    return CRM_OK;
+}
+
+static crm_err_t
+s_feedback_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
+                   char *const *fields, size_t nfields, char *errbuf)
+{
+    (void)old;
+    (void)fields;
+    (void)nfields;
+    Crm__Feedback *f = (Crm__Feedback *)rec;
+    int lo = f->score_kind == CRM__SCORE_KIND__NPS ? 0 : 1;
+    int hi = f->score_kind == CRM__SCORE_KIND__NPS ? 10 : 5;
+    if (f->score < lo || f->score > hi) {
+        snprintf(errbuf, CRM_ERRBUF, "field 'score': %s scores are %d to %d, not %d",
+                 f->score_kind == CRM__SCORE_KIND__NPS ? "NPS" : "CSAT", lo, hi, f->score);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    return *f->ticket_id ? s_same_customer(dc, "ticket_id", "ticket", f->ticket_id,
+                                           f->customer_id, errbuf)
+                         : CRM_OK;
+}
+
+static crm_err_t
+s_task_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
+               char *const *fields, size_t nfields, char *errbuf)
+{
+    (void)fields;
+    (void)nfields;
+    (void)errbuf;
+    Crm__Task *t = (Crm__Task *)rec;
+    const Crm__Task *was = (const Crm__Task *)old;
+    if (t->done && (!was || !was->done))
+        t->done_at = dc->now;
+    else if (!t->done)
+        t->done_at = 0;
+    return CRM_OK;
+}
+
+static crm_err_t
+s_activity_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
+                   char *const *fields, size_t nfields, char *errbuf)
+{
+    (void)fields;
+    (void)nfields;
+    const Crm__Activity *a = (const Crm__Activity *)rec, *was = (const Crm__Activity *)old;
+    if (!*a->ticket_id || (was && !strcmp(was->ticket_id, a->ticket_id)))
+        return CRM_OK;
+    return s_same_customer(dc, "ticket_id", "ticket", a->ticket_id, a->customer_id, errbuf);
+}
+
+/* A reply by support on a ticket is the ticket's first response: the ticket
+   changes in the same mutation as the activity. */
+static crm_err_t
+s_ticket_after_activity(const derive_ctx_t *dc, mutation_t *m, const ProtobufCMessage *old,
+                        const ProtobufCMessage *rec, char *errbuf)
+{
+    const Crm__Activity *a = (const Crm__Activity *)rec;
+    if (old || !a || !*a->ticket_id || dc->actor->department != CRM__DEPARTMENT__SUPPORT)
+        return CRM_OK;
+    const crm_entity_t *te = crm_entity_by_name("ticket");
+    uint64_t num = crm_entity_parse_id(te, a->ticket_id);
+    ProtobufCMessage *cur = NULL, *next = NULL;
+    crm_err_t rc = records_group_get(dc->g, te, num, &cur);
+    if (rc == CRM_OK && ((Crm__Ticket *)cur)->first_response_at == 0 &&
+        (rc = records_group_get(dc->g, te, num, &next)) == CRM_OK) {
+        Crm__Ticket *t = (Crm__Ticket *)next;
+        t->first_response_at = dc->now;
+        derive_ticket_breaches(t, dc->now);
+        char *changed[64];
+        size_t n = crm_record_diff(te, cur, next, changed, 64);
+        if (!mutation_has(m, te, num))
+            t->version++;
+        t->updated_at = dc->now;
+        crm_record_set_str(next, "updated_by", dc->actor->name);
+        char reason[64];
+        snprintf(reason, sizeof reason, "first response: activity %s", a->id);
+        mutation_put(m, te, num, cur, next, changed, n, reason);
+    } else if (rc != CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot read ticket '%s'", a->ticket_id);
+    }
+    crm_proto_free(&cur);
+    crm_proto_free(&next);
+    return rc;
+}
+
 typedef crm_err_t (*s_prepare_fn)(const derive_ctx_t *, const ProtobufCMessage *,
                                   ProtobufCMessage *, char *const *, size_t, char *);
 
@@ -452,9 +714,12 @@ static const struct {
     bool feeds_value; /* a change of this kind changes its customer's derived value */
 } s_hooks[] = {
     {"customer", s_customer_prepare, false},
-    {"activity", NULL, true},
+    {"activity", s_activity_prepare, true},
     {"deal", s_deal_prepare, false},
     {"order", s_order_prepare, true},
+    {"ticket", s_ticket_prepare, false},
+    {"feedback", s_feedback_prepare, false},
+    {"task", s_task_prepare, false},
 };
 
 crm_err_t
@@ -478,6 +743,11 @@ derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t *e,
         if (!strcmp(s_hooks[i].kind, e->name))
             feeds = s_hooks[i].feeds_value;
     const char *pfield = crm_entity_field_with(e, CRM_F_PARENT);
+    if (!strcmp(e->name, "activity")) {
+        crm_err_t rc = s_ticket_after_activity(dc, m, old, rec, errbuf);
+        if (rc != CRM_OK)
+            return rc;
+    }
     if (!feeds || !pfield)
         return CRM_OK;
     const crm_entity_t *ce = crm_entity_by_name(e->parent);

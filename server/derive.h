@@ -72,6 +72,8 @@ crm_err_t derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t
 /* Recompute every derived field of customer C from its orders and
    activities as of dc->now. */
 crm_err_t derive_customer(const derive_ctx_t *dc, Crm__Customer *c, char *errbuf);
+/* Mark the service-level targets T missed as of NOW; true if it changed. */
+bool derive_ticket_breaches(Crm__Ticket *t, int64_t now);
 /* Fields of a customer compared by `crm-admin check` (not time-dependent). */
 bool derive_checked_field(const char *field);
 

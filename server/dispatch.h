@@ -107,14 +107,17 @@ uint8_t *dispatch_process(const dispatch_env_t *env, const char *user_id, size_t
 uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,
                               uint64_t current_version, size_t *reply_len);
 
-/* One slice of the value sweep: customers after AFTER (a number), at most
-   LIMIT, their time-based rules applied as of AS_OF by ACTOR; each customer
-   that changes is staged as its own mutation in env->group. */
+/* One slice of the sweep of time-based rules: records of the kind with id
+   prefix KIND ('c' customers: value, at-risk, churned; 't' tickets: service
+   level breaches) after number AFTER, at most LIMIT, as of AS_OF by ACTOR;
+   each record that changes is staged as its own mutation in env->group.
+   Customers come first, then tickets. */
 typedef struct {
     uint32_t checked, changed;
-    uint64_t next_after; /* 0: the sweep is complete */
+    char next_kind;      /* 0: the sweep is complete */
+    uint64_t next_after; /* the cursor within next_kind (0: from its start) */
 } sweep_result_t;
-crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of,
+crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
                       uint64_t after, size_t limit, sweep_result_t *out, char *errbuf);
 
 /* The op for a wire code, or NULL. */
@@ -131,6 +134,7 @@ crm_err_t h_entity_list(req_ctx_t *ctx);
 crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
 crm_err_t h_convert(req_ctx_t *ctx);
+crm_err_t h_merge(req_ctx_t *ctx);
 crm_err_t h_report(req_ctx_t *ctx);
 crm_err_t h_sweep(req_ctx_t *ctx);
 crm_err_t h_user_add(req_ctx_t *ctx);

@@ -656,3 +656,60 @@ records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t
     store_iter_destroy(&it);
     return problems;
 }
+
+static int
+s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+crm_err_t
+records_range(store_t *store, const crm_entity_t *e, const char *field, const char *from,
+              const char *to, size_t cap, uint64_t **ids_out, size_t *n_out, char *errbuf)
+{
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    const crm_index_t *idx = fd ? crm_entity_index(e, fd->name) : NULL;
+    *ids_out = NULL;
+    *n_out = 0;
+    if (!idx || idx->kind != CRM_IDX_EXACT || fd->type != PROTOBUF_C_TYPE_STRING)
+        return CRM_ERR_NOT_FOUND; /* not a range index: the caller filters record by record */
+    char start[KEY_MAX];
+    size_t tlen = strlen(to), slen = s_term_prefix(e, idx->tag, from, strlen(from), start) - 1;
+    uint64_t *ids = NULL;
+    size_t n = 0, capn = 0;
+    crm_err_t rc = CRM_OK;
+    store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
+    for (store_iter_seek(it, start, slen); store_iter_valid(it); store_iter_next(it)) {
+        size_t klen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen < 2 + 1 + 8 || k[0] != e->prefix || k[1] != idx->tag)
+            break;
+        const char *value = k + 2;
+        size_t vlen = klen - 2 - 1 - 8;
+        if (tlen && strncmp(value, to, vlen < tlen ? vlen : tlen) > 0)
+            break; /* past TO (a value that starts with TO is within it) */
+        if (n == cap) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "the range holds more than %zu %s records: narrow it or add a filter", cap,
+                     e->name);
+            rc = CRM_ERR_RESOURCE_EXHAUSTED;
+            break;
+        }
+        if (n == capn) {
+            capn = capn ? capn * 2 : 256;
+            ids = realloc(ids, capn * sizeof *ids);
+            CRM_ASSERT_ALLOC(ids);
+        }
+        ids[n++] = store_get_be64((const uint8_t *)k + klen - 8);
+    }
+    store_iter_destroy(&it);
+    if (rc != CRM_OK) {
+        free(ids);
+        return rc;
+    }
+    qsort(ids, n, sizeof *ids, s_cmp_u64);
+    *ids_out = ids;
+    *n_out = n;
+    return CRM_OK;
+}

@@ -84,7 +84,8 @@ struct server {
     value_rules_t rules;         /* customer value and deal rules */
     int64_t sweep_next_us;       /* when the next daily value sweep starts */
     bool sweeping;               /* a sweep is under way, a slice per loop turn */
-    uint64_t sweep_after;        /* its cursor: the last customer number swept */
+    char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
+    uint64_t sweep_after;        /* ... and the last record number swept */
     int64_t sweep_as_of;         /* its time (ms) */
     sweep_result_t sweep_total;  /* what it did so far */
 };
@@ -307,22 +308,24 @@ s_sweep(server_t *self, const dispatch_env_t *env)
                                      (char *)""};
     if (!self->sweeping) {
         self->sweeping = true;
+        self->sweep_kind = 'c';
         self->sweep_after = 0;
         self->sweep_as_of = crm_time_now_ms();
         memset(&self->sweep_total, 0, sizeof self->sweep_total);
     }
     sweep_result_t r;
     char errbuf[CRM_ERRBUF] = "";
-    crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_after, SWEEP_SLICE,
-                               &r, errbuf);
+    crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_kind,
+                               self->sweep_after, SWEEP_SLICE, &r, errbuf);
     self->sweep_total.checked += r.checked;
     self->sweep_total.changed += r.changed;
+    self->sweep_kind = r.next_kind;
     self->sweep_after = r.next_after;
-    if (rc != CRM_OK || !r.next_after) {
+    if (rc != CRM_OK || !r.next_kind) {
         if (rc != CRM_OK)
             crm_log(CRM_LOG_ERROR, "value sweep stopped: %s", errbuf);
         else
-            crm_log(CRM_LOG_INFO, "value sweep: %u customers checked, %u changed",
+            crm_log(CRM_LOG_INFO, "sweep: %u customers and tickets checked, %u changed",
                     self->sweep_total.checked, self->sweep_total.changed);
         self->sweeping = false;
         self->sweep_next_us = now + self->cfg.sweep_every_ms * 1000;

@@ -165,8 +165,12 @@ s_connect(const s_args_t *a, conn_t **conn)
 {
     static char admin_path[PATH_MAX];
     const char *env = getenv("CRM_SERVER");
-    cli_ctx_t ctx = {a->json, a->config, a->server ? a->server : (env && *env ? env : NULL),
-                     5000};
+    cli_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.json = a->json;
+    ctx.config = a->config;
+    ctx.server = a->server ? a->server : (env && *env ? env : NULL);
+    ctx.timeout_ms = 5000;
     if (!ctx.config && a->data) {
         snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", a->data);
         ctx.config = admin_path;

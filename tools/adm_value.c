@@ -272,7 +272,7 @@ adm_sweep(int argc, char **argv)
         config = admin_path;
     }
     const char *env = getenv("CRM_SERVER");
-    cli_ctx_t ctx = {false, config, server ? server : (env && *env ? env : NULL), 30000};
+    cli_ctx_t ctx = {false, config, server ? server : (env && *env ? env : NULL), 30000, false};
     conn_t *conn = NULL;
     int rc = conn_open(&ctx, &conn);
     uint64_t checked = 0, changed = 0;
@@ -302,7 +302,7 @@ adm_sweep(int argc, char **argv)
     if (rc == EXIT_OK) {
         char t[32];
         crm_record_format_time(when ? when : crm_time_now_ms(), t);
-        printf("swept %" PRIu64 " customers as of %s: %" PRIu64 " changed\n", checked, t,
+        printf("swept %" PRIu64 " customers and tickets as of %s: %" PRIu64 " changed\n", checked, t,
                changed);
     }
     conn_destroy(&conn);

@@ -32,9 +32,10 @@
 
 /* ==== Operations and their latencies ==== */
 
-enum { OP_GET, OP_PHONE, OP_NAME, OP_UPDATE, OP_ACTIVITY, OP_ORDER, OP__COUNT };
-static const char *const s_op_names[OP__COUNT] = {"get-by-id", "search-phone", "search-name",
-                                                  "update", "add-activity", "add-order"};
+enum { OP_GET, OP_PHONE, OP_NAME, OP_UPDATE, OP_ACTIVITY, OP_ORDER, OP_TICKET, OP__COUNT };
+static const char *const s_op_names[OP__COUNT] = {"get-by-id",    "search-phone", "search-name",
+                                                  "update",       "add-activity", "add-order",
+                                                  "ticket-open"};
 
 /* Latency histogram: 1 us buckets to 10 ms, then 100 us buckets to 1 s. */
 #define H_FINE 10000
@@ -330,6 +331,21 @@ s_start(s_worker_t *w, s_client_t *c, const ProtobufCMessage *current)
         free(er.record.data);
         return;
     }
+    case OP_TICKET: { /* a support case: its due times come from the SLA table */
+        const crm_entity_t *te = crm_entity_by_name("ticket");
+        ProtobufCMessage *t = crm_proto_new(te->desc);
+        char errbuf[CRM_ERRBUF];
+        crm_record_set_str(t, "customer_id", id);
+        crm_record_set_str(t, "subject", "bench case");
+        crm_record_set_text(t, crm_record_field(te->desc, "priority"), "high", false, errbuf);
+        s_entity_req(&req, &er, CRM__OP__OP_ENTITY_CREATE);
+        er.kind = (char *)"ticket";
+        er.record.data = crm_proto_pack(t, &er.record.len);
+        crm_proto_free(&t);
+        s_send(c->sock, &req);
+        free(er.record.data);
+        return;
+    }
     }
     s_send(c->sock, &req);
 }
@@ -491,8 +507,8 @@ static const char s_usage[] =
     "  --clients C       concurrent clients (default 32)\n"
     "  --threads T       client threads (default 2)\n"
     "  --duration S      seconds of load (default 10)\n"
-    "  --mix G,P,N,U,A[,O]  weights of get, phone search, name search, update,\n"
-    "                    add-activity and add-order (default 40,20,20,10,10,0)\n"
+    "  --mix G,P,N,U,A[,O[,T]]  weights of get, phone search, name search, update,\n"
+    "                    add-activity, add-order and ticket-open (default 40,20,20,10,10,0,0)\n"
     "  --server-pid PID  report crmd's CPU time per operation\n"
     "  --feed S          also run S change-feed subscribers (as this user) and report\n"
     "                    commit -> delivery latency and delivered events/s\n";
@@ -508,7 +524,7 @@ main(int argc, char **argv)
         {"server-pid", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
         {"feed", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
-    s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10, 0}};
+    s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10, 0, 0}};
     const char *config = NULL;
     int c;
     if (sodium_init() < 0)
@@ -525,9 +541,9 @@ main(int argc, char **argv)
         case 'P': cfg.pid = atoi(optarg); break;
         case 'F': cfg.feed = atoi(optarg); break;
         case 'm':
-            cfg.mix[OP_ORDER] = 0;
-            if (sscanf(optarg, "%d,%d,%d,%d,%d,%d", &cfg.mix[0], &cfg.mix[1], &cfg.mix[2],
-                       &cfg.mix[3], &cfg.mix[4], &cfg.mix[5]) < 5) {
+            cfg.mix[OP_ORDER] = cfg.mix[OP_TICKET] = 0;
+            if (sscanf(optarg, "%d,%d,%d,%d,%d,%d,%d", &cfg.mix[0], &cfg.mix[1], &cfg.mix[2],
+                       &cfg.mix[3], &cfg.mix[4], &cfg.mix[5], &cfg.mix[6]) < 5) {
                 fputs(s_usage, stderr);
                 return 2;
             }

@@ -98,6 +98,7 @@ def main():
                         "%d.00" % (rnd.randint(5, 500) * 1000), stage,
                         rnd.choice(["预算不足", "chose a competitor", "项目延期"]) if stage == "lost" else "",
                         "2026-%02d-%02d" % (rnd.randint(11, 12), rnd.randint(1, 28))])
+    order_customers = []
     with open(os.path.join(out, "orders.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["customer_id", "lines", "ordered_at"])
@@ -106,10 +107,38 @@ def main():
             for _ in range(rnd.randint(1, 3)):
                 sku, item, price = rnd.choice(PRODUCTS)
                 lines.append("sku=%s,name=%s,quantity=%d,unit_price=%s" % (sku, item, rnd.randint(1, 5), price))
-            w.writerow(["c%d" % rnd.randint(1, count // 2), ";".join(lines),
+            order_customers.append("c%d" % rnd.randint(1, count // 2))
+            w.writerow([order_customers[-1], ";".join(lines),
                         "2026-%02d-%02dT%02d:00:00Z" % (rnd.randint(1, 11), rnd.randint(1, 28), rnd.randint(9, 17))])
 
+    with open(os.path.join(out, "tickets.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "kind", "subject", "body", "priority", "order_id"])
+        for _ in range(count // 4):
+            kind, subject = rnd.choice(TICKETS)
+            order = rnd.randrange(len(order_customers))
+            w.writerow([order_customers[order], kind, subject, "", rnd.choice(PRIORITIES),
+                        "o%d" % (order + 1) if kind in ("return", "exchange", "repair") else ""])
+    with open(os.path.join(out, "feedback.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "channel", "score_kind", "score", "comment"])
+        for _ in range(count // 2):
+            nps = rnd.random() < 0.4
+            w.writerow([rnd.choice(order_customers), rnd.choice(["wechat", "phone", "survey"]),
+                        "nps" if nps else "csat",
+                        rnd.choice([10, 9, 9, 8, 7, 6, 3]) if nps else rnd.choice([5, 5, 4, 4, 3, 2]),
+                        rnd.choice(["", "安装很快", "客服态度好", "delivery was late"])])
+    with open(os.path.join(out, "tasks.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "title", "due"])
+        for i in range(count // 10):
+            w.writerow(["c%d" % rnd.randint(1, count), rnd.choice(["回访", "Send the quote", "确认发货"]),
+                        "2026-%02d-%02dT09:00:00Z" % (rnd.randint(11, 12), rnd.randint(1, 28))])
 
+
+TICKETS = [("repair", "屏幕不亮"), ("return", "尺寸不合适要退货"), ("question", "发票怎么开"),
+           ("complaint", "送货太慢"), ("exchange", "换成黑色"), ("question", "How do I reset it?")]
+PRIORITIES = ["low", "normal", "normal", "high", "urgent"]
 DEAL_TITLES = ["年度采购", "设备升级", "Annual renewal", "试点项目", "Expansion order", "维保合同"]
 PRODUCTS = [("HW-100", "工业传感器", "1299.00"), ("HW-200", "控制器", "4800.00"),
             ("SV-1", "安装服务", "800.00"), ("SW-9", "软件授权", "12000.00"),

@@ -40,12 +40,17 @@ fi
 ./build/crm enroll "$DATA/admin.enroll"
 ./build/crm whoami
 if [ "$FRESH" = 1 ]; then
-    echo "setup: loading demo customers, activities, deals and orders"
+    echo "setup: loading demo customers, activities, deals, orders, tickets, feedback and tasks"
     python3 tools/demo_data.py "$DATA/demo" 200
     ./build/crm import "$DATA/demo/customers.csv"
     ./build/crm import --kind activity "$DATA/demo/activities.csv"
     ./build/crm import --kind deal "$DATA/demo/deals.csv"
     ./build/crm import --kind order "$DATA/demo/orders.csv"
+    ./build/crm import --kind ticket "$DATA/demo/tickets.csv"
+    ./build/crm import --kind feedback "$DATA/demo/feedback.csv"
+    ./build/crm import --kind task "$DATA/demo/tasks.csv"
+    # age the demo two days so that some tickets are past their service levels
+    ./build/crm-admin sweep --as-of "$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)"
 fi
 cat <<MSG
 

@@ -169,6 +169,16 @@ h_audit_list(req_ctx_t *ctx)
     return CRM_OK;
 }
 
+#define MERGED_MAX 64 /* records merged into one whose history is shown with it */
+
+static int
+s_newest_first(const void *a, const void *b)
+{
+    const Crm__AuditEntry *x = *(const Crm__AuditEntry *const *)a;
+    const Crm__AuditEntry *y = *(const Crm__AuditEntry *const *)b;
+    return x->time < y->time ? 1 : x->time > y->time ? -1 : 0;
+}
+
 crm_err_t
 h_history(req_ctx_t *ctx)
 {
@@ -194,11 +204,41 @@ h_history(req_ctx_t *ctx)
         CRM_OK)
         return dispatch_deny(ctx, e->name, q->id, "history");
     s_scan_t s = {ctx, q, cur, e, NULL, 0, 0};
-    if ((rc = s_limit(ctx, q, &s.limit)) != CRM_OK)
+    size_t limit;
+    if ((rc = s_limit(ctx, q, &limit)) != CRM_OK)
         return rc;
+    /* the records merged into this one keep their history here */
+    uint64_t sources[1 + MERGED_MAX] = {num};
+    size_t nsources = 1;
+    char prefix[64];
+    int plen = snprintf(prefix, sizeof prefix, "merged_from/%s/", q->id);
+    store_iter_t *it = store_iter_new(ctx->env->store, STORE_CF_META);
+    for (store_iter_seek(it, prefix, (size_t)plen); store_iter_valid(it) && nsources <= MERGED_MAX;
+         store_iter_next(it)) {
+        size_t klen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen <= (size_t)plen || memcmp(k, prefix, (size_t)plen) || klen - plen >= 24)
+            break;
+        char other[24];
+        memcpy(other, k + plen, klen - plen);
+        other[klen - plen] = '\0';
+        if ((sources[nsources] = crm_entity_parse_id(e, other)))
+            nsources++;
+    }
+    store_iter_destroy(&it);
+    s.limit = limit * nsources;
     s.out = dispatch_own(ctx, calloc(s.limit + 1, sizeof *s.out));
-    if ((rc = audit_scan(ctx->env->store, e, num, s_history, &s)) != CRM_OK)
-        return dispatch_error(ctx, rc, "cannot read the history");
+    for (size_t i = 0; i < nsources; i++) {
+        size_t before = s.n;
+        s.limit = before + limit; /* each source gives at most LIMIT, newest first */
+        if ((rc = audit_scan(ctx->env->store, e, sources[i], s_history, &s)) != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot read the history");
+    }
+    if (nsources > 1) { /* newest first across all of them */
+        qsort(s.out, s.n, sizeof *s.out, s_newest_first);
+        if (s.n > limit)
+            s.n = limit;
+    }
     s_reply(ctx, &s);
     return CRM_OK;
 }

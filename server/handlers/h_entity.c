@@ -27,12 +27,15 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 #define IMPORT_MAX 1000
+#define RANGE_MAX 100000 /* ids one indexed range may select */
 
 /* ==== Shared steps ==== */
 
 static crm_err_t
 s_request(req_ctx_t *ctx, const Crm__EntityRequest **r, const crm_entity_t **e)
 {
+    *r = NULL; /* OUT parameters are always written */
+    *e = NULL;
     if (ctx->req->body_case != CRM__REQUEST__BODY_ENTITY)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no record body");
     *r = ctx->req->entity;
@@ -164,13 +167,18 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     crm_err_t rc;
     const Crm__User *caller = ctx->session.user;
     derive_ctx_t dc = s_dc(ctx);
+    /* who may not create the kind at all hears that first */
+    if ((rc = authz_kind(caller, e, AUTHZ_CREATE, ctx->errbuf)) != CRM_OK)
+        return rc;
     for (const crm_rule_t *r = e->rules; r->field; r++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
         if (s_server_set(e, r->field) && crm_record_is_set(rec, fd))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "field '%s' is set by the server; leave it out", r->field);
         if (r->def && !crm_record_is_set(rec, fd)) {
-            if (!strcmp(r->def, "now"))
+            if (!strcmp(r->def, "me"))
+                crm_record_set_str(rec, r->field, caller->name);
+            else if (!strcmp(r->def, "now"))
                 crm_record_set_i64(rec, r->field, dc.now);
             else if ((rc = crm_record_set_text(rec, fd, r->def, false, ctx->errbuf)) != CRM_OK)
                 return rc;
@@ -180,10 +188,10 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
         if (r->flags & CRM_F_CALLER_DEPT)
             crm_record_set_enum(rec, r->field, caller->department);
     }
-    /* a sales user's new record is theirs unless they name another owner */
+    /* a sales user's new customer or deal is theirs unless they name another owner */
     for (const crm_rule_t *r = e->rules; r->field; r++)
-        if ((r->flags & CRM_F_OWNER) && (r->flags & CRM_F_USER) &&
-            caller->department == CRM__DEPARTMENT__SALES && !*crm_record_get_str(rec, r->field))
+        if ((r->flags & CRM_F_SALES_OWNER) && caller->department == CRM__DEPARTMENT__SALES &&
+            !*crm_record_get_str(rec, r->field))
             crm_record_set_str(rec, r->field, caller->name);
     const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
     const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
@@ -194,6 +202,97 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
         (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK)
         return rc;
     return authz_record(caller, e, AUTHZ_CREATE, NULL, rec, NULL, 0, ctx->errbuf);
+}
+
+/* Same folded name and the same folded company (the CRM_F_DUPE_NAME check). */
+typedef struct {
+    const char *name_field;
+    char *name, *company;
+} s_same_name_t;
+
+/* Folded TEXT without white space: "李 娜" and "李娜", "Li Na" and "li na" are one name. */
+static char *
+s_name_key(const char *text)
+{
+    char *f = crm_utf8_fold(text), *out = f;
+    for (char *p = f; *p; p++)
+        if (*p != ' ' && *p != '\t')
+            *out++ = *p;
+    *out = '\0';
+    return f;
+}
+
+static bool
+s_same_name(const ProtobufCMessage *rec, const void *arg)
+{
+    const s_same_name_t *s = arg;
+    char *n = s_name_key(crm_record_get_str(rec, s->name_field));
+    char *c = s_name_key(crm_record_get_str(rec, "company"));
+    bool same = !strcmp(n, s->name) && !strcmp(c, s->company);
+    free(n);
+    free(c);
+    return same;
+}
+
+/* Records that REC likely duplicates: an equal value of a CRM_F_DUPE_KEY
+   field (a phone, an e-mail), or the same name at the same company. Their
+   ids and why go to OUT ("" if none). */
+static crm_err_t
+s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec, char *out,
+             size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const crm_rule_t *r = e->rules; r->field; r++) {
+        if (!(r->flags & (CRM_F_DUPE_KEY | CRM_F_DUPE_NAME)))
+            continue;
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
+        size_t nv = fd->label == PROTOBUF_C_LABEL_REPEATED ? crm_record_count(rec, fd) : 1;
+        for (size_t i = 0; i < nv && i < 8; i++) {
+            const char *v = fd->label == PROTOBUF_C_LABEL_REPEATED
+                                ? crm_record_str_at(rec, fd, i)
+                                : crm_record_get_str(rec, r->field);
+            records_term_t terms[RECORDS_MAX_TERMS];
+            size_t nterms = 0;
+            s_same_name_t same = {r->field, NULL, NULL};
+            crm_err_t rc;
+            if (!*v)
+                continue;
+            if (r->flags & CRM_F_DUPE_KEY) {
+                rc = records_term(e, r->field, v, &terms[0], ctx->errbuf);
+                nterms = rc == CRM_OK;
+            } else {
+                if (!*crm_record_get_str(rec, "company"))
+                    continue; /* a bare name is too common to call a duplicate */
+                rc = records_text_terms(e, v, terms, &nterms, ctx->errbuf);
+                same.name = s_name_key(v);
+                same.company = s_name_key(crm_record_get_str(rec, "company"));
+            }
+            uint64_t ids[5];
+            size_t n = 0;
+            bool more = false;
+            if (rc == CRM_OK && nterms)
+                rc = records_query(ctx->env->store, e, terms, nterms, 0, 5, ids, &n, &more,
+                                   same.name ? s_same_name : NULL, &same);
+            for (size_t t = 0; t < nterms; t++)
+                records_term_release(&terms[t]);
+            free(same.name);
+            free(same.company);
+            if (rc != CRM_OK)
+                return dispatch_error(ctx, rc, "cannot look for duplicates");
+            for (size_t k = 0; k < n && used + 48 < outlen; k++) {
+                char id[24];
+                crm_entity_format_id(e, ids[k], id);
+                if (strstr(out, id))
+                    continue;
+                used += (size_t)snprintf(out + used, outlen - used, "%s%s (same %s)",
+                                         used ? ", " : "", id,
+                                         (r->flags & CRM_F_DUPE_NAME) ? "name and company"
+                                                                      : r->field);
+            }
+        }
+    }
+    return CRM_OK;
 }
 
 /* Stage REC (prepared) as a new record of kind E in M, with what it derives
@@ -229,12 +328,20 @@ s_end(req_ctx_t *ctx, mutation_t **m)
 }
 
 /* Create REC (taken over: freed here) as a new record of kind E, as one
-   mutation; with ECHO the stored record goes into the reply. */
+   mutation; with ECHO the stored record goes into the reply. A likely
+   duplicate is refused (ALREADY_EXISTS naming it) unless ALLOW_DUP. */
 static crm_err_t
-s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[24], bool echo)
+s_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec, char id[24], bool echo,
+         bool allow_dup)
 {
     mutation_t *m = NULL;
+    char dupes[160];
     crm_err_t rc = s_prepare_create(ctx, e, rec);
+    if (rc == CRM_OK && !allow_dup && (rc = s_find_dupes(ctx, e, rec, dupes, sizeof dupes)) ==
+                                          CRM_OK && *dupes)
+        rc = dispatch_error(ctx, CRM_ERR_ALREADY_EXISTS,
+                            "likely a duplicate of %s %s; to create it anyway: --allow-duplicate",
+                            e->name, dupes);
     if (rc == CRM_OK) {
         m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
         rc = s_stage_create(ctx, m, e, rec, id);
@@ -262,6 +369,22 @@ s_unpack(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCBinaryData *b,
     return rc;
 }
 
+/* NOT_FOUND for record ID of kind E, saying where it went if it was merged. */
+static crm_err_t
+s_not_found(req_ctx_t *ctx, const crm_entity_t *e, const char *id)
+{
+    char key[64];
+    int klen = snprintf(key, sizeof key, "merged/%.40s", id);
+    store_val_t v = {0};
+    if (store_get(ctx->env->store, STORE_CF_META, key, (size_t)klen, &v) == CRM_OK) {
+        crm_err_t rc = dispatch_error(ctx, CRM_ERR_NOT_FOUND, "%s '%.40s' was merged into '%.*s'",
+                                      e->name, id, (int)(v.len < 24 ? v.len : 24), v.data);
+        store_val_release(&v);
+        return rc;
+    }
+    return dispatch_error(ctx, CRM_ERR_NOT_FOUND, "no %s '%.40s'", e->name, id);
+}
+
 /* ==== Handlers ==== */
 
 crm_err_t
@@ -273,7 +396,7 @@ h_entity_create(req_ctx_t *ctx)
     char id[24];
     crm_err_t rc = s_request(ctx, &r, &e);
     if (rc == CRM_OK && (rc = s_unpack(ctx, e, &r->record, &rec)) == CRM_OK)
-        rc = s_create(ctx, e, rec, id, true);
+        rc = s_create(ctx, e, rec, id, true, r->allow_duplicate);
     return rc;
 }
 
@@ -289,7 +412,7 @@ h_entity_get(req_ctx_t *ctx)
         return rc;
     rc = records_get(ctx->env->store, e, num, &rec);
     if (rc == CRM_ERR_NOT_FOUND)
-        return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, r->id);
+        return s_not_found(ctx, e, r->id);
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, r->id);
     rc = authz_record(ctx->session.user, e, AUTHZ_READ, rec, NULL, NULL, 0, ctx->errbuf);
@@ -313,7 +436,7 @@ s_load_checked(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t n
 {
     crm_err_t rc = records_group_get(ctx->env->group, e, num, out);
     if (rc == CRM_ERR_NOT_FOUND)
-        return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, id);
+        return s_not_found(ctx, e, id);
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read %s '%.40s'", e->name, id);
     if ((rc = authz_record(ctx->session.user, e, action, *out, NULL, fields, nfields,
@@ -685,12 +808,85 @@ s_paging(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r, siz
     return CRM_OK;
 }
 
+/* ==== Views: named conditions that are not one field's value ==== */
+
+static bool
+s_ticket_open(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    return t->status == CRM__TICKET_STATUS__TICKET_STATUS_OPEN ||
+           t->status == CRM__TICKET_STATUS__TICKET_STATUS_PENDING;
+}
+
+static bool
+s_ticket_overdue(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    /* ARG: hours ahead ("due within N hours" counts too) */
+    int64_t horizon = now + arg * 3600 * 1000;
+    return s_ticket_open(m, now, 0) &&
+           ((!t->first_response_at && t->response_due && t->response_due <= horizon) ||
+            (t->resolution_due && t->resolution_due <= horizon));
+}
+
+static bool
+s_ticket_breached(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    const Crm__Ticket *t = (const Crm__Ticket *)m;
+    return t->response_breached || t->resolution_breached;
+}
+
+static bool
+s_ticket_unassigned(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    return s_ticket_open(m, now, arg) && !*((const Crm__Ticket *)m)->assignee;
+}
+
+static bool
+s_task_open(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    return !((const Crm__Task *)m)->done;
+}
+
+static bool
+s_customer_stale(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    const Crm__Customer *c = (const Crm__Customer *)m;
+    return c->last_contact_at < now - arg * 24 * 3600 * 1000;
+}
+
+static const struct {
+    const char *kind, *name;
+    bool (*fn)(const ProtobufCMessage *rec, int64_t now, int64_t arg);
+    const char *help;
+} s_views[] = {
+    {"ticket", "open", s_ticket_open, "open or pending"},
+    {"ticket", "overdue", s_ticket_overdue, "open and past a due time (overdue:H: or within H hours)"},
+    {"ticket", "breached", s_ticket_breached, "a service level was missed"},
+    {"ticket", "unassigned", s_ticket_unassigned, "open and assigned to nobody"},
+    {"task", "open", s_task_open, "not done"},
+    {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)"},
+};
+
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
    empty) compared on the field's text, which sorts for dates and times, and
    consent where a filter is on a field the caller sees masked. */
 typedef struct {
     const crm_entity_t *e;
     bool consent;
+    uint64_t *set;  /* ids within the indexed ranges, ascending (when has_set) */
+    int64_t now;
+    size_t nviews;
+    bool (*view[4])(const ProtobufCMessage *, int64_t, int64_t);
+    int64_t view_arg[4];
+    size_t nset;
+    bool has_set;
     size_t n;
     const ProtobufCFieldDescriptor *fd[RECORDS_MAX_TERMS];
     char from[RECORDS_MAX_TERMS][40], to[RECORDS_MAX_TERMS][40];
@@ -702,6 +898,22 @@ s_check(const ProtobufCMessage *rec, const void *arg)
     const s_checks_t *c = arg;
     if (c->consent && !s_consented(rec, c->e))
         return false;
+    for (size_t i = 0; i < c->nviews; i++)
+        if (!c->view[i](rec, c->now, c->view_arg[i]))
+            return false;
+    if (c->has_set) {
+        uint64_t num = crm_entity_parse_id(c->e, crm_record_get_str(rec, "id"));
+        size_t lo = 0, hi = c->nset;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (c->set[mid] < num)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == c->nset || c->set[lo] != num)
+            return false;
+    }
     for (size_t i = 0; i < c->n; i++) {
         bool is_time = (crm_entity_flags(c->e, c->fd[i]->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, c->fd[i], is_time, false);
@@ -729,6 +941,37 @@ s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *va
     size_t flen = (size_t)(dots - value);
     if (flen >= sizeof c->from[0] || strlen(dots + 2) >= sizeof c->to[0])
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "range '%.60s' is too long", value);
+    if (c->n == RECORDS_MAX_TERMS)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "too many ranges");
+    /* an indexed field: the range is read from its index, not checked record by record */
+    char from[40];
+    memcpy(from, value, flen);
+    from[flen] = '\0';
+    uint64_t *set = NULL;
+    size_t nset = 0;
+    crm_err_t rc = records_range(ctx->env->store, e, fd->name, from, dots + 2, RANGE_MAX, &set,
+                                 &nset, ctx->errbuf);
+    if (rc == CRM_OK) {
+        if (!c->has_set) {
+            c->set = set;
+            c->nset = nset;
+            c->has_set = true;
+        } else { /* two ranges: their intersection */
+            size_t k = 0;
+            for (size_t i = 0, j = 0; i < c->nset && j < nset;)
+                if (c->set[i] < set[j])
+                    i++;
+                else if (c->set[i] > set[j])
+                    j++;
+                else
+                    c->set[k++] = c->set[i++], j++;
+            c->nset = k;
+            free(set);
+        }
+        return CRM_OK;
+    }
+    if (rc != CRM_ERR_NOT_FOUND)
+        return rc;
     c->fd[c->n] = fd;
     memcpy(c->from[c->n], value, flen);
     c->from[c->n][flen] = '\0';
@@ -765,8 +1008,33 @@ h_entity_list(req_ctx_t *ctx)
     s_checks_t checks;
     memset(&checks, 0, sizeof checks);
     checks.e = e;
+    checks.now = crm_time_now_ms();
     for (size_t i = 0; i < r->n_filters; i++) {
         const char *field = r->filters[i]->field, *value = r->filters[i]->value;
+        if (!strcmp(field, "view")) {
+            size_t k = 0, nv = sizeof s_views / sizeof s_views[0];
+            const char *colon = strchr(value, ':');
+            size_t len = colon ? (size_t)(colon - value) : strlen(value);
+            while (k < nv && (strcmp(s_views[k].kind, e->name) ||
+                              strncmp(s_views[k].name, value, len) || s_views[k].name[len]))
+                k++;
+            if (k == nv || checks.nviews == 4) {
+                char names[200] = "";
+                size_t used = 0;
+                for (size_t j = 0; j < nv; j++)
+                    if (!strcmp(s_views[j].kind, e->name))
+                        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s (%s)",
+                                                 used ? ", " : "", s_views[j].name,
+                                                 s_views[j].help);
+                rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                    "unknown view '%.40s' of %s records (views: %s)", value,
+                                    e->name, used ? names : "none");
+                goto cleanup;
+            }
+            checks.view[checks.nviews] = s_views[k].fn;
+            checks.view_arg[checks.nviews++] = colon ? strtoll(colon + 1, NULL, 10) : 0;
+            continue;
+        }
         if (strstr(value, "..")) {
             if ((rc = s_range(ctx, e, field, value, &checks)) != CRM_OK)
                 goto cleanup;
@@ -782,8 +1050,27 @@ h_entity_list(req_ctx_t *ctx)
         nterms++;
         checks.consent = checks.consent || authz_masks(ctx->session.user, e, field);
     }
-    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
-                       checks.consent || checks.n ? s_check : NULL, &checks);
+    if (checks.has_set && nterms == 0) { /* page through the range's ids */
+        for (size_t i = 0; i < checks.nset && !more; i++) {
+            if (checks.set[i] <= after)
+                continue;
+            ProtobufCMessage *rec = NULL;
+            if (records_get(ctx->env->store, e, checks.set[i], &rec) == CRM_OK &&
+                s_check(rec, &checks)) {
+                if (n == limit)
+                    more = true;
+                else
+                    ids[n++] = checks.set[i];
+            }
+            crm_proto_free(&rec);
+        }
+    } else {
+        rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
+                           checks.consent || checks.n || checks.has_set || checks.nviews
+                               ? s_check
+                               : NULL,
+                           &checks);
+    }
     if (rc == CRM_OK)
         rc = s_reply_ids(ctx, e, ids, n, more);
     else
@@ -791,6 +1078,7 @@ h_entity_list(req_ctx_t *ctx)
 cleanup:
     for (size_t i = 0; i < nterms; i++)
         records_term_release(&terms[i]);
+    free(checks.set);
     return rc;
 }
 
@@ -884,7 +1172,7 @@ h_entity_import(req_ctx_t *ctx)
         ctx->errbuf[0] = '\0';
         crm_err_t one = s_unpack(ctx, e, &r->records[i], &rec);
         if (one == CRM_OK)
-            one = s_create(ctx, e, rec, idbuf + 24 * i, false);
+            one = s_create(ctx, e, rec, idbuf + 24 * i, false, r->allow_duplicate);
         res[i].status = (Crm__ErrorCode)one;
         if (one == CRM_OK)
             res[i].id = idbuf + 24 * i;
@@ -894,4 +1182,206 @@ h_entity_import(req_ctx_t *ctx)
         er->results[i] = &res[i];
     }
     return CRM_OK;
+}
+
+/* ==== Merge ==== */
+
+#define MERGE_MAX 50 /* records merged into one in one change */
+
+static void
+s_merged_key(const char *id, char *key, size_t n, size_t *len)
+{
+    *len = (size_t)snprintf(key, n, "merged/%s", id);
+}
+
+/* Copy field FD of FROM into TO (a copy of the value, FROM stays). */
+static void
+s_copy_field(ProtobufCMessage *to, const ProtobufCMessage *from, const ProtobufCFieldDescriptor *fd)
+{
+    size_t len;
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *tmp = NULL;
+    uint8_t *packed = crm_proto_pack(from, &len);
+    crm_err_t rc = crm_proto_unpack(from->descriptor, packed, len, &tmp, errbuf);
+    free(packed);
+    CRM_ASSERT(rc == CRM_OK); /* we packed it ourselves */
+    crm_record_swap(to, tmp, fd);
+    crm_proto_free(&tmp);
+}
+
+/* Combine OTHER into NEXT: lists and maps united, blanks filled. */
+static void
+s_combine(const crm_entity_t *e, ProtobufCMessage *next, const ProtobufCMessage *other)
+{
+    char errbuf[CRM_ERRBUF];
+    for (unsigned i = 0; i < e->desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        if (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED))
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
+            for (size_t k = 0; k < crm_record_count(other, fd); k++)
+                crm_record_set_text(next, fd, crm_record_str_at(other, fd, k), false, errbuf);
+        } else if (crm_record_is_map(fd)) {
+            char *all = crm_record_format(other, fd, false, false), *save = NULL;
+            char *have = crm_record_format(next, fd, false, false);
+            for (char *kv = strtok_r(all, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+                char key[80];
+                snprintf(key, sizeof key, "%.*s=", (int)strcspn(kv, "="), kv);
+                if (!strstr(have, key)) /* the kept record's value wins */
+                    crm_record_set_text(next, fd, kv, false, errbuf);
+            }
+            free(all);
+            free(have);
+        } else if (!crm_record_is_set(next, fd) && crm_record_is_set(other, fd)) {
+            s_copy_field(next, other, fd);
+        }
+    }
+}
+
+/* Move every child record of FROM_ID (activities, deals, orders, tickets,
+   feedback, tasks) to TO_ID, each a part of M. */
+static crm_err_t
+s_repoint_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent, const char *from_id,
+                   const char *to_id, const char *reason)
+{
+    store_group_t *g = ctx->env->group;
+    int64_t now = crm_time_now_ms();
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
+        if (!k->parent || strcmp(k->parent, parent->name))
+            continue;
+        const char *pfield = crm_entity_field_with(k, CRM_F_PARENT);
+        uint64_t ids[256];
+        size_t n;
+        bool more = true;
+        while (more) { /* moved ones leave FROM's index: always read from the start */
+            crm_err_t rc = records_children(ctx->env->store, g, k, from_id, 0, 256, ids, &n, &more);
+            if (rc != CRM_OK)
+                return dispatch_error(ctx, rc, "cannot read the %s records of '%s'", k->name,
+                                      from_id);
+            if (n == 0)
+                break;
+            for (size_t i = 0; i < n; i++) {
+                ProtobufCMessage *cur = NULL, *next = NULL;
+                if (records_group_get(g, k, ids[i], &cur) == CRM_OK &&
+                    records_group_get(g, k, ids[i], &next) == CRM_OK) {
+                    char *fields[1] = {(char *)pfield};
+                    crm_record_set_str(next, pfield, to_id);
+                    crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
+                    crm_record_set_i64(next, "updated_at", now);
+                    crm_record_set_str(next, "updated_by", ctx->session.user->name);
+                    mutation_put(m, k, ids[i], cur, next, fields, 1, reason);
+                }
+                crm_proto_free(&cur);
+                crm_proto_free(&next);
+            }
+        }
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+h_merge(req_ctx_t *ctx)
+{
+    if (ctx->req->body_case != CRM__REQUEST__BODY_MERGE)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no merge");
+    const Crm__MergeRequest *r = ctx->req->merge;
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    ProtobufCMessage *keep = NULL, *next = NULL, *others[MERGE_MAX] = {NULL};
+    uint64_t keep_num = crm_entity_parse_id(ce, r->keep), nums[MERGE_MAX];
+    mutation_t *m = NULL;
+    const char *denied = r->keep;
+    char reason[CRM_ERRBUF];
+    crm_err_t rc;
+    if (!keep_num)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a customer id",
+                              r->keep);
+    if (r->n_others == 0 || r->n_others > MERGE_MAX)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "merge 1 to %d customers into '%s'", MERGE_MAX, r->keep);
+    for (size_t i = 0; i < r->n_others; i++) {
+        nums[i] = crm_entity_parse_id(ce, r->others[i]);
+        if (!nums[i] || nums[i] == keep_num)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "'%.40s' cannot be merged into '%s'", r->others[i], r->keep);
+        for (size_t j = 0; j < i; j++)
+            if (nums[j] == nums[i])
+                return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is named twice",
+                                      r->others[i]);
+    }
+    for (size_t i = 0; i < r->n_take; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(ce->desc, r->take[i]->field);
+        bool named = !strcmp(r->take[i]->value, r->keep);
+        for (size_t j = 0; j < r->n_others; j++)
+            named = named || !strcmp(r->take[i]->value, r->others[j]);
+        if (!fd || (crm_entity_flags(ce, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED)) || !named)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "--take '%.40s=%.40s': name a field and one of the merged ids",
+                                  r->take[i]->field, r->take[i]->value);
+    }
+    m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
+    /* merging removes records: it takes the right to delete them all */
+    if ((rc = s_load_checked(ctx, ce, r->keep, keep_num, r->expect_version, true, NULL, 0,
+                             AUTHZ_DELETE, &keep)) != CRM_OK)
+        goto cleanup;
+    for (size_t i = 0; i < r->n_others; i++) {
+        denied = r->others[i];
+        if ((rc = s_load_checked(ctx, ce, r->others[i], nums[i], 0, true, NULL, 0, AUTHZ_DELETE,
+                                 &others[i])) != CRM_OK)
+            goto cleanup;
+    }
+    snprintf(reason, sizeof reason, "merged into %s", r->keep);
+    /* the fields: what --take says, else the kept value, else the first other's */
+    if ((rc = records_group_get(ctx->env->group, ce, keep_num, &next)) != CRM_OK)
+        goto cleanup;
+    for (size_t i = 0; i < r->n_take; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(ce->desc, r->take[i]->field);
+        for (size_t j = 0; j < r->n_others; j++)
+            if (!strcmp(r->take[i]->value, r->others[j])) {
+                crm_record_clear(next, fd);
+                s_copy_field(next, others[j], fd);
+            }
+    }
+    for (size_t j = 0; j < r->n_others; j++)
+        s_combine(ce, next, others[j]);
+    if ((rc = crm_record_normalize(ce, next, ctx->errbuf)) != CRM_OK)
+        goto cleanup;
+    /* their records move to the kept customer; the others are gone, their ids remembered */
+    for (size_t j = 0; j < r->n_others; j++) {
+        if ((rc = s_repoint_children(ctx, m, ce, r->others[j], r->keep, reason)) != CRM_OK)
+            goto cleanup;
+        mutation_delete(m, ce, nums[j], others[j], reason);
+        char key[64];
+        size_t klen;
+        s_merged_key(r->others[j], key, sizeof key, &klen);
+        store_group_put(ctx->env->group, STORE_CF_META, key, klen, r->keep, strlen(r->keep));
+        snprintf(key, sizeof key, "merged_from/%s/%s", r->keep, r->others[j]);
+        store_group_put(ctx->env->group, STORE_CF_META, key, strlen(key), "", 0);
+    }
+    /* and its value follows its orders and activities, now all of them */
+    derive_ctx_t dc = s_dc(ctx);
+    if ((rc = derive_customer(&dc, (Crm__Customer *)next, ctx->errbuf)) != CRM_OK)
+        goto cleanup;
+    char *changed[64];
+    size_t nchanged = crm_record_diff(ce, keep, next, changed, 64);
+    crm_record_set_u64(next, "version", crm_record_get_u64(keep, "version") + 1);
+    crm_record_set_i64(next, "updated_at", dc.now);
+    crm_record_set_str(next, "updated_by", ctx->session.user->name);
+    size_t used = (size_t)snprintf(reason, sizeof reason, "merged ");
+    for (size_t j = 0; j < r->n_others && used + 30 < sizeof reason; j++)
+        used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s", j ? ", " : "",
+                                 r->others[j]);
+    mutation_put(m, ce, keep_num, keep, next, changed, nchanged, reason);
+    s_end(ctx, &m);
+    s_reply_record(ctx, ce, next);
+cleanup:
+    if (m) {
+        mutation_abort(&m);
+        if (rc == CRM_ERR_PERMISSION_DENIED)
+            dispatch_deny(ctx, ce->name, denied, "merge");
+    }
+    crm_proto_free(&keep);
+    crm_proto_free(&next);
+    for (size_t j = 0; j < MERGE_MAX; j++)
+        crm_proto_free(&others[j]);
+    return rc;
 }

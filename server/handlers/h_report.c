@@ -112,6 +112,84 @@ s_pipeline(req_ctx_t *ctx, const Crm__ReportRequest *r)
     return CRM_OK;
 }
 
+/* `crm feedback summary`: CSAT (count and sum of scores) and NPS (promoters
+   9-10, passives 7-8, detractors 0-6) over the feedback the caller may read,
+   with since/until on when it was recorded. */
+static crm_err_t
+s_satisfaction(req_ctx_t *ctx, const Crm__ReportRequest *r)
+{
+    const crm_entity_t *fe = crm_entity_by_name("feedback");
+    const Crm__User *u = ctx->session.user;
+    int64_t since = 0, until = INT64_MAX;
+    if (authz_kind(u, fe, AUTHZ_READ, ctx->errbuf) != CRM_OK)
+        return dispatch_deny(ctx, fe->name, "", "report satisfaction");
+    for (size_t i = 0; i < r->n_filters; i++) {
+        Crm__Feedback tmp = CRM__FEEDBACK__INIT;
+        const char *f = r->filters[i]->field;
+        bool is_since = !strcmp(f, "since");
+        if ((!is_since && strcmp(f, "until")) ||
+            crm_record_set_text(&tmp.base, crm_record_field(fe->desc, "created_at"),
+                                r->filters[i]->value, true, ctx->errbuf) != CRM_OK)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "the satisfaction report takes since and until dates");
+        if (is_since)
+            since = tmp.created_at;
+        else /* a date means the whole day */
+            until = tmp.created_at + (strlen(r->filters[i]->value) == 10 ? 86400000 - 1 : 0);
+    }
+    static const char *const keys[] = {"csat", "nps-promoters", "nps-passives", "nps-detractors"};
+    Crm__ReportRow *rows = dispatch_own(ctx, calloc(4, sizeof *rows));
+    Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(4, sizeof *ptrs));
+    for (size_t i = 0; i < 4; i++) {
+        crm__report_row__init(&rows[i]);
+        rows[i].key = (char *)keys[i];
+        ptrs[i] = &rows[i];
+    }
+    uint64_t ids[PAGE], after = 0;
+    size_t n = 0, seen = 0;
+    bool more = true;
+    crm_err_t rc = CRM_OK;
+    while (more && rc == CRM_OK) {
+        if ((rc = records_query(ctx->env->store, fe, NULL, 0, after, PAGE, ids, &n, &more, NULL,
+                                NULL)) != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot read the feedback");
+        if ((seen += n) > PIPELINE_MAX)
+            return dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                  "the satisfaction report reads at most %d records",
+                                  PIPELINE_MAX);
+        for (size_t i = 0; i < n; i++) {
+            ProtobufCMessage *m = NULL;
+            char errbuf[CRM_ERRBUF];
+            if (records_get(ctx->env->store, fe, ids[i], &m) != CRM_OK)
+                continue;
+            const Crm__Feedback *f = (const Crm__Feedback *)m;
+            if (f->created_at >= since && f->created_at <= until &&
+                authz_record(u, fe, AUTHZ_READ, m, NULL, NULL, 0, errbuf) == CRM_OK) {
+                if (f->score_kind == CRM__SCORE_KIND__CSAT) {
+                    rows[0].count++;
+                    rows[0].sum += f->score;
+                } else if (f->score_kind == CRM__SCORE_KIND__NPS) {
+                    Crm__ReportRow *row = f->score >= 9 ? &rows[1] : f->score >= 7 ? &rows[2]
+                                                                                     : &rows[3];
+                    row->count++;
+                    row->sum += f->score;
+                }
+            }
+            crm_proto_free(&m);
+        }
+        if (n)
+            after = ids[n - 1];
+    }
+    Crm__ReportReply *rep = &ctx->body.report;
+    crm__report_reply__init(rep);
+    rep->name = (char *)"satisfaction";
+    rep->rows = ptrs;
+    rep->n_rows = 4;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPORT;
+    ctx->reply.report = rep;
+    return CRM_OK;
+}
+
 crm_err_t
 h_report(req_ctx_t *ctx)
 {
@@ -120,15 +198,30 @@ h_report(req_ctx_t *ctx)
     const Crm__ReportRequest *r = ctx->req->report;
     if (!strcmp(r->name, "pipeline"))
         return s_pipeline(ctx, r);
+    if (!strcmp(r->name, "satisfaction"))
+        return s_satisfaction(ctx, r);
     return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown report '%.40s' (reports: %s)",
-                          r->name, "pipeline");
+                          r->name, "pipeline, satisfaction");
+}
+
+/* Apply the time rules to one record as of DC->now: a customer's value, a
+   ticket's service levels. *CHANGED gets whether NEXT now differs. */
+static crm_err_t
+s_sweep_one(const derive_ctx_t *dc, const crm_entity_t *e, ProtobufCMessage *next,
+            char *errbuf)
+{
+    if (!strcmp(e->name, "customer"))
+        return derive_customer(dc, (Crm__Customer *)next, errbuf);
+    derive_ticket_breaches((Crm__Ticket *)next, dc->now);
+    return CRM_OK;
 }
 
 crm_err_t
-sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, uint64_t after,
-            size_t limit, sweep_result_t *out, char *errbuf)
+sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
+            uint64_t after, size_t limit, sweep_result_t *out, char *errbuf)
 {
-    const crm_entity_t *ce = crm_entity_by_name("customer");
+    const crm_entity_t *e = crm_entity_by_prefix(kind);
+    CRM_ASSERT(e && (!strcmp(e->name, "customer") || !strcmp(e->name, "ticket")));
     derive_ctx_t dc = {env->store, env->group, env->rules, actor, as_of, false};
     char reason[64], when[32];
     crm_record_format_time(as_of, when);
@@ -138,33 +231,41 @@ sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, ui
     size_t n = 0;
     bool more = false;
     memset(out, 0, sizeof *out);
-    crm_err_t rc = records_query(env->store, ce, NULL, 0, after, limit, ids, &n, &more, NULL, NULL);
+    crm_err_t rc = records_query(env->store, e, NULL, 0, after, limit, ids, &n, &more, NULL, NULL);
     if (rc != CRM_OK)
-        snprintf(errbuf, CRM_ERRBUF, "cannot list the customers to sweep");
+        snprintf(errbuf, CRM_ERRBUF, "cannot list the %s records to sweep", e->name);
     for (size_t i = 0; rc == CRM_OK && i < n; i++) {
         ProtobufCMessage *cur = NULL, *next = NULL;
-        if (records_group_get(env->group, ce, ids[i], &cur) != CRM_OK ||
-            records_group_get(env->group, ce, ids[i], &next) != CRM_OK) {
+        if (records_group_get(env->group, e, ids[i], &cur) != CRM_OK ||
+            records_group_get(env->group, e, ids[i], &next) != CRM_OK) {
             crm_proto_free(&cur);
             continue; /* deleted meanwhile */
         }
         out->checked++;
-        rc = derive_customer(&dc, (Crm__Customer *)next, errbuf);
+        rc = s_sweep_one(&dc, e, next, errbuf);
         char *changed[64];
-        size_t nchanged = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
-        if (nchanged) { /* each customer its own change: one event, one audit entry */
+        size_t nchanged = rc == CRM_OK ? crm_record_diff(e, cur, next, changed, 64) : 0;
+        if (nchanged) { /* each record its own change: one event, one audit entry */
             mutation_t *m = mutation_begin(env->group, env->store, actor);
             crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
             crm_record_set_i64(next, "updated_at", crm_time_now_ms());
             crm_record_set_str(next, "updated_by", actor->name);
-            mutation_put(m, ce, ids[i], cur, next, changed, nchanged, reason);
+            mutation_put(m, e, ids[i], cur, next, changed, nchanged, reason);
             mutation_end(&m);
             out->changed++;
         }
         crm_proto_free(&cur);
         crm_proto_free(&next);
     }
-    out->next_after = rc == CRM_OK && more && n ? ids[n - 1] : 0;
+    /* customers, then tickets */
+    out->next_kind = 0;
+    out->next_after = 0;
+    if (rc == CRM_OK && more && n) {
+        out->next_kind = kind;
+        out->next_after = ids[n - 1];
+    } else if (rc == CRM_OK && !strcmp(e->name, "customer")) {
+        out->next_kind = crm_entity_by_name("ticket")->prefix;
+    }
     free(ids);
     return rc;
 }
@@ -180,13 +281,17 @@ h_sweep(req_ctx_t *ctx)
     if (limit > SWEEP_MAX)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "at most %d customers per sweep call",
                               SWEEP_MAX);
+    /* the cursor: "" (start), "c123" (customers after c123), "t" or "t45" (tickets) */
+    char kind = *r->after ? r->after[0] : ce->prefix;
+    const crm_entity_t *ke = crm_entity_by_prefix(kind);
     uint64_t after = 0;
-    if (*r->after && !(after = crm_entity_parse_id(ce, r->after)))
-        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a customer id",
+    if (!ke || (strcmp(ke->name, "customer") && strcmp(ke->name, "ticket")) ||
+        (r->after[0] && r->after[1] && !(after = crm_entity_parse_id(ke, r->after))))
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a sweep cursor",
                               r->after);
     sweep_result_t res;
     crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, r->as_of ? r->as_of : crm_time_now_ms(),
-                               after, limit, &res, ctx->errbuf);
+                               kind, after, limit, &res, ctx->errbuf);
     if (res.changed)
         ctx->staged = true;
     if (rc != CRM_OK)
@@ -195,9 +300,12 @@ h_sweep(req_ctx_t *ctx)
     crm__sweep_reply__init(rep);
     rep->checked = res.checked;
     rep->changed = res.changed;
-    if (res.next_after) {
+    if (res.next_kind) {
         char *next_after = dispatch_own(ctx, malloc(24));
-        crm_entity_format_id(ce, res.next_after, next_after);
+        if (res.next_after)
+            crm_entity_format_id(crm_entity_by_prefix(res.next_kind), res.next_after, next_after);
+        else
+            snprintf(next_after, 24, "%c", res.next_kind);
         rep->next_after = next_after;
     }
     ctx->reply.body_case = CRM__REPLY__BODY_SWEEP;

@@ -27,6 +27,12 @@ expect "crm-bench add-order exits 0 (no errors)" test "$RC" -eq 0
 expect "add-order was measured" grep -Eq "^add-order +[1-9][0-9]* " "$T/order.out"
 "$CRM_BIN/crm" --config "$T/data/admin.enroll" --server "$EP_main" --json order list --limit 1 >"$T/o"; OUT=$(cat "$T/o"); ERR=""
 expect "the orders landed" grep -q '"total":{"minor":28980' "$T/o"
+RC=0
+"$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_main" --ids 2000 \
+    --clients 4 --duration 1 --mix 0,0,0,0,0,0,100 >"$T/ticket.out" 2>&1 || RC=$?
+sed 's/^/# /' "$T/ticket.out"
+expect "crm-bench ticket-open exits 0 (no errors)" test "$RC" -eq 0
+expect "ticket-open was measured" grep -Eq "^ticket-open +[1-9][0-9]* " "$T/ticket.out"
 RC=0; "$CRM_BIN/crm-bench" --server "$EP_main" >/dev/null 2>&1 || RC=$?
 expect "crm-bench without --config is a usage error" test "$RC" -eq 2
 stop_server main

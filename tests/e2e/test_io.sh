@@ -97,6 +97,11 @@ c "${D[@]}" import --kind deal "$T/demo/deals.csv"
 expect "demo deals import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 100 deal records; 0 lines had errors"
 c "${D[@]}" import --kind order "$T/demo/orders.csv"
 expect "demo orders import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported 200 order records; 0 lines had errors"
+for k in "ticket tickets 50" "feedback feedback 100" "task tasks 20"; do
+    set -- $k
+    c "${D[@]}" import --kind "$1" "$T/demo/$2.csv"
+    expect "demo $2 import cleanly ($OUT)" test "$RC" -eq 0 -a "$OUT" = "imported $3 $1 records; 0 lines had errors"
+done
 c "${D[@]}" --json customer list --limit 200
 expect "demo tiers and stages come out derived" python3 -c '
 import json, sys

@@ -13,7 +13,7 @@ for u in "sa sales staff" "sb sales staff" "sm sales manager" "ps support staff"
     "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
 done
 cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
+start_server main "$T/data" --sweep-every 0   # the sweeps here are driven by date
 export CRM_SERVER="$EP_main"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 watch_start() {
@@ -103,6 +103,16 @@ as sa --json deal list --owner me
 expect "--owner me lists my deals" test "$(grep -c '"id"' <<<"$OUT")" -eq 1
 as sm deal list --expected-close 2027-01-01..2027-01-31
 expect "a close-date range filters" test "$(grep -c "^d" <<<"$OUT")" -eq 1 -a "$(grep -c "$DB" <<<"$OUT")" -eq 1
+as sm --json deal list --expected-close ..2026-12-31
+expect "an open-ended range, from the close-date index" test "$(grep -c '"id"' <<<"$OUT"):$(grep -c "\"$D\"" <<<"$OUT")" = 1:1
+as sm --json deal list --expected-close 2026-01-01.. --stage proposal
+expect "a range and a filter together" test "$(grep -c '"id"' <<<"$OUT"):$(grep -c "\"$D\"" <<<"$OUT")" = 1:1
+as sm --json deal list --expected-close 2026-01-01.. --limit 1
+expect "a range pages" test "$(grep -c '"id"' <<<"$OUT")" = 1
+as sm deal list --expected-close 2026-01-01..2026-02-01
+expect "an empty range lists nothing" contains "$OUT" "no deal records"
+as sm deal list --title a..b
+expect "a range on a field that is not a date is refused" contains "$ERR" "takes no range"
 as sa --json pipeline
 expect "the pipeline of sales staff counts their own deals" \
     test "$(python3 -c 'import json,sys; r={x["key"]:x for x in json.load(sys.stdin)["rows"]}; print(r["proposal"].get("count",0), r["qualify"].get("count",0))' <<<"$OUT")" = "1 0"

@@ -1,0 +1,113 @@
+# test_merge - duplicates and merge through the real server and client: a
+# likely duplicate (same phone, same e-mail, same name at the same company) is
+# refused on create and per line on import unless allowed; three departments'
+# copies of one customer are merged by a manager as one change, one event with
+# every record it touched, fields combined, records moved, value recomputed,
+# history kept and the merged ids pointing to the kept one.
+source "$(dirname "$0")/lib.sh"
+ADMIN_BIN="$CRM_BIN/crm-admin"
+
+init_data "$T/data"
+for u in "sa sales staff" "sm sales manager" "ps support staff" "pm support manager" \
+         "mk marketing staff" "mm marketing manager"; do
+    set -- $u
+    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
+done
+cp "$T/data/admin.enroll" "$T/admin"
+start_server main "$T/data"
+export CRM_SERVER="$EP_main"
+as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+field() { python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+for k in sys.argv[1].split("."):
+    v = v[k] if not isinstance(v, list) else v[int(k)]
+print(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)' "$1" <<<"$OUT"; }
+wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
+
+# ---- three departments, three copies of 李娜 ----
+as sa customer add --name 李娜 --company 华东贸易 --phone 13900001111 --city 上海 --tag vip
+C1=${OUT#created customer }
+as ps customer add --name 李娜 --phone "+86 139 0000 1111" --email li.na@example.com
+expect "the same phone is a likely duplicate" test "$RC" -eq 1
+expect "the refusal names it and why" contains "$ERR" "$C1 (same phones)"
+expect "and how to create it anyway" contains "$ERR" "--allow-duplicate"
+as ps customer add --name 李娜 --email li.na@example.com --industry 零售 --allow-duplicate
+expect "--allow-duplicate creates it" test "$RC" -eq 0
+C2=${OUT#created customer }
+as mk customer add --name "李 娜" --company 华东贸易 --email other@example.com
+expect "the same name at the same company is a likely duplicate" contains "$ERR" "$C1 (same name and company)"
+as mk customer add --name 李娜 --email LI.NA@example.com
+expect "the same e-mail (any case) is a likely duplicate" contains "$ERR" "$C2 (same emails)"
+as mk customer add --name 李娜 --company 华东贸易 --source event --tag 展会 --allow-duplicate
+C3=${OUT#created customer }
+as sa customer add --name 李娜
+expect "a bare common name alone is not called a duplicate" test "$RC" -eq 0
+printf 'name,phones\n王强,13700002222\n李娜,13900001111\n' >"$T/in.csv"
+as sa import "$T/in.csv"
+expect "an import reports duplicates per line" contains "$ERR" "line 3: likely a duplicate of customer $C1"
+expect "and imports the rest" contains "$OUT" "imported 1 customer record;"
+as sa import "$T/in.csv" --allow-duplicate
+expect "--allow-duplicate imports every line" contains "$OUT" "imported 2 customer records; 0 lines"
+
+# their records in each department
+as sa note add "$C1" 第一次电话
+as sa order add "$C1" --line 'sku=A,quantity=1,unit_price=500'
+as ps customer edit "$C2" --phone 13511112222
+as ps ticket open "$C2" --subject 咨询; T2=${OUT#created ticket }
+as ps feedback add "$C2" --score-kind csat --score 4
+as sa order add "$C2" --line 'sku=B,quantity=2,unit_price=300'; O2=${OUT#created order }
+as mk note add "$C3" 展会上认识
+
+# ---- who may merge ----
+as sa customer merge "$C1" "$C2"
+expect "sales staff may not merge" contains "$ERR" PERMISSION_DENIED
+as mm customer merge "$C1" "$C2"
+expect "nor marketing managers" contains "$ERR" PERMISSION_DENIED
+as pm customer merge "$C1" "$C1"
+expect "a record is not merged into itself" test "$RC" -ne 0
+
+# ---- the merge: one change ----
+S0=$(as admin --json whoami; field last_seq)
+"$CRM_BIN/crm" --config "$T/sa" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
+wait_for 'grep -q "watching from" "$T/w.err"'
+as pm customer merge "$C1" "$C2" "$C3" --take "industry=$C2"
+expect "a support manager merges three into one" test "$RC" -eq 0
+S1=$(as admin --json whoami; field last_seq)
+expect "the merge is one sequence number" test "$S1" -eq $((S0 + 1))
+wait_for 'grep -q "\"seq\":$S1" "$T/w.out"'
+kill -INT $W; wait $W || true
+expect "one event carries every record it touched" python3 - "$T/w.out" "$S1" "$C1" "$C2" "$C3" "$O2" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["seq"] == int(sys.argv[2])][0]
+parts = {(p["op"], p["kind"], p["id"]) for p in ev["parts"]}
+c1, c2, c3, o2 = sys.argv[3:]
+assert ("update", "customer", c1) in parts, parts
+assert ("delete", "customer", c2) in parts and ("delete", "customer", c3) in parts, parts
+assert ("update", "order", o2) in parts, parts
+assert len([p for p in parts if p[1] == "activity"]) == 1, parts  # the one of c1 stays put
+PY
+as pm --json customer show "$C1"
+expect "lists are united" test "$(field record.phones)" = '["13900001111", "13511112222"]'
+expect "blank fields are filled from the others" test "$(field record.emails)" = '["li.na@example.com"]'
+expect "--take decides a field" test "$(field record.industry)" = 零售
+expect "the kept value wins otherwise" test "$(field record.city)" = 上海
+expect "tags are united" test "$(field record.tags)" = '["vip", "展会"]'
+expect "activities moved" test "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["timeline"]))' <<<"$OUT")" -eq 2
+expect "orders, tickets and feedback moved" test "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["orders"]), len(d["tickets"]), len(d["feedbacks"]))' <<<"$OUT")" = "2 1 1"
+expect "the value is recomputed from all the orders" test "$(field record.order_count):$(field record.total_spend.minor)" = 2:110000
+as pm customer show "$C2"
+expect "a merged id answers with a pointer to the kept one" contains "$ERR" "was merged into '$C1'"
+as ps --json ticket show "$T2"
+expect "the ticket belongs to the kept customer now" test "$(field record.customer_id)" = "$C1"
+as pm customer history "$C1" phones
+expect "the history of the merged records is kept with it" contains "$OUT" 13511112222
+as pm customer history "$C1"
+expect "including the others' creation" test "$(grep -c create <<<"$OUT")" -ge 3
+as admin audit --customer "$C2"
+expect "the audit trail records the merge per record" contains "$OUT" "merged into $C1"
+
+stop_server main
+RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "the store is consistent after the merge" test "$RC" -eq 0
+finish

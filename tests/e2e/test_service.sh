@@ -1,0 +1,242 @@
+# test_service - after-sales and follow-up through the real server and client:
+# the ticket workflow and its refusals, service levels (due times by priority,
+# breaches as events at a given time), replies as first responses in the same
+# change, feedback with range checks and the CSAT/NPS summary, tasks and
+# `crm today`, the department cells of the policy for the three kinds, and a
+# salesperson watching support work their customer live.
+source "$(dirname "$0")/lib.sh"
+ADMIN_BIN="$CRM_BIN/crm-admin"
+
+init_data "$T/data"
+for u in "sa sales staff" "sm sales manager" "ps support staff" "ps2 support staff" \
+         "pm support manager" "mk marketing staff" "mm marketing manager"; do
+    set -- $u
+    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
+done
+cp "$T/data/admin.enroll" "$T/admin"
+start_server main "$T/data"
+export CRM_SERVER="$EP_main"
+as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
+field() { python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+for k in sys.argv[1].split("."):
+    v = v[k] if not isinstance(v, list) else v[int(k)]
+print(str(v).lower() if isinstance(v, bool) else v)' "$1" <<<"$OUT"; }
+wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
+future() { date -u -d "+$1" +%Y-%m-%dT%H:%M:%SZ; }
+
+as sa customer add --name 李娜 --phone 13900001111; C=${OUT#created customer }
+as sa customer add --name 王强; C2=${OUT#created customer }
+as sa order add "$C" --line 'sku=TV-1,name=电视,quantity=1,unit_price=3999'; O=${OUT#created order }
+as sa order add "$C2" --line 'sku=X,quantity=1,unit_price=10'; O2=${OUT#created order }
+
+# ---- live: the owning salesperson watches support work the case ----
+"$CRM_BIN/crm" --config "$T/sa" --json watch --customer "$C" >"$T/live.out" 2>"$T/live.err" & WL=$!
+wait_for 'grep -q "watching from" "$T/live.err"'
+
+# ---- tickets: open, service levels, refusals ----
+as ps ticket open "$C" --subject 屏幕坏了 --kind return --priority high
+expect "a return must name an order" contains "$ERR" "names the order"
+as ps ticket open "$C" --subject 屏幕坏了 --kind return --priority high --order-id "$O2"
+expect "the order must be the customer's own" contains "$ERR" "belongs to another customer"
+as ps ticket open "$C" --subject 屏幕坏了 --kind return --priority high --order-id "$O" --assignee sa
+expect "the assignee is a support user" contains "$ERR" "is not a support user"
+as ps ticket open "$C" --subject 屏幕坏了 --kind return --priority high --order-id "$O" --status closed
+expect "a ticket opens as open" contains "$ERR" "opens as 'open'"
+as ps ticket open "$C" --subject 屏幕坏了 --kind return --priority high --order-id "$O" --body "开机黑屏"
+expect "support opens a return" test "$RC" -eq 0
+T1=${OUT#created ticket }
+as ps --json ticket show "$T1"
+expect "the SLA table sets the first-response due time (high: 60 min)" \
+    test $(( ($(field record.response_due) - $(field record.opened_at)) / 60000 )) -eq 60
+expect "and the resolution due time (high: 24 h)" \
+    test $(( ($(field record.resolution_due) - $(field record.opened_at)) / 3600000 )) -eq 24
+as ps ticket edit "$T1" --opened-at 2020-01-01
+expect "server-set ticket times are refused" contains "$ERR" "cannot be changed"
+as ps ticket open "$C2" --subject 发票问题 --priority low; T2=${OUT#created ticket }
+as ps --json ticket show "$T2"
+expect "a low-priority ticket gets a day to the first response" \
+    test $(( ($(field record.response_due) - $(field record.opened_at)) / 60000 )) -eq 1440
+
+as ps ticket list --unassigned
+expect "--unassigned lists both" test "$(grep -c "^t" <<<"$OUT")" -eq 2
+as ps ticket assign "$T1" me
+expect "support staff claim an unassigned ticket" test "$RC" -eq 0
+as ps2 ticket assign "$T1" ps2
+expect "another staff member may not take it" test "$(verdict)" = deny
+as ps ticket list --mine
+expect "--mine lists mine" test "$(grep -c "^t" <<<"$OUT")" -eq 1 -a "$(grep -c "$T1" <<<"$OUT")" -eq 1
+as ps ticket list --unassigned
+expect "--unassigned no longer lists it" test "$(grep -c "$T1" <<<"$OUT")" -eq 0
+
+# workflow refusals, every move the table does not allow from open
+for to in closed open; do
+    as ps ticket edit "$T1" --status "$to"
+    if [ "$to" = open ]; then expect "staying open is no move" test "$RC" -eq 0
+    else
+        expect "open -> $to is refused" contains "$ERR" "FAILED_PRECONDITION"
+        expect "naming the allowed moves" contains "$ERR" "may move to pending, resolved, not to $to"
+    fi
+done
+as ps ticket reply "$T1" "您好，请把电视寄回，我们包邮"
+expect "a reply is logged" test "$RC" -eq 0
+as ps --json ticket show "$T1"
+expect "a reply by support sets the first response" test "$(field record.first_response_at)" -gt 0
+expect "the conversation shows it" contains "$(field conversation.0.summary)" "请把电视寄回"
+expect "in time: no response breach" test "$(field record.response_breached)" = false
+as ps ticket pend "$T1"
+as ps ticket resolve "$T1"
+expect "resolving needs a resolution" contains "$ERR" "needs a resolution"
+as ps ticket resolve "$T1" --resolution 已退货退款
+expect "pending -> resolved" test "$RC" -eq 0
+as ps ticket close "$T1"
+expect "resolved -> closed" test "$RC" -eq 0
+as ps ticket reopen "$T1"
+expect "staff may not reopen a closed case" test "$(verdict)" = deny
+expect "the table says managers do" contains "$ERR" "only managers move a ticket from closed to open"
+as pm ticket reopen "$T1"
+expect "a support manager may" test "$RC" -eq 0
+as pm --json ticket show "$T1"
+expect "reopening clears resolved and closed times" test "$(field record.resolved_at):$(field record.closed_at)" = 0:0
+as pm ticket resolve "$T1" --resolution 已退货退款
+as pm ticket close "$T1"
+
+wait_for '[ "$(grep -c "\"kind\":\"ticket\"" "$T/live.out")" -ge 6 ]'
+kill -INT $WL; wait $WL || true
+expect "the salesperson saw the ticket opened, replied to and resolved, in order" python3 - "$T/live.out" "$T1" <<'PY'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+seqs = [e["seq"] for e in evs]
+assert seqs == sorted(seqs), seqs
+steps = []
+for e in evs:
+    kinds = {(p["kind"], p["op"]) for p in e["parts"]}
+    t = [p for p in e["parts"] if p["kind"] == "ticket" and p["id"] == sys.argv[2]]
+    if ("ticket", "create") in kinds:
+        steps.append("opened")
+    elif ("activity", "create") in kinds and t:
+        steps.append("replied")   # the reply and the first response: one event
+    elif t and t[0]["record"]["status"] == "resolved" and "status" in t[0]["fields"]:
+        steps.append("resolved")
+assert steps[:3] == ["opened", "replied", "resolved"], steps
+PY
+
+# ---- breaches: a timer, driven with a given time ----
+"$CRM_BIN/crm" --config "$T/pm" --json watch --kind ticket >"$T/br.out" 2>"$T/br.err" & WB=$!
+wait_for 'grep -q "watching from" "$T/br.err"'
+as ps ticket list --overdue
+expect "nothing is overdue yet" test "$(grep -c "^t" <<<"$OUT")" -eq 0
+RC=0; "$ADMIN_BIN" sweep --as-of "$(future '2 days')" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
+expect "a sweep two days on runs" test "$RC" -eq 0
+wait_for 'grep -q "response_breached" "$T/br.out"'
+kill -INT $WB; wait $WB || true
+expect "the low-priority ticket's missed first response is an event" python3 - "$T/br.out" "$T2" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    for p in json.loads(l)["parts"]:
+        if p["id"] == sys.argv[2] and "response_breached" in p["fields"] and p["record"]["response_breached"]:
+            sys.exit(0)
+sys.exit(1)
+PY
+as ps ticket list --breached
+expect "--breached lists it" test "$(grep -c "$T2" <<<"$OUT")" -eq 1
+expect "and not the ticket answered in time" test "$(grep -c "$T1" <<<"$OUT")" -eq 0
+as admin audit --limit 5
+expect "the breach is audited as the sweep" contains "$OUT" "sweep as of"
+
+# ---- feedback ----
+as ps feedback add "$C" --score-kind csat --score 6
+expect "CSAT is 1-5" contains "$ERR" "CSAT scores are 1 to 5"
+as ps feedback add "$C" --score-kind nps --score 11
+expect "NPS is 0-10" contains "$ERR" "out of range"
+as ps feedback add "$C" --score-kind csat --score 0
+expect "CSAT 0 is refused" test "$RC" -ne 0
+as ps feedback add "$C" --score-kind csat --score 5 --channel wechat --ticket-id "$T2"
+expect "feedback naming another customer's ticket is refused" contains "$ERR" "belongs to another customer"
+as ps feedback add "$C" --score-kind csat --score 5 --channel wechat --ticket-id "$T1"
+expect "support records CSAT" test "$RC" -eq 0
+as ps feedback add "$C" --score-kind csat --score 3
+as mk feedback add "$C" --score-kind nps --score 10
+expect "marketing records NPS" test "$RC" -eq 0
+as mk feedback add "$C2" --score-kind nps --score 8
+as mk feedback add "$C2" --score-kind nps --score 2
+as sa --json feedback summary
+expect "the summary: CSAT average and count" test "$(field csat_average):$(field csat_count)" = 4.0:2
+expect "NPS = % promoters - % detractors" test "$(field nps):$(field nps_count)" = 0.0:3
+as sa feedback summary --since 2000-01-01 --until 2000-12-31
+expect "a period without feedback counts nothing" contains "$OUT" "from 0 answers"
+as sa feedback add "$C" --score-kind csat --score 4
+expect "sales may not record feedback" test "$(verdict)" = deny
+
+# ---- tasks and my day ----
+TODAY=$(date -u +%Y-%m-%dT23:00:00Z)
+as sa task add "$C" --title 回访李娜 --due "$TODAY"; K1=${OUT#created task }
+as sa task add --title 写周报 --due "$(future '3 days')"; K2=${OUT#created task }
+as sa task add "$C" --title 上周的事 --due "$(date -u -d '-2 days' +%Y-%m-%dT09:00:00Z)"; K3=${OUT#created task }
+as sa task add --title 给别人的 --assignee mk
+expect "staff do not give tasks to others" test "$(verdict)" = deny
+as sa task list --mine --due today
+expect "--due today" test "$(grep -c "^k" <<<"$OUT"):$(grep -c "$K1" <<<"$OUT")" = 1:1
+as sa task list --mine --due overdue
+expect "--due overdue" test "$(grep -c "^k" <<<"$OUT"):$(grep -c "$K3" <<<"$OUT")" = 1:1
+as sa task list --mine --due week
+expect "--due week" test "$(grep -c "^k" <<<"$OUT")" -eq 3
+as sa task done "$K3"
+as sa --json task show "$K3"
+expect "done stamps the time" test "$(field record.done):$(( $(field record.done_at) > 0 ))" = true:1
+as sa task list --mine
+expect "done tasks leave the list" test "$(grep -c "$K3" <<<"$OUT")" -eq 0
+as sa task reopen "$K3"
+as sa --json task show "$K3"
+expect "reopen clears it" test "$(field record.done):$(field record.done_at)" = false:0
+as mk task show "$K1"
+expect "another's task is not yours to read" test "$(verdict)" = deny
+as sm task show "$K1"
+expect "their manager reads it" test "$RC" -eq 0
+as ps task add "$C" --title 跟进退货 --due "$TODAY"
+as sa customer add --name 老客户; OLD=${OUT#created customer }
+as sa today
+expect "my day: tasks overdue or due today" contains "$OUT" "$K1"
+expect "including the overdue one" contains "$OUT" "$K3"
+expect "not next week's" test "$(grep -c "$K2" <<<"$OUT")" -eq 0
+expect "my customers without contact" contains "$OUT" "$OLD"
+expect "a recently contacted customer is not listed" test "$(grep -c "^$C " <<<"$OUT")" -eq 0
+as ps ticket open "$C" --subject 紧急 --priority urgent --assignee ps; TU=${OUT#created ticket }
+as ps today
+expect "support's day shows their ticket due within hours" contains "$OUT" "$TU"
+expect "and their own task" contains "$OUT" "跟进退货"
+
+# ---- the policy's department cells for tickets, feedback, tasks ----
+declare -A WANT=(
+  [ticket.read]="allow allow allow allow deny deny"
+  [ticket.create]="deny deny allow allow deny deny"
+  [ticket.update]="deny deny allow allow deny deny"
+  [feedback.read]="allow allow allow allow allow allow"
+  [feedback.create]="deny deny allow allow allow allow"
+  [task.create]="allow allow allow allow allow allow"
+)
+USERS=(sa sm ps pm mk mm)
+for cell in ticket.read ticket.create ticket.update feedback.read feedback.create task.create; do
+    kind=${cell%.*} action=${cell#*.}
+    read -r -a want <<<"${WANT[$cell]}"
+    for i in "${!USERS[@]}"; do
+        u=${USERS[$i]}
+        case $cell in
+        ticket.read) as "$u" ticket show "$T2" ;;
+        ticket.create) as "$u" ticket open "$C2" --subject "by $u" ;;
+        ticket.update) as "$u" ticket edit "$T2" --priority normal --body "by $u" ;;
+        feedback.read) as "$u" feedback list --customer-id "$C" ;;
+        feedback.create) as "$u" feedback add "$C2" --score-kind csat --score 4 ;;
+        task.create) as "$u" task add --title "by $u" ;;
+        esac
+        got=$(verdict)
+        expect "$u may$( [ "${want[$i]}" = deny ] && echo " not") $action $kind (got $got)" test "$got" = "${want[$i]}"
+    done
+done
+
+stop_server main
+RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "the store is consistent afterwards" test "$RC" -eq 0
+finish
