@@ -77,9 +77,12 @@ s_bar(const backup_progress_t *p, void *arg)
     if (pct > 100)
         pct = 100;
     int n = pct / 4;
-    fprintf(stderr, "\r[%.*s%*s] %3d%%  %-10s %8.1f of %.1f MB ", n,
-            "=========================", 25 - n, "", pct, backup_phase_name(p->phase),
-            (double)p->done / 1e6, (double)p->total / 1e6);
+    if (p->total <= 1) /* a step without a byte count */
+        fprintf(stderr, "\r[%25s]       %-10s %28s", "", backup_phase_name(p->phase), "");
+    else
+        fprintf(stderr, "\r[%.*s%*s] %3d%%  %-10s %8.1f of %.1f MB ", n,
+                "=========================", 25 - n, "", pct, backup_phase_name(p->phase),
+                (double)p->done / 1e6, (double)p->total / 1e6);
     fflush(stderr);
 }
 
