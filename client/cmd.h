@@ -43,6 +43,9 @@ int cmd_note(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_tag(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_import(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_export(int argc, char **argv, cli_ctx_t *ctx);
+/* `crm export` with its ARGV, quietly; the number of records exported goes to COUNT_OUT. */
+int cmd_export_counted(int argc, char **argv, cli_ctx_t *ctx, char *count_out, size_t n);
+int cmd_segment(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_audit(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_watch(int argc, char **argv, cli_ctx_t *ctx);
 /* Every value FIELD (or every field) of record ID has had, by whom and when. */
@@ -58,5 +61,15 @@ void out_json_inline(FILE *f, const ProtobufCMessage *msg);
 void out_json_str(FILE *f, const char *s);
 /* "name   value" lines, names padded by display width; enums in lower case. */
 void out_fields(FILE *f, const ProtobufCMessage *msg);
+/* Wrap stdout and stderr so that every control character written to them is
+   shown escaped (\x1b, \u009b); newline and tab pass. Call once, first. */
+void out_guard_init(void);
+/* S on one line: every control character escaped, newline and tab too.
+   Fresh string; caller free()s. */
+char *out_escape(const char *s);
+/* stderr before the guard, for the progress bar's carriage returns. */
+FILE *out_raw_stderr(void);
+/* Where data (an export) goes: stdout unguarded when it is not a terminal. */
+FILE *out_data_stdout(void);
 
 #endif

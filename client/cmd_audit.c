@@ -28,14 +28,19 @@ s_print_entry(const Crm__AuditEntry *a, bool with_record)
     printf("%s  %-12s %-8s", when, a->user, a->denied ? "DENIED" : a->action);
     if (with_record)
         printf(" %s %s", a->kind, a->id);
+    char *reason = out_escape(a->reason); /* one entry, one line */
     if (a->denied)
-        printf("  %s: %s", a->action, a->reason);
+        printf("  %s: %s", a->action, reason);
     else if (*a->reason)
-        printf("  (%s)", a->reason);
+        printf("  (%s)", reason);
+    free(reason);
     for (size_t i = 0; i < a->n_changes; i++) {
         const Crm__FieldChange *c = a->changes[i];
-        printf("%s%s: %s -> %s", i ? "; " : "  ", c->field, *c->old_value ? c->old_value : "''",
-               *c->new_value ? c->new_value : "''");
+        char *old = out_escape(c->old_value), *now = out_escape(c->new_value);
+        printf("%s%s: %s -> %s", i ? "; " : "  ", c->field, *old ? old : "''",
+               *now ? now : "''");
+        free(old);
+        free(now);
     }
     printf("\n");
 }

@@ -801,10 +801,81 @@ s_merge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     return rc;
 }
 
+/* `crm customer dupes`: groups sharing a phone or an e-mail, a slice per call. */
+static int
+s_dupes(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    (void)e;
+    const char *slice = NULL;
+    if (argc == 3 && !strcmp(argv[1], "--slice"))
+        slice = argv[2];
+    else if (argc != 1) {
+        fprintf(stderr, "usage: crm customer dupes [--slice N]   (N index entries per request)\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    char after[700] = "";
+    size_t groups = 0;
+    int rc = conn_open(ctx, &conn);
+    while (rc == EXIT_OK) {
+        Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
+        Crm__Filter f[2], *fp[2];
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__Reply *reply = NULL;
+        rr.name = (char *)"dupes";
+        rr.filters = fp;
+        if (*after) {
+            crm__filter__init(&f[rr.n_filters]);
+            f[rr.n_filters].field = (char *)"after";
+            f[rr.n_filters].value = after;
+            fp[rr.n_filters] = &f[rr.n_filters];
+            rr.n_filters++;
+        }
+        if (slice) {
+            crm__filter__init(&f[rr.n_filters]);
+            f[rr.n_filters].field = (char *)"slice";
+            f[rr.n_filters].value = (char *)slice;
+            fp[rr.n_filters] = &f[rr.n_filters];
+            rr.n_filters++;
+        }
+        req.op = CRM__OP__OP_REPORT;
+        req.body_case = CRM__REQUEST__BODY_REPORT;
+        req.report = &rr;
+        if ((rc = conn_call(conn, &req, &reply)) != EXIT_OK)
+            break;
+        bool done = true;
+        if (reply->body_case == CRM__REPLY__BODY_REPORT) {
+            for (size_t i = 0; i < reply->report->n_rows; i++) {
+                if (ctx->json) {
+                    printf("{\"group\":");
+                    out_json_str(stdout, reply->report->rows[i]->key);
+                    printf(",\"count\":%llu}\n",
+                           (unsigned long long)reply->report->rows[i]->count);
+                } else {
+                    printf("%s\n", reply->report->rows[i]->key);
+                }
+                groups++;
+            }
+            snprintf(after, sizeof after, "%s", reply->report->next);
+            done = !*after;
+        }
+        conn_reply_free(&reply);
+        if (done)
+            break;
+    }
+    if (rc == EXIT_OK && !ctx->json)
+        printf("%zu group%s of likely duplicates (merge with: crm customer merge KEEP OTHER...)\n",
+               groups, groups == 1 ? "" : "s");
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
     static const struct entity_sub extra[] = {
+        {"dupes", s_dupes, "dupes                     groups sharing a phone or an e-mail "
+                           "(managers)"},
         {"merge", s_merge,
          "merge KEEP OTHER... [--take FIELD=ID]...   one customer from several: fields combined, "
          "lists united, every record moved (managers)"},

@@ -6,11 +6,22 @@
     key=value;key=value, enums by name, times as ISO-8601. JSON Lines: one
     object per line, as `--json` prints them.
 
-    Import sends the good records in batches of IMPORT_BATCH (each record is
-    created on its own, so one bad record never holds back the others) and
+    Import sends the good records in batches of at most IMPORT_BATCH records
+    and at most the server's request limit in bytes (asked with WHOAMI), so
+    no batch is ever refused for its size; a single record over the limit is
+    reported as a bad line (each record is created on its own, so one bad
+    record never holds back the others) and
     reports every bad line with its line number, field and reason. The
     server-set fields (id, version, times, authors) are ignored on import, so
     an export imports into a fresh server unchanged.
+
+    CSV injection: a spreadsheet runs a cell that starts with '=', '+', '-',
+    '@', a tab or a carriage return as a formula. Export writes such cells
+    with a leading single quote (OWASP's advice; spreadsheets show the text
+    and hide the quote), and also cells that already start with a quote, so
+    that import can remove exactly one leading quote from every cell and get
+    every value back (a phone such as +4915... included). --raw turns both
+    off.
     =========================================================================
 */
 #include <csv.h>
@@ -29,6 +40,8 @@
 #include "entity.h"
 
 #define IMPORT_BATCH 500
+#define IMPORT_ENVELOPE 256           /* bytes of a request besides its records */
+#define IMPORT_DEFAULT_MAX (1u << 20) /* a server that does not say its limit */
 #define EXPORT_PAGE 1000
 
 /* ==== Import ==== */
@@ -40,6 +53,9 @@ typedef struct {
     ProtobufCBinaryData batch[IMPORT_BATCH]; /* packed records waiting to be sent */
     long lines[IMPORT_BATCH];                /* their line numbers */
     size_t n;
+    size_t bytes;      /* the batch's size on the wire, about */
+    size_t max_bytes;  /* the server's request limit */
+    bool raw;          /* --raw: keep a leading single quote */
     long ok, bad, total_lines;
     int rc;            /* EXIT_UNREACHABLE etc. stops the import */
     bool progress;     /* draw a progress bar on stderr */
@@ -60,10 +76,12 @@ s_progress(s_import_t *im, bool final)
         return;
     int pct = im->size ? (int)(100.0 * (double)im->done / (double)im->size) : 100;
     int bar = pct / 4;
-    fprintf(stderr, "\r[%.*s%*s] %3d%%  %ld imported, %ld with errors", bar,
+    FILE *tty = out_raw_stderr(); /* the bar's own \r are not to be escaped */
+    fprintf(tty, "\r[%.*s%*s] %3d%%  %ld imported, %ld with errors", bar,
             "=========================", 25 - bar, "", pct, im->ok, im->bad);
     if (final)
-        fprintf(stderr, "\n");
+        fprintf(tty, "\n");
+    fflush(tty);
 }
 
 static void
@@ -88,7 +106,7 @@ s_flush(s_import_t *im)
             } else {
                 im->bad++;
                 if (im->progress)
-                    fprintf(stderr, "\r%*s\r", 70, "");
+                    fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
                 fprintf(stderr, "line %ld: %s\n", line, r->message);
             }
         }
@@ -97,6 +115,7 @@ s_flush(s_import_t *im)
     for (size_t i = 0; i < im->n; i++)
         free(im->batch[i].data);
     im->n = 0;
+    im->bytes = IMPORT_ENVELOPE;
     s_progress(im, false);
 }
 
@@ -107,17 +126,48 @@ s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
     if (error && *error) {
         im->bad++;
         if (im->progress)
-            fprintf(stderr, "\r%*s\r", 70, "");
+            fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
         fprintf(stderr, "line %ld: %s\n", line, error);
     } else if (rec) {
         size_t len;
-        im->batch[im->n].data = crm_proto_pack(rec, &len);
-        im->batch[im->n].len = len;
-        im->lines[im->n++] = line;
-        if (im->n == IMPORT_BATCH)
-            s_flush(im);
+        uint8_t *data = crm_proto_pack(rec, &len);
+        size_t cost = len + 16; /* its tag and length prefix, generously */
+        if (IMPORT_ENVELOPE + cost > im->max_bytes) {
+            im->bad++;
+            if (im->progress)
+                fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
+            fprintf(stderr,
+                    "line %ld: the record is %zu bytes, over the server's request limit of %zu "
+                    "bytes (crmd --max-msg): shorten its fields\n",
+                    line, len, im->max_bytes);
+            free(data);
+        } else {
+            if (im->bytes + cost > im->max_bytes)
+                s_flush(im); /* the batch is full by bytes */
+            im->batch[im->n].data = data;
+            im->batch[im->n].len = len;
+            im->bytes += cost;
+            im->lines[im->n++] = line;
+            if (im->n == IMPORT_BATCH)
+                s_flush(im);
+        }
     }
     crm_proto_free(&rec);
+}
+
+/* The largest request the server accepts (WHOAMI says; older servers do not). */
+static size_t
+s_server_max_msg(conn_t *conn)
+{
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    size_t max = IMPORT_DEFAULT_MAX;
+    req.op = CRM__OP__OP_WHOAMI;
+    if (conn_call(conn, &req, &reply) == EXIT_OK && reply->body_case == CRM__REPLY__BODY_WHOAMI &&
+        reply->whoami->max_msg > IMPORT_ENVELOPE * 4)
+        max = (size_t)reply->whoami->max_msg;
+    conn_reply_free(&reply);
+    return max;
 }
 
 /* Fields the server sets: ignored on import. */
@@ -148,7 +198,15 @@ s_csv_cell(void *data, size_t len, void *arg)
 {
     s_import_t *im = arg;
     char *cell = data ? (char *)data : (char *)"";
-    (void)len;
+    if (data && im->header_done && !im->raw && *cell == '\'') /* export's formula guard */
+        memmove(cell, cell + 1, len--);
+    if (data) { /* a quoted cell written on Windows: CRLF line breaks become LF */
+        char *w = cell;
+        for (size_t r = 0; r < len; r++)
+            if (!(cell[r] == '\r' && r + 1 < len && cell[r + 1] == '\n'))
+                *w++ = cell[r];
+        *w = '\0';
+    }
     if (!im->header_done) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(im->e->desc, cell);
         if (!fd && !*im->row_error)
@@ -322,10 +380,13 @@ s_import_jsonl(s_import_t *im, FILE *f)
 }
 
 static const char s_import_usage[] =
-    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--allow-duplicate]\n"
+    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--raw] [--allow-duplicate]\n"
     "\n"
     "Reads records (default: customers) from a CSV file with a header row of field names, or\n"
-    "from JSON Lines, and creates them in batches of 500. Bad lines are reported as\n"
+    "from JSON Lines, and creates them in batches of at most 500 records and at most the\n"
+    "server's request size. One leading single quote is removed from every CSV cell: it is\n"
+    "how 'crm export' keeps spreadsheets from running cells as formulas (--raw keeps cells\n"
+    "exactly as they are). Bad lines are reported as\n"
     "'line N: field ...: reason' and skipped; the good lines are imported all the same.\n"
     "Fields the server sets (id, version, created_at...) are ignored, so an export can be\n"
     "imported into another server. Exit code 0 if every line was imported, 1 if some were not.\n";
@@ -334,6 +395,7 @@ int
 cmd_import(int argc, char **argv, cli_ctx_t *ctx)
 {
     const char *path = NULL, *kind = "customer", *format = NULL;
+    bool raw = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(s_import_usage, stdout);
@@ -344,6 +406,8 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
             format = argv[++i];
         } else if (!strcmp(argv[i], "--allow-duplicate")) {
             ctx->allow_duplicate = true;
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
@@ -375,7 +439,11 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
     im->size = fstat(fileno(f), &st) == 0 ? st.st_size : 0;
     im->progress = isatty(STDERR_FILENO) && !ctx->json;
     im->ctx = ctx;
+    im->raw = raw;
+    im->bytes = IMPORT_ENVELOPE;
     int rc = conn_open(ctx, &im->conn);
+    if (rc == EXIT_OK)
+        im->max_bytes = s_server_max_msg(im->conn);
     if (rc == EXIT_OK) {
         if (!strcmp(format, "csv"))
             s_import_csv(im, f);
@@ -407,14 +475,24 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
 
 /* ==== Export ==== */
 
-static void
-s_csv_write(FILE *out, const char *s)
+/* True if a spreadsheet would run S as a formula - or S starts with the
+   quote that marks one, so that import can always remove exactly one. */
+static bool
+s_formula_like(const char *s)
 {
+    return *s && strchr("=+-@\t\r'", *s);
+}
+
+static void
+s_csv_write(FILE *out, const char *s, bool raw)
+{
+    const char *guard = !raw && s_formula_like(s) ? "'" : ""; /* OWASP: text, not a formula */
     if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
+        fprintf(out, "%s%s", guard, s);
         return;
     }
     fputc('"', out);
+    fputs(guard, out);
     for (; *s; s++) {
         if (*s == '"')
             fputc('"', out);
@@ -424,16 +502,39 @@ s_csv_write(FILE *out, const char *s)
 }
 
 static const char s_export_usage[] =
-    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--FIELD VALUE]...\n"
+    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--raw] [--FIELD VALUE]...\n"
     "\n"
     "Writes every record (default: customers) matching the filters, in id order, as CSV\n"
-    "with a header row or as JSON Lines, to FILE or standard output.\n";
+    "with a header row or as JSON Lines, to FILE or standard output. A CSV cell a\n"
+    "spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage\n"
+    "return) is written with a leading single quote, as is one that starts with a quote;\n"
+    "'crm import' removes it again. --raw writes every cell exactly as stored.\n";
+
+static int s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet);
 
 int
 cmd_export(int argc, char **argv, cli_ctx_t *ctx)
 {
+    long count;
+    return s_export(argc, argv, ctx, &count, false);
+}
+
+int
+cmd_export_counted(int argc, char **argv, cli_ctx_t *ctx, char *count_out, size_t n)
+{
+    long count = 0;
+    int rc = s_export(argc, argv, ctx, &count, true);
+    snprintf(count_out, n, "%ld", count);
+    return rc;
+}
+
+/* The export itself; *EXPORTED gets the number of records written. */
+static int
+s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
+{
     const char *kind = "customer", *outpath = NULL;
     int fmt = 0; /* 1 csv, 2 jsonl */
+    bool raw = false;
     char *rest[ENTITY_MAX_ARGS + 1];
     int nrest = 0;
     rest[nrest++] = argv[0];
@@ -445,6 +546,8 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
             fmt = 1;
         } else if (!strcmp(argv[i], "--jsonl")) {
             fmt = 2;
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
         } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -463,7 +566,7 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
     int rc = entity_parse_args(e, NULL, nrest, rest, &a);
     if (rc != EXIT_OK)
         return rc;
-    FILE *out = outpath ? fopen(outpath, "w") : stdout;
+    FILE *out = outpath ? fopen(outpath, "w") : out_data_stdout();
     if (!out) {
         fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
         return EXIT_USAGE;
@@ -501,7 +604,7 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
                     char *v = crm_record_format(rec, fd, is_time, false);
                     if (j)
                         fputc(',', out);
-                    s_csv_write(out, v);
+                    s_csv_write(out, v, raw);
                     free(v);
                 }
                 fputc('\n', out);
@@ -513,12 +616,15 @@ cmd_export(int argc, char **argv, cli_ctx_t *ctx)
         if (!*after)
             break;
     }
-    if (rc == EXIT_OK && outpath)
+    *exported = count;
+    if (rc == EXIT_OK && outpath && !quiet)
         printf("exported %ld %s record%s to %s\n", count, e->name, count == 1 ? "" : "s",
                outpath);
 cleanup:
     conn_destroy(&conn);
-    if (out != stdout && fclose(out) != 0 && rc == EXIT_OK) {
+    if (!outpath)
+        fflush(out);
+    else if (fclose(out) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, strerror(errno));
         rc = EXIT_USAGE;
     }

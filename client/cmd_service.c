@@ -209,7 +209,14 @@ s_ticket_activity(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv, 
     if (rc == EXIT_OK && (rc = entity_get(conn, e, argv[1], &t)) == EXIT_OK) {
         crm_record_set_str(a, "customer_id", crm_record_get_str(t, "customer_id"));
         crm_record_set_str(a, "ticket_id", argv[1]);
-        crm_record_set_str(a, "summary", text);
+        char summary[200];
+        size_t cut = strlen(text) < sizeof summary - 4 ? strlen(text) : sizeof summary - 4;
+        while (cut < strlen(text) && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut--; /* whole characters only */
+        snprintf(summary, sizeof summary, "%.*s%s", (int)cut, text, cut < strlen(text) ? "…" : "");
+        crm_record_set_str(a, "summary", summary);
+        if (cut < strlen(text)) /* the whole text in the body */
+            crm_record_set_str(a, "body", text);
         crm_record_set_text(a, crm_record_field(ae->desc, "type"), reply ? "email" : "note", false,
                             errbuf);
         if (reply)
@@ -305,8 +312,12 @@ s_ticket_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     const char *filters[2 * 9 + 1] = {NULL};
     size_t n = 0;
     unsigned limit = 0;
-    for (int i = 1; i < argc && n < 8; i++) {
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (n == 8) {
+            fprintf(stderr, "crm ticket list: at most 8 filters\n");
+            return EXIT_USAGE;
+        }
         if (!strcmp(a, "--overdue"))
             filters[2 * n] = "view", filters[2 * n + 1] = "overdue", n++;
         else if (!strcmp(a, "--breached"))
@@ -456,8 +467,12 @@ s_task_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     size_t n = 0;
     unsigned limit = 0;
     bool all = false;
-    for (int i = 1; i < argc && n < 5; i++) {
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (n == 5) {
+            fprintf(stderr, "crm task list: too many filters\n");
+            return EXIT_USAGE;
+        }
         if (!strcmp(a, "--mine")) {
             filters[2 * n] = "assignee", filters[2 * n + 1] = "me", n++;
         } else if (!strcmp(a, "--all")) {
@@ -597,4 +612,204 @@ cmd_today(int argc, char **argv, cli_ctx_t *ctx)
     }
     conn_destroy(&conn);
     return rc;
+}
+
+/* ==== Segments ==== */
+
+/* The criteria of segment SEG as list filters (borrowed from SEG). */
+static size_t
+s_criteria(const ProtobufCMessage *seg, Crm__Filter *f, Crm__Filter **fp, size_t max)
+{
+    const Crm__Segment *s = (const Crm__Segment *)seg;
+    size_t n = 0;
+    for (; n < s->n_criteria && n < max; n++) {
+        crm__filter__init(&f[n]);
+        f[n].field = s->criteria[n]->field;
+        f[n].value = s->criteria[n]->value;
+        fp[n] = &f[n];
+    }
+    return n;
+}
+
+/* Customers matching FILTERS, counted by the server. */
+static int
+s_count(conn_t *conn, Crm__Filter **fp, size_t n, uint64_t *count)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    er.filters = fp;
+    er.n_filters = n;
+    er.count = true;
+    int rc = entity_call(conn, CRM__OP__OP_ENTITY_LIST, crm_entity_by_name("customer"), &er,
+                         &reply);
+    *count = rc == EXIT_OK && reply->body_case == CRM__REPLY__BODY_ENTITY ? reply->entity->count
+                                                                          : 0;
+    conn_reply_free(&reply);
+    return rc;
+}
+
+/* `crm segment save NAME [--description TEXT] --FIELD VALUE... [--view V]` */
+static int
+s_segment_save(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    const char *name = NULL, *description = "";
+    char *rest[ENTITY_MAX_ARGS + 1];
+    int nrest = 0;
+    rest[nrest++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--description") && i + 1 < argc)
+            description = argv[++i];
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else if (nrest < ENTITY_MAX_ARGS)
+            rest[nrest++] = argv[i];
+    }
+    entity_args_t a;
+    int rc = entity_parse_args(ce, NULL, nrest, rest, &a);
+    if (rc != EXIT_OK)
+        return rc;
+    if (!name || a.nfilters == 0) {
+        fprintf(stderr, "usage: crm segment save NAME --FIELD VALUE... [--view V] "
+                        "[--description TEXT]\n");
+        return EXIT_USAGE;
+    }
+    ProtobufCMessage *seg = crm_proto_new(e->desc);
+    const ProtobufCFieldDescriptor *cf = crm_record_field(e->desc, "criteria");
+    crm_record_set_str(seg, "name", name);
+    crm_record_set_str(seg, "description", description);
+    for (size_t i = 0; i < a.nfilters; i++) {
+        ProtobufCMessage *c = crm_record_add_message(seg, cf);
+        crm_record_set_str(c, "field", a.filters[i].field);
+        crm_record_set_str(c, "value", a.filters[i].value);
+    }
+    conn_t *conn = NULL;
+    if ((rc = conn_open(ctx, &conn)) == EXIT_OK)
+        rc = entity_create(ctx, conn, e, seg);
+    crm_proto_free(&seg);
+    conn_destroy(&conn);
+    return rc;
+}
+
+static int
+s_segment_count(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: crm segment count ID\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    ProtobufCMessage *seg = NULL;
+    Crm__Filter f[20], *fp[20];
+    uint64_t total = 0, consented = 0;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK && (rc = entity_get(conn, e, argv[1], &seg)) == EXIT_OK) {
+        size_t n = s_criteria(seg, f, fp, 18);
+        if ((rc = s_count(conn, fp, n, &total)) == EXIT_OK) {
+            crm__filter__init(&f[n]);
+            f[n].field = (char *)"view";
+            f[n].value = (char *)"consented";
+            fp[n] = &f[n];
+            rc = s_count(conn, fp, n + 1, &consented);
+        }
+    }
+    if (rc == EXIT_OK && ctx->json)
+        printf("{\"segment\":\"%s\",\"customers\":%llu,\"consented\":%llu}\n", argv[1],
+               (unsigned long long)total, (unsigned long long)consented);
+    else if (rc == EXIT_OK)
+        printf("%llu customers, %llu of them consented to marketing\n",
+               (unsigned long long)total, (unsigned long long)consented);
+    crm_proto_free(&seg);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm segment export ID --csv|--jsonl [--out FILE]`: the consented ones. */
+static int
+s_segment_export(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    const char *id = NULL, *fmt = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv") || !strcmp(argv[i], "--jsonl"))
+            fmt = argv[i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else
+            id = NULL, i = argc;
+    }
+    if (!id || !fmt) {
+        fprintf(stderr, "usage: crm segment export ID --csv|--jsonl [--out FILE]\n");
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    ProtobufCMessage *seg = NULL;
+    Crm__Filter f[20], *fp[20];
+    uint64_t total = 0;
+    char *args[2 * 20 + 8];
+    int nargs = 0;
+    int rc = conn_open(ctx, &conn);
+    if (rc != EXIT_OK || (rc = entity_get(conn, e, id, &seg)) != EXIT_OK)
+        goto cleanup;
+    size_t n = s_criteria(seg, f, fp, 18);
+    if ((rc = s_count(conn, fp, n, &total)) != EXIT_OK)
+        goto cleanup;
+    char flags[20][72];
+    args[nargs++] = (char *)"export";
+    args[nargs++] = (char *)fmt;
+    if (out) {
+        args[nargs++] = (char *)"--out";
+        args[nargs++] = (char *)out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(flags[i], sizeof flags[i], "--%s", f[i].field);
+        args[nargs++] = flags[i];
+        args[nargs++] = f[i].value;
+    }
+    args[nargs++] = (char *)"--view"; /* only those who said yes to marketing */
+    args[nargs++] = (char *)"consented";
+    args[nargs] = NULL;
+    conn_destroy(&conn);
+    bool json = ctx->json;
+    ctx->json = false;
+    char captured[256] = "";
+    fflush(stdout);
+    rc = cmd_export_counted(nargs, args, ctx, captured, sizeof captured);
+    ctx->json = json;
+    if (rc == EXIT_OK) {
+        long exported = strtol(captured, NULL, 10);
+        FILE *msg = out ? stdout : stderr; /* the records went to stdout */
+        if (json)
+            fprintf(msg, "{\"segment\":\"%s\",\"exported\":%ld,\"left_out\":%llu}\n", id, exported,
+                   (unsigned long long)total - (unsigned long long)exported);
+        else
+            fprintf(msg, "exported %ld customers of segment %s; left out %llu without marketing "
+                   "consent\n",
+                   exported, id, (unsigned long long)total - (unsigned long long)exported);
+    }
+cleanup:
+    crm_proto_free(&seg);
+    conn_destroy(&conn);
+    return rc;
+}
+
+int
+cmd_segment(int argc, char **argv, cli_ctx_t *ctx)
+{
+    static const struct entity_sub extra[] = {
+        {"save", s_segment_save,
+         "save NAME --FIELD VALUE... [--view V] [--description TEXT]   a saved audience"},
+        {"count", s_segment_count, "count ID                 how many customers, how many "
+                                   "consented"},
+        {"export", s_segment_export, "export ID --csv|--jsonl [--out FILE]   the consented "
+                                     "ones, masked as your reads"},
+    };
+    if (argc > 1 && !strcmp(argv[1], "rm"))
+        argv[1] = (char *)"delete";
+    return entity_kind_command("segment", argc, argv, ctx,
+                               "\ncriteria: any customer filter (--stage prospect, --tier high, "
+                               "--province 上海),\nranges (--total-spend 1000.., --order-count "
+                               "2..), views (--view stale:30, --view no-order:90)\n",
+                               extra, sizeof extra / sizeof extra[0]);
 }

@@ -49,7 +49,7 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
     ProtobufCMessage *rec = NULL;
     char errbuf[CRM_ERRBUF], op[16];
     if (e && p->record.len)
-        crm_proto_unpack(e->desc, p->record.data, p->record.len, &rec, errbuf);
+        crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec, errbuf);
     crm_record_enum_name(&crm__change_op__descriptor, p->op, op, sizeof op);
     if (ctx->json) {
         printf("{\"op\":\"%s\",\"kind\":", op);
@@ -75,9 +75,11 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
             if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM))
                 continue;
             bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
-            char *v = crm_record_format(rec, fd, is_time, true);
+            char *raw = crm_record_format(rec, fd, is_time, true);
+            char *v = out_escape(raw); /* one event, one line */
             printf("%s%s=%s", shown++ ? " " : "  ", fd->name, v);
             free(v);
+            free(raw);
         }
     }
     crm_proto_free(&rec);

@@ -186,8 +186,8 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
         }
         char errbuf[CRM_ERRBUF];
         Crm__Reply *r = NULL;
-        crm_err_t prc = crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
-                                         zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf);
+        crm_err_t prc = crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m),
+                                               zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf);
         zmq_msg_close(&m);
         if (prc != CRM_OK) {
             fprintf(stderr, "crm: the server sent a reply this client cannot read: %s\n",
@@ -211,9 +211,10 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
                 out_json_str(stdout, r->message);
                 printf("}\n");
             }
-            fprintf(stderr, "crm: %s (%s)\n", r->message && *r->message ? r->message
-                                                                          : crm_err_str(r->status),
-                    crm_err_name(r->status));
+            char *msg = out_escape(r->message && *r->message ? r->message
+                                                             : crm_err_str(r->status));
+            fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
+            free(msg);
             conn_reply_free(&r);
             return EXIT_REFUSED;
         }
@@ -245,8 +246,8 @@ conn_recv(conn_t *self, int ms, Crm__Reply **reply)
     int rc = EXIT_UNREACHABLE;
     char errbuf[CRM_ERRBUF];
     if (zmq_msg_recv(&m, self->sock, 0) >= 0 &&
-        crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
-                         (ProtobufCMessage **)reply, errbuf) == CRM_OK)
+        crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                               (ProtobufCMessage **)reply, errbuf) == CRM_OK)
         rc = EXIT_OK;
     zmq_msg_close(&m);
     return rc;

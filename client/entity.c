@@ -62,7 +62,7 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
         bool clear = !strncmp(name, "no-", 3) && rec;
         const ProtobufCFieldDescriptor *fd = s_flag_field(e, clear ? name + 3 : name);
         bool is_opt = !strcmp(name, "limit") || !strcmp(name, "after") ||
-                      !strcmp(name, "expect-version");
+                      !strcmp(name, "expect-version") || (!rec && !strcmp(name, "view"));
         if (!is_opt && !fd) {
             fprintf(stderr, "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
                     e->name, argv[0], name, e->name, argv[0]);
@@ -104,7 +104,7 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
                 return EXIT_USAGE;
             Crm__Filter *f = &a->filters[a->nfilters];
             crm__filter__init(f);
-            f->field = (char *)fd->name;
+            f->field = fd ? (char *)fd->name : (char *)"view"; /* --view NAME[:N] */
             f->value = (char *)val;
             a->filter_ptrs[a->nfilters++] = f;
         } else {
@@ -149,7 +149,7 @@ entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i)
     char errbuf[CRM_ERRBUF];
     ProtobufCMessage *m = NULL;
     const ProtobufCBinaryData *b = &reply->entity->records[i];
-    if (crm_proto_unpack(e->desc, b->data, b->len, &m, errbuf) != CRM_OK)
+    if (crm_proto_unpack_shown(e->desc, b->data, b->len, &m, errbuf) != CRM_OK)
         fprintf(stderr, "crm: cannot read a %s record from the server: %s\n", e->name, errbuf);
     return m;
 }
@@ -180,12 +180,16 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
     if (!fd)
         return strdup("");
     bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
-    char *v = crm_record_format(rec, fd, is_time, true);
-    if (is_time && strlen(v) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
-        v[10] = ' ';
-        v[16] = '\0';
+    char *raw = crm_record_format(rec, fd, is_time, true);
+    if (is_time && strlen(raw) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
+        raw[10] = ' ';
+        raw[16] = '\0';
     }
-    /* cut to CELL_MAX display columns, whole characters only */
+    char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
+    free(raw);
+    if (crm_utf8_width(v) <= CELL_MAX)
+        return v;
+    /* too wide: keep whole characters up to CELL_MAX - 1 columns, then "…" */
     size_t w = 0, i = 0, len = strlen(v);
     while (i < len) {
         size_t n = 1;
@@ -194,17 +198,17 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
         char ch[8] = {0};
         memcpy(ch, v + i, n < 8 ? n : 7);
         size_t cw = crm_utf8_width(ch);
-        if (w + cw > CELL_MAX) {
-            strcpy(v + i, "…");
+        if (w + cw > CELL_MAX - 1)
             break;
-        }
         w += cw;
         i += n;
     }
-    for (char *p = v; *p; p++) /* one line per row */
-        if (*p == '\n' || *p == '\t' || *p == '\r')
-            *p = ' ';
-    return v;
+    char *cut = malloc(i + sizeof "…");
+    CRM_ASSERT_ALLOC(cut);
+    memcpy(cut, v, i);
+    memcpy(cut + i, "…", sizeof "…");
+    free(v);
+    return cut;
 }
 
 void
@@ -263,7 +267,9 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
             continue;
         bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, fd, is_time, true);
-        printf("%-*s  %s\n", (int)width, fd->name, v);
+        char *shown = out_escape(v); /* one line per field */
+        printf("%-*s  %s\n", (int)width, fd->name, shown);
+        free(shown);
         free(v);
     }
 }

@@ -29,6 +29,7 @@ static const struct cmd s_cmds[] = {
     {"ping", cmd_ping, "check that the server answers"},
     {"pipeline", cmd_pipeline, "deals by stage: count, amount, weighted amount"},
     {"tag", cmd_tag, "add or remove tags on a customer"},
+    {"segment", cmd_segment, "saved audiences: save, list, show, count, export, rm"},
     {"task", cmd_task, "follow-up reminders: add, list, done, reopen"},
     {"ticket", cmd_ticket, "after-sales cases: open, show, list, assign, reply, resolve, close"},
     {"today", cmd_today, "your day: tasks, tickets near their deadline, customers to call"},
@@ -71,6 +72,7 @@ main(int argc, char **argv)
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     crm_log_init("crm", CRM_LOG_WARN);
+    out_guard_init(); /* nothing received may drive the terminal: see output.c */
     int c;
     /* '+': stop at the first non-option, the subcommand */
     while ((c = getopt_long(argc, argv, "+jc:s:t:h", longopts, NULL)) != -1) {

@@ -4,22 +4,176 @@
     One generic walk serves every message: JSON for scripts (--json) and
     aligned "name  value" lines for people. New reply types need no new
     printing code.
+
+    Owns also the terminal guard: whatever a server sends (a record, an
+    error message, a colleague's note) reaches the terminal with every
+    control character escaped, so stored text can neither move the cursor
+    nor forge a line. Done once, at the streams (out_guard_init wraps stdout
+    and stderr), so no printing site can forget it; fields shown on one line
+    also escape newline and tab (out_escape).
     =========================================================================
 */
+#define _GNU_SOURCE 1 /* fopencookie */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
 
+/* ==== The terminal guard ==== */
+
+typedef struct {
+    int fd;            /* where the escaped text goes */
+    char pending[4];   /* the start of a UTF-8 sequence cut by a buffer boundary */
+    size_t npending;
+} s_guard_t;
+
+static FILE *s_raw_stdout, *s_raw_stderr; /* the streams before out_guard_init */
+static s_guard_t s_guards[2];             /* stdout's and stderr's */
+
+static int
+s_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Escape and write BUF[0..N); a UTF-8 sequence cut at the end waits for the
+   rest in the next call (or is escaped at close). */
+static ssize_t
+s_guard_write(void *cookie, const char *buf, size_t n)
+{
+    s_guard_t *g = cookie;
+    char *all = malloc(g->npending + n + 1);
+    if (!all)
+        return -1;
+    memcpy(all, g->pending, g->npending);
+    memcpy(all + g->npending, buf, n);
+    size_t len = g->npending + n, cut = len;
+    /* hold back an incomplete sequence at the end: a lead byte whose length runs past LEN */
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char)all[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue; /* continuation: look further back */
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (need > back)
+            cut = len - back;
+        break;
+    }
+    g->npending = len - cut;
+    memcpy(g->pending, all + cut, g->npending);
+    char *safe = crm_utf8_escape(all, cut, "\n\t");
+    int rc = s_write_all(g->fd, safe, strlen(safe));
+    free(safe);
+    free(all);
+    return rc == 0 ? (ssize_t)n : -1;
+}
+
+static int
+s_guard_close(void *cookie)
+{
+    s_guard_t *g = cookie;
+    if (g->npending) { /* a sequence that never completed: shown as bytes */
+        char *safe = crm_utf8_escape(g->pending, g->npending, NULL);
+        s_write_all(g->fd, safe, strlen(safe));
+        free(safe);
+        g->npending = 0;
+    }
+    return 0;
+}
+
+static FILE *
+s_guard_open(s_guard_t *g, int fd, int mode)
+{
+    static const cookie_io_functions_t io = {NULL, s_guard_write, NULL, s_guard_close};
+    g->fd = fd;
+    FILE *f = fopencookie(g, "w", io);
+    if (f)
+        setvbuf(f, NULL, mode, BUFSIZ);
+    return f;
+}
+
+/* At exit: flush and close the guarded streams, then give back the raw ones. */
+static void
+s_guard_fini(void)
+{
+    if (stdout != s_raw_stdout) {
+        fclose(stdout);
+        stdout = s_raw_stdout;
+    }
+    if (stderr != s_raw_stderr) {
+        fclose(stderr);
+        stderr = s_raw_stderr;
+    }
+}
+
+void
+out_guard_init(void)
+{
+    if (s_raw_stdout)
+        return;
+    fflush(stdout);
+    fflush(stderr);
+    s_raw_stdout = stdout;
+    s_raw_stderr = stderr;
+    FILE *o = s_guard_open(&s_guards[0], STDOUT_FILENO, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF);
+    FILE *e = s_guard_open(&s_guards[1], STDERR_FILENO, _IOLBF);
+    if (o)
+        stdout = o;
+    if (e)
+        stderr = e;
+    atexit(s_guard_fini);
+}
+
+FILE *
+out_raw_stderr(void)
+{
+    fflush(stderr);
+    return s_raw_stderr ? s_raw_stderr : stderr;
+}
+
+FILE *
+out_data_stdout(void)
+{
+    if (!s_raw_stdout || isatty(STDOUT_FILENO))
+        return stdout;
+    fflush(stdout);
+    return s_raw_stdout;
+}
+
+char *
+out_escape(const char *s)
+{
+    return crm_utf8_escape(s ? s : "", s ? strlen(s) : 0, NULL);
+}
+
+/* ==== JSON ==== */
+
 void
 out_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p) {
+        /* one UTF-8 sequence at a time: controls (C1 and bidi ones too) as \u escapes */
+        size_t n = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : *p >= 0xC0 ? 2 : 1;
+        if (strnlen((const char *)p, n) < n)
+            n = 1;
+        char *one = crm_utf8_escape((const char *)p, n, NULL);
         if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if (*p == '\n')
@@ -28,10 +182,16 @@ out_json_str(FILE *f, const char *s)
             fputs("\\t", f);
         else if (*p == '\r')
             fputs("\\r", f);
-        else if (*p < 0x20)
+        else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\u%04x", *p);
+        else if (one[0] == '\\' && one[1] == 'u')
+            fputs(one, f); /* \u009b, \u202e: the same escape JSON uses */
+        else if (one[0] == '\\' && one[1] == 'x')
+            fputs("\\ufffd", f); /* not UTF-8: the replacement character */
         else
-            fputc(*p, f);
+            fwrite(p, 1, n, f);
+        free(one);
+        p += n;
     }
     fputc('"', f);
 }

@@ -192,6 +192,20 @@ static const crm_index_t s_task_indexes[] = {
     {NULL, 0, 0, NULL},
 };
 
+static const crm_rule_t s_segment_rules[] = {
+    COMMON_RULES,
+    {"name", CRM_F_REQUIRED, 100, NULL, 0, 0},
+    {"description", CRM_F_MULTILINE, 500, NULL, 0, 0},
+    {"criteria", CRM_F_REQUIRED, 100, NULL, 0, 0},
+    {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0},
+};
+
+static const crm_index_t s_segment_indexes[] = {
+    {"name", CRM_IDX_EXACT, 'n', NULL},
+    {NULL, 0, 0, NULL},
+};
+
 static const crm_entity_t s_entities[] = {
     {"customer", 'c', &crm__customer__descriptor, s_customer_rules, s_customer_indexes, NULL,
      "id,name,company,phones,city,stage,tier,owner", CRM_RESTRICT},
@@ -207,6 +221,8 @@ static const crm_entity_t s_entities[] = {
      "id,created_at,customer_id,score_kind,score,channel,comment", CRM_CASCADE},
     {"task", 'k', &crm__task__descriptor, s_task_rules, s_task_indexes, "customer",
      "id,due,assignee,customer_id,title,done", CRM_CASCADE},
+    {"segment", 's', &crm__segment__descriptor, s_segment_rules, s_segment_indexes, NULL,
+     "id,name,department,criteria,description", CRM_RESTRICT},
     {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0},
 };
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "crm_utf8.h"
+
 crm_log_level_t crm_log_threshold = CRM_LOG_INFO;
 static const char *s_prog = "crm";
 static const char *const s_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -39,11 +41,18 @@ crm_log_write(crm_log_level_t level, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, s_level_names[level], s_prog);
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one entry is one line: whatever a client sent shows escaped, so it can
+       neither forge a line nor drive the terminal of whoever reads the log */
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    char *safe = crm_utf8_escape(msg, mlen, NULL);
+    if (n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, "%s", safe);
+    free(safe);
     fprintf(stderr, "%s\n", line);
 }
 

@@ -87,40 +87,57 @@ crm_proto_new(const ProtobufCMessageDescriptor *desc)
 
 /* ==== Validation ==== */
 
-static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
-                            char *errbuf);
+/* How strings are judged: a crm_text_t (CRM_TEXT_MULTILINE on the wire,
+   CRM_TEXT_STORED for what is read back from the store), or not at all (a
+   client showing what it received). */
+#define TEXT_UNJUDGED (-1)
 
+static crm_err_t s_validate(const ProtobufCMessage *msg, const char *path, int depth,
+                            int text, char *errbuf);
+
+/* VALUE of field F in the message at PARENT ("" at the top); SUB is the
+   field's own path, made once per field by the caller for sub-messages (a
+   map of many entries must not cost a path per entry); for the rest the
+   path is only spelled out in an error. */
 static crm_err_t
-s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *path, int depth,
-                 char *errbuf)
+s_validate_value(const ProtobufCFieldDescriptor *f, const void *value, const char *parent,
+                 const char *sub, int depth, int text, char *errbuf)
 {
+    char path[256];
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(const char *const *)value;
         size_t len = s ? strlen(s) : 0, bad = 0;
-        if (len > CRM_PROTO_MAX_STRING) {
+        int cp = 0;
+        bool too_long = len > CRM_PROTO_MAX_STRING;
+        if (!too_long &&
+            (!s || text == TEXT_UNJUDGED || crm_utf8_text_ok(s, len, text, &bad, &cp)))
+            return CRM_OK;
+        snprintf(path, sizeof path, "%s%s%s", parent, *parent ? "." : "", f->name);
+        if (too_long)
             snprintf(errbuf, CRM_ERRBUF, "field '%s' is too long (%zu bytes, at most %d)", path,
                      len, CRM_PROTO_MAX_STRING);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        if (s && !crm_utf8_valid(s, len, &bad)) {
+        else if (cp < 0)
             snprintf(errbuf, CRM_ERRBUF,
                      "field '%s' is not valid UTF-8 text (bad byte at offset %zu)", path, bad);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        return CRM_OK;
+        else
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%.120s' holds the control character U+%04X at offset %zu: text may "
+                     "not hold control or bidirectional-override characters",
+                     path, (unsigned)cp, bad);
+        return CRM_ERR_INVALID_ARGUMENT;
     }
     case PROTOBUF_C_TYPE_ENUM: {
         int v = *(const int *)value;
-        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v)) {
-            snprintf(errbuf, CRM_ERRBUF, "field '%s' has unknown value %d", path, v);
-            return CRM_ERR_INVALID_ARGUMENT;
-        }
-        return CRM_OK;
+        if (protobuf_c_enum_descriptor_get_value(f->descriptor, v))
+            return CRM_OK;
+        snprintf(path, sizeof path, "%s%s%s", parent, *parent ? "." : "", f->name);
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' has unknown value %d", path, v);
+        return CRM_ERR_INVALID_ARGUMENT;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)value;
-        return sub ? s_validate(sub, path, depth + 1, errbuf) : CRM_OK;
+        const ProtobufCMessage *m = *(const ProtobufCMessage *const *)value;
+        return m ? s_validate(m, sub, depth + 1, text, errbuf) : CRM_OK;
     }
     default:
         return CRM_OK;
@@ -142,7 +159,8 @@ s_value_size(const ProtobufCFieldDescriptor *f)
 }
 
 static crm_err_t
-s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbuf)
+s_validate(const ProtobufCMessage *msg, const char *path, int depth, int text,
+           char *errbuf)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     if (depth > CRM_PROTO_MAX_DEPTH) {
@@ -160,8 +178,9 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbu
         if (vsize == 0)
             continue;
         const char *member = (const char *)msg + f->offset;
-        char sub[256];
-        snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+        char sub[256] = "";
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             uint32_t which = *(const uint32_t *)((const char *)msg + f->quantifier_offset);
             if (which != f->id)
@@ -171,12 +190,13 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbu
             size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);
             const char *arr = *(const char *const *)member;
             for (size_t j = 0; j < n; j++) {
-                crm_err_t rc = s_validate_value(f, arr + j * vsize, sub, depth, errbuf);
+                crm_err_t rc =
+                    s_validate_value(f, arr + j * vsize, path, sub, depth, text, errbuf);
                 if (rc != CRM_OK)
                     return rc;
             }
         } else {
-            crm_err_t rc = s_validate_value(f, member, sub, depth, errbuf);
+            crm_err_t rc = s_validate_value(f, member, path, sub, depth, text, errbuf);
             if (rc != CRM_OK)
                 return rc;
         }
@@ -187,14 +207,193 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, char *errbu
 crm_err_t
 crm_proto_validate(const ProtobufCMessage *msg, char *errbuf)
 {
-    return s_validate(msg, "", 0, errbuf);
+    return s_validate(msg, "", 0, CRM_TEXT_MULTILINE, errbuf);
+}
+
+/* ==== Strings on the wire ==== */
+
+/* Read a varint at BUF[*I..LEN); false if it runs off the end. */
+static bool
+s_varint(const uint8_t *buf, size_t len, size_t *i, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = buf[(*i)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* protobuf-c copies a string and puts a NUL after it, so a string with a NUL
+   inside would be read short and silently truncated. Strings carry their
+   length on the wire: look there. Runs after a successful unpack, so the
+   frame is well formed; anything unexpected just ends the walk. */
+static crm_err_t
+s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+               const char *path, int depth, char *errbuf)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!s_varint(buf, len, &i, &key))
+            return CRM_OK;
+        switch (key & 7) {
+        case 0:
+            if (!s_varint(buf, len, &i, &v))
+                return CRM_OK;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2: {
+            if (!s_varint(buf, len, &i, &v) || v > len - i)
+                return CRM_OK;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                    : NULL;
+            char sub[256];
+            if (f)
+                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+                const uint8_t *nul = memchr(buf + i, 0, (size_t)v);
+                if (nul) {
+                    snprintf(errbuf, CRM_ERRBUF,
+                             "field '%.120s' holds a NUL byte at offset %zu of its %zu: text may "
+                             "not hold NUL",
+                             sub, (size_t)(nul - (buf + i)), (size_t)v);
+                    return CRM_ERR_INVALID_ARGUMENT;
+                }
+            } else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
+                crm_err_t rc = s_wire_strings(f->descriptor, buf + i, (size_t)v, sub, depth + 1,
+                                              errbuf);
+                if (rc != CRM_OK)
+                    return rc;
+            }
+            i += (size_t)v;
+            break;
+        }
+        default:
+            return CRM_OK;
+        }
+    }
+    return CRM_OK;
+}
+
+/* Bounded work: count the values of every repeated field before anything is
+   decoded, so that a request with a huge list (a map of 20,000 keys where 100
+   are allowed) is refused for the price of one pass over its bytes, not after
+   allocating and checking every value. Nested messages are counted the same. */
+static crm_err_t
+s_wire_counts(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+              const char *path, int depth, char *errbuf)
+{
+    uint32_t counts[64] = {0}; /* by field index; messages have fewer fields than this */
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, v = 0;
+        if (!s_varint(buf, len, &i, &key))
+            return CRM_OK; /* malformed: the decoder says so */
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == 0 ? !s_varint(buf, len, &i, &v)
+                    : wt == 2 ? (!s_varint(buf, len, &i, &v) || v > len - i)
+                              : wt != 1 && wt != 5)
+            return CRM_OK;
+        size_t vlen = wt == 2 ? (size_t)v : 0;
+        const ProtobufCFieldDescriptor *f =
+            key >> 3 <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                : NULL;
+        size_t idx = f ? (size_t)(f - d->fields) : 0;
+        if (f && f->label == PROTOBUF_C_LABEL_REPEATED && idx < 64 &&
+            ++counts[idx] > CRM_PROTO_MAX_REPEATED) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "field '%.120s%s%s' has more than %d values in one request", path,
+                     *path ? "." : "", f->name, CRM_PROTO_MAX_REPEATED);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (f && wt == 2 && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            crm_err_t rc = s_wire_counts(f->descriptor, buf + i, vlen, sub, depth + 1, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+        }
+        i += wt == 1 ? 8 : wt == 5 ? 4 : vlen;
+    }
+    return CRM_OK;
+}
+
+bool
+crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
+{
+    size_t i = 0;
+    *id = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!s_varint(buf, len, &i, &key))
+            return false;
+        if (key == (1 << 3 | 0)) /* field 1, varint: the id */
+            return s_varint(buf, len, &i, id);
+        switch (key & 7) {
+        case 0:
+            if (!s_varint(buf, len, &i, &v))
+                return false;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2:
+            if (!s_varint(buf, len, &i, &v) || v > len - i)
+                return false;
+            i += (size_t)v;
+            break;
+        default:
+            return false;
+        }
+    }
+    return false;
 }
 
 /* ==== Pack / unpack ==== */
 
+static crm_err_t s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                          int text, ProtobufCMessage **out, char *errbuf);
+
+crm_err_t
+crm_proto_unpack_wire(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                      ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, CRM_TEXT_MULTILINE, out, errbuf);
+}
+
 crm_err_t
 crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, CRM_TEXT_STORED, out, errbuf);
+}
+
+crm_err_t
+crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                       ProtobufCMessage **out, char *errbuf)
+{
+    return s_unpack(desc, buf, len, TEXT_UNJUDGED, out, errbuf);
+}
+
+static crm_err_t
+s_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, int text,
+         ProtobufCMessage **out, char *errbuf)
 {
     s_budget_t budget = {0, CRM_PROTO_BUDGET};
     ProtobufCAllocator alloc = {s_budget_alloc, s_budget_free, &budget};
@@ -203,6 +402,11 @@ crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
         snprintf(errbuf, CRM_ERRBUF, "empty message: expected a '%s'", desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
+    if (text == CRM_TEXT_MULTILINE) {
+        crm_err_t rc = s_wire_counts(desc, buf, len, "", 0, errbuf);
+        if (rc != CRM_OK)
+            return rc;
+    }
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &alloc, len, buf);
     if (!msg) {
         snprintf(errbuf, CRM_ERRBUF,
@@ -210,7 +414,10 @@ crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
                  desc->short_name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    crm_err_t rc = crm_proto_validate(msg, errbuf);
+    crm_err_t rc =
+        text == CRM_TEXT_MULTILINE ? s_wire_strings(desc, buf, len, "", 0, errbuf) : CRM_OK;
+    if (rc == CRM_OK)
+        rc = s_validate(msg, "", 0, text, errbuf);
     if (rc != CRM_OK) {
         crm_proto_free(&msg);
         return rc;

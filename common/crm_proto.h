@@ -10,6 +10,7 @@
 */
 #ifndef CRM_PROTO_H
 #define CRM_PROTO_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,17 +19,35 @@
 
 #define CRM_PROTO_MAX_STRING (64 * 1024) /* bytes in any one string field */
 #define CRM_PROTO_MAX_DEPTH 8            /* nested message depth */
+#define CRM_PROTO_MAX_REPEATED 1000      /* values of one repeated field a client may send */
 /* Most memory one decode may allocate. protobuf-c turns each tiny sub-message
    into a struct of 50-100 bytes, so a 1 MiB frame of empty sub-messages would
    decode into ~36 MiB; real requests (an import batch of 1,000 customers)
    decode into a few MiB. */
 #define CRM_PROTO_BUDGET (16u << 20)
 
-/* Unpack and validate a message of type DESC from untrusted bytes, allocating
-   at most CRM_PROTO_BUDGET. Caller owns *out; free with
-   crm_proto_free(). On failure *out is NULL and errbuf says why. */
+/* Unpack and validate a message of type DESC from untrusted bytes - what a
+   client sent - allocating at most CRM_PROTO_BUDGET: every string judged by
+   its wire length (a NUL inside is refused) and by the text rules of
+   crm_utf8.h (CRM_TEXT_MULTILINE here; the record rules make most fields
+   one line). Caller owns *out; free with crm_proto_free(). On failure *out
+   is NULL and errbuf says why. */
+crm_err_t crm_proto_unpack_wire(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+                                size_t len, ProtobufCMessage **out, char *errbuf);
+/* The same for bytes this program or the store wrote: text is held to what
+   older versions let in (CRM_TEXT_STORED), so data stored before the text
+   rules tightened stays readable (and is shown escaped). */
 crm_err_t crm_proto_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                            ProtobufCMessage **out, char *errbuf);
+/* The same for what a client shows rather than stores: the budget, enums and
+   unknown fields are checked, but text is taken as it comes, so one bad value
+   stored long ago cannot hide a whole reply; the client escapes what it shows. */
+crm_err_t crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+                                 size_t len, ProtobufCMessage **out, char *errbuf);
+/* The varint field 1 (a Request's or Reply's id) of a frame that may not
+   decode as a whole, so that even a refusal can be matched to its request.
+   False (and *id = 0) if it cannot be read. */
+bool crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id);
 /* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */

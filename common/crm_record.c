@@ -460,7 +460,7 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
             for (unsigned i = 0; i < d->n_fields && used + 1 < sizeof names; i++)
                 used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
                                          i ? ", " : "", d->fields[i].name);
-            snprintf(errbuf, CRM_ERRBUF, "field '%.40s': unknown part '%.40s' (parts: %.150s)",
+            snprintf(errbuf, CRM_ERRBUF, "field '%.40s': unknown part '%.40s' (parts: %.200s)",
                      outer->name, name, names);
             return CRM_ERR_INVALID_ARGUMENT;
         }
@@ -956,6 +956,34 @@ s_trim(char **p, const ProtobufCFieldDescriptor *fd)
     *p = t;
 }
 
+/* Text that cannot lie (crm_utf8.h): one line unless the rule says
+   CRM_F_MULTILINE, and a required field must show something. */
+static bool
+s_text_ok(const char *field, const char *s, size_t len, unsigned flags, char *errbuf)
+{
+    size_t bad = 0;
+    int cp = 0;
+    crm_text_t kind = (flags & CRM_F_MULTILINE) ? CRM_TEXT_MULTILINE : CRM_TEXT_LINE;
+    if (!crm_utf8_text_ok(s, len, kind, &bad, &cp)) {
+        char what[16];
+        crm_utf8_describe(cp, (unsigned char)s[bad], what);
+        snprintf(errbuf, CRM_ERRBUF,
+                 "field '%s' may not hold %s (at byte %zu): %s", field, what, bad,
+                 kind == CRM_TEXT_LINE ? "it is one line of text without control characters"
+                                       : "text may hold line breaks and tabs but no other "
+                                         "control characters");
+        return false;
+    }
+    if ((flags & CRM_F_REQUIRED) && !crm_utf8_has_visible(s, len)) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "field '%s' has no visible character (only spaces, zero-width or format "
+                 "characters)",
+                 field);
+        return false;
+    }
+    return true;
+}
+
 /* Normalize one string value V of field FD under rule flags; false with errbuf on error. */
 static bool
 s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, char **v,
@@ -972,6 +1000,8 @@ s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, ch
     }
     if (!*s)
         return true;
+    if (!s_text_ok(fd->name, s, len, flags, errbuf))
+        return false;
     if (flags & CRM_F_PHONE) {
         char norm[24];
         if (!crm_record_phone(s, norm)) {
@@ -1039,6 +1069,10 @@ s_normalize_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const c
     const ProtobufCMessageDescriptor *sub = fd->descriptor;
     ProtobufCMessage **entries = *(ProtobufCMessage ***)MEMBER(m, fd);
     size_t n = COUNT(m, fd);
+    if (n > 100) { /* before the pairwise check below, which is quadratic */
+        snprintf(errbuf, CRM_ERRBUF, "field '%s' has %zu keys, at most 100", fd->name, n);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
     for (size_t i = 0; i < n; i++) {
         char **k = (char **)((char *)entries[i] + sub->fields[0].offset);
         char **v = (char **)((char *)entries[i] + sub->fields[1].offset);
@@ -1054,16 +1088,15 @@ s_normalize_map(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, const c
                      fd->name, *k);
             return CRM_ERR_INVALID_ARGUMENT;
         }
+        if (!s_text_ok(fd->name, *k, strlen(*k), 0, errbuf) ||
+            !s_text_ok(fd->name, *v, strlen(*v), 0, errbuf))
+            return CRM_ERR_INVALID_ARGUMENT;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(*(char **)((char *)entries[j] + sub->fields[0].offset), *k)) {
                 snprintf(errbuf, CRM_ERRBUF, "field '%s': key '%.40s' appears twice", fd->name,
                          *k);
                 return CRM_ERR_INVALID_ARGUMENT;
             }
-    }
-    if (n > 100) {
-        snprintf(errbuf, CRM_ERRBUF, "field '%s' has %zu keys, at most 100", fd->name, n);
-        return CRM_ERR_INVALID_ARGUMENT;
     }
     return CRM_OK;
 }

@@ -1,29 +1,127 @@
 /*  crm_utf8 - UTF-8 checks on top of utf8proc */
 #include "crm_utf8.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <utf8proc.h>
 
 bool
+crm_utf8_is_control(int cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+bool
+crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset, int *bad_cp)
+{
+    size_t i = 0;
+    bool ok = true;
+    utf8proc_int32_t cp = -1;
+    while (i < len) {
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) {
+            cp = -1;
+            ok = false;
+            break;
+        }
+        bool refused = kind == CRM_TEXT_STORED
+                           ? cp == 0 || cp == 0x7f ||
+                                 (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
+                           : crm_utf8_is_control(cp) &&
+                                 !(kind == CRM_TEXT_MULTILINE && (cp == '\n' || cp == '\t'));
+        if (refused) {
+            ok = false;
+            break;
+        }
+        i += (size_t)n;
+    }
+    if (bad_offset)
+        *bad_offset = ok ? 0 : i;
+    if (bad_cp)
+        *bad_cp = ok ? 0 : cp;
+    return ok;
+}
+
+bool
 crm_utf8_valid(const char *s, size_t len, size_t *bad_offset)
+{
+    return crm_utf8_text_ok(s, len, CRM_TEXT_STORED, bad_offset, NULL);
+}
+
+/* Letters that render as blank space (Hangul fillers, braille blank). */
+static bool
+s_blank_letter(int cp)
+{
+    return cp == 0x115f || cp == 0x1160 || cp == 0x3164 || cp == 0xffa0 || cp == 0x2800;
+}
+
+bool
+crm_utf8_has_visible(const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t n =
             utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
-        if (n <= 0 || cp == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
-            cp == 0x7f) {
-            if (bad_offset)
-                *bad_offset = i;
+        if (n <= 0)
             return false;
+        /* letters, digits, punctuation, symbols show; spaces, marks alone,
+           format (zero-width), controls and unassigned code points do not */
+        utf8proc_category_t cat = utf8proc_category(cp);
+        bool shows = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                     (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_SO);
+        if (shows && !s_blank_letter(cp))
+            return true;
+        i += (size_t)n;
+    }
+    return false;
+}
+
+void
+crm_utf8_describe(int cp, unsigned char byte, char out[16])
+{
+    if (cp < 0)
+        snprintf(out, 16, "byte 0x%02x", byte);
+    else
+        snprintf(out, 16, "U+%04X", (unsigned)cp);
+}
+
+char *
+crm_utf8_escape(const char *s, size_t len, const char *keep)
+{
+    /* worst case: every byte becomes \xHH (4), or a 2-byte C1 becomes \u009b (6) */
+    char *out = malloc(len * 4 + 1), *o = out;
+    if (!out)
+        abort();
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) {
+            o += sprintf(o, "\\x%02x", (unsigned char)s[i]);
+            i++;
+            continue;
+        }
+        if (crm_utf8_is_control(cp) && !(cp > 0 && cp < 0x80 && keep && strchr(keep, cp))) {
+            if (cp == '\n' || cp == '\t' || cp == '\r')
+                o += sprintf(o, "\\%c", cp == '\n' ? 'n' : cp == '\t' ? 't' : 'r');
+            else if (cp < 0x80)
+                o += sprintf(o, "\\x%02x", (unsigned)cp);
+            else
+                o += sprintf(o, "\\u%04x", (unsigned)cp);
+        } else {
+            memcpy(o, s + i, (size_t)n);
+            o += n;
         }
         i += (size_t)n;
     }
-    if (bad_offset)
-        *bad_offset = 0;
-    return true;
+    *o = '\0';
+    return out;
 }
 
 size_t

@@ -4,10 +4,43 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* True if s[0..len) is valid UTF-8 with no NUL and no C0 control other than
-   tab, newline and carriage return. On false, *bad_offset gets the byte offset
-   of the first offending byte. */
+/* Text that cannot lie: what a stored string may hold.
+
+   Every string on the wire is checked by its length, not up to a NUL, and must
+   be valid UTF-8 (no overlongs, no surrogates) free of anything a terminal or a
+   text renderer acts on instead of showing: NUL and the other C0 controls,
+   DEL, the C1 controls U+0080-U+009F (U+009B is an 8-bit CSI), the
+   bidirectional embeddings, overrides and isolates U+202A-U+202E and
+   U+2066-U+2069 (they reorder what follows, "Trojan Source"), and the line and
+   paragraph separators U+2028/U+2029. Multi-line text (a note's body) may also
+   hold newline and tab; single-line text (names, phones, everything else) may
+   not. */
+typedef enum {
+    CRM_TEXT_LINE = 0,      /* one line: no control character at all */
+    CRM_TEXT_MULTILINE = 1, /* may also hold '\n' and '\t' */
+    CRM_TEXT_STORED = 2,    /* what older versions let in ('\r', C1, bidi): read, never written */
+} crm_text_t;
+
+/* True if CP is never shown raw (the list above; '\n' and '\t' included). */
+bool crm_utf8_is_control(int cp);
+/* True if S[0..LEN) is allowed text of kind KIND. On false, *bad_offset gets the
+   byte offset of the first offending character and *bad_cp its code point (-1
+   for bytes that are not UTF-8); either may be NULL. */
+bool crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset, int *bad_cp);
+/* Valid UTF-8 without NUL, DEL or C0 controls but tab, newline and carriage
+   return: what data stored by older versions holds (CRM_TEXT_STORED). */
 bool crm_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+/* True if S[0..LEN) has a visible character: not only spaces, zero-width,
+   format or filler characters. */
+bool crm_utf8_has_visible(const char *s, size_t len);
+/* "U+009B" or "byte 0xff": how an error message names CP (-1: BYTE). */
+void crm_utf8_describe(int cp, unsigned char byte, char out[16]);
+/* S[0..LEN) with every control character (crm_utf8_is_control) written as an
+   escape a reader can see: \n, \t, \r; other C0 and DEL as \x1b; the rest
+   as \u009b; bytes that
+   are not UTF-8 as \xff. Characters in KEEP ("\n", or NULL) pass unchanged.
+   Fresh string; caller free()s. */
+char *crm_utf8_escape(const char *s, size_t len, const char *keep);
 /* Number of code points in a valid UTF-8 string. */
 size_t crm_utf8_length(const char *s, size_t len);
 /* Terminal display width (CJK counts 2), for aligning tables. */

@@ -9,6 +9,7 @@
 
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "dispatch.h"
 #include "records.h"
 #include "users.h"
 
@@ -704,6 +705,32 @@ s_ticket_after_activity(const derive_ctx_t *dc, mutation_t *m, const ProtobufCMe
     return rc;
 }
 
+/* A segment's criteria must be filters a customer list can run. */
+static crm_err_t
+s_segment_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
+                  char *const *fields, size_t nfields, char *errbuf)
+{
+    (void)dc;
+    (void)old;
+    (void)fields;
+    (void)nfields;
+    const Crm__Segment *s = (const Crm__Segment *)rec;
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    if (s->n_criteria > 16) {
+        snprintf(errbuf, CRM_ERRBUF, "a segment has at most 16 criteria");
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < s->n_criteria; i++) {
+        char why[CRM_ERRBUF];
+        if (entity_filter_check(ce, s->criteria[i]->field, s->criteria[i]->value, why) !=
+            CRM_OK) {
+            snprintf(errbuf, CRM_ERRBUF, "criterion %zu: %.200s", i + 1, why);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+    }
+    return CRM_OK;
+}
+
 typedef crm_err_t (*s_prepare_fn)(const derive_ctx_t *, const ProtobufCMessage *,
                                   ProtobufCMessage *, char *const *, size_t, char *);
 
@@ -720,6 +747,7 @@ static const struct {
     {"ticket", s_ticket_prepare, false},
     {"feedback", s_feedback_prepare, false},
     {"task", s_task_prepare, false},
+    {"segment", s_segment_prepare, false},
 };
 
 crm_err_t

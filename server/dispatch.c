@@ -5,7 +5,7 @@
     this fixed order,
       1. frame count: exactly one body frame;
       2. unpack with a memory budget and validate (UTF-8, enums, lengths,
-         unknown fields) - crm_proto_unpack();
+         unknown fields) - crm_proto_unpack_wire();
       3. look the op up in the table;
       4. resolve the caller from the ZAP identity, re-checking that the user
          still exists, holds this key and is enabled;
@@ -13,7 +13,14 @@
          policy table plugs in here);
       6. refuse OPF_WRITE on a replica;
       7. run the handler;
-      8. pack the reply - errors through dispatch_error() only.
+      8. a request during which a scan stopped on a read error fails (and
+         so does the group, if it staged anything);
+      9. decide whether the reply depends on the group commit: it does if
+         the request staged anything (a mutation, an audit entry of a read
+         or a denial) or read through the group while something was staged
+         (store_group_touches() grew) - such a reply is held until the
+         commit returns and becomes an error if it fails;
+     10. pack the reply - errors through dispatch_error() only.
     =========================================================================
 */
 #include "dispatch.h"
@@ -199,20 +206,45 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     if (nframes != 1)
         rc = dispatch_error(&ctx, CRM_ERR_INVALID_ARGUMENT,
                             "expected one frame per request, got %zu", nframes);
+    else if (env->max_msg && len > env->max_msg)
+        rc = dispatch_error(&ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                            "request of %zu bytes is over this server's limit of %zu bytes "
+                            "(--max-msg): send less at once",
+                            len, env->max_msg);
     else
-        rc = crm_proto_unpack(&crm__request__descriptor, body, len, (ProtobufCMessage **)&req,
-                              ctx.errbuf);
+        rc = crm_proto_unpack_wire(&crm__request__descriptor, body, len,
+                                   (ProtobufCMessage **)&req, ctx.errbuf);
+    uint64_t touches = store_group_touches(env->group);
+    uint64_t read_errors = store_read_errors(env->store, NULL);
     if (rc == CRM_OK) {
         ctx.req = req;
         ctx.reply.id = req->id;
         rc = s_check_and_run(&ctx, user_id);
     }
-    out->id = req ? req->id : 0;
-    out->after_commit = ctx.staged;
+    /* a scan cut short by a read error (a damaged table file) must not pass
+       for a complete answer, nor a mutation based on one be committed */
+    if (store_read_errors(env->store, NULL) != read_errors) {
+        char text[CRM_ERRBUF];
+        store_read_errors(env->store, text);
+        if (store_group_touches(env->group) != touches)
+            store_group_fail(env->group, CRM_ERR_STORAGE, text);
+        if (rc == CRM_OK || rc == CRM_ERR_NOT_FOUND)
+            rc = dispatch_error(&ctx, CRM_ERR_STORAGE, "%s", text);
+    }
+    out->id = 0;
+    if (req)
+        out->id = req->id;
+    else if (nframes >= 1)
+        crm_proto_peek_id(body, len, &out->id); /* a refusal still names its request */
+    /* decided here, for every op: a reply that staged anything, or read
+       through the group while something was staged, depends on the commit */
+    out->after_commit = ctx.staged || store_group_touches(env->group) != touches;
     if (rc != CRM_OK) {
         int suppressed = 0;
-        if (rc == CRM_ERR_INVALID_ARGUMENT && crm_log_allow(env->log_rl, 10, &suppressed))
-            crm_log(CRM_LOG_WARN, "bad request: %s%s", ctx.errbuf,
+        if ((rc == CRM_ERR_INVALID_ARGUMENT || (rc == CRM_ERR_RESOURCE_EXHAUSTED && !req)) &&
+            crm_log_allow(env->log_rl, 10, &suppressed))
+            crm_log(CRM_LOG_WARN, "bad request %llu from '%.40s': %s%s",
+                    (unsigned long long)out->id, user_id ? user_id : "?", ctx.errbuf,
                     suppressed ? " (more not logged)" : "");
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
     } else {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "crm.pb-c.h"
+#include "crm_entity.h"
 #include "crm_log.h"
 #include "session.h"
 #include "store.h"
@@ -30,6 +31,7 @@ typedef struct {
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
+    size_t max_msg;          /* larger requests get RESOURCE_EXHAUSTED (0: no limit) */
     struct backup_job *backup; /* the backup job runner (backup.h) */
 } dispatch_env_t;
 
@@ -53,7 +55,8 @@ typedef struct {
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
-    bool staged;              /* a mutation was staged: reply only after the commit */
+    bool staged;              /* a mutation was staged: reply only after the commit
+                                 (dispatch_process also sees this by itself) */
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */
@@ -93,7 +96,8 @@ void *dispatch_own_msg(req_ctx_t *ctx, void *m);
 /* What dispatch_process() hands back besides the reply. */
 typedef struct {
     uint64_t id;       /* the request id (0 if it could not be read) */
-    bool after_commit; /* the reply may only be sent once the group commit succeeded */
+    bool after_commit; /* the reply depends on staged state: send it only once the
+                          group commit succeeded, else an error */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];
@@ -119,6 +123,11 @@ typedef struct {
 } sweep_result_t;
 crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
                       uint64_t after, size_t limit, sweep_result_t *out, char *errbuf);
+
+/* Is FIELD = VALUE a filter that a list of kind E can use (an indexed value,
+   a range, a view)? For records that keep filters, such as segments. */
+crm_err_t entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
+                              char *errbuf);
 
 /* The op for a wire code, or NULL. */
 const struct op *dispatch_lookup(int code);

@@ -152,8 +152,11 @@ mutation_delete(mutation_t *m, const crm_entity_t *e, uint64_t num, const Protob
     s_part_t *p = s_part(m, e, num, &fresh);
     if (fresh)
         p->before = s_dup(old);
-    /* created and deleted in one mutation: nothing is left of it, but the
-       parts stay honest - the log says it was deleted */
+    if (!p->before) { /* created and deleted in one mutation: nothing of it is left */
+        s_part_release(p);
+        *p = m->parts[--m->n];
+        return;
+    }
     p->op = CRM__CHANGE_OP__DELETE;
     crm_proto_free(&p->after);
     s_set_reason(p, reason);

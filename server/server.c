@@ -54,6 +54,8 @@
 #define COMMIT_WAIT_US 300         /* longest a staged write waits for more to join its group */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
+#define RECOVER_INTERVAL_US 500000 /* while writes fail, how often to try to take them again */
+#define SHUTDOWN_LINGER_MS 2000    /* on stop, time for replies already queued to go out */
 
 /* A reply that waits for the group commit of its write. */
 typedef struct {
@@ -78,6 +80,7 @@ struct server {
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     int64_t guard_next_us;       /* next memory check */
+    int64_t recover_next_us;     /* next attempt to take writes again after a failure */
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
@@ -128,7 +131,11 @@ static crm_err_t
 s_router_open(server_t *self, const char *endpoint, char *errbuf)
 {
     int one = 1, zero = 0;
-    int64_t maxmsg = (int64_t)self->cfg.max_msg;
+    /* libzmq drops the connection of a peer whose frame is over ZMQ_MAXMSGSIZE,
+       without a word. Up to twice --max-msg, frames are let in so that dispatch
+       can answer RESOURCE_EXHAUSTED with the request's id and log it; only
+       frames beyond that are dropped by libzmq. */
+    int64_t maxmsg = (int64_t)self->cfg.max_msg * 2;
     void *s = zmq_socket(self->ctx, ZMQ_ROUTER);
     if (!s) {
         snprintf(errbuf, CRM_ERRBUF, "cannot create the request socket: %s",
@@ -337,8 +344,9 @@ s_commit_and_reply(server_t *self)
 {
     char errbuf[CRM_ERRBUF] = "";
     crm_err_t rc = CRM_OK;
+    /* a failure is logged by the store, once per episode, not once per commit */
     if (store_group_dirty(self->group) && (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
-        crm_log(CRM_LOG_ERROR, "group commit failed: %s", errbuf);
+        crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
     for (size_t i = 0; i < self->n_pending; i++) {
         s_pending_t *p = &self->pending[i];
         if (rc != CRM_OK) {
@@ -386,6 +394,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .feed = self->feed,
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,
+                          .max_msg = self->cfg.max_msg,
                           .backup = self->backup};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
@@ -413,6 +422,11 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_sweep(self, &env);
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
+        if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
+            char errbuf[CRM_ERRBUF];
+            store_recover(self->store, errbuf); /* logs when writes work again */
+            self->recover_next_us = now + RECOVER_INTERVAL_US;
+        }
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
         if (now >= self->trim_next_us) {
@@ -431,8 +445,13 @@ server_destroy(server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
-    if (self->router)
+    if (self->router) {
+        /* replies to committed writes may still be queued: let them go out
+           (zmq_ctx_term below waits at most this long for them) */
+        int linger = SHUTDOWN_LINGER_MS;
+        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(self->router);
+    }
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);

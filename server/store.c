@@ -16,20 +16,47 @@
     Why sequence numbers are assigned while staging: a group commits whole or
     not at all, so numbers handed out in staging order are gap-free once
     written; on a failed commit the counter is wound back.
+
+    Storage failures (RELIABILITY.md trap 11). A failed write puts RocksDB
+    into a read-only state; reads keep working. We remember the failure
+    (write_error), refuse every later commit at once with the same clear
+    error - RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE otherwise - and
+    log it once per episode. The RocksDB 7.8 C API has no Resume(), so
+    store_recover(), called by the server thread about once a second while
+    writes fail, writes and fsyncs a probe file next to the database and, once
+    that works, closes and reopens the database (under a lock the ZAP thread's
+    reads take too). Two traps in Debian's RocksDB build, which keeps its
+    assertions: (1) a WritableFileWriter that has seen an error asserts on
+    the next append or sync, so its own info LOG on a full disk aborts the
+    process on the next log line - we keep that LOG at header level (written
+    at open only, bounded in size) and log failures ourselves; (2) the same
+    holds for the WAL writer, so after a failed write we never call
+    FlushWAL(sync) on it, not even on close.
+
+    Iterators: an iterator that stops because of an error (a damaged table
+    file) looks like the end of the data. store_iter_valid() checks
+    rocksdb_iter_get_error() whenever it turns false, logs the error (it
+    names the file) and counts it; dispatch_process() turns a request during
+    which that count grew into an error reply, so no caller can answer from
+    a scan that was cut short.
     =========================================================================
 */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "crm_log.h"
+#include "crm_time.h"
 
 static const char *const s_cf_names[STORE_CF__COUNT] = {
 #define X(name, str) str,
@@ -39,10 +66,26 @@ static const char *const s_cf_names[STORE_CF__COUNT] = {
 
 static const char s_meta_last_seq[] = "last_seq";
 static const char s_meta_log_first[] = "log_first";
+static const char s_meta_unique[] = "unique"; /* store_next_unique() hands out only above it */
+
+#define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
+
 static const char s_meta_format[] = "format";
 
 struct store {
-    rocksdb_t *db;
+    rocksdb_t *db;                /* NULL only if a reopen failed (store_recover retries) */
+    pthread_rwlock_t reopen_lock; /* held for reading by other threads' reads, for
+                                     writing while the database is reopened */
+    unsigned flags;               /* STORE_* it was opened with */
+    char dir[PATH_MAX];           /* the data dir */
+    crm_err_t write_rc;           /* CRM_OK, or why writes are refused until recovery */
+    char write_error[CRM_ERRBUF]; /* ... in words */
+    uint64_t write_fail_since_us; /* when the current failure episode began */
+    uint64_t writes_refused;      /* commits refused in this episode */
+    bool reopen_failed;           /* a reopen failed in this episode (logged once) */
+    _Atomic uint64_t read_errors; /* iterators that stopped on an error */
+    pthread_mutex_t read_error_lock;
+    char read_error[CRM_ERRBUF];  /* the last one, in words */
     rocksdb_options_t *opts;
     rocksdb_cache_t *cache;
     rocksdb_block_based_table_options_t *table_opts;
@@ -61,6 +104,9 @@ struct store_group {
     rocksdb_writebatch_wi_t *batch;
     uint64_t next_seq; /* sequence number the next ended mutation gets */
     size_t ended;      /* mutations ended since the last commit */
+    uint64_t touches;  /* staged writes, and reads that may have seen staged state */
+    crm_err_t fail_rc; /* set by store_group_fail(): the next commit fails with it */
+    char fail_text[CRM_ERRBUF];
 };
 
 void
@@ -91,23 +137,131 @@ s_cf(store_t *self, store_cf_t cf)
     return self->cf[cf + 1];
 }
 
-/* Turn a RocksDB error string into a message for the user; frees it. */
+/* Turn a RocksDB error string into a message for the user; frees it. WHAT
+   and ERR are cut to lengths that always fit CRM_ERRBUF, so a long data-dir
+   path shortens the message instead of cutting off its advice. */
 static crm_err_t
 s_db_error(char *err, const char *what, char *errbuf)
 {
     crm_err_t rc = CRM_ERR_STORAGE;
     if (strstr(err, "lock") || strstr(err, "LOCK")) {
         snprintf(errbuf, CRM_ERRBUF,
-                 "%s: the data dir is in use by another process (lock held); stop the other crmd "
-                 "or crm-admin first (%s)",
+                 "%.100s: the data dir is in use by another process (lock held); stop the "
+                 "other crmd or crm-admin first (%.100s)",
                  what, err);
         rc = CRM_ERR_UNAVAILABLE;
+    } else if (strstr(err, "No space left") || strstr(err, "NoSpace")) {
+        snprintf(errbuf, CRM_ERRBUF, "%s: disk full (%s)", what, err);
+        rc = CRM_ERR_RESOURCE_EXHAUSTED;
+    } else if (strstr(err, "Corruption")) {
+        snprintf(errbuf, CRM_ERRBUF, "%s: the database is damaged (%s)", what, err);
     } else {
-        snprintf(errbuf, CRM_ERRBUF, "%s: %s", what, err);
+        snprintf(errbuf, CRM_ERRBUF, "%.150s: %.160s", what, err);
     }
     rocksdb_free(err);
     return rc;
 }
+
+/* Write and fsync PROBE_BYTES in DIR/.crmd-write-probe, then remove it:
+   fails the way the next database write would on a full or failing disk. */
+static crm_err_t
+s_write_probe(const char *dir, char *errbuf)
+{
+    char path[PATH_MAX + 32];
+    static const char zeros[4096];
+    snprintf(path, sizeof path, "%s/.crmd-write-probe.%ld", dir, (long)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int e = fd < 0 ? errno : 0;
+    for (size_t done = 0; !e && done < PROBE_BYTES; done += sizeof zeros)
+        if (write(fd, zeros, sizeof zeros) != (ssize_t)sizeof zeros)
+            e = errno ? errno : ENOSPC;
+    if (!e && fdatasync(fd) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    if (!e)
+        return CRM_OK;
+    snprintf(errbuf, CRM_ERRBUF, "%s in data dir '%s': %s",
+             e == ENOSPC || e == EDQUOT ? "disk full" : "cannot write", dir, strerror(e));
+    return e == ENOSPC || e == EDQUOT ? CRM_ERR_RESOURCE_EXHAUSTED : CRM_ERR_UNAVAILABLE;
+}
+
+/* Open the RocksDB database at self->path with self->opts (made by store_open). */
+static crm_err_t
+s_db_open(store_t *self, char *errbuf)
+{
+    char *err = NULL;
+    const char *names[STORE_CF__COUNT + 1];
+    const rocksdb_options_t *cf_opts[STORE_CF__COUNT + 1];
+    names[0] = "default";
+    cf_opts[0] = self->opts;
+    for (int i = 0; i < STORE_CF__COUNT; i++) {
+        names[i + 1] = s_cf_names[i];
+        cf_opts[i + 1] = self->opts;
+    }
+    self->db = rocksdb_open_column_families(self->opts, self->path, STORE_CF__COUNT + 1, names,
+                                            cf_opts, self->cf, &err);
+    if (err) {
+        char what[PATH_MAX + 32];
+        snprintf(what, sizeof what, "cannot open data dir '%s'", self->dir);
+        self->db = NULL;
+        memset(self->cf, 0, sizeof self->cf);
+        return s_db_error(err, what, errbuf);
+    }
+    return CRM_OK;
+}
+
+/* Close the database. After a failed write the WAL writer is in an error
+   state that Debian's RocksDB asserts on if synced again: skip the final
+   FlushWAL then (what it would sync was never acknowledged). */
+static void
+s_db_close(store_t *self)
+{
+    if (!self->db)
+        return;
+    if (self->write_rc == CRM_OK) {
+        char *err = NULL;
+        rocksdb_flush_wal(self->db, 1, &err);
+        if (err) {
+            crm_log(CRM_LOG_WARN, "store: flushing the WAL on close failed: %s", err);
+            rocksdb_free(err);
+        }
+    }
+    for (int i = 0; i <= STORE_CF__COUNT; i++)
+        if (self->cf[i])
+            rocksdb_column_family_handle_destroy(self->cf[i]);
+    memset(self->cf, 0, sizeof self->cf);
+    rocksdb_close(self->db);
+    self->db = NULL;
+}
+
+/* Read a big-endian u64 from meta KEY into *out (left alone if absent). */
+static crm_err_t
+s_meta_u64(store_t *self, const char *key, _Atomic uint64_t *out)
+{
+    store_val_t v = {0};
+    crm_err_t rc = store_get(self, STORE_CF_META, key, strlen(key), &v);
+    if (rc == CRM_OK && v.len == 8)
+        atomic_store(out, store_get_be64((const uint8_t *)v.data));
+    store_val_release(&v);
+    return rc == CRM_ERR_NOT_FOUND ? CRM_OK : rc;
+}
+
+/* A database dir without CURRENT but with RocksDB's other files was made by
+   RocksDB and lost its CURRENT: that is damage, not an empty data dir. */
+static bool
+s_lost_current(const char *db_path)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/IDENTITY", db_path);
+    if (stat(p, &st) == 0)
+        return true;
+    snprintf(p, sizeof p, "%s/LOCK", db_path);
+    return stat(p, &st) == 0;
+}
+
 
 /* The data dir's format: written at creation, checked at every open. A
    store without the key was made by format-1 code (one record per change). */
@@ -175,10 +329,11 @@ crm_err_t
 store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
 {
     crm_err_t rc = CRM_OK;
-    char *err = NULL;
     struct stat st;
     store_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
+    pthread_rwlock_init(&self->reopen_lock, NULL);
+    pthread_mutex_init(&self->read_error_lock, NULL);
     *out = NULL;
 
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -193,12 +348,22 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
         rc = CRM_ERR_INVALID_ARGUMENT;
         goto cleanup;
     }
+    snprintf(self->dir, sizeof self->dir, "%s", dir);
+    self->flags = flags;
     char current[PATH_MAX + 16];
     snprintf(current, sizeof current, "%s/CURRENT", self->path);
     bool exists = stat(current, &st) == 0;
     if ((flags & STORE_CREATE) && exists) {
         snprintf(errbuf, CRM_ERRBUF, "data dir '%s' already holds a database", dir);
         rc = CRM_ERR_ALREADY_EXISTS;
+        goto cleanup;
+    }
+    if (!(flags & STORE_CREATE) && !exists && s_lost_current(self->path)) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' is damaged: its database has no CURRENT file (db/CURRENT names "
+                 "the live MANIFEST); restore it from a backup",
+                 dir);
+        rc = CRM_ERR_STORAGE;
         goto cleanup;
     }
     if (!(flags & STORE_CREATE) && !exists) {
@@ -208,6 +373,12 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
         rc = CRM_ERR_NOT_FOUND;
         goto cleanup;
     }
+    /* a full disk would fail the open half-way (and RocksDB's LOG with it) */
+    if ((rc = s_write_probe(dir, errbuf)) != CRM_OK) {
+        size_t n = strlen(errbuf);
+        snprintf(errbuf + n, CRM_ERRBUF - n, "; free space, then start again");
+        goto cleanup;
+    }
 
     self->opts = rocksdb_options_create();
     rocksdb_options_increase_parallelism(self->opts, 2);
@@ -215,6 +386,10 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
     rocksdb_options_set_create_missing_column_families(self->opts, (flags & STORE_CREATE) != 0);
     rocksdb_options_set_error_if_exists(self->opts, (flags & STORE_CREATE) != 0);
     rocksdb_options_set_max_open_files(self->opts, 512);
+    /* RocksDB's own LOG: header lines at open only, bounded (see the banner) */
+    rocksdb_options_set_info_log_level(self->opts, 5 /* HEADER_LEVEL */);
+    rocksdb_options_set_max_log_file_size(self->opts, 1u << 20);
+    rocksdb_options_set_keep_log_file_num(self->opts, 4);
     self->cache = rocksdb_cache_create_lru(64u << 20);
     self->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(self->table_opts, self->cache);
@@ -222,44 +397,16 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
                                                   rocksdb_filterpolicy_create_bloom(10));
     rocksdb_options_set_block_based_table_factory(self->opts, self->table_opts);
 
-    const char *names[STORE_CF__COUNT + 1];
-    const rocksdb_options_t *cf_opts[STORE_CF__COUNT + 1];
-    names[0] = "default";
-    cf_opts[0] = self->opts;
-    for (int i = 0; i < STORE_CF__COUNT; i++) {
-        names[i + 1] = s_cf_names[i];
-        cf_opts[i + 1] = self->opts;
-    }
-    self->db = rocksdb_open_column_families(self->opts, self->path, STORE_CF__COUNT + 1, names,
-                                            cf_opts, self->cf, &err);
-    if (err) {
-        char what[PATH_MAX + 32];
-        snprintf(what, sizeof what, "cannot open data dir '%s'", dir);
-        rc = s_db_error(err, what, errbuf);
-        self->db = NULL;
+    if ((rc = s_db_open(self, errbuf)) != CRM_OK)
         goto cleanup;
-    }
     self->ropts = rocksdb_readoptions_create();
     self->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(self->wopts, (flags & STORE_SYNC) != 0);
 
-    store_val_t v = {0};
-    rc = store_get(self, STORE_CF_META, s_meta_last_seq, sizeof s_meta_last_seq - 1, &v);
-    if (rc == CRM_OK && v.len == 8)
-        atomic_store(&self->last_seq, store_get_be64((const uint8_t *)v.data));
-    store_val_release(&v);
-    if (rc == CRM_ERR_NOT_FOUND)
-        rc = CRM_OK;
     atomic_store(&self->log_first, 1);
-    if (rc == CRM_OK &&
-        (rc = store_get(self, STORE_CF_META, s_meta_log_first, sizeof s_meta_log_first - 1,
-                        &v)) == CRM_OK &&
-        v.len == 8)
-        atomic_store(&self->log_first, store_get_be64((const uint8_t *)v.data));
-    store_val_release(&v);
-    if (rc == CRM_ERR_NOT_FOUND)
-        rc = CRM_OK;
-    if (rc != CRM_OK) {
+    if ((rc = s_meta_u64(self, s_meta_last_seq, &self->last_seq)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_log_first, &self->log_first)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
     }
@@ -278,18 +425,7 @@ store_destroy(store_t **self_p)
     store_t *self = *self_p;
     if (!self)
         return;
-    if (self->db) {
-        char *err = NULL;
-        rocksdb_flush_wal(self->db, 1, &err);
-        if (err) {
-            crm_log(CRM_LOG_WARN, "store: flushing the WAL on close failed: %s", err);
-            rocksdb_free(err);
-        }
-        for (int i = 0; i <= STORE_CF__COUNT; i++)
-            if (self->cf[i])
-                rocksdb_column_family_handle_destroy(self->cf[i]);
-        rocksdb_close(self->db);
-    }
+    s_db_close(self);
     if (self->ropts)
         rocksdb_readoptions_destroy(self->ropts);
     if (self->wopts)
@@ -300,15 +436,107 @@ store_destroy(store_t **self_p)
         rocksdb_block_based_options_destroy(self->table_opts);
     if (self->cache)
         rocksdb_cache_destroy(self->cache);
+    pthread_rwlock_destroy(&self->reopen_lock);
+    pthread_mutex_destroy(&self->read_error_lock);
     free(self);
     *self_p = NULL;
+}
+
+/* ==== Storage failures ==== */
+
+crm_err_t
+store_write_health(const store_t *self, char *errbuf)
+{
+    if (self->write_rc != CRM_OK && errbuf)
+        snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
+    return self->write_rc;
+}
+
+/* A commit failed with RocksDB error ERR (freed here): enter (or stay in) the
+   failed state; log once per episode. Returns the code for the writers. */
+static crm_err_t
+s_write_failed(store_t *self, char *err, size_t mutations, char *errbuf)
+{
+    char text[CRM_ERRBUF];
+    crm_err_t rc = s_db_error(err, "cannot write to the store", text);
+    if (rc == CRM_ERR_STORAGE)
+        rc = CRM_ERR_UNAVAILABLE;
+    if (self->write_rc == CRM_OK) {
+        self->write_rc = rc;
+        self->write_fail_since_us = (uint64_t)crm_time_mono_us();
+        self->writes_refused = 0;
+        snprintf(self->write_error, sizeof self->write_error,
+                 "%.230s; writes refused until the disk takes them again (reads work)",
+                 text);
+        crm_log(CRM_LOG_ERROR,
+                "store: commit of %zu mutations failed, refusing writes until the disk takes "
+                "writes again: %s",
+                mutations, text);
+    }
+    self->writes_refused++;
+    snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
+    return self->write_rc;
+}
+
+crm_err_t
+store_recover(store_t *self, char *errbuf)
+{
+    if (self->write_rc == CRM_OK && self->db)
+        return CRM_OK;
+    crm_err_t rc = s_write_probe(self->dir, errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    pthread_rwlock_wrlock(&self->reopen_lock);
+    s_db_close(self);
+    rc = s_db_open(self, errbuf);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (rc != CRM_OK) {
+        if (!self->reopen_failed)
+            crm_log(CRM_LOG_ERROR, "store: reopening after a write failure failed (retrying): %s",
+                    errbuf);
+        self->reopen_failed = true;
+        if (self->write_rc == CRM_OK) { /* keep refusing writes, with this reason */
+            self->write_rc = rc;
+            snprintf(self->write_error, sizeof self->write_error, "%s", errbuf);
+        }
+        return rc;
+    }
+    self->reopen_failed = false;
+    crm_log(CRM_LOG_INFO, "store: writes work again after %.1f s (%llu commits refused meanwhile)",
+            self->write_rc == CRM_OK
+                ? 0.0
+                : (double)((uint64_t)crm_time_mono_us() - self->write_fail_since_us) / 1e6,
+            (unsigned long long)self->writes_refused);
+    self->write_rc = CRM_OK;
+    self->write_error[0] = '\0';
+    return CRM_OK;
+}
+
+uint64_t
+store_read_errors(store_t *self, char *errbuf)
+{
+    if (errbuf) {
+        pthread_mutex_lock(&self->read_error_lock);
+        snprintf(errbuf, CRM_ERRBUF, "%s", self->read_error);
+        pthread_mutex_unlock(&self->read_error_lock);
+    }
+    return atomic_load(&self->read_errors);
 }
 
 crm_err_t
 store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out)
 {
     char *err = NULL;
-    out->data = rocksdb_get_cf(self->db, self->ropts, s_cf(self, cf), key, klen, &out->len, &err);
+    out->data = NULL;
+    out->len = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (self->db)
+        out->data =
+            rocksdb_get_cf(self->db, self->ropts, s_cf(self, cf), key, klen, &out->len, &err);
+    bool closed = self->db == NULL;
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (closed)
+        return CRM_ERR_UNAVAILABLE;
     if (err) {
         crm_log(CRM_LOG_ERROR, "store: get from '%s' failed: %s", s_cf_names[cf], err);
         rocksdb_free(err);
@@ -363,10 +591,15 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
     rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_log_first,
                               sizeof s_meta_log_first - 1, (const char *)first, 8);
     char *err = NULL;
+    if (self->write_rc != CRM_OK || !self->db) {
+        rocksdb_writebatch_destroy(b);
+        snprintf(errbuf, CRM_ERRBUF, "cannot trim the change log while writes fail");
+        return CRM_ERR_UNAVAILABLE;
+    }
     rocksdb_write(self->db, self->wopts, b, &err);
     rocksdb_writebatch_destroy(b);
     if (err)
-        return s_db_error(err, "cannot trim the change log", errbuf);
+        return s_write_failed(self, err, 0, errbuf);
     atomic_store(&self->log_first, keep_from);
     return CRM_OK;
 }
@@ -382,15 +615,46 @@ store_changelog_get(store_t *self, uint64_t seq, store_val_t *out)
 /* ==== Iterators ==== */
 
 struct store_iter {
-    rocksdb_iterator_t *it;
+    rocksdb_iterator_t *it; /* NULL if the database is closed (a reopen failed) */
+    store_t *store;
+    bool reported;          /* its error was counted already */
 };
+
+/* An iterator stopped: if by an error, log it and count it once (the count
+   makes dispatch_process() fail the request). */
+static void
+s_iter_check(store_iter_t *it)
+{
+    char *err = NULL;
+    if (it->reported)
+        return;
+    if (it->it)
+        rocksdb_iter_get_error(it->it, &err);
+    else
+        err = strdup("the store is closed after a failed reopen");
+    if (!err)
+        return;
+    it->reported = true;
+    store_t *st = it->store;
+    pthread_mutex_lock(&st->read_error_lock);
+    snprintf(st->read_error, sizeof st->read_error, "cannot read the store: %s", err);
+    pthread_mutex_unlock(&st->read_error_lock);
+    atomic_fetch_add(&st->read_errors, 1);
+    crm_log(CRM_LOG_ERROR, "store: a scan stopped on an error: %s", err);
+    if (it->it)
+        rocksdb_free(err);
+    else
+        free(err);
+}
 
 store_iter_t *
 store_iter_new(store_t *self, store_cf_t cf)
 {
     store_iter_t *it = calloc(1, sizeof *it);
     CRM_ASSERT_ALLOC(it);
-    it->it = rocksdb_create_iterator_cf(self->db, self->ropts, s_cf(self, cf));
+    it->store = self;
+    if (self->db)
+        it->it = rocksdb_create_iterator_cf(self->db, self->ropts, s_cf(self, cf));
     return it;
 }
 
@@ -400,6 +664,11 @@ store_group_iter_new(store_group_t *g, store_cf_t cf)
     store_iter_t *it = calloc(1, sizeof *it);
     CRM_ASSERT_ALLOC(it);
     store_t *st = g->store;
+    it->store = st;
+    if (store_group_dirty(g))
+        g->touches++; /* what it sees may be uncommitted */
+    if (!st->db)
+        return it;
     rocksdb_iterator_t *base = rocksdb_create_iterator_cf(st->db, st->ropts, s_cf(st, cf));
     /* takes BASE over */
     it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(g->batch, base, s_cf(st, cf));
@@ -409,13 +678,17 @@ store_group_iter_new(store_group_t *g, store_cf_t cf)
 void
 store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 {
-    rocksdb_iter_seek(it->it, key, klen);
+    if (it->it)
+        rocksdb_iter_seek(it->it, key, klen);
 }
 
 bool
 store_iter_valid(const store_iter_t *it)
 {
-    return rocksdb_iter_valid(it->it) != 0;
+    if (it->it && rocksdb_iter_valid(it->it))
+        return true;
+    s_iter_check((store_iter_t *)it); /* not a const object: made by store_iter_new */
+    return false;
 }
 
 const char *
@@ -439,6 +712,8 @@ store_iter_next(store_iter_t *it)
 void
 store_iter_seek_before(store_iter_t *it, const void *key, size_t klen)
 {
+    if (!it->it)
+        return;
     rocksdb_iter_seek_for_prev(it->it, key, klen);
     /* seek_for_prev lands on a key <= KEY: step off an exact match */
     size_t n;
@@ -459,7 +734,8 @@ store_iter_destroy(store_iter_t **it_p)
     store_iter_t *it = *it_p;
     if (!it)
         return;
-    rocksdb_iter_destroy(it->it);
+    if (it->it)
+        rocksdb_iter_destroy(it->it);
     free(it);
     *it_p = NULL;
 }
@@ -498,12 +774,14 @@ void
 store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen, const void *val,
                 size_t vlen)
 {
+    self->touches++;
     rocksdb_writebatch_wi_put_cf(self->batch, s_cf(self->store, cf), key, klen, val, vlen);
 }
 
 void
 store_group_delete(store_group_t *self, store_cf_t cf, const void *key, size_t klen)
 {
+    self->touches++;
     rocksdb_writebatch_wi_delete_cf(self->batch, s_cf(self->store, cf), key, klen);
 }
 
@@ -512,6 +790,12 @@ store_group_get(store_group_t *self, store_cf_t cf, const void *key, size_t klen
 {
     char *err = NULL;
     store_t *st = self->store;
+    if (store_group_dirty(self))
+        self->touches++; /* the answer may come from uncommitted state */
+    out->data = NULL;
+    out->len = 0;
+    if (!st->db)
+        return CRM_ERR_UNAVAILABLE;
     out->data = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
         self->batch, st->db, st->ropts, s_cf(st, cf), key, klen, &out->len, &err);
     if (err) {
@@ -550,6 +834,12 @@ store_group_count(const store_group_t *self)
     return self->ended;
 }
 
+uint64_t
+store_group_touches(const store_group_t *self)
+{
+    return self->touches;
+}
+
 bool
 store_group_dirty(store_group_t *self)
 {
@@ -569,11 +859,31 @@ store_group_commit(store_group_t *self, char *errbuf)
         store_group_put(self, STORE_CF_META, s_meta_last_seq, sizeof s_meta_last_seq - 1, last,
                         sizeof last);
     }
+    /* every unique number handed out so far is below this, on disk with the
+       entries that used it: a restart never hands one out again */
+    uint8_t unique[8];
+    store_put_be64(unique, atomic_load(&st->unique));
+    store_group_put(self, STORE_CF_META, s_meta_unique, sizeof s_meta_unique - 1, unique,
+                    sizeof unique);
+    if (self->fail_rc != CRM_OK) { /* a mutation in it was based on a cut-short read */
+        rc = self->fail_rc;
+        snprintf(errbuf, CRM_ERRBUF, "%s", self->fail_text);
+        self->next_seq = store_last_seq(st) + 1;
+        goto cleanup;
+    }
+    if (st->write_rc != CRM_OK || !st->db) {
+        /* refused at once, as RocksDB would; store_recover() lifts this */
+        st->writes_refused++;
+        rc = st->db ? st->write_rc : CRM_ERR_UNAVAILABLE;
+        snprintf(errbuf, CRM_ERRBUF, "%s",
+                 st->db ? st->write_error : "the store is being reopened after a write failure");
+        self->next_seq = store_last_seq(st) + 1; /* give the numbers back */
+        goto cleanup;
+    }
     char *err = NULL;
     rocksdb_write_writebatch_wi(st->db, st->wopts, self->batch, &err);
     if (err) {
-        crm_log(CRM_LOG_ERROR, "store: commit of %zu mutations failed: %s", self->ended, err);
-        rc = s_db_error(err, "cannot write to the store", errbuf);
+        rc = s_write_failed(st, err, self->ended, errbuf);
         self->next_seq = store_last_seq(st) + 1; /* give the numbers back */
         goto cleanup;
     }
@@ -581,7 +891,17 @@ store_group_commit(store_group_t *self, char *errbuf)
 cleanup:
     rocksdb_writebatch_wi_clear(self->batch);
     self->ended = 0;
+    self->fail_rc = CRM_OK;
     return rc;
+}
+
+void
+store_group_fail(store_group_t *self, crm_err_t rc, const char *text)
+{
+    if (self->fail_rc != CRM_OK)
+        return;
+    self->fail_rc = rc;
+    snprintf(self->fail_text, sizeof self->fail_text, "%s", text);
 }
 
 /* ==== Backups ====
@@ -593,6 +913,11 @@ crm_err_t
 store_checkpoint(store_t *self, const char *dir, char *errbuf)
 {
     char *err = NULL;
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened after a write failure; "
+                                     "try the backup again in a moment");
+        return CRM_ERR_UNAVAILABLE;
+    }
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(self->db, &err);
     if (!err) {
         /* 0: always flush the memtables first, so the checkpoint is hard

@@ -91,7 +91,8 @@ store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
 store_iter_t *store_group_iter_new(store_group_t *g, store_cf_t cf);
 /* Position at the first key >= KEY. */
 void store_iter_seek(store_iter_t *it, const void *key, size_t klen);
-/* True if positioned on a key. */
+/* True if positioned on a key. False at the end - or on a read error, which
+   is logged and counted (store_read_errors()); dispatch fails the request. */
 bool store_iter_valid(const store_iter_t *it);
 /* The current key and value, borrowed until the iterator moves. */
 const char *store_iter_key(const store_iter_t *it, size_t *klen);
@@ -128,10 +129,35 @@ size_t store_group_count(const store_group_t *self);
 /* True if anything is staged (mutations, or side entries such as audit
    records of denials staged outside a mutation). */
 bool store_group_dirty(store_group_t *self);
+/* Make the next commit fail with RC and TEXT, writing nothing (for a group
+   holding a mutation that was based on a read cut short by an error). */
+void store_group_fail(store_group_t *self, crm_err_t rc, const char *text);
+/* A counter that grows whenever the group is touched in a way that makes an
+   answer depend on its commit: a put or delete staged (a mutation, or an
+   audit entry of a read or a denial), or a read through the group
+   (store_group_get, store_group_iter_new) while anything is staged. The
+   dispatcher compares it before and after a request: if it grew, the reply
+   waits for the commit and becomes an error if the commit fails. */
+uint64_t store_group_touches(const store_group_t *self);
 /* Write everything staged atomically (fsynced in STORE_SYNC mode). On
    failure nothing is written and their sequence numbers are given back. The
    group is empty afterwards either way. */
 crm_err_t store_group_commit(store_group_t *self, char *errbuf);
+
+/* ==== Storage failures: survived, not fatal ==== */
+
+/* CRM_OK while writes work. Otherwise the code every commit gets until
+   store_recover() succeeds - RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE
+   for other write errors - with its text in ERRBUF (may be NULL). */
+crm_err_t store_write_health(const store_t *self, char *errbuf);
+/* While writes fail: if a probe file can be written and fsynced in the data
+   dir, close and reopen the database so writes work again. Only the thread
+   that owns the group may call it, between group commits. CRM_OK once
+   writes work; else why not, in ERRBUF. */
+crm_err_t store_recover(store_t *self, char *errbuf);
+/* How many scans so far stopped on a read error (a damaged table file), and
+   the text of the last (ERRBUF may be NULL). */
+uint64_t store_read_errors(store_t *self, char *errbuf);
 
 /* Big-endian encoding for keys that must sort numerically. */
 void store_put_be64(uint8_t out[8], uint64_t v);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "adm.h"
+#include "cmd.h"
 #include "crm_log.h"
 
 struct cmd {
@@ -38,6 +39,7 @@ main(int argc, char **argv)
 {
     crm_log_init("crm-admin", CRM_LOG_WARN);
     umask(077); /* data dirs, backups, keys and enrollments are private to this user */
+    out_guard_init(); /* what the server sends is shown escaped, as in crm */
     if (argc < 2)
         return s_usage(stderr);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))

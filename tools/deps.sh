@@ -8,7 +8,7 @@ PKGS=(
     libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
     libsodium-dev libutf8proc-dev libcmocka-dev libjansson-dev libcsv-dev
     rocksdb-tools
-    python3 procps util-linux
+    python3 procps util-linux strace
     clang libclang-rt-14-dev
 )
 

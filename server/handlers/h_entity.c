@@ -28,6 +28,7 @@
 #define LIST_MAX 1000
 #define IMPORT_MAX 1000
 #define RANGE_MAX 100000 /* ids one indexed range may select */
+#define PARTS_MAX 5000   /* records one change may carry (a delete with its activities, a merge) */
 
 /* ==== Shared steps ==== */
 
@@ -204,6 +205,8 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     return authz_record(caller, e, AUTHZ_CREATE, NULL, rec, NULL, 0, ctx->errbuf);
 }
 
+static bool s_consented(const ProtobufCMessage *rec, const void *arg);
+
 /* Same folded name and the same folded company (the CRM_F_DUPE_NAME check). */
 typedef struct {
     const char *name_field;
@@ -258,6 +261,7 @@ s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
             crm_err_t rc;
             if (!*v)
                 continue;
+            bool masked = authz_masks(ctx->session.user, e, r->field);
             if (r->flags & CRM_F_DUPE_KEY) {
                 rc = records_term(e, r->field, v, &terms[0], ctx->errbuf);
                 nterms = rc == CRM_OK;
@@ -272,8 +276,11 @@ s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
             size_t n = 0;
             bool more = false;
             if (rc == CRM_OK && nterms)
+                /* a value the caller sees masked only matches where it is not masked,
+                   as in search: the check must not reveal a hidden number */
                 rc = records_query(ctx->env->store, e, terms, nterms, 0, 5, ids, &n, &more,
-                                   same.name ? s_same_name : NULL, &same);
+                                   same.name ? s_same_name : masked ? s_consented : NULL,
+                                   same.name ? (const void *)&same : (const void *)e);
             for (size_t t = 0; t < nterms; t++)
                 records_term_release(&terms[t]);
             free(same.name);
@@ -363,7 +370,7 @@ static crm_err_t
 s_unpack(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCBinaryData *b,
          ProtobufCMessage **out)
 {
-    crm_err_t rc = crm_proto_unpack(e->desc, b->data, b->len, out, ctx->errbuf);
+    crm_err_t rc = crm_proto_unpack_wire(e->desc, b->data, b->len, out, ctx->errbuf);
     if (rc == CRM_ERR_INVALID_ARGUMENT && b->len == 0)
         return dispatch_error(ctx, rc, "the request carries no %s record", e->name);
     return rc;
@@ -617,12 +624,24 @@ s_delete_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent,
                                       parent_id);
             if (n == 0)
                 break;
+            if (mutation_parts(m) + n > PARTS_MAX)
+                return dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                      "'%s' has more than %d records to delete with it: delete "
+                                      "some of its %s records first",
+                                      parent_id, PARTS_MAX, k->name);
+            size_t done = 0;
             for (size_t i = 0; i < n; i++) {
                 ProtobufCMessage *child = NULL;
-                if (records_group_get(g, k, ids[i], &child) == CRM_OK)
+                if (records_group_get(g, k, ids[i], &child) == CRM_OK) {
                     mutation_delete(m, k, ids[i], child, "deleted with its customer");
+                    done++;
+                }
                 crm_proto_free(&child);
             }
+            if (!done) /* an index entry without its record: check reports it */
+                return dispatch_error(ctx, CRM_ERR_INTERNAL,
+                                      "the %s index of '%s' is inconsistent: run crm-admin check",
+                                      k->name, parent_id);
         }
     }
     return CRM_OK;
@@ -861,6 +880,21 @@ s_customer_stale(const ProtobufCMessage *m, int64_t now, int64_t arg)
     return c->last_contact_at < now - arg * 24 * 3600 * 1000;
 }
 
+static bool
+s_customer_consented(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    return ((const Crm__Customer *)m)->consent;
+}
+
+static bool
+s_customer_no_order(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    const Crm__Customer *c = (const Crm__Customer *)m;
+    return c->order_count > 0 && c->last_order_at < now - arg * 24 * 3600 * 1000;
+}
+
 static const struct {
     const char *kind, *name;
     bool (*fn)(const ProtobufCMessage *rec, int64_t now, int64_t arg);
@@ -872,6 +906,8 @@ static const struct {
     {"ticket", "unassigned", s_ticket_unassigned, "open and assigned to nobody"},
     {"task", "open", s_task_open, "not done"},
     {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)"},
+    {"customer", "no-order", s_customer_no_order, "buyers without an order for N days"},
+    {"customer", "consented", s_customer_consented, "gave marketing consent"},
 };
 
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
@@ -890,7 +926,56 @@ typedef struct {
     size_t n;
     const ProtobufCFieldDescriptor *fd[RECORDS_MAX_TERMS];
     char from[RECORDS_MAX_TERMS][40], to[RECORDS_MAX_TERMS][40];
+    bool numeric[RECORDS_MAX_TERMS]; /* a number or money: LO..HI, not text */
+    int64_t lo[RECORDS_MAX_TERMS], hi[RECORDS_MAX_TERMS];
 } s_checks_t;
+
+/* The value of the number or money field FD of REC (money: minor units). */
+static int64_t
+s_number(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd)
+{
+    const char *p = (const char *)rec + fd->offset;
+    if (crm_record_is_money(fd)) {
+        const Crm__Money *m = *(const Crm__Money *const *)p;
+        return m ? m->minor : 0;
+    }
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+        return *(const int32_t *)p;
+    case PROTOBUF_C_TYPE_UINT32:
+        return *(const uint32_t *)p;
+    default:
+        return *(const int64_t *)p;
+    }
+}
+
+static bool
+s_is_number(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags(e, fd->name) & CRM_F_TIME))
+        return false;
+    return crm_record_is_money(fd) || fd->type == PROTOBUF_C_TYPE_INT32 ||
+           fd->type == PROTOBUF_C_TYPE_UINT32 || fd->type == PROTOBUF_C_TYPE_INT64 ||
+           fd->type == PROTOBUF_C_TYPE_UINT64 || fd->type == PROTOBUF_C_TYPE_SINT32;
+}
+
+/* One end of a number range: "" is open (*set false). */
+static bool
+s_range_end(const ProtobufCFieldDescriptor *fd, const char *text, int64_t *v, bool *set)
+{
+    *set = *text != '\0';
+    if (!*set)
+        return true;
+    if (crm_record_is_money(fd)) {
+        char code[4];
+        return crm_money_parse(text, v, code);
+    }
+    char *end = NULL;
+    long long x = strtoll(text, &end, 10);
+    *v = x;
+    return !*end;
+}
 
 static bool
 s_check(const ProtobufCMessage *rec, const void *arg)
@@ -915,6 +1000,12 @@ s_check(const ProtobufCMessage *rec, const void *arg)
             return false;
     }
     for (size_t i = 0; i < c->n; i++) {
+        if (c->numeric[i]) {
+            int64_t v = s_number(rec, c->fd[i]);
+            if (v < c->lo[i] || v > c->hi[i])
+                return false;
+            continue;
+        }
         bool is_time = (crm_entity_flags(c->e, c->fd[i]->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, c->fd[i], is_time, false);
         bool ok = *v && (!*c->from[i] || strcmp(v, c->from[i]) >= 0) &&
@@ -926,6 +1017,44 @@ s_check(const ProtobufCMessage *rec, const void *arg)
     return true;
 }
 
+crm_err_t
+entity_filter_check(const crm_entity_t *e, const char *field, const char *value, char *errbuf)
+{
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    if (!strcmp(field, "view")) {
+        size_t len = strcspn(value, ":");
+        for (size_t k = 0; k < sizeof s_views / sizeof s_views[0]; k++)
+            if (!strcmp(s_views[k].kind, e->name) && !strncmp(s_views[k].name, value, len) &&
+                !s_views[k].name[len])
+                return CRM_OK;
+        snprintf(errbuf, CRM_ERRBUF, "unknown view '%.40s' of %s records", value, e->name);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    if (strstr(value, "..")) {
+        const char *dots = strstr(value, "..");
+        char from[40];
+        int64_t v;
+        bool set;
+        snprintf(from, sizeof from, "%.*s", (int)((size_t)(dots - value) < 39 ? dots - value : 39),
+                 value);
+        if (fd && s_is_number(e, fd) &&
+            (!s_range_end(fd, from, &v, &set) || !s_range_end(fd, dots + 2, &v, &set))) {
+            snprintf(errbuf, CRM_ERRBUF, "'%.40s': '%.60s' is not a range of %s", field, value,
+                     crm_record_is_money(fd) ? "amounts" : "numbers");
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (fd && (s_is_number(e, fd) ||
+                   (crm_entity_flags(e, fd->name) & (CRM_F_DATE | CRM_F_TIME))))
+            return CRM_OK;
+        snprintf(errbuf, CRM_ERRBUF, "'%.40s' takes no range", field);
+        return CRM_ERR_INVALID_ARGUMENT;
+    }
+    records_term_t t;
+    crm_err_t rc = records_term(e, field, value, &t, errbuf);
+    records_term_release(&t);
+    return rc;
+}
+
 /* FIELD=FROM..TO into C; INVALID_ARGUMENT names what is wrong. */
 static crm_err_t
 s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *value,
@@ -934,9 +1063,32 @@ s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *va
     const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
     unsigned flags = fd ? crm_entity_flags(e, fd->name) : 0;
     const char *dots = strstr(value, "..");
+    /* a range on a field the caller sees masked must not reveal it */
+    if (fd && authz_masks(ctx->session.user, e, fd->name))
+        c->consent = true;
+    if (fd && s_is_number(e, fd)) { /* 1000.. , 1..5 : numbers and money */
+        char from[40];
+        size_t flen = (size_t)(dots - value);
+        bool has_lo, has_hi;
+        snprintf(from, sizeof from, "%.*s", (int)(flen < 39 ? flen : 39), value);
+        if (c->n == RECORDS_MAX_TERMS ||
+            !s_range_end(fd, from, &c->lo[c->n], &has_lo) ||
+            !s_range_end(fd, dots + 2, &c->hi[c->n], &has_hi))
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "'%.40s': '%.60s' is not a range of %s", field, value,
+                                  crm_record_is_money(fd) ? "amounts" : "numbers");
+        if (!has_lo)
+            c->lo[c->n] = INT64_MIN;
+        if (!has_hi)
+            c->hi[c->n] = INT64_MAX;
+        c->fd[c->n] = fd;
+        c->numeric[c->n++] = true;
+        return CRM_OK;
+    }
     if (!fd || !(flags & (CRM_F_DATE | CRM_F_TIME)))
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
-                              "'%.40s' takes no range: FROM..TO works on dates and times",
+                              "'%.40s' takes no range: FROM..TO works on numbers, amounts, "
+                              "dates and times",
                               field);
     size_t flen = (size_t)(dots - value);
     if (flen >= sizeof c->from[0] || strlen(dots + 2) >= sizeof c->to[0])
@@ -1031,8 +1183,9 @@ h_entity_list(req_ctx_t *ctx)
                                     e->name, used ? names : "none");
                 goto cleanup;
             }
+            long long arg = colon ? strtoll(colon + 1, NULL, 10) : 0;
             checks.view[checks.nviews] = s_views[k].fn;
-            checks.view_arg[checks.nviews++] = colon ? strtoll(colon + 1, NULL, 10) : 0;
+            checks.view_arg[checks.nviews++] = arg < 0 ? 0 : arg > 36500 ? 36500 : arg;
             continue;
         }
         if (strstr(value, "..")) {
@@ -1049,6 +1202,38 @@ h_entity_list(req_ctx_t *ctx)
             goto cleanup;
         nterms++;
         checks.consent = checks.consent || authz_masks(ctx->session.user, e, field);
+    }
+    if (r->count) { /* every match, counted from the indexes (and checks where needed) */
+        uint64_t total = 0;
+        if (checks.has_set && nterms == 0) {
+            for (size_t i = 0; i < checks.nset; i++) {
+                ProtobufCMessage *rec = NULL;
+                if (records_get(ctx->env->store, e, checks.set[i], &rec) == CRM_OK &&
+                    s_check(rec, &checks))
+                    total++;
+                crm_proto_free(&rec);
+            }
+        } else {
+            uint64_t from = 0;
+            do {
+                rc = records_query(ctx->env->store, e, terms, nterms, from, LIST_MAX, ids, &n,
+                                   &more,
+                                   checks.consent || checks.n || checks.has_set || checks.nviews
+                                       ? s_check
+                                       : NULL,
+                                   &checks);
+                total += n;
+                if (n)
+                    from = ids[n - 1];
+            } while (rc == CRM_OK && more);
+        }
+        if (rc == CRM_OK) {
+            s_reply_record(ctx, e, NULL);
+            ctx->body.entity.count = total;
+        } else {
+            dispatch_error(ctx, rc, "cannot count %s records", e->name);
+        }
+        goto cleanup;
     }
     if (checks.has_set && nterms == 0) { /* page through the range's ids */
         for (size_t i = 0; i < checks.nset && !more; i++) {
@@ -1216,7 +1401,10 @@ s_combine(const crm_entity_t *e, ProtobufCMessage *next, const ProtobufCMessage 
     char errbuf[CRM_ERRBUF];
     for (unsigned i = 0; i < e->desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        if (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED))
+        /* consent is the kept customer's own: another record's consent does not
+           unmask this one's data */
+        if (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
+                                             CRM_F_CONSENT_AT | CRM_F_CONSENT_BY))
             continue;
         if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
             for (size_t k = 0; k < crm_record_count(other, fd); k++)
@@ -1260,6 +1448,10 @@ s_repoint_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent, co
                                       from_id);
             if (n == 0)
                 break;
+            if (mutation_parts(m) + n > PARTS_MAX)
+                return dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                      "more than %d records would move in one merge", PARTS_MAX);
+            size_t before = mutation_parts(m);
             for (size_t i = 0; i < n; i++) {
                 ProtobufCMessage *cur = NULL, *next = NULL;
                 if (records_group_get(g, k, ids[i], &cur) == CRM_OK &&
@@ -1274,6 +1466,10 @@ s_repoint_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent, co
                 crm_proto_free(&cur);
                 crm_proto_free(&next);
             }
+            if (mutation_parts(m) == before) /* an index entry without its record */
+                return dispatch_error(ctx, CRM_ERR_INTERNAL,
+                                      "the %s index of '%s' is inconsistent: run crm-admin check",
+                                      k->name, from_id);
         }
     }
     return CRM_OK;
@@ -1313,9 +1509,13 @@ h_merge(req_ctx_t *ctx)
         bool named = !strcmp(r->take[i]->value, r->keep);
         for (size_t j = 0; j < r->n_others; j++)
             named = named || !strcmp(r->take[i]->value, r->others[j]);
-        if (!fd || (crm_entity_flags(ce, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED)) || !named)
+        if (!fd ||
+            (crm_entity_flags(ce, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
+                                               CRM_F_CONSENT_AT | CRM_F_CONSENT_BY)) ||
+            !named)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
-                                  "--take '%.40s=%.40s': name a field and one of the merged ids",
+                                  "--take '%.40s=%.40s': name a field (not consent) and one of "
+                                  "the merged ids",
                                   r->take[i]->field, r->take[i]->value);
     }
     m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
@@ -1345,6 +1545,17 @@ h_merge(req_ctx_t *ctx)
         s_combine(ce, next, others[j]);
     if ((rc = crm_record_normalize(ce, next, ctx->errbuf)) != CRM_OK)
         goto cleanup;
+    /* a field taken on purpose is a change of the kept record: the caller's policy decides */
+    if (r->n_take) {
+        char *taken[32];
+        size_t nt = 0;
+        for (size_t i = 0; i < r->n_take && nt < 32; i++)
+            taken[nt++] = r->take[i]->field;
+        denied = r->keep;
+        if ((rc = authz_record(ctx->session.user, ce, AUTHZ_UPDATE, keep, next, taken, nt,
+                               ctx->errbuf)) != CRM_OK)
+            goto cleanup;
+    }
     /* their records move to the kept customer; the others are gone, their ids remembered */
     for (size_t j = 0; j < r->n_others; j++) {
         if ((rc = s_repoint_children(ctx, m, ce, r->others[j], r->keep, reason)) != CRM_OK)

@@ -26,6 +26,7 @@ h_whoami(req_ctx_t *ctx)
     ctx->body.whoami.server_version = (char *)CRM_VERSION;
     ctx->body.whoami.server_key = (char *)ctx->env->server_key;
     ctx->body.whoami.last_seq = store_last_seq(ctx->env->store);
+    ctx->body.whoami.max_msg = ctx->env->max_msg;
     ctx->reply.body_case = CRM__REPLY__BODY_WHOAMI;
     ctx->reply.whoami = &ctx->body.whoami;
     return CRM_OK;

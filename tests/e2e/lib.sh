@@ -31,6 +31,13 @@ trap cleanup EXIT
 # Leak checks stay on; a smaller quarantine keeps ASan memory figures honest.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Tsan builds: the suppressions, each explained in the file (CMake sets the same for ctest)
+export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=${CRM_SRC:-$(dirname "$0")/../..}/tests/tsan.supp second_deadlock_stack=1}"
+
+# Sanitizer builds are slower: a test that needs N seconds of load to reach a
+# count runs it for N * CRM_TEST_SLOW seconds (the count it expects is unchanged),
+# and a latency bound of L ms is L * CRM_TEST_SLOW there (CMake sets it per build type).
+SLOW=${CRM_TEST_SLOW:-1}
 
 ok()   { PASSES=$((PASSES + 1)); echo "ok - $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }

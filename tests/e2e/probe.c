@@ -17,10 +17,13 @@
 
 #include "crm.pb-c.h"
 #include "crm_keys.h"
+#include "crm_entity.h"
 #include "crm_proto.h"
+#include "crm_record.h"
 #include "crm_time.h"
 
 static void *s_ctx;
+static uint64_t s_last_id; /* the id of the last reply s_reply() read */
 
 static void *
 s_connect(const char *endpoint, const char *enroll_path)
@@ -68,7 +71,9 @@ s_reply(void *s, int ms)
     if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
                          (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
         status = r->status;
-        printf("reply status=%s message=%s\n", crm_err_name(r->status), r->message);
+        s_last_id = r->id;
+        printf("reply id=%llu status=%s message=%s\n", (unsigned long long)r->id,
+               crm_err_name(r->status), r->message);
         crm_proto_free((ProtobufCMessage **)&r);
     }
     zmq_msg_close(&m);
@@ -141,6 +146,345 @@ s_oversize(char **argv)
     int rc = s_expect_none(s, 2000);
     zmq_close(s);
     return rc;
+}
+
+/* toolarge BYTES: a request over --max-msg but within libzmq's limit ->
+   RESOURCE_EXHAUSTED carrying the request's id, and the connection stays */
+static int
+s_toolarge(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    size_t n = strtoull(argv[2], NULL, 10);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__PingRequest ping = CRM__PING_REQUEST__INIT;
+    char *note = malloc(n + 1);
+    memset(note, 'x', n);
+    note[n] = '\0';
+    req.id = 4242;
+    req.op = CRM__OP__OP_PING;
+    req.body_case = CRM__REQUEST__BODY_PING;
+    req.ping = &ping;
+    ping.note = note;
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&req.base, &len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    free(note);
+    int st = s_reply(s, 5000);
+    uint64_t id = s_last_id;
+    /* the same connection still serves */
+    buf = s_ping(&len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    int st2 = s_reply(s, 5000);
+    zmq_close(s);
+    return st == CRM__ERROR_CODE__RESOURCE_EXHAUSTED && id == 4242 && st2 == 0 ? 0 : 1;
+}
+
+/* badid: a frame whose id can be read but whose rest is garbage ->
+   INVALID_ARGUMENT carrying that id */
+static int
+s_badid(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const uint8_t frame[] = {0x08, 0xb9, 0x60, 0x10, 0x01, 0x52, 0x7f, 0xff, 0xff};
+    zmq_send(s, frame, sizeof frame, 0);
+    int st = s_reply(s, 5000);
+    zmq_close(s);
+    return st == CRM__ERROR_CODE__INVALID_ARGUMENT && s_last_id == 12345 ? 0 : 1;
+}
+
+/* nul: create a customer whose name holds a NUL byte (argv cannot carry one)
+   -> INVALID_ARGUMENT naming the field, nothing created */
+static int
+s_nul(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", "Alice#Mallory");
+    size_t rlen, len;
+    uint8_t *rec = crm_proto_pack(c, &rlen);
+    crm_proto_free(&c);
+    uint8_t *hash = memchr(rec, '#', rlen);
+    *hash = 0; /* "Alice\0Mallory": protobuf-c would store "Alice" */
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = 77;
+    req.op = CRM__OP__OP_ENTITY_CREATE;
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.record.data = rec;
+    er.record.len = rlen;
+    uint8_t *buf = crm_proto_pack(&req.base, &len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    free(rec);
+    int st = s_reply(s, 5000);
+    zmq_close(s);
+    return st == CRM__ERROR_CODE__INVALID_ARGUMENT && s_last_id == 77 ? 0 : 1;
+}
+
+/* pingunder KEYS ROUNDS: bounded work per request. One connection sends a
+   customer whose custom map has KEYS keys (far over the limit of 100), the
+   other pings right behind it; prints the slowest ping of ROUNDS in ms. The
+   map used to be checked pair by pair before its size: every client waited. */
+static int
+s_pingunder(char **argv)
+{
+    void *big = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[1]);
+    int keys = atoi(argv[2]), rounds = atoi(argv[3]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    const ProtobufCFieldDescriptor *custom = crm_record_field(e->desc, "custom");
+    const ProtobufCMessageDescriptor *sub = custom->descriptor;
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", "big map");
+    ProtobufCMessage **entries = crm_proto_alloc((size_t)keys * sizeof *entries);
+    for (int i = 0; i < keys; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%d", i);
+        entries[i] = crm_proto_new(sub);
+        *(char **)((char *)entries[i] + sub->fields[0].offset) = crm_proto_strdup(k);
+        *(char **)((char *)entries[i] + sub->fields[1].offset) = crm_proto_strdup("v");
+    }
+    *(ProtobufCMessage ***)((char *)c + custom->offset) = entries;
+    *(size_t *)((char *)c + custom->quantifier_offset) = (size_t)keys;
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = 5;
+    req.op = CRM__OP__OP_ENTITY_CREATE;
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    size_t len, plen;
+    uint8_t *frame = crm_proto_pack(&req.base, &len), *ping = s_ping(&plen);
+    free(er.record.data);
+    double worst = 0;
+    int refused = 0;
+    /* warm both connections up (handshakes) before measuring */
+    zmq_send(pinger, ping, plen, 0);
+    s_reply(pinger, 10000);
+    zmq_send(big, ping, plen, 0);
+    s_reply(big, 10000);
+    for (int r = 0; r < rounds; r++) {
+        zmq_send(big, frame, len, 0);
+        int64_t t0 = crm_time_mono_us();
+        zmq_send(pinger, ping, plen, 0);
+        int st = s_reply(pinger, 10000);
+        double ms = (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (st != 0)
+            ms = 1e9;
+        if (ms > worst)
+            worst = ms;
+        refused += s_reply(big, 10000) == CRM__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    printf("pingunder: %d keys x %d rounds (%zu bytes each): %d refused, slowest ping %.1f ms\n",
+           keys, rounds, len, refused, worst);
+    free(frame);
+    free(ping);
+    zmq_close(big);
+    zmq_close(pinger);
+    return refused == rounds ? 0 : 1;
+}
+
+/* ==== A fake server that sends hostile text ====
+
+   What a compromised server, a buggy one, or data stored before today's
+   rules could send the client: terminal escapes, C1 controls, bidi
+   overrides, line breaks in one-line fields, long multi-value cells, CJK.
+   It holds DATADIR's server key, so an enrolled crm talks to it as to crmd. */
+
+static ProtobufCMessage *
+s_hostile_customer(void)
+{
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "id", "c1");
+    crm_record_set_u64(c, "version", 1);
+    crm_record_set_str(c, "name", "Evil\x1b[2J\x1b[HBoss\nc2  forged  row");
+    crm_record_set_str(c, "company", "\xc2\x9b" "31mACME\xe2\x80\xae" "gnp.exe");
+    /* 41 bytes in a 42-byte buffer: the cell truncation wrote past it */
+    static const char *const phones[] = {"100000001", "2000000002", "3000000003", "400000004"};
+    for (size_t i = 0; i < 4; i++)
+        crm_record_set_text(c, crm_record_field(e->desc, "phones"), phones[i], false, errbuf);
+    crm_record_set_str(c, "city", "北京北京北京北京北京北京北京北京北京北京北京北京北京北京");
+    crm_record_set_str(c, "address", "\x07" "bell\x7f\xe2\x81\xa6" "isolate\xff");
+    crm_record_set_text(c, crm_record_field(e->desc, "custom"), "k=\x1b]0;title\x07", false,
+                        errbuf);
+    return c;
+}
+
+static ProtobufCMessage *
+s_hostile_activity(void)
+{
+    const crm_entity_t *e = crm_entity_by_name("activity");
+    ProtobufCMessage *a = crm_proto_new(e->desc);
+    crm_record_set_str(a, "id", "a1");
+    crm_record_set_u64(a, "version", 1);
+    crm_record_set_str(a, "customer_id", "c1");
+    crm_record_set_str(a, "summary", "call\x1b[1A\x1b[2Kforged\r2026-01-01  fake");
+    crm_record_set_str(a, "body", "line1\nline2\x1b[31m\tend");
+    crm_record_set_str(a, "author", "mallory\x1b[8m");
+    return a;
+}
+
+static void
+s_fake_send(void *router, zmq_msg_t *rid, Crm__Reply *reply)
+{
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&reply->base, &len);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, rid);
+    zmq_msg_send(&copy, router, ZMQ_SNDMORE);
+    zmq_send(router, buf, len, 0);
+    free(buf);
+}
+
+static void
+s_fake_answer(void *router, zmq_msg_t *rid, const Crm__Request *req)
+{
+    Crm__Reply reply = CRM__REPLY__INIT;
+    Crm__EntityReply er = CRM__ENTITY_REPLY__INIT;
+    Crm__AuditReply ar = CRM__AUDIT_REPLY__INIT;
+    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT, *entries[1] = {&entry};
+    Crm__FieldChange change = CRM__FIELD_CHANGE__INIT, *changes[1] = {&change};
+    Crm__PingReply ping = CRM__PING_REPLY__INIT;
+    Crm__WhoamiReply who = CRM__WHOAMI_REPLY__INIT;
+    Crm__Progress progress = CRM__PROGRESS__INIT;
+    Crm__Event ev = CRM__EVENT__INIT;
+    Crm__EventPart part = CRM__EVENT_PART__INIT, *parts[1] = {&part};
+    ProtobufCBinaryData rec = {0, NULL};
+    ProtobufCMessage *m = NULL;
+    char *fields[2] = {(char *)"name", (char *)"company"};
+    reply.id = req->id;
+    switch (req->op) {
+    case CRM__OP__OP_PING:
+        reply.body_case = CRM__REPLY__BODY_PING;
+        reply.ping = &ping;
+        ping.note = req->body_case == CRM__REQUEST__BODY_PING ? req->ping->note : (char *)"";
+        ping.version = (char *)"6.6.6\x1b[31m";
+        break;
+    case CRM__OP__OP_WHOAMI:
+        reply.body_case = CRM__REPLY__BODY_WHOAMI;
+        reply.whoami = &who;
+        who.user = (char *)"admin\x1b[2K\rroot";
+        who.server_version = (char *)"\xc2\x9b" "2J";
+        who.server_key = (char *)"";
+        break;
+    case CRM__OP__OP_ENTITY_GET:
+    case CRM__OP__OP_ENTITY_LIST:
+    case CRM__OP__OP_ENTITY_SEARCH:
+        m = req->entity && !strcmp(req->entity->kind, "activity") ? s_hostile_activity()
+                                                                   : s_hostile_customer();
+        rec.data = crm_proto_pack(m, &rec.len);
+        reply.body_case = CRM__REPLY__BODY_ENTITY;
+        reply.entity = &er;
+        er.kind = req->entity ? req->entity->kind : (char *)"customer";
+        er.records = &rec;
+        er.n_records = 1;
+        er.next_after = (char *)"";
+        break;
+    case CRM__OP__OP_AUDIT_LIST:
+    case CRM__OP__OP_HISTORY:
+        reply.body_case = CRM__REPLY__BODY_AUDIT;
+        reply.audit = &ar;
+        ar.entries = entries;
+        ar.n_entries = 1;
+        entry.time = crm_time_now_ms();
+        entry.user = (char *)"mallory\x1b[2K";
+        entry.kind = (char *)"customer";
+        entry.id = (char *)"c1";
+        entry.action = (char *)"update";
+        entry.reason = (char *)"why\nforged entry\xc2\x9b" "1m";
+        entry.changes = changes;
+        entry.n_changes = 1;
+        change.field = (char *)"name";
+        change.old_value = (char *)"a\x1b[2J";
+        change.new_value = (char *)"b\n2026-01-01 00:00:00  admin  forged";
+        break;
+    case CRM__OP__OP_WATCH:
+        reply.body_case = CRM__REPLY__BODY_PROGRESS;
+        reply.progress = &progress;
+        progress.seq = 4;
+        progress.last = 4;
+        s_fake_send(router, rid, &reply);
+        /* then one change, as the feed sends it: reply id 0 */
+        m = s_hostile_customer();
+        crm__reply__init(&reply);
+        reply.body_case = CRM__REPLY__BODY_EVENT;
+        reply.event = &ev;
+        ev.seq = 5;
+        ev.time = crm_time_now_ms();
+        ev.actor = (char *)"mallory\x1b[2K";
+        part.kind = (char *)"customer";
+        part.id = (char *)"c1\x1b[1A";
+        part.op = CRM__CHANGE_OP__UPDATE;
+        part.fields = fields;
+        part.n_fields = 2;
+        part.record.data = crm_proto_pack(m, &part.record.len);
+        ev.parts = parts;
+        ev.n_parts = 1;
+        s_fake_send(router, rid, &reply);
+        free(part.record.data);
+        crm_proto_free(&m);
+        return;
+    default:
+        reply.status = CRM__ERROR_CODE__INVALID_ARGUMENT;
+        reply.message = (char *)"no customer 'c1\x1b[2J'\nforged: line \xc2\x9b" "31m";
+        break;
+    }
+    s_fake_send(router, rid, &reply);
+    free(rec.data);
+    crm_proto_free(&m);
+}
+
+static int
+s_fakeserver(char **argv)
+{
+    char path[4096], errbuf[CRM_ERRBUF], endpoint[256];
+    crm_keypair_t keys;
+    snprintf(path, sizeof path, "%s/server.key", argv[0]);
+    if (crm_keys_load(path, &keys, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    int one = 1, zero = 0;
+    void *r = zmq_socket(s_ctx, ZMQ_ROUTER);
+    zmq_setsockopt(r, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(r, ZMQ_CURVE_SECRETKEY, keys.sec, 32);
+    zmq_setsockopt(r, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(r, "tcp://127.0.0.1:*") != 0)
+        return 2;
+    size_t elen = sizeof endpoint;
+    zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, endpoint, &elen);
+    printf("READY %s\n", endpoint);
+    fflush(stdout);
+    int64_t end = crm_time_mono_us() + (int64_t)atoi(argv[1]) * 1000000;
+    while (crm_time_mono_us() < end) {
+        zmq_pollitem_t it = {r, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&rid, r, 0) >= 0 && zmq_msg_recv(&body, r, 0) >= 0) {
+            Crm__Request *req = NULL;
+            if (crm_proto_unpack(&crm__request__descriptor, zmq_msg_data(&body),
+                                 zmq_msg_size(&body), (ProtobufCMessage **)&req,
+                                 errbuf) == CRM_OK)
+                s_fake_answer(r, &rid, req);
+            crm_proto_free((ProtobufCMessage **)&req);
+        }
+        zmq_msg_close(&rid);
+        zmq_msg_close(&body);
+    }
+    zmq_close(r);
+    return 0;
 }
 
 /* ==== A raw CurveZMQ client (ZMTP 3.0 + RFC 26), for what libzmq won't send ====
@@ -672,6 +1016,11 @@ main(int argc, char **argv)
         {"garbage", s_garbage, 2, "ENDPOINT ENROLL"},
         {"multiframe", s_multiframe, 2, "ENDPOINT ENROLL"},
         {"oversize", s_oversize, 3, "ENDPOINT ENROLL BYTES"},
+        {"toolarge", s_toolarge, 3, "ENDPOINT ENROLL BYTES"},
+        {"badid", s_badid, 2, "ENDPOINT ENROLL"},
+        {"nul", s_nul, 2, "ENDPOINT ENROLL"},
+        {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
+        {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},

@@ -23,7 +23,7 @@ watch_start() {
 watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }
 seqs() { python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["seq"]) for l in open(sys.argv[1]) if l.strip()))' "$1"; }
 # wait_for CONDITION: up to 10 s; the expectations after it judge the outcome
-wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
+wait_for() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 
 # ---- two editors, one watcher: both changes, in order ----
 as admin customer add --name 共享客户 --phone 13800001111; C1=${OUT#created customer }
@@ -108,7 +108,7 @@ watch_start admin fast
 watch_start admin slow
 kill -STOP "$W_slow"
 begin=$(grep -o "watching from sequence [0-9]*" "$T/fast.err" | awk '{print $4}')
-"$CRM_BIN/crm-bench" --config "$T/admin" --server "$EP_main" --ids 1 --clients 8 --duration 1 \
+"$CRM_BIN/crm-bench" --config "$T/admin" --server "$EP_main" --ids 1 --clients 8 --duration "$SLOW" \
     --mix 0,0,0,0,100 >"$T/bench.out" 2>&1 || true
 final=$(lastseq) # writes in flight when the bench stopped counting still landed
 n=$((final - begin))

@@ -21,17 +21,20 @@ Line",,13700000006,,,,,,,,,,
 CSV
 c "${A[@]}" import "$T/in.csv"
 expect "import with bad lines exits 1" test "$RC" -eq 1
-expect "the good lines are imported" contains "$OUT" "imported 3 customer records; 3 lines had errors"
+# (issue 14: a name is one line, so the quoted newline in lines 7-8 is refused; a quoted
+# newline in a multi-line field is kept - see the activity import below)
+expect "the good lines are imported" contains "$OUT" "imported 2 customer records; 4 lines had errors"
 expect "line 3: the missing name is reported" contains "$ERR" "line 3: field 'name' is required"
 expect "line 4: the bad phone is reported" contains "$ERR" "line 4: field 'phones'"
 expect "line 5: the bad stage is reported" contains "$ERR" "line 5: field 'stage': unknown value 'zzz'"
+expect "a newline in a name is reported" contains "$ERR" "field 'name' may not hold U+000A"
 expect "no progress bar when stderr is not a terminal" test "$(grep -c $'\r' "$T/e")" -eq 0
 
 c "${A[@]}" --json customer search 13700000011
 expect "a second phone in one cell is imported" contains "$OUT" '"name":"李雷"'
 expect "quoted commas survive" contains "$OUT" '"company":"Acme, Inc."'
 c "${A[@]}" --json customer search 'Multi'
-expect "a quoted newline survives" contains "$OUT" 'Multi\nLine'
+expect "the refused line wrote nothing" test -z "$OUT"
 
 printf '%s\n' '{"name":"J1","phones":["13600000001"],"custom":{"a":"b"},"tags":["j"]}' \
     '{"name":"J2","stage":"bogus"}' 'not json' '{"nme":"x"}' '' \
@@ -44,13 +47,15 @@ c "${A[@]}" --json customer search J3
 expect "server-set fields in a file are ignored" contains "$OUT" '"created_by":"admin"'
 
 # activities import too, by kind
-printf 'customer_id,type,summary,occurred_at\nc1,call,imported call,2026-03-01T10:00:00Z\nc404,call,orphan,\n' >"$T/act.csv"
+printf 'customer_id,type,summary,occurred_at,body\nc1,call,imported call,2026-03-01T10:00:00Z,"Multi\r\nLine"\nc404,call,orphan,,\n' >"$T/act.csv"
 c "${A[@]}" import --kind activity "$T/act.csv"
-expect "activities import, orphans refused" contains "$ERR" "line 3: field 'customer_id': no customer 'c404'"
+expect "activities import, orphans refused" contains "$ERR" "line 4: field 'customer_id': no customer 'c404'"
+c "${A[@]}" --json activity list c1
+expect "a quoted newline survives in a multi-line field (CRLF read as LF)" contains "$OUT" 'Multi\nLine'
 
 # round trip: export A, import into a fresh B, export B: the same customers
 c "${A[@]}" export --csv --out "$T/a.csv"
-expect "export to a file" contains "$OUT" "exported 5 customer records"
+expect "export to a file" contains "$OUT" "exported 4 customer records"
 c "${B[@]}" import "$T/a.csv"
 expect "the export imports cleanly" test "$RC" -eq 0
 c "${B[@]}" export --csv --out "$T/b.csv"
@@ -66,7 +71,7 @@ for r in rows:
 PY
 }
 expect "CSV round trip gives the same customers" test "$(strip "$T/a.csv")" = "$(strip "$T/b.csv")"
-expect "the round trip is not empty" test "$(strip "$T/a.csv" | wc -l)" -eq 5
+expect "the round trip is not empty" test "$(strip "$T/a.csv" | wc -l)" -eq 4
 
 c "${A[@]}" export --jsonl --out "$T/a.jsonl"
 init_data "$T/c"

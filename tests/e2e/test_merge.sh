@@ -37,7 +37,7 @@ expect "--allow-duplicate creates it" test "$RC" -eq 0
 C2=${OUT#created customer }
 as mk customer add --name "李 娜" --company 华东贸易 --email other@example.com
 expect "the same name at the same company is a likely duplicate" contains "$ERR" "$C1 (same name and company)"
-as mk customer add --name 李娜 --email LI.NA@example.com
+as sa customer add --name 李娜 --email LI.NA@example.com
 expect "the same e-mail (any case) is a likely duplicate" contains "$ERR" "$C2 (same emails)"
 as mk customer add --name 李娜 --company 华东贸易 --source event --tag 展会 --allow-duplicate
 C3=${OUT#created customer }
@@ -49,6 +49,33 @@ expect "an import reports duplicates per line" contains "$ERR" "line 3: likely a
 expect "and imports the rest" contains "$OUT" "imported 1 customer record;"
 as sa import "$T/in.csv" --allow-duplicate
 expect "--allow-duplicate imports every line" contains "$OUT" "imported 2 customer records; 0 lines"
+
+# the duplicate check must not reveal what marketing sees masked
+as sa customer add --name 私密 --phone 13600006666 --birthday 1990-01-02; HIDDEN=${OUT#created customer }
+as sa customer add --name 公开 --phone 13600007777 --birthday 1991-05-06 --consent yes --consent-channel wechat
+OPEN=${OUT#created customer }
+as mk customer add --name 探测 --phone 13600006666
+expect "marketing is not told that a number it sees masked exists" test "$RC" -eq 0
+as mk customer add --name 探测2 --phone 13600007777
+expect "a consented customer's number is a duplicate for marketing too" contains "$ERR" "$OPEN (same phones)"
+as mk customer list --birthday 1990-01-01..1990-01-03
+expect "a birthday range does not find a customer whose birthday marketing sees masked" \
+    test "$(grep -c "$HIDDEN" <<<"$OUT")" -eq 0
+as mk customer list --birthday 1991-05-01..1991-05-31
+expect "it finds a consented one" contains "$OUT" "$OPEN"
+as sa customer list --birthday 1990-01-01..1990-01-03
+expect "sales finds it" contains "$OUT" "$HIDDEN"
+
+as sa customer add --name 娜娜 --email li.na@example.com --allow-duplicate; C4=${OUT#created customer }
+as pm customer dupes
+expect "dupes lists the customers sharing a phone" grep -q "^$C1,[c0-9,]* same phones" <<<"$OUT"
+expect "and an e-mail" grep -q "^$C2,$C4 same emails" <<<"$OUT"
+expect "and counts the groups" contains "$OUT" "groups of likely duplicates"
+ALL=$(sort <<<"$OUT")
+as pm customer dupes --slice 2
+expect "read two index entries at a time, the groups are the same" test "$(sort <<<"$OUT")" = "$ALL"
+as ps customer dupes
+expect "dupes is for those who may merge" contains "$ERR" PERMISSION_DENIED
 
 # their records in each department
 as sa note add "$C1" 第一次电话
@@ -66,12 +93,16 @@ as mm customer merge "$C1" "$C2"
 expect "nor marketing managers" contains "$ERR" PERMISSION_DENIED
 as pm customer merge "$C1" "$C1"
 expect "a record is not merged into itself" test "$RC" -ne 0
+as pm customer merge "$C1" "$C2" --take "consent=$C2"
+expect "consent is never taken from another record" contains "$ERR" "not consent"
+as pm customer merge "$C1" "$C2" --take "stage=$C2"
+expect "--take is a change the caller's policy must allow" contains "$ERR" PERMISSION_DENIED
 
 # ---- the merge: one change ----
 S0=$(as admin --json whoami; field last_seq)
 "$CRM_BIN/crm" --config "$T/sa" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
 wait_for 'grep -q "watching from" "$T/w.err"'
-as pm customer merge "$C1" "$C2" "$C3" --take "industry=$C2"
+as pm customer merge "$C1" "$C2" "$C3" --take "phones=$C2"
 expect "a support manager merges three into one" test "$RC" -eq 0
 S1=$(as admin --json whoami; field last_seq)
 expect "the merge is one sequence number" test "$S1" -eq $((S0 + 1))
@@ -88,9 +119,9 @@ assert ("update", "order", o2) in parts, parts
 assert len([p for p in parts if p[1] == "activity"]) == 1, parts  # the one of c1 stays put
 PY
 as pm --json customer show "$C1"
-expect "lists are united" test "$(field record.phones)" = '["13900001111", "13511112222"]'
+expect "--take decides a field (phones from $C2 only)" test "$(field record.phones)" = '["13511112222"]'
 expect "blank fields are filled from the others" test "$(field record.emails)" = '["li.na@example.com"]'
-expect "--take decides a field" test "$(field record.industry)" = 零售
+expect "and so is the industry" test "$(field record.industry)" = 零售
 expect "the kept value wins otherwise" test "$(field record.city)" = 上海
 expect "tags are united" test "$(field record.tags)" = '["vip", "展会"]'
 expect "activities moved" test "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["timeline"]))' <<<"$OUT")" -eq 2

@@ -121,8 +121,13 @@ expect "a sales manager's pipeline counts every deal, amount and weighted amount
     test "$(python3 -c 'import json,sys; r={x["key"]:x for x in json.load(sys.stdin)["rows"]}; p=r["proposal"]; q=r["qualify"]; print(p["count"], p["sum"], p["weighted"], q["count"], q["sum"], q["weighted"])' <<<"$OUT")" = "1 5000000 1500000 1 100000 10000"
 as sm pipeline
 expect "the pipeline prints money by the currency" contains "$OUT" "¥50,000.00"
-as mk pipeline
-expect "marketing has no deal pipeline" contains "$ERR" PERMISSION_DENIED
+for i in 1 2 3; do as sm deal add "$L" --title "q$i" --amount 100; done
+as mk --json pipeline
+expect "marketing sees the pipeline in aggregate" test "$RC" -eq 0
+expect "a stage of three or more deals shows its figures" \
+    test "$(python3 -c 'import json,sys; r={x["key"]:x for x in json.load(sys.stdin)["rows"]}; q=r["qualify"]; print(q["count"], q["sum"])' <<<"$OUT")" = "4 130000"
+expect "a stage of fewer hides them, so no single deal can be read off it" \
+    test "$(python3 -c 'import json,sys; r={x["key"]:x for x in json.load(sys.stdin)["rows"]}; p=r["proposal (<3)"]; print(p.get("count",0), p.get("sum",0))' <<<"$OUT")" = "0 0"
 
 # ---- orders: lines, totals, the customer's value in the same event ----
 watch_start sa wo --customer "$L"

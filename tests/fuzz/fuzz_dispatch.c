@@ -5,8 +5,12 @@
     choosing who sends it (an admin, a marketing staff member or a sales staff
     member). The frame goes through dispatch_process() against a real store in
     a temporary directory, the writer's group is committed and the feed is
-    pumped, as the server loop does. Built with ASan+UBSan; any crash, leak or
-    undefined behaviour fails the run.
+    pumped, as the server loop does. The feed delivers for real: a ROUTER on
+    inproc stands for the server's socket, and a DEALER connected to it is a
+    WATCH subscriber (a marketing user, so redaction runs too) whose events
+    are received and decoded and their fields formatted as crm watch does.
+    Built with ASan+UBSan; any crash, leak or undefined behaviour fails the
+    run.
 
     With CRM_FUZZ_SEEDS=DIR set, initialization also writes one valid request
     of every operation into DIR, for a seed corpus.
@@ -16,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "crm.pb-c.h"
 #include "crm_keys.h"
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_time.h"
+#include "crm_utf8.h"
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
@@ -41,6 +47,10 @@ static struct {
     crm_ratelimit_t rl;
     char ids[NUSERS][CRM_Z85_LEN + 1]; /* ZAP identities */
     int seeds;                         /* seed files written */
+    void *zctx, *router, *watcher;     /* the feed's socket and one subscriber */
+    uint8_t rid[256];                  /* the watcher's routing id, as the ROUTER knows it */
+    size_t rid_len;
+    unsigned long delivered;           /* events and progress markers the watcher decoded */
 } s_fx;
 
 static void
@@ -65,22 +75,90 @@ s_add_user(const char *name, Crm__Department dept, Crm__Role role, int i)
     crm_keys_to_z85(kp.pub, s_fx.ids[i]);
 }
 
-/* Serve one frame from user WHO, then commit and pump as the server loop does. */
+/* The watcher reads what the feed sent, as crm watch does: the reply, each
+   part's record, each changed field formatted and escaped for the terminal. */
+static void
+s_drain(void)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s_fx.watcher, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        char errbuf[CRM_ERRBUF];
+        Crm__Reply *r = NULL;
+        if (crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                                   (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
+            s_fx.delivered++;
+            for (size_t i = 0; r->body_case == CRM__REPLY__BODY_EVENT && i < r->event->n_parts;
+                 i++) {
+                const Crm__EventPart *p = r->event->parts[i];
+                const crm_entity_t *e = crm_entity_by_name(p->kind);
+                ProtobufCMessage *rec = NULL;
+                if (!e || !p->record.len ||
+                    crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec,
+                                           errbuf) != CRM_OK)
+                    continue;
+                for (size_t f = 0; f < p->n_fields; f++) {
+                    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[f]);
+                    if (!fd)
+                        continue;
+                    char *v = crm_record_format(rec, fd, false, true);
+                    free(crm_utf8_escape(v, strlen(v), NULL));
+                    free(v);
+                }
+                crm_proto_free(&rec);
+            }
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+}
+
+/* Serve one frame from user WHO, then commit and pump as the server loop
+   does, and let the watcher read what the feed delivered. */
 static void
 s_serve(int who, const uint8_t *frame, size_t len)
 {
-    static const uint8_t rid[5] = {0, 0, 0, 0, 1};
     char errbuf[CRM_ERRBUF];
     size_t reply_len;
     dispatch_out_t out;
-    s_fx.env.rid = rid;
-    s_fx.env.rid_len = sizeof rid;
+    s_fx.env.rid = s_fx.rid;
+    s_fx.env.rid_len = s_fx.rid_len;
     s_fx.env.user_id = s_fx.ids[who];
     free(dispatch_process(&s_fx.env, s_fx.ids[who], 1, frame, len, &reply_len, &out));
     if (store_group_dirty(s_fx.group))
         store_group_commit(s_fx.group, errbuf);
     feed_committed(s_fx.feed, crm_time_now_us());
-    feed_pump(s_fx.feed, NULL, crm_time_mono_us());
+    feed_pump(s_fx.feed, s_fx.router, crm_time_mono_us());
+    s_drain();
+}
+
+/* The feed's ROUTER on inproc and a DEALER peer; the ROUTER learns the
+   peer's (libzmq-made) routing id from its first message. */
+static void
+s_sockets(void)
+{
+    int one = 1;
+    s_fx.zctx = zmq_ctx_new();
+    s_fx.router = zmq_socket(s_fx.zctx, ZMQ_ROUTER);
+    s_fx.watcher = zmq_socket(s_fx.zctx, ZMQ_DEALER);
+    zmq_setsockopt(s_fx.router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (zmq_bind(s_fx.router, "inproc://fuzz-feed") != 0 ||
+        zmq_connect(s_fx.watcher, "inproc://fuzz-feed") != 0 ||
+        zmq_send(s_fx.watcher, "hello", 5, 0) != 5) {
+        fprintf(stderr, "fuzz: cannot make the feed's sockets\n");
+        abort();
+    }
+    int n = zmq_recv(s_fx.router, s_fx.rid, sizeof s_fx.rid, 0);
+    char hello[8];
+    if (n <= 0 || n > (int)sizeof s_fx.rid || zmq_recv(s_fx.router, hello, sizeof hello, 0) != 5) {
+        fprintf(stderr, "fuzz: the watcher did not connect\n");
+        abort();
+    }
+    s_fx.rid_len = (size_t)n;
 }
 
 /* Serve REQ as WHO; with CRM_FUZZ_SEEDS also keep it as a seed. */
@@ -155,6 +233,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     s_fx.group = store_group_new(s_fx.store);
+    s_sockets();
     s_add_user("admin", CRM__DEPARTMENT__DEPARTMENT_NONE, CRM__ROLE__ADMIN, 0);
     s_add_user("mk", CRM__DEPARTMENT__MARKETING, CRM__ROLE__STAFF, 1);
     s_add_user("sa", CRM__DEPARTMENT__SALES, CRM__ROLE__STAFF, 2);
@@ -168,7 +247,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
                           .server_key = "fuzz-server-key",
                           .log_rl = &s_fx.rl,
                           .feed = s_fx.feed,
-                          .rules = &rules};
+                          .rules = &rules,
+                          .max_msg = 1u << 20};
     s_fx.env = env;
 
     /* a few records and one request of every operation, as seeds */
@@ -230,6 +310,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     req.op = CRM__OP__OP_PING;
     req.body_case = CRM__REQUEST__BODY__NOT_SET;
     s_seed(2, &req);
+    /* the watcher must have been sent events, or feed delivery goes unfuzzed */
+    if (s_fx.delivered < 2) {
+        fprintf(stderr, "fuzz: the feed delivered %lu messages to the watcher\n", s_fx.delivered);
+        abort();
+    }
     return 0;
 }
 

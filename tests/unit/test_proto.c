@@ -74,6 +74,94 @@ test_proto_rejects_bad_utf8(void **state)
     free(buf);
 }
 
+/* protobuf-c would copy "ab\0cd" as "ab": a NUL inside a string is refused
+   by its wire length, with the field named, not silently truncated. */
+static void
+test_proto_rejects_embedded_nul(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *m = NULL;
+    /* Request{id=42, op=PING, ping{note="ab\0cd"}} */
+    const uint8_t frame[] = {0x08, 42, 0x10, 1, 0x52, 7, 0x0a, 5, 'a', 'b', 0, 'c', 'd'};
+    assert_int_equal(
+        crm_proto_unpack_wire(&crm__request__descriptor, frame, sizeof frame, &m, errbuf),
+        CRM_ERR_INVALID_ARGUMENT);
+    assert_null(m);
+    assert_non_null(strstr(errbuf, "'ping.note'"));
+    assert_non_null(strstr(errbuf, "NUL"));
+    /* the same without the NUL decodes */
+    const uint8_t clean[] = {0x08, 42, 0x10, 1, 0x52, 6, 0x0a, 4, 'a', 'b', 'c', 'd'};
+    assert_int_equal(
+        crm_proto_unpack_wire(&crm__request__descriptor, clean, sizeof clean, &m, errbuf), CRM_OK);
+    crm_proto_free(&m);
+    /* a C1 control (U+009B, an 8-bit CSI) or a bidi override is refused too */
+    size_t len;
+    uint8_t *buf = s_pack_ping("x\xc2\x9b" "2Jy", CRM__OP__OP_PING, &len);
+    assert_int_equal(crm_proto_unpack_wire(&crm__request__descriptor, buf, len, &m, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "U+009B"));
+    /* ... but what older versions stored stays readable from the store */
+    assert_int_equal(crm_proto_unpack(&crm__request__descriptor, buf, len, &m, errbuf), CRM_OK);
+    crm_proto_free(&m);
+    free(buf);
+    buf = s_pack_ping("x\xe2\x80\xaey", CRM__OP__OP_PING, &len);
+    assert_int_equal(crm_proto_unpack_wire(&crm__request__descriptor, buf, len, &m, errbuf),
+                     CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "U+202E"));
+    free(buf);
+}
+
+/* Bounded work: a repeated field over CRM_PROTO_MAX_REPEATED values is refused
+   by one pass over the bytes, before anything is decoded. */
+static void
+test_proto_counts_before_decoding(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *m = NULL;
+    for (int n = CRM_PROTO_MAX_REPEATED; n <= CRM_PROTO_MAX_REPEATED + 1; n++) {
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        char **kinds = calloc((size_t)n, sizeof *kinds);
+        for (int i = 0; i < n; i++)
+            kinds[i] = (char *)"customer";
+        req.op = CRM__OP__OP_WATCH;
+        req.body_case = CRM__REQUEST__BODY_WATCH;
+        req.watch = &w;
+        w.kinds = kinds;
+        w.n_kinds = (size_t)n;
+        size_t len;
+        uint8_t *buf = crm_proto_pack(&req.base, &len);
+        crm_err_t rc = crm_proto_unpack_wire(&crm__request__descriptor, buf, len, &m, errbuf);
+        if (n == CRM_PROTO_MAX_REPEATED) {
+            assert_int_equal(rc, CRM_OK);
+            crm_proto_free(&m);
+        } else {
+            assert_int_equal(rc, CRM_ERR_INVALID_ARGUMENT);
+            assert_non_null(strstr(errbuf, "'watch.kinds' has more than"));
+        }
+        free(buf);
+        free(kinds);
+    }
+}
+
+/* The id of a request that does not decode is still found, so that the
+   refusal can be matched to it. */
+static void
+test_proto_peek_id(void **state)
+{
+    (void)state;
+    uint64_t id = 99;
+    const uint8_t broken[] = {0x10, 1, 0x08, 0xb9, 0x60, 0x52, 0x7f, 0x0a};
+    assert_true(crm_proto_peek_id(broken, sizeof broken, &id));
+    assert_int_equal(id, 12345);
+    const uint8_t noid[] = {0x10, 1, 0xff, 0xff};
+    assert_false(crm_proto_peek_id(noid, sizeof noid, &id));
+    assert_int_equal(id, 0);
+    assert_false(crm_proto_peek_id(NULL, 0, &id));
+}
+
 static void
 test_proto_rejects_unknown_enum_and_field(void **state)
 {
@@ -128,6 +216,9 @@ main(void)
         cmocka_unit_test(test_proto_rejects_malformed),
         cmocka_unit_test(test_proto_rejects_bad_utf8),
         cmocka_unit_test(test_proto_rejects_unknown_enum_and_field),
+        cmocka_unit_test(test_proto_rejects_embedded_nul),
+        cmocka_unit_test(test_proto_peek_id),
+        cmocka_unit_test(test_proto_counts_before_decoding),
         cmocka_unit_test(test_proto_budget_refuses_amplification),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);

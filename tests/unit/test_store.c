@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "crm_proto.h"
@@ -225,6 +226,83 @@ test_store_records_check(void **state)
     free(dir);
 }
 
+/* Issue 16: which replies wait for the commit is decided from the group's
+   touch counter; the unique counter survives a restart; a lost CURRENT is
+   damage; failed commits give their numbers back; a poisoned group fails. */
+static void
+test_store_durability(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    store_val_t v = {0};
+
+    /* touches: a read through an empty group does not count, a put does,
+       and a read through a group with something staged does */
+    uint64_t t0 = store_group_touches(g);
+    assert_int_equal(store_group_get(g, STORE_CF_RECORDS, "a", 1, &v), CRM_ERR_NOT_FOUND);
+    store_iter_t *it = store_group_iter_new(g, STORE_CF_RECORDS);
+    store_iter_destroy(&it);
+    assert_int_equal(store_group_touches(g), t0);
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "a", 1, "1", 1);
+    store_group_end(g, "e", 1);
+    uint64_t t1 = store_group_touches(g);
+    assert_true(t1 > t0);
+    assert_int_equal(store_group_get(g, STORE_CF_RECORDS, "b", 1, &v), CRM_ERR_NOT_FOUND);
+    assert_true(store_group_touches(g) > t1);
+    t1 = store_group_touches(g);
+    it = store_group_iter_new(g, STORE_CF_RECORDS);
+    store_iter_destroy(&it);
+    assert_true(store_group_touches(g) > t1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 1);
+    t1 = store_group_touches(g);
+    assert_int_equal(store_group_get(g, STORE_CF_RECORDS, "a", 1, &v), CRM_OK); /* committed */
+    store_val_release(&v);
+    assert_int_equal(store_group_touches(g), t1);
+
+    /* a poisoned group writes nothing and gives its number back */
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "c", 1, "3", 1);
+    assert_int_equal(store_group_end(g, "e", 1), 2);
+    store_group_fail(g, CRM_ERR_STORAGE, "cannot read the store: test");
+    assert_int_equal(store_group_commit(g, errbuf), CRM_ERR_STORAGE);
+    assert_non_null(strstr(errbuf, "test"));
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "c", 1, &v), CRM_ERR_NOT_FOUND);
+    assert_int_equal(store_last_seq(st), 1);
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "c", 1, "3", 1);
+    assert_int_equal(store_group_end(g, "e", 1), 2); /* the same number again: no gap */
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_write_health(st, errbuf), CRM_OK);
+    assert_int_equal(store_recover(st, errbuf), CRM_OK); /* nothing to recover */
+
+    /* the unique counter continues above what was committed, across a restart */
+    uint64_t u = 0;
+    for (int i = 0; i < 5; i++)
+        u = store_next_unique(st);
+    store_group_put(g, STORE_CF_AUDIT, "x", 1, "", 0);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_true(store_next_unique(st) > u);
+    assert_int_equal(store_last_seq(st), 2);
+    store_destroy(&st);
+
+    /* a database without CURRENT is damaged, not uninitialized */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/db/CURRENT", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_ERR_STORAGE);
+    assert_non_null(strstr(errbuf, "damaged"));
+    assert_null(strstr(errbuf, "not initialized"));
+    test_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -235,6 +313,7 @@ main(void)
         cmocka_unit_test(test_store_group_commit_sequences),
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_records_check),
+        cmocka_unit_test(test_store_durability),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

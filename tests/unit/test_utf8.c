@@ -37,6 +37,80 @@ test_utf8_width(void **state)
     assert_int_equal(crm_utf8_width("a张"), 3);
 }
 
+/* Text that cannot lie: C0, DEL, C1 (U+009B), bidi overrides and isolates, line
+   separators are refused; multi-line text may hold newline and tab only. */
+static void
+test_utf8_text_controls(void **state)
+{
+    (void)state;
+    static const char *const never[] = {
+        "a\x1b[2Jb", "a\rb", "a\x7f", "a\xc2\x9b" "31mb", "a\xc2\x85", "x\xe2\x80\xae" "evil",
+        "x\xe2\x81\xa6y", "x\xe2\x81\xa9", "x\xe2\x80\xaay", "x\xe2\x80\xa8y",
+    };
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+        size_t bad = 99;
+        int cp = 0;
+        assert_false(crm_utf8_text_ok(never[i], strlen(never[i]), CRM_TEXT_LINE, &bad, &cp));
+        assert_false(crm_utf8_text_ok(never[i], strlen(never[i]), CRM_TEXT_MULTILINE, NULL, NULL));
+        assert_true(bad >= 1);
+        assert_true(crm_utf8_is_control(cp));
+    }
+    int cp = 0;
+    size_t bad = 0;
+    assert_false(crm_utf8_text_ok("a\xc2\x9b" "b", 4, CRM_TEXT_LINE, &bad, &cp));
+    assert_int_equal(cp, 0x9b);
+    assert_int_equal(bad, 1);
+    assert_false(crm_utf8_text_ok("line\nline", 9, CRM_TEXT_LINE, NULL, NULL));
+    assert_false(crm_utf8_text_ok("tab\there", 8, CRM_TEXT_LINE, NULL, NULL));
+    assert_true(crm_utf8_text_ok("line\nline\tx", 11, CRM_TEXT_MULTILINE, NULL, NULL));
+    assert_false(crm_utf8_text_ok("a\0b", 3, CRM_TEXT_MULTILINE, &bad, &cp)); /* by length */
+    assert_int_equal(bad, 1);
+    /* what stays allowed: CJK, accents, Arabic with its marks, emoji, LRM */
+    const char *fine = "张伟 café مرحبا 😀 \xe2\x80\x8e";
+    assert_true(crm_utf8_text_ok(fine, strlen(fine), CRM_TEXT_LINE, NULL, NULL));
+}
+
+static void
+test_utf8_has_visible(void **state)
+{
+    (void)state;
+    static const char *const blank[] = {
+        "", "   ", "\xe2\x80\x8b", "\xe2\x80\x8b\xe2\x80\x8c\xe2\x80\x8d", "\xc2\xa0",
+        "\xe3\x80\x80", "\xe3\x85\xa4", "\xef\xbb\xbf", "\xe2\xa0\x80", "\xcc\x81",
+    };
+    for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++)
+        assert_false(crm_utf8_has_visible(blank[i], strlen(blank[i])));
+    assert_true(crm_utf8_has_visible("\xe2\x80\x8b张", strlen("\xe2\x80\x8b张")));
+    assert_true(crm_utf8_has_visible(" a ", 3));
+    assert_true(crm_utf8_has_visible("-", 1));
+}
+
+static void
+test_utf8_escape(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *keep, *want;
+    } cases[] = {
+        {"a\x1b[31mred", NULL, "a\\x1b[31mred"},
+        {"csi\xc2\x9b" "2J", NULL, "csi\\u009b2J"},
+        {"\xe2\x80\xae" "gnp.exe", NULL, "\\u202egnp.exe"},
+        {"two\nlines\tand\r", NULL, "two\\nlines\\tand\\r"},
+        {"two\nlines\tkept", "\n\t", "two\nlines\tkept"},
+        {"bad\xff", NULL, "bad\\xff"},
+        {"张伟 café", NULL, "张伟 café"},
+        {"\x7f", NULL, "\\x7f"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = crm_utf8_escape(cases[i].in, strlen(cases[i].in), cases[i].keep);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+    char *nul = crm_utf8_escape("a\0b", 3, NULL);
+    assert_string_equal(nul, "a\\x00b");
+    free(nul);
+}
+
 int
 main(void)
 {
@@ -44,6 +118,9 @@ main(void)
         cmocka_unit_test(test_utf8_valid_text),
         cmocka_unit_test(test_utf8_rejects_bad_bytes),
         cmocka_unit_test(test_utf8_width),
+        cmocka_unit_test(test_utf8_text_controls),
+        cmocka_unit_test(test_utf8_has_visible),
+        cmocka_unit_test(test_utf8_escape),
     };
     return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
 }

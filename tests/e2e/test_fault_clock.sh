@@ -1,0 +1,26 @@
+# test_fault_clock - a clock that steps back does not overwrite audit entries
+# (issue 16, 3). Audit keys are <time ms><unique>; the unique counter used to
+# restart at 0 in every process, so after a restart with the clock stepped
+# back to an instant already used, new entries overwrote old ones. The wall
+# clock is frozen at one instant in two runs with tests/fault/faultfs.c.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/fault_lib.sh"
+
+init_data "$T/data"
+ADMIN="$T/data/admin.enroll"
+FROZEN=1795000000000 # 2026-11-18, before now: the clock stepped back
+for run in 1 2; do
+    LD_PRELOAD="$FAULTFS" FAULTFS_CLOCK_MS=$FROZEN ASAN_OPTIONS="$FAULT_ASAN_OPTIONS" \
+        start_server "f$run" "$T/data"
+    epvar="EP_f$run"
+    for i in 1 2 3; do # admin reads are audited: three entries per run
+        run_crm "${!epvar}" "$ADMIN" customer list --stage "lead"
+    done
+    stop_server "f$run"
+done
+start_server s "$T/data"
+run_crm "$EP_s" "$ADMIN" --json audit --limit 1000
+n=$(grep -c "\"time\":$FROZEN,.*\"action\":\"entity list\"" <<<"$OUT" || true)
+expect "all 6 reads at the same frozen instant are in the audit trail ($n)" test "$n" -eq 6
+stop_server s
+finish

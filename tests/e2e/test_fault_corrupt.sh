@@ -1,0 +1,72 @@
+# test_fault_corrupt - damage is reported, never answered around (issue 16, 2).
+# A table file with a flipped byte: a search that reads it must fail with a
+# clear error, and the log must name the file (an iterator that stops on an
+# error used to look like the end of the data: the search answered OK
+# without the customer). A data dir whose db/CURRENT is missing or garbage
+# is reported as damaged, not as "not initialized".
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/fault_lib.sh"
+
+init_data "$T/data"
+ADMIN="$T/data/admin.enroll"
+add_staff "$T/data" wang
+start_server s "$T/data"
+for i in $(seq 1 30); do
+    run_crm "$EP_s" "$ADMIN" customer add --name "customer $i" --email "person$i@example.com"
+done
+run_crm "$EP_s" "$ADMIN" customer add --name "Marker Person" --email marker.person@example.com
+expect "customers created" test "$RC" -eq 0
+stop_server s
+# a restart replays the WAL into table files (one per column family)
+start_server s1 "$T/data"
+stop_server s1
+cp -a "$T/data" "$T/pristine"
+
+# the table file(s) holding the marker: flip bytes in their first data block
+n=0
+for f in "$T"/data/db/*.sst; do
+    if grep -q 'marker.person@example.com' "$f"; then
+        python3 - "$f" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+for off in range(40, 80):
+    b[off] ^= 0x5A
+open(p, "wb").write(b)
+PY
+        n=$((n + 1))
+    fi
+done
+expect "damaged the table files holding the marker ($n)" test "$n" -ge 1
+
+start_server s2 "$T/data"
+run_crm "$EP_s2" "$T/data/wang.enroll" customer search marker.person@example.com
+expect "a search over a damaged table file does not answer OK (rc=$RC, out=[$OUT])" test "$RC" -eq 1
+expect "... and says the store is damaged ($ERR)" contains "$ERR" "Corruption"
+expect "the log names the damaged file" grep -qE 'ERROR .*\.sst' "$T/s2.log"
+expect "the server is still running" kill -0 "$PID_s2"
+kill -TERM "$PID_s2"; wait "$PID_s2" || true
+no_abort "$T/s2.log" "server s2"
+
+# CURRENT missing / garbage
+cp -a "$T/pristine" "$T/nocurrent"
+rm "$T/nocurrent/db/CURRENT"
+RC=0; "$CRM_BIN/crmd" --data "$T/nocurrent" --listen 'tcp://127.0.0.1:*' >"$T/nc.out" \
+    2>"$T/nc.err" || RC=$?
+ERR=$(cat "$T/nc.err")
+expect "a data dir without db/CURRENT is refused (rc=$RC)" test "$RC" -eq 1
+expect "... as damaged, not as uninitialized ($ERR)" \
+    bash -c "grep -q damaged '$T/nc.err' && ! grep -q 'not initialized' '$T/nc.err'"
+cp -a "$T/pristine" "$T/badcurrent"
+printf 'garbage\n' >"$T/badcurrent/db/CURRENT"
+RC=0; "$CRM_BIN/crmd" --data "$T/badcurrent" --listen 'tcp://127.0.0.1:*' >"$T/bc.out" \
+    2>"$T/bc.err" || RC=$?
+ERR=$(cat "$T/bc.err")
+expect "a data dir with a garbage db/CURRENT is refused (rc=$RC)" test "$RC" -eq 1
+expect "... as damaged ($ERR)" grep -q damaged "$T/bc.err"
+# the pristine copy still works
+start_server s3 "$T/pristine"
+run_crm "$EP_s3" "$T/pristine/wang.enroll" customer search marker.person@example.com
+expect "the undamaged copy finds the customer" contains "$OUT" "Marker Person"
+stop_server s3
+finish
