@@ -32,6 +32,7 @@ typedef struct {
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
     size_t max_msg;          /* larger requests get RESOURCE_EXHAUSTED (0: no limit) */
+    struct backup_job *backup; /* the backup job runner (backup.h) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -50,6 +51,7 @@ typedef struct {
         Crm__Progress progress;
         Crm__ReportReply report;
         Crm__SweepReply sweep;
+        Crm__BackupReply backup;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -151,5 +153,7 @@ crm_err_t h_user_rotate(req_ctx_t *ctx);
 crm_err_t h_audit_list(req_ctx_t *ctx);
 crm_err_t h_history(req_ctx_t *ctx);
 crm_err_t h_watch(req_ctx_t *ctx);
+crm_err_t h_backup_create(req_ctx_t *ctx);
+crm_err_t h_backup_status(req_ctx_t *ctx);
 
 #endif

@@ -1,4 +1,5 @@
 /*  crmd - the OneView server: argv, signals and wiring only */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
@@ -6,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "crm_log.h"
 #include "server.h"
@@ -34,10 +37,35 @@ static const char s_usage[] =
     "                      exists; 'crm-admin rules' prints the rules in force)\n"
     "  --sweep-every H     apply the time-based value rules every H hours (default 24, 0 = off;\n"
     "                      'crm-admin sweep' runs one now)\n"
+    "  --backup-dir DIR    scheduled hot backups go here (RocksDB BackupEngine, incremental)\n"
+    "  --backup-every T    ... this often: e.g. 6h, 30m, 1d, 90s (needs --backup-dir)\n"
+    "  --backup-keep N     ... keeping the newest N (default 0 = all)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
     "Once listening, prints 'READY <endpoint>' on stdout. SIGTERM or SIGINT stop it cleanly.\n";
+
+/* "6h", "30m", "90s", "1d" (a bare number is hours) into ms; -1 if malformed. */
+static int64_t
+s_parse_duration(const char *arg)
+{
+    char *end = NULL;
+    double v = strtod(arg, &end);
+    double unit = 3600000.0;
+    if (!*arg || v <= 0 || end == arg)
+        return -1;
+    if (*end == 's')
+        unit = 1000.0;
+    else if (*end == 'm')
+        unit = 60000.0;
+    else if (*end == 'd')
+        unit = 86400000.0;
+    else if (*end != 'h' && *end)
+        return -1;
+    if (*end && end[1])
+        return -1;
+    return v * unit < 1000.0 || v * unit > 366 * 86400000.0 ? -1 : (int64_t)(v * unit);
+}
 
 static int
 s_parse_size(const char *arg, const char *opt, size_t *out)
@@ -55,7 +83,8 @@ s_parse_size(const char *arg, const char *opt, size_t *out)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP };
+    enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
+           OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -66,6 +95,9 @@ main(int argc, char **argv)
         {"retain-days", required_argument, NULL, OPT_RETAIN_DAYS},
         {"rules", required_argument, NULL, OPT_RULES},
         {"sweep-every", required_argument, NULL, OPT_SWEEP},
+        {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
+        {"backup-every", required_argument, NULL, OPT_BACKUP_EVERY},
+        {"backup-keep", required_argument, NULL, OPT_BACKUP_KEEP},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -138,6 +170,21 @@ main(int argc, char **argv)
             cfg.sweep_every_ms = (int64_t)(hours * 3600000.0);
             break;
         }
+        case OPT_BACKUP_DIR:
+            cfg.backup_dir = optarg;
+            break;
+        case OPT_BACKUP_EVERY:
+            if ((cfg.backup_every_ms = s_parse_duration(optarg)) < 0) {
+                fprintf(stderr, "crmd: --backup-every needs a duration such as 6h, 30m or 1d, "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_BACKUP_KEEP:
+            if (s_parse_size(optarg, "--backup-keep", &mib) != 0)
+                return 2;
+            cfg.backup_keep = (uint32_t)mib;
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return 0;
@@ -151,10 +198,26 @@ main(int argc, char **argv)
                 optind != argc ? "unexpected argument" : "--data DIR is required", s_usage);
         return 2;
     }
+    if ((cfg.backup_every_ms > 0) != (cfg.backup_dir != NULL)) {
+        fprintf(stderr, "crmd: --backup-dir and --backup-every go together\n");
+        return 2;
+    }
+    if (cfg.backup_dir && mkdir(cfg.backup_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "crmd: cannot create the backup dir '%s': %s\n", cfg.backup_dir,
+                strerror(errno));
+        return 1;
+    }
+    if (cfg.backup_dir && access(cfg.backup_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "crmd: cannot write into the backup dir '%s': %s\n", cfg.backup_dir,
+                strerror(errno));
+        return 1;
+    }
     if (sodium_init() < 0) {
         crm_log(CRM_LOG_ERROR, "libsodium failed to initialize");
         return 1;
     }
+    /* files RocksDB and backups create hold customer data: private to this user */
+    umask(077);
     /* secrets live in this process: no core dumps */
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore);

@@ -39,6 +39,7 @@
 #include "crm_log.h"
 #include "crm_mem.h"
 #include "crm_time.h"
+#include "backup.h"
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
@@ -72,6 +73,7 @@ struct server {
     store_t *store;              /* the database */
     store_group_t *group;        /* the writer's group commit */
     feed_t *feed;                /* change feed subscribers */
+    backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     int64_t trim_next_us;        /* next change-log retention pass */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
@@ -210,6 +212,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
+    self->backup = backup_job_new(self->store, cfg->data_dir, cfg->backup_dir,
+                                  cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();
     CRM_ASSERT_ALLOC(self->ctx);
     if (cfg->fault_no_zap)
@@ -390,7 +394,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .feed = self->feed,
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,
-                          .max_msg = self->cfg.max_msg};
+                          .max_msg = self->cfg.max_msg,
+                          .backup = self->backup};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */
@@ -429,6 +434,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             self->trim_next_us = now + 1000000;
         }
         s_memory_guard(self);
+        backup_job_tick(self->backup);
     }
     return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;
 }
@@ -449,6 +455,7 @@ server_destroy(server_t **self_p)
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    backup_job_destroy(&self->backup); /* waits for a running backup: it reads the store */
     feed_destroy(&self->feed);
     store_group_destroy(&self->group);
     store_destroy(&self->store);

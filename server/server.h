@@ -30,6 +30,9 @@ typedef struct {
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
     const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */
     int64_t sweep_every_ms; /* the server's own value sweep (0 = never) */
+    const char *backup_dir; /* scheduled backups go here (NULL = none) */
+    int64_t backup_every_ms; /* ... this often (0 = never) */
+    uint32_t backup_keep;   /* ... keeping the newest N (0 = all) */
 } server_config_t;
 
 typedef struct server server_t;

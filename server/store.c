@@ -903,3 +903,216 @@ store_group_fail(store_group_t *self, crm_err_t rc, const char *text)
     self->fail_rc = rc;
     snprintf(self->fail_text, sizeof self->fail_text, "%s", text);
 }
+
+/* ==== Backups ====
+
+   Thin wrappers over RocksDB's Checkpoint and BackupEngine; backup.c holds
+   the policy (what to copy when, the metadata, locking, progress). */
+
+crm_err_t
+store_checkpoint(store_t *self, const char *dir, char *errbuf)
+{
+    char *err = NULL;
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened after a write failure; "
+                                     "try the backup again in a moment");
+        return CRM_ERR_UNAVAILABLE;
+    }
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(self->db, &err);
+    if (!err) {
+        /* 0: always flush the memtables first, so the checkpoint is hard
+           links to table files plus a short WAL tail */
+        rocksdb_checkpoint_create(cp, dir, 0, &err);
+    }
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    if (err) {
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot take a checkpoint into '%.120s'", dir);
+        return s_db_error(err, what, errbuf);
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+store_count_keys(store_t *self, store_cf_t cf, uint64_t counts[256])
+{
+    memset(counts, 0, 256 * sizeof counts[0]);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, ro, s_cf(self, cf));
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen)
+            counts[(uint8_t)k[0]]++;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (err) {
+        crm_log(CRM_LOG_ERROR, "store: counting '%s' failed: %s", s_cf_names[cf], err);
+        rocksdb_free(err);
+        return CRM_ERR_STORAGE;
+    }
+    return CRM_OK;
+}
+
+/* Open the BackupEngine on DIR (made if missing); NULL with errbuf on failure. */
+static rocksdb_backup_engine_t *
+s_backup_open(const char *dir, rocksdb_env_t **env, char *errbuf)
+{
+    char *err = NULL;
+    *env = rocksdb_create_default_env(); /* a wrapper; the engine borrows it until closed */
+    rocksdb_backup_engine_options_t *bo = rocksdb_backup_engine_options_create(dir);
+    rocksdb_backup_engine_options_set_sync(bo, 1);             /* crash-safe (trap 12) */
+    rocksdb_backup_engine_options_set_share_table_files(bo, 1); /* incremental */
+    rocksdb_backup_engine_options_set_max_background_operations(bo, 1); /* a core left for crmd */
+    rocksdb_backup_engine_t *be = rocksdb_backup_engine_open_opts(bo, *env, &err);
+    rocksdb_backup_engine_options_destroy(bo);
+    if (err) {
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot open the backup dir '%.120s'", dir);
+        s_db_error(err, what, errbuf);
+        rocksdb_env_destroy(*env);
+        *env = NULL;
+        return NULL;
+    }
+    return be;
+}
+
+static void
+s_backup_close(rocksdb_backup_engine_t *be, rocksdb_env_t *env)
+{
+    rocksdb_backup_engine_close(be);
+    rocksdb_env_destroy(env);
+}
+
+/* The backups in BE, ascending by id; caller free()s *out. */
+static void
+s_backup_infos(rocksdb_backup_engine_t *be, store_backup_info_t **out, size_t *n)
+{
+    const rocksdb_backup_engine_info_t *bi = rocksdb_backup_engine_get_backup_info(be);
+    int count = rocksdb_backup_engine_info_count(bi);
+    *out = calloc((size_t)count + 1, sizeof **out);
+    CRM_ASSERT_ALLOC(*out);
+    for (int i = 0; i < count; i++) {
+        store_backup_info_t *b = &(*out)[i];
+        b->id = rocksdb_backup_engine_info_backup_id(bi, i);
+        b->time = rocksdb_backup_engine_info_timestamp(bi, i);
+        b->size = rocksdb_backup_engine_info_size(bi, i);
+        b->files = rocksdb_backup_engine_info_number_files(bi, i);
+    }
+    rocksdb_backup_engine_info_destroy(bi);
+    *n = (size_t)count;
+    for (size_t i = 1; i < *n; i++) /* insertion sort: a handful of entries */
+        for (size_t j = i; j > 0 && (*out)[j - 1].id > (*out)[j].id; j--) {
+            store_backup_info_t t = (*out)[j];
+            (*out)[j] = (*out)[j - 1];
+            (*out)[j - 1] = t;
+        }
+}
+
+crm_err_t
+store_backup_create(store_t *self, const char *backup_dir, store_backup_info_t *out,
+                    char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    store_backup_info_t *infos = NULL;
+    size_t n = 0;
+    memset(out, 0, sizeof *out);
+    rocksdb_env_t *env = NULL;
+    rocksdb_backup_engine_t *be = s_backup_open(backup_dir, &env, errbuf);
+    if (!be)
+        return CRM_ERR_STORAGE;
+    rocksdb_backup_engine_create_new_backup_flush(be, self->db, 1, &err);
+    if (err) {
+        char what[168]; /* short: s_db_error() adds its own text */
+        snprintf(what, sizeof what, "cannot write a backup into '%.120s'", backup_dir);
+        rc = s_db_error(err, what, errbuf);
+        goto cleanup;
+    }
+    s_backup_infos(be, &infos, &n);
+    if (n == 0) {
+        snprintf(errbuf, CRM_ERRBUF, "the backup engine lists no backup in '%s' after writing one",
+                 backup_dir);
+        rc = CRM_ERR_STORAGE;
+        goto cleanup;
+    }
+    *out = infos[n - 1]; /* the newest: ids only grow */
+cleanup:
+    free(infos);
+    s_backup_close(be, env);
+    return rc;
+}
+
+crm_err_t
+store_backup_list(const char *backup_dir, store_backup_info_t **out, size_t *n, char *errbuf)
+{
+    *out = NULL;
+    *n = 0;
+    rocksdb_env_t *env = NULL;
+    rocksdb_backup_engine_t *be = s_backup_open(backup_dir, &env, errbuf);
+    if (!be)
+        return CRM_ERR_STORAGE;
+    s_backup_infos(be, out, n);
+    s_backup_close(be, env);
+    return CRM_OK;
+}
+
+crm_err_t
+store_backup_purge(const char *backup_dir, uint32_t keep, char *errbuf)
+{
+    char *err = NULL;
+    rocksdb_env_t *env = NULL;
+    rocksdb_backup_engine_t *be = s_backup_open(backup_dir, &env, errbuf);
+    if (!be)
+        return CRM_ERR_STORAGE;
+    rocksdb_backup_engine_purge_old_backups(be, keep, &err);
+    s_backup_close(be, env);
+    if (err)
+        return s_db_error(err, "cannot delete old backups", errbuf);
+    return CRM_OK;
+}
+
+crm_err_t
+store_backup_verify_sizes(const char *backup_dir, uint32_t id, char *errbuf)
+{
+    char *err = NULL;
+    rocksdb_env_t *env = NULL;
+    rocksdb_backup_engine_t *be = s_backup_open(backup_dir, &env, errbuf);
+    if (!be)
+        return CRM_ERR_STORAGE;
+    rocksdb_backup_engine_verify_backup(be, id, &err);
+    s_backup_close(be, env);
+    if (err) {
+        char what[64];
+        snprintf(what, sizeof what, "backup %u is damaged", id);
+        return s_db_error(err, what, errbuf);
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+store_backup_restore(const char *backup_dir, uint32_t id, const char *db_dir, char *errbuf)
+{
+    char *err = NULL;
+    rocksdb_env_t *env = NULL;
+    rocksdb_backup_engine_t *be = s_backup_open(backup_dir, &env, errbuf);
+    if (!be)
+        return CRM_ERR_STORAGE;
+    rocksdb_restore_options_t *ro = rocksdb_restore_options_create();
+    /* by explicit id: "restore latest" can fail after the latest was deleted (trap 12);
+       the engine checks every file's checksum while copying */
+    rocksdb_backup_engine_restore_db_from_backup(be, db_dir, db_dir, ro, id, &err);
+    rocksdb_restore_options_destroy(ro);
+    s_backup_close(be, env);
+    if (err) {
+        char what[64];
+        snprintf(what, sizeof what, "cannot restore backup %u", id);
+        return s_db_error(err, what, errbuf);
+    }
+    return CRM_OK;
+}

@@ -163,4 +163,33 @@ uint64_t store_read_errors(store_t *self, char *errbuf);
 void store_put_be64(uint8_t out[8], uint64_t v);
 uint64_t store_get_be64(const uint8_t in[8]);
 
+/* ==== Backups (RocksDB Checkpoint and BackupEngine; policy in backup.c) ==== */
+
+/* One backup as the BackupEngine lists it. */
+typedef struct {
+    uint32_t id;    /* backup id, growing */
+    int64_t time;   /* seconds since the epoch */
+    uint64_t size;  /* bytes of all its files (shared ones included) */
+    uint32_t files; /* number of files */
+} store_backup_info_t;
+
+/* Hard-link checkpoint of the live store into DIR (must not exist; same
+   filesystem), memtables flushed first. Safe while writes go on. */
+crm_err_t store_checkpoint(store_t *self, const char *dir, char *errbuf);
+/* Count the keys of CF by their first byte (records: by kind prefix). */
+crm_err_t store_count_keys(store_t *self, store_cf_t cf, uint64_t counts[256]);
+/* Write a new incremental backup of SELF into BACKUP_DIR (synced); *out gets it. */
+crm_err_t store_backup_create(store_t *self, const char *backup_dir, store_backup_info_t *out,
+                              char *errbuf);
+/* The backups in BACKUP_DIR, ascending by id; caller free()s *out. */
+crm_err_t store_backup_list(const char *backup_dir, store_backup_info_t **out, size_t *n,
+                            char *errbuf);
+/* Delete all but the newest KEEP backups (and files no longer shared). */
+crm_err_t store_backup_purge(const char *backup_dir, uint32_t keep, char *errbuf);
+/* RocksDB's own verify: every file present with the right size (not checksums). */
+crm_err_t store_backup_verify_sizes(const char *backup_dir, uint32_t id, char *errbuf);
+/* Restore backup ID into DB_DIR (a new DIR/db), checking every file's checksum. */
+crm_err_t store_backup_restore(const char *backup_dir, uint32_t id, const char *db_dir,
+                               char *errbuf);
+
 #endif

@@ -8,5 +8,7 @@ int adm_check(int argc, char **argv);
 int adm_upgrade(int argc, char **argv);
 int adm_sweep(int argc, char **argv);
 int adm_rules(int argc, char **argv);
+int adm_backup(int argc, char **argv);
+int adm_restore(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "adm.h"
 #include "cmd.h"
@@ -14,8 +15,10 @@ struct cmd {
 };
 
 static const struct cmd s_cmds[] = {
+    {"backup", adm_backup, "hot backups: create, status, list, verify, purge"},
     {"check", adm_check, "check a stopped data dir: indexes, change-log gaps, derived values"},
     {"init", adm_init, "create a data directory, server keys and the first admin"},
+    {"restore", adm_restore, "restore a backup into a new data dir"},
     {"rules", adm_rules, "print the customer value and deal rules in force"},
     {"sweep", adm_sweep, "apply the time-based value rules (at-risk, churned) as of a date"},
     {"upgrade", adm_upgrade, "rewrite a stopped data dir of an older format to this one"},
@@ -35,6 +38,7 @@ int
 main(int argc, char **argv)
 {
     crm_log_init("crm-admin", CRM_LOG_WARN);
+    umask(077); /* data dirs, backups, keys and enrollments are private to this user */
     out_guard_init(); /* what the server sends is shown escaped, as in crm */
     if (argc < 2)
         return s_usage(stderr);
