@@ -913,7 +913,11 @@ crm_err_t
 store_checkpoint(store_t *self, const char *dir, char *errbuf)
 {
     char *err = NULL;
+    /* the backup thread's one use of the live store: held against store_recover()
+       reopening it (which then waits for the checkpoint, well under a second) */
+    pthread_rwlock_rdlock(&self->reopen_lock);
     if (!self->db) {
+        pthread_rwlock_unlock(&self->reopen_lock);
         snprintf(errbuf, CRM_ERRBUF, "the store is being reopened after a write failure; "
                                      "try the backup again in a moment");
         return CRM_ERR_UNAVAILABLE;
@@ -926,6 +930,7 @@ store_checkpoint(store_t *self, const char *dir, char *errbuf)
     }
     if (cp)
         rocksdb_checkpoint_object_destroy(cp);
+    pthread_rwlock_unlock(&self->reopen_lock);
     if (err) {
         char what[168]; /* short: s_db_error() adds its own text */
         snprintf(what, sizeof what, "cannot take a checkpoint into '%.120s'", dir);
