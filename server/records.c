@@ -708,7 +708,8 @@ records_range(store_t *store, const crm_entity_t *e, const char *field, const ch
         free(ids);
         return rc;
     }
-    qsort(ids, n, sizeof *ids, s_cmp_u64);
+    if (n > 1) /* qsort takes no NULL, even for nothing */
+        qsort(ids, n, sizeof *ids, s_cmp_u64);
     *ids_out = ids;
     *n_out = n;
     return CRM_OK;
