@@ -180,7 +180,7 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, int text,
         const char *member = (const char *)msg + f->offset;
         char sub[256] = "";
         if (f->type == PROTOBUF_C_TYPE_MESSAGE)
-            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             uint32_t which = *(const uint32_t *)((const char *)msg + f->quantifier_offset);
             if (which != f->id)
@@ -261,7 +261,7 @@ s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t l
                     : NULL;
             char sub[256];
             if (f)
-                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+                snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
             if (f && f->type == PROTOBUF_C_TYPE_STRING) {
                 const uint8_t *nul = memchr(buf + i, 0, (size_t)v);
                 if (nul) {
@@ -321,7 +321,7 @@ s_wire_counts(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t le
         }
         if (f && wt == 2 && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
             char sub[256];
-            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", f->name);
+            snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
             crm_err_t rc = s_wire_counts(f->descriptor, buf + i, vlen, sub, depth + 1, errbuf);
             if (rc != CRM_OK)
                 return rc;
