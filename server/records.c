@@ -471,6 +471,16 @@ records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms
               uint64_t after, size_t limit, uint64_t *ids, size_t *count, bool *more,
               bool (*match)(const ProtobufCMessage *, const void *), const void *arg)
 {
+    return records_query_group(store, NULL, e, terms, n, after, limit, ids, count, more, match,
+                               arg);
+}
+
+crm_err_t
+records_query_group(store_t *store, store_group_t *g, const crm_entity_t *e,
+                    const records_term_t *terms, size_t n, uint64_t after, size_t limit,
+                    uint64_t *ids, size_t *count, bool *more,
+                    bool (*match)(const ProtobufCMessage *, const void *), const void *arg)
+{
     crm_err_t rc = CRM_OK;
     store_iter_t *its[RECORDS_MAX_TERMS] = {NULL};
     records_term_t all = {NULL, 0};
@@ -483,10 +493,12 @@ records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms
         all.len = 1;
         terms = &all;
         n = 1;
-        its[0] = store_iter_new(store, STORE_CF_RECORDS);
+        its[0] = g ? store_group_iter_new(g, STORE_CF_RECORDS)
+                   : store_iter_new(store, STORE_CF_RECORDS);
     } else {
         for (size_t i = 0; i < n; i++)
-            its[i] = store_iter_new(store, STORE_CF_INDEXES);
+            its[i] = g ? store_group_iter_new(g, STORE_CF_INDEXES)
+                       : store_iter_new(store, STORE_CF_INDEXES);
     }
     uint64_t target = after + 1;
     while (target != 0) {
@@ -511,7 +523,7 @@ records_query(store_t *store, const crm_entity_t *e, const records_term_t *terms
             break;
         if (match) {
             ProtobufCMessage *rec = NULL;
-            rc = records_get(store, e, target, &rec);
+            rc = g ? records_group_get(g, e, target, &rec) : records_get(store, e, target, &rec);
             bool ok = rc == CRM_OK && match(rec, arg);
             crm_proto_free(&rec);
             if (rc == CRM_ERR_NOT_FOUND)

@@ -73,6 +73,13 @@ crm_err_t records_query(store_t *store, const crm_entity_t *e, const records_ter
    NOT_FOUND if FIELD has no such index. On success caller free()s *ids. */
 crm_err_t records_range(store_t *store, const crm_entity_t *e, const char *field, const char *from,
                         const char *to, size_t cap, uint64_t **ids, size_t *n, char *errbuf);
+/* The same, through the writer's group G: what earlier mutations of this
+   group commit staged counts too (e.g. duplicates within one import batch). */
+crm_err_t records_query_group(store_t *store, store_group_t *g, const crm_entity_t *e,
+                              const records_term_t *terms, size_t n, uint64_t after,
+                              size_t limit, uint64_t *ids, size_t *count, bool *more,
+                              bool (*match)(const ProtobufCMessage *, const void *),
+                              const void *arg);
 /* Children of PARENT_ID through E's CRM_IDX_PARENT index, newest first, after
    the child AFTER (0 = from the start). With G, staged writes count too. */
 crm_err_t records_children(store_t *store, store_group_t *g, const crm_entity_t *e,

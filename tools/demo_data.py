@@ -51,6 +51,7 @@ def main():
         w.writerow(["name", "kind", "company", "phones", "emails", "province", "city",
                     "industry", "source", "stage", "tier", "tags", "birthday", "consent",
                     "consent_at", "consent_channel", "custom"])
+        seen = set()
         for i in range(count):
             chinese = rnd.random() < 0.7
             if chinese:
@@ -62,6 +63,10 @@ def main():
                 name = "%s %s" % (first, last)
                 company = rnd.choice(EN_CO)
                 email = "%s.%s%d@example.com" % (first.lower(), last.lower(), i + 1)
+            # the same name at the same company is a likely duplicate: the server refuses it
+            while (name.replace(" ", "").lower(), company.replace(" ", "").lower()) in seen:
+                company = rnd.choice(EN_CO) if not chinese else company + "分公司"
+            seen.add((name.replace(" ", "").lower(), company.replace(" ", "").lower()))
             kind = "company" if rnd.random() < 0.2 else "person"
             province, city = rnd.choice(REGIONS)
             phone = "1%d%d %04d %04d" % (rnd.choice([3, 5, 8]), rnd.randint(0, 9),

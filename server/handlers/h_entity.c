@@ -278,9 +278,12 @@ s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
             if (rc == CRM_OK && nterms)
                 /* a value the caller sees masked only matches where it is not masked,
                    as in search: the check must not reveal a hidden number */
-                rc = records_query(ctx->env->store, e, terms, nterms, 0, 5, ids, &n, &more,
-                                   same.name ? s_same_name : masked ? s_consented : NULL,
-                                   same.name ? (const void *)&same : (const void *)e);
+                /* through the group: a duplicate staged a moment ago (the line before
+                   in the same import) counts too */
+                rc = records_query_group(ctx->env->store, ctx->env->group, e, terms, nterms, 0,
+                                         5, ids, &n, &more,
+                                         same.name ? s_same_name : masked ? s_consented : NULL,
+                                         same.name ? (const void *)&same : (const void *)e);
             for (size_t t = 0; t < nterms; t++)
                 records_term_release(&terms[t]);
             free(same.name);

@@ -49,6 +49,11 @@ expect "an import reports duplicates per line" contains "$ERR" "line 3: likely a
 expect "and imports the rest" contains "$OUT" "imported 1 customer record;"
 as sa import "$T/in.csv" --allow-duplicate
 expect "--allow-duplicate imports every line" contains "$OUT" "imported 2 customer records; 0 lines"
+printf 'name,emails\n甲,twin@example.com\n乙,TWIN@example.com\n' >"$T/twins.csv"
+as sa import "$T/twins.csv"
+expect "two lines of one file that duplicate each other: the second is refused" \
+    test "$RC" -eq 1 -a "$(grep -c 'likely a duplicate' <<<"$ERR")" -eq 1
+expect "and the first imported" contains "$OUT" "imported 1 customer record;"
 
 # the duplicate check must not reveal what marketing sees masked
 as sa customer add --name 私密 --phone 13600006666 --birthday 1990-01-02; HIDDEN=${OUT#created customer }
