@@ -59,6 +59,7 @@ static const crm_index_t s_customer_indexes[] = {
     {"owner", CRM_IDX_EXACT, 'o', NULL},
     {"source", CRM_IDX_EXACT, 'u', NULL},
     {"kind", CRM_IDX_EXACT, 'k', NULL},
+    {"consent", CRM_IDX_EXACT, 'g', NULL}, /* since format 3 */
     {NULL, 0, 0, NULL},
 };
 
@@ -189,6 +190,7 @@ static const crm_rule_t s_task_rules[] = {
 static const crm_index_t s_task_indexes[] = {
     {"customer_id", CRM_IDX_PARENT, 'c', "due"},
     {"assignee", CRM_IDX_EXACT, 'a', NULL},
+    {"done", CRM_IDX_EXACT, 'd', NULL}, /* since format 3 */
     {NULL, 0, 0, NULL},
 };
 

@@ -891,8 +891,9 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
             goto cleanup;
         }
     }
-    /* the restored store opens, has our format and holds what the sidecar says */
-    if ((rc = store_open(data_dir, 0, &st, errbuf)) != CRM_OK)
+    /* the restored store opens and holds what the sidecar says; a backup of an
+       older format restores as it was (the caller says to upgrade it) */
+    if ((rc = store_open(data_dir, STORE_ANY_FORMAT, &st, errbuf)) != CRM_OK)
         goto cleanup;
     if (out->has_meta && store_last_seq(st) != out->seq) {
         s_fmt(errbuf, "backup %u restored to sequence %" PRIu64 " but its "
@@ -903,6 +904,13 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
     }
     out->seq = store_last_seq(st);
     out->format = store_format(st);
+    if (out->format > STORE_FORMAT) {
+        s_fmt(errbuf, "backup %u has format %u, newer than this OneView's %d: restore it with "
+                      "the OneView that made it",
+              id, out->format, STORE_FORMAT);
+        rc = CRM_ERR_FAILED_PRECONDITION;
+        goto cleanup;
+    }
     store_destroy(&st);
     s_tighten(data_dir);
 cleanup:

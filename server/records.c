@@ -125,7 +125,8 @@ s_gram_posting(const char *gram, size_t len, void *arg)
     s_add_posting(c->keys, c->e, c->tag, gram, len, c->num);
 }
 
-/* The text values of FD in REC for an exact index: strings folded, enums by name. */
+/* The text values of FD in REC for an exact index: strings folded, enums by
+   name, booleans as "true" or "false" (both are looked up: consent=false too). */
 static size_t
 s_values(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd, char **out, size_t max)
 {
@@ -141,6 +142,10 @@ s_values(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd, char *
         crm_record_enum_name(fd->descriptor, *(const int *)((const char *)rec + fd->offset),
                              name, sizeof name);
         out[n++] = strdup(name);
+    } else if (fd->type == PROTOBUF_C_TYPE_BOOL) {
+        out[n++] = strdup(*(const protobuf_c_boolean *)((const char *)rec + fd->offset)
+                              ? "true"
+                              : "false");
     }
     return n;
 }
@@ -347,6 +352,16 @@ records_term(const crm_entity_t *e, const char *field, const char *value, record
             s_term_set(out, e, (char)(idx->tag + 1), value, 4);
         else
             s_term_set(out, e, idx->tag, phone, strlen(phone));
+        return CRM_OK;
+    }
+    if (fd->type == PROTOBUF_C_TYPE_BOOL) { /* yes/no, true/false, 1/0: as the field parses */
+        ProtobufCMessage *tmp = crm_proto_new(e->desc);
+        crm_err_t rc = crm_record_set_text(tmp, fd, value, false, errbuf);
+        bool v = rc == CRM_OK && *(const protobuf_c_boolean *)((const char *)tmp + fd->offset);
+        crm_proto_free(&tmp);
+        if (rc != CRM_OK)
+            return rc;
+        s_term_set(out, e, idx->tag, v ? "true" : "false", v ? 4 : 5);
         return CRM_OK;
     }
     if (fd->type == PROTOBUF_C_TYPE_ENUM) {
@@ -590,12 +605,27 @@ records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const 
 
 /* ==== Consistency check ==== */
 
-size_t
-records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t *entries,
-              void (*report)(const char *what, void *arg), void *arg)
+/* Commit REPAIR when it has grown, so a repair of a large store runs in
+   bounded batches; false (and *FAILED) on a storage failure. */
+static bool
+s_repair_flush(store_group_t *repair, uint64_t fixed, uint64_t *flushed, bool force,
+               crm_err_t *failed, char *errbuf)
+{
+    if (!repair || *failed != CRM_OK || (!force && fixed - *flushed < 20000))
+        return *failed == CRM_OK;
+    *failed = store_group_commit(repair, errbuf);
+    *flushed = fixed;
+    return *failed == CRM_OK;
+}
+
+static size_t
+s_walk(store_t *store, const crm_entity_t *e, store_group_t *repair, uint64_t *fixed,
+       crm_err_t *failed, char *errbuf, uint64_t *records, uint64_t *entries,
+       void (*report)(const char *what, void *arg), void *arg)
 {
     size_t problems = 0;
     char msg[256], prefix[1] = {e->prefix};
+    uint64_t flushed = 0;
     *records = *entries = 0;
     /* records -> index entries */
     store_iter_t *it = store_iter_new(store, STORE_CF_RECORDS);
@@ -622,18 +652,27 @@ records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t
         for (size_t i = 0; i < keys.n; i++) {
             store_val_t x = {0};
             if (store_get(store, STORE_CF_INDEXES, keys.keys[i], keys.lens[i], &x) != CRM_OK) {
-                snprintf(msg, sizeof msg, "%s %c%llu: index entry '%c' missing", e->name,
-                         e->prefix, (unsigned long long)num, keys.keys[i][1]);
-                problems++;
-                if (report)
-                    report(msg, arg);
+                if (repair) { /* an index added by a newer format: write its entry */
+                    store_group_put(repair, STORE_CF_INDEXES, keys.keys[i], keys.lens[i], "", 0);
+                    (*fixed)++;
+                } else {
+                    snprintf(msg, sizeof msg, "%s %c%llu: index entry '%c' missing", e->name,
+                             e->prefix, (unsigned long long)num, keys.keys[i][1]);
+                    problems++;
+                    if (report)
+                        report(msg, arg);
+                }
             }
             store_val_release(&x);
         }
         s_keys_release(&keys);
         crm_proto_free(&rec);
+        if (!s_repair_flush(repair, repair ? *fixed : 0, &flushed, false, failed, errbuf))
+            break;
     }
     store_iter_destroy(&it);
+    if (!s_repair_flush(repair, repair ? *fixed : 0, &flushed, true, failed, errbuf))
+        return problems;
     /* index entries -> records (the record number ends every key) */
     it = store_iter_new(store, STORE_CF_INDEXES);
     uint64_t cached_num = 0;
@@ -656,7 +695,15 @@ records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t
         bool found = false;
         for (size_t i = 0; !found && i < cached.n; i++)
             found = cached.lens[i] == klen && !memcmp(cached.keys[i], k, klen);
-        if (!found) {
+        if (found)
+            continue;
+        if (repair) { /* an index a newer format dropped: remove its entry */
+            store_group_delete(repair, STORE_CF_INDEXES, k, klen);
+            (*fixed)++;
+            (*entries)--;
+            if (!s_repair_flush(repair, repair ? *fixed : 0, &flushed, false, failed, errbuf))
+                break;
+        } else {
             snprintf(msg, sizeof msg, "%s %c%llu: stray index entry '%c'", e->name, e->prefix,
                      (unsigned long long)num, k[1]);
             problems++;
@@ -666,7 +713,28 @@ records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t
     }
     s_keys_release(&cached);
     store_iter_destroy(&it);
+    s_repair_flush(repair, repair ? *fixed : 0, &flushed, true, failed, errbuf);
     return problems;
+}
+
+size_t
+records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t *entries,
+              void (*report)(const char *what, void *arg), void *arg)
+{
+    crm_err_t failed = CRM_OK;
+    return s_walk(store, e, NULL, NULL, &failed, NULL, records, entries, report, arg);
+}
+
+crm_err_t
+records_reindex(store_t *store, const crm_entity_t *e, uint64_t *fixed, char *errbuf)
+{
+    crm_err_t failed = CRM_OK;
+    uint64_t records, entries;
+    store_group_t *g = store_group_new(store);
+    *fixed = 0;
+    s_walk(store, e, g, fixed, &failed, errbuf, &records, &entries, NULL, NULL);
+    store_group_destroy(&g);
+    return failed;
 }
 
 static int

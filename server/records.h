@@ -95,5 +95,10 @@ bool records_text_match(const ProtobufCMessage *rec, const void *text);
    is described to REPORT (may be NULL). */
 size_t records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t *entries,
                      void (*report)(const char *what, void *arg), void *arg);
+/* Make kind E's index entries what its records write: the missing ones are
+   written, the stray ones removed (an index a format added or dropped), in
+   batches. *FIXED gets how many entries were written or removed. For a
+   stopped store (crm-admin upgrade). */
+crm_err_t records_reindex(store_t *store, const crm_entity_t *e, uint64_t *fixed, char *errbuf);
 
 #endif

@@ -497,6 +497,19 @@ s_verify_one(const s_args_t *a, uint32_t id, backup_meta_t *m, char *ldb, size_t
     /* 3. our invariants: indexes, change log, derived values */
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = '\0';
+    /* a backup made before an upgrade of the format is checked as it would be
+       used: upgraded (in the scratch copy) first */
+    if (m->format < STORE_FORMAT) {
+        char *upgrade[] = {self, (char *)"upgrade", (char *)"--data", data, NULL};
+        int ust = s_run(upgrade, out, 65536);
+        if (ust != 0) {
+            fputs(out, stderr);
+            snprintf(errbuf, CRM_ERRBUF, "backup %u is of format %u and 'crm-admin upgrade' "
+                     "fails on it (exit %d, its report above)", id, m->format, ust);
+            rc = CRM_ERR_STORAGE;
+            goto cleanup;
+        }
+    }
     char *check[] = {self, (char *)"check", (char *)"--data", data, NULL};
     int st = s_run(check, out, 65536);
     if (st != 0) {
@@ -607,6 +620,10 @@ s_restore(const s_args_t *a)
         printf("restored backup %u into %s in %.1f s: sequence %" PRIu64 ", %s, server keys "
                "included; start it with: crmd --data %s\n",
                m.id, a->data, secs, m.seq, counts, a->data);
+        if (m.format < STORE_FORMAT)
+            printf("the backup is of format %u: run crm-admin upgrade --data %s before starting "
+                   "crmd\n",
+                   m.format, a->data);
     }
     return EXIT_OK;
 }

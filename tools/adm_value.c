@@ -3,7 +3,9 @@
 
     upgrade  rewrites a stopped data dir of an older format in place: format
              1 change-log entries (one record each) become format-2 parts, and
-             every customer gets the derived value fields.
+             every customer gets the derived value fields; format 3 indexes
+             booleans (customer consent, task done): every kind's index
+             entries are made what its records write.
     sweep    asks the running server to apply the time-based value rules
              (at-risk, churned) as of a date, slice by slice, through the
              normal write path; tests drive it with --as-of.
@@ -86,11 +88,11 @@ s_upgrade(const char *dir)
         return 1;
     }
     int rc = 1;
-    uint64_t rewritten = 0, customers = 0;
+    uint64_t rewritten = 0, customers = 0, entries = 0;
     store_group_t *g = store_group_new(store);
-    /* 1. the change log: one record per entry -> parts */
-    uint64_t last = store_last_seq(store);
-    for (uint64_t seq = store_changelog_first(store); seq <= last; seq++) {
+    /* 1. (format 1) the change log: one record per entry -> parts */
+    uint64_t last = from < 2 ? store_last_seq(store) : 0;
+    for (uint64_t seq = store_changelog_first(store); from < 2 && seq <= last; seq++) {
         store_val_t v = {0};
         Crm__Change *c = NULL;
         if (store_changelog_get(store, seq, &v) != CRM_OK) {
@@ -148,7 +150,7 @@ s_upgrade(const char *dir)
     const crm_entity_t *ce = crm_entity_by_name("customer");
     uint64_t ids[BATCH], after = 0;
     size_t n;
-    bool more = true;
+    bool more = from < 2;
     while (more) {
         if (records_query(store, ce, NULL, 0, after, BATCH, ids, &n, &more, NULL, NULL) != CRM_OK)
             goto storage;
@@ -179,12 +181,20 @@ s_upgrade(const char *dir)
         if (store_group_commit(g, errbuf) != CRM_OK)
             goto storage;
     }
-    if (store_group_commit(g, errbuf) != CRM_OK ||
-        store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
+    if (store_group_commit(g, errbuf) != CRM_OK)
+        goto storage;
+    /* 3. (format 2) indexes the table gained (booleans): every kind's entries */
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
+        uint64_t fixed = 0;
+        if (records_reindex(store, e, &fixed, errbuf) != CRM_OK)
+            goto storage;
+        entries += fixed;
+    }
+    if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
         goto storage;
     printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, %" PRIu64
-           " customers given their derived value\n",
-           dir, from, STORE_FORMAT, rewritten, customers);
+           " customers given their derived value, %" PRIu64 " index entries written\n",
+           dir, from, STORE_FORMAT, rewritten, customers, entries);
     rc = 0;
     goto cleanup;
 storage:

@@ -898,19 +898,24 @@ s_customer_no_order(const ProtobufCMessage *m, int64_t now, int64_t arg)
     return c->order_count > 0 && c->last_order_at < now - arg * 24 * 3600 * 1000;
 }
 
+/* Named views. A view that is one indexed value (FIELD=VALUE) is looked up in
+   that index; the others are checked on each candidate by FN. */
 static const struct {
     const char *kind, *name;
     bool (*fn)(const ProtobufCMessage *rec, int64_t now, int64_t arg);
     const char *help;
+    const char *field, *value; /* the index term that is the view, or NULL */
 } s_views[] = {
-    {"ticket", "open", s_ticket_open, "open or pending"},
-    {"ticket", "overdue", s_ticket_overdue, "open and past a due time (overdue:H: or within H hours)"},
-    {"ticket", "breached", s_ticket_breached, "a service level was missed"},
-    {"ticket", "unassigned", s_ticket_unassigned, "open and assigned to nobody"},
-    {"task", "open", s_task_open, "not done"},
-    {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)"},
-    {"customer", "no-order", s_customer_no_order, "buyers without an order for N days"},
-    {"customer", "consented", s_customer_consented, "gave marketing consent"},
+    {"ticket", "open", s_ticket_open, "open or pending", NULL, NULL},
+    {"ticket", "overdue", s_ticket_overdue, "open and past a due time (overdue:H: or within H hours)",
+     NULL, NULL},
+    {"ticket", "breached", s_ticket_breached, "a service level was missed", NULL, NULL},
+    {"ticket", "unassigned", s_ticket_unassigned, "open and assigned to nobody", NULL, NULL},
+    {"task", "open", s_task_open, "not done", "done", "false"},
+    {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)", NULL, NULL},
+    {"customer", "no-order", s_customer_no_order, "buyers without an order for N days", NULL,
+     NULL},
+    {"customer", "consented", s_customer_consented, "gave marketing consent", "consent", "true"},
 };
 
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
@@ -1185,6 +1190,13 @@ h_entity_list(req_ctx_t *ctx)
                                     "unknown view '%.40s' of %s records (views: %s)", value,
                                     e->name, used ? names : "none");
                 goto cleanup;
+            }
+            if (s_views[k].field) { /* one indexed value */
+                if ((rc = records_term(e, s_views[k].field, s_views[k].value, &terms[nterms],
+                                       ctx->errbuf)) != CRM_OK)
+                    goto cleanup;
+                nterms++;
+                continue;
             }
             long long arg = colon ? strtoll(colon + 1, NULL, 10) : 0;
             checks.view[checks.nviews] = s_views[k].fn;

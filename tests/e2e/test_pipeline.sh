@@ -2,7 +2,8 @@
 # change carrying many records (conversion, order + customer value), redacted
 # per record for each department; money and order lines; derived customer
 # value after orders, refunds and deletes; the sweep by date; deal stages and
-# the pipeline report by scope; refusals; upgrade of a format-1 data dir.
+# the pipeline report by scope; refusals; upgrade of a format-1 data dir; a
+# format-2 data dir upgraded to indexed booleans (consent, task done).
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
@@ -327,4 +328,44 @@ expect "and take orders" test "$RC" -eq 0
 stop_server old
 RC=0; "$ADMIN_BIN" upgrade --data "$T/old/d" >"$T/o" 2>&1 || RC=$?
 expect "a second upgrade has nothing to do" grep -q "already format" "$T/o"
+# ---- format 2 -> 3: booleans indexed; the upgrade writes the new index's entries ----
+mkdir "$T/f2" && tar -C "$T/f2" -xzf "$CRM_SRC/tests/fixtures/format2-datadir.tar.gz"
+RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
+expect "a format-2 data dir is refused by check too" grep -q "crm-admin upgrade --data" "$T/o"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
+expect "crm-admin upgrade upgrades format 2" test "$RC" -eq 0
+expect "writing the consent index of its 4 customers" grep -q "from format 2 to 3: .* 4 index entries written" "$T/o"
+RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
+expect "the upgraded format-2 data dir is consistent" test "$RC" -eq 0
+start_server f2 "$T/f2/d"
+f2() { RC=0; "$CRM_BIN/crm" --config "$T/f2/d/admin.enroll" --server "$EP_f2" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+ids() { awk 'NR>1{print $1}' "$T/o" | sort | tr '\n' ' '; }
+f2 customer list --consent yes
+expect "--consent yes reads the index: the two who consented" test "$(ids)" = "c1 c3 "
+f2 customer list --consent no
+expect "--consent no: the others" test "$(ids)" = "c2 c4 "
+f2 customer list --view consented --province 浙江
+expect "the consented view is the same index, combined with others" test "$(ids)" = "c3 "
+f2 customer list --consent maybe
+expect "a boolean filter that is not yes or no is refused" grep -q "takes yes or no" "$T/e"
+f2 customer edit c2 --consent yes --consent-channel web
+f2 customer edit c1 --consent no
+f2 customer list --consent yes
+expect "an edit moves a customer between the boolean's entries" test "$(ids)" = "c2 c3 "
+f2 segment save 同意的 --view consented; SG=${OUT#created segment }
+f2 --json segment count "$SG"
+expect "a segment of the view counts from the index" grep -q '"customers":2,"consented":2' "$T/o"
+f2 task add c4 --title 回访; K=${OUT#created task }
+f2 task list
+expect "an open task is listed" test "$(ids)" = "$K "
+f2 task list --all
+expect "and with --all" test "$(ids)" = "$K "
+f2 task done "$K"
+f2 task list
+expect "a done task leaves the open tasks (done=false from the index)" test "$(ids)" = ""
+f2 task list --all
+expect "and stays in --all" test "$(ids)" = "$K "
+stop_server f2
+RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
+expect "after the edits its indexes are still consistent" test "$RC" -eq 0
 finish
