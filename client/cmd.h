@@ -35,6 +35,7 @@ int cmd_activity(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_deal(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_order(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_report(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_ticket(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_feedback(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_task(int argc, char **argv, cli_ctx_t *ctx);

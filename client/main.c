@@ -28,6 +28,7 @@ static const struct cmd s_cmds[] = {
     {"order", cmd_order, "record orders and refunds; list, show orders"},
     {"ping", cmd_ping, "check that the server answers"},
     {"pipeline", cmd_pipeline, "deals by stage: count, amount, weighted amount"},
+    {"report", cmd_report, "reports: summary, pipeline, sales, tickets, satisfaction, value, activity"},
     {"tag", cmd_tag, "add or remove tags on a customer"},
     {"segment", cmd_segment, "saved audiences: save, list, show, count, export, rm"},
     {"task", cmd_task, "follow-up reminders: add, list, done, reopen"},

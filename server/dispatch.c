@@ -74,6 +74,8 @@ dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *acti
     entry.action = (char *)action;
     entry.denied = true;
     entry.reason = ctx->errbuf;
+    if (!ctx->env->group) /* the worker: the server thread audited the request */
+        return CRM_ERR_PERMISSION_DENIED;
     const crm_entity_t *e = kind ? crm_entity_by_name(kind) : NULL;
     audit_stage(ctx->env->group, ctx->env->store, &entry, e,
                 e && id ? crm_entity_parse_id(e, id) : 0);
@@ -149,9 +151,17 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_READONLY,
                               "this server is a read-only replica; send changes to the primary");
     rc = op->fn(ctx);
-    if (rc == CRM_OK && ctx->session.user->role == CRM__ROLE__ADMIN)
+    if (rc == CRM_OK && ctx->session.user->role == CRM__ROLE__ADMIN && !ctx->env->worker)
         s_audit_admin_read(ctx, op);
     return rc;
+}
+
+crm_err_t
+dispatch_defer(req_ctx_t *ctx)
+{
+    CRM_ASSERT(!ctx->env->worker);
+    ctx->deferred = true;
+    return CRM_OK;
 }
 
 void *
@@ -214,7 +224,7 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     else
         rc = crm_proto_unpack_wire(&crm__request__descriptor, body, len,
                                    (ProtobufCMessage **)&req, ctx.errbuf);
-    uint64_t touches = store_group_touches(env->group);
+    uint64_t touches = env->group ? store_group_touches(env->group) : 0;
     uint64_t read_errors = store_read_errors(env->store, NULL);
     if (rc == CRM_OK) {
         ctx.req = req;
@@ -226,7 +236,7 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     if (store_read_errors(env->store, NULL) != read_errors) {
         char text[CRM_ERRBUF];
         store_read_errors(env->store, text);
-        if (store_group_touches(env->group) != touches)
+        if (env->group && store_group_touches(env->group) != touches)
             store_group_fail(env->group, CRM_ERR_STORAGE, text);
         if (rc == CRM_OK || rc == CRM_ERR_NOT_FOUND)
             rc = dispatch_error(&ctx, CRM_ERR_STORAGE, "%s", text);
@@ -238,8 +248,13 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
         crm_proto_peek_id(body, len, &out->id); /* a refusal still names its request */
     /* decided here, for every op: a reply that staged anything, or read
        through the group while something was staged, depends on the commit */
-    out->after_commit = ctx.staged || store_group_touches(env->group) != touches;
-    if (rc != CRM_OK) {
+    out->after_commit =
+        ctx.staged || (env->group && store_group_touches(env->group) != touches);
+    out->deferred = rc == CRM_OK && ctx.deferred;
+    if (out->deferred) {
+        packed = NULL;
+        *reply_len = 0;
+    } else if (rc != CRM_OK) {
         int suppressed = 0;
         if ((rc == CRM_ERR_INVALID_ARGUMENT || (rc == CRM_ERR_RESOURCE_EXHAUSTED && !req)) &&
             crm_log_allow(env->log_rl, 10, &suppressed))

@@ -28,11 +28,15 @@ typedef struct {
     struct feed *feed;       /* the change feed, for WATCH */
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */
     bool fault_no_derive;    /* test-only fault: derived values are not kept up to date */
+    bool fault_slow_report;  /* test-only fault: a report takes 1.5 s more (on the worker) */
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
     size_t max_msg;          /* larger requests get RESOURCE_EXHAUSTED (0: no limit) */
     struct backup_job *backup; /* the backup job runner (backup.h) */
+    bool worker;             /* served on the worker thread (worker.h): group is NULL,
+                                reads see one snapshot; a handler computes here what it
+                                deferred on the server thread */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -57,6 +61,7 @@ typedef struct {
     uint64_t current_version; /* with CONFLICT: the record's version now */
     bool staged;              /* a mutation was staged: reply only after the commit
                                  (dispatch_process also sees this by itself) */
+    bool deferred;            /* dispatch_defer(): the worker thread answers */
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */
@@ -88,6 +93,12 @@ crm_err_t dispatch_error(req_ctx_t *ctx, crm_err_t rc, const char *fmt, ...)
    outside any mutation: call it after aborting one. Returns the code. */
 crm_err_t dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *action);
 
+/* Hand the request to the worker thread (worker.h), after the checks and
+   the audit done here: a long read runs there on a consistent snapshot and
+   the server thread goes on serving. The handler runs again there with
+   ctx->env->worker set. Returns CRM_OK. */
+crm_err_t dispatch_defer(req_ctx_t *ctx);
+
 /* Keep P (malloc'd) until the reply is packed; returns P. */
 void *dispatch_own(req_ctx_t *ctx, void *p);
 /* Keep M (from crm_proto_unpack/new) until the reply is packed; returns M. */
@@ -98,6 +109,8 @@ typedef struct {
     uint64_t id;       /* the request id (0 if it could not be read) */
     bool after_commit; /* the reply depends on staged state: send it only once the
                           group commit succeeded, else an error */
+    bool deferred;     /* no reply yet: hand the request to the worker (after the
+                          commit, if after_commit) */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];
@@ -145,6 +158,9 @@ crm_err_t h_entity_import(req_ctx_t *ctx);
 crm_err_t h_convert(req_ctx_t *ctx);
 crm_err_t h_merge(req_ctx_t *ctx);
 crm_err_t h_report(req_ctx_t *ctx);
+/* The table reports (`crm report ...`, handlers/h_tables.c): is R one, and run it. */
+bool report_table_is(const Crm__ReportRequest *r);
+crm_err_t report_table(req_ctx_t *ctx, const Crm__ReportRequest *r);
 crm_err_t h_sweep(req_ctx_t *ctx);
 crm_err_t h_user_add(req_ctx_t *ctx);
 crm_err_t h_user_list(req_ctx_t *ctx);

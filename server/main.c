@@ -152,6 +152,8 @@ main(int argc, char **argv)
                 cfg.fault_no_zap = true;
             } else if (!strcmp(optarg, "no-derive")) {
                 cfg.fault_no_derive = true;
+            } else if (!strcmp(optarg, "slow-report")) {
+                cfg.fault_slow_report = true;
             } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;

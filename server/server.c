@@ -5,8 +5,10 @@
     store's writer group, and serves every request itself (on two cores a
     proxy to worker threads measured 13-25% slower, PERFORMANCE.md). The ZAP
     thread (zap.c) admits connections. libzmq's I/O thread does CURVE.
-    Slow work (password hashing, exports, backups) will run on helper
-    threads and report back by message, never blocking this loop.
+    Slow work runs on helper threads and reports back by message, never
+    blocking this loop: backups (backup.c) and long reads such as reports
+    (worker.c: the handler defers, the worker answers from a snapshot, the
+    loop sends the reply when the worker rings).
 
     One loop turn: wait for input (at most 100 ms), drain up to DRAIN_MAX
     requests, dispatch each. Reads are answered at once; writes are staged in
@@ -44,6 +46,7 @@
 #include "dispatch.h"
 #include "feed.h"
 #include "store.h"
+#include "worker.h"
 #include "zap.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
@@ -63,6 +66,9 @@ typedef struct {
     uint8_t *reply; /* packed reply (owned) */
     size_t len;
     uint64_t id;    /* request id, for an error reply if the commit fails */
+    uint8_t *defer; /* a deferred request (owned): to the worker once committed */
+    size_t defer_len;
+    char *defer_user;
 } s_pending_t;
 
 struct server {
@@ -74,6 +80,7 @@ struct server {
     store_group_t *group;        /* the writer's group commit */
     feed_t *feed;                /* change feed subscribers */
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
+    worker_t *worker;            /* long reads on a helper thread (worker.c), while running */
     int64_t trim_next_us;        /* next change-log retention pass */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
@@ -248,6 +255,28 @@ s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
     free(reply);
 }
 
+/* Give a deferred request to the worker, or refuse it when the worker has
+   too much in hand. */
+static void
+s_defer(server_t *self, zmq_msg_t *rid, uint64_t id, const char *user_id, const uint8_t *body,
+        size_t len)
+{
+    if (self->worker && worker_submit(self->worker, rid, user_id, body, len))
+        return;
+    char text[CRM_ERRBUF];
+    size_t reply_len;
+    snprintf(text, sizeof text, "the server is busy with %d long requests (reports); try again "
+                                "shortly", WORKER_QUEUE_MAX + 1);
+    uint8_t *reply = dispatch_error_reply(id, CRM_ERR_RESOURCE_EXHAUSTED, text, 0, &reply_len);
+    s_send_reply(self, rid, reply, reply_len);
+}
+
+static void
+s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len)
+{
+    s_send_reply(arg, rid, reply, len);
+}
+
 /* Receive and serve one request if one is queued. Returns false when none is. */
 static bool
 s_serve_one(server_t *self, dispatch_env_t *env)
@@ -284,7 +313,11 @@ s_serve_one(server_t *self, dispatch_env_t *env)
                                       zmq_msg_size(&body), &reply_len, &out);
     env->rid = NULL;
     env->user_id = NULL;
-    zmq_msg_close(&body);
+    if (out.deferred && !out.after_commit) {
+        s_defer(self, &rid, out.id, user_id, zmq_msg_data(&body), zmq_msg_size(&body));
+        zmq_msg_close(&body);
+        return true;
+    }
     if (out.after_commit) {
         s_pending_t *p = &self->pending[self->n_pending++];
         zmq_msg_init(&p->rid);
@@ -293,8 +326,19 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         p->reply = reply;
         p->len = reply_len;
         p->id = out.id;
+        p->defer = NULL;
+        p->defer_user = NULL;
+        if (out.deferred) { /* its audit entry commits first, then the worker answers */
+            p->defer_len = zmq_msg_size(&body);
+            p->defer = malloc(p->defer_len ? p->defer_len : 1);
+            CRM_ASSERT_ALLOC(p->defer);
+            memcpy(p->defer, zmq_msg_data(&body), p->defer_len);
+            p->defer_user = user_id ? strdup(user_id) : NULL;
+        }
+        zmq_msg_close(&body);
         return true;
     }
+    zmq_msg_close(&body);
     s_send_reply(self, &rid, reply, reply_len);
     return true;
 }
@@ -352,8 +396,15 @@ s_commit_and_reply(server_t *self)
         if (rc != CRM_OK) {
             free(p->reply);
             p->reply = dispatch_error_reply(p->id, rc, errbuf, 0, &p->len);
+        } else if (p->defer) {
+            s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
         }
-        s_send_reply(self, &p->rid, p->reply, p->len);
+        if (!p->defer || rc != CRM_OK)
+            s_send_reply(self, &p->rid, p->reply, p->len);
+        free(p->defer);
+        free(p->defer_user);
+        p->defer = NULL;
+        p->defer_user = NULL;
     }
     self->n_pending = 0;
 }
@@ -394,16 +445,26 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .feed = self->feed,
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,
+                          .fault_slow_report = self->cfg.fault_slow_report,
                           .max_msg = self->cfg.max_msg,
                           .backup = self->backup};
+    char werr[CRM_ERRBUF];
+    if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
+        crm_log(CRM_LOG_ERROR, "%s", werr);
+        return CRM_ERR_INTERNAL;
+    }
+    crm_err_t result = CRM_OK;
     while (!*stop && self->router) {
-        zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t items[2] = {{self->router, 0, ZMQ_POLLIN, 0},
+                                   {worker_socket(self->worker), 0, ZMQ_POLLIN, 0}};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(&item, 1, feed_behind(self->feed) || self->sweeping ? 5 : 100);
+        int rc = zmq_poll(items, 2, feed_behind(self->feed) || self->sweeping ? 5 : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
-            return CRM_ERR_INTERNAL;
+            result = CRM_ERR_INTERNAL;
+            break;
         }
+        worker_collect(self->worker, s_worker_reply, self);
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */
@@ -436,6 +497,12 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_memory_guard(self);
         backup_job_tick(self->backup);
     }
+    /* the request in the worker's hand finishes; its reply goes out if it can */
+    worker_t *w = self->worker;
+    self->worker = NULL;
+    worker_destroy(&w);
+    if (result != CRM_OK)
+        return result;
     return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;
 }
 

@@ -109,6 +109,18 @@ struct store_group {
     char fail_text[CRM_ERRBUF];
 };
 
+/* A thread between store_view_begin() and store_view_end() reads through
+   these (a snapshot) instead of the store's own read options. */
+static _Thread_local rocksdb_readoptions_t *t_view_ropts;
+static _Thread_local const rocksdb_snapshot_t *t_view_snap;
+static _Thread_local uint64_t t_view_seq;
+
+static rocksdb_readoptions_t *
+s_ropts(const store_t *self)
+{
+    return t_view_ropts ? t_view_ropts : self->ropts;
+}
+
 void
 store_put_be64(uint8_t out[8], uint64_t v)
 {
@@ -532,7 +544,7 @@ store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_
     pthread_rwlock_rdlock(&self->reopen_lock);
     if (self->db)
         out->data =
-            rocksdb_get_cf(self->db, self->ropts, s_cf(self, cf), key, klen, &out->len, &err);
+            rocksdb_get_cf(self->db, s_ropts(self), s_cf(self, cf), key, klen, &out->len, &err);
     bool closed = self->db == NULL;
     pthread_rwlock_unlock(&self->reopen_lock);
     if (closed)
@@ -654,8 +666,43 @@ store_iter_new(store_t *self, store_cf_t cf)
     CRM_ASSERT_ALLOC(it);
     it->store = self;
     if (self->db)
-        it->it = rocksdb_create_iterator_cf(self->db, self->ropts, s_cf(self, cf));
+        it->it = rocksdb_create_iterator_cf(self->db, s_ropts(self), s_cf(self, cf));
     return it;
+}
+
+uint64_t
+store_view_begin(store_t *self)
+{
+    CRM_ASSERT(!t_view_ropts);
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    /* the sequence number first: what the snapshot holds is at least this */
+    uint64_t seq = atomic_load(&self->last_seq);
+    t_view_seq = seq;
+    if (!self->db)
+        return seq; /* reads answer UNAVAILABLE, as without a view */
+    t_view_snap = rocksdb_create_snapshot(self->db);
+    t_view_ropts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(t_view_ropts, t_view_snap);
+    rocksdb_readoptions_set_fill_cache(t_view_ropts, 0); /* a scan must not evict the hot set */
+    return seq;
+}
+
+uint64_t
+store_view_seq(void)
+{
+    return t_view_seq;
+}
+
+void
+store_view_end(store_t *self)
+{
+    if (t_view_ropts) {
+        rocksdb_readoptions_destroy(t_view_ropts);
+        rocksdb_release_snapshot(self->db, t_view_snap);
+        t_view_ropts = NULL;
+        t_view_snap = NULL;
+    }
+    pthread_rwlock_unlock(&self->reopen_lock);
 }
 
 store_iter_t *

@@ -87,6 +87,16 @@ crm_err_t store_changelog_get(store_t *self, uint64_t seq, store_val_t *out);
 typedef struct store_iter store_iter_t;
 
 /* A new iterator over CF (a consistent view as of now). */
+/* A consistent view for long reads off the server thread (reports): until
+   store_view_end(), every store_get() and store_iter_new() of the calling
+   thread reads one snapshot, without filling the block cache, and the store
+   is not reopened. Returns the last committed sequence number at the start
+   (the snapshot holds at least that much). Not with group reads. */
+uint64_t store_view_begin(store_t *self);
+void store_view_end(store_t *self);
+/* The sequence number store_view_begin() returned on this thread. */
+uint64_t store_view_seq(void);
+
 store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
 /* The same, seeing what the writer's group has staged too. */
 store_iter_t *store_group_iter_new(store_group_t *g, store_cf_t cf);

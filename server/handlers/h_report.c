@@ -321,6 +321,8 @@ h_report(req_ctx_t *ctx)
     if (ctx->req->body_case != CRM__REQUEST__BODY_REPORT)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no report");
     const Crm__ReportRequest *r = ctx->req->report;
+    if (report_table_is(r))
+        return report_table(ctx, r);
     if (!strcmp(r->name, "pipeline"))
         return s_pipeline(ctx, r);
     if (!strcmp(r->name, "satisfaction"))

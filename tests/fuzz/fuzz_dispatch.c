@@ -131,6 +131,15 @@ s_serve(int who, const uint8_t *frame, size_t len)
     free(dispatch_process(&s_fx.env, s_fx.ids[who], 1, frame, len, &reply_len, &out));
     if (store_group_dirty(s_fx.group))
         store_group_commit(s_fx.group, errbuf);
+    if (out.deferred) { /* what the worker thread does with it (worker.c), here inline */
+        dispatch_env_t wenv = s_fx.env;
+        wenv.group = NULL;
+        wenv.feed = NULL;
+        wenv.worker = true;
+        store_view_begin(s_fx.env.store);
+        free(dispatch_process(&wenv, s_fx.ids[who], 1, frame, len, &reply_len, &out));
+        store_view_end(s_fx.env.store);
+    }
     feed_committed(s_fx.feed, crm_time_now_us());
     feed_pump(s_fx.feed, s_fx.router, crm_time_mono_us());
     s_drain();
@@ -307,6 +316,19 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     req.body_case = CRM__REQUEST__BODY_USER;
     req.user = &u;
     s_seed(0, &req);
+    Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
+    Crm__Filter by = CRM__FILTER__INIT, since = CRM__FILTER__INIT, *rf[] = {&by, &since};
+    by.field = (char *)"by";
+    by.value = (char *)"region";
+    since.field = (char *)"since";
+    since.value = (char *)"2026-01-01";
+    rr.name = (char *)"sales";
+    rr.filters = rf;
+    rr.n_filters = 2;
+    req.op = CRM__OP__OP_REPORT;
+    req.body_case = CRM__REQUEST__BODY_REPORT;
+    req.report = &rr;
+    s_seed(0, &req); /* a table report: deferred, then run as the worker would */
     req.op = CRM__OP__OP_PING;
     req.body_case = CRM__REQUEST__BODY__NOT_SET;
     s_seed(2, &req);

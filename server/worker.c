@@ -1,0 +1,229 @@
+/*  =========================================================================
+    worker - long reads off the server thread (see worker.h)
+    =========================================================================
+*/
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_log.h"
+#include "crm_mem.h"
+#include "crm_time.h"
+
+typedef struct s_job {
+    struct s_job *next;
+    zmq_msg_t rid;
+    char *user_id;     /* NULL if the request had none */
+    uint8_t *body;     /* the request, as received */
+    size_t len;
+    uint8_t *reply;    /* once done: the packed reply */
+    size_t reply_len;
+} s_job_t;
+
+struct worker {
+    dispatch_env_t env;     /* the server's, without group, feed, backup */
+    crm_ratelimit_t log_rl; /* the helper's own bad-request log limit */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    s_job_t *todo, **todo_tail; /* FIFO */
+    s_job_t *done;              /* finished, newest first */
+    size_t queued;              /* waiting or running */
+    bool stop;
+    void *ring_send; /* PAIR: the helper rings after each reply ... */
+    void *ring_recv; /* ... and the server thread polls this end */
+    char endpoint[64];
+};
+
+static void
+s_job_free(s_job_t *j)
+{
+    zmq_msg_close(&j->rid);
+    free(j->user_id);
+    free(j->body);
+    free(j->reply);
+    free(j);
+}
+
+static void *
+s_main(void *arg)
+{
+    worker_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    for (;;) {
+        while (!self->stop && !self->todo)
+            pthread_cond_wait(&self->wake, &self->lock);
+        if (self->stop)
+            break;
+        s_job_t *j = self->todo;
+        self->todo = j->next;
+        if (!self->todo)
+            self->todo_tail = &self->todo;
+        pthread_mutex_unlock(&self->lock);
+
+        int64_t t0 = crm_time_mono_us();
+        dispatch_out_t out;
+        store_view_begin(self->env.store);
+        j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len, &j->reply_len,
+                                    &out);
+        store_view_end(self->env.store);
+        int64_t took = crm_time_mono_us() - t0;
+        if (took > 1000000)
+            crm_log(CRM_LOG_INFO, "worker: request %llu took %.1f s", (unsigned long long)out.id,
+                    (double)took / 1e6);
+
+        pthread_mutex_lock(&self->lock);
+        j->next = self->done;
+        self->done = j;
+        pthread_mutex_unlock(&self->lock);
+        zmq_send(self->ring_send, "", 0, ZMQ_DONTWAIT); /* a full pipe already rings */
+        pthread_mutex_lock(&self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+crm_err_t
+worker_new(void *zctx, const dispatch_env_t *env, worker_t **out, char *errbuf)
+{
+    static int s_count;
+    worker_t *self = calloc(1, sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    self->env = *env;
+    self->env.group = NULL;
+    self->env.feed = NULL;
+    self->env.backup = NULL;
+    self->env.worker = true;
+    self->env.log_rl = &self->log_rl;
+    self->todo_tail = &self->todo;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->wake, NULL);
+    snprintf(self->endpoint, sizeof self->endpoint, "inproc://crm-worker-%d-%p", s_count++,
+             (void *)self);
+    self->ring_recv = zmq_socket(zctx, ZMQ_PAIR);
+    self->ring_send = zmq_socket(zctx, ZMQ_PAIR);
+    if (!self->ring_recv || !self->ring_send || zmq_bind(self->ring_recv, self->endpoint) != 0 ||
+        zmq_connect(self->ring_send, self->endpoint) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot make the worker's wake-up pair: %s",
+                 zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    int zero = 0;
+    zmq_setsockopt(self->ring_recv, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->ring_send, ZMQ_LINGER, &zero, sizeof zero);
+    if (pthread_create(&self->thread, NULL, s_main, self) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot start the worker thread");
+        goto fail;
+    }
+    *out = self;
+    return CRM_OK;
+fail:
+    if (self->ring_recv)
+        zmq_close(self->ring_recv);
+    if (self->ring_send)
+        zmq_close(self->ring_send);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    return CRM_ERR_INTERNAL;
+}
+
+void
+worker_destroy(worker_t **self_p)
+{
+    worker_t *self = *self_p;
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->stop = true;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    pthread_join(self->thread, NULL);
+    for (s_job_t *j = self->todo, *next; j; j = next) {
+        next = j->next;
+        s_job_free(j);
+    }
+    for (s_job_t *j = self->done, *next; j; j = next) {
+        next = j->next;
+        s_job_free(j);
+    }
+    zmq_close(self->ring_send);
+    zmq_close(self->ring_recv);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+bool
+worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t *body,
+              size_t len)
+{
+    pthread_mutex_lock(&self->lock);
+    bool room = self->queued <= WORKER_QUEUE_MAX;
+    if (room) {
+        s_job_t *j = calloc(1, sizeof *j);
+        CRM_ASSERT_ALLOC(j);
+        zmq_msg_init(&j->rid);
+        zmq_msg_move(&j->rid, rid);
+        j->user_id = user_id ? strdup(user_id) : NULL;
+        j->body = malloc(len ? len : 1);
+        CRM_ASSERT_ALLOC(j->body);
+        memcpy(j->body, body, len);
+        j->len = len;
+        *self->todo_tail = j;
+        self->todo_tail = &j->next;
+        self->queued++;
+        pthread_cond_signal(&self->wake);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return room;
+}
+
+void *
+worker_socket(worker_t *self)
+{
+    return self->ring_recv;
+}
+
+void
+worker_collect(worker_t *self, void (*send)(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len),
+               void *arg)
+{
+    char buf[1];
+    while (zmq_recv(self->ring_recv, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
+        ; /* the rings only wake us: what is done is in the list */
+    pthread_mutex_lock(&self->lock);
+    s_job_t *done = self->done;
+    self->done = NULL;
+    for (s_job_t *j = done; j; j = j->next)
+        self->queued--;
+    pthread_mutex_unlock(&self->lock);
+    /* oldest first */
+    s_job_t *fifo = NULL;
+    while (done) {
+        s_job_t *next = done->next;
+        done->next = fifo;
+        fifo = done;
+        done = next;
+    }
+    while (fifo) {
+        s_job_t *next = fifo->next;
+        send(arg, &fifo->rid, fifo->reply, fifo->reply_len);
+        fifo->reply = NULL; /* SEND owns it */
+        s_job_free(fifo);
+        fifo = next;
+    }
+}
+
+size_t
+worker_load(worker_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = self->queued;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
