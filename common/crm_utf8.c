@@ -138,6 +138,49 @@ crm_utf8_length(const char *s, size_t len)
     return count;
 }
 
+/* The code points of S (at most MAX) into OUT; returns how many. */
+static size_t
+s_codepoints(const char *s, utf8proc_int32_t *out, size_t max)
+{
+    size_t len = strlen(s), i = 0, n = 0;
+    while (i < len && n < max) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        out[n++] = k > 0 ? cp : -1;
+        i += k > 0 ? (size_t)k : 1;
+    }
+    return n;
+}
+
+size_t
+crm_utf8_distance(const char *a, const char *b, size_t max)
+{
+    enum { CAP = 64 };
+    utf8proc_int32_t x[CAP], y[CAP];
+    size_t m = s_codepoints(a, x, CAP), n = s_codepoints(b, y, CAP);
+    if ((m > n ? m - n : n - m) > max)
+        return max + 1;
+    /* Levenshtein, two rows; stop once a whole row is past MAX */
+    size_t prev[CAP + 1], cur[CAP + 1];
+    for (size_t j = 0; j <= n; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= m; i++) {
+        size_t best = cur[0] = i;
+        for (size_t j = 1; j <= n; j++) {
+            size_t sub = prev[j - 1] + (x[i - 1] != y[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (cur[j] < best)
+                best = cur[j];
+        }
+        if (best > max)
+            return max + 1;
+        memcpy(prev, cur, (n + 1) * sizeof *prev);
+    }
+    return prev[n] > max ? max + 1 : prev[n];
+}
+
 size_t
 crm_utf8_width(const char *s)
 {

@@ -43,6 +43,9 @@ void crm_utf8_describe(int cp, unsigned char byte, char out[16]);
 char *crm_utf8_escape(const char *s, size_t len, const char *keep);
 /* Number of code points in a valid UTF-8 string. */
 size_t crm_utf8_length(const char *s, size_t len);
+/* Edit distance (Levenshtein, by code point, of the first 64) between A and
+   B, or MAX + 1 if it is more than MAX. */
+size_t crm_utf8_distance(const char *a, const char *b, size_t max);
 /* Terminal display width (CJK counts 2), for aligning tables. */
 size_t crm_utf8_width(const char *s);
 

@@ -176,7 +176,13 @@ s_preload_thread(void *arg)
             s_phone(i, phone, sizeof phone);
             crm_record_set_str(c, "name", name);
             crm_record_set_text(c, crm_record_field(e->desc, "phones"), phone, false, errbuf);
+            static const char *const provinces[] = {"上海", "北京", "浙江", "江苏", "广东", "四川"};
             crm_record_set_str(c, "city", i % 2 ? "北京" : "上海");
+            crm_record_set_str(c, "province", provinces[i % 6]);
+            if (i % 5 == 0) { /* one in five gave marketing consent */
+                crm_record_set_text(c, crm_record_field(e->desc, "consent"), "yes", false, errbuf);
+                crm_record_set_str(c, "consent_channel", "web");
+            }
             crm_record_set_text(c, crm_record_field(e->desc, "stage"), i % 3 ? "lead" : "active",
                                 false, errbuf);
             recs[n].data = crm_proto_pack(c, &recs[n].len);

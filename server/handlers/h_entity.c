@@ -237,6 +237,97 @@ s_same_name(const ProtobufCMessage *rec, const void *arg)
     return same;
 }
 
+#define SIMILAR_MAX 200 /* records at one company a create compares names with */
+
+/* The folded words of TEXT in sorted order, without spaces: "Na Li" and "li na" agree. */
+static char *
+s_words_key(const char *text)
+{
+    char *f = crm_utf8_fold(text), *words[16], *save = NULL;
+    size_t n = 0, len = strlen(f);
+    for (char *tok = strtok_r(f, " \t", &save); tok && n < 16; tok = strtok_r(NULL, " \t", &save))
+        words[n++] = tok;
+    for (size_t i = 1; i < n; i++) /* insertion sort: a name has few words */
+        for (size_t j = i; j > 0 && strcmp(words[j - 1], words[j]) > 0; j--) {
+            char *t = words[j];
+            words[j] = words[j - 1];
+            words[j - 1] = t;
+        }
+    char *out = calloc(len + 1, 1);
+    CRM_ASSERT_ALLOC(out);
+    for (size_t i = 0; i < n; i++)
+        strcat(out, words[i]);
+    free(f);
+    return out;
+}
+
+/* Very similar, not equal, names: the same words in another order, one
+   character apart when both have at least 3 (王小明 / 王晓明), two when both
+   have at least 8 (zhang wei / zhang wie). Two-character names differ too
+   often by one character to be called alike (李娜 / 李那 are two people). */
+static bool
+s_similar_name(const char *a, const char *b)
+{
+    char *ka = s_name_key(a), *kb = s_name_key(b);
+    bool similar = false;
+    if (strcmp(ka, kb)) {
+        char *wa = s_words_key(a), *wb = s_words_key(b);
+        size_t la = crm_utf8_length(ka, strlen(ka)), lb = crm_utf8_length(kb, strlen(kb));
+        size_t shorter = la < lb ? la : lb;
+        size_t max = shorter >= 8 ? 2 : shorter >= 3 ? 1 : 0;
+        similar = !strcmp(wa, wb) || (max && crm_utf8_distance(ka, kb, max) <= max);
+        free(wa);
+        free(wb);
+    }
+    free(ka);
+    free(kb);
+    return similar;
+}
+
+/* Customers at REC's company (the first SIMILAR_MAX, through the group: the
+   line before in an import counts) whose name is very similar to REC's; their
+   ids go to OUT after what is there. */
+static crm_err_t
+s_find_similar(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
+               const char *name_field, char *out, size_t *used, size_t outlen)
+{
+    const char *name = crm_record_get_str(rec, name_field);
+    const char *company = crm_record_get_str(rec, "company");
+    records_term_t terms[RECORDS_MAX_TERMS];
+    size_t nterms = 0, n = 0;
+    uint64_t ids[SIMILAR_MAX];
+    bool more = false;
+    if (!*name || !*company)
+        return CRM_OK;
+    crm_err_t rc = records_text_terms(e, company, terms, &nterms, ctx->errbuf);
+    if (rc == CRM_OK && nterms)
+        rc = records_query_group(ctx->env->store, ctx->env->group, e, terms, nterms, 0,
+                                 SIMILAR_MAX, ids, &n, &more, NULL, NULL);
+    for (size_t t = 0; t < nterms; t++)
+        records_term_release(&terms[t]);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot look for duplicates");
+    char *ckey = s_name_key(company);
+    for (size_t k = 0; k < n && *used + 64 < outlen; k++) {
+        ProtobufCMessage *other = NULL;
+        if (records_group_get(ctx->env->group, e, ids[k], &other) != CRM_OK)
+            continue;
+        char *okey = s_name_key(crm_record_get_str(other, "company"));
+        if (!strcmp(okey, ckey) && s_similar_name(name, crm_record_get_str(other, name_field))) {
+            char id[24];
+            crm_entity_format_id(e, ids[k], id);
+            if (!strstr(out, id))
+                *used += (size_t)snprintf(out + *used, outlen - *used,
+                                          "%s%s (similar name, same company)", *used ? ", " : "",
+                                          id);
+        }
+        free(okey);
+        crm_proto_free(&other);
+    }
+    free(ckey);
+    return CRM_OK;
+}
+
 /* Records that REC likely duplicates: an equal value of a CRM_F_DUPE_KEY
    field (a phone, an e-mail), or the same name at the same company. Their
    ids and why go to OUT ("" if none). */
@@ -301,6 +392,10 @@ s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
                                                                       : r->field);
             }
         }
+        crm_err_t src;
+        if ((r->flags & CRM_F_DUPE_NAME) &&
+            (src = s_find_similar(ctx, e, rec, r->field, out, &used, outlen)) != CRM_OK)
+            return src;
     }
     return CRM_OK;
 }

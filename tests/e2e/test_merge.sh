@@ -1,5 +1,5 @@
 # test_merge - duplicates and merge through the real server and client: a
-# likely duplicate (same phone, same e-mail, same name at the same company) is
+# likely duplicate (same phone, same e-mail, same or very similar name at the same company) is
 # refused on create and per line on import unless allowed; three departments'
 # copies of one customer are merged by a manager as one change, one event with
 # every record it touched, fields combined, records moved, value recomputed,
@@ -54,6 +54,26 @@ as sa import "$T/twins.csv"
 expect "two lines of one file that duplicate each other: the second is refused" \
     test "$RC" -eq 1 -a "$(grep -c 'likely a duplicate' <<<"$ERR")" -eq 1
 expect "and the first imported" contains "$OUT" "imported 1 customer record;"
+
+# very similar names at the same company: one character apart (3+), words reordered
+as sa customer add --name 王小明 --company 远航科技 --phone 13700003001; W1=${OUT#created customer }
+as sa customer add --name 王晓明 --company "远航 科技" --phone 13700003002
+expect "a name one character apart at the same company is a likely duplicate" \
+    contains "$ERR" "$W1 (similar name, same company)"
+as sa customer add --name 王晓明 --company 启明科技 --phone 13700003003
+expect "not at another company" test "$RC" -eq 0
+as sa customer add --name "Zhang Wei" --company Acme --phone 13700003004; Z1=${OUT#created customer }
+as sa customer add --name "wei zhang" --company ACME --phone 13700003005
+expect "the same words in another order are a likely duplicate" contains "$ERR" "$Z1 (similar name, same company)"
+as sa customer add --name 李那 --company 华东贸易 --phone 13700003006
+expect "two-character names one character apart are two people" test "$RC" -eq 0
+printf 'name,company,phones
+赵一鸣,星海公司,13700003007
+赵一明,星海公司,13700003008
+' >"$T/sim.csv"
+as sa import "$T/sim.csv"
+expect "in an import, a line similar to the line before is reported" \
+    contains "$ERR" "line 3: likely a duplicate of customer"
 
 # the duplicate check must not reveal what marketing sees masked
 as sa customer add --name 私密 --phone 13600006666 --birthday 1990-01-02; HIDDEN=${OUT#created customer }

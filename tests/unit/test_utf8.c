@@ -111,6 +111,19 @@ test_utf8_escape(void **state)
     free(nul);
 }
 
+static void
+test_utf8_distance(void **state)
+{
+    (void)state;
+    assert_int_equal(crm_utf8_distance("李娜娜", "李娜娜", 2), 0);
+    assert_int_equal(crm_utf8_distance("王小明", "王晓明", 2), 1);   /* one character */
+    assert_int_equal(crm_utf8_distance("王小明", "王明", 2), 1);     /* one left out */
+    assert_int_equal(crm_utf8_distance("zhang wei", "zhang wie", 2), 2);
+    assert_int_equal(crm_utf8_distance("abcdef", "uvwxyz", 2), 3);  /* past MAX: MAX + 1 */
+    assert_int_equal(crm_utf8_distance("a", "abcdef", 1), 2);       /* lengths alone say so */
+    assert_int_equal(crm_utf8_distance("", "", 0), 0);
+}
+
 int
 main(void)
 {
@@ -121,6 +134,7 @@ main(void)
         cmocka_unit_test(test_utf8_text_controls),
         cmocka_unit_test(test_utf8_has_visible),
         cmocka_unit_test(test_utf8_escape),
+        cmocka_unit_test(test_utf8_distance),
     };
     return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
 }
