@@ -130,6 +130,22 @@ expect "a stage of three or more deals shows its figures" \
 expect "a stage of fewer hides them, so no single deal can be read off it" \
     test "$(python3 -c 'import json,sys; r={x["key"]:x for x in json.load(sys.stdin)["rows"]}; p=r["proposal (<3)"]; print(p.get("count",0), p.get("sum",0))' <<<"$OUT")" = "0 0"
 
+# ---- a deal given to another owner leaves the old owner's feed with that change ----
+as sa deal add "$L" --title 转交 --amount 100; DR=${OUT#created deal }
+watch_start sa wr --kind deal
+as sm deal edit "$DR" --owner sb
+expect "a manager reassigns the deal" test "$RC" -eq 0
+SR=$(seq_now)
+as sb deal edit "$DR" --title 转交后
+SR2=$(seq_now)
+as sa deal add "$L" --title 之后 --amount 1; DA=${OUT#created deal }
+wait_for 'grep -q "\"$DA\"" "$T/wr.out"'
+watch_stop wr
+expect "the old owner sees the change that takes the deal away" \
+    test "$(parts "$T/wr.out" "$SR")" = "update:deal:$DR"
+expect "with its new owner" test "$(part_field "$T/wr.out" deal "$DR" owner)" = sb
+expect "and nothing the new owner does after" test -z "$(parts "$T/wr.out" "$SR2")"
+
 # ---- orders: lines, totals, the customer's value in the same event ----
 watch_start sa wo --customer "$L"
 watch_start mk wm2
