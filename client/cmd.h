@@ -15,6 +15,9 @@
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
+#define CLI_TIMEOUT_MS 5000          /* a request's answer, unless --timeout */
+#define CLI_REPORT_TIMEOUT_MS 300000 /* a report's (a scan of every record) */
+
 typedef struct {
     bool json;           /* --json: machine-readable output */
     const char *config;  /* --config FILE / CRM_CONFIG / ~/.config/crm/client.conf */

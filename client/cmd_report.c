@@ -299,6 +299,8 @@ cmd_report(int argc, char **argv, cli_ctx_t *ctx)
     req.report = &rr;
     conn_t *conn = NULL;
     Crm__Reply *reply = NULL;
+    if (ctx->timeout_ms == CLI_TIMEOUT_MS) /* not --timeout: a report may read 1M records */
+        ctx->timeout_ms = CLI_REPORT_TIMEOUT_MS;
     int rc = conn_open(ctx, &conn);
     if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK &&
         reply->body_case == CRM__REPLY__BODY_REPORT) {

@@ -69,7 +69,7 @@ main(int argc, char **argv)
                                              {"timeout", required_argument, NULL, 't'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000, false};
+    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), CLI_TIMEOUT_MS, false};
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     crm_log_init("crm", CRM_LOG_WARN);

@@ -89,6 +89,13 @@ crm_err_t records_children(store_t *store, store_group_t *g, const crm_entity_t 
    the folded TEXT. */
 bool records_text_match(const ProtobufCMessage *rec, const void *text);
 
+/* Every record of kind E in number order, one iterator (for scans off the
+   server thread, in a store view): FN gets each (it may not keep REC) and
+   returns false to stop. *READ gets how many were read. */
+crm_err_t records_each(store_t *store, const crm_entity_t *e,
+                       bool (*fn)(uint64_t num, ProtobufCMessage *rec, void *arg), void *arg,
+                       uint64_t *read);
+
 /* Consistency of kind E: every record's index entries exist, and every index
    entry belongs to a record that would write it. Returns the number of
    problems found; *records and *entries get the counts checked. Each problem

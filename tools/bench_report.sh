@@ -20,10 +20,12 @@ fi
 "$B/crmd" --data "$W/data" --listen 'tcp://127.0.0.1:*' --sweep-every 0 >"$W/crmd.out" 2>"$W/crmd.log" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q READY "$W/crmd.out" && break; sleep 0.1; done
+for _ in $(seq 1 1200); do grep -q READY "$W/crmd.out" && break; sleep 0.1; done
 EP=$(awk '/^READY/{print $2}' "$W/crmd.out")
+[ -n "$EP" ] || { echo "bench_report: crmd did not start (see $W/crmd.log)" >&2; exit 1; }
 bench() { "$B/crm-bench" --config "$W/bench.enroll" --server "$EP" --server-pid "$PID" "$@"; }
 crm() { "$B/crm" --server "$EP" "$@"; }
+CRM=("$B/crm" --server "$EP") # for /usr/bin/time, which runs programs, not functions
 echo "== $(uptime)"
 if [ "$PRELOAD" = 1 ]; then
     echo "== preload $N"
@@ -35,12 +37,12 @@ crm --config "$W/mk.enroll" segment save 全部同意 --view consented >/dev/nul
 crm --config "$W/mk.enroll" segment save 浙江活跃 --province 浙江 --stage active >/dev/null 2>&1 || true
 for s in s1 s2 s3; do
     for _ in 1 2 3; do
-        /usr/bin/time -f "segment count $s: %e s wall" crm --config "$W/mk.enroll" segment count "$s"
+        /usr/bin/time -f "segment count $s: %e s wall" "${CRM[@]}" --config "$W/mk.enroll" segment count "$s"
     done
 done
 echo "== a report over every customer (value by tier), alone"
 for _ in 1 2 3; do
-    /usr/bin/time -f "report value: %e s wall" crm --config "$W/bench.enroll" report value --no-chart | tail -1
+    /usr/bin/time -f "report value: %e s wall" "${CRM[@]}" --config "$W/bench.enroll" report value --no-chart | tail -1
 done
 echo "== reads by id, 8 clients, ${D} s, no report running"
 bench --ids "$N" --clients 8 --duration "$D" --mix 100,0,0,0,0 | grep -E "^(operation|get|all)"

@@ -506,6 +506,64 @@ s_period(req_ctx_t *ctx, const s_table_t *t, const crm_entity_t *e, const Crm__R
     return CRM_OK;
 }
 
+/* One scan of a report: what each record is judged and grouped by. */
+typedef struct {
+    req_ctx_t *ctx;
+    const s_table_t *t;
+    const s_run_t *run;
+    const s_by_t *by;
+    const crm_entity_t *e, *ce;
+    int64_t since, until;
+    bool aggregate;
+    s_row_t *rows; /* ROWS_MAX keys, then "(other)" */
+    size_t nrows;
+    ProtobufCMessage *cust; /* the customer of the last record, when grouping by its fields */
+    uint64_t cust_num;
+    uint64_t seen;
+} s_scan_t;
+
+static bool
+s_visit(uint64_t num, ProtobufCMessage *m, void *arg)
+{
+    s_scan_t *sc = arg;
+    char errbuf[CRM_ERRBUF];
+    (void)num;
+    if (++sc->seen > READ_MAX)
+        return false;
+    int64_t when = crm_record_get_i64(m, sc->t->date_field);
+    if (when < sc->since || when > sc->until ||
+        (!sc->aggregate && authz_record(sc->ctx->session.user, sc->e, AUTHZ_READ, m, NULL, NULL,
+                                        0, errbuf) != CRM_OK))
+        return true;
+    if (sc->by->on_customer) { /* its customer, read again only when it changes */
+        uint64_t cn = crm_entity_parse_id(sc->ce, crm_record_get_str(m, "customer_id"));
+        if (cn != sc->cust_num) {
+            crm_proto_free(&sc->cust);
+            sc->cust_num = cn;
+            if (records_get(sc->ctx->env->store, sc->ce, cn, &sc->cust) != CRM_OK)
+                sc->cust = NULL;
+        }
+    }
+    char key[64];
+    int sort;
+    s_key(sc->by, sc->t, m, sc->cust, key, &sort);
+    s_row_t *rows = sc->rows;
+    size_t k = 0;
+    while (k < sc->nrows && strcmp(rows[k].key, key))
+        k++;
+    if (k == sc->nrows && sc->nrows < ROWS_MAX) {
+        snprintf(rows[k].key, sizeof rows[k].key, "%s", key);
+        rows[sc->nrows++].sort = sort;
+    } else if (k == sc->nrows) { /* past ROWS_MAX keys: "(other)" */
+        k = ROWS_MAX;
+        snprintf(rows[k].key, sizeof rows[k].key, "(other)");
+        rows[k].sort = 1 << 30;
+    }
+    rows[k].n++;
+    sc->t->add(sc->run, &rows[k], m);
+    return true;
+}
+
 /* Run report T for the caller: on the server thread this checks and defers;
    on the worker it reads and answers. */
 static crm_err_t
@@ -549,67 +607,20 @@ s_run(req_ctx_t *ctx, const s_table_t *t, const Crm__ReportRequest *r)
             run.cols[run.ncols++].unit = "count";
         }
     }
-    s_row_t *rows = calloc(ROWS_MAX + 1, sizeof *rows);
-    CRM_ASSERT_ALLOC(rows);
-    size_t nrows = 0;
-    uint64_t ids[PAGE], after = 0, read = 0, cust_num = 0;
-    ProtobufCMessage *cust = NULL;
-    size_t n = 0;
-    bool more = true;
-    while (more && rc == CRM_OK) {
-        if ((rc = records_query(ctx->env->store, e, NULL, 0, after, PAGE, ids, &n, &more, NULL,
-                                NULL)) != CRM_OK) {
-            dispatch_error(ctx, rc, "cannot read the %s records", e->name);
-            break;
-        }
-        if ((read += n) > READ_MAX) {
-            rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
-                                "a report reads at most %llu records; narrow it with --since",
-                                (unsigned long long)READ_MAX);
-            break;
-        }
-        for (size_t i = 0; i < n; i++) {
-            ProtobufCMessage *m = NULL;
-            char errbuf[CRM_ERRBUF];
-            if (records_get(ctx->env->store, e, ids[i], &m) != CRM_OK)
-                continue;
-            int64_t when = crm_record_get_i64(m, t->date_field);
-            if (when < since || when > until ||
-                (!aggregate && authz_record(u, e, AUTHZ_READ, m, NULL, NULL, 0, errbuf) != CRM_OK)) {
-                crm_proto_free(&m);
-                continue;
-            }
-            if (by.on_customer) { /* its customer, once per run of its records */
-                uint64_t num = crm_entity_parse_id(ce, crm_record_get_str(m, "customer_id"));
-                if (num != cust_num) {
-                    crm_proto_free(&cust);
-                    cust_num = num;
-                    if (records_get(ctx->env->store, ce, num, &cust) != CRM_OK)
-                        cust = NULL;
-                }
-            }
-            char key[64];
-            int sort;
-            s_key(&by, t, m, cust, key, &sort);
-            size_t k = 0;
-            while (k < nrows && strcmp(rows[k].key, key))
-                k++;
-            if (k == nrows && nrows < ROWS_MAX) {
-                snprintf(rows[nrows].key, sizeof rows[nrows].key, "%s", key);
-                rows[nrows++].sort = sort;
-            } else if (k == nrows) { /* past ROWS_MAX keys: "(other)" */
-                k = ROWS_MAX;
-                snprintf(rows[k].key, sizeof rows[k].key, "(other)");
-                rows[k].sort = 1 << 30;
-            }
-            rows[k].n++;
-            t->add(&run, &rows[k], m);
-            crm_proto_free(&m);
-        }
-        if (n)
-            after = ids[n - 1];
-    }
-    crm_proto_free(&cust);
+    s_scan_t sc = {ctx, t, &run, &by, e, ce, since, until, aggregate, NULL, 0, NULL, 0, 0};
+    sc.rows = calloc(ROWS_MAX + 1, sizeof *sc.rows);
+    CRM_ASSERT_ALLOC(sc.rows);
+    uint64_t read = 0;
+    rc = records_each(ctx->env->store, e, s_visit, &sc, &read);
+    crm_proto_free(&sc.cust);
+    if (rc != CRM_OK)
+        dispatch_error(ctx, rc, "cannot read the %s records", e->name);
+    else if (read > READ_MAX)
+        rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                            "a report reads at most %llu records; narrow it with --since",
+                            (unsigned long long)READ_MAX);
+    s_row_t *rows = sc.rows;
+    size_t nrows = sc.nrows;
     if (rows[ROWS_MAX].n)
         nrows++; /* "(other)" sits right after the last key when there are ROWS_MAX */
     if (rc == CRM_OK) {
