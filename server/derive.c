@@ -199,6 +199,9 @@ s_stage(const value_rules_t *r, const Crm__Customer *c, int64_t now)
     return CRM__STAGE__ACTIVE;
 }
 
+static void s_value_set(const derive_ctx_t *dc, Crm__Customer *c, uint32_t count, int64_t spend,
+                        int64_t first, int64_t last, int64_t contact);
+
 crm_err_t
 derive_customer(const derive_ctx_t *dc, Crm__Customer *c, char *errbuf)
 {
@@ -259,6 +262,16 @@ derive_customer(const derive_ctx_t *dc, Crm__Customer *c, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "cannot read the activities of customer '%s'", c->id);
         return rc;
     }
+    s_value_set(dc, c, count, spend, first, last, contact);
+    return CRM_OK;
+}
+
+/* Set C's derived value from its order count, net spend, first and last
+   order and last contact; tier and stage by the rules. */
+static void
+s_value_set(const derive_ctx_t *dc, Crm__Customer *c, uint32_t count, int64_t spend,
+            int64_t first, int64_t last, int64_t contact)
+{
     const char *cur = dc->rules->currency;
     c->order_count = count;
     if (count) {
@@ -276,7 +289,56 @@ derive_customer(const derive_ctx_t *dc, Crm__Customer *c, char *errbuf)
     if (!c->tier_override)
         c->tier = s_tier(dc->rules, count, spend);
     c->stage = s_stage(dc->rules, c, dc->now);
-    return CRM_OK;
+}
+
+static int64_t
+s_net(const ProtobufCMessage *m)
+{
+    const Crm__Order *o = (const Crm__Order *)m;
+    return (o->total ? o->total->minor : 0) - (o->refunded ? o->refunded->minor : 0);
+}
+
+/* The common writes - an order placed or refunded, an activity logged - move
+   customer C's value by what they add, from the value it has (kept right by
+   every write; `crm-admin check` recomputes it in full): no re-read of every
+   order. True if that applied (*rc says how it went); false for the others -
+   a delete, a record moved to another customer, an order's date changed, an
+   activity edited - which re-read everything (derive_customer). */
+static bool
+s_value_delta(const derive_ctx_t *dc, Crm__Customer *c, const crm_entity_t *e,
+              const ProtobufCMessage *old, const ProtobufCMessage *rec, crm_err_t *rc,
+              char *errbuf)
+{
+    *rc = CRM_OK;
+    if (!rec || strcmp(crm_record_get_str(rec, "customer_id"), c->id))
+        return false;
+    if (old && strcmp(crm_record_get_str(old, "customer_id"), c->id))
+        return false;
+    int64_t spend = c->total_spend ? c->total_spend->minor : 0;
+    uint32_t count = c->order_count;
+    int64_t first = c->first_order_at, last = c->last_order_at, contact = c->last_contact_at;
+    if (!strcmp(e->name, "order")) {
+        const Crm__Order *o = (const Crm__Order *)rec;
+        if (old && ((const Crm__Order *)old)->ordered_at != o->ordered_at)
+            return false;
+        if (__builtin_add_overflow(spend, s_net(rec) - (old ? s_net(old) : 0), &spend)) {
+            snprintf(errbuf, CRM_ERRBUF, "customer '%s': total spend overflows", c->id);
+            *rc = CRM_ERR_INVALID_ARGUMENT;
+            return true;
+        }
+        if (!old) {
+            count++;
+            first = count == 1 || o->ordered_at < first ? o->ordered_at : first;
+            last = count == 1 || o->ordered_at > last ? o->ordered_at : last;
+        }
+    } else if (!strcmp(e->name, "activity") && !old) {
+        int64_t at = ((const Crm__Activity *)rec)->occurred_at;
+        contact = at > contact ? at : contact;
+    } else {
+        return false;
+    }
+    s_value_set(dc, c, count, spend, first, last, contact);
+    return true;
 }
 
 bool
@@ -794,7 +856,7 @@ derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t *e,
             return rc;
         }
         rc = records_group_get(dc->g, ce, num, &next);
-        if (rc == CRM_OK)
+        if (rc == CRM_OK && !s_value_delta(dc, (Crm__Customer *)next, e, old, rec, &rc, errbuf))
             rc = derive_customer(dc, (Crm__Customer *)next, errbuf);
         char *changed[64];
         size_t n = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
