@@ -108,8 +108,13 @@ watch_start admin fast
 watch_start admin slow
 kill -STOP "$W_slow"
 begin=$(grep -o "watching from sequence [0-9]*" "$T/fast.err" | awk '{print $4}')
-"$CRM_BIN/crm-bench" --config "$T/admin" --server "$EP_main" --ids 1 --clients 8 --duration "$SLOW" \
-    --mix 0,0,0,0,100 >"$T/bench.out" 2>&1 || true
+# write until more than 2,000 changes wait for the slow one (on a loaded machine one
+# second of writers may not reach that: run again, at most 10 times)
+for _ in $(seq 1 10); do
+    "$CRM_BIN/crm-bench" --config "$T/admin" --server "$EP_main" --ids 1 --clients 8 --duration "$SLOW" \
+        --mix 0,0,0,0,100 >"$T/bench.out" 2>&1 || true
+    [ $(( $(lastseq) - begin )) -gt 2000 ] && break
+done
 final=$(lastseq) # writes in flight when the bench stopped counting still landed
 n=$((final - begin))
 expect "the writers ran (${n} writes)" test "$n" -gt 2000
