@@ -801,25 +801,34 @@ s_merge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     return rc;
 }
 
-/* `crm customer dupes`: groups sharing a phone or an e-mail, a slice per call. */
+/* `crm customer dupes [--min-score N]`: groups sharing a phone (score 100),
+   an e-mail (90), or a name at a company (70), a slice per call. */
 static int
 s_dupes(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     (void)e;
-    const char *slice = NULL;
-    if (argc == 3 && !strcmp(argv[1], "--slice"))
-        slice = argv[2];
-    else if (argc != 1) {
-        fprintf(stderr, "usage: crm customer dupes [--slice N]   (N index entries per request)\n");
-        return EXIT_USAGE;
+    const char *slice = NULL, *min_score = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--slice") && i + 1 < argc) {
+            slice = argv[++i];
+        } else if (!strcmp(argv[i], "--min-score") && i + 1 < argc &&
+                   strspn(argv[i + 1], "0123456789") == strlen(argv[i + 1]) && *argv[i + 1]) {
+            min_score = argv[++i];
+        } else {
+            fprintf(stderr, "usage: crm customer dupes [--min-score N] [--slice N]\n"
+                            "  groups of likely duplicates: same phone (score 100), same e-mail "
+                            "(90),\n  same name at the same company (70); --min-score leaves out "
+                            "the less likely\n");
+            return EXIT_USAGE;
+        }
     }
     conn_t *conn = NULL;
-    char after[700] = "";
+    char after[1000] = "";
     size_t groups = 0;
     int rc = conn_open(ctx, &conn);
     while (rc == EXIT_OK) {
         Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
-        Crm__Filter f[2], *fp[2];
+        Crm__Filter f[3], *fp[3];
         Crm__Request req = CRM__REQUEST__INIT;
         Crm__Reply *reply = NULL;
         rr.name = (char *)"dupes";
@@ -838,6 +847,13 @@ s_dupes(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             fp[rr.n_filters] = &f[rr.n_filters];
             rr.n_filters++;
         }
+        if (min_score) {
+            crm__filter__init(&f[rr.n_filters]);
+            f[rr.n_filters].field = (char *)"min_score";
+            f[rr.n_filters].value = (char *)min_score;
+            fp[rr.n_filters] = &f[rr.n_filters];
+            rr.n_filters++;
+        }
         req.op = CRM__OP__OP_REPORT;
         req.body_case = CRM__REQUEST__BODY_REPORT;
         req.report = &rr;
@@ -849,10 +865,12 @@ s_dupes(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
                 if (ctx->json) {
                     printf("{\"group\":");
                     out_json_str(stdout, reply->report->rows[i]->key);
-                    printf(",\"count\":%llu}\n",
-                           (unsigned long long)reply->report->rows[i]->count);
+                    printf(",\"count\":%llu,\"score\":%lld}\n",
+                           (unsigned long long)reply->report->rows[i]->count,
+                           (long long)reply->report->rows[i]->weighted);
                 } else {
-                    printf("%s\n", reply->report->rows[i]->key);
+                    printf("%s (score %lld)\n", reply->report->rows[i]->key,
+                           (long long)reply->report->rows[i]->weighted);
                 }
                 groups++;
             }

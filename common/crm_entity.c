@@ -60,6 +60,7 @@ static const crm_index_t s_customer_indexes[] = {
     {"source", CRM_IDX_EXACT, 'u', NULL},
     {"kind", CRM_IDX_EXACT, 'k', NULL},
     {"consent", CRM_IDX_EXACT, 'g', NULL}, /* since format 3 */
+    {"name", CRM_IDX_PAIR, 'm', "company"}, /* since format 3: likely duplicates */
     {NULL, 0, 0, NULL},
 };
 

@@ -56,13 +56,16 @@ typedef enum {
     CRM_IDX_PHONE,  /* the whole number, and its last 4 digits under tag+1 */
     CRM_IDX_TEXT,   /* every character and every pair of characters, folded */
     CRM_IDX_PARENT, /* the parent id, newest first by the time in sort_field */
+    CRM_IDX_PAIR,   /* the folded value without spaces, with sort_field's likewise (a
+                       name at a company): for likely duplicates, not a filter */
 } crm_idx_kind_t;
 
 typedef struct {
     const char *field;      /* proto field name */
     crm_idx_kind_t kind;
     char tag;               /* one byte naming the index inside the kind's key space */
-    const char *sort_field; /* CRM_IDX_PARENT: the time field to order by */
+    const char *sort_field; /* CRM_IDX_PARENT: the time field to order by; CRM_IDX_PAIR:
+                               the second field */
 } crm_index_t;
 
 typedef struct {

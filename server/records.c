@@ -150,6 +150,25 @@ s_values(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd, char *
     return n;
 }
 
+/* FIRST (folded already) and SECOND folded, each without white space, joined
+   by 0x1f into OUT: "李 娜" at "华东 贸易" is 李娜\x1f华东贸易. 0 if either is empty. */
+static size_t
+s_pair_value(const char *first, const char *second, char *out, size_t cap)
+{
+    char *b = crm_utf8_fold(second);
+    size_t n = 0, lim = cap - 1;
+    for (const char *p = first; *p && n < lim / 2; p++)
+        if (*p != ' ' && *p != '\t')
+            out[n++] = *p;
+    size_t mid = n;
+    out[n++] = 0x1f;
+    for (const char *p = b; *p && n < lim; p++)
+        if (*p != ' ' && *p != '\t')
+            out[n++] = *p;
+    free(b);
+    return mid && n > mid + 1 ? n : 0;
+}
+
 static void
 s_index_keys(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec, s_keys_t *keys)
 {
@@ -174,6 +193,12 @@ s_index_keys(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec, s
             } else if (idx->kind == CRM_IDX_TEXT) {
                 s_gram_ctx_t c = {keys, e, idx->tag, num};
                 s_grams(vals[i], s_gram_posting, &c);
+            } else if (idx->kind == CRM_IDX_PAIR) {
+                char pair[KEY_MAX - 24];
+                size_t pl = s_pair_value(vals[i], crm_record_get_str(rec, idx->sort_field), pair,
+                                         sizeof pair);
+                if (pl)
+                    s_add_posting(keys, e, idx->tag, pair, pl, num);
             }
             free(vals[i]);
         }
@@ -349,7 +374,7 @@ s_filterable(const crm_entity_t *e, char *out, size_t n)
     size_t used = 0;
     out[0] = '\0';
     for (const crm_index_t *i = e->indexes; i->field && used + 1 < n; i++)
-        if (i->kind != CRM_IDX_TEXT)
+        if (i->kind != CRM_IDX_TEXT && i->kind != CRM_IDX_PAIR)
             used += (size_t)snprintf(out + used, n - used, "%s%s", used ? ", " : "", i->field);
 }
 
@@ -362,7 +387,8 @@ records_term(const crm_entity_t *e, const char *field, const char *value, record
     out->key = NULL;
     out->len = 0;
     char phone[24];
-    if (!idx || idx->kind == CRM_IDX_TEXT || idx->kind == CRM_IDX_PARENT) {
+    if (!idx || idx->kind == CRM_IDX_TEXT || idx->kind == CRM_IDX_PARENT ||
+        idx->kind == CRM_IDX_PAIR) {
         char list[256];
         s_filterable(e, list, sizeof list);
         snprintf(errbuf, CRM_ERRBUF, "cannot filter %s records on '%s' (filterable: %s)", e->name,

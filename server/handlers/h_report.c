@@ -217,28 +217,34 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
     if (authz_kind(ctx->session.user, ce, AUTHZ_DELETE, ctx->errbuf) != CRM_OK)
         return dispatch_deny(ctx, ce->name, "", "report dupes");
     /* the cursor: index tag byte and the value after which to go on, hex-encoded */
-    char after[600] = "";
+    char after[1000] = "";
     size_t slice = DUPES_SCAN;
+    unsigned min_score = 0;
     for (size_t i = 0; i < r->n_filters; i++) {
         if (!strcmp(r->filters[i]->field, "after"))
             snprintf(after, sizeof after, "%s", r->filters[i]->value);
         else if (!strcmp(r->filters[i]->field, "slice")) /* smaller slices, e.g. for tests */
             slice = (size_t)strtoul(r->filters[i]->value, NULL, 10);
+        else if (!strcmp(r->filters[i]->field, "min_score"))
+            min_score = (unsigned)strtoul(r->filters[i]->value, NULL, 10);
     }
     if (slice < 1 || slice > DUPES_SCAN)
         slice = DUPES_SCAN;
+    /* what two customers share, from its index, and how likely that makes them one */
     static const struct {
         const char *field;
         char tag;
-    } keys[] = {{"phones", 'p'}, {"emails", 'e'}};
+        unsigned score;
+    } keys[] = {{"phones", 'p', 100}, {"emails", 'e', 90}, {"name and company", 'm', 70}};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     size_t k = 0;
-    char start[300];
+    char start[520];
     size_t slen = 0;
     if (*after) {
-        for (k = 0; k < 2 && keys[k].tag != after[0]; k++)
+        for (k = 0; k < NKEYS && keys[k].tag != after[0]; k++)
             ;
         size_t hl = strlen(after + 1);
-        if (k == 2 || hl % 2 || hl / 2 + 3 > sizeof start)
+        if (k == NKEYS || hl % 2 || hl / 2 + 3 > sizeof start)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "bad dupes cursor");
         start[0] = ce->prefix;
         start[1] = after[0];
@@ -254,14 +260,16 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
     size_t cap = 64, nrows = 0, read = 0;
     Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(cap, sizeof *ptrs));
     char *next = NULL;
-    for (; k < 2 && !next; k++, slen = 0) {
+    for (; k < NKEYS && !next; k++, slen = 0) {
+        if (keys[k].score < min_score)
+            continue;
         if (!slen) {
             start[0] = ce->prefix;
             start[1] = keys[k].tag;
             slen = 2;
         }
         store_iter_t *it = store_iter_new(ctx->env->store, STORE_CF_INDEXES);
-        char value[300] = "", ids[160] = "";
+        char value[520] = "", ids[160] = "";
         size_t vlen = 0, members = 0, used = 0;
         for (store_iter_seek(it, start, slen);; store_iter_next(it)) {
             size_t klen = 0;
@@ -276,6 +284,7 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
                     snprintf(text, 200, "%s same %s", ids, keys[k].field);
                     row->key = text;
                     row->count = members;
+                    row->weighted = keys[k].score; /* the group's score */
                     ptrs[nrows++] = row;
                 }
                 if (!same)

@@ -94,11 +94,21 @@ expect "sales finds it" contains "$OUT" "$HIDDEN"
 as sa customer add --name 娜娜 --email li.na@example.com --allow-duplicate; C4=${OUT#created customer }
 as pm customer dupes
 expect "dupes lists the customers sharing a phone" grep -q "^$C1,[c0-9,]* same phones" <<<"$OUT"
-expect "and an e-mail" grep -q "^$C2,$C4 same emails" <<<"$OUT"
+expect "and an e-mail" grep -q "^$C2,$C4 same emails (score 90)" <<<"$OUT"
+expect "and a name at the same company, from its index (李 娜 and 李娜 at 华东贸易)" \
+    grep -q "^$C1,$C3 same name and company (score 70)" <<<"$OUT"
 expect "and counts the groups" contains "$OUT" "groups of likely duplicates"
 ALL=$(sort <<<"$OUT")
 as pm customer dupes --slice 2
 expect "read two index entries at a time, the groups are the same" test "$(sort <<<"$OUT")" = "$ALL"
+as pm customer dupes --min-score 80
+expect "--min-score 80 leaves out the name-and-company groups" test "$(grep -c "same name and company" <<<"$OUT")" -eq 0
+expect "and keeps the e-mail ones" grep -q "^$C2,$C4 same emails" <<<"$OUT"
+as pm --json customer dupes --min-score 95
+expect "--json gives each group's score" grep -q '"score":100' <<<"$OUT"
+expect "--min-score 95: phones only" test "$(grep -c '"score":90' <<<"$OUT")" -eq 0
+as pm customer dupes --min-score lots
+expect "a bad --min-score is a usage error" test "$RC" -eq 2
 as ps customer dupes
 expect "dupes is for those who may merge" contains "$ERR" PERMISSION_DENIED
 
