@@ -264,13 +264,21 @@ s_words_key(const char *text)
 /* Very similar, not equal, names: the same words in another order, one
    character apart when both have at least 3 (王小明 / 王晓明), two when both
    have at least 8 (zhang wei / zhang wie). Two-character names differ too
-   often by one character to be called alike (李娜 / 李那 are two people). */
+   often by one character to be called alike (李娜 / 李那 are two people), and
+   so do names with digits ("客户 1" / "客户 2", "Store 12" / "Store 13"): those
+   are alike only reordered. */
 static bool
 s_similar_name(const char *a, const char *b)
 {
     char *ka = s_name_key(a), *kb = s_name_key(b);
     bool similar = false;
-    if (strcmp(ka, kb)) {
+    bool digits = strpbrk(ka, "0123456789") || strpbrk(kb, "0123456789");
+    if (strcmp(ka, kb) && digits) {
+        char *wa = s_words_key(a), *wb = s_words_key(b);
+        similar = !strcmp(wa, wb);
+        free(wa);
+        free(wb);
+    } else if (strcmp(ka, kb)) {
         char *wa = s_words_key(a), *wb = s_words_key(b);
         size_t la = crm_utf8_length(ka, strlen(ka)), lb = crm_utf8_length(kb, strlen(kb));
         size_t shorter = la < lb ? la : lb;

@@ -67,6 +67,9 @@ as sa customer add --name "wei zhang" --company ACME --phone 13700003005
 expect "the same words in another order are a likely duplicate" contains "$ERR" "$Z1 (similar name, same company)"
 as sa customer add --name 李那 --company 华东贸易 --phone 13700003006
 expect "two-character names one character apart are two people" test "$RC" -eq 0
+as sa customer add --name "门店 12" --company 远航科技 --phone 13700003009
+as sa customer add --name "门店 13" --company 远航科技 --phone 13700003010
+expect "names that differ in a number are two records" test "$RC" -eq 0
 printf 'name,company,phones
 赵一鸣,星海公司,13700003007
 赵一明,星海公司,13700003008
