@@ -51,6 +51,10 @@ int cmd_watch(int argc, char **argv, cli_ctx_t *ctx);
 /* Every value FIELD (or every field) of record ID has had, by whom and when. */
 int cmd_history(cli_ctx_t *ctx, const char *kind, const char *id, const char *field);
 
+/* One CSV cell S to OUT, quoted when it holds SEP, a quote or a line break;
+   unless RAW, a cell a spreadsheet would run as a formula gets a leading '. */
+void cmd_csv_cell(FILE *out, const char *s, bool raw, char sep);
+
 /* ==== output.c: generic printing driven by protobuf-c descriptors ==== */
 
 /* One JSON object for MSG on one line (field names as in the .proto). */
