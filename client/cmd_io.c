@@ -23,11 +23,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xlsxwriter.h>
 
 #include "cmd.h"
 #include "conn.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "crm_utf8.h"
 #include "entity.h"
 
 #define EXPORT_PAGE 1000
@@ -61,13 +63,116 @@ cmd_csv_cell(FILE *out, const char *s, bool raw, char sep)
 }
 
 static const char s_export_usage[] =
-    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--raw] [--FIELD VALUE]...\n"
+    "usage: crm export --csv|--excel|--jsonl|--xlsx FILE [--kind KIND] [--out FILE] [--raw]\n"
+    "                  [--FIELD VALUE[,VALUE]]... [--view NAME] [--unowned] [--limit N]\n"
+    "                  [--after ID]\n"
     "\n"
-    "Writes every record (default: customers) matching the filters, in id order, as CSV\n"
-    "with a header row or as JSON Lines, to FILE or standard output. A CSV cell a\n"
-    "spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage\n"
-    "return) is written with a leading single quote, as is one that starts with a quote;\n"
-    "'crm import' removes it again. --raw writes every cell exactly as stored.\n";
+    "Writes every record (default: customers) matching the filters - as 'list' takes them:\n"
+    "filters ANDed, A,B for A or B, --limit N records after --after ID - in id order, to FILE\n"
+    "or standard output:\n"
+    "  --csv        CSV with a header row of field names (what 'crm import' reads back)\n"
+    "  --excel      the same CSV as Excel wants it: UTF-8 with a BOM (so Chinese Excel does\n"
+    "               not read it as GBK) and CRLF line ends\n"
+    "  --xlsx FILE  a real workbook (one sheet, a bold frozen header row, numbers as numbers)\n"
+    "  --jsonl      JSON Lines, one object per record as --json prints them\n"
+    "A CSV cell a spreadsheet would run as a formula (it starts with = + - @, a tab or a\n"
+    "carriage return) is written with a leading single quote, as is one that starts with a\n"
+    "quote; 'crm import' removes it again. --raw writes every cell exactly as stored. An\n"
+    "xlsx cell is always text or a number, never a formula.\n";
+
+typedef enum { FMT_NONE, FMT_CSV, FMT_EXCEL, FMT_JSONL, FMT_XLSX } s_fmt_t;
+
+/* Where an export's records go, one format at a time. */
+typedef struct {
+    s_fmt_t fmt;
+    const crm_entity_t *e;
+    FILE *out;              /* CSV, Excel CSV, JSON Lines */
+    bool raw;               /* --raw: no formula guard */
+    lxw_workbook *wb;       /* --xlsx */
+    lxw_worksheet *ws;
+    lxw_format *bold;
+    lxw_row_t row;
+    size_t width[128];      /* xlsx column widths, in characters */
+    long count;             /* records written */
+    bool full;              /* the sheet has no room left */
+} s_writer_t;
+
+static bool
+s_numeric(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags(e, fd->name) & CRM_F_TIME))
+        return false;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_DOUBLE: case PROTOBUF_C_TYPE_FLOAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void
+s_write_header(s_writer_t *w)
+{
+    const ProtobufCMessageDescriptor *d = w->e->desc;
+    if (w->fmt == FMT_XLSX) {
+        for (unsigned i = 0; i < d->n_fields; i++) {
+            worksheet_write_string(w->ws, 0, (lxw_col_t)i, d->fields[i].name, w->bold);
+            w->width[i < 128 ? i : 127] = strlen(d->fields[i].name) + 2;
+        }
+        worksheet_freeze_panes(w->ws, 1, 0);
+        w->row = 1;
+        return;
+    }
+    if (w->fmt == FMT_JSONL)
+        return;
+    if (w->fmt == FMT_EXCEL)
+        fputs("\xEF\xBB\xBF", w->out); /* Excel reads a CSV without it as the local code page */
+    for (unsigned i = 0; i < d->n_fields; i++)
+        fprintf(w->out, "%s%s", i ? "," : "", d->fields[i].name);
+    fputs(w->fmt == FMT_EXCEL ? "\r\n" : "\n", w->out);
+}
+
+static void
+s_write_record(s_writer_t *w, const ProtobufCMessage *rec)
+{
+    const ProtobufCMessageDescriptor *d = w->e->desc;
+    if (w->fmt == FMT_JSONL) {
+        out_json(w->out, rec);
+        w->count++;
+        return;
+    }
+    if (w->fmt == FMT_XLSX && w->row >= LXW_ROW_MAX) {
+        w->full = true;
+        return;
+    }
+    for (unsigned j = 0; j < d->n_fields; j++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[j];
+        bool is_time = (crm_entity_flags(w->e, fd->name) & CRM_F_TIME) != 0;
+        char *v = crm_record_format(rec, fd, is_time, false);
+        if (w->fmt == FMT_XLSX) {
+            char *end = NULL;
+            double num = *v ? strtod(v, &end) : 0;
+            if (*v && s_numeric(w->e, fd) && end && !*end)
+                worksheet_write_number(w->ws, w->row, (lxw_col_t)j, num, NULL);
+            else if (*v) /* a string cell: shown as text, never run as a formula */
+                worksheet_write_string(w->ws, w->row, (lxw_col_t)j, v, NULL);
+            size_t cw = crm_utf8_width(v) + 2;
+            if (j < 128 && cw > w->width[j])
+                w->width[j] = cw > 60 ? 60 : cw;
+        } else {
+            if (j)
+                fputc(',', w->out);
+            cmd_csv_cell(w->out, v, w->raw, ',');
+        }
+        free(v);
+    }
+    if (w->fmt == FMT_XLSX)
+        w->row++;
+    else
+        fputs(w->fmt == FMT_EXCEL ? "\r\n" : "\n", w->out);
+    w->count++;
+}
 
 static int s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet);
 
@@ -92,21 +197,27 @@ static int
 s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
 {
     const char *kind = "customer", *outpath = NULL;
-    int fmt = 0; /* 1 csv, 2 jsonl */
-    bool raw = false;
+    s_writer_t w;
     char *rest[ENTITY_MAX_ARGS + 1];
     int nrest = 0;
+    memset(&w, 0, sizeof w);
+    *exported = 0;
     rest[nrest++] = argv[0];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(s_export_usage, stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--csv")) {
-            fmt = 1;
+            w.fmt = FMT_CSV;
+        } else if (!strcmp(argv[i], "--excel")) {
+            w.fmt = FMT_EXCEL;
         } else if (!strcmp(argv[i], "--jsonl")) {
-            fmt = 2;
+            w.fmt = FMT_JSONL;
+        } else if (!strcmp(argv[i], "--xlsx") && i + 1 < argc) {
+            w.fmt = FMT_XLSX;
+            outpath = argv[++i];
         } else if (!strcmp(argv[i], "--raw")) {
-            raw = true;
+            w.raw = true;
         } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -116,8 +227,9 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
         }
     }
     const crm_entity_t *e = crm_entity_by_name(kind);
-    if (!e || !fmt) {
-        fprintf(stderr, "crm export: %s\n\n%s", e ? "choose --csv or --jsonl" : "unknown --kind",
+    if (!e || !w.fmt) {
+        fprintf(stderr, "crm export: %s\n\n%s",
+                e ? "choose --csv, --excel, --jsonl or --xlsx FILE" : "unknown --kind",
                 s_export_usage);
         return EXIT_USAGE;
     }
@@ -125,65 +237,96 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
     int rc = entity_parse_args(e, NULL, nrest, rest, &a);
     if (rc != EXIT_OK)
         return rc;
-    FILE *out = outpath ? fopen(outpath, "w") : out_data_stdout();
-    if (!out) {
-        fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
+    if (a.npos || a.count || a.sort) {
+        fprintf(stderr, "crm export: %s\n", a.npos ? "unexpected argument (filters go as --FIELD VALUE)"
+                                                   : "--count and --sort are for 'list'");
         return EXIT_USAGE;
     }
+    w.e = e;
+    if (w.fmt == FMT_XLSX) {
+        lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+        w.wb = workbook_new_opt(outpath, &opt);
+        w.ws = w.wb ? workbook_add_worksheet(w.wb, e->name) : NULL;
+        if (!w.ws) {
+            fprintf(stderr, "crm export: cannot write '%s'\n", outpath);
+            workbook_close(w.wb);
+            return EXIT_USAGE;
+        }
+        w.bold = workbook_add_format(w.wb);
+        format_set_bold(w.bold);
+    } else {
+        w.out = outpath ? fopen(outpath, "w") : out_data_stdout();
+        if (!w.out) {
+            fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
+            return EXIT_USAGE;
+        }
+    }
     conn_t *conn = NULL;
-    long count = 0;
     if ((rc = conn_open(ctx, &conn)) != EXIT_OK)
         goto cleanup;
-    if (fmt == 1)
-        for (unsigned i = 0; i < e->desc->n_fields; i++)
-            fprintf(out, "%s%s", i ? "," : "", e->desc->fields[i].name);
-    if (fmt == 1)
-        fputc('\n', out);
-    char after[32] = "";
+    s_write_header(&w);
+    bool or_values = false;
+    for (size_t i = 0; i < a.nfilters; i++)
+        or_values = or_values || (strchr(a.filters[i].value, ',') && !strstr(a.filters[i].value, ".."));
+    if (or_values) { /* A,B: the union of the requests, merged in id order (query.c) */
+        ProtobufCMessage **recs = NULL;
+        size_t n = 0;
+        if ((rc = entity_query_gather(conn, e, &a, &recs, &n)) == EXIT_OK)
+            for (size_t i = 0; i < n; i++)
+                s_write_record(&w, recs[i]);
+        for (size_t i = 0; i < n; i++)
+            crm_proto_free(&recs[i]);
+        free(recs);
+        goto done;
+    }
+    char after[32];
+    snprintf(after, sizeof after, "%s", a.after ? a.after : "");
     for (;;) {
         Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
         Crm__Reply *reply = NULL;
+        long left = a.limit ? (long)a.limit - w.count : EXPORT_PAGE;
+        if (left <= 0)
+            break;
         er.filters = a.filter_ptrs;
         er.n_filters = a.nfilters;
-        er.limit = EXPORT_PAGE;
+        er.limit = left < EXPORT_PAGE ? (uint32_t)left : EXPORT_PAGE;
         er.after = after;
         if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_LIST, e, &er, &reply)) != EXIT_OK)
             break;
         for (size_t i = 0; i < entity_count(reply); i++) {
             ProtobufCMessage *rec = entity_record(e, reply, i);
-            if (!rec)
-                continue;
-            count++;
-            if (fmt == 2) {
-                out_json(out, rec);
-            } else {
-                for (unsigned j = 0; j < e->desc->n_fields; j++) {
-                    const ProtobufCFieldDescriptor *fd = &e->desc->fields[j];
-                    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
-                    char *v = crm_record_format(rec, fd, is_time, false);
-                    if (j)
-                        fputc(',', out);
-                    cmd_csv_cell(out, v, raw, ',');
-                    free(v);
-                }
-                fputc('\n', out);
-            }
+            if (rec)
+                s_write_record(&w, rec);
             crm_proto_free(&rec);
         }
         snprintf(after, sizeof after, "%s", reply->entity->next_after);
         conn_reply_free(&reply);
-        if (!*after)
+        if (!*after || w.full)
             break;
     }
-    *exported = count;
+done:
+    *exported = w.count;
+    if (w.full) {
+        fprintf(stderr, "crm export: a sheet holds %d rows: the first %ld records were written; "
+                        "narrow the filters or use --csv\n", LXW_ROW_MAX - 1, w.count);
+        rc = rc == EXIT_OK ? EXIT_REFUSED : rc;
+    }
     if (rc == EXIT_OK && outpath && !quiet)
-        printf("exported %ld %s record%s to %s\n", count, e->name, count == 1 ? "" : "s",
+        printf("exported %ld %s record%s to %s\n", w.count, e->name, w.count == 1 ? "" : "s",
                outpath);
 cleanup:
     conn_destroy(&conn);
-    if (!outpath)
-        fflush(out);
-    else if (fclose(out) != 0 && rc == EXIT_OK) {
+    if (w.fmt == FMT_XLSX) {
+        for (unsigned j = 0; j < e->desc->n_fields && j < 128; j++)
+            worksheet_set_column(w.ws, (lxw_col_t)j, (lxw_col_t)j, (double)w.width[j], NULL);
+        lxw_error err = workbook_close(w.wb);
+        if (err != LXW_NO_ERROR && rc == EXIT_OK) {
+            fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, lxw_strerror(err));
+            rc = EXIT_USAGE;
+        }
+    } else if (!outpath) {
+        fflush(w.out);
+    } else if (fclose(w.out) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, strerror(errno));
         rc = EXIT_USAGE;
     }

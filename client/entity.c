@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crm_proto.h"
 #include "crm_record.h"
@@ -59,6 +60,64 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
             continue;
         }
         const char *name = arg + 2;
+        if (rec && (!strncmp(name, "add-", 4) || !strncmp(name, "rm-", 3))) {
+            /* --add-phone V / --rm-phone V: one value of a list, the rest kept */
+            bool add = name[0] == 'a';
+            const ProtobufCFieldDescriptor *lf = s_flag_field(e, name + (add ? 4 : 3));
+            if (lf && lf->label == PROTOBUF_C_LABEL_REPEATED &&
+                lf->type == PROTOBUF_C_TYPE_STRING) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "crm %s %s: '--%s' needs a value\n", e->name, argv[0], name);
+                    return EXIT_USAGE;
+                }
+                const char *val = argv[++i];
+                if (add && crm_record_set_text(rec, lf, val, false, errbuf) != CRM_OK) {
+                    fprintf(stderr, "crm %s %s: %s\n", e->name, argv[0], errbuf);
+                    return EXIT_USAGE;
+                }
+                if (!add && !entity_list_remove(e, rec, lf, val)) {
+                    char *have = crm_record_format(rec, lf, false, true);
+                    char *shown = out_escape(have);
+                    fprintf(stderr, "crm %s %s: %s has no %s '%s' (%s: %s)\n", e->name, argv[0],
+                            *crm_record_get_str(rec, "id") ? crm_record_get_str(rec, "id")
+                                                           : "the record",
+                            name + 3, val, lf->name, *shown ? shown : "none");
+                    free(shown);
+                    free(have);
+                    return EXIT_USAGE;
+                }
+                if (!s_touched(a, lf->name) && a->ntouched < ENTITY_MAX_ARGS)
+                    a->touched[a->ntouched++] = lf->name;
+                continue;
+            }
+        }
+        if (!rec && (!strcmp(name, "count") || !strcmp(name, "unowned"))) {
+            if (name[0] == 'c') {
+                a->count = true;
+            } else if (a->nfilters < ENTITY_MAX_ARGS) { /* the server's view of the pool */
+                Crm__Filter *f = &a->filters[a->nfilters];
+                crm__filter__init(f);
+                f->field = (char *)"view";
+                f->value = (char *)"unowned";
+                a->filter_ptrs[a->nfilters++] = f;
+            }
+            continue;
+        }
+        if (!rec && !strcmp(name, "sort")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "crm %s %s: '--sort' needs a field (-FIELD: descending)\n",
+                        e->name, argv[0]);
+                return EXIT_USAGE;
+            }
+            a->sort = argv[++i];
+            const char *sf = a->sort + (a->sort[0] == '-');
+            if (!s_flag_field(e, sf)) {
+                fprintf(stderr, "crm %s %s: --sort: no field '%s' on %s\n", e->name, argv[0], sf,
+                        e->name);
+                return EXIT_USAGE;
+            }
+            continue;
+        }
         bool clear = !strncmp(name, "no-", 3) && rec;
         const ProtobufCFieldDescriptor *fd = s_flag_field(e, clear ? name + 3 : name);
         bool is_opt = !strcmp(name, "limit") || !strcmp(name, "after") ||
@@ -123,6 +182,44 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
     return EXIT_OK;
 }
 
+/* VALUE as compared in a list: a phone normalized, anything else trimmed and
+   case-folded (e-mails and tags are stored lower-cased). Fresh string. */
+static char *
+s_list_key(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd, const char *value)
+{
+    char phone[24];
+    if ((crm_entity_flags(e, fd->name) & CRM_F_PHONE) && crm_record_phone(value, phone))
+        return strdup(phone);
+    value += strspn(value, " \t");
+    char *k = crm_utf8_fold(value);
+    for (size_t l = strlen(k); l && (k[l - 1] == ' ' || k[l - 1] == '\t'); l--)
+        k[l - 1] = '\0';
+    return k;
+}
+
+bool
+entity_list_remove(const crm_entity_t *e, ProtobufCMessage *rec,
+                   const ProtobufCFieldDescriptor *fd, const char *value)
+{
+    char errbuf[CRM_ERRBUF];
+    char *want = s_list_key(e, fd, value);
+    bool found = false;
+    ProtobufCMessage *keep = crm_proto_new(rec->descriptor);
+    for (size_t i = 0; i < crm_record_count(rec, fd); i++) {
+        char *have = s_list_key(e, fd, crm_record_str_at(rec, fd, i));
+        if (!strcmp(have, want))
+            found = true;
+        else
+            crm_record_set_text(keep, fd, crm_record_str_at(rec, fd, i), false, errbuf);
+        free(have);
+    }
+    if (found)
+        crm_record_swap(rec, keep, fd);
+    crm_proto_free(&keep);
+    free(want);
+    return found;
+}
+
 /* ==== Requests ==== */
 
 int
@@ -154,13 +251,115 @@ entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i)
     return m;
 }
 
+/* TEXT, folded, without white space: "Li  Na" and "li na" are one name. */
+static char *
+s_name_key(const char *text)
+{
+    char *f = crm_utf8_fold(text), *w = f;
+    for (const char *p = f; *p; p++)
+        if (*p != ' ' && *p != '\t')
+            *w++ = *p;
+    *w = '\0';
+    return f;
+}
+
+/* True if REC is what TEXT names: its phone, its e-mail or its exact name. */
+static bool
+s_names(const crm_entity_t *e, const ProtobufCMessage *rec, const char *text)
+{
+    char phone[24];
+    const ProtobufCFieldDescriptor *phones = crm_record_field(e->desc, "phones");
+    const ProtobufCFieldDescriptor *emails = crm_record_field(e->desc, "emails");
+    if (phones && crm_record_phone(text, phone))
+        for (size_t i = 0; i < crm_record_count(rec, phones); i++)
+            if (!strcmp(crm_record_str_at(rec, phones, i), phone))
+                return true;
+    if (emails && strchr(text, '@'))
+        for (size_t i = 0; i < crm_record_count(rec, emails); i++)
+            if (!strcasecmp(crm_record_str_at(rec, emails, i), text))
+                return true;
+    if (!crm_record_field(e->desc, "name"))
+        return false;
+    char *a = s_name_key(crm_record_get_str(rec, "name")), *b = s_name_key(text);
+    bool same = *a && !strcmp(a, b);
+    free(a);
+    free(b);
+    return same;
+}
+
+int
+entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24])
+{
+    char low[24];
+    size_t len = strlen(text);
+    id[0] = '\0';
+    if (len < sizeof low) { /* an id, in any case: C12 is c12 */
+        for (size_t i = 0; i <= len; i++)
+            low[i] = (char)((text[i] >= 'A' && text[i] <= 'Z') ? text[i] + 32 : text[i]);
+        if (crm_entity_parse_id(e, low)) {
+            memcpy(id, low, len + 1);
+            return EXIT_OK;
+        }
+    }
+    if (!crm_record_field(e->desc, "name") && !crm_record_field(e->desc, "phones")) {
+        snprintf(id, 24, "%s", text); /* the server says there is no such record */
+        return EXIT_OK;
+    }
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    er.text = (char *)text;
+    er.limit = 100;
+    conn_set_quiet(conn, true);
+    int rc = entity_call(conn, CRM__OP__OP_ENTITY_SEARCH, e, &er, &reply);
+    conn_set_quiet(conn, false);
+    if (rc == EXIT_UNREACHABLE)
+        return rc;
+    ProtobufCMessage *hits[20];
+    size_t n = 0, total = 0;
+    for (size_t i = 0; rc == EXIT_OK && i < entity_count(reply); i++) {
+        ProtobufCMessage *rec = entity_record(e, reply, i);
+        if (rec && s_names(e, rec, text)) {
+            if (total++ < 20)
+                hits[n++] = rec;
+            else
+                crm_proto_free(&rec);
+        } else {
+            crm_proto_free(&rec);
+        }
+    }
+    conn_reply_free(&reply);
+    char *shown = out_escape(text);
+    if (total == 1) {
+        snprintf(id, 24, "%s", crm_record_get_str(hits[0], "id"));
+        rc = EXIT_OK;
+    } else if (total == 0) {
+        fprintf(stderr, "crm: no %s '%s' (give an id, a phone number, an e-mail or the exact "
+                        "name; 'crm %s search' finds parts of names)\n",
+                e->name, shown, e->name);
+        rc = EXIT_REFUSED;
+    } else {
+        fprintf(stderr, "crm: '%s' names %zu %s records; give one of their ids:\n", shown, total,
+                e->name);
+        entity_print_table(stderr, e, hits, n);
+        rc = EXIT_REFUSED;
+    }
+    free(shown);
+    for (size_t i = 0; i < n; i++)
+        crm_proto_free(&hits[i]);
+    return rc;
+}
+
 int
 entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage **out)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     Crm__Reply *reply = NULL;
+    char resolved[24];
     *out = NULL;
-    er.id = (char *)id;
+    int rc0 = entity_resolve(conn, e, id, resolved);
+    if (rc0 != EXIT_OK)
+        return rc0;
+    er.id = resolved;
     int rc = entity_call(conn, CRM__OP__OP_ENTITY_GET, e, &er, &reply);
     if (rc == EXIT_OK) {
         *out = entity_count(reply) == 1 ? entity_record(e, reply, 0) : NULL;
@@ -212,7 +411,7 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
 }
 
 void
-entity_print_table(const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n)
+entity_print_table(FILE *out, const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n)
 {
     char cols[256];
     const char *names[16];
@@ -237,18 +436,18 @@ entity_print_table(const crm_entity_t *e, ProtobufCMessage *const *recs, size_t 
         for (; names[j][k] && k < 63; k++)
             upper[k] = (char)(names[j][k] == '_' ? ' ' : names[j][k] - 32 * (names[j][k] >= 'a'));
         upper[k] = '\0';
-        printf("%s%-*s", j ? "  " : "", j + 1 < ncols ? (int)width[j] : 0, upper);
+        fprintf(out, "%s%-*s", j ? "  " : "", j + 1 < ncols ? (int)width[j] : 0, upper);
     }
-    printf("\n");
+    fputc('\n', out);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < ncols; j++) {
             const char *c = cells[i * ncols + j];
-            printf("%s%s", j ? "  " : "", c);
+            fprintf(out, "%s%s", j ? "  " : "", c);
             if (j + 1 < ncols)
-                printf("%*s", (int)(width[j] - crm_utf8_width(c)), "");
+                fprintf(out, "%*s", (int)(width[j] - crm_utf8_width(c)), "");
             free(cells[i * ncols + j]);
         }
-        printf("\n");
+        fputc('\n', out);
     }
     free(cells);
 }
@@ -271,6 +470,29 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
         printf("%-*s  %s\n", (int)width, fd->name, shown);
         free(shown);
         free(v);
+    }
+}
+
+void
+entity_print_changes(FILE *out, const crm_entity_t *e, const ProtobufCMessage *before,
+                     const ProtobufCMessage *after)
+{
+    char *changed[64];
+    size_t n = crm_record_diff(e, before, after, changed, 64), width = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(changed[i]) > width)
+            width = strlen(changed[i]);
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, changed[i]);
+        bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+        char *a = crm_record_format(before, fd, is_time, true);
+        char *b = crm_record_format(after, fd, is_time, true);
+        char *sa = out_escape(a), *sb = out_escape(b); /* one line per field */
+        fprintf(out, "  %-*s  %s → %s\n", (int)width, fd->name, *sa ? sa : "-", *sb ? sb : "-");
+        free(sa);
+        free(sb);
+        free(a);
+        free(b);
     }
 }
 

@@ -112,25 +112,39 @@ main(int argc, char **argv)
     const char *name = argv[optind];
     for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
         if (!strcmp(name, s_cmds[i].name)) {
-            int sub = optind;
-            /* --json is global but also accepted after the subcommand */
-            int out = sub + 1;
-            for (int a = sub + 1; a < argc; a++) {
+            /* the subcommand's arguments, as every subcommand reads them: --json
+               (global, also accepted here) taken out, and --opt=value split into
+               --opt value (git, kubectl), up to a "--" */
+            char **sub = calloc((size_t)(argc - optind) * 2 + 1, sizeof *sub);
+            char *split[64];
+            int nsub = 0, nsplit = 0, rc;
+            CRM_ASSERT_ALLOC(sub);
+            sub[nsub++] = argv[optind];
+            for (int a = optind + 1; a < argc; a++) {
+                const char *eq = strchr(argv[a], '=');
                 if (!strcmp(argv[a], "--")) {
                     while (a < argc)
-                        argv[out++] = argv[a++];
+                        sub[nsub++] = argv[a++];
                     break;
                 }
-                if (!strcmp(argv[a], "--json"))
+                if (!strcmp(argv[a], "--json")) {
                     ctx.json = true;
-                else
-                    argv[out++] = argv[a];
+                } else if (!strncmp(argv[a], "--", 2) && eq && eq > argv[a] + 2 &&
+                           nsplit < 64) {
+                    split[nsplit] = strndup(argv[a], (size_t)(eq - argv[a]));
+                    CRM_ASSERT_ALLOC(split[nsplit]);
+                    sub[nsub++] = split[nsplit++];
+                    sub[nsub++] = (char *)eq + 1;
+                } else {
+                    sub[nsub++] = argv[a];
+                }
             }
-            for (int a = out; a < argc; a++)
-                argv[a] = NULL;
-            argc = out;
             optind = 1; /* subcommands run their own getopt from argv[0] = name */
-            return s_cmds[i].fn(argc - sub, argv + sub, &ctx);
+            rc = s_cmds[i].fn(nsub, sub, &ctx);
+            for (int k = 0; k < nsplit; k++)
+                free(split[k]);
+            free(sub);
+            return rc;
         }
     fprintf(stderr, "crm: unknown command '%s'\n\n", name);
     return s_usage_print(stderr);

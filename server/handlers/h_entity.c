@@ -892,6 +892,14 @@ s_customer_consented(const ProtobufCMessage *m, int64_t now, int64_t arg)
 }
 
 static bool
+s_customer_unowned(const ProtobufCMessage *m, int64_t now, int64_t arg)
+{
+    (void)now;
+    (void)arg;
+    return !*((const Crm__Customer *)m)->owner;
+}
+
+static bool
 s_customer_no_order(const ProtobufCMessage *m, int64_t now, int64_t arg)
 {
     const Crm__Customer *c = (const Crm__Customer *)m;
@@ -911,6 +919,7 @@ static const struct {
     {"customer", "stale", s_customer_stale, "no contact for N days (stale:N)"},
     {"customer", "no-order", s_customer_no_order, "buyers without an order for N days"},
     {"customer", "consented", s_customer_consented, "gave marketing consent"},
+    {"customer", "unowned", s_customer_unowned, "no owner: the pool sales may claim from"},
 };
 
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
