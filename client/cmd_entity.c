@@ -15,6 +15,7 @@
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "entity.h"
+#include "suggest.h"
 
 #define TIMELINE_MAX 20
 #define TAG_RETRIES 10
@@ -29,26 +30,51 @@ s_wants_help(int argc, char **argv)
     return false;
 }
 
-/* The field flags of kind E, for --help. */
+/* What subcommand SUB of kind E takes, for --help: the fields it sets, with
+   their values, or the fields it filters on, and its options. */
 static void
-s_print_fields(const crm_entity_t *e)
+s_print_fields(const crm_entity_t *e, const char *sub)
 {
-    printf("\nfields of a %s (as --FIELD VALUE; lists take the flag again, maps key=value):\n",
-           e->name);
+    bool write = !strcmp(sub, "add") || !strcmp(sub, "edit") || !strcmp(sub, "log") ||
+                 !strcmp(sub, "open");
+    bool filter = !strcmp(sub, "list") || !strcmp(sub, "search");
+    if (filter) {
+        char flags[ENTITY_MAX_FLAGS][40];
+        size_t n = entity_flags(e, sub, flags);
+        printf("\nfilters (--FIELD VALUE; A,B is A or B; several filters are ANDed; "
+               "--owner me):\n ");
+        for (size_t i = 0; i < n; i++)
+            printf(" %s", flags[i]);
+        printf("\n");
+        return;
+    }
+    if (!write)
+        return;
+    printf("\nfields of a %s (--FIELD VALUE; a list takes the flag again%s; maps key=value):\n",
+           e->name, !strcmp(sub, "edit") ? ", --add-FIELD V / --rm-FIELD V change one value, "
+                                           "--no-FIELD empties a field" : "");
     for (unsigned i = 0; i < e->desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
         unsigned flags = crm_entity_flags(e, fd->name);
         if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED))
             continue;
-        printf("  --%-18s", fd->name);
+        char kebab[40];
+        size_t k = 0;
+        for (; fd->name[k] && k < sizeof kebab - 1; k++)
+            kebab[k] = fd->name[k] == '_' ? '-' : fd->name[k];
+        kebab[k] = '\0';
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING &&
+            k > 1 && kebab[k - 1] == 's')
+            kebab[k - 1] = '\0'; /* --phone: one value per flag */
+        printf("  --%-18s", kebab);
         if (fd->type == PROTOBUF_C_TYPE_ENUM) {
             const ProtobufCEnumDescriptor *ed = fd->descriptor;
-            for (unsigned j = 0, k = 0; j < ed->n_values; j++) {
+            for (unsigned j = 0, m = 0; j < ed->n_values; j++) {
                 char name[64];
                 if (ed->values[j].value == 0)
                     continue;
                 crm_record_enum_name(ed, ed->values[j].value, name, sizeof name);
-                printf("%s%s", k++ ? "|" : "", name);
+                printf("%s%s", m++ ? "|" : "", name);
             }
         } else if (flags & CRM_F_TIME) {
             printf("YYYY-MM-DD[THH:MM:SSZ]");
@@ -61,6 +87,15 @@ s_print_fields(const crm_entity_t *e)
         }
         if (flags & CRM_F_REQUIRED)
             printf("  (required)");
+        printf("\n");
+    }
+    if (!strcmp(sub, "edit")) {
+        char all[ENTITY_MAX_FLAGS][40];
+        size_t n = entity_flags(e, sub, all);
+        printf("one value of a list:");
+        for (size_t i = 0; i < n; i++)
+            if (!strncmp(all[i], "--add-", 6) || !strncmp(all[i], "--rm-", 5))
+                printf(" %s V", all[i]);
         printf("\n");
     }
 }
@@ -79,7 +114,7 @@ entity_print_records(cli_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *co
         for (size_t i = 0; i < n; i++)
             entity_print_json(e, recs[i]);
     else if (n)
-        entity_print_table(stdout, e, recs, n);
+        entity_print_table(stdout, ctx, e, recs, n);
     else
         printf("no %s records\n", e->name);
     if (!ctx->json && next && *next)
@@ -456,29 +491,59 @@ entity_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx,
     const crm_entity_t *e = crm_entity_by_name(kind);
     CRM_ASSERT(e != NULL);
     const char *sub = argc > 1 ? argv[1] : NULL;
-    for (size_t i = 0; sub && i < nextra; i++)
+    size_t nsubs = sizeof s_subs / sizeof s_subs[0];
+    const struct entity_sub *found = NULL;
+    for (size_t i = 0; sub && i < nextra && !found; i++)
         if (!strcmp(sub, extra[i].name))
-            return s_wants_help(argc - 1, argv + 1)
-                       ? (printf("usage: crm %s %s\n", kind, extra[i].usage), s_print_fields(e),
-                          EXIT_OK)
-                       : extra[i].fn(ctx, e, argc - 1, argv + 1);
-    for (size_t i = 0; sub && i < sizeof s_subs / sizeof s_subs[0]; i++)
-        if (!strcmp(sub, s_subs[i].name)) {
-            if (s_wants_help(argc - 1, argv + 1)) {
-                printf("usage: crm %s %s\n", kind, s_subs[i].usage);
-                s_print_fields(e);
+            found = &extra[i];
+    for (size_t i = 0; sub && i < nsubs && !found; i++)
+        if (!strcmp(sub, s_subs[i].name))
+            found = &s_subs[i];
+    if (sub && !strcmp(sub, "--complete")) { /* for the completion script: the subcommands */
+        for (size_t i = 0; i < nextra; i++)
+            printf("%s\n", extra[i].name);
+        for (size_t i = 0; i < nsubs; i++)
+            printf("%s\n", s_subs[i].name);
+        return EXIT_OK;
+    }
+    if (found) {
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--complete")) { /* ... and a subcommand's flags */
+                char flags[ENTITY_MAX_FLAGS][40];
+                size_t n = entity_flags(e, found->name, flags);
+                for (size_t k = 0; k < n; k++)
+                    printf("%s\n", flags[k]);
                 return EXIT_OK;
             }
-            return s_subs[i].fn(ctx, e, argc - 1, argv + 1);
+        if (s_wants_help(argc - 1, argv + 1)) {
+            printf("usage: crm %s %s\n", kind, found->usage);
+            s_print_fields(e, found->name);
+            return EXIT_OK;
         }
+        return found->fn(ctx, e, argc - 1, argv + 1);
+    }
     bool help = sub && (!strcmp(sub, "-h") || !strcmp(sub, "--help"));
     FILE *out = help ? stdout : stderr;
-    if (sub && !help)
-        fprintf(stderr, "crm %s: unknown subcommand '%s'\n", kind, sub);
+    if (sub && !help) {
+        const char *names[64];
+        size_t n = 0;
+        for (size_t i = 0; i < nextra && n < 64; i++)
+            names[n++] = extra[i].name;
+        for (size_t i = 0; i < nsubs && n < 64; i++)
+            names[n++] = s_subs[i].name;
+        const char *near = suggest_nearest(sub, names, n);
+        if (near)
+            fprintf(stderr, "crm %s: unknown subcommand '%s'; did you mean '%s'?\n", kind, sub,
+                    near);
+        else
+            fprintf(stderr, "crm %s: unknown subcommand '%s'\n", kind, sub);
+    } else if (!sub) {
+        fprintf(stderr, "crm %s: a SUBCOMMAND is required\n", kind);
+    }
     fprintf(out, "usage: crm %s SUBCOMMAND ...\n\n", kind);
     for (size_t i = 0; i < nextra; i++)
         fprintf(out, "  crm %s %s\n", kind, extra[i].usage);
-    for (size_t i = 0; i < sizeof s_subs / sizeof s_subs[0]; i++)
+    for (size_t i = 0; i < nsubs; i++)
         fprintf(out, "  crm %s %s\n", kind, s_subs[i].usage);
     if (extra_usage)
         fprintf(out, "%s", extra_usage);

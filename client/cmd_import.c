@@ -48,6 +48,7 @@
 #include "crm_record.h"
 #include "entity.h"
 #include "sheet.h"
+#include "suggest.h"
 
 #define IMPORT_BATCH 500
 #define IMPORT_ENVELOPE 256           /* bytes of a request besides its records */
@@ -309,49 +310,23 @@ s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 
 /* ==== Columns ==== */
 
-/* Edit distance of A and B (bytes), capped: for "did you mean". */
-static size_t
-s_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[65];
-    if (la > 64 || lb > 64)
-        return 99;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The field of E whose name is nearest to the column NAME, if near enough. */
 static const char *
 s_suggest(const crm_entity_t *e, const char *name)
 {
-    char key[256], fk[256];
-    const char *best = NULL;
-    size_t bestd = 3;
+    char key[256], keys[64][64];
+    const char *cands[64];
+    size_t n = 0;
     crm_entity_label_key(name, key, sizeof key);
-    for (unsigned i = 0; i < e->desc->n_fields; i++) {
-        crm_entity_label_key(e->desc->fields[i].name, fk, sizeof fk);
-        size_t d = s_distance(key, fk);
-        if (d < bestd && d * 3 <= strlen(key)) {
-            bestd = d;
-            best = e->desc->fields[i].name;
-        }
+    for (unsigned i = 0; i < e->desc->n_fields && n < 64; i++, n++) {
+        crm_entity_label_key(e->desc->fields[i].name, keys[n], sizeof keys[n]);
+        cands[n] = keys[n];
     }
-    return best;
+    const char *near = suggest_nearest(key, cands, n);
+    for (size_t i = 0; near && i < n; i++)
+        if (cands[i] == near)
+            return e->desc->fields[i].name;
+    return NULL;
 }
 
 /* True if the loose keys of A and B are equal. */
@@ -855,15 +830,11 @@ s_opt(int argc, char **argv, int *i, const char *name)
     return NULL;
 }
 
-/* Usage error: WHY, then the usage. */
+/* Usage error: WHY, then the usage (with --json, main.c reports the first line). */
 static int
 s_usage_error(cli_ctx_t *ctx, const char *why)
 {
-    if (ctx->json) {
-        printf("{\"error\":\"USAGE\",\"message\":");
-        out_json_str(stdout, why);
-        printf("}\n");
-    }
+    (void)ctx;
     fprintf(stderr, "crm import: %s\n\n%s", why, s_import_usage);
     return EXIT_USAGE;
 }

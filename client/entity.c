@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
+#include "suggest.h"
 
 #define CELL_MAX 40 /* display columns per table cell */
 
@@ -123,8 +126,19 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
         bool is_opt = !strcmp(name, "limit") || !strcmp(name, "after") ||
                       !strcmp(name, "expect-version") || (!rec && !strcmp(name, "view"));
         if (!is_opt && !fd) {
-            fprintf(stderr, "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
-                    e->name, argv[0], name, e->name, argv[0]);
+            char flags[ENTITY_MAX_FLAGS][40];
+            const char *cands[ENTITY_MAX_FLAGS];
+            size_t n = entity_flags(e, rec ? "edit" : "list", flags);
+            for (size_t k = 0; k < n; k++)
+                cands[k] = flags[k] + 2;
+            const char *near = suggest_nearest(name, cands, n);
+            if (near)
+                fprintf(stderr, "crm %s %s: unknown option or field '--%s'; did you mean '--%s'?\n",
+                        e->name, argv[0], name, near);
+            else
+                fprintf(stderr,
+                        "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
+                        e->name, argv[0], name, e->name, argv[0]);
             return EXIT_USAGE;
         }
         if (clear) {
@@ -218,6 +232,60 @@ entity_list_remove(const crm_entity_t *e, ProtobufCMessage *rec,
     crm_proto_free(&keep);
     free(want);
     return found;
+}
+
+size_t
+entity_flags(const crm_entity_t *e, const char *sub, char out[][40])
+{
+    size_t n = 0;
+    bool write = !strcmp(sub, "add") || !strcmp(sub, "edit") || !strcmp(sub, "log") ||
+                 !strcmp(sub, "open");
+    bool filter = !strcmp(sub, "list") || !strcmp(sub, "search");
+#define ADD_FLAG(...)                                                                              \
+    do {                                                                                           \
+        if (n < ENTITY_MAX_FLAGS)                                                                  \
+            snprintf(out[n++], 40, __VA_ARGS__);                                                   \
+    } while (0)
+    for (unsigned i = 0; i < e->desc->n_fields && (write || filter); i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        unsigned flags = crm_entity_flags(e, fd->name);
+        char kebab[32];
+        size_t k = 0;
+        for (; fd->name[k] && k < sizeof kebab - 1; k++)
+            kebab[k] = fd->name[k] == '_' ? '-' : fd->name[k];
+        kebab[k] = '\0';
+        bool list = fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING;
+        if (list && k > 1 && kebab[k - 1] == 's')
+            kebab[k - 1] = '\0'; /* --phone for phones: one value per flag */
+        if (filter && crm_entity_index(e, fd->name) && !(flags & CRM_F_PARENT))
+            ADD_FLAG("--%s", kebab);
+        if (!write || (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)))
+            continue;
+        ADD_FLAG("--%s", kebab);
+        if (list && !strcmp(sub, "edit")) {
+            ADD_FLAG("--add-%s", kebab);
+            ADD_FLAG("--rm-%s", kebab);
+        }
+        if (!strcmp(sub, "edit"))
+            ADD_FLAG("--no-%s", kebab);
+    }
+    if (!strcmp(sub, "edit") || !strcmp(sub, "delete"))
+        ADD_FLAG("--expect-version");
+    if (!strcmp(sub, "add"))
+        ADD_FLAG("--allow-duplicate");
+    if (filter) {
+        ADD_FLAG("--limit");
+        ADD_FLAG("--after");
+        ADD_FLAG("--count");
+        if (!strcmp(sub, "list")) {
+            ADD_FLAG("--view");
+            ADD_FLAG("--sort");
+            if (crm_record_field(e->desc, "owner") && !strcmp(e->name, "customer"))
+                ADD_FLAG("--unowned");
+        }
+    }
+#undef ADD_FLAG
+    return n;
 }
 
 /* ==== Requests ==== */
@@ -340,7 +408,7 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
     } else {
         fprintf(stderr, "crm: '%s' names %zu %s records; give one of their ids:\n", shown, total,
                 e->name);
-        entity_print_table(stderr, e, hits, n);
+        entity_print_table(stderr, NULL, e, hits, n);
         rc = EXIT_REFUSED;
     }
     free(shown);
@@ -372,23 +440,13 @@ entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage
 
 /* ==== Printing ==== */
 
+/* V (fresh; freed here) cut to MAXW display columns on a whole character,
+   with "…" as its last column when cut. */
 static char *
-s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
+s_cut(char *v, size_t maxw)
 {
-    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
-    if (!fd)
-        return strdup("");
-    bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
-    char *raw = crm_record_format(rec, fd, is_time, true);
-    if (is_time && strlen(raw) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
-        raw[10] = ' ';
-        raw[16] = '\0';
-    }
-    char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
-    free(raw);
-    if (crm_utf8_width(v) <= CELL_MAX)
+    if (crm_utf8_width(v) <= maxw)
         return v;
-    /* too wide: keep whole characters up to CELL_MAX - 1 columns, then "…" */
     size_t w = 0, i = 0, len = strlen(v);
     while (i < len) {
         size_t n = 1;
@@ -397,7 +455,7 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
         char ch[8] = {0};
         memcpy(ch, v + i, n < 8 ? n : 7);
         size_t cw = crm_utf8_width(ch);
-        if (w + cw > CELL_MAX - 1)
+        if (w + cw + 1 > maxw)
             break;
         w += cw;
         i += n;
@@ -410,33 +468,104 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
     return cut;
 }
 
-void
-entity_print_table(FILE *out, const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n)
+static char *
+s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, bool wide)
 {
-    char cols[256];
-    const char *names[16];
-    size_t ncols = 0, width[16];
-    snprintf(cols, sizeof cols, "%s", e->columns);
-    for (char *save = NULL, *c = strtok_r(cols, ",", &save); c && ncols < 16;
-         c = strtok_r(NULL, ",", &save))
-        names[ncols++] = c;
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    if (!fd)
+        return strdup("");
+    bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
+    char *raw = crm_record_format(rec, fd, is_time, true);
+    if (is_time && strlen(raw) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
+        raw[10] = ' ';
+        raw[16] = '\0';
+    }
+    char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
+    free(raw);
+    return wide ? v : s_cut(v, CELL_MAX);
+}
+
+/* The width a table may take on OUT: the terminal's, or $COLUMNS; 0 if neither. */
+static size_t
+s_term_width(FILE *out)
+{
+    struct winsize ws;
+    const char *env = getenv("COLUMNS");
+    if (env && atoi(env) > 0)
+        return (size_t)atoi(env);
+    if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
+}
+
+void
+entity_print_table(FILE *out, const cli_ctx_t *ctx, const crm_entity_t *e,
+                   ProtobufCMessage *const *recs, size_t n)
+{
+    char cols[512];
+    const char *names[32];
+    size_t ncols = 0, width[32], min[32];
+    bool wide = ctx && ctx->wide;
+    snprintf(cols, sizeof cols, "%s", ctx && ctx->columns ? ctx->columns : e->columns);
+    for (char *save = NULL, *c = strtok_r(cols, ",", &save); c && ncols < 32;
+         c = strtok_r(NULL, ",", &save)) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, c);
+        if (!fd) { /* the singular of a list */
+            char plural[64];
+            snprintf(plural, sizeof plural, "%ss", c);
+            fd = crm_record_field(e->desc, plural);
+        }
+        if (!fd) {
+            fprintf(stderr, "crm: --columns: no field '%s' on %s (skipped)\n", c, e->name);
+            continue;
+        }
+        names[ncols++] = fd->name;
+    }
+    if (ncols == 0)
+        return;
     char **cells = calloc(n * ncols + 1, sizeof *cells);
-    for (size_t j = 0; j < ncols; j++)
+    CRM_ASSERT_ALLOC(cells);
+    for (size_t j = 0; j < ncols; j++) {
         width[j] = crm_utf8_width(names[j]);
+        min[j] = width[j] < 6 ? width[j] : 6; /* "2026-…" still says something */
+    }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < ncols; j++) {
-            cells[i * ncols + j] = s_cell(e, recs[i], names[j]);
+            cells[i * ncols + j] = s_cell(e, recs[i], names[j], wide);
             size_t w = crm_utf8_width(cells[i * ncols + j]);
             if (w > width[j])
                 width[j] = w;
         }
+    /* fit the terminal: shorten the widest column a column at a time; ids
+       (the first column) are never cut */
+    size_t term = wide ? 0 : s_term_width(out), total = 2 * (ncols - 1);
+    for (size_t j = 0; j < ncols; j++)
+        total += width[j];
+    while (term && total > term) {
+        size_t widest = 0;
+        for (size_t j = 1; j < ncols; j++)
+            if (width[j] > min[j] && (!widest || width[j] > width[widest]))
+                widest = j;
+        if (!widest)
+            break; /* nothing left to shorten: the lines wrap */
+        width[widest]--;
+        total--;
+    }
+    for (size_t i = 0; term && i < n; i++)
+        for (size_t j = 1; j < ncols; j++)
+            if (crm_utf8_width(cells[i * ncols + j]) > width[j])
+                cells[i * ncols + j] = s_cut(cells[i * ncols + j], width[j]);
     for (size_t j = 0; j < ncols; j++) {
         char upper[64];
         size_t k = 0;
         for (; names[j][k] && k < 63; k++)
             upper[k] = (char)(names[j][k] == '_' ? ' ' : names[j][k] - 32 * (names[j][k] >= 'a'));
         upper[k] = '\0';
-        fprintf(out, "%s%-*s", j ? "  " : "", j + 1 < ncols ? (int)width[j] : 0, upper);
+        char *head = s_cut(strdup(upper), width[j]);
+        fprintf(out, "%s%s", j ? "  " : "", head);
+        if (j + 1 < ncols)
+            fprintf(out, "%*s", (int)(width[j] - crm_utf8_width(head)), "");
+        free(head);
     }
     fputc('\n', out);
     for (size_t i = 0; i < n; i++) {

@@ -16,6 +16,7 @@
 #include "crm_entity.h"
 
 #define ENTITY_MAX_ARGS 64
+#define ENTITY_MAX_FLAGS 160 /* flags one subcommand takes */
 
 /* What a record subcommand's arguments said. */
 typedef struct {
@@ -43,6 +44,11 @@ typedef struct {
    EXIT_USAGE after printing why. */
 int entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char **argv,
                       entity_args_t *a);
+
+/* The flags subcommand SUB of kind E takes, spelled as typed ("--phone",
+   "--add-tag", "--expect-version"), into OUT; their number. For --help, "did
+   you mean" and the completion script: one list, made from the descriptor. */
+size_t entity_flags(const crm_entity_t *e, const char *sub, char out[][40]);
 
 /* Send one entity request OP for kind E; on EXIT_OK the caller frees *reply. */
 int entity_call(conn_t *conn, Crm__Op op, const crm_entity_t *e, Crm__EntityRequest *er,
@@ -108,7 +114,12 @@ int entity_query_gather(conn_t *conn, const crm_entity_t *e, entity_args_t *a,
                         ProtobufCMessage ***out, size_t *n);
 
 /* Printing: a table with the kind's columns, "field  value" lines, or JSON. */
-void entity_print_table(FILE *out, const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n);
+/* The table fits the terminal (or $COLUMNS): the widest columns are cut
+   with "…", by display width (CJK counts double), ids never; a cell is at
+   most 40 columns. CTX (may be NULL): --wide shows every value whole,
+   --columns a,b,c picks the columns. */
+void entity_print_table(FILE *out, const cli_ctx_t *ctx, const crm_entity_t *e,
+                        ProtobufCMessage *const *recs, size_t n);
 void entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec);
 void entity_print_json(const crm_entity_t *e, const ProtobufCMessage *rec);
 

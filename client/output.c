@@ -32,6 +32,9 @@ typedef struct {
     int fd;            /* where the escaped text goes */
     char pending[4];   /* the start of a UTF-8 sequence cut by a buffer boundary */
     size_t npending;
+    char first[512];   /* the first line written (stderr: the error, for --json) */
+    size_t nfirst;
+    bool first_done;   /* its line break was seen */
 } s_guard_t;
 
 static FILE *s_raw_stdout, *s_raw_stderr; /* the streams before out_guard_init */
@@ -77,6 +80,12 @@ s_guard_write(void *cookie, const char *buf, size_t n)
     g->npending = len - cut;
     memcpy(g->pending, all + cut, g->npending);
     char *safe = crm_utf8_escape(all, cut, "\n\t");
+    for (const char *p = safe; *p && !g->first_done; p++) {
+        if (*p == '\n')
+            g->first_done = g->nfirst > 0; /* blank lines before it do not count */
+        else if (g->nfirst + 1 < sizeof g->first)
+            g->first[g->nfirst++] = *p;
+    }
     int rc = s_write_all(g->fd, safe, strlen(safe));
     free(safe);
     free(all);
@@ -137,6 +146,21 @@ out_guard_init(void)
     if (e)
         stderr = e;
     atexit(s_guard_fini);
+}
+
+bool
+out_stdout_written(void)
+{
+    fflush(stdout);
+    return s_guards[0].nfirst > 0 || s_guards[0].first_done;
+}
+
+const char *
+out_first_error(void)
+{
+    fflush(stderr);
+    s_guards[1].first[s_guards[1].nfirst] = '\0';
+    return s_guards[1].first;
 }
 
 FILE *

@@ -1,7 +1,9 @@
-/*  test_sheet - client/sheet.c: files as spreadsheets save them (issue 12) */
+/*  test_sheet - client/sheet.c (files as spreadsheets save them) and client/suggest.c
+    ("did you mean"): the client's pure functions (issue 12) */
 #include "test_common.h"
 
 #include "sheet.h"
+#include "suggest.h"
 
 /* A reader over the bytes DATA[0..LEN); the FILE is closed by the caller. */
 static FILE *
@@ -127,6 +129,30 @@ test_sheet_reader_forced(void **state)
     fclose(f);
 }
 
+static void
+test_suggest(void **state)
+{
+    (void)state;
+    static const char *const cmds[] = {"activity", "customer", "deal", "export", "import",
+                                       "show", "list", "search", "stage", "stages"};
+    const size_t n = sizeof cmds / sizeof cmds[0];
+    assert_int_equal(suggest_distance("show", "show"), 0);
+    assert_int_equal(suggest_distance("shwo", "show"), 1); /* a swap is one edit */
+    assert_int_equal(suggest_distance("custmer", "customer"), 1);
+    assert_int_equal(suggest_distance("", "abc"), 3);
+    assert_int_equal(suggest_distance("kitten", "sitting"), 3);
+    assert_string_equal(suggest_nearest("custmer", cmds, n), "customer");
+    assert_string_equal(suggest_nearest("shwo", cmds, n), "show");
+    assert_string_equal(suggest_nearest("stge", cmds, n), "stage");
+    assert_string_equal(suggest_nearest("exprot", cmds, n), "export");
+    assert_string_equal(suggest_nearest("cust", cmds, n), "customer"); /* an abbreviation */
+    assert_null(suggest_nearest("xyz", cmds, n));          /* nothing near */
+    assert_null(suggest_nearest("ab", cmds, n));           /* too short to guess */
+    assert_null(suggest_nearest("show", cmds, n));         /* itself is no suggestion */
+    assert_null(suggest_nearest("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+                                cmds, n));
+}
+
 int
 main(void)
 {
@@ -135,6 +161,7 @@ main(void)
         cmocka_unit_test(test_sheet_to_utf8),
         cmocka_unit_test(test_sheet_reader_detects),
         cmocka_unit_test(test_sheet_reader_forced),
+        cmocka_unit_test(test_suggest),
     };
     return cmocka_run_group_tests_name("sheet", tests, NULL, NULL);
 }
