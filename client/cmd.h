@@ -9,6 +9,7 @@
 #ifndef CMD_H
 #define CMD_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "crm.pb-c.h"
@@ -66,6 +67,12 @@ int cmd_history(cli_ctx_t *ctx, const char *kind, const char *id, const char *fi
 void cmd_csv_cell(FILE *out, const char *s, bool raw, char sep);
 
 /* ==== output.c: generic printing driven by protobuf-c descriptors ==== */
+
+/* How a time is shown: tables (minutes), lines (seconds), RFC 3339 with the
+   offset (show, --json): always in the user's time zone (TZ or timezone). */
+typedef enum { OUT_TIME_TABLE, OUT_TIME_LINE, OUT_TIME_RFC3339 } out_time_t;
+/* MS (since the epoch) in the user's time zone, as STYLE says, into OUT[40]. */
+void out_time(int64_t ms, out_time_t style, char out[40]);
 
 /* One JSON object for MSG on one line (field names as in the .proto). */
 void out_json(FILE *f, const ProtobufCMessage *msg);

@@ -90,7 +90,7 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
 static void
 s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
 {
-    char when[32];
+    char when[40];
     if (ctx->json) {
         printf("{\"seq\":%llu,\"time\":%lld,\"actor\":", (unsigned long long)ev->seq,
                (long long)ev->time);
@@ -102,9 +102,7 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
         }
         printf("]}\n");
     } else {
-        crm_record_format_time(ev->time, when);
-        when[10] = ' ';
-        when[19] = '\0';
+        out_time(ev->time, OUT_TIME_LINE, when); /* the user's time zone */
         int indent = printf("%s  #%llu  %s  ", when, (unsigned long long)ev->seq, ev->actor);
         for (size_t i = 0; i < ev->n_parts; i++) {
             if (i)

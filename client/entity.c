@@ -476,9 +476,11 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, bo
         return strdup("");
     bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
     char *raw = crm_record_format(rec, fd, is_time, true);
-    if (is_time && strlen(raw) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
-        raw[10] = ' ';
-        raw[16] = '\0';
+    if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
+        char when[40]; /* tables show minutes, in the user's time zone: 2026-11-23 15:04 */
+        out_time(crm_record_get_i64(rec, fd->name), OUT_TIME_TABLE, when);
+        free(raw);
+        raw = strdup(when);
     }
     char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
     free(raw);
@@ -595,6 +597,12 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
             continue;
         bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, fd, is_time, true);
+        if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
+            char when[40]; /* the user's time zone, with its offset */
+            out_time(crm_record_get_i64(rec, fd->name), OUT_TIME_RFC3339, when);
+            free(v);
+            v = strdup(when);
+        }
         char *shown = out_escape(v); /* one line per field */
         printf("%-*s  %s\n", (int)width, fd->name, shown);
         free(shown);

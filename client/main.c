@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "crm_entity.h"
+#include "crm_kv.h"
 #include "crm_log.h"
 #include "suggest.h"
 
@@ -192,6 +195,24 @@ s_completion(int argc, char **argv, cli_ctx_t *ctx)
     return EXIT_OK;
 }
 
+/* Times are shown and read in the user's zone: TZ, else `timezone = Asia/Shanghai`
+   in the client config (the enrollment file), else the system's. */
+static void
+s_timezone(const cli_ctx_t *ctx)
+{
+    char errbuf[CRM_ERRBUF];
+    crm_kv_t *kv = NULL;
+    const char *tz = getenv("TZ");
+    if ((!tz || !*tz) && access(cli_config_path(ctx), R_OK) == 0 &&
+        crm_kv_load(cli_config_path(ctx), true, &kv, errbuf) == CRM_OK) {
+        const char *zone = crm_kv_get(kv, "timezone");
+        if (zone && *zone)
+            setenv("TZ", zone, 1);
+    }
+    crm_kv_destroy(&kv);
+    tzset();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -258,6 +279,7 @@ main(int argc, char **argv)
         fprintf(stderr, "crm: libsodium failed to initialize\n");
         return EXIT_UNREACHABLE;
     }
+    s_timezone(&ctx);
     const struct cmd *cmd = s_lookup(argv[optind]);
     if (!cmd) {
         rc = s_unknown(argv[optind]);

@@ -131,5 +131,42 @@ expect "export takes --unowned (a view)" test "$(ids)" = "c2 c4 c6"
 c export --csv --sort name
 expect "export refuses --sort (it writes in id order)" test "$RC" -eq 2
 
+# ---- item 5: local time, in and out
+tz() { RC=0; TZ="$1" "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" "${@:2}" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+tz Asia/Shanghai activity log c2 --type call --summary 本地时间 --occurred-at "2026-11-29 09:00"
+tz UTC activity log c2 --type call --summary 带时区 --occurred-at "2026-11-29T09:00+08:00"
+tz UTC activity log c2 --type call --summary 世界时 --occurred-at "2026-11-29T01:00:00Z"
+tz UTC --json activity list c2
+expect "a local input, an offset and UTC name one moment; --json is RFC 3339" python3 -c '
+import json, sys
+got = {json.loads(l)["summary"]: json.loads(l)["occurred_at"] for l in sys.argv[1].splitlines()}
+assert got == {"本地时间": "2026-11-29T01:00:00Z", "带时区": "2026-11-29T01:00:00Z", "世界时": "2026-11-29T01:00:00Z"}, got
+' "$OUT"
+tz Asia/Shanghai --json activity list c2
+expect "--json shows the user's offset" python3 -c '
+import json, sys
+assert all(json.loads(l)["occurred_at"] == "2026-11-29T09:00:00+08:00" for l in sys.argv[1].splitlines())
+' "$OUT"
+tz Asia/Shanghai activity list c2
+expect "tables show local time" test "$(grep -c '2026-11-29 09:00' "$T/o")" -eq 3
+tz America/New_York activity list c2
+expect "... in every zone (New York: the evening before)" test "$(grep -c '2026-11-28 20:00' "$T/o")" -eq 3
+tz Asia/Shanghai customer show c2
+expect "show prints times with their offset" test -n "$(grep -E '^last_contact_at +2026-11-29T09:00:00\+08:00$' "$T/o")"
+cp "$T/a/admin.enroll" "$T/tz.conf" && chmod 600 "$T/tz.conf" && echo "timezone = Asia/Tokyo" >>"$T/tz.conf"
+RC=0; env -u TZ "$CRM_BIN/crm" --config "$T/tz.conf" --server "$EP_a" activity list c2 >"$T/o" 2>&1 || RC=$?
+expect "timezone in the client config when TZ is not set" test "$RC" -eq 0 -a "$(grep -c '2026-11-29 10:00' "$T/o")" -eq 3
+tz UTC activity log c2 --type call --summary bad --occurred-at "2026-11-29T09:00+99:00"
+expect "a bad offset is refused, saying what a time looks like" test "$RC" -eq 2 -a -n "$(grep -F 'takes a time' "$T/e")"
+tz Asia/Shanghai export --jsonl --kind activity --customer-id c2 --out "$T/acts.jsonl"
+init_data "$T/b"
+start_server b "$T/b"
+for n in 张伟 李娜; do "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" customer add --name "$n" >/dev/null; done
+RC=0; "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" import --kind activity "$T/acts.jsonl" >"$T/o" 2>&1 || RC=$?
+expect "RFC 3339 times with offsets import back" test "$RC" -eq 0
+RC=0; "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" --json activity list c2 >"$T/o" 2>&1 || RC=$?
+expect "... as the same moments" test "$(grep -c '"occurred_at":"2026-11-29T01:00:00Z"' "$T/o")" -eq 3
+stop_server b
+
 stop_server a
 finish
