@@ -216,7 +216,7 @@ s_timezone(const cli_ctx_t *ctx)
 int
 main(int argc, char **argv)
 {
-    cli_ctx_t ctx = {false, NULL, getenv("CRM_SERVER"), 5000, false, NULL, false, NULL};
+    cli_ctx_t ctx = {.server = getenv("CRM_SERVER"), .timeout_ms = 5000};
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     if (getenv("CRM_PROFILE") && *getenv("CRM_PROFILE"))
