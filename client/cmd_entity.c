@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "conn.h"
@@ -413,6 +414,30 @@ s_search(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 
 /* ==== delete ==== */
 
+/* On a terminal, ask before deleting REC (with its children): true to go on. */
+static bool
+s_confirm_delete(const crm_entity_t *e, const ProtobufCMessage *rec)
+{
+    const char *id = crm_record_get_str(rec, "id");
+    const char *label = crm_record_field(e->desc, "name")     ? crm_record_get_str(rec, "name")
+                        : crm_record_field(e->desc, "title")  ? crm_record_get_str(rec, "title")
+                        : crm_record_field(e->desc, "subject") ? crm_record_get_str(rec, "subject")
+                                                               : "";
+    char *shown = out_escape(label);
+    bool children = false;
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++)
+        children = children || (k->parent && !strcmp(k->parent, e->name) &&
+                                 k->on_parent_delete == CRM_CASCADE);
+    fprintf(stderr, "delete %s %s%s%s%s%s? [y/N] ", e->name, id, *shown ? " (" : "", shown,
+            *shown ? ")" : "", children ? " with its activities, feedback and tasks" : "");
+    fflush(stderr);
+    free(shown);
+    char answer[16] = "";
+    if (!fgets(answer, sizeof answer, stdin))
+        return false;
+    return answer[0] == 'y' || answer[0] == 'Y';
+}
+
 static int
 s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
@@ -420,6 +445,14 @@ s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     conn_t *conn = NULL;
     ProtobufCMessage *rec = NULL;
     Crm__Reply *reply = NULL;
+    bool yes = false;
+    for (int i = 1; i < argc; i++) /* --yes is an option, not a field */
+        if (!strcmp(argv[i], "--yes") || !strcmp(argv[i], "-y")) {
+            yes = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            i--;
+        }
     int rc = entity_parse_args(e, NULL, argc, argv, &a);
     if (rc == EXIT_OK && a.npos != 1) {
         fprintf(stderr, "crm %s delete: expected one ID\n", e->name);
@@ -429,11 +462,19 @@ s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK ||
         (rc = entity_resolve(conn, e, a.pos[0], id)) != EXIT_OK)
         goto cleanup;
+    /* on a terminal a person is asked first (--yes for scripts; scripts have no terminal) */
+    bool ask = !yes && !ctx->json && isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
     uint64_t expect = a.expect_version;
-    if (!expect) {
+    if (!expect || ask) {
         if ((rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
             goto cleanup;
-        expect = crm_record_get_u64(rec, "version");
+        if (!expect)
+            expect = crm_record_get_u64(rec, "version");
+    }
+    if (ask && !s_confirm_delete(e, rec)) {
+        fprintf(stderr, "not deleted\n");
+        rc = EXIT_REFUSED;
+        goto cleanup;
     }
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     er.id = id;
@@ -480,7 +521,8 @@ static const struct entity_sub s_subs[] = {
                      "A,B is A or B"},
     {"search", s_search, "search TEXT [--FIELD VALUE[,VALUE]]... [--count] [--limit N] "
                          "[--after ID]   name/company part, phone, e-mail"},
-    {"delete", s_delete, "delete ID|PHONE|EMAIL|NAME [--expect-version V]"},
+    {"delete", s_delete, "delete ID|PHONE|EMAIL|NAME [--yes] [--expect-version V]   asks first "
+                         "on a terminal"},
     {"history", s_history, "history ID|PHONE|EMAIL|NAME [FIELD]   every value a field has had, by whom, when"},
 };
 

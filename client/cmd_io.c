@@ -227,9 +227,17 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
         }
     }
     const crm_entity_t *e = crm_entity_by_name(kind);
-    if (!e || !w.fmt) {
-        fprintf(stderr, "crm export: %s\n\n%s",
-                e ? "choose --csv, --excel, --jsonl or --xlsx FILE" : "unknown --kind",
+    if (!e) {
+        char kinds[256] = "";
+        size_t used = 0;
+        for (const crm_entity_t *k = crm_entity_all(); k->name && used < sizeof kinds; k++)
+            used += (size_t)snprintf(kinds + used, sizeof kinds - used, "%s%s", used ? ", " : "",
+                                     k->name);
+        fprintf(stderr, "crm export: unknown --kind '%s' (kinds: %s)\n", kind, kinds);
+        return EXIT_USAGE;
+    }
+    if (!w.fmt) {
+        fprintf(stderr, "crm export: choose --csv, --excel, --jsonl or --xlsx FILE\n\n%s",
                 s_export_usage);
         return EXIT_USAGE;
     }

@@ -180,6 +180,12 @@ s_unreachable(conn_t *self)
     return EXIT_UNREACHABLE;
 }
 
+bool
+conn_auth_failed(const conn_t *self)
+{
+    return (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0;
+}
+
 int
 conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
 {

@@ -271,6 +271,8 @@ entity_flags(const crm_entity_t *e, const char *sub, char out[][40])
     }
     if (!strcmp(sub, "edit") || !strcmp(sub, "delete"))
         ADD_FLAG("--expect-version");
+    if (!strcmp(sub, "delete"))
+        ADD_FLAG("--yes");
     if (!strcmp(sub, "add"))
         ADD_FLAG("--allow-duplicate");
     if (filter) {

@@ -247,6 +247,9 @@ out_time(int64_t ms, out_time_t style, char out[40])
                                         : strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
     if (style != OUT_TIME_RFC3339)
         return;
+    int frac = (int)(ms - (int64_t)secs * 1000); /* milliseconds, kept when there are any */
+    if (frac)
+        n += (size_t)snprintf(out + n, 40 - n, ".%03d", frac);
     long off = tm.tm_gmtoff;
     if (off == 0)
         snprintf(out + n, 40 - n, "Z");

@@ -168,5 +168,24 @@ RC=0; "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" --json activi
 expect "... as the same moments" test "$(grep -c '"occurred_at":"2026-11-29T01:00:00Z"' "$T/o")" -eq 3
 stop_server b
 
+# ---- item 10: deleting on a terminal asks first; --yes and scripts do not
+if command -v script >/dev/null; then
+    c customer add --name 待删除 --phone 13300000001
+    D=$(awk '{print $3}' <<<"$OUT")
+    tty_crm() { RC=0; printf '%s\n' "$1" | script -qec "'$CRM_BIN/crm' --config '$T/a/admin.enroll' --server '$EP_a' ${*:2}" /dev/null >"$T/tty" 2>&1 || RC=$?; }
+    tty_crm n customer delete "$D"
+    expect "on a terminal, delete asks and names the customer" grep -q "delete customer $D (待删除) with its activities, feedback and tasks? \[y/N\]" "$T/tty"
+    expect "... and 'n' deletes nothing" grep -q "not deleted" "$T/tty"
+    c --json customer show "$D"
+    expect "the customer is still there" test "$RC" -eq 0
+    tty_crm y customer delete 13300000001
+    expect "'y' deletes it" grep -q "deleted customer $D" "$T/tty"
+    c customer add --name 待删除二 --phone 13300000002
+    tty_crm '' customer delete 13300000002 --yes
+    expect "--yes does not ask" test -z "$(grep -F '[y/N]' "$T/tty")" -a -n "$(grep -F 'deleted customer' "$T/tty")"
+fi
+c export --csv --kind nosuch
+expect "an unknown --kind lists the kinds" test "$RC" -eq 2 -a -n "$(grep -F "unknown --kind 'nosuch' (kinds: customer, activity, deal" "$T/e")"
+
 stop_server a
 finish
