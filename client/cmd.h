@@ -9,6 +9,7 @@
 #ifndef CMD_H
 #define CMD_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "crm.pb-c.h"
@@ -24,13 +25,23 @@ typedef struct {
     const char *server;  /* --server ENDPOINT / CRM_SERVER: overrides the enrollment */
     int timeout_ms;      /* --timeout SECONDS */
     bool allow_duplicate; /* add, import --allow-duplicate: create even a likely duplicate */
+    const char *profile; /* --profile NAME / CRM_PROFILE: a named enrollment */
+    bool wide;           /* --wide: tables show every value whole */
+    const char *columns; /* --columns a,b,c: the table's columns */
 } cli_ctx_t;
 
-/* Where the enrollment is installed, per the rules above. */
+/* Where the enrollment is installed: --config, $CRM_CONFIG, the profile
+   (--profile, $CRM_PROFILE, or the one `crm profile use` chose) under
+   ~/.config/crm/profiles/NAME.conf, else ~/.config/crm/client.conf. */
 const char *cli_config_path(const cli_ctx_t *ctx);
+/* ~/.config/crm (or $XDG_CONFIG_HOME/crm) into OUT[N]. */
+void cli_config_dir(char *out, size_t n);
+/* The profile in use ("" for the default enrollment) into OUT[N]. */
+void cli_profile_current(const cli_ctx_t *ctx, char *out, size_t n);
 
 /* Subcommands: cmd_<name>(argc, argv, ctx) with argv[0] the subcommand. */
 int cmd_enroll(int argc, char **argv, cli_ctx_t *ctx);
+int cmd_profile(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_ping(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_whoami(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_customer(int argc, char **argv, cli_ctx_t *ctx);
@@ -55,7 +66,17 @@ int cmd_watch(int argc, char **argv, cli_ctx_t *ctx);
 /* Every value FIELD (or every field) of record ID has had, by whom and when. */
 int cmd_history(cli_ctx_t *ctx, const char *kind, const char *id, const char *field);
 
+/* One CSV cell S to OUT, quoted when it holds SEP, a quote or a line break;
+   unless RAW, a cell a spreadsheet would run as a formula gets a leading '. */
+void cmd_csv_cell(FILE *out, const char *s, bool raw, char sep);
+
 /* ==== output.c: generic printing driven by protobuf-c descriptors ==== */
+
+/* How a time is shown: tables (minutes), lines (seconds), RFC 3339 with the
+   offset (show, --json): always in the user's time zone (TZ or timezone). */
+typedef enum { OUT_TIME_TABLE, OUT_TIME_LINE, OUT_TIME_RFC3339 } out_time_t;
+/* MS (since the epoch) in the user's time zone, as STYLE says, into OUT[40]. */
+void out_time(int64_t ms, out_time_t style, char out[40]);
 
 /* One JSON object for MSG on one line (field names as in the .proto). */
 void out_json(FILE *f, const ProtobufCMessage *msg);
@@ -71,6 +92,11 @@ void out_guard_init(void);
 /* S on one line: every control character escaped, newline and tab too.
    Fresh string; caller free()s. */
 char *out_escape(const char *s);
+/* The first line written to stderr so far ("" if none), escaped: what
+   `--json` reports as the message of a usage error. */
+const char *out_first_error(void);
+/* True once anything was written to stdout (through the guard). */
+bool out_stdout_written(void);
 /* stderr before the guard, for the progress bar's carriage returns. */
 FILE *out_raw_stderr(void);
 /* Where data (an export) goes: stdout unguarded when it is not a terminal. */

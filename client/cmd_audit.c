@@ -21,10 +21,8 @@ static const char s_usage[] =
 static void
 s_print_entry(const Crm__AuditEntry *a, bool with_record)
 {
-    char when[32];
-    crm_record_format_time(a->time, when);
-    when[10] = ' ';
-    when[19] = '\0';
+    char when[40];
+    out_time(a->time, OUT_TIME_LINE, when); /* the user's time zone */
     printf("%s  %-12s %-8s", when, a->user, a->denied ? "DENIED" : a->action);
     if (with_record)
         printf(" %s %s", a->kind, a->id);

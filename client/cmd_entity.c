@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "conn.h"
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "entity.h"
+#include "suggest.h"
 
 #define TIMELINE_MAX 20
 #define TAG_RETRIES 10
@@ -29,26 +31,51 @@ s_wants_help(int argc, char **argv)
     return false;
 }
 
-/* The field flags of kind E, for --help. */
+/* What subcommand SUB of kind E takes, for --help: the fields it sets, with
+   their values, or the fields it filters on, and its options. */
 static void
-s_print_fields(const crm_entity_t *e)
+s_print_fields(const crm_entity_t *e, const char *sub)
 {
-    printf("\nfields of a %s (as --FIELD VALUE; lists take the flag again, maps key=value):\n",
-           e->name);
+    bool write = !strcmp(sub, "add") || !strcmp(sub, "edit") || !strcmp(sub, "log") ||
+                 !strcmp(sub, "open");
+    bool filter = !strcmp(sub, "list") || !strcmp(sub, "search");
+    if (filter) {
+        char flags[ENTITY_MAX_FLAGS][40];
+        size_t n = entity_flags(e, sub, flags);
+        printf("\nfilters (--FIELD VALUE; A,B is A or B; several filters are ANDed; "
+               "--owner me):\n ");
+        for (size_t i = 0; i < n; i++)
+            printf(" %s", flags[i]);
+        printf("\n");
+        return;
+    }
+    if (!write)
+        return;
+    printf("\nfields of a %s (--FIELD VALUE; a list takes the flag again%s; maps key=value):\n",
+           e->name, !strcmp(sub, "edit") ? ", --add-FIELD V / --rm-FIELD V change one value, "
+                                           "--no-FIELD empties a field" : "");
     for (unsigned i = 0; i < e->desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
         unsigned flags = crm_entity_flags(e, fd->name);
         if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED))
             continue;
-        printf("  --%-18s", fd->name);
+        char kebab[40];
+        size_t k = 0;
+        for (; fd->name[k] && k < sizeof kebab - 1; k++)
+            kebab[k] = fd->name[k] == '_' ? '-' : fd->name[k];
+        kebab[k] = '\0';
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING &&
+            k > 1 && kebab[k - 1] == 's')
+            kebab[k - 1] = '\0'; /* --phone: one value per flag */
+        printf("  --%-18s", kebab);
         if (fd->type == PROTOBUF_C_TYPE_ENUM) {
             const ProtobufCEnumDescriptor *ed = fd->descriptor;
-            for (unsigned j = 0, k = 0; j < ed->n_values; j++) {
+            for (unsigned j = 0, m = 0; j < ed->n_values; j++) {
                 char name[64];
                 if (ed->values[j].value == 0)
                     continue;
                 crm_record_enum_name(ed, ed->values[j].value, name, sizeof name);
-                printf("%s%s", k++ ? "|" : "", name);
+                printf("%s%s", m++ ? "|" : "", name);
             }
         } else if (flags & CRM_F_TIME) {
             printf("YYYY-MM-DD[THH:MM:SSZ]");
@@ -63,12 +90,36 @@ s_print_fields(const crm_entity_t *e)
             printf("  (required)");
         printf("\n");
     }
+    if (!strcmp(sub, "edit")) {
+        char all[ENTITY_MAX_FLAGS][40];
+        size_t n = entity_flags(e, sub, all);
+        printf("one value of a list:");
+        for (size_t i = 0; i < n; i++)
+            if (!strncmp(all[i], "--add-", 6) || !strncmp(all[i], "--rm-", 5))
+                printf(" %s V", all[i]);
+        printf("\n");
+    }
 }
 
 static int
 s_connect(cli_ctx_t *ctx, conn_t **conn)
 {
     return conn_open(ctx, conn);
+}
+
+void
+entity_print_records(cli_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *const *recs,
+                     size_t n, const char *next)
+{
+    if (ctx->json)
+        for (size_t i = 0; i < n; i++)
+            entity_print_json(e, recs[i]);
+    else if (n)
+        entity_print_table(stdout, ctx, e, recs, n);
+    else
+        printf("no %s records\n", e->name);
+    if (!ctx->json && next && *next)
+        printf("(more: --after %s)\n", next);
 }
 
 /* Print the records of a reply as a table or JSON lines, with the paging hint. */
@@ -81,15 +132,7 @@ entity_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply
     for (size_t i = 0; i < n; i++)
         if ((recs[got] = entity_record(e, reply, i)))
             got++;
-    if (ctx->json)
-        for (size_t i = 0; i < got; i++)
-            entity_print_json(e, recs[i]);
-    else if (got)
-        entity_print_table(e, recs, got);
-    else
-        printf("no %s records\n", e->name);
-    if (!ctx->json && *reply->entity->next_after)
-        printf("(more: --after %s)\n", reply->entity->next_after);
+    entity_print_records(ctx, e, recs, got, reply->entity->next_after);
     for (size_t i = 0; i < got; i++)
         crm_proto_free(&recs[i]);
     free(recs);
@@ -137,15 +180,21 @@ s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     conn_t *conn = NULL;
     int rc = entity_parse_args(e, rec, argc, argv, &a);
     const char *pfield = crm_entity_field_with(e, CRM_F_PARENT);
-    if (rc == EXIT_OK && a.npos == 1 && pfield) /* `crm deal add c12 ...`: the parent */
-        crm_record_set_str(rec, pfield, a.pos[0]);
-    else if (rc == EXIT_OK && a.npos) {
+    if (rc == EXIT_OK && a.npos && !(a.npos == 1 && pfield)) {
         fprintf(stderr, "crm %s add: unexpected argument '%s' (fields go as --FIELD VALUE)\n",
                 e->name, a.pos[0]);
         rc = EXIT_USAGE;
     }
-    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK)
-        rc = entity_create(ctx, conn, e, rec);
+    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK) {
+        char pid[24];
+        if (a.npos == 1) { /* `crm deal add c12 ...` (or a phone, an e-mail, a name): the parent */
+            if ((rc = entity_resolve(conn, crm_entity_by_name(e->parent), a.pos[0], pid)) ==
+                EXIT_OK)
+                crm_record_set_str(rec, pfield, pid);
+        }
+        if (rc == EXIT_OK)
+            rc = entity_create(ctx, conn, e, rec);
+    }
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -190,7 +239,7 @@ s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         Crm__Filter f = CRM__FILTER__INIT, *fp = &f;
         Crm__Reply *reply = NULL;
         f.field = (char *)pfield;
-        f.value = (char *)a.pos[0];
+        f.value = (char *)crm_record_get_str(rec, "id");
         er.filters = &fp;
         er.n_filters = 1;
         er.limit = TIMELINE_MAX;
@@ -259,15 +308,36 @@ entity_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMess
 }
 
 void
-entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply)
+entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply,
+                     const ProtobufCMessage *before)
 {
     ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
-    if (now && ctx->json)
+    if (now && ctx->json) {
         entity_print_json(e, now);
-    else if (now)
+    } else if (now && before &&
+               crm_record_get_u64(now, "version") == crm_record_get_u64(before, "version")) {
+        printf("%s %s is unchanged (version %llu)\n", e->name, crm_record_get_str(now, "id"),
+               (unsigned long long)crm_record_get_u64(now, "version"));
+    } else if (now) {
         printf("%s %s is at version %llu\n", e->name, crm_record_get_str(now, "id"),
                (unsigned long long)crm_record_get_u64(now, "version"));
+        if (before)
+            entity_print_changes(stdout, e, before, now);
+    }
     crm_proto_free(&now);
+}
+
+/* A copy of REC that shares nothing with it. */
+static ProtobufCMessage *
+s_copy(const ProtobufCMessage *rec)
+{
+    size_t len;
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *out = NULL;
+    uint8_t *packed = crm_proto_pack(rec, &len);
+    crm_proto_unpack_shown(rec->descriptor, packed, len, &out, errbuf);
+    free(packed);
+    return out;
 }
 
 static int
@@ -275,7 +345,7 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     entity_args_t a;
     conn_t *conn = NULL;
-    ProtobufCMessage *rec = NULL;
+    ProtobufCMessage *rec = NULL, *before = NULL;
     Crm__Reply *reply = NULL;
     const char *id = NULL;
     /* the ID is the first argument; parse flags onto the current record */
@@ -293,6 +363,7 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     int rc = s_connect(ctx, &conn);
     if (rc != EXIT_OK || (rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
         goto cleanup;
+    before = s_copy(rec); /* what it was, to say what changed */
     if ((rc = entity_parse_args(e, rec, argc, argv, &a)) != EXIT_OK)
         goto cleanup;
     if (a.ntouched == 0) {
@@ -301,36 +372,19 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         goto cleanup;
     }
     uint64_t expect = a.expect_version ? a.expect_version : crm_record_get_u64(rec, "version");
-    rc = entity_update(conn, e, id, rec, a.touched, a.ntouched, expect, &reply);
+    rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, a.touched, a.ntouched, expect,
+                       &reply);
     if (rc == EXIT_OK)
-        entity_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply, before);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
+    crm_proto_free(&before);
     conn_destroy(&conn);
     return rc;
 }
 
 /* ==== list, search ==== */
-
-static int
-s_query(cli_ctx_t *ctx, const crm_entity_t *e, Crm__Op op, const char *text, entity_args_t *a)
-{
-    conn_t *conn = NULL;
-    Crm__Reply *reply = NULL;
-    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-    er.filters = a->filter_ptrs;
-    er.n_filters = a->nfilters;
-    er.limit = a->limit;
-    er.after = (char *)(a->after ? a->after : "");
-    er.text = (char *)(text ? text : "");
-    int rc = s_connect(ctx, &conn);
-    if (rc == EXIT_OK && (rc = entity_call(conn, op, e, &er, &reply)) == EXIT_OK)
-        entity_print_page(ctx, e, reply);
-    conn_reply_free(&reply);
-    conn_destroy(&conn);
-    return rc;
-}
 
 static int
 s_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
@@ -342,7 +396,7 @@ s_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
                 e->name, a.pos[0]);
         return EXIT_USAGE;
     }
-    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
+    return rc == EXIT_OK ? entity_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
 }
 
 static int
@@ -350,15 +404,39 @@ s_search(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     entity_args_t a;
     int rc = entity_parse_args(e, NULL, argc, argv, &a);
-    if (rc == EXIT_OK && (a.npos != 1 || a.nfilters)) {
+    if (rc == EXIT_OK && a.npos != 1) {
         fprintf(stderr, "crm %s search: expected one TEXT (a name, company, phone or e-mail)\n",
                 e->name);
         return EXIT_USAGE;
     }
-    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_SEARCH, a.pos[0], &a) : rc;
+    return rc == EXIT_OK ? entity_query(ctx, e, CRM__OP__OP_ENTITY_SEARCH, a.pos[0], &a) : rc;
 }
 
 /* ==== delete ==== */
+
+/* On a terminal, ask before deleting REC (with its children): true to go on. */
+static bool
+s_confirm_delete(const crm_entity_t *e, const ProtobufCMessage *rec)
+{
+    const char *id = crm_record_get_str(rec, "id");
+    const char *label = crm_record_field(e->desc, "name")     ? crm_record_get_str(rec, "name")
+                        : crm_record_field(e->desc, "title")  ? crm_record_get_str(rec, "title")
+                        : crm_record_field(e->desc, "subject") ? crm_record_get_str(rec, "subject")
+                                                               : "";
+    char *shown = out_escape(label);
+    bool children = false;
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++)
+        children = children || (k->parent && !strcmp(k->parent, e->name) &&
+                                 k->on_parent_delete == CRM_CASCADE);
+    fprintf(stderr, "delete %s %s%s%s%s%s? [y/N] ", e->name, id, *shown ? " (" : "", shown,
+            *shown ? ")" : "", children ? " with its activities, feedback and tasks" : "");
+    fflush(stderr);
+    free(shown);
+    char answer[16] = "";
+    if (!fgets(answer, sizeof answer, stdin))
+        return false;
+    return answer[0] == 'y' || answer[0] == 'Y';
+}
 
 static int
 s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
@@ -367,27 +445,45 @@ s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     conn_t *conn = NULL;
     ProtobufCMessage *rec = NULL;
     Crm__Reply *reply = NULL;
+    bool yes = false;
+    for (int i = 1; i < argc; i++) /* --yes is an option, not a field */
+        if (!strcmp(argv[i], "--yes") || !strcmp(argv[i], "-y")) {
+            yes = true;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            i--;
+        }
     int rc = entity_parse_args(e, NULL, argc, argv, &a);
     if (rc == EXIT_OK && a.npos != 1) {
         fprintf(stderr, "crm %s delete: expected one ID\n", e->name);
         rc = EXIT_USAGE;
     }
-    if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK)
+    char id[24];
+    if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK ||
+        (rc = entity_resolve(conn, e, a.pos[0], id)) != EXIT_OK)
         goto cleanup;
+    /* on a terminal a person is asked first (--yes for scripts; scripts have no terminal) */
+    bool ask = !yes && !ctx->json && isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
     uint64_t expect = a.expect_version;
-    if (!expect) {
-        if ((rc = entity_get(conn, e, a.pos[0], &rec)) != EXIT_OK)
+    if (!expect || ask) {
+        if ((rc = entity_get(conn, e, id, &rec)) != EXIT_OK)
             goto cleanup;
-        expect = crm_record_get_u64(rec, "version");
+        if (!expect)
+            expect = crm_record_get_u64(rec, "version");
+    }
+    if (ask && !s_confirm_delete(e, rec)) {
+        fprintf(stderr, "not deleted\n");
+        rc = EXIT_REFUSED;
+        goto cleanup;
     }
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-    er.id = (char *)a.pos[0];
+    er.id = id;
     er.expect_version = expect;
     if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_DELETE, e, &er, &reply)) == EXIT_OK &&
         !ctx->json)
-        printf("deleted %s %s\n", e->name, a.pos[0]);
+        printf("deleted %s %s\n", e->name, id);
     else if (rc == EXIT_OK)
-        printf("{\"deleted\":\"%s\"}\n", a.pos[0]);
+        printf("{\"deleted\":\"%s\"}\n", id);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -404,19 +500,30 @@ s_history(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         fprintf(stderr, "crm %s history: expected ID [FIELD]\n", e->name);
         return EXIT_USAGE;
     }
-    return cmd_history(ctx, e->name, argv[1], argc == 3 ? argv[2] : NULL);
+    char id[24];
+    conn_t *conn = NULL;
+    int rc = s_connect(ctx, &conn);
+    if (rc == EXIT_OK)
+        rc = entity_resolve(conn, e, argv[1], id);
+    conn_destroy(&conn);
+    return rc == EXIT_OK ? cmd_history(ctx, e->name, id, argc == 3 ? argv[2] : NULL) : rc;
 }
 
 /* ==== Kind commands ==== */
 
 static const struct entity_sub s_subs[] = {
     {"add", s_add, "add [--FIELD VALUE]...            create a record"},
-    {"show", s_show, "show ID                           the record and its timeline"},
-    {"edit", s_edit, "edit ID [--FIELD VALUE]... [--no-FIELD] [--expect-version V]"},
-    {"list", s_list, "list [--FIELD VALUE]... [--limit N] [--after ID]   filters are ANDed"},
-    {"search", s_search, "search TEXT [--limit N] [--after ID]   name/company part, phone, e-mail"},
-    {"delete", s_delete, "delete ID [--expect-version V]"},
-    {"history", s_history, "history ID [FIELD]                every value a field has had, by whom, when"},
+    {"show", s_show, "show ID|PHONE|EMAIL|NAME         the record and its timeline"},
+    {"edit", s_edit, "edit ID|PHONE|EMAIL|NAME [--FIELD VALUE]... [--add-FIELD V] [--rm-FIELD V] "
+                     "[--no-FIELD] [--expect-version V]   prints each change, old → new"},
+    {"list", s_list, "list [--FIELD VALUE[,VALUE]]... [--owner me] [--unowned] [--view NAME] "
+                     "[--count] [--sort [-]FIELD] [--limit N] [--after ID]   filters are ANDed, "
+                     "A,B is A or B"},
+    {"search", s_search, "search TEXT [--FIELD VALUE[,VALUE]]... [--count] [--limit N] "
+                         "[--after ID]   name/company part, phone, e-mail"},
+    {"delete", s_delete, "delete ID|PHONE|EMAIL|NAME [--yes] [--expect-version V]   asks first "
+                         "on a terminal"},
+    {"history", s_history, "history ID|PHONE|EMAIL|NAME [FIELD]   every value a field has had, by whom, when"},
 };
 
 int
@@ -426,29 +533,59 @@ entity_kind_command(const char *kind, int argc, char **argv, cli_ctx_t *ctx,
     const crm_entity_t *e = crm_entity_by_name(kind);
     CRM_ASSERT(e != NULL);
     const char *sub = argc > 1 ? argv[1] : NULL;
-    for (size_t i = 0; sub && i < nextra; i++)
+    size_t nsubs = sizeof s_subs / sizeof s_subs[0];
+    const struct entity_sub *found = NULL;
+    for (size_t i = 0; sub && i < nextra && !found; i++)
         if (!strcmp(sub, extra[i].name))
-            return s_wants_help(argc - 1, argv + 1)
-                       ? (printf("usage: crm %s %s\n", kind, extra[i].usage), s_print_fields(e),
-                          EXIT_OK)
-                       : extra[i].fn(ctx, e, argc - 1, argv + 1);
-    for (size_t i = 0; sub && i < sizeof s_subs / sizeof s_subs[0]; i++)
-        if (!strcmp(sub, s_subs[i].name)) {
-            if (s_wants_help(argc - 1, argv + 1)) {
-                printf("usage: crm %s %s\n", kind, s_subs[i].usage);
-                s_print_fields(e);
+            found = &extra[i];
+    for (size_t i = 0; sub && i < nsubs && !found; i++)
+        if (!strcmp(sub, s_subs[i].name))
+            found = &s_subs[i];
+    if (sub && !strcmp(sub, "--complete")) { /* for the completion script: the subcommands */
+        for (size_t i = 0; i < nextra; i++)
+            printf("%s\n", extra[i].name);
+        for (size_t i = 0; i < nsubs; i++)
+            printf("%s\n", s_subs[i].name);
+        return EXIT_OK;
+    }
+    if (found) {
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--complete")) { /* ... and a subcommand's flags */
+                char flags[ENTITY_MAX_FLAGS][40];
+                size_t n = entity_flags(e, found->name, flags);
+                for (size_t k = 0; k < n; k++)
+                    printf("%s\n", flags[k]);
                 return EXIT_OK;
             }
-            return s_subs[i].fn(ctx, e, argc - 1, argv + 1);
+        if (s_wants_help(argc - 1, argv + 1)) {
+            printf("usage: crm %s %s\n", kind, found->usage);
+            s_print_fields(e, found->name);
+            return EXIT_OK;
         }
+        return found->fn(ctx, e, argc - 1, argv + 1);
+    }
     bool help = sub && (!strcmp(sub, "-h") || !strcmp(sub, "--help"));
     FILE *out = help ? stdout : stderr;
-    if (sub && !help)
-        fprintf(stderr, "crm %s: unknown subcommand '%s'\n", kind, sub);
+    if (sub && !help) {
+        const char *names[64];
+        size_t n = 0;
+        for (size_t i = 0; i < nextra && n < 64; i++)
+            names[n++] = extra[i].name;
+        for (size_t i = 0; i < nsubs && n < 64; i++)
+            names[n++] = s_subs[i].name;
+        const char *near = suggest_nearest(sub, names, n);
+        if (near)
+            fprintf(stderr, "crm %s: unknown subcommand '%s'; did you mean '%s'?\n", kind, sub,
+                    near);
+        else
+            fprintf(stderr, "crm %s: unknown subcommand '%s'\n", kind, sub);
+    } else if (!sub) {
+        fprintf(stderr, "crm %s: a SUBCOMMAND is required\n", kind);
+    }
     fprintf(out, "usage: crm %s SUBCOMMAND ...\n\n", kind);
     for (size_t i = 0; i < nextra; i++)
         fprintf(out, "  crm %s %s\n", kind, extra[i].usage);
-    for (size_t i = 0; i < sizeof s_subs / sizeof s_subs[0]; i++)
+    for (size_t i = 0; i < nsubs; i++)
         fprintf(out, "  crm %s %s\n", kind, s_subs[i].usage);
     if (extra_usage)
         fprintf(out, "%s", extra_usage);
@@ -505,9 +642,12 @@ s_convert(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     }
     conn_t *conn = NULL;
     Crm__Reply *reply = NULL;
-    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK) {
+    char cid[24];
+    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK &&
+        (rc = entity_resolve(conn, e, id, cid)) == EXIT_OK) {
         Crm__Request req = CRM__REQUEST__INIT;
         Crm__ConvertRequest cr = CRM__CONVERT_REQUEST__INIT;
+        id = cid;
         size_t len;
         uint8_t *packed = crm_proto_pack(deal, &len);
         cr.customer_id = (char *)id;
@@ -586,10 +726,10 @@ s_deal_move(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = entity_update(conn, e, id, rec, touched, reason ? 2 : 1, crm_record_get_u64(rec, "version"),
-                  &reply);
+    rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, touched, reason ? 2 : 1,
+                       crm_record_get_u64(rec, "version"), &reply);
     if (rc == EXIT_OK)
-        entity_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply, NULL);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -637,6 +777,7 @@ s_order_refund(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
+    id = crm_record_get_str(rec, "id");
     rc = entity_update(conn, e, id, rec, touched, 1, crm_record_get_u64(rec, "version"), &reply);
     if (rc == EXIT_OK) {
         ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
@@ -918,10 +1059,11 @@ s_activity_log(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         fprintf(stderr, "crm activity log: expected one CUSTOMER id\n");
         rc = EXIT_USAGE;
     }
-    if (rc == EXIT_OK) {
-        crm_record_set_str(rec, "customer_id", a.pos[0]);
-        if ((rc = s_connect(ctx, &conn)) == EXIT_OK)
-            rc = entity_create(ctx, conn, e, rec);
+    char cid[24];
+    if (rc == EXIT_OK && (rc = s_connect(ctx, &conn)) == EXIT_OK &&
+        (rc = entity_resolve(conn, crm_entity_by_name("customer"), a.pos[0], cid)) == EXIT_OK) {
+        crm_record_set_str(rec, "customer_id", cid);
+        rc = entity_create(ctx, conn, e, rec);
     }
     crm_proto_free(&rec);
     conn_destroy(&conn);
@@ -933,19 +1075,26 @@ static int
 s_activity_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     entity_args_t a;
+    char cid[24];
     int rc = entity_parse_args(e, NULL, argc, argv, &a);
     if (rc == EXIT_OK && a.npos == 1 && a.nfilters == 0) {
+        conn_t *conn = NULL;
+        if ((rc = s_connect(ctx, &conn)) == EXIT_OK)
+            rc = entity_resolve(conn, crm_entity_by_name("customer"), a.pos[0], cid);
+        conn_destroy(&conn);
+        if (rc != EXIT_OK)
+            return rc;
         Crm__Filter *f = &a.filters[0];
         crm__filter__init(f);
         f->field = (char *)"customer_id";
-        f->value = (char *)a.pos[0];
+        f->value = cid;
         a.filter_ptrs[0] = f;
         a.nfilters = 1;
     } else if (rc == EXIT_OK && a.npos) {
         fprintf(stderr, "crm activity list: give one CUSTOMER id, or filters\n");
         return EXIT_USAGE;
     }
-    return rc == EXIT_OK ? s_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
+    return rc == EXIT_OK ? entity_query(ctx, e, CRM__OP__OP_ENTITY_LIST, NULL, &a) : rc;
 }
 
 int
@@ -977,13 +1126,16 @@ cmd_note(int argc, char **argv, cli_ctx_t *ctx)
     for (int i = 3; i < argc && used < sizeof text; i++)
         used += (size_t)snprintf(text + used, sizeof text - used, "%s%s", i > 3 ? " " : "",
                                  argv[i]);
-    crm_record_set_str(rec, "customer_id", argv[2]);
     crm_record_set_enum(rec, "type", CRM__ACTIVITY_TYPE__NOTE);
     crm_record_set_str(rec, "summary", text);
     conn_t *conn = NULL;
+    char cid[24];
     int rc = s_connect(ctx, &conn);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK &&
+        (rc = entity_resolve(conn, crm_entity_by_name("customer"), argv[2], cid)) == EXIT_OK) {
+        crm_record_set_str(rec, "customer_id", cid);
         rc = entity_create(ctx, conn, e, rec);
+    }
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;
@@ -1024,11 +1176,11 @@ cmd_tag(int argc, char **argv, cli_ctx_t *ctx)
         for (int j = 3; add && j < argc; j++)
             crm_record_set_text(next, tags, argv[j], false, errbuf);
         conn_set_quiet(conn, true);
-        rc = entity_update(conn, e, argv[2], next, touched, 1, crm_record_get_u64(rec, "version"),
-                      &reply);
+        rc = entity_update(conn, e, crm_record_get_str(rec, "id"), next, touched, 1,
+                           crm_record_get_u64(rec, "version"), &reply);
         conn_set_quiet(conn, false);
         if (rc == EXIT_OK)
-            entity_report_update(ctx, e, reply);
+            entity_report_update(ctx, e, reply, rec);
         else if (conn_last_status(conn) != CRM__ERROR_CODE__CONFLICT)
             fprintf(stderr, "crm: %s (%s)\n", conn_last_message(conn),
                     crm_err_name(conn_last_status(conn)));

@@ -1,19 +1,10 @@
 /*  =========================================================================
-    cmd_io - `crm import FILE` and `crm export --csv|--jsonl`
+    cmd_io - `crm export --csv|--jsonl|--excel|--xlsx`
 
-    Both walk the record's descriptor, so every kind imports and exports the
-    same way. CSV: a header row of field names; lists joined by ';', maps as
-    key=value;key=value, enums by name, times as ISO-8601. JSON Lines: one
-    object per line, as `--json` prints them.
-
-    Import sends the good records in batches of at most IMPORT_BATCH records
-    and at most the server's request limit in bytes (asked with WHOAMI), so
-    no batch is ever refused for its size; a single record over the limit is
-    reported as a bad line (each record is created on its own, so one bad
-    record never holds back the others) and
-    reports every bad line with its line number, field and reason. The
-    server-set fields (id, version, times, authors) are ignored on import, so
-    an export imports into a fresh server unchanged.
+    Walks the record's descriptor, so every kind exports the same way (and
+    cmd_import.c reads it back). CSV: a header row of field names; lists
+    joined by ';', maps as key=value;key=value, enums by name, times as
+    ISO-8601. JSON Lines: one object per line, as `--json` prints them.
 
     CSV injection: a spreadsheet runs a cell that starts with '=', '+', '-',
     '@', a tab or a carriage return as a formula. Export writes such cells
@@ -32,446 +23,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xlsxwriter.h>
 
 #include "cmd.h"
 #include "conn.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "crm_utf8.h"
 #include "entity.h"
 
-#define IMPORT_BATCH 500
-#define IMPORT_ENVELOPE 256           /* bytes of a request besides its records */
-#define IMPORT_DEFAULT_MAX (1u << 20) /* a server that does not say its limit */
 #define EXPORT_PAGE 1000
-
-/* ==== Import ==== */
-
-typedef struct {
-    cli_ctx_t *ctx;
-    conn_t *conn;
-    const crm_entity_t *e;
-    ProtobufCBinaryData batch[IMPORT_BATCH]; /* packed records waiting to be sent */
-    long lines[IMPORT_BATCH];                /* their line numbers */
-    size_t n;
-    size_t bytes;      /* the batch's size on the wire, about */
-    size_t max_bytes;  /* the server's request limit */
-    bool raw;          /* --raw: keep a leading single quote */
-    long ok, bad, total_lines;
-    int rc;            /* EXIT_UNREACHABLE etc. stops the import */
-    bool progress;     /* draw a progress bar on stderr */
-    off_t size, done;  /* file size and bytes read, for the bar */
-    /* CSV state */
-    const ProtobufCFieldDescriptor *cols[128];
-    size_t ncols, col;
-    bool header_done;
-    ProtobufCMessage *row;
-    char row_error[CRM_ERRBUF];
-    long line, row_line;
-} s_import_t;
-
-static void
-s_progress(s_import_t *im, bool final)
-{
-    if (!im->progress)
-        return;
-    int pct = im->size ? (int)(100.0 * (double)im->done / (double)im->size) : 100;
-    int bar = pct / 4;
-    FILE *tty = out_raw_stderr(); /* the bar's own \r are not to be escaped */
-    fprintf(tty, "\r[%.*s%*s] %3d%%  %ld imported, %ld with errors", bar,
-            "=========================", 25 - bar, "", pct, im->ok, im->bad);
-    if (final)
-        fprintf(tty, "\n");
-    fflush(tty);
-}
-
-static void
-s_flush(s_import_t *im)
-{
-    if (im->n == 0 || im->rc != EXIT_OK)
-        return;
-    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-    Crm__Reply *reply = NULL;
-    er.records = im->batch;
-    er.n_records = im->n;
-    er.allow_duplicate = im->ctx->allow_duplicate;
-    int rc = entity_call(im->conn, CRM__OP__OP_ENTITY_IMPORT, im->e, &er, &reply);
-    if (rc != EXIT_OK) {
-        im->rc = rc;
-    } else {
-        for (size_t i = 0; i < reply->entity->n_results; i++) {
-            const Crm__ImportResult *r = reply->entity->results[i];
-            long line = r->index < im->n ? im->lines[r->index] : -1;
-            if (r->status == CRM__ERROR_CODE__OK) {
-                im->ok++;
-            } else {
-                im->bad++;
-                if (im->progress)
-                    fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
-                fprintf(stderr, "line %ld: %s\n", line, r->message);
-            }
-        }
-    }
-    conn_reply_free(&reply);
-    for (size_t i = 0; i < im->n; i++)
-        free(im->batch[i].data);
-    im->n = 0;
-    im->bytes = IMPORT_ENVELOPE;
-    s_progress(im, false);
-}
-
-/* Queue REC (freed here) from LINE, or report ERROR for that line. */
-static void
-s_queue(s_import_t *im, ProtobufCMessage *rec, long line, const char *error)
-{
-    if (error && *error) {
-        im->bad++;
-        if (im->progress)
-            fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
-        fprintf(stderr, "line %ld: %s\n", line, error);
-    } else if (rec) {
-        size_t len;
-        uint8_t *data = crm_proto_pack(rec, &len);
-        size_t cost = len + 16; /* its tag and length prefix, generously */
-        if (IMPORT_ENVELOPE + cost > im->max_bytes) {
-            im->bad++;
-            if (im->progress)
-                fprintf(out_raw_stderr(), "\r%*s\r", 70, "");
-            fprintf(stderr,
-                    "line %ld: the record is %zu bytes, over the server's request limit of %zu "
-                    "bytes (crmd --max-msg): shorten its fields\n",
-                    line, len, im->max_bytes);
-            free(data);
-        } else {
-            if (im->bytes + cost > im->max_bytes)
-                s_flush(im); /* the batch is full by bytes */
-            im->batch[im->n].data = data;
-            im->batch[im->n].len = len;
-            im->bytes += cost;
-            im->lines[im->n++] = line;
-            if (im->n == IMPORT_BATCH)
-                s_flush(im);
-        }
-    }
-    crm_proto_free(&rec);
-}
-
-/* The largest request the server accepts (WHOAMI says; older servers do not). */
-static size_t
-s_server_max_msg(conn_t *conn)
-{
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__Reply *reply = NULL;
-    size_t max = IMPORT_DEFAULT_MAX;
-    req.op = CRM__OP__OP_WHOAMI;
-    if (conn_call(conn, &req, &reply) == EXIT_OK && reply->body_case == CRM__REPLY__BODY_WHOAMI &&
-        reply->whoami->max_msg > IMPORT_ENVELOPE * 4)
-        max = (size_t)reply->whoami->max_msg;
-    conn_reply_free(&reply);
-    return max;
-}
-
-/* Fields the server sets: ignored on import. */
-static bool
-s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
-{
-    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) !=
-           0;
-}
-
-/* Set FD of REC from one CSV cell: lists split on ';'. */
-static bool
-s_set_cell(s_import_t *im, const ProtobufCFieldDescriptor *fd, const char *cell, char *errbuf)
-{
-    bool is_time = (crm_entity_flags(im->e, fd->name) & CRM_F_TIME) != 0;
-    if (fd->label != PROTOBUF_C_LABEL_REPEATED)
-        return crm_record_set_text(im->row, fd, cell, is_time, errbuf) == CRM_OK;
-    char *copy = strdup(cell), *save = NULL;
-    bool ok = true;
-    for (char *v = strtok_r(copy, ";", &save); v && ok; v = strtok_r(NULL, ";", &save))
-        ok = crm_record_set_text(im->row, fd, v, is_time, errbuf) == CRM_OK;
-    free(copy);
-    return ok;
-}
-
-static void
-s_csv_cell(void *data, size_t len, void *arg)
-{
-    s_import_t *im = arg;
-    char *cell = data ? (char *)data : (char *)"";
-    if (data && im->header_done && !im->raw && *cell == '\'') /* export's formula guard */
-        memmove(cell, cell + 1, len--);
-    if (data) { /* a quoted cell written on Windows: CRLF line breaks become LF */
-        char *w = cell;
-        for (size_t r = 0; r < len; r++)
-            if (!(cell[r] == '\r' && r + 1 < len && cell[r + 1] == '\n'))
-                *w++ = cell[r];
-        *w = '\0';
-    }
-    if (!im->header_done) {
-        const ProtobufCFieldDescriptor *fd = crm_record_field(im->e->desc, cell);
-        if (!fd && !*im->row_error)
-            snprintf(im->row_error, sizeof im->row_error,
-                     "unknown column '%.60s' (columns are %s field names)", cell, im->e->name);
-        if (im->ncols < 128)
-            im->cols[im->ncols++] = fd;
-        return;
-    }
-    if (!im->row) {
-        im->row = crm_proto_new(im->e->desc);
-        im->row_line = im->line;
-    }
-    if (im->col >= im->ncols) {
-        if (!*im->row_error)
-            snprintf(im->row_error, sizeof im->row_error, "more cells than header columns");
-    } else if (*cell && !*im->row_error) {
-        const ProtobufCFieldDescriptor *fd = im->cols[im->col];
-        if (fd && !s_server_set(im->e, fd))
-            s_set_cell(im, fd, cell, im->row_error); /* a failure leaves row_error set */
-    }
-    im->col++;
-}
-
-static void
-s_csv_row(int c, void *arg)
-{
-    s_import_t *im = arg;
-    (void)c;
-    if (!im->header_done) {
-        im->header_done = true;
-        if (*im->row_error) { /* a bad header spoils every row: stop here */
-            fprintf(stderr, "line 1: %s\n", im->row_error);
-            im->rc = EXIT_USAGE;
-        }
-        im->row_error[0] = '\0';
-        return;
-    }
-    im->total_lines++;
-    s_queue(im, im->row, im->row ? im->row_line : im->line, im->row_error);
-    im->row = NULL;
-    im->row_error[0] = '\0';
-    im->col = 0;
-}
-
-static void
-s_import_csv(s_import_t *im, FILE *f)
-{
-    struct csv_parser p;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    csv_init(&p, CSV_APPEND_NULL | CSV_EMPTY_IS_NULL);
-    while (im->rc == EXIT_OK && (n = getline(&line, &cap, f)) > 0) {
-        im->line++;
-        im->done += n;
-        if (csv_parse(&p, line, (size_t)n, s_csv_cell, s_csv_row, im) != (size_t)n) {
-            fprintf(stderr, "line %ld: malformed CSV: %s\n", im->line,
-                    csv_strerror(csv_error(&p)));
-            im->bad++;
-            break;
-        }
-    }
-    csv_fini(&p, s_csv_cell, s_csv_row, im);
-    csv_free(&p);
-    crm_proto_free(&im->row);
-    free(line);
-}
-
-/* Set FD of REC from one JSON value. E is NULL inside a sub-message (an
-   order line), where a time is a part named "at" or "..._at". */
-static bool
-s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
-           json_t *v, char *errbuf)
-{
-    size_t nl = strlen(fd->name);
-    bool is_time = e ? (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0
-                     : fd->type == PROTOBUF_C_TYPE_INT64 &&
-                           (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
-    char num[32];
-    if (json_is_null(v))
-        return true;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item) {
-            if (!s_set_json(e, rec, fd, item, errbuf))
-                return false;
-        }
-        return true;
-    }
-    if (json_is_object(v) && fd->type == PROTOBUF_C_TYPE_MESSAGE && !crm_record_is_map(fd)) {
-        /* a sub-message (an order line, an amount): its parts by name */
-        const ProtobufCMessageDescriptor *sd = fd->descriptor;
-        ProtobufCMessage *part = crm_record_add_message(rec, fd);
-        const char *k;
-        json_t *item;
-        json_object_foreach(v, k, item) {
-            const ProtobufCFieldDescriptor *sf = crm_record_field(sd, k);
-            if (!sf) {
-                snprintf(errbuf, CRM_ERRBUF, "field '%s': unknown part '%.40s'", fd->name, k);
-                return false;
-            }
-            if (!s_set_json(NULL, part, sf, item, errbuf))
-                return false;
-        }
-        return true;
-    }
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *item;
-        json_object_foreach(v, k, item) {
-            char kv[2048];
-            snprintf(kv, sizeof kv, "%s=%s", k, json_is_string(item) ? json_string_value(item) : "");
-            if (crm_record_set_text(rec, fd, kv, false, errbuf) != CRM_OK)
-                return false;
-        }
-        return true;
-    }
-    const char *text = num;
-    if (json_is_string(v))
-        text = json_string_value(v);
-    else if (json_is_integer(v))
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_boolean(v))
-        text = json_is_true(v) ? "true" : "false";
-    else {
-        snprintf(errbuf, CRM_ERRBUF, "field '%s': unsupported JSON value", fd->name);
-        return false;
-    }
-    return crm_record_set_text(rec, fd, text, is_time, errbuf) == CRM_OK;
-}
-
-static void
-s_import_jsonl(s_import_t *im, FILE *f)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while (im->rc == EXIT_OK && (n = getline(&line, &cap, f)) > 0) {
-        im->line++;
-        im->done += n;
-        if (strspn(line, " \t\r\n") == (size_t)n)
-            continue;
-        im->total_lines++;
-        char errbuf[CRM_ERRBUF] = "";
-        json_error_t jerr;
-        json_t *obj = json_loadb(line, (size_t)n, 0, &jerr);
-        ProtobufCMessage *rec = NULL;
-        if (!obj || !json_is_object(obj)) {
-            snprintf(errbuf, sizeof errbuf, "not a JSON object: %s", obj ? "" : jerr.text);
-        } else {
-            rec = crm_proto_new(im->e->desc);
-            const char *k;
-            json_t *v;
-            json_object_foreach(obj, k, v) {
-                const ProtobufCFieldDescriptor *fd = crm_record_field(im->e->desc, k);
-                if (!fd) {
-                    snprintf(errbuf, sizeof errbuf, "unknown field '%.60s' on '%s'", k,
-                             im->e->name);
-                    break;
-                }
-                if (!s_server_set(im->e, fd) && !s_set_json(im->e, rec, fd, v, errbuf))
-                    break;
-            }
-        }
-        json_decref(obj);
-        s_queue(im, rec, im->line, errbuf);
-    }
-    free(line);
-}
-
-static const char s_import_usage[] =
-    "usage: crm import FILE [--kind KIND] [--format csv|jsonl] [--raw] [--allow-duplicate]\n"
-    "\n"
-    "Reads records (default: customers) from a CSV file with a header row of field names, or\n"
-    "from JSON Lines, and creates them in batches of at most 500 records and at most the\n"
-    "server's request size. One leading single quote is removed from every CSV cell: it is\n"
-    "how 'crm export' keeps spreadsheets from running cells as formulas (--raw keeps cells\n"
-    "exactly as they are). Bad lines are reported as\n"
-    "'line N: field ...: reason' and skipped; the good lines are imported all the same.\n"
-    "Fields the server sets (id, version, created_at...) are ignored, so an export can be\n"
-    "imported into another server. Exit code 0 if every line was imported, 1 if some were not.\n";
-
-int
-cmd_import(int argc, char **argv, cli_ctx_t *ctx)
-{
-    const char *path = NULL, *kind = "customer", *format = NULL;
-    bool raw = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(s_import_usage, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
-            kind = argv[++i];
-        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
-            format = argv[++i];
-        } else if (!strcmp(argv[i], "--allow-duplicate")) {
-            ctx->allow_duplicate = true;
-        } else if (!strcmp(argv[i], "--raw")) {
-            raw = true;
-        } else if (argv[i][0] != '-' && !path) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "crm import: unexpected argument '%s'\n\n%s", argv[i], s_import_usage);
-            return EXIT_USAGE;
-        }
-    }
-    s_import_t *im = calloc(1, sizeof *im);
-    im->e = crm_entity_by_name(kind);
-    if (!path || !im->e) {
-        fprintf(stderr, "crm import: %s\n\n%s", path ? "unknown --kind" : "FILE is required",
-                s_import_usage);
-        free(im);
-        return EXIT_USAGE;
-    }
-    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    if (!f) {
-        fprintf(stderr, "crm import: cannot open '%s': %s\n", path, strerror(errno));
-        free(im);
-        return EXIT_USAGE;
-    }
-    if (!format) {
-        const char *dot = strrchr(path, '.');
-        int c = fgetc(f);
-        ungetc(c, f);
-        format = (dot && !strcmp(dot, ".csv")) ? "csv" : (c == '{' ? "jsonl" : "csv");
-    }
-    struct stat st;
-    im->size = fstat(fileno(f), &st) == 0 ? st.st_size : 0;
-    im->progress = isatty(STDERR_FILENO) && !ctx->json;
-    im->ctx = ctx;
-    im->raw = raw;
-    im->bytes = IMPORT_ENVELOPE;
-    int rc = conn_open(ctx, &im->conn);
-    if (rc == EXIT_OK)
-        im->max_bytes = s_server_max_msg(im->conn);
-    if (rc == EXIT_OK) {
-        if (!strcmp(format, "csv"))
-            s_import_csv(im, f);
-        else if (!strcmp(format, "jsonl") || !strcmp(format, "json"))
-            s_import_jsonl(im, f);
-        else
-            im->rc = EXIT_USAGE;
-        s_flush(im);
-        s_progress(im, true);
-        rc = im->rc;
-        if (rc == EXIT_OK || rc == EXIT_USAGE) {
-            if (ctx->json)
-                printf("{\"imported\":%ld,\"failed\":%ld}\n", im->ok, im->bad);
-            else
-                printf("imported %ld %s record%s; %ld line%s had errors\n", im->ok, im->e->name,
-                       im->ok == 1 ? "" : "s", im->bad, im->bad == 1 ? "" : "s");
-        }
-        if (rc == EXIT_OK && im->bad)
-            rc = EXIT_REFUSED;
-    }
-    for (size_t i = 0; i < im->n; i++)
-        free(im->batch[i].data);
-    conn_destroy(&im->conn);
-    if (f != stdin)
-        fclose(f);
-    free(im);
-    return rc;
-}
 
 /* ==== Export ==== */
 
@@ -483,11 +44,11 @@ s_formula_like(const char *s)
     return *s && strchr("=+-@\t\r'", *s);
 }
 
-static void
-s_csv_write(FILE *out, const char *s, bool raw)
+void
+cmd_csv_cell(FILE *out, const char *s, bool raw, char sep)
 {
     const char *guard = !raw && s_formula_like(s) ? "'" : ""; /* OWASP: text, not a formula */
-    if (!strpbrk(s, ",\"\r\n")) {
+    if (!strpbrk(s, "\"\r\n") && !strchr(s, sep)) {
         fprintf(out, "%s%s", guard, s);
         return;
     }
@@ -502,13 +63,116 @@ s_csv_write(FILE *out, const char *s, bool raw)
 }
 
 static const char s_export_usage[] =
-    "usage: crm export --csv|--jsonl [--kind KIND] [--out FILE] [--raw] [--FIELD VALUE]...\n"
+    "usage: crm export --csv|--excel|--jsonl|--xlsx FILE [--kind KIND] [--out FILE] [--raw]\n"
+    "                  [--FIELD VALUE[,VALUE]]... [--view NAME] [--unowned] [--limit N]\n"
+    "                  [--after ID]\n"
     "\n"
-    "Writes every record (default: customers) matching the filters, in id order, as CSV\n"
-    "with a header row or as JSON Lines, to FILE or standard output. A CSV cell a\n"
-    "spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage\n"
-    "return) is written with a leading single quote, as is one that starts with a quote;\n"
-    "'crm import' removes it again. --raw writes every cell exactly as stored.\n";
+    "Writes every record (default: customers) matching the filters - as 'list' takes them:\n"
+    "filters ANDed, A,B for A or B, --limit N records after --after ID - in id order, to FILE\n"
+    "or standard output:\n"
+    "  --csv        CSV with a header row of field names (what 'crm import' reads back)\n"
+    "  --excel      the same CSV as Excel wants it: UTF-8 with a BOM (so Chinese Excel does\n"
+    "               not read it as GBK) and CRLF line ends\n"
+    "  --xlsx FILE  a real workbook (one sheet, a bold frozen header row, numbers as numbers)\n"
+    "  --jsonl      JSON Lines, one object per record as --json prints them\n"
+    "A CSV cell a spreadsheet would run as a formula (it starts with = + - @, a tab or a\n"
+    "carriage return) is written with a leading single quote, as is one that starts with a\n"
+    "quote; 'crm import' removes it again. --raw writes every cell exactly as stored. An\n"
+    "xlsx cell is always text or a number, never a formula.\n";
+
+typedef enum { FMT_NONE, FMT_CSV, FMT_EXCEL, FMT_JSONL, FMT_XLSX } s_fmt_t;
+
+/* Where an export's records go, one format at a time. */
+typedef struct {
+    s_fmt_t fmt;
+    const crm_entity_t *e;
+    FILE *out;              /* CSV, Excel CSV, JSON Lines */
+    bool raw;               /* --raw: no formula guard */
+    lxw_workbook *wb;       /* --xlsx */
+    lxw_worksheet *ws;
+    lxw_format *bold;
+    lxw_row_t row;
+    size_t width[128];      /* xlsx column widths, in characters */
+    long count;             /* records written */
+    bool full;              /* the sheet has no room left */
+} s_writer_t;
+
+static bool
+s_numeric(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags(e, fd->name) & CRM_F_TIME))
+        return false;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_DOUBLE: case PROTOBUF_C_TYPE_FLOAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void
+s_write_header(s_writer_t *w)
+{
+    const ProtobufCMessageDescriptor *d = w->e->desc;
+    if (w->fmt == FMT_XLSX) {
+        for (unsigned i = 0; i < d->n_fields; i++) {
+            worksheet_write_string(w->ws, 0, (lxw_col_t)i, d->fields[i].name, w->bold);
+            w->width[i < 128 ? i : 127] = strlen(d->fields[i].name) + 2;
+        }
+        worksheet_freeze_panes(w->ws, 1, 0);
+        w->row = 1;
+        return;
+    }
+    if (w->fmt == FMT_JSONL)
+        return;
+    if (w->fmt == FMT_EXCEL)
+        fputs("\xEF\xBB\xBF", w->out); /* Excel reads a CSV without it as the local code page */
+    for (unsigned i = 0; i < d->n_fields; i++)
+        fprintf(w->out, "%s%s", i ? "," : "", d->fields[i].name);
+    fputs(w->fmt == FMT_EXCEL ? "\r\n" : "\n", w->out);
+}
+
+static void
+s_write_record(s_writer_t *w, const ProtobufCMessage *rec)
+{
+    const ProtobufCMessageDescriptor *d = w->e->desc;
+    if (w->fmt == FMT_JSONL) {
+        out_json(w->out, rec);
+        w->count++;
+        return;
+    }
+    if (w->fmt == FMT_XLSX && w->row >= LXW_ROW_MAX) {
+        w->full = true;
+        return;
+    }
+    for (unsigned j = 0; j < d->n_fields; j++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[j];
+        bool is_time = (crm_entity_flags(w->e, fd->name) & CRM_F_TIME) != 0;
+        char *v = crm_record_format(rec, fd, is_time, false);
+        if (w->fmt == FMT_XLSX) {
+            char *end = NULL;
+            double num = *v ? strtod(v, &end) : 0;
+            if (*v && s_numeric(w->e, fd) && end && !*end)
+                worksheet_write_number(w->ws, w->row, (lxw_col_t)j, num, NULL);
+            else if (*v) /* a string cell: shown as text, never run as a formula */
+                worksheet_write_string(w->ws, w->row, (lxw_col_t)j, v, NULL);
+            size_t cw = crm_utf8_width(v) + 2;
+            if (j < 128 && cw > w->width[j])
+                w->width[j] = cw > 60 ? 60 : cw;
+        } else {
+            if (j)
+                fputc(',', w->out);
+            cmd_csv_cell(w->out, v, w->raw, ',');
+        }
+        free(v);
+    }
+    if (w->fmt == FMT_XLSX)
+        w->row++;
+    else
+        fputs(w->fmt == FMT_EXCEL ? "\r\n" : "\n", w->out);
+    w->count++;
+}
 
 static int s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet);
 
@@ -533,21 +197,27 @@ static int
 s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
 {
     const char *kind = "customer", *outpath = NULL;
-    int fmt = 0; /* 1 csv, 2 jsonl */
-    bool raw = false;
+    s_writer_t w;
     char *rest[ENTITY_MAX_ARGS + 1];
     int nrest = 0;
+    memset(&w, 0, sizeof w);
+    *exported = 0;
     rest[nrest++] = argv[0];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(s_export_usage, stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--csv")) {
-            fmt = 1;
+            w.fmt = FMT_CSV;
+        } else if (!strcmp(argv[i], "--excel")) {
+            w.fmt = FMT_EXCEL;
         } else if (!strcmp(argv[i], "--jsonl")) {
-            fmt = 2;
+            w.fmt = FMT_JSONL;
+        } else if (!strcmp(argv[i], "--xlsx") && i + 1 < argc) {
+            w.fmt = FMT_XLSX;
+            outpath = argv[++i];
         } else if (!strcmp(argv[i], "--raw")) {
-            raw = true;
+            w.raw = true;
         } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
             kind = argv[++i];
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -557,8 +227,17 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
         }
     }
     const crm_entity_t *e = crm_entity_by_name(kind);
-    if (!e || !fmt) {
-        fprintf(stderr, "crm export: %s\n\n%s", e ? "choose --csv or --jsonl" : "unknown --kind",
+    if (!e) {
+        char kinds[256] = "";
+        size_t used = 0;
+        for (const crm_entity_t *k = crm_entity_all(); k->name && used < sizeof kinds; k++)
+            used += (size_t)snprintf(kinds + used, sizeof kinds - used, "%s%s", used ? ", " : "",
+                                     k->name);
+        fprintf(stderr, "crm export: unknown --kind '%s' (kinds: %s)\n", kind, kinds);
+        return EXIT_USAGE;
+    }
+    if (!w.fmt) {
+        fprintf(stderr, "crm export: choose --csv, --excel, --jsonl or --xlsx FILE\n\n%s",
                 s_export_usage);
         return EXIT_USAGE;
     }
@@ -566,65 +245,96 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
     int rc = entity_parse_args(e, NULL, nrest, rest, &a);
     if (rc != EXIT_OK)
         return rc;
-    FILE *out = outpath ? fopen(outpath, "w") : out_data_stdout();
-    if (!out) {
-        fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
+    if (a.npos || a.count || a.sort) {
+        fprintf(stderr, "crm export: %s\n", a.npos ? "unexpected argument (filters go as --FIELD VALUE)"
+                                                   : "--count and --sort are for 'list'");
         return EXIT_USAGE;
     }
+    w.e = e;
+    if (w.fmt == FMT_XLSX) {
+        lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+        w.wb = workbook_new_opt(outpath, &opt);
+        w.ws = w.wb ? workbook_add_worksheet(w.wb, e->name) : NULL;
+        if (!w.ws) {
+            fprintf(stderr, "crm export: cannot write '%s'\n", outpath);
+            workbook_close(w.wb);
+            return EXIT_USAGE;
+        }
+        w.bold = workbook_add_format(w.wb);
+        format_set_bold(w.bold);
+    } else {
+        w.out = outpath ? fopen(outpath, "w") : out_data_stdout();
+        if (!w.out) {
+            fprintf(stderr, "crm export: cannot write '%s': %s\n", outpath, strerror(errno));
+            return EXIT_USAGE;
+        }
+    }
     conn_t *conn = NULL;
-    long count = 0;
     if ((rc = conn_open(ctx, &conn)) != EXIT_OK)
         goto cleanup;
-    if (fmt == 1)
-        for (unsigned i = 0; i < e->desc->n_fields; i++)
-            fprintf(out, "%s%s", i ? "," : "", e->desc->fields[i].name);
-    if (fmt == 1)
-        fputc('\n', out);
-    char after[32] = "";
+    s_write_header(&w);
+    bool or_values = false;
+    for (size_t i = 0; i < a.nfilters; i++)
+        or_values = or_values || (strchr(a.filters[i].value, ',') && !strstr(a.filters[i].value, ".."));
+    if (or_values) { /* A,B: the union of the requests, merged in id order (query.c) */
+        ProtobufCMessage **recs = NULL;
+        size_t n = 0;
+        if ((rc = entity_query_gather(conn, e, &a, &recs, &n)) == EXIT_OK)
+            for (size_t i = 0; i < n; i++)
+                s_write_record(&w, recs[i]);
+        for (size_t i = 0; i < n; i++)
+            crm_proto_free(&recs[i]);
+        free(recs);
+        goto done;
+    }
+    char after[32];
+    snprintf(after, sizeof after, "%s", a.after ? a.after : "");
     for (;;) {
         Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
         Crm__Reply *reply = NULL;
+        long left = a.limit ? (long)a.limit - w.count : EXPORT_PAGE;
+        if (left <= 0)
+            break;
         er.filters = a.filter_ptrs;
         er.n_filters = a.nfilters;
-        er.limit = EXPORT_PAGE;
+        er.limit = left < EXPORT_PAGE ? (uint32_t)left : EXPORT_PAGE;
         er.after = after;
         if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_LIST, e, &er, &reply)) != EXIT_OK)
             break;
         for (size_t i = 0; i < entity_count(reply); i++) {
             ProtobufCMessage *rec = entity_record(e, reply, i);
-            if (!rec)
-                continue;
-            count++;
-            if (fmt == 2) {
-                out_json(out, rec);
-            } else {
-                for (unsigned j = 0; j < e->desc->n_fields; j++) {
-                    const ProtobufCFieldDescriptor *fd = &e->desc->fields[j];
-                    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
-                    char *v = crm_record_format(rec, fd, is_time, false);
-                    if (j)
-                        fputc(',', out);
-                    s_csv_write(out, v, raw);
-                    free(v);
-                }
-                fputc('\n', out);
-            }
+            if (rec)
+                s_write_record(&w, rec);
             crm_proto_free(&rec);
         }
         snprintf(after, sizeof after, "%s", reply->entity->next_after);
         conn_reply_free(&reply);
-        if (!*after)
+        if (!*after || w.full)
             break;
     }
-    *exported = count;
+done:
+    *exported = w.count;
+    if (w.full) {
+        fprintf(stderr, "crm export: a sheet holds %d rows: the first %ld records were written; "
+                        "narrow the filters or use --csv\n", LXW_ROW_MAX - 1, w.count);
+        rc = rc == EXIT_OK ? EXIT_REFUSED : rc;
+    }
     if (rc == EXIT_OK && outpath && !quiet)
-        printf("exported %ld %s record%s to %s\n", count, e->name, count == 1 ? "" : "s",
+        printf("exported %ld %s record%s to %s\n", w.count, e->name, w.count == 1 ? "" : "s",
                outpath);
 cleanup:
     conn_destroy(&conn);
-    if (!outpath)
-        fflush(out);
-    else if (fclose(out) != 0 && rc == EXIT_OK) {
+    if (w.fmt == FMT_XLSX) {
+        for (unsigned j = 0; j < e->desc->n_fields && j < 128; j++)
+            worksheet_set_column(w.ws, (lxw_col_t)j, (lxw_col_t)j, (double)w.width[j], NULL);
+        lxw_error err = workbook_close(w.wb);
+        if (err != LXW_NO_ERROR && rc == EXIT_OK) {
+            fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, lxw_strerror(err));
+            rc = EXIT_USAGE;
+        }
+    } else if (!outpath) {
+        fflush(w.out);
+    } else if (fclose(w.out) != 0 && rc == EXIT_OK) {
         fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, strerror(errno));
         rc = EXIT_USAGE;
     }

@@ -91,10 +91,10 @@ s_ticket_change(cli_ctx_t *ctx, const crm_entity_t *e, const char *id, const cha
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    rc = entity_update(conn, e, id, rec, touched, field2 ? 2 : 1,
+    rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, touched, field2 ? 2 : 1,
                        crm_record_get_u64(rec, "version"), &reply);
     if (rc == EXIT_OK)
-        entity_report_update(ctx, e, reply);
+        entity_report_update(ctx, e, reply, NULL);
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -527,10 +527,10 @@ s_task_set_done(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv, co
     int rc = conn_open(ctx, &conn);
     if (rc == EXIT_OK && (rc = entity_get(conn, e, argv[1], &rec)) == EXIT_OK) {
         crm_record_set_text(rec, crm_record_field(e->desc, "done"), done, false, errbuf);
-        rc = entity_update(conn, e, argv[1], rec, touched, 1, crm_record_get_u64(rec, "version"),
-                           &reply);
+        rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, touched, 1,
+                           crm_record_get_u64(rec, "version"), &reply);
         if (rc == EXIT_OK)
-            entity_report_update(ctx, e, reply);
+            entity_report_update(ctx, e, reply, NULL);
     }
     conn_reply_free(&reply);
     crm_proto_free(&rec);

@@ -5,14 +5,20 @@
     events and from progress markers). If the server falls silent for
     SILENCE_MS (it sends a progress marker every second) the client
     reconnects and asks again from that number; anything at or below it is
-    dropped, so each change is printed exactly once, in order. On Ctrl-C it
-    prints that number so a later `crm watch --since N` goes on from there.
+    dropped, so each change is printed exactly once, in order. Once it has
+    started, it reconnects for as long as it runs: a server that is down or
+    restarting is tried again after 0.5 s, then 1, 2, 4... at most
+    BACKOFF_MAX_MS apart, with a status line on stderr for each try and one
+    when it is back. Only a refusal (the user disabled, the key rotated) ends
+    it. On Ctrl-C it prints that number so a later `crm watch --since N`
+    goes on from there.
     =========================================================================
 */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "conn.h"
@@ -21,6 +27,8 @@
 #include "crm_record.h"
 
 #define SILENCE_MS 3500
+#define BACKOFF_FIRST_MS 500
+#define BACKOFF_MAX_MS 30000
 
 static volatile sig_atomic_t s_stop;
 
@@ -38,8 +46,11 @@ static const char s_usage[] =
     "Prints every change you may see as it is committed: time, sequence number, user,\n"
     "record and the changed fields with their new values (masked as your reads are).\n"
     "--since SEQ first replays the changes after SEQ from the server's log. --department\n"
-    "(managers) shows only changes made by your department. Ctrl-C stops and prints the\n"
-    "last sequence number, to resume from with --since.\n";
+    "(managers) shows only changes made by your department. Once started, a watch stays:\n"
+    "if the server goes away (a restart, the network) it says so and tries again - after\n"
+    "0.5 s, then 1, 2, 4... at most 30 s apart - and goes on after the last change it\n"
+    "printed, with nothing missed and nothing twice. Ctrl-C stops and prints the last\n"
+    "sequence number, to resume from with --since.\n";
 
 /* One part of an event: "op kind id  field=value ..." (or its JSON object). */
 static void
@@ -90,7 +101,7 @@ s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
 static void
 s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
 {
-    char when[32];
+    char when[40];
     if (ctx->json) {
         printf("{\"seq\":%llu,\"time\":%lld,\"actor\":", (unsigned long long)ev->seq,
                (long long)ev->time);
@@ -102,9 +113,7 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
         }
         printf("]}\n");
     } else {
-        crm_record_format_time(ev->time, when);
-        when[10] = ' ';
-        when[19] = '\0';
+        out_time(ev->time, OUT_TIME_LINE, when); /* the user's time zone */
         int indent = printf("%s  #%llu  %s  ", when, (unsigned long long)ev->seq, ev->actor);
         for (size_t i = 0; i < ev->n_parts; i++) {
             if (i)
@@ -164,8 +173,8 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
     sigaction(SIGTERM, &sa, NULL);
 
     uint64_t last = w.since;
-    bool started = false;
-    int rc = EXIT_OK;
+    bool started = false, lost = false;
+    int rc = EXIT_OK, backoff_ms = BACKOFF_FIRST_MS;
     conn_t *conn = NULL;
     while (!s_stop && rc == EXIT_OK) {
         Crm__Request req = CRM__REQUEST__INIT;
@@ -177,8 +186,25 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
             break;
         /* the first answer must be ours: it says where delivery starts */
         Crm__Reply *reply = NULL;
-        if ((rc = conn_call(conn, &req, &reply)) != EXIT_OK)
-            break;
+        if ((rc = conn_call(conn, &req, &reply)) != EXIT_OK) {
+            if (!started || rc != EXIT_UNREACHABLE || conn_auth_failed(conn))
+                break; /* a first try fails fast; a refusal is final */
+            /* the server is down or restarting: try again, less and less often */
+            fprintf(stderr, "crm watch: no answer from %s; retrying in %.1f s (resumes after #%llu)\n",
+                    conn_endpoint(conn), backoff_ms / 1000.0, (unsigned long long)last);
+            conn_destroy(&conn);
+            for (int slept = 0; slept < backoff_ms && !s_stop; slept += 100)
+                nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+            backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
+            lost = true;
+            rc = EXIT_OK;
+            continue;
+        }
+        if (lost)
+            fprintf(stderr, "crm watch: reconnected to %s; resuming after #%llu\n",
+                    conn_endpoint(conn), (unsigned long long)last);
+        lost = false;
+        backoff_ms = BACKOFF_FIRST_MS;
         if (!started && reply->body_case == CRM__REPLY__BODY_PROGRESS) {
             last = reply->progress->seq;
             fprintf(stderr, "watching from sequence %llu (newest %llu); Ctrl-C to stop\n",
@@ -195,6 +221,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
                     silent_ms = 0;
                     fprintf(stderr, "crm watch: the server fell silent; reconnecting from %llu\n",
                             (unsigned long long)last);
+                    lost = true;
                     break;
                 }
                 continue;

@@ -43,21 +43,51 @@ conn_last_message(const conn_t *self)
     return self->last_message;
 }
 
+void
+cli_config_dir(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg)
+        snprintf(out, n, "%s/crm", xdg);
+    else
+        snprintf(out, n, "%s/.config/crm", getenv("HOME") ? getenv("HOME") : ".");
+}
+
+void
+cli_profile_current(const cli_ctx_t *ctx, char *out, size_t n)
+{
+    char dir[PATH_MAX - 64], path[PATH_MAX];
+    snprintf(out, n, "%s", ctx->profile ? ctx->profile : "");
+    if (ctx->profile)
+        return;
+    cli_config_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/current", dir); /* written by `crm profile use` */
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fgets(out, (int)n, f))
+            out[strcspn(out, "\r\n")] = '\0';
+        fclose(f);
+    }
+    if (!strcmp(out, "default"))
+        out[0] = '\0';
+}
+
 const char *
 cli_config_path(const cli_ctx_t *ctx)
 {
     static char path[PATH_MAX];
+    char dir[PATH_MAX - 128], profile[64];
     if (ctx->config)
         return ctx->config;
     const char *env = getenv("CRM_CONFIG");
     if (env && *env)
         return env;
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/crm/client.conf", xdg);
+    cli_config_dir(dir, sizeof dir);
+    cli_profile_current(ctx, profile, sizeof profile);
+    if (*profile)
+        snprintf(path, sizeof path, "%s/profiles/%s.conf", dir, profile);
     else
-        snprintf(path, sizeof path, "%s/.config/crm/client.conf",
-                 getenv("HOME") ? getenv("HOME") : ".");
+        snprintf(path, sizeof path, "%s/client.conf", dir);
     return path;
 }
 
@@ -148,6 +178,12 @@ s_unreachable(conn_t *self)
                         "there? (--server or CRM_SERVER to use another)\n",
                 self->endpoint, secs);
     return EXIT_UNREACHABLE;
+}
+
+bool
+conn_auth_failed(const conn_t *self)
+{
+    return (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0;
 }
 
 int

@@ -34,6 +34,8 @@ void conn_set_quiet(conn_t *self, bool quiet);
 /* Status, message and current version of the last refusal. */
 int conn_last_status(const conn_t *self);
 const char *conn_last_message(const conn_t *self);
+/* True if the server refused this client's key in the handshake (not worth retrying). */
+bool conn_auth_failed(const conn_t *self);
 /* The endpoint in use. */
 const char *conn_endpoint(const conn_t *self);
 /* NULL-safe; sets *self_p = NULL. */

@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
+#include "suggest.h"
 
 #define CELL_MAX 40 /* display columns per table cell */
 
@@ -59,13 +63,82 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
             continue;
         }
         const char *name = arg + 2;
+        if (rec && (!strncmp(name, "add-", 4) || !strncmp(name, "rm-", 3))) {
+            /* --add-phone V / --rm-phone V: one value of a list, the rest kept */
+            bool add = name[0] == 'a';
+            const ProtobufCFieldDescriptor *lf = s_flag_field(e, name + (add ? 4 : 3));
+            if (lf && lf->label == PROTOBUF_C_LABEL_REPEATED &&
+                lf->type == PROTOBUF_C_TYPE_STRING) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "crm %s %s: '--%s' needs a value\n", e->name, argv[0], name);
+                    return EXIT_USAGE;
+                }
+                const char *val = argv[++i];
+                if (add && crm_record_set_text(rec, lf, val, false, errbuf) != CRM_OK) {
+                    fprintf(stderr, "crm %s %s: %s\n", e->name, argv[0], errbuf);
+                    return EXIT_USAGE;
+                }
+                if (!add && !entity_list_remove(e, rec, lf, val)) {
+                    char *have = crm_record_format(rec, lf, false, true);
+                    char *shown = out_escape(have);
+                    fprintf(stderr, "crm %s %s: %s has no %s '%s' (%s: %s)\n", e->name, argv[0],
+                            *crm_record_get_str(rec, "id") ? crm_record_get_str(rec, "id")
+                                                           : "the record",
+                            name + 3, val, lf->name, *shown ? shown : "none");
+                    free(shown);
+                    free(have);
+                    return EXIT_USAGE;
+                }
+                if (!s_touched(a, lf->name) && a->ntouched < ENTITY_MAX_ARGS)
+                    a->touched[a->ntouched++] = lf->name;
+                continue;
+            }
+        }
+        if (!rec && (!strcmp(name, "count") || !strcmp(name, "unowned"))) {
+            if (name[0] == 'c') {
+                a->count = true;
+            } else if (a->nfilters < ENTITY_MAX_ARGS) { /* the server's view of the pool */
+                Crm__Filter *f = &a->filters[a->nfilters];
+                crm__filter__init(f);
+                f->field = (char *)"view";
+                f->value = (char *)"unowned";
+                a->filter_ptrs[a->nfilters++] = f;
+            }
+            continue;
+        }
+        if (!rec && !strcmp(name, "sort")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "crm %s %s: '--sort' needs a field (-FIELD: descending)\n",
+                        e->name, argv[0]);
+                return EXIT_USAGE;
+            }
+            a->sort = argv[++i];
+            const char *sf = a->sort + (a->sort[0] == '-');
+            if (!s_flag_field(e, sf)) {
+                fprintf(stderr, "crm %s %s: --sort: no field '%s' on %s\n", e->name, argv[0], sf,
+                        e->name);
+                return EXIT_USAGE;
+            }
+            continue;
+        }
         bool clear = !strncmp(name, "no-", 3) && rec;
         const ProtobufCFieldDescriptor *fd = s_flag_field(e, clear ? name + 3 : name);
         bool is_opt = !strcmp(name, "limit") || !strcmp(name, "after") ||
                       !strcmp(name, "expect-version") || (!rec && !strcmp(name, "view"));
         if (!is_opt && !fd) {
-            fprintf(stderr, "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
-                    e->name, argv[0], name, e->name, argv[0]);
+            char flags[ENTITY_MAX_FLAGS][40];
+            const char *cands[ENTITY_MAX_FLAGS];
+            size_t n = entity_flags(e, rec ? "edit" : "list", flags);
+            for (size_t k = 0; k < n; k++)
+                cands[k] = flags[k] + 2;
+            const char *near = suggest_nearest(name, cands, n);
+            if (near)
+                fprintf(stderr, "crm %s %s: unknown option or field '--%s'; did you mean '--%s'?\n",
+                        e->name, argv[0], name, near);
+            else
+                fprintf(stderr,
+                        "crm %s %s: unknown option or field '--%s' (see 'crm %s %s --help')\n",
+                        e->name, argv[0], name, e->name, argv[0]);
             return EXIT_USAGE;
         }
         if (clear) {
@@ -123,6 +196,100 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
     return EXIT_OK;
 }
 
+/* VALUE as compared in a list: a phone normalized, anything else trimmed and
+   case-folded (e-mails and tags are stored lower-cased). Fresh string. */
+static char *
+s_list_key(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd, const char *value)
+{
+    char phone[24];
+    if ((crm_entity_flags(e, fd->name) & CRM_F_PHONE) && crm_record_phone(value, phone))
+        return strdup(phone);
+    value += strspn(value, " \t");
+    char *k = crm_utf8_fold(value);
+    for (size_t l = strlen(k); l && (k[l - 1] == ' ' || k[l - 1] == '\t'); l--)
+        k[l - 1] = '\0';
+    return k;
+}
+
+bool
+entity_list_remove(const crm_entity_t *e, ProtobufCMessage *rec,
+                   const ProtobufCFieldDescriptor *fd, const char *value)
+{
+    char errbuf[CRM_ERRBUF];
+    char *want = s_list_key(e, fd, value);
+    bool found = false;
+    ProtobufCMessage *keep = crm_proto_new(rec->descriptor);
+    for (size_t i = 0; i < crm_record_count(rec, fd); i++) {
+        char *have = s_list_key(e, fd, crm_record_str_at(rec, fd, i));
+        if (!strcmp(have, want))
+            found = true;
+        else
+            crm_record_set_text(keep, fd, crm_record_str_at(rec, fd, i), false, errbuf);
+        free(have);
+    }
+    if (found)
+        crm_record_swap(rec, keep, fd);
+    crm_proto_free(&keep);
+    free(want);
+    return found;
+}
+
+size_t
+entity_flags(const crm_entity_t *e, const char *sub, char out[][40])
+{
+    size_t n = 0;
+    bool write = !strcmp(sub, "add") || !strcmp(sub, "edit") || !strcmp(sub, "log") ||
+                 !strcmp(sub, "open");
+    bool filter = !strcmp(sub, "list") || !strcmp(sub, "search");
+#define ADD_FLAG(...)                                                                              \
+    do {                                                                                           \
+        if (n < ENTITY_MAX_FLAGS)                                                                  \
+            snprintf(out[n++], 40, __VA_ARGS__);                                                   \
+    } while (0)
+    for (unsigned i = 0; i < e->desc->n_fields && (write || filter); i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        unsigned flags = crm_entity_flags(e, fd->name);
+        char kebab[32];
+        size_t k = 0;
+        for (; fd->name[k] && k < sizeof kebab - 1; k++)
+            kebab[k] = fd->name[k] == '_' ? '-' : fd->name[k];
+        kebab[k] = '\0';
+        bool list = fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING;
+        if (list && k > 1 && kebab[k - 1] == 's')
+            kebab[k - 1] = '\0'; /* --phone for phones: one value per flag */
+        if (filter && crm_entity_index(e, fd->name) && !(flags & CRM_F_PARENT))
+            ADD_FLAG("--%s", kebab);
+        if (!write || (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)))
+            continue;
+        ADD_FLAG("--%s", kebab);
+        if (list && !strcmp(sub, "edit")) {
+            ADD_FLAG("--add-%s", kebab);
+            ADD_FLAG("--rm-%s", kebab);
+        }
+        if (!strcmp(sub, "edit"))
+            ADD_FLAG("--no-%s", kebab);
+    }
+    if (!strcmp(sub, "edit") || !strcmp(sub, "delete"))
+        ADD_FLAG("--expect-version");
+    if (!strcmp(sub, "delete"))
+        ADD_FLAG("--yes");
+    if (!strcmp(sub, "add"))
+        ADD_FLAG("--allow-duplicate");
+    if (filter) {
+        ADD_FLAG("--limit");
+        ADD_FLAG("--after");
+        ADD_FLAG("--count");
+        if (!strcmp(sub, "list")) {
+            ADD_FLAG("--view");
+            ADD_FLAG("--sort");
+            if (crm_record_field(e->desc, "owner") && !strcmp(e->name, "customer"))
+                ADD_FLAG("--unowned");
+        }
+    }
+#undef ADD_FLAG
+    return n;
+}
+
 /* ==== Requests ==== */
 
 int
@@ -154,13 +321,115 @@ entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i)
     return m;
 }
 
+/* TEXT, folded, without white space: "Li  Na" and "li na" are one name. */
+static char *
+s_name_key(const char *text)
+{
+    char *f = crm_utf8_fold(text), *w = f;
+    for (const char *p = f; *p; p++)
+        if (*p != ' ' && *p != '\t')
+            *w++ = *p;
+    *w = '\0';
+    return f;
+}
+
+/* True if REC is what TEXT names: its phone, its e-mail or its exact name. */
+static bool
+s_names(const crm_entity_t *e, const ProtobufCMessage *rec, const char *text)
+{
+    char phone[24];
+    const ProtobufCFieldDescriptor *phones = crm_record_field(e->desc, "phones");
+    const ProtobufCFieldDescriptor *emails = crm_record_field(e->desc, "emails");
+    if (phones && crm_record_phone(text, phone))
+        for (size_t i = 0; i < crm_record_count(rec, phones); i++)
+            if (!strcmp(crm_record_str_at(rec, phones, i), phone))
+                return true;
+    if (emails && strchr(text, '@'))
+        for (size_t i = 0; i < crm_record_count(rec, emails); i++)
+            if (!strcasecmp(crm_record_str_at(rec, emails, i), text))
+                return true;
+    if (!crm_record_field(e->desc, "name"))
+        return false;
+    char *a = s_name_key(crm_record_get_str(rec, "name")), *b = s_name_key(text);
+    bool same = *a && !strcmp(a, b);
+    free(a);
+    free(b);
+    return same;
+}
+
+int
+entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24])
+{
+    char low[24];
+    size_t len = strlen(text);
+    id[0] = '\0';
+    if (len < sizeof low) { /* an id, in any case: C12 is c12 */
+        for (size_t i = 0; i <= len; i++)
+            low[i] = (char)((text[i] >= 'A' && text[i] <= 'Z') ? text[i] + 32 : text[i]);
+        if (crm_entity_parse_id(e, low)) {
+            memcpy(id, low, len + 1);
+            return EXIT_OK;
+        }
+    }
+    if (!crm_record_field(e->desc, "name") && !crm_record_field(e->desc, "phones")) {
+        snprintf(id, 24, "%s", text); /* the server says there is no such record */
+        return EXIT_OK;
+    }
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    er.text = (char *)text;
+    er.limit = 100;
+    conn_set_quiet(conn, true);
+    int rc = entity_call(conn, CRM__OP__OP_ENTITY_SEARCH, e, &er, &reply);
+    conn_set_quiet(conn, false);
+    if (rc == EXIT_UNREACHABLE)
+        return rc;
+    ProtobufCMessage *hits[20];
+    size_t n = 0, total = 0;
+    for (size_t i = 0; rc == EXIT_OK && i < entity_count(reply); i++) {
+        ProtobufCMessage *rec = entity_record(e, reply, i);
+        if (rec && s_names(e, rec, text)) {
+            if (total++ < 20)
+                hits[n++] = rec;
+            else
+                crm_proto_free(&rec);
+        } else {
+            crm_proto_free(&rec);
+        }
+    }
+    conn_reply_free(&reply);
+    char *shown = out_escape(text);
+    if (total == 1) {
+        snprintf(id, 24, "%s", crm_record_get_str(hits[0], "id"));
+        rc = EXIT_OK;
+    } else if (total == 0) {
+        fprintf(stderr, "crm: no %s '%s' (give an id, a phone number, an e-mail or the exact "
+                        "name; 'crm %s search' finds parts of names)\n",
+                e->name, shown, e->name);
+        rc = EXIT_REFUSED;
+    } else {
+        fprintf(stderr, "crm: '%s' names %zu %s records; give one of their ids:\n", shown, total,
+                e->name);
+        entity_print_table(stderr, NULL, e, hits, n);
+        rc = EXIT_REFUSED;
+    }
+    free(shown);
+    for (size_t i = 0; i < n; i++)
+        crm_proto_free(&hits[i]);
+    return rc;
+}
+
 int
 entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage **out)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     Crm__Reply *reply = NULL;
+    char resolved[24];
     *out = NULL;
-    er.id = (char *)id;
+    int rc0 = entity_resolve(conn, e, id, resolved);
+    if (rc0 != EXIT_OK)
+        return rc0;
+    er.id = resolved;
     int rc = entity_call(conn, CRM__OP__OP_ENTITY_GET, e, &er, &reply);
     if (rc == EXIT_OK) {
         *out = entity_count(reply) == 1 ? entity_record(e, reply, 0) : NULL;
@@ -173,23 +442,13 @@ entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage
 
 /* ==== Printing ==== */
 
+/* V (fresh; freed here) cut to MAXW display columns on a whole character,
+   with "…" as its last column when cut. */
 static char *
-s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
+s_cut(char *v, size_t maxw)
 {
-    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
-    if (!fd)
-        return strdup("");
-    bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
-    char *raw = crm_record_format(rec, fd, is_time, true);
-    if (is_time && strlen(raw) >= 16) { /* tables show minutes: 2026-11-23 15:04 */
-        raw[10] = ' ';
-        raw[16] = '\0';
-    }
-    char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
-    free(raw);
-    if (crm_utf8_width(v) <= CELL_MAX)
+    if (crm_utf8_width(v) <= maxw)
         return v;
-    /* too wide: keep whole characters up to CELL_MAX - 1 columns, then "…" */
     size_t w = 0, i = 0, len = strlen(v);
     while (i < len) {
         size_t n = 1;
@@ -198,7 +457,7 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
         char ch[8] = {0};
         memcpy(ch, v + i, n < 8 ? n : 7);
         size_t cw = crm_utf8_width(ch);
-        if (w + cw > CELL_MAX - 1)
+        if (w + cw + 1 > maxw)
             break;
         w += cw;
         i += n;
@@ -211,44 +470,117 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field)
     return cut;
 }
 
-void
-entity_print_table(const crm_entity_t *e, ProtobufCMessage *const *recs, size_t n)
+static char *
+s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, bool wide)
 {
-    char cols[256];
-    const char *names[16];
-    size_t ncols = 0, width[16];
-    snprintf(cols, sizeof cols, "%s", e->columns);
-    for (char *save = NULL, *c = strtok_r(cols, ",", &save); c && ncols < 16;
-         c = strtok_r(NULL, ",", &save))
-        names[ncols++] = c;
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    if (!fd)
+        return strdup("");
+    bool is_time = (crm_entity_flags(e, field) & CRM_F_TIME) != 0;
+    char *raw = crm_record_format(rec, fd, is_time, true);
+    if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
+        char when[40]; /* tables show minutes, in the user's time zone: 2026-11-23 15:04 */
+        out_time(crm_record_get_i64(rec, fd->name), OUT_TIME_TABLE, when);
+        free(raw);
+        raw = strdup(when);
+    }
+    char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
+    free(raw);
+    return wide ? v : s_cut(v, CELL_MAX);
+}
+
+/* The width a table may take on OUT: the terminal's, or $COLUMNS; 0 if neither. */
+static size_t
+s_term_width(FILE *out)
+{
+    struct winsize ws;
+    const char *env = getenv("COLUMNS");
+    if (env && atoi(env) > 0)
+        return (size_t)atoi(env);
+    if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
+}
+
+void
+entity_print_table(FILE *out, const cli_ctx_t *ctx, const crm_entity_t *e,
+                   ProtobufCMessage *const *recs, size_t n)
+{
+    char cols[512];
+    const char *names[32];
+    size_t ncols = 0, width[32], min[32];
+    bool wide = ctx && ctx->wide;
+    snprintf(cols, sizeof cols, "%s", ctx && ctx->columns ? ctx->columns : e->columns);
+    for (char *save = NULL, *c = strtok_r(cols, ",", &save); c && ncols < 32;
+         c = strtok_r(NULL, ",", &save)) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, c);
+        if (!fd) { /* the singular of a list */
+            char plural[64];
+            snprintf(plural, sizeof plural, "%ss", c);
+            fd = crm_record_field(e->desc, plural);
+        }
+        if (!fd) {
+            fprintf(stderr, "crm: --columns: no field '%s' on %s (skipped)\n", c, e->name);
+            continue;
+        }
+        names[ncols++] = fd->name;
+    }
+    if (ncols == 0)
+        return;
     char **cells = calloc(n * ncols + 1, sizeof *cells);
-    for (size_t j = 0; j < ncols; j++)
+    CRM_ASSERT_ALLOC(cells);
+    for (size_t j = 0; j < ncols; j++) {
         width[j] = crm_utf8_width(names[j]);
+        min[j] = width[j] < 6 ? width[j] : 6; /* "2026-…" still says something */
+    }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < ncols; j++) {
-            cells[i * ncols + j] = s_cell(e, recs[i], names[j]);
+            cells[i * ncols + j] = s_cell(e, recs[i], names[j], wide);
             size_t w = crm_utf8_width(cells[i * ncols + j]);
             if (w > width[j])
                 width[j] = w;
         }
+    /* fit the terminal: shorten the widest column a column at a time; ids
+       (the first column) are never cut */
+    size_t term = wide ? 0 : s_term_width(out), total = 2 * (ncols - 1);
+    for (size_t j = 0; j < ncols; j++)
+        total += width[j];
+    while (term && total > term) {
+        size_t widest = 0;
+        for (size_t j = 1; j < ncols; j++)
+            if (width[j] > min[j] && (!widest || width[j] > width[widest]))
+                widest = j;
+        if (!widest)
+            break; /* nothing left to shorten: the lines wrap */
+        width[widest]--;
+        total--;
+    }
+    for (size_t i = 0; term && i < n; i++)
+        for (size_t j = 1; j < ncols; j++)
+            if (crm_utf8_width(cells[i * ncols + j]) > width[j])
+                cells[i * ncols + j] = s_cut(cells[i * ncols + j], width[j]);
     for (size_t j = 0; j < ncols; j++) {
         char upper[64];
         size_t k = 0;
         for (; names[j][k] && k < 63; k++)
             upper[k] = (char)(names[j][k] == '_' ? ' ' : names[j][k] - 32 * (names[j][k] >= 'a'));
         upper[k] = '\0';
-        printf("%s%-*s", j ? "  " : "", j + 1 < ncols ? (int)width[j] : 0, upper);
+        char *head = s_cut(strdup(upper), width[j]);
+        fprintf(out, "%s%s", j ? "  " : "", head);
+        if (j + 1 < ncols)
+            fprintf(out, "%*s", (int)(width[j] - crm_utf8_width(head)), "");
+        free(head);
     }
-    printf("\n");
+    fputc('\n', out);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < ncols; j++) {
             const char *c = cells[i * ncols + j];
-            printf("%s%s", j ? "  " : "", c);
+            fprintf(out, "%s%s", j ? "  " : "", c);
             if (j + 1 < ncols)
-                printf("%*s", (int)(width[j] - crm_utf8_width(c)), "");
+                fprintf(out, "%*s", (int)(width[j] - crm_utf8_width(c)), "");
             free(cells[i * ncols + j]);
         }
-        printf("\n");
+        fputc('\n', out);
     }
     free(cells);
 }
@@ -267,10 +599,39 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
             continue;
         bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, fd, is_time, true);
+        if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
+            char when[40]; /* the user's time zone, with its offset */
+            out_time(crm_record_get_i64(rec, fd->name), OUT_TIME_RFC3339, when);
+            free(v);
+            v = strdup(when);
+        }
         char *shown = out_escape(v); /* one line per field */
         printf("%-*s  %s\n", (int)width, fd->name, shown);
         free(shown);
         free(v);
+    }
+}
+
+void
+entity_print_changes(FILE *out, const crm_entity_t *e, const ProtobufCMessage *before,
+                     const ProtobufCMessage *after)
+{
+    char *changed[64];
+    size_t n = crm_record_diff(e, before, after, changed, 64), width = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(changed[i]) > width)
+            width = strlen(changed[i]);
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, changed[i]);
+        bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+        char *a = crm_record_format(before, fd, is_time, true);
+        char *b = crm_record_format(after, fd, is_time, true);
+        char *sa = out_escape(a), *sb = out_escape(b); /* one line per field */
+        fprintf(out, "  %-*s  %s → %s\n", (int)width, fd->name, *sa ? sa : "-", *sb ? sb : "-");
+        free(sa);
+        free(sb);
+        free(a);
+        free(b);
     }
 }
 

@@ -20,9 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "crm_entity.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
 
@@ -32,6 +34,9 @@ typedef struct {
     int fd;            /* where the escaped text goes */
     char pending[4];   /* the start of a UTF-8 sequence cut by a buffer boundary */
     size_t npending;
+    char first[512];   /* the first line written (stderr: the error, for --json) */
+    size_t nfirst;
+    bool first_done;   /* its line break was seen */
 } s_guard_t;
 
 static FILE *s_raw_stdout, *s_raw_stderr; /* the streams before out_guard_init */
@@ -77,6 +82,12 @@ s_guard_write(void *cookie, const char *buf, size_t n)
     g->npending = len - cut;
     memcpy(g->pending, all + cut, g->npending);
     char *safe = crm_utf8_escape(all, cut, "\n\t");
+    for (const char *p = safe; *p && !g->first_done; p++) {
+        if (*p == '\n')
+            g->first_done = g->nfirst > 0; /* blank lines before it do not count */
+        else if (g->nfirst + 1 < sizeof g->first)
+            g->first[g->nfirst++] = *p;
+    }
     int rc = s_write_all(g->fd, safe, strlen(safe));
     free(safe);
     free(all);
@@ -139,6 +150,21 @@ out_guard_init(void)
     atexit(s_guard_fini);
 }
 
+bool
+out_stdout_written(void)
+{
+    fflush(stdout);
+    return s_guards[0].nfirst > 0 || s_guards[0].first_done;
+}
+
+const char *
+out_first_error(void)
+{
+    fflush(stderr);
+    s_guards[1].first[s_guards[1].nfirst] = '\0';
+    return s_guards[1].first;
+}
+
 FILE *
 out_raw_stderr(void)
 {
@@ -197,6 +223,40 @@ out_json_str(FILE *f, const char *s)
 }
 
 static void s_json_message(FILE *f, const ProtobufCMessage *msg);
+
+/* True if FD of a record of D holds a time (the entity table's CRM_F_TIME). */
+static bool
+s_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->type != PROTOBUF_C_TYPE_INT64 || fd->label == PROTOBUF_C_LABEL_REPEATED)
+        return false;
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++)
+        if (e->desc == d)
+            return (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+    return false;
+}
+
+void
+out_time(int64_t ms, out_time_t style, char out[40])
+{
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    localtime_r(&secs, &tm); /* TZ, or the client config's timezone (main.c) */
+    size_t n = style == OUT_TIME_TABLE  ? strftime(out, 40, "%Y-%m-%d %H:%M", &tm)
+               : style == OUT_TIME_LINE ? strftime(out, 40, "%Y-%m-%d %H:%M:%S", &tm)
+                                        : strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (style != OUT_TIME_RFC3339)
+        return;
+    int frac = (int)(ms - (int64_t)secs * 1000); /* milliseconds, kept when there are any */
+    if (frac)
+        n += (size_t)snprintf(out + n, 40 - n, ".%03d", frac);
+    long off = tm.tm_gmtoff;
+    if (off == 0)
+        snprintf(out + n, 40 - n, "Z");
+    else
+        snprintf(out + n, 40 - n, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 3600,
+                 labs(off) % 3600 / 60);
+}
 
 static void
 s_json_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
@@ -303,6 +363,14 @@ s_json_message(FILE *f, const ProtobufCMessage *msg)
                 s_json_value(f, fd, arr + j * crm_record_elem_size(fd));
             }
             fputc(']', f);
+        } else if (s_is_time(d, fd)) { /* RFC 3339 with the user's offset; null if unset */
+            int64_t ms = *(const int64_t *)member;
+            char when[40];
+            out_time(ms, OUT_TIME_RFC3339, when);
+            if (ms)
+                out_json_str(f, when);
+            else
+                fputs("null", f);
         } else {
             s_json_value(f, fd, member);
         }

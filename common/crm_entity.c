@@ -64,6 +64,49 @@ static const crm_index_t s_customer_indexes[] = {
     {NULL, 0, 0, NULL},
 };
 
+static const crm_label_t s_customer_labels[] = {
+    {"name", "姓名|名字|客户|客户名称|客户姓名|联系人|联系人姓名|full name|contact|contact name", NULL},
+    {"kind", "客户类型|类型|type", NULL},
+    {"company", "公司|公司名称|单位|企业|企业名称|工作单位|organization|organisation|account", NULL},
+    {"phones", "手机|手机号|手机号码|电话|电话号码|联系电话|联系方式|移动电话|座机|mobile|"
+               "mobile phone|cell|telephone|tel|phone number", NULL},
+    {"emails", "邮箱|电子邮箱|电子邮件|邮件|邮箱地址|mail|e-mail address|email address", NULL},
+    {"address", "地址|联系地址|详细地址|通讯地址", NULL},
+    {"province", "省份|省|所在省份|state|region", NULL},
+    {"city", "城市|市|所在城市", NULL},
+    {"industry", "行业|所属行业", NULL},
+    {"source", "来源|客户来源|线索来源|lead source", NULL},
+    {"stage", "阶段|客户阶段|生命周期|lifecycle stage", NULL},
+    {"tier", "等级|客户等级|级别|价值等级", NULL},
+    {"tags", "标签|客户标签|tag", NULL},
+    {"owner", "负责人|销售|销售负责人|归属人|所有人|跟进人|客户经理|account owner", NULL},
+    {"birthday", "生日|出生日期|date of birth|dob", NULL},
+    {"consent", "营销同意|同意营销|订阅|marketing consent|opt in", NULL},
+    {"consent_channel", "同意渠道|consent via", NULL},
+    {"custom", "自定义|自定义字段", NULL},
+    /* values, as Chinese spreadsheets write them */
+    {"kind", "个人|自然人", "person"},
+    {"kind", "企业|公司|单位|机构", "company"},
+    {"stage", "线索|新线索|潜在线索", "lead"},
+    {"stage", "潜在客户|意向客户|商机|跟进中", "prospect"},
+    {"stage", "成交客户|已成交|活跃|活跃客户|正式客户", "active"},
+    {"stage", "流失风险|有流失风险|沉睡|沉睡客户", "at-risk"},
+    {"stage", "已流失|流失|流失客户", "churned"},
+    {"tier", "高|重要|a|a类", "high"},
+    {"tier", "中|一般|b|b类", "mid"},
+    {"tier", "低|普通|c|c类", "low"},
+    {"source", "广告|投放|广告投放", "ad"},
+    {"source", "活动|展会|会议|会展", "event"},
+    {"source", "转介绍|推荐|介绍|老客户介绍", "referral"},
+    {"source", "官网|网站|网站注册", "website"},
+    {"source", "社交媒体|微信|微博|抖音|小红书", "social"},
+    {"source", "上门|到店|自然到访", "walk-in"},
+    {"source", "其他|其它", "other"},
+    {"consent", "是|同意|已同意", "yes"},
+    {"consent", "否|不同意|未同意", "no"},
+    {NULL, NULL, NULL},
+};
+
 static const crm_rule_t s_activity_rules[] = {
     COMMON_RULES,
     {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
@@ -83,6 +126,26 @@ static const crm_index_t s_activity_indexes[] = {
     {"author", CRM_IDX_EXACT, 'a', NULL},
     {"ticket_id", CRM_IDX_EXACT, 'k', NULL},
     {NULL, 0, 0, NULL},
+};
+
+static const crm_label_t s_activity_labels[] = {
+    {"customer_id", "客户|客户编号|客户id|customer", NULL},
+    {"type", "类型|方式|跟进方式", NULL},
+    {"direction", "方向|呼入呼出", NULL},
+    {"summary", "摘要|主题|标题|跟进内容|subject", NULL},
+    {"body", "内容|详情|备注|正文|details|notes", NULL},
+    {"occurred_at", "时间|日期|跟进时间|发生时间|date|time|when", NULL},
+    {NULL, NULL, NULL},
+};
+
+static const crm_label_t s_deal_labels[] = {
+    {"customer_id", "客户|客户编号|客户id|customer", NULL},
+    {"title", "标题|商机|商机名称|名称|name", NULL},
+    {"amount", "金额|商机金额|预计金额|value", NULL},
+    {"stage", "阶段|销售阶段", NULL},
+    {"expected_close", "预计成交|预计成交日期|close date", NULL},
+    {"owner", "负责人|销售|跟进人", NULL},
+    {NULL, NULL, NULL},
 };
 
 static const crm_rule_t s_deal_rules[] = {
@@ -211,22 +274,22 @@ static const crm_index_t s_segment_indexes[] = {
 
 static const crm_entity_t s_entities[] = {
     {"customer", 'c', &crm__customer__descriptor, s_customer_rules, s_customer_indexes, NULL,
-     "id,name,company,phones,city,stage,tier,owner", CRM_RESTRICT},
+     "id,name,company,phones,city,stage,tier,owner", CRM_RESTRICT, s_customer_labels},
     {"activity", 'a', &crm__activity__descriptor, s_activity_rules, s_activity_indexes,
-     "customer", "id,occurred_at,type,direction,author,summary", CRM_CASCADE},
+     "customer", "id,occurred_at,type,direction,author,summary", CRM_CASCADE, s_activity_labels},
     {"deal", 'd', &crm__deal__descriptor, s_deal_rules, s_deal_indexes, "customer",
-     "id,customer_id,title,amount,stage,probability,expected_close,owner", CRM_RESTRICT},
+     "id,customer_id,title,amount,stage,probability,expected_close,owner", CRM_RESTRICT, s_deal_labels},
     {"order", 'o', &crm__order__descriptor, s_order_rules, s_order_indexes, "customer",
-     "id,ordered_at,customer_id,lines,total,refunded,status", CRM_RESTRICT},
+     "id,ordered_at,customer_id,lines,total,refunded,status", CRM_RESTRICT, NULL},
     {"ticket", 't', &crm__ticket__descriptor, s_ticket_rules, s_ticket_indexes, "customer",
-     "id,customer_id,kind,priority,status,assignee,subject,resolution_due", CRM_RESTRICT},
+     "id,customer_id,kind,priority,status,assignee,subject,resolution_due", CRM_RESTRICT, NULL},
     {"feedback", 'f', &crm__feedback__descriptor, s_feedback_rules, s_feedback_indexes, "customer",
-     "id,created_at,customer_id,score_kind,score,channel,comment", CRM_CASCADE},
+     "id,created_at,customer_id,score_kind,score,channel,comment", CRM_CASCADE, NULL},
     {"task", 'k', &crm__task__descriptor, s_task_rules, s_task_indexes, "customer",
-     "id,due,assignee,customer_id,title,done", CRM_CASCADE},
+     "id,due,assignee,customer_id,title,done", CRM_CASCADE, NULL},
     {"segment", 's', &crm__segment__descriptor, s_segment_rules, s_segment_indexes, NULL,
-     "id,name,department,criteria,description", CRM_RESTRICT},
-    {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0},
+     "id,name,department,criteria,description", CRM_RESTRICT, NULL},
+    {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };
 
 const crm_entity_t *
@@ -284,6 +347,79 @@ crm_entity_index(const crm_entity_t *e, const char *field)
     for (const crm_index_t *i = e->indexes; i->field; i++)
         if (!strcmp(i->field, field))
             return i;
+    return NULL;
+}
+
+void
+crm_entity_label_key(const char *label, char *out, size_t n)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)label;
+    while (*p && o + 1 < n) {
+        if (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80) { /* U+3000 ideographic space */
+            p += 3;
+            continue;
+        }
+        if (!strchr(" \t-_*.", *p))
+            out[o++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+        p++;
+    }
+    out[o] = '\0';
+}
+
+const char *
+crm_entity_field_by_label(const crm_entity_t *e, const char *label)
+{
+    char key[256], want[256];
+    crm_entity_label_key(label, key, sizeof key);
+    if (!*key)
+        return NULL;
+    for (unsigned i = 0; i < e->desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+        size_t kl = strlen(key);
+        crm_entity_label_key(fd->name, want, sizeof want);
+        if (!strcmp(key, want))
+            return fd->name;
+        /* the singular of a list: "phone", "E-mail" */
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED && strlen(want) == kl + 1 &&
+            want[kl] == 's' && !strncmp(key, want, kl))
+            return fd->name;
+    }
+    for (const crm_label_t *l = e->labels; l && l->field; l++) {
+        if (l->value)
+            continue;
+        const char *p = l->labels;
+        while (*p) {
+            size_t len = strcspn(p, "|");
+            char one[128];
+            snprintf(one, sizeof one, "%.*s", (int)len, p);
+            crm_entity_label_key(one, want, sizeof want);
+            if (!strcmp(key, want))
+                return l->field;
+            p += len + (p[len] == '|');
+        }
+    }
+    return NULL;
+}
+
+const char *
+crm_entity_value_by_label(const crm_entity_t *e, const char *field, const char *text)
+{
+    char key[256], want[256];
+    crm_entity_label_key(text, key, sizeof key);
+    for (const crm_label_t *l = e->labels; *key && l && l->field; l++) {
+        if (!l->value || strcmp(l->field, field))
+            continue;
+        for (const char *p = l->labels; *p;) {
+            size_t len = strcspn(p, "|");
+            char one[128];
+            snprintf(one, sizeof one, "%.*s", (int)len, p);
+            crm_entity_label_key(one, want, sizeof want);
+            if (!strcmp(key, want))
+                return l->value;
+            p += len + (p[len] == '|');
+        }
+    }
     return NULL;
 }
 

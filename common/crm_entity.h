@@ -13,6 +13,7 @@
 #ifndef CRM_ENTITY_H
 #define CRM_ENTITY_H
 #include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Field rule flags. */
@@ -68,6 +69,17 @@ typedef struct {
                                the second field */
 } crm_index_t;
 
+/* The names people give a field's column in a spreadsheet besides the field's
+   own name ('|'-separated): Chinese labels (姓名, 手机...), English synonyms.
+   Import matches a header against them ignoring case, spaces, '-', '_' and
+   '*' (crm_entity_field_by_label); nothing else reads them. */
+typedef struct {
+    const char *field;  /* proto field name */
+    const char *labels; /* "姓名|名字|客户名称" */
+    const char *value;  /* NULL: labels of the field; else labels of this value of it
+                           (an enum's or a yes/no's: {"stage", "潜在客户|意向客户", "prospect"}) */
+} crm_label_t;
+
 typedef struct {
     const char *name;                        /* "customer" */
     char prefix;                             /* id prefix and key-space byte, e.g. 'c' */
@@ -77,6 +89,7 @@ typedef struct {
     const char *parent;                      /* kind named by the CRM_F_PARENT field, or NULL */
     const char *columns;                     /* comma-separated fields for table output */
     int on_parent_delete;                    /* CRM_RESTRICT or CRM_CASCADE */
+    const crm_label_t *labels;               /* column labels, terminated by {NULL}; or NULL */
 } crm_entity_t;
 
 /* What deleting a parent does to records of a child kind. */
@@ -99,6 +112,17 @@ const crm_rule_t *crm_entity_rule(const crm_entity_t *e, const char *field);
 const char *crm_entity_field_with(const crm_entity_t *e, unsigned flag);
 /* The index on FIELD, or NULL. */
 const crm_index_t *crm_entity_index(const crm_entity_t *e, const char *field);
+
+/* The field of E a spreadsheet column called LABEL holds: the field's name,
+   the singular of a list ("phone"), or one of its labels, compared as keys
+   (below). NULL if none. */
+const char *crm_entity_field_by_label(const crm_entity_t *e, const char *label);
+/* LABEL as a comparison key into OUT[N]: ASCII lower-cased; spaces (also
+   U+3000), '-', '_', '*' and '.' dropped. "E-Mail *" and "email" are one key. */
+void crm_entity_label_key(const char *label, char *out, size_t n);
+/* The value of FIELD of E that a cell reading TEXT means by its label
+   ("潜在客户" -> "prospect"), or NULL. */
+const char *crm_entity_value_by_label(const crm_entity_t *e, const char *field, const char *text);
 
 /* Record ids: the kind's prefix and a decimal number, e.g. "c42". */
 void crm_entity_format_id(const crm_entity_t *e, uint64_t num, char out[24]);

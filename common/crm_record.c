@@ -87,26 +87,62 @@ crm_record_format_time(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Milliseconds since the epoch, a date or a date-time: YYYY-MM-DD, then
+   optionally [T or space]HH:MM[:SS[.fff]], then optionally Z or an offset
+   (+08:00, +0800, +08). Without a zone the time is local (the process's TZ;
+   the client's user's, UTC on a server), as people type it. */
 static bool
 s_parse_time(const char *s, int64_t *out)
 {
     struct tm tm;
-    int y, mo, d, h = 0, mi = 0, sec = 0;
-    char tail[8] = "";
+    int y, mo, d, h = 0, mi = 0, sec = 0, pos = 0, k = 0;
     memset(&tm, 0, sizeof tm);
-    int n = sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%7s", &y, &mo, &d, &h, &mi, &sec, tail);
-    if (n < 3) {
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &pos) != 3 || pos != 10) {
         char *end = NULL;
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (!*s || *end || errno)
+        if (!*s || *end || errno || strchr(s, '-') > s)
             return false;
         *out = v;
         return true;
     }
-    if (n == 3 && strlen(s) != 10)
-        return false;
-    if (n == 7 && strcmp(tail, "Z") != 0)
+    const char *p = s + pos;
+    if (*p == 'T' || *p == ' ') {
+        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5)
+            return false;
+        p += 1 + k;
+        if (*p == ':') {
+            if (sscanf(p + 1, "%2d%n", &sec, &k) != 1 || k != 2)
+                return false;
+            p += 1 + k;
+            if (*p == '.') /* fractions of a second: dropped */
+                for (p++; *p >= '0' && *p <= '9'; p++)
+                    ;
+        }
+    }
+    bool zoned = false;
+    long offset = 0; /* seconds east of UTC */
+    if (*p == 'Z' || *p == 'z') {
+        zoned = true;
+        p++;
+    } else if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9') {
+        int oh = 0, om = 0, sign = *p == '-' ? -1 : 1;
+        if (sscanf(p + 1, "%2d%n", &oh, &k) != 1 || k != 2)
+            return false;
+        p += 1 + k;
+        if (*p == ':')
+            p++;
+        if (*p >= '0' && *p <= '9') {
+            if (sscanf(p, "%2d%n", &om, &k) != 1 || k != 2)
+                return false;
+            p += k;
+        }
+        if (oh > 14 || om > 59)
+            return false;
+        zoned = true;
+        offset = sign * (oh * 3600L + om * 60L);
+    }
+    if (*p)
         return false;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return false;
@@ -116,7 +152,12 @@ s_parse_time(const char *s, int64_t *out)
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = sec;
-    *out = (int64_t)timegm(&tm) * 1000;
+    if (zoned) {
+        *out = ((int64_t)timegm(&tm) - offset) * 1000;
+    } else {
+        tm.tm_isdst = -1;
+        *out = (int64_t)mktime(&tm) * 1000;
+    }
     return true;
 }
 
@@ -587,7 +628,10 @@ crm_record_set_text(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, con
             ok = false;
         if (!ok) {
             snprintf(errbuf, CRM_ERRBUF, "field '%s' takes %s, not '%.40s'", fd->name,
-                     is_time ? "a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)" : "a number", text);
+                     is_time ? "a time (YYYY-MM-DD, YYYY-MM-DD HH:MM, or with an offset: "
+                               "2026-11-29T09:00+08:00)"
+                             : "a number",
+                     text);
             return CRM_ERR_INVALID_ARGUMENT;
         }
         break;

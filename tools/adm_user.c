@@ -86,8 +86,9 @@ s_open_target(const s_args_t *a, s_target_t *t)
     }
     static char admin_path[PATH_MAX];
     const char *env = getenv("CRM_SERVER");
-    cli_ctx_t ctx = {false, a->config, a->server ? a->server : (env && *env ? env : NULL), 5000,
-                     false};
+    cli_ctx_t ctx = {.config = a->config,
+                     .server = a->server ? a->server : (env && *env ? env : NULL),
+                     .timeout_ms = 5000};
     if (!ctx.config && a->data) {
         snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", a->data);
         ctx.config = admin_path;

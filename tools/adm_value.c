@@ -282,7 +282,9 @@ adm_sweep(int argc, char **argv)
         config = admin_path;
     }
     const char *env = getenv("CRM_SERVER");
-    cli_ctx_t ctx = {false, config, server ? server : (env && *env ? env : NULL), 30000, false};
+    cli_ctx_t ctx = {.config = config,
+                     .server = server ? server : (env && *env ? env : NULL),
+                     .timeout_ms = 30000};
     conn_t *conn = NULL;
     int rc = conn_open(&ctx, &conn);
     uint64_t checked = 0, changed = 0;

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config git
     libzmq3-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
-    libsodium-dev libutf8proc-dev libcmocka-dev libjansson-dev libcsv-dev
+    libsodium-dev libutf8proc-dev libcmocka-dev libjansson-dev libcsv-dev libxlsxwriter-dev
     rocksdb-tools
     python3 procps util-linux strace
     clang libclang-rt-14-dev

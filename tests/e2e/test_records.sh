@@ -78,7 +78,9 @@ expect "the table tells how to get the next page" contains "$OUT" "(more: --afte
 
 # edits, versions and conflicts
 c customer edit c1 --stage active --custom tier2=yes
-expect "edit works" test "$RC" -eq 0 -a "$OUT" = "customer c1 is at version 2"
+expect "edit works" test "$RC" -eq 0 -a "$(head -n 1 <<<"$OUT")" = "customer c1 is at version 2"
+# (issue 12: edit says what changed, old → new, one line per field and nothing else)
+expect "edit prints each change, old → new" test "$(tail -n +2 <<<"$OUT" | sed 's/  */ /g')" = "$(printf ' stage lead → active\n custom level=3 → level=3;tier2=yes')"
 c --json customer show c1
 expect "a map edit merges keys" test "$(jq_ 'd["record"]["custom"]["level"] + d["record"]["custom"]["tier2"]')" = 3yes
 c customer edit c1 --expect-version 1 --name "someone else"

@@ -395,12 +395,88 @@ test_record_map_count_first(void **state)
     crm_proto_free(&m);
 }
 
+/* The spreadsheet labels (issue 12): every label names a real field, every
+   value label a value the field takes, no key means two fields, and headers
+   as people type them find their field. */
+static void
+test_entity_labels(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF], key[256], other[256];
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
+        for (const crm_label_t *l = e->labels; l && l->field; l++) {
+            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, l->field);
+            assert_non_null(fd);
+            for (const char *p = l->labels; *p;) {
+                size_t len = strcspn(p, "|");
+                char one[128];
+                snprintf(one, sizeof one, "%.*s", (int)len, p);
+                if (!l->value) {
+                    /* the label finds its own field, never another's */
+                    const char *f = crm_entity_field_by_label(e, one);
+                    if (!f || strcmp(f, l->field))
+                        fail_msg("%s: label '%s' finds '%s', not '%s'", e->name, one,
+                                 f ? f : "(none)", l->field);
+                } else {
+                    const char *v = crm_entity_value_by_label(e, l->field, one);
+                    assert_non_null(v);
+                    if (strcmp(v, l->value))
+                        fail_msg("%s.%s: '%s' means '%s' and '%s'", e->name, l->field, one, v,
+                                 l->value);
+                }
+                p += len + (p[len] == '|');
+            }
+            if (l->value) {
+                ProtobufCMessage *m = crm_proto_new(e->desc);
+                assert_int_equal(crm_record_set_text(m, fd, l->value, false, errbuf), CRM_OK);
+                crm_proto_free(&m);
+            }
+        }
+        /* no field's own name is another field's label */
+        for (unsigned i = 0; i < e->desc->n_fields; i++) {
+            const char *f = crm_entity_field_by_label(e, e->desc->fields[i].name);
+            assert_non_null(f);
+            assert_string_equal(f, e->desc->fields[i].name);
+        }
+    }
+    const crm_entity_t *c = crm_entity_by_name("customer");
+    static const char *const cases[][2] = {
+        {"姓名", "name"},         {"手机", "phones"},      {"电话", "phones"},
+        {"邮箱", "emails"},       {"公司", "company"},     {"省份", "province"},
+        {"城市", "city"},         {"行业", "industry"},    {"来源", "source"},
+        {"阶段", "stage"},        {"标签", "tags"},        {"负责人", "owner"},
+        {"Phone", "phones"},      {"E-Mail", "emails"},    {"e_mail", "emails"},
+        {" Full Name ", "name"},  {"NAME *", "name"},      {"姓名\xe3\x80\x80", "name"},
+        {"Phone Number", "phones"}, {"consent-channel", "consent_channel"},
+        {"Consent_Channel", "consent_channel"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *f = crm_entity_field_by_label(c, cases[i][0]);
+        if (!f || strcmp(f, cases[i][1]))
+            fail_msg("'%s' finds '%s', not '%s'", cases[i][0], f ? f : "(none)", cases[i][1]);
+    }
+    assert_null(crm_entity_field_by_label(c, "备注"));
+    assert_null(crm_entity_field_by_label(c, ""));
+    assert_null(crm_entity_field_by_label(c, " - "));
+    assert_null(crm_entity_field_by_label(c, "phoness"));
+    assert_string_equal(crm_entity_value_by_label(c, "stage", "潜在客户"), "prospect");
+    assert_string_equal(crm_entity_value_by_label(c, "source", "转介绍"), "referral");
+    assert_null(crm_entity_value_by_label(c, "city", "潜在客户"));
+    assert_null(crm_entity_value_by_label(c, "stage", "好客户"));
+    crm_entity_label_key("E-Mail Address *", key, sizeof key);
+    crm_entity_label_key("email_address", other, sizeof other);
+    assert_string_equal(key, other);
+    crm_entity_label_key("ABCDEFGH", key, 4); /* cut to the buffer */
+    assert_string_equal(key, "abc");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entity_table_is_consistent),
         cmocka_unit_test(test_entity_ids),
+        cmocka_unit_test(test_entity_labels),
         cmocka_unit_test(test_record_set_and_format),
         cmocka_unit_test(test_record_phone),
         cmocka_unit_test(test_record_normalize),

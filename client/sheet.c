@@ -1,0 +1,174 @@
+/*  sheet - reading text files as spreadsheets save them (see sheet.h) */
+#include "sheet.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "crm_utf8.h"
+
+struct sheet_reader {
+    FILE *f;            /* borrowed */
+    char *raw;          /* getline's buffer */
+    size_t rawcap;
+    char *conv;         /* the converted line */
+    char enc[32];       /* the encoding in use */
+    bool forced;        /* given with --encoding: never switched */
+    bool first;         /* the first line: drop a byte order mark */
+    off_t offset;       /* bytes read */
+};
+
+static bool
+s_is_utf8(const char *name)
+{
+    return !strcasecmp(name, "utf-8") || !strcasecmp(name, "utf8");
+}
+
+sheet_reader_t *
+sheet_reader_new(FILE *f, const char *encoding, char *errbuf)
+{
+    if (encoding && !s_is_utf8(encoding)) {
+        iconv_t cd = iconv_open("UTF-8", encoding);
+        if (cd == (iconv_t)-1) {
+            snprintf(errbuf, 256, "unknown encoding '%.40s' (try gb18030, gbk, big5, utf-8)",
+                     encoding);
+            return NULL;
+        }
+        iconv_close(cd);
+    }
+    sheet_reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->f = f;
+    r->first = true;
+    r->forced = encoding != NULL;
+    snprintf(r->enc, sizeof r->enc, "%s", encoding && !s_is_utf8(encoding) ? encoding : "UTF-8");
+    return r;
+}
+
+char *
+sheet_to_utf8(const char *from, const char *in, size_t len, bool *bad)
+{
+    iconv_t cd = iconv_open("UTF-8", from);
+    if (cd == (iconv_t)-1)
+        return NULL;
+    size_t cap = len * 4 + 8, outleft = cap - 1;
+    char *out = malloc(cap), *o = out;
+    char *i = (char *)in;
+    size_t inleft = len;
+    if (!out)
+        abort();
+    while (inleft > 0) {
+        if (iconv(cd, &i, &inleft, &o, &outleft) != (size_t)-1)
+            break;
+        if (errno == E2BIG)
+            break; /* cannot happen: 4 bytes out per byte in is enough */
+        /* EILSEQ, or EINVAL (a character cut at the end): show U+FFFD, skip a byte */
+        *bad = true;
+        if (outleft < 3)
+            break;
+        memcpy(o, "\xEF\xBF\xBD", 3);
+        o += 3;
+        outleft -= 3;
+        i++;
+        inleft--;
+    }
+    *o = '\0';
+    iconv_close(cd);
+    return out;
+}
+
+ssize_t
+sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
+{
+    *bad = false;
+    *line = NULL;
+    ssize_t n = getline(&r->raw, &r->rawcap, r->f);
+    if (n < 0)
+        return -1;
+    r->offset += n;
+    char *p = r->raw;
+    if (r->first) {
+        r->first = false;
+        if (n >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) { /* UTF-8 byte order mark */
+            p += 3;
+            n -= 3;
+        }
+    }
+    free(r->conv);
+    r->conv = NULL;
+    if (s_is_utf8(r->enc)) {
+        size_t badoff;
+        if (crm_utf8_valid(p, (size_t)n, &badoff) || memchr(p, '\0', (size_t)n)) {
+            *line = p; /* a NUL or a control character is for the record rules to refuse */
+            return n;
+        }
+        /* valid except for control characters? crm_utf8_valid refuses those too:
+           look at the byte it stopped at */
+        unsigned char c = (unsigned char)p[badoff];
+        if (c < 0x80) {
+            *line = p;
+            return n;
+        }
+        if (r->forced) {
+            r->conv = sheet_to_utf8("UTF-8", p, (size_t)n, bad);
+            *line = r->conv;
+            return (ssize_t)strlen(r->conv);
+        }
+        snprintf(r->enc, sizeof r->enc, "GB18030"); /* Chinese Excel and WPS */
+    }
+    r->conv = sheet_to_utf8(r->enc, p, (size_t)n, bad);
+    if (!r->conv) { /* checked in _new; cannot happen */
+        *line = p;
+        return n;
+    }
+    *line = r->conv;
+    return (ssize_t)strlen(r->conv);
+}
+
+const char *
+sheet_reader_encoding(const sheet_reader_t *r)
+{
+    return r->enc;
+}
+
+off_t
+sheet_reader_offset(const sheet_reader_t *r)
+{
+    return r->offset;
+}
+
+void
+sheet_reader_destroy(sheet_reader_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->raw);
+    free((*self_p)->conv);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+char
+sheet_guess_separator(const char *line)
+{
+    size_t comma = 0, semi = 0, tab = 0;
+    bool quoted = false;
+    for (const char *p = line; *p && (quoted || (*p != '\n' && *p != '\r')); p++) {
+        if (*p == '"')
+            quoted = !quoted;
+        else if (!quoted && *p == ',')
+            comma++;
+        else if (!quoted && *p == ';')
+            semi++;
+        else if (!quoted && *p == '\t')
+            tab++;
+    }
+    if (tab > comma && tab >= semi)
+        return '\t';
+    if (semi > comma)
+        return ';';
+    return ',';
+}
