@@ -26,7 +26,8 @@ expect "a mistyped subcommand: did you mean" test "$RC" -eq 2 -a "$(head -n 1 <<
 c "${A[@]}" customer list --stge lead
 expect "a mistyped flag: did you mean" test "$RC" -eq 2 -a "$ERR" = "crm customer list: unknown option or field '--stge'; did you mean '--stage'?"
 c customer list --help
-expect "list --help lists its filters, kebab-case, and no edit flags" test "$RC" -eq 0 -a -n "$(grep -F -- '--stage' "$T/o")" -a -n "$(grep -F -- '--unowned' "$T/o")" -a -z "$(grep -F -- '--add-phone' "$T/o")" -a -z "$(grep -F -- '--consent' "$T/o")"
+expect "list --help lists its filters, kebab-case, and no edit flags" test "$RC" -eq 0 -a -n "$(grep -F -- '--stage' "$T/o")" -a -n "$(grep -F -- '--unowned' "$T/o")" -a -z "$(grep -F -- '--add-phone' "$T/o")" -a -z "$(grep -F -- '--consent-channel' "$T/o")"
+expect "and consent, a filter since booleans are indexed" grep -qE -- '--consent( |$)' "$T/o"
 c customer edit --help
 expect "edit --help lists the list flags and one spelling (--consent-channel)" test -n "$(grep -F -- '--add-phone' "$T/o")" -a -n "$(grep -F -- '--consent-channel' "$T/o")" -a -z "$(grep -F -- 'consent_channel' "$T/o")"
 c customer show --help
