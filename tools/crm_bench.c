@@ -121,7 +121,14 @@ s_socket(void *ctx, const s_cfg_t *cfg)
     zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, cfg->enroll.server_pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cfg->enroll.keys.pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, cfg->enroll.keys.sec, 32);
-    zmq_connect(s, cfg->endpoint);
+    /* a DEALER with no peer blocks in send: bound it, so every loop stops by itself */
+    int sndtimeo = 2000;
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (zmq_connect(s, cfg->endpoint) != 0) {
+        fprintf(stderr, "crm-bench: cannot connect to '%s': %s\n", cfg->endpoint,
+                zmq_strerror(zmq_errno()));
+        exit(2);
+    }
     return s;
 }
 
