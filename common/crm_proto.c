@@ -178,13 +178,22 @@ s_validate(const ProtobufCMessage *msg, const char *path, int depth, int text,
         if (vsize == 0)
             continue;
         const char *member = (const char *)msg + f->offset;
-        char sub[256] = "";
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
-            snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             uint32_t which = *(const uint32_t *)((const char *)msg + f->quantifier_offset);
             if (which != f->id)
                 continue;
+        }
+        char sub[256];
+        sub[0] = '\0';
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            /* the sub-message's path, only for one that is there (most are not: a
+               request carries one body of many, a record few of its sub-messages) */
+            bool present = f->label == PROTOBUF_C_LABEL_REPEATED
+                               ? *(const size_t *)((const char *)msg + f->quantifier_offset) > 0
+                               : *(const void *const *)member != NULL;
+            if (!present)
+                continue;
+            snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
         }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)((const char *)msg + f->quantifier_offset);

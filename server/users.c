@@ -72,6 +72,17 @@ users_get_by_name(store_t *store, const char *name, Crm__User **out)
     return rc;
 }
 
+/* Public key -> user name, per thread (the server thread and the ZAP handler
+   resolve a key on every request): spares the first of the two gets below.
+   Only a hint: the user record is still read fresh every time and must hold
+   the key, else the full lookup runs, so a rotated, removed or disabled user
+   is refused exactly as without it. */
+#define USERS_KEY_HINTS 64
+static _Thread_local struct {
+    uint8_t pub[32];
+    char name[USERS_NAME_MAX + 1];
+} s_key_hint[USERS_KEY_HINTS];
+
 crm_err_t
 users_get_by_key(store_t *store, const uint8_t pub[32], Crm__User **out)
 {
@@ -79,6 +90,15 @@ users_get_by_key(store_t *store, const uint8_t pub[32], Crm__User **out)
     store_val_t val = {0};
     char name[USERS_NAME_MAX + 1];
     *out = NULL;
+    unsigned slot = ((unsigned)pub[0] | (unsigned)pub[1] << 8) % USERS_KEY_HINTS;
+    if (s_key_hint[slot].name[0] && !memcmp(s_key_hint[slot].pub, pub, 32)) {
+        if (users_get_by_name(store, s_key_hint[slot].name, out) == CRM_OK) {
+            if ((*out)->public_key.len == 32 && !memcmp((*out)->public_key.data, pub, 32))
+                return CRM_OK;
+            users_free(out);
+        }
+        s_key_hint[slot].name[0] = '\0'; /* stale: look it up */
+    }
     s_pub_key(pub, key);
     crm_err_t rc = store_get(store, STORE_CF_USERS, key, sizeof key, &val);
     if (rc != CRM_OK)
@@ -95,6 +115,10 @@ users_get_by_key(store_t *store, const uint8_t pub[32], Crm__User **out)
     if (rc == CRM_OK && ((*out)->public_key.len != 32 || memcmp((*out)->public_key.data, pub, 32))) {
         users_free(out);
         rc = CRM_ERR_NOT_FOUND;
+    }
+    if (rc == CRM_OK) {
+        memcpy(s_key_hint[slot].pub, pub, 32);
+        memcpy(s_key_hint[slot].name, name, strlen(name) + 1);
     }
     return rc;
 }

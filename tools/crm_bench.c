@@ -109,6 +109,7 @@ typedef struct {
     int mix[OP__COUNT];  /* weights */
     int pid;             /* crmd's pid, for CPU per op */
     int feed;            /* change-feed subscribers to run alongside */
+    bool quick;          /* smoke test: short, every operation, each must be counted */
 } s_cfg_t;
 
 static void *
@@ -120,7 +121,14 @@ s_socket(void *ctx, const s_cfg_t *cfg)
     zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, cfg->enroll.server_pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cfg->enroll.keys.pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, cfg->enroll.keys.sec, 32);
-    zmq_connect(s, cfg->endpoint);
+    /* a DEALER with no peer blocks in send: bound it, so every loop stops by itself */
+    int sndtimeo = 2000;
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (zmq_connect(s, cfg->endpoint) != 0) {
+        fprintf(stderr, "crm-bench: cannot connect to '%s': %s\n", cfg->endpoint,
+                zmq_strerror(zmq_errno()));
+        exit(2);
+    }
     return s;
 }
 
@@ -517,7 +525,10 @@ static const char s_usage[] =
     "                    add-activity, add-order and ticket-open (default 40,20,20,10,10,0,0)\n"
     "  --server-pid PID  report crmd's CPU time per operation\n"
     "  --feed S          also run S change-feed subscribers (as this user) and report\n"
-    "                    commit -> delivery latency and delivered events/s\n";
+    "                    commit -> delivery latency and delivered events/s\n"
+    "  --quick           smoke test: 1 s, 8 clients, every operation (unless --duration,\n"
+    "                    --clients or --mix say otherwise); fails unless each operation\n"
+    "                    in the mix completed at least once without an error\n";
 
 int
 main(int argc, char **argv)
@@ -528,11 +539,12 @@ main(int argc, char **argv)
         {"clients", required_argument, NULL, 'C'},  {"threads", required_argument, NULL, 'T'},
         {"duration", required_argument, NULL, 'd'}, {"mix", required_argument, NULL, 'm'},
         {"server-pid", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
-        {"feed", required_argument, NULL, 'F'},
+        {"feed", required_argument, NULL, 'F'},     {"quick", no_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0}};
     s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10, 0, 0}};
     const char *config = NULL;
     int c;
+    bool set_clients = false, set_duration = false, set_mix = false;
     if (sodium_init() < 0)
         return 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -541,12 +553,14 @@ main(int argc, char **argv)
         case 's': cfg.endpoint = optarg; break;
         case 'p': cfg.preload = strtoull(optarg, NULL, 10); break;
         case 'i': cfg.ids = strtoull(optarg, NULL, 10); break;
-        case 'C': cfg.clients = atoi(optarg); break;
+        case 'C': cfg.clients = atoi(optarg); set_clients = true; break;
         case 'T': cfg.threads = atoi(optarg); break;
-        case 'd': cfg.duration = atof(optarg); break;
+        case 'd': cfg.duration = atof(optarg); set_duration = true; break;
+        case 'Q': cfg.quick = true; break;
         case 'P': cfg.pid = atoi(optarg); break;
         case 'F': cfg.feed = atoi(optarg); break;
         case 'm':
+            set_mix = true;
             cfg.mix[OP_ORDER] = cfg.mix[OP_TICKET] = 0;
             if (sscanf(optarg, "%d,%d,%d,%d,%d,%d,%d", &cfg.mix[0], &cfg.mix[1], &cfg.mix[2],
                        &cfg.mix[3], &cfg.mix[4], &cfg.mix[5], &cfg.mix[6]) < 5) {
@@ -558,9 +572,25 @@ main(int argc, char **argv)
         default: fputs(s_usage, stderr); return 2;
         }
     }
+    if (cfg.quick) {
+        if (!set_clients)
+            cfg.clients = 8;
+        if (!set_duration)
+            cfg.duration = 1;
+        if (!set_mix)
+            for (int i = 0; i < OP__COUNT; i++)
+                cfg.mix[i] = 1;
+    }
     char errbuf[CRM_ERRBUF];
     if (!config || !cfg.endpoint || crm_enroll_load(config, &cfg.enroll, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-bench: %s\n\n%s", config ? errbuf : "--config is required", s_usage);
+        return 2;
+    }
+    int weights = 0;
+    for (int i = 0; i < OP__COUNT; i++)
+        weights += cfg.mix[i] < 0 ? -1000000 : cfg.mix[i];
+    if (weights <= 0) {
+        fprintf(stderr, "crm-bench: --mix needs weights >= 0, at least one of them > 0\n");
         return 2;
     }
     if (cfg.threads < 1 || cfg.clients < cfg.threads || cfg.duration <= 0 ||
@@ -653,6 +683,16 @@ main(int argc, char **argv)
                s_hist_pct(&h, 0.99) / 1000, s_hist_pct(&h, 0.999) / 1000, h.errors,
                h.conflicts);
     }
+    int missing = 0;
+    for (int op = 0; cfg.quick && op < OP__COUNT; op++) {
+        uint64_t n = 0;
+        for (int i = 0; i < cfg.threads; i++)
+            n += w[i].hist[op].count;
+        if (cfg.mix[op] > 0 && n == 0) {
+            printf("quick: no %s completed\n", s_op_names[op]);
+            missing++;
+        }
+    }
     printf("%-14s %10" PRIu64 " %10.0f %9.3f %9.3f %9.3f %8" PRIu64 " %8" PRIu64 "\n", "all",
            total.count, (double)total.count / secs, s_hist_pct(&total, 0.5) / 1000,
            s_hist_pct(&total, 0.99) / 1000, s_hist_pct(&total, 0.999) / 1000, total.errors,
@@ -667,7 +707,9 @@ main(int argc, char **argv)
                s_hist_pct(&feed->hist, 0.5) / 1000, s_hist_pct(&feed->hist, 0.99) / 1000,
                s_hist_pct(&feed->hist, 0.999) / 1000);
     }
-    int failed = total.errors || feed->gaps;
+    int failed = total.errors || feed->gaps || missing;
+    if (cfg.quick)
+        printf("quick: %s\n", failed ? "FAILED" : "every operation counted, no errors");
     free(feed);
     if (cpu0 >= 0 && cpu1 >= 0 && total.count)
         printf("server CPU: %.1f s, %.1f us per operation\n", (double)(cpu1 - cpu0) / 1e6,

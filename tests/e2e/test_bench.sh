@@ -36,4 +36,27 @@ expect "ticket-open was measured" grep -Eq "^ticket-open +[1-9][0-9]* " "$T/tick
 RC=0; "$CRM_BIN/crm-bench" --server "$EP_main" >/dev/null 2>&1 || RC=$?
 expect "crm-bench without --config is a usage error" test "$RC" -eq 2
 stop_server main
+# the quick mode (issue 15 item 5) against a --sync server, as tools/bench/compare uses it:
+# every operation runs and is counted; it asserts counts, never a time
+start_server sync "$T/data" --sync --sweep-every 0
+RC=0
+"$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_sync" --ids 2000 --quick \
+    --server-pid "$PID_sync" >"$T/quick.out" 2>&1 || RC=$?
+sed 's/^/# /' "$T/quick.out"
+expect "crm-bench --quick exits 0" test "$RC" -eq 0
+expect "crm-bench --quick counted every operation" grep -q "^quick: every operation counted, no errors" "$T/quick.out"
+for op in get-by-id search-phone search-name update add-activity add-order ticket-open; do
+    expect "--quick measured $op" grep -Eq "^$op +[1-9][0-9]* " "$T/quick.out"
+done
+expect "--quick reports server CPU per operation" grep -q "us per operation" "$T/quick.out"
+RC=0
+"$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_sync" --ids 2000 --quick \
+    --mix 0,0,0,0,0,0,0 >"$T/quick2.out" 2>&1 || RC=$?
+expect "a mix of all zero weights is a usage error" test "$RC" -eq 2
+stop_server sync
+# the comparison script parses and explains itself (it is not run here: it takes minutes)
+expect "tools/bench/compare parses" bash -n "$CRM_SRC/tools/bench/compare"
+RC=0; bash "$CRM_SRC/tools/bench/compare" --help >"$T/cmp.out" 2>&1 || RC=$?
+expect "tools/bench/compare --help exits 0" test "$RC" -eq 0
+expect "tools/bench/compare --help names --customers" grep -q -- "--customers N" "$T/cmp.out"
 finish
