@@ -39,6 +39,7 @@
 #include "crm_log.h"
 #include "crm_mem.h"
 #include "crm_time.h"
+#include "audit.h"
 #include "backup.h"
 #include "derive.h"
 #include "dispatch.h"
@@ -196,6 +197,12 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
+    uint64_t indexed = 0;
+    if ((rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
+        goto cleanup;
+    if (indexed)
+        crm_log(CRM_LOG_INFO, "audit: indexed %llu entries of an older data dir by user and "
+                              "department (once)", (unsigned long long)indexed);
     value_rules_defaults(&self->rules);
     if (cfg->rules_path)
         rc = value_rules_load(&self->rules, cfg->rules_path, true, errbuf);

@@ -1003,6 +1003,118 @@ s_forge(char **argv)
     return 0;
 }
 
+/* ==== Bounded audit queries (issue 14, item 1) ==== */
+
+#include "store.h"
+
+/* fillaudit DATADIR N: N audit entries in a stopped data dir, written as a
+   data dir of an older OneView held them - by time only, no by-user or
+   by-department copies (crmd indexes them once at start). Every 1000th is by
+   'salesguy' (sales), the rest by 'busy' (support). */
+static int
+s_fillaudit(char **argv)
+{
+    store_t *store = NULL;
+    char errbuf[CRM_ERRBUF];
+    long n = atol(argv[1]);
+    if (store_open(argv[0], 0, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    store_group_t *g = store_group_new(store);
+    store_group_delete(g, STORE_CF_META, "audit_index", 11);
+    int64_t t0 = crm_time_now_ms() - n; /* one a millisecond, up to now */
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        bool sales = i % 1000 == 999;
+        Crm__AuditEntry e = CRM__AUDIT_ENTRY__INIT;
+        e.time = t0 + i;
+        e.user = (char *)(sales ? "salesguy" : "busy");
+        e.department = sales ? CRM__DEPARTMENT__SALES : CRM__DEPARTMENT__SUPPORT;
+        e.role = CRM__ROLE__STAFF;
+        e.action = (char *)"update";
+        e.kind = (char *)"customer";
+        e.id = (char *)"c1";
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&e.base, &len), key[17];
+        key[0] = 't';
+        store_put_be64(key + 1, (uint64_t)e.time);
+        store_put_be64(key + 9, store_next_unique(store));
+        store_group_put(g, STORE_CF_AUDIT, key, sizeof key, packed, len);
+        free(packed);
+        if (i % 10000 == 9999 && store_group_commit(g, errbuf) != CRM_OK)
+            rc = 1;
+    }
+    if (rc == 0 && store_group_commit(g, errbuf) != CRM_OK)
+        rc = 1;
+    if (rc)
+        fprintf(stderr, "probe: %s\n", errbuf);
+    store_group_destroy(&g);
+    store_destroy(&store);
+    printf("fillaudit: %ld entries\n", n);
+    return rc;
+}
+
+/* auditunder ENDPOINT ENROLL_AUDIT ENROLL_PING USER ROUNDS: one connection
+   asks for the audit trail (of USER; "-" for no user filter), the other
+   pings right behind it; prints what the query found and the slowest ping. */
+static int
+s_auditunder(char **argv)
+{
+    void *q = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[2]);
+    const char *user = strcmp(argv[3], "-") ? argv[3] : "";
+    int rounds = atoi(argv[4]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__AuditRequest ar = CRM__AUDIT_REQUEST__INIT;
+    req.id = 9;
+    req.op = CRM__OP__OP_AUDIT_LIST;
+    req.body_case = CRM__REQUEST__BODY_AUDIT;
+    req.audit = &ar;
+    ar.user = (char *)user;
+    ar.limit = 1000;
+    size_t len, plen;
+    uint8_t *frame = crm_proto_pack(&req.base, &len), *ping = s_ping(&plen);
+    zmq_send(pinger, ping, plen, 0); /* handshakes first */
+    s_reply(pinger, 10000);
+    zmq_send(q, ping, plen, 0);
+    s_reply(q, 10000);
+    double worst = 0;
+    size_t entries = 0;
+    int cut = -1, bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        zmq_send(q, frame, len, 0);
+        int64_t t0 = crm_time_mono_us();
+        zmq_send(pinger, ping, plen, 0);
+        int st = s_reply(pinger, 10000);
+        double ms = st != 0 ? 1e9 : (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (ms > worst)
+            worst = ms;
+        zmq_pollitem_t it = {q, 0, ZMQ_POLLIN, 0};
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        Crm__Reply *rep = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (zmq_poll(&it, 1, 20000) > 0 && zmq_msg_recv(&m, q, 0) >= 0 &&
+            crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&rep, errbuf) == CRM_OK &&
+            rep->status == 0 && rep->body_case == CRM__REPLY__BODY_AUDIT) {
+            entries = rep->audit->n_entries;
+            cut = rep->audit->cut;
+        } else {
+            bad++;
+        }
+        crm_proto_free((ProtobufCMessage **)&rep);
+        zmq_msg_close(&m);
+    }
+    printf("auditunder: user '%s': %zu entries, cut %d, %d failed; slowest ping %.1f ms\n", user,
+           entries, cut, bad, worst);
+    free(frame);
+    free(ping);
+    zmq_close(q);
+    zmq_close(pinger);
+    return bad ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1021,6 +1133,8 @@ main(int argc, char **argv)
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
+        {"fillaudit", s_fillaudit, 2, "DATADIR N"},
+        {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},

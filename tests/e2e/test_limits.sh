@@ -1,0 +1,59 @@
+# test_limits - issue 14, the rest of hostile input: bounded audit queries (item 1), limits per
+# user and in total (item 5), idempotency keys (item 6), owners and consent (item 7).
+#
+# Every check here runs against the real crmd and fails on the code before issue 14 was done:
+# the audit trail was scanned whole for `--user`, there were no limits, no idempotency key and
+# no record of who withdrew consent.
+source "$(dirname "$0")/lib.sh"
+PROBE="$CRM_BIN/crm-probe"
+ADMIN="$CRM_BIN/crm-admin"
+
+# ---- item 1: an audit query for a user with (almost) no entries, at 200k entries ----
+# The trail is written as an older OneView wrote it (by time only); crmd indexes it by user and
+# department once at start. Then the worst queries run while another client pings.
+init_data "$T/data"
+for u in "mgr sales manager" "smgr support manager"; do
+    set -- $u
+    RC=0; "$ADMIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1.enroll" \
+        >"$T/o" 2>&1 || RC=$?
+    expect "user $1 added" test "$RC" -eq 0
+done
+RC=0; OUT=$("$PROBE" fillaudit "$T/data" 200000 2>&1) || RC=$?
+expect "200000 audit entries written the old way ($OUT)" test "$RC" -eq 0
+start_server audit "$T/data"
+expect "the server indexed the older entries once" grep -q "audit: indexed 2000.. entries" "$T/audit.log"
+A="$T/data/admin.enroll"
+under() { # under NAME ENROLL USER: the query runs 5 times, a ping right behind each
+    RC=0; OUT=$("$PROBE" auditunder "$EP_audit" "$2" "$A" "$3" 5 2>&1 | tail -1) || RC=$?
+    echo "# $1: $OUT"
+    worst=$(echo "$OUT" | awk '{print int($NF == "ms" ? $(NF-1) : $NF)}')
+    expect "$1: answered" test "$RC" -eq 0
+    expect "$1: a ping behind it within $((50 * SLOW)) ms (slowest ${worst} ms)" \
+        test "$worst" -lt $((50 * SLOW))
+}
+under "admin: audit --user nobody" "$A" nobody
+expect "... and it found nothing, completely" contains "$OUT" "user 'nobody': 0 entries, cut 0"
+under "admin: audit --user salesguy" "$A" salesguy
+expect "... found all 200 of salesguy's entries through the back-filled index" \
+    contains "$OUT" "200 entries, cut 0"
+under "sales manager: audit (their department)" "$T/mgr.enroll" -
+expect "... 200 entries of their department, and only those" contains "$OUT" "200 entries, cut 0"
+under "support manager: audit --user salesguy (another department's user)" "$T/smgr.enroll" salesguy
+expect "... nothing for them" contains "$OUT" "0 entries"
+under "sales manager: audit --user busy (200k entries, none theirs)" "$T/mgr.enroll" busy
+expect "... stops on its budget and says so" contains "$OUT" "0 entries, cut 1"
+RC=0; "$CRM_BIN/crm" --config "$T/mgr.enroll" --server "$EP_audit" audit --user busy >"$T/o" 2>"$T/e" || RC=$?
+expect "crm audit tells the user the scan was cut short" grep -q "older entries may match" "$T/e"
+RC=0; "$CRM_BIN/crm" --config "$A" --server "$EP_audit" --json audit --user salesguy --limit 3 >"$T/o" 2>"$T/e" || RC=$?
+expect "the newest three of salesguy's, newest first" test "$(python3 -c '
+import json, sys
+t = [json.loads(l)["time"] for l in open(sys.argv[1])]
+print(len(t) == 3 and t == sorted(t, reverse=True))' "$T/o")" = True
+# a new entry lands in the indexes in the same write
+RC=0; "$CRM_BIN/crm" --config "$T/mgr.enroll" --server "$EP_audit" customer add --name "Idx Test" >/dev/null 2>&1 || RC=$?
+RC=0; "$CRM_BIN/crm" --config "$A" --server "$EP_audit" --json audit --user mgr >"$T/o" 2>"$T/e" || RC=$?
+expect "a new entry is found by user at once" grep -q '"action":"create"' "$T/o"
+stop_server audit
+start_server audit "$T/data"
+expect "the back-fill runs once only" test "$(grep -c 'audit: indexed' "$T/audit.log")" -eq 0
+stop_server audit
