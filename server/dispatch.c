@@ -34,6 +34,7 @@
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_time.h"
+#include "idem.h"
 
 static const struct op s_ops[] = {
 #define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
@@ -148,7 +149,39 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
     if ((op->flags & OPF_WRITE) && ctx->env->readonly)
         return dispatch_error(ctx, CRM_ERR_READONLY,
                               "this server is a read-only replica; send changes to the primary");
+    /* a write sent again under its idempotency key gets its first reply */
+    const char *key = ctx->req->idempotency_key;
+    bool keyed = (op->flags & OPF_WRITE) && key && *key;
+    uint8_t hash[32];
+    if (keyed) {
+        if (strlen(key) > IDEM_KEY_MAX)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "idempotency key of %zu bytes is over the limit of %d",
+                                  strlen(key), IDEM_KEY_MAX);
+        idem_hash(ctx->req, hash);
+        rc = idem_find(ctx->env->group, ctx->session.user->name, key, hash, crm_time_now_ms(),
+                       &ctx->replay, &ctx->replay_len);
+        if (rc == CRM_OK)
+            return CRM_OK;
+        if (rc == CRM_ERR_INVALID_ARGUMENT)
+            return dispatch_error(ctx, rc,
+                                  "idempotency key '%.64s' was already used for a different "
+                                  "request: use a new key for a new request",
+                                  key);
+        if (rc != CRM_ERR_NOT_FOUND)
+            return dispatch_error(ctx, rc, "cannot read idempotency key '%.64s'", key);
+    }
     rc = op->fn(ctx);
+    if (rc == CRM_OK && keyed) { /* in the same group, so in the same commit as the write */
+        Crm__Reply first = ctx->reply;
+        first.id = 0;
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&first.base, &len);
+        idem_record(ctx->env->group, ctx->session.user->name, key, hash, crm_time_now_ms(),
+                    packed, len);
+        free(packed);
+        ctx->staged = true;
+    }
     if (rc == CRM_OK && ctx->session.user->role == CRM__ROLE__ADMIN)
         s_audit_admin_read(ctx, op);
     return rc;
@@ -247,9 +280,23 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                     (unsigned long long)out->id, user_id ? user_id : "?", ctx.errbuf,
                     suppressed ? " (more not logged)" : "");
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
+    } else if (ctx.replay) { /* the kept first reply, under this request's id */
+        Crm__Reply *first = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, ctx.replay, ctx.replay_len,
+                             (ProtobufCMessage **)&first, errbuf) == CRM_OK) {
+            first->id = out->id;
+            packed = crm_proto_pack(&first->base, reply_len);
+            crm_proto_free((ProtobufCMessage **)&first);
+        } else {
+            packed = dispatch_error_reply(out->id, CRM_ERR_INTERNAL,
+                                          "the kept reply of this idempotency key is damaged", 0,
+                                          reply_len);
+        }
     } else {
         packed = crm_proto_pack(&ctx.reply.base, reply_len);
     }
+    free(ctx.replay);
     for (size_t i = 0; i < ctx.n_owned; i++)
         free(ctx.owned[i]);
     free(ctx.owned);

@@ -57,6 +57,8 @@ typedef struct {
     uint64_t current_version; /* with CONFLICT: the record's version now */
     bool staged;              /* a mutation was staged: reply only after the commit
                                  (dispatch_process also sees this by itself) */
+    uint8_t *replay;          /* an idempotent retry: the first reply (packed, owned) */
+    size_t replay_len;
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */

@@ -44,6 +44,7 @@
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
+#include "idem.h"
 #include "store.h"
 #include "zap.h"
 
@@ -76,6 +77,7 @@ struct server {
     feed_t *feed;                /* change feed subscribers */
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     int64_t trim_next_us;        /* next change-log retention pass */
+    int64_t idem_next_us;        /* next pass over expired idempotency keys */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
     char endpoint[256];          /* bound endpoint, real port */
@@ -427,6 +429,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             }
         }
         s_sweep(self, &env);
+        if (crm_time_mono_us() >= self->idem_next_us) { /* committed with the turn */
+            idem_expire(self->store, self->group, crm_time_now_ms(), 500);
+            self->idem_next_us = crm_time_mono_us() + 1000000;
+        }
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
         if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {

@@ -1078,7 +1078,7 @@ s_auditunder(char **argv)
     s_reply(pinger, 10000);
     zmq_send(q, ping, plen, 0);
     s_reply(q, 10000);
-    double worst = 0;
+    double worst = 0, qworst = 0;
     size_t entries = 0;
     int cut = -1, bad = 0;
     for (int r = 0; r < rounds; r++) {
@@ -1094,7 +1094,11 @@ s_auditunder(char **argv)
         zmq_msg_init(&m);
         Crm__Reply *rep = NULL;
         char errbuf[CRM_ERRBUF];
-        if (zmq_poll(&it, 1, 20000) > 0 && zmq_msg_recv(&m, q, 0) >= 0 &&
+        int got = zmq_poll(&it, 1, 20000) > 0 && zmq_msg_recv(&m, q, 0) >= 0;
+        double qms = (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (qms > qworst)
+            qworst = qms;
+        if (got &&
             crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
                              (ProtobufCMessage **)&rep, errbuf) == CRM_OK &&
             rep->status == 0 && rep->body_case == CRM__REPLY__BODY_AUDIT) {
@@ -1106,13 +1110,58 @@ s_auditunder(char **argv)
         crm_proto_free((ProtobufCMessage **)&rep);
         zmq_msg_close(&m);
     }
-    printf("auditunder: user '%s': %zu entries, cut %d, %d failed; slowest ping %.1f ms\n", user,
-           entries, cut, bad, worst);
+    printf("auditunder: user '%s': %zu entries, cut %d, %d failed; slowest query %.1f ms; "
+           "slowest ping %.1f ms\n",
+           user, entries, cut, bad, qworst, worst);
     free(frame);
     free(ping);
     zmq_close(q);
     zmq_close(pinger);
     return bad ? 1 : 0;
+}
+
+/* create ENDPOINT ENROLL KEY NAME: one customer create with idempotency key
+   KEY ("-": none); prints "created ID" or the refusal. Run twice with one key,
+   it must print the same id (issue 14, item 6). */
+static int
+s_create(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", argv[3]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = (uint64_t)crm_time_now_us(); /* a different id each run: a resend may have one */
+    req.op = CRM__OP__OP_ENTITY_CREATE;
+    req.idempotency_key = (char *)(strcmp(argv[2], "-") ? argv[2] : "");
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.allow_duplicate = true;
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    Crm__Reply *r = s_call(s, &req);
+    free(er.record.data);
+    int rc = 1;
+    if (!r) {
+        printf("no reply\n");
+    } else if (r->status != 0) {
+        printf("refused %s: %s\n", crm_err_name(r->status), r->message);
+    } else if (r->body_case == CRM__REPLY__BODY_ENTITY && r->entity->n_records == 1 &&
+               r->id == req.id) {
+        ProtobufCMessage *got = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                             &got, errbuf) == CRM_OK) {
+            printf("created %s\n", crm_record_get_str(got, "id"));
+            rc = 0;
+        }
+        crm_proto_free(&got);
+    }
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_close(s);
+    return rc;
 }
 
 int
@@ -1133,6 +1182,7 @@ main(int argc, char **argv)
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
+        {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N"},
         {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
