@@ -174,8 +174,8 @@ s_server_max_msg(conn_t *conn)
 static bool
 s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) !=
-           0;
+    return (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT |
+                                             CRM_F_DERIVED | CRM_F_STAMPED)) != 0;
 }
 
 /* Set FD of REC from one CSV cell: lists split on ';'. */

@@ -102,4 +102,52 @@ OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
 expect "crm's create got its answer after resending it (rc $RC)" test "$RC" -eq 0
 expect "the resent create made one record" test "$("$CRM_BIN/crm" --config "$A6" --server "$EP_idem" --json customer list --limit 1000 | grep -c '"Retried"')" -eq 1
 stop_server idem
+
+# ---- item 7: owners and consent (SPEC §3-4), enforced by the policy's STAMP and REFER rows ----
+init_data "$T/d7"
+for u in "ss sales staff" "sup support staff" "mk marketing staff" "mgr sales manager"; do
+    set -- $u
+    "$ADMIN" user add "$1" --dept "$2" --role "$3" --data "$T/d7" --out "$T/$1.e7" >/dev/null 2>&1
+done
+start_server own "$T/d7"
+as() { local who=$1; shift; RC=0
+    "$CRM_BIN/crm" --config "$T/$who.e7" --server "$EP_own" "$@" >"$T/o" 2>"$T/e" || RC=$?
+    OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)["record"].get(sys.argv[1], ""))' "$1" <"$T/o"; }
+as mk customer add --name "Backdated" --consent yes --consent-channel wechat --consent-at 2020-01-01T00:00:00Z
+expect "a client cannot give the consent time (rc $RC): $ERR" test "$RC" -eq 1
+expect "... the refusal names the field" contains "$ERR" "consent_at"
+t0=$(date +%s%3N)
+as mk customer add --name "Consenting" --consent yes --consent-channel wechat
+expect "marketing records a consent" test "$RC" -eq 0
+C=${OUT#created customer }
+as mk --json customer show "$C"
+at=$(field consent_at); t1=$(date +%s%3N)
+expect "the consent time is the server's, now ($t0 <= $at <= $t1)" test "$at" -ge "$t0" -a "$at" -le "$t1"
+as mk customer edit "$C" --consent-at 2020-01-01T00:00:00Z
+expect "nor can it backdate it later (rc $RC)" test "$RC" -eq 1
+sleep 0.05
+t0=$(date +%s%3N)
+as mk customer edit "$C" --consent no
+expect "marketing withdraws the consent" test "$RC" -eq 0
+as ss --json customer show "$C"
+w_at=$(field consent_withdrawn_at); w_by=$(field consent_withdrawn_by)
+expect "the withdrawal records when ($w_at >= $t0)" test "${w_at:-0}" -ge "$t0"
+expect "... and by whom ($w_by)" test "$w_by" = mk
+expect "... and keeps when consent had been given" test "$(field consent_at)" = "$at"
+as ss customer history "$C" consent_withdrawn_by
+expect "the withdrawal is in the record's history" contains "$OUT" "mk"
+as mk customer edit "$C" --consent-withdrawn-by someone
+expect "nobody writes the withdrawal record (rc $RC)" test "$RC" -eq 1
+# owners are sales users, on create and on every change of owner
+as mgr customer add --name "Owned" --owner sup
+expect "a support user cannot own a customer: $ERR" contains "$ERR" "'sup' is not a sales user"
+as mgr customer add --name "Owned" --owner ss
+expect "a sales user can" test "$RC" -eq 0
+O=${OUT#created customer }
+as mgr customer edit "$O" --owner mk
+expect "nor can a marketing user become its owner: $ERR" contains "$ERR" "'mk' is not a sales user"
+as mgr customer edit "$O" --owner mgr
+expect "a sales manager can" test "$RC" -eq 0
+stop_server own
 finish
