@@ -10,7 +10,8 @@
       4. resolve the caller from the ZAP identity, re-checking that the user
          still exists, holds this key and is enabled;
       5. authorization: OPF_ADMIN needs the admin role (the per-department
-         policy table plugs in here);
+         policy table plugs in here) - after the limits (quota.c: request
+         rate per user, connections per user and in total);
       6. refuse OPF_WRITE on a replica;
       7. run the handler;
       8. a request during which a scan stopped on a read error fails (and
@@ -35,6 +36,7 @@
 #include "crm_proto.h"
 #include "crm_time.h"
 #include "idem.h"
+#include "quota.h"
 
 static const struct op s_ops[] = {
 #define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
@@ -133,7 +135,12 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",
                               (int)ctx->req->op, CRM_VERSION);
-    crm_err_t rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
+    /* limits first: a user over them costs no store read */
+    crm_err_t rc = CRM_OK;
+    if (ctx->env->limits && (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id,
+                                               crm_time_mono_us(), ctx->errbuf)) != CRM_OK)
+        return rc;
+    rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
     if (rc != CRM_OK)
         return rc;
     if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {

@@ -33,6 +33,8 @@ typedef struct {
     const char *user_id;     /* the requester's ZAP identity (this request only) */
     size_t max_msg;          /* larger requests get RESOURCE_EXHAUSTED (0: no limit) */
     struct backup_job *backup; /* the backup job runner (backup.h) */
+    struct quota *limits;   /* rate and connection limits (quota.h; NULL: none) */
+    int src_fd;              /* the requester's connection (this request only; -1: unknown) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not

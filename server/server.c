@@ -45,6 +45,7 @@
 #include "dispatch.h"
 #include "feed.h"
 #include "idem.h"
+#include "quota.h"
 #include "store.h"
 #include "zap.h"
 
@@ -71,6 +72,9 @@ struct server {
     server_config_t cfg;
     void *ctx;                   /* ZeroMQ context */
     void *router;                /* CURVE ROUTER serving requests */
+    void *monitor;               /* PAIR: the ROUTER's connections accepted and gone */
+    unsigned monitors;           /* monitors made (each needs its own endpoint) */
+    quota_t *limits;            /* rate and connection limits */
     zap_t *zap;                  /* ZAP handler thread */
     store_t *store;              /* the database */
     store_group_t *group;        /* the writer's group commit */
@@ -108,6 +112,8 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_memory = 512u << 20;
     cfg->handshake_ms = 3000;
     cfg->retain_events = 10000000;
+    cfg->max_conn_per_user = 256;
+    cfg->max_conn = 4096;
 }
 
 static crm_err_t
@@ -177,6 +183,19 @@ s_router_open(server_t *self, const char *endpoint, char *errbuf)
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
     self->router = s;
+    /* connections accepted and gone, for the connection limits (quota.h) */
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://crmd-monitor-%u", self->monitors++);
+    if (zmq_socket_monitor(s, mon, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+        self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+        zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect(self->monitor, mon) != 0) {
+            zmq_close(self->monitor);
+            self->monitor = NULL;
+        }
+    }
+    if (!self->monitor)
+        crm_log(CRM_LOG_WARN, "no socket monitor: connections are not counted for the limits");
     return CRM_OK;
 }
 
@@ -225,6 +244,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
                                   cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();
     CRM_ASSERT_ALLOC(self->ctx);
+    quota_config_t lcfg = {cfg->max_rate, cfg->max_conn_per_user, cfg->max_conn};
+    self->limits = quota_new(&lcfg);
     if (cfg->fault_no_zap)
         crm_log(CRM_LOG_WARN, "fault injection: the ZAP handler is NOT started; every client "
                               "must be refused");
@@ -288,6 +309,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     dispatch_out_t out;
     env->rid = zmq_msg_data(&rid);
     env->rid_len = zmq_msg_size(&rid);
+    env->src_fd = nframes ? zmq_msg_get(&body, ZMQ_SRCFD) : -1;
     env->user_id = user_id;
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
@@ -367,6 +389,30 @@ s_commit_and_reply(server_t *self)
     self->n_pending = 0;
 }
 
+/* Apply the monitor's connection events to the limits. */
+static void
+s_read_monitor(server_t *self)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (self->monitor && zmq_msg_recv(&m, self->monitor, ZMQ_DONTWAIT) >= 0) {
+        bool more = zmq_msg_more(&m);
+        if (zmq_msg_size(&m) == 6) { /* uint16 event, uint32 value (the fd) */
+            uint16_t ev;
+            uint32_t fd;
+            memcpy(&ev, zmq_msg_data(&m), 2);
+            memcpy(&fd, (const char *)zmq_msg_data(&m) + 2, 4);
+            if (ev == ZMQ_EVENT_ACCEPTED)
+                quota_opened(self->limits, (int)fd);
+            else if (ev == ZMQ_EVENT_DISCONNECTED)
+                quota_closed(self->limits, (int)fd);
+        }
+        while (more && zmq_msg_recv(&m, self->monitor, ZMQ_DONTWAIT) >= 0) /* the address */
+            more = zmq_msg_more(&m);
+    }
+    zmq_msg_close(&m);
+}
+
 static void
 s_memory_guard(server_t *self)
 {
@@ -385,6 +431,9 @@ s_memory_guard(server_t *self)
             used >> 20, self->cfg.max_memory >> 20, self->resets);
     strcpy(endpoint, self->endpoint);
     feed_reset(self->feed); /* their connections are about to go */
+    quota_reset(self->limits);
+    zmq_close(self->monitor);
+    self->monitor = NULL;
     zmq_close(self->router);
     self->router = NULL;
     if (s_router_open(self, endpoint, errbuf) != CRM_OK)
@@ -404,7 +453,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,
                           .max_msg = self->cfg.max_msg,
-                          .backup = self->backup};
+                          .backup = self->backup,
+                          .limits = self->limits,
+                          .src_fd = -1};
     while (!*stop && self->router) {
         zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon */
@@ -417,6 +468,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */
         int64_t first_write = 0;
+        s_read_monitor(self);
         for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++) {
             if (self->n_pending == 0)
                 continue;
@@ -465,11 +517,14 @@ server_destroy(server_t **self_p)
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(self->router);
     }
+    if (self->monitor)
+        zmq_close(self->monitor);
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     backup_job_destroy(&self->backup); /* waits for a running backup: it reads the store */
     feed_destroy(&self->feed);
+    quota_destroy(&self->limits);
     store_group_destroy(&self->group);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

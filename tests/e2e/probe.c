@@ -1164,6 +1164,78 @@ s_create(char **argv)
     return rc;
 }
 
+/* ==== Limits (issue 14, item 5) ==== */
+
+/* burst ENDPOINT ENROLL N: N pings sent at once on one connection; prints
+   how many were answered OK and how many RESOURCE_EXHAUSTED. */
+static int
+s_burst(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    int n = atoi(argv[2]), ok = 0, exhausted = 0, other = 0;
+    size_t len;
+    uint8_t *ping = s_ping(&len);
+    zmq_send(s, ping, len, 0); /* the handshake first */
+    s_reply(s, 10000);
+    for (int i = 0; i < n; i++)
+        zmq_send(s, ping, len, 0);
+    for (int i = 0; i < n; i++) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 10000) <= 0)
+            break;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        Crm__Reply *r = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
+            if (r->status == 0)
+                ok++;
+            else if (r->status == CRM__ERROR_CODE__RESOURCE_EXHAUSTED && r->id == 7)
+                exhausted++;
+            else
+                other++;
+            if (r->status && exhausted + other == 1)
+                fprintf(stderr, "first refusal: %s\n", r->message);
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    printf("burst: %d sent, %d ok, %d exhausted, %d other\n", n, ok, exhausted, other);
+    free(ping);
+    zmq_close(s);
+    return 0;
+}
+
+/* conns ENDPOINT N ENROLL...: N connections for each enrollment, opened and
+   kept in that order, each sending one ping; prints each answer's status. */
+static int
+s_conns(char **argv)
+{
+    int n = atoi(argv[1]);
+    void *socks[64];
+    int k = 0;
+    char line[64 * 24] = "";
+    size_t used = 0;
+    size_t len;
+    uint8_t *ping = s_ping(&len);
+    for (char **e = argv + 2; *e && k < 64; e++) {
+        for (int i = 0; i < n && k < 64; i++, k++) {
+            socks[k] = s_connect(argv[0], *e);
+            zmq_send(socks[k], ping, len, 0);
+            int st = s_reply(socks[k], 10000);
+            used += (size_t)snprintf(line + used, sizeof line - used, " %s",
+                                     st < 0 ? "NONE" : crm_err_name(st));
+        }
+    }
+    printf("conns:%s\n", line);
+    for (int i = 0; i < k; i++)
+        zmq_close(socks[i]);
+    free(ping);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1183,6 +1255,8 @@ main(int argc, char **argv)
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
+        {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
+        {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"fillaudit", s_fillaudit, 2, "DATADIR N"},
         {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},

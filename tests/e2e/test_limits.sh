@@ -150,4 +150,34 @@ expect "nor can a marketing user become its owner: $ERR" contains "$ERR" "'mk' i
 as mgr customer edit "$O" --owner mgr
 expect "a sales manager can" test "$RC" -eq 0
 stop_server own
+# ---- item 5: limits per user and in total; everyone else is served ----
+init_data "$T/d5"
+for u in bob carol dave; do
+    "$ADMIN" user add "$u" --dept sales --role staff --data "$T/d5" --out "$T/$u.e5" >/dev/null 2>&1
+done
+start_server lim "$T/d5" --max-rate 50 --max-conn-per-user 2 --max-conn 4
+RC=0; OUT=$("$PROBE" burst "$EP_lim" "$T/bob.e5" 300 2>"$T/e" | tail -1) || RC=$?
+echo "# $OUT ($(cat "$T/e"))"
+ok=$(echo "$OUT" | awk '{print $4}'); ex=$(echo "$OUT" | awk '{print $6}')
+expect "300 pings at once, --max-rate 50: about 50 served ($ok)" test "$ok" -ge 40 -a "$ok" -le 150
+expect "... the rest refused RESOURCE_EXHAUSTED with their ids ($ex)" test "$((ok + ex))" -eq 300
+expect "... saying which limit" grep -q "over 50 a second (crmd --max-rate)" "$T/e"
+RC=0; "$CRM_BIN/crm" --config "$T/carol.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+expect "another user is served at once" test "$RC" -eq 0
+sleep 1
+RC=0; "$CRM_BIN/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+expect "bob is served again a second later" test "$RC" -eq 0
+RC=0; OUT=$("$PROBE" conns "$EP_lim" 3 "$T/bob.e5" 2>/dev/null | tail -1) || RC=$?
+expect "--max-conn-per-user 2: bob's third connection is refused ($OUT)" \
+    test "$OUT" = "conns: OK OK RESOURCE_EXHAUSTED"
+# once they are closed (the socket monitor reports it), bob connects again
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    RC=0; "$CRM_BIN/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+    [ "$RC" -eq 0 ] && break; sleep 0.2
+done
+expect "closed connections are no longer counted" test "$RC" -eq 0
+RC=0; OUT=$("$PROBE" conns "$EP_lim" 2 "$T/bob.e5" "$T/carol.e5" "$T/dave.e5" 2>/dev/null | tail -1) || RC=$?
+expect "--max-conn 4: two users hold four, the fifth connection is refused, in order ($OUT)" \
+    test "$OUT" = "conns: OK OK OK OK RESOURCE_EXHAUSTED RESOURCE_EXHAUSTED"
+stop_server lim
 finish
