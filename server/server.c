@@ -114,6 +114,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->retain_events = 10000000;
     cfg->max_conn_per_user = 256;
     cfg->max_conn = 4096;
+    cfg->io_threads = 1;
 }
 
 static crm_err_t
@@ -244,6 +245,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
                                   cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();
     CRM_ASSERT_ALLOC(self->ctx);
+    zmq_ctx_set(self->ctx, ZMQ_IO_THREADS, cfg->io_threads);
     quota_config_t lcfg = {cfg->max_rate, cfg->max_conn_per_user, cfg->max_conn};
     self->limits = quota_new(&lcfg);
     if (cfg->fault_no_zap)

@@ -36,6 +36,7 @@ typedef struct {
     uint32_t max_rate;      /* requests a second per user (0 = no limit) */
     uint32_t max_conn_per_user; /* connections per user (0 = no limit) */
     uint32_t max_conn;      /* connections in total (0 = no limit) */
+    int io_threads;         /* libzmq I/O threads: TCP and CURVE (handshakes, crypto) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "crm.pb-c.h"
@@ -1236,6 +1237,56 @@ s_conns(char **argv)
     return 0;
 }
 
+/* handshakes ENDPOINT ENROLL SECONDS RATE: CURVE handshakes with unknown,
+   fresh keys (the server's key from ENROLL), RATE a second for SECONDS; each
+   connection lives while the next 64 are opened, long enough for the server
+   to finish the handshake and refuse it. Prints how many were made. */
+static int
+s_handshakes(char **argv)
+{
+    crm_enroll_t e;
+    char errbuf[CRM_ERRBUF];
+    if (crm_enroll_load(argv[1], &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    double secs = atof(argv[2]), rate = atof(argv[3]);
+    enum { RING = 64 };
+    void *ring[RING] = {NULL};
+    long made = 0;
+    int64_t start = crm_time_mono_us(), end = start + (int64_t)(secs * 1e6);
+    while (crm_time_mono_us() < end && made < 10000000L) {
+        int64_t due = start + (int64_t)((double)made * 1e6 / rate);
+        int64_t now = crm_time_mono_us();
+        if (due > now) {
+            struct timespec ts = {0, (long)(due - now) * 1000};
+            nanosleep(&ts, NULL);
+        }
+        int slot = (int)(made % RING);
+        if (ring[slot])
+            zmq_close(ring[slot]);
+        uint8_t pub[32], sec[32];
+        crypto_box_keypair(pub, sec);
+        void *s = zmq_socket(s_ctx, ZMQ_DEALER);
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e.server_pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 32);
+        zmq_connect(s, argv[0]);
+        ring[slot] = s;
+        made++;
+    }
+    for (int i = 0; i < RING; i++)
+        if (ring[i])
+            zmq_close(ring[i]);
+    printf("handshakes: %ld with unknown keys in %.1f s (%.0f/s)\n", made,
+           (double)(crm_time_mono_us() - start) / 1e6,
+           (double)made * 1e6 / (double)(crm_time_mono_us() - start));
+    sodium_memzero(&e, sizeof e);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1257,6 +1308,7 @@ main(int argc, char **argv)
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
         {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
+        {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N"},
         {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
