@@ -44,8 +44,10 @@ audit_stage(store_group_t *g, store_t *store, const Crm__AuditEntry *entry, cons
     store_group_put(g, STORE_CF_AUDIT, tkey, sizeof tkey, packed, len);
     uint8_t ukey[AUDIT_NAME_KEY + 16], dkey[18];
     size_t ulen = s_index_keys(tkey, entry->user, (int)entry->department, ukey, dkey);
-    store_group_put(g, STORE_CF_AUDIT, ukey, ulen, packed, len);
-    store_group_put(g, STORE_CF_AUDIT, dkey, sizeof dkey, packed, len);
+    /* the by-user and by-department keys point at the time key: a few bytes
+       each, not another copy of the entry */
+    store_group_put(g, STORE_CF_AUDIT, ukey, ulen, tkey, sizeof tkey);
+    store_group_put(g, STORE_CF_AUDIT, dkey, sizeof dkey, tkey, sizeof tkey);
     if (e && num) {
         rkey[0] = 'r';
         rkey[1] = (uint8_t)e->prefix;
@@ -131,10 +133,22 @@ s_scan(store_t *store, const uint8_t *prefix, size_t plen, size_t budget,
             break;
         }
         const char *v = store_iter_value(it, &vlen);
+        store_val_t pointed = {NULL, 0};
+        if (prefix[0] == 'u' || prefix[0] == 'd') { /* an index key: the value is the time key */
+            if (vlen != 17 || (rc = store_get(store, STORE_CF_AUDIT, v, vlen, &pointed)) != CRM_OK) {
+                crm_log(CRM_LOG_ERROR, "audit: an index entry points at no entry");
+                rc = CRM_ERR_INTERNAL;
+                break;
+            }
+            v = pointed.data;
+            vlen = pointed.len;
+        }
         Crm__AuditEntry *entry = NULL;
         char errbuf[CRM_ERRBUF];
-        if (crm_proto_unpack(&crm__audit_entry__descriptor, (const uint8_t *)v, vlen,
-                             (ProtobufCMessage **)&entry, errbuf) != CRM_OK) {
+        crm_err_t urc = crm_proto_unpack(&crm__audit_entry__descriptor, (const uint8_t *)v,
+                                         vlen, (ProtobufCMessage **)&entry, errbuf);
+        store_val_release(&pointed);
+        if (urc != CRM_OK) {
             crm_log(CRM_LOG_ERROR, "audit: a stored entry is corrupt: %s", errbuf);
             rc = CRM_ERR_INTERNAL;
             break;
@@ -218,8 +232,8 @@ audit_index_upgrade(store_t *store, uint64_t *indexed, char *errbuf)
         size_t ulen = s_index_keys((const uint8_t *)k, entry->user, (int)entry->department,
                                    ukey, dkey);
         crm_proto_free((ProtobufCMessage **)&entry);
-        store_group_put(g, STORE_CF_AUDIT, ukey, ulen, v, vlen);
-        store_group_put(g, STORE_CF_AUDIT, dkey, sizeof dkey, v, vlen);
+        store_group_put(g, STORE_CF_AUDIT, ukey, ulen, k, klen);
+        store_group_put(g, STORE_CF_AUDIT, dkey, sizeof dkey, k, klen);
         (*indexed)++;
         if (++staged == BACKFILL_BATCH) {
             if ((rc = store_group_commit(g, errbuf)) != CRM_OK)

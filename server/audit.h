@@ -10,8 +10,8 @@
     change it records:
       t <be64 ms> <be64 unique>                      -> AuditEntry
       r <kind prefix> <be64 record num> <be64 ms> <be64 unique> -> AuditEntry
-      u <user name> 0x00 <be64 ms> <be64 unique>    -> AuditEntry
-      d <department> <be64 ms> <be64 unique>         -> AuditEntry
+      u <user name> 0x00 <be64 ms> <be64 unique>    -> its t key (17 bytes)
+      d <department> <be64 ms> <be64 unique>         -> its t key
     The by-user and by-department copies make "what did bob do" and a
     manager's view of the trail proportional to what they return, not to the
     whole trail (issue 14: one request must not hold the server thread).
