@@ -63,7 +63,11 @@ s_query(cli_ctx_t *ctx, Crm__Op op, Crm__AuditRequest *q, bool with_record)
             else
                 s_print_entry(ar->entries[i], with_record);
         if (!ctx->json && ar->n_entries == 0)
-            printf("no entries\n");
+            printf("no entries%s\n", ar->cut ? " among the newest the server examined" : "");
+        if (ar->cut)
+            fprintf(stderr, "crm: the server stopped after examining its limit of entries for "
+                            "one request; older entries may match: narrow it with --since or "
+                            "--user\n");
     }
     conn_reply_free(&reply);
     conn_destroy(&conn);

@@ -305,7 +305,8 @@ static bool
 s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
     return (crm_entity_flags(e, fd->name) &
-            (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) != 0;
+            (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED |
+             CRM_F_STAMPED)) != 0;
 }
 
 /* ==== Columns ==== */

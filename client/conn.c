@@ -186,21 +186,48 @@ conn_auth_failed(const conn_t *self)
     return (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0;
 }
 
-int
-conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
+/* Does OP change anything? Those requests carry an idempotency key. */
+static bool
+s_is_write(Crm__Op op)
 {
-    *reply = NULL;
+    static const Crm__Op reads[] = {
+        CRM__OP__OP_PING,       CRM__OP__OP_WHOAMI,        CRM__OP__OP_ENTITY_GET,
+        CRM__OP__OP_ENTITY_LIST, CRM__OP__OP_ENTITY_SEARCH, CRM__OP__OP_REPORT,
+        CRM__OP__OP_AUDIT_LIST, CRM__OP__OP_HISTORY,       CRM__OP__OP_WATCH,
+        CRM__OP__OP_BACKUP_CREATE, CRM__OP__OP_BACKUP_STATUS};
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        if (reads[i] == op)
+            return false;
+    return true;
+}
+
+/* One call; RESEND: send the request once more, with the same id and
+   idempotency key, if half the timeout passed without a reply (a lost
+   message, a reconnect) - the server answers a resent write with its first
+   result instead of doing it twice. */
+static int
+s_call(conn_t *self, Crm__Request *req, Crm__Reply **reply, bool resend)
+{
     req->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
     size_t len;
     uint8_t *buf = crm_proto_pack(&req->base, &len);
     int rc = zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
-    free(buf);
-    if (rc < 0)
+    if (rc < 0) {
+        free(buf);
         return s_unreachable(self);
-    int64_t deadline = crm_time_mono_us() + (int64_t)self->timeout_ms * 1000;
+    }
+    int64_t start = crm_time_mono_us();
+    int64_t deadline = start + (int64_t)self->timeout_ms * 1000;
+    int64_t resend_at = resend ? start + (int64_t)self->timeout_ms * 500 : INT64_MAX;
     for (;;) {
-        int64_t left = (deadline - crm_time_mono_us()) / 1000;
+        int64_t now = crm_time_mono_us();
+        if (now >= resend_at) {
+            zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
+            resend_at = INT64_MAX;
+        }
+        int64_t left = (deadline - now) / 1000;
         if (left <= 0) {
+            free(buf);
             s_read_events(self);
             return s_unreachable(self);
         }
@@ -210,8 +237,10 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
             continue;
         if (items[1].revents & ZMQ_POLLIN)
             s_read_events(self);
-        if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            free(buf);
             return s_unreachable(self);
+        }
         if (!(items[0].revents & ZMQ_POLLIN))
             continue;
         zmq_msg_t m;
@@ -228,6 +257,7 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
         if (prc != CRM_OK) {
             fprintf(stderr, "crm: the server sent a reply this client cannot read: %s\n",
                     errbuf);
+            free(buf);
             return EXIT_REFUSED;
         }
         if (r->id != req->id) { /* a stale reply to an earlier request */
@@ -239,6 +269,7 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
                  r->message && *r->message ? r->message : crm_err_str(r->status));
         if (r->status != CRM__ERROR_CODE__OK && self->quiet) {
             conn_reply_free(&r);
+            free(buf);
             return EXIT_REFUSED;
         }
         if (r->status != CRM__ERROR_CODE__OK) {
@@ -252,11 +283,31 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
             fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
             free(msg);
             conn_reply_free(&r);
+            free(buf);
             return EXIT_REFUSED;
         }
         *reply = r;
+        free(buf);
         return EXIT_OK;
     }
+}
+
+int
+conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
+{
+    *reply = NULL;
+    char *saved = req->idempotency_key;
+    bool keyed = s_is_write(req->op) && (!saved || !*saved);
+    char key[33];
+    if (keyed) { /* a fresh key per call: a call after a CONFLICT is a new request */
+        uint8_t raw[16];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(key, sizeof key, raw, sizeof raw);
+        req->idempotency_key = key;
+    }
+    int rc = s_call(self, req, reply, keyed || (saved && *saved));
+    req->idempotency_key = saved;
+    return rc;
 }
 
 int

@@ -259,7 +259,8 @@ entity_flags(const crm_entity_t *e, const char *sub, char out[][40])
             kebab[k - 1] = '\0'; /* --phone for phones: one value per flag */
         if (filter && crm_entity_index(e, fd->name) && !(flags & CRM_F_PARENT))
             ADD_FLAG("--%s", kebab);
-        if (!write || (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)))
+        if (!write || (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED |
+                                 CRM_F_STAMPED)))
             continue;
         ADD_FLAG("--%s", kebab);
         if (list && !strcmp(sub, "edit")) {

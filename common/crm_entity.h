@@ -41,6 +41,8 @@ enum {
     CRM_F_SALES_OWNER = 1 << 19, /* a sales user's new record is theirs unless they name another */
     CRM_F_DUPE_KEY = 1 << 20,  /* a record with an equal value is likely a duplicate (phones) */
     CRM_F_DUPE_NAME = 1 << 21, /* ... and so is one with this text and the same company */
+    CRM_F_STAMPED = 1 << 22,   /* set by the server when another field changes (the policy's
+                                  STAMP rows, server/policy.def): never by a client */
 };
 
 typedef struct {

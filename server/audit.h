@@ -10,6 +10,13 @@
     change it records:
       t <be64 ms> <be64 unique>                      -> AuditEntry
       r <kind prefix> <be64 record num> <be64 ms> <be64 unique> -> AuditEntry
+      u <user name> 0x00 <be64 ms> <be64 unique>    -> its t key (17 bytes)
+      d <department> <be64 ms> <be64 unique>         -> its t key
+    The by-user and by-department copies make "what did bob do" and a
+    manager's view of the trail proportional to what they return, not to the
+    whole trail (issue 14: one request must not hold the server thread).
+    Data dirs written before them are indexed once at start
+    (audit_index_upgrade, marked by meta "audit_index").
     Nothing is ever trimmed: history is kept as long as the records.
     =========================================================================
 */
@@ -38,5 +45,24 @@ void audit_changes_free(Crm__AuditEntry *entry);
 typedef enum { AUDIT_SKIP, AUDIT_TAKE, AUDIT_STOP } audit_verdict_t;
 crm_err_t audit_scan(store_t *store, const crm_entity_t *e, uint64_t num,
                      audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg);
+
+/* One query of the trail: record NUM of kind E if E is given, else the
+   entries of USER if given, else of DEPARTMENT if >= 0, else all of it;
+   at most BUDGET entries examined (0: no bound) - *CUT says the scan
+   stopped on the budget, not at the end. */
+typedef struct {
+    const crm_entity_t *e;
+    uint64_t num;
+    const char *user;
+    int department;
+    size_t budget;
+} audit_query_t;
+crm_err_t audit_query(store_t *store, const audit_query_t *q,
+                      audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg,
+                      bool *cut);
+
+/* Index entries written before the by-user and by-department keys existed
+   (once per data dir; a no-op afterwards). *INDEXED: how many it indexed. */
+crm_err_t audit_index_upgrade(store_t *store, uint64_t *indexed, char *errbuf);
 
 #endif

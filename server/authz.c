@@ -31,12 +31,45 @@ typedef struct {
 #define MANAGER CRM__ROLE__MANAGER
 #define ADMIN CRM__ROLE__ADMIN
 
+#define STAMP(kind, field, trigger, when, value)
+#define REFER(kind, field, dept)
 static const s_rule_t s_policy[] = {
 #define POLICY(kind, dept, role, r, c, u, d, writable, flags)                                      \
     {#kind, dept, role, {r, c, u, d}, writable, flags},
 #include "policy.def"
 #undef POLICY
 };
+#undef STAMP
+#undef REFER
+
+enum { OFF, ON };
+enum { NOW, CALLER };
+typedef struct {
+    const char *kind, *field, *trigger;
+    int when, value;
+} s_stamp_t;
+
+typedef struct {
+    const char *kind, *field;
+    int department;
+} s_refer_t;
+
+#define POLICY(kind, dept, role, r, c, u, d, writable, flags)
+#define REFER(kind, field, dept)
+static const s_stamp_t s_stamps[] = {
+#define STAMP(kind, field, trigger, when, value) {#kind, #field, #trigger, when, value},
+#include "policy.def"
+#undef STAMP
+};
+#undef REFER
+#define STAMP(kind, field, trigger, when, value)
+static const s_refer_t s_refers[] = {
+#define REFER(kind, field, dept) {#kind, #field, dept},
+#include "policy.def"
+#undef REFER
+};
+#undef STAMP
+#undef POLICY
 
 static const char *const s_actions[AUTHZ__COUNT] = {"read", "create", "update", "delete"};
 
@@ -258,4 +291,61 @@ bool
 authz_audit(const Crm__User *u, int dept)
 {
     return u->role == ADMIN || (u->role == MANAGER && (int)u->department == dept);
+}
+
+static bool
+s_flag(const ProtobufCMessage *rec, const crm_entity_t *e, const char *field)
+{
+    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
+    return rec && fd && *(const protobuf_c_boolean *)((const char *)rec + fd->offset);
+}
+
+void
+authz_stamp(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
+            ProtobufCMessage *next, int64_t now)
+{
+    for (size_t i = 0; i < sizeof s_stamps / sizeof s_stamps[0]; i++) {
+        const s_stamp_t *st = &s_stamps[i];
+        if (strcmp(st->kind, e->name))
+            continue;
+        bool was = s_flag(cur, e, st->trigger), is = s_flag(next, e, st->trigger);
+        if (was == is || is != (st->when == ON))
+            continue;
+        if (st->value == NOW)
+            crm_record_set_i64(next, st->field, now);
+        else
+            crm_record_set_str(next, st->field, u->name);
+    }
+}
+
+crm_err_t
+authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur, const ProtobufCMessage *next,
+            authz_user_fn lookup, void *arg, char *errbuf)
+{
+    for (size_t i = 0; i < sizeof s_refers / sizeof s_refers[0]; i++) {
+        const s_refer_t *r = &s_refers[i];
+        if (strcmp(r->kind, e->name))
+            continue;
+        const char *name = crm_record_get_str(next, r->field);
+        if (!*name || (cur && !strcmp(name, crm_record_get_str(cur, r->field))))
+            continue;
+        int dept = 0, role = 0;
+        crm_err_t rc = lookup(arg, name, &dept, &role);
+        if (rc == CRM_ERR_NOT_FOUND) {
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': there is no user '%.64s'", r->field, name);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+        if (rc != CRM_OK) {
+            snprintf(errbuf, CRM_ERRBUF, "cannot look up user '%.64s'", name);
+            return rc;
+        }
+        if (role != ADMIN && dept != r->department) {
+            char want[32];
+            crm_record_enum_name(&crm__department__descriptor, r->department, want, sizeof want);
+            snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.64s' is not a %s user", r->field, name,
+                     want);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+    }
+    return CRM_OK;
 }

@@ -15,6 +15,7 @@
 #define AUTHZ_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crm_entity.h"
 #include "crm_kv.h"
@@ -49,6 +50,22 @@ bool authz_hides(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessa
 bool authz_masks(const Crm__User *u, const crm_entity_t *e, const char *field);
 /* Mask one value as people are used to: 138****8000, z***@example.com. */
 void authz_mask_value(const char *field, const char *in, char *out, size_t n);
+/* The policy's STAMP rows: set the fields the server records when a field
+   changes from CUR (NULL on create) to NEXT - consent given: when; consent
+   withdrawn: when and by U - as of NOW (ms). Clients cannot send stamped
+   fields (CRM_F_STAMPED: the record handlers refuse them), so NEXT holds the
+   stored values of the ones no change triggers. */
+void authz_stamp(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
+                 ProtobufCMessage *next, int64_t now);
+/* How authz_refer() learns a named user's department and role (it does not
+   touch the store itself): CRM_OK, CRM_ERR_NOT_FOUND or a storage error. */
+typedef crm_err_t (*authz_user_fn)(void *arg, const char *name, int *department, int *role);
+/* The policy's REFER rows: a user NEXT names in such a field (set on create,
+   or changed from CUR) belongs to the row's department or is an admin.
+   INVALID_ARGUMENT naming the field otherwise. */
+crm_err_t authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur,
+                      const ProtobufCMessage *next, authz_user_fn lookup, void *arg,
+                      char *errbuf);
 /* May U read audit entries made by users of department DEPT? */
 bool authz_audit(const Crm__User *u, int dept);
 

@@ -10,7 +10,8 @@
       4. resolve the caller from the ZAP identity, re-checking that the user
          still exists, holds this key and is enabled;
       5. authorization: OPF_ADMIN needs the admin role (the per-department
-         policy table plugs in here);
+         policy table plugs in here) - after the limits (quota.c: request
+         rate per user, connections per user and in total);
       6. refuse OPF_WRITE on a replica;
       7. run the handler;
       8. a request during which a scan stopped on a read error fails (and
@@ -34,6 +35,8 @@
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_time.h"
+#include "idem.h"
+#include "quota.h"
 
 static const struct op s_ops[] = {
 #define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
@@ -134,7 +137,12 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",
                               (int)ctx->req->op, CRM_VERSION);
-    crm_err_t rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
+    /* limits first: a user over them costs no store read */
+    crm_err_t rc = CRM_OK;
+    if (ctx->env->limits && (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id,
+                                               crm_time_mono_us(), ctx->errbuf)) != CRM_OK)
+        return rc;
+    rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
     if (rc != CRM_OK)
         return rc;
     if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {
@@ -150,7 +158,39 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
     if ((op->flags & OPF_WRITE) && ctx->env->readonly)
         return dispatch_error(ctx, CRM_ERR_READONLY,
                               "this server is a read-only replica; send changes to the primary");
+    /* a write sent again under its idempotency key gets its first reply */
+    const char *key = ctx->req->idempotency_key;
+    bool keyed = (op->flags & OPF_WRITE) && key && *key;
+    uint8_t hash[32];
+    if (keyed) {
+        if (strlen(key) > IDEM_KEY_MAX)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                  "idempotency key of %zu bytes is over the limit of %d",
+                                  strlen(key), IDEM_KEY_MAX);
+        idem_hash(ctx->req, hash);
+        rc = idem_find(ctx->env->group, ctx->session.user->name, key, hash, crm_time_now_ms(),
+                       &ctx->replay, &ctx->replay_len);
+        if (rc == CRM_OK)
+            return CRM_OK;
+        if (rc == CRM_ERR_INVALID_ARGUMENT)
+            return dispatch_error(ctx, rc,
+                                  "idempotency key '%.64s' was already used for a different "
+                                  "request: use a new key for a new request",
+                                  key);
+        if (rc != CRM_ERR_NOT_FOUND)
+            return dispatch_error(ctx, rc, "cannot read idempotency key '%.64s'", key);
+    }
     rc = op->fn(ctx);
+    if (rc == CRM_OK && keyed) { /* in the same group, so in the same commit as the write */
+        Crm__Reply first = ctx->reply;
+        first.id = 0;
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&first.base, &len);
+        idem_record(ctx->env->group, ctx->session.user->name, key, hash, crm_time_now_ms(),
+                    packed, len);
+        free(packed);
+        ctx->staged = true;
+    }
     if (rc == CRM_OK && ctx->session.user->role == CRM__ROLE__ADMIN && !ctx->env->worker)
         s_audit_admin_read(ctx, op);
     return rc;
@@ -262,9 +302,23 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                     (unsigned long long)out->id, user_id ? user_id : "?", ctx.errbuf,
                     suppressed ? " (more not logged)" : "");
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
+    } else if (ctx.replay) { /* the kept first reply, under this request's id */
+        Crm__Reply *first = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, ctx.replay, ctx.replay_len,
+                             (ProtobufCMessage **)&first, errbuf) == CRM_OK) {
+            first->id = out->id;
+            packed = crm_proto_pack(&first->base, reply_len);
+            crm_proto_free((ProtobufCMessage **)&first);
+        } else {
+            packed = dispatch_error_reply(out->id, CRM_ERR_INTERNAL,
+                                          "the kept reply of this idempotency key is damaged", 0,
+                                          reply_len);
+        }
     } else {
         packed = crm_proto_pack(&ctx.reply.base, reply_len);
     }
+    free(ctx.replay);
     for (size_t i = 0; i < ctx.n_owned; i++)
         free(ctx.owned[i]);
     free(ctx.owned);

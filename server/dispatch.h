@@ -37,6 +37,8 @@ typedef struct {
     bool worker;             /* served on the worker thread (worker.h): group is NULL,
                                 reads see one snapshot; a handler computes here what it
                                 deferred on the server thread */
+    struct quota *limits;   /* rate and connection limits (quota.h; NULL: none) */
+    int src_fd;              /* the requester's connection (this request only; -1: unknown) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -62,6 +64,8 @@ typedef struct {
     bool staged;              /* a mutation was staged: reply only after the commit
                                  (dispatch_process also sees this by itself) */
     bool deferred;            /* dispatch_defer(): the worker thread answers */
+    uint8_t *replay;          /* an idempotent retry: the first reply (packed, owned) */
+    size_t replay_len;
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */

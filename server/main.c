@@ -40,6 +40,12 @@ static const char s_usage[] =
     "  --backup-dir DIR    scheduled hot backups go here (RocksDB BackupEngine, incremental)\n"
     "  --backup-every T    ... this often: e.g. 6h, 30m, 1d, 90s (needs --backup-dir)\n"
     "  --backup-keep N     ... keeping the newest N (default 0 = all)\n"
+    "  --max-rate N        requests a second per user; beyond: RESOURCE_EXHAUSTED\n"
+    "                      (default 0 = no limit)\n"
+    "  --max-conn-per-user N  connections per user whose requests are served (default 256)\n"
+    "  --max-conn N        ... and in total (default 4096; 0 = no limit)\n"
+    "  --io-threads N      libzmq I/O threads for TCP and CURVE (default 1; see\n"
+    "                      docs/LIMITS.md on handshake floods)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -84,7 +90,8 @@ int
 main(int argc, char **argv)
 {
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
-           OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP };
+           OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
+           OPT_MAX_CONN, OPT_IO_THREADS };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -98,6 +105,10 @@ main(int argc, char **argv)
         {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
         {"backup-every", required_argument, NULL, OPT_BACKUP_EVERY},
         {"backup-keep", required_argument, NULL, OPT_BACKUP_KEEP},
+        {"max-rate", required_argument, NULL, OPT_MAX_RATE},
+        {"max-conn-per-user", required_argument, NULL, OPT_MAX_CONN_USER},
+        {"max-conn", required_argument, NULL, OPT_MAX_CONN},
+        {"io-threads", required_argument, NULL, OPT_IO_THREADS},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -186,6 +197,28 @@ main(int argc, char **argv)
             if (s_parse_size(optarg, "--backup-keep", &mib) != 0)
                 return 2;
             cfg.backup_keep = (uint32_t)mib;
+            break;
+        case OPT_MAX_RATE:
+        case OPT_MAX_CONN_USER:
+        case OPT_MAX_CONN: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || v > 100000000UL) {
+                fprintf(stderr, "crmd: %s needs a number (0 = no limit), not '%s'\n",
+                        c == OPT_MAX_RATE ? "--max-rate"
+                        : c == OPT_MAX_CONN ? "--max-conn" : "--max-conn-per-user", optarg);
+                return 2;
+            }
+            *(c == OPT_MAX_RATE ? &cfg.max_rate
+              : c == OPT_MAX_CONN ? &cfg.max_conn : &cfg.max_conn_per_user) = (uint32_t)v;
+            break;
+        }
+        case OPT_IO_THREADS:
+            if (s_parse_size(optarg, "--io-threads", &mib) != 0 || mib > 64) {
+                fprintf(stderr, "crmd: --io-threads needs 1 to 64\n");
+                return 2;
+            }
+            cfg.io_threads = (int)mib;
             break;
         case 'h':
             fputs(s_usage, stdout);

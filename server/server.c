@@ -41,10 +41,13 @@
 #include "crm_log.h"
 #include "crm_mem.h"
 #include "crm_time.h"
+#include "audit.h"
 #include "backup.h"
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
+#include "idem.h"
+#include "quota.h"
 #include "store.h"
 #include "worker.h"
 #include "zap.h"
@@ -75,6 +78,9 @@ struct server {
     server_config_t cfg;
     void *ctx;                   /* ZeroMQ context */
     void *router;                /* CURVE ROUTER serving requests */
+    void *monitor;               /* PAIR: the ROUTER's connections accepted and gone */
+    unsigned monitors;           /* monitors made (each needs its own endpoint) */
+    quota_t *limits;            /* rate and connection limits */
     zap_t *zap;                  /* ZAP handler thread */
     store_t *store;              /* the database */
     store_group_t *group;        /* the writer's group commit */
@@ -82,6 +88,7 @@ struct server {
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     worker_t *worker;            /* long reads on a helper thread (worker.c), while running */
     int64_t trim_next_us;        /* next change-log retention pass */
+    int64_t idem_next_us;        /* next pass over expired idempotency keys */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
     char endpoint[256];          /* bound endpoint, real port */
@@ -112,6 +119,9 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_memory = 512u << 20;
     cfg->handshake_ms = 3000;
     cfg->retain_events = 10000000;
+    cfg->max_conn_per_user = 256;
+    cfg->max_conn = 4096;
+    cfg->io_threads = 1;
 }
 
 static crm_err_t
@@ -181,6 +191,19 @@ s_router_open(server_t *self, const char *endpoint, char *errbuf)
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
     self->router = s;
+    /* connections accepted and gone, for the connection limits (quota.h) */
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://crmd-monitor-%u", self->monitors++);
+    if (zmq_socket_monitor(s, mon, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+        self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+        zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect(self->monitor, mon) != 0) {
+            zmq_close(self->monitor);
+            self->monitor = NULL;
+        }
+    }
+    if (!self->monitor)
+        crm_log(CRM_LOG_WARN, "no socket monitor: connections are not counted for the limits");
     return CRM_OK;
 }
 
@@ -203,6 +226,12 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
+    uint64_t indexed = 0;
+    if ((rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
+        goto cleanup;
+    if (indexed)
+        crm_log(CRM_LOG_INFO, "audit: indexed %llu entries of an older data dir by user and "
+                              "department (once)", (unsigned long long)indexed);
     value_rules_defaults(&self->rules);
     if (cfg->rules_path)
         rc = value_rules_load(&self->rules, cfg->rules_path, true, errbuf);
@@ -223,6 +252,9 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
                                   cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();
     CRM_ASSERT_ALLOC(self->ctx);
+    zmq_ctx_set(self->ctx, ZMQ_IO_THREADS, cfg->io_threads);
+    quota_config_t lcfg = {cfg->max_rate, cfg->max_conn_per_user, cfg->max_conn};
+    self->limits = quota_new(&lcfg);
     if (cfg->fault_no_zap)
         crm_log(CRM_LOG_WARN, "fault injection: the ZAP handler is NOT started; every client "
                               "must be refused");
@@ -308,6 +340,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     dispatch_out_t out;
     env->rid = zmq_msg_data(&rid);
     env->rid_len = zmq_msg_size(&rid);
+    env->src_fd = nframes ? zmq_msg_get(&body, ZMQ_SRCFD) : -1;
     env->user_id = user_id;
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
@@ -409,6 +442,30 @@ s_commit_and_reply(server_t *self)
     self->n_pending = 0;
 }
 
+/* Apply the monitor's connection events to the limits. */
+static void
+s_read_monitor(server_t *self)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (self->monitor && zmq_msg_recv(&m, self->monitor, ZMQ_DONTWAIT) >= 0) {
+        bool more = zmq_msg_more(&m);
+        if (zmq_msg_size(&m) == 6) { /* uint16 event, uint32 value (the fd) */
+            uint16_t ev;
+            uint32_t fd;
+            memcpy(&ev, zmq_msg_data(&m), 2);
+            memcpy(&fd, (const char *)zmq_msg_data(&m) + 2, 4);
+            if (ev == ZMQ_EVENT_ACCEPTED)
+                quota_opened(self->limits, (int)fd);
+            else if (ev == ZMQ_EVENT_DISCONNECTED)
+                quota_closed(self->limits, (int)fd);
+        }
+        while (more && zmq_msg_recv(&m, self->monitor, ZMQ_DONTWAIT) >= 0) /* the address */
+            more = zmq_msg_more(&m);
+    }
+    zmq_msg_close(&m);
+}
+
 static void
 s_memory_guard(server_t *self)
 {
@@ -427,6 +484,9 @@ s_memory_guard(server_t *self)
             used >> 20, self->cfg.max_memory >> 20, self->resets);
     strcpy(endpoint, self->endpoint);
     feed_reset(self->feed); /* their connections are about to go */
+    quota_reset(self->limits);
+    zmq_close(self->monitor);
+    self->monitor = NULL;
     zmq_close(self->router);
     self->router = NULL;
     if (s_router_open(self, endpoint, errbuf) != CRM_OK)
@@ -447,7 +507,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .fault_no_derive = self->cfg.fault_no_derive,
                           .fault_slow_report = self->cfg.fault_slow_report,
                           .max_msg = self->cfg.max_msg,
-                          .backup = self->backup};
+                          .backup = self->backup,
+                          .limits = self->limits,
+                          .src_fd = -1};
     char werr[CRM_ERRBUF];
     if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
         crm_log(CRM_LOG_ERROR, "%s", werr);
@@ -469,6 +531,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */
         int64_t first_write = 0;
+        s_read_monitor(self);
         for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++) {
             if (self->n_pending == 0)
                 continue;
@@ -481,6 +544,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             }
         }
         s_sweep(self, &env);
+        if (crm_time_mono_us() >= self->idem_next_us) { /* committed with the turn */
+            idem_expire(self->store, self->group, crm_time_now_ms(), 500);
+            self->idem_next_us = crm_time_mono_us() + 1000000;
+        }
         s_commit_and_reply(self);
         int64_t now = crm_time_mono_us();
         if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
@@ -519,11 +586,14 @@ server_destroy(server_t **self_p)
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(self->router);
     }
+    if (self->monitor)
+        zmq_close(self->monitor);
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     backup_job_destroy(&self->backup); /* waits for a running backup: it reads the store */
     feed_destroy(&self->feed);
+    quota_destroy(&self->limits);
     store_group_destroy(&self->group);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -34,6 +34,10 @@ typedef struct {
     const char *backup_dir; /* scheduled backups go here (NULL = none) */
     int64_t backup_every_ms; /* ... this often (0 = never) */
     uint32_t backup_keep;   /* ... keeping the newest N (0 = all) */
+    uint32_t max_rate;      /* requests a second per user (0 = no limit) */
+    uint32_t max_conn_per_user; /* connections per user (0 = no limit) */
+    uint32_t max_conn;      /* connections in total (0 = no limit) */
+    int io_threads;         /* libzmq I/O threads: TCP and CURVE (handshakes, crypto) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -96,6 +96,8 @@ worker_new(void *zctx, const dispatch_env_t *env, worker_t **out, char *errbuf)
     self->env.group = NULL;
     self->env.feed = NULL;
     self->env.backup = NULL;
+    self->env.limits = NULL; /* counted when the server thread took the request */
+    self->env.src_fd = -1;
     self->env.worker = true;
     self->env.log_rl = &self->log_rl;
     self->todo_tail = &self->todo;

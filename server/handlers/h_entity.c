@@ -120,7 +120,22 @@ static bool
 s_server_set(const crm_entity_t *e, const char *field)
 {
     return (crm_entity_flags(e, field) &
-            (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED)) != 0;
+            (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED | CRM_F_STAMPED)) !=
+           0;
+}
+
+/* authz_refer()'s view of the users: USER's department and role. */
+static crm_err_t
+s_user_dept(void *arg, const char *name, int *department, int *role)
+{
+    Crm__User *u = NULL;
+    crm_err_t rc = users_get_by_name(arg, name, &u);
+    if (rc == CRM_OK) {
+        *department = (int)u->department;
+        *role = (int)u->role;
+    }
+    users_free(&u);
+    return rc;
 }
 
 /* Checks that need the store: the parent exists, named users exist. */
@@ -194,13 +209,11 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
         if ((r->flags & CRM_F_SALES_OWNER) && caller->department == CRM__DEPARTMENT__SALES &&
             !*crm_record_get_str(rec, r->field))
             crm_record_set_str(rec, r->field, caller->name);
-    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
-    const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
-    if (consent && consent_at && crm_record_is_set(rec, crm_record_field(e->desc, consent)) &&
-        !crm_record_get_i64(rec, consent_at))
-        crm_record_set_i64(rec, consent_at, dc.now);
+    /* the policy's stamps (consent given: when) and named users' departments */
+    authz_stamp(caller, e, NULL, rec, dc.now);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK ||
-        (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK)
+        (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_refer(e, NULL, rec, s_user_dept, ctx->env->store, ctx->errbuf)) != CRM_OK)
         return rc;
     return authz_record(caller, e, AUTHZ_CREATE, NULL, rec, NULL, 0, ctx->errbuf);
 }
@@ -589,20 +602,11 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     *changed_out = false;
     for (size_t i = 0; patch && i < nfields; i++)
         crm_record_swap(cur, patch, crm_record_field(e->desc, fields[i]));
-    /* consent changed and no time given: now */
-    const char *consent = crm_entity_field_with(e, CRM_F_CONSENT);
-    const char *consent_at = crm_entity_field_with(e, CRM_F_CONSENT_AT);
-    if (consent && consent_at) {
-        char *a = crm_record_format(old, crm_record_field(e->desc, consent), false, false);
-        char *b = crm_record_format(cur, crm_record_field(e->desc, consent), false, false);
-        if (strcmp(a, b) &&
-            crm_record_get_i64(cur, consent_at) == crm_record_get_i64(old, consent_at))
-            crm_record_set_i64(cur, consent_at, dc.now);
-        free(a);
-        free(b);
-    }
+    /* the policy's stamps: consent given (when), withdrawn (when, by whom) */
+    authz_stamp(ctx->session.user, e, old, cur, dc.now);
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
         (rc = derive_prepare(&dc, e, old, cur, fields, nfields, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_refer(e, old, cur, s_user_dept, ctx->env->store, ctx->errbuf)) != CRM_OK ||
         (rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, fields, nfields,
                            ctx->errbuf)) != CRM_OK ||
         (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
@@ -1733,7 +1737,7 @@ s_combine(const crm_entity_t *e, ProtobufCMessage *next, const ProtobufCMessage 
         /* consent is the kept customer's own: another record's consent does not
            unmask this one's data */
         if (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
-                                             CRM_F_CONSENT_AT | CRM_F_CONSENT_BY))
+                                             CRM_F_CONSENT_AT | CRM_F_CONSENT_BY | CRM_F_STAMPED))
             continue;
         if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
             for (size_t k = 0; k < crm_record_count(other, fd); k++)
@@ -1840,7 +1844,8 @@ h_merge(req_ctx_t *ctx)
             named = named || !strcmp(r->take[i]->value, r->others[j]);
         if (!fd ||
             (crm_entity_flags(ce, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
-                                               CRM_F_CONSENT_AT | CRM_F_CONSENT_BY)) ||
+                                               CRM_F_CONSENT_AT | CRM_F_CONSENT_BY |
+                                               CRM_F_STAMPED)) ||
             !named)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "--take '%.40s=%.40s': name a field (not consent) and one of "

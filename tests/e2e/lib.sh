@@ -54,7 +54,8 @@ init_data() {
         cat "$T/init.out"; fail "crm-admin init $1"; finish; }
 }
 
-# start_server NAME DATADIR [crmd options...]: sets EP_<NAME> and PID_<NAME>
+# start_server NAME DATADIR [crmd options...]: sets EP_<NAME> and PID_<NAME>; waits up to
+# START_WAIT seconds (default 10) for READY
 start_server() {
     local name=$1 data=$2; shift 2
     "$CRM_BIN/crmd" --data "$data" --listen 'tcp://127.0.0.1:*' "$@" \
@@ -62,7 +63,7 @@ start_server() {
     local pid=$!
     SERVER_PIDS+=("$pid")
     local i
-    for i in $(seq 1 200); do
+    for i in $(seq 1 $((${START_WAIT:-10} * 20))); do
         if grep -q '^READY ' "$T/$name.out" 2>/dev/null; then
             printf -v "EP_$name" '%s' "$(awk '/^READY /{print $2}' "$T/$name.out")"
             printf -v "PID_$name" '%s' "$pid"

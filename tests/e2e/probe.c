@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "crm.pb-c.h"
@@ -1003,6 +1004,289 @@ s_forge(char **argv)
     return 0;
 }
 
+/* ==== Bounded audit queries (issue 14, item 1) ==== */
+
+#include "store.h"
+
+/* fillaudit DATADIR N: N audit entries in a stopped data dir, written as a
+   data dir of an older OneView held them - by time only, no by-user or
+   by-department copies (crmd indexes them once at start). Every 1000th is by
+   'salesguy' (sales), the rest by 'busy' (support). */
+static int
+s_fillaudit(char **argv)
+{
+    store_t *store = NULL;
+    char errbuf[CRM_ERRBUF];
+    long n = atol(argv[1]);
+    if (store_open(argv[0], 0, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    store_group_t *g = store_group_new(store);
+    store_group_delete(g, STORE_CF_META, "audit_index", 11);
+    int64_t t0 = crm_time_now_ms() - n; /* one a millisecond, up to now */
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        bool sales = i % 1000 == 999;
+        Crm__AuditEntry e = CRM__AUDIT_ENTRY__INIT;
+        e.time = t0 + i;
+        e.user = (char *)(sales ? "salesguy" : "busy");
+        e.department = sales ? CRM__DEPARTMENT__SALES : CRM__DEPARTMENT__SUPPORT;
+        e.role = CRM__ROLE__STAFF;
+        e.action = (char *)"update";
+        e.kind = (char *)"customer";
+        e.id = (char *)"c1";
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&e.base, &len), key[17];
+        key[0] = 't';
+        store_put_be64(key + 1, (uint64_t)e.time);
+        store_put_be64(key + 9, store_next_unique(store));
+        store_group_put(g, STORE_CF_AUDIT, key, sizeof key, packed, len);
+        free(packed);
+        if (i % 10000 == 9999 && store_group_commit(g, errbuf) != CRM_OK)
+            rc = 1;
+    }
+    if (rc == 0 && store_group_commit(g, errbuf) != CRM_OK)
+        rc = 1;
+    if (rc)
+        fprintf(stderr, "probe: %s\n", errbuf);
+    store_group_destroy(&g);
+    store_destroy(&store);
+    printf("fillaudit: %ld entries\n", n);
+    return rc;
+}
+
+/* auditunder ENDPOINT ENROLL_AUDIT ENROLL_PING USER ROUNDS: one connection
+   asks for the audit trail (of USER; "-" for no user filter), the other
+   pings right behind it; prints what the query found and the slowest ping. */
+static int
+s_auditunder(char **argv)
+{
+    void *q = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[2]);
+    const char *user = strcmp(argv[3], "-") ? argv[3] : "";
+    int rounds = atoi(argv[4]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__AuditRequest ar = CRM__AUDIT_REQUEST__INIT;
+    req.id = 9;
+    req.op = CRM__OP__OP_AUDIT_LIST;
+    req.body_case = CRM__REQUEST__BODY_AUDIT;
+    req.audit = &ar;
+    ar.user = (char *)user;
+    ar.limit = 1000;
+    size_t len, plen;
+    uint8_t *frame = crm_proto_pack(&req.base, &len), *ping = s_ping(&plen);
+    zmq_send(pinger, ping, plen, 0); /* handshakes first */
+    s_reply(pinger, 10000);
+    zmq_send(q, ping, plen, 0);
+    s_reply(q, 10000);
+    double worst = 0, qworst = 0;
+    size_t entries = 0;
+    int cut = -1, bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        zmq_send(q, frame, len, 0);
+        int64_t t0 = crm_time_mono_us();
+        zmq_send(pinger, ping, plen, 0);
+        int st = s_reply(pinger, 10000);
+        double ms = st != 0 ? 1e9 : (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (ms > worst)
+            worst = ms;
+        zmq_pollitem_t it = {q, 0, ZMQ_POLLIN, 0};
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        Crm__Reply *rep = NULL;
+        char errbuf[CRM_ERRBUF];
+        int got = zmq_poll(&it, 1, 20000) > 0 && zmq_msg_recv(&m, q, 0) >= 0;
+        double qms = (double)(crm_time_mono_us() - t0) / 1000.0;
+        if (qms > qworst)
+            qworst = qms;
+        if (got &&
+            crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&rep, errbuf) == CRM_OK &&
+            rep->status == 0 && rep->body_case == CRM__REPLY__BODY_AUDIT) {
+            entries = rep->audit->n_entries;
+            cut = rep->audit->cut;
+        } else {
+            bad++;
+        }
+        crm_proto_free((ProtobufCMessage **)&rep);
+        zmq_msg_close(&m);
+    }
+    printf("auditunder: user '%s': %zu entries, cut %d, %d failed; slowest query %.1f ms; "
+           "slowest ping %.1f ms\n",
+           user, entries, cut, bad, qworst, worst);
+    free(frame);
+    free(ping);
+    zmq_close(q);
+    zmq_close(pinger);
+    return bad ? 1 : 0;
+}
+
+/* create ENDPOINT ENROLL KEY NAME: one customer create with idempotency key
+   KEY ("-": none); prints "created ID" or the refusal. Run twice with one key,
+   it must print the same id (issue 14, item 6). */
+static int
+s_create(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", argv[3]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = (uint64_t)crm_time_now_us(); /* a different id each run: a resend may have one */
+    req.op = CRM__OP__OP_ENTITY_CREATE;
+    req.idempotency_key = (char *)(strcmp(argv[2], "-") ? argv[2] : "");
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.allow_duplicate = true;
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    Crm__Reply *r = s_call(s, &req);
+    free(er.record.data);
+    int rc = 1;
+    if (!r) {
+        printf("no reply\n");
+    } else if (r->status != 0) {
+        printf("refused %s: %s\n", crm_err_name(r->status), r->message);
+    } else if (r->body_case == CRM__REPLY__BODY_ENTITY && r->entity->n_records == 1 &&
+               r->id == req.id) {
+        ProtobufCMessage *got = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                             &got, errbuf) == CRM_OK) {
+            printf("created %s\n", crm_record_get_str(got, "id"));
+            rc = 0;
+        }
+        crm_proto_free(&got);
+    }
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_close(s);
+    return rc;
+}
+
+/* ==== Limits (issue 14, item 5) ==== */
+
+/* burst ENDPOINT ENROLL N: N pings sent at once on one connection; prints
+   how many were answered OK and how many RESOURCE_EXHAUSTED. */
+static int
+s_burst(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    int n = atoi(argv[2]), ok = 0, exhausted = 0, other = 0;
+    size_t len;
+    uint8_t *ping = s_ping(&len);
+    zmq_send(s, ping, len, 0); /* the handshake first */
+    s_reply(s, 10000);
+    for (int i = 0; i < n; i++)
+        zmq_send(s, ping, len, 0);
+    for (int i = 0; i < n; i++) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 10000) <= 0)
+            break;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        Crm__Reply *r = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
+            if (r->status == 0)
+                ok++;
+            else if (r->status == CRM__ERROR_CODE__RESOURCE_EXHAUSTED && r->id == 7)
+                exhausted++;
+            else
+                other++;
+            if (r->status && exhausted + other == 1)
+                fprintf(stderr, "first refusal: %s\n", r->message);
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    printf("burst: %d sent, %d ok, %d exhausted, %d other\n", n, ok, exhausted, other);
+    free(ping);
+    zmq_close(s);
+    return 0;
+}
+
+/* conns ENDPOINT N ENROLL...: N connections for each enrollment, opened and
+   kept in that order, each sending one ping; prints each answer's status. */
+static int
+s_conns(char **argv)
+{
+    int n = atoi(argv[1]);
+    void *socks[64];
+    int k = 0;
+    char line[64 * 24] = "";
+    size_t used = 0;
+    size_t len;
+    uint8_t *ping = s_ping(&len);
+    for (char **e = argv + 2; *e && k < 64; e++) {
+        for (int i = 0; i < n && k < 64; i++, k++) {
+            socks[k] = s_connect(argv[0], *e);
+            zmq_send(socks[k], ping, len, 0);
+            int st = s_reply(socks[k], 10000);
+            used += (size_t)snprintf(line + used, sizeof line - used, " %s",
+                                     st < 0 ? "NONE" : crm_err_name(st));
+        }
+    }
+    printf("conns:%s\n", line);
+    for (int i = 0; i < k; i++)
+        zmq_close(socks[i]);
+    free(ping);
+    return 0;
+}
+
+/* handshakes ENDPOINT ENROLL SECONDS RATE: CURVE handshakes with unknown,
+   fresh keys (the server's key from ENROLL), RATE a second for SECONDS; each
+   connection lives while the next 64 are opened, long enough for the server
+   to finish the handshake and refuse it. Prints how many were made. */
+static int
+s_handshakes(char **argv)
+{
+    crm_enroll_t e;
+    char errbuf[CRM_ERRBUF];
+    if (crm_enroll_load(argv[1], &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "probe: %s\n", errbuf);
+        return 2;
+    }
+    double secs = atof(argv[2]), rate = atof(argv[3]);
+    enum { RING = 64 };
+    void *ring[RING] = {NULL};
+    long made = 0;
+    int64_t start = crm_time_mono_us(), end = start + (int64_t)(secs * 1e6);
+    while (crm_time_mono_us() < end && made < 10000000L) {
+        int64_t due = start + (int64_t)((double)made * 1e6 / rate);
+        int64_t now = crm_time_mono_us();
+        if (due > now) {
+            struct timespec ts = {0, (long)(due - now) * 1000};
+            nanosleep(&ts, NULL);
+        }
+        int slot = (int)(made % RING);
+        if (ring[slot])
+            zmq_close(ring[slot]);
+        uint8_t pub[32], sec[32];
+        crypto_box_keypair(pub, sec);
+        void *s = zmq_socket(s_ctx, ZMQ_DEALER);
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, e.server_pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 32);
+        zmq_connect(s, argv[0]);
+        ring[slot] = s;
+        made++;
+    }
+    for (int i = 0; i < RING; i++)
+        if (ring[i])
+            zmq_close(ring[i]);
+    printf("handshakes: %ld with unknown keys in %.1f s (%.0f/s)\n", made,
+           (double)(crm_time_mono_us() - start) / 1e6,
+           (double)made * 1e6 / (double)(crm_time_mono_us() - start));
+    sodium_memzero(&e, sizeof e);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1021,6 +1305,12 @@ main(int argc, char **argv)
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
+        {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
+        {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
+        {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
+        {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
+        {"fillaudit", s_fillaudit, 2, "DATADIR N"},
+        {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},

@@ -56,6 +56,7 @@ expect "a quoted newline survives in a multi-line field (CRLF read as LF)" conta
 # round trip: export A, import into a fresh B, export B: the same customers
 c "${A[@]}" export --csv --out "$T/a.csv"
 expect "export to a file" contains "$OUT" "exported 4 customer records"
+TB=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 c "${B[@]}" import "$T/a.csv"
 expect "the export imports cleanly" test "$RC" -eq 0
 c "${B[@]}" export --csv --out "$T/b.csv"
@@ -64,7 +65,10 @@ import csv, sys
 skip = {"id", "version", "created_at", "updated_at", "created_by", "updated_by",
         # derived from orders and activities, which this round trip leaves behind
         "order_count", "total_spend", "avg_order_value", "first_order_at", "last_order_at",
-        "order_interval_days", "last_contact_at"}
+        "order_interval_days", "last_contact_at",
+        # set by the server when consent is given: an import cannot carry it (SPEC §3, no
+        # backdating; checked on its own below)
+        "consent_at"}
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 for r in rows:
     print(sorted((k, v) for k, v in r.items() if k not in skip))
@@ -72,6 +76,15 @@ PY
 }
 expect "CSV round trip gives the same customers" test "$(strip "$T/a.csv")" = "$(strip "$T/b.csv")"
 expect "the round trip is not empty" test "$(strip "$T/a.csv" | wc -l)" -eq 4
+# consent times are the server's: the file's 2026-01-05 was not taken, and the re-import got
+# its own time, not the exported one
+consent_at() { python3 -c '
+import csv, sys
+print(next(r["consent_at"] for r in csv.DictReader(open(sys.argv[1], newline="")) if r["consent"] == "true"))' "$1"; }
+expect "the imported file's consent time was not taken ($(consent_at "$T/a.csv"))" \
+    test "$(consent_at "$T/a.csv")" != "2026-01-05T00:00:00Z"
+expect "a consent time is the server's own on every import ($(consent_at "$T/b.csv") >= $TB)" \
+    test ! "$(consent_at "$T/b.csv")" '<' "$TB"
 
 c "${A[@]}" export --jsonl --out "$T/a.jsonl"
 init_data "$T/c"
