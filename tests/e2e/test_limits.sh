@@ -114,7 +114,13 @@ start_server own "$T/d7"
 as() { local who=$1; shift; RC=0
     "$CRM_BIN/crm" --config "$T/$who.e7" --server "$EP_own" "$@" >"$T/o" 2>"$T/e" || RC=$?
     OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)["record"].get(sys.argv[1], ""))' "$1" <"$T/o"; }
+# a field of the record in $T/o; --json times are RFC 3339 strings (issue 12): read as ms
+field() { python3 -c '
+import datetime, json, re, sys
+v = json.load(sys.stdin)["record"].get(sys.argv[1], "")
+if isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", v):
+    v = round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+print("" if v is None else v)' "$1" <"$T/o"; }
 as mk customer add --name "Backdated" --consent yes --consent-channel wechat --consent-at 2020-01-01T00:00:00Z
 expect "a client cannot give the consent time (rc $RC): $ERR" test "$RC" -eq 1
 expect "... the refusal names the field" contains "$ERR" "consent_at"
