@@ -566,7 +566,20 @@ records_query_group(store_t *store, store_group_t *g, const crm_entity_t *e,
                     uint64_t *ids, size_t *count, bool *more,
                     bool (*match)(const ProtobufCMessage *, const void *), const void *arg)
 {
+    return records_query_budget(store, g, e, terms, n, after, limit, UINT64_MAX, ids, count,
+                                more, NULL, match, arg);
+}
+
+crm_err_t
+records_query_budget(store_t *store, store_group_t *g, const crm_entity_t *e,
+                     const records_term_t *terms, size_t n, uint64_t after, size_t limit,
+                     uint64_t budget, uint64_t *ids, size_t *count, bool *more, uint64_t *last,
+                     bool (*match)(const ProtobufCMessage *, const void *), const void *arg)
+{
     crm_err_t rc = CRM_OK;
+    uint64_t examined = 0;
+    if (last)
+        *last = 0;
     store_iter_t *its[RECORDS_MAX_TERMS] = {NULL};
     records_term_t all = {NULL, 0};
     char prefix[1] = {e->prefix};
@@ -607,6 +620,12 @@ records_query_group(store_t *store, store_group_t *g, const crm_entity_t *e,
         if (target == 0)
             break;
         if (match) {
+            if (examined++ == budget) { /* every number below TARGET is decided */
+                *more = true;
+                if (last)
+                    *last = target - 1;
+                break;
+            }
             ProtobufCMessage *rec = NULL;
             rc = g ? records_group_get(g, e, target, &rec) : records_get(store, e, target, &rec);
             bool ok = rc == CRM_OK && match(rec, arg);

@@ -80,6 +80,16 @@ crm_err_t records_query_group(store_t *store, store_group_t *g, const crm_entity
                               size_t limit, uint64_t *ids, size_t *count, bool *more,
                               bool (*match)(const ProtobufCMessage *, const void *),
                               const void *arg);
+/* As records_query_group, reading at most BUDGET candidates to check with
+   MATCH: when the budget runs out first, *more is true and *last gets the
+   number up to which every candidate was decided - the cursor to go on from
+   (0 when the page ended otherwise: go on after the last id returned). */
+crm_err_t records_query_budget(store_t *store, store_group_t *g, const crm_entity_t *e,
+                               const records_term_t *terms, size_t n, uint64_t after,
+                               size_t limit, uint64_t budget, uint64_t *ids, size_t *count,
+                               bool *more, uint64_t *last,
+                               bool (*match)(const ProtobufCMessage *, const void *),
+                               const void *arg);
 /* Children of PARENT_ID through E's CRM_IDX_PARENT index, newest first, after
    the child AFTER (0 = from the start). With G, staged writes count too. */
 crm_err_t records_children(store_t *store, store_group_t *g, const crm_entity_t *e,

@@ -26,6 +26,7 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
+#define LIST_SCAN_BUDGET 2000 /* records one list page may read to check them (a few ms) */
 #define IMPORT_MAX 1000
 #define RANGE_MAX 100000 /* ids one indexed range may select */
 #define PARTS_MAX 5000   /* records one change may carry (a delete with its activities, a merge) */
@@ -880,8 +881,11 @@ cleanup:
 }
 
 /* Fill the reply with the records IDS (committed data). */
+/* A page of records: IDS, then (with MORE) the cursor - LAST if the page was
+   cut by the scan budget, else the last id. */
 static crm_err_t
-s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n, bool more)
+s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n, bool more,
+            uint64_t last)
 {
     s_reply_record(ctx, e, NULL);
     for (size_t i = 0; i < n; i++) {
@@ -897,9 +901,9 @@ s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n
             s_reply_record(ctx, e, rec);
         crm_proto_free(&rec);
     }
-    if (more && n) {
+    if (more && (n || last)) {
         char *next = dispatch_own(ctx, malloc(24));
-        crm_entity_format_id(e, ids[n - 1], next);
+        crm_entity_format_id(e, last > (n ? ids[n - 1] : 0) ? last : ids[n - 1], next);
         ctx->body.entity.next_after = next;
     }
     return CRM_OK;
@@ -1285,7 +1289,7 @@ h_entity_list(req_ctx_t *ctx)
                               &more);
         if (rc != CRM_OK)
             return dispatch_error(ctx, rc, "cannot list: bad cursor or storage failure");
-        return s_reply_ids(ctx, e, ids, n, more);
+        return s_reply_ids(ctx, e, ids, n, more, 0);
     }
     s_checks_t checks;
     memset(&checks, 0, sizeof checks);
@@ -1372,10 +1376,17 @@ h_entity_list(req_ctx_t *ctx)
         }
         goto cleanup;
     }
+    uint64_t last = 0; /* a page cut by the scan budget goes on after this */
     if (checks.has_set && nterms == 0) { /* page through the range's ids */
+        size_t examined = 0;
         for (size_t i = 0; i < checks.nset && !more; i++) {
             if (checks.set[i] <= after)
                 continue;
+            if (examined++ == LIST_SCAN_BUDGET) {
+                more = true;
+                last = checks.set[i] - 1;
+                break;
+            }
             ProtobufCMessage *rec = NULL;
             if (records_get(ctx->env->store, e, checks.set[i], &rec) == CRM_OK &&
                 s_check(rec, &checks)) {
@@ -1386,15 +1397,16 @@ h_entity_list(req_ctx_t *ctx)
             }
             crm_proto_free(&rec);
         }
-    } else {
-        rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more,
-                           checks.consent || checks.n || checks.has_set || checks.nviews
-                               ? s_check
-                               : NULL,
-                           &checks);
+    } else { /* records checked one by one: at most LIST_SCAN_BUDGET per page */
+        rc = records_query_budget(ctx->env->store, NULL, e, terms, nterms, after, limit,
+                                  LIST_SCAN_BUDGET, ids, &n, &more, &last,
+                                  checks.consent || checks.n || checks.has_set || checks.nviews
+                                      ? s_check
+                                      : NULL,
+                                  &checks);
     }
     if (rc == CRM_OK)
-        rc = s_reply_ids(ctx, e, ids, n, more);
+        rc = s_reply_ids(ctx, e, ids, n, more, last);
     else
         dispatch_error(ctx, rc, "cannot list %s records", e->name);
 cleanup:
@@ -1456,10 +1468,11 @@ h_entity_search(req_ctx_t *ctx)
         match = s_consented; /* a masked phone or e-mail must not be found */
         arg = e;
     }
-    rc = records_query(ctx->env->store, e, terms, nterms, after, limit, ids, &n, &more, match,
-                       arg);
+    uint64_t last = 0;
+    rc = records_query_budget(ctx->env->store, NULL, e, terms, nterms, after, limit,
+                              LIST_SCAN_BUDGET, ids, &n, &more, &last, match, arg);
     if (rc == CRM_OK)
-        rc = s_reply_ids(ctx, e, ids, n, more);
+        rc = s_reply_ids(ctx, e, ids, n, more, last);
     else
         dispatch_error(ctx, rc, "cannot search %s records", e->name);
 cleanup:
