@@ -56,6 +56,11 @@ s_pipeline(req_ctx_t *ctx, const Crm__ReportRequest *r)
             rc = records_term(de, "owner", !strcmp(v, "me") ? u->name : v, &terms[nterms++],
                               ctx->errbuf);
     }
+    if (rc == CRM_OK && !ctx->env->worker) { /* the deals are read on the worker thread */
+        for (size_t i = 0; i < nterms; i++)
+            records_term_release(&terms[i]);
+        return dispatch_defer(ctx);
+    }
     const ProtobufCEnumDescriptor *ed = &crm__deal_stage__descriptor;
     size_t nrows = ed->n_values - 1; /* every stage but NONE */
     Crm__ReportRow *rows = dispatch_own(ctx, calloc(nrows, sizeof *rows));
@@ -151,6 +156,8 @@ s_satisfaction(req_ctx_t *ctx, const Crm__ReportRequest *r)
         else /* a date means the whole day */
             until = tmp.created_at + (strlen(r->filters[i]->value) == 10 ? 86400000 - 1 : 0);
     }
+    if (!ctx->env->worker) /* the feedback is read on the worker thread */
+        return dispatch_defer(ctx);
     static const char *const keys[] = {"csat", "nps-promoters", "nps-passives", "nps-detractors"};
     Crm__ReportRow *rows = dispatch_own(ctx, calloc(4, sizeof *rows));
     Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(4, sizeof *ptrs));
