@@ -216,6 +216,9 @@ h_history(req_ctx_t *ctx)
     if ((rc = authz_record(ctx->session.user, e, AUTHZ_READ, cur, NULL, NULL, 0, ctx->errbuf)) !=
         CRM_OK)
         return dispatch_deny(ctx, e->name, q->id, "history");
+    /* one field's history may skip many entries of a long-lived record: on the worker */
+    if (*q->field && !ctx->env->worker)
+        return dispatch_defer(ctx);
     s_scan_t s = {ctx, q, cur, e, NULL, 0, 0};
     size_t limit;
     if ((rc = s_limit(ctx, q, &limit)) != CRM_OK)
