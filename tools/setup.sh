@@ -22,6 +22,9 @@ PIDFILE="$DATA/crmd.pid"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     echo "setup: crmd is already running (pid $(cat "$PIDFILE"))"
 else
+    # a data dir made by an older OneView is brought to this format first (the server is
+    # stopped here; a current one has nothing to do)
+    [ "$FRESH" = 1 ] || ./build/crm-admin upgrade --data "$DATA"
     rm -f "$DATA/crmd.out"
     nohup ./build/crmd --data "$DATA" >"$DATA/crmd.out" 2>"$DATA/crmd.log" &
     echo $! >"$PIDFILE"
