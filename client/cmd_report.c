@@ -76,25 +76,6 @@ s_value(const char *unit, int64_t v, const char *currency, bool csv, char *out, 
 }
 
 static void
-s_csv_cell(const char *s)
-{
-    bool quote = strpbrk(s, ",\"\r\n") != NULL || strchr("=+-@\t\r", *s) != NULL;
-    if (!quote) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    if (*s && strchr("=+-@\t\r", *s))
-        putchar('\''); /* a spreadsheet must not run it */
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-static void
 s_pad(const char *s, size_t width, bool right)
 {
     size_t w = crm_utf8_width(s);
@@ -184,7 +165,7 @@ s_print(const Crm__ReportReply *rep, bool csv, long chart_col)
         }
     }
     if (csv) {
-        s_csv_cell(by);
+        cmd_csv_cell(stdout, by, false, ',');
         for (size_t c = 0; c < ncols; c++) {
             char h[96];
             const char *u = rep->columns[c]->unit;
@@ -194,14 +175,14 @@ s_print(const Crm__ReportReply *rep, bool csv, long chart_col)
                      : !strcmp(u, "percent") ? " (%)"
                                              : "");
             putchar(',');
-            s_csv_cell(h);
+            cmd_csv_cell(stdout, h, false, ',');
         }
         putchar('\n');
         for (size_t i = 0; i < nrows; i++) {
-            s_csv_cell(keys[i]);
+            cmd_csv_cell(stdout, keys[i], false, ',');
             for (size_t c = 0; c < ncols; c++) {
                 putchar(',');
-                s_csv_cell(cells[i][c] ? cells[i][c] : "");
+                cmd_csv_cell(stdout, cells[i][c] ? cells[i][c] : "", false, ',');
             }
             putchar('\n');
         }
