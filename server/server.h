@@ -38,6 +38,7 @@ typedef struct {
     uint32_t max_conn_per_user; /* connections per user (0 = no limit) */
     uint32_t max_conn;      /* connections in total (0 = no limit) */
     int io_threads;         /* libzmq I/O threads: TCP and CURVE (handshakes, crypto) */
+    int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */
 } server_config_t;
 
 typedef struct server server_t;
