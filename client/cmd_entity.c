@@ -119,8 +119,10 @@ entity_print_records(cli_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *co
         entity_print_table(stdout, ctx, e, recs, n);
     else
         printf("no %s records\n", e->name);
-    if (!ctx->json && next && *next)
+    if (next && *next && !ctx->json)
         printf("(more: --after %s)\n", next);
+    else if (next && *next) /* the last line of a page that has a next one: its cursor */
+        printf("{\"next_after\":\"%s\"}\n", next);
 }
 
 /* Print the records of a reply as a table or JSON lines, with the paging hint. */
