@@ -1179,11 +1179,17 @@ s_purge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         er.id = argv[1];
     conn_t *conn = NULL;
     Crm__Reply *reply = NULL;
+    uint64_t n = 0, got = 0;
     int rc = conn_open(ctx, &conn);
-    if (rc == EXIT_OK)
-        rc = entity_call(conn, CRM__OP__OP_BIN_PURGE, e, &er, &reply);
+    do { /* --expired: the server purges a bounded batch per request */
+        conn_reply_free(&reply);
+        if (rc == EXIT_OK)
+            rc = entity_call(conn, CRM__OP__OP_BIN_PURGE, e, &er, &reply);
+        got = rc == EXIT_OK && reply->body_case == CRM__REPLY__BODY_ENTITY ? reply->entity->count
+                                                                          : 0;
+        n += got;
+    } while (rc == EXIT_OK && expired && got > 0);
     if (rc == EXIT_OK) {
-        uint64_t n = reply->body_case == CRM__REPLY__BODY_ENTITY ? reply->entity->count : 0;
         if (ctx->json)
             printf("{\"purged\":%llu}\n", (unsigned long long)n);
         else

@@ -2004,7 +2004,8 @@ cleanup:
 
 /* ==== The recycle bin ==== */
 
-#define BIN_LIST_MAX 200 /* binned records one listing reads */
+#define BIN_LIST_MAX 200    /* binned records one listing reads */
+#define BIN_PURGE_KEYS 2000 /* keys one purge request removes (a few ms) */
 
 static crm_err_t
 s_bin_kind(req_ctx_t *ctx, const crm_entity_t *e)
@@ -2182,10 +2183,9 @@ h_bin_purge(req_ctx_t *ctx)
     const Crm__User *u = ctx->session.user;
     store_group_t *g = ctx->env->group;
     s_reply_record(ctx, e, NULL);
-    if (!*r->id) { /* the expired ones, a bounded batch per request */
-        int64_t keep = ctx->env->bin_keep_ms;
-        size_t n = keep ? bin_expire(ctx->env->store, g, crm_time_now_ms() - keep, 20000, u->name)
-                        : 0;
+    if (!*r->id) { /* the expired ones, a bounded batch per request (crm asks again) */
+        size_t n = bin_expire(ctx->env->store, g, crm_time_now_ms() - ctx->env->bin_keep_ms,
+                              BIN_PURGE_KEYS, u->name);
         ctx->body.entity.count = n;
         ctx->staged = n > 0;
         return CRM_OK;

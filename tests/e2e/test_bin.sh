@@ -138,6 +138,8 @@ export CRM_SERVER="$EP_keep"
 as sm customer delete "$C" --yes
 as sm customer bin
 expect "just deleted: in the bin" contains "$OUT" "1 deleted customer;"
+as admin customer purge --expired
+expect "purge --expired leaves what is younger than --bin-keep" test "$OUT" = "purged 0 deleted customers for good"
 wait_for 'as sm customer bin; contains "$OUT" "0 deleted customers"'
 wait_for 'as sm customer bin; contains "$OUT" "0 deleted customers"'
 expect "after --bin-keep 2s the server purged it" contains "$OUT" "0 deleted customers"
