@@ -382,7 +382,16 @@ s_find_dupes(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
             } else {
                 if (!*crm_record_get_str(rec, "company"))
                     continue; /* a bare name is too common to call a duplicate */
-                rc = records_text_terms(e, v, terms, &nterms, ctx->errbuf);
+                /* the name-and-company pair index: one posting list, not the
+                   intersection of the name's characters */
+                const crm_index_t *pair = NULL;
+                for (const crm_index_t *x = e->indexes; x->field; x++)
+                    if (x->kind == CRM_IDX_PAIR && !strcmp(x->field, r->field))
+                        pair = x;
+                rc = CRM_OK;
+                nterms = pair ? records_postings(e, rec, pair->tag, terms, 1) : 0;
+                if (!pair) /* a kind without the pair index: the name's characters */
+                    rc = records_text_terms(e, v, terms, &nterms, ctx->errbuf);
                 same.name = s_name_key(v);
                 same.company = s_name_key(crm_record_get_str(rec, "company"));
             }
