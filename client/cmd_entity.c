@@ -391,8 +391,16 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     s_test_pause();
     rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, a.touched, a.ntouched, expect,
                        &reply);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK) {
         entity_report_update(ctx, e, reply, before);
+        ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+        uint64_t v = now ? crm_record_get_u64(now, "version") : 0;
+        /* the lines above then include changes others made meanwhile */
+        if (!ctx->json && v > expect + 1 && v != crm_record_get_u64(before, "version"))
+            printf("  (merged: others changed other fields since version %llu)\n",
+                   (unsigned long long)expect);
+        crm_proto_free(&now);
+    }
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);

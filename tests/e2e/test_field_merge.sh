@@ -30,6 +30,7 @@ as alice customer edit "$C" --expect-version 1 --city 上海
 expect "alice changes the city based on version 1" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "customer $C is at version 2"
 as bob customer edit "$C" --expect-version 1 --stage prospect
 expect "bob changes the stage, also based on version 1: merged, no conflict" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "customer $C is at version 3"
+expect "... and crm says it merged with others' changes" contains "$OUT" "(merged: others changed other fields since version 1)"
 as admin --json customer show "$C"
 expect "both changes are there" py 'r["record"]["city"]=="上海" and r["record"]["stage"]=="prospect" and r["record"]["version"]==3' "$OUT"
 
