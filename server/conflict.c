@@ -25,7 +25,8 @@ typedef struct {
     const char *const *fields; /* the update's fields, by descriptor name */
     size_t nfields;
     uint64_t base, cur;
-    uint64_t seen;      /* versions in (base, cur] met so far */
+    uint64_t seen;      /* distinct versions in (base, cur] met so far */
+    uint8_t met[CONFLICT_BUDGET / 8 + 1]; /* ... which: bit v - base - 1 */
     bool unknown;       /* an entry that cannot be placed: treat as a conflict */
     s_clash_t clash[CLASHES_SHOWN];
     size_t nclash, more; /* shown; and beyond them */
@@ -64,7 +65,12 @@ s_entry(Crm__AuditEntry *entry, void *arg)
         for (size_t f = 0; f < s->nfields; f++)
             if (!strcmp(entry->changes[i]->field, s->fields[f]))
                 s_note(s, s->fields[f], entry);
-    return ++s->seen == s->cur - s->base ? AUDIT_STOP : AUDIT_SKIP;
+    uint64_t bit = entry->version - s->base - 1;
+    if (!(s->met[bit / 8] & (1u << (bit % 8)))) {
+        s->met[bit / 8] |= (uint8_t)(1u << (bit % 8));
+        s->seen++;
+    }
+    return s->seen == s->cur - s->base ? AUDIT_STOP : AUDIT_SKIP;
 }
 
 crm_err_t
@@ -89,7 +95,9 @@ conflict_check(store_group_t *g, const crm_entity_t *e, const char *id, uint64_t
     }
     s_scan_t s = {.fields = names, .nfields = n, .base = base, .cur = cur};
     bool cut = false;
-    crm_err_t rc = audit_record_scan(g, e, num, CONFLICT_BUDGET, s_entry, &s, &cut);
+    crm_err_t rc = cur - base > CONFLICT_BUDGET
+                       ? CRM_ERR_CONFLICT /* more changes since than one check may read */
+                       : audit_record_scan(g, e, num, CONFLICT_BUDGET, s_entry, &s, &cut);
     if (rc != CRM_OK || s.unknown || s.seen < cur - base) {
         /* the trail cannot say what changed: as before, any change is a conflict */
         snprintf(errbuf, CRM_ERRBUF,
