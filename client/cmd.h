@@ -92,6 +92,11 @@ void out_guard_init(void);
 /* S on one line: every control character escaped, newline and tab too.
    Fresh string; caller free()s. */
 char *out_escape(const char *s);
+/* V (fresh; freed here) cut to MAXW display columns (CJK counts double) on a
+   whole character, with "…" as its last column when cut. */
+char *out_cut(char *v, size_t maxw);
+/* The width lines may take on OUT: $COLUMNS, else the terminal's; 0 if neither. */
+size_t out_term_width(FILE *out);
 /* The first line written to stderr so far ("" if none), escaped: what
    `--json` reports as the message of a usage error. */
 const char *out_first_error(void);

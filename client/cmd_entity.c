@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -343,6 +344,17 @@ s_copy(const ProtobufCMessage *rec)
     return out;
 }
 
+/* Tests only: CRM_TEST_EDIT_PAUSE_MS holds an edit between its read and its
+   write, so that a test can change the record meanwhile (tests/e2e/test_field_merge.sh). */
+static void
+s_test_pause(void)
+{
+    const char *ms = getenv("CRM_TEST_EDIT_PAUSE_MS");
+    long n = ms ? strtol(ms, NULL, 10) : 0;
+    if (n > 0 && n <= 60000)
+        nanosleep(&(struct timespec){n / 1000, (n % 1000) * 1000000L}, NULL);
+}
+
 static int
 s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
@@ -374,11 +386,23 @@ s_edit(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup;
     }
+    /* the version read is the base: the server merges this change with any
+       made since to other fields, and refuses it (CONFLICT, naming who changed
+       what, when) if one of these fields changed since */
     uint64_t expect = a.expect_version ? a.expect_version : crm_record_get_u64(rec, "version");
+    s_test_pause();
     rc = entity_update(conn, e, crm_record_get_str(rec, "id"), rec, a.touched, a.ntouched, expect,
                        &reply);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK) {
         entity_report_update(ctx, e, reply, before);
+        ProtobufCMessage *now = entity_count(reply) ? entity_record(e, reply, 0) : NULL;
+        uint64_t v = now ? crm_record_get_u64(now, "version") : 0;
+        /* the lines above then include changes others made meanwhile */
+        if (!ctx->json && v > expect + 1 && v != crm_record_get_u64(before, "version"))
+            printf("  (merged: others changed other fields since version %llu)\n",
+                   (unsigned long long)expect);
+        crm_proto_free(&now);
+    }
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);

@@ -15,6 +15,7 @@
     =========================================================================
 */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "crm_entity.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "crm_time.h"
 
 #define SILENCE_MS 3500
 #define BACKOFF_FIRST_MS 500
@@ -43,8 +45,11 @@ static const char s_usage[] =
     "usage: crm watch [--since SEQ] [--kind KIND]... [--customer ID] [--owner USER]\n"
     "                 [--department] [--json]\n"
     "\n"
-    "Prints every change you may see as it is committed: time, sequence number, user,\n"
-    "record and the changed fields with their new values (masked as your reads are).\n"
+    "Prints every change you may see as it is committed, one line per record: time,\n"
+    "sequence number, user, the record with its customer's name, and each changed field\n"
+    "old → new (a new record: its fields), masked as your reads are. Lines are cut to\n"
+    "the terminal's width (or $COLUMNS) with …; --wide, or a pipe without $COLUMNS,\n"
+    "keeps them whole.\n"
     "--since SEQ first replays the changes after SEQ from the server's log. --department\n"
     "(managers) shows only changes made by your department. Once started, a watch stays:\n"
     "if the server goes away (a restart, the network) it says so and tries again - after\n"
@@ -52,52 +57,145 @@ static const char s_usage[] =
     "printed, with nothing missed and nothing twice. Ctrl-C stops and prints the last\n"
     "sequence number, to resume from with --since.\n";
 
-/* One part of an event: "op kind id  field=value ..." (or its JSON object). */
+#define VALUE_MAX 32 /* display columns of one value on a line that must fit */
+
+/* Append FMT to the growing line *BUF (*LEN bytes used). */
 static void
-s_print_part(cli_ctx_t *ctx, const Crm__EventPart *p)
+s_add(char **buf, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    char *grown = realloc(*buf, *len + (size_t)n + 1);
+    CRM_ASSERT_ALLOC(grown);
+    *buf = grown;
+    va_start(ap, fmt);
+    vsnprintf(*buf + *len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *len += (size_t)n;
+}
+
+/* FD of REC as shown on a line: escaped, "-" when empty, at most VALUE_MAX
+   columns when the line must fit a width. Fresh. */
+static char *
+s_value(const crm_entity_t *e, const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
+        bool fit)
+{
+    if (!rec)
+        return strdup("-");
+    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+    char *raw = crm_record_format(rec, fd, is_time, true);
+    if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
+        char when[40];
+        out_time(crm_record_get_i64(rec, fd->name), OUT_TIME_TABLE, when);
+        free(raw);
+        raw = strdup(when);
+    }
+    char *v = out_escape(*raw ? raw : "-"); /* one change, one line */
+    free(raw);
+    return fit ? out_cut(v, VALUE_MAX) : v;
+}
+
+/* One part of an event as a line: "update customer c1 张伟  city 北京 → 上海,
+   stage lead → prospect" - the record, whose it is (a customer's name; a
+   child's customer's name when the server sends it), then for an update each
+   changed field old → new, for a creation field=value. Fresh. */
+static char *
+s_part_line(const Crm__EventPart *p, bool fit)
 {
     const crm_entity_t *e = crm_entity_by_name(p->kind);
-    ProtobufCMessage *rec = NULL;
+    ProtobufCMessage *rec = NULL, *before = NULL;
+    char errbuf[CRM_ERRBUF], op[16];
+    char *line = NULL;
+    size_t len = 0;
+    if (e && p->record.len)
+        crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec, errbuf);
+    if (e && p->before.len)
+        crm_proto_unpack_shown(e->desc, p->before.data, p->before.len, &before, errbuf);
+    crm_record_enum_name(&crm__change_op__descriptor, p->op, op, sizeof op);
+    s_add(&line, &len, "%s %s %s", op, p->kind, p->id);
+    const char *name = rec && crm_record_field(e->desc, "name") ? crm_record_get_str(rec, "name") : "";
+    const char *pf = e ? crm_entity_field_with(e, CRM_F_PARENT) : NULL;
+    if (*p->customer_name) { /* a child: whose it is */
+        char *n = out_escape(p->customer_name);
+        s_add(&line, &len, " of %s", n);
+        free(n);
+    } else if (pf && rec && *crm_record_get_str(rec, pf)) {
+        s_add(&line, &len, " of %s", crm_record_get_str(rec, pf));
+    } else if (*name) {
+        char *n = out_escape(name);
+        s_add(&line, &len, " %s", n);
+        free(n);
+    }
+    for (size_t i = 0, shown = 0; rec && i < p->n_fields && p->op != CRM__CHANGE_OP__DELETE;
+         i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[i]);
+        if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM) ||
+            (pf && !strcmp(fd->name, pf) && p->op == CRM__CHANGE_OP__CREATE))
+            continue; /* (a new child's customer is said above) */
+        char *now = s_value(e, rec, fd, fit);
+        if (p->op == CRM__CHANGE_OP__UPDATE) {
+            char *was = s_value(e, before, fd, fit);
+            s_add(&line, &len, "%s%s %s → %s", shown++ ? ", " : "  ", fd->name, was, now);
+            free(was);
+        } else {
+            s_add(&line, &len, "%s%s=%s", shown++ ? " " : "  ", fd->name, now);
+        }
+        free(now);
+    }
+    crm_proto_free(&rec);
+    crm_proto_free(&before);
+    return line ? line : strdup("");
+}
+
+/* One part of an event as a JSON object: op, kind, id, fields, the record,
+   the changed fields' previous values and the child's customer's name. */
+static void
+s_print_part_json(const Crm__EventPart *p)
+{
+    const crm_entity_t *e = crm_entity_by_name(p->kind);
+    ProtobufCMessage *rec = NULL, *before = NULL;
     char errbuf[CRM_ERRBUF], op[16];
     if (e && p->record.len)
         crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec, errbuf);
+    if (e && p->before.len)
+        crm_proto_unpack_shown(e->desc, p->before.data, p->before.len, &before, errbuf);
     crm_record_enum_name(&crm__change_op__descriptor, p->op, op, sizeof op);
-    if (ctx->json) {
-        printf("{\"op\":\"%s\",\"kind\":", op);
-        out_json_str(stdout, p->kind);
-        printf(",\"id\":");
-        out_json_str(stdout, p->id);
-        printf(",\"fields\":[");
-        for (size_t i = 0; i < p->n_fields; i++) {
-            printf("%s", i ? "," : "");
-            out_json_str(stdout, p->fields[i]);
-        }
-        printf("]");
-        if (rec) {
-            printf(",\"record\":");
-            out_json_inline(stdout, rec);
-        }
-        printf("}");
-    } else {
-        printf("%s %s %s", op, p->kind, p->id);
-        for (size_t i = 0, shown = 0; rec && i < p->n_fields && p->op != CRM__CHANGE_OP__DELETE;
-             i++) {
-            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[i]);
-            if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM))
-                continue;
-            bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
-            char *raw = crm_record_format(rec, fd, is_time, true);
-            char *v = out_escape(raw); /* one event, one line */
-            printf("%s%s=%s", shown++ ? " " : "  ", fd->name, v);
-            free(v);
-            free(raw);
-        }
+    printf("{\"op\":\"%s\",\"kind\":", op);
+    out_json_str(stdout, p->kind);
+    printf(",\"id\":");
+    out_json_str(stdout, p->id);
+    printf(",\"fields\":[");
+    for (size_t i = 0; i < p->n_fields; i++) {
+        printf("%s", i ? "," : "");
+        out_json_str(stdout, p->fields[i]);
     }
+    printf("]");
+    if (rec) {
+        printf(",\"record\":");
+        out_json_inline(stdout, rec);
+    }
+    if (before) {
+        printf(",\"before\":");
+        out_json_inline(stdout, before);
+    }
+    if (*p->customer_name) {
+        printf(",\"customer_name\":");
+        out_json_str(stdout, p->customer_name);
+    }
+    printf("}");
     crm_proto_free(&rec);
+    crm_proto_free(&before);
 }
 
 /* One event: every record of one committed change, under one sequence
-   number - the first on the header line, the others indented below it. */
+   number - the first on the header line (today's changes by time only,
+   older ones with the date), the others indented below it;
+   each line cut to the terminal's width (by display width) when there is
+   one ($COLUMNS or a terminal), else whole. */
 static void
 s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
 {
@@ -109,20 +207,35 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
         printf(",\"commit_us\":%lld,\"parts\":[", (long long)ev->commit_us);
         for (size_t i = 0; i < ev->n_parts; i++) {
             printf("%s", i ? "," : "");
-            s_print_part(ctx, ev->parts[i]);
+            s_print_part_json(ev->parts[i]);
         }
         printf("]}\n");
     } else {
+        size_t width = ctx->wide ? 0 : out_term_width(stdout);
         out_time(ev->time, OUT_TIME_LINE, when); /* the user's time zone */
-        int indent = printf("%s  #%llu  %s  ", when, (unsigned long long)ev->seq, ev->actor);
-        for (size_t i = 0; i < ev->n_parts; i++) {
-            if (i)
-                printf("%*s", indent, "");
-            s_print_part(ctx, ev->parts[i]);
-            printf("\n");
+        char today[40];
+        out_time(crm_time_now_ms(), OUT_TIME_LINE, today);
+        const char *sp = strchr(when, ' ');
+        if (sp && !strncmp(when, today, (size_t)(sp - when) + 1))
+            memmove(when, sp + 1, strlen(sp)); /* today's: the time says enough */
+        char *actor = out_escape(ev->actor), head[200];
+        int indent = snprintf(head, sizeof head, "%s  #%llu  %s  ", when,
+                              (unsigned long long)ev->seq, actor);
+        free(actor);
+        for (size_t i = 0; i < ev->n_parts || i == 0; i++) {
+            char *part = i < ev->n_parts ? s_part_line(ev->parts[i], width > 0) : strdup("");
+            char *line = NULL;
+            size_t len = 0;
+            if (i == 0)
+                s_add(&line, &len, "%s%s", head, part);
+            else
+                s_add(&line, &len, "%*s%s", indent, "", part);
+            free(part);
+            if (width)
+                line = out_cut(line, width);
+            printf("%s\n", line);
+            free(line);
         }
-        if (ev->n_parts == 0)
-            printf("\n");
     }
     fflush(stdout);
 }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "crm_proto.h"
@@ -443,34 +442,6 @@ entity_get(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufCMessage
 
 /* ==== Printing ==== */
 
-/* V (fresh; freed here) cut to MAXW display columns on a whole character,
-   with "…" as its last column when cut. */
-static char *
-s_cut(char *v, size_t maxw)
-{
-    if (crm_utf8_width(v) <= maxw)
-        return v;
-    size_t w = 0, i = 0, len = strlen(v);
-    while (i < len) {
-        size_t n = 1;
-        while (i + n < len && ((unsigned char)v[i + n] & 0xC0) == 0x80)
-            n++;
-        char ch[8] = {0};
-        memcpy(ch, v + i, n < 8 ? n : 7);
-        size_t cw = crm_utf8_width(ch);
-        if (w + cw + 1 > maxw)
-            break;
-        w += cw;
-        i += n;
-    }
-    char *cut = malloc(i + sizeof "…");
-    CRM_ASSERT_ALLOC(cut);
-    memcpy(cut, v, i);
-    memcpy(cut + i, "…", sizeof "…");
-    free(v);
-    return cut;
-}
-
 static char *
 s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, bool wide)
 {
@@ -487,20 +458,7 @@ s_cell(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, bo
     }
     char *v = out_escape(raw); /* one line per row, nothing that drives the terminal */
     free(raw);
-    return wide ? v : s_cut(v, CELL_MAX);
-}
-
-/* The width a table may take on OUT: the terminal's, or $COLUMNS; 0 if neither. */
-static size_t
-s_term_width(FILE *out)
-{
-    struct winsize ws;
-    const char *env = getenv("COLUMNS");
-    if (env && atoi(env) > 0)
-        return (size_t)atoi(env);
-    if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    return 0;
+    return wide ? v : out_cut(v, CELL_MAX);
 }
 
 void
@@ -543,7 +501,7 @@ entity_print_table(FILE *out, const cli_ctx_t *ctx, const crm_entity_t *e,
         }
     /* fit the terminal: shorten the widest column a column at a time; ids
        (the first column) are never cut */
-    size_t term = wide ? 0 : s_term_width(out), total = 2 * (ncols - 1);
+    size_t term = wide ? 0 : out_term_width(out), total = 2 * (ncols - 1);
     for (size_t j = 0; j < ncols; j++)
         total += width[j];
     while (term && total > term) {
@@ -559,14 +517,14 @@ entity_print_table(FILE *out, const cli_ctx_t *ctx, const crm_entity_t *e,
     for (size_t i = 0; term && i < n; i++)
         for (size_t j = 1; j < ncols; j++)
             if (crm_utf8_width(cells[i * ncols + j]) > width[j])
-                cells[i * ncols + j] = s_cut(cells[i * ncols + j], width[j]);
+                cells[i * ncols + j] = out_cut(cells[i * ncols + j], width[j]);
     for (size_t j = 0; j < ncols; j++) {
         char upper[64];
         size_t k = 0;
         for (; names[j][k] && k < 63; k++)
             upper[k] = (char)(names[j][k] == '_' ? ' ' : names[j][k] - 32 * (names[j][k] >= 'a'));
         upper[k] = '\0';
-        char *head = s_cut(strdup(upper), width[j]);
+        char *head = out_cut(strdup(upper), width[j]);
         fprintf(out, "%s%s", j ? "  " : "", head);
         if (j + 1 < ncols)
             fprintf(out, "%*s", (int)(width[j] - crm_utf8_width(head)), "");

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -416,4 +417,45 @@ out_fields(FILE *f, const ProtobufCMessage *msg)
             s_json_value(f, fd, member);
         fputc('\n', f);
     }
+}
+
+/* V (fresh; freed here) cut to MAXW display columns on a whole character,
+   with "…" as its last column when cut. */
+char *
+out_cut(char *v, size_t maxw)
+{
+    if (crm_utf8_width(v) <= maxw)
+        return v;
+    size_t w = 0, i = 0, len = strlen(v);
+    while (i < len) {
+        size_t n = 1;
+        while (i + n < len && ((unsigned char)v[i + n] & 0xC0) == 0x80)
+            n++;
+        char ch[8] = {0};
+        memcpy(ch, v + i, n < 8 ? n : 7);
+        size_t cw = crm_utf8_width(ch);
+        if (w + cw + 1 > maxw)
+            break;
+        w += cw;
+        i += n;
+    }
+    char *cut = malloc(i + sizeof "…");
+    CRM_ASSERT_ALLOC(cut);
+    memcpy(cut, v, i);
+    memcpy(cut + i, "…", sizeof "…");
+    free(v);
+    return cut;
+}
+
+/* The width a table may take on OUT: the terminal's, or $COLUMNS; 0 if neither. */
+size_t
+out_term_width(FILE *out)
+{
+    struct winsize ws;
+    const char *env = getenv("COLUMNS");
+    if (env && atoi(env) > 0)
+        return (size_t)atoi(env);
+    if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
 }

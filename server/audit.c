@@ -112,14 +112,16 @@ audit_changes_free(Crm__AuditEntry *entry)
 
 /* Entries under PREFIX, newest first, at most BUDGET examined (0: no bound). */
 static crm_err_t
-s_scan(store_t *store, const uint8_t *prefix, size_t plen, size_t budget,
+s_scan(store_t *store, store_group_t *g, const uint8_t *prefix, size_t plen, size_t budget,
        audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg, bool *cut)
 {
     /* newest first: seek past the prefix's end and walk backwards */
     uint8_t end[AUDIT_NAME_KEY + 1];
     memcpy(end, prefix, plen);
     memset(end + plen, 0xff, 1);
-    store_iter_t *it = store_iter_new(store, STORE_CF_AUDIT);
+    CRM_ASSERT(!g || prefix[0] == 'r'); /* through a group: one record's entries only */
+    store_iter_t *it = g ? store_group_iter_new(g, STORE_CF_AUDIT)
+                         : store_iter_new(store, STORE_CF_AUDIT);
     crm_err_t rc = CRM_OK;
     size_t seen = 0;
     *cut = false;
@@ -197,7 +199,19 @@ audit_query(store_t *store, const audit_query_t *q,
         prefix[0] = 't';
         plen = 1;
     }
-    return s_scan(store, prefix, plen, q->budget, fn, arg, cut);
+    return s_scan(store, NULL, prefix, plen, q->budget, fn, arg, cut);
+}
+
+crm_err_t
+audit_record_scan(store_group_t *g, const crm_entity_t *e, uint64_t num, size_t budget,
+                  audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg,
+                  bool *cut)
+{
+    uint8_t prefix[10];
+    prefix[0] = 'r';
+    prefix[1] = (uint8_t)e->prefix;
+    store_put_be64(prefix + 2, num);
+    return s_scan(NULL, g, prefix, sizeof prefix, budget, fn, arg, cut);
 }
 
 crm_err_t

@@ -61,6 +61,12 @@ crm_err_t audit_query(store_t *store, const audit_query_t *q,
                       audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg,
                       bool *cut);
 
+/* The entries of record NUM of kind E, newest first, read through group G
+   (what it has staged included), at most BUDGET examined (0: no bound). */
+crm_err_t audit_record_scan(store_group_t *g, const crm_entity_t *e, uint64_t num, size_t budget,
+                            audit_verdict_t (*fn)(Crm__AuditEntry *entry, void *arg), void *arg,
+                            bool *cut);
+
 /* Index entries written before the by-user and by-department keys existed
    (once per data dir; a no-op afterwards). *INDEXED: how many it indexed. */
 crm_err_t audit_index_upgrade(store_t *store, uint64_t *indexed, char *errbuf);

@@ -15,6 +15,7 @@
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_time.h"
+#include "records.h"
 #include "session.h"
 
 #define RING 8192              /* recent change-log entries kept decoded */
@@ -32,10 +33,14 @@
 typedef struct {
     const crm_entity_t *e;        /* NULL for non-record kinds (users) */
     ProtobufCMessage *record;     /* decoded part record, or NULL */
+    const crm_entity_t *pe;       /* a child's parent kind (the customer), or NULL */
+    ProtobufCMessage *parent;     /* ... that record now, for its name; NULL if gone */
+    bool parent_owned;            /* PARENT is ours to free (else another part's) */
 } s_part_t;
 
 /* A packed Reply{event} for one visibility signature: per part, '0' not
-   visible, 'c' clear, 'm' masked. Subscribers who may see the same parts
+   visible, 'c' clear, 'm' masked ('C', 'M': the same, with the name of the
+   child's customer, which the viewer may read). Subscribers who may see the same parts
    the same way share one packed copy. */
 typedef struct {
     char *sig;
@@ -91,8 +96,11 @@ feed_new(store_t *store, const feed_config_t *cfg)
 static void
 s_event_clear(s_event_t *ev)
 {
-    for (size_t i = 0; ev->parts && i < ev->change->n_parts; i++)
+    for (size_t i = 0; ev->parts && i < ev->change->n_parts; i++) {
+        if (ev->parts[i].parent_owned)
+            crm_proto_free(&ev->parts[i].parent);
         crm_proto_free(&ev->parts[i].record);
+    }
     free(ev->parts);
     crm_proto_free((ProtobufCMessage **)&ev->change);
     for (size_t i = 0; i < ev->nvariants; i++) {
@@ -142,6 +150,36 @@ feed_subscribers(const feed_t *self)
     return self->nsubs;
 }
 
+/* Part I of EV is a child (an activity, an order...): find its parent as it
+   is now - in the same change, or shared with an earlier part, or read from
+   the store (one read per parent per change, when the change is decoded) -
+   so that watchers see whose record it is. A parent gone since: none. */
+static void
+s_find_parent(feed_t *self, s_event_t *ev, size_t i)
+{
+    s_part_t *part = &ev->parts[i];
+    const char *pf = part->e && part->record ? crm_entity_field_with(part->e, CRM_F_PARENT) : NULL;
+    const crm_entity_t *pe = pf && part->e->parent ? crm_entity_by_name(part->e->parent) : NULL;
+    const char *pid = pe ? crm_record_get_str(part->record, pf) : "";
+    if (!pe || !*pid)
+        return;
+    part->pe = pe;
+    for (size_t j = 0; j < ev->change->n_parts; j++) {
+        const s_part_t *o = &ev->parts[j];
+        if (o->e == pe && o->record && !strcmp(ev->change->parts[j]->id, pid)) {
+            part->parent = o->record; /* the parent changed in this very change */
+            return;
+        }
+        if (j < i && o->pe == pe && o->parent && !strcmp(crm_record_get_str(o->parent, "id"), pid)) {
+            part->parent = o->parent;
+            return;
+        }
+    }
+    uint64_t num = crm_entity_parse_id(pe, pid);
+    if (num && records_get(self->store, pe, num, &part->parent) == CRM_OK)
+        part->parent_owned = true;
+}
+
 /* The change SEQ, from the cache or the log; NULL if the log no longer has it. */
 static s_event_t *
 s_event(feed_t *self, uint64_t seq)
@@ -179,6 +217,8 @@ s_event(feed_t *self, uint64_t seq)
             part->e = NULL;
         }
     }
+    for (size_t i = 0; i < ev->change->n_parts; i++)
+        s_find_parent(self, ev, i);
     ev->seq = seq;
     return ev;
 }
@@ -309,7 +349,8 @@ s_read_before_reassign(const s_sub_t *sub, const s_part_t *part, const Crm__Chan
     return ok;
 }
 
-/* How SUB may see part I of EV: '0' not at all, 'c' in clear, 'm' masked. */
+/* How SUB may see part I of EV: '0' not at all, 'c' in clear, 'm' masked;
+   'C' and 'M' when SUB may also read the child's customer (named). */
 static char
 s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
 {
@@ -344,11 +385,14 @@ s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
             return '0';
     }
     /* hidden before or after the change: masked (consent given in this very change
-       does not reveal what it changed) */
-    return authz_hides(sub->user, part->e, part->record) ||
-                   (p->hidden_before && authz_masks_pii(sub->user, part->e))
-               ? 'm'
-               : 'c';
+       does not reveal what it changed) - the values before it as well as after */
+    bool masked = authz_hides(sub->user, part->e, part->record) ||
+                  (p->hidden_before && authz_masks_pii(sub->user, part->e));
+    /* a child's customer is named only to those who may read that customer */
+    bool named = part->parent &&
+                 authz_record(sub->user, part->pe, AUTHZ_READ, part->parent, NULL, NULL, 0,
+                              errbuf) == CRM_OK;
+    return masked ? (named ? 'M' : 'm') : (named ? 'C' : 'c');
 }
 
 /* SUB's visibility signature of EV into SIG (n_parts + 1 bytes); false if
@@ -368,6 +412,28 @@ s_visible(const s_sub_t *sub, const s_event_t *ev, char *sig)
     return any;
 }
 
+/* The packed record IN of kind E masked for VIEWER into *OUT (empty if IN
+   is, or cannot be read: never the unmasked bytes). Returns what to free. */
+static uint8_t *
+s_masked(const crm_entity_t *e, const ProtobufCBinaryData *in, const Crm__User *viewer,
+         ProtobufCBinaryData *out)
+{
+    ProtobufCMessage *copy = NULL;
+    char errbuf[CRM_ERRBUF];
+    uint8_t *packed = NULL;
+    out->data = NULL;
+    out->len = 0;
+    if (!in->len)
+        return NULL;
+    if (crm_proto_unpack(e->desc, in->data, in->len, &copy, errbuf) == CRM_OK) {
+        authz_mask_pii(viewer, e, copy);
+        packed = crm_proto_pack(copy, &out->len);
+        out->data = packed;
+    }
+    crm_proto_free(&copy);
+    return packed;
+}
+
 /* Pack EV as a Reply{event} with the parts SIG shows, masked for VIEWER
    where SIG says 'm'. Caller free()s. */
 static uint8_t *
@@ -378,7 +444,7 @@ s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *le
     Crm__Reply reply = CRM__REPLY__INIT;
     Crm__EventPart *parts = calloc(c->n_parts + 1, sizeof *parts);
     Crm__EventPart **ptrs = calloc(c->n_parts + 1, sizeof *ptrs);
-    uint8_t **masked = calloc(c->n_parts + 1, sizeof *masked);
+    uint8_t **masked = calloc(2 * (c->n_parts + 1), sizeof *masked);
     CRM_ASSERT(parts && ptrs && masked);
     event.seq = ev->seq;
     event.time = c->time;
@@ -396,26 +462,22 @@ s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *le
         ep->fields = p->fields;
         ep->n_fields = p->n_fields;
         ep->record = p->record;
-        if (sig[i] == 'm') { /* mask a copy with the viewer's policy */
+        ep->before = p->before;
+        if (sig[i] == 'm' || sig[i] == 'M') { /* mask copies with the viewer's policy */
             const crm_entity_t *e = ev->parts[i].e;
-            ProtobufCMessage *copy = NULL;
-            char errbuf[CRM_ERRBUF];
-            ep->record.len = 0;
-            if (crm_proto_unpack(e->desc, p->record.data, p->record.len, &copy, errbuf) ==
-                CRM_OK) {
-                authz_mask_pii(viewer, e, copy);
-                masked[i] = crm_proto_pack(copy, &ep->record.len);
-                ep->record.data = masked[i];
-            }
-            crm_proto_free(&copy);
+            masked[2 * i] = s_masked(e, &p->record, viewer, &ep->record);
+            masked[2 * i + 1] = s_masked(e, &p->before, viewer, &ep->before);
         }
+        if ((sig[i] == 'C' || sig[i] == 'M') &&
+            !(crm_entity_flags(ev->parts[i].pe, "name") & CRM_F_PII))
+            ep->customer_name = (char *)crm_record_get_str(ev->parts[i].parent, "name");
         ptrs[event.n_parts++] = ep;
     }
     event.parts = ptrs;
     reply.body_case = CRM__REPLY__BODY_EVENT;
     reply.event = &event;
     uint8_t *out = crm_proto_pack(&reply.base, len);
-    for (size_t i = 0; i < c->n_parts; i++)
+    for (size_t i = 0; i < 2 * c->n_parts; i++)
         free(masked[i]);
     free(masked);
     free(ptrs);

@@ -44,6 +44,34 @@ s_dup(const ProtobufCMessage *m)
     return copy;
 }
 
+/* A packed record of kind E holding only FIELDS of REC (NULL if none is
+   set). REC is borrowed: its fields are lent to the copy and given back. */
+static uint8_t *
+s_pack_fields(const crm_entity_t *e, ProtobufCMessage *rec, char *const *fields, size_t nfields,
+              size_t *len)
+{
+    ProtobufCMessage *only = crm_proto_new(e->desc);
+    bool any = false;
+    uint8_t *out = NULL;
+    *len = 0;
+    for (size_t i = 0; i < nfields; i++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, fields[i]);
+        if (fd && crm_record_is_set(rec, fd)) {
+            crm_record_swap(only, rec, fd);
+            any = true;
+        }
+    }
+    if (any)
+        out = crm_proto_pack(only, len);
+    for (size_t i = 0; i < nfields; i++) { /* give them back */
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, fields[i]);
+        if (fd && crm_record_is_set(only, fd))
+            crm_record_swap(only, rec, fd);
+    }
+    crm_proto_free(&only);
+    return out;
+}
+
 mutation_t *
 mutation_begin(store_group_t *g, store_t *store, const Crm__User *actor)
 {
@@ -205,7 +233,8 @@ mutation_end(mutation_t **m_p)
     Crm__ChangePart *parts = calloc(m->n, sizeof *parts);
     Crm__ChangePart **pp = calloc(m->n, sizeof *pp);
     uint8_t **packed = calloc(m->n, sizeof *packed);
-    CRM_ASSERT(parts && pp && packed);
+    uint8_t **before = calloc(m->n, sizeof *before);
+    CRM_ASSERT(parts && pp && packed && before);
     for (size_t i = 0; i < m->n; i++) {
         s_part_t *p = &m->parts[i];
         const ProtobufCMessage *rec = p->after ? p->after : p->before;
@@ -219,6 +248,10 @@ mutation_end(mutation_t **m_p)
         packed[i] = crm_proto_pack(rec, &len);
         parts[i].record.data = packed[i];
         parts[i].record.len = len;
+        if (p->op == CRM__CHANGE_OP__UPDATE) /* the changed fields as they were, for watchers */
+            before[i] = s_pack_fields(p->e, p->before, p->fields, p->nfields,
+                                      &parts[i].before.len);
+        parts[i].before.data = before[i];
         const char *consent = crm_entity_field_with(p->e, CRM_F_CONSENT);
         const char *owner = crm_entity_field_with(p->e, CRM_F_OWNER);
         if (p->before && consent)
@@ -248,6 +281,9 @@ mutation_end(mutation_t **m_p)
         entry.id = parts[i].id;
         entry.action = (char *)actions[p->op];
         entry.seq = seq;
+        /* the version this entry made (or deleted): what an update based on an
+           older version is compared with, field by field (h_entity_update) */
+        entry.version = crm_record_get_u64(p->after ? p->after : p->before, "version");
         entry.reason = p->reason;
         if (p->op != CRM__CHANGE_OP__DELETE)
             audit_changes(&entry, p->e, p->before, p->after, p->before ? p->fields : NULL,
@@ -255,8 +291,10 @@ mutation_end(mutation_t **m_p)
         audit_stage(m->g, m->store, &entry, p->e, p->num);
         audit_changes_free(&entry);
         free(packed[i]);
+        free(before[i]);
     }
     free(packed);
+    free(before);
     free(pp);
     free(parts);
     s_free(m);

@@ -4,8 +4,13 @@
 those are derived by the server from the orders imported after them.
 
 usage: demo_data.py OUTDIR [COUNT]
-Writes OUTDIR/customers.csv and OUTDIR/activities.csv. Activities refer to
-customers c1..cCOUNT, so import them into a fresh data dir, customers first.
+Writes OUTDIR/users.csv (the demo's people: name, department, role, full
+name), then customers.csv, activities.csv, deals.csv, orders.csv,
+tickets.csv, feedback.csv and tasks.csv. Records refer to customers
+c1..cCOUNT and to the users by name (customer and deal owners are the sales
+users, ticket assignees support staff, task assignees anyone), so make the
+users first, then import into a fresh data dir, customers first
+(tools/demo.sh does all of it).
 """
 import csv
 import os
@@ -41,16 +46,32 @@ SUMMARIES = {
 }
 
 
+# The demo's people: one of each (department, role) worth trying, sales twice
+# so that "own" means something. Owners come from SALES_OWNERS; a third of the
+# customers have none (the pool sales may claim from).
+USERS = [("lina", "sales", "staff", "李娜"), ("zhaolei", "sales", "staff", "赵磊"),
+         ("wangfang", "sales", "manager", "王芳"), ("chenjie", "support", "staff", "陈杰"),
+         ("liuyang", "support", "manager", "刘洋"), ("sunli", "marketing", "staff", "孙丽"),
+         ("zhoumin", "marketing", "manager", "周敏")]
+SALES_OWNERS = ["lina", "lina", "zhaolei", "zhaolei", "wangfang", "", "", ""]
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "."
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     rnd = random.Random(20261123)
+    own = random.Random(20261130)  # owners and assignees: the rest of the data stays as it was
     os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "users.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "department", "role", "full_name"])
+        w.writerows(USERS)
+    owners = []
     with open(os.path.join(out, "customers.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "kind", "company", "phones", "emails", "province", "city",
                     "industry", "source", "stage", "tier", "tags", "birthday", "consent",
-                    "consent_at", "consent_channel", "custom"])
+                    "consent_at", "consent_channel", "custom", "owner"])
         seen = set()
         for i in range(count):
             chinese = rnd.random() < 0.7
@@ -72,6 +93,8 @@ def main():
             phone = "1%d%d %04d %04d" % (rnd.choice([3, 5, 8]), rnd.randint(0, 9),
                                           rnd.randint(0, 9999), rnd.randint(0, 9999))
             consent = rnd.random() < 0.6
+            owner = own.choice(SALES_OWNERS)
+            owners.append(owner)
             w.writerow([
                 name, kind, company, phone, email, province, city, rnd.choice(INDUSTRIES),
                 rnd.choice(SOURCES), rnd.choice(["lead", "prospect"]), "",
@@ -82,6 +105,7 @@ def main():
                 "2026-%02d-%02d" % (rnd.randint(1, 10), rnd.randint(1, 28)) if consent else "",
                 rnd.choice(["wechat", "web form", "event", "phone"]) if consent else "",
                 "erp_code=ERP%05d" % (i + 1) if rnd.random() < 0.3 else "",
+                owner,
             ])
     with open(os.path.join(out, "activities.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -96,13 +120,16 @@ def main():
 
     with open(os.path.join(out, "deals.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["customer_id", "title", "amount", "stage", "lost_reason", "expected_close"])
+        w.writerow(["customer_id", "title", "amount", "stage", "lost_reason", "expected_close",
+                    "owner"])
         for i in range(count // 2):
             stage = rnd.choice(["qualify", "proposal", "negotiation", "won", "lost"])
-            w.writerow(["c%d" % rnd.randint(1, count), rnd.choice(DEAL_TITLES),
+            cust = rnd.randint(1, count)
+            w.writerow(["c%d" % cust, rnd.choice(DEAL_TITLES),
                         "%d.00" % (rnd.randint(5, 500) * 1000), stage,
                         rnd.choice(["预算不足", "chose a competitor", "项目延期"]) if stage == "lost" else "",
-                        "2026-%02d-%02d" % (rnd.randint(11, 12), rnd.randint(1, 28))])
+                        "2026-%02d-%02d" % (rnd.randint(11, 12), rnd.randint(1, 28)),
+                        owners[cust - 1] or own.choice(["lina", "zhaolei"])])
     order_customers = []
     with open(os.path.join(out, "orders.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -118,12 +145,13 @@ def main():
 
     with open(os.path.join(out, "tickets.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["customer_id", "kind", "subject", "body", "priority", "order_id"])
+        w.writerow(["customer_id", "kind", "subject", "body", "priority", "order_id", "assignee"])
         for _ in range(count // 4):
             kind, subject = rnd.choice(TICKETS)
             order = rnd.randrange(len(order_customers))
             w.writerow([order_customers[order], kind, subject, "", rnd.choice(PRIORITIES),
-                        "o%d" % (order + 1) if kind in ("return", "exchange", "repair") else ""])
+                        "o%d" % (order + 1) if kind in ("return", "exchange", "repair") else "",
+                        own.choice(["chenjie", "chenjie", "liuyang", ""])])
     with open(os.path.join(out, "feedback.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["customer_id", "channel", "score_kind", "score", "comment"])
@@ -135,10 +163,11 @@ def main():
                         rnd.choice(["", "安装很快", "客服态度好", "delivery was late"])])
     with open(os.path.join(out, "tasks.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["customer_id", "title", "due"])
+        w.writerow(["customer_id", "title", "due", "assignee"])
         for i in range(count // 10):
             w.writerow(["c%d" % rnd.randint(1, count), rnd.choice(["回访", "Send the quote", "确认发货"]),
-                        "2026-%02d-%02dT09:00:00Z" % (rnd.randint(11, 12), rnd.randint(1, 28))])
+                        "2026-%02d-%02dT09:00:00Z" % (rnd.randint(11, 12), rnd.randint(1, 28)),
+                        own.choice([u[0] for u in USERS])])
 
 
 TICKETS = [("repair", "屏幕不亮"), ("return", "尺寸不合适要退货"), ("question", "发票怎么开"),

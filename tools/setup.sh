@@ -43,15 +43,10 @@ fi
 ./build/crm enroll "$DATA/admin.enroll"
 ./build/crm whoami
 if [ "$FRESH" = 1 ]; then
-    echo "setup: loading demo customers, activities, deals, orders, tickets, feedback and tasks"
-    python3 tools/demo_data.py "$DATA/demo" 200
-    ./build/crm import "$DATA/demo/customers.csv"
-    ./build/crm import --kind activity "$DATA/demo/activities.csv"
-    ./build/crm import --kind deal "$DATA/demo/deals.csv"
-    ./build/crm import --kind order "$DATA/demo/orders.csv"
-    ./build/crm import --kind ticket "$DATA/demo/tickets.csv"
-    ./build/crm import --kind feedback "$DATA/demo/feedback.csv"
-    ./build/crm import --kind task "$DATA/demo/tasks.csv"
+    echo "setup: loading the demo: users in each department (enrollment files in"
+    echo "       $DATA/demo/users/), customers they own, activities, deals, orders,"
+    echo "       tickets, feedback and tasks"
+    CRM_BIN="$ROOT/build" bash tools/demo.sh "$DATA" 200
     # age the demo two days so that some tickets are past their service levels
     ./build/crm-admin sweep --as-of "$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)"
 fi
@@ -64,5 +59,11 @@ OneView is running. Try:
   crm customer list --limit 10
   crm customer search 科技
   crm customer show c1
+Try the demo's people (sales lina, zhaolei and manager wangfang; support chenjie and
+manager liuyang; marketing sunli and manager zhoumin):
+  crm enroll $DATA/demo/users/lina.enroll --profile lina
+  crm --profile lina customer list --owner me
+  crm enroll $DATA/demo/users/sunli.enroll --profile sunli
+  crm --profile sunli customer show c2     # marketing: phones masked without consent
 Stop the server with: kill \$(cat $PIDFILE)
 MSG

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "authz.h"
+#include "conflict.h"
 #include "crm_entity.h"
 #include "crm_proto.h"
 #include "crm_record.h"
@@ -637,6 +638,22 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     return derive_after(&dc, m, e, old, cur, ctx->errbuf);
 }
 
+/* CRM_OK if an update of FIELDS of CUR (record NUM, ID) based on version
+   BASE changes no field someone else changed since; else CONFLICT naming
+   who changed what, and when. */
+static crm_err_t
+s_check_base(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t num, uint64_t base,
+             const ProtobufCMessage *cur, char *const *fields, size_t nfields)
+{
+    uint64_t now = crm_record_get_u64(cur, "version");
+    char msg[CRM_ERRBUF];
+    crm_err_t rc = conflict_check(ctx->env->group, e, id, num, base, now, fields, nfields, msg);
+    if (rc == CRM_OK)
+        return CRM_OK;
+    ctx->current_version = now;
+    return dispatch_error(ctx, rc, "%s", msg);
+}
+
 crm_err_t
 h_entity_update(req_ctx_t *ctx)
 {
@@ -665,9 +682,18 @@ h_entity_update(req_ctx_t *ctx)
     }
     if ((rc = s_unpack(ctx, e, &r->record, &patch)) != CRM_OK)
         return rc;
+    if (r->expect_version == 0)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "expect_version is required: send the version your change is "
+                              "based on (crm reads it for you)");
     m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
-    if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, r->fields,
-                             r->n_fields, AUTHZ_UPDATE, &cur)) != CRM_OK ||
+    /* based on an older version: merged by field unless a field of this
+       update changed since (conflict.h) - after the permission check, so no
+       CONFLICT tells the unauthorized anything */
+    if ((rc = s_load_checked(ctx, e, r->id, num, 0, true, r->fields, r->n_fields, AUTHZ_UPDATE,
+                             &cur)) != CRM_OK ||
+        (rc = s_check_base(ctx, e, r->id, num, r->expect_version, cur, r->fields,
+                           r->n_fields)) != CRM_OK ||
         (rc = records_group_get(ctx->env->group, e, num, &old)) != CRM_OK ||
         (rc = s_stage_update(ctx, m, e, num, old, cur, patch, r->fields, r->n_fields,
                              &changed)) != CRM_OK)

@@ -84,9 +84,10 @@ expect "edit works" test "$RC" -eq 0 -a "$(head -n 1 <<<"$OUT")" = "customer c1 
 expect "edit prints each change, old → new" test "$(tail -n +2 <<<"$OUT" | sed 's/  */ /g')" = "$(printf ' stage lead → active\n custom level=3 → level=3;tier2=yes')"
 c --json customer show c1
 expect "a map edit merges keys" test "$(jq_ 'd["record"]["custom"]["level"] + d["record"]["custom"]["tier2"]')" = 3yes
-c customer edit c1 --expect-version 1 --name "someone else"
-expect "a stale version is refused with exit 1" test "$RC" -eq 1
-expect "CONFLICT names the current version" contains "$ERR" "at version 2"
+c customer edit c1 --expect-version 1 --stage churned
+expect "a stale version whose field changed since is refused with exit 1" test "$RC" -eq 1
+expect "CONFLICT names the field, who changed it and the current version" contains "$ERR" "'stage' was changed by admin"
+expect "... and the current version" contains "$ERR" "(now 2)"
 c customer edit c1 --expect-version 2 --city 天津
 expect "the right version is accepted" test "$RC" -eq 0
 c --json customer list --city 北京
