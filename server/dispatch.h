@@ -39,6 +39,8 @@ typedef struct {
                                 deferred on the server thread */
     struct quota *limits;   /* rate and connection limits (quota.h; NULL: none) */
     int src_fd;              /* the requester's connection (this request only; -1: unknown) */
+    struct repl *repl;       /* replicas pulling from this server (replica.h) */
+    struct repl_follower *follower; /* a replica: the thread following the primary */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -58,6 +60,8 @@ typedef struct {
         Crm__ReportReply report;
         Crm__SweepReply sweep;
         Crm__BackupReply backup;
+        Crm__ReplPullReply repl_pull;
+        Crm__ReplStatusReply repl_status;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -75,8 +79,11 @@ typedef struct {
 /* Operation flags, checked by dispatch_process() before any handler runs:
    OPF_READ   reads only; served straight away.
    OPF_WRITE  mutates through env->group; refused on a replica.
-   OPF_ADMIN  only for users with the admin role. */
-enum { OPF_READ = 1, OPF_WRITE = 2, OPF_ADMIN = 4 };
+   OPF_ADMIN  only for users with the admin role.
+   OPF_REPLICA only for users with the replica role - and a replica-role user
+              may call nothing else: its key can follow the log, not read
+              records or act as a person. */
+enum { OPF_READ = 1, OPF_WRITE = 2, OPF_ADMIN = 4, OPF_REPLICA = 8 };
 
 typedef crm_err_t (*op_handler_t)(req_ctx_t *ctx);
 
@@ -175,5 +182,7 @@ crm_err_t h_history(req_ctx_t *ctx);
 crm_err_t h_watch(req_ctx_t *ctx);
 crm_err_t h_backup_create(req_ctx_t *ctx);
 crm_err_t h_backup_status(req_ctx_t *ctx);
+crm_err_t h_repl_pull(req_ctx_t *ctx);
+crm_err_t h_repl_status(req_ctx_t *ctx);
 
 #endif

@@ -48,6 +48,7 @@
 #include "feed.h"
 #include "idem.h"
 #include "quota.h"
+#include "replica.h"
 #include "store.h"
 #include "worker.h"
 #include "zap.h"
@@ -104,6 +105,8 @@ struct server {
     char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
     uint64_t sweep_after;        /* ... and the last record number swept */
     int64_t sweep_as_of;         /* its time (ms) */
+    repl_t *repl;                /* replicas pulling our log (replica.h) */
+    repl_follower_t *follower;   /* a replica: the thread following the primary */
     sweep_result_t sweep_total;  /* what it did so far */
 };
 
@@ -122,6 +125,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_conn_per_user = 256;
     cfg->max_conn = 4096;
     cfg->io_threads = 1;
+    cfg->wal_keep_s = STORE_WAL_KEEP_S_DEFAULT;
 }
 
 static crm_err_t
@@ -219,7 +223,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
 
     if ((rc = s_check_zmq(errbuf)) != CRM_OK)
         goto cleanup;
-    if ((rc = store_open(cfg->data_dir, cfg->sync ? STORE_SYNC : 0, &self->store, errbuf)) !=
+    unsigned sflags = (cfg->sync ? STORE_SYNC : 0) | (cfg->replica_of ? STORE_REPLICA : 0);
+    if ((rc = store_open_wal(cfg->data_dir, sflags, cfg->wal_keep_s, &self->store, errbuf)) !=
         CRM_OK)
         goto cleanup;
     snprintf(path, sizeof path, "%s/server.key", cfg->data_dir);
@@ -227,7 +232,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
     uint64_t indexed = 0;
-    if ((rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
+    /* a replica writes nothing of its own: the primary's upgrade reaches it by the log */
+    if (!cfg->replica_of && (rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
         goto cleanup;
     if (indexed)
         crm_log(CRM_LOG_INFO, "audit: indexed %llu entries of an older data dir by user and "
@@ -262,6 +268,14 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         goto cleanup;
     if ((rc = s_router_open(self, cfg->listen, errbuf)) != CRM_OK)
         goto cleanup;
+    self->repl = repl_new(self->store);
+    if (cfg->replica_of) {
+        snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
+        if ((rc = repl_follower_start(self->ctx, self->store, cfg->replica_of,
+                                      cfg->replica_enroll ? cfg->replica_enroll : path,
+                                      &self->follower, errbuf)) != CRM_OK)
+            goto cleanup;
+    }
     *out = self;
     self = NULL;
 cleanup:
@@ -509,6 +523,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .max_msg = self->cfg.max_msg,
                           .backup = self->backup,
                           .limits = self->limits,
+                          .readonly = self->follower != NULL,
+                          .repl = self->repl,
+                          .follower = self->follower,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
     if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
@@ -517,16 +534,21 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     }
     crm_err_t result = CRM_OK;
     while (!*stop && self->router) {
-        zmq_pollitem_t items[2] = {{self->router, 0, ZMQ_POLLIN, 0},
-                                   {worker_socket(self->worker), 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {
+            {self->router, 0, ZMQ_POLLIN, 0},
+            {worker_socket(self->worker), 0, ZMQ_POLLIN, 0},
+            {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(items, 2, feed_behind(self->feed) || self->sweeping ? 5 : 100);
+        int rc = zmq_poll(items, self->follower ? 3 : 2,
+                          feed_behind(self->feed) || self->sweeping ? 5 : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             result = CRM_ERR_INTERNAL;
             break;
         }
         worker_collect(self->worker, s_worker_reply, self);
+        if (self->follower) /* batches applied: the feed below delivers them */
+            repl_follower_drain(self->follower);
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */
@@ -543,8 +565,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 first_write = 0;
             }
         }
-        s_sweep(self, &env);
-        if (crm_time_mono_us() >= self->idem_next_us) { /* committed with the turn */
+        if (!self->follower) /* a replica's sweep and expiry arrive from the primary */
+            s_sweep(self, &env);
+        if (!self->follower && crm_time_mono_us() >= self->idem_next_us) {
+            /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
             self->idem_next_us = crm_time_mono_us() + 1000000;
         }
@@ -555,9 +579,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             store_recover(self->store, errbuf); /* logs when writes work again */
             self->recover_next_us = now + RECOVER_INTERVAL_US;
         }
+        repl_committed(self->repl, now);
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
-        if (now >= self->trim_next_us) {
+        if (!self->follower && now >= self->trim_next_us) { /* a replica's trims are shipped */
             feed_trim(self->feed);
             self->trim_next_us = now + 1000000;
         }
@@ -588,6 +613,8 @@ server_destroy(server_t **self_p)
     }
     if (self->monitor)
         zmq_close(self->monitor);
+    repl_follower_stop(&self->follower); /* before the context ends: it owns sockets */
+    repl_destroy(&self->repl);
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);

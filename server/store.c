@@ -340,6 +340,12 @@ store_set_format(store_t *self, uint32_t format, char *errbuf)
 crm_err_t
 store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
 {
+    return store_open_wal(dir, flags, STORE_WAL_KEEP_S_DEFAULT, out, errbuf);
+}
+
+crm_err_t
+store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **out, char *errbuf)
+{
     crm_err_t rc = CRM_OK;
     struct stat st;
     store_t *self = calloc(1, sizeof *self);
@@ -402,6 +408,10 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
     rocksdb_options_set_info_log_level(self->opts, 5 /* HEADER_LEVEL */);
     rocksdb_options_set_max_log_file_size(self->opts, 1u << 20);
     rocksdb_options_set_keep_log_file_num(self->opts, 4);
+    /* replicas read the WAL (store_wal_read): obsolete files go to db/archive
+       and stay that long. TTL only, no size limit: RocksDB then checks every
+       TTL/2 (with a size limit, only every 10 minutes) */
+    rocksdb_options_set_WAL_ttl_seconds(self->opts, wal_keep_s);
     self->cache = rocksdb_cache_create_lru(64u << 20);
     self->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(self->table_opts, self->cache);
@@ -603,6 +613,11 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
     rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_log_first,
                               sizeof s_meta_log_first - 1, (const char *)first, 8);
     char *err = NULL;
+    if (self->flags & STORE_REPLICA) { /* the primary's trims arrive through the log */
+        rocksdb_writebatch_destroy(b);
+        snprintf(errbuf, CRM_ERRBUF, "a replica does not trim its change log itself");
+        return CRM_ERR_READONLY;
+    }
     if (self->write_rc != CRM_OK || !self->db) {
         rocksdb_writebatch_destroy(b);
         snprintf(errbuf, CRM_ERRBUF, "cannot trim the change log while writes fail");
@@ -912,6 +927,14 @@ store_group_commit(store_group_t *self, char *errbuf)
     store_put_be64(unique, atomic_load(&st->unique));
     store_group_put(self, STORE_CF_META, s_meta_unique, sizeof s_meta_unique - 1, unique,
                     sizeof unique);
+    if (st->flags & STORE_REPLICA) { /* a replica writes only what it is shipped */
+        rc = CRM_ERR_READONLY;
+        snprintf(errbuf, CRM_ERRBUF, "this server is a read-only replica");
+        crm_log(CRM_LOG_ERROR, "store: a replica refused to commit %zu staged mutations of its own",
+                self->ended);
+        self->next_seq = store_last_seq(st) + 1;
+        goto cleanup;
+    }
     if (self->fail_rc != CRM_OK) { /* a mutation in it was based on a cut-short read */
         rc = self->fail_rc;
         snprintf(errbuf, CRM_ERRBUF, "%s", self->fail_text);
@@ -949,6 +972,149 @@ store_group_fail(store_group_t *self, crm_err_t rc, const char *text)
         return;
     self->fail_rc = rc;
     snprintf(self->fail_text, sizeof self->fail_text, "%s", text);
+}
+
+/* ==== Replication ====
+
+   The primary's WAL already holds every write as the batch it was committed
+   in, under RocksDB's sequence numbers; a replica that starts from a copy of
+   the primary and writes the same batches in the same order, and nothing
+   else, has the same sequence numbers (docs/ARCHITECTURE.md). */
+
+uint64_t
+store_wal_seq(store_t *self)
+{
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    uint64_t seq = self->db ? rocksdb_get_latest_sequence_number(self->db) : 0;
+    pthread_rwlock_unlock(&self->reopen_lock);
+    return seq;
+}
+
+crm_err_t
+store_wal_read(store_t *self, uint64_t from, size_t max_bytes, store_wal_fn fn, void *arg,
+               bool *too_old, uint64_t *oldest, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    rocksdb_wal_iterator_t *it = NULL;
+    *too_old = false;
+    *oldest = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened; try again");
+        rc = CRM_ERR_UNAVAILABLE;
+        goto cleanup;
+    }
+    if (from > rocksdb_get_latest_sequence_number(self->db))
+        goto cleanup; /* nothing new */
+    it = rocksdb_get_updates_since(self->db, from, NULL, &err);
+    if (err) {
+        /* RocksDB says NotFound when the files holding FROM are gone */
+        crm_log(CRM_LOG_INFO, "store: WAL from %llu not available: %s", (unsigned long long)from,
+                err);
+        rocksdb_free(err);
+        err = NULL;
+        *too_old = true;
+        goto cleanup;
+    }
+    size_t sent = 0;
+    bool first = true;
+    while (rocksdb_wal_iter_valid(it)) {
+        uint64_t seq = 0;
+        rocksdb_writebatch_t *b = rocksdb_wal_iter_get_batch(it, &seq);
+        size_t len = 0;
+        const char *data = rocksdb_writebatch_data(b, &len);
+        uint64_t count = (uint64_t)rocksdb_writebatch_count(b);
+        bool go = true;
+        if (first && seq > from) { /* the entries between were dropped with their files */
+            *too_old = true;
+            *oldest = seq;
+            go = false;
+        } else if (first && seq < from && seq + count > from) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "sequence number %llu falls inside a batch (%llu..%llu): the replica's "
+                     "history differs from this server's",
+                     (unsigned long long)from, (unsigned long long)seq,
+                     (unsigned long long)(seq + count - 1));
+            rc = CRM_ERR_FAILED_PRECONDITION;
+            go = false;
+        } else if (seq + count > from) { /* older batches before FROM are skipped */
+            go = fn(arg, seq, data, len);
+            sent += len;
+        }
+        first = false;
+        rocksdb_writebatch_destroy(b);
+        if (!go || sent >= max_bytes)
+            break;
+        rocksdb_wal_iter_next(it);
+    }
+    if (rc == CRM_OK && !*too_old && !rocksdb_wal_iter_valid(it)) {
+        rocksdb_wal_iter_status(it, &err);
+        if (err) { /* the end of the log, or a file that vanished under us */
+            crm_log(CRM_LOG_DEBUG, "store: WAL iterator stopped: %s", err);
+            rocksdb_free(err);
+            err = NULL;
+        }
+    }
+cleanup:
+    if (it)
+        rocksdb_wal_iter_destroy(it);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    return rc;
+}
+
+crm_err_t
+store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    rocksdb_writebatch_t *b = NULL;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (!self->db || self->write_rc != CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "%s",
+                 self->db ? self->write_error : "the store is being reopened");
+        rc = self->db ? self->write_rc : CRM_ERR_UNAVAILABLE;
+        goto cleanup;
+    }
+    uint64_t have = rocksdb_get_latest_sequence_number(self->db);
+    if (seq != have + 1) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "batch starts at sequence number %llu but this store holds up to %llu",
+                 (unsigned long long)seq, (unsigned long long)have);
+        rc = CRM_ERR_FAILED_PRECONDITION;
+        goto cleanup;
+    }
+    if (len < 12) { /* 8-byte sequence number and 4-byte count: RocksDB asserts otherwise */
+        snprintf(errbuf, CRM_ERRBUF, "a shipped batch of %zu bytes is malformed", len);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+        goto cleanup;
+    }
+    b = rocksdb_writebatch_create_from(data, len);
+    rocksdb_write(self->db, self->wopts, b, &err);
+    if (err) {
+        pthread_rwlock_unlock(&self->reopen_lock);
+        rc = s_write_failed(self, err, 1, errbuf);
+        rocksdb_writebatch_destroy(b);
+        return rc;
+    }
+    if (rocksdb_get_latest_sequence_number(self->db) !=
+        seq - 1 + (uint64_t)rocksdb_writebatch_count(b)) {
+        snprintf(errbuf, CRM_ERRBUF, "applying a batch at %llu moved this store to %llu, not %llu",
+                 (unsigned long long)seq,
+                 (unsigned long long)rocksdb_get_latest_sequence_number(self->db),
+                 (unsigned long long)(seq - 1 + (uint64_t)rocksdb_writebatch_count(b)));
+        rc = CRM_ERR_INTERNAL;
+    }
+cleanup:
+    if (b)
+        rocksdb_writebatch_destroy(b);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (rc == CRM_OK) { /* what the batch did to our own counters */
+        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
+        s_meta_u64(self, s_meta_log_first, &self->log_first);
+        s_meta_u64(self, s_meta_unique, &self->unique);
+    }
+    return rc;
 }
 
 /* ==== Backups ====
