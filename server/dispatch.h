@@ -41,6 +41,7 @@ typedef struct {
     int src_fd;              /* the requester's connection (this request only; -1: unknown) */
     struct repl *repl;       /* replicas pulling from this server (replica.h) */
     struct repl_follower *follower; /* a replica: the thread following the primary */
+    struct repl_snap *snap;  /* snapshots for new replicas (replica.h) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -62,6 +63,7 @@ typedef struct {
         Crm__BackupReply backup;
         Crm__ReplPullReply repl_pull;
         Crm__ReplStatusReply repl_status;
+        Crm__ReplSnapshotReply repl_snapshot;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
@@ -184,5 +186,6 @@ crm_err_t h_backup_create(req_ctx_t *ctx);
 crm_err_t h_backup_status(req_ctx_t *ctx);
 crm_err_t h_repl_pull(req_ctx_t *ctx);
 crm_err_t h_repl_status(req_ctx_t *ctx);
+crm_err_t h_repl_snapshot(req_ctx_t *ctx);
 
 #endif

@@ -193,7 +193,8 @@ s_set_state(repl_follower_t *self, bool connected, const char *fmt, ...)
     self->status.connected = connected;
     pthread_mutex_unlock(&self->lock);
     if (changed)
-        crm_log(connected ? CRM_LOG_INFO : CRM_LOG_WARN, "replica: %s", text);
+        crm_log(connected || !strncmp(text, "connecting", 10) ? CRM_LOG_INFO : CRM_LOG_WARN,
+                "replica: %s", text);
 }
 
 /* A new CURVE DEALER to the primary, or NULL. */

@@ -45,6 +45,24 @@ void repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us
 void repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,
                void *(*own)(void *arg, void *p), void *arg);
 
+/* ==== Snapshots for new replicas (repl_snap.c) ==== */
+
+/* Chunk size of a snapshot file read: well under a millisecond from the page cache. */
+#define REPL_SNAP_CHUNK (256u << 10)
+
+typedef struct repl_snap repl_snap_t;
+
+/* One snapshot at a time, taken into DATA_DIR/.replica-snapshot. */
+repl_snap_t *repl_snap_new(store_t *store, const char *data_dir);
+/* Joins a running checkpoint and removes the snapshot; NULL-safe. */
+void repl_snap_destroy(repl_snap_t **self_p);
+/* Serve one REPL_SNAPSHOT request into OUT (OWN as in repl_list). */
+crm_err_t repl_snap_serve(repl_snap_t *self, const Crm__ReplSnapshotRequest *req,
+                          Crm__ReplSnapshotReply *out, void *(*own)(void *arg, void *p),
+                          void *arg, char *errbuf);
+/* The server thread, once a second: remove a snapshot nobody fetched for 10 minutes. */
+void repl_snap_tick(repl_snap_t *self, int64_t now_us);
+
 /* ==== The replica's follower thread ==== */
 
 typedef struct repl_follower repl_follower_t;

@@ -89,6 +89,7 @@ struct server {
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     worker_t *worker;            /* long reads on a helper thread (worker.c), while running */
     int64_t trim_next_us;        /* next change-log retention pass */
+    int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
@@ -107,6 +108,7 @@ struct server {
     int64_t sweep_as_of;         /* its time (ms) */
     repl_t *repl;                /* replicas pulling our log (replica.h) */
     repl_follower_t *follower;   /* a replica: the thread following the primary */
+    repl_snap_t *snap;           /* snapshots for new replicas */
     sweep_result_t sweep_total;  /* what it did so far */
 };
 
@@ -269,6 +271,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = s_router_open(self, cfg->listen, errbuf)) != CRM_OK)
         goto cleanup;
     self->repl = repl_new(self->store);
+    self->snap = repl_snap_new(self->store, cfg->data_dir);
     if (cfg->replica_of) {
         snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
         if ((rc = repl_follower_start(self->ctx, self->store, cfg->replica_of,
@@ -526,6 +529,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .readonly = self->follower != NULL,
                           .repl = self->repl,
                           .follower = self->follower,
+                          .snap = self->snap,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
     if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
@@ -586,6 +590,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             feed_trim(self->feed);
             self->trim_next_us = now + 1000000;
         }
+        if (now >= self->snap_next_us) {
+            repl_snap_tick(self->snap, now);
+            self->snap_next_us = now + 1000000;
+        }
         s_memory_guard(self);
         backup_job_tick(self->backup);
     }
@@ -615,6 +623,7 @@ server_destroy(server_t **self_p)
         zmq_close(self->monitor);
     repl_follower_stop(&self->follower); /* before the context ends: it owns sockets */
     repl_destroy(&self->repl);
+    repl_snap_destroy(&self->snap); /* waits for a checkpoint in progress: it uses the store */
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);

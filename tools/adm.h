@@ -12,5 +12,6 @@ int adm_backup(int argc, char **argv);
 int adm_restore(int argc, char **argv);
 int adm_status(int argc, char **argv);
 int adm_digest(int argc, char **argv);
+int adm_replica(int argc, char **argv);
 
 #endif

@@ -4,12 +4,18 @@
     status: a running crmd's role, sequence numbers and, on a primary, the
             replicas pulling from it with their lag; on a replica, the
             primary it follows and how far behind it is (REPL_STATUS, admin).
+    replica init: a new replica's data dir, fetched through the primary as
+            a RocksDB checkpoint in chunks over CurveZMQ by a replica identity
+            (REPL_SNAPSHOT, repl_snap.c), with the identity's enrollment
+            kept as DIR/replica.enroll for `crmd --replica-of`.
     digest: a content digest of a stopped data dir - every key and value of
             every column family, BLAKE2b - with the sequence numbers it is
             as of. A primary and a replica at the same sequence number give
             the same digest.
     =========================================================================
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -17,11 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "adm.h"
 #include "cmd.h"
 #include "conn.h"
+#include "crm_keys.h"
 #include "crm_proto.h"
+#include "crm_time.h"
+#include "backup.h"
 #include "store.h"
 
 static const char s_status_usage[] =
@@ -213,4 +224,260 @@ adm_digest(int argc, char **argv)
         return EXIT_REFUSED;
     }
     return EXIT_OK;
+}
+
+static const char s_replica_usage[] =
+    "usage: crm-admin replica init --from ENDPOINT --data DIR --enroll FILE\n"
+    "\n"
+    "Make DIR (new or empty) a copy of the primary at ENDPOINT: the primary takes a\n"
+    "consistent checkpoint and sends it in chunks over CurveZMQ to FILE's identity,\n"
+    "which must be a user with the replica role (on the primary: crm-admin user add\n"
+    "NAME --role replica --out FILE). FILE is kept as DIR/replica.enroll. Then start\n"
+    "the replica with: crmd --data DIR --replica-of ENDPOINT\n";
+
+/* Call REPL_SNAPSHOT with RQ; *reply is the answer's snapshot body. */
+static int
+s_snap_call(conn_t *conn, Crm__ReplSnapshotRequest *rq, Crm__Reply **reply)
+{
+    Crm__Request r = CRM__REQUEST__INIT;
+    r.op = CRM__OP__OP_REPL_SNAPSHOT;
+    r.body_case = CRM__REQUEST__BODY_REPL_SNAPSHOT;
+    r.repl_snapshot = rq;
+    int rc = conn_call(conn, &r, reply);
+    if (rc == EXIT_OK && (*reply)->body_case != CRM__REPLY__BODY_REPL_SNAPSHOT) {
+        conn_reply_free(reply);
+        fprintf(stderr, "crm-admin replica: the server sent an unexpected reply\n");
+        return EXIT_REFUSED;
+    }
+    return rc;
+}
+
+static void
+s_progress(bool bar, uint64_t done, uint64_t total, int *last_pct)
+{
+    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (bar) {
+        int n = pct / 4;
+        fprintf(stderr, "\r[%.*s%*s] %3d%%  %8.1f of %.1f MB ", n, "=========================",
+                25 - n, "", pct, (double)done / 1e6, (double)total / 1e6);
+        fflush(stderr);
+    } else if (pct / 25 > *last_pct / 25 || (pct == 100 && *last_pct != 100)) {
+        fprintf(stderr, "snapshot: %3d%%  %.1f of %.1f MB\n", pct, (double)done / 1e6,
+                (double)total / 1e6);
+    }
+    *last_pct = pct;
+}
+
+/* A name the primary listed, safe to create under DIR: "db/<file>" or a plain name. */
+static bool
+s_safe_name(const char *name)
+{
+    const char *base = strncmp(name, "db/", 3) == 0 ? name + 3 : name;
+    return *base && *base != '.' && !strchr(base, '/') && strlen(base) < 64;
+}
+
+/* Fetch every file of snapshot ID into DIR. */
+static int
+s_fetch(conn_t *conn, uint64_t id, Crm__ReplFile **files, size_t n, const char *dir)
+{
+    uint64_t total = 0, done = 0;
+    int last_pct = -1;
+    bool bar = isatty(2);
+    for (size_t i = 0; i < n; i++)
+        total += files[i]->size;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        if (!s_safe_name(files[i]->name)) {
+            fprintf(stderr, "crm-admin replica: the primary listed a bad file name '%s'\n",
+                    files[i]->name);
+            return EXIT_REFUSED;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]->name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", path,
+                    strerror(errno));
+            return EXIT_USAGE;
+        }
+        uint64_t off = 0;
+        int rc = EXIT_OK;
+        while (rc == EXIT_OK && off < files[i]->size) {
+            Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+            rq.id = id;
+            rq.file = files[i]->name;
+            rq.offset = off;
+            rq.max_bytes = 256u << 10;
+            Crm__Reply *reply = NULL;
+            if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+                break;
+            const ProtobufCBinaryData *d = &reply->repl_snapshot->data;
+            if (d->len == 0 || write(fd, d->data, d->len) != (ssize_t)d->len) {
+                fprintf(stderr, "crm-admin replica: %s '%s'\n",
+                        d->len ? "cannot write" : "the primary sent nothing more of", path);
+                rc = EXIT_REFUSED;
+            }
+            off += d->len;
+            done += d->len;
+            conn_reply_free(&reply);
+            s_progress(bar, done, total, &last_pct);
+        }
+        if (rc == EXIT_OK && fsync(fd) != 0) {
+            fprintf(stderr, "crm-admin replica: cannot sync '%s': %s\n", path, strerror(errno));
+            rc = EXIT_REFUSED;
+        }
+        close(fd);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    s_progress(bar, total, total, &last_pct);
+    if (bar)
+        fprintf(stderr, "\n");
+    return EXIT_OK;
+}
+
+static int
+s_replica_init(const char *from, const char *data, const char *enroll_path)
+{
+    char errbuf[CRM_ERRBUF], path[PATH_MAX];
+    crm_enroll_t e;
+    int rc = EXIT_OK;
+    conn_t *conn = NULL;
+    uint64_t id = 0;
+    bool made = false;
+    if (crm_enroll_load(enroll_path, &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: %s\n", errbuf);
+        return EXIT_USAGE;
+    }
+    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", data, strerror(errno));
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    snprintf(path, sizeof path, "%s/db", data);
+    if (mkdir(path, 0700) != 0) {
+        fprintf(stderr, "crm-admin replica: '%s' %s; give a new or empty data dir\n", path,
+                errno == EEXIST ? "exists already" : strerror(errno));
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    made = true;
+    cli_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.config = enroll_path;
+    ctx.server = from;
+    ctx.timeout_ms = 10000;
+    if ((rc = conn_open(&ctx, &conn)) != EXIT_OK)
+        goto cleanup;
+    int64_t t0 = crm_time_mono_us();
+    Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+        goto cleanup;
+    id = reply->repl_snapshot->id;
+    conn_reply_free(&reply);
+    fprintf(stderr, "snapshot %llu: the primary is taking a checkpoint...\n",
+            (unsigned long long)id);
+    for (;;) { /* until the checkpoint is ready: its file list */
+        rq.id = id;
+        if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+            goto cleanup;
+        const Crm__ReplSnapshotReply *sr = reply->repl_snapshot;
+        if (*sr->error) {
+            fprintf(stderr, "crm-admin replica: the primary's checkpoint failed: %s\n",
+                    sr->error);
+            conn_reply_free(&reply);
+            id = 0;
+            rc = EXIT_REFUSED;
+            goto cleanup;
+        }
+        if (sr->ready)
+            break;
+        conn_reply_free(&reply);
+        usleep(100000);
+    }
+    rc = s_fetch(conn, id, reply->repl_snapshot->files, reply->repl_snapshot->n_files, data);
+    conn_reply_free(&reply);
+    if (rc != EXIT_OK)
+        goto cleanup;
+    rq.done = true; /* the primary removes its checkpoint */
+    if (s_snap_call(conn, &rq, &reply) == EXIT_OK)
+        id = 0;
+    conn_reply_free(&reply);
+    /* the identity and where the primary is, for crmd --replica-of */
+    snprintf(e.endpoint, sizeof e.endpoint, "%s", from);
+    snprintf(path, sizeof path, "%s/replica.enroll", data);
+    if (crm_enroll_save(path, &e, true, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: %s\n", errbuf);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    store_t *store = NULL;
+    if (store_open(data, STORE_REPLICA, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: the copy does not open: %s\n", errbuf);
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
+    printf("replica data dir '%s' ready in %.1f s at WAL sequence %llu (change log %llu)\n"
+           "start it with: crmd --data %s --replica-of %s\n",
+           data, (double)(crm_time_mono_us() - t0) / 1e6,
+           (unsigned long long)store_wal_seq(store), (unsigned long long)store_last_seq(store),
+           data, from);
+    store_destroy(&store);
+cleanup:
+    if (id && conn) { /* tell the primary to drop what we did not finish */
+        Crm__ReplSnapshotRequest done = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+        done.id = id;
+        done.done = true;
+        Crm__Reply *r = NULL;
+        conn_set_quiet(conn, true);
+        s_snap_call(conn, &done, &r);
+        conn_reply_free(&r);
+    }
+    conn_destroy(&conn);
+    if (rc != EXIT_OK && made) { /* leave nothing half-made behind */
+        snprintf(path, sizeof path, "%s/db", data);
+        backup_remove_tree(path);
+    }
+    sodium_memzero(&e, sizeof e);
+    return rc;
+}
+
+int
+adm_replica(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"from", required_argument, NULL, 'f'},   {"data", required_argument, NULL, 'd'},
+        {"enroll", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *from = NULL, *data = NULL, *enroll = NULL;
+    if (argc < 2 || strcmp(argv[1], "init") != 0) {
+        fputs(s_replica_usage, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+        return argc >= 2 && !strcmp(argv[1], "--help") ? EXIT_OK : EXIT_USAGE;
+    }
+    int c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            from = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'e':
+            enroll = optarg;
+            break;
+        case 'h':
+            fputs(s_replica_usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(s_replica_usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!from || !data || !enroll || optind != argc) {
+        fputs(s_replica_usage, stderr);
+        return EXIT_USAGE;
+    }
+    return s_replica_init(from, data, enroll);
 }

@@ -108,3 +108,21 @@ h_repl_status(req_ctx_t *ctx)
     ctx->reply.repl_status = r;
     return CRM_OK;
 }
+
+crm_err_t
+h_repl_snapshot(req_ctx_t *ctx)
+{
+    const Crm__ReplSnapshotRequest *req = ctx->req->repl_snapshot;
+    if (ctx->req->body_case != CRM__REQUEST__BODY_REPL_SNAPSHOT || !req)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "a snapshot request needs its body");
+    if (!ctx->env->snap)
+        return dispatch_error(ctx, CRM_ERR_UNAVAILABLE, "this server makes no snapshots");
+    Crm__ReplSnapshotReply *r = &ctx->body.repl_snapshot;
+    crm__repl_snapshot_reply__init(r);
+    crm_err_t rc = repl_snap_serve(ctx->env->snap, req, r, s_own, ctx, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPL_SNAPSHOT;
+    ctx->reply.repl_snapshot = r;
+    return CRM_OK;
+}

@@ -17,14 +17,21 @@ synced() { sleep 0.3; wait_for '[ "$(st "$EP_r" lag_entries)" = 0 ] && [ "$(st "
 cp_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 cr_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
-# ---- a replica identity, and a replica made from a copy of the stopped primary
+# ---- a replica identity; the replica's data dir fetched through the primary
 init_data "$T/p"
-"$A" user add repl1 --role replica --data "$T/p" --out "$T/repl1.enroll" >/dev/null
-"$A" user add ann --dept sales --role staff --data "$T/p" --out "$T/ann.enroll" >/dev/null
-cp -a "$T/p" "$T/r"
-cp -a "$T/p" "$T/x"
-cp "$T/repl1.enroll" "$T/r/replica.enroll"
 start_server p "$T/p" --sweep-every 0
+"$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
+"$A" user add ann --dept sales --role staff --data "$T/p" --server "$EP_p" --out "$T/ann.enroll" >/dev/null
+for i in 1 2; do "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "早$i" --phone "1320000000$i" >/dev/null; done
+RC=0; "$A" replica init --from "$EP_p" --data "$T/x" --enroll "$T/ann.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "a staff key cannot fetch a snapshot" test "$RC" -ne 0
+expect "... told only a replica identity may" grep -q "only a replica identity may follow the log" "$T/e"
+RC=0; "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "crm-admin replica init fetches a snapshot through the primary" test "$RC" -eq 0
+expect "... with progress" grep -q "snapshot: 100%" "$T/e"
+expect "... and says how to start the replica" grep -q "crmd --data $T/r --replica-of $EP_p" "$T/o"
+expect "... keeping the identity as DIR/replica.enroll" test -f "$T/r/replica.enroll"
+rm -rf "$T/x"; cp -a "$T/r" "$T/x"
 start_server r "$T/r" --replica-of "$EP_p"
 expect "the replica says it follows the primary" wait_for 'grep -q "following the primary at $EP_p" "$T/r.log"'
 
@@ -46,7 +53,8 @@ expect "a record reads the same on the replica" test -n "$P3" -a "$P3" = "$R3"
 cp_ customer list; PL=$OUT
 cr_ customer list; RL=$OUT
 expect "the list reads the same on the replica" test "$PL" = "$RL"
-expect "... with all five customers" test "$(echo "$RL" | grep -c 客户)" -eq 5
+expect "... with all five customers and the two from before the snapshot" \
+    test "$(echo "$RL" | grep -c 客户)" -eq 5 -a "$(echo "$RL" | grep -c 早)" -eq 2
 "$A" user list --config "$T/p/admin.enroll" --server "$EP_p" >"$T/up" 2>&1
 "$A" user list --config "$T/p/admin.enroll" --server "$EP_r" >"$T/ur" 2>&1
 expect "users replicate (bob, made through the primary, is on the replica)" \
@@ -69,7 +77,7 @@ expect "a user change on the replica is refused too" test "$RC" -ne 0
 
 # ---- only a replica identity may follow the log, and it may do nothing else
 start_server x "$T/x" --replica-of "$EP_p" --replica-enroll "$T/ann.enroll"
-expect "a staff key cannot follow the log" \
+expect "a staff key cannot follow the log either" \
     wait_for 'grep -q "refused to ship its log: permission denied: only a replica identity may follow the log" "$T/x.log"'
 stop_server x
 RC=0; "$CRM_BIN/crm" --config "$T/repl1.enroll" --server "$EP_p" customer list >"$T/o" 2>"$T/e" || RC=$?
@@ -99,7 +107,7 @@ stop_server p
 start_server p2 "$T/p" --sweep-every 0 --listen "$EP_p"
 cp_ customer add --name 客户10 --phone 13100000010
 synced
-cr_ customer show c10
+cr_ customer show 13100000010
 expect "after the primary restarts the replica follows again" contains "$OUT" 客户10
 
 # ---- the replica's feed: the primary's changes under the primary's sequence numbers
@@ -137,7 +145,7 @@ cp_ customer add --name 客户12 --phone 13100000012
 start_server r3 "$T/r" --replica-of "$EP_p"
 expect "a replica past the retained log says it is too far behind" \
     wait_for 'grep -q "too far behind" "$T/r3.log"'
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show c10 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
 expect "... and keeps serving what it has" test "$RC" -eq 0
 expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
 stop_server r3
