@@ -83,7 +83,7 @@ dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *acti
     entry.reason = ctx->errbuf;
     if (!ctx->env->group) /* the worker: the server thread audited the request */
         return CRM_ERR_PERMISSION_DENIED;
-    if (ctx->env->readonly) { /* a replica writes nothing of its own: its log has it */
+    if (store_readonly(ctx->env->store)) { /* a replica writes nothing of its own */
         crm_log(CRM_LOG_INFO, "audit (replica, not stored): '%s' denied %s %s %s: %s", u->name,
                 action, kind ? kind : "", id ? id : "", ctx->errbuf);
         return CRM_ERR_PERMISSION_DENIED;
@@ -133,7 +133,7 @@ s_audit_admin_read(req_ctx_t *ctx, const struct op *op)
         entry.id = req->audit->id;
     }
     entry.reason = detail;
-    if (ctx->env->readonly) { /* a replica writes nothing of its own: its log has it */
+    if (store_readonly(ctx->env->store)) { /* a replica writes nothing of its own */
         crm_log(CRM_LOG_INFO, "audit (replica, not stored): '%s' %s %s %s %s", u->name, action,
                 entry.kind, entry.id, detail);
         return;
@@ -143,11 +143,22 @@ s_audit_admin_read(req_ctx_t *ctx, const struct op *op)
                 e ? crm_entity_parse_id(e, entry.id) : 0);
 }
 
-/* The endpoint a replica follows, for messages. */
-static const char *
-s_primary(const dispatch_env_t *env)
+/* Why writes are refused here: a replica, or a former primary that learned of a promotion. */
+static crm_err_t
+s_refuse_write(req_ctx_t *ctx)
 {
-    return env->follower ? repl_follower_endpoint(env->follower) : "the primary";
+    uint64_t newer = store_fenced_by(ctx->env->store);
+    if (newer)
+        return dispatch_error(ctx, CRM_ERR_READONLY,
+                              "this server was the primary until a replica was promoted (epoch "
+                              "%llu; ours is %llu): it takes no writes; send changes to the new "
+                              "primary",
+                              (unsigned long long)newer,
+                              (unsigned long long)store_epoch(ctx->env->store, NULL));
+    return dispatch_error(ctx, CRM_ERR_READONLY,
+                          "this server is a read-only replica of %s; send changes there",
+                          ctx->env->follower ? repl_follower_endpoint(ctx->env->follower)
+                                             : "the primary");
 }
 
 static crm_err_t
@@ -183,10 +194,8 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
                            : "permission denied: a replica identity may only follow the log");
         return dispatch_deny(ctx, NULL, "", op->name);
     }
-    if ((op->flags & OPF_WRITE) && ctx->env->readonly)
-        return dispatch_error(ctx, CRM_ERR_READONLY,
-                              "this server is a read-only replica of %s; send changes there",
-                              s_primary(ctx->env));
+    if ((op->flags & OPF_WRITE) && store_readonly(ctx->env->store))
+        return s_refuse_write(ctx);
     /* a write sent again under its idempotency key gets its first reply */
     const char *key = ctx->req->idempotency_key;
     bool keyed = (op->flags & OPF_WRITE) && key && *key;

@@ -23,7 +23,6 @@ typedef struct {
     store_t *store;         /* borrowed */
     store_group_t *group;   /* the writer's current group commit */
     const char *server_key; /* the server's public key, Z85 */
-    bool readonly;          /* a replica refuses OPF_WRITE ops */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */
@@ -187,5 +186,6 @@ crm_err_t h_backup_status(req_ctx_t *ctx);
 crm_err_t h_repl_pull(req_ctx_t *ctx);
 crm_err_t h_repl_status(req_ctx_t *ctx);
 crm_err_t h_repl_snapshot(req_ctx_t *ctx);
+crm_err_t h_repl_promote(req_ctx_t *ctx);
 
 #endif

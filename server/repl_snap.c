@@ -134,7 +134,7 @@ s_take(void *arg)
         char name[64], full[PATH_MAX + 128];
         if (de->d_name[0] == '.' || strlen(de->d_name) > 40)
             continue;
-        snprintf(name, sizeof name, "db/%s", de->d_name);
+        snprintf(name, sizeof name, "db/%.40s", de->d_name);
         snprintf(full, sizeof full, "%s/%s", self->dir, name);
         if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
             s_add(files, &n, name, (uint64_t)st.st_size);

@@ -289,9 +289,11 @@ s_follow(void *arg)
             s_nap(self, 1000);
             continue;
         }
-        uint64_t have = store_wal_seq(self->store);
+        uint64_t have = store_wal_seq(self->store), my_start = 0;
+        uint64_t epoch = store_epoch(self->store, &my_start);
         Crm__ReplPullRequest pull = CRM__REPL_PULL_REQUEST__INIT;
         pull.from_seq = have + 1;
+        pull.epoch = epoch;
         pull.max_bytes = REPL_PULL_MAX_BYTES;
         Crm__Request req = CRM__REQUEST__INIT;
         req.id = ++id;
@@ -322,6 +324,22 @@ s_follow(void *arg)
         } else if (reply->body_case != CRM__REPLY__BODY_REPL_PULL) {
             s_set_state(self, false, "the primary at %s answered a pull without its log",
                         self->endpoint);
+            applied = -1;
+        } else if (reply->repl_pull->epoch < epoch) {
+            s_set_state(self, false,
+                        "refusing the log of %s: its epoch %llu is older than ours (%llu); it "
+                        "was the primary before a promotion: follow the new primary",
+                        self->endpoint, (unsigned long long)reply->repl_pull->epoch,
+                        (unsigned long long)epoch);
+            applied = -1;
+        } else if (reply->repl_pull->epoch > epoch && have >= reply->repl_pull->epoch_start) {
+            s_set_state(self, false,
+                        "diverged: this replica holds entries up to WAL sequence %llu of epoch "
+                        "%llu, but %s began epoch %llu at %llu; make this replica again with "
+                        "'crm-admin replica init'",
+                        (unsigned long long)have, (unsigned long long)epoch, self->endpoint,
+                        (unsigned long long)reply->repl_pull->epoch,
+                        (unsigned long long)reply->repl_pull->epoch_start);
             applied = -1;
         } else if (reply->repl_pull->too_old) {
             s_set_state(self, true,
@@ -446,6 +464,20 @@ repl_follower_status(repl_follower_t *self, repl_follower_status_t *out)
     *out = self->status;
     pthread_mutex_unlock(&self->lock);
     out->applied_seq = store_wal_seq(self->store);
+}
+
+void
+repl_follower_halt(repl_follower_t *self)
+{
+    atomic_store(&self->stop, true);
+    if (self->started)
+        pthread_join(self->thread, NULL);
+    self->started = false;
+    pthread_mutex_lock(&self->lock);
+    self->status.connected = false;
+    snprintf(self->status.state, sizeof self->status.state, "promoted: no longer following %s",
+             self->endpoint);
+    pthread_mutex_unlock(&self->lock);
 }
 
 void

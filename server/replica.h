@@ -90,6 +90,9 @@ void repl_follower_drain(repl_follower_t *self);
 const char *repl_follower_endpoint(const repl_follower_t *self);
 /* A copy of the follower's status. */
 void repl_follower_status(repl_follower_t *self, repl_follower_status_t *out);
+/* Stop following for good (a promotion): the batch in hand is applied
+   whole, then the thread ends. The object stays until repl_follower_stop. */
+void repl_follower_halt(repl_follower_t *self);
 /* Stop the thread and free; NULL-safe; sets *self_p = NULL. */
 void repl_follower_stop(repl_follower_t **self_p);
 

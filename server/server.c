@@ -526,7 +526,6 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .max_msg = self->cfg.max_msg,
                           .backup = self->backup,
                           .limits = self->limits,
-                          .readonly = self->follower != NULL,
                           .repl = self->repl,
                           .follower = self->follower,
                           .snap = self->snap,
@@ -569,9 +568,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 first_write = 0;
             }
         }
-        if (!self->follower) /* a replica's sweep and expiry arrive from the primary */
+        bool ro = store_readonly(self->store); /* a replica, or fenced */
+        if (!ro) /* a replica's sweep and expiry arrive from the primary */
             s_sweep(self, &env);
-        if (!self->follower && crm_time_mono_us() >= self->idem_next_us) {
+        if (!ro && crm_time_mono_us() >= self->idem_next_us) {
             /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
             self->idem_next_us = crm_time_mono_us() + 1000000;
@@ -586,7 +586,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         repl_committed(self->repl, now);
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
-        if (!self->follower && now >= self->trim_next_us) { /* a replica's trims are shipped */
+        if (!ro && now >= self->trim_next_us) { /* a replica's trims are shipped */
             feed_trim(self->feed);
             self->trim_next_us = now + 1000000;
         }

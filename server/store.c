@@ -67,6 +67,9 @@ static const char *const s_cf_names[STORE_CF__COUNT] = {
 static const char s_meta_last_seq[] = "last_seq";
 static const char s_meta_log_first[] = "log_first";
 static const char s_meta_unique[] = "unique"; /* store_next_unique() hands out only above it */
+static const char s_meta_epoch[] = "epoch";   /* history id: 1, then +1 per promotion */
+static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number it began at */
+static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
 
@@ -95,6 +98,9 @@ struct store {
     _Atomic uint64_t last_seq; /* last committed sequence number */
     _Atomic uint64_t unique;   /* counter behind store_next_unique() */
     _Atomic uint64_t log_first; /* oldest retained change-log entry */
+    _Atomic uint64_t epoch;       /* history id (meta "epoch", 1 if absent) */
+    _Atomic uint64_t epoch_start; /* WAL sequence number of the promotion that began it */
+    _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
 };
@@ -426,9 +432,13 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     rocksdb_writeoptions_set_sync(self->wopts, (flags & STORE_SYNC) != 0);
 
     atomic_store(&self->log_first, 1);
+    atomic_store(&self->epoch, 1);
     if ((rc = s_meta_u64(self, s_meta_last_seq, &self->last_seq)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_log_first, &self->log_first)) != CRM_OK ||
-        (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK) {
+        (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_epoch, &self->epoch)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_epoch_start, &self->epoch_start)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_fenced_by, &self->fenced_by)) != CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
     }
@@ -613,7 +623,7 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
     rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_log_first,
                               sizeof s_meta_log_first - 1, (const char *)first, 8);
     char *err = NULL;
-    if (self->flags & STORE_REPLICA) { /* the primary's trims arrive through the log */
+    if (store_readonly(self)) { /* a replica's trims arrive through the log */
         rocksdb_writebatch_destroy(b);
         snprintf(errbuf, CRM_ERRBUF, "a replica does not trim its change log itself");
         return CRM_ERR_READONLY;
@@ -829,6 +839,10 @@ store_group_destroy(store_group_t **self_p)
 void
 store_group_begin(store_group_t *self)
 {
+    /* nothing staged: number from the store's own count, which a replica's
+       follower advanced meanwhile (and a promotion then continues from) */
+    if (!self->ended && rocksdb_writebatch_wi_count(self->batch) == 0)
+        self->next_seq = store_last_seq(self->store) + 1;
     rocksdb_writebatch_wi_set_save_point(self->batch);
 }
 
@@ -927,10 +941,10 @@ store_group_commit(store_group_t *self, char *errbuf)
     store_put_be64(unique, atomic_load(&st->unique));
     store_group_put(self, STORE_CF_META, s_meta_unique, sizeof s_meta_unique - 1, unique,
                     sizeof unique);
-    if (st->flags & STORE_REPLICA) { /* a replica writes only what it is shipped */
+    if (store_readonly(st)) { /* a replica writes only what it is shipped */
         rc = CRM_ERR_READONLY;
-        snprintf(errbuf, CRM_ERRBUF, "this server is a read-only replica");
-        crm_log(CRM_LOG_ERROR, "store: a replica refused to commit %zu staged mutations of its own",
+        snprintf(errbuf, CRM_ERRBUF, "this server is read-only (a replica, or fenced)");
+        crm_log(CRM_LOG_ERROR, "store: a read-only store refused a commit (%zu mutations)",
                 self->ended);
         self->next_seq = store_last_seq(st) + 1;
         goto cleanup;
@@ -1113,8 +1127,92 @@ cleanup:
         s_meta_u64(self, s_meta_last_seq, &self->last_seq);
         s_meta_u64(self, s_meta_log_first, &self->log_first);
         s_meta_u64(self, s_meta_unique, &self->unique);
+        s_meta_u64(self, s_meta_epoch, &self->epoch);
+        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
     }
     return rc;
+}
+
+uint64_t
+store_epoch(const store_t *self, uint64_t *start)
+{
+    if (start)
+        *start = atomic_load(&self->epoch_start);
+    return atomic_load(&self->epoch);
+}
+
+uint64_t
+store_fenced_by(const store_t *self)
+{
+    return atomic_load(&self->fenced_by);
+}
+
+bool
+store_readonly(const store_t *self)
+{
+    return (self->flags & STORE_REPLICA) || atomic_load(&self->fenced_by);
+}
+
+/* Write meta KEYS[i] = VALS[i] as one synced batch outside any group. */
+static crm_err_t
+s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_t n,
+             char *errbuf)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    for (size_t i = 0; i < n; i++) {
+        uint8_t be[8];
+        store_put_be64(be, vals[i]);
+        rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), keys[i], strlen(keys[i]),
+                                  (const char *)be, sizeof be);
+    }
+    char *err = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (self->db && self->write_rc == CRM_OK)
+        rocksdb_write(self->db, wo, b, &err);
+    else
+        err = strdup("the store does not take writes now");
+    pthread_rwlock_unlock(&self->reopen_lock);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_writebatch_destroy(b);
+    if (err) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot write to the store: %.200s", err);
+        free(err);
+        return CRM_ERR_STORAGE;
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+store_promote(store_t *self, uint64_t *epoch, char *errbuf)
+{
+    *epoch = 0;
+    if (!(self->flags & STORE_REPLICA)) {
+        snprintf(errbuf, CRM_ERRBUF, "this server is not a replica");
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    uint64_t next = atomic_load(&self->epoch) + 1, start = store_wal_seq(self) + 1;
+    const char *const keys[] = {s_meta_epoch, s_meta_epoch_start};
+    const uint64_t vals[] = {next, start};
+    crm_err_t rc = s_meta_write(self, keys, vals, 2, errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    atomic_store(&self->epoch, next);
+    atomic_store(&self->epoch_start, start);
+    self->flags &= ~(unsigned)STORE_REPLICA;
+    *epoch = next;
+    return CRM_OK;
+}
+
+crm_err_t
+store_fence(store_t *self, uint64_t newer_epoch, char *errbuf)
+{
+    if (newer_epoch <= atomic_load(&self->fenced_by))
+        return CRM_OK;
+    atomic_store(&self->fenced_by, newer_epoch); /* refused from now on, written or not */
+    const char *const keys[] = {s_meta_fenced_by};
+    return s_meta_write(self, keys, &newer_epoch, 1, errbuf);
 }
 
 /* ==== Backups ====

@@ -200,6 +200,20 @@ crm_err_t store_wal_read(store_t *self, uint64_t from, size_t max_bytes, store_w
 crm_err_t store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len,
                           char *errbuf);
 
+/* The history id (1 until a promotion) and, in *START (may be NULL), the WAL
+   sequence number of the promotion that began it (0 for epoch 1). */
+uint64_t store_epoch(const store_t *self, uint64_t *start);
+/* True if commits are refused: a replica, or a fenced former primary. */
+bool store_readonly(const store_t *self);
+/* The newer epoch a fenced former primary learned of (0: not fenced). */
+uint64_t store_fenced_by(const store_t *self);
+/* A replica becomes a primary: epoch + 1 from the next WAL sequence number
+   (written, synced) and commits allowed. Stop its follower first. */
+crm_err_t store_promote(store_t *self, uint64_t *epoch, char *errbuf);
+/* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
+   from now on, and after a restart too (recorded in meta). */
+crm_err_t store_fence(store_t *self, uint64_t newer_epoch, char *errbuf);
+
 /* Big-endian encoding for keys that must sort numerically. */
 void store_put_be64(uint8_t out[8], uint64_t v);
 uint64_t store_get_be64(const uint8_t in[8]);

@@ -13,5 +13,6 @@ int adm_restore(int argc, char **argv);
 int adm_status(int argc, char **argv);
 int adm_digest(int argc, char **argv);
 int adm_replica(int argc, char **argv);
+int adm_promote(int argc, char **argv);
 
 #endif

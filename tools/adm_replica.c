@@ -51,8 +51,9 @@ static const char s_digest_usage[] =
     "numbers it is as of. A replica and its primary at the same sequence number print\n"
     "the same digest.\n";
 
-int
-adm_status(int argc, char **argv)
+/* `crm-admin status` and `crm-admin promote`: OP answered with a ReplStatusReply. */
+static int
+s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},  {"config", required_argument, NULL, 'c'},
@@ -81,15 +82,15 @@ adm_status(int argc, char **argv)
             ctx.json = true;
             break;
         case 'h':
-            fputs(s_status_usage, stdout);
+            fputs(usage, stdout);
             return EXIT_OK;
         default:
-            fputs(s_status_usage, stderr);
+            fputs(usage, stderr);
             return EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        fputs(s_status_usage, stderr);
+        fputs(usage, stderr);
         return EXIT_USAGE;
     }
     if (!ctx.config && data) {
@@ -101,19 +102,19 @@ adm_status(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     Crm__Request r = CRM__REQUEST__INIT;
-    r.op = CRM__OP__OP_REPL_STATUS;
+    r.op = op;
     Crm__Reply *reply = NULL;
     rc = conn_call(conn, &r, &reply);
     if (rc == EXIT_OK && reply->body_case != CRM__REPLY__BODY_REPL_STATUS) {
-        fprintf(stderr, "crm-admin status: the server sent an unexpected reply\n");
+        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
         rc = EXIT_REFUSED;
     }
     if (rc == EXIT_OK) {
         const Crm__ReplStatusReply *s = reply->repl_status;
         if (ctx.json) {
-            printf("{\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"last_seq\":%" PRIu64
-                   ",\"wal_seq\":%" PRIu64,
-                   s->role, s->epoch, s->last_seq, s->wal_seq);
+            printf("{\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"epoch_start\":%" PRIu64
+                   ",\"fenced_by\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"wal_seq\":%" PRIu64,
+                   s->role, s->epoch, s->epoch_start, s->fenced_by, s->last_seq, s->wal_seq);
             if (*s->primary) {
                 printf(",\"primary\":");
                 out_json_str(stdout, s->primary);
@@ -134,9 +135,14 @@ adm_status(int argc, char **argv)
             }
             printf("]}\n");
         } else {
-            printf("role         %s\nepoch        %" PRIu64 "\nlast_seq     %" PRIu64
+            if (op == CRM__OP__OP_REPL_PROMOTE)
+                printf("promoted: this server is the primary now, epoch %" PRIu64
+                       " from WAL sequence %" PRIu64 "\n",
+                       s->epoch, s->epoch_start);
+            printf("role         %s\nepoch        %" PRIu64 "%s\nlast_seq     %" PRIu64
                    "   (change log)\nwal_seq      %" PRIu64 "   (RocksDB WAL)\n",
-                   s->role, s->epoch, s->last_seq, s->wal_seq);
+                   s->role, s->epoch, s->fenced_by ? "   (a newer epoch exists: fenced)" : "",
+                   s->last_seq, s->wal_seq);
             if (*s->primary)
                 printf("primary      %s\nconnected    %s\nprimary_seq  %" PRIu64
                        "\nlag          %" PRIu64 " entries, %" PRIu64 " ms\nstate        %s\n",
@@ -157,6 +163,27 @@ adm_status(int argc, char **argv)
     conn_reply_free(&reply);
     conn_destroy(&conn);
     return rc;
+}
+
+int
+adm_status(int argc, char **argv)
+{
+    return s_status_like(argc, argv, CRM__OP__OP_REPL_STATUS, s_status_usage);
+}
+
+static const char s_promote_usage[] =
+    "usage: crm-admin promote [--data DIR | --config ENROLL] [--server ENDPOINT] [--json]\n"
+    "\n"
+    "Turn the running replica at ENDPOINT into the primary: it stops following, starts a\n"
+    "new epoch (history id) and takes writes. The former primary must take no writes any\n"
+    "more: stop it, and start it again only as a replica of the new primary (crmd\n"
+    "--replica-of, or a new 'crm-admin replica init'). A former primary that meets a\n"
+    "replica of the newer epoch refuses writes by itself (fencing).\n";
+
+int
+adm_promote(int argc, char **argv)
+{
+    return s_status_like(argc, argv, CRM__OP__OP_REPL_PROMOTE, s_promote_usage);
 }
 
 int

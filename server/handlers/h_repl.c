@@ -50,6 +50,23 @@ h_repl_pull(req_ctx_t *ctx)
     size_t max = req->max_bytes && req->max_bytes < REPL_PULL_MAX_BYTES ? req->max_bytes
                                                                           : REPL_PULL_MAX_BYTES;
     int64_t now = crm_time_mono_us();
+    uint64_t start = 0, epoch = store_epoch(ctx->env->store, &start);
+    if (req->epoch > epoch) { /* a replica was promoted: our history ends here */
+        char errbuf[CRM_ERRBUF];
+        if (!store_fenced_by(ctx->env->store))
+            crm_log(CRM_LOG_WARN,
+                    "replica '%s' is at epoch %llu, newer than ours (%llu): a replica was "
+                    "promoted, so this server takes no writes any more",
+                    ctx->session.user->name, (unsigned long long)req->epoch,
+                    (unsigned long long)epoch);
+        if (store_fence(ctx->env->store, req->epoch, errbuf) != CRM_OK)
+            crm_log(CRM_LOG_WARN, "the fence is not recorded (writes are refused anyway): %s",
+                    errbuf);
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server's epoch %llu is older than the replica's %llu: it was "
+                              "the primary before a promotion and its log is not to be followed",
+                              (unsigned long long)epoch, (unsigned long long)req->epoch);
+    }
     s_pull_t p = {ctx, NULL, 0, 0, now + PULL_BUDGET_US};
     Crm__ReplPullReply *r = &ctx->body.repl_pull;
     crm__repl_pull_reply__init(r);
@@ -68,6 +85,8 @@ h_repl_pull(req_ctx_t *ctx)
     r->latest_seq = store_wal_seq(ctx->env->store);
     r->too_old = too_old;
     r->oldest_seq = oldest;
+    r->epoch = epoch;
+    r->epoch_start = start;
     ctx->reply.body_case = CRM__REPLY__BODY_REPL_PULL;
     ctx->reply.repl_pull = r;
     return CRM_OK;
@@ -86,11 +105,14 @@ h_repl_status(req_ctx_t *ctx)
     Crm__ReplStatusReply *r = &ctx->body.repl_status;
     crm__repl_status_reply__init(r);
     int64_t now = crm_time_mono_us();
-    r->role = (char *)(env->readonly ? "replica" : "primary");
-    r->epoch = 1;
+    r->fenced_by = store_fenced_by(env->store);
+    r->role = (char *)(r->fenced_by                 ? "fenced former primary"
+                       : store_readonly(env->store) ? "replica"
+                                                    : "primary");
+    r->epoch = store_epoch(env->store, &r->epoch_start);
     r->last_seq = store_last_seq(env->store);
     r->wal_seq = store_wal_seq(env->store);
-    if (env->follower) {
+    if (env->follower && store_readonly(env->store)) {
         repl_follower_status_t st;
         repl_follower_status(env->follower, &st);
         r->primary = (char *)repl_follower_endpoint(env->follower);
@@ -125,4 +147,33 @@ h_repl_snapshot(req_ctx_t *ctx)
     ctx->reply.body_case = CRM__REPLY__BODY_REPL_SNAPSHOT;
     ctx->reply.repl_snapshot = r;
     return CRM_OK;
+}
+
+crm_err_t
+h_repl_promote(req_ctx_t *ctx)
+{
+    store_t *store = ctx->env->store;
+    if (store_fenced_by(store))
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server is a former primary fenced by epoch %llu: make it a "
+                              "replica of the new primary instead ('crm-admin replica init')",
+                              (unsigned long long)store_fenced_by(store));
+    if (!store_readonly(store) || !ctx->env->follower)
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server is a primary already");
+    const char *former = repl_follower_endpoint(ctx->env->follower);
+    repl_follower_halt(ctx->env->follower); /* its last batch is applied whole, then it stops */
+    uint64_t epoch = 0;
+    crm_err_t rc = store_promote(store, &epoch, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    uint64_t start = 0;
+    store_epoch(store, &start);
+    crm_log(CRM_LOG_WARN,
+            "promoted: this server is the primary now, epoch %llu from WAL sequence %llu (change "
+            "log %llu); the former primary %s must take no writes: start it with --replica-of "
+            "this server, or make it a replica again",
+            (unsigned long long)epoch, (unsigned long long)start,
+            (unsigned long long)store_last_seq(store), former);
+    return h_repl_status(ctx);
 }

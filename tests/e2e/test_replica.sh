@@ -13,7 +13,7 @@ st() { "$A" status --config "$T/p/admin.enroll" --server "$1" --json 2>/dev/null
        python3 -c "import json,sys; print(json.load(sys.stdin).get('$2',''))"; }
 # synced: the replica holds everything the primary had at its last pull, 0.3 s after the
 # last write (pulls happen every 50 ms while idle); status reads on a replica are not stored
-synced() { sleep 0.3; wait_for '[ "$(st "$EP_r" lag_entries)" = 0 ] && [ "$(st "$EP_r" connected)" = True ]'; }
+synced() { local ep=${1:-$EP_r}; sleep 0.3; wait_for '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]'; }
 cp_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 cr_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
@@ -149,5 +149,43 @@ RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer sho
 expect "... and keeps serving what it has" test "$RC" -eq 0
 expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
 stop_server r3
-stop_server p3
+
+# ---- promotion: the primary dies, a replica becomes the primary under a new epoch
+"$A" replica init --from "$EP_p" --data "$T/n" --enroll "$T/repl1.enroll" >/dev/null 2>&1
+start_server n "$T/n" --replica-of "$EP_p"
+cp_ customer add --name 客户13 --phone 13100000013
+synced "$EP_n"
+kill -KILL "$PID_p3"; wait "$PID_p3" 2>/dev/null || true
+RC=0; "$A" promote --config "$T/p/admin.enroll" --server "$EP_n" >"$T/o" 2>"$T/e" || RC=$?
+expect "crm-admin promote turns the replica into the primary at epoch 2" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'promoted: this server is the primary now, epoch 2' '$T/o'"
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer add --name 客户14 --phone 13100000014 >"$T/o" 2>&1 || RC=$?
+expect "the new primary takes writes" test "$RC" -eq 0
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer list >"$T/o" 2>&1 || RC=$?
+expect "... and holds everything the old primary acknowledged" \
+    bash -c "grep -q 客户13 '$T/o' && grep -q 客户14 '$T/o'"
+expect "its status says primary, epoch 2" test "$(st "$EP_n" role)/$(st "$EP_n" epoch)" = primary/2
+
+# the old primary comes back as a primary; a replica of the new epoch pointed at it fences it
+start_server p4 "$T/p" --sweep-every 0 --listen "$EP_p"
+"$A" replica init --from "$EP_n" --data "$T/m" --enroll "$T/repl1.enroll" >/dev/null 2>&1
+start_server m "$T/m" --replica-of "$EP_n"
+synced "$EP_m"
+expect "a replica of the new primary is at epoch 2" test "$(st "$EP_m" epoch)" = 2
+stop_server m
+start_server m2 "$T/m" --replica-of "$EP_p"
+expect "a replica of epoch 2 refuses the old primary's log" \
+    wait_for 'grep -q "epoch 1 is older than the replica.s 2" "$T/m2.log"'
+cp_ customer add --name 不该写 --phone 13100000098
+expect "the old primary, fenced, refuses writes" test "$RC" -ne 0
+expect "... saying a replica was promoted" contains "$ERR" "was the primary until a replica was promoted"
+expect "... and logs it" grep -q "a replica was promoted, so this server takes no writes" "$T/p4.log"
+expect "its status says fenced" contains "$(st "$EP_p" role)" fenced
+stop_server m2
+stop_server p4
+start_server p5 "$T/p" --sweep-every 0 --listen "$EP_p"
+cp_ customer add --name 不该写 --phone 13100000098
+expect "the fence holds after a restart" contains "$ERR" "was the primary until a replica was promoted"
+stop_server p5
+stop_server n
 finish
