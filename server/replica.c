@@ -52,8 +52,9 @@
 
 typedef struct {
     char name[64];
-    uint64_t applied; /* WAL sequence number it holds */
-    int64_t seen_us;  /* its last pull */
+    uint64_t applied;           /* WAL sequence number it holds */
+    int64_t seen_us;            /* its last pull */
+    store_wal_cursor_t *cursor; /* where its last pull stopped in our WAL */
 } s_replica_t;
 
 struct repl {
@@ -80,7 +81,12 @@ repl_new(store_t *store)
 void
 repl_destroy(repl_t **self_p)
 {
-    free(*self_p);
+    repl_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < MAX_REPLICAS; i++)
+        store_wal_cursor_destroy(&self->replicas[i].cursor);
+    free(self);
     *self_p = NULL;
 }
 
@@ -98,8 +104,9 @@ repl_committed(repl_t *self, int64_t now_us)
         self->n++;
 }
 
-void
-repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
+/* NAME's slot; the least recently seen one is taken over for a new name. */
+static s_replica_t *
+s_slot(repl_t *self, const char *name)
 {
     s_replica_t *slot = NULL, *oldest = &self->replicas[0];
     for (size_t i = 0; i < MAX_REPLICAS && !slot; i++) {
@@ -112,9 +119,20 @@ repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
     if (!slot) {
         slot = oldest;
         snprintf(slot->name, sizeof slot->name, "%s", name);
+        store_wal_cursor_destroy(&slot->cursor);
     }
+    return slot;
+}
+
+store_wal_cursor_t *
+repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
+{
+    s_replica_t *slot = s_slot(self, name);
     slot->applied = from_seq ? from_seq - 1 : 0;
     slot->seen_us = now_us;
+    if (!slot->cursor)
+        slot->cursor = store_wal_cursor_new(self->store);
+    return slot->cursor;
 }
 
 /* How long ago the oldest commit past APPLIED was made (0: none is missing). */

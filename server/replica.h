@@ -38,8 +38,11 @@ void repl_destroy(repl_t **self_p);
 /* The server thread calls this after each commit turn: remembers when the
    store's WAL sequence number reached its present value (for lag in ms). */
 void repl_committed(repl_t *self, int64_t now_us);
-/* Replica NAME asked for the WAL from FROM_SEQ: it holds everything before. */
-void repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us);
+/* Replica NAME asked for the WAL from FROM_SEQ: it holds everything before.
+   Returns its WAL cursor (borrowed; kept while NAME is in the table). Two
+   replicas under one name share a cursor (each pull repositions it). */
+store_wal_cursor_t *repl_seen(repl_t *self, const char *name, uint64_t from_seq,
+                              int64_t now_us);
 /* Fill OUT's replicas (the ones seen in the last minute); OWN(arg, p) takes
    each allocated block so the caller frees it after packing. */
 void repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,

@@ -103,6 +103,7 @@ struct store {
     _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
+    store_wal_cursor_t *cursors; /* replicas' WAL iterators, dropped when the db closes */
 };
 
 struct store_group {
@@ -233,11 +234,14 @@ s_db_open(store_t *self, char *errbuf)
 /* Close the database. After a failed write the WAL writer is in an error
    state that Debian's RocksDB asserts on if synced again: skip the final
    FlushWAL then (what it would sync was never acknowledged). */
+static void s_cursors_drop(store_t *self);
+
 static void
 s_db_close(store_t *self)
 {
     if (!self->db)
         return;
+    s_cursors_drop(self);
     if (self->write_rc == CRM_OK) {
         char *err = NULL;
         rocksdb_flush_wal(self->db, 1, &err);
@@ -1004,35 +1008,70 @@ store_wal_seq(store_t *self)
     return seq;
 }
 
-crm_err_t
-store_wal_read(store_t *self, uint64_t from, size_t max_bytes, store_wal_fn fn, void *arg,
-               bool *too_old, uint64_t *oldest, char *errbuf)
+/* A WAL iterator kept between one replica's pulls: RocksDB finds a sequence
+   number by reading its WAL file from the start, which costs more the longer
+   the file; a kept iterator reads on from where it stopped, and tails the
+   live file. Server thread only; the store drops every cursor's iterator
+   when it closes the database (store_recover, store_destroy). */
+struct store_wal_cursor {
+    store_t *store;
+    rocksdb_wal_iterator_t *it; /* on the last batch handed out, or past the end */
+    uint64_t next;              /* sequence number the next pull is to start at */
+    store_wal_cursor_t *link;   /* the store's list */
+};
+
+store_wal_cursor_t *
+store_wal_cursor_new(store_t *self)
 {
-    crm_err_t rc = CRM_OK;
-    char *err = NULL;
-    rocksdb_wal_iterator_t *it = NULL;
-    *too_old = false;
-    *oldest = 0;
-    pthread_rwlock_rdlock(&self->reopen_lock);
-    if (!self->db) {
-        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened; try again");
-        rc = CRM_ERR_UNAVAILABLE;
-        goto cleanup;
-    }
-    if (from > rocksdb_get_latest_sequence_number(self->db))
-        goto cleanup; /* nothing new */
-    it = rocksdb_get_updates_since(self->db, from, NULL, &err);
-    if (err) {
-        /* RocksDB says NotFound when the files holding FROM are gone */
-        crm_log(CRM_LOG_INFO, "store: WAL from %llu not available: %s", (unsigned long long)from,
-                err);
-        rocksdb_free(err);
-        err = NULL;
-        *too_old = true;
-        goto cleanup;
-    }
+    store_wal_cursor_t *c = calloc(1, sizeof *c);
+    CRM_ASSERT_ALLOC(c);
+    c->store = self;
+    c->link = self->cursors;
+    self->cursors = c;
+    return c;
+}
+
+void
+store_wal_cursor_destroy(store_wal_cursor_t **cur_p)
+{
+    store_wal_cursor_t *c = *cur_p;
+    if (!c)
+        return;
+    for (store_wal_cursor_t **pp = &c->store->cursors; *pp; pp = &(*pp)->link)
+        if (*pp == c) {
+            *pp = c->link;
+            break;
+        }
+    if (c->it)
+        rocksdb_wal_iter_destroy(c->it);
+    free(c);
+    *cur_p = NULL;
+}
+
+/* Drop every cursor's iterator (the database is about to close). */
+static void
+s_cursors_drop(store_t *self)
+{
+    for (store_wal_cursor_t *c = self->cursors; c; c = c->link)
+        if (c->it) {
+            rocksdb_wal_iter_destroy(c->it);
+            c->it = NULL;
+        }
+}
+
+/* Hand IT's batches to FN from *FROM on (see store_wal_read); *FROM ends as
+   the sequence number after the last batch handed out. Returns 1 if IT may
+   be kept for the next read, 0 if not, -1 if a kept IT was not where it was
+   expected (start afresh). */
+static int
+s_wal_scan(rocksdb_wal_iterator_t *it, bool fresh, uint64_t *from, size_t max_bytes,
+           store_wal_fn fn, void *arg, bool *too_old, uint64_t *oldest, crm_err_t *rc,
+           char *errbuf)
+{
     size_t sent = 0;
     bool first = true;
+    int keep = 1;
+    char *err = NULL;
     while (rocksdb_wal_iter_valid(it)) {
         uint64_t seq = 0;
         rocksdb_writebatch_t *b = rocksdb_wal_iter_get_batch(it, &seq);
@@ -1040,39 +1079,99 @@ store_wal_read(store_t *self, uint64_t from, size_t max_bytes, store_wal_fn fn, 
         const char *data = rocksdb_writebatch_data(b, &len);
         uint64_t count = (uint64_t)rocksdb_writebatch_count(b);
         bool go = true;
-        if (first && seq > from) { /* the entries between were dropped with their files */
+        if (first && !fresh && seq != *from) {
+            go = false;
+            keep = -1;
+        } else if (first && seq > *from) { /* the entries between went with their files */
             *too_old = true;
             *oldest = seq;
             go = false;
-        } else if (first && seq < from && seq + count > from) {
+            keep = 0;
+        } else if (first && seq < *from && seq + count > *from) {
             snprintf(errbuf, CRM_ERRBUF,
                      "sequence number %llu falls inside a batch (%llu..%llu): the replica's "
                      "history differs from this server's",
-                     (unsigned long long)from, (unsigned long long)seq,
+                     (unsigned long long)*from, (unsigned long long)seq,
                      (unsigned long long)(seq + count - 1));
-            rc = CRM_ERR_FAILED_PRECONDITION;
+            *rc = CRM_ERR_FAILED_PRECONDITION;
             go = false;
-        } else if (seq + count > from) { /* older batches before FROM are skipped */
+            keep = 0;
+        } else if (seq + count > *from) { /* older batches before FROM are skipped */
             go = fn(arg, seq, data, len);
             sent += len;
+            *from = seq + count;
         }
         first = false;
         rocksdb_writebatch_destroy(b);
         if (!go || sent >= max_bytes)
-            break;
+            return keep; /* the iterator stays on the batch just handed out */
         rocksdb_wal_iter_next(it);
     }
-    if (rc == CRM_OK && !*too_old && !rocksdb_wal_iter_valid(it)) {
-        rocksdb_wal_iter_status(it, &err);
-        if (err) { /* the end of the log, or a file that vanished under us */
-            crm_log(CRM_LOG_DEBUG, "store: WAL iterator stopped: %s", err);
-            rocksdb_free(err);
-            err = NULL;
+    rocksdb_wal_iter_status(it, &err);
+    if (err) { /* not a clean end of the log (TryAgain: the tail is in a newer file) */
+        crm_log(CRM_LOG_DEBUG, "store: WAL iterator stopped: %s", err);
+        rocksdb_free(err);
+        return first && !fresh ? -1 : 0;
+    }
+    return first && !fresh ? -1 : keep;
+}
+
+crm_err_t
+store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from, size_t max_bytes,
+               store_wal_fn fn, void *arg, bool *too_old, uint64_t *oldest, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    rocksdb_wal_iterator_t *it = NULL;
+    int keep = 0;
+    *too_old = false;
+    *oldest = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (cur) { /* taken over here; given back below if it may be kept */
+        it = cur->it;
+        cur->it = NULL;
+        if (it && cur->next != from) {
+            rocksdb_wal_iter_destroy(it);
+            it = NULL;
         }
     }
-cleanup:
-    if (it)
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened; try again");
+        rc = CRM_ERR_UNAVAILABLE;
+        goto cleanup;
+    }
+    if (from > rocksdb_get_latest_sequence_number(self->db)) {
+        keep = 1; /* nothing new: the cursor stays where it is */
+        goto cleanup;
+    }
+    if (it) { /* on the batch the last read stopped at, or past the end of the log */
+        rocksdb_wal_iter_next(it);
+        uint64_t start = from;
+        keep = s_wal_scan(it, false, &from, max_bytes, fn, arg, too_old, oldest, &rc, errbuf);
+        if (keep >= 0)
+            goto cleanup;
+        from = start;
         rocksdb_wal_iter_destroy(it);
+        it = NULL;
+    }
+    it = rocksdb_get_updates_since(self->db, from, NULL, &err);
+    if (err) {
+        /* RocksDB says NotFound when the files holding FROM are gone */
+        crm_log(CRM_LOG_INFO, "store: WAL from %llu not available: %s", (unsigned long long)from,
+                err);
+        rocksdb_free(err);
+        it = NULL;
+        *too_old = true;
+        goto cleanup;
+    }
+    keep = s_wal_scan(it, true, &from, max_bytes, fn, arg, too_old, oldest, &rc, errbuf);
+cleanup:
+    if (cur && keep > 0 && it) {
+        cur->it = it;
+        cur->next = from;
+    } else if (it) {
+        rocksdb_wal_iter_destroy(it);
+    }
     pthread_rwlock_unlock(&self->reopen_lock);
     return rc;
 }

@@ -185,14 +185,21 @@ uint64_t store_wal_seq(store_t *self);
 /* One batch of the WAL: sequence number of its first entry and its bytes
    (borrowed for the call). Return false to stop. */
 typedef bool (*store_wal_fn)(void *arg, uint64_t seq, const void *data, size_t len);
+/* Where one reader of the WAL (a replica) stopped, kept between its reads. */
+typedef struct store_wal_cursor store_wal_cursor_t;
+store_wal_cursor_t *store_wal_cursor_new(store_t *self);
+/* NULL-safe; sets *cur_p = NULL. Before the store is destroyed. */
+void store_wal_cursor_destroy(store_wal_cursor_t **cur_p);
 /* Hand FN the WAL's batches from the one starting at FROM on, until FN
    returns false, about MAX_BYTES were handed, or the log ends. If FROM is no
    longer in the retained log, *too_old is set (and *oldest to the first
    sequence number still there, 0 if unknown) and nothing is handed.
    CRM_ERR_FAILED_PRECONDITION if FROM falls inside a batch (the asker's
-   history differs from ours). */
-crm_err_t store_wal_read(store_t *self, uint64_t from, size_t max_bytes, store_wal_fn fn,
-                         void *arg, bool *too_old, uint64_t *oldest, char *errbuf);
+   history differs from ours). CUR (may be NULL) keeps the iterator for a
+   next read that starts where this one stopped. */
+crm_err_t store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from,
+                         size_t max_bytes, store_wal_fn fn, void *arg, bool *too_old,
+                         uint64_t *oldest, char *errbuf);
 /* Apply one shipped batch atomically. It must start at store_wal_seq() + 1
    (else CRM_ERR_FAILED_PRECONDITION, nothing written). Afterwards the
    store's last_seq, change-log start and unique counter are re-read from

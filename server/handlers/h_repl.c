@@ -72,14 +72,15 @@ h_repl_pull(req_ctx_t *ctx)
     crm__repl_pull_reply__init(r);
     bool too_old = false;
     uint64_t oldest = 0;
-    crm_err_t rc = store_wal_read(ctx->env->store, req->from_seq, max, s_take, &p, &too_old,
-                                  &oldest, ctx->errbuf);
+    store_wal_cursor_t *cur =
+        ctx->env->repl ? repl_seen(ctx->env->repl, ctx->session.user->name, req->from_seq, now)
+                       : NULL;
+    crm_err_t rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p,
+                                  &too_old, &oldest, ctx->errbuf);
     if (p.v)
         dispatch_own(ctx, p.v);
     if (rc != CRM_OK)
         return rc;
-    if (ctx->env->repl)
-        repl_seen(ctx->env->repl, ctx->session.user->name, req->from_seq, now);
     r->batches = p.v;
     r->n_batches = p.n;
     r->latest_seq = store_wal_seq(ctx->env->store);

@@ -349,7 +349,7 @@ test_store_wal_replication(void **state)
     s_batches_t b = {0};
     bool too_old = false;
     uint64_t oldest = 0;
-    assert_int_equal(store_wal_read(pri, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
                                     &too_old, &oldest, errbuf),
                      CRM_OK);
     assert_false(too_old);
@@ -370,15 +370,53 @@ test_store_wal_replication(void **state)
     store_val_release(&v);
     /* a position inside a batch means another history */
     s_batches_t none = {0};
-    assert_int_equal(store_wal_read(pri, b.seq[1] + 1, 1 << 20, s_collect, &none, &too_old,
+    assert_int_equal(store_wal_read(pri, NULL, b.seq[1] + 1, 1 << 20, s_collect, &none, &too_old,
                                     &oldest, errbuf),
                      CRM_ERR_FAILED_PRECONDITION);
     assert_int_equal(none.n, 0);
     /* past the end: nothing */
-    assert_int_equal(store_wal_read(pri, store_wal_seq(pri) + 1, 1 << 20, s_collect, &none,
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(pri) + 1, 1 << 20, s_collect, &none,
                                     &too_old, &oldest, errbuf),
                      CRM_OK);
     assert_int_equal(none.n, 0);
+    /* a cursor reads on where it stopped, tailing the live file */
+    store_wal_cursor_t *cur = store_wal_cursor_new(pri);
+    uint64_t from = store_wal_seq(pri) + 1;
+    for (int i = 0; i < 3; i++) {
+        s_batches_t t = {0};
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, "t", 1, "v", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+        assert_int_equal(store_wal_read(pri, cur, from, 1 << 20, s_collect, &t, &too_old,
+                                        &oldest, errbuf),
+                         CRM_OK);
+        assert_int_equal(t.n, 1);
+        assert_int_equal(t.seq[0], from);
+        assert_int_equal(store_wal_apply(rep, t.seq[0], t.data[0], t.len[0], errbuf), CRM_OK);
+        from = store_wal_seq(pri) + 1;
+        free(t.data[0]);
+    }
+    /* ... and where a read stopped for its size, one batch at a time */
+    for (int i = 0; i < 3; i++) {
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, "s", 1, "v", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    }
+    for (int i = 0; i < 3; i++) {
+        s_batches_t t = {0};
+        assert_int_equal(store_wal_read(pri, cur, from, 1, s_collect, &t, &too_old, &oldest,
+                                        errbuf),
+                         CRM_OK);
+        assert_int_equal(t.n, 1);
+        assert_int_equal(t.seq[0], from);
+        assert_int_equal(store_wal_apply(rep, t.seq[0], t.data[0], t.len[0], errbuf), CRM_OK);
+        from = store_wal_seq(rep) + 1;
+        free(t.data[0]);
+    }
+    assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
+    store_wal_cursor_destroy(&cur);
     /* a replica commits nothing of its own */
     store_group_t *rg = store_group_new(rep);
     store_group_begin(rg);
