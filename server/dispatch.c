@@ -242,6 +242,14 @@ dispatch_defer(req_ctx_t *ctx)
     return CRM_OK;
 }
 
+crm_err_t
+dispatch_hold(req_ctx_t *ctx)
+{
+    CRM_ASSERT(ctx->env->can_hold && !ctx->env->worker);
+    ctx->held = true;
+    return CRM_OK;
+}
+
 void *
 dispatch_own(req_ctx_t *ctx, void *p)
 {
@@ -329,7 +337,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     out->after_commit =
         ctx.staged || (env->group && store_group_touches(env->group) != touches);
     out->deferred = rc == CRM_OK && ctx.deferred;
-    if (out->deferred) {
+    out->held = rc == CRM_OK && ctx.held && !out->after_commit;
+    if (out->deferred || out->held) {
         packed = NULL;
         *reply_len = 0;
     } else if (rc != CRM_OK) {

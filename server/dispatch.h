@@ -41,6 +41,8 @@ typedef struct {
     struct repl *repl;       /* replicas pulling from this server (replica.h) */
     struct repl_follower *follower; /* a replica: the thread following the primary */
     struct repl_snap *snap;  /* snapshots for new replicas (replica.h) */
+    bool can_hold;           /* this request may be held until the next commit (server
+                                thread, room in its list): dispatch_hold() */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -69,6 +71,7 @@ typedef struct {
     bool staged;              /* a mutation was staged: reply only after the commit
                                  (dispatch_process also sees this by itself) */
     bool deferred;            /* dispatch_defer(): the worker thread answers */
+    bool held;                /* dispatch_hold(): asked again after the next commit */
     uint8_t *replay;          /* an idempotent retry: the first reply (packed, owned) */
     size_t replay_len;
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
@@ -111,6 +114,12 @@ crm_err_t dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const 
    ctx->env->worker set. Returns CRM_OK. */
 crm_err_t dispatch_defer(req_ctx_t *ctx);
 
+/* Nothing to answer yet (a replica's pull with nothing new): the server keeps
+   the request and runs it again - through dispatch_process(), every check
+   included - once something was committed or after a while (long poll).
+   Only when env->can_hold. Returns CRM_OK. */
+crm_err_t dispatch_hold(req_ctx_t *ctx);
+
 /* Keep P (malloc'd) until the reply is packed; returns P. */
 void *dispatch_own(req_ctx_t *ctx, void *p);
 /* Keep M (from crm_proto_unpack/new) until the reply is packed; returns M. */
@@ -123,6 +132,7 @@ typedef struct {
                           group commit succeeded, else an error */
     bool deferred;     /* no reply yet: hand the request to the worker (after the
                           commit, if after_commit) */
+    bool held;         /* no reply yet: run the request again after the next commit */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];

@@ -49,6 +49,8 @@ static const char s_usage[] =
     "  --replica-of ENDPOINT  run as a read replica following the primary at ENDPOINT (data\n"
     "                      dir made by 'crm-admin replica init'); writes are refused\n"
     "  --replica-enroll FILE  the replica identity's enrollment (default DIR/replica.enroll)\n"
+    "  --sync-replicas K   answer a write only once K replicas hold it (default 0: at once;\n"
+    "                      after 5 s without them the write is reported as not confirmed)\n"
     "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
     "                      (e.g. 24h, 30m, 90s; default 24h)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -96,7 +98,8 @@ main(int argc, char **argv)
 {
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
-           OPT_MAX_CONN, OPT_IO_THREADS, OPT_REPLICA_OF, OPT_REPLICA_ENROLL, OPT_WAL_KEEP };
+           OPT_MAX_CONN, OPT_IO_THREADS, OPT_REPLICA_OF, OPT_REPLICA_ENROLL, OPT_WAL_KEEP,
+           OPT_SYNC_REPLICAS };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -117,6 +120,7 @@ main(int argc, char **argv)
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
+        {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -230,6 +234,13 @@ main(int argc, char **argv)
             break;
         case OPT_REPLICA_OF:
             cfg.replica_of = optarg;
+            break;
+        case OPT_SYNC_REPLICAS:
+            if (s_parse_size(optarg, "--sync-replicas", &mib) != 0 || mib > 32) {
+                fprintf(stderr, "crmd: --sync-replicas needs 1 to 32\n");
+                return 2;
+            }
+            cfg.sync_replicas = (uint32_t)mib;
             break;
         case OPT_REPLICA_ENROLL:
             cfg.replica_enroll = optarg;

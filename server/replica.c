@@ -135,6 +135,30 @@ repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
     return slot->cursor;
 }
 
+uint64_t
+repl_acked(const repl_t *self, uint32_t k, int64_t now_us)
+{
+    uint64_t best[MAX_REPLICAS];
+    size_t n = 0;
+    if (!k)
+        return UINT64_MAX;
+    for (size_t i = 0; i < MAX_REPLICAS; i++) {
+        const s_replica_t *r = &self->replicas[i];
+        if (r->name[0] && now_us - r->seen_us <= 10000000)
+            best[n++] = r->applied;
+    }
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++) /* the k largest, by selection */
+        for (size_t j = i + 1; j < n; j++)
+            if (best[j] > best[i]) {
+                uint64_t t = best[i];
+                best[i] = best[j];
+                best[j] = t;
+            }
+    return best[k - 1];
+}
+
 /* How long ago the oldest commit past APPLIED was made (0: none is missing). */
 static uint64_t
 s_lag_ms(const repl_t *self, uint64_t applied, int64_t now_us)

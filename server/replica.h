@@ -24,8 +24,8 @@
 /* Largest batch data one REPL_PULL answers with: a few ms of work on the
    server thread at most (reading and copying about this many WAL bytes). */
 #define REPL_PULL_MAX_BYTES (256u << 10)
-/* A replica that pulled nothing waits this long before it asks again. */
-#define REPL_IDLE_WAIT_MS 50
+/* A replica that pulled nothing waits this long before it asks again */
+#define REPL_IDLE_WAIT_MS 5 /* the primary holds a pull with nothing new up to 0.5 s */
 
 /* ==== The primary's side ==== */
 
@@ -43,6 +43,9 @@ void repl_committed(repl_t *self, int64_t now_us);
    replicas under one name share a cursor (each pull repositions it). */
 store_wal_cursor_t *repl_seen(repl_t *self, const char *name, uint64_t from_seq,
                               int64_t now_us);
+/* The WAL sequence number that at least K replicas seen in the last 10 s
+   hold (0 if fewer than K are there). */
+uint64_t repl_acked(const repl_t *self, uint32_t k, int64_t now_us);
 /* Fill OUT's replicas (the ones seen in the last minute); OWN(arg, p) takes
    each allocated block so the caller frees it after packing. */
 void repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,

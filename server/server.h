@@ -41,6 +41,7 @@ typedef struct {
     const char *replica_of; /* a read replica following this primary endpoint (NULL: primary) */
     const char *replica_enroll; /* ... as this replica identity (default DATA_DIR/replica.enroll) */
     uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
+    uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -81,6 +81,8 @@ h_repl_pull(req_ctx_t *ctx)
         dispatch_own(ctx, p.v);
     if (rc != CRM_OK)
         return rc;
+    if (!p.n && !too_old && ctx->env->can_hold) /* long poll: answered after the next commit */
+        return dispatch_hold(ctx);
     r->batches = p.v;
     r->n_batches = p.n;
     r->latest_seq = store_wal_seq(ctx->env->store);

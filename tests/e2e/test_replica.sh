@@ -188,4 +188,33 @@ cp_ customer add --name 不该写 --phone 13100000098
 expect "the fence holds after a restart" contains "$ERR" "was the primary until a replica was promoted"
 stop_server p5
 stop_server n
+
+# ---- --sync-replicas 1: a write is answered once a replica holds it, so a promotion after
+# a kill -9 of the primary under load loses no acknowledged write
+init_data "$T/s"
+"$A" user add repl2 --role replica --data "$T/s" --out "$T/repl2.enroll" >/dev/null
+start_server s "$T/s" --sweep-every 0 --sync-replicas 1
+cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cs_ --timeout 10 customer add --name 无人确认 --phone 13500000000
+expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
+expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
+"$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
+start_server sr "$T/sr" --replica-of "$EP_s"
+cs_ customer add --name 已确认 --phone 13500000001
+expect "with the replica following, writes are answered" test "$RC" -eq 0
+: >"$T/acked"
+(for i in $(seq 100 400); do
+    "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" --timeout 2 customer add \
+        --name "同步$i" --phone "13500000$i" >/dev/null 2>&1 || break
+    echo "13500000$i" >>"$T/acked"
+done) &
+L=$!
+wait_for '[ "$(wc -l <"$T/acked")" -ge 20 ]'
+kill -KILL "$PID_s"; wait "$PID_s" 2>/dev/null || true
+wait "$L" || true
+"$A" promote --config "$T/s/admin.enroll" --server "$EP_sr" >/dev/null 2>&1
+RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_sr" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
+expect "after kill -9 of the primary and a promotion, every acknowledged write is there" \
+    bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$T/acked') -ge 20 ] && while read -r ph; do grep -q \"\$ph\" '$T/o' || { echo \"missing \$ph\"; exit 1; }; done <'$T/acked'"
+stop_server sr
 finish
