@@ -119,8 +119,10 @@ entity_print_records(cli_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *co
         entity_print_table(stdout, ctx, e, recs, n);
     else
         printf("no %s records\n", e->name);
-    if (!ctx->json && next && *next)
+    if (next && *next && !ctx->json)
         printf("(more: --after %s)\n", next);
+    else if (next && *next) /* the last line of a page that has a next one: its cursor */
+        printf("{\"next_after\":\"%s\"}\n", next);
 }
 
 /* Print the records of a reply as a table or JSON lines, with the paging hint. */
@@ -480,11 +482,24 @@ s_delete(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     er.id = id;
     er.expect_version = expect;
-    if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_DELETE, e, &er, &reply)) == EXIT_OK &&
-        !ctx->json)
+    if ((rc = entity_call(conn, CRM__OP__OP_ENTITY_DELETE, e, &er, &reply)) != EXIT_OK)
+        goto cleanup;
+    /* a customer goes to the recycle bin (with the records deleted with it) */
+    const Crm__Binned *b = reply->body_case == CRM__REPLY__BODY_ENTITY &&
+                                   reply->entity->n_binned
+                               ? reply->entity->binned[0]
+                               : NULL;
+    if (ctx->json) {
+        printf("{\"deleted\":\"%s\",\"binned\":%s,\"with\":%u}\n", id, b ? "true" : "false",
+               b ? b->n_parts : 0);
+    } else if (b) {
+        printf("deleted %s %s", e->name, id);
+        if (b->n_parts)
+            printf(" with %u record%s of it", b->n_parts, b->n_parts == 1 ? "" : "s");
+        printf("; it is in the recycle bin: 'crm %s restore %s' brings it back\n", e->name, id);
+    } else {
         printf("deleted %s %s\n", e->name, id);
-    else if (rc == EXIT_OK)
-        printf("{\"deleted\":\"%s\"}\n", id);
+    }
 cleanup:
     conn_reply_free(&reply);
     crm_proto_free(&rec);
@@ -1030,6 +1045,162 @@ s_dupes(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     return rc;
 }
 
+/* ==== The recycle bin ==== */
+
+/* `crm customer bin [--limit N] [--after ID]`: the deleted customers that can
+   be restored, masked as every read is. */
+static int
+s_bin(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--limit") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
+            er.limit = (uint32_t)atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--after") && i + 1 < argc) {
+            er.after = argv[++i];
+        } else {
+            fprintf(stderr, "usage: crm %s bin [--limit N] [--after ID]\n"
+                            "  the deleted %ss that can still be restored, with when and by whom "
+                            "they were deleted\n",
+                    e->name, e->name);
+            return EXIT_USAGE;
+        }
+    }
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK)
+        rc = entity_call(conn, CRM__OP__OP_BIN_LIST, e, &er, &reply);
+    if (rc == EXIT_OK && reply->body_case == CRM__REPLY__BODY_ENTITY) {
+        const Crm__EntityReply *r = reply->entity;
+        for (size_t i = 0; i < r->n_binned; i++) {
+            const Crm__Binned *b = r->binned[i];
+            ProtobufCMessage *rec = NULL;
+            char errbuf[CRM_ERRBUF];
+            if (crm_proto_unpack_wire(e->desc, b->record.data, b->record.len, &rec, errbuf) !=
+                CRM_OK)
+                continue;
+            char when[40];
+            if (ctx->json) {
+                out_time(b->deleted_at, OUT_TIME_RFC3339, when);
+                printf("{\"deleted_at\":\"%s\",\"deleted_by\":", when);
+                out_json_str(stdout, b->deleted_by);
+                printf(",\"with\":%u,\"record\":", b->n_parts);
+                out_json_inline(stdout, rec);
+                printf("}\n");
+            } else {
+                out_time(b->deleted_at, OUT_TIME_TABLE, when);
+                const char *name = crm_record_field(e->desc, "name") ? crm_record_get_str(rec, "name")
+                                                                     : "";
+                const char *company =
+                    crm_record_field(e->desc, "company") ? crm_record_get_str(rec, "company") : "";
+                char *n = out_escape(name), *c = out_escape(company), *by = out_escape(b->deleted_by);
+                printf("%s  %s%s%s%s  deleted %s by %s", crm_record_get_str(rec, "id"), n,
+                       *c ? " (" : "", c, *c ? ")" : "", when, by);
+                if (b->n_parts)
+                    printf(", with %u record%s", b->n_parts, b->n_parts == 1 ? "" : "s");
+                printf("\n");
+                free(n);
+                free(c);
+                free(by);
+            }
+            crm_proto_free(&rec);
+        }
+        if (!ctx->json) {
+            printf("%zu deleted %s%s", r->n_binned, e->name, r->n_binned == 1 ? "" : "s");
+            if (*r->next_after)
+                printf(" (more: --after %s)", r->next_after);
+            printf("; restore one with: crm %s restore ID\n", e->name);
+        }
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm customer restore ID [--allow-duplicate]` */
+static int
+s_restore(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    bool bad = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--allow-duplicate"))
+            er.allow_duplicate = true;
+        else if (argv[i][0] != '-' && !*er.id)
+            er.id = argv[i];
+        else
+            bad = true;
+    }
+    if (bad || !*er.id) {
+        fprintf(stderr, "usage: crm %s restore ID [--allow-duplicate]\n"
+                        "  brings a deleted %s back from the recycle bin, with the records "
+                        "deleted with it\n",
+                e->name, e->name);
+        return EXIT_USAGE;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%s", er.id);
+    for (char *p = id; *p; p++) /* ids are case-insensitive */
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    er.id = id;
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK)
+        rc = entity_call(conn, CRM__OP__OP_BIN_RESTORE, e, &er, &reply);
+    if (rc == EXIT_OK) {
+        uint64_t with = reply->body_case == CRM__REPLY__BODY_ENTITY ? reply->entity->count : 0;
+        if (ctx->json)
+            printf("{\"restored\":\"%s\",\"with\":%llu}\n", id, (unsigned long long)with);
+        else
+            printf("restored %s %s with %llu record%s of it\n", e->name, id,
+                   (unsigned long long)with, with == 1 ? "" : "s");
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
+/* `crm customer purge ID|--expired` (admins) */
+static int
+s_purge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    bool expired = argc == 2 && !strcmp(argv[1], "--expired");
+    if (!expired && (argc != 2 || argv[1][0] == '-')) {
+        fprintf(stderr, "usage: crm %s purge ID|--expired   (admins)\n"
+                        "  removes a deleted %s from the recycle bin for good, or every one "
+                        "older than the server's --bin-keep\n",
+                e->name, e->name);
+        return EXIT_USAGE;
+    }
+    if (!expired)
+        er.id = argv[1];
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    uint64_t n = 0, got = 0;
+    int rc = conn_open(ctx, &conn);
+    do { /* --expired: the server purges a bounded batch per request */
+        conn_reply_free(&reply);
+        if (rc == EXIT_OK)
+            rc = entity_call(conn, CRM__OP__OP_BIN_PURGE, e, &er, &reply);
+        got = rc == EXIT_OK && reply->body_case == CRM__REPLY__BODY_ENTITY ? reply->entity->count
+                                                                          : 0;
+        n += got;
+    } while (rc == EXIT_OK && expired && got > 0);
+    if (rc == EXIT_OK) {
+        if (ctx->json)
+            printf("{\"purged\":%llu}\n", (unsigned long long)n);
+        else
+            printf("purged %llu deleted %s%s for good\n", (unsigned long long)n, e->name,
+                   n == 1 ? "" : "s");
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
@@ -1039,6 +1210,10 @@ cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
         {"merge", s_merge,
          "merge KEEP OTHER... [--take FIELD=ID]...   one customer from several: fields combined, "
          "lists united, every record moved (managers)"},
+        {"bin", s_bin, "bin [--limit N] [--after ID]   deleted customers that can be restored"},
+        {"restore", s_restore,
+         "restore ID [--allow-duplicate]   bring a deleted customer back with its activities"},
+        {"purge", s_purge, "purge ID|--expired        remove from the recycle bin for good (admins)"},
         {"convert", s_convert,
          "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
          "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},

@@ -10,7 +10,10 @@
 #include "crm_utf8.h"
 
 struct sheet_reader {
-    FILE *f;            /* borrowed */
+    FILE *f;            /* borrowed; or the converted text of a UTF-16 file (owned) */
+    FILE *borrowed;     /* the caller's stream when f is the converted text */
+    char *text;         /* the converted text of a UTF-16 file */
+    char label[32];     /* the encoding of the file when it is not that of its lines */
     char *raw;          /* getline's buffer */
     size_t rawcap;
     char *conv;         /* the converted line */
@@ -80,6 +83,38 @@ sheet_to_utf8(const char *from, const char *in, size_t len, bool *bad)
     return out;
 }
 
+/* Excel's "Unicode text" (and some WPS exports) is UTF-16 with a byte order
+   mark: no line is found byte by byte in it, so the whole file (HEAD, the
+   first N bytes read, then the rest of the stream) is converted to UTF-8 and
+   read from memory. Line numbers stay right; offsets count converted bytes. */
+static int
+s_utf16(sheet_reader_t *r, const char *from, const char *head, size_t n, bool *bad)
+{
+    size_t len = n, cap = n + 65536;
+    char *all = malloc(cap);
+    if (!all)
+        abort();
+    memcpy(all, head, n);
+    size_t got;
+    while ((got = fread(all + len, 1, cap - len, r->f)) > 0) {
+        len += got;
+        if (len == cap && !(all = realloc(all, cap *= 2)))
+            abort();
+    }
+    r->text = sheet_to_utf8(from, all, len, bad);
+    free(all);
+    if (!r->text)
+        return -1;
+    FILE *mem = fmemopen(r->text, strlen(r->text), "r");
+    if (!mem)
+        return -1;
+    r->borrowed = r->f;
+    r->f = mem;
+    snprintf(r->label, sizeof r->label, "%s", from);
+    snprintf(r->enc, sizeof r->enc, "UTF-8"); /* what its lines are now */
+    return 0;
+}
+
 ssize_t
 sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
 {
@@ -90,6 +125,21 @@ sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
         return -1;
     r->offset += n;
     char *p = r->raw;
+    bool forced16 = r->forced && (!strncasecmp(r->enc, "utf-16", 6) ||
+                                  !strncasecmp(r->enc, "utf16", 5));
+    bool bom16 = !r->forced && n >= 2 && (!memcmp(p, "\xFF\xFE", 2) || !memcmp(p, "\xFE\xFF", 2));
+    if (r->first && (forced16 || bom16)) {
+        char from[32];
+        snprintf(from, sizeof from, "%s", forced16 ? r->enc : p[0] == '\xFF' ? "UTF-16LE" : "UTF-16BE");
+        size_t skip = bom16 ? 2 : 0;
+        r->first = false;
+        if (s_utf16(r, from, p + skip, (size_t)n - skip, bad) != 0)
+            return -1;
+        if ((n = getline(&r->raw, &r->rawcap, r->f)) < 0)
+            return -1;
+        r->offset = n;
+        p = r->raw;
+    }
     if (r->first) {
         r->first = false;
         if (n >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) { /* UTF-8 byte order mark */
@@ -131,7 +181,7 @@ sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
 const char *
 sheet_reader_encoding(const sheet_reader_t *r)
 {
-    return r->enc;
+    return *r->label ? r->label : r->enc;
 }
 
 off_t
@@ -145,6 +195,9 @@ sheet_reader_destroy(sheet_reader_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    if ((*self_p)->borrowed)
+        fclose((*self_p)->f);
+    free((*self_p)->text);
     free((*self_p)->raw);
     free((*self_p)->conv);
     free(*self_p);

@@ -37,6 +37,8 @@ typedef struct {
                                 reads see one snapshot; a handler computes here what it
                                 deferred on the server thread */
     struct quota *limits;   /* rate and connection limits (quota.h; NULL: none) */
+    int64_t bin_keep_ms;     /* deleted records stay in the recycle bin this long (bin.h;
+                                0: they are dropped at once) */
     int src_fd;              /* the requester's connection (this request only; -1: unknown) */
     struct repl *repl;       /* replicas pulling from this server (replica.h) */
     struct repl_follower *follower; /* a replica: the thread following the primary */
@@ -179,6 +181,9 @@ crm_err_t h_entity_search(req_ctx_t *ctx);
 crm_err_t h_entity_import(req_ctx_t *ctx);
 crm_err_t h_convert(req_ctx_t *ctx);
 crm_err_t h_merge(req_ctx_t *ctx);
+crm_err_t h_bin_list(req_ctx_t *ctx);
+crm_err_t h_bin_restore(req_ctx_t *ctx);
+crm_err_t h_bin_purge(req_ctx_t *ctx);
 crm_err_t h_report(req_ctx_t *ctx);
 /* The table reports (`crm report ...`, handlers/h_tables.c): is R one, and run it. */
 bool report_table_is(const Crm__ReportRequest *r);

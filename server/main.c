@@ -40,6 +40,8 @@ static const char s_usage[] =
     "  --backup-dir DIR    scheduled hot backups go here (RocksDB BackupEngine, incremental)\n"
     "  --backup-every T    ... this often: e.g. 6h, 30m, 1d, 90s (needs --backup-dir)\n"
     "  --backup-keep N     ... keeping the newest N (default 0 = all)\n"
+    "  --bin-keep T        deleted customers stay in the recycle bin this long, then are purged\n"
+    "                      (default 30d; e.g. 90d, 12h; 0 = deleted at once, not kept)\n"
     "  --max-rate N        requests a second per user; beyond: RESOURCE_EXHAUSTED\n"
     "                      (default 0 = no limit)\n"
     "  --max-conn-per-user N  connections per user whose requests are served (default 256)\n"
@@ -98,8 +100,8 @@ main(int argc, char **argv)
 {
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
-           OPT_MAX_CONN, OPT_IO_THREADS, OPT_REPLICA_OF, OPT_REPLICA_ENROLL, OPT_WAL_KEEP,
-           OPT_SYNC_REPLICAS };
+           OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -121,6 +123,7 @@ main(int argc, char **argv)
         {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
         {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
+        {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
     server_config_defaults(&cfg);
@@ -197,6 +200,15 @@ main(int argc, char **argv)
         }
         case OPT_BACKUP_DIR:
             cfg.backup_dir = optarg;
+            break;
+        case OPT_BIN_KEEP:
+            if (strcmp(optarg, "0") && (cfg.bin_keep_ms = s_parse_duration(optarg)) < 0) {
+                fprintf(stderr, "crmd: --bin-keep needs a duration such as 30d, 12h or 90s, or 0, "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            if (!strcmp(optarg, "0"))
+                cfg.bin_keep_ms = 0;
             break;
         case OPT_BACKUP_EVERY:
             if ((cfg.backup_every_ms = s_parse_duration(optarg)) < 0) {

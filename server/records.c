@@ -357,6 +357,26 @@ records_term_release(records_term_t *t)
     t->len = 0;
 }
 
+size_t
+records_postings(const crm_entity_t *e, const ProtobufCMessage *rec, char tag,
+                 records_term_t *terms, size_t max)
+{
+    s_keys_t keys = {0};
+    s_index_keys(e, 0, rec, &keys);
+    size_t n = 0;
+    for (size_t i = 0; i < keys.n && n < max; i++) {
+        if (keys.lens[i] < 11 || keys.keys[i][1] != tag)
+            continue;
+        terms[n].len = keys.lens[i] - 8; /* without the record number */
+        terms[n].key = malloc(terms[n].len);
+        CRM_ASSERT_ALLOC(terms[n].key);
+        memcpy(terms[n].key, keys.keys[i], terms[n].len);
+        n++;
+    }
+    s_keys_release(&keys);
+    return n;
+}
+
 static void
 s_term_set(records_term_t *t, const crm_entity_t *e, char tag, const char *value, size_t vlen)
 {

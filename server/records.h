@@ -59,6 +59,11 @@ crm_err_t records_term(const crm_entity_t *e, const char *field, const char *val
 crm_err_t records_text_terms(const crm_entity_t *e, const char *text, records_term_t *terms,
                              size_t *n, char *errbuf);
 void records_term_release(records_term_t *t);
+/* The terms REC would be found under in E's index TAG (as if it were stored:
+   a deleted record's phones, for its live duplicates), at most MAX. Returns
+   how many; release each. */
+size_t records_postings(const crm_entity_t *e, const ProtobufCMessage *rec, char tag,
+                        records_term_t *terms, size_t max);
 
 /* Ids matching every term (all records if N is 0), ascending, after AFTER.
    Fills up to LIMIT numbers into ids; *more is true if more may follow.

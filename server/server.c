@@ -46,6 +46,7 @@
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
+#include "bin.h"
 #include "idem.h"
 #include "quota.h"
 #include "replica.h"
@@ -145,6 +146,7 @@ server_config_defaults(server_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->sweep_every_ms = 24LL * 3600 * 1000;
+    cfg->bin_keep_ms = BIN_DAYS_DEFAULT * 86400000LL;
     cfg->listen = SERVER_DEFAULT_ENDPOINT;
     cfg->max_msg = 1u << 20;
     cfg->max_memory = 512u << 20;
@@ -668,6 +670,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .repl = self->repl,
                           .follower = self->follower,
                           .snap = self->snap,
+                          .bin_keep_ms = self->cfg.bin_keep_ms,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
     if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
@@ -715,6 +718,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         if (!ro && crm_time_mono_us() >= self->idem_next_us) {
             /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
+            /* what stayed in the recycle bin long enough (all of it with --bin-keep 0) */
+            bin_expire(self->store, self->group, crm_time_now_ms() - self->cfg.bin_keep_ms, 500,
+                       "system");
             self->idem_next_us = crm_time_mono_us() + 1000000;
         }
         s_commit_and_reply(self);

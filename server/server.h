@@ -42,6 +42,7 @@ typedef struct {
     const char *replica_enroll; /* ... as this replica identity (default DATA_DIR/replica.enroll) */
     uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
     uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
+    int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -25,15 +25,15 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
         status=1
         continue
     fi
-    # RelWithDebInfo runs two tests at a time (each has its own server, port and data
-    # dir); the sanitizer builds one at a time, as their timing checks are scaled for
-    # an otherwise idle machine; the kill -9 loops are shorter there (they look for
-    # memory errors in restarts; the long counts run in RelWithDebInfo)
-    par=(-j1)
+    # Two tests at a time (each has its own server, port and data dir); the tests that
+    # bound a latency run alone (RUN_SERIAL in CMakeLists.txt); the kill -9 loops are
+    # shorter under the sanitizers (they look for memory errors in restarts; the long
+    # counts run in RelWithDebInfo)
+    par=(-j2)
     envs=()
     case $type in
     Release | Debug) continue ;;
-    RelWithDebInfo) only=(); par=(-j2) ;;
+    RelWithDebInfo) only=() ;;
     Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$)') ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac

@@ -107,7 +107,10 @@ s_history(Crm__AuditEntry *entry, void *arg)
     s_scan_t *s = arg;
     if (s->n == s->limit)
         return AUDIT_STOP;
-    if (entry->denied || s_keep_field(entry, s->q->field) == 0)
+    /* every change of a field; and, in the whole history, the deletions too
+       (a record restored from the recycle bin shows when it was gone) */
+    if (entry->denied ||
+        (s_keep_field(entry, s->q->field) == 0 && (*s->q->field || strcmp(entry->action, "delete"))))
         return AUDIT_SKIP;
     /* masked whatever the consent is now: an old number stays private even if the
        customer consents later */

@@ -18,6 +18,7 @@
 #include "crm_record.h"
 #include "crm_time.h"
 #include "crm_utf8.h"
+#include "bin.h"
 #include "derive.h"
 #include "dispatch.h"
 #include "mutation.h"
@@ -714,11 +715,44 @@ s_restrict_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *pare
     return CRM_OK;
 }
 
+/* What a deletion puts in the recycle bin: the record's children, packed. */
+typedef struct {
+    Crm__BinnedPart **parts;
+    size_t n;
+} s_binning_t;
+
+static void
+s_binning_add(s_binning_t *b, const crm_entity_t *k, const ProtobufCMessage *rec)
+{
+    Crm__BinnedPart *p = malloc(sizeof *p);
+    CRM_ASSERT_ALLOC(p);
+    crm__binned_part__init(p);
+    p->kind = (char *)k->name;
+    p->record.data = crm_proto_pack(rec, &p->record.len);
+    Crm__BinnedPart **grown = realloc(b->parts, (b->n + 1) * sizeof *grown);
+    CRM_ASSERT_ALLOC(grown);
+    b->parts = grown;
+    b->parts[b->n++] = p;
+}
+
+static void
+s_binning_free(s_binning_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->parts[i]->record.data);
+        free(b->parts[i]);
+    }
+    free(b->parts);
+    b->parts = NULL;
+    b->n = 0;
+}
+
 /* Stage the deletion of every CRM_CASCADE child of PARENT_ID (a customer's
-   activities) in M, staged ones included: each is a part of the change. */
+   activities) in M, staged ones included: each is a part of the change.
+   With BIN, each is also kept for the recycle bin. */
 static crm_err_t
 s_delete_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent,
-                  const char *parent_id)
+                  const char *parent_id, s_binning_t *bin)
 {
     store_group_t *g = ctx->env->group;
     for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
@@ -744,6 +778,8 @@ s_delete_children(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *parent,
             for (size_t i = 0; i < n; i++) {
                 ProtobufCMessage *child = NULL;
                 if (records_group_get(g, k, ids[i], &child) == CRM_OK) {
+                    if (bin)
+                        s_binning_add(bin, k, child);
                     mutation_delete(m, k, ids[i], child, "deleted with its customer");
                     done++;
                 }
@@ -769,22 +805,44 @@ h_entity_delete(req_ctx_t *ctx)
     if (rc != CRM_OK)
         return rc;
     derive_ctx_t dc = s_dc(ctx);
+    /* a record without a parent goes to the recycle bin, with its children */
+    bool to_bin = !e->parent && ctx->env->bin_keep_ms > 0;
+    s_binning_t parts = {NULL, 0};
     mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, NULL, 0,
                              AUTHZ_DELETE, &cur)) == CRM_OK &&
         (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK) {
         mutation_delete(m, e, num, cur, NULL); /* the record itself is the event's first part */
-        if ((rc = s_delete_children(ctx, m, e, r->id)) == CRM_OK)
+        if ((rc = s_delete_children(ctx, m, e, r->id, to_bin ? &parts : NULL)) == CRM_OK)
             rc = derive_after(&dc, m, e, cur, NULL, ctx->errbuf);
     }
     if (rc == CRM_OK) {
-        s_end(ctx, &m);
         s_reply_record(ctx, e, NULL);
+        if (to_bin) { /* staged inside the mutation: one batch with the deletion */
+            Crm__Binned *b = dispatch_own(ctx, malloc(sizeof *b));
+            CRM_ASSERT_ALLOC(b);
+            crm__binned__init(b);
+            b->kind = (char *)e->name;
+            b->record.data = crm_proto_pack(cur, &b->record.len);
+            b->deleted_at = dc.now;
+            b->deleted_by = ctx->session.user->name;
+            b->n_parts = (uint32_t)parts.n;
+            bin_stage_put(ctx->env->group, e, num, b, parts.parts, parts.n);
+            free(b->record.data); /* the reply says where it went, not what it was */
+            b->record.data = NULL;
+            b->record.len = 0;
+            ctx->body.entity.binned = dispatch_own(ctx, malloc(sizeof *ctx->body.entity.binned));
+            CRM_ASSERT_ALLOC(ctx->body.entity.binned);
+            ctx->body.entity.binned[0] = b;
+            ctx->body.entity.n_binned = 1;
+        }
+        s_end(ctx, &m);
     } else {
         mutation_abort(&m);
         if (rc == CRM_ERR_PERMISSION_DENIED)
             dispatch_deny(ctx, e->name, r->id, "delete");
     }
+    s_binning_free(&parts);
     crm_proto_free(&cur);
     return rc;
 }
@@ -1942,4 +2000,209 @@ cleanup:
     for (size_t j = 0; j < MERGE_MAX; j++)
         crm_proto_free(&others[j]);
     return rc;
+}
+
+/* ==== The recycle bin ==== */
+
+#define BIN_LIST_MAX 200    /* binned records one listing reads */
+#define BIN_PURGE_KEYS 2000 /* keys one purge request removes (a few ms) */
+
+static crm_err_t
+s_bin_kind(req_ctx_t *ctx, const crm_entity_t *e)
+{
+    if (!e->parent)
+        return CRM_OK;
+    return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                          "a deleted %s is not kept in the recycle bin on its own: it is kept "
+                          "with its %s (restore that)", e->name, e->parent);
+}
+
+typedef struct {
+    req_ctx_t *ctx;
+    const crm_entity_t *e;
+    uint64_t last;
+} s_bin_list_t;
+
+static bool
+s_bin_listed(uint64_t num, Crm__Binned *b, void *arg)
+{
+    s_bin_list_t *l = arg;
+    req_ctx_t *ctx = l->ctx;
+    l->last = num;
+    ProtobufCMessage *rec = NULL;
+    char errbuf[CRM_ERRBUF];
+    if (crm_proto_unpack_wire(l->e->desc, b->record.data, b->record.len, &rec, errbuf) != CRM_OK)
+        return false;
+    /* what the caller may read of it, masked as every read is */
+    if (authz_record(ctx->session.user, l->e, AUTHZ_READ, rec, NULL, NULL, 0, errbuf) != CRM_OK) {
+        crm_proto_free(&rec);
+        return false;
+    }
+    authz_redact(ctx->session.user, l->e, rec);
+    Crm__Binned *shown = dispatch_own(ctx, malloc(sizeof *shown));
+    CRM_ASSERT_ALLOC(shown);
+    crm__binned__init(shown);
+    shown->kind = (char *)l->e->name;
+    shown->record.data = dispatch_own(ctx, crm_proto_pack(rec, &shown->record.len));
+    shown->deleted_at = b->deleted_at;
+    shown->deleted_by = dispatch_own(ctx, strdup(b->deleted_by));
+    CRM_ASSERT_ALLOC(shown->deleted_by);
+    shown->n_parts = b->n_parts;
+    crm_proto_free(&rec);
+    Crm__EntityReply *er = &ctx->body.entity;
+    Crm__Binned **grown = realloc(er->binned, (er->n_binned + 1) * sizeof *grown);
+    CRM_ASSERT_ALLOC(grown);
+    er->binned = grown;
+    er->binned[er->n_binned++] = shown;
+    return false;
+}
+
+/* `crm customer bin`: the deleted records of a kind the caller may read. */
+crm_err_t
+h_bin_list(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    size_t limit;
+    uint64_t after;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_bin_kind(ctx, e)) != CRM_OK || (rc = s_may_read(ctx, e)) != CRM_OK ||
+        (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
+        return rc;
+    if (limit > BIN_LIST_MAX)
+        limit = BIN_LIST_MAX;
+    s_reply_record(ctx, e, NULL);
+    s_bin_list_t l = {ctx, e, 0};
+    bool more = false;
+    rc = bin_each(ctx->env->store, e, after, limit, s_bin_listed, &l, &more);
+    /* the array grew by realloc: own it once, at its final place */
+    if (ctx->body.entity.binned)
+        dispatch_own(ctx, ctx->body.entity.binned);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read the recycle bin");
+    if (more) {
+        char *next = dispatch_own(ctx, malloc(24));
+        crm_entity_format_id(e, l.last, next);
+        ctx->body.entity.next_after = next;
+    }
+    return CRM_OK;
+}
+
+/* `crm customer restore ID`: the record comes back with the records deleted
+   with it, under its own id, as one change; its history never left. Those
+   who may delete it may restore it. */
+crm_err_t
+h_bin_restore(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    uint64_t num;
+    Crm__Binned *b = NULL;
+    ProtobufCMessage *rec = NULL, *old = NULL;
+    crm_err_t rc = s_request_id(ctx, &r, &e, &num);
+    if (rc != CRM_OK || (rc = s_bin_kind(ctx, e)) != CRM_OK)
+        return rc;
+    store_group_t *g = ctx->env->group;
+    if ((rc = bin_get(g, e, num, &b)) == CRM_ERR_NOT_FOUND) {
+        if (records_group_get(g, e, num, &old) == CRM_OK) {
+            crm_proto_free(&old);
+            return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                                  "%s '%.40s' is not deleted", e->name, r->id);
+        }
+        return dispatch_error(ctx, CRM_ERR_NOT_FOUND,
+                              "%s '%.40s' is not in the recycle bin (never deleted, or purged)",
+                              e->name, r->id);
+    }
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read the recycle bin");
+    derive_ctx_t dc = s_dc(ctx);
+    mutation_t *m = NULL;
+    char dupes[160] = "";
+    if ((rc = crm_proto_unpack_wire(e->desc, b->record.data, b->record.len, &rec,
+                                    ctx->errbuf)) != CRM_OK) {
+        rc = dispatch_error(ctx, CRM_ERR_INTERNAL, "the binned %s '%.40s' is corrupt", e->name,
+                            r->id);
+    } else if ((rc = authz_record(ctx->session.user, e, AUTHZ_DELETE, rec, NULL, NULL, 0,
+                                  ctx->errbuf)) != CRM_OK) {
+        dispatch_deny(ctx, e->name, r->id, "restore");
+    } else if (!r->allow_duplicate &&
+               (rc = s_find_dupes(ctx, e, rec, dupes, sizeof dupes)) == CRM_OK && *dupes) {
+        rc = dispatch_error(ctx, CRM_ERR_ALREADY_EXISTS,
+                            "restoring %s '%.40s' would make a likely duplicate of %s",
+                            e->name, r->id, dupes);
+    } else if (rc == CRM_OK) {
+        m = mutation_begin(g, ctx->env->store, ctx->session.user);
+        crm_record_set_u64(rec, "version", crm_record_get_u64(rec, "version") + 1);
+        crm_record_set_i64(rec, "updated_at", dc.now);
+        crm_record_set_str(rec, "updated_by", ctx->session.user->name);
+        mutation_put(m, e, num, NULL, rec, NULL, 0, "restored from the recycle bin");
+        for (uint32_t i = 0; i < b->n_parts && rc == CRM_OK; i++) {
+            Crm__BinnedPart *p = NULL;
+            ProtobufCMessage *child = NULL;
+            const crm_entity_t *k = NULL;
+            uint64_t cnum = 0;
+            if ((rc = bin_part(g, e, num, i, &p)) == CRM_OK &&
+                (!(k = crm_entity_by_name(p->kind)) ||
+                 crm_proto_unpack_wire(k->desc, p->record.data, p->record.len, &child,
+                                       ctx->errbuf) != CRM_OK ||
+                 !(cnum = crm_entity_parse_id(k, crm_record_get_str(child, "id")))))
+                rc = CRM_ERR_INTERNAL;
+            if (rc == CRM_OK)
+                mutation_put(m, k, cnum, NULL, child, NULL, 0, "restored with its customer");
+            else
+                dispatch_error(ctx, rc, "part %u of the binned %s '%.40s' is corrupt", i,
+                               e->name, r->id);
+            crm_proto_free(&child);
+            crm_proto_free((ProtobufCMessage **)&p);
+        }
+        if (rc == CRM_OK)
+            bin_stage_remove(g, e, num, b);
+    }
+    if (rc == CRM_OK) {
+        s_end(ctx, &m);
+        s_reply_record(ctx, e, rec);
+        ctx->body.entity.count = b->n_parts; /* the records restored with it */
+    } else {
+        mutation_abort(&m);
+    }
+    crm_proto_free(&rec);
+    crm_proto_free((ProtobufCMessage **)&b);
+    return rc;
+}
+
+/* Admins: remove a record (ID) or every record past the retention (no ID)
+   from the bin for good. Each purge is audited. */
+crm_err_t
+h_bin_purge(req_ctx_t *ctx)
+{
+    const Crm__EntityRequest *r;
+    const crm_entity_t *e;
+    crm_err_t rc = s_request(ctx, &r, &e);
+    if (rc != CRM_OK || (rc = s_bin_kind(ctx, e)) != CRM_OK)
+        return rc;
+    const Crm__User *u = ctx->session.user;
+    store_group_t *g = ctx->env->group;
+    s_reply_record(ctx, e, NULL);
+    if (!*r->id) { /* the expired ones, a bounded batch per request (crm asks again) */
+        size_t n = bin_expire(ctx->env->store, g, crm_time_now_ms() - ctx->env->bin_keep_ms,
+                              BIN_PURGE_KEYS, u->name);
+        ctx->body.entity.count = n;
+        ctx->staged = n > 0;
+        return CRM_OK;
+    }
+    uint64_t num;
+    Crm__Binned *b = NULL;
+    if ((rc = s_parse_id(ctx, e, r->id, &num)) != CRM_OK)
+        return rc;
+    if ((rc = bin_get(g, e, num, &b)) == CRM_ERR_NOT_FOUND)
+        return dispatch_error(ctx, rc, "%s '%.40s' is not in the recycle bin", e->name, r->id);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read the recycle bin");
+    bin_stage_remove(g, e, num, b);
+    bin_audit_purge(g, ctx->env->store, e, num, u->name, (int)u->department, (int)u->role,
+                    "purged by an admin");
+    crm_proto_free((ProtobufCMessage **)&b);
+    ctx->body.entity.count = 1;
+    ctx->staged = true;
+    return CRM_OK;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "authz.h"
+#include "bin.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_record.h"
@@ -212,6 +213,87 @@ s_satisfaction(req_ctx_t *ctx, const Crm__ReportRequest *r)
 }
 
 #define DUPES_SCAN 20000 /* index entries one dupes call reads (a few ms) */
+#define DUPES_BIN_SLICE 50 /* deleted customers one dupes call compares with the live ones */
+#define DUPES_BIN_ROWS 8   /* groups one deleted customer may add */
+
+/* what two customers share, from its index, and how likely that makes them one */
+static const struct {
+    const char *field;
+    char tag;
+    unsigned score;
+} s_dupe_keys[] = {{"phones", 'p', 100}, {"emails", 'e', 90}, {"name and company", 'm', 70}};
+enum { NKEYS = sizeof s_dupe_keys / sizeof s_dupe_keys[0] };
+
+typedef struct {
+    req_ctx_t *ctx;
+    const crm_entity_t *ce;
+    unsigned min_score;
+    Crm__ReportRow **rows;
+    size_t n;
+    uint64_t last;
+    crm_err_t rc;
+} s_bin_dupes_t;
+
+static Crm__ReportRow *
+s_dupe_row(req_ctx_t *ctx, const char *ids, const char *field, size_t members, unsigned score)
+{
+    Crm__ReportRow *row = dispatch_own(ctx, malloc(sizeof *row));
+    CRM_ASSERT_ALLOC(row);
+    crm__report_row__init(row);
+    char *text = dispatch_own(ctx, malloc(240));
+    CRM_ASSERT_ALLOC(text);
+    snprintf(text, 240, "%s same %s", ids, field);
+    row->key = text;
+    row->count = members;
+    row->weighted = score; /* the group's score */
+    return row;
+}
+
+/* A deleted (restorable) customer: the live customers that share a phone,
+   an e-mail or name and company with it, found through those indexes. */
+static bool
+s_bin_dupes(uint64_t num, Crm__Binned *b, void *arg)
+{
+    s_bin_dupes_t *d = arg;
+    ProtobufCMessage *rec = NULL;
+    char errbuf[CRM_ERRBUF];
+    d->last = num;
+    if (crm_proto_unpack_wire(d->ce->desc, b->record.data, b->record.len, &rec, errbuf) != CRM_OK)
+        return false;
+    size_t added = 0;
+    for (size_t k = 0; k < NKEYS && added < DUPES_BIN_ROWS && d->rc == CRM_OK; k++) {
+        if (s_dupe_keys[k].score < d->min_score)
+            continue;
+        records_term_t terms[8];
+        size_t nt = records_postings(d->ce, rec, s_dupe_keys[k].tag, terms, 8);
+        for (size_t t = 0; t < nt; t++) {
+            uint64_t ids[5];
+            size_t n = 0;
+            bool more = false;
+            if (added < DUPES_BIN_ROWS && d->rc == CRM_OK)
+                d->rc = records_query(d->ctx->env->store, d->ce, &terms[t], 1, 0, 5, ids, &n,
+                                      &more, NULL, NULL);
+            records_term_release(&terms[t]);
+            if (!n || d->rc != CRM_OK)
+                continue;
+            char list[200];
+            size_t used = 0;
+            crm_entity_format_id(d->ce, num, list);
+            used = strlen(list);
+            used += (size_t)snprintf(list + used, sizeof list - used, " (deleted)");
+            for (size_t i = 0; i < n && used + 26 < sizeof list; i++) {
+                char id[24];
+                crm_entity_format_id(d->ce, ids[i], id);
+                used += (size_t)snprintf(list + used, sizeof list - used, ",%s", id);
+            }
+            d->rows[d->n++] = s_dupe_row(d->ctx, list, s_dupe_keys[k].field, n + 1,
+                                         s_dupe_keys[k].score);
+            added++;
+        }
+    }
+    crm_proto_free(&rec);
+    return false;
+}
 
 /* `crm customer dupes`: groups of customers that share a phone number or an
    e-mail address, read from those indexes a slice at a time (the "after"
@@ -237,18 +319,18 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
     }
     if (slice < 1 || slice > DUPES_SCAN)
         slice = DUPES_SCAN;
-    /* what two customers share, from its index, and how likely that makes them one */
-    static const struct {
-        const char *field;
-        char tag;
-        unsigned score;
-    } keys[] = {{"phones", 'p', 100}, {"emails", 'e', 90}, {"name and company", 'm', 70}};
-    enum { NKEYS = sizeof keys / sizeof keys[0] };
     size_t k = 0;
     char start[520];
     size_t slen = 0;
-    if (*after) {
-        for (k = 0; k < NKEYS && keys[k].tag != after[0]; k++)
+    uint64_t bin_after = 0;
+    if (after[0] == 'b') { /* in the deleted customers, after this number */
+        char *end = NULL;
+        bin_after = strtoull(after + 1, &end, 10);
+        if (end == after + 1 || *end)
+            return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "bad dupes cursor");
+        k = NKEYS;
+    } else if (*after) {
+        for (k = 0; k < NKEYS && s_dupe_keys[k].tag != after[0]; k++)
             ;
         size_t hl = strlen(after + 1);
         if (k == NKEYS || hl % 2 || hl / 2 + 3 > sizeof start)
@@ -265,14 +347,15 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
         slen = 3 + hl / 2;
     }
     size_t cap = 64, nrows = 0, read = 0;
-    Crm__ReportRow **ptrs = dispatch_own(ctx, calloc(cap, sizeof *ptrs));
+    Crm__ReportRow **ptrs =
+        dispatch_own(ctx, calloc(cap + DUPES_BIN_SLICE * DUPES_BIN_ROWS, sizeof *ptrs));
     char *next = NULL;
     for (; k < NKEYS && !next; k++, slen = 0) {
-        if (keys[k].score < min_score)
+        if (s_dupe_keys[k].score < min_score)
             continue;
         if (!slen) {
             start[0] = ce->prefix;
-            start[1] = keys[k].tag;
+            start[1] = s_dupe_keys[k].tag;
             slen = 2;
         }
         store_iter_t *it = store_iter_new(ctx->env->store, STORE_CF_INDEXES);
@@ -281,24 +364,17 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
         for (store_iter_seek(it, start, slen);; store_iter_next(it)) {
             size_t klen = 0;
             const char *key = store_iter_valid(it) ? store_iter_key(it, &klen) : NULL;
-            bool same = key && klen > 11 && key[0] == ce->prefix && key[1] == keys[k].tag;
+            bool same = key && klen > 11 && key[0] == ce->prefix && key[1] == s_dupe_keys[k].tag;
             size_t kv = same ? klen - 11 : 0;
             if (!same || kv != vlen || memcmp(key + 2, value, vlen)) {
-                if (members > 1 && nrows < cap) { /* the group that just ended */
-                    Crm__ReportRow *row = dispatch_own(ctx, malloc(sizeof *row));
-                    crm__report_row__init(row);
-                    char *text = dispatch_own(ctx, malloc(200));
-                    snprintf(text, 200, "%s same %s", ids, keys[k].field);
-                    row->key = text;
-                    row->count = members;
-                    row->weighted = keys[k].score; /* the group's score */
-                    ptrs[nrows++] = row;
-                }
+                if (members > 1 && nrows < cap) /* the group that just ended */
+                    ptrs[nrows++] =
+                        s_dupe_row(ctx, ids, s_dupe_keys[k].field, members, s_dupe_keys[k].score);
                 if (!same)
                     break;
                 if (read >= slice || nrows == cap) { /* enough for one call: go on later */
                     next = dispatch_own(ctx, malloc(2 + 2 * vlen + 1));
-                    next[0] = keys[k].tag;
+                    next[0] = s_dupe_keys[k].tag;
                     for (size_t i = 0; i < vlen; i++)
                         snprintf(next + 1 + 2 * i, 3, "%02x", (unsigned char)value[i]);
                     next[1 + 2 * vlen] = '\0';
@@ -319,6 +395,21 @@ s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
             read++;
         }
         store_iter_destroy(&it);
+    }
+    if (!next) { /* then the deleted customers that can still be restored */
+        s_bin_dupes_t d = {ctx, ce, min_score, ptrs + nrows, 0, 0, CRM_OK};
+        bool more = false;
+        crm_err_t rc = bin_each(ctx->env->store, ce, bin_after, DUPES_BIN_SLICE, s_bin_dupes, &d,
+                                &more);
+        if (rc == CRM_OK)
+            rc = d.rc;
+        if (rc != CRM_OK)
+            return dispatch_error(ctx, rc, "cannot compare the recycle bin");
+        nrows += d.n;
+        if (more) {
+            next = dispatch_own(ctx, malloc(24));
+            snprintf(next, 24, "b%llu", (unsigned long long)d.last);
+        }
     }
     Crm__ReportReply *rep = &ctx->body.report;
     crm__report_reply__init(rep);

@@ -116,6 +116,26 @@ expect() {
 
 contains() { case "$1" in *"$2"*) return 0 ;; *) return 1 ;; esac; }
 
+# field PATH: a value of the JSON object in $OUT ("record.phones", "items.0.id"): lists and
+# objects as JSON, booleans as true/false, RFC 3339 times (crm --json, issue 12) as ms since
+# the epoch and an unset time as 0, so that they compare with date +%s%3N
+field() { python3 -c '
+import datetime, json, re, sys
+v = json.loads(sys.stdin.read())
+for k in sys.argv[1].split("."):
+    v = v[k] if not isinstance(v, list) else v[int(k)]
+if v is None and sys.argv[1].rsplit(".", 1)[-1].endswith(("_at", "_due", "due")):
+    v = 0
+elif isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", v):
+    v = round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+if isinstance(v, bool):
+    v = str(v).lower()
+print(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)' "$1" <<<"$OUT"; }
+
+# wait_for COND: until the shell condition COND holds, at most 10 s (x SLOW); never fails
+# by itself - the expect after it does
+wait_for() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 0; }
+
 # rss_kb PID: resident set size now
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }

@@ -1006,6 +1006,7 @@ s_forge(char **argv)
 
 /* ==== Bounded audit queries (issue 14, item 1) ==== */
 
+#include "audit.h"
 #include "store.h"
 
 /* fillaudit DATADIR N: N audit entries in a stopped data dir, written as a
@@ -1018,6 +1019,14 @@ s_fillaudit(char **argv)
     store_t *store = NULL;
     char errbuf[CRM_ERRBUF];
     long n = atol(argv[1]);
+    /* with ID, each entry is also one of that record's history (key 'r'),
+       an update that changed no field */
+    const crm_entity_t *re = argv[2] ? crm_entity_by_prefix(argv[2][0]) : NULL;
+    uint64_t rnum = re ? crm_entity_parse_id(re, argv[2]) : 0;
+    if (argv[2] && !rnum) {
+        fprintf(stderr, "probe: '%s' is not a record id\n", argv[2]);
+        return 2;
+    }
     if (store_open(argv[0], 0, &store, errbuf) != CRM_OK) {
         fprintf(stderr, "probe: %s\n", errbuf);
         return 2;
@@ -1035,14 +1044,19 @@ s_fillaudit(char **argv)
         e.role = CRM__ROLE__STAFF;
         e.action = (char *)"update";
         e.kind = (char *)"customer";
-        e.id = (char *)"c1";
-        size_t len;
-        uint8_t *packed = crm_proto_pack(&e.base, &len), key[17];
-        key[0] = 't';
-        store_put_be64(key + 1, (uint64_t)e.time);
-        store_put_be64(key + 9, store_next_unique(store));
-        store_group_put(g, STORE_CF_AUDIT, key, sizeof key, packed, len);
-        free(packed);
+        e.id = rnum ? argv[2] : (char *)"c1";
+        if (rnum) { /* as crmd writes it today: every index */
+            e.kind = (char *)re->name;
+            audit_stage(g, store, &e, re, rnum);
+        } else { /* as an older OneView wrote it: by time only */
+            size_t len;
+            uint8_t *packed = crm_proto_pack(&e.base, &len), key[17];
+            key[0] = 't';
+            store_put_be64(key + 1, (uint64_t)e.time);
+            store_put_be64(key + 9, store_next_unique(store));
+            store_group_put(g, STORE_CF_AUDIT, key, sizeof key, packed, len);
+            free(packed);
+        }
         if (i % 10000 == 9999 && store_group_commit(g, errbuf) != CRM_OK)
             rc = 1;
     }
@@ -1056,25 +1070,13 @@ s_fillaudit(char **argv)
     return rc;
 }
 
-/* auditunder ENDPOINT ENROLL_AUDIT ENROLL_PING USER ROUNDS: one connection
-   asks for the audit trail (of USER; "-" for no user filter), the other
-   pings right behind it; prints what the query found and the slowest ping. */
+/* ROUNDS times: Q sends REQ (an audit or history query) and PINGER pings
+   right behind it; prints what the query found and the slowest of each. */
 static int
-s_auditunder(char **argv)
+s_under(void *q, void *pinger, Crm__Request *req, const char *what, int rounds)
 {
-    void *q = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[2]);
-    const char *user = strcmp(argv[3], "-") ? argv[3] : "";
-    int rounds = atoi(argv[4]);
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__AuditRequest ar = CRM__AUDIT_REQUEST__INIT;
-    req.id = 9;
-    req.op = CRM__OP__OP_AUDIT_LIST;
-    req.body_case = CRM__REQUEST__BODY_AUDIT;
-    req.audit = &ar;
-    ar.user = (char *)user;
-    ar.limit = 1000;
     size_t len, plen;
-    uint8_t *frame = crm_proto_pack(&req.base, &len), *ping = s_ping(&plen);
+    uint8_t *frame = crm_proto_pack(&req->base, &len), *ping = s_ping(&plen);
     zmq_send(pinger, ping, plen, 0); /* handshakes first */
     s_reply(pinger, 10000);
     zmq_send(q, ping, plen, 0);
@@ -1111,14 +1113,55 @@ s_auditunder(char **argv)
         crm_proto_free((ProtobufCMessage **)&rep);
         zmq_msg_close(&m);
     }
-    printf("auditunder: user '%s': %zu entries, cut %d, %d failed; slowest query %.1f ms; "
-           "slowest ping %.1f ms\n",
-           user, entries, cut, bad, qworst, worst);
+    printf("%s: %zu entries, cut %d, %d failed; slowest query %.1f ms; slowest ping %.1f ms\n",
+           what, entries, cut, bad, qworst, worst);
     free(frame);
     free(ping);
     zmq_close(q);
     zmq_close(pinger);
     return bad ? 1 : 0;
+}
+
+/* auditunder ENDPOINT ENROLL_AUDIT ENROLL_PING USER ROUNDS: the audit trail
+   (of USER; "-" for no user filter) with a ping behind it. */
+static int
+s_auditunder(char **argv)
+{
+    void *q = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[2]);
+    const char *user = strcmp(argv[3], "-") ? argv[3] : "";
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__AuditRequest ar = CRM__AUDIT_REQUEST__INIT;
+    req.id = 9;
+    req.op = CRM__OP__OP_AUDIT_LIST;
+    req.body_case = CRM__REQUEST__BODY_AUDIT;
+    req.audit = &ar;
+    ar.user = (char *)user;
+    ar.limit = 1000;
+    char what[96];
+    snprintf(what, sizeof what, "auditunder: user '%s'", user);
+    return s_under(q, pinger, &req, what, atoi(argv[4]));
+}
+
+/* historyunder ENDPOINT ENROLL ID FIELD ROUNDS: one connection asks for the
+   history of one FIELD of record ID, the other pings right behind it. A
+   long-lived record's history may hold many entries that never touched the
+   field: all are read to find the few that did (issue 14, item 1). */
+static int
+s_historyunder(char **argv)
+{
+    void *q = s_connect(argv[0], argv[1]), *pinger = s_connect(argv[0], argv[1]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__AuditRequest ar = CRM__AUDIT_REQUEST__INIT;
+    req.id = 9;
+    req.op = CRM__OP__OP_HISTORY;
+    req.body_case = CRM__REQUEST__BODY_AUDIT;
+    req.audit = &ar;
+    ar.id = argv[2];
+    ar.field = argv[3];
+    ar.limit = 100;
+    char what[96];
+    snprintf(what, sizeof what, "historyunder: %.20s %.20s", argv[2], argv[3]);
+    return s_under(q, pinger, &req, what, atoi(argv[4]));
 }
 
 /* create ENDPOINT ENROLL KEY NAME: one customer create with idempotency key
@@ -1309,8 +1352,9 @@ main(int argc, char **argv)
         {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
-        {"fillaudit", s_fillaudit, 2, "DATADIR N"},
+        {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},
         {"auditunder", s_auditunder, 5, "ENDPOINT ENROLL_AUDIT ENROLL_PING USER|- ROUNDS"},
+        {"historyunder", s_historyunder, 5, "ENDPOINT ENROLL ID FIELD ROUNDS"},
         {"flood", s_flood, 3, "ENDPOINT ENROLL SECONDS"},
         {"forge", s_forge, 2, "IN OUT [server]"},
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},

@@ -21,7 +21,6 @@ try:
     print(d)
 except (KeyError, IndexError, ValueError):
     print("")' "$1"; }
-wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 
 # some data first, so that backups have table files to share
 "$CRM_BIN/crm-bench" --config "$T/admin" --server "$EP_main" --preload 2000 --duration 1 \

@@ -101,5 +101,20 @@ expect "a mistyped list flag: did you mean" test "$RC" -eq 2 -a -n "$(grep -F "d
 c customer list --columns id,nosuch
 expect "--columns with no such field says so" test -n "$(grep -F "no field 'nosuch'" "$T/e")"
 
+# ---- --json list pages end with the next cursor, which goes on without gap or repeat
+for n in 1 2 3; do c "${A[@]}" customer add --name "Page $n" --tag paging --allow-duplicate; done
+c "${A[@]}" --json customer list --tag paging --limit 2
+expect "a --json page that has a next one ends with its cursor" python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.argv[1].splitlines()]
+assert len(lines) == 3 and [l["name"] for l in lines[:2]] == ["Page 1", "Page 2"], lines
+assert lines[2] == {"next_after": lines[1]["id"]}, lines[2]' "$OUT"
+after=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].splitlines()[-1])["next_after"])' "$OUT")
+c "${A[@]}" --json customer list --tag paging --limit 2 --after "$after"
+expect "... and the last page has none" python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.argv[1].splitlines()]
+assert [l.get("name") for l in lines] == ["Page 3"], lines' "$OUT"
+
 stop_server a
 finish

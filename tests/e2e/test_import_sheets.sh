@@ -63,7 +63,16 @@ c import "$F/wps_tab_gbk.txt" --encoding gbk
 expect "a tab separated GBK file with --encoding gbk" test "$RC" -eq 0 -a "$OUT" = "imported 2 customer records; 0 lines had errors"
 one 15800158001
 expect "its cells are right" py 'r["name"]=="郑红" and r["city"]=="成都" and r["stage"]=="prospect"' "$OUT"
-expect "count after the good files (and the mixed one)" test "$(count)" -eq 12
+
+# ---- Excel's "Unicode text": UTF-16LE with its byte order mark, tab separated, CRLF
+c import "$F/excel_unicode_text.txt"
+expect "a UTF-16 file is detected by its mark and imported" test "$RC" -eq 0 -a "$OUT" = "imported 2 customer records; 0 lines had errors"
+expect "... and the encoding is named" grep -qF "read '$F/excel_unicode_text.txt' as UTF-16LE" "$T/e"
+one 13700137001
+expect "its cells are right (姓名, 意向客户, the e-mail)" py 'r["name"]=="周敏" and r["stage"]=="prospect" and r["emails"]==["zhou.min@example.com"] and r["city"]=="杭州"' "$OUT"
+c import - --dry-run <"$F/excel_unicode_text.txt"
+expect "from standard input too: both lines are now duplicates" contains "$OUT" "2 lines had errors"
+expect "count after the good files (and the mixed one)" test "$(count)" -eq 14
 
 # ---- every error of a line, the rejects file, fix and re-import
 c import "$F/errors_utf8_bom.csv" --rejects "$T/rejects.csv"
@@ -109,7 +118,7 @@ c import "$T/fixed.csv" --upsert-by phone
 expect "re-running the fixed file creates nothing twice" test "$RC" -eq 0 -a "$OUT" = "imported 3 customer records: 0 created, 0 updated, 3 unchanged; 0 lines had errors"
 c import "$F/errors_utf8_bom.csv" --upsert-by phone
 expect "the good line of the first file, again with --upsert-by: unchanged" contains "$OUT" "0 created, 0 updated, 1 unchanged"
-expect "count: 12 + 1 + 3" test "$(count)" -eq 16
+expect "count: 14 + 1 + 3" test "$(count)" -eq 18
 
 # ---- --upsert-by updates: fields replaced, lists united, by phone or e-mail
 printf '姓名,手机,城市,标签\r\n王芳,13800138001,天津,新客户\r\n' >"$T/move.csv"

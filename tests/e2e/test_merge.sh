@@ -17,13 +17,6 @@ cp "$T/data/admin.enroll" "$T/admin"
 start_server main "$T/data"
 export CRM_SERVER="$EP_main"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-field() { python3 -c '
-import json, sys
-v = json.loads(sys.stdin.read())
-for k in sys.argv[1].split("."):
-    v = v[k] if not isinstance(v, list) else v[int(k)]
-print(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)' "$1" <<<"$OUT"; }
-wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 
 # ---- three departments, three copies of 李娜 ----
 as sa customer add --name 李娜 --company 华东贸易 --phone 13900001111 --city 上海 --tag vip

@@ -25,19 +25,7 @@ watch_start() {
     fail "watcher $name did not start"; cat "$T/$name.err"
 }
 watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }
-wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 # field NAME: a field of the JSON object in $OUT (nested with dots)
-field() { python3 -c '
-import datetime, json, re, sys
-v = json.loads(sys.stdin.read())
-for k in sys.argv[1].split("."):
-    v = v[k] if not isinstance(v, list) else v[int(k)]
-# (issue 12: --json times are RFC 3339 strings with an offset, null when unset: read as ms)
-if v is None and sys.argv[1].rsplit(".", 1)[-1].endswith(("_at", "_due", "due")):
-    v = 0
-elif isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", v):
-    v = round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
-print(v if not isinstance(v, bool) else str(v).lower())' "$1" <<<"$OUT"; }
 # parts FILE SEQ: "op kind id" of every part of event SEQ in a watcher's output
 parts() { python3 -c '
 import json, sys

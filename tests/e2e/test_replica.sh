@@ -7,13 +7,14 @@
 source "$(dirname "$0")/lib.sh"
 
 A="$CRM_BIN/crm-admin"
-wait_for() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 1; }
+# eventually COND: until COND holds, at most 10 s (x SLOW); fails if it never does
+eventually() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 1; }
 # st EP FIELD: one field of `crm-admin status --json` (as the admin)
 st() { "$A" status --config "$T/p/admin.enroll" --server "$1" --json 2>/dev/null |
        python3 -c "import json,sys; print(json.load(sys.stdin).get('$2',''))"; }
 # synced: the replica holds everything the primary had at its last pull, 0.3 s after the
 # last write (pulls happen every 50 ms while idle); status reads on a replica are not stored
-synced() { local ep=${1:-$EP_r}; sleep 0.3; wait_for '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]'; }
+synced() { local ep=${1:-$EP_r}; sleep 0.3; eventually '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]' || true; }
 cp_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 cr_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
@@ -33,14 +34,14 @@ expect "... and says how to start the replica" grep -q "crmd --data $T/r --repli
 expect "... keeping the identity as DIR/replica.enroll" test -f "$T/r/replica.enroll"
 rm -rf "$T/x"; cp -a "$T/r" "$T/x"
 start_server r "$T/r" --replica-of "$EP_p"
-expect "the replica says it follows the primary" wait_for 'grep -q "following the primary at $EP_p" "$T/r.log"'
+expect "the replica says it follows the primary" eventually 'grep -q "following the primary at $EP_p" "$T/r.log"'
 
 # watchers on both, from the start
 "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
 WP=$!
 "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
 WR=$!
-wait_for 'grep -q "watching from" "$T/wp.err" && grep -q "watching from" "$T/wr.err"'
+eventually 'grep -q "watching from" "$T/wp.err" && grep -q "watching from" "$T/wr.err"' || true
 
 # ---- writes on the primary appear on the replica
 for i in 1 2 3 4 5; do cp_ customer add --name "客户$i" --phone "1310000000$i" --city 北京; done
@@ -78,7 +79,7 @@ expect "a user change on the replica is refused too" test "$RC" -ne 0
 # ---- only a replica identity may follow the log, and it may do nothing else
 start_server x "$T/x" --replica-of "$EP_p" --replica-enroll "$T/ann.enroll"
 expect "a staff key cannot follow the log either" \
-    wait_for 'grep -q "refused to ship its log: permission denied: only a replica identity may follow the log" "$T/x.log"'
+    eventually 'grep -q "refused to ship its log: permission denied: only a replica identity may follow the log" "$T/x.log"'
 stop_server x
 RC=0; "$CRM_BIN/crm" --config "$T/repl1.enroll" --server "$EP_p" customer list >"$T/o" 2>"$T/e" || RC=$?
 expect "the replica identity cannot read records" test "$RC" -ne 0
@@ -111,7 +112,7 @@ cr_ customer show 13100000010
 expect "after the primary restarts the replica follows again" contains "$OUT" 客户10
 
 # ---- the replica's feed: the primary's changes under the primary's sequence numbers
-wait_for 'grep -q 客户10 "$T/wr.out" && grep -q 客户10 "$T/wp.out"'
+eventually 'grep -q 客户10 "$T/wr.out" && grep -q 客户10 "$T/wp.out"' || true
 kill -INT "$WP" "$WR"; wait "$WP" "$WR" 2>/dev/null || true
 expect "the replica's feed equals the primary's: same numbers, same records, no gap" \
     python3 - "$T/wp.out" "$T/wr.out" <<'PY'
@@ -144,7 +145,7 @@ cp_ customer add --name 客户12 --phone 13100000012
 "$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >/dev/null 2>&1
 start_server r3 "$T/r" --replica-of "$EP_p"
 expect "a replica past the retained log says it is too far behind" \
-    wait_for 'grep -q "too far behind" "$T/r3.log"'
+    eventually 'grep -q "too far behind" "$T/r3.log"'
 RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
 expect "... and keeps serving what it has" test "$RC" -eq 0
 expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
@@ -175,7 +176,7 @@ expect "a replica of the new primary is at epoch 2" test "$(st "$EP_m" epoch)" =
 stop_server m
 start_server m2 "$T/m" --replica-of "$EP_p"
 expect "a replica of epoch 2 refuses the old primary's log" \
-    wait_for 'grep -q "epoch 1 is older than the replica.s 2" "$T/m2.log"'
+    eventually 'grep -q "epoch 1 is older than the replica.s 2" "$T/m2.log"'
 cp_ customer add --name 不该写 --phone 13100000098
 expect "the old primary, fenced, refuses writes" test "$RC" -ne 0
 expect "... saying a replica was promoted" contains "$ERR" "was the primary until a replica was promoted"
@@ -209,7 +210,7 @@ expect "with the replica following, writes are answered" test "$RC" -eq 0
     echo "13500000$i" >>"$T/acked"
 done) &
 L=$!
-wait_for '[ "$(wc -l <"$T/acked")" -ge 20 ]'
+eventually '[ "$(wc -l <"$T/acked")" -ge 20 ]' || true
 kill -KILL "$PID_s"; wait "$PID_s" 2>/dev/null || true
 wait "$L" || true
 "$A" promote --config "$T/s/admin.enroll" --server "$EP_sr" >/dev/null 2>&1

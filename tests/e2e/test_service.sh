@@ -18,18 +18,6 @@ start_server main "$T/data"
 export CRM_SERVER="$EP_main"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
-field() { python3 -c '
-import datetime, json, re, sys
-v = json.loads(sys.stdin.read())
-for k in sys.argv[1].split("."):
-    v = v[k] if not isinstance(v, list) else v[int(k)]
-# (issue 12: --json times are RFC 3339 strings with an offset, null when unset: read as ms)
-if v is None and sys.argv[1].rsplit(".", 1)[-1].endswith(("_at", "_due", "due")):
-    v = 0
-elif isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", v):
-    v = round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
-print(str(v).lower() if isinstance(v, bool) else v)' "$1" <<<"$OUT"; }
-wait_for() { for _ in $(seq 1 200); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 future() { date -u -d "+$1" +%Y-%m-%dT%H:%M:%SZ; }
 
 as sa customer add --name 李娜 --phone 13900001111; C=${OUT#created customer }
