@@ -66,12 +66,12 @@ expect "and says which fields are" contains "$ERR" "filterable:"
 # paging with a stable order
 for i in $(seq 1 7); do c customer add --name "page $i" --tag paging; done
 c --json customer list --tag paging --limit 3
-expect "page 1 has 3" test "$(echo "$OUT" | wc -l)" -eq 3
-last=$(echo "$OUT" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect "page 1 has 3" test "$(echo "$OUT" | grep -c '"id"')" -eq 3
+last=$(echo "$OUT" | grep '"id"' | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 c --json customer list --tag paging --limit 3 --after "$last"
-p2=$(echo "$OUT" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin))')
+p2=$(echo "$OUT" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin if "\"id\"" in l))')
 c --json customer list --tag paging --limit 3 --after "${p2##*,}"
-p3=$(echo "$OUT" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin))')
+p3=$(echo "$OUT" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin if "\"id\"" in l))')
 expect "pages 2 and 3 continue in id order ($p2 / $p3)" test "$p2/$p3" = "c7,c8,c9/c10"
 c customer list --tag paging --limit 3
 expect "the table tells how to get the next page" contains "$OUT" "(more: --after c6)"
@@ -121,7 +121,7 @@ expect "note text kept" test "$(jq_ 'd["timeline"][0]["summary"]')" = "第一次
 c customer show c1
 expect "show prints the timeline" contains "$OUT" "timeline (newest first):"
 c --json activity list c1 --limit 2
-expect "activity list pages" test "$(echo "$OUT" | wc -l)" -eq 2
+expect "activity list pages" test "$(echo "$OUT" | grep -c '"id"')" -eq 2 -a "$(echo "$OUT" | tail -1)" = '{"next_after":"a2"}'
 
 # delete takes the activities and the index entries along
 c customer delete c3
