@@ -383,6 +383,15 @@ s_follow(void *arg)
                         (unsigned long long)reply->repl_pull->epoch,
                         (unsigned long long)reply->repl_pull->epoch_start);
             applied = -1;
+        } else if (reply->repl_pull->latest_seq < have) {
+            /* RELIABILITY.md trap 15: a primary restored from a backup has another history */
+            s_set_state(self, false,
+                        "diverged: this replica holds WAL sequence %llu but the primary at %s "
+                        "only %llu (restored from a backup?); make this replica again with "
+                        "'crm-admin replica init'",
+                        (unsigned long long)have, self->endpoint,
+                        (unsigned long long)reply->repl_pull->latest_seq);
+            applied = -1;
         } else if (reply->repl_pull->too_old) {
             s_set_state(self, true,
                         "too far behind: the primary no longer keeps its log from sequence "
