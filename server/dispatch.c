@@ -12,7 +12,10 @@
       5. authorization: OPF_ADMIN needs the admin role (the per-department
          policy table plugs in here) - after the limits (quota.c: request
          rate per user, connections per user and in total);
-      6. refuse OPF_WRITE on a replica;
+         OPF_REPLICA ops need the replica role, which may call nothing else;
+      6. refuse OPF_WRITE on a replica (naming the primary); on a replica
+         the audit entries of reads and denials go to its log, not its store
+         (a replica's store holds only what the primary shipped);
       7. run the handler;
       8. a request during which a scan stopped on a read error fails (and
          so does the group, if it staged anything);
@@ -37,6 +40,7 @@
 #include "crm_time.h"
 #include "idem.h"
 #include "quota.h"
+#include "replica.h"
 
 static const struct op s_ops[] = {
 #define OP(name, fn, flags) {CRM__OP__OP_##name, #name, fn, flags},
@@ -79,6 +83,11 @@ dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *acti
     entry.reason = ctx->errbuf;
     if (!ctx->env->group) /* the worker: the server thread audited the request */
         return CRM_ERR_PERMISSION_DENIED;
+    if (store_readonly(ctx->env->store)) { /* a replica writes nothing of its own */
+        crm_log(CRM_LOG_INFO, "audit (replica, not stored): '%s' denied %s %s %s: %s", u->name,
+                action, kind ? kind : "", id ? id : "", ctx->errbuf);
+        return CRM_ERR_PERMISSION_DENIED;
+    }
     const crm_entity_t *e = kind ? crm_entity_by_name(kind) : NULL;
     audit_stage(ctx->env->group, ctx->env->store, &entry, e,
                 e && id ? crm_entity_parse_id(e, id) : 0);
@@ -124,9 +133,32 @@ s_audit_admin_read(req_ctx_t *ctx, const struct op *op)
         entry.id = req->audit->id;
     }
     entry.reason = detail;
+    if (store_readonly(ctx->env->store)) { /* a replica writes nothing of its own */
+        crm_log(CRM_LOG_INFO, "audit (replica, not stored): '%s' %s %s %s %s", u->name, action,
+                entry.kind, entry.id, detail);
+        return;
+    }
     const crm_entity_t *e = *entry.kind ? crm_entity_by_name(entry.kind) : NULL;
     audit_stage(ctx->env->group, ctx->env->store, &entry, e,
                 e ? crm_entity_parse_id(e, entry.id) : 0);
+}
+
+/* Why writes are refused here: a replica, or a former primary that learned of a promotion. */
+static crm_err_t
+s_refuse_write(req_ctx_t *ctx)
+{
+    uint64_t newer = store_fenced_by(ctx->env->store);
+    if (newer)
+        return dispatch_error(ctx, CRM_ERR_READONLY,
+                              "this server was the primary until a replica was promoted (epoch "
+                              "%llu; ours is %llu): it takes no writes; send changes to the new "
+                              "primary",
+                              (unsigned long long)newer,
+                              (unsigned long long)store_epoch(ctx->env->store, NULL));
+    return dispatch_error(ctx, CRM_ERR_READONLY,
+                          "this server is a read-only replica of %s; send changes there",
+                          ctx->env->follower ? repl_follower_endpoint(ctx->env->follower)
+                                             : "the primary");
 }
 
 static crm_err_t
@@ -155,9 +187,15 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
                        "permission denied: '%s' is for admins only", name);
         return dispatch_deny(ctx, NULL, "", name);
     }
-    if ((op->flags & OPF_WRITE) && ctx->env->readonly)
-        return dispatch_error(ctx, CRM_ERR_READONLY,
-                              "this server is a read-only replica; send changes to the primary");
+    if (((op->flags & OPF_REPLICA) != 0) != (ctx->session.user->role == CRM__ROLE__REPLICA)) {
+        dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
+                       (op->flags & OPF_REPLICA)
+                           ? "permission denied: only a replica identity may follow the log"
+                           : "permission denied: a replica identity may only follow the log");
+        return dispatch_deny(ctx, NULL, "", op->name);
+    }
+    if ((op->flags & OPF_WRITE) && store_readonly(ctx->env->store))
+        return s_refuse_write(ctx);
     /* a write sent again under its idempotency key gets its first reply */
     const char *key = ctx->req->idempotency_key;
     bool keyed = (op->flags & OPF_WRITE) && key && *key;
@@ -201,6 +239,14 @@ dispatch_defer(req_ctx_t *ctx)
 {
     CRM_ASSERT(!ctx->env->worker);
     ctx->deferred = true;
+    return CRM_OK;
+}
+
+crm_err_t
+dispatch_hold(req_ctx_t *ctx)
+{
+    CRM_ASSERT(ctx->env->can_hold && !ctx->env->worker);
+    ctx->held = true;
     return CRM_OK;
 }
 
@@ -291,7 +337,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     out->after_commit =
         ctx.staged || (env->group && store_group_touches(env->group) != touches);
     out->deferred = rc == CRM_OK && ctx.deferred;
-    if (out->deferred) {
+    out->held = rc == CRM_OK && ctx.held && !out->after_commit;
+    if (out->deferred || out->held) {
         packed = NULL;
         *reply_len = 0;
     } else if (rc != CRM_OK) {

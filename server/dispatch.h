@@ -23,7 +23,6 @@ typedef struct {
     store_t *store;         /* borrowed */
     store_group_t *group;   /* the writer's current group commit */
     const char *server_key; /* the server's public key, Z85 */
-    bool readonly;          /* a replica refuses OPF_WRITE ops */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */
@@ -41,6 +40,11 @@ typedef struct {
     int64_t bin_keep_ms;     /* deleted records stay in the recycle bin this long (bin.h;
                                 0: they are dropped at once) */
     int src_fd;              /* the requester's connection (this request only; -1: unknown) */
+    struct repl *repl;       /* replicas pulling from this server (replica.h) */
+    struct repl_follower *follower; /* a replica: the thread following the primary */
+    struct repl_snap *snap;  /* snapshots for new replicas (replica.h) */
+    bool can_hold;           /* this request may be held until the next commit (server
+                                thread, room in its list): dispatch_hold() */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -60,12 +64,16 @@ typedef struct {
         Crm__ReportReply report;
         Crm__SweepReply sweep;
         Crm__BackupReply backup;
+        Crm__ReplPullReply repl_pull;
+        Crm__ReplStatusReply repl_status;
+        Crm__ReplSnapshotReply repl_snapshot;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
     uint64_t current_version; /* with CONFLICT: the record's version now */
     bool staged;              /* a mutation was staged: reply only after the commit
                                  (dispatch_process also sees this by itself) */
     bool deferred;            /* dispatch_defer(): the worker thread answers */
+    bool held;                /* dispatch_hold(): asked again after the next commit */
     uint8_t *replay;          /* an idempotent retry: the first reply (packed, owned) */
     size_t replay_len;
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
@@ -77,8 +85,11 @@ typedef struct {
 /* Operation flags, checked by dispatch_process() before any handler runs:
    OPF_READ   reads only; served straight away.
    OPF_WRITE  mutates through env->group; refused on a replica.
-   OPF_ADMIN  only for users with the admin role. */
-enum { OPF_READ = 1, OPF_WRITE = 2, OPF_ADMIN = 4 };
+   OPF_ADMIN  only for users with the admin role.
+   OPF_REPLICA only for users with the replica role - and a replica-role user
+              may call nothing else: its key can follow the log, not read
+              records or act as a person. */
+enum { OPF_READ = 1, OPF_WRITE = 2, OPF_ADMIN = 4, OPF_REPLICA = 8 };
 
 typedef crm_err_t (*op_handler_t)(req_ctx_t *ctx);
 
@@ -105,6 +116,12 @@ crm_err_t dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const 
    ctx->env->worker set. Returns CRM_OK. */
 crm_err_t dispatch_defer(req_ctx_t *ctx);
 
+/* Nothing to answer yet (a replica's pull with nothing new): the server keeps
+   the request and runs it again - through dispatch_process(), every check
+   included - once something was committed or after a while (long poll).
+   Only when env->can_hold. Returns CRM_OK. */
+crm_err_t dispatch_hold(req_ctx_t *ctx);
+
 /* Keep P (malloc'd) until the reply is packed; returns P. */
 void *dispatch_own(req_ctx_t *ctx, void *p);
 /* Keep M (from crm_proto_unpack/new) until the reply is packed; returns M. */
@@ -117,6 +134,7 @@ typedef struct {
                           group commit succeeded, else an error */
     bool deferred;     /* no reply yet: hand the request to the worker (after the
                           commit, if after_commit) */
+    bool held;         /* no reply yet: run the request again after the next commit */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];
@@ -180,5 +198,9 @@ crm_err_t h_history(req_ctx_t *ctx);
 crm_err_t h_watch(req_ctx_t *ctx);
 crm_err_t h_backup_create(req_ctx_t *ctx);
 crm_err_t h_backup_status(req_ctx_t *ctx);
+crm_err_t h_repl_pull(req_ctx_t *ctx);
+crm_err_t h_repl_status(req_ctx_t *ctx);
+crm_err_t h_repl_snapshot(req_ctx_t *ctx);
+crm_err_t h_repl_promote(req_ctx_t *ctx);
 
 #endif

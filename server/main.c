@@ -48,6 +48,13 @@ static const char s_usage[] =
     "  --max-conn N        ... and in total (default 4096; 0 = no limit)\n"
     "  --io-threads N      libzmq I/O threads for TCP and CURVE (default 1; see\n"
     "                      docs/LIMITS.md on handshake floods)\n"
+    "  --replica-of ENDPOINT  run as a read replica following the primary at ENDPOINT (data\n"
+    "                      dir made by 'crm-admin replica init'); writes are refused\n"
+    "  --replica-enroll FILE  the replica identity's enrollment (default DIR/replica.enroll)\n"
+    "  --sync-replicas K   answer a write only once K replicas hold it (default 0: at once;\n"
+    "                      after 5 s without them the write is reported as not confirmed)\n"
+    "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
+    "                      (e.g. 24h, 30m, 90s; default 24h)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -93,7 +100,8 @@ main(int argc, char **argv)
 {
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
-           OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP };
+           OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -111,6 +119,10 @@ main(int argc, char **argv)
         {"max-conn-per-user", required_argument, NULL, OPT_MAX_CONN_USER},
         {"max-conn", required_argument, NULL, OPT_MAX_CONN},
         {"io-threads", required_argument, NULL, OPT_IO_THREADS},
+        {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
+        {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
+        {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
+        {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
         {NULL, 0, NULL, 0}};
     server_config_t cfg;
@@ -232,6 +244,29 @@ main(int argc, char **argv)
             }
             cfg.io_threads = (int)mib;
             break;
+        case OPT_REPLICA_OF:
+            cfg.replica_of = optarg;
+            break;
+        case OPT_SYNC_REPLICAS:
+            if (s_parse_size(optarg, "--sync-replicas", &mib) != 0 || mib > 32) {
+                fprintf(stderr, "crmd: --sync-replicas needs 1 to 32\n");
+                return 2;
+            }
+            cfg.sync_replicas = (uint32_t)mib;
+            break;
+        case OPT_REPLICA_ENROLL:
+            cfg.replica_enroll = optarg;
+            break;
+        case OPT_WAL_KEEP: {
+            int64_t ms = s_parse_duration(optarg);
+            if (ms < 0) {
+                fprintf(stderr, "crmd: --wal-keep needs a duration such as 24h, 30m or 90s, "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.wal_keep_s = (uint64_t)(ms + 999) / 1000;
+            break;
+        }
         case 'h':
             fputs(s_usage, stdout);
             return 0;
@@ -281,8 +316,9 @@ main(int argc, char **argv)
         fprintf(stderr, "crmd: %s\n", errbuf);
         return 1;
     }
-    crm_log(CRM_LOG_INFO, "serving '%s' on %s (%s mode)", cfg.data_dir, server_endpoint(server),
-            cfg.sync ? "sync" : "default");
+    crm_log(CRM_LOG_INFO, "serving '%s' on %s (%s mode%s%s)", cfg.data_dir,
+            server_endpoint(server), cfg.sync ? "sync" : "default",
+            cfg.replica_of ? ", read replica of " : "", cfg.replica_of ? cfg.replica_of : "");
     printf("READY %s\n", server_endpoint(server));
     fflush(stdout);
     crm_err_t rc = server_run(server, &s_stop);

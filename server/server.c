@@ -49,6 +49,7 @@
 #include "bin.h"
 #include "idem.h"
 #include "quota.h"
+#include "replica.h"
 #include "store.h"
 #include "worker.h"
 #include "zap.h"
@@ -63,6 +64,21 @@
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 #define RECOVER_INTERVAL_US 500000 /* while writes fail, how often to try to take them again */
 #define SHUTDOWN_LINGER_MS 2000    /* on stop, time for replies already queued to go out */
+
+/* A request held until something is committed (dispatch_hold: a replica's
+   pull that found nothing new), then run again. */
+typedef struct {
+    zmq_msg_t rid;       /* routing id of the requester */
+    uint8_t *body;       /* the request (owned) */
+    size_t len;
+    char *user;          /* its ZAP identity (owned) */
+    uint64_t wal_seq;    /* the store's WAL sequence number when it was held */
+    int64_t deadline_us; /* answered by then at the latest (with nothing new) */
+} s_held_t;
+
+#define HELD_MAX 64       /* requests held at once; beyond, pulls are answered at once */
+#define HOLD_US 500000    /* longest a pull is held */
+#define SYNC_WAIT_US 5000000 /* --sync-replicas: longest a reply waits for the replicas */
 
 /* A reply that waits for the group commit of its write. */
 typedef struct {
@@ -89,6 +105,7 @@ struct server {
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     worker_t *worker;            /* long reads on a helper thread (worker.c), while running */
     int64_t trim_next_us;        /* next change-log retention pass */
+    int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
@@ -99,13 +116,27 @@ struct server {
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
     size_t n_pending;
+    s_held_t held[HELD_MAX];     /* pulls waiting for the next commit */
+    size_t n_held;
+    struct s_synced *syncq;      /* --sync-replicas: committed, waiting for the replicas */
+    size_t n_syncq, cap_syncq;
     value_rules_t rules;         /* customer value and deal rules */
     int64_t sweep_next_us;       /* when the next daily value sweep starts */
     bool sweeping;               /* a sweep is under way, a slice per loop turn */
     char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
     uint64_t sweep_after;        /* ... and the last record number swept */
     int64_t sweep_as_of;         /* its time (ms) */
+    repl_t *repl;                /* replicas pulling our log (replica.h) */
+    repl_follower_t *follower;   /* a replica: the thread following the primary */
+    repl_snap_t *snap;           /* snapshots for new replicas */
     sweep_result_t sweep_total;  /* what it did so far */
+};
+
+/* A committed write's reply waiting until --sync-replicas replicas hold WAL_SEQ. */
+struct s_synced {
+    s_pending_t p;
+    uint64_t wal_seq;
+    int64_t deadline_us;
 };
 
 #define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
@@ -124,6 +155,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_conn_per_user = 256;
     cfg->max_conn = 4096;
     cfg->io_threads = 1;
+    cfg->wal_keep_s = STORE_WAL_KEEP_S_DEFAULT;
 }
 
 static crm_err_t
@@ -221,7 +253,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
 
     if ((rc = s_check_zmq(errbuf)) != CRM_OK)
         goto cleanup;
-    if ((rc = store_open(cfg->data_dir, cfg->sync ? STORE_SYNC : 0, &self->store, errbuf)) !=
+    unsigned sflags = (cfg->sync ? STORE_SYNC : 0) | (cfg->replica_of ? STORE_REPLICA : 0);
+    if ((rc = store_open_wal(cfg->data_dir, sflags, cfg->wal_keep_s, &self->store, errbuf)) !=
         CRM_OK)
         goto cleanup;
     snprintf(path, sizeof path, "%s/server.key", cfg->data_dir);
@@ -229,7 +262,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
     uint64_t indexed = 0;
-    if ((rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
+    /* a replica writes nothing of its own: the primary's upgrade reaches it by the log */
+    if (!cfg->replica_of && (rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
         goto cleanup;
     if (indexed)
         crm_log(CRM_LOG_INFO, "audit: indexed %llu entries of an older data dir by user and "
@@ -264,6 +298,15 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         goto cleanup;
     if ((rc = s_router_open(self, cfg->listen, errbuf)) != CRM_OK)
         goto cleanup;
+    self->repl = repl_new(self->store);
+    self->snap = repl_snap_new(self->store, cfg->data_dir);
+    if (cfg->replica_of) {
+        snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
+        if ((rc = repl_follower_start(self->ctx, self->store, cfg->replica_of,
+                                      cfg->replica_enroll ? cfg->replica_enroll : path,
+                                      &self->follower, errbuf)) != CRM_OK)
+            goto cleanup;
+    }
     *out = self;
     self = NULL;
 cleanup:
@@ -344,10 +387,27 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     env->rid_len = zmq_msg_size(&rid);
     env->src_fd = nframes ? zmq_msg_get(&body, ZMQ_SRCFD) : -1;
     env->user_id = user_id;
+    env->can_hold = self->n_held < HELD_MAX;
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
     env->rid = NULL;
     env->user_id = NULL;
+    env->can_hold = false;
+    if (out.held) {
+        s_held_t *h = &self->held[self->n_held++];
+        zmq_msg_init(&h->rid);
+        zmq_msg_move(&h->rid, &rid);
+        zmq_msg_close(&rid);
+        h->len = zmq_msg_size(&body);
+        h->body = malloc(h->len ? h->len : 1);
+        CRM_ASSERT_ALLOC(h->body);
+        memcpy(h->body, zmq_msg_data(&body), h->len);
+        h->user = user_id ? strdup(user_id) : NULL;
+        h->wal_seq = store_wal_seq(self->store);
+        h->deadline_us = crm_time_mono_us() + HOLD_US;
+        zmq_msg_close(&body);
+        return true;
+    }
     if (out.deferred && !out.after_commit) {
         s_defer(self, &rid, out.id, user_id, zmq_msg_data(&body), zmq_msg_size(&body));
         zmq_msg_close(&body);
@@ -418,6 +478,25 @@ s_sweep(server_t *self, const dispatch_env_t *env)
     }
 }
 
+/* Answer one request whose reply waited for the commit: RC is the commit's
+   outcome (an error replaces the reply), a deferred one goes to the worker. */
+static void
+s_finish_pending(server_t *self, s_pending_t *p, crm_err_t rc, const char *errbuf)
+{
+    if (rc != CRM_OK) {
+        free(p->reply);
+        p->reply = dispatch_error_reply(p->id, rc, errbuf, 0, &p->len);
+    } else if (p->defer) {
+        s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
+    }
+    if (!p->defer || rc != CRM_OK)
+        s_send_reply(self, &p->rid, p->reply, p->len);
+    free(p->defer);
+    free(p->defer_user);
+    p->defer = NULL;
+    p->defer_user = NULL;
+}
+
 static void
 s_commit_and_reply(server_t *self)
 {
@@ -426,22 +505,98 @@ s_commit_and_reply(server_t *self)
     /* a failure is logged by the store, once per episode, not once per commit */
     if (store_group_dirty(self->group) && (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
         crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
+    uint64_t wal = self->n_pending && rc == CRM_OK && self->cfg.sync_replicas
+                       ? store_wal_seq(self->store)
+                       : 0;
     for (size_t i = 0; i < self->n_pending; i++) {
-        s_pending_t *p = &self->pending[i];
-        if (rc != CRM_OK) {
-            free(p->reply);
-            p->reply = dispatch_error_reply(p->id, rc, errbuf, 0, &p->len);
-        } else if (p->defer) {
-            s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
+        if (!wal) {
+            s_finish_pending(self, &self->pending[i], rc, errbuf);
+            continue;
         }
-        if (!p->defer || rc != CRM_OK)
-            s_send_reply(self, &p->rid, p->reply, p->len);
-        free(p->defer);
-        free(p->defer_user);
-        p->defer = NULL;
-        p->defer_user = NULL;
+        /* --sync-replicas: answered once enough replicas hold this commit */
+        if (self->n_syncq == self->cap_syncq) {
+            self->cap_syncq = self->cap_syncq ? self->cap_syncq * 2 : 256;
+            self->syncq = realloc(self->syncq, self->cap_syncq * sizeof *self->syncq);
+            CRM_ASSERT_ALLOC(self->syncq);
+        }
+        struct s_synced *q = &self->syncq[self->n_syncq++];
+        q->p = self->pending[i]; /* the routing id moves with the struct */
+        q->wal_seq = wal;
+        q->deadline_us = crm_time_mono_us() + SYNC_WAIT_US;
     }
     self->n_pending = 0;
+}
+
+/* --sync-replicas K: answer the replies whose commit K replicas hold now, and
+   those that waited too long with an error saying what that means. */
+static void
+s_release_synced(server_t *self, int64_t now)
+{
+    if (!self->n_syncq)
+        return;
+    uint64_t held = repl_acked(self->repl, self->cfg.sync_replicas, now);
+    size_t kept = 0;
+    for (size_t i = 0; i < self->n_syncq; i++) {
+        struct s_synced *q = &self->syncq[i];
+        if (q->wal_seq <= held) {
+            s_finish_pending(self, &q->p, CRM_OK, NULL);
+        } else if (now >= q->deadline_us) {
+            char text[CRM_ERRBUF];
+            snprintf(text, sizeof text,
+                     "committed on this server, but fewer than %u replicas confirmed it within "
+                     "%d s (--sync-replicas): it is lost if this server is lost before a "
+                     "replica pulls it; 'crm-admin status' shows the replicas",
+                     self->cfg.sync_replicas, SYNC_WAIT_US / 1000000);
+            s_finish_pending(self, &q->p, CRM_ERR_UNAVAILABLE, text);
+        } else {
+            self->syncq[kept++] = *q;
+        }
+    }
+    self->n_syncq = kept;
+}
+
+/* Run the held requests again whose wait is over: something was committed
+   since they were held, or their time is up (then they answer what they have). */
+static void
+s_serve_held(server_t *self, dispatch_env_t *env, int64_t now)
+{
+    if (!self->n_held)
+        return;
+    uint64_t wal = store_wal_seq(self->store);
+    size_t kept = 0;
+    for (size_t i = 0; i < self->n_held; i++) {
+        s_held_t *h = &self->held[i];
+        if (wal == h->wal_seq && now < h->deadline_us) {
+            self->held[kept++] = *h;
+            continue;
+        }
+        dispatch_out_t out;
+        size_t len = 0;
+        env->rid = zmq_msg_data(&h->rid);
+        env->rid_len = zmq_msg_size(&h->rid);
+        env->user_id = h->user;
+        env->src_fd = -1;
+        env->can_hold = false; /* answered now, with whatever there is */
+        uint8_t *reply = dispatch_process(env, h->user, 1, h->body, h->len, &len, &out);
+        env->rid = NULL;
+        env->user_id = NULL;
+        s_send_reply(self, &h->rid, reply, len);
+        free(h->body);
+        free(h->user);
+    }
+    self->n_held = kept;
+}
+
+/* Drop every held request (their connections are gone, or we stop). */
+static void
+s_drop_held(server_t *self)
+{
+    for (size_t i = 0; i < self->n_held; i++) {
+        zmq_msg_close(&self->held[i].rid);
+        free(self->held[i].body);
+        free(self->held[i].user);
+    }
+    self->n_held = 0;
 }
 
 /* Apply the monitor's connection events to the limits. */
@@ -486,6 +641,7 @@ s_memory_guard(server_t *self)
             used >> 20, self->cfg.max_memory >> 20, self->resets);
     strcpy(endpoint, self->endpoint);
     feed_reset(self->feed); /* their connections are about to go */
+    s_drop_held(self);
     quota_reset(self->limits);
     zmq_close(self->monitor);
     self->monitor = NULL;
@@ -511,6 +667,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .max_msg = self->cfg.max_msg,
                           .backup = self->backup,
                           .limits = self->limits,
+                          .repl = self->repl,
+                          .follower = self->follower,
+                          .snap = self->snap,
                           .bin_keep_ms = self->cfg.bin_keep_ms,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
@@ -520,16 +679,23 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     }
     crm_err_t result = CRM_OK;
     while (!*stop && self->router) {
-        zmq_pollitem_t items[2] = {{self->router, 0, ZMQ_POLLIN, 0},
-                                   {worker_socket(self->worker), 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {
+            {self->router, 0, ZMQ_POLLIN, 0},
+            {worker_socket(self->worker), 0, ZMQ_POLLIN, 0},
+            {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(items, 2, feed_behind(self->feed) || self->sweeping ? 5 : 100);
+        int rc = zmq_poll(items, self->follower ? 3 : 2,
+                          feed_behind(self->feed) || self->sweeping ? 5
+                          : self->n_syncq                           ? 10
+                                                                    : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
             crm_log(CRM_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             result = CRM_ERR_INTERNAL;
             break;
         }
         worker_collect(self->worker, s_worker_reply, self);
+        if (self->follower) /* batches applied: the feed below delivers them */
+            repl_follower_drain(self->follower);
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */
@@ -546,8 +712,11 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 first_write = 0;
             }
         }
-        s_sweep(self, &env);
-        if (crm_time_mono_us() >= self->idem_next_us) { /* committed with the turn */
+        bool ro = store_readonly(self->store); /* a replica, or fenced */
+        if (!ro) /* a replica's sweep and expiry arrive from the primary */
+            s_sweep(self, &env);
+        if (!ro && crm_time_mono_us() >= self->idem_next_us) {
+            /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
             /* what stayed in the recycle bin long enough (all of it with --bin-keep 0) */
             bin_expire(self->store, self->group, crm_time_now_ms() - self->cfg.bin_keep_ms, 500,
@@ -561,15 +730,28 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             store_recover(self->store, errbuf); /* logs when writes work again */
             self->recover_next_us = now + RECOVER_INTERVAL_US;
         }
+        repl_committed(self->repl, now);
+        s_serve_held(self, &env, now);
+        s_release_synced(self, now);
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
-        if (now >= self->trim_next_us) {
+        if (!ro && now >= self->trim_next_us) { /* a replica's trims are shipped */
             feed_trim(self->feed);
             self->trim_next_us = now + 1000000;
+        }
+        if (now >= self->snap_next_us) {
+            repl_snap_tick(self->snap, now);
+            self->snap_next_us = now + 1000000;
         }
         s_memory_guard(self);
         backup_job_tick(self->backup);
     }
+    s_drop_held(self);
+    for (size_t i = 0; i < self->n_syncq; i++) /* committed, not confirmed: say so */
+        s_finish_pending(self, &self->syncq[i].p, CRM_ERR_UNAVAILABLE,
+                         "committed on this server, which is stopping before enough replicas "
+                         "confirmed it (--sync-replicas)");
+    self->n_syncq = 0;
     /* the request in the worker's hand finishes; its reply goes out if it can */
     worker_t *w = self->worker;
     self->worker = NULL;
@@ -594,12 +776,16 @@ server_destroy(server_t **self_p)
     }
     if (self->monitor)
         zmq_close(self->monitor);
+    repl_follower_stop(&self->follower); /* before the context ends: it owns sockets */
+    repl_destroy(&self->repl);
+    repl_snap_destroy(&self->snap); /* waits for a checkpoint in progress: it uses the store */
     zap_stop(&self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     backup_job_destroy(&self->backup); /* waits for a running backup: it reads the store */
     feed_destroy(&self->feed);
     quota_destroy(&self->limits);
+    free(self->syncq);
     store_group_destroy(&self->group);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -38,6 +38,10 @@ typedef struct {
     uint32_t max_conn_per_user; /* connections per user (0 = no limit) */
     uint32_t max_conn;      /* connections in total (0 = no limit) */
     int io_threads;         /* libzmq I/O threads: TCP and CURVE (handshakes, crypto) */
+    const char *replica_of; /* a read replica following this primary endpoint (NULL: primary) */
+    const char *replica_enroll; /* ... as this replica identity (default DATA_DIR/replica.enroll) */
+    uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
+    uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
     int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */
 } server_config_t;
 

@@ -67,6 +67,9 @@ static const char *const s_cf_names[STORE_CF__COUNT] = {
 static const char s_meta_last_seq[] = "last_seq";
 static const char s_meta_log_first[] = "log_first";
 static const char s_meta_unique[] = "unique"; /* store_next_unique() hands out only above it */
+static const char s_meta_epoch[] = "epoch";   /* history id: 1, then +1 per promotion */
+static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number it began at */
+static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
 
@@ -95,8 +98,12 @@ struct store {
     _Atomic uint64_t last_seq; /* last committed sequence number */
     _Atomic uint64_t unique;   /* counter behind store_next_unique() */
     _Atomic uint64_t log_first; /* oldest retained change-log entry */
+    _Atomic uint64_t epoch;       /* history id (meta "epoch", 1 if absent) */
+    _Atomic uint64_t epoch_start; /* WAL sequence number of the promotion that began it */
+    _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
+    store_wal_cursor_t *cursors; /* replicas' WAL iterators, dropped when the db closes */
 };
 
 struct store_group {
@@ -227,11 +234,14 @@ s_db_open(store_t *self, char *errbuf)
 /* Close the database. After a failed write the WAL writer is in an error
    state that Debian's RocksDB asserts on if synced again: skip the final
    FlushWAL then (what it would sync was never acknowledged). */
+static void s_cursors_drop(store_t *self);
+
 static void
 s_db_close(store_t *self)
 {
     if (!self->db)
         return;
+    s_cursors_drop(self);
     if (self->write_rc == CRM_OK) {
         char *err = NULL;
         rocksdb_flush_wal(self->db, 1, &err);
@@ -340,6 +350,12 @@ store_set_format(store_t *self, uint32_t format, char *errbuf)
 crm_err_t
 store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
 {
+    return store_open_wal(dir, flags, STORE_WAL_KEEP_S_DEFAULT, out, errbuf);
+}
+
+crm_err_t
+store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **out, char *errbuf)
+{
     crm_err_t rc = CRM_OK;
     struct stat st;
     store_t *self = calloc(1, sizeof *self);
@@ -402,6 +418,10 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
     rocksdb_options_set_info_log_level(self->opts, 5 /* HEADER_LEVEL */);
     rocksdb_options_set_max_log_file_size(self->opts, 1u << 20);
     rocksdb_options_set_keep_log_file_num(self->opts, 4);
+    /* replicas read the WAL (store_wal_read): obsolete files go to db/archive
+       and stay that long. TTL only, no size limit: RocksDB then checks every
+       TTL/2 (with a size limit, only every 10 minutes) */
+    rocksdb_options_set_WAL_ttl_seconds(self->opts, wal_keep_s);
     self->cache = rocksdb_cache_create_lru(64u << 20);
     self->table_opts = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(self->table_opts, self->cache);
@@ -416,9 +436,13 @@ store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
     rocksdb_writeoptions_set_sync(self->wopts, (flags & STORE_SYNC) != 0);
 
     atomic_store(&self->log_first, 1);
+    atomic_store(&self->epoch, 1);
     if ((rc = s_meta_u64(self, s_meta_last_seq, &self->last_seq)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_log_first, &self->log_first)) != CRM_OK ||
-        (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK) {
+        (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_epoch, &self->epoch)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_epoch_start, &self->epoch_start)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_fenced_by, &self->fenced_by)) != CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
     }
@@ -603,6 +627,11 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
     rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_log_first,
                               sizeof s_meta_log_first - 1, (const char *)first, 8);
     char *err = NULL;
+    if (store_readonly(self)) { /* a replica's trims arrive through the log */
+        rocksdb_writebatch_destroy(b);
+        snprintf(errbuf, CRM_ERRBUF, "a replica does not trim its change log itself");
+        return CRM_ERR_READONLY;
+    }
     if (self->write_rc != CRM_OK || !self->db) {
         rocksdb_writebatch_destroy(b);
         snprintf(errbuf, CRM_ERRBUF, "cannot trim the change log while writes fail");
@@ -814,6 +843,10 @@ store_group_destroy(store_group_t **self_p)
 void
 store_group_begin(store_group_t *self)
 {
+    /* nothing staged: number from the store's own count, which a replica's
+       follower advanced meanwhile (and a promotion then continues from) */
+    if (!self->ended && rocksdb_writebatch_wi_count(self->batch) == 0)
+        self->next_seq = store_last_seq(self->store) + 1;
     rocksdb_writebatch_wi_set_save_point(self->batch);
 }
 
@@ -912,6 +945,14 @@ store_group_commit(store_group_t *self, char *errbuf)
     store_put_be64(unique, atomic_load(&st->unique));
     store_group_put(self, STORE_CF_META, s_meta_unique, sizeof s_meta_unique - 1, unique,
                     sizeof unique);
+    if (store_readonly(st)) { /* a replica writes only what it is shipped */
+        rc = CRM_ERR_READONLY;
+        snprintf(errbuf, CRM_ERRBUF, "this server is read-only (a replica, or fenced)");
+        crm_log(CRM_LOG_ERROR, "store: a read-only store refused a commit (%zu mutations)",
+                self->ended);
+        self->next_seq = store_last_seq(st) + 1;
+        goto cleanup;
+    }
     if (self->fail_rc != CRM_OK) { /* a mutation in it was based on a cut-short read */
         rc = self->fail_rc;
         snprintf(errbuf, CRM_ERRBUF, "%s", self->fail_text);
@@ -949,6 +990,328 @@ store_group_fail(store_group_t *self, crm_err_t rc, const char *text)
         return;
     self->fail_rc = rc;
     snprintf(self->fail_text, sizeof self->fail_text, "%s", text);
+}
+
+/* ==== Replication ====
+
+   The primary's WAL already holds every write as the batch it was committed
+   in, under RocksDB's sequence numbers; a replica that starts from a copy of
+   the primary and writes the same batches in the same order, and nothing
+   else, has the same sequence numbers (docs/ARCHITECTURE.md). */
+
+uint64_t
+store_wal_seq(store_t *self)
+{
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    uint64_t seq = self->db ? rocksdb_get_latest_sequence_number(self->db) : 0;
+    pthread_rwlock_unlock(&self->reopen_lock);
+    return seq;
+}
+
+/* A WAL iterator kept between one replica's pulls: RocksDB finds a sequence
+   number by reading its WAL file from the start, which costs more the longer
+   the file; a kept iterator reads on from where it stopped, and tails the
+   live file. Server thread only; the store drops every cursor's iterator
+   when it closes the database (store_recover, store_destroy). */
+struct store_wal_cursor {
+    store_t *store;
+    rocksdb_wal_iterator_t *it; /* on the last batch handed out, or past the end */
+    uint64_t next;              /* sequence number the next pull is to start at */
+    store_wal_cursor_t *link;   /* the store's list */
+};
+
+store_wal_cursor_t *
+store_wal_cursor_new(store_t *self)
+{
+    store_wal_cursor_t *c = calloc(1, sizeof *c);
+    CRM_ASSERT_ALLOC(c);
+    c->store = self;
+    c->link = self->cursors;
+    self->cursors = c;
+    return c;
+}
+
+void
+store_wal_cursor_destroy(store_wal_cursor_t **cur_p)
+{
+    store_wal_cursor_t *c = *cur_p;
+    if (!c)
+        return;
+    for (store_wal_cursor_t **pp = &c->store->cursors; *pp; pp = &(*pp)->link)
+        if (*pp == c) {
+            *pp = c->link;
+            break;
+        }
+    if (c->it)
+        rocksdb_wal_iter_destroy(c->it);
+    free(c);
+    *cur_p = NULL;
+}
+
+/* Drop every cursor's iterator (the database is about to close). */
+static void
+s_cursors_drop(store_t *self)
+{
+    for (store_wal_cursor_t *c = self->cursors; c; c = c->link)
+        if (c->it) {
+            rocksdb_wal_iter_destroy(c->it);
+            c->it = NULL;
+        }
+}
+
+/* Hand IT's batches to FN from *FROM on (see store_wal_read); *FROM ends as
+   the sequence number after the last batch handed out. Returns 1 if IT may
+   be kept for the next read, 0 if not, -1 if a kept IT was not where it was
+   expected (start afresh). */
+static int
+s_wal_scan(rocksdb_wal_iterator_t *it, bool fresh, uint64_t *from, size_t max_bytes,
+           store_wal_fn fn, void *arg, bool *too_old, uint64_t *oldest, crm_err_t *rc,
+           char *errbuf)
+{
+    size_t sent = 0;
+    bool first = true;
+    int keep = 1;
+    char *err = NULL;
+    while (rocksdb_wal_iter_valid(it)) {
+        uint64_t seq = 0;
+        rocksdb_writebatch_t *b = rocksdb_wal_iter_get_batch(it, &seq);
+        size_t len = 0;
+        const char *data = rocksdb_writebatch_data(b, &len);
+        uint64_t count = (uint64_t)rocksdb_writebatch_count(b);
+        bool go = true;
+        if (first && !fresh && seq != *from) {
+            go = false;
+            keep = -1;
+        } else if (first && seq > *from) { /* the entries between went with their files */
+            *too_old = true;
+            *oldest = seq;
+            go = false;
+            keep = 0;
+        } else if (first && seq < *from && seq + count > *from) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "sequence number %llu falls inside a batch (%llu..%llu): the replica's "
+                     "history differs from this server's",
+                     (unsigned long long)*from, (unsigned long long)seq,
+                     (unsigned long long)(seq + count - 1));
+            *rc = CRM_ERR_FAILED_PRECONDITION;
+            go = false;
+            keep = 0;
+        } else if (seq + count > *from) { /* older batches before FROM are skipped */
+            go = fn(arg, seq, data, len);
+            sent += len;
+            *from = seq + count;
+        }
+        first = false;
+        rocksdb_writebatch_destroy(b);
+        if (!go || sent >= max_bytes)
+            return keep; /* the iterator stays on the batch just handed out */
+        rocksdb_wal_iter_next(it);
+    }
+    rocksdb_wal_iter_status(it, &err);
+    if (err) { /* not a clean end of the log (TryAgain: the tail is in a newer file) */
+        crm_log(CRM_LOG_DEBUG, "store: WAL iterator stopped: %s", err);
+        rocksdb_free(err);
+        return first && !fresh ? -1 : 0;
+    }
+    return first && !fresh ? -1 : keep;
+}
+
+crm_err_t
+store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from, size_t max_bytes,
+               store_wal_fn fn, void *arg, bool *too_old, uint64_t *oldest, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    rocksdb_wal_iterator_t *it = NULL;
+    int keep = 0;
+    *too_old = false;
+    *oldest = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (cur) { /* taken over here; given back below if it may be kept */
+        it = cur->it;
+        cur->it = NULL;
+        if (it && cur->next != from) {
+            rocksdb_wal_iter_destroy(it);
+            it = NULL;
+        }
+    }
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened; try again");
+        rc = CRM_ERR_UNAVAILABLE;
+        goto cleanup;
+    }
+    if (from > rocksdb_get_latest_sequence_number(self->db)) {
+        keep = 1; /* nothing new: the cursor stays where it is */
+        goto cleanup;
+    }
+    if (it) { /* on the batch the last read stopped at, or past the end of the log */
+        rocksdb_wal_iter_next(it);
+        uint64_t start = from;
+        keep = s_wal_scan(it, false, &from, max_bytes, fn, arg, too_old, oldest, &rc, errbuf);
+        if (keep >= 0)
+            goto cleanup;
+        from = start;
+        rocksdb_wal_iter_destroy(it);
+        it = NULL;
+    }
+    it = rocksdb_get_updates_since(self->db, from, NULL, &err);
+    if (err) {
+        /* RocksDB says NotFound when the files holding FROM are gone */
+        crm_log(CRM_LOG_INFO, "store: WAL from %llu not available: %s", (unsigned long long)from,
+                err);
+        rocksdb_free(err);
+        it = NULL;
+        *too_old = true;
+        goto cleanup;
+    }
+    keep = s_wal_scan(it, true, &from, max_bytes, fn, arg, too_old, oldest, &rc, errbuf);
+cleanup:
+    if (cur && keep > 0 && it) {
+        cur->it = it;
+        cur->next = from;
+    } else if (it) {
+        rocksdb_wal_iter_destroy(it);
+    }
+    pthread_rwlock_unlock(&self->reopen_lock);
+    return rc;
+}
+
+crm_err_t
+store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    char *err = NULL;
+    rocksdb_writebatch_t *b = NULL;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (!self->db || self->write_rc != CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "%s",
+                 self->db ? self->write_error : "the store is being reopened");
+        rc = self->db ? self->write_rc : CRM_ERR_UNAVAILABLE;
+        goto cleanup;
+    }
+    uint64_t have = rocksdb_get_latest_sequence_number(self->db);
+    if (seq != have + 1) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "batch starts at sequence number %llu but this store holds up to %llu",
+                 (unsigned long long)seq, (unsigned long long)have);
+        rc = CRM_ERR_FAILED_PRECONDITION;
+        goto cleanup;
+    }
+    if (len < 12) { /* 8-byte sequence number and 4-byte count: RocksDB asserts otherwise */
+        snprintf(errbuf, CRM_ERRBUF, "a shipped batch of %zu bytes is malformed", len);
+        rc = CRM_ERR_INVALID_ARGUMENT;
+        goto cleanup;
+    }
+    b = rocksdb_writebatch_create_from(data, len);
+    rocksdb_write(self->db, self->wopts, b, &err);
+    if (err) {
+        pthread_rwlock_unlock(&self->reopen_lock);
+        rc = s_write_failed(self, err, 1, errbuf);
+        rocksdb_writebatch_destroy(b);
+        return rc;
+    }
+    if (rocksdb_get_latest_sequence_number(self->db) !=
+        seq - 1 + (uint64_t)rocksdb_writebatch_count(b)) {
+        snprintf(errbuf, CRM_ERRBUF, "applying a batch at %llu moved this store to %llu, not %llu",
+                 (unsigned long long)seq,
+                 (unsigned long long)rocksdb_get_latest_sequence_number(self->db),
+                 (unsigned long long)(seq - 1 + (uint64_t)rocksdb_writebatch_count(b)));
+        rc = CRM_ERR_INTERNAL;
+    }
+cleanup:
+    if (b)
+        rocksdb_writebatch_destroy(b);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (rc == CRM_OK) { /* what the batch did to our own counters */
+        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
+        s_meta_u64(self, s_meta_log_first, &self->log_first);
+        s_meta_u64(self, s_meta_unique, &self->unique);
+        s_meta_u64(self, s_meta_epoch, &self->epoch);
+        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+    }
+    return rc;
+}
+
+uint64_t
+store_epoch(const store_t *self, uint64_t *start)
+{
+    if (start)
+        *start = atomic_load(&self->epoch_start);
+    return atomic_load(&self->epoch);
+}
+
+uint64_t
+store_fenced_by(const store_t *self)
+{
+    return atomic_load(&self->fenced_by);
+}
+
+bool
+store_readonly(const store_t *self)
+{
+    return (self->flags & STORE_REPLICA) || atomic_load(&self->fenced_by);
+}
+
+/* Write meta KEYS[i] = VALS[i] as one synced batch outside any group. */
+static crm_err_t
+s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_t n,
+             char *errbuf)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    for (size_t i = 0; i < n; i++) {
+        uint8_t be[8];
+        store_put_be64(be, vals[i]);
+        rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), keys[i], strlen(keys[i]),
+                                  (const char *)be, sizeof be);
+    }
+    char *err = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (self->db && self->write_rc == CRM_OK)
+        rocksdb_write(self->db, wo, b, &err);
+    else
+        err = strdup("the store does not take writes now");
+    pthread_rwlock_unlock(&self->reopen_lock);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_writebatch_destroy(b);
+    if (err) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot write to the store: %.200s", err);
+        free(err);
+        return CRM_ERR_STORAGE;
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+store_promote(store_t *self, uint64_t *epoch, char *errbuf)
+{
+    *epoch = 0;
+    if (!(self->flags & STORE_REPLICA)) {
+        snprintf(errbuf, CRM_ERRBUF, "this server is not a replica");
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    uint64_t next = atomic_load(&self->epoch) + 1, start = store_wal_seq(self) + 1;
+    const char *const keys[] = {s_meta_epoch, s_meta_epoch_start};
+    const uint64_t vals[] = {next, start};
+    crm_err_t rc = s_meta_write(self, keys, vals, 2, errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    atomic_store(&self->epoch, next);
+    atomic_store(&self->epoch_start, start);
+    self->flags &= ~(unsigned)STORE_REPLICA;
+    *epoch = next;
+    return CRM_OK;
+}
+
+crm_err_t
+store_fence(store_t *self, uint64_t newer_epoch, char *errbuf)
+{
+    if (newer_epoch <= atomic_load(&self->fenced_by))
+        return CRM_OK;
+    atomic_store(&self->fenced_by, newer_epoch); /* refused from now on, written or not */
+    const char *const keys[] = {s_meta_fenced_by};
+    return s_meta_write(self, keys, &newer_epoch, 1, errbuf);
 }
 
 /* ==== Backups ====

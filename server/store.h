@@ -49,7 +49,12 @@ enum {
     STORE_CREATE = 1,     /* create the database; fail if it exists */
     STORE_SYNC = 2,       /* fsync every group commit (survives power loss) */
     STORE_ANY_FORMAT = 4, /* open a data dir of another format (crm-admin upgrade only) */
+    STORE_REPLICA = 8,    /* a read replica: only store_wal_apply() writes (see replica.h) */
 };
+
+/* How long the primary keeps write-ahead log files that hold nothing unflushed,
+   for replicas catching up (RocksDB WAL_ttl_seconds). */
+#define STORE_WAL_KEEP_S_DEFAULT (24u * 3600)
 
 /* The on-disk format this code reads and writes. 1: one record per change
    (no format key); 2: a change carries every record it touched (parts),
@@ -59,6 +64,9 @@ enum {
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);
+/* The same, keeping obsolete WAL files WAL_KEEP_S seconds for replicas (0: none). */
+crm_err_t store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **out,
+                         char *errbuf);
 /* The data dir's format version. */
 uint32_t store_format(const store_t *self);
 /* Record FORMAT as the data dir's format (synced, outside any group). */
@@ -169,6 +177,49 @@ crm_err_t store_recover(store_t *self, char *errbuf);
 /* How many scans so far stopped on a read error (a damaged table file), and
    the text of the last (ERRBUF may be NULL). */
 uint64_t store_read_errors(store_t *self, char *errbuf);
+
+/* ==== Replication: the write-ahead log, batch by batch (replica.c) ==== */
+
+/* RocksDB's newest sequence number (every key written counts one). */
+uint64_t store_wal_seq(store_t *self);
+/* One batch of the WAL: sequence number of its first entry and its bytes
+   (borrowed for the call). Return false to stop. */
+typedef bool (*store_wal_fn)(void *arg, uint64_t seq, const void *data, size_t len);
+/* Where one reader of the WAL (a replica) stopped, kept between its reads. */
+typedef struct store_wal_cursor store_wal_cursor_t;
+store_wal_cursor_t *store_wal_cursor_new(store_t *self);
+/* NULL-safe; sets *cur_p = NULL. Before the store is destroyed. */
+void store_wal_cursor_destroy(store_wal_cursor_t **cur_p);
+/* Hand FN the WAL's batches from the one starting at FROM on, until FN
+   returns false, about MAX_BYTES were handed, or the log ends. If FROM is no
+   longer in the retained log, *too_old is set (and *oldest to the first
+   sequence number still there, 0 if unknown) and nothing is handed.
+   CRM_ERR_FAILED_PRECONDITION if FROM falls inside a batch (the asker's
+   history differs from ours). CUR (may be NULL) keeps the iterator for a
+   next read that starts where this one stopped. */
+crm_err_t store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from,
+                         size_t max_bytes, store_wal_fn fn, void *arg, bool *too_old,
+                         uint64_t *oldest, char *errbuf);
+/* Apply one shipped batch atomically. It must start at store_wal_seq() + 1
+   (else CRM_ERR_FAILED_PRECONDITION, nothing written). Afterwards the
+   store's last_seq, change-log start and unique counter are re-read from
+   meta, so the feed sees the primary's sequence numbers. */
+crm_err_t store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len,
+                          char *errbuf);
+
+/* The history id (1 until a promotion) and, in *START (may be NULL), the WAL
+   sequence number of the promotion that began it (0 for epoch 1). */
+uint64_t store_epoch(const store_t *self, uint64_t *start);
+/* True if commits are refused: a replica, or a fenced former primary. */
+bool store_readonly(const store_t *self);
+/* The newer epoch a fenced former primary learned of (0: not fenced). */
+uint64_t store_fenced_by(const store_t *self);
+/* A replica becomes a primary: epoch + 1 from the next WAL sequence number
+   (written, synced) and commits allowed. Stop its follower first. */
+crm_err_t store_promote(store_t *self, uint64_t *epoch, char *errbuf);
+/* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
+   from now on, and after a restart too (recorded in meta). */
+crm_err_t store_fence(store_t *self, uint64_t newer_epoch, char *errbuf);
 
 /* Big-endian encoding for keys that must sort numerically. */
 void store_put_be64(uint8_t out[8], uint64_t v);

@@ -265,11 +265,12 @@ s_stage(store_t *store, store_group_t *g, const Crm__User *actor, const char *ac
 static crm_err_t
 s_check_role(const Crm__User *u, char *errbuf)
 {
-    bool admin = u->role == CRM__ROLE__ADMIN;
+    bool admin = u->role == CRM__ROLE__ADMIN || u->role == CRM__ROLE__REPLICA;
     if (u->role == CRM__ROLE__ROLE_NONE ||
         (!admin && u->department == CRM__DEPARTMENT__DEPARTMENT_NONE)) {
         snprintf(errbuf, CRM_ERRBUF,
-                 "user '%s' needs a role (staff, manager, admin) and, unless admin, a department "
+                 "user '%s' needs a role (staff, manager, admin, replica) and, unless admin or "
+                 "replica, a department "
                  "(sales, support, marketing)",
                  u->name);
         return CRM_ERR_INVALID_ARGUMENT;

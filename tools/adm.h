@@ -10,5 +10,9 @@ int adm_sweep(int argc, char **argv);
 int adm_rules(int argc, char **argv);
 int adm_backup(int argc, char **argv);
 int adm_restore(int argc, char **argv);
+int adm_status(int argc, char **argv);
+int adm_digest(int argc, char **argv);
+int adm_replica(int argc, char **argv);
+int adm_promote(int argc, char **argv);
 
 #endif

@@ -30,7 +30,7 @@
 static const char s_usage[] =
     "usage: crm-admin user COMMAND ... [--data DIR | --config ENROLL] [--server ENDPOINT]\n"
     "\n"
-    "  add NAME --dept sales|support|marketing --role staff|manager|admin [--out FILE]\n"
+    "  add NAME --dept sales|support|marketing --role staff|manager|admin|replica [--out FILE]\n"
     "                 [--endpoint ENDPOINT]   (writes the user's enrollment, default NAME.enroll)\n"
     "  list\n"
     "  disable NAME | enable NAME\n"
@@ -216,7 +216,7 @@ s_parse_enum(const ProtobufCEnumDescriptor *ed, const char *text, int *out, cons
                                                                                : "department");
     if (crm_record_set_text(&tmp.base, fd, text, false, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-admin user: unknown %s '%s' (%s)\n", what, text,
-                ed == &crm__role__descriptor ? "staff, manager, admin"
+                ed == &crm__role__descriptor ? "staff, manager, admin, replica"
                                              : "sales, support, marketing");
         return -1;
     }

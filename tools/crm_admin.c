@@ -17,9 +17,13 @@ struct cmd {
 static const struct cmd s_cmds[] = {
     {"backup", adm_backup, "hot backups: create, status, list, verify, purge"},
     {"check", adm_check, "check a stopped data dir: indexes, change-log gaps, derived values"},
+    {"digest", adm_digest, "a content digest of a stopped data dir, as of its sequence number"},
     {"init", adm_init, "create a data directory, server keys and the first admin"},
+    {"promote", adm_promote, "turn a running replica into the primary (a new epoch)"},
+    {"replica", adm_replica, "make a new read replica's data dir from a running primary"},
     {"restore", adm_restore, "restore a backup into a new data dir"},
     {"rules", adm_rules, "print the customer value and deal rules in force"},
+    {"status", adm_status, "a running server's role, sequence numbers, replicas and their lag"},
     {"sweep", adm_sweep, "apply the time-based value rules (at-risk, churned) as of a date"},
     {"upgrade", adm_upgrade, "rewrite a stopped data dir of an older format to this one"},
     {"user", adm_user, "add, list, disable, enable, change users; rotate their keys"},

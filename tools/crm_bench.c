@@ -109,11 +109,20 @@ typedef struct {
     int mix[OP__COUNT];  /* weights */
     int pid;             /* crmd's pid, for CPU per op */
     int feed;            /* change-feed subscribers to run alongside */
+    const char *feed_endpoint; /* ... on this server (a replica; default: --server) */
     bool quick;          /* smoke test: short, every operation, each must be counted */
 } s_cfg_t;
 
+static void *s_socket_to(void *ctx, const s_cfg_t *cfg, const char *endpoint);
+
 static void *
 s_socket(void *ctx, const s_cfg_t *cfg)
+{
+    return s_socket_to(ctx, cfg, cfg->endpoint);
+}
+
+static void *
+s_socket_to(void *ctx, const s_cfg_t *cfg, const char *endpoint)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
@@ -124,8 +133,8 @@ s_socket(void *ctx, const s_cfg_t *cfg)
     /* a DEALER with no peer blocks in send: bound it, so every loop stops by itself */
     int sndtimeo = 2000;
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
-    if (zmq_connect(s, cfg->endpoint) != 0) {
-        fprintf(stderr, "crm-bench: cannot connect to '%s': %s\n", cfg->endpoint,
+    if (zmq_connect(s, endpoint) != 0) {
+        fprintf(stderr, "crm-bench: cannot connect to '%s': %s\n", endpoint,
                 zmq_strerror(zmq_errno()));
         exit(2);
     }
@@ -455,7 +464,8 @@ s_feed_thread(void *arg)
     zmq_pollitem_t *items = calloc((size_t)n, sizeof *items);
     uint64_t *last = calloc((size_t)n, sizeof *last);
     for (int i = 0; i < n; i++) {
-        socks[i] = s_socket(f->ctx, f->cfg);
+        socks[i] = s_socket_to(f->ctx, f->cfg,
+                               f->cfg->feed_endpoint ? f->cfg->feed_endpoint : f->cfg->endpoint);
         items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
         Crm__Request req = CRM__REQUEST__INIT;
         Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
@@ -481,7 +491,10 @@ s_feed_thread(void *arg)
                     f->gaps++; /* admin sees every change: any hole is a loss */
                 last[i] = r->event->seq;
                 f->events++;
-                s_hist_add(&f->hist, now - r->event->commit_us);
+                /* on a replica commit_us is when it applied the change there: the
+                   primary's commit is the change's own time (ms) */
+                s_hist_add(&f->hist, f->cfg->feed_endpoint ? now - r->event->time * 1000
+                                                           : now - r->event->commit_us);
             }
             crm_proto_free((ProtobufCMessage **)&r);
         }
@@ -526,6 +539,8 @@ static const char s_usage[] =
     "  --server-pid PID  report crmd's CPU time per operation\n"
     "  --feed S          also run S change-feed subscribers (as this user) and report\n"
     "                    commit -> delivery latency and delivered events/s\n"
+    "  --feed-server EP  ... subscribed at EP (a replica): latency from the primary's\n"
+    "                    commit (the change's time, ms) to delivery by the replica\n"
     "  --quick           smoke test: 1 s, 8 clients, every operation (unless --duration,\n"
     "                    --clients or --mix say otherwise); fails unless each operation\n"
     "                    in the mix completed at least once without an error\n";
@@ -539,7 +554,7 @@ main(int argc, char **argv)
         {"clients", required_argument, NULL, 'C'},  {"threads", required_argument, NULL, 'T'},
         {"duration", required_argument, NULL, 'd'}, {"mix", required_argument, NULL, 'm'},
         {"server-pid", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
-        {"feed", required_argument, NULL, 'F'},     {"quick", no_argument, NULL, 'Q'},
+        {"feed", required_argument, NULL, 'F'},     {"feed-server", required_argument, NULL, 'S'},     {"quick", no_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0}};
     s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10, 0, 0}};
     const char *config = NULL;
@@ -559,6 +574,7 @@ main(int argc, char **argv)
         case 'Q': cfg.quick = true; break;
         case 'P': cfg.pid = atoi(optarg); break;
         case 'F': cfg.feed = atoi(optarg); break;
+        case 'S': cfg.feed_endpoint = optarg; break;
         case 'm':
             set_mix = true;
             cfg.mix[OP_ORDER] = cfg.mix[OP_TICKET] = 0;

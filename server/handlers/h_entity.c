@@ -2098,8 +2098,8 @@ h_bin_list(req_ctx_t *ctx)
 {
     const Crm__EntityRequest *r;
     const crm_entity_t *e;
-    size_t limit;
-    uint64_t after;
+    size_t limit = 0;
+    uint64_t after = 0;
     crm_err_t rc = s_request(ctx, &r, &e);
     if (rc != CRM_OK || (rc = s_bin_kind(ctx, e)) != CRM_OK || (rc = s_may_read(ctx, e)) != CRM_OK ||
         (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)

@@ -303,6 +303,138 @@ test_store_durability(void **state)
     free(dir);
 }
 
+/* Batches shipped from a primary's WAL to a replica made from its checkpoint. */
+typedef struct {
+    uint64_t seq[16];
+    char *data[16];
+    size_t len[16], n;
+} s_batches_t;
+
+static bool
+s_collect(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    s_batches_t *b = arg;
+    assert_true(b->n < 16);
+    b->seq[b->n] = seq;
+    b->data[b->n] = malloc(len);
+    memcpy(b->data[b->n], data, len);
+    b->len[b->n++] = len;
+    return true;
+}
+
+static void
+test_store_wal_replication(void **state)
+{
+    (void)state;
+    store_t *pri = NULL, *rep = NULL;
+    char *pdir = s_new_store(&pri), *rdir = test_tmpdir(), errbuf[CRM_ERRBUF], path[4200];
+    store_group_t *g = store_group_new(pri);
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "a", 1, "1", 1);
+    store_group_end(g, "e1", 2);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    snprintf(path, sizeof path, "%s/db", rdir);
+    assert_int_equal(store_checkpoint(pri, path, errbuf), CRM_OK);
+    assert_int_equal(store_open(rdir, STORE_REPLICA, &rep, errbuf), CRM_OK);
+    assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
+    for (int i = 0; i < 3; i++) { /* three commits of several keys each */
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, key, strlen(key), "v", 1);
+        store_group_put(g, STORE_CF_USERS, key, strlen(key), "u", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    }
+    s_batches_t b = {0};
+    bool too_old = false;
+    uint64_t oldest = 0;
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    assert_false(too_old);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.seq[0], store_wal_seq(rep) + 1);
+    /* out of order or twice: refused, nothing written */
+    assert_int_equal(store_wal_apply(rep, b.seq[1], b.data[1], b.len[1], errbuf),
+                     CRM_ERR_FAILED_PRECONDITION);
+    for (size_t i = 0; i < b.n; i++)
+        assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
+    assert_int_equal(store_wal_apply(rep, b.seq[2], b.data[2], b.len[2], errbuf),
+                     CRM_ERR_FAILED_PRECONDITION);
+    /* same numbers: RocksDB's and the change log's */
+    assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
+    assert_int_equal(store_last_seq(rep), 4);
+    store_val_t v = {0};
+    assert_int_equal(store_get(rep, STORE_CF_USERS, "k2", 2, &v), CRM_OK);
+    store_val_release(&v);
+    /* a position inside a batch means another history */
+    s_batches_t none = {0};
+    assert_int_equal(store_wal_read(pri, NULL, b.seq[1] + 1, 1 << 20, s_collect, &none, &too_old,
+                                    &oldest, errbuf),
+                     CRM_ERR_FAILED_PRECONDITION);
+    assert_int_equal(none.n, 0);
+    /* past the end: nothing */
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(pri) + 1, 1 << 20, s_collect, &none,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    assert_int_equal(none.n, 0);
+    /* a cursor reads on where it stopped, tailing the live file */
+    store_wal_cursor_t *cur = store_wal_cursor_new(pri);
+    uint64_t from = store_wal_seq(pri) + 1;
+    for (int i = 0; i < 3; i++) {
+        s_batches_t t = {0};
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, "t", 1, "v", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+        assert_int_equal(store_wal_read(pri, cur, from, 1 << 20, s_collect, &t, &too_old,
+                                        &oldest, errbuf),
+                         CRM_OK);
+        assert_int_equal(t.n, 1);
+        assert_int_equal(t.seq[0], from);
+        assert_int_equal(store_wal_apply(rep, t.seq[0], t.data[0], t.len[0], errbuf), CRM_OK);
+        from = store_wal_seq(pri) + 1;
+        free(t.data[0]);
+    }
+    /* ... and where a read stopped for its size, one batch at a time */
+    for (int i = 0; i < 3; i++) {
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, "s", 1, "v", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    }
+    for (int i = 0; i < 3; i++) {
+        s_batches_t t = {0};
+        assert_int_equal(store_wal_read(pri, cur, from, 1, s_collect, &t, &too_old, &oldest,
+                                        errbuf),
+                         CRM_OK);
+        assert_int_equal(t.n, 1);
+        assert_int_equal(t.seq[0], from);
+        assert_int_equal(store_wal_apply(rep, t.seq[0], t.data[0], t.len[0], errbuf), CRM_OK);
+        from = store_wal_seq(rep) + 1;
+        free(t.data[0]);
+    }
+    assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
+    store_wal_cursor_destroy(&cur);
+    /* a replica commits nothing of its own */
+    store_group_t *rg = store_group_new(rep);
+    store_group_begin(rg);
+    store_group_put(rg, STORE_CF_AUDIT, "x", 1, "y", 1);
+    assert_int_equal(store_group_commit(rg, errbuf), CRM_ERR_READONLY);
+    assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
+    store_group_destroy(&rg);
+    for (size_t i = 0; i < b.n; i++)
+        free(b.data[i]);
+    store_group_destroy(&g);
+    store_destroy(&rep);
+    store_destroy(&pri);
+    test_rmrf(pdir);
+    test_rmrf(rdir);
+    free(pdir);
+    free(rdir);
+}
+
 int
 main(void)
 {
@@ -314,6 +446,7 @@ main(void)
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
+        cmocka_unit_test(test_store_wal_replication),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,182 @@
+/*  h_repl - REPL_PULL (replica role only) and REPL_STATUS (admins).
+    A pull answers from the write-ahead log with at most REPL_PULL_MAX_BYTES
+    of batches and stops after PULL_BUDGET_US, so it holds the server thread a
+    few milliseconds at most (replica.h, docs/ARCHITECTURE.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_time.h"
+#include "dispatch.h"
+#include "replica.h"
+
+#define PULL_BUDGET_US 3000 /* stop collecting batches after this long */
+
+typedef struct {
+    req_ctx_t *ctx;
+    Crm__ReplBatch **v;
+    size_t n, cap;
+    int64_t until_us;
+} s_pull_t;
+
+/* store_wal_fn: copy one batch into the reply. */
+static bool
+s_take(void *arg, uint64_t seq, const void *data, size_t len)
+{
+    s_pull_t *p = arg;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        p->v = realloc(p->v, p->cap * sizeof *p->v);
+        CRM_ASSERT_ALLOC(p->v);
+    }
+    Crm__ReplBatch *b = dispatch_own(p->ctx, malloc(sizeof *b));
+    CRM_ASSERT_ALLOC(b);
+    crm__repl_batch__init(b);
+    b->seq = seq;
+    b->data.len = len;
+    b->data.data = dispatch_own(p->ctx, malloc(len ? len : 1));
+    CRM_ASSERT_ALLOC(b->data.data);
+    memcpy(b->data.data, data, len);
+    p->v[p->n++] = b;
+    return crm_time_mono_us() < p->until_us;
+}
+
+crm_err_t
+h_repl_pull(req_ctx_t *ctx)
+{
+    const Crm__ReplPullRequest *req = ctx->req->repl_pull;
+    if (ctx->req->body_case != CRM__REQUEST__BODY_REPL_PULL || !req || !req->from_seq)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "a pull needs the sequence number to start from");
+    size_t max = req->max_bytes && req->max_bytes < REPL_PULL_MAX_BYTES ? req->max_bytes
+                                                                          : REPL_PULL_MAX_BYTES;
+    int64_t now = crm_time_mono_us();
+    uint64_t start = 0, epoch = store_epoch(ctx->env->store, &start);
+    if (req->epoch > epoch) { /* a replica was promoted: our history ends here */
+        char errbuf[CRM_ERRBUF];
+        if (!store_fenced_by(ctx->env->store))
+            crm_log(CRM_LOG_WARN,
+                    "replica '%s' is at epoch %llu, newer than ours (%llu): a replica was "
+                    "promoted, so this server takes no writes any more",
+                    ctx->session.user->name, (unsigned long long)req->epoch,
+                    (unsigned long long)epoch);
+        if (store_fence(ctx->env->store, req->epoch, errbuf) != CRM_OK)
+            crm_log(CRM_LOG_WARN, "the fence is not recorded (writes are refused anyway): %s",
+                    errbuf);
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server's epoch %llu is older than the replica's %llu: it was "
+                              "the primary before a promotion and its log is not to be followed",
+                              (unsigned long long)epoch, (unsigned long long)req->epoch);
+    }
+    s_pull_t p = {ctx, NULL, 0, 0, now + PULL_BUDGET_US};
+    Crm__ReplPullReply *r = &ctx->body.repl_pull;
+    crm__repl_pull_reply__init(r);
+    bool too_old = false;
+    uint64_t oldest = 0;
+    store_wal_cursor_t *cur =
+        ctx->env->repl ? repl_seen(ctx->env->repl, ctx->session.user->name, req->from_seq, now)
+                       : NULL;
+    crm_err_t rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p,
+                                  &too_old, &oldest, ctx->errbuf);
+    if (p.v)
+        dispatch_own(ctx, p.v);
+    if (rc != CRM_OK)
+        return rc;
+    if (!p.n && !too_old && ctx->env->can_hold) /* long poll: answered after the next commit */
+        return dispatch_hold(ctx);
+    r->batches = p.v;
+    r->n_batches = p.n;
+    r->latest_seq = store_wal_seq(ctx->env->store);
+    r->too_old = too_old;
+    r->oldest_seq = oldest;
+    r->epoch = epoch;
+    r->epoch_start = start;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPL_PULL;
+    ctx->reply.repl_pull = r;
+    return CRM_OK;
+}
+
+static void *
+s_own(void *arg, void *p)
+{
+    return dispatch_own(arg, p);
+}
+
+crm_err_t
+h_repl_status(req_ctx_t *ctx)
+{
+    const dispatch_env_t *env = ctx->env;
+    Crm__ReplStatusReply *r = &ctx->body.repl_status;
+    crm__repl_status_reply__init(r);
+    int64_t now = crm_time_mono_us();
+    r->fenced_by = store_fenced_by(env->store);
+    r->role = (char *)(r->fenced_by                 ? "fenced former primary"
+                       : store_readonly(env->store) ? "replica"
+                                                    : "primary");
+    r->epoch = store_epoch(env->store, &r->epoch_start);
+    r->last_seq = store_last_seq(env->store);
+    r->wal_seq = store_wal_seq(env->store);
+    if (env->follower && store_readonly(env->store)) {
+        repl_follower_status_t st;
+        repl_follower_status(env->follower, &st);
+        r->primary = (char *)repl_follower_endpoint(env->follower);
+        r->connected = st.connected;
+        r->primary_seq = st.primary_seq;
+        r->lag_entries = st.primary_seq > st.applied_seq ? st.primary_seq - st.applied_seq : 0;
+        r->lag_ms = r->lag_entries && st.caught_up_us && now > st.caught_up_us
+                        ? (uint64_t)(now - st.caught_up_us) / 1000
+                        : 0;
+        r->state = dispatch_own(ctx, strdup(st.state));
+    }
+    if (env->repl)
+        repl_list(env->repl, now, r, s_own, ctx);
+    ctx->reply.body_case = CRM__REPLY__BODY_REPL_STATUS;
+    ctx->reply.repl_status = r;
+    return CRM_OK;
+}
+
+crm_err_t
+h_repl_snapshot(req_ctx_t *ctx)
+{
+    const Crm__ReplSnapshotRequest *req = ctx->req->repl_snapshot;
+    if (ctx->req->body_case != CRM__REQUEST__BODY_REPL_SNAPSHOT || !req)
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "a snapshot request needs its body");
+    if (!ctx->env->snap)
+        return dispatch_error(ctx, CRM_ERR_UNAVAILABLE, "this server makes no snapshots");
+    Crm__ReplSnapshotReply *r = &ctx->body.repl_snapshot;
+    crm__repl_snapshot_reply__init(r);
+    crm_err_t rc = repl_snap_serve(ctx->env->snap, req, r, s_own, ctx, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPL_SNAPSHOT;
+    ctx->reply.repl_snapshot = r;
+    return CRM_OK;
+}
+
+crm_err_t
+h_repl_promote(req_ctx_t *ctx)
+{
+    store_t *store = ctx->env->store;
+    if (store_fenced_by(store))
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server is a former primary fenced by epoch %llu: make it a "
+                              "replica of the new primary instead ('crm-admin replica init')",
+                              (unsigned long long)store_fenced_by(store));
+    if (!store_readonly(store) || !ctx->env->follower)
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "this server is a primary already");
+    const char *former = repl_follower_endpoint(ctx->env->follower);
+    repl_follower_halt(ctx->env->follower); /* its last batch is applied whole, then it stops */
+    uint64_t epoch = 0;
+    crm_err_t rc = store_promote(store, &epoch, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    uint64_t start = 0;
+    store_epoch(store, &start);
+    crm_log(CRM_LOG_WARN,
+            "promoted: this server is the primary now, epoch %llu from WAL sequence %llu (change "
+            "log %llu); the former primary %s must take no writes: start it with --replica-of "
+            "this server, or make it a replica again",
+            (unsigned long long)epoch, (unsigned long long)start,
+            (unsigned long long)store_last_seq(store), former);
+    return h_repl_status(ctx);
+}

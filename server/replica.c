@@ -1,0 +1,551 @@
+/*  =========================================================================
+    replica - read replicas (see replica.h and docs/ARCHITECTURE.md)
+
+    How a replica follows. The follower thread owns a CURVE DEALER to the
+    primary, authenticated as a user with the replica role. It asks
+    REPL_PULL {from_seq = our WAL sequence number + 1}; the primary answers
+    from its write-ahead log with up to REPL_PULL_MAX_BYTES of write batches,
+    each under the RocksDB sequence number it was committed at, and its own
+    latest number. Each batch is written here as one atomic RocksDB write
+    (store_wal_apply), which refuses a batch that does not start exactly at
+    our latest + 1 - so nothing is applied twice, out of order or across a
+    gap. Nothing else writes to a replica's store (STORE_REPLICA makes the
+    group commit refuse), so "where am I" is the store's own sequence number
+    and survives any restart. After applying, the follower rings the server
+    thread, whose feed then delivers the change-log entries just applied,
+    under the primary's numbers.
+
+    Reconnecting: an answer that does not come within PULL_TIMEOUT_MS closes
+    the DEALER (its queued request with it) and opens a new one; a pull is
+    idempotent, so a restart of either side costs one timeout at most.
+
+    Too far behind: if the primary no longer keeps the WAL from our number
+    on (WAL_ttl_seconds passed), it says so and the follower stops pulling
+    and says what to do (a new `crm-admin replica init`); it keeps serving
+    reads of what it has.
+    =========================================================================
+*/
+#include "replica.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "crm_keys.h"
+#include "crm_log.h"
+#include "crm_proto.h"
+#include "crm_time.h"
+
+#define RING 4096               /* commit times kept for lag in ms */
+#define MAX_REPLICAS 32         /* replicas the primary reports on */
+#define SEEN_WINDOW_US 60000000 /* ... if seen within a minute */
+#define PULL_TIMEOUT_MS 3000    /* no answer: reconnect */
+#define LAG_WARN_MS 5000        /* the follower logs when further behind than this */
+
+/* ==== The primary's side ==== */
+
+typedef struct {
+    char name[64];
+    uint64_t applied;           /* WAL sequence number it holds */
+    int64_t seen_us;            /* its last pull */
+    store_wal_cursor_t *cursor; /* where its last pull stopped in our WAL */
+} s_replica_t;
+
+struct repl {
+    store_t *store;
+    struct {
+        uint64_t seq; /* WAL sequence number reached ... */
+        int64_t us;   /* ... at this time (monotonic) */
+    } ring[RING];
+    size_t head, n; /* ring[head] is the next slot; n entries are filled */
+    uint64_t last;  /* last sequence number put in the ring */
+    s_replica_t replicas[MAX_REPLICAS];
+};
+
+repl_t *
+repl_new(store_t *store)
+{
+    repl_t *self = calloc(1, sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    self->store = store;
+    self->last = store_wal_seq(store);
+    return self;
+}
+
+void
+repl_destroy(repl_t **self_p)
+{
+    repl_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < MAX_REPLICAS; i++)
+        store_wal_cursor_destroy(&self->replicas[i].cursor);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+repl_committed(repl_t *self, int64_t now_us)
+{
+    uint64_t seq = store_wal_seq(self->store);
+    if (seq == self->last)
+        return;
+    self->last = seq;
+    self->ring[self->head].seq = seq;
+    self->ring[self->head].us = now_us;
+    self->head = (self->head + 1) % RING;
+    if (self->n < RING)
+        self->n++;
+}
+
+/* NAME's slot; the least recently seen one is taken over for a new name. */
+static s_replica_t *
+s_slot(repl_t *self, const char *name)
+{
+    s_replica_t *slot = NULL, *oldest = &self->replicas[0];
+    for (size_t i = 0; i < MAX_REPLICAS && !slot; i++) {
+        s_replica_t *r = &self->replicas[i];
+        if (!strcmp(r->name, name))
+            slot = r;
+        else if (r->seen_us < oldest->seen_us)
+            oldest = r;
+    }
+    if (!slot) {
+        slot = oldest;
+        snprintf(slot->name, sizeof slot->name, "%s", name);
+        store_wal_cursor_destroy(&slot->cursor);
+    }
+    return slot;
+}
+
+store_wal_cursor_t *
+repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
+{
+    s_replica_t *slot = s_slot(self, name);
+    slot->applied = from_seq ? from_seq - 1 : 0;
+    slot->seen_us = now_us;
+    if (!slot->cursor)
+        slot->cursor = store_wal_cursor_new(self->store);
+    return slot->cursor;
+}
+
+uint64_t
+repl_acked(const repl_t *self, uint32_t k, int64_t now_us)
+{
+    uint64_t best[MAX_REPLICAS];
+    size_t n = 0;
+    if (!k)
+        return UINT64_MAX;
+    for (size_t i = 0; i < MAX_REPLICAS; i++) {
+        const s_replica_t *r = &self->replicas[i];
+        if (r->name[0] && now_us - r->seen_us <= 10000000)
+            best[n++] = r->applied;
+    }
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++) /* the k largest, by selection */
+        for (size_t j = i + 1; j < n; j++)
+            if (best[j] > best[i]) {
+                uint64_t t = best[i];
+                best[i] = best[j];
+                best[j] = t;
+            }
+    return best[k - 1];
+}
+
+/* How long ago the oldest commit past APPLIED was made (0: none is missing). */
+static uint64_t
+s_lag_ms(const repl_t *self, uint64_t applied, int64_t now_us)
+{
+    if (applied >= self->last || !self->n)
+        return 0;
+    int64_t since = 0;
+    for (size_t k = 0; k < self->n; k++) { /* newest first, back to the first past APPLIED */
+        size_t i = (self->head + RING - 1 - k) % RING;
+        if (self->ring[i].seq <= applied)
+            break;
+        since = self->ring[i].us;
+    }
+    return since && now_us > since ? (uint64_t)(now_us - since) / 1000 : 0;
+}
+
+void
+repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,
+          void *(*own)(void *arg, void *p), void *arg)
+{
+    size_t n = 0;
+    Crm__ReplicaInfo **list = own(arg, calloc(MAX_REPLICAS, sizeof *list));
+    CRM_ASSERT_ALLOC(list);
+    uint64_t latest = store_wal_seq(self->store);
+    for (size_t i = 0; i < MAX_REPLICAS; i++) {
+        s_replica_t *r = &self->replicas[i];
+        if (!r->name[0] || now_us - r->seen_us > SEEN_WINDOW_US)
+            continue;
+        Crm__ReplicaInfo *ri = own(arg, malloc(sizeof *ri));
+        CRM_ASSERT_ALLOC(ri);
+        crm__replica_info__init(ri);
+        ri->name = r->name;
+        ri->applied_seq = r->applied;
+        ri->lag_entries = latest > r->applied ? latest - r->applied : 0;
+        ri->lag_ms = s_lag_ms(self, r->applied, now_us);
+        ri->seen_ms_ago = (uint64_t)(now_us - r->seen_us) / 1000;
+        list[n++] = ri;
+    }
+    out->replicas = list;
+    out->n_replicas = n;
+}
+
+/* ==== The replica's follower thread ==== */
+
+struct repl_follower {
+    store_t *store;
+    void *ctx;
+    void *bell;      /* PAIR bound here: the server thread polls it */
+    void *bell_ring; /* PAIR connected to it: the follower rings */
+    pthread_t thread;
+    bool started;
+    _Atomic bool stop;
+    crm_enroll_t enroll; /* the replica identity (secret key: zeroed on stop) */
+    char endpoint[256];
+    pthread_mutex_t lock;          /* guards status */
+    repl_follower_status_t status; /* what repl_follower_status() copies */
+};
+
+static void
+s_set_state(repl_follower_t *self, bool connected, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_set_state(repl_follower_t *self, bool connected, const char *fmt, ...)
+{
+    char text[CRM_ERRBUF];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&self->lock);
+    bool changed = strcmp(text, self->status.state) != 0;
+    snprintf(self->status.state, sizeof self->status.state, "%s", text);
+    self->status.connected = connected;
+    pthread_mutex_unlock(&self->lock);
+    if (changed)
+        crm_log(connected || !strncmp(text, "connecting", 10) ? CRM_LOG_INFO : CRM_LOG_WARN,
+                "replica: %s", text);
+}
+
+/* A new CURVE DEALER to the primary, or NULL. */
+static void *
+s_connect(repl_follower_t *self)
+{
+    int zero = 0;
+    void *s = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, self->enroll.server_pub, CRM_KEY_BYTES);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, self->enroll.keys.pub, CRM_KEY_BYTES);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, self->enroll.keys.sec, CRM_KEY_BYTES);
+    if (zmq_connect(s, self->endpoint) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Sleep MS milliseconds, waking early on stop. */
+static void
+s_nap(repl_follower_t *self, int ms)
+{
+    for (int t = 0; t < ms && !atomic_load(&self->stop); t += 10)
+        usleep(10000);
+}
+
+/* Wait up to PULL_TIMEOUT_MS for a reply on S, watching the stop flag.
+   Returns the unpacked reply or NULL. */
+static Crm__Reply *
+s_await(repl_follower_t *self, void *s, uint64_t id)
+{
+    for (int waited = 0; waited < PULL_TIMEOUT_MS && !atomic_load(&self->stop); waited += 100) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, 0) < 0) {
+            zmq_msg_close(&m);
+            return NULL;
+        }
+        Crm__Reply *reply = NULL;
+        char errbuf[CRM_ERRBUF];
+        crm_err_t rc = crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                        zmq_msg_size(&m), (ProtobufCMessage **)&reply, errbuf);
+        zmq_msg_close(&m);
+        if (rc != CRM_OK) {
+            crm_log(CRM_LOG_WARN, "replica: unreadable reply from the primary: %s", errbuf);
+            continue;
+        }
+        if (reply->id == id)
+            return reply;
+        crm_proto_free((ProtobufCMessage **)&reply); /* an answer to an older request */
+    }
+    return NULL;
+}
+
+/* Apply the batches of one pull; returns how many were applied, -1 if one was refused. */
+static int
+s_apply(repl_follower_t *self, const Crm__ReplPullReply *pr)
+{
+    int applied = 0;
+    for (size_t i = 0; i < pr->n_batches; i++) {
+        char errbuf[CRM_ERRBUF];
+        const Crm__ReplBatch *b = pr->batches[i];
+        crm_err_t rc = store_wal_apply(self->store, b->seq, b->data.data, b->data.len, errbuf);
+        if (rc != CRM_OK) {
+            s_set_state(self, true, "stopped: cannot apply the primary's batch at %llu: %s",
+                        (unsigned long long)b->seq, errbuf);
+            return -1;
+        }
+        applied++;
+    }
+    return applied;
+}
+
+static void *
+s_follow(void *arg)
+{
+    repl_follower_t *self = arg;
+    void *s = NULL;
+    uint64_t id = 0;
+    int64_t warned_us = 0;
+    s_set_state(self, false, "connecting to the primary at %s", self->endpoint);
+    while (!atomic_load(&self->stop)) {
+        if (!s && !(s = s_connect(self))) {
+            s_set_state(self, false, "cannot connect to the primary at %s: %s", self->endpoint,
+                        zmq_strerror(zmq_errno()));
+            s_nap(self, 1000);
+            continue;
+        }
+        uint64_t have = store_wal_seq(self->store), my_start = 0;
+        uint64_t epoch = store_epoch(self->store, &my_start);
+        Crm__ReplPullRequest pull = CRM__REPL_PULL_REQUEST__INIT;
+        pull.from_seq = have + 1;
+        pull.epoch = epoch;
+        pull.max_bytes = REPL_PULL_MAX_BYTES;
+        Crm__Request req = CRM__REQUEST__INIT;
+        req.id = ++id;
+        req.op = CRM__OP__OP_REPL_PULL;
+        req.body_case = CRM__REQUEST__BODY_REPL_PULL;
+        req.repl_pull = &pull;
+        size_t len;
+        uint8_t *packed = crm_proto_pack(&req.base, &len);
+        int sent = zmq_send(s, packed, len, ZMQ_DONTWAIT);
+        free(packed);
+        Crm__Reply *reply = sent >= 0 ? s_await(self, s, id) : NULL;
+        if (!reply) {
+            if (atomic_load(&self->stop))
+                break;
+            /* a fresh connection: the old one may be dead (restart of either side) */
+            s_set_state(self, false, "no answer from the primary at %s; reconnecting",
+                        self->endpoint);
+            zmq_close(s);
+            s = NULL;
+            s_nap(self, 200);
+            continue;
+        }
+        int applied = 0;
+        if (reply->status != CRM__ERROR_CODE__OK) {
+            s_set_state(self, false, "the primary at %s refused to ship its log: %s",
+                        self->endpoint, reply->message);
+            applied = -1;
+        } else if (reply->body_case != CRM__REPLY__BODY_REPL_PULL) {
+            s_set_state(self, false, "the primary at %s answered a pull without its log",
+                        self->endpoint);
+            applied = -1;
+        } else if (reply->repl_pull->epoch < epoch) {
+            s_set_state(self, false,
+                        "refusing the log of %s: its epoch %llu is older than ours (%llu); it "
+                        "was the primary before a promotion: follow the new primary",
+                        self->endpoint, (unsigned long long)reply->repl_pull->epoch,
+                        (unsigned long long)epoch);
+            applied = -1;
+        } else if (reply->repl_pull->epoch > epoch && have >= reply->repl_pull->epoch_start) {
+            s_set_state(self, false,
+                        "diverged: this replica holds entries up to WAL sequence %llu of epoch "
+                        "%llu, but %s began epoch %llu at %llu; make this replica again with "
+                        "'crm-admin replica init'",
+                        (unsigned long long)have, (unsigned long long)epoch, self->endpoint,
+                        (unsigned long long)reply->repl_pull->epoch,
+                        (unsigned long long)reply->repl_pull->epoch_start);
+            applied = -1;
+        } else if (reply->repl_pull->latest_seq < have) {
+            /* RELIABILITY.md trap 15: a primary restored from a backup has another history */
+            s_set_state(self, false,
+                        "diverged: this replica holds WAL sequence %llu but the primary at %s "
+                        "only %llu (restored from a backup?); make this replica again with "
+                        "'crm-admin replica init'",
+                        (unsigned long long)have, self->endpoint,
+                        (unsigned long long)reply->repl_pull->latest_seq);
+            applied = -1;
+        } else if (reply->repl_pull->too_old) {
+            s_set_state(self, true,
+                        "too far behind: the primary no longer keeps its log from sequence "
+                        "number %llu (oldest kept: %llu); make this replica again with "
+                        "'crm-admin replica init' (it keeps serving what it has)",
+                        (unsigned long long)(have + 1),
+                        (unsigned long long)reply->repl_pull->oldest_seq);
+            applied = -1;
+        } else {
+            applied = s_apply(self, reply->repl_pull);
+        }
+        if (applied > 0)
+            zmq_send(self->bell_ring, "", 0, ZMQ_DONTWAIT);
+        if (applied >= 0) {
+            int64_t now = crm_time_mono_us();
+            uint64_t mine = store_wal_seq(self->store);
+            uint64_t theirs = reply->repl_pull->latest_seq;
+            pthread_mutex_lock(&self->lock);
+            self->status.primary_seq = theirs;
+            self->status.applied_seq = mine;
+            if (mine >= theirs || !self->status.caught_up_us)
+                self->status.caught_up_us = now;
+            int64_t behind_ms = (now - self->status.caught_up_us) / 1000;
+            pthread_mutex_unlock(&self->lock);
+            s_set_state(self, true, "following the primary at %s", self->endpoint);
+            if (behind_ms > LAG_WARN_MS && now - warned_us > 10000000) {
+                crm_log(CRM_LOG_WARN, "replica: %lld ms and %llu entries behind the primary",
+                        (long long)behind_ms,
+                        (unsigned long long)(theirs > mine ? theirs - mine : 0));
+                warned_us = now;
+            }
+        }
+        bool idle = applied <= 0 || reply->repl_pull->n_batches == 0;
+        crm_proto_free((ProtobufCMessage **)&reply);
+        if (applied < 0)
+            s_nap(self, 2000); /* refused or stopped: ask again later, slowly */
+        else if (idle)
+            s_nap(self, REPL_IDLE_WAIT_MS);
+    }
+    if (s)
+        zmq_close(s);
+    zmq_close(self->bell_ring);
+    self->bell_ring = NULL;
+    return NULL;
+}
+
+crm_err_t
+repl_follower_start(void *ctx, store_t *store, const char *endpoint, const char *enroll_path,
+                    repl_follower_t **out, char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    static _Atomic unsigned counter;
+    char bell[64];
+    repl_follower_t *self = calloc(1, sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    *out = NULL;
+    self->store = store;
+    self->ctx = ctx;
+    pthread_mutex_init(&self->lock, NULL);
+    if ((rc = crm_enroll_load(enroll_path, &self->enroll, errbuf)) != CRM_OK) {
+        size_t n = strlen(errbuf);
+        snprintf(errbuf + n, CRM_ERRBUF - n,
+                 " (a replica needs the enrollment of a user with the replica role: "
+                 "'crm-admin replica init' writes it as DIR/replica.enroll)");
+        goto cleanup;
+    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s",
+             endpoint && *endpoint ? endpoint : self->enroll.endpoint);
+    snprintf(bell, sizeof bell, "inproc://crmd-replica-%u", atomic_fetch_add(&counter, 1));
+    int zero = 0;
+    self->bell = zmq_socket(ctx, ZMQ_PAIR);
+    self->bell_ring = zmq_socket(ctx, ZMQ_PAIR);
+    CRM_ASSERT_ALLOC(self->bell);
+    CRM_ASSERT_ALLOC(self->bell_ring);
+    zmq_setsockopt(self->bell, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->bell_ring, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(self->bell, bell) != 0 || zmq_connect(self->bell_ring, bell) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot set up the replica's bell: %s",
+                 zmq_strerror(zmq_errno()));
+        rc = CRM_ERR_INTERNAL;
+        goto cleanup;
+    }
+    snprintf(self->status.state, sizeof self->status.state, "starting");
+    if (pthread_create(&self->thread, NULL, s_follow, self) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot start the replica's follower thread");
+        rc = CRM_ERR_INTERNAL;
+        goto cleanup;
+    }
+    self->started = true;
+    *out = self;
+    self = NULL;
+cleanup:
+    repl_follower_stop(&self);
+    return rc;
+}
+
+void *
+repl_follower_socket(repl_follower_t *self)
+{
+    return self->bell;
+}
+
+void
+repl_follower_drain(repl_follower_t *self)
+{
+    char b;
+    while (zmq_recv(self->bell, &b, sizeof b, ZMQ_DONTWAIT) >= 0)
+        ;
+}
+
+const char *
+repl_follower_endpoint(const repl_follower_t *self)
+{
+    return self->endpoint;
+}
+
+void
+repl_follower_status(repl_follower_t *self, repl_follower_status_t *out)
+{
+    pthread_mutex_lock(&self->lock);
+    *out = self->status;
+    pthread_mutex_unlock(&self->lock);
+    out->applied_seq = store_wal_seq(self->store);
+}
+
+void
+repl_follower_halt(repl_follower_t *self)
+{
+    atomic_store(&self->stop, true);
+    if (self->started)
+        pthread_join(self->thread, NULL);
+    self->started = false;
+    pthread_mutex_lock(&self->lock);
+    self->status.connected = false;
+    snprintf(self->status.state, sizeof self->status.state, "promoted: no longer following %s",
+             self->endpoint);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void
+repl_follower_stop(repl_follower_t **self_p)
+{
+    repl_follower_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store(&self->stop, true);
+    if (self->started)
+        pthread_join(self->thread, NULL);
+    if (self->bell_ring)
+        zmq_close(self->bell_ring);
+    if (self->bell)
+        zmq_close(self->bell);
+    pthread_mutex_destroy(&self->lock);
+    sodium_memzero(&self->enroll, sizeof self->enroll);
+    free(self);
+    *self_p = NULL;
+}

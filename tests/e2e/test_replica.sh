@@ -1,0 +1,222 @@
+# test_replica - issue 11: a read replica follows the primary's write-ahead log batch by
+# batch over CurveZMQ: same sequence numbers and content (digest), users, audit and id
+# counters included; its own feed delivers the primary's changes under the primary's
+# numbers; it refuses writes naming the primary; it survives a kill -9 of itself and a
+# restart of the primary and catches up by itself; only a replica identity may follow the
+# log; a replica behind the primary's retained log says so and keeps serving reads
+source "$(dirname "$0")/lib.sh"
+
+A="$CRM_BIN/crm-admin"
+# eventually COND: until COND holds, at most 10 s (x SLOW); fails if it never does
+eventually() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 1; }
+# st EP FIELD: one field of `crm-admin status --json` (as the admin)
+st() { "$A" status --config "$T/p/admin.enroll" --server "$1" --json 2>/dev/null |
+       python3 -c "import json,sys; print(json.load(sys.stdin).get('$2',''))"; }
+# synced: the replica holds everything the primary had at its last pull, 0.3 s after the
+# last write (pulls happen every 50 ms while idle); status reads on a replica are not stored
+synced() { local ep=${1:-$EP_r}; sleep 0.3; eventually '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]' || true; }
+cp_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cr_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+
+# ---- a replica identity; the replica's data dir fetched through the primary
+init_data "$T/p"
+start_server p "$T/p" --sweep-every 0
+"$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
+"$A" user add ann --dept sales --role staff --data "$T/p" --server "$EP_p" --out "$T/ann.enroll" >/dev/null
+for i in 1 2; do "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "早$i" --phone "1320000000$i" >/dev/null; done
+RC=0; "$A" replica init --from "$EP_p" --data "$T/x" --enroll "$T/ann.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "a staff key cannot fetch a snapshot" test "$RC" -ne 0
+expect "... told only a replica identity may" grep -q "only a replica identity may follow the log" "$T/e"
+RC=0; "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "crm-admin replica init fetches a snapshot through the primary" test "$RC" -eq 0
+expect "... with progress" grep -q "snapshot: 100%" "$T/e"
+expect "... and says how to start the replica" grep -q "crmd --data $T/r --replica-of $EP_p" "$T/o"
+expect "... keeping the identity as DIR/replica.enroll" test -f "$T/r/replica.enroll"
+rm -rf "$T/x"; cp -a "$T/r" "$T/x"
+start_server r "$T/r" --replica-of "$EP_p"
+expect "the replica says it follows the primary" eventually 'grep -q "following the primary at $EP_p" "$T/r.log"'
+
+# watchers on both, from the start
+"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
+WP=$!
+"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
+WR=$!
+eventually 'grep -q "watching from" "$T/wp.err" && grep -q "watching from" "$T/wr.err"' || true
+
+# ---- writes on the primary appear on the replica
+for i in 1 2 3 4 5; do cp_ customer add --name "客户$i" --phone "1310000000$i" --city 北京; done
+cp_ customer edit c3 --city 上海
+"$A" user add bob --dept support --role manager --data "$T/p" --server "$EP_p" --out "$T/bob.enroll" >/dev/null
+synced
+cp_ --json customer show c3; P3=$OUT
+cr_ --json customer show c3; R3=$OUT
+expect "a record reads the same on the replica" test -n "$P3" -a "$P3" = "$R3"
+cp_ customer list; PL=$OUT
+cr_ customer list; RL=$OUT
+expect "the list reads the same on the replica" test "$PL" = "$RL"
+expect "... with all five customers and the two from before the snapshot" \
+    test "$(echo "$RL" | grep -c 客户)" -eq 5 -a "$(echo "$RL" | grep -c 早)" -eq 2
+"$A" user list --config "$T/p/admin.enroll" --server "$EP_p" >"$T/up" 2>&1
+"$A" user list --config "$T/p/admin.enroll" --server "$EP_r" >"$T/ur" 2>&1
+expect "users replicate (bob, made through the primary, is on the replica)" \
+    bash -c "grep -q bob '$T/ur' && cmp -s '$T/up' '$T/ur'"
+expect "the change-log sequence numbers are the same" test "$(st "$EP_p" last_seq)" = "$(st "$EP_r" last_seq)"
+synced
+cr_ audit --limit 50; RA=$OUT
+cp_ audit --limit 50; PA=$OUT
+expect "the audit trail replicates (the primary's admin reads included)" \
+    test -n "$RA" -a "$RA" = "$PA"
+# the replica's admin reads are logged there, not written into its store
+expect "reads on the replica are audited in its log" grep -q "audit (replica, not stored): 'admin' entity get customer" "$T/r.log"
+
+# ---- the replica refuses writes, naming the primary
+cr_ customer add --name 不该写 --phone 13100000099
+expect "a write to the replica is refused" test "$RC" -ne 0
+expect "... naming the primary" contains "$ERR" "read-only replica of $EP_p"
+"$A" user add eve --dept sales --role staff --config "$T/p/admin.enroll" --server "$EP_r" --out "$T/eve.enroll" >"$T/o" 2>&1 && RC=0 || RC=$?
+expect "a user change on the replica is refused too" test "$RC" -ne 0
+
+# ---- only a replica identity may follow the log, and it may do nothing else
+start_server x "$T/x" --replica-of "$EP_p" --replica-enroll "$T/ann.enroll"
+expect "a staff key cannot follow the log either" \
+    eventually 'grep -q "refused to ship its log: permission denied: only a replica identity may follow the log" "$T/x.log"'
+stop_server x
+RC=0; "$CRM_BIN/crm" --config "$T/repl1.enroll" --server "$EP_p" customer list >"$T/o" 2>"$T/e" || RC=$?
+expect "the replica identity cannot read records" test "$RC" -ne 0
+expect "... told it may only follow the log" grep -q "a replica identity may only follow the log" "$T/e"
+
+status_p=$("$A" status --config "$T/p/admin.enroll" --server "$EP_p")
+expect "the primary's status lists the replica with its lag" \
+    bash -c "echo '$status_p' | grep -q '^role *primary' && echo '$status_p' | grep -Eq '^ +repl1 +[0-9]+ +0 +0 '"
+status_r=$("$A" status --config "$T/p/admin.enroll" --server "$EP_r")
+expect "the replica's status names its primary and its lag" \
+    bash -c "echo '$status_r' | grep -q '^role *replica' && echo '$status_r' | grep -q '^primary *$EP_p' && echo '$status_r' | grep -q '^lag *0 entries'"
+
+# ---- kill -9 of the replica mid-stream: it restarts and catches up
+for i in 6 7 8; do cp_ customer add --name "客户$i" --phone "1310000000$i"; done &
+W=$!
+kill -KILL "$PID_r"; wait "$PID_r" 2>/dev/null || true
+wait "$W"
+cp_ customer add --name 客户9 --phone 13100000009
+start_server r2 "$T/r" --replica-of "$EP_p" --listen "$EP_r"
+synced
+cr_ customer list
+expect "after a kill -9 the replica catches up by itself" test "$(echo "$OUT" | grep -c 客户)" -eq 9
+
+# ---- a restart of the primary: the replica reconnects by itself
+stop_server p
+start_server p2 "$T/p" --sweep-every 0 --listen "$EP_p"
+cp_ customer add --name 客户10 --phone 13100000010
+# the replica notices the restart when its pull to the old connection times out (3 s)
+expect "after the primary restarts the replica follows again" \
+    eventually 'cr_ customer show 13100000010; contains "$OUT" 客户10'
+synced
+
+# ---- the replica's feed: the primary's changes under the primary's sequence numbers
+eventually 'grep -q 客户10 "$T/wr.out" && grep -q 客户10 "$T/wp.out"' || true
+kill -INT "$WP" "$WR"; wait "$WP" "$WR" 2>/dev/null || true
+expect "the replica's feed equals the primary's: same numbers, same records, no gap" \
+    python3 - "$T/wp.out" "$T/wr.out" <<'PY'
+import json, sys
+def load(p):
+    evs = [json.loads(l) for l in open(p, encoding="utf-8") if l.strip()]
+    return [(e["seq"], [(x["kind"], x["id"], json.dumps(x.get("record"), sort_keys=True)) for x in e["parts"]]) for e in evs]
+p, r = load(sys.argv[1]), load(sys.argv[2])
+assert p == r, (len(p), len(r))
+seqs = [s for s, _ in r]
+assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+assert len([1 for _, parts in r for k, i, _ in parts if k == "customer"]) >= 11
+PY
+
+# ---- same content, byte for byte: digests of both stopped data dirs
+synced
+stop_server r2
+stop_server p2
+"$A" digest --data "$T/p" >"$T/dp"
+"$A" digest --data "$T/r" >"$T/dr"
+expect "primary and replica have the same digest at the same sequence number" \
+    bash -c "cmp -s '$T/dp' '$T/dr' && grep -q '^keys [1-9]' '$T/dp'"
+
+# ---- a replica behind the primary's retained log says so and keeps serving reads
+start_server p3 "$T/p" --sweep-every 0 --wal-keep 1s --listen "$EP_p"
+cp_ customer add --name 客户11 --phone 13100000011
+"$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >/dev/null 2>&1
+sleep 2.5
+cp_ customer add --name 客户12 --phone 13100000012
+"$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >/dev/null 2>&1
+start_server r3 "$T/r" --replica-of "$EP_p"
+expect "a replica past the retained log says it is too far behind" \
+    eventually 'grep -q "too far behind" "$T/r3.log"'
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
+expect "... and keeps serving what it has" test "$RC" -eq 0
+expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
+stop_server r3
+
+# ---- promotion: the primary dies, a replica becomes the primary under a new epoch
+"$A" replica init --from "$EP_p" --data "$T/n" --enroll "$T/repl1.enroll" >/dev/null 2>&1
+start_server n "$T/n" --replica-of "$EP_p"
+cp_ customer add --name 客户13 --phone 13100000013
+synced "$EP_n"
+kill -KILL "$PID_p3"; wait "$PID_p3" 2>/dev/null || true
+RC=0; "$A" promote --config "$T/p/admin.enroll" --server "$EP_n" >"$T/o" 2>"$T/e" || RC=$?
+expect "crm-admin promote turns the replica into the primary at epoch 2" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'promoted: this server is the primary now, epoch 2' '$T/o'"
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer add --name 客户14 --phone 13100000014 >"$T/o" 2>&1 || RC=$?
+expect "the new primary takes writes" test "$RC" -eq 0
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer list >"$T/o" 2>&1 || RC=$?
+expect "... and holds everything the old primary acknowledged" \
+    bash -c "grep -q 客户13 '$T/o' && grep -q 客户14 '$T/o'"
+expect "its status says primary, epoch 2" test "$(st "$EP_n" role)/$(st "$EP_n" epoch)" = primary/2
+
+# the old primary comes back as a primary; a replica of the new epoch pointed at it fences it
+start_server p4 "$T/p" --sweep-every 0 --listen "$EP_p"
+"$A" replica init --from "$EP_n" --data "$T/m" --enroll "$T/repl1.enroll" >/dev/null 2>&1
+start_server m "$T/m" --replica-of "$EP_n"
+synced "$EP_m"
+expect "a replica of the new primary is at epoch 2" test "$(st "$EP_m" epoch)" = 2
+stop_server m
+start_server m2 "$T/m" --replica-of "$EP_p"
+expect "a replica of epoch 2 refuses the old primary's log" \
+    eventually 'grep -q "epoch 1 is older than the replica.s 2" "$T/m2.log"'
+cp_ customer add --name 不该写 --phone 13100000098
+expect "the old primary, fenced, refuses writes" test "$RC" -ne 0
+expect "... saying a replica was promoted" contains "$ERR" "was the primary until a replica was promoted"
+expect "... and logs it" grep -q "a replica was promoted, so this server takes no writes" "$T/p4.log"
+expect "its status says fenced" contains "$(st "$EP_p" role)" fenced
+stop_server m2
+stop_server p4
+start_server p5 "$T/p" --sweep-every 0 --listen "$EP_p"
+cp_ customer add --name 不该写 --phone 13100000098
+expect "the fence holds after a restart" contains "$ERR" "was the primary until a replica was promoted"
+stop_server p5
+stop_server n
+
+# ---- --sync-replicas 1: a write is answered once a replica holds it, so a promotion after
+# a kill -9 of the primary under load loses no acknowledged write
+init_data "$T/s"
+"$A" user add repl2 --role replica --data "$T/s" --out "$T/repl2.enroll" >/dev/null
+start_server s "$T/s" --sweep-every 0 --sync-replicas 1
+cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cs_ --timeout 10 customer add --name 无人确认 --phone 13500000000
+expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
+expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
+"$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
+start_server sr "$T/sr" --replica-of "$EP_s"
+cs_ customer add --name 已确认 --phone 13500000001
+expect "with the replica following, writes are answered" test "$RC" -eq 0
+: >"$T/acked"
+(for i in $(seq 100 400); do
+    "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" --timeout 2 customer add \
+        --name "同步$i" --phone "13500000$i" >/dev/null 2>&1 || break
+    echo "13500000$i" >>"$T/acked"
+done) &
+L=$!
+eventually '[ "$(wc -l <"$T/acked")" -ge 20 ]' || true
+kill -KILL "$PID_s"; wait "$PID_s" 2>/dev/null || true
+wait "$L" || true
+"$A" promote --config "$T/s/admin.enroll" --server "$EP_sr" >/dev/null 2>&1
+RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_sr" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
+expect "after kill -9 of the primary and a promotion, every acknowledged write is there" \
+    bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$T/acked') -ge 20 ] && while read -r ph; do grep -q \"\$ph\" '$T/o' || { echo \"missing \$ph\"; exit 1; }; done <'$T/acked'"
+stop_server sr
+finish

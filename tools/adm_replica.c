@@ -1,0 +1,510 @@
+/*  =========================================================================
+    adm_replica - `crm-admin status`, `crm-admin digest`
+
+    status: a running crmd's role, sequence numbers and, on a primary, the
+            replicas pulling from it with their lag; on a replica, the
+            primary it follows and how far behind it is (REPL_STATUS, admin).
+    replica init: a new replica's data dir, fetched through the primary as
+            a RocksDB checkpoint in chunks over CurveZMQ by a replica identity
+            (REPL_SNAPSHOT, repl_snap.c), with the identity's enrollment
+            kept as DIR/replica.enroll for `crmd --replica-of`.
+    digest: a content digest of a stopped data dir - every key and value of
+            every column family, BLAKE2b - with the sequence numbers it is
+            as of. A primary and a replica at the same sequence number give
+            the same digest.
+    =========================================================================
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adm.h"
+#include "cmd.h"
+#include "conn.h"
+#include "crm_keys.h"
+#include "crm_proto.h"
+#include "crm_time.h"
+#include "backup.h"
+#include "store.h"
+
+static const char s_status_usage[] =
+    "usage: crm-admin status [--data DIR | --config ENROLL] [--server ENDPOINT] [--json]\n"
+    "\n"
+    "The running server's role (primary or replica), epoch and sequence numbers (the\n"
+    "change log's and RocksDB's WAL's). A primary lists the replicas that pulled in the\n"
+    "last minute: the WAL sequence number each holds, its lag in entries and in ms (the\n"
+    "age of the oldest commit it does not have yet). A replica shows the primary it\n"
+    "follows, whether it is connected, and its own lag. As DIR/admin.enroll with --data.\n";
+
+static const char s_digest_usage[] =
+    "usage: crm-admin digest --data DIR\n"
+    "\n"
+    "A BLAKE2b digest of every key and value in a stopped data dir, with the sequence\n"
+    "numbers it is as of. A replica and its primary at the same sequence number print\n"
+    "the same digest.\n";
+
+/* `crm-admin status` and `crm-admin promote`: OP answered with a ReplStatusReply. */
+static int
+s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},  {"config", required_argument, NULL, 'c'},
+        {"server", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    static char admin_path[PATH_MAX];
+    const char *data = NULL, *env = getenv("CRM_SERVER");
+    cli_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.timeout_ms = 5000;
+    ctx.server = env && *env ? env : NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'c':
+            ctx.config = optarg;
+            break;
+        case 's':
+            ctx.server = optarg;
+            break;
+        case 'j':
+            ctx.json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (!ctx.config && data) {
+        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
+        ctx.config = admin_path;
+    }
+    conn_t *conn = NULL;
+    int rc = conn_open(&ctx, &conn);
+    if (rc != EXIT_OK)
+        return rc;
+    Crm__Request r = CRM__REQUEST__INIT;
+    r.op = op;
+    Crm__Reply *reply = NULL;
+    rc = conn_call(conn, &r, &reply);
+    if (rc == EXIT_OK && reply->body_case != CRM__REPLY__BODY_REPL_STATUS) {
+        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
+        rc = EXIT_REFUSED;
+    }
+    if (rc == EXIT_OK) {
+        const Crm__ReplStatusReply *s = reply->repl_status;
+        if (ctx.json) {
+            printf("{\"role\":\"%s\",\"epoch\":%" PRIu64 ",\"epoch_start\":%" PRIu64
+                   ",\"fenced_by\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"wal_seq\":%" PRIu64,
+                   s->role, s->epoch, s->epoch_start, s->fenced_by, s->last_seq, s->wal_seq);
+            if (*s->primary) {
+                printf(",\"primary\":");
+                out_json_str(stdout, s->primary);
+                printf(",\"connected\":%s,\"primary_seq\":%" PRIu64 ",\"lag_entries\":%" PRIu64
+                       ",\"lag_ms\":%" PRIu64 ",\"state\":",
+                       s->connected ? "true" : "false", s->primary_seq, s->lag_entries,
+                       s->lag_ms);
+                out_json_str(stdout, s->state);
+            }
+            printf(",\"replicas\":[");
+            for (size_t i = 0; i < s->n_replicas; i++) {
+                const Crm__ReplicaInfo *ri = s->replicas[i];
+                printf("%s{\"name\":", i ? "," : "");
+                out_json_str(stdout, ri->name);
+                printf(",\"applied_seq\":%" PRIu64 ",\"lag_entries\":%" PRIu64
+                       ",\"lag_ms\":%" PRIu64 ",\"seen_ms_ago\":%" PRIu64 "}",
+                       ri->applied_seq, ri->lag_entries, ri->lag_ms, ri->seen_ms_ago);
+            }
+            printf("]}\n");
+        } else {
+            if (op == CRM__OP__OP_REPL_PROMOTE)
+                printf("promoted: this server is the primary now, epoch %" PRIu64
+                       " from WAL sequence %" PRIu64 "\n",
+                       s->epoch, s->epoch_start);
+            printf("role         %s\nepoch        %" PRIu64 "%s\nlast_seq     %" PRIu64
+                   "   (change log)\nwal_seq      %" PRIu64 "   (RocksDB WAL)\n",
+                   s->role, s->epoch, s->fenced_by ? "   (a newer epoch exists: fenced)" : "",
+                   s->last_seq, s->wal_seq);
+            if (*s->primary)
+                printf("primary      %s\nconnected    %s\nprimary_seq  %" PRIu64
+                       "\nlag          %" PRIu64 " entries, %" PRIu64 " ms\nstate        %s\n",
+                       s->primary, s->connected ? "yes" : "no", s->primary_seq, s->lag_entries,
+                       s->lag_ms, s->state);
+            printf("replicas     %zu\n", s->n_replicas);
+            if (s->n_replicas)
+                printf("  %-20s %14s %12s %10s %10s\n", "NAME", "APPLIED_SEQ", "LAG_ENTRIES",
+                       "LAG_MS", "SEEN_MS");
+            for (size_t i = 0; i < s->n_replicas; i++) {
+                const Crm__ReplicaInfo *ri = s->replicas[i];
+                printf("  %-20s %14" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+                       ri->name, ri->applied_seq, ri->lag_entries, ri->lag_ms,
+                       ri->seen_ms_ago);
+            }
+        }
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
+int
+adm_status(int argc, char **argv)
+{
+    return s_status_like(argc, argv, CRM__OP__OP_REPL_STATUS, s_status_usage);
+}
+
+static const char s_promote_usage[] =
+    "usage: crm-admin promote [--data DIR | --config ENROLL] [--server ENDPOINT] [--json]\n"
+    "\n"
+    "Turn the running replica at ENDPOINT into the primary: it stops following, starts a\n"
+    "new epoch (history id) and takes writes. The former primary must take no writes any\n"
+    "more: stop it, and start it again only as a replica of the new primary (crmd\n"
+    "--replica-of, or a new 'crm-admin replica init'). A former primary that meets a\n"
+    "replica of the newer epoch refuses writes by itself (fencing).\n";
+
+int
+adm_promote(int argc, char **argv)
+{
+    return s_status_like(argc, argv, CRM__OP__OP_REPL_PROMOTE, s_promote_usage);
+}
+
+int
+adm_digest(int argc, char **argv)
+{
+    const char *data = NULL;
+    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'd') {
+            data = optarg;
+        } else if (c == 'h') {
+            fputs(s_digest_usage, stdout);
+            return EXIT_OK;
+        } else {
+            fputs(s_digest_usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!data || optind != argc) {
+        fputs(s_digest_usage, stderr);
+        return EXIT_USAGE;
+    }
+    char errbuf[CRM_ERRBUF];
+    store_t *store = NULL;
+    if (store_open(data, STORE_REPLICA, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin digest: %s\n", errbuf);
+        return EXIT_REFUSED;
+    }
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    uint64_t keys = 0;
+    for (int cf = 0; cf < STORE_CF__COUNT; cf++) {
+        const char *name = store_cf_name((store_cf_t)cf);
+        crypto_generichash_update(&h, (const unsigned char *)name, strlen(name) + 1);
+        store_iter_t *it = store_iter_new(store, (store_cf_t)cf);
+        for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it)) {
+            size_t klen, vlen;
+            const char *k = store_iter_key(it, &klen);
+            const char *v = store_iter_value(it, &vlen);
+            uint8_t lens[16];
+            store_put_be64(lens, klen);
+            store_put_be64(lens + 8, vlen);
+            crypto_generichash_update(&h, lens, sizeof lens);
+            crypto_generichash_update(&h, (const unsigned char *)k, klen);
+            crypto_generichash_update(&h, (const unsigned char *)v, vlen);
+            keys++;
+        }
+        store_iter_destroy(&it);
+    }
+    uint8_t out[32];
+    crypto_generichash_final(&h, out, sizeof out);
+    uint64_t read_errors = store_read_errors(store, errbuf);
+    printf("digest ");
+    for (size_t i = 0; i < sizeof out; i++)
+        printf("%02x", out[i]);
+    printf("\nlast_seq %" PRIu64 "\nwal_seq %" PRIu64 "\nkeys %" PRIu64 "\n",
+           store_last_seq(store), store_wal_seq(store), keys);
+    store_destroy(&store);
+    if (read_errors) {
+        fprintf(stderr, "crm-admin digest: %s\n", errbuf);
+        return EXIT_REFUSED;
+    }
+    return EXIT_OK;
+}
+
+static const char s_replica_usage[] =
+    "usage: crm-admin replica init --from ENDPOINT --data DIR --enroll FILE\n"
+    "\n"
+    "Make DIR (new or empty) a copy of the primary at ENDPOINT: the primary takes a\n"
+    "consistent checkpoint and sends it in chunks over CurveZMQ to FILE's identity,\n"
+    "which must be a user with the replica role (on the primary: crm-admin user add\n"
+    "NAME --role replica --out FILE). FILE is kept as DIR/replica.enroll. Then start\n"
+    "the replica with: crmd --data DIR --replica-of ENDPOINT\n";
+
+/* Call REPL_SNAPSHOT with RQ; *reply is the answer's snapshot body. */
+static int
+s_snap_call(conn_t *conn, Crm__ReplSnapshotRequest *rq, Crm__Reply **reply)
+{
+    Crm__Request r = CRM__REQUEST__INIT;
+    r.op = CRM__OP__OP_REPL_SNAPSHOT;
+    r.body_case = CRM__REQUEST__BODY_REPL_SNAPSHOT;
+    r.repl_snapshot = rq;
+    int rc = conn_call(conn, &r, reply);
+    if (rc == EXIT_OK && (*reply)->body_case != CRM__REPLY__BODY_REPL_SNAPSHOT) {
+        conn_reply_free(reply);
+        fprintf(stderr, "crm-admin replica: the server sent an unexpected reply\n");
+        return EXIT_REFUSED;
+    }
+    return rc;
+}
+
+static void
+s_progress(bool bar, uint64_t done, uint64_t total, int *last_pct)
+{
+    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (bar) {
+        int n = pct / 4;
+        fprintf(stderr, "\r[%.*s%*s] %3d%%  %8.1f of %.1f MB ", n, "=========================",
+                25 - n, "", pct, (double)done / 1e6, (double)total / 1e6);
+        fflush(stderr);
+    } else if (pct / 25 > *last_pct / 25 || (pct == 100 && *last_pct != 100)) {
+        fprintf(stderr, "snapshot: %3d%%  %.1f of %.1f MB\n", pct, (double)done / 1e6,
+                (double)total / 1e6);
+    }
+    *last_pct = pct;
+}
+
+/* A name the primary listed, safe to create under DIR: "db/<file>" or a plain name. */
+static bool
+s_safe_name(const char *name)
+{
+    const char *base = strncmp(name, "db/", 3) == 0 ? name + 3 : name;
+    return *base && *base != '.' && !strchr(base, '/') && strlen(base) < 64;
+}
+
+/* Fetch every file of snapshot ID into DIR. */
+static int
+s_fetch(conn_t *conn, uint64_t id, Crm__ReplFile **files, size_t n, const char *dir)
+{
+    uint64_t total = 0, done = 0;
+    int last_pct = -1;
+    bool bar = isatty(2);
+    for (size_t i = 0; i < n; i++)
+        total += files[i]->size;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        if (!s_safe_name(files[i]->name)) {
+            fprintf(stderr, "crm-admin replica: the primary listed a bad file name '%s'\n",
+                    files[i]->name);
+            return EXIT_REFUSED;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]->name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", path,
+                    strerror(errno));
+            return EXIT_USAGE;
+        }
+        uint64_t off = 0;
+        int rc = EXIT_OK;
+        while (rc == EXIT_OK && off < files[i]->size) {
+            Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+            rq.id = id;
+            rq.file = files[i]->name;
+            rq.offset = off;
+            rq.max_bytes = 256u << 10;
+            Crm__Reply *reply = NULL;
+            if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+                break;
+            const ProtobufCBinaryData *d = &reply->repl_snapshot->data;
+            if (d->len == 0 || write(fd, d->data, d->len) != (ssize_t)d->len) {
+                fprintf(stderr, "crm-admin replica: %s '%s'\n",
+                        d->len ? "cannot write" : "the primary sent nothing more of", path);
+                rc = EXIT_REFUSED;
+            }
+            off += d->len;
+            done += d->len;
+            conn_reply_free(&reply);
+            s_progress(bar, done, total, &last_pct);
+        }
+        if (rc == EXIT_OK && fsync(fd) != 0) {
+            fprintf(stderr, "crm-admin replica: cannot sync '%s': %s\n", path, strerror(errno));
+            rc = EXIT_REFUSED;
+        }
+        close(fd);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    s_progress(bar, total, total, &last_pct);
+    if (bar)
+        fprintf(stderr, "\n");
+    return EXIT_OK;
+}
+
+static int
+s_replica_init(const char *from, const char *data, const char *enroll_path)
+{
+    char errbuf[CRM_ERRBUF], path[PATH_MAX];
+    crm_enroll_t e;
+    int rc = EXIT_OK;
+    conn_t *conn = NULL;
+    uint64_t id = 0;
+    bool made = false;
+    if (crm_enroll_load(enroll_path, &e, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: %s\n", errbuf);
+        return EXIT_USAGE;
+    }
+    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", data, strerror(errno));
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    snprintf(path, sizeof path, "%s/db", data);
+    if (mkdir(path, 0700) != 0) {
+        fprintf(stderr, "crm-admin replica: '%s' %s; give a new or empty data dir\n", path,
+                errno == EEXIST ? "exists already" : strerror(errno));
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    made = true;
+    cli_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.config = enroll_path;
+    ctx.server = from;
+    ctx.timeout_ms = 10000;
+    if ((rc = conn_open(&ctx, &conn)) != EXIT_OK)
+        goto cleanup;
+    int64_t t0 = crm_time_mono_us();
+    Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+    Crm__Reply *reply = NULL;
+    if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+        goto cleanup;
+    id = reply->repl_snapshot->id;
+    conn_reply_free(&reply);
+    fprintf(stderr, "snapshot %llu: the primary is taking a checkpoint...\n",
+            (unsigned long long)id);
+    for (;;) { /* until the checkpoint is ready: its file list */
+        rq.id = id;
+        if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
+            goto cleanup;
+        const Crm__ReplSnapshotReply *sr = reply->repl_snapshot;
+        if (*sr->error) {
+            fprintf(stderr, "crm-admin replica: the primary's checkpoint failed: %s\n",
+                    sr->error);
+            conn_reply_free(&reply);
+            id = 0;
+            rc = EXIT_REFUSED;
+            goto cleanup;
+        }
+        if (sr->ready)
+            break;
+        conn_reply_free(&reply);
+        usleep(100000);
+    }
+    rc = s_fetch(conn, id, reply->repl_snapshot->files, reply->repl_snapshot->n_files, data);
+    conn_reply_free(&reply);
+    if (rc != EXIT_OK)
+        goto cleanup;
+    rq.done = true; /* the primary removes its checkpoint */
+    if (s_snap_call(conn, &rq, &reply) == EXIT_OK)
+        id = 0;
+    conn_reply_free(&reply);
+    /* the identity and where the primary is, for crmd --replica-of */
+    snprintf(e.endpoint, sizeof e.endpoint, "%s", from);
+    snprintf(path, sizeof path, "%s/replica.enroll", data);
+    if (crm_enroll_save(path, &e, true, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: %s\n", errbuf);
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    store_t *store = NULL;
+    if (store_open(data, STORE_REPLICA, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin replica: the copy does not open: %s\n", errbuf);
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
+    printf("replica data dir '%s' ready in %.1f s at WAL sequence %llu (change log %llu)\n"
+           "start it with: crmd --data %s --replica-of %s\n",
+           data, (double)(crm_time_mono_us() - t0) / 1e6,
+           (unsigned long long)store_wal_seq(store), (unsigned long long)store_last_seq(store),
+           data, from);
+    store_destroy(&store);
+cleanup:
+    if (id && conn) { /* tell the primary to drop what we did not finish */
+        Crm__ReplSnapshotRequest done = CRM__REPL_SNAPSHOT_REQUEST__INIT;
+        done.id = id;
+        done.done = true;
+        Crm__Reply *r = NULL;
+        conn_set_quiet(conn, true);
+        s_snap_call(conn, &done, &r);
+        conn_reply_free(&r);
+    }
+    conn_destroy(&conn);
+    if (rc != EXIT_OK && made) { /* leave nothing half-made behind */
+        snprintf(path, sizeof path, "%s/db", data);
+        backup_remove_tree(path);
+    }
+    sodium_memzero(&e, sizeof e);
+    return rc;
+}
+
+int
+adm_replica(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"from", required_argument, NULL, 'f'},   {"data", required_argument, NULL, 'd'},
+        {"enroll", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *from = NULL, *data = NULL, *enroll = NULL;
+    if (argc < 2 || strcmp(argv[1], "init") != 0) {
+        fputs(s_replica_usage, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+        return argc >= 2 && !strcmp(argv[1], "--help") ? EXIT_OK : EXIT_USAGE;
+    }
+    int c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            from = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'e':
+            enroll = optarg;
+            break;
+        case 'h':
+            fputs(s_replica_usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(s_replica_usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!from || !data || !enroll || optind != argc) {
+        fputs(s_replica_usage, stderr);
+        return EXIT_USAGE;
+    }
+    return s_replica_init(from, data, enroll);
+}
