@@ -80,6 +80,7 @@ typedef struct {
     size_t n_owned, cap_owned;
     ProtobufCMessage **owned_msgs; /* messages the reply points into, freed after packing */
     size_t n_owned_msgs, cap_owned_msgs;
+    struct entity_seen *seen; /* import: what the request's earlier lines created (h_entity.c) */
 } req_ctx_t;
 
 /* Operation flags, checked by dispatch_process() before any handler runs:

@@ -70,6 +70,19 @@ printf 'name,company,phones
 as sa import "$T/sim.csv"
 expect "in an import, a line similar to the line before is reported" \
     contains "$ERR" "line 3: likely a duplicate of customer"
+# the lines before in the same request are not committed yet: each kind of match among them
+printf 'name,company,phones,emails
+甲一,北辰公司,13700004001,jia@example.com
+甲二,南方公司,+86 137 0000 4001,
+乙一,西山公司,13700004003,JIA@example.com
+甲一,北辰公司,13700004004,
+' >"$T/same.csv"
+as sa import "$T/same.csv"
+expect "in one import: the same phone as a line before" \
+    test -n "$(grep -E '^line 3: likely a duplicate of customer c[0-9]+ \(same phones\)' <<<"$ERR")"
+expect "... the same e-mail" test -n "$(grep -E '^line 4: .*\(same emails\)' <<<"$ERR")"
+expect "... the same name at the same company" test -n "$(grep -E '^line 5: .*\(same name and company\)' <<<"$ERR")"
+expect "... and the first line is imported" contains "$OUT" "imported 1 customer record; 3 lines had errors"
 
 # the duplicate check must not reveal what marketing sees masked
 as sa customer add --name 私密 --phone 13600006666 --birthday 1990-01-02; HIDDEN=${OUT#created customer }
