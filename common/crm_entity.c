@@ -63,6 +63,7 @@ static const crm_index_t s_customer_indexes[] = {
     {"kind", CRM_IDX_EXACT, 'k', NULL},
     {"consent", CRM_IDX_EXACT, 'g', NULL}, /* since format 3 */
     {"name", CRM_IDX_PAIR, 'm', "company"}, /* since format 3: likely duplicates */
+    {"company", CRM_IDX_PAIR, 'w', "name"}, /* since format 4: the names at a company */
     {NULL, 0, 0, NULL},
 };
 

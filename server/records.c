@@ -357,6 +357,32 @@ records_term_release(records_term_t *t)
     t->len = 0;
 }
 
+crm_err_t
+records_pair_each(store_t *store, const crm_entity_t *e, char tag, const char *first, size_t max,
+                  bool (*fn)(uint64_t num, void *arg), void *arg)
+{
+    char *f = crm_utf8_fold(first), pair[KEY_MAX - 24], key[KEY_MAX];
+    /* the key's first part as s_pair_value makes it: "x" stands for any second */
+    size_t pl = s_pair_value(f, "x", pair, sizeof pair);
+    free(f);
+    if (!pl)
+        return CRM_OK;
+    size_t plen = s_term_prefix(e, tag, pair, pl - 1, key) - 1; /* up to and with the 0x1f */
+    uint64_t errors = store_read_errors(store, NULL);
+    store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
+    size_t n = 0;
+    for (store_iter_seek(it, key, plen); store_iter_valid(it) && n < max; store_iter_next(it), n++) {
+        size_t klen;
+        const char *k = store_iter_key(it, &klen);
+        if (klen < plen + 9 || memcmp(k, key, plen))
+            break;
+        if (!fn(store_get_be64((const uint8_t *)k + klen - 8), arg))
+            break;
+    }
+    store_iter_destroy(&it);
+    return store_read_errors(store, NULL) != errors ? CRM_ERR_STORAGE : CRM_OK;
+}
+
 size_t
 records_postings(const crm_entity_t *e, const ProtobufCMessage *rec, char tag,
                  records_term_t *terms, size_t max)

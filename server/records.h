@@ -64,6 +64,12 @@ void records_term_release(records_term_t *t);
    how many; release each. */
 size_t records_postings(const crm_entity_t *e, const ProtobufCMessage *rec, char tag,
                         records_term_t *terms, size_t max);
+/* The records whose CRM_IDX_PAIR index TAG of kind E has FIRST (folded as the
+   index folds it) as its first part, whatever the second - the customers at
+   a company - committed data, at most MAX: FN gets each number, and returns
+   false to stop. */
+crm_err_t records_pair_each(store_t *store, const crm_entity_t *e, char tag, const char *first,
+                            size_t max, bool (*fn)(uint64_t num, void *arg), void *arg);
 
 /* Ids matching every term (all records if N is 0), ascending, after AFTER.
    Fills up to LIMIT numbers into ids; *more is true if more may follow.

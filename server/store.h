@@ -60,7 +60,7 @@ enum {
    (no format key); 2: a change carries every record it touched (parts),
    orders, deals and derived customer value; 3: booleans indexed (customer
    consent, task done). */
-#define STORE_FORMAT 3
+#define STORE_FORMAT 4
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);

@@ -453,6 +453,20 @@ s_similar_name(const char *a, const char *b)
     return similar;
 }
 
+typedef struct {
+    uint64_t ids[SIMILAR_MAX];
+    size_t n;
+} s_ids_t;
+
+static bool
+s_ids_add(uint64_t num, void *arg)
+{
+    s_ids_t *s = arg;
+    if (s->n < SIMILAR_MAX)
+        s->ids[s->n++] = num;
+    return s->n < SIMILAR_MAX;
+}
+
 /* Customers at REC's company (the first SIMILAR_MAX committed, and the lines
    before in this import) whose name is very similar to REC's; their ids go
    to OUT after what is there. */
@@ -462,20 +476,21 @@ s_find_similar(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *re
 {
     const char *name = crm_record_get_str(rec, name_field);
     const char *company = crm_record_get_str(rec, "company");
-    records_term_t terms[RECORDS_MAX_TERMS];
-    size_t nterms = 0, n = 0;
-    uint64_t ids[SIMILAR_MAX];
-    bool more = false;
+    s_ids_t found = {{0}, 0};
     if (!*name || !*company)
         return CRM_OK;
-    crm_err_t rc = records_text_terms(e, company, terms, &nterms, ctx->errbuf);
-    if (rc == CRM_OK && nterms)
-        rc = records_query(ctx->env->store, e, terms, nterms, 0, SIMILAR_MAX, ids, &n, &more,
-                           NULL, NULL);
-    for (size_t t = 0; t < nterms; t++)
-        records_term_release(&terms[t]);
+    /* the company-and-name pair index: the customers at the company, one range */
+    const crm_index_t *pair = NULL;
+    for (const crm_index_t *x = e->indexes; x->field; x++)
+        if (x->kind == CRM_IDX_PAIR && !strcmp(x->field, "company"))
+            pair = x;
+    crm_err_t rc = pair ? records_pair_each(ctx->env->store, e, pair->tag, company, SIMILAR_MAX,
+                                            s_ids_add, &found)
+                        : CRM_OK;
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot look for duplicates");
+    uint64_t *ids = found.ids;
+    size_t n = found.n;
     char *ckey = s_name_key(company);
     if (ctx->seen) { /* the lines before in this import */
         char *k = s_seen_key("=company=", ckey, NULL);
@@ -485,7 +500,7 @@ s_find_similar(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *re
     }
     for (size_t k = 0; k < n && *used + 64 < outlen; k++) {
         ProtobufCMessage *other = NULL;
-        if (records_group_get(ctx->env->group, e, ids[k], &other) != CRM_OK)
+        if (records_get(ctx->env->store, e, ids[k], &other) != CRM_OK)
             continue;
         char *okey = s_name_key(crm_record_get_str(other, "company"));
         if (!strcmp(okey, ckey) && s_similar_name(name, crm_record_get_str(other, name_field))) {
