@@ -4,11 +4,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "crm_time.h"
 
 #define CLASHES_SHOWN 2 /* fields named in one message */
 
@@ -108,17 +108,27 @@ conflict_check(store_group_t *g, const crm_entity_t *e, const char *id, uint64_t
     }
     if (s.nclash == 0)
         return CRM_OK; /* only other fields changed: the update merges */
+    int64_t now = crm_time_now_ms();
     size_t used = (size_t)snprintf(errbuf, CRM_ERRBUF, "%s '%.40s' changed meanwhile:", e->name,
                                    id);
     for (size_t i = 0; i < s.nclash && used < CRM_ERRBUF; i++) {
         const s_clash_t *c = &s.clash[i];
+        /* how long ago, not a clock time: the server does not know the reader's
+           time zone (issue 12 item 5); `crm … history ID FIELD` shows the time */
         char when[32];
-        struct tm tm;
-        time_t t = (time_t)(c->time / 1000);
-        gmtime_r(&t, &tm);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        int64_t ago = (now - c->time) / 1000;
+        if (ago < 0)
+            ago = 0;
+        if (ago < 120)
+            snprintf(when, sizeof when, "%lld s ago", (long long)ago);
+        else if (ago < 7200)
+            snprintf(when, sizeof when, "%lld min ago", (long long)(ago / 60));
+        else if (ago < 172800)
+            snprintf(when, sizeof when, "%lld h ago", (long long)(ago / 3600));
+        else
+            snprintf(when, sizeof when, "%lld days ago", (long long)(ago / 86400));
         used += (size_t)snprintf(errbuf + used, CRM_ERRBUF - used,
-                                 "%s '%s' was changed by %s at %s (version %llu)",
+                                 "%s '%s' was changed by %s %s (version %llu)",
                                  i ? ";" : "", c->field, c->user, when,
                                  (unsigned long long)c->version);
     }

@@ -19,7 +19,6 @@ start_server main "$T/data"
 export CRM_SERVER="$EP_main"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 py() { python3 -c "import json,sys; r=json.loads(sys.argv[2]); sys.exit(0 if ($1) else 1)" "$2" "$2"; }
-today=$(date -u +%Y-%m-%d)
 
 as admin customer add --name 陈晨 --phone 13800001111 --city 北京 --stage lead --industry retail
 C=${OUT#created customer }
@@ -38,14 +37,14 @@ expect "both changes are there" py 'r["record"]["city"]=="上海" and r["record"
 as bob customer edit "$C" --expect-version 1 --city 广州
 expect "bob's city based on version 1 is a conflict (exit 1, CONFLICT)" test "$RC" -eq 1 -a -n "$(grep -F CONFLICT <<<"$ERR")"
 expect "the conflict names the field, who changed it, when and at which version ($ERR)" \
-    test -n "$(grep -E "'city' was changed by alice at $today [0-9]{2}:[0-9]{2}:[0-9]{2} UTC \(version 2\)" <<<"$ERR")"
+    test -n "$(grep -E "'city' was changed by alice [0-9]+ s ago \(version 2\)" <<<"$ERR")"
 expect "... and the version the change was based on" contains "$ERR" "based on version 1 (now 3)"
 as admin --json customer show "$C"
 expect "the refused edit changed nothing" py 'r["record"]["city"]=="上海" and r["record"]["version"]==3' "$OUT"
 as bob customer edit "$C" --expect-version 2 --industry tech
 expect "a field nobody changed since version 2 merges too" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "customer $C is at version 4"
 as bob customer edit "$C" --expect-version 2 --stage active
-expect "bob's own later change of the stage is a change since version 2 as well" test "$RC" -eq 1 -a -n "$(grep -F "'stage' was changed by bob at $today" <<<"$ERR")"
+expect "bob's own later change of the stage is a change since version 2 as well" test "$RC" -eq 1 -a -n "$(grep -F "'stage' was changed by bob " <<<"$ERR")"
 as bob customer edit "$C" --expect-version 9 --stage active
 expect "a base newer than the record is a conflict that says so" test "$RC" -eq 1 -a -n "$(grep -F 'older than the version 9 your change was based on' <<<"$ERR")"
 
@@ -58,10 +57,10 @@ as admin --json customer show "$C"
 expect "both lists changed" py 'r["record"]["phones"]==["13800001111","13900002222"] and r["record"]["tags"]==["vip","重点"]' "$OUT"
 as bob customer edit "$C" --expect-version 4 --rm-phone 13800001111
 expect "bob's --rm-phone based on version 4 conflicts with alice's phone added since" \
-    test "$RC" -eq 1 -a -n "$(grep -E "'phones' was changed by alice at $today .* \(version 5\)" <<<"$ERR")"
+    test "$RC" -eq 1 -a -n "$(grep -E "'phones' was changed by alice [0-9]+ s ago \(version 5\)" <<<"$ERR")"
 as alice customer edit "$C" --expect-version 5 --rm-tag vip
 expect "alice's --rm-tag based on version 5 conflicts with bob's tags" \
-    test "$RC" -eq 1 -a -n "$(grep -E "'tags' was changed by bob at $today .* \(version 6\)" <<<"$ERR")"
+    test "$RC" -eq 1 -a -n "$(grep -E "'tags' was changed by bob [0-9]+ s ago \(version 6\)" <<<"$ERR")"
 as alice tag add "$C" 回头客
 expect "crm tag reads the current version and lands" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "customer $C is at version 7"
 
@@ -75,7 +74,7 @@ expect "alice changes the city while bob's edit is pending" test "$RC" -eq 0
 RC=0; wait "$BOB" || RC=$?
 ERR=$(cat "$T/bob.e")
 expect "bob's edit without --expect-version is refused: alice changed the city after bob read it" \
-    test "$RC" -eq 1 -a -n "$(grep -E "'city' was changed by alice at $today .* \(version 8\)" <<<"$ERR")"
+    test "$RC" -eq 1 -a -n "$(grep -E "'city' was changed by alice [0-9]+ s ago \(version 8\)" <<<"$ERR")"
 CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_BIN/crm" --config "$T/bob" customer edit "$C" --industry 制造 >"$T/bob.o" 2>"$T/bob.e" &
 BOB=$!
 sleep 0.7
@@ -108,7 +107,7 @@ as admin activity edit "$A" --expect-version 1 --direction inbound
 expect "activity: admin changes the direction based on version 1: merged" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "activity $A is at version 3"
 as admin activity edit "$A" --expect-version 1 --body 改了
 expect "activity: admin's body based on version 1 names alice's change" \
-    test "$RC" -eq 1 -a -n "$(grep -E "activity '$A' changed meanwhile: 'body' was changed by alice at $today" <<<"$ERR")"
+    test "$RC" -eq 1 -a -n "$(grep -E "activity '$A' changed meanwhile: 'body' was changed by alice [0-9]+ s ago" <<<"$ERR")"
 
 # ---- the field history is unchanged by all this
 as admin customer history "$C" city
