@@ -176,6 +176,20 @@ expect "after the re-sync primary and replica have the same digest" \
 expect "... and the old copy and the fetch are gone from the replica's data dir" \
     test ! -e "$T/r/db.pre-resync" -a ! -e "$T/r/.replica-resync"
 start_server p3 "$T/p" --sweep-every 0 --wal-keep 1s --listen "$EP_p"
+# a crash during the switch: between its two renames (no db), the old database goes back;
+# after them (db in place, checked before the switch), the old one is removed
+mv "$T/r/db" "$T/r/db.pre-resync"
+start_server r5 "$T/r" --replica-of "$EP_p"
+expect "a switch cut between its renames: the old database is put back at start" \
+    grep -q "re-sync was interrupted before its switch" "$T/r5.log"
+cr5_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r5" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+expect "... and serves" eventually 'cr5_ customer show 13100000015; contains "$OUT" 客户15'
+stop_server r5
+cp -a "$T/r/db" "$T/r/db.pre-resync"
+start_server r6 "$T/r" --replica-of "$EP_p"
+expect "a switch done but not cleaned up: the old database is removed at start" \
+    test ! -e "$T/r/db.pre-resync"
+stop_server r6
 
 # ---- promotion: the primary dies, a replica becomes the primary under a new epoch
 "$A" replica init --from "$EP_p" --data "$T/n" --enroll "$T/repl1.enroll" >/dev/null 2>&1
