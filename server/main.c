@@ -51,6 +51,9 @@ static const char s_usage[] =
     "  --replica-of ENDPOINT  run as a read replica following the primary at ENDPOINT (data\n"
     "                      dir made by 'crm-admin replica init'); writes are refused\n"
     "  --replica-enroll FILE  the replica identity's enrollment (default DIR/replica.enroll)\n"
+    "  --no-resync         a replica the primary's log no longer reaches back to says so\n"
+    "                      and stops following (default: it re-syncs by itself from a new\n"
+    "                      snapshot of the primary)\n"
     "  --sync-replicas K   answer a write only once K replicas hold it (default 0: at once;\n"
     "                      after 5 s without them the write is reported as not confirmed)\n"
     "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
@@ -101,7 +104,7 @@ main(int argc, char **argv)
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
            OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
-           OPT_WAL_KEEP, OPT_SYNC_REPLICAS };
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -121,6 +124,7 @@ main(int argc, char **argv)
         {"io-threads", required_argument, NULL, OPT_IO_THREADS},
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
+        {"no-resync", no_argument, NULL, OPT_NO_RESYNC},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
         {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
@@ -253,6 +257,9 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.sync_replicas = (uint32_t)mib;
+            break;
+        case OPT_NO_RESYNC:
+            cfg.no_resync = true;
             break;
         case OPT_REPLICA_ENROLL:
             cfg.replica_enroll = optarg;

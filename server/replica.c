@@ -20,13 +20,25 @@
     idempotent, so a restart of either side costs one timeout at most.
 
     Too far behind: if the primary no longer keeps the WAL from our number
-    on (WAL_ttl_seconds passed), it says so and the follower stops pulling
-    and says what to do (a new `crm-admin replica init`); it keeps serving
-    reads of what it has.
+    on (WAL_ttl_seconds passed), it says so. The follower then re-syncs by
+    itself (unless crmd runs with --no-resync: then it stops pulling and
+    says what to do, a new `crm-admin replica init`). Re-sync: it fetches a
+    new snapshot with the same code as `crm-admin replica init`
+    (repl_fetch.c) into DATA_DIR/.replica-resync while this server keeps
+    serving what it has, checks the copy (every listed file complete and
+    fsynced; the server key is ours; it opens as a store; it is ahead of
+    us), then asks the server thread to switch (store_swap_db: the one
+    thread that may close and reopen the database, between two turns, once
+    no worker holds a read view; the old database is kept as
+    DATA_DIR/db.pre-resync until the new one is open, and removed by the
+    follower afterwards). Then it follows from the copy's sequence number.
     =========================================================================
 */
 #include "replica.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
@@ -34,8 +46,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "backup.h"
+#include "repl_fetch.h"
 
 #include "crm_keys.h"
 #include "crm_log.h"
@@ -47,6 +63,8 @@
 #define SEEN_WINDOW_US 60000000 /* ... if seen within a minute */
 #define PULL_TIMEOUT_MS 3000    /* no answer: reconnect */
 #define LAG_WARN_MS 5000        /* the follower logs when further behind than this */
+#define RESYNC_RETRY_MS 10000   /* a failed re-sync is tried again after this long */
+#define RESYNC_DIR ".replica-resync" /* DATA_DIR/...: where a re-sync fetches to */
 
 /* ==== The primary's side ==== */
 
@@ -213,9 +231,16 @@ struct repl_follower {
     _Atomic bool stop;
     crm_enroll_t enroll; /* the replica identity (secret key: zeroed on stop) */
     char endpoint[256];
-    pthread_mutex_t lock;          /* guards status */
+    char data_dir[PATH_MAX];
+    bool resync;                   /* re-sync by itself when too far behind (no --no-resync) */
+    uint64_t next_id;              /* request ids (follower thread only) */
+    _Atomic int swap;              /* S_SWAP_*: a re-sync's switch, handed to the server thread */
+    pthread_mutex_t lock;          /* guards status and swap_error */
     repl_follower_status_t status; /* what repl_follower_status() copies */
+    char swap_error[CRM_ERRBUF];   /* why the switch failed */
 };
+
+enum { S_SWAP_IDLE, S_SWAP_READY, S_SWAP_DONE, S_SWAP_FAILED };
 
 static void
 s_set_state(repl_follower_t *self, bool connected, const char *fmt, ...)
@@ -316,12 +341,191 @@ s_apply(repl_follower_t *self, const Crm__ReplPullReply *pr)
     return applied;
 }
 
+/* ---- Re-sync: a new snapshot when the primary's log no longer reaches back to us ---- */
+
+typedef struct {
+    repl_follower_t *self;
+    void *s;
+    int last_pct;
+} s_fetch_t;
+
+/* repl_fetch's transport: one REPL_SNAPSHOT request on our DEALER. */
+static crm_err_t
+s_snap_call(void *arg, Crm__ReplSnapshotRequest *rq, Crm__Reply **reply, char *errbuf)
+{
+    s_fetch_t *f = arg;
+    repl_follower_t *self = f->self;
+    *reply = NULL;
+    Crm__Request req = CRM__REQUEST__INIT;
+    uint64_t id = ++self->next_id;
+    req.id = id;
+    req.op = CRM__OP__OP_REPL_SNAPSHOT;
+    req.body_case = CRM__REQUEST__BODY_REPL_SNAPSHOT;
+    req.repl_snapshot = rq;
+    size_t len;
+    uint8_t *packed = crm_proto_pack(&req.base, &len);
+    int sent = zmq_send(f->s, packed, len, ZMQ_DONTWAIT);
+    free(packed);
+    Crm__Reply *r = sent >= 0 ? s_await(self, f->s, id) : NULL;
+    if (!r) {
+        snprintf(errbuf, CRM_ERRBUF, "no answer from the primary");
+        return CRM_ERR_UNAVAILABLE;
+    }
+    if (r->status != CRM__ERROR_CODE__OK || r->body_case != CRM__REPLY__BODY_REPL_SNAPSHOT) {
+        snprintf(errbuf, CRM_ERRBUF, "the primary refused the snapshot: %.200s",
+                 r->status != CRM__ERROR_CODE__OK ? r->message : "an answer without it");
+        crm_proto_free((ProtobufCMessage **)&r);
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    *reply = r;
+    return CRM_OK;
+}
+
+static void
+s_reply_free(Crm__Reply **reply)
+{
+    crm_proto_free((ProtobufCMessage **)reply);
+}
+
+static void
+s_fetch_progress(void *arg, uint64_t done, uint64_t total)
+{
+    s_fetch_t *f = arg;
+    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (pct / 25 > f->last_pct / 25)
+        crm_log(CRM_LOG_INFO, "replica: re-sync: %d%% of %.1f MB fetched", pct,
+                (double)total / 1e6);
+    f->last_pct = pct;
+}
+
+static bool
+s_fetch_stop(void *arg)
+{
+    return atomic_load(&((s_fetch_t *)arg)->self->stop);
+}
+
+/* Read a small file whole into BUF (at most CAP bytes); its length or -1. */
+static ssize_t
+s_slurp(const char *path, uint8_t *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap);
+    close(fd);
+    return n;
+}
+
+/* The fetched copy in DIR is fit to replace ours (at WAL sequence HAVE). */
+static crm_err_t
+s_verify(repl_follower_t *self, const char *dir, uint64_t have, uint64_t *copy_seq,
+         char *errbuf)
+{
+    char a[PATH_MAX + 96], b[PATH_MAX + 96];
+    uint8_t ka[4096], kb[4096];
+    snprintf(a, sizeof a, "%s/server.key", self->data_dir);
+    snprintf(b, sizeof b, "%s/server.key", dir);
+    ssize_t na = s_slurp(a, ka, sizeof ka), nb = s_slurp(b, kb, sizeof kb);
+    bool same = na > 0 && na == nb && !memcmp(ka, kb, (size_t)na);
+    sodium_memzero(ka, sizeof ka);
+    sodium_memzero(kb, sizeof kb);
+    if (!same) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "the snapshot's server key is not this data dir's: is %.100s the primary this "
+                 "replica was made from?",
+                 self->endpoint);
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    store_t *copy = NULL;
+    char why[CRM_ERRBUF];
+    if (store_open(dir, STORE_REPLICA, &copy, why) != CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "the fetched copy does not open: %.250s", why);
+        return CRM_ERR_STORAGE;
+    }
+    *copy_seq = store_wal_seq(copy);
+    store_destroy(&copy);
+    if (*copy_seq <= have) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "the fetched copy is at WAL sequence %llu, not ahead of this replica (%llu)",
+                 (unsigned long long)*copy_seq, (unsigned long long)have);
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    return CRM_OK;
+}
+
+/* Fetch a new snapshot through S, check it, have the server thread switch to
+   it. HAVE: our WAL sequence number; OLDEST: the oldest the primary keeps. */
+static crm_err_t
+s_resync(repl_follower_t *self, void *s, uint64_t have, uint64_t oldest)
+{
+    char dir[PATH_MAX + 32], path[PATH_MAX + 64], errbuf[CRM_ERRBUF];
+    int64_t t0 = crm_time_mono_us();
+    uint64_t copy_seq = 0;
+    crm_err_t rc = CRM_OK;
+    s_set_state(self, true,
+                "re-syncing: the primary at %s no longer keeps its log from sequence number "
+                "%llu (oldest kept: %llu); fetching a new snapshot (serving what it has "
+                "meanwhile)",
+                self->endpoint, (unsigned long long)(have + 1), (unsigned long long)oldest);
+    snprintf(dir, sizeof dir, "%s/%s", self->data_dir, RESYNC_DIR);
+    snprintf(path, sizeof path, "%s/db", dir);
+    backup_remove_tree(dir); /* an earlier attempt's */
+    if (mkdir(dir, 0700) != 0 || mkdir(path, 0700) != 0) {
+        snprintf(errbuf, sizeof errbuf, "cannot create '%.200s': %.80s", path, strerror(errno));
+        rc = CRM_ERR_STORAGE;
+        goto cleanup;
+    }
+    s_fetch_t f = {self, s, -1};
+    repl_fetch_io_t io = {s_snap_call, s_reply_free, NULL, s_fetch_progress, s_fetch_stop, &f};
+    if ((rc = repl_fetch(&io, dir, errbuf)) != CRM_OK)
+        goto cleanup;
+    if ((rc = s_verify(self, dir, have, &copy_seq, errbuf)) != CRM_OK)
+        goto cleanup;
+    /* the switch: on the server thread, between two turns */
+    s_set_state(self, true, "re-syncing: switching to the new copy at WAL sequence %llu",
+                (unsigned long long)copy_seq);
+    atomic_store(&self->swap, S_SWAP_READY);
+    zmq_send(self->bell_ring, "", 0, ZMQ_DONTWAIT);
+    int state;
+    while ((state = atomic_load(&self->swap)) == S_SWAP_READY) {
+        int ready = S_SWAP_READY;
+        if (atomic_load(&self->stop) &&
+            atomic_compare_exchange_strong(&self->swap, &ready, S_SWAP_IDLE)) {
+            snprintf(errbuf, sizeof errbuf, "stopped before the switch");
+            rc = CRM_ERR_UNAVAILABLE;
+            goto cleanup;
+        }
+        usleep(10000);
+    }
+    atomic_store(&self->swap, S_SWAP_IDLE);
+    if (state == S_SWAP_FAILED) {
+        pthread_mutex_lock(&self->lock);
+        snprintf(errbuf, sizeof errbuf, "%s", self->swap_error);
+        pthread_mutex_unlock(&self->lock);
+        rc = CRM_ERR_STORAGE;
+        goto cleanup;
+    }
+    snprintf(path, sizeof path, "%s/%s", self->data_dir, STORE_PRE_RESYNC_DIR);
+    backup_remove_tree(path); /* the old database, now that the new one serves */
+    crm_log(CRM_LOG_INFO,
+            "replica: re-synced from a new snapshot of %s in %.1f s: now at WAL sequence %llu",
+            self->endpoint, (double)(crm_time_mono_us() - t0) / 1e6,
+            (unsigned long long)store_wal_seq(self->store));
+    zmq_send(self->bell_ring, "", 0, ZMQ_DONTWAIT); /* the feed: the new copy's changes */
+cleanup:
+    backup_remove_tree(dir);
+    if (rc != CRM_OK && !atomic_load(&self->stop))
+        s_set_state(self, true,
+                    "re-sync from %s failed: %s; trying again in %d s (serving what it has)",
+                    self->endpoint, errbuf, RESYNC_RETRY_MS / 1000);
+    return rc;
+}
+
 static void *
 s_follow(void *arg)
 {
     repl_follower_t *self = arg;
     void *s = NULL;
-    uint64_t id = 0;
     int64_t warned_us = 0;
     s_set_state(self, false, "connecting to the primary at %s", self->endpoint);
     while (!atomic_load(&self->stop)) {
@@ -338,7 +542,8 @@ s_follow(void *arg)
         pull.epoch = epoch;
         pull.max_bytes = REPL_PULL_MAX_BYTES;
         Crm__Request req = CRM__REQUEST__INIT;
-        req.id = ++id;
+        uint64_t id = ++self->next_id;
+        req.id = id;
         req.op = CRM__OP__OP_REPL_PULL;
         req.body_case = CRM__REQUEST__BODY_REPL_PULL;
         req.repl_pull = &pull;
@@ -392,11 +597,18 @@ s_follow(void *arg)
                         (unsigned long long)have, self->endpoint,
                         (unsigned long long)reply->repl_pull->latest_seq);
             applied = -1;
+        } else if (reply->repl_pull->too_old && self->resync) {
+            uint64_t oldest = reply->repl_pull->oldest_seq;
+            crm_proto_free((ProtobufCMessage **)&reply);
+            if (s_resync(self, s, have, oldest) != CRM_OK && !atomic_load(&self->stop))
+                s_nap(self, RESYNC_RETRY_MS);
+            continue;
         } else if (reply->repl_pull->too_old) {
             s_set_state(self, true,
                         "too far behind: the primary no longer keeps its log from sequence "
                         "number %llu (oldest kept: %llu); make this replica again with "
-                        "'crm-admin replica init' (it keeps serving what it has)",
+                        "'crm-admin replica init', or start crmd without --no-resync to let it "
+                        "re-sync by itself (it keeps serving what it has)",
                         (unsigned long long)(have + 1),
                         (unsigned long long)reply->repl_pull->oldest_seq);
             applied = -1;
@@ -439,8 +651,8 @@ s_follow(void *arg)
 }
 
 crm_err_t
-repl_follower_start(void *ctx, store_t *store, const char *endpoint, const char *enroll_path,
-                    repl_follower_t **out, char *errbuf)
+repl_follower_start(void *ctx, store_t *store, const char *data_dir, const char *endpoint,
+                    const char *enroll_path, bool resync, repl_follower_t **out, char *errbuf)
 {
     crm_err_t rc = CRM_OK;
     static _Atomic unsigned counter;
@@ -450,6 +662,8 @@ repl_follower_start(void *ctx, store_t *store, const char *endpoint, const char 
     *out = NULL;
     self->store = store;
     self->ctx = ctx;
+    self->resync = resync;
+    snprintf(self->data_dir, sizeof self->data_dir, "%s", data_dir);
     pthread_mutex_init(&self->lock, NULL);
     if ((rc = crm_enroll_load(enroll_path, &self->enroll, errbuf)) != CRM_OK) {
         size_t n = strlen(errbuf);
@@ -500,6 +714,47 @@ repl_follower_drain(repl_follower_t *self)
     char b;
     while (zmq_recv(self->bell, &b, sizeof b, ZMQ_DONTWAIT) >= 0)
         ;
+}
+
+void
+repl_follower_tick(repl_follower_t *self)
+{
+    if (atomic_load(&self->swap) != S_SWAP_READY)
+        return;
+    char dir[PATH_MAX + 64], errbuf[CRM_ERRBUF];
+    snprintf(dir, sizeof dir, "%s/%s/db", self->data_dir, RESYNC_DIR);
+    int64_t t0 = crm_time_mono_us();
+    crm_err_t rc = store_swap_db(self->store, dir, errbuf);
+    if (rc == CRM_ERR_CONFLICT)
+        return; /* a worker's read view holds the store: next turn */
+    if (rc == CRM_OK)
+        crm_log(CRM_LOG_INFO, "replica: switched to the new copy in %.1f ms",
+                (double)(crm_time_mono_us() - t0) / 1e3);
+    pthread_mutex_lock(&self->lock);
+    snprintf(self->swap_error, sizeof self->swap_error, "%s", rc == CRM_OK ? "" : errbuf);
+    pthread_mutex_unlock(&self->lock);
+    atomic_store(&self->swap, rc == CRM_OK ? S_SWAP_DONE : S_SWAP_FAILED);
+}
+
+void
+repl_resync_cleanup(const char *data_dir)
+{
+    char old[PATH_MAX + 32], db[PATH_MAX + 8], dir[PATH_MAX + 32];
+    struct stat st;
+    snprintf(old, sizeof old, "%s/%s", data_dir, STORE_PRE_RESYNC_DIR);
+    snprintf(db, sizeof db, "%s/db", data_dir);
+    snprintf(dir, sizeof dir, "%s/%s", data_dir, RESYNC_DIR);
+    if (stat(old, &st) == 0) {
+        if (stat(db, &st) != 0) { /* between the two renames: the old one back */
+            if (rename(old, db) == 0)
+                crm_log(CRM_LOG_WARN, "replica: a re-sync was interrupted before its switch; "
+                                      "the database from before it is back in place");
+        } else { /* after them: the new copy (checked before the switch) is in place */
+            backup_remove_tree(old);
+        }
+    }
+    if (stat(dir, &st) == 0)
+        backup_remove_tree(dir); /* a fetch cut short */
 }
 
 const char *

@@ -85,9 +85,20 @@ typedef struct {
 /* Load the replica identity's enrollment ENROLL_PATH and start following
    ENDPOINT (the primary's; NULL or "" = the enrollment's endpoint) into
    STORE, opened with STORE_REPLICA. CTX is the server's ZeroMQ context; the
-   follower rings an inproc socket (repl_follower_socket) after applying. */
-crm_err_t repl_follower_start(void *ctx, store_t *store, const char *endpoint,
-                              const char *enroll_path, repl_follower_t **out, char *errbuf);
+   follower rings an inproc socket (repl_follower_socket) after applying.
+   With RESYNC, a replica the primary's log no longer reaches back to
+   re-syncs by itself from a new snapshot fetched into DATA_DIR (see
+   replica.c); without it, it says so and stops pulling. */
+crm_err_t repl_follower_start(void *ctx, store_t *store, const char *data_dir,
+                              const char *endpoint, const char *enroll_path, bool resync,
+                              repl_follower_t **out, char *errbuf);
+/* The server thread, every turn: a re-sync's switch to its new copy, when
+   one is ready (store_swap_db; retried next turn if a worker holds the store). */
+void repl_follower_tick(repl_follower_t *self);
+/* Before the store opens: finish what a crash left of a re-sync in DATA_DIR
+   (the old database back if the switch was cut between its renames; leftovers
+   removed). */
+void repl_resync_cleanup(const char *data_dir);
 /* The socket that becomes readable when batches were applied (server thread). */
 void *repl_follower_socket(repl_follower_t *self);
 /* Take the rings off the socket (server thread). */

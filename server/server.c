@@ -254,6 +254,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = s_check_zmq(errbuf)) != CRM_OK)
         goto cleanup;
     unsigned sflags = (cfg->sync ? STORE_SYNC : 0) | (cfg->replica_of ? STORE_REPLICA : 0);
+    repl_resync_cleanup(cfg->data_dir); /* what a crash left of a replica's re-sync */
     if ((rc = store_open_wal(cfg->data_dir, sflags, cfg->wal_keep_s, &self->store, errbuf)) !=
         CRM_OK)
         goto cleanup;
@@ -302,9 +303,9 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     self->snap = repl_snap_new(self->store, cfg->data_dir);
     if (cfg->replica_of) {
         snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
-        if ((rc = repl_follower_start(self->ctx, self->store, cfg->replica_of,
+        if ((rc = repl_follower_start(self->ctx, self->store, cfg->data_dir, cfg->replica_of,
                                       cfg->replica_enroll ? cfg->replica_enroll : path,
-                                      &self->follower, errbuf)) != CRM_OK)
+                                      !cfg->no_resync, &self->follower, errbuf)) != CRM_OK)
             goto cleanup;
     }
     *out = self;
@@ -694,8 +695,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             break;
         }
         worker_collect(self->worker, s_worker_reply, self);
-        if (self->follower) /* batches applied: the feed below delivers them */
+        if (self->follower) { /* batches applied: the feed below delivers them */
             repl_follower_drain(self->follower);
+            repl_follower_tick(self->follower); /* a re-sync's switch, if one is ready */
+        }
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
            write has waited COMMIT_WAIT_US, not only at the end of the turn */

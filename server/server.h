@@ -40,6 +40,7 @@ typedef struct {
     int io_threads;         /* libzmq I/O threads: TCP and CURVE (handshakes, crypto) */
     const char *replica_of; /* a read replica following this primary endpoint (NULL: primary) */
     const char *replica_enroll; /* ... as this replica identity (default DATA_DIR/replica.enroll) */
+    bool no_resync;         /* a replica too far behind refuses instead of re-syncing itself */
     uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
     uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
     int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */

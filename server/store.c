@@ -21,15 +21,18 @@
     into a read-only state; reads keep working. We remember the failure
     (write_error), refuse every later commit at once with the same clear
     error - RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE otherwise - and
-    log it once per episode. The RocksDB 7.8 C API has no Resume(), so
-    store_recover(), called by the server thread about once a second while
-    writes fail, writes and fsyncs a probe file next to the database and, once
-    that works, closes and reopens the database (under a lock the ZAP thread's
-    reads take too). Two traps in Debian's RocksDB build, which keeps its
-    assertions: (1) a WritableFileWriter that has seen an error asserts on
-    the next append or sync, so its own info LOG on a full disk aborts the
-    process on the next log line - we keep that LOG at header level (written
-    at open only, bounded in size) and log failures ourselves; (2) the same
+    log it once per episode. That state is under health_lock: a replica's
+    follower thread fails its applies into it (store_wal_apply) while the
+    server thread commits, recovers and reports it. The RocksDB 7.8 C API
+    has no Resume(), so store_recover(), called by the server thread about
+    once a second while writes fail, writes and fsyncs a probe file next to
+    the database and, once that works, closes and reopens the database
+    (under a lock the ZAP thread's reads take too). Two traps in Debian's
+    RocksDB build, which keeps its assertions: (1) a WritableFileWriter that
+    has seen an error asserts on the next append or sync, so its own info
+    LOG on a full disk aborts the process on the next log line - we keep
+    that LOG at header level (written at open only, bounded in size) and log
+    failures ourselves; (2) the same
     holds for the WAL writer, so after a failed write we never call
     FlushWAL(sync) on it, not even on close.
 
@@ -81,6 +84,10 @@ struct store {
                                      writing while the database is reopened */
     unsigned flags;               /* STORE_* it was opened with */
     char dir[PATH_MAX];           /* the data dir */
+    /* Write health, guarded by health_lock: the server thread commits and
+       recovers, a replica's follower thread applies (store_wal_apply), so
+       either may enter a failure episode while the other reads it. */
+    pthread_mutex_t health_lock;
     crm_err_t write_rc;           /* CRM_OK, or why writes are refused until recovery */
     char write_error[CRM_ERRBUF]; /* ... in words */
     uint64_t write_fail_since_us; /* when the current failure episode began */
@@ -236,13 +243,34 @@ s_db_open(store_t *self, char *errbuf)
    FlushWAL then (what it would sync was never acknowledged). */
 static void s_cursors_drop(store_t *self);
 
+/* The write health (CRM_OK or why writes are refused), its words in ERRBUF
+   (may be NULL); if COUNT, one more refused write is counted. */
+static crm_err_t
+s_health_count(store_t *self, char *errbuf, bool count)
+{
+    pthread_mutex_lock(&self->health_lock);
+    crm_err_t rc = self->write_rc;
+    if (rc != CRM_OK && errbuf)
+        snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
+    if (rc != CRM_OK && count)
+        self->writes_refused++;
+    pthread_mutex_unlock(&self->health_lock);
+    return rc;
+}
+
+static crm_err_t
+s_health(store_t *self, char *errbuf)
+{
+    return s_health_count(self, errbuf, false);
+}
+
 static void
 s_db_close(store_t *self)
 {
     if (!self->db)
         return;
     s_cursors_drop(self);
-    if (self->write_rc == CRM_OK) {
+    if (s_health(self, NULL) == CRM_OK) {
         char *err = NULL;
         rocksdb_flush_wal(self->db, 1, &err);
         if (err) {
@@ -361,6 +389,7 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     store_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
     pthread_rwlock_init(&self->reopen_lock, NULL);
+    pthread_mutex_init(&self->health_lock, NULL);
     pthread_mutex_init(&self->read_error_lock, NULL);
     *out = NULL;
 
@@ -474,6 +503,7 @@ store_destroy(store_t **self_p)
         rocksdb_cache_destroy(self->cache);
     pthread_rwlock_destroy(&self->reopen_lock);
     pthread_mutex_destroy(&self->read_error_lock);
+    pthread_mutex_destroy(&self->health_lock);
     free(self);
     *self_p = NULL;
 }
@@ -481,11 +511,9 @@ store_destroy(store_t **self_p)
 /* ==== Storage failures ==== */
 
 crm_err_t
-store_write_health(const store_t *self, char *errbuf)
+store_write_health(store_t *self, char *errbuf)
 {
-    if (self->write_rc != CRM_OK && errbuf)
-        snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
-    return self->write_rc;
+    return s_health(self, errbuf);
 }
 
 /* A commit failed with RocksDB error ERR (freed here): enter (or stay in) the
@@ -497,27 +525,32 @@ s_write_failed(store_t *self, char *err, size_t mutations, char *errbuf)
     crm_err_t rc = s_db_error(err, "cannot write to the store", text);
     if (rc == CRM_ERR_STORAGE)
         rc = CRM_ERR_UNAVAILABLE;
-    if (self->write_rc == CRM_OK) {
+    pthread_mutex_lock(&self->health_lock);
+    bool first = self->write_rc == CRM_OK;
+    if (first) {
         self->write_rc = rc;
         self->write_fail_since_us = (uint64_t)crm_time_mono_us();
         self->writes_refused = 0;
         snprintf(self->write_error, sizeof self->write_error,
                  "%.230s; writes refused until the disk takes them again (reads work)",
                  text);
+    }
+    self->writes_refused++;
+    snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
+    rc = self->write_rc;
+    pthread_mutex_unlock(&self->health_lock);
+    if (first)
         crm_log(CRM_LOG_ERROR,
                 "store: commit of %zu mutations failed, refusing writes until the disk takes "
                 "writes again: %s",
                 mutations, text);
-    }
-    self->writes_refused++;
-    snprintf(errbuf, CRM_ERRBUF, "%s", self->write_error);
-    return self->write_rc;
+    return rc;
 }
 
 crm_err_t
 store_recover(store_t *self, char *errbuf)
 {
-    if (self->write_rc == CRM_OK && self->db)
+    if (s_health(self, NULL) == CRM_OK && self->db)
         return CRM_OK;
     crm_err_t rc = s_write_probe(self->dir, errbuf);
     if (rc != CRM_OK)
@@ -526,25 +559,30 @@ store_recover(store_t *self, char *errbuf)
     s_db_close(self);
     rc = s_db_open(self, errbuf);
     pthread_rwlock_unlock(&self->reopen_lock);
+    pthread_mutex_lock(&self->health_lock);
     if (rc != CRM_OK) {
-        if (!self->reopen_failed)
-            crm_log(CRM_LOG_ERROR, "store: reopening after a write failure failed (retrying): %s",
-                    errbuf);
+        bool first = !self->reopen_failed;
         self->reopen_failed = true;
         if (self->write_rc == CRM_OK) { /* keep refusing writes, with this reason */
             self->write_rc = rc;
             snprintf(self->write_error, sizeof self->write_error, "%s", errbuf);
         }
+        pthread_mutex_unlock(&self->health_lock);
+        if (first)
+            crm_log(CRM_LOG_ERROR, "store: reopening after a write failure failed (retrying): %s",
+                    errbuf);
         return rc;
     }
     self->reopen_failed = false;
-    crm_log(CRM_LOG_INFO, "store: writes work again after %.1f s (%llu commits refused meanwhile)",
-            self->write_rc == CRM_OK
-                ? 0.0
-                : (double)((uint64_t)crm_time_mono_us() - self->write_fail_since_us) / 1e6,
-            (unsigned long long)self->writes_refused);
+    double secs = self->write_rc == CRM_OK
+                      ? 0.0
+                      : (double)((uint64_t)crm_time_mono_us() - self->write_fail_since_us) / 1e6;
+    unsigned long long refused = (unsigned long long)self->writes_refused;
     self->write_rc = CRM_OK;
     self->write_error[0] = '\0';
+    pthread_mutex_unlock(&self->health_lock);
+    crm_log(CRM_LOG_INFO, "store: writes work again after %.1f s (%llu commits refused meanwhile)",
+            secs, refused);
     return CRM_OK;
 }
 
@@ -632,7 +670,7 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "a replica does not trim its change log itself");
         return CRM_ERR_READONLY;
     }
-    if (self->write_rc != CRM_OK || !self->db) {
+    if (s_health(self, NULL) != CRM_OK || !self->db) {
         rocksdb_writebatch_destroy(b);
         snprintf(errbuf, CRM_ERRBUF, "cannot trim the change log while writes fail");
         return CRM_ERR_UNAVAILABLE;
@@ -959,12 +997,14 @@ store_group_commit(store_group_t *self, char *errbuf)
         self->next_seq = store_last_seq(st) + 1;
         goto cleanup;
     }
-    if (st->write_rc != CRM_OK || !st->db) {
+    if (!st->db) {
+        rc = CRM_ERR_UNAVAILABLE;
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened after a write failure");
+        self->next_seq = store_last_seq(st) + 1; /* give the numbers back */
+        goto cleanup;
+    }
+    if ((rc = s_health_count(st, errbuf, true)) != CRM_OK) {
         /* refused at once, as RocksDB would; store_recover() lifts this */
-        st->writes_refused++;
-        rc = st->db ? st->write_rc : CRM_ERR_UNAVAILABLE;
-        snprintf(errbuf, CRM_ERRBUF, "%s",
-                 st->db ? st->write_error : "the store is being reopened after a write failure");
         self->next_seq = store_last_seq(st) + 1; /* give the numbers back */
         goto cleanup;
     }
@@ -1183,12 +1223,13 @@ store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char 
     char *err = NULL;
     rocksdb_writebatch_t *b = NULL;
     pthread_rwlock_rdlock(&self->reopen_lock);
-    if (!self->db || self->write_rc != CRM_OK) {
-        snprintf(errbuf, CRM_ERRBUF, "%s",
-                 self->db ? self->write_error : "the store is being reopened");
-        rc = self->db ? self->write_rc : CRM_ERR_UNAVAILABLE;
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened");
+        rc = CRM_ERR_UNAVAILABLE;
         goto cleanup;
     }
+    if ((rc = s_health(self, errbuf)) != CRM_OK)
+        goto cleanup;
     uint64_t have = rocksdb_get_latest_sequence_number(self->db);
     if (seq != have + 1) {
         snprintf(errbuf, CRM_ERRBUF,
@@ -1232,6 +1273,58 @@ cleanup:
     return rc;
 }
 
+/* fsync directory DIR (renames in it) */
+static void
+s_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+crm_err_t
+store_swap_db(store_t *self, const char *new_db, char *errbuf)
+{
+    char old[PATH_MAX + 32];
+    snprintf(old, sizeof old, "%s/%s", self->dir, STORE_PRE_RESYNC_DIR);
+    if (pthread_rwlock_trywrlock(&self->reopen_lock) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is in use; trying again");
+        return CRM_ERR_CONFLICT;
+    }
+    crm_err_t rc = CRM_OK;
+    s_db_close(self);
+    if (rename(self->path, old) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot move the database aside: %.100s", strerror(errno));
+        rc = CRM_ERR_STORAGE;
+    } else if (rename(new_db, self->path) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot move the new copy in place: %.100s",
+                 strerror(errno));
+        rc = CRM_ERR_STORAGE;
+        rename(old, self->path);
+    } else if ((rc = s_db_open(self, errbuf)) != CRM_OK) {
+        rename(self->path, new_db); /* the old database back */
+        rename(old, self->path);
+    }
+    s_sync_dir(self->dir);
+    if (!self->db) {
+        char again[CRM_ERRBUF];
+        if (s_db_open(self, again) != CRM_OK) /* store_recover() retries it */
+            crm_log(CRM_LOG_ERROR, "store: reopening the old database failed: %s", again);
+    }
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (rc == CRM_OK) { /* the new copy's counters */
+        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
+        s_meta_u64(self, s_meta_log_first, &self->log_first);
+        s_meta_u64(self, s_meta_unique, &self->unique);
+        s_meta_u64(self, s_meta_epoch, &self->epoch);
+        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        s_meta_u64(self, s_meta_fenced_by, &self->fenced_by);
+    }
+    return rc;
+}
+
 uint64_t
 store_epoch(const store_t *self, uint64_t *start)
 {
@@ -1268,7 +1361,7 @@ s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(wo, 1);
     pthread_rwlock_rdlock(&self->reopen_lock);
-    if (self->db && self->write_rc == CRM_OK)
+    if (self->db && s_health(self, NULL) == CRM_OK)
         rocksdb_write(self->db, wo, b, &err);
     else
         err = strdup("the store does not take writes now");

@@ -168,7 +168,7 @@ crm_err_t store_group_commit(store_group_t *self, char *errbuf);
 /* CRM_OK while writes work. Otherwise the code every commit gets until
    store_recover() succeeds - RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE
    for other write errors - with its text in ERRBUF (may be NULL). */
-crm_err_t store_write_health(const store_t *self, char *errbuf);
+crm_err_t store_write_health(store_t *self, char *errbuf);
 /* While writes fail: if a probe file can be written and fsynced in the data
    dir, close and reopen the database so writes work again. Only the thread
    that owns the group may call it, between group commits. CRM_OK once
@@ -220,6 +220,17 @@ crm_err_t store_promote(store_t *self, uint64_t *epoch, char *errbuf);
 /* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
    from now on, and after a restart too (recorded in meta). */
 crm_err_t store_fence(store_t *self, uint64_t newer_epoch, char *errbuf);
+/* A replica's re-sync (replica.c): switch this open store to the database
+   in NEW_DB (a verified copy fetched from the primary, on the data dir's
+   filesystem). Server thread only, like store_recover(): it takes the lock
+   other threads' reads hold and gives up at once with CRM_ERR_CONFLICT
+   if one holds it now (call again later). The current database is renamed
+   to DIR/db.pre-resync, NEW_DB to DIR/db, and opened; if that open fails
+   the renames are undone and the old database reopened. The caller removes
+   DIR/db.pre-resync afterwards (see repl_resync_cleanup() for a crash
+   between the renames). */
+crm_err_t store_swap_db(store_t *self, const char *new_db, char *errbuf);
+#define STORE_PRE_RESYNC_DIR "db.pre-resync"
 
 /* Big-endian encoding for keys that must sort numerically. */
 void store_put_be64(uint8_t out[8], uint64_t v);

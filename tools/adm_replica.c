@@ -33,6 +33,7 @@
 #include "crm_proto.h"
 #include "crm_time.h"
 #include "backup.h"
+#include "repl_fetch.h"
 #include "store.h"
 
 static const char s_status_usage[] =
@@ -262,104 +263,61 @@ static const char s_replica_usage[] =
     "NAME --role replica --out FILE). FILE is kept as DIR/replica.enroll. Then start\n"
     "the replica with: crmd --data DIR --replica-of ENDPOINT\n";
 
-/* Call REPL_SNAPSHOT with RQ; *reply is the answer's snapshot body. */
-static int
-s_snap_call(conn_t *conn, Crm__ReplSnapshotRequest *rq, Crm__Reply **reply)
+/* The fetch's transport (repl_fetch.h): REPL_SNAPSHOT through our connection. */
+typedef struct {
+    conn_t *conn;
+    int exit_rc;  /* conn_call's exit code when it failed (it reported why) */
+    bool bar;     /* a progress bar on a terminal, else a line per quarter */
+    int last_pct;
+} s_fetch_t;
+
+static crm_err_t
+s_snap_call(void *arg, Crm__ReplSnapshotRequest *rq, Crm__Reply **reply, char *errbuf)
 {
+    s_fetch_t *f = arg;
     Crm__Request r = CRM__REQUEST__INIT;
     r.op = CRM__OP__OP_REPL_SNAPSHOT;
     r.body_case = CRM__REQUEST__BODY_REPL_SNAPSHOT;
     r.repl_snapshot = rq;
-    int rc = conn_call(conn, &r, reply);
-    if (rc == EXIT_OK && (*reply)->body_case != CRM__REPLY__BODY_REPL_SNAPSHOT) {
-        conn_reply_free(reply);
-        fprintf(stderr, "crm-admin replica: the server sent an unexpected reply\n");
-        return EXIT_REFUSED;
+    if (rq->done) /* the end, or dropping what we did not finish: nothing to report */
+        conn_set_quiet(f->conn, true);
+    int rc = conn_call(f->conn, &r, reply);
+    if (rc != EXIT_OK) {
+        f->exit_rc = rc;
+        errbuf[0] = '\0'; /* conn_call said why */
+        return CRM_ERR_UNAVAILABLE;
     }
-    return rc;
+    if ((*reply)->body_case != CRM__REPLY__BODY_REPL_SNAPSHOT) {
+        conn_reply_free(reply);
+        snprintf(errbuf, CRM_ERRBUF, "the server sent an unexpected reply");
+        return CRM_ERR_INTERNAL;
+    }
+    return CRM_OK;
 }
 
 static void
-s_progress(bool bar, uint64_t done, uint64_t total, int *last_pct)
+s_started(void *arg, uint64_t id)
 {
+    (void)arg;
+    fprintf(stderr, "snapshot %llu: the primary is taking a checkpoint...\n",
+            (unsigned long long)id);
+}
+
+static void
+s_progress(void *arg, uint64_t done, uint64_t total)
+{
+    s_fetch_t *f = arg;
     int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
-    if (bar) {
+    if (f->bar) {
         int n = pct / 4;
         fprintf(stderr, "\r[%.*s%*s] %3d%%  %8.1f of %.1f MB ", n, "=========================",
                 25 - n, "", pct, (double)done / 1e6, (double)total / 1e6);
         fflush(stderr);
-    } else if (pct / 25 > *last_pct / 25 || (pct == 100 && *last_pct != 100)) {
+    } else if (pct / 25 > f->last_pct / 25 || (pct == 100 && f->last_pct != 100)) {
         fprintf(stderr, "snapshot: %3d%%  %.1f of %.1f MB\n", pct, (double)done / 1e6,
                 (double)total / 1e6);
     }
-    *last_pct = pct;
-}
-
-/* A name the primary listed, safe to create under DIR: "db/<file>" or a plain name. */
-static bool
-s_safe_name(const char *name)
-{
-    const char *base = strncmp(name, "db/", 3) == 0 ? name + 3 : name;
-    return *base && *base != '.' && !strchr(base, '/') && strlen(base) < 64;
-}
-
-/* Fetch every file of snapshot ID into DIR. */
-static int
-s_fetch(conn_t *conn, uint64_t id, Crm__ReplFile **files, size_t n, const char *dir)
-{
-    uint64_t total = 0, done = 0;
-    int last_pct = -1;
-    bool bar = isatty(2);
-    for (size_t i = 0; i < n; i++)
-        total += files[i]->size;
-    for (size_t i = 0; i < n; i++) {
-        char path[PATH_MAX];
-        if (!s_safe_name(files[i]->name)) {
-            fprintf(stderr, "crm-admin replica: the primary listed a bad file name '%s'\n",
-                    files[i]->name);
-            return EXIT_REFUSED;
-        }
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]->name);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", path,
-                    strerror(errno));
-            return EXIT_USAGE;
-        }
-        uint64_t off = 0;
-        int rc = EXIT_OK;
-        while (rc == EXIT_OK && off < files[i]->size) {
-            Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
-            rq.id = id;
-            rq.file = files[i]->name;
-            rq.offset = off;
-            rq.max_bytes = 256u << 10;
-            Crm__Reply *reply = NULL;
-            if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
-                break;
-            const ProtobufCBinaryData *d = &reply->repl_snapshot->data;
-            if (d->len == 0 || write(fd, d->data, d->len) != (ssize_t)d->len) {
-                fprintf(stderr, "crm-admin replica: %s '%s'\n",
-                        d->len ? "cannot write" : "the primary sent nothing more of", path);
-                rc = EXIT_REFUSED;
-            }
-            off += d->len;
-            done += d->len;
-            conn_reply_free(&reply);
-            s_progress(bar, done, total, &last_pct);
-        }
-        if (rc == EXIT_OK && fsync(fd) != 0) {
-            fprintf(stderr, "crm-admin replica: cannot sync '%s': %s\n", path, strerror(errno));
-            rc = EXIT_REFUSED;
-        }
-        close(fd);
-        if (rc != EXIT_OK)
-            return rc;
-    }
-    s_progress(bar, total, total, &last_pct);
-    if (bar)
-        fprintf(stderr, "\n");
-    return EXIT_OK;
+    f->last_pct = pct;
 }
 
 static int
@@ -369,7 +327,6 @@ s_replica_init(const char *from, const char *data, const char *enroll_path)
     crm_enroll_t e;
     int rc = EXIT_OK;
     conn_t *conn = NULL;
-    uint64_t id = 0;
     bool made = false;
     if (crm_enroll_load(enroll_path, &e, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-admin replica: %s\n", errbuf);
@@ -396,40 +353,20 @@ s_replica_init(const char *from, const char *data, const char *enroll_path)
     if ((rc = conn_open(&ctx, &conn)) != EXIT_OK)
         goto cleanup;
     int64_t t0 = crm_time_mono_us();
-    Crm__ReplSnapshotRequest rq = CRM__REPL_SNAPSHOT_REQUEST__INIT;
-    Crm__Reply *reply = NULL;
-    if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
-        goto cleanup;
-    id = reply->repl_snapshot->id;
-    conn_reply_free(&reply);
-    fprintf(stderr, "snapshot %llu: the primary is taking a checkpoint...\n",
-            (unsigned long long)id);
-    for (;;) { /* until the checkpoint is ready: its file list */
-        rq.id = id;
-        if ((rc = s_snap_call(conn, &rq, &reply)) != EXIT_OK)
-            goto cleanup;
-        const Crm__ReplSnapshotReply *sr = reply->repl_snapshot;
-        if (*sr->error) {
-            fprintf(stderr, "crm-admin replica: the primary's checkpoint failed: %s\n",
-                    sr->error);
-            conn_reply_free(&reply);
-            id = 0;
-            rc = EXIT_REFUSED;
-            goto cleanup;
+    s_fetch_t f = {conn, EXIT_OK, isatty(2) != 0, -1};
+    repl_fetch_io_t io = {s_snap_call, conn_reply_free, s_started, s_progress, NULL, &f};
+    crm_err_t frc = repl_fetch(&io, data, errbuf);
+    if (f.bar && frc == CRM_OK)
+        fprintf(stderr, "\n");
+    if (frc != CRM_OK) {
+        if (f.exit_rc != EXIT_OK && !*errbuf) {
+            rc = f.exit_rc;
+        } else {
+            fprintf(stderr, "crm-admin replica: %s\n", errbuf);
+            rc = frc == CRM_ERR_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_REFUSED;
         }
-        if (sr->ready)
-            break;
-        conn_reply_free(&reply);
-        usleep(100000);
-    }
-    rc = s_fetch(conn, id, reply->repl_snapshot->files, reply->repl_snapshot->n_files, data);
-    conn_reply_free(&reply);
-    if (rc != EXIT_OK)
         goto cleanup;
-    rq.done = true; /* the primary removes its checkpoint */
-    if (s_snap_call(conn, &rq, &reply) == EXIT_OK)
-        id = 0;
-    conn_reply_free(&reply);
+    }
     /* the identity and where the primary is, for crmd --replica-of */
     snprintf(e.endpoint, sizeof e.endpoint, "%s", from);
     snprintf(path, sizeof path, "%s/replica.enroll", data);
@@ -451,15 +388,6 @@ s_replica_init(const char *from, const char *data, const char *enroll_path)
            data, from);
     store_destroy(&store);
 cleanup:
-    if (id && conn) { /* tell the primary to drop what we did not finish */
-        Crm__ReplSnapshotRequest done = CRM__REPL_SNAPSHOT_REQUEST__INIT;
-        done.id = id;
-        done.done = true;
-        Crm__Reply *r = NULL;
-        conn_set_quiet(conn, true);
-        s_snap_call(conn, &done, &r);
-        conn_reply_free(&r);
-    }
     conn_destroy(&conn);
     if (rc != EXIT_OK && made) { /* leave nothing half-made behind */
         snprintf(path, sizeof path, "%s/db", data);

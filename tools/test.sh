@@ -5,8 +5,9 @@
 #                         other warnings)
 #   RelWithDebInfo, Asan  unit and end-to-end tests (Asan: AddressSanitizer + UBSan)
 #   Tsan                  ThreadSanitizer on the threaded tests: the unit tests and the
-#                         end-to-end tests that drive the server's threads (ZAP, feed, worker),
-#                         with tests/tsan.supp (each suppression explained there)
+#                         end-to-end tests that drive the server's threads (ZAP, feed,
+#                         worker, a replica's follower), with tests/tsan.supp (each
+#                         suppression explained there)
 # and fuzz the request path and feed delivery with libFuzzer for CRM_FUZZ_SECONDS (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     case $type in
     Release | Debug) continue ;;
     RelWithDebInfo) only=() ;;
-    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$)') ;;
+    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$)') ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac
     echo "=== $type tests ==="

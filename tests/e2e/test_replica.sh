@@ -3,7 +3,8 @@
 # counters included; its own feed delivers the primary's changes under the primary's
 # numbers; it refuses writes naming the primary; it survives a kill -9 of itself and a
 # restart of the primary and catches up by itself; only a replica identity may follow the
-# log; a replica behind the primary's retained log says so and keeps serving reads
+# log; a replica behind the primary's retained log re-syncs by itself from a new snapshot
+# (with --no-resync it says so and keeps serving reads)
 source "$(dirname "$0")/lib.sh"
 
 A="$CRM_BIN/crm-admin"
@@ -144,13 +145,51 @@ cp_ customer add --name 客户11 --phone 13100000011
 sleep 2.5
 cp_ customer add --name 客户12 --phone 13100000012
 "$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >/dev/null 2>&1
-start_server r3 "$T/r" --replica-of "$EP_p"
-expect "a replica past the retained log says it is too far behind" \
+start_server r3 "$T/r" --replica-of "$EP_p" --no-resync
+expect "a replica past the retained log, with --no-resync, says it is too far behind" \
     eventually 'grep -q "too far behind" "$T/r3.log"'
 RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
 expect "... and keeps serving what it has" test "$RC" -eq 0
 expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
+sleep 1
+RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000012 >"$T/o" 2>&1 || RC=$?
+expect "... and does not re-sync (the write it missed is not there)" test "$RC" -ne 0
 stop_server r3
+
+# ---- without --no-resync it re-syncs by itself from a new snapshot, then follows again
+start_server r4 "$T/r" --replica-of "$EP_p"
+cr4_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r4" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+expect "a replica past the retained log re-syncs by itself from a new snapshot" \
+    eventually 'grep -q "replica: re-synced from a new snapshot of $EP_p" "$T/r4.log"'
+expect "... saying first why" grep -q "re-syncing: the primary at $EP_p no longer keeps its log" "$T/r4.log"
+expect "... and then has the write it had missed" eventually 'cr4_ customer show 13100000012; contains "$OUT" 客户12'
+cp_ customer add --name 客户15 --phone 13100000015
+expect "... and follows the primary again" eventually 'cr4_ customer show 13100000015; contains "$OUT" 客户15'
+expect "... its status says following" eventually 'contains "$(st "$EP_r4" state)" "following the primary"'
+synced "$EP_r4"
+stop_server r4
+stop_server p3
+"$A" digest --data "$T/p" >"$T/dp"
+"$A" digest --data "$T/r" >"$T/dr"
+expect "after the re-sync primary and replica have the same digest" \
+    bash -c "cmp -s '$T/dp' '$T/dr' && grep -q '^keys [1-9]' '$T/dp'"
+expect "... and the old copy and the fetch are gone from the replica's data dir" \
+    test ! -e "$T/r/db.pre-resync" -a ! -e "$T/r/.replica-resync"
+start_server p3 "$T/p" --sweep-every 0 --wal-keep 1s --listen "$EP_p"
+# a crash during the switch: between its two renames (no db), the old database goes back;
+# after them (db in place, checked before the switch), the old one is removed
+mv "$T/r/db" "$T/r/db.pre-resync"
+start_server r5 "$T/r" --replica-of "$EP_p"
+expect "a switch cut between its renames: the old database is put back at start" \
+    grep -q "re-sync was interrupted before its switch" "$T/r5.log"
+cr5_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r5" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+expect "... and serves" eventually 'cr5_ customer show 13100000015; contains "$OUT" 客户15'
+stop_server r5
+cp -a "$T/r/db" "$T/r/db.pre-resync"
+start_server r6 "$T/r" --replica-of "$EP_p"
+expect "a switch done but not cleaned up: the old database is removed at start" \
+    test ! -e "$T/r/db.pre-resync"
+stop_server r6
 
 # ---- promotion: the primary dies, a replica becomes the primary under a new epoch
 "$A" replica init --from "$EP_p" --data "$T/n" --enroll "$T/repl1.enroll" >/dev/null 2>&1
@@ -197,7 +236,10 @@ init_data "$T/s"
 "$A" user add repl2 --role replica --data "$T/s" --out "$T/repl2.enroll" >/dev/null
 start_server s "$T/s" --sweep-every 0 --sync-replicas 1
 cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-cs_ --timeout 10 customer add --name 无人确认 --phone 13500000000
+# --timeout 20: the client resends a write (same idempotency key) after half its timeout,
+# which must come after the server's 5 s wait for the replicas, or the resend is answered
+# from the idempotency record instead
+cs_ --timeout 20 customer add --name 无人确认 --phone 13500000000
 expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
 expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
 "$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
