@@ -47,6 +47,13 @@ dir=build-test-fuzz
 CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRM_FUZZ=ON -DCRM_WERROR=OFF >/dev/null
 cmake --build "$dir" --target fuzz_dispatch -j"$(nproc)"
 rm -rf "$dir/corpus" "$dir/tmp" && mkdir -p "$dir/corpus" "$dir/tmp"
+# first the inputs that once failed (tests/fuzz/regress: each a bug fixed since), one by one
+if ! TMPDIR="$PWD/$dir/tmp" "$dir/fuzz_dispatch" -rss_limit_mb=2048 tests/fuzz/regress/* \
+    >"$dir/regress.log" 2>&1; then
+    tail -40 "$dir/regress.log"
+    echo "fuzz: a saved input of tests/fuzz/regress fails again" >&2
+    status=1
+fi
 if TMPDIR="$PWD/$dir/tmp" CRM_FUZZ_SEEDS="$PWD/$dir/corpus" \
     "$dir/fuzz_dispatch" -max_total_time="$CRM_FUZZ_SECONDS" -rss_limit_mb=2048 \
     -artifact_prefix="$dir/" "$dir/corpus" >"$dir/fuzz.log" 2>&1; then

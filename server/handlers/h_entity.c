@@ -854,12 +854,12 @@ h_entity_update(req_ctx_t *ctx)
                                       ? ": the server derives it"
                                       : "");
     }
-    if ((rc = s_unpack(ctx, e, &r->record, &patch)) != CRM_OK)
-        return rc;
-    if (r->expect_version == 0)
+    if (r->expect_version == 0) /* checked before the patch is unpacked: nothing to free */
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                               "expect_version is required: send the version your change is "
                               "based on (crm reads it for you)");
+    if ((rc = s_unpack(ctx, e, &r->record, &patch)) != CRM_OK)
+        return rc;
     m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     /* based on an older version: merged by field unless a field of this
        update changed since (conflict.h) - after the permission check, so no
