@@ -57,7 +57,8 @@ static const char s_usage[] =
     "  --sync-replicas K   answer a write only once K replicas hold it (default 0: at once;\n"
     "                      after 5 s without them the write is reported as not confirmed)\n"
     "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
-    "                      (e.g. 24h, 30m, 90s; default 24h)\n"
+    "                      (e.g. 24h, 30m, 90s; default 0: none beyond the live log - set it\n"
+    "                      on a primary with replicas; every hour kept is disk)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -265,7 +266,7 @@ main(int argc, char **argv)
             cfg.replica_enroll = optarg;
             break;
         case OPT_WAL_KEEP: {
-            int64_t ms = s_parse_duration(optarg);
+            int64_t ms = strcmp(optarg, "0") ? s_parse_duration(optarg) : 0;
             if (ms < 0) {
                 fprintf(stderr, "crmd: --wal-keep needs a duration such as 24h, 30m or 90s, "
                                 "not '%s'\n", optarg);

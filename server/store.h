@@ -54,7 +54,10 @@ enum {
 
 /* How long the primary keeps write-ahead log files that hold nothing unflushed,
    for replicas catching up (RocksDB WAL_ttl_seconds). */
-#define STORE_WAL_KEEP_S_DEFAULT (24u * 3600)
+/* 0: no archive. Every obsolete WAL file kept is disk: a day of writes at a busy
+   primary is many gigabytes, and on a small disk the archive alone filled it
+   (test_fault_diskfull). A primary with replicas sets --wal-keep. */
+#define STORE_WAL_KEEP_S_DEFAULT 0u
 
 /* The on-disk format this code reads and writes. 1: one record per change
    (no format key); 2: a change carries every record it touched (parts),
