@@ -333,9 +333,11 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     else if (nframes >= 1)
         crm_proto_peek_id(body, len, &out->id); /* a refusal still names its request */
     /* decided here, for every op: a reply that staged anything, or read
-       through the group while something was staged, depends on the commit */
-    out->after_commit =
-        ctx.staged || (env->group && store_group_touches(env->group) != touches);
+       through the group while something was staged, depends on the commit;
+       so does a kept first reply sent again (under --sync-replicas the first
+       may still be waiting for the replicas: the resend waits with it) */
+    out->after_commit = ctx.staged || ctx.replay ||
+                        (env->group && store_group_touches(env->group) != touches);
     out->deferred = rc == CRM_OK && ctx.deferred;
     out->held = rc == CRM_OK && ctx.held && !out->after_commit;
     if (out->deferred || out->held) {

@@ -242,6 +242,11 @@ cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" 
 cs_ --timeout 20 customer add --name 无人确认 --phone 13500000000
 expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
 expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
+# --timeout 6: the resend (3 s) comes while the first is still waiting for a replica; it
+# must wait with it, not be answered OK from the idempotency record at once
+cs_ --timeout 6 customer add --name 重发无人确认 --phone 13500000002
+expect "a resent write under --sync-replicas is not acknowledged without a replica" test "$RC" -ne 0
+expect "... but told it is not confirmed" contains "$ERR" "fewer than 1 replicas confirmed it"
 "$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
 start_server sr "$T/sr" --replica-of "$EP_s"
 cs_ customer add --name 已确认 --phone 13500000001
