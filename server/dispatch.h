@@ -66,6 +66,7 @@ typedef struct {
         Crm__BackupReply backup;
         Crm__ReplPullReply repl_pull;
         Crm__ReplStatusReply repl_status;
+        Crm__ReplDigestReply repl_digest;
         Crm__ReplSnapshotReply repl_snapshot;
     } body;
     char errbuf[CRM_ERRBUF];  /* human text of a failure */
@@ -203,5 +204,6 @@ crm_err_t h_repl_pull(req_ctx_t *ctx);
 crm_err_t h_repl_status(req_ctx_t *ctx);
 crm_err_t h_repl_snapshot(req_ctx_t *ctx);
 crm_err_t h_repl_promote(req_ctx_t *ctx);
+crm_err_t h_repl_digest(req_ctx_t *ctx);
 
 #endif

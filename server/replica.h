@@ -27,6 +27,11 @@
 /* A replica that pulled nothing waits this long before it asks again */
 #define REPL_IDLE_WAIT_MS 5 /* the primary holds a pull with nothing new up to 0.5 s */
 
+/* A replica keeps a snapshot after each batch it applied for this long, at
+   most this many, for a digest as of a primary's sequence number (REPL_DIGEST) */
+#define REPL_VIEW_KEEP_MS 5000
+#define REPL_VIEW_MAX 4096
+
 /* ==== The primary's side ==== */
 
 typedef struct repl repl_t;

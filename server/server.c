@@ -302,6 +302,9 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     self->repl = repl_new(self->store);
     self->snap = repl_snap_new(self->store, cfg->data_dir);
     if (cfg->replica_of) {
+        /* a digest as of the primary's number, which the replica has passed by the time
+           it is asked (REPL_DIGEST): views of the last seconds, bounded in number */
+        store_keep_views(self->store, REPL_VIEW_KEEP_MS, REPL_VIEW_MAX);
         snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
         if ((rc = repl_follower_start(self->ctx, self->store, cfg->data_dir, cfg->replica_of,
                                       cfg->replica_enroll ? cfg->replica_enroll : path,

@@ -51,8 +51,10 @@
 #include <limits.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -111,6 +113,17 @@ struct store {
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
     store_wal_cursor_t *cursors; /* replicas' WAL iterators, dropped when the db closes */
+    /* store_keep_views(): a snapshot after each applied batch, the last few
+       seconds of them, so a digest can be taken as of a primary's sequence
+       number the replica has already passed (store_view_at) */
+    pthread_mutex_t views_lock;
+    struct s_kept_view {
+        uint64_t seq;
+        const rocksdb_snapshot_t *snap; /* NULL once taken by store_view_at() */
+        int64_t at_us;
+    } *views;
+    size_t views_cap, views_head, views_n;
+    int64_t views_keep_us;
 };
 
 struct store_group {
@@ -264,11 +277,31 @@ s_health(store_t *self, char *errbuf)
     return s_health_count(self, errbuf, false);
 }
 
+/* Release the kept views older than KEEP_US before NOW (all with KEEP_US < 0),
+   and the oldest beyond the ring's capacity less one. Under reopen_lock. */
+static void
+s_views_trim(store_t *self, int64_t now, int64_t keep_us)
+{
+    pthread_mutex_lock(&self->views_lock);
+    while (self->views_n &&
+           (keep_us < 0 || self->views_n >= self->views_cap ||
+            self->views[self->views_head].at_us < now - keep_us)) {
+        struct s_kept_view *v = &self->views[self->views_head];
+        if (v->snap && self->db)
+            rocksdb_release_snapshot(self->db, v->snap);
+        v->snap = NULL;
+        self->views_head = (self->views_head + 1) % self->views_cap;
+        self->views_n--;
+    }
+    pthread_mutex_unlock(&self->views_lock);
+}
+
 static void
 s_db_close(store_t *self)
 {
     if (!self->db)
         return;
+    s_views_trim(self, 0, -1);
     s_cursors_drop(self);
     if (s_health(self, NULL) == CRM_OK) {
         char *err = NULL;
@@ -391,6 +424,7 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     pthread_rwlock_init(&self->reopen_lock, NULL);
     pthread_mutex_init(&self->health_lock, NULL);
     pthread_mutex_init(&self->read_error_lock, NULL);
+    pthread_mutex_init(&self->views_lock, NULL);
     *out = NULL;
 
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -504,6 +538,8 @@ store_destroy(store_t **self_p)
     pthread_rwlock_destroy(&self->reopen_lock);
     pthread_mutex_destroy(&self->read_error_lock);
     pthread_mutex_destroy(&self->health_lock);
+    pthread_mutex_destroy(&self->views_lock);
+    free(self->views);
     free(self);
     *self_p = NULL;
 }
@@ -758,6 +794,125 @@ uint64_t
 store_view_seq(void)
 {
     return t_view_seq;
+}
+
+crm_err_t
+store_digest(store_t *self, uint8_t out[32], uint64_t *keys, uint64_t *last_seq, char *errbuf)
+{
+    uint64_t errors = store_read_errors(self, NULL);
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    *keys = 0;
+    for (int cf = 0; cf < STORE_CF__COUNT; cf++) {
+        const char *name = s_cf_names[cf];
+        crypto_generichash_update(&h, (const unsigned char *)name, strlen(name) + 1);
+        store_iter_t *it = store_iter_new(self, (store_cf_t)cf);
+        for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it)) {
+            size_t klen, vlen;
+            const char *k = store_iter_key(it, &klen);
+            const char *v = store_iter_value(it, &vlen);
+            uint8_t lens[16];
+            store_put_be64(lens, klen);
+            store_put_be64(lens + 8, vlen);
+            crypto_generichash_update(&h, lens, sizeof lens);
+            crypto_generichash_update(&h, (const unsigned char *)k, klen);
+            crypto_generichash_update(&h, (const unsigned char *)v, vlen);
+            (*keys)++;
+        }
+        store_iter_destroy(&it);
+    }
+    crypto_generichash_final(&h, out, 32);
+    _Atomic uint64_t seq = 0;
+    crm_err_t rc = s_meta_u64(self, s_meta_last_seq, &seq);
+    *last_seq = atomic_load(&seq);
+    if (rc == CRM_OK && store_read_errors(self, errbuf) != errors)
+        rc = CRM_ERR_STORAGE;
+    else if (rc != CRM_OK)
+        snprintf(errbuf, CRM_ERRBUF, "cannot read the change-log sequence number");
+    return rc;
+}
+
+void
+store_keep_views(store_t *self, int keep_ms, size_t max)
+{
+    CRM_ASSERT(!self->views && max >= 2);
+    self->views = calloc(max, sizeof *self->views);
+    CRM_ASSERT_ALLOC(self->views);
+    self->views_cap = max;
+    self->views_keep_us = (int64_t)keep_ms * 1000;
+}
+
+/* Switch the thread's view to SNAP (taken over). */
+static void
+s_view_switch(store_t *self, const rocksdb_snapshot_t *snap)
+{
+    rocksdb_release_snapshot(self->db, t_view_snap);
+    t_view_snap = snap;
+    rocksdb_readoptions_set_snapshot(t_view_ropts, t_view_snap);
+}
+
+crm_err_t
+store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_seq, char *errbuf)
+{
+    CRM_ASSERT(t_view_ropts || !self->db);
+    if (!self->db) {
+        snprintf(errbuf, CRM_ERRBUF, "the store is being reopened; try again");
+        return CRM_ERR_UNAVAILABLE;
+    }
+    int64_t deadline = crm_time_mono_us() + (int64_t)wait_ms * 1000;
+    for (;;) {
+        const rocksdb_snapshot_t *snap = NULL;
+        pthread_mutex_lock(&self->views_lock);
+        for (size_t i = 0; at && i < self->views_n && !snap; i++) {
+            struct s_kept_view *v = &self->views[(self->views_head + i) % self->views_cap];
+            if (v->seq == at && v->snap) {
+                snap = v->snap;
+                v->snap = NULL;
+            }
+        }
+        uint64_t oldest = self->views_n ? self->views[self->views_head].seq : 0;
+        pthread_mutex_unlock(&self->views_lock);
+        if (snap) {
+            s_view_switch(self, snap);
+            *wal_seq = at;
+            return CRM_OK;
+        }
+        /* a snapshot between two equal readings of the latest number is at it */
+        uint64_t latest = rocksdb_get_latest_sequence_number(self->db);
+        if (!at || at == latest) {
+            snap = rocksdb_create_snapshot(self->db);
+            if (rocksdb_get_latest_sequence_number(self->db) == latest) {
+                s_view_switch(self, snap);
+                *wal_seq = latest;
+                return CRM_OK;
+            }
+            rocksdb_release_snapshot(self->db, snap);
+            continue;
+        }
+        if (at < latest) {
+            if (oldest && at >= oldest)
+                snprintf(errbuf, CRM_ERRBUF,
+                         "WAL sequence number %llu does not end a batch here (the primary's "
+                         "digest names one that does)",
+                         (unsigned long long)at);
+            else
+                snprintf(errbuf, CRM_ERRBUF,
+                         "this server is past WAL sequence number %llu (it is at %llu)%s",
+                         (unsigned long long)at, (unsigned long long)latest,
+                         self->views_keep_us ? " and keeps views of the last few seconds only"
+                                             : "; digest the server that is behind with --at");
+            return CRM_ERR_FAILED_PRECONDITION;
+        }
+        if (crm_time_mono_us() >= deadline) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "this server did not reach WAL sequence number %llu within %d s (it is at "
+                     "%llu)",
+                     (unsigned long long)at, wait_ms / 1000, (unsigned long long)latest);
+            return CRM_ERR_UNAVAILABLE;
+        }
+        struct timespec nap = {0, 2000000};
+        nanosleep(&nap, NULL);
+    }
 }
 
 void
@@ -1258,6 +1413,17 @@ store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char 
                  (unsigned long long)rocksdb_get_latest_sequence_number(self->db),
                  (unsigned long long)(seq - 1 + (uint64_t)rocksdb_writebatch_count(b)));
         rc = CRM_ERR_INTERNAL;
+    }
+    if (rc == CRM_OK && self->views_keep_us) { /* only this thread writes: it is exact */
+        int64_t now = crm_time_mono_us();
+        s_views_trim(self, now, self->views_keep_us);
+        pthread_mutex_lock(&self->views_lock);
+        struct s_kept_view *v =
+            &self->views[(self->views_head + self->views_n++) % self->views_cap];
+        v->seq = rocksdb_get_latest_sequence_number(self->db);
+        v->snap = rocksdb_create_snapshot(self->db);
+        v->at_us = now;
+        pthread_mutex_unlock(&self->views_lock);
     }
 cleanup:
     if (b)

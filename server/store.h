@@ -107,6 +107,20 @@ uint64_t store_view_begin(store_t *self);
 void store_view_end(store_t *self);
 /* The sequence number store_view_begin() returned on this thread. */
 uint64_t store_view_seq(void);
+/* A BLAKE2b digest of every key and value of every column family, as this
+   thread reads them (its view, if it has one): the same content gives the
+   same digest. *KEYS counts them; *LAST_SEQ is the change-log number they hold. */
+crm_err_t store_digest(store_t *self, uint8_t out[32], uint64_t *keys, uint64_t *last_seq,
+                       char *errbuf);
+/* Keep a view after each store_wal_apply() (a replica): those of the last
+   KEEP_MS, at most MAX, for store_view_at(). Once, before the follower starts. */
+void store_keep_views(store_t *self, int keep_ms, size_t max);
+/* Within a view: read from here on as of WAL sequence number AT exactly (0:
+   the latest, whatever it is): a kept view, or the store itself when it is at
+   AT; waits up to WAIT_MS for it to reach AT. Sets *WAL_SEQ. FAILED_PRECONDITION
+   when AT is past and not kept, UNAVAILABLE when it was not reached in time. */
+crm_err_t store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_seq,
+                        char *errbuf);
 
 store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
 /* The same, seeing what the writer's group has staged too. */

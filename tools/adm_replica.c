@@ -8,10 +8,11 @@
             a RocksDB checkpoint in chunks over CurveZMQ by a replica identity
             (REPL_SNAPSHOT, repl_snap.c), with the identity's enrollment
             kept as DIR/replica.enroll for `crmd --replica-of`.
-    digest: a content digest of a stopped data dir - every key and value of
-            every column family, BLAKE2b - with the sequence numbers it is
-            as of. A primary and a replica at the same sequence number give
-            the same digest.
+    digest: a content digest - every key and value of every column family,
+            BLAKE2b (store_digest) - with the sequence numbers it is as of:
+            of a stopped data dir, or of a running server (REPL_DIGEST) as of
+            a given WAL sequence number. A primary and a replica at the same
+            sequence number give the same digest.
     =========================================================================
 */
 #include <errno.h>
@@ -47,10 +48,15 @@ static const char s_status_usage[] =
 
 static const char s_digest_usage[] =
     "usage: crm-admin digest --data DIR\n"
+    "       crm-admin digest [--data DIR | --config ENROLL] --server ENDPOINT [--at WAL_SEQ]\n"
     "\n"
-    "A BLAKE2b digest of every key and value in a stopped data dir, with the sequence\n"
-    "numbers it is as of. A replica and its primary at the same sequence number print\n"
-    "the same digest.\n";
+    "A BLAKE2b digest of every key and value of the store, with the sequence numbers it\n"
+    "is as of. With --data alone, of a stopped data dir, read here. With --server, of\n"
+    "the running server, read from one snapshot on its helper thread (as DIR/admin.enroll\n"
+    "with --data). --at: as of that WAL sequence number - give a replica the wal_seq of\n"
+    "its primary's digest; it answers from the view it kept when it applied that batch\n"
+    "(it keeps the last 5 s of them), or waits up to 10 s to reach it. A replica and its\n"
+    "primary at the same sequence number print the same digest.\n";
 
 /* `crm-admin status` and `crm-admin promote`: OP answered with a ReplStatusReply. */
 static int
@@ -187,71 +193,116 @@ adm_promote(int argc, char **argv)
     return s_status_like(argc, argv, CRM__OP__OP_REPL_PROMOTE, s_promote_usage);
 }
 
-int
-adm_digest(int argc, char **argv)
+/* Print a digest and what it is as of, in the one format of both ways. */
+static void
+s_print_digest(const uint8_t *d, size_t n, uint64_t last_seq, uint64_t wal_seq, uint64_t keys)
 {
-    const char *data = NULL;
-    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == 'd') {
-            data = optarg;
-        } else if (c == 'h') {
-            fputs(s_digest_usage, stdout);
-            return EXIT_OK;
-        } else {
-            fputs(s_digest_usage, stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (!data || optind != argc) {
-        fputs(s_digest_usage, stderr);
-        return EXIT_USAGE;
-    }
+    printf("digest ");
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", d[i]);
+    printf("\nlast_seq %" PRIu64 "\nwal_seq %" PRIu64 "\nkeys %" PRIu64 "\n", last_seq, wal_seq,
+           keys);
+}
+
+/* The digest of a stopped data dir, read here. */
+static int
+s_digest_offline(const char *data)
+{
     char errbuf[CRM_ERRBUF];
     store_t *store = NULL;
     if (store_open(data, STORE_REPLICA, &store, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-admin digest: %s\n", errbuf);
         return EXIT_REFUSED;
     }
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, 32);
-    uint64_t keys = 0;
-    for (int cf = 0; cf < STORE_CF__COUNT; cf++) {
-        const char *name = store_cf_name((store_cf_t)cf);
-        crypto_generichash_update(&h, (const unsigned char *)name, strlen(name) + 1);
-        store_iter_t *it = store_iter_new(store, (store_cf_t)cf);
-        for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it)) {
-            size_t klen, vlen;
-            const char *k = store_iter_key(it, &klen);
-            const char *v = store_iter_value(it, &vlen);
-            uint8_t lens[16];
-            store_put_be64(lens, klen);
-            store_put_be64(lens + 8, vlen);
-            crypto_generichash_update(&h, lens, sizeof lens);
-            crypto_generichash_update(&h, (const unsigned char *)k, klen);
-            crypto_generichash_update(&h, (const unsigned char *)v, vlen);
-            keys++;
-        }
-        store_iter_destroy(&it);
-    }
     uint8_t out[32];
-    crypto_generichash_final(&h, out, sizeof out);
-    uint64_t read_errors = store_read_errors(store, errbuf);
-    printf("digest ");
-    for (size_t i = 0; i < sizeof out; i++)
-        printf("%02x", out[i]);
-    printf("\nlast_seq %" PRIu64 "\nwal_seq %" PRIu64 "\nkeys %" PRIu64 "\n",
-           store_last_seq(store), store_wal_seq(store), keys);
-    store_destroy(&store);
-    if (read_errors) {
+    uint64_t keys = 0, last_seq = 0;
+    crm_err_t rc = store_digest(store, out, &keys, &last_seq, errbuf);
+    if (rc == CRM_OK)
+        s_print_digest(out, sizeof out, last_seq, store_wal_seq(store), keys);
+    else
         fprintf(stderr, "crm-admin digest: %s\n", errbuf);
-        return EXIT_REFUSED;
+    store_destroy(&store);
+    return rc == CRM_OK ? EXIT_OK : EXIT_REFUSED;
+}
+
+int
+adm_digest(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'}, {"config", required_argument, NULL, 'c'},
+        {"server", required_argument, NULL, 's'}, {"at", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+    static char admin_path[PATH_MAX];
+    const char *data = NULL;
+    uint64_t at = 0;
+    cli_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.timeout_ms = 600000; /* every key is read: minutes for a big store */
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'c':
+            ctx.config = optarg;
+            break;
+        case 's':
+            ctx.server = optarg;
+            break;
+        case 'a':
+            errno = 0;
+            at = strtoull(optarg, &end, 10);
+            if (errno || !end || *end || !at || *optarg == '-') {
+                fprintf(stderr, "crm-admin digest: --at wants a WAL sequence number, not '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            fputs(s_digest_usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(s_digest_usage, stderr);
+            return EXIT_USAGE;
+        }
     }
-    return EXIT_OK;
+    bool online = ctx.server || ctx.config;
+    if (optind != argc || (!online && !data) || (at && !online)) {
+        fputs(s_digest_usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (!online)
+        return s_digest_offline(data);
+    if (!ctx.config) {
+        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
+        ctx.config = admin_path;
+    }
+    conn_t *conn = NULL;
+    int rc = conn_open(&ctx, &conn);
+    if (rc != EXIT_OK)
+        return rc;
+    Crm__Request r = CRM__REQUEST__INIT;
+    Crm__ReplDigestRequest dr = CRM__REPL_DIGEST_REQUEST__INIT;
+    r.op = CRM__OP__OP_REPL_DIGEST;
+    r.body_case = CRM__REQUEST__BODY_REPL_DIGEST;
+    r.repl_digest = &dr;
+    dr.at_wal_seq = at;
+    Crm__Reply *reply = NULL;
+    rc = conn_call(conn, &r, &reply);
+    if (rc == EXIT_OK && reply->body_case != CRM__REPLY__BODY_REPL_DIGEST) {
+        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
+        rc = EXIT_REFUSED;
+    }
+    if (rc == EXIT_OK) {
+        const Crm__ReplDigestReply *d = reply->repl_digest;
+        s_print_digest(d->digest.data, d->digest.len, d->last_seq, d->wal_seq, d->keys);
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
 }
 
 static const char s_replica_usage[] =

@@ -1,4 +1,5 @@
-/*  h_repl - REPL_PULL (replica role only) and REPL_STATUS (admins).
+/*  h_repl - REPL_PULL (replica role only), REPL_STATUS, REPL_PROMOTE and
+    REPL_DIGEST (admins; the digest reads a snapshot on the worker thread).
     A pull answers from the write-ahead log with at most REPL_PULL_MAX_BYTES
     of batches and stops after PULL_BUDGET_US, so it holds the server thread a
     few milliseconds at most (replica.h, docs/ARCHITECTURE.md). */
@@ -10,6 +11,7 @@
 #include "replica.h"
 
 #define PULL_BUDGET_US 3000 /* stop collecting batches after this long */
+#define DIGEST_WAIT_MS 10000 /* longest a digest waits for this server to reach its number */
 
 typedef struct {
     req_ctx_t *ctx;
@@ -179,4 +181,28 @@ h_repl_promote(req_ctx_t *ctx)
             (unsigned long long)epoch, (unsigned long long)start,
             (unsigned long long)store_last_seq(store), former);
     return h_repl_status(ctx);
+}
+
+crm_err_t
+h_repl_digest(req_ctx_t *ctx)
+{
+    if (!ctx->env->worker) /* every key is read, on the worker thread */
+        return dispatch_defer(ctx);
+    const Crm__ReplDigestRequest *req =
+        ctx->req->body_case == CRM__REQUEST__BODY_REPL_DIGEST ? ctx->req->repl_digest : NULL;
+    Crm__ReplDigestReply *r = &ctx->body.repl_digest;
+    crm__repl_digest_reply__init(r);
+    crm_err_t rc = store_view_at(ctx->env->store, req ? req->at_wal_seq : 0, DIGEST_WAIT_MS,
+                                 &r->wal_seq, ctx->errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    uint8_t *out = dispatch_own(ctx, malloc(32));
+    CRM_ASSERT_ALLOC(out);
+    if ((rc = store_digest(ctx->env->store, out, &r->keys, &r->last_seq, ctx->errbuf)) != CRM_OK)
+        return rc;
+    r->digest.data = out;
+    r->digest.len = 32;
+    ctx->reply.body_case = CRM__REPLY__BODY_REPL_DIGEST;
+    ctx->reply.repl_digest = r;
+    return CRM_OK;
 }
