@@ -903,6 +903,12 @@ store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_seq, char *
                                              : "; digest the server that is behind with --at");
             return CRM_ERR_FAILED_PRECONDITION;
         }
+        if (!self->views_keep_us) { /* a primary: only its own writes would move it there */
+            snprintf(errbuf, CRM_ERRBUF,
+                     "this server is at WAL sequence number %llu, not yet at %llu",
+                     (unsigned long long)latest, (unsigned long long)at);
+            return CRM_ERR_FAILED_PRECONDITION;
+        }
         if (crm_time_mono_us() >= deadline) {
             snprintf(errbuf, CRM_ERRBUF,
                      "this server did not reach WAL sequence number %llu within %d s (it is at "

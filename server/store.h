@@ -117,8 +117,9 @@ crm_err_t store_digest(store_t *self, uint8_t out[32], uint64_t *keys, uint64_t 
 void store_keep_views(store_t *self, int keep_ms, size_t max);
 /* Within a view: read from here on as of WAL sequence number AT exactly (0:
    the latest, whatever it is): a kept view, or the store itself when it is at
-   AT; waits up to WAIT_MS for it to reach AT. Sets *WAL_SEQ. FAILED_PRECONDITION
-   when AT is past and not kept, UNAVAILABLE when it was not reached in time. */
+   AT; a store that keeps views (a replica) waits up to WAIT_MS to reach AT.
+   Sets *WAL_SEQ. FAILED_PRECONDITION when AT is past and not kept (or ahead,
+   without kept views), UNAVAILABLE when it was not reached in time. */
 crm_err_t store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_seq,
                         char *errbuf);
 

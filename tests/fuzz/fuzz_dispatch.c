@@ -329,6 +329,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     req.body_case = CRM__REQUEST__BODY_REPORT;
     req.report = &rr;
     s_seed(0, &req); /* a table report: deferred, then run as the worker would */
+    Crm__ReplDigestRequest dg = CRM__REPL_DIGEST_REQUEST__INIT;
+    req.op = CRM__OP__OP_REPL_DIGEST;
+    req.body_case = CRM__REQUEST__BODY_REPL_DIGEST;
+    req.repl_digest = &dg;
+    s_seed(0, &req); /* a digest of the whole store, on the worker */
     req.op = CRM__OP__OP_PING;
     req.body_case = CRM__REQUEST__BODY__NOT_SET;
     s_seed(2, &req);
