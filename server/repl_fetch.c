@@ -6,7 +6,8 @@
     checkpoint on the primary's helper thread (repl_snap.c); we poll until it
     is ready, which gives the list of files, then read each file in chunks
     of 256 KiB into DIR, fsync it, and finally say done so the primary
-    removes its checkpoint (also when we give up half-way). Only names the
+    removes its checkpoint (also when we give up half-way). A copy that does
+    not fit in DIR's filesystem is refused before it starts. Only names the
     primary may legitimately list are created: "db/<file>" or a plain name,
     never a path that leaves DIR.
     =========================================================================
@@ -18,10 +19,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define CHUNK (256u << 10)
 #define READY_POLL_US 100000
+#define ROOM_SPARE (16u << 20) /* free space wanted beyond the snapshot and a tenth of it */
 
 /* A name the primary listed, safe to create under DIR: "db/<file>" or a plain name. */
 static bool
@@ -35,6 +38,31 @@ static bool
 s_stopping(const repl_fetch_io_t *io)
 {
     return io->stop && io->stop(io->arg);
+}
+
+/* Is there room in DIR's filesystem for the files, and some to spare for the
+   store that opens them? Checked before the first byte is fetched, so a copy
+   that cannot fit fails at once instead of filling the disk the store (and,
+   in a re-sync, the database still serving) lives on. */
+static crm_err_t
+s_room(const char *dir, Crm__ReplFile **files, size_t n, char *errbuf)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += files[i]->size;
+    uint64_t need = total + total / 10 + ROOM_SPARE;
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0)
+        return CRM_OK; /* cannot tell: the writes themselves will say */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (avail >= need)
+        return CRM_OK;
+    snprintf(errbuf, CRM_ERRBUF,
+             "the snapshot is %.1f MiB and needs %.1f MiB with room to run, but '%.100s' has "
+             "%.1f MiB free: free some space, or use a data dir on a larger disk",
+             (double)total / 1048576.0, (double)need / 1048576.0, dir,
+             (double)avail / 1048576.0);
+    return CRM_ERR_RESOURCE_EXHAUSTED;
 }
 
 /* Fetch every file of snapshot ID into DIR. */
@@ -147,8 +175,10 @@ repl_fetch(const repl_fetch_io_t *io, const char *dir, char *errbuf)
         io->free_reply(&reply);
         usleep(READY_POLL_US);
     }
-    rc = s_fetch_files(io, id, reply->repl_snapshot->files, reply->repl_snapshot->n_files, dir,
-                       errbuf);
+    rc = s_room(dir, reply->repl_snapshot->files, reply->repl_snapshot->n_files, errbuf);
+    if (rc == CRM_OK)
+        rc = s_fetch_files(io, id, reply->repl_snapshot->files, reply->repl_snapshot->n_files,
+                           dir, errbuf);
     io->free_reply(&reply);
     if (rc != CRM_OK)
         goto cleanup;

@@ -28,6 +28,18 @@ for i in 1 2; do "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" cu
 RC=0; "$A" replica init --from "$EP_p" --data "$T/x" --enroll "$T/ann.enroll" >"$T/o" 2>"$T/e" || RC=$?
 expect "a staff key cannot fetch a snapshot" test "$RC" -ne 0
 expect "... told only a replica identity may" grep -q "only a replica identity may follow the log" "$T/e"
+# a copy that cannot fit is refused before its first byte (root: a small tmpfs, 12 MiB free)
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=20m tmpfs "$T/small"; then
+    dd if=/dev/zero of="$T/small/filler" bs=1M count=8 status=none
+    RC=0; "$A" replica init --from "$EP_p" --data "$T/small/r" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
+    FREE=$(df -k --output=avail "$T/small" | tail -1)
+    umount "$T/small" || umount -l "$T/small"
+    expect "a snapshot that does not fit in the free space is refused" test "$RC" -ne 0
+    expect "... saying how much it needs and how much is free" grep -q "MiB free: free some space" "$T/e"
+    expect "... before filling the disk" test "$FREE" -gt 11000
+else
+    echo "ok - # SKIP the free-space check needs root (mount -t tmpfs)"
+fi
 RC=0; "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
 expect "crm-admin replica init fetches a snapshot through the primary" test "$RC" -eq 0
 expect "... with progress" grep -q "snapshot: 100%" "$T/e"
