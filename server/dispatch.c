@@ -169,13 +169,21 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",
                               (int)ctx->req->op, CRM_VERSION);
-    /* limits first: a user over them costs no store read */
+    /* limits first: a user over them costs no store read; except that the log's
+       ops are limited once the user is known, as a replica's pulls are not rated */
     crm_err_t rc = CRM_OK;
-    if (ctx->env->limits && (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id,
-                                               crm_time_mono_us(), ctx->errbuf)) != CRM_OK)
+    bool log_op = (op->flags & OPF_REPLICA) != 0;
+    if (ctx->env->limits && !log_op &&
+        (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id, true, crm_time_mono_us(),
+                          ctx->errbuf)) != CRM_OK)
         return rc;
     rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
     if (rc != CRM_OK)
+        return rc;
+    if (ctx->env->limits && log_op &&
+        (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id,
+                          ctx->session.user->role != CRM__ROLE__REPLICA, crm_time_mono_us(),
+                          ctx->errbuf)) != CRM_OK)
         return rc;
     if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {
         char name[32]; /* USER_SET -> "user set" */

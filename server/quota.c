@@ -135,7 +135,8 @@ quota_connections(const quota_t *self)
 }
 
 crm_err_t
-quota_admit(quota_t *self, int fd, const char *user_id, int64_t now_us, char *errbuf)
+quota_admit(quota_t *self, int fd, const char *user_id, bool rated, int64_t now_us,
+            char *errbuf)
 {
     if (!user_id || !*user_id)
         return CRM_OK; /* unauthenticated: refused later, by the session check */
@@ -164,7 +165,7 @@ quota_admit(quota_t *self, int fd, const char *user_id, int64_t now_us, char *er
         u->conns++;
         self->counted++;
     }
-    if (self->cfg.rate) {
+    if (self->cfg.rate && rated) {
         double elapsed = (double)(now_us - u->refilled_us) / 1e6;
         u->refilled_us = now_us;
         if (elapsed > 0) {

@@ -23,6 +23,7 @@
 */
 #ifndef QUOTA_H
 #define QUOTA_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,10 +47,12 @@ void quota_closed(quota_t *self, int fd);
 void quota_reset(quota_t *self);
 
 /* May the request from connection FD (-1: unknown) by the user with ZAP
-   identity USER_ID run, at monotonic time NOW_US? CRM_OK, or
+   identity USER_ID run, at monotonic time NOW_US? RATED: it counts against
+   the user's rate (a replica's pulls do not: they pace themselves, and a
+   primary under load must not starve its replicas). CRM_OK, or
    RESOURCE_EXHAUSTED with the limit named in ERRBUF. */
-crm_err_t quota_admit(quota_t *self, int fd, const char *user_id, int64_t now_us,
-                       char *errbuf);
+crm_err_t quota_admit(quota_t *self, int fd, const char *user_id, bool rated, int64_t now_us,
+                      char *errbuf);
 
 /* Connections counted now (for tests and logs). */
 size_t quota_connections(const quota_t *self);

@@ -311,4 +311,24 @@ RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_sr" customer lis
 expect "after kill -9 of the primary and a promotion, every acknowledged write is there" \
     bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$T/acked') -ge 20 ] && while read -r ph; do grep -q \"\$ph\" '$T/o' || { echo \"missing \$ph\"; exit 1; }; done <'$T/acked'"
 stop_server sr
+
+# ---- --max-rate limits people, not the log: a replica's snapshot fetch (hundreds of chunk
+# and poll requests) and its pulls (two a second when idle) are not counted against it
+init_data "$T/q"
+"$A" user add repl3 --role replica --data "$T/q" --out "$T/repl3.enroll" >/dev/null
+start_server q "$T/q" --sweep-every 0 --max-rate 1
+RC=0; "$A" replica init --from "$EP_q" --data "$T/qr" --enroll "$T/repl3.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "with --max-rate 1 on the primary, a replica's snapshot is still fetched" test "$RC" -eq 0
+start_server qr "$T/qr" --replica-of "$EP_q"
+sleep 1.5
+RC=0; "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_q" customer add --name 限速 --phone 13600000001 >"$T/o" 2>&1 || RC=$?
+expect "... a person's write goes through at one a second" test "$RC" -eq 0
+sleep 1.1
+cq_() { RC=0; "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_qr" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+expect "... and the replica follows it" eventually 'cq_ customer show 13600000001; contains "$OUT" 限速'
+expect "... without one pull refused for the rate" bash -c "! grep -q 'too many requests' '$T/qr.log'"
+RC=0; for i in 1 2 3; do "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_q" whoami >/dev/null 2>"$T/e" || RC=$?; done
+expect "... while a person over it is still refused" bash -c "[ $RC -ne 0 ] && grep -q 'too many requests' '$T/e'"
+stop_server qr
+stop_server q
 finish
