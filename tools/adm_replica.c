@@ -58,6 +58,30 @@ static const char s_digest_usage[] =
     "(it keeps the last 5 s of them), or waits up to 10 s to reach it. A replica and its\n"
     "primary at the same sequence number print the same digest.\n";
 
+/* Connect as CTX says (as DATA/admin.enroll without --config), send R and
+   take a reply with body WANT. The caller frees *reply; *conn_p stays open
+   until the caller destroys it. */
+static int
+s_admin_call(cli_ctx_t *ctx, const char *data, Crm__Request *r, Crm__Reply__BodyCase want,
+             conn_t **conn_p, Crm__Reply **reply)
+{
+    static char admin_path[PATH_MAX];
+    *reply = NULL;
+    if (!ctx->config && data) {
+        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
+        ctx->config = admin_path;
+    }
+    int rc = conn_open(ctx, conn_p);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = conn_call(*conn_p, r, reply);
+    if (rc == EXIT_OK && (*reply)->body_case != want) {
+        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
+        rc = EXIT_REFUSED;
+    }
+    return rc;
+}
+
 /* `crm-admin status` and `crm-admin promote`: OP answered with a ReplStatusReply. */
 static int
 s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
@@ -66,7 +90,6 @@ s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
         {"data", required_argument, NULL, 'd'},  {"config", required_argument, NULL, 'c'},
         {"server", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    static char admin_path[PATH_MAX];
     const char *data = NULL, *env = getenv("CRM_SERVER");
     cli_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -100,22 +123,11 @@ s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    if (!ctx.config && data) {
-        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
-        ctx.config = admin_path;
-    }
     conn_t *conn = NULL;
-    int rc = conn_open(&ctx, &conn);
-    if (rc != EXIT_OK)
-        return rc;
     Crm__Request r = CRM__REQUEST__INIT;
     r.op = op;
     Crm__Reply *reply = NULL;
-    rc = conn_call(conn, &r, &reply);
-    if (rc == EXIT_OK && reply->body_case != CRM__REPLY__BODY_REPL_STATUS) {
-        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
-        rc = EXIT_REFUSED;
-    }
+    int rc = s_admin_call(&ctx, data, &r, CRM__REPLY__BODY_REPL_STATUS, &conn, &reply);
     if (rc == EXIT_OK) {
         const Crm__ReplStatusReply *s = reply->repl_status;
         if (ctx.json) {
@@ -232,7 +244,6 @@ adm_digest(int argc, char **argv)
         {"data", required_argument, NULL, 'd'}, {"config", required_argument, NULL, 'c'},
         {"server", required_argument, NULL, 's'}, {"at", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-    static char admin_path[PATH_MAX];
     const char *data = NULL;
     uint64_t at = 0;
     cli_ctx_t ctx;
@@ -276,14 +287,7 @@ adm_digest(int argc, char **argv)
     }
     if (!online)
         return s_digest_offline(data);
-    if (!ctx.config) {
-        snprintf(admin_path, sizeof admin_path, "%s/admin.enroll", data);
-        ctx.config = admin_path;
-    }
     conn_t *conn = NULL;
-    int rc = conn_open(&ctx, &conn);
-    if (rc != EXIT_OK)
-        return rc;
     Crm__Request r = CRM__REQUEST__INIT;
     Crm__ReplDigestRequest dr = CRM__REPL_DIGEST_REQUEST__INIT;
     r.op = CRM__OP__OP_REPL_DIGEST;
@@ -291,11 +295,7 @@ adm_digest(int argc, char **argv)
     r.repl_digest = &dr;
     dr.at_wal_seq = at;
     Crm__Reply *reply = NULL;
-    rc = conn_call(conn, &r, &reply);
-    if (rc == EXIT_OK && reply->body_case != CRM__REPLY__BODY_REPL_DIGEST) {
-        fprintf(stderr, "crm-admin: the server sent an unexpected reply\n");
-        rc = EXIT_REFUSED;
-    }
+    int rc = s_admin_call(&ctx, data, &r, CRM__REPLY__BODY_REPL_DIGEST, &conn, &reply);
     if (rc == EXIT_OK) {
         const Crm__ReplDigestReply *d = reply->repl_digest;
         s_print_digest(d->digest.data, d->digest.len, d->last_seq, d->wal_seq, d->keys);
