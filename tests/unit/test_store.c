@@ -435,6 +435,77 @@ test_store_wal_replication(void **state)
     free(rdir);
 }
 
+/* The digest as of a WAL number: the primary's now, the replica's from the
+   view it kept when it applied that batch, which it has passed since. */
+static void
+s_digest_at(store_t *st, uint64_t at, uint64_t *seq, uint8_t out[32], crm_err_t want)
+{
+    char errbuf[CRM_ERRBUF];
+    uint64_t keys = 0, last = 0;
+    store_view_begin(st);
+    assert_int_equal(store_view_at(st, at, 0, seq, errbuf), want);
+    if (want == CRM_OK)
+        assert_int_equal(store_digest(st, out, &keys, &last, errbuf), CRM_OK);
+    store_view_end(st);
+}
+
+static void
+test_store_digest_views(void **state)
+{
+    (void)state;
+    store_t *pri = NULL, *rep = NULL;
+    char *pdir = s_new_store(&pri), *rdir = test_tmpdir(), errbuf[CRM_ERRBUF], path[4200];
+    store_group_t *g = store_group_new(pri);
+    snprintf(path, sizeof path, "%s/db", rdir);
+    assert_int_equal(store_checkpoint(pri, path, errbuf), CRM_OK);
+    assert_int_equal(store_open(rdir, STORE_REPLICA, &rep, errbuf), CRM_OK);
+    store_keep_views(rep, 60000, 4);
+    uint64_t from = store_wal_seq(rep) + 1, seqs[5];
+    uint8_t want[5][32], got[32];
+    for (int i = 0; i < 5; i++) { /* five commits; the primary's digest after each */
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, key, strlen(key), "v", 1);
+        store_group_put(g, STORE_CF_USERS, key, strlen(key), "u", 1);
+        store_group_end(g, "e", 1);
+        assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+        s_digest_at(pri, 0, &seqs[i], want[i], CRM_OK);
+        assert_int_equal(seqs[i], store_wal_seq(pri));
+        if (i)
+            assert_memory_not_equal(want[i], want[i - 1], 32);
+    }
+    s_batches_t b = {0};
+    bool too_old = false;
+    uint64_t oldest = 0, seq = 0;
+    assert_int_equal(store_wal_read(pri, NULL, from, 1 << 20, s_collect, &b, &too_old, &oldest,
+                                    errbuf),
+                     CRM_OK);
+    assert_int_equal(b.n, 5);
+    for (size_t i = 0; i < b.n; i++)
+        assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
+    /* the replica is at the last one now; the last four views are kept */
+    for (int i = 1; i < 5; i++) {
+        s_digest_at(rep, seqs[i], &seq, got, CRM_OK);
+        assert_int_equal(seq, seqs[i]);
+        assert_memory_equal(got, want[i], 32);
+    }
+    s_digest_at(rep, seqs[0], &seq, got, CRM_ERR_FAILED_PRECONDITION); /* evicted */
+    s_digest_at(rep, seqs[2] - 1, &seq, got, CRM_ERR_FAILED_PRECONDITION); /* inside a batch */
+    s_digest_at(rep, 0, &seq, got, CRM_OK); /* now */
+    assert_memory_equal(got, want[4], 32);
+    s_digest_at(pri, seqs[4] + 5, &seq, got, CRM_ERR_FAILED_PRECONDITION); /* a primary: not yet */
+    for (size_t i = 0; i < b.n; i++)
+        free(b.data[i]);
+    store_group_destroy(&g);
+    store_destroy(&rep);
+    store_destroy(&pri);
+    test_rmrf(pdir);
+    test_rmrf(rdir);
+    free(pdir);
+    free(rdir);
+}
+
 int
 main(void)
 {
@@ -447,6 +518,7 @@ main(void)
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
+        cmocka_unit_test(test_store_digest_views),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
