@@ -137,5 +137,24 @@ print(json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)' 
 wait_for() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 0; }
 
 # rss_kb PID: resident set size now
+# start_with_users "NAME DEPT ROLE"... [-- CRMD_ARGS...]: the data dir $T/data with these users
+# (enrollments $T/NAME, the admin's $T/admin), its server "main" started with CRMD_ARGS, and
+# CRM_SERVER set to it for `as`
+start_with_users() {
+    local users=() u name dept role
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do users+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    init_data "$T/data"
+    for u in "${users[@]}"; do
+        read -r name dept role <<<"$u"
+        "$CRM_BIN/crm-admin" user add "$name" --dept "$dept" --role "$role" --data "$T/data" \
+            --out "$T/$name" >"$T/o" 2>&1 || { cat "$T/o"; fail "user add $name"; }
+    done
+    cp "$T/data/admin.enroll" "$T/admin"
+    start_server main "$T/data" "$@"
+    export CRM_SERVER="$EP_main"
+}
+# as WHO ARGS...: crm as user WHO (enrollment $T/WHO); sets RC, OUT and ERR
+as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }

@@ -6,14 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "sa sales staff" "sm sales manager" "ps support staff" "mk marketing staff"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
-done
-cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
-export CRM_SERVER="$EP_main"
+start_with_users "sa sales staff" "sm sales manager" "ps support staff" "mk marketing staff"
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" </dev/null || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
 # ---- a customer with activities and a task, deleted by a sales manager ----

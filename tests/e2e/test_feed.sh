@@ -3,15 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "sa sales staff" "sb sales staff" "mk marketing staff"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
-done
-cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
-export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+start_with_users "sa sales staff" "sb sales staff" "mk marketing staff"
 # watch WHO NAME ARGS...: a watcher in the background, JSON lines to $T/NAME.out
 watch_start() {
     local who=$1 name=$2; shift 2

@@ -8,16 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "alice sales staff" "bob sales staff"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >"$T/o" 2>&1 ||
-        { cat "$T/o"; fail "user add $1"; }
-done
-cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
-export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+start_with_users "alice sales staff" "bob sales staff"
 py() { python3 -c "import json,sys; r=json.loads(sys.argv[2]); sys.exit(0 if ($1) else 1)" "$2" "$2"; }
 
 as admin customer add --name 陈晨 --phone 13800001111 --city 北京 --stage lead --industry retail

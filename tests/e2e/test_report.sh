@@ -9,16 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "sa sales staff" "sb sales staff" "sm sales manager" "ps support staff" \
-         "mk marketing staff"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
-done
-cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data" --sweep-every 0
-export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+start_with_users "sa sales staff" "sb sales staff" "sm sales manager" "ps support staff" "mk marketing staff" -- --sweep-every 0
 # row KEY: the row of a report table whose first column is KEY (spaces squeezed)
 row() { awk -v k="$1" '$1 == k' "$T/o" | tr -s ' '; }
 # jrow KEY FIELD: a field of the row KEY in a --json report

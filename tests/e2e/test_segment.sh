@@ -5,14 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "sa sales staff" "ps support staff" "mk marketing staff" "mm marketing manager"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
-done
-start_server main "$T/data" --sweep-every 0
-export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+start_with_users "sa sales staff" "ps support staff" "mk marketing staff" "mm marketing manager" -- --sweep-every 0
 field() { python3 -c '
 import json, sys
 v = json.loads(sys.stdin.read())

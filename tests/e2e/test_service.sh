@@ -7,16 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-init_data "$T/data"
-for u in "sa sales staff" "sm sales manager" "ps support staff" "ps2 support staff" \
-         "pm support manager" "mk marketing staff" "mm marketing manager"; do
-    set -- $u
-    "$ADMIN_BIN" user add "$1" --dept "$2" --role "$3" --data "$T/data" --out "$T/$1" >/dev/null
-done
-cp "$T/data/admin.enroll" "$T/admin"
-start_server main "$T/data"
-export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+start_with_users "sa sales staff" "sm sales manager" "ps support staff" "ps2 support staff" "pm support manager" "mk marketing staff" "mm marketing manager"
 verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
 future() { date -u -d "+$1" +%Y-%m-%dT%H:%M:%SZ; }
 
