@@ -156,5 +156,16 @@ start_with_users() {
 }
 # as WHO ARGS...: crm as user WHO (enrollment $T/WHO); sets RC, OUT and ERR
 as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+# watch_start WHO NAME ARGS...: `crm --json watch ARGS` as WHO in the background, its JSON
+# lines in $T/NAME.out, its PID in W_NAME; returns once it says "watching from"; watch_stop
+# NAME interrupts it and waits (RC: its exit status)
+watch_start() {
+    local who=$1 name=$2; shift 2
+    "$CRM_BIN/crm" --config "$T/$who" --json watch "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    eval "W_$name=$!"
+    for _ in $(seq 1 100); do grep -q "watching from" "$T/$name.err" && return 0; sleep 0.05; done
+    fail "watcher $name did not start"; cat "$T/$name.err"
+}
+watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }

@@ -4,15 +4,6 @@ source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
 start_with_users "sa sales staff" "sb sales staff" "mk marketing staff"
-# watch WHO NAME ARGS...: a watcher in the background, JSON lines to $T/NAME.out
-watch_start() {
-    local who=$1 name=$2; shift 2
-    "$CRM_BIN/crm" --config "$T/$who" --json watch "$@" >"$T/$name.out" 2>"$T/$name.err" &
-    eval "W_$name=$!"
-    for _ in $(seq 1 100); do grep -q "watching from" "$T/$name.err" && return 0; sleep 0.05; done
-    fail "watcher $name did not start"; cat "$T/$name.err"
-}
-watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }
 seqs() { python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["seq"]) for l in open(sys.argv[1]) if l.strip()))' "$1"; }
 # wait_for CONDITION: up to 10 s; the expectations after it judge the outcome
 wait_for() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 0; }

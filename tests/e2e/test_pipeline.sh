@@ -8,14 +8,6 @@ source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
 start_with_users "sa sales staff" "sb sales staff" "sm sales manager" "ps support staff" "mk marketing staff" -- --sweep-every 0  # the sweeps here are driven by date
-watch_start() {
-    local who=$1 name=$2; shift 2
-    "$CRM_BIN/crm" --config "$T/$who" --json watch "$@" >"$T/$name.out" 2>"$T/$name.err" &
-    eval "W_$name=$!"
-    for _ in $(seq 1 100); do grep -q "watching from" "$T/$name.err" && return 0; sleep 0.05; done
-    fail "watcher $name did not start"; cat "$T/$name.err"
-}
-watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }
 # field NAME: a field of the JSON object in $OUT (nested with dots)
 # parts FILE SEQ: "op kind id" of every part of event SEQ in a watcher's output
 parts() { python3 -c '
