@@ -112,6 +112,7 @@ for c in $(seq 1 "$CYCLES"); do
     jitter
     note "kill -9 of the replica $R at about #$(st "$EP_r" last_seq)"
     kill9 "$R"
+    sleep "0.$((RANDOM % 10))" # down for up to 0.9 s: it comes back behind, catching up
     start_server "r$n" "$T/r" --replica-of "$EP_p" --listen "$EP_r"
     R=r$n
     follows_again "cycle $c: the replica, killed with -9 mid-stream and restarted, follows again"
