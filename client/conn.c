@@ -167,11 +167,16 @@ s_unreachable(conn_t *self)
         fprintf(stderr, "crm: the server at %s did not answer within %.1f s; try again or raise "
                         "--timeout\n",
                 self->endpoint, secs);
-    else if (self->events & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED))
+    else if (self->events &
+             (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
         fprintf(stderr,
                 "crm: the secure handshake with %s failed: the server refused the connection "
                 "or your enrollment has the wrong server key\n",
+                self->endpoint);
+    else if (self->events & ZMQ_EVENT_DISCONNECTED) /* a server that stopped looks the same */
+        fprintf(stderr,
+                "crm: the connection to %s closed before the secure handshake finished: the "
+                "server stopped or refused it, or your enrollment has the wrong server key\n",
                 self->endpoint);
     else
         fprintf(stderr, "crm: cannot reach the server at %s within %.1f s: is crmd running "
