@@ -206,53 +206,79 @@ s_add(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 
 /* ==== show ==== */
 
+#define SHOW_KINDS_MAX 16 /* child kinds one record's page lists */
+
+/* `crm KIND show ID`: the record, then its timeline - the child records
+   (activities), newest first - and the other child kinds (deals, orders...)
+   the caller may read. The record and every list are asked for at once, one
+   round trip for all (conn_call_all); only a phone, e-mail or name costs one
+   more, to find the id first. */
 static int
 s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     entity_args_t a;
     conn_t *conn = NULL;
     ProtobufCMessage *rec = NULL;
+    char id[24];
+    const crm_entity_t *kinds[SHOW_KINDS_MAX + 1];
+    Crm__Request reqs[SHOW_KINDS_MAX + 1], *req_ptrs[SHOW_KINDS_MAX + 1];
+    Crm__EntityRequest ers[SHOW_KINDS_MAX + 1];
+    Crm__Filter filters[SHOW_KINDS_MAX + 1], *filter_ptrs[SHOW_KINDS_MAX + 1];
+    Crm__Reply *replies[SHOW_KINDS_MAX + 1] = {NULL};
+    size_t n = 0;
     int rc = entity_parse_args(e, NULL, argc, argv, &a);
     if (rc == EXIT_OK && a.npos != 1) {
         fprintf(stderr, "crm %s show: expected one ID\n", e->name);
         rc = EXIT_USAGE;
     }
     if (rc != EXIT_OK || (rc = s_connect(ctx, &conn)) != EXIT_OK ||
-        (rc = entity_get(conn, e, a.pos[0], &rec)) != EXIT_OK)
+        (rc = entity_resolve(conn, e, a.pos[0], id)) != EXIT_OK)
         goto cleanup;
+    /* request 0: the record; then one list per child kind, in table order */
+    kinds[n] = e;
+    ers[n] = (Crm__EntityRequest)CRM__ENTITY_REQUEST__INIT;
+    ers[n].id = id;
+    entity_request_init(&reqs[n], CRM__OP__OP_ENTITY_GET, e, &ers[n]);
+    n++;
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
+        if (!k->parent || strcmp(k->parent, e->name))
+            continue;
+        CRM_ASSERT(n <= SHOW_KINDS_MAX);
+        kinds[n] = k;
+        filters[n] = (Crm__Filter)CRM__FILTER__INIT;
+        filters[n].field = (char *)crm_entity_field_with(k, CRM_F_PARENT);
+        filters[n].value = id;
+        filter_ptrs[n] = &filters[n];
+        ers[n] = (Crm__EntityRequest)CRM__ENTITY_REQUEST__INIT;
+        ers[n].filters = &filter_ptrs[n];
+        ers[n].n_filters = 1;
+        ers[n].limit = TIMELINE_MAX;
+        entity_request_init(&reqs[n], CRM__OP__OP_ENTITY_LIST, k, &ers[n]);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        req_ptrs[i] = &reqs[i];
+    if ((rc = conn_call_all(conn, req_ptrs, n, replies)) != EXIT_OK ||
+        (rc = conn_status(conn, replies[0])) != EXIT_OK)
+        goto cleanup;
+    if (entity_count(replies[0]) != 1 || !(rec = entity_record(e, replies[0], 0))) {
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
     if (ctx->json) {
         printf("{\"record\":");
         out_json_inline(stdout, rec);
     } else {
         entity_print_fields(e, rec);
     }
-    /* the timeline: child records (activities), newest first; then the other
-       child kinds (deals, orders) the caller may read */
-    bool first_kind = true;
-    for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
-        if (!k->parent || strcmp(k->parent, e->name))
-            continue;
-        const char *key = first_kind ? "timeline" : k->name;
-        bool timeline = first_kind;
-        first_kind = false;
-        const char *pfield = NULL;
-        for (const crm_rule_t *r = k->rules; r->field; r++)
-            if (r->flags & CRM_F_PARENT)
-                pfield = r->field;
-        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-        Crm__Filter f = CRM__FILTER__INIT, *fp = &f;
-        Crm__Reply *reply = NULL;
-        f.field = (char *)pfield;
-        f.value = (char *)crm_record_get_str(rec, "id");
-        er.filters = &fp;
-        er.n_filters = 1;
-        er.limit = TIMELINE_MAX;
+    for (size_t i = 1; i < n; i++) {
+        const crm_entity_t *k = kinds[i];
+        bool timeline = i == 1; /* the first child kind is the timeline */
         conn_set_quiet(conn, true);
-        rc = entity_call(conn, CRM__OP__OP_ENTITY_LIST, k, &er, &reply);
+        rc = conn_status(conn, replies[i]);
         conn_set_quiet(conn, false);
         if (rc != EXIT_OK && conn_last_status(conn) == CRM__ERROR_CODE__PERMISSION_DENIED) {
             rc = EXIT_OK; /* not for this user's department: leave it out */
-            conn_reply_free(&reply);
             continue;
         }
         if (rc != EXIT_OK) {
@@ -260,31 +286,32 @@ s_show(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
                     crm_err_name(conn_last_status(conn)));
             goto cleanup;
         }
-        size_t n = entity_count(reply);
+        size_t count = entity_count(replies[i]);
         if (ctx->json) {
-            printf(",\"%s%s\":[", key, timeline ? "" : "s");
-            for (size_t i = 0; i < n; i++) {
-                ProtobufCMessage *c = entity_record(k, reply, i);
+            printf(",\"%s%s\":[", timeline ? "timeline" : k->name, timeline ? "" : "s");
+            for (size_t j = 0; j < count; j++) {
+                ProtobufCMessage *c = entity_record(k, replies[i], j);
                 if (c) {
-                    printf("%s", i ? "," : "");
+                    printf("%s", j ? "," : "");
                     out_json_inline(stdout, c);
                 }
                 crm_proto_free(&c);
             }
             printf("]");
-        } else if (timeline || n) {
+        } else if (timeline || count) {
             printf("\n%s%s (newest first):\n", timeline ? "timeline" : k->name,
                    timeline ? "" : "s");
-            if (n == 0)
+            if (count == 0)
                 printf("  no %s records yet\n", k->name);
             else
-                entity_print_page(ctx, k, reply);
+                entity_print_page(ctx, k, replies[i]);
         }
-        conn_reply_free(&reply);
     }
     if (ctx->json)
         printf("}\n");
 cleanup:
+    for (size_t i = 0; i < n; i++)
+        conn_reply_free(&replies[i]);
     crm_proto_free(&rec);
     conn_destroy(&conn);
     return rc;

@@ -16,6 +16,7 @@
     =========================================================================
 */
 #include <csv.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -82,6 +83,60 @@ static const char s_export_usage[] =
 
 typedef enum { FMT_NONE, FMT_CSV, FMT_EXCEL, FMT_JSONL, FMT_XLSX } s_fmt_t;
 
+/* ==== libxlsxwriter, loaded for --xlsx only ==== */
+
+/* crm does not link libxlsxwriter: it is opened here when an .xlsx is to be
+   written. Linked, it made every crm command - `crm customer show` too - map
+   and relocate it with minizip, libcrypto and zlib at start-up, 4 of crm's 27
+   libraries and about a third of the dynamic loader's time (docs/PERFORMANCE.md,
+   "One-shot CLI"). The functions are looked up by name once; their types come
+   from xlsxwriter.h, so a changed prototype still fails to compile here.
+   CRM_XLSXWRITER_SONAME is the library CMake found (CMakeLists.txt). */
+#define LXW_FUNCS(X)                                                                               \
+    X(workbook_new_opt)                                                                            \
+    X(workbook_add_worksheet)                                                                      \
+    X(workbook_add_format)                                                                         \
+    X(workbook_close)                                                                              \
+    X(format_set_bold)                                                                             \
+    X(worksheet_write_string)                                                                      \
+    X(worksheet_write_number)                                                                      \
+    X(worksheet_freeze_panes)                                                                      \
+    X(worksheet_set_column)                                                                        \
+    X(lxw_strerror)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+    LXW_FUNCS(X)
+#undef X
+} s_lxw;
+
+/* Open libxlsxwriter and find its functions, once; false after saying why. */
+static bool
+s_lxw_load(void)
+{
+    static bool loaded;
+    if (loaded)
+        return true;
+    void *lib = dlopen(CRM_XLSXWRITER_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fprintf(stderr, "crm export: --xlsx needs %s, which cannot be loaded: %s (--csv or "
+                        "--excel work without it)\n", CRM_XLSXWRITER_SONAME, dlerror());
+        return false;
+    }
+    void *sym;
+#define X(f)                                                                                       \
+    if (!(sym = dlsym(lib, #f))) {                                                                 \
+        fprintf(stderr, "crm export: %s has no '%s'\n", CRM_XLSXWRITER_SONAME, #f);                \
+        dlclose(lib);                                                                              \
+        return false;                                                                              \
+    }                                                                                              \
+    memcpy(&s_lxw.f, &sym, sizeof sym); /* ISO C has no cast from void * to a function */
+    LXW_FUNCS(X)
+#undef X
+    loaded = true; /* the library stays open until exit */
+    return true;
+}
+
 /* Where an export's records go, one format at a time. */
 typedef struct {
     s_fmt_t fmt;
@@ -117,10 +172,10 @@ s_write_header(s_writer_t *w)
     const ProtobufCMessageDescriptor *d = w->e->desc;
     if (w->fmt == FMT_XLSX) {
         for (unsigned i = 0; i < d->n_fields; i++) {
-            worksheet_write_string(w->ws, 0, (lxw_col_t)i, d->fields[i].name, w->bold);
+            s_lxw.worksheet_write_string(w->ws, 0, (lxw_col_t)i, d->fields[i].name, w->bold);
             w->width[i < 128 ? i : 127] = strlen(d->fields[i].name) + 2;
         }
-        worksheet_freeze_panes(w->ws, 1, 0);
+        s_lxw.worksheet_freeze_panes(w->ws, 1, 0);
         w->row = 1;
         return;
     }
@@ -154,9 +209,9 @@ s_write_record(s_writer_t *w, const ProtobufCMessage *rec)
             char *end = NULL;
             double num = *v ? strtod(v, &end) : 0;
             if (*v && s_numeric(w->e, fd) && end && !*end)
-                worksheet_write_number(w->ws, w->row, (lxw_col_t)j, num, NULL);
+                s_lxw.worksheet_write_number(w->ws, w->row, (lxw_col_t)j, num, NULL);
             else if (*v) /* a string cell: shown as text, never run as a formula */
-                worksheet_write_string(w->ws, w->row, (lxw_col_t)j, v, NULL);
+                s_lxw.worksheet_write_string(w->ws, w->row, (lxw_col_t)j, v, NULL);
             size_t cw = crm_utf8_width(v) + 2;
             if (j < 128 && cw > w->width[j])
                 w->width[j] = cw > 60 ? 60 : cw;
@@ -251,17 +306,19 @@ s_export(int argc, char **argv, cli_ctx_t *ctx, long *exported, bool quiet)
         return EXIT_USAGE;
     }
     w.e = e;
+    if (w.fmt == FMT_XLSX && !s_lxw_load())
+        return EXIT_USAGE;
     if (w.fmt == FMT_XLSX) {
         lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
-        w.wb = workbook_new_opt(outpath, &opt);
-        w.ws = w.wb ? workbook_add_worksheet(w.wb, e->name) : NULL;
+        w.wb = s_lxw.workbook_new_opt(outpath, &opt);
+        w.ws = w.wb ? s_lxw.workbook_add_worksheet(w.wb, e->name) : NULL;
         if (!w.ws) {
             fprintf(stderr, "crm export: cannot write '%s'\n", outpath);
-            workbook_close(w.wb);
+            s_lxw.workbook_close(w.wb);
             return EXIT_USAGE;
         }
-        w.bold = workbook_add_format(w.wb);
-        format_set_bold(w.bold);
+        w.bold = s_lxw.workbook_add_format(w.wb);
+        s_lxw.format_set_bold(w.bold);
     } else {
         w.out = outpath ? fopen(outpath, "w") : out_data_stdout();
         if (!w.out) {
@@ -326,10 +383,12 @@ cleanup:
     conn_destroy(&conn);
     if (w.fmt == FMT_XLSX) {
         for (unsigned j = 0; j < e->desc->n_fields && j < 128; j++)
-            worksheet_set_column(w.ws, (lxw_col_t)j, (lxw_col_t)j, (double)w.width[j], NULL);
-        lxw_error err = workbook_close(w.wb);
+            s_lxw.worksheet_set_column(w.ws, (lxw_col_t)j, (lxw_col_t)j, (double)w.width[j],
+                                       NULL);
+        lxw_error err = s_lxw.workbook_close(w.wb);
         if (err != LXW_NO_ERROR && rc == EXIT_OK) {
-            fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath, lxw_strerror(err));
+            fprintf(stderr, "crm export: writing '%s' failed: %s\n", outpath,
+                    s_lxw.lxw_strerror(err));
             rc = EXIT_USAGE;
         }
     } else if (!outpath) {

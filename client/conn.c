@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include "crm_keys.h"
+#include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_time.h"
 
@@ -206,35 +207,73 @@ s_is_write(Crm__Op op)
     return true;
 }
 
-/* One call; RESEND: send the request once more, with the same id and
-   idempotency key, if half the timeout passed without a reply (a lost
-   message, a reconnect) - the server answers a resent write with its first
-   result instead of doing it twice. */
+/* Note REPLY's status as the last one; a refusal is printed (unless quiet)
+   and gives EXIT_REFUSED. */
 static int
-s_call(conn_t *self, Crm__Request *req, Crm__Reply **reply, bool resend)
+s_status(conn_t *self, const Crm__Reply *r)
 {
-    req->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
-    size_t len;
-    uint8_t *buf = crm_proto_pack(&req->base, &len);
-    int rc = zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
-    if (rc < 0) {
-        free(buf);
-        return s_unreachable(self);
+    self->last_status = r->status;
+    snprintf(self->last_message, sizeof self->last_message, "%s",
+             r->message && *r->message ? r->message : crm_err_str(r->status));
+    if (r->status == CRM__ERROR_CODE__OK)
+        return EXIT_OK;
+    if (self->quiet)
+        return EXIT_REFUSED;
+    if (self->json) {
+        printf("{\"error\":\"%s\",\"message\":", crm_err_name(r->status));
+        out_json_str(stdout, r->message);
+        printf("}\n");
     }
+    char *msg = out_escape(r->message && *r->message ? r->message : crm_err_str(r->status));
+    fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
+    free(msg);
+    return EXIT_REFUSED;
+}
+
+/* Send the N requests REQS (ids assigned here) at once, then wait until each
+   has its reply in REPLIES[i], matched by id: N requests cost one round trip,
+   not N. RESEND: send the unanswered ones once more, with the same ids and
+   idempotency keys, if half the timeout passed without their replies (a lost
+   message, a reconnect) - the server answers a resent write with its first
+   result instead of doing it twice. Returns EXIT_OK with every REPLIES[i] set,
+   refusals included (nothing printed); EXIT_REFUSED if a reply cannot be read;
+   EXIT_UNREACHABLE on timeout or authentication failure (diagnosed). On
+   failure no REPLIES[i] is set. */
+static int
+s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **replies, bool resend)
+{
+    int rc = EXIT_OK;
+    size_t answered = 0;
+    uint8_t **bufs = calloc(n, sizeof *bufs);
+    size_t *lens = calloc(n, sizeof *lens);
+    CRM_ASSERT_ALLOC(bufs);
+    CRM_ASSERT_ALLOC(lens);
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = NULL;
+        reqs[i]->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+        bufs[i] = crm_proto_pack(&reqs[i]->base, &lens[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (zmq_send(self->sock, bufs[i], lens[i], ZMQ_DONTWAIT) < 0) {
+            rc = s_unreachable(self);
+            goto cleanup;
+        }
     int64_t start = crm_time_mono_us();
     int64_t deadline = start + (int64_t)self->timeout_ms * 1000;
     int64_t resend_at = resend ? start + (int64_t)self->timeout_ms * 500 : INT64_MAX;
-    for (;;) {
+    while (answered < n) {
         int64_t now = crm_time_mono_us();
         if (now >= resend_at) {
-            zmq_send(self->sock, buf, len, ZMQ_DONTWAIT);
+            for (size_t i = 0; i < n; i++)
+                if (!replies[i])
+                    zmq_send(self->sock, bufs[i], lens[i], ZMQ_DONTWAIT);
             resend_at = INT64_MAX;
         }
         int64_t left = (deadline - now) / 1000;
         if (left <= 0) {
-            free(buf);
             s_read_events(self);
-            return s_unreachable(self);
+            rc = s_unreachable(self);
+            goto cleanup;
         }
         zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0},
                                   {self->monitor, 0, ZMQ_POLLIN, 0}};
@@ -243,8 +282,8 @@ s_call(conn_t *self, Crm__Request *req, Crm__Reply **reply, bool resend)
         if (items[1].revents & ZMQ_POLLIN)
             s_read_events(self);
         if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-            free(buf);
-            return s_unreachable(self);
+            rc = s_unreachable(self);
+            goto cleanup;
         }
         if (!(items[0].revents & ZMQ_POLLIN))
             continue;
@@ -262,39 +301,38 @@ s_call(conn_t *self, Crm__Request *req, Crm__Reply **reply, bool resend)
         if (prc != CRM_OK) {
             fprintf(stderr, "crm: the server sent a reply this client cannot read: %s\n",
                     errbuf);
-            free(buf);
-            return EXIT_REFUSED;
+            rc = EXIT_REFUSED;
+            goto cleanup;
         }
-        if (r->id != req->id) { /* a stale reply to an earlier request */
+        size_t i = 0;
+        while (i < n && (replies[i] || reqs[i]->id != r->id))
+            i++;
+        if (i == n) { /* a stale reply to an earlier request, or a resent one's twin */
             conn_reply_free(&r);
             continue;
         }
-        self->last_status = r->status;
-        snprintf(self->last_message, sizeof self->last_message, "%s",
-                 r->message && *r->message ? r->message : crm_err_str(r->status));
-        if (r->status != CRM__ERROR_CODE__OK && self->quiet) {
-            conn_reply_free(&r);
-            free(buf);
-            return EXIT_REFUSED;
-        }
-        if (r->status != CRM__ERROR_CODE__OK) {
-            if (self->json) {
-                printf("{\"error\":\"%s\",\"message\":", crm_err_name(r->status));
-                out_json_str(stdout, r->message);
-                printf("}\n");
-            }
-            char *msg = out_escape(r->message && *r->message ? r->message
-                                                             : crm_err_str(r->status));
-            fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
-            free(msg);
-            conn_reply_free(&r);
-            free(buf);
-            return EXIT_REFUSED;
-        }
-        *reply = r;
-        free(buf);
-        return EXIT_OK;
+        replies[i] = r;
+        answered++;
     }
+cleanup:
+    for (size_t i = 0; i < n; i++) {
+        if (rc != EXIT_OK)
+            conn_reply_free(&replies[i]);
+        free(bufs[i]);
+    }
+    free(bufs);
+    free(lens);
+    return rc;
+}
+
+/* One call: s_exchange() of one request, its refusal printed. */
+static int
+s_call(conn_t *self, Crm__Request *req, Crm__Reply **reply, bool resend)
+{
+    int rc = s_exchange(self, &req, 1, reply, resend);
+    if (rc == EXIT_OK && (rc = s_status(self, *reply)) != EXIT_OK)
+        conn_reply_free(reply);
+    return rc;
 }
 
 int
@@ -313,6 +351,20 @@ conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply)
     int rc = s_call(self, req, reply, keyed || (saved && *saved));
     req->idempotency_key = saved;
     return rc;
+}
+
+int
+conn_call_all(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **replies)
+{
+    for (size_t i = 0; i < n; i++) /* a write would need its idempotency key and resend */
+        CRM_ASSERT(!s_is_write(reqs[i]->op));
+    return s_exchange(self, reqs, n, replies, false);
+}
+
+int
+conn_status(conn_t *self, const Crm__Reply *reply)
+{
+    return s_status(self, reply);
 }
 
 int

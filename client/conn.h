@@ -9,6 +9,7 @@
 #define CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cmd.h"
 #include "crm.pb-c.h"
@@ -24,6 +25,16 @@ int conn_open(const cli_ctx_t *ctx, conn_t **out);
    EXIT_UNREACHABLE on timeout / authentication failure (diagnosed). */
 int conn_call(conn_t *self, Crm__Request *req, Crm__Reply **reply);
 void conn_reply_free(Crm__Reply **reply);
+/* Several reads at once: send the N requests REQS (ids assigned here, no
+   writes) together and wait for all their replies - one round trip instead of
+   N. Returns EXIT_OK with every REPLIES[i] set, refusals included and not
+   printed (conn_status() says one the way conn_call() would; the caller frees
+   each with conn_reply_free()); or EXIT_UNREACHABLE / EXIT_REFUSED as
+   conn_call(), with no REPLIES[i] set. */
+int conn_call_all(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **replies);
+/* REPLY's status noted as the last one (conn_last_status()); EXIT_OK, or
+   EXIT_REFUSED after printing the refusal as conn_call() does (unless quiet). */
+int conn_status(conn_t *self, const Crm__Reply *reply);
 /* Streaming (crm watch): send REQ (id assigned here) without waiting, and
    receive whatever comes next within MS milliseconds (EXIT_OK with *reply,
    or EXIT_UNREACHABLE on silence; nothing is printed). */

@@ -296,12 +296,19 @@ int
 entity_call(conn_t *conn, Crm__Op op, const crm_entity_t *e, Crm__EntityRequest *er,
             Crm__Reply **reply)
 {
-    Crm__Request req = CRM__REQUEST__INIT;
-    req.op = op;
-    req.body_case = CRM__REQUEST__BODY_ENTITY;
-    req.entity = er;
-    er->kind = (char *)e->name;
+    Crm__Request req;
+    entity_request_init(&req, op, e, er);
     return conn_call(conn, &req, reply);
+}
+
+void
+entity_request_init(Crm__Request *req, Crm__Op op, const crm_entity_t *e, Crm__EntityRequest *er)
+{
+    *req = (Crm__Request)CRM__REQUEST__INIT;
+    req->op = op;
+    req->body_case = CRM__REQUEST__BODY_ENTITY;
+    req->entity = er;
+    er->kind = (char *)e->name;
 }
 
 size_t

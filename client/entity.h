@@ -53,6 +53,10 @@ size_t entity_flags(const crm_entity_t *e, const char *sub, char out[][40]);
 /* Send one entity request OP for kind E; on EXIT_OK the caller frees *reply. */
 int entity_call(conn_t *conn, Crm__Op op, const crm_entity_t *e, Crm__EntityRequest *er,
                 Crm__Reply **reply);
+/* REQ as the entity request OP for kind E with body ER (REQ borrows ER and
+   E's name), for conn_call_all(). */
+void entity_request_init(Crm__Request *req, Crm__Op op, const crm_entity_t *e,
+                         Crm__EntityRequest *er);
 /* Number of records in an entity reply, and record I decoded (caller frees
    with crm_proto_free(); NULL if it cannot be read). */
 size_t entity_count(const Crm__Reply *reply);
