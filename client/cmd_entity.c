@@ -1162,6 +1162,8 @@ s_bin(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             if (*r->next_after)
                 printf(" (more: --after %s)", r->next_after);
             printf("; restore one with: crm %s restore ID\n", e->name);
+        } else if (*r->next_after) { /* as every JSON listing: the next page's cursor */
+            printf("{\"next_after\":\"%s\"}\n", r->next_after);
         }
     }
     conn_reply_free(&reply);

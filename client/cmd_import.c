@@ -119,6 +119,7 @@ typedef struct {
     s_cells_t row;                            /* the cells of the line being read */
     size_t rowcap;
     bool row_bad_bytes;                       /* a line of the row was not in the encoding */
+    bool row_nul;                             /* a cell of the row holds a NUL byte */
     long line;                                /* physical lines read */
     long next_line;                           /* where the next row starts */
 } s_import_t;
@@ -554,6 +555,8 @@ s_build(s_import_t *im, char *errs, size_t n)
                  sheet_reader_encoding(im->rd));
         s_append(errs, n, errbuf);
     }
+    if (im->row_nul)
+        s_append(errs, n, "a cell holds a NUL byte (U+0000), which no field may hold");
     for (size_t j = 0; j < im->row.n; j++) {
         char *cell = im->row.v[j];
         if (!im->raw && *cell == '\'') /* export's formula guard */
@@ -605,6 +608,8 @@ s_csv_cell(void *data, size_t len, void *arg)
     char *cell = malloc(len + 1), *w = cell;
     CRM_ASSERT_ALLOC(cell);
     const char *in = data ? data : "";
+    if (len && memchr(in, '\0', len)) /* a C string would end there: the rest were lost */
+        im->row_nul = true;
     /* a quoted cell written on Windows: CRLF line breaks become LF */
     for (size_t r = 0; r < len; r++)
         if (!(in[r] == '\r' && r + 1 < len && in[r + 1] == '\n'))
@@ -644,6 +649,7 @@ s_csv_row(int c, void *arg)
     s_cells_free(&im->row);
     im->rowcap = 0;
     im->row_bad_bytes = false;
+    im->row_nul = false;
 }
 
 static void

@@ -1314,7 +1314,14 @@ s_wal_scan(rocksdb_wal_iterator_t *it, bool fresh, uint64_t *from, size_t max_by
         rocksdb_free(err);
         return first && !fresh ? -1 : 0;
     }
-    return first && !fresh ? -1 : keep;
+    /* No batch at all: a kept IT is not where it was expected; a new one that
+       found nothing though FROM <= the latest number (its file went with a
+       flush and the live file is empty) never started, and RocksDB asserts on
+       Next() of such an iterator: not kept either (the next read starts
+       afresh, and says too old once the live file holds a batch) */
+    if (first)
+        return fresh ? 0 : -1;
+    return keep;
 }
 
 crm_err_t

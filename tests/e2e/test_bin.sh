@@ -98,6 +98,14 @@ expect "the restored customer is found through its indexes again" contains "$OUT
 
 # ---- purge: admins only, audited; restore is then impossible ----
 as sm customer delete "$C2" --yes
+as sm customer delete "$C" --yes
+as sm --json customer bin --limit 1
+expect "a JSON page of the bin ends with the next page's cursor, as every JSON listing" \
+    test "$(tail -1 <<<"$OUT")" = "{\"next_after\":\"$(head -1 <<<"$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["record"]["id"])')\"}"
+as sm --json customer bin --limit 1 --after "$(tail -1 <<<"$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_after"])')"
+expect "... and the next page has the other one, and no cursor" \
+    test "$(wc -l <<<"$OUT"):$(grep -c next_after <<<"$OUT")" = 1:0
+as sm customer restore "$C" --allow-duplicate
 as sm customer purge "$C2"
 expect "a manager may not purge" contains "$ERR" PERMISSION_DENIED
 as admin customer purge "$C2"

@@ -187,5 +187,13 @@ c import --from-line 602 "$T/big.csv"
 expect "--from-line continues where it stopped" test "$RC" -eq 0 -a "$OUT" = "imported 100 customer records; 0 lines had errors"
 expect "every line once: no gap, no duplicate" test "$(count)" -eq $((n0 + 700))
 
+# a NUL byte in a cell: the line is refused, not cut short at it
+printf 'name,phone\nab\000cd,13811119901\nclean,13811119902\n' >"$T/nul.csv"
+c import "$T/nul.csv"
+expect "a NUL byte in a cell refuses its line, saying so" contains "$ERR" "line 2: a cell holds a NUL byte"
+expect "... and the other lines are imported" contains "$OUT" "imported 1 customer record; 1 line had errors"
+c customer list --phone 13811119901
+expect "... nothing of the NUL line is stored (it was 'ab')" contains "$OUT" "no customer records"
+
 stop_server a
 finish
