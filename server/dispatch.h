@@ -137,6 +137,9 @@ typedef struct {
     bool deferred;     /* no reply yet: hand the request to the worker (after the
                           commit, if after_commit) */
     bool held;         /* no reply yet: run the request again after the next commit */
+    bool wrote;        /* a write that succeeded (or its kept first reply): under
+                          --sync-replicas its reply waits for the replicas too; a read's
+                          or a refusal's audit entry only for the local commit */
 } dispatch_out_t;
 
 /* Serve one request: NFRAMES body frames arrived, the first being BODY[LEN];

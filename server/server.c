@@ -78,7 +78,9 @@ typedef struct {
 
 #define HELD_MAX 64       /* requests held at once; beyond, pulls are answered at once */
 #define HOLD_US 500000    /* longest a pull is held */
-#define SYNC_WAIT_US 5000000 /* --sync-replicas: longest a reply waits for the replicas */
+/* --sync-replicas: longest a write's reply waits for the replicas; below the client's
+   default timeout (5 s), so that the client gets this answer, not a timeout */
+#define SYNC_WAIT_US 3000000
 
 /* A reply that waits for the group commit of its write. */
 typedef struct {
@@ -89,6 +91,7 @@ typedef struct {
     uint8_t *defer; /* a deferred request (owned): to the worker once committed */
     size_t defer_len;
     char *defer_user;
+    bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
 } s_pending_t;
 
 struct server {
@@ -425,6 +428,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         p->reply = reply;
         p->len = reply_len;
         p->id = out.id;
+        p->wrote = out.wrote;
         p->defer = NULL;
         p->defer_user = NULL;
         if (out.deferred) { /* its audit entry commits first, then the worker answers */
@@ -513,7 +517,7 @@ s_commit_and_reply(server_t *self)
                        ? store_wal_seq(self->store)
                        : 0;
     for (size_t i = 0; i < self->n_pending; i++) {
-        if (!wal) {
+        if (!wal || !self->pending[i].wrote) {
             s_finish_pending(self, &self->pending[i], rc, errbuf);
             continue;
         }

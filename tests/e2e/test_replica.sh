@@ -279,19 +279,28 @@ stop_server n
 # a kill -9 of the primary under load loses no acknowledged write
 init_data "$T/s"
 "$A" user add repl2 --role replica --data "$T/s" --out "$T/repl2.enroll" >/dev/null
+"$A" user add mk2 --dept marketing --role staff --data "$T/s" --out "$T/mk2.enroll" >/dev/null
 start_server s "$T/s" --sweep-every 0 --sync-replicas 1
 cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-# --timeout 20: the client resends a write (same idempotency key) after half its timeout,
-# which must come after the server's 5 s wait for the replicas, or the resend is answered
-# from the idempotency record instead
-cs_ --timeout 20 customer add --name 无人确认 --phone 13500000000
+# the client's default timeout (5 s): the server's answer after its 3 s wait comes first
+cs_ customer add --name 无人确认 --phone 13500000000
 expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
 expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
-# --timeout 6: the resend (3 s) comes while the first is still waiting for a replica; it
+# --timeout 4: the resend (2 s) comes while the first is still waiting for a replica; it
 # must wait with it, not be answered OK from the idempotency record at once
-cs_ --timeout 6 customer add --name 重发无人确认 --phone 13500000002
+cs_ --timeout 4 customer add --name 重发无人确认 --phone 13500000002
 expect "a resent write under --sync-replicas is not acknowledged without a replica" test "$RC" -ne 0
 expect "... but told it is not confirmed" contains "$ERR" "fewer than 1 replicas confirmed it"
+# reads and refusals wait for nothing but their audit entry's local commit
+t0=$(date +%s%N)
+"$A" status --config "$T/s/admin.enroll" --server "$EP_s" >"$T/o" 2>"$T/e" && RC1=0 || RC1=$?
+cs_ customer show 13500000000; RC2=$RC
+RC3=0; "$CRM_BIN/crm" --config "$T/mk2.enroll" --server "$EP_s" customer delete c1 --yes >"$T/o" 2>"$T/e" || RC3=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect "without the replica, an admin's status and read are answered (${ms} ms for three)" \
+    test "$RC1" -eq 0 -a "$RC2" -eq 0 -a "$ms" -lt $((2500 * SLOW))
+expect "... and a refused write gets its refusal, not the replicas' wait" \
+    bash -c "[ $RC3 -ne 0 ] && grep -q PERMISSION_DENIED '$T/e'"
 "$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
 start_server sr "$T/sr" --replica-of "$EP_s"
 cs_ customer add --name 已确认 --phone 13500000001
