@@ -42,9 +42,24 @@ s_take(void *arg, uint64_t seq, const void *data, size_t len)
     return crm_time_mono_us() < p->until_us;
 }
 
+/* A replica serves no log and no snapshot: replicas follow the primary (no
+   chains), and a replica pointed at itself must not look healthy. */
+static crm_err_t
+s_refuse_if_replica(req_ctx_t *ctx)
+{
+    if (!ctx->env->follower || !store_readonly(ctx->env->store))
+        return CRM_OK;
+    return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                          "this server is itself a replica (of %s): follow the primary",
+                          repl_follower_endpoint(ctx->env->follower));
+}
+
 crm_err_t
 h_repl_pull(req_ctx_t *ctx)
 {
+    crm_err_t rc = s_refuse_if_replica(ctx);
+    if (rc != CRM_OK)
+        return rc;
     const Crm__ReplPullRequest *req = ctx->req->repl_pull;
     if (ctx->req->body_case != CRM__REQUEST__BODY_REPL_PULL || !req || !req->from_seq)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
@@ -77,7 +92,7 @@ h_repl_pull(req_ctx_t *ctx)
     store_wal_cursor_t *cur =
         ctx->env->repl ? repl_seen(ctx->env->repl, ctx->session.user->name, req->from_seq, now)
                        : NULL;
-    crm_err_t rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p,
+    rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p,
                                   &too_old, &oldest, ctx->errbuf);
     if (p.v)
         dispatch_own(ctx, p.v);
@@ -139,6 +154,9 @@ h_repl_status(req_ctx_t *ctx)
 crm_err_t
 h_repl_snapshot(req_ctx_t *ctx)
 {
+    crm_err_t refused = s_refuse_if_replica(ctx);
+    if (refused != CRM_OK)
+        return refused;
     const Crm__ReplSnapshotRequest *req = ctx->req->repl_snapshot;
     if (ctx->req->body_case != CRM__REQUEST__BODY_REPL_SNAPSHOT || !req)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "a snapshot request needs its body");
