@@ -911,9 +911,9 @@ store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_seq, char *
         }
         if (crm_time_mono_us() >= deadline) {
             snprintf(errbuf, CRM_ERRBUF,
-                     "this server did not reach WAL sequence number %llu within %d s (it is at "
-                     "%llu)",
-                     (unsigned long long)at, wait_ms / 1000, (unsigned long long)latest);
+                     "this server did not reach WAL sequence number %llu within %.1f s (it is "
+                     "at %llu): is that the primary's number?",
+                     (unsigned long long)at, wait_ms / 1000.0, (unsigned long long)latest);
             return CRM_ERR_UNAVAILABLE;
         }
         struct timespec nap = {0, 2000000};

@@ -12,6 +12,7 @@
 
 #define PULL_BUDGET_US 3000 /* stop collecting batches after this long */
 #define DIGEST_WAIT_MS 10000 /* longest a digest waits for this server to reach its number */
+#define DIGEST_WAIT_NEWER_MS 1000 /* ... one past what the primary had at our last pull */
 
 typedef struct {
     req_ctx_t *ctx;
@@ -210,8 +211,17 @@ h_repl_digest(req_ctx_t *ctx)
         ctx->req->body_case == CRM__REQUEST__BODY_REPL_DIGEST ? ctx->req->repl_digest : NULL;
     Crm__ReplDigestReply *r = &ctx->body.repl_digest;
     crm__repl_digest_reply__init(r);
-    crm_err_t rc = store_view_at(ctx->env->store, req ? req->at_wal_seq : 0, DIGEST_WAIT_MS,
-                                 &r->wal_seq, ctx->errbuf);
+    uint64_t at = req ? req->at_wal_seq : 0;
+    /* the worker waits only for a number the primary had at our last pull (it is on its
+       way), or one pull's time for a newer one; not 10 s for a typo */
+    int wait_ms = DIGEST_WAIT_MS;
+    if (at && ctx->env->follower) {
+        repl_follower_status_t st;
+        repl_follower_status(ctx->env->follower, &st);
+        if (at > st.primary_seq)
+            wait_ms = DIGEST_WAIT_NEWER_MS;
+    }
+    crm_err_t rc = store_view_at(ctx->env->store, at, wait_ms, &r->wal_seq, ctx->errbuf);
     if (rc != CRM_OK)
         return rc;
     uint8_t *out = dispatch_own(ctx, malloc(32));

@@ -177,6 +177,11 @@ expect "... at three different numbers (the writes went on; $seqs)" \
 "$A" digest --config "$T/p/admin.enroll" --server "$EP_r" --at 1 >"$T/o" 2>"$T/e" && RC=0 || RC=$?
 expect "a number the replica passed long ago is refused, saying so" \
     bash -c "[ $RC -ne 0 ] && grep -q 'past WAL sequence number 1 ' '$T/e'"
+t0=$(date +%s%N)
+"$A" digest --config "$T/p/admin.enroll" --server "$EP_r" --at 99999999999 >"$T/o" 2>"$T/e" && RC=0 || RC=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect "a number far past the primary's is refused after one pull's wait, not 10 s (${ms} ms)" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'did not reach WAL sequence number 99999999999' '$T/e' && [ $ms -lt $((4000 * SLOW)) ]"
 synced
 "$A" digest --config "$T/p/admin.enroll" --server "$EP_p" >"$T/odp" || true
 "$A" digest --config "$T/p/admin.enroll" --server "$EP_r" >"$T/odr" || true
