@@ -15,6 +15,7 @@
             sequence number give the same digest.
     =========================================================================
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -371,6 +372,37 @@ s_progress(void *arg, uint64_t done, uint64_t total)
     f->last_pct = pct;
 }
 
+/* Does directory PATH hold nothing? */
+static bool
+s_dir_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    const struct dirent *de;
+    bool empty = true;
+    while (empty && (de = readdir(d)))
+        empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+/* Remove everything in directory PATH, keeping PATH. */
+static void
+s_dir_clear(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    const struct dirent *de;
+    char sub[PATH_MAX];
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) < (int)sizeof sub)
+            backup_remove_tree(sub);
+    closedir(d);
+}
+
 static int
 s_replica_init(const char *from, const char *data, const char *enroll_path)
 {
@@ -383,19 +415,25 @@ s_replica_init(const char *from, const char *data, const char *enroll_path)
         fprintf(stderr, "crm-admin replica: %s\n", errbuf);
         return EXIT_USAGE;
     }
-    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", data, strerror(errno));
-        rc = EXIT_USAGE;
-        goto cleanup;
+    /* a new or empty directory, checked before a byte is fetched */
+    struct stat st;
+    if (stat(data, &st) == 0 && (!S_ISDIR(st.st_mode) || !s_dir_empty(data))) {
+        fprintf(stderr, "crm-admin replica: '%s' %s; give a new or empty data dir\n", data,
+                S_ISDIR(st.st_mode) ? "is not empty" : "is not a directory");
+        return EXIT_USAGE;
     }
+    bool made_dir = mkdir(data, 0700) == 0;
+    if (!made_dir && errno != EEXIST) {
+        fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", data, strerror(errno));
+        return EXIT_USAGE;
+    }
+    made = true; /* from here on a failure leaves DATA as it found it */
     snprintf(path, sizeof path, "%s/db", data);
     if (mkdir(path, 0700) != 0) {
-        fprintf(stderr, "crm-admin replica: '%s' %s; give a new or empty data dir\n", path,
-                errno == EEXIST ? "exists already" : strerror(errno));
+        fprintf(stderr, "crm-admin replica: cannot create '%s': %s\n", path, strerror(errno));
         rc = EXIT_USAGE;
         goto cleanup;
     }
-    made = true;
     cli_ctx_t ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.config = enroll_path;
@@ -441,8 +479,10 @@ s_replica_init(const char *from, const char *data, const char *enroll_path)
 cleanup:
     conn_destroy(&conn);
     if (rc != EXIT_OK && made) { /* leave nothing half-made behind */
-        snprintf(path, sizeof path, "%s/db", data);
-        backup_remove_tree(path);
+        if (made_dir)
+            backup_remove_tree(data);
+        else
+            s_dir_clear(data);
     }
     sodium_memzero(&e, sizeof e);
     return rc;

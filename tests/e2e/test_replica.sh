@@ -28,6 +28,13 @@ for i in 1 2; do "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" cu
 RC=0; "$A" replica init --from "$EP_p" --data "$T/x" --enroll "$T/ann.enroll" >"$T/o" 2>"$T/e" || RC=$?
 expect "a staff key cannot fetch a snapshot" test "$RC" -ne 0
 expect "... told only a replica identity may" grep -q "only a replica identity may follow the log" "$T/e"
+expect "... and the data dir it made is gone again" test ! -e "$T/x"
+mkdir -p "$T/full"; echo keep >"$T/full/notes.txt"; echo f >"$T/afile"
+RC=0; "$A" replica init --from "$EP_p" --data "$T/full" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "a data dir that is not empty is refused before anything is fetched" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'is not empty; give a new or empty data dir' '$T/e' && [ \"\$(ls '$T/full')\" = notes.txt ]"
+RC=0; "$A" replica init --from "$EP_p" --data "$T/afile" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
+expect "... and so is a file" bash -c "[ $RC -ne 0 ] && grep -q 'is not a directory' '$T/e'"
 # a copy that cannot fit is refused before its first byte (root: a small tmpfs, 12 MiB free)
 if [ "$(id -u)" -eq 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=20m tmpfs "$T/small"; then
     dd if=/dev/zero of="$T/small/filler" bs=1M count=8 status=none
