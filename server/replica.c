@@ -70,6 +70,8 @@
 
 typedef struct {
     char name[64];
+    uint8_t rid[256];           /* the connection it last pulled on (ROUTER routing id) */
+    size_t rid_len;
     uint64_t applied;           /* WAL sequence number it holds */
     int64_t seen_us;            /* its last pull */
     store_wal_cursor_t *cursor; /* where its last pull stopped in our WAL */
@@ -143,9 +145,18 @@ s_slot(repl_t *self, const char *name)
 }
 
 store_wal_cursor_t *
-repl_seen(repl_t *self, const char *name, uint64_t from_seq, int64_t now_us)
+repl_seen(repl_t *self, const char *name, const void *rid, size_t rid_len, uint64_t from_seq,
+          int64_t now_us)
 {
     s_replica_t *slot = s_slot(self, name);
+    bool other = rid_len != slot->rid_len || (rid_len && memcmp(rid, slot->rid, rid_len) != 0);
+    if (other && slot->seen_us && now_us - slot->seen_us < REPL_TWIN_WINDOW_US)
+        return NULL; /* another connection pulls under this name right now */
+    if (other && rid_len <= sizeof slot->rid) {
+        if (rid_len)
+            memcpy(slot->rid, rid, rid_len);
+        slot->rid_len = rid_len;
+    }
     slot->applied = from_seq ? from_seq - 1 : 0;
     slot->seen_us = now_us;
     if (!slot->cursor)

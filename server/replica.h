@@ -43,11 +43,16 @@ void repl_destroy(repl_t **self_p);
 /* The server thread calls this after each commit turn: remembers when the
    store's WAL sequence number reached its present value (for lag in ms). */
 void repl_committed(repl_t *self, int64_t now_us);
-/* Replica NAME asked for the WAL from FROM_SEQ: it holds everything before.
-   Returns its WAL cursor (borrowed; kept while NAME is in the table). Two
-   replicas under one name share a cursor (each pull repositions it). */
-store_wal_cursor_t *repl_seen(repl_t *self, const char *name, uint64_t from_seq,
-                              int64_t now_us);
+/* Replica NAME asked, on connection RID, for the WAL from FROM_SEQ: it holds
+   everything before. Returns its WAL cursor (borrowed; kept while NAME is in
+   the table), or NULL if another connection pulled under NAME in the last
+   REPL_TWIN_WINDOW_US: two replicas on one identity would count as one for
+   --sync-replicas and in the status, so the second is refused (a replica that
+   restarted gets in once its old connection has been quiet that long). */
+store_wal_cursor_t *repl_seen(repl_t *self, const char *name, const void *rid, size_t rid_len,
+                              uint64_t from_seq, int64_t now_us);
+/* A held pull comes at least every 0.5 s: quiet longer than this, a connection is gone */
+#define REPL_TWIN_WINDOW_US 1500000
 /* The WAL sequence number that at least K replicas seen in the last 10 s
    hold (0 if fewer than K are there). */
 uint64_t repl_acked(const repl_t *self, uint32_t k, int64_t now_us);

@@ -90,11 +90,16 @@ h_repl_pull(req_ctx_t *ctx)
     crm__repl_pull_reply__init(r);
     bool too_old = false;
     uint64_t oldest = 0;
-    store_wal_cursor_t *cur =
-        ctx->env->repl ? repl_seen(ctx->env->repl, ctx->session.user->name, req->from_seq, now)
-                       : NULL;
-    rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p,
-                                  &too_old, &oldest, ctx->errbuf);
+    store_wal_cursor_t *cur = NULL;
+    if (ctx->env->repl &&
+        !(cur = repl_seen(ctx->env->repl, ctx->session.user->name, ctx->env->rid,
+                          ctx->env->rid_len, req->from_seq, now)))
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "another replica follows under the identity '%s' right now: give "
+                              "each replica its own ('crm-admin user add NAME --role replica')",
+                              ctx->session.user->name);
+    rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p, &too_old, &oldest,
+                        ctx->errbuf);
     if (p.v)
         dispatch_own(ctx, p.v);
     if (rc != CRM_OK)

@@ -52,7 +52,7 @@ expect "crm-admin replica init fetches a snapshot through the primary" test "$RC
 expect "... with progress" grep -q "snapshot: 100%" "$T/e"
 expect "... and says how to start the replica" grep -q "crmd --data $T/r --replica-of $EP_p" "$T/o"
 expect "... keeping the identity as DIR/replica.enroll" test -f "$T/r/replica.enroll"
-rm -rf "$T/x"; cp -a "$T/r" "$T/x"; cp -a "$T/r" "$T/self"
+rm -rf "$T/x"; cp -a "$T/r" "$T/x"; cp -a "$T/r" "$T/self"; cp -a "$T/r" "$T/twin"
 start_server r "$T/r" --replica-of "$EP_p"
 expect "the replica says it follows the primary" eventually 'grep -q "following the primary at $EP_p" "$T/r.log"'
 RC=0; "$A" replica init --from "$EP_r" --data "$T/chain" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
@@ -63,6 +63,10 @@ start_server self "$T/self" --listen "$SELF" --replica-of "$SELF"
 expect "a replica pointed at itself says so instead of following" \
     eventually 'grep -q "refused to ship its log: this server is itself a replica" "$T/self.log"'
 stop_server self
+start_server twin "$T/twin" --replica-of "$EP_p"
+expect "a second replica on the same identity is refused while the first follows" \
+    eventually 'grep -q "another replica follows under the identity .repl1. right now" "$T/twin.log"'
+stop_server twin
 
 # watchers on both, from the start
 "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
