@@ -2337,6 +2337,9 @@ h_bin_restore(req_ctx_t *ctx)
                             r->id);
     } else if ((rc = authz_record(ctx->session.user, e, AUTHZ_DELETE, rec, NULL, NULL, 0,
                                   ctx->errbuf)) != CRM_OK) {
+        size_t n = strlen(ctx->errbuf);
+        snprintf(ctx->errbuf + n, sizeof ctx->errbuf - n,
+                 " (restoring one takes the right to delete it)");
         dispatch_deny(ctx, e->name, r->id, "restore");
     } else if (!r->allow_duplicate &&
                (rc = s_find_dupes(ctx, e, rec, dupes, sizeof dupes)) == CRM_OK && *dupes) {

@@ -303,8 +303,12 @@ static crm_err_t
 s_dupes(req_ctx_t *ctx, const Crm__ReportRequest *r)
 {
     const crm_entity_t *ce = crm_entity_by_name("customer");
-    if (authz_kind(ctx->session.user, ce, AUTHZ_DELETE, ctx->errbuf) != CRM_OK)
+    if (authz_kind(ctx->session.user, ce, AUTHZ_DELETE, ctx->errbuf) != CRM_OK) {
+        size_t n = strlen(ctx->errbuf);
+        snprintf(ctx->errbuf + n, sizeof ctx->errbuf - n,
+                 " (finding duplicates, like merging them, takes the right to delete customers)");
         return dispatch_deny(ctx, ce->name, "", "report dupes");
+    }
     /* the cursor: index tag byte and the value after which to go on, hex-encoded */
     char after[1000] = "";
     size_t slice = DUPES_SCAN;

@@ -71,6 +71,7 @@ expect "in small slices too" contains "$OUT" "$C (deleted),$C2 same phones"
 # ---- restore: by those who may delete it, with everything, one change ----
 as sa customer restore "$C"
 expect "sales staff may not restore (they may not delete)" contains "$ERR" PERMISSION_DENIED
+expect "... and are told why in words about restoring" contains "$ERR" "restoring one takes the right to delete it"
 as admin --json audit --id "$C" --limit 5
 expect "the refusal is audited" grep -q '"action":"restore".*"denied":true' "$T/o"
 as sm customer restore "$C"

@@ -111,6 +111,7 @@ as pm customer dupes --min-score lots
 expect "a bad --min-score is a usage error" test "$RC" -eq 2
 as ps customer dupes
 expect "dupes is for those who may merge" contains "$ERR" PERMISSION_DENIED
+expect "... saying so" contains "$ERR" "finding duplicates, like merging them, takes the right to delete customers"
 
 # their records in each department
 as sa note add "$C1" 第一次电话
