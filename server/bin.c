@@ -67,11 +67,12 @@ bin_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num, const Crm__
 }
 
 static crm_err_t
-s_get(store_group_t *g, const void *key, size_t klen, const ProtobufCMessageDescriptor *d,
-      ProtobufCMessage **out)
+s_get(store_group_t *g, store_t *store, const void *key, size_t klen,
+      const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
 {
     store_val_t v = {0};
-    crm_err_t rc = store_group_get(g, STORE_CF_META, key, klen, &v);
+    crm_err_t rc = g ? store_group_get(g, STORE_CF_META, key, klen, &v)
+                     : store_get(store, STORE_CF_META, key, klen, &v);
     if (rc != CRM_OK)
         return rc;
     char errbuf[CRM_ERRBUF];
@@ -89,7 +90,16 @@ bin_get(store_group_t *g, const crm_entity_t *e, uint64_t num, Crm__Binned **out
 {
     uint8_t key[KEY_LEN];
     s_key(e, num, key);
-    return s_get(g, key, sizeof key, &crm__binned__descriptor, (ProtobufCMessage **)out);
+    return s_get(g, NULL, key, sizeof key, &crm__binned__descriptor, (ProtobufCMessage **)out);
+}
+
+crm_err_t
+bin_get_committed(store_t *store, const crm_entity_t *e, uint64_t num, Crm__Binned **out)
+{
+    uint8_t key[KEY_LEN];
+    s_key(e, num, key);
+    return s_get(NULL, store, key, sizeof key, &crm__binned__descriptor,
+                 (ProtobufCMessage **)out);
 }
 
 crm_err_t
@@ -97,7 +107,7 @@ bin_part(store_group_t *g, const crm_entity_t *e, uint64_t num, uint32_t i, Crm_
 {
     uint8_t key[PKEY_LEN];
     s_pkey(e, num, i, key);
-    crm_err_t rc = s_get(g, key, sizeof key, &crm__binned_part__descriptor,
+    crm_err_t rc = s_get(g, NULL, key, sizeof key, &crm__binned_part__descriptor,
                          (ProtobufCMessage **)out);
     return rc == CRM_ERR_NOT_FOUND ? CRM_ERR_INTERNAL : rc; /* the header says it exists */
 }

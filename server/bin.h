@@ -35,6 +35,10 @@ void bin_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num, const 
 /* Read record NUM of kind E from the bin through the group (staged writes
    count). NOT_FOUND if it is not there. Caller frees *out with crm_proto_free. */
 crm_err_t bin_get(store_group_t *g, const crm_entity_t *e, uint64_t num, Crm__Binned **out);
+/* The same from committed data (the calling thread's view, if any): for readers
+   off the server thread. */
+crm_err_t bin_get_committed(store_t *store, const crm_entity_t *e, uint64_t num,
+                            Crm__Binned **out);
 /* Part I of binned record NUM of kind E, through the group. */
 crm_err_t bin_part(store_group_t *g, const crm_entity_t *e, uint64_t num, uint32_t i,
                    Crm__BinnedPart **out);

@@ -15,6 +15,7 @@
 #include "authz.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "bin.h"
 #include "dispatch.h"
 #include "records.h"
 
@@ -211,6 +212,12 @@ h_history(req_ctx_t *ctx)
                               q->field, e->name);
     ProtobufCMessage *cur = NULL;
     crm_err_t rc = records_get(ctx->env->store, e, num, &cur);
+    Crm__Binned *binned = NULL; /* a deleted record's history is kept: read it as it was */
+    if (rc == CRM_ERR_NOT_FOUND && bin_get_committed(ctx->env->store, e, num, &binned) == CRM_OK) {
+        dispatch_own_msg(ctx, binned);
+        rc = crm_proto_unpack_wire(e->desc, binned->record.data, binned->record.len, &cur,
+                                   ctx->errbuf);
+    }
     if (rc == CRM_ERR_NOT_FOUND)
         return dispatch_error(ctx, rc, "no %s '%.40s'", e->name, q->id);
     if (rc != CRM_OK)

@@ -38,6 +38,12 @@ assert kinds == ["activity", "activity", "customer", "task"], kinds
 PY
 as sa customer show "$C"
 expect "it is gone from reads" contains "$ERR" NOT_FOUND
+as sm customer history "$C"
+expect "its history stays readable while it is in the bin, the deletion included" \
+    bash -c "[ $RC -eq 0 ] && grep -q delete '$T/o' && grep -q create '$T/o' && grep -q 13900001111 '$T/o'"
+as mk customer history "$C"
+expect "... to marketing too, masked as before (no phone in clear)" \
+    bash -c "[ $RC -eq 0 ] && grep -q delete '$T/o' && ! grep -q 13900001111 '$T/o'"
 as sa --json activity show "$A1"
 expect "... and so are its activities" contains "$ERR" NOT_FOUND
 
