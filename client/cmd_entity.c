@@ -1160,7 +1160,7 @@ s_bin(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         if (!ctx->json) {
             printf("%zu deleted %s%s", r->n_binned, e->name, r->n_binned == 1 ? "" : "s");
             if (*r->next_after)
-                printf(" (more: --after %s)", r->next_after);
+                printf(" on this page (more: --after %s)", r->next_after);
             printf("; restore one with: crm %s restore ID\n", e->name);
         } else if (*r->next_after) { /* as every JSON listing: the next page's cursor */
             printf("{\"next_after\":\"%s\"}\n", r->next_after);
