@@ -605,9 +605,15 @@ s_csv_cell(void *data, size_t len, void *arg)
         im->row.v = realloc(im->row.v, im->rowcap * sizeof *im->row.v);
         CRM_ASSERT_ALLOC(im->row.v);
     }
+    const char *in = data ? data : "";
+    /* byte order marks at a cell's start (files joined together, a BOM written twice)
+       are invisible and would end up in names and in column headers: dropped */
+    while (len >= 3 && !memcmp(in, "\xEF\xBB\xBF", 3)) {
+        in += 3;
+        len -= 3;
+    }
     char *cell = malloc(len + 1), *w = cell;
     CRM_ASSERT_ALLOC(cell);
-    const char *in = data ? data : "";
     if (len && memchr(in, '\0', len)) /* a C string would end there: the rest were lost */
         im->row_nul = true;
     /* a quoted cell written on Windows: CRLF line breaks become LF */
