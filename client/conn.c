@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,19 @@
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_time.h"
+
+/* A message to the user on stderr, under the program's name (crm, crm-admin). */
+static void s_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+s_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", crm_log_prog());
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 struct conn {
     void *ctx;          /* ZeroMQ context */
@@ -100,9 +114,9 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
     const char *path = cli_config_path(ctx);
     *out = NULL;
     if (crm_enroll_load(path, &e, errbuf) != CRM_OK) {
-        fprintf(stderr, "crm: %s\n", errbuf);
+        s_err("%s\n", errbuf);
         if (!strstr(errbuf, "mode"))
-            fprintf(stderr, "crm: enroll first with 'crm enroll FILE' (the file an admin gave "
+            s_err("enroll first with 'crm enroll FILE' (the file an admin gave "
                             "you), or point --config at it\n");
         return EXIT_USAGE;
     }
@@ -131,7 +145,7 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
     zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(self->monitor, mon);
     if (zmq_connect(self->sock, self->endpoint) != 0) {
-        fprintf(stderr, "crm: bad server endpoint '%s': %s\n", self->endpoint,
+        s_err("bad server endpoint '%s': %s\n", self->endpoint,
                 zmq_strerror(zmq_errno()));
         conn_destroy(&self);
         return EXIT_USAGE;
@@ -139,6 +153,7 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
     *out = self;
     return EXIT_OK;
 }
+
 
 static void
 s_read_events(conn_t *self)
@@ -160,27 +175,27 @@ s_unreachable(conn_t *self)
 {
     double secs = self->timeout_ms / 1000.0;
     if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        fprintf(stderr,
-                "crm: authentication failed: the server at %s refused your key (unknown, "
+        s_err(
+                "authentication failed: the server at %s refused your key (unknown, "
                 "disabled or rotated user); ask an admin for a new enrollment\n",
                 self->endpoint);
     else if (self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-        fprintf(stderr, "crm: the server at %s did not answer within %.1f s; try again or raise "
+        s_err("the server at %s did not answer within %.1f s; try again or raise "
                         "--timeout\n",
                 self->endpoint, secs);
     else if (self->events &
              (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
-        fprintf(stderr,
-                "crm: the secure handshake with %s failed: the server refused the connection "
+        s_err(
+                "the secure handshake with %s failed: the server refused the connection "
                 "or your enrollment has the wrong server key\n",
                 self->endpoint);
     else if (self->events & ZMQ_EVENT_DISCONNECTED) /* a server that stopped looks the same */
-        fprintf(stderr,
-                "crm: the connection to %s closed before the secure handshake finished: the "
+        s_err(
+                "the connection to %s closed before the secure handshake finished: the "
                 "server stopped or refused it, or your enrollment has the wrong server key\n",
                 self->endpoint);
     else
-        fprintf(stderr, "crm: cannot reach the server at %s within %.1f s: is crmd running "
+        s_err("cannot reach the server at %s within %.1f s: is crmd running "
                         "there? (--server or CRM_SERVER to use another)\n",
                 self->endpoint, secs);
     return EXIT_UNREACHABLE;
@@ -225,7 +240,7 @@ s_status(conn_t *self, const Crm__Reply *r)
         printf("}\n");
     }
     char *msg = out_escape(r->message && *r->message ? r->message : crm_err_str(r->status));
-    fprintf(stderr, "crm: %s (%s)\n", msg, crm_err_name(r->status));
+    s_err("%s (%s)\n", msg, crm_err_name(r->status));
     free(msg);
     return EXIT_REFUSED;
 }
@@ -299,7 +314,7 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
                                                zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf);
         zmq_msg_close(&m);
         if (prc != CRM_OK) {
-            fprintf(stderr, "crm: the server sent a reply this client cannot read: %s\n",
+            s_err("the server sent a reply this client cannot read: %s\n",
                     errbuf);
             rc = EXIT_REFUSED;
             goto cleanup;

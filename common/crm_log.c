@@ -20,6 +20,12 @@ crm_log_init(const char *prog, crm_log_level_t level)
     crm_log_threshold = level;
 }
 
+const char *
+crm_log_prog(void)
+{
+    return s_prog;
+}
+
 int
 crm_log_parse_level(const char *s)
 {

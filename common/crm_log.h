@@ -14,6 +14,8 @@ extern crm_log_level_t crm_log_threshold;
 
 /* Set the program name printed on each line and the minimum level. */
 void crm_log_init(const char *prog, crm_log_level_t level);
+/* The program name given to crm_log_init() ("crm" until then). */
+const char *crm_log_prog(void);
 /* Parse "debug|info|warn|error"; returns -1 if unknown. */
 int crm_log_parse_level(const char *s);
 /* Format and write one line; use the crm_log() macro instead. */

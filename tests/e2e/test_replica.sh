@@ -187,7 +187,7 @@ expect "... at three different numbers (the writes went on; $seqs)" \
     test "$(echo $seqs | tr ' ' '\n' | sort -u | wc -l)" -eq 3 -a "$wrote_during" -lt 151
 "$A" digest --config "$T/p/admin.enroll" --server "$EP_r" --at 1 >"$T/o" 2>"$T/e" && RC=0 || RC=$?
 expect "a number the replica passed long ago is refused, saying so" \
-    bash -c "[ $RC -ne 0 ] && grep -q 'past WAL sequence number 1 ' '$T/e'"
+    bash -c "[ $RC -ne 0 ] && grep -q '^crm-admin: this server is past WAL sequence number 1 ' '$T/e'"
 t0=$(date +%s%N)
 "$A" digest --config "$T/p/admin.enroll" --server "$EP_r" --at 99999999999 >"$T/o" 2>"$T/e" && RC=0 || RC=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
