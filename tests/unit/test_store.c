@@ -322,20 +322,46 @@ s_collect(void *arg, uint64_t seq, const void *data, size_t len)
     return true;
 }
 
+/* A replica of PRI as it is now (its checkpoint, opened as a replica) in a new
+   directory, returned in *DIR. */
+static store_t *
+s_replica_of(store_t *pri, char **dir)
+{
+    char errbuf[CRM_ERRBUF], path[4200];
+    store_t *rep = NULL;
+    *dir = test_tmpdir();
+    snprintf(path, sizeof path, "%s/db", *dir);
+    assert_int_equal(store_checkpoint(pri, path, errbuf), CRM_OK);
+    assert_int_equal(store_open(*dir, STORE_REPLICA, &rep, errbuf), CRM_OK);
+    return rep;
+}
+
+/* Close and remove a primary and its replica, and free the shipped batches. */
+static void
+s_pair_close(store_t **pri, char *pdir, store_t **rep, char *rdir, s_batches_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->data[i]);
+    store_destroy(rep);
+    store_destroy(pri);
+    test_rmrf(pdir);
+    test_rmrf(rdir);
+    free(pdir);
+    free(rdir);
+}
+
 static void
 test_store_wal_replication(void **state)
 {
     (void)state;
     store_t *pri = NULL, *rep = NULL;
-    char *pdir = s_new_store(&pri), *rdir = test_tmpdir(), errbuf[CRM_ERRBUF], path[4200];
+    char *pdir = s_new_store(&pri), *rdir = NULL, errbuf[CRM_ERRBUF];
     store_group_t *g = store_group_new(pri);
     store_group_begin(g);
     store_group_put(g, STORE_CF_RECORDS, "a", 1, "1", 1);
     store_group_end(g, "e1", 2);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
-    snprintf(path, sizeof path, "%s/db", rdir);
-    assert_int_equal(store_checkpoint(pri, path, errbuf), CRM_OK);
-    assert_int_equal(store_open(rdir, STORE_REPLICA, &rep, errbuf), CRM_OK);
+    rep = s_replica_of(pri, &rdir);
     assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
     for (int i = 0; i < 3; i++) { /* three commits of several keys each */
         char key[16];
@@ -424,15 +450,8 @@ test_store_wal_replication(void **state)
     assert_int_equal(store_group_commit(rg, errbuf), CRM_ERR_READONLY);
     assert_int_equal(store_wal_seq(rep), store_wal_seq(pri));
     store_group_destroy(&rg);
-    for (size_t i = 0; i < b.n; i++)
-        free(b.data[i]);
     store_group_destroy(&g);
-    store_destroy(&rep);
-    store_destroy(&pri);
-    test_rmrf(pdir);
-    test_rmrf(rdir);
-    free(pdir);
-    free(rdir);
+    s_pair_close(&pri, pdir, &rep, rdir, &b);
 }
 
 /* A read from a number whose log file went with a flush (a replica snapshot
@@ -505,11 +524,9 @@ test_store_digest_views(void **state)
 {
     (void)state;
     store_t *pri = NULL, *rep = NULL;
-    char *pdir = s_new_store(&pri), *rdir = test_tmpdir(), errbuf[CRM_ERRBUF], path[4200];
+    char *pdir = s_new_store(&pri), *rdir = NULL, errbuf[CRM_ERRBUF];
     store_group_t *g = store_group_new(pri);
-    snprintf(path, sizeof path, "%s/db", rdir);
-    assert_int_equal(store_checkpoint(pri, path, errbuf), CRM_OK);
-    assert_int_equal(store_open(rdir, STORE_REPLICA, &rep, errbuf), CRM_OK);
+    rep = s_replica_of(pri, &rdir);
     store_keep_views(rep, 60000, 4);
     uint64_t from = store_wal_seq(rep) + 1, seqs[5];
     uint8_t want[5][32], got[32];
@@ -546,15 +563,8 @@ test_store_digest_views(void **state)
     s_digest_at(rep, 0, &seq, got, CRM_OK); /* now */
     assert_memory_equal(got, want[4], 32);
     s_digest_at(pri, seqs[4] + 5, &seq, got, CRM_ERR_FAILED_PRECONDITION); /* a primary: not yet */
-    for (size_t i = 0; i < b.n; i++)
-        free(b.data[i]);
     store_group_destroy(&g);
-    store_destroy(&rep);
-    store_destroy(&pri);
-    test_rmrf(pdir);
-    test_rmrf(rdir);
-    free(pdir);
-    free(rdir);
+    s_pair_close(&pri, pdir, &rep, rdir, &b);
 }
 
 int
