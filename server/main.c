@@ -54,8 +54,10 @@ static const char s_usage[] =
     "  --no-resync         a replica the primary's log no longer reaches back to says so\n"
     "                      and stops following (default: it re-syncs by itself from a new\n"
     "                      snapshot of the primary)\n"
+    "  --lag-warn T        a replica logs a warning when further behind the primary than T\n"
+    "                      (default 5s; e.g. 2s, 1m)\n"
     "  --sync-replicas K   answer a write only once K replicas hold it (default 0: at once;\n"
-    "                      after 5 s without them the write is reported as not confirmed)\n"
+    "                      after 3 s without them the write is reported as not confirmed)\n"
     "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
     "                      (e.g. 24h, 30m, 90s; default 0: none beyond the live log - set it\n"
     "                      on a primary with replicas; every hour kept is disk)\n"
@@ -105,7 +107,7 @@ main(int argc, char **argv)
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
            OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
-           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC };
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC, OPT_LAG_WARN };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -126,6 +128,7 @@ main(int argc, char **argv)
         {"replica-of", required_argument, NULL, OPT_REPLICA_OF},
         {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
         {"no-resync", no_argument, NULL, OPT_NO_RESYNC},
+        {"lag-warn", required_argument, NULL, OPT_LAG_WARN},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
         {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
@@ -262,6 +265,16 @@ main(int argc, char **argv)
         case OPT_NO_RESYNC:
             cfg.no_resync = true;
             break;
+        case OPT_LAG_WARN: {
+            int64_t ms = s_parse_duration(optarg);
+            if (ms <= 0) {
+                fprintf(stderr, "crmd: --lag-warn needs a duration such as 5s, 30s or 2m, "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.lag_warn_ms = ms;
+            break;
+        }
         case OPT_REPLICA_ENROLL:
             cfg.replica_enroll = optarg;
             break;

@@ -62,7 +62,6 @@
 #define MAX_REPLICAS 32         /* replicas the primary reports on */
 #define SEEN_WINDOW_US 60000000 /* ... if seen within a minute */
 #define PULL_TIMEOUT_MS 3000    /* no answer: reconnect */
-#define LAG_WARN_MS 5000        /* the follower logs when further behind than this */
 #define RESYNC_RETRY_MS 10000   /* a failed re-sync is tried again after this long */
 #define RESYNC_DIR ".replica-resync" /* DATA_DIR/...: where a re-sync fetches to */
 
@@ -188,9 +187,8 @@ repl_acked(const repl_t *self, uint32_t k, int64_t now_us)
     return best[k - 1];
 }
 
-/* How long ago the oldest commit past APPLIED was made (0: none is missing). */
-static uint64_t
-s_lag_ms(const repl_t *self, uint64_t applied, int64_t now_us)
+uint64_t
+repl_lag_ms(const repl_t *self, uint64_t applied, int64_t now_us)
 {
     if (applied >= self->last || !self->n)
         return 0;
@@ -222,7 +220,7 @@ repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,
         ri->name = r->name;
         ri->applied_seq = r->applied;
         ri->lag_entries = latest > r->applied ? latest - r->applied : 0;
-        ri->lag_ms = s_lag_ms(self, r->applied, now_us);
+        ri->lag_ms = repl_lag_ms(self, r->applied, now_us);
         ri->seen_ms_ago = (uint64_t)(now_us - r->seen_us) / 1000;
         list[n++] = ri;
     }
@@ -244,6 +242,7 @@ struct repl_follower {
     char endpoint[256];
     char data_dir[PATH_MAX];
     bool resync;                   /* re-sync by itself when too far behind (no --no-resync) */
+    int64_t lag_warn_ms;           /* log when further behind than this */
     uint64_t next_id;              /* request ids (follower thread only) */
     _Atomic int swap;              /* S_SWAP_*: a re-sync's switch, handed to the server thread */
     pthread_mutex_t lock;          /* guards status and swap_error */
@@ -629,9 +628,12 @@ s_follow(void *arg)
         if (applied > 0)
             zmq_send(self->bell_ring, "", 0, ZMQ_DONTWAIT);
         if (applied >= 0) {
+            /* behind: since the primary committed the oldest entry we lacked when we
+               asked (its own clock, in the answer), or since we last held everything */
             int64_t now = crm_time_mono_us();
             uint64_t mine = store_wal_seq(self->store);
             uint64_t theirs = reply->repl_pull->latest_seq;
+            int64_t asked_ms = (int64_t)reply->repl_pull->behind_ms;
             pthread_mutex_lock(&self->lock);
             self->status.primary_seq = theirs;
             self->status.applied_seq = mine;
@@ -639,11 +641,13 @@ s_follow(void *arg)
                 self->status.caught_up_us = now;
             int64_t behind_ms = (now - self->status.caught_up_us) / 1000;
             pthread_mutex_unlock(&self->lock);
+            if (asked_ms > behind_ms)
+                behind_ms = asked_ms;
             s_set_state(self, true, "following the primary at %s", self->endpoint);
-            if (behind_ms > LAG_WARN_MS && now - warned_us > 10000000) {
+            if (behind_ms > self->lag_warn_ms && now - warned_us > 10000000) {
                 crm_log(CRM_LOG_WARN, "replica: %lld ms and %llu entries behind the primary",
                         (long long)behind_ms,
-                        (unsigned long long)(theirs > mine ? theirs - mine : 0));
+                        (unsigned long long)(theirs > have ? theirs - have : 0));
                 warned_us = now;
             }
         }
@@ -663,7 +667,8 @@ s_follow(void *arg)
 
 crm_err_t
 repl_follower_start(void *ctx, store_t *store, const char *data_dir, const char *endpoint,
-                    const char *enroll_path, bool resync, repl_follower_t **out, char *errbuf)
+                    const char *enroll_path, bool resync, int64_t lag_warn_ms,
+                    repl_follower_t **out, char *errbuf)
 {
     crm_err_t rc = CRM_OK;
     static _Atomic unsigned counter;
@@ -674,6 +679,7 @@ repl_follower_start(void *ctx, store_t *store, const char *data_dir, const char 
     self->store = store;
     self->ctx = ctx;
     self->resync = resync;
+    self->lag_warn_ms = lag_warn_ms;
     snprintf(self->data_dir, sizeof self->data_dir, "%s", data_dir);
     pthread_mutex_init(&self->lock, NULL);
     if ((rc = crm_enroll_load(enroll_path, &self->enroll, errbuf)) != CRM_OK) {

@@ -56,6 +56,10 @@ store_wal_cursor_t *repl_seen(repl_t *self, const char *name, const void *rid, s
 /* The WAL sequence number that at least K replicas seen in the last 10 s
    hold (0 if fewer than K are there). */
 uint64_t repl_acked(const repl_t *self, uint32_t k, int64_t now_us);
+/* How long ago (ms) the oldest commit past APPLIED was made: 0 when none is
+   missing. Measured on the primary's clock alone, so a pull's answer can tell
+   a replica how far behind it was when it asked. */
+uint64_t repl_lag_ms(const repl_t *self, uint64_t applied, int64_t now_us);
 /* Fill OUT's replicas (the ones seen in the last minute); OWN(arg, p) takes
    each allocated block so the caller frees it after packing. */
 void repl_list(repl_t *self, int64_t now_us, Crm__ReplStatusReply *out,
@@ -98,10 +102,13 @@ typedef struct {
    follower rings an inproc socket (repl_follower_socket) after applying.
    With RESYNC, a replica the primary's log no longer reaches back to
    re-syncs by itself from a new snapshot fetched into DATA_DIR (see
-   replica.c); without it, it says so and stops pulling. */
+   replica.c); without it, it says so and stops pulling. It logs a warning
+   when further behind the primary than LAG_WARN_MS (at most every 10 s). */
 crm_err_t repl_follower_start(void *ctx, store_t *store, const char *data_dir,
                               const char *endpoint, const char *enroll_path, bool resync,
-                              repl_follower_t **out, char *errbuf);
+                              int64_t lag_warn_ms, repl_follower_t **out, char *errbuf);
+/* The default of crmd --lag-warn */
+#define REPL_LAG_WARN_MS 5000
 /* The server thread, every turn: a re-sync's switch to its new copy, when
    one is ready (store_swap_db; retried next turn if a worker holds the store). */
 void repl_follower_tick(repl_follower_t *self);

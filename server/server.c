@@ -159,6 +159,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->max_conn = 4096;
     cfg->io_threads = 1;
     cfg->wal_keep_s = STORE_WAL_KEEP_S_DEFAULT;
+    cfg->lag_warn_ms = REPL_LAG_WARN_MS;
 }
 
 static crm_err_t
@@ -311,7 +312,8 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
         snprintf(path, sizeof path, "%s/replica.enroll", cfg->data_dir);
         if ((rc = repl_follower_start(self->ctx, self->store, cfg->data_dir, cfg->replica_of,
                                       cfg->replica_enroll ? cfg->replica_enroll : path,
-                                      !cfg->no_resync, &self->follower, errbuf)) != CRM_OK)
+                                      !cfg->no_resync, cfg->lag_warn_ms, &self->follower,
+                                      errbuf)) != CRM_OK)
             goto cleanup;
     }
     *out = self;

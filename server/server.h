@@ -41,6 +41,7 @@ typedef struct {
     const char *replica_of; /* a read replica following this primary endpoint (NULL: primary) */
     const char *replica_enroll; /* ... as this replica identity (default DATA_DIR/replica.enroll) */
     bool no_resync;         /* a replica too far behind refuses instead of re-syncing itself */
+    int64_t lag_warn_ms;    /* a replica logs when further behind the primary than this */
     uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
     uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
     int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */

@@ -5,6 +5,8 @@
 # restart of the primary and catches up by itself; only a replica identity may follow the
 # log; a replica behind the primary's retained log re-syncs by itself from a new snapshot
 # (with --no-resync it says so and keeps serving reads)
+# A department user reads on the replica under the same policy and masking; a replica further
+# behind than --lag-warn logs how far
 source "$(dirname "$0")/lib.sh"
 
 A="$CRM_BIN/crm-admin"
@@ -53,7 +55,7 @@ expect "... with progress" grep -q "snapshot: 100%" "$T/e"
 expect "... and says how to start the replica" grep -q "crmd --data $T/r --replica-of $EP_p" "$T/o"
 expect "... keeping the identity as DIR/replica.enroll" test -f "$T/r/replica.enroll"
 rm -rf "$T/x"; cp -a "$T/r" "$T/x"; cp -a "$T/r" "$T/self"; cp -a "$T/r" "$T/twin"
-start_server r "$T/r" --replica-of "$EP_p"
+start_server r "$T/r" --replica-of "$EP_p" --lag-warn 1s
 expect "the replica says it follows the primary" eventually 'grep -q "following the primary at $EP_p" "$T/r.log"'
 RC=0; "$A" replica init --from "$EP_r" --data "$T/chain" --enroll "$T/repl1.enroll" >"$T/o" 2>"$T/e" || RC=$?
 expect "a replica serves no snapshot (replicas follow the primary, no chains)" \
@@ -79,6 +81,7 @@ eventually 'grep -q "watching from" "$T/wp.err" && grep -q "watching from" "$T/w
 for i in 1 2 3 4 5; do cp_ customer add --name "客户$i" --phone "1310000000$i" --city 北京; done
 cp_ customer edit c3 --city 上海
 "$A" user add bob --dept support --role manager --data "$T/p" --server "$EP_p" --out "$T/bob.enroll" >/dev/null
+"$A" user add mia --dept marketing --role staff --data "$T/p" --server "$EP_p" --out "$T/mia.enroll" >/dev/null
 synced
 cp_ --json customer show c3; P3=$OUT
 cr_ --json customer show c3; R3=$OUT
@@ -100,6 +103,23 @@ expect "the audit trail replicates (the primary's admin reads included)" \
     test -n "$RA" -a "$RA" = "$PA"
 # the replica's admin reads are logged there, not written into its store
 expect "reads on the replica are audited in its log" grep -q "audit (replica, not stored): 'admin' entity get customer" "$T/r.log"
+
+# ---- a department user on the replica: the same policy, masking and audit of reads
+as mia.enroll --server "$EP_p" --json customer show c3; MP=$OUT
+as mia.enroll --server "$EP_r" --json customer show c3; MR=$OUT
+expect "a marketing user reads a customer on the replica as on the primary" test -n "$MR" -a "$MP" = "$MR"
+expect "... with the phone masked there too" \
+    bash -c "grep -q '\"phones\":\[\"131\*\*\*\*0001\"\]' '$T/o' && ! grep -q 13100000001 '$T/o'"
+as mia.enroll --server "$EP_r" --json customer search 13100000001
+expect "... cannot find an unconsented customer by phone on the replica" test "$RC" -eq 0 -a -z "$OUT"
+as mia.enroll --server "$EP_r" customer list --limit 100
+expect "... nor read a phone in clear through a list there" \
+    bash -c "[ $RC -eq 0 ] && grep -q 客户1 '$T/o' && ! grep -q 13100000001 '$T/o'"
+as mia.enroll --server "$EP_r" audit
+expect "staff may not read the trail on the replica either" \
+    bash -c "[ $RC -ne 0 ] && grep -qi 'permission denied' '$T/e' && ! grep -q 'read-only replica' '$T/e'"
+expect "the replica logs the department user's refusal as audit (as the primary stores it)" \
+    grep -q "audit (replica, not stored): 'mia' denied audit  : permission denied" "$T/r.log"
 
 # ---- the replica refuses writes, naming the primary
 cr_ customer add --name 不该写 --phone 13100000099
@@ -123,6 +143,19 @@ expect "the primary's status lists the replica with its lag" \
 status_r=$("$A" status --config "$T/p/admin.enroll" --server "$EP_r")
 expect "the replica's status names its primary and its lag" \
     bash -c "echo '$status_r' | grep -q '^role *replica' && echo '$status_r' | grep -q '^primary *$EP_p' && echo '$status_r' | grep -q '^lag *0 entries'"
+
+# ---- a replica that falls behind says so (--lag-warn 1s): stopped while the primary commits
+# twice 0.5 s apart, so the second write is not in the pull the first one answered
+LAGS=$(grep -c "behind the primary" "$T/r.log" || true)
+kill -STOP "$PID_r"
+cp_ customer add --name 落后1 --phone 13300000001; sleep 0.5
+cp_ customer add --name 落后2 --phone 13300000002; sleep 1.5
+kill -CONT "$PID_r"
+expect "a replica further behind than --lag-warn logs how far, in ms and in entries" \
+    eventually '[ "$(grep -cE "replica: [0-9]{4,} ms and [1-9][0-9]* entries behind the primary" "$T/r.log")" -gt "$LAGS" ]'
+synced
+cr_ customer show 13300000002
+expect "... and catches up" contains "$OUT" 落后2
 
 # ---- kill -9 of the replica mid-stream: it restarts and catches up
 for i in 6 7 8; do cp_ customer add --name "客户$i" --phone "1310000000$i"; done &
