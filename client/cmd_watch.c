@@ -50,8 +50,9 @@ static const char s_usage[] =
     "old → new (a new record: its fields), masked as your reads are. Lines are cut to\n"
     "the terminal's width (or $COLUMNS) with …; --wide, or a pipe without $COLUMNS,\n"
     "keeps them whole.\n"
-    "--since SEQ first replays the changes after SEQ from the server's log. --department\n"
-    "(managers) shows only changes made by your department. Once started, a watch stays:\n"
+    "--since SEQ first replays the changes after SEQ from the server's log (--since 0:\n"
+    "all it keeps). --department (managers) shows only changes made by your department.\n"
+    "Once started, a watch stays:\n"
     "if the server goes away (a restart, the network) it says so and tries again - after\n"
     "0.5 s, then 1, 2, 4... at most 30 s apart - and goes on after the last change it\n"
     "printed, with nothing missed and nothing twice. Ctrl-C stops and prints the last\n"
@@ -263,6 +264,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         if (!strcmp(opt, "--since")) {
             char *end;
             w.since = strtoull(val, &end, 10);
+            w.since_set = true; /* --since 0: from the first change the server keeps */
             if (!*val || *end) {
                 fprintf(stderr, "crm watch: --since takes a sequence number\n");
                 return EXIT_USAGE;
@@ -295,6 +297,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         req.body_case = CRM__REQUEST__BODY_WATCH;
         req.watch = &w;
         w.since = last;
+        w.since_set = w.since_set || started; /* a resume after #0 replays from the start */
         if ((rc = conn_open(ctx, &conn)) != EXIT_OK)
             break;
         /* the first answer must be ours: it says where delivery starts */

@@ -275,7 +275,8 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
                  (unsigned long long)w->since, (unsigned long long)last);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    if (w->since && w->since + 1 < first) {
+    bool replay = w->since || w->since_set; /* since 0 without since_set: from now */
+    if (replay && w->since + 1 < first) {
         snprintf(errbuf, CRM_ERRBUF,
                  "log retained from %llu: changes after %llu are gone; re-read the records "
                  "and watch from now (or --since %llu)",
@@ -308,7 +309,7 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
     crm_proto_unpack(&crm__user__descriptor, packed, len, (ProtobufCMessage **)&sub->user,
                      errbuf);
     free(packed);
-    sub->cursor = w->since ? w->since : last;
+    sub->cursor = replay ? w->since : last;
     for (size_t i = 0; i < w->n_kinds; i++)
         snprintf(sub->kinds[sub->nkinds++], 16, "%s", w->kinds[i]);
     snprintf(sub->customer, sizeof sub->customer, "%s", w->customer);

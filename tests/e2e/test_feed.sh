@@ -41,6 +41,12 @@ want=$(seq $((start + 1)) "$final" | paste -sd' ')
 expect "first watcher stopped mid-stream (at $last of $final)" test "$last" -lt "$final"
 expect "resumed: every change after $start exactly once, in order" test "$(echo $got)" = "$want"
 
+# ---- --since 0: everything the server keeps, from its first change ----
+watch_start admin z --since 0
+wait_for '[ "$(seqs "$T/z.out" | wc -w)" -ge 3 ]'
+watch_stop z
+expect "--since 0 replays from the first change, not from now" test "$(seqs "$T/z.out" | cut -d' ' -f1-3)" = "1 2 3"
+
 # ---- redaction and filters ----
 as admin customer add --name 未同意 --phone 13900002222 --consent no; P=${OUT#created customer }
 watch_start mk m

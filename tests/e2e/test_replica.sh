@@ -115,6 +115,12 @@ expect "... cannot find an unconsented customer by phone on the replica" test "$
 as mia.enroll --server "$EP_r" customer list --limit 100
 expect "... nor read a phone in clear through a list there" \
     bash -c "[ $RC -eq 0 ] && grep -q 客户1 '$T/o' && ! grep -q 13100000001 '$T/o'"
+"$CRM_BIN/crm" --config "$T/mia.enroll" --server "$EP_r" --json watch --since 0 >"$T/mw.out" 2>"$T/mw.err" &
+MW=$!
+eventually 'grep -q 客户5 "$T/mw.out"' || true
+kill -INT "$MW"; wait "$MW" 2>/dev/null || true
+expect "a marketing watcher on the replica gets the feed replayed from its start, masked" \
+    bash -c "grep -q 客户5 '$T/mw.out' && grep -q '131\*\*\*\*0001' '$T/mw.out' && ! grep -q 13100000001 '$T/mw.out'"
 as mia.enroll --server "$EP_r" audit
 expect "staff may not read the trail on the replica either" \
     bash -c "[ $RC -ne 0 ] && grep -qi 'permission denied' '$T/e' && ! grep -q 'read-only replica' '$T/e'"
