@@ -516,24 +516,28 @@ s_rule_errors(s_import_t *im, const ProtobufCMessage *rec, char *errs, size_t n)
             !crm_record_is_set(copy, crm_record_field(im->e->desc, r->field)))
             crm_record_set_str(copy, r->field, "-"); /* an update may leave it out */
     while (nseen < 16 && crm_record_normalize(im->e, copy, errbuf) != CRM_OK) {
-        if (!strstr(errs, errbuf))
-            s_append(errs, n, errbuf);
         const char *q = strstr(errbuf, "field '");
-        if (!q)
-            break;
-        q += 7;
-        snprintf(seen[nseen], sizeof seen[nseen], "%.*s", (int)strcspn(q, "'"), q);
-        const ProtobufCFieldDescriptor *fd = crm_record_field(im->e->desc, seen[nseen]);
+        if (q)
+            q += 7;
+        snprintf(seen[nseen], sizeof seen[nseen], "%.*s", q ? (int)strcspn(q, "'") : 0,
+                 q ? q : "");
         bool again = false;
         for (size_t k = 0; k < nseen; k++)
             again = again || !strcmp(seen[k], seen[nseen]);
-        if (!fd || again)
+        if (again)
+            break; /* the field's error is said: its stand-in below is no better */
+        if (!strstr(errs, errbuf))
+            s_append(errs, n, errbuf);
+        const ProtobufCFieldDescriptor *fd = q ? crm_record_field(im->e->desc, seen[nseen]) : NULL;
+        if (!fd)
             break;
         nseen++;
-        if (crm_record_is_set(copy, fd))
-            crm_record_clear(copy, fd);
-        else if (fd->type == PROTOBUF_C_TYPE_STRING && fd->label != PROTOBUF_C_LABEL_REPEATED)
+        /* go on to the other fields' errors: a text field gets a stand-in (clearing a
+           required one would add "is required" to the error just said), others are cleared */
+        if (fd->type == PROTOBUF_C_TYPE_STRING && fd->label != PROTOBUF_C_LABEL_REPEATED)
             crm_record_set_str(copy, fd->name, "-");
+        else if (crm_record_is_set(copy, fd))
+            crm_record_clear(copy, fd);
         else
             break;
     }

@@ -28,6 +28,7 @@ expect "line 3: the missing name is reported" contains "$ERR" "line 3: field 'na
 expect "line 4: the bad phone is reported" contains "$ERR" "line 4: field 'phones'"
 expect "line 5: the bad stage is reported" contains "$ERR" "line 5: field 'stage': unknown value 'zzz'"
 expect "a newline in a name is reported" contains "$ERR" "field 'name' may not hold U+000A"
+expect "... once: not also as a missing name" test "$(echo "$ERR" | grep 'line 7' | grep -c 'is required')" -eq 0
 expect "no progress bar when stderr is not a terminal" test "$(grep -c $'\r' "$T/e")" -eq 0
 
 c "${A[@]}" --json customer search 13700000011
