@@ -110,10 +110,13 @@ typedef struct {
     int pid;             /* crmd's pid, for CPU per op */
     int feed;            /* change-feed subscribers to run alongside */
     const char *feed_endpoint; /* ... on this server (a replica; default: --server) */
+    crm_enroll_t *feed_enroll; /* ... as these users in turn (default: --config's) */
+    int n_feed_enroll;
     bool quick;          /* smoke test: short, every operation, each must be counted */
 } s_cfg_t;
 
 static void *s_socket_to(void *ctx, const s_cfg_t *cfg, const char *endpoint);
+static void *s_socket_as(void *ctx, const crm_enroll_t *enroll, const char *endpoint);
 
 static void *
 s_socket(void *ctx, const s_cfg_t *cfg)
@@ -124,12 +127,18 @@ s_socket(void *ctx, const s_cfg_t *cfg)
 static void *
 s_socket_to(void *ctx, const s_cfg_t *cfg, const char *endpoint)
 {
+    return s_socket_as(ctx, &cfg->enroll, endpoint);
+}
+
+static void *
+s_socket_as(void *ctx, const crm_enroll_t *enroll, const char *endpoint)
+{
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, cfg->enroll.server_pub, 32);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, cfg->enroll.keys.pub, 32);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, cfg->enroll.keys.sec, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, enroll->server_pub, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, enroll->keys.pub, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, enroll->keys.sec, 32);
     /* a DEALER with no peer blocks in send: bound it, so every loop stops by itself */
     int sndtimeo = 2000;
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
@@ -464,7 +473,10 @@ s_feed_thread(void *arg)
     zmq_pollitem_t *items = calloc((size_t)n, sizeof *items);
     uint64_t *last = calloc((size_t)n, sizeof *last);
     for (int i = 0; i < n; i++) {
-        socks[i] = s_socket_to(f->ctx, f->cfg,
+        const crm_enroll_t *as = f->cfg->n_feed_enroll
+                                     ? &f->cfg->feed_enroll[i % f->cfg->n_feed_enroll]
+                                     : &f->cfg->enroll;
+        socks[i] = s_socket_as(f->ctx, as,
                                f->cfg->feed_endpoint ? f->cfg->feed_endpoint : f->cfg->endpoint);
         items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
         Crm__Request req = CRM__REQUEST__INIT;
@@ -541,6 +553,8 @@ static const char s_usage[] =
     "                    commit -> delivery latency and delivered events/s\n"
     "  --feed-server EP  ... subscribed at EP (a replica): latency from the primary's\n"
     "                    commit (the change's time, ms) to delivery by the replica\n"
+    "  --feed-config F1,F2,...  ... as these users in turn (the server takes at most 100\n"
+    "                    watchers per user; they should see what --config's user sees)\n"
     "  --quick           smoke test: 1 s, 8 clients, every operation (unless --duration,\n"
     "                    --clients or --mix say otherwise); fails unless each operation\n"
     "                    in the mix completed at least once without an error\n";
@@ -555,9 +569,10 @@ main(int argc, char **argv)
         {"duration", required_argument, NULL, 'd'}, {"mix", required_argument, NULL, 'm'},
         {"server-pid", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
         {"feed", required_argument, NULL, 'F'},     {"feed-server", required_argument, NULL, 'S'},     {"quick", no_argument, NULL, 'Q'},
+        {"feed-config", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     s_cfg_t cfg = {.clients = 32, .threads = 2, .duration = 10, .mix = {40, 20, 20, 10, 10, 0, 0}};
-    const char *config = NULL;
+    const char *config = NULL, *feed_config = NULL;
     int c;
     bool set_clients = false, set_duration = false, set_mix = false;
     if (sodium_init() < 0)
@@ -575,6 +590,7 @@ main(int argc, char **argv)
         case 'P': cfg.pid = atoi(optarg); break;
         case 'F': cfg.feed = atoi(optarg); break;
         case 'S': cfg.feed_endpoint = optarg; break;
+        case 'W': feed_config = optarg; break;
         case 'm':
             set_mix = true;
             cfg.mix[OP_ORDER] = cfg.mix[OP_TICKET] = 0;
@@ -601,6 +617,20 @@ main(int argc, char **argv)
     if (!config || !cfg.endpoint || crm_enroll_load(config, &cfg.enroll, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-bench: %s\n\n%s", config ? errbuf : "--config is required", s_usage);
         return 2;
+    }
+    for (const char *p = feed_config; p && *p;) { /* F1,F2,...: each an enrollment */
+        size_t len = strcspn(p, ",");
+        char path[4096];
+        snprintf(path, sizeof path, "%.*s", (int)len, p);
+        cfg.feed_enroll = realloc(cfg.feed_enroll, (size_t)(cfg.n_feed_enroll + 1) *
+                                                        sizeof *cfg.feed_enroll);
+        if (!cfg.feed_enroll ||
+            crm_enroll_load(path, &cfg.feed_enroll[cfg.n_feed_enroll], errbuf) != CRM_OK) {
+            fprintf(stderr, "crm-bench: --feed-config: %s\n", errbuf);
+            return 2;
+        }
+        cfg.n_feed_enroll++;
+        p += len + (p[len] == ',');
     }
     int weights = 0;
     for (int i = 0; i < OP__COUNT; i++)
@@ -734,5 +764,8 @@ main(int argc, char **argv)
     free(th);
     zmq_ctx_term(ctx);
     sodium_memzero(&cfg.enroll, sizeof cfg.enroll);
+    if (cfg.n_feed_enroll)
+        sodium_memzero(cfg.feed_enroll, (size_t)cfg.n_feed_enroll * sizeof *cfg.feed_enroll);
+    free(cfg.feed_enroll);
     return failed ? 1 : 0;
 }
