@@ -2,6 +2,13 @@
 #include "crm_mem.h"
 
 #include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "crm_log.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CRM_SANITIZER_ALLOCATOR 1
@@ -33,4 +40,112 @@ crm_mem_trim(void)
 #ifndef CRM_SANITIZER_ALLOCATOR
     malloc_trim(0);
 #endif
+}
+
+#define TRIM_MIN_FREE (64u << 20) /* freed bytes held before a trim is worth it */
+
+struct crm_mem_trimmer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    int every_ms;
+};
+
+#ifndef CRM_SANITIZER_ALLOCATOR
+static int64_t
+s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *
+s_trimmer(void *arg)
+{
+    crm_mem_trimmer_t *self = arg;
+    int64_t longest_us = 0;
+    unsigned long passes = 0;
+    pthread_mutex_lock(&self->lock);
+    while (!self->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += self->every_ms / 1000;
+        until.tv_nsec += (long)(self->every_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!self->stop && pthread_cond_timedwait(&self->wake, &self->lock, &until) == 0)
+            ;
+        if (self->stop)
+            break;
+        pthread_mutex_unlock(&self->lock);
+        /* a trim holds each arena's lock while it walks it (tens of ms for hundreds of
+           MB): only when there is much to give back, not every turn of a steady load */
+        struct mallinfo2 mi = mallinfo2();
+        if (mi.fordblks < TRIM_MIN_FREE) {
+            pthread_mutex_lock(&self->lock);
+            continue;
+        }
+        int64_t t0 = s_mono_us();
+        crm_mem_trim();
+        int64_t took = s_mono_us() - t0;
+        passes++;
+        if (took > longest_us) {
+            longest_us = took;
+            crm_log(CRM_LOG_DEBUG, "memory trim: %.1f ms (the longest so far)", took / 1000.0);
+        }
+        pthread_mutex_lock(&self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
+    crm_log(CRM_LOG_DEBUG, "memory trim: %lu passes, the longest %.1f ms", passes,
+            longest_us / 1000.0);
+    return NULL;
+}
+#endif
+
+crm_mem_trimmer_t *
+crm_mem_trimmer_start(int every_ms)
+{
+#ifdef CRM_SANITIZER_ALLOCATOR
+    (void)every_ms;
+    return NULL;
+#else
+    crm_mem_trimmer_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->every_ms = every_ms > 0 ? every_ms : 1000;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&self->thread, NULL, s_trimmer, self) != 0) {
+        pthread_cond_destroy(&self->wake);
+        pthread_mutex_destroy(&self->lock);
+        free(self);
+        return NULL;
+    }
+    return self;
+#endif
+}
+
+void
+crm_mem_trimmer_stop(crm_mem_trimmer_t **self_p)
+{
+    crm_mem_trimmer_t *self = *self_p;
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->stop = true;
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    pthread_join(self->thread, NULL);
+    pthread_cond_destroy(&self->wake);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
 }

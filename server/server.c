@@ -61,6 +61,7 @@
 #define DRAIN_MAX 256              /* requests served per loop turn */
 #define COMMIT_WAIT_US 300         /* longest a staged write waits for more to join its group */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
+#define TRIM_EVERY_MS 5000         /* how often the trimmer looks for freed memory to give back */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 #define RECOVER_INTERVAL_US 500000 /* while writes fail, how often to try to take them again */
 #define SHUTDOWN_LINGER_MS 2000    /* on stop, time for replies already queued to go out */
@@ -115,6 +116,7 @@ struct server {
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     int64_t guard_next_us;       /* next memory check */
+    crm_mem_trimmer_t *trimmer;  /* gives freed memory back to the OS (crm_mem.h) */
     int64_t recover_next_us;     /* next attempt to take writes again after a failure */
     unsigned long resets;        /* times the memory guard dropped all connections */
     s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
@@ -262,6 +264,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = store_open_wal(cfg->data_dir, sflags, cfg->wal_keep_s, &self->store, errbuf)) !=
         CRM_OK)
         goto cleanup;
+    self->trimmer = crm_mem_trimmer_start(TRIM_EVERY_MS);
     snprintf(path, sizeof path, "%s/server.key", cfg->data_dir);
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
@@ -779,6 +782,7 @@ server_destroy(server_t **self_p)
     server_t *self = *self_p;
     if (!self)
         return;
+    crm_mem_trimmer_stop(&self->trimmer);
     if (self->router) {
         /* replies to committed writes may still be queued: let them go out
            (zmq_ctx_term below waits at most this long for them) */
