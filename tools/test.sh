@@ -35,7 +35,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     case $type in
     Release | Debug) continue ;;
     RelWithDebInfo) only=() ;;
-    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$)') ;;
+    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$)') ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac
     echo "=== $type tests ==="
