@@ -3,7 +3,10 @@
 # with warnings as errors and run the suite where it tells something:
 #   Release, Debug        build only, the programs (they must compile cleanly: -O3 finds
 #                         other warnings)
-#   RelWithDebInfo, Asan  unit and end-to-end tests (Asan: AddressSanitizer + UBSan)
+#   Asan                  unit and end-to-end tests, all of them (AddressSanitizer + UBSan)
+#   RelWithDebInfo        the unit tests and the end-to-end tests labelled "speed" in
+#                         CMakeLists.txt (bounded latencies, the kill -9 loops at their full
+#                         counts); CRM_TEST_ALL=1 runs every test here too (a long run)
 #   Tsan                  ThreadSanitizer on the threaded tests: the unit tests and the
 #                         end-to-end tests that drive the server's threads (ZAP, feed,
 #                         worker, a replica's follower), with tests/tsan.supp (each
@@ -34,7 +37,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     envs=()
     case $type in
     Release | Debug) continue ;;
-    RelWithDebInfo) only=() ;;
+    RelWithDebInfo) only=(-L '^(unit|speed)$'); [ "${CRM_TEST_ALL:-0}" = 1 ] && only=() ;;
     Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$)') ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac

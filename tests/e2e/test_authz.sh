@@ -23,7 +23,6 @@ cp "$T/data/admin.enroll" "$T/admin"
 RC=0; "$ADMIN_BIN" user list --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "user list shows all nine users" test "$(tail -n +2 "$T/o" | wc -l)" -eq 9
 
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 new_customer() { as admin customer add --name "$1" --phone "$2" "${@:3}"; echo "${OUT#created customer }"; }
 verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
 

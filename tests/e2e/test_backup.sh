@@ -10,7 +10,6 @@ init_data "$T/data"
 cp "$T/data/admin.enroll" "$T/admin"
 start_server main "$T/data"
 export CRM_SERVER="$EP_main"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 adm() { RC=0; "$A" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 jget() { python3 -c '
 import json, sys
