@@ -33,14 +33,6 @@ trap cleanup EXIT
 
 # Leak checks stay on; a smaller quarantine keeps ASan memory figures honest.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}"
-# LeakSanitizer's check stops the exiting process with ptrace: 37 ms per process on the
-# development machine, twice the rest of ASan's start and exit, and the tests run the
-# client thousands of times. The one-shot client calls through as and run_crm skip it
-# unless CRM_CLIENT_LEAKS=1, which CMakeLists.txt sets for the tests that between them run
-# every client command (CRM_CLIENT_LEAK_TESTS). crmd, crm-admin, crm watch and every other
-# client call keep it everywhere.
-CLIENT_ASAN=$ASAN_OPTIONS
-[ "${CRM_CLIENT_LEAKS:-0}" = 1 ] || CLIENT_ASAN="$ASAN_OPTIONS:detect_leaks=0"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # Tsan builds: the suppressions, each explained in the file (CMake sets the same for ctest)
 export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=${CRM_SRC:-$(dirname "$0")/../..}/tests/tsan.supp second_deadlock_stack=1}"
@@ -113,8 +105,7 @@ check_log() {
 run_crm() {
     local ep=$1 conf=$2; shift 2
     RC=0
-    ASAN_OPTIONS=$CLIENT_ASAN "$CRM_BIN/crm" --config "$conf" --server "$ep" "$@" \
-        >"$T/crm.out" 2>"$T/crm.err" || RC=$?
+    "$CRM_BIN/crm" --config "$conf" --server "$ep" "$@" >"$T/crm.out" 2>"$T/crm.err" || RC=$?
     OUT=$(cat "$T/crm.out")
     ERR=$(cat "$T/crm.err")
 }
@@ -169,7 +160,7 @@ start_with_users() {
 # as WHO ARGS...: crm as user WHO (enrollment $T/WHO); sets RC, OUT and ERR
 as() {
     local who=$1; shift; RC=0
-    ASAN_OPTIONS=$CLIENT_ASAN "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?
+    "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" || RC=$?
     OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
 }
 # watch_start WHO NAME ARGS...: `crm --json watch ARGS` as WHO in the background, its JSON
