@@ -69,6 +69,7 @@ typedef struct {
     char customer[24], owner[65];
     bool department;
     int64_t last_sent_us, last_check_us;
+    bool gated; /* its WATCH is not answered yet: nothing goes before the answer */
     bool dead;
 } s_sub_t;
 
@@ -80,6 +81,7 @@ struct feed {
     s_sub_t **subs;
     size_t nsubs, cap;
     uint64_t committed;           /* last sequence number known committed */
+    size_t gated;                 /* subscribers whose WATCH is not answered yet */
 };
 
 feed_t *
@@ -127,6 +129,7 @@ feed_reset(feed_t *self)
     for (size_t i = 0; i < self->nsubs; i++)
         s_sub_free(&self->subs[i]);
     self->nsubs = 0;
+    self->gated = 0;
 }
 
 void
@@ -316,6 +319,10 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
     snprintf(sub->owner, sizeof sub->owner, "%s", w->owner);
     sub->department = w->department;
     sub->last_sent_us = sub->last_check_us = crm_time_mono_us();
+    /* the answer may wait for a commit (an audited watch), which may land
+       after this turn's delivery: events wait for the answer */
+    sub->gated = true;
+    self->gated++;
     if (self->nsubs == self->cap) {
         self->cap = self->cap ? self->cap * 2 : 16;
         self->subs = realloc(self->subs, self->cap * sizeof *self->subs);
@@ -559,10 +566,24 @@ s_recheck(feed_t *self, void *router, s_sub_t *sub, int64_t now)
     sub->user = session.user;
 }
 
+void
+feed_replied(feed_t *self, const void *rid, size_t rid_len)
+{
+    if (!self->gated)
+        return;
+    for (size_t i = 0; i < self->nsubs; i++) {
+        s_sub_t *sub = self->subs[i];
+        if (sub->gated && sub->rid_len == rid_len && !memcmp(sub->rid, rid, rid_len)) {
+            sub->gated = false;
+            self->gated--;
+        }
+    }
+}
+
 static void
 s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 {
-    if (sub->dead)
+    if (sub->dead || sub->gated)
         return;
     s_recheck(self, router, sub, now);
     uint64_t start = sub->cursor;
@@ -622,14 +643,17 @@ void
 feed_pump(feed_t *self, void *router, int64_t now_us)
 {
     size_t kept = 0;
+    self->gated = 0;
     for (size_t i = 0; i < self->nsubs; i++) {
         s_sub_t *sub = self->subs[i];
         if (router)
             s_pump_one(self, router, sub, now_us);
-        if (sub->dead || !router)
+        if (sub->dead || !router) {
             s_sub_free(&sub);
-        else
+        } else {
+            self->gated += sub->gated;
             self->subs[kept++] = sub;
+        }
     }
     self->nsubs = kept;
 }

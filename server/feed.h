@@ -42,6 +42,9 @@ void feed_destroy(feed_t **self_p);
 crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
                      const Crm__User *user, const Crm__WatchRequest *w, uint64_t *cursor,
                      char *errbuf);
+/* A reply to the peer RID is about to go out: if it answers that peer's
+   WATCH, its events may follow now (none is sent before the answer). */
+void feed_replied(feed_t *self, const void *rid, size_t rid_len);
 /* Changes up to the store's last sequence number are committed (at NOW_US). */
 void feed_committed(feed_t *self, int64_t now_us);
 /* Send what is due on ROUTER: events, progress markers, revocations. */

@@ -95,6 +95,12 @@ typedef struct {
     bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
 } s_pending_t;
 
+/* Replies waiting for one commit. */
+typedef struct {
+    s_pending_t *v;
+    size_t n, cap;
+} s_plist_t;
+
 struct server {
     server_config_t cfg;
     void *ctx;                   /* ZeroMQ context */
@@ -119,8 +125,8 @@ struct server {
     crm_mem_trimmer_t *trimmer;  /* gives freed memory back to the OS (crm_mem.h) */
     int64_t recover_next_us;     /* next attempt to take writes again after a failure */
     unsigned long resets;        /* times the memory guard dropped all connections */
-    s_pending_t pending[DRAIN_MAX]; /* write replies held until the group commits */
-    size_t n_pending;
+    s_plist_t pending;           /* replies held until what is staged commits */
+    s_plist_t flight;            /* replies held until the commit in flight lands */
     s_held_t held[HELD_MAX];     /* pulls waiting for the next commit */
     size_t n_held;
     struct s_synced *syncq;      /* --sync-replicas: committed, waiting for the replicas */
@@ -337,6 +343,7 @@ server_endpoint(const server_t *self)
 static void
 s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
 {
+    feed_replied(self->feed, zmq_msg_data(rid), zmq_msg_size(rid));
     if (self->router && zmq_msg_send(rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(self->router, reply, len, ZMQ_DONTWAIT);
     else
@@ -426,7 +433,12 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         return true;
     }
     if (out.after_commit) {
-        s_pending_t *p = &self->pending[self->n_pending++];
+        if (self->pending.n == self->pending.cap) {
+            self->pending.cap = self->pending.cap ? self->pending.cap * 2 : DRAIN_MAX;
+            self->pending.v = realloc(self->pending.v, self->pending.cap * sizeof *self->pending.v);
+            CRM_ASSERT_ALLOC(self->pending.v);
+        }
+        s_pending_t *p = &self->pending.v[self->pending.n++];
         zmq_msg_init(&p->rid);
         zmq_msg_move(&p->rid, &rid);
         zmq_msg_close(&rid);
@@ -510,20 +522,18 @@ s_finish_pending(server_t *self, s_pending_t *p, crm_err_t rc, const char *errbu
     p->defer_user = NULL;
 }
 
+/* Answer the replies of LIST with the outcome RC of their commit (emptying
+   it); under --sync-replicas a committed write's reply waits for the
+   replicas instead. */
 static void
-s_commit_and_reply(server_t *self)
+s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
 {
-    char errbuf[CRM_ERRBUF] = "";
-    crm_err_t rc = CRM_OK;
-    /* a failure is logged by the store, once per episode, not once per commit */
-    if (store_group_dirty(self->group) && (rc = store_group_commit(self->group, errbuf)) != CRM_OK)
-        crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
-    uint64_t wal = self->n_pending && rc == CRM_OK && self->cfg.sync_replicas
+    uint64_t wal = list->n && rc == CRM_OK && self->cfg.sync_replicas
                        ? store_wal_seq(self->store)
                        : 0;
-    for (size_t i = 0; i < self->n_pending; i++) {
-        if (!wal || !self->pending[i].wrote) {
-            s_finish_pending(self, &self->pending[i], rc, errbuf);
+    for (size_t i = 0; i < list->n; i++) {
+        if (!wal || !list->v[i].wrote) {
+            s_finish_pending(self, &list->v[i], rc, errbuf);
             continue;
         }
         /* --sync-replicas: answered once enough replicas hold this commit */
@@ -533,11 +543,57 @@ s_commit_and_reply(server_t *self)
             CRM_ASSERT_ALLOC(self->syncq);
         }
         struct s_synced *q = &self->syncq[self->n_syncq++];
-        q->p = self->pending[i]; /* the routing id moves with the struct */
+        q->p = list->v[i]; /* the routing id moves with the struct */
         q->wal_seq = wal;
         q->deadline_us = crm_time_mono_us() + SYNC_WAIT_US;
     }
-    self->n_pending = 0;
+    list->n = 0;
+}
+
+/* Commit what is staged, unless a commit is in flight (then it starts when
+   that one lands: meanwhile more writes join it). The group's committer
+   thread writes it while this thread serves on; the replies wait for it to
+   land (s_land). Replies waiting with nothing staged (reads that saw what
+   was in flight, now committed) are answered now. */
+static void
+s_commit(server_t *self)
+{
+    char errbuf[CRM_ERRBUF] = "";
+    if (store_group_in_flight(self->group))
+        return;
+    bool started = false;
+    crm_err_t rc = store_group_commit_start(self->group, &started, errbuf);
+    if (started) {
+        CRM_ASSERT(self->flight.n == 0); /* answered when the last commit landed */
+        s_plist_t t = self->flight;
+
+        self->flight = self->pending;
+        self->pending = t;
+        return;
+    }
+    /* a failure is logged by the store, once per episode, not once per commit */
+    if (rc != CRM_OK)
+        crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
+    s_answer(self, &self->pending, rc, errbuf);
+}
+
+/* The commit in flight was written (or failed): answer its replies, and
+   start the next with what was staged meanwhile. When it failed, what was
+   staged after it was based on it and is given up too: those replies get
+   its error. WAIT: wait for it, if it is still being written. */
+static void
+s_land(server_t *self, bool wait)
+{
+    if (!store_group_in_flight(self->group) || (!wait && !store_group_landed(self->group)))
+        return;
+    char errbuf[CRM_ERRBUF] = "";
+    crm_err_t rc = store_group_commit_land(self->group, errbuf);
+    if (rc != CRM_OK)
+        crm_log(CRM_LOG_DEBUG, "group commit failed: %s", errbuf);
+    s_answer(self, &self->flight, rc, errbuf);
+    if (rc != CRM_OK)
+        s_answer(self, &self->pending, rc, errbuf);
+    s_commit(self);
 }
 
 /* --sync-replicas K: answer the replies whose commit K replicas hold now, and
@@ -692,12 +748,13 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     }
     crm_err_t result = CRM_OK;
     while (!*stop && self->router) {
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             {self->router, 0, ZMQ_POLLIN, 0},
             {worker_socket(self->worker), 0, ZMQ_POLLIN, 0},
+            {NULL, store_group_commit_fd(self->group), ZMQ_POLLIN, 0}, /* a commit landed */
             {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
         /* a subscriber still catching up is served again soon */
-        int rc = zmq_poll(items, self->follower ? 3 : 2,
+        int rc = zmq_poll(items, self->follower ? 4 : 3,
                           feed_behind(self->feed) || self->sweeping ? 5
                           : self->n_syncq                           ? 10
                                                                     : 100);
@@ -706,6 +763,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             result = CRM_ERR_INTERNAL;
             break;
         }
+        s_land(self, false);
         worker_collect(self->worker, s_worker_reply, self);
         if (self->follower) { /* batches applied: the feed below delivers them */
             repl_follower_drain(self->follower);
@@ -713,17 +771,19 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         }
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
-           write has waited COMMIT_WAIT_US, not only at the end of the turn */
+           write has waited COMMIT_WAIT_US, not only at the end of the turn,
+           and as soon as the commit in flight lands */
         int64_t first_write = 0;
         s_read_monitor(self);
         for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++) {
-            if (self->n_pending == 0)
+            s_land(self, false);
+            if (self->pending.n == 0)
                 continue;
             int64_t now = crm_time_mono_us();
             if (!first_write)
                 first_write = now;
             else if (now - first_write >= COMMIT_WAIT_US) {
-                s_commit_and_reply(self);
+                s_commit(self);
                 first_write = 0;
             }
         }
@@ -738,9 +798,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                        "system");
             self->idem_next_us = crm_time_mono_us() + 1000000;
         }
-        s_commit_and_reply(self);
+        s_commit(self);
         int64_t now = crm_time_mono_us();
-        if (store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
+        if (!store_group_in_flight(self->group) && store_write_health(self->store, NULL) != CRM_OK &&
+            now >= self->recover_next_us) {
             char errbuf[CRM_ERRBUF];
             store_recover(self->store, errbuf); /* logs when writes work again */
             self->recover_next_us = now + RECOVER_INTERVAL_US;
@@ -761,6 +822,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_memory_guard(self);
         backup_job_tick(self->backup);
     }
+    /* the writes already staged are committed and answered */
+    s_commit(self);
+    while (store_group_in_flight(self->group))
+        s_land(self, true);
     s_drop_held(self);
     for (size_t i = 0; i < self->n_syncq; i++) /* committed, not confirmed: say so */
         s_finish_pending(self, &self->syncq[i].p, CRM_ERR_UNAVAILABLE,
@@ -802,6 +867,8 @@ server_destroy(server_t **self_p)
     feed_destroy(&self->feed);
     quota_destroy(&self->limits);
     free(self->syncq);
+    free(self->pending.v);
+    free(self->flight.v);
     store_group_destroy(&self->group);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -163,8 +163,8 @@ uint64_t store_group_end(store_group_t *self, const void *event, size_t elen);
 void store_group_abort(store_group_t *self);
 /* Mutations ended and not yet committed. */
 size_t store_group_count(const store_group_t *self);
-/* True if anything is staged (mutations, or side entries such as audit
-   records of denials staged outside a mutation). */
+/* True if anything is uncommitted: staged (mutations, or side entries such
+   as audit records of denials staged outside a mutation) or in flight. */
 bool store_group_dirty(store_group_t *self);
 /* Make the next commit fail with RC and TEXT, writing nothing (for a group
    holding a mutation that was based on a read cut short by an error). */
@@ -176,10 +176,29 @@ void store_group_fail(store_group_t *self, crm_err_t rc, const char *text);
    dispatcher compares it before and after a request: if it grew, the reply
    waits for the commit and becomes an error if the commit fails. */
 uint64_t store_group_touches(const store_group_t *self);
-/* Write everything staged atomically (fsynced in STORE_SYNC mode). On
-   failure nothing is written and their sequence numbers are given back. The
-   group is empty afterwards either way. */
+/* Write everything staged atomically (fsynced in STORE_SYNC mode), on this
+   thread, after landing a commit in flight. On failure nothing is written
+   and their sequence numbers are given back. The group is empty afterwards
+   either way. */
 crm_err_t store_group_commit(store_group_t *self, char *errbuf);
+/* Pipelined group commit (the server's group): the commit is written by the
+   group's committer thread while the caller stages the next one, which
+   reads what is in flight as if it were committed. Only when nothing is in
+   flight: starts the commit of everything staged and sets *STARTED; or, not
+   started, returns the commit's outcome at once (nothing was staged; a
+   refusal; or a commit written on this thread: always without STORE_SYNC,
+   and when the group has not emptied for long). A failure in flight fails
+   what was staged after it too: it is given up with it. */
+crm_err_t store_group_commit_start(store_group_t *self, bool *started, char *errbuf);
+/* A commit is in flight. */
+bool store_group_in_flight(const store_group_t *self);
+/* A commit is in flight and has been written (or failed): land it. */
+bool store_group_landed(store_group_t *self);
+/* An eventfd that becomes readable when a commit in flight is written. */
+int store_group_commit_fd(const store_group_t *self);
+/* Wait for the commit in flight and take its outcome (store_group_commit's).
+   On failure everything staged since is given up as well. */
+crm_err_t store_group_commit_land(store_group_t *self, char *errbuf);
 
 /* ==== Storage failures: survived, not fatal ==== */
 

@@ -9,7 +9,7 @@
 #                         counts); CRM_TEST_ALL=1 runs every test here too (a long run)
 #   Tsan                  ThreadSanitizer on the threaded tests: the unit tests and the
 #                         end-to-end tests that drive the server's threads (ZAP, feed,
-#                         worker, a replica's follower), with tests/tsan.supp (each
+#                         worker, committer, a replica's follower), with tests/tsan.supp (each
 #                         suppression explained there)
 # and fuzz the request path and feed delivery with libFuzzer for CRM_FUZZ_SECONDS (default 60).
 set -euo pipefail
@@ -38,7 +38,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     case $type in
     Release | Debug) continue ;;
     RelWithDebInfo) only=(-L '^(unit|speed)$'); [ "${CRM_TEST_ALL:-0}" = 1 ] && only=() ;;
-    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$)') ;;
+    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$|e2e_test_commit_pipeline$)') ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac
     echo "=== $type tests ==="

@@ -1,6 +1,7 @@
 /*  test_store - open/close, column families, group commit and sequence numbers, users */
 #include "test_common.h"
 
+#include <poll.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -96,6 +97,163 @@ test_store_group_commit_sequences(void **state)
     assert_int_equal(store_group_end(g, "e3", 2), 4);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     assert_int_equal(store_last_seq(st), 4);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
+/* The value of KEY in RECORDS through the group ("" if absent). */
+static const char *
+s_group_val(store_group_t *g, const char *key)
+{
+    static char buf[64];
+    store_val_t v = {0};
+    buf[0] = '\0';
+    if (store_group_get(g, STORE_CF_RECORDS, key, strlen(key), &v) == CRM_OK) {
+        snprintf(buf, sizeof buf, "%.*s", (int)v.len, v.data);
+        store_val_release(&v);
+    }
+    return buf;
+}
+
+/* The same, committed. */
+static const char *
+s_db_val(store_t *st, const char *key)
+{
+    static char buf[64];
+    store_val_t v = {0};
+    buf[0] = '\0';
+    if (store_get(st, STORE_CF_RECORDS, key, strlen(key), &v) == CRM_OK) {
+        snprintf(buf, sizeof buf, "%.*s", (int)v.len, v.data);
+        store_val_release(&v);
+    }
+    return buf;
+}
+
+static void
+s_mutation(store_group_t *g, const char *key, const char *val, const char *ev, uint64_t seq)
+{
+    store_group_begin(g);
+    if (val)
+        store_group_put(g, STORE_CF_RECORDS, key, strlen(key), val, strlen(val));
+    else
+        store_group_delete(g, STORE_CF_RECORDS, key, strlen(key));
+    assert_int_equal(store_group_end(g, ev, strlen(ev)), seq);
+}
+
+/* Pipelined commits: what is in flight reads as committed through the group,
+   what is staged on top of it (overwrites, deletes) wins, each commit lands
+   in order with its own sequence numbers, and a refused commit gives its
+   numbers back. */
+static void
+test_store_pipelined_commit(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = test_tmpdir(), errbuf[CRM_ERRBUF];
+    /* without fsync a commit is written on the caller's thread, at once */
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_OK);
+    store_group_t *g = store_group_new(st);
+    bool started = true;
+    s_mutation(g, "r9", "z", "e1", 1);
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_false(started);
+    assert_false(store_group_in_flight(g));
+    assert_int_equal(store_last_seq(st), 1);
+    assert_string_equal(s_db_val(st, "r9"), "z");
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+    /* fsynced: the committer thread writes it */
+    dir = test_tmpdir();
+    assert_int_equal(store_open(dir, STORE_CREATE | STORE_SYNC, &st, errbuf), CRM_OK);
+    g = store_group_new(st);
+    assert_false(store_group_in_flight(g));
+
+    s_mutation(g, "r0", "a", "e1", 1);
+    s_mutation(g, "r2", "x", "e2", 2);
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_true(started);
+    assert_true(store_group_in_flight(g));
+    assert_true(store_group_dirty(g)); /* in flight: reads through it wait for it */
+    assert_string_equal(s_group_val(g, "r0"), "a");
+
+    /* staged on top of the flight: an overwrite, a new key, a delete */
+    s_mutation(g, "r0", "b", "e3", 3);
+    s_mutation(g, "r1", "c", "e4", 4);
+    s_mutation(g, "r2", NULL, "e5", 5);
+    assert_string_equal(s_group_val(g, "r0"), "b");
+    assert_string_equal(s_group_val(g, "r2"), "");
+    store_iter_t *it = store_group_iter_new(g, STORE_CF_RECORDS);
+    char seen[64] = "";
+    for (store_iter_seek(it, "r", 1); store_iter_valid(it); store_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = store_iter_key(it, &kl), *v = store_iter_value(it, &vl);
+        snprintf(seen + strlen(seen), sizeof seen - strlen(seen), "%.*s=%.*s ", (int)kl, k,
+                 (int)vl, v);
+    }
+    store_iter_destroy(&it);
+    assert_string_equal(seen, "r0=b r1=c ");
+
+    /* a second start waits for the flight: the caller lands it first */
+    assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
+    assert_false(store_group_in_flight(g));
+    assert_int_equal(store_last_seq(st), 2);
+    assert_string_equal(s_db_val(st, "r0"), "a");
+    assert_string_equal(s_db_val(st, "r2"), "x");
+    assert_string_equal(s_group_val(g, "r0"), "b"); /* the staged part still wins */
+    assert_true(store_group_dirty(g));
+
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_true(started);
+    assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 5);
+    assert_false(store_group_dirty(g)); /* landed, nothing staged: empty again */
+    assert_string_equal(s_db_val(st, "r0"), "b");
+    assert_string_equal(s_db_val(st, "r1"), "c");
+    assert_string_equal(s_db_val(st, "r2"), "");
+    for (uint64_t seq = 1; seq <= 5; seq++) {
+        char want[8];
+        snprintf(want, sizeof want, "e%d", (int)seq);
+        store_val_t v = {0};
+        assert_int_equal(store_changelog_get(st, seq, &v), CRM_OK);
+        assert_memory_equal(v.data, want, v.len);
+        store_val_release(&v);
+    }
+
+    /* nothing staged: nothing to start */
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_false(started);
+
+    /* refused at the start: nothing written, the numbers given back */
+    s_mutation(g, "r3", "d", "e6", 6);
+    store_group_fail(g, CRM_ERR_STORAGE, "a read was cut short");
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_ERR_STORAGE);
+    assert_false(started);
+    assert_string_equal(errbuf, "a read was cut short");
+    assert_string_equal(s_group_val(g, "r3"), "");
+    s_mutation(g, "r3", "e", "e6", 6);
+
+    /* the synchronous commit lands a flight first, then writes the rest */
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_true(started);
+    s_mutation(g, "r4", "f", "e7", 7);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_false(store_group_in_flight(g));
+    assert_int_equal(store_last_seq(st), 7);
+    assert_string_equal(s_db_val(st, "r3"), "e");
+    assert_string_equal(s_db_val(st, "r4"), "f");
+
+    /* a flight's completion is signalled on the eventfd */
+    s_mutation(g, "r5", "g", "e8", 8);
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    struct pollfd pfd = {.fd = store_group_commit_fd(g), .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_true(store_group_landed(g));
+    assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
+    assert_int_equal(poll(&pfd, 1, 0), 0); /* read: not readable again */
     store_group_destroy(&g);
     store_destroy(&st);
     test_rmrf(dir);
@@ -575,6 +733,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_open_errors),
         cmocka_unit_test(test_store_group_commit_sequences),
+        cmocka_unit_test(test_store_pipelined_commit),
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
