@@ -373,6 +373,28 @@ s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len)
     s_send_reply(arg, rid, reply, len);
 }
 
+
+/* Hold a reply until what is staged commits (RID moves into it). */
+static s_pending_t *
+s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+{
+    if (self->pending.n == self->pending.cap) {
+        self->pending.cap = self->pending.cap ? self->pending.cap * 2 : DRAIN_MAX;
+        self->pending.v = realloc(self->pending.v, self->pending.cap * sizeof *self->pending.v);
+        CRM_ASSERT_ALLOC(self->pending.v);
+    }
+    s_pending_t *p = &self->pending.v[self->pending.n++];
+    zmq_msg_init(&p->rid);
+    zmq_msg_move(&p->rid, rid);
+    zmq_msg_close(rid);
+    p->reply = reply;
+    p->len = len;
+    p->id = out->id;
+    p->wrote = out->wrote;
+    p->defer = NULL;
+    p->defer_user = NULL;
+    return p;
+}
 /* Receive and serve one request if one is queued. Returns false when none is. */
 static bool
 s_serve_one(server_t *self, dispatch_env_t *env)
@@ -433,21 +455,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         return true;
     }
     if (out.after_commit) {
-        if (self->pending.n == self->pending.cap) {
-            self->pending.cap = self->pending.cap ? self->pending.cap * 2 : DRAIN_MAX;
-            self->pending.v = realloc(self->pending.v, self->pending.cap * sizeof *self->pending.v);
-            CRM_ASSERT_ALLOC(self->pending.v);
-        }
-        s_pending_t *p = &self->pending.v[self->pending.n++];
-        zmq_msg_init(&p->rid);
-        zmq_msg_move(&p->rid, &rid);
-        zmq_msg_close(&rid);
-        p->reply = reply;
-        p->len = reply_len;
-        p->id = out.id;
-        p->wrote = out.wrote;
-        p->defer = NULL;
-        p->defer_user = NULL;
+        s_pending_t *p = s_pend(self, &rid, reply, reply_len, &out);
         if (out.deferred) { /* its audit entry commits first, then the worker answers */
             p->defer_len = zmq_msg_size(&body);
             p->defer = malloc(p->defer_len ? p->defer_len : 1);
@@ -649,7 +657,10 @@ s_serve_held(server_t *self, dispatch_env_t *env, int64_t now)
         uint8_t *reply = dispatch_process(env, h->user, 1, h->body, h->len, &len, &out);
         env->rid = NULL;
         env->user_id = NULL;
-        s_send_reply(self, &h->rid, reply, len);
+        if (out.after_commit) /* it saw what is not committed yet (a commit in flight) */
+            s_pend(self, &h->rid, reply, len, &out);
+        else
+            s_send_reply(self, &h->rid, reply, len);
         free(h->body);
         free(h->user);
     }

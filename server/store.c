@@ -1365,6 +1365,17 @@ store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
     crm_err_t rc = s_commit_send(self, &job, errbuf);
     if (rc != CRM_OK)
         return rc;
+    if (!inline_write && !self->thread_started) {
+        int prc = pthread_create(&self->thread, NULL, s_committer, self);
+        if (prc != 0) {
+            crm_log(CRM_LOG_WARN, "store: no committer thread (%s): this commit is written on "
+                                  "the server thread",
+                    strerror(prc));
+            inline_write = true; /* and tried again next time */
+        } else {
+            self->thread_started = true;
+        }
+    }
     if (inline_write) {
         char *err = NULL;
         rocksdb_write(st->db, st->wopts, job, &err);
@@ -1372,11 +1383,6 @@ store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
         return s_commit_landed(self, err, errbuf);
     }
     pthread_mutex_lock(&self->lock);
-    if (!self->thread_started) {
-        int prc = pthread_create(&self->thread, NULL, s_committer, self);
-        CRM_ASSERT(prc == 0);
-        self->thread_started = true;
-    }
     self->job = job;
     self->job_done = false;
     atomic_store(&self->landed, false);

@@ -180,6 +180,14 @@ test_store_pipelined_commit(void **state)
     assert_true(store_group_dirty(g)); /* in flight: reads through it wait for it */
     assert_string_equal(s_group_val(g, "r0"), "a");
 
+    /* a mutation rolled back while a commit is in flight (RocksDB rebuilds the
+       batch's index from everything in it): the flight's entries stay readable */
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "r7", 2, "q", 1);
+    store_group_abort(g);
+    assert_string_equal(s_group_val(g, "r7"), "");
+    assert_string_equal(s_group_val(g, "r2"), "x");
+
     /* staged on top of the flight: an overwrite, a new key, a delete */
     s_mutation(g, "r0", "b", "e3", 3);
     s_mutation(g, "r1", "c", "e4", 4);
@@ -254,6 +262,35 @@ test_store_pipelined_commit(void **state)
     assert_true(store_group_landed(g));
     assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
     assert_int_equal(poll(&pfd, 1, 0), 0); /* read: not readable again */
+
+    /* under steady load the batch keeps what landed (something is always
+       staged on top); past 128 KiB of it the next commit is written at once */
+    static char big[40001];
+    memset(big, 'b', sizeof big - 1);
+    uint64_t seq = store_last_seq(st) + 1;
+    bool went_inline = false;
+    for (int i = 0; i < 8 && !went_inline; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        s_mutation(g, key, big, "eb", seq++);
+        assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+        if (!started) {
+            went_inline = i >= 3; /* not before 3 x 40 kB were kept */
+            break;
+        }
+        s_mutation(g, "tail", "t", "et", seq++);
+        assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
+        assert_true(store_group_dirty(g)); /* "tail" is staged: the batch kept the rest */
+    }
+    assert_true(went_inline);
+    assert_false(store_group_in_flight(g));
+    assert_false(store_group_dirty(g));
+    assert_int_equal(store_last_seq(st), seq - 1);
+    assert_int_equal(strlen(s_db_val(st, "tail")), 1);
+    store_val_t bv = {0};
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "big3", 4, &bv), CRM_OK);
+    assert_int_equal(bv.len, sizeof big - 1);
+    store_val_release(&bv);
     store_group_destroy(&g);
     store_destroy(&st);
     test_rmrf(dir);
