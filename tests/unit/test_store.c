@@ -103,28 +103,17 @@ test_store_group_commit_sequences(void **state)
     free(dir);
 }
 
-/* The value of KEY in RECORDS through the group ("" if absent). */
+/* The value of KEY in RECORDS ("" if absent): through the group G if given,
+   else as committed in ST. */
 static const char *
-s_group_val(store_group_t *g, const char *key)
+s_val(store_t *st, store_group_t *g, const char *key)
 {
     static char buf[64];
     store_val_t v = {0};
     buf[0] = '\0';
-    if (store_group_get(g, STORE_CF_RECORDS, key, strlen(key), &v) == CRM_OK) {
-        snprintf(buf, sizeof buf, "%.*s", (int)v.len, v.data);
-        store_val_release(&v);
-    }
-    return buf;
-}
-
-/* The same, committed. */
-static const char *
-s_db_val(store_t *st, const char *key)
-{
-    static char buf[64];
-    store_val_t v = {0};
-    buf[0] = '\0';
-    if (store_get(st, STORE_CF_RECORDS, key, strlen(key), &v) == CRM_OK) {
+    crm_err_t rc = g ? store_group_get(g, STORE_CF_RECORDS, key, strlen(key), &v)
+                     : store_get(st, STORE_CF_RECORDS, key, strlen(key), &v);
+    if (rc == CRM_OK) {
         snprintf(buf, sizeof buf, "%.*s", (int)v.len, v.data);
         store_val_release(&v);
     }
@@ -161,7 +150,7 @@ test_store_pipelined_commit(void **state)
     assert_false(started);
     assert_false(store_group_in_flight(g));
     assert_int_equal(store_last_seq(st), 1);
-    assert_string_equal(s_db_val(st, "r9"), "z");
+    assert_string_equal(s_val(st, NULL, "r9"), "z");
     store_group_destroy(&g);
     store_destroy(&st);
     test_rmrf(dir);
@@ -178,22 +167,22 @@ test_store_pipelined_commit(void **state)
     assert_true(started);
     assert_true(store_group_in_flight(g));
     assert_true(store_group_dirty(g)); /* in flight: reads through it wait for it */
-    assert_string_equal(s_group_val(g, "r0"), "a");
+    assert_string_equal(s_val(NULL, g, "r0"), "a");
 
     /* a mutation rolled back while a commit is in flight (RocksDB rebuilds the
        batch's index from everything in it): the flight's entries stay readable */
     store_group_begin(g);
     store_group_put(g, STORE_CF_RECORDS, "r7", 2, "q", 1);
     store_group_abort(g);
-    assert_string_equal(s_group_val(g, "r7"), "");
-    assert_string_equal(s_group_val(g, "r2"), "x");
+    assert_string_equal(s_val(NULL, g, "r7"), "");
+    assert_string_equal(s_val(NULL, g, "r2"), "x");
 
     /* staged on top of the flight: an overwrite, a new key, a delete */
     s_mutation(g, "r0", "b", "e3", 3);
     s_mutation(g, "r1", "c", "e4", 4);
     s_mutation(g, "r2", NULL, "e5", 5);
-    assert_string_equal(s_group_val(g, "r0"), "b");
-    assert_string_equal(s_group_val(g, "r2"), "");
+    assert_string_equal(s_val(NULL, g, "r0"), "b");
+    assert_string_equal(s_val(NULL, g, "r2"), "");
     store_iter_t *it = store_group_iter_new(g, STORE_CF_RECORDS);
     char seen[64] = "";
     for (store_iter_seek(it, "r", 1); store_iter_valid(it); store_iter_next(it)) {
@@ -209,9 +198,9 @@ test_store_pipelined_commit(void **state)
     assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
     assert_false(store_group_in_flight(g));
     assert_int_equal(store_last_seq(st), 2);
-    assert_string_equal(s_db_val(st, "r0"), "a");
-    assert_string_equal(s_db_val(st, "r2"), "x");
-    assert_string_equal(s_group_val(g, "r0"), "b"); /* the staged part still wins */
+    assert_string_equal(s_val(st, NULL, "r0"), "a");
+    assert_string_equal(s_val(st, NULL, "r2"), "x");
+    assert_string_equal(s_val(NULL, g, "r0"), "b"); /* the staged part still wins */
     assert_true(store_group_dirty(g));
 
     assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
@@ -219,9 +208,9 @@ test_store_pipelined_commit(void **state)
     assert_int_equal(store_group_commit_land(g, errbuf), CRM_OK);
     assert_int_equal(store_last_seq(st), 5);
     assert_false(store_group_dirty(g)); /* landed, nothing staged: empty again */
-    assert_string_equal(s_db_val(st, "r0"), "b");
-    assert_string_equal(s_db_val(st, "r1"), "c");
-    assert_string_equal(s_db_val(st, "r2"), "");
+    assert_string_equal(s_val(st, NULL, "r0"), "b");
+    assert_string_equal(s_val(st, NULL, "r1"), "c");
+    assert_string_equal(s_val(st, NULL, "r2"), "");
     for (uint64_t seq = 1; seq <= 5; seq++) {
         char want[8];
         snprintf(want, sizeof want, "e%d", (int)seq);
@@ -241,7 +230,7 @@ test_store_pipelined_commit(void **state)
     assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_ERR_STORAGE);
     assert_false(started);
     assert_string_equal(errbuf, "a read was cut short");
-    assert_string_equal(s_group_val(g, "r3"), "");
+    assert_string_equal(s_val(NULL, g, "r3"), "");
     s_mutation(g, "r3", "e", "e6", 6);
 
     /* the synchronous commit lands a flight first, then writes the rest */
@@ -251,8 +240,8 @@ test_store_pipelined_commit(void **state)
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     assert_false(store_group_in_flight(g));
     assert_int_equal(store_last_seq(st), 7);
-    assert_string_equal(s_db_val(st, "r3"), "e");
-    assert_string_equal(s_db_val(st, "r4"), "f");
+    assert_string_equal(s_val(st, NULL, "r3"), "e");
+    assert_string_equal(s_val(st, NULL, "r4"), "f");
 
     /* a flight's completion is signalled on the eventfd */
     s_mutation(g, "r5", "g", "e8", 8);
@@ -286,7 +275,7 @@ test_store_pipelined_commit(void **state)
     assert_false(store_group_in_flight(g));
     assert_false(store_group_dirty(g));
     assert_int_equal(store_last_seq(st), seq - 1);
-    assert_int_equal(strlen(s_db_val(st, "tail")), 1);
+    assert_int_equal(strlen(s_val(st, NULL, "tail")), 1);
     store_val_t bv = {0};
     assert_int_equal(store_get(st, STORE_CF_RECORDS, "big3", 4, &bv), CRM_OK);
     assert_int_equal(bv.len, sizeof big - 1);
