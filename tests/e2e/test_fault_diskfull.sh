@@ -5,7 +5,8 @@
 # second, reads keep being served, the server never aborts, the failure is
 # logged once, writes resume by themselves once space returns, and the
 # change log has no gap afterwards. A restart on a full disk is refused with
-# a clear message instead of aborting.
+# a clear message instead of aborting. The full disk is tried in both modes: default
+# (commits on the server thread) and --sync (commits in flight on the committer thread).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
 SECONDS_LOAD=${CRM_DISKFULL_SECONDS:-7}
@@ -87,6 +88,30 @@ n_err=$(grep -c 'refusing writes' "$T/s.log" || true)
 expect "the failure is logged once, not per write ($n_err lines)" test "$n_err" -eq 1
 expect "the log says when writes work again" grep -q 'writes work again' "$T/s.log"
 
+# ---- 1b. the same under --sync: commits written and fsynced by the committer thread
+# while the server thread stages the next group, so the disk fills under a commit in
+# flight and the writes staged on it must fail with it, clearly, and nothing else
+stop_expect s
+start_server sy "$D" --sync
+"$FAULTLOAD" hammer "$EP_sy" "$D/wang.enroll" "$T/ham1b.txt" 6 "$SECONDS_LOAD" &
+HPID=$!
+sleep 2
+t_full=$(( $(date +%s%N) / 1000000 ))
+dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
+sleep 3
+rm -f "$MNT/filler"
+t_free=$(( $(date +%s%N) / 1000000 ))
+wait "$HPID"
+expect "--sync: the server is still running after the disk was full" kill -0 "$PID_sy"
+analyse "$T/ham1b.txt" "$t_full" "$t_free" "full disk, --sync" "disk full" >"$T/an1b.txt"
+cat "$T/an1b.txt"
+count_analysis "$T/an1b.txt"
+n_err=$(grep -c 'refusing writes' "$T/sy.log" || true)
+expect "--sync: the failure is logged once, not per write ($n_err lines)" test "$n_err" -eq 1
+expect "--sync: the log says when writes work again" grep -q 'writes work again' "$T/sy.log"
+stop_expect sy
+start_server s "$D"
+
 # ---- 2. a restart on a full disk is refused clearly, then works once space returns
 dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
 stop_expect s
@@ -105,7 +130,7 @@ expect "indexes and the change log are consistent, no gap ($(tail -1 "$T/check.o
 start_server s2 "$D"
 run_crm "$EP_s2" "$D/admin.enroll" export --csv --out "$T/all.csv"
 have=$(sed -n 's/^exported \([0-9]*\) customer.*/\1/p' <<<"$OUT")
-acked=$(( $(awk '$2=="w" && $3=="OK"' "$T/ham1.txt" | wc -l) + 1 )) # + the one it reads
+acked=$(( $(cat "$T/ham1.txt" "$T/ham1b.txt" | awk '$2=="w" && $3=="OK"' | wc -l) + 2 )) # + the one each run reads
 expect "exactly the acknowledged writes are stored ($have stored, $acked acknowledged)" \
     test "$have" = "$acked"
 stop_expect s2
