@@ -10,7 +10,8 @@
 #   Tsan                  ThreadSanitizer on the threaded tests: the unit tests and the
 #                         end-to-end tests that drive the server's threads (ZAP, feed,
 #                         worker, committer, a replica's follower), with tests/tsan.supp (each
-#                         suppression explained there)
+#                         suppression explained there); their command-line client `crm`, which
+#                         has no threads of its own, is the RelWithDebInfo build's
 # and fuzz the request path and feed delivery with libFuzzer for CRM_FUZZ_SECONDS (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,10 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     case $type in
     Release | Debug) continue ;;
     RelWithDebInfo) only=(-L '^(unit|speed)$'); [ "${CRM_TEST_ALL:-0}" = 1 ] && only=() ;;
-    Tsan) only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$|e2e_test_commit_pipeline$)') ;;
+    Tsan)
+        only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$|e2e_test_commit_pipeline$)')
+        # the one-shot client from the RelWithDebInfo build (tests/e2e/lib.sh, CRM_CLI)
+        envs=(CRM_CLIENT_BIN="$PWD/build-test-RelWithDebInfo") ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=6) ;;
     esac
     echo "=== $type tests ==="

@@ -29,7 +29,7 @@ except (KeyError, IndexError, ValueError):
 # the writer appends each acknowledged customer id to acked.txt after crm says "created"
 : >"$T/acked.txt"
 ( for i in $(seq 1 400); do
-      id=$("$CRM_BIN/crm" --config "$T/sa" customer add --name "load $i" 2>/dev/null) || continue
+      id=$("$CRM_CLI/crm" --config "$T/sa" customer add --name "load $i" 2>/dev/null) || continue
       echo "${id#created customer }" >>"$T/acked.txt"
       [ -e "$T/stop" ] && break
   done ) &
@@ -82,12 +82,12 @@ start_server r1 "$T/r1"
 RS="$EP_r1"
 missing=0
 while read -r id; do
-    "$CRM_BIN/crm" --config "$T/sa" --server "$RS" customer show "$id" >/dev/null 2>&1 || missing=$((missing + 1))
+    "$CRM_CLI/crm" --config "$T/sa" --server "$RS" customer show "$id" >/dev/null 2>&1 || missing=$((missing + 1))
 done <"$T/acked-before.txt"
 expect "every write acknowledged before the backup began is there ($n_before, $missing missing)" test "$missing" -eq 0
 as sa --server "$RS" whoami
 expect "an existing user's enrollment works against the restored server" test "$RC" -eq 0 -a -n "$(echo "$OUT" | grep sa)"
-"$CRM_BIN/crm" --config "$T/admin" --server "$RS" --json watch --since "$SEQ1" >"$T/w.out" 2>"$T/w.err" &
+"$CRM_CLI/crm" --config "$T/admin" --server "$RS" --json watch --since "$SEQ1" >"$T/w.out" 2>"$T/w.err" &
 W=$!
 wait_for 'grep -q "watching from" "$T/w.err"'
 as sa --server "$RS" customer add --name "after restore"

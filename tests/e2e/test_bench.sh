@@ -25,7 +25,7 @@ RC=0
 sed 's/^/# /' "$T/order.out"
 expect "crm-bench add-order exits 0 (no errors)" test "$RC" -eq 0
 expect "add-order was measured" grep -Eq "^add-order +[1-9][0-9]* " "$T/order.out"
-"$CRM_BIN/crm" --config "$T/data/admin.enroll" --server "$EP_main" --json order list --limit 1 >"$T/o"; OUT=$(cat "$T/o"); ERR=""
+"$CRM_CLI/crm" --config "$T/data/admin.enroll" --server "$EP_main" --json order list --limit 1 >"$T/o"; OUT=$(cat "$T/o"); ERR=""
 expect "the orders landed" grep -q '"total":{"minor":28980' "$T/o"
 RC=0
 "$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_main" --ids 2000 \

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
 start_with_users "sa sales staff" "sm sales manager" "ps support staff" "mk marketing staff"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" </dev/null || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+as() { local who=$1; shift; RC=0; "$CRM_CLI/crm" --config "$T/$who" "$@" >"$T/o" 2>"$T/e" </dev/null || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
 # ---- a customer with activities and a task, deleted by a sales manager ----
 as sa customer add --name 李娜 --company 华东贸易 --phone 13900001111 --email li.na@example.com
@@ -20,7 +20,7 @@ K=${OUT#created task }
 as sa customer delete "$C" --yes
 expect "sales staff may not delete a customer" contains "$ERR" PERMISSION_DENIED
 S0=$(as admin --json whoami; field last_seq)
-"$CRM_BIN/crm" --config "$T/sm" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
+"$CRM_CLI/crm" --config "$T/sm" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
 wait_for 'grep -q "watching from" "$T/w.err"'
 as sm customer delete "$C" --yes
 expect "a sales manager deletes it" test "$RC" -eq 0

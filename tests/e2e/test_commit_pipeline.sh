@@ -23,7 +23,7 @@ watch_start admin w --since 0
 writers=()
 for w in $(seq 1 $WRITERS); do
     ( for n in $(seq 1 $ORDERS); do
-        "$CRM_BIN/crm" --config "$T/admin" order add "$C" --line "sku=W$w,quantity=1,unit_price=$n" \
+        "$CRM_CLI/crm" --config "$T/admin" order add "$C" --line "sku=W$w,quantity=1,unit_price=$n" \
             >/dev/null 2>>"$T/writers.err" || echo "writer $w order $n failed" >>"$T/writers.err"
     done ) &
     writers+=($!)

@@ -9,7 +9,7 @@ init_data "$T/a"
 start_server a "$T/a"
 export HOME="$T/home" XDG_CONFIG_HOME= CRM_CONFIG= CRM_PROFILE=
 mkdir -p "$HOME"
-c() { RC=0; "$CRM_BIN/crm" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 A=(--config "$T/a/admin.enroll")
 
 # ---- version, help, did you mean
@@ -78,7 +78,7 @@ expect "re-enrolling the same identity replaces it quietly" test "$RC" -eq 0
 # ---- tables that fit the screen
 c customer add --name 欧阳娜娜 --company 北京市海淀区中关村科技园区创新软件开发有限责任公司第一分公司 --phone 13800001111 --city 北京
 c customer add --name "Alexander Montgomery-Fitzgerald" --company "International Business Machines Corporation Limited" --phone 13800002222 --city Shanghai
-RC=0; COLUMNS=80 "$CRM_BIN/crm" --server "$EP_a" customer list >"$T/o" 2>&1 || RC=$?
+RC=0; COLUMNS=80 "$CRM_CLI/crm" --server "$EP_a" customer list >"$T/o" 2>&1 || RC=$?
 expect "a table fits 80 columns by display width (CJK counts two)" python3 - "$T/o" 80 <<'PY'
 import sys, unicodedata
 w = lambda s: sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
@@ -87,12 +87,12 @@ assert len(lines) == 3, lines
 assert all(w(l) <= int(sys.argv[2]) for l in lines), [w(l) for l in lines]
 assert "…" in lines[1] and lines[1].startswith("c1 ") and lines[2].startswith("c2 "), lines
 PY
-RC=0; COLUMNS=60 "$CRM_BIN/crm" --server "$EP_a" customer list >"$T/o" 2>&1 || RC=$?
+RC=0; COLUMNS=60 "$CRM_CLI/crm" --server "$EP_a" customer list >"$T/o" 2>&1 || RC=$?
 expect "... and 60" python3 -c '
 import sys, unicodedata
 w = lambda s: sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 assert all(w(l) <= 60 for l in open(sys.argv[1], encoding="utf-8").read().splitlines())' "$T/o"
-RC=0; COLUMNS=80 "$CRM_BIN/crm" --server "$EP_a" customer list --wide >"$T/o" 2>&1 || RC=$?
+RC=0; COLUMNS=80 "$CRM_CLI/crm" --server "$EP_a" customer list --wide >"$T/o" 2>&1 || RC=$?
 expect "--wide shows every value whole" test -n "$(grep -F '北京市海淀区中关村科技园区创新软件开发有限责任公司第一分公司' "$T/o")" -a -n "$(grep -F 'International Business Machines Corporation Limited' "$T/o")"
 c customer list --columns id,name,phone
 expect "--columns picks the columns (singular names too)" test "$(head -n 1 <<<"$OUT" | sed 's/  */ /g')" = "ID NAME PHONES" -a -n "$(grep -E '^c1 +欧阳娜娜 +13800001111$' "$T/o")"

@@ -26,7 +26,7 @@ for cycle in $(seq 1 "$CYCLES"); do
 done
 
 start_server final "$T/data"
-"$CRM_BIN/crm" --config "$T/data/admin.enroll" --server "$EP_final" export --csv --out "$T/all.csv" >/dev/null
+"$CRM_CLI/crm" --config "$T/data/admin.enroll" --server "$EP_final" export --csv --out "$T/all.csv" >/dev/null
 acked=$(wc -l <"$T/acked")
 missing=$(python3 - "$T/acked" "$T/all.csv" <<'PY'
 import csv, sys

@@ -10,7 +10,7 @@ init_data "$T/data"
 "$CRM_BIN/crm-admin" user add sa --dept sales --role staff --data "$T/data" --out "$T/sa" >/dev/null
 start_server setup "$T/data"
 for i in 1 2 3 4; do
-    "$CRM_BIN/crm" --config "$T/sa" --server "$EP_setup" customer add --name "买家$i" >/dev/null
+    "$CRM_CLI/crm" --config "$T/sa" --server "$EP_setup" customer add --name "买家$i" >/dev/null
 done
 stop_server setup
 : >"$T/acked"
@@ -22,17 +22,17 @@ writer() {
     while [ $n -lt 400 ]; do
         n=$((n + 1))
         local c=c$(( (RANDOM % 4) + 1 ))
-        out=$("$CRM_BIN/crm" --timeout 2 --config "$T/sa" --server "$ep" order add "$c" \
+        out=$("$CRM_CLI/crm" --timeout 2 --config "$T/sa" --server "$ep" order add "$c" \
               --line "sku=$tag-$n,quantity=$(( RANDOM % 3 + 1 )),unit_price=$(( RANDOM % 500 + 1 )).50" \
               2>/dev/null) || return 0
         local o=${out#created order }
         echo "$o" >>"$T/acked"
         if [ $((n % 4)) -eq 0 ]; then
-            "$CRM_BIN/crm" --timeout 2 --config "$T/sa" --server "$ep" order refund "$o" --amount 1 \
+            "$CRM_CLI/crm" --timeout 2 --config "$T/sa" --server "$ep" order refund "$o" --amount 1 \
                 >/dev/null 2>&1 || return 0
         fi
         if [ $((n % 5)) -eq 0 ]; then
-            "$CRM_BIN/crm" --timeout 2 --config "$T/sa" --server "$ep" note add "$c" "call $tag-$n" \
+            "$CRM_CLI/crm" --timeout 2 --config "$T/sa" --server "$ep" note add "$c" "call $tag-$n" \
                 >/dev/null 2>&1 || return 0
         fi
     done
@@ -55,7 +55,7 @@ done
 start_server final "$T/data"
 missing=0
 for c in c1 c2 c3 c4; do
-    "$CRM_BIN/crm" --config "$T/sa" --server "$EP_final" --json order list --customer-id "$c" --limit 1000 \
+    "$CRM_CLI/crm" --config "$T/sa" --server "$EP_final" --json order list --customer-id "$c" --limit 1000 \
         >>"$T/orders.json"
 done
 acked=$(wc -l <"$T/acked")
@@ -68,7 +68,7 @@ PY
 )
 expect "orders were acknowledged across $CYCLES crashes ($acked)" test "$acked" -gt 10
 expect "no acknowledged order was lost ($missing of $acked missing)" test "$missing" -eq 0
-"$CRM_BIN/crm" --config "$T/sa" --server "$EP_final" --json customer show c1 >"$T/o"
+"$CRM_CLI/crm" --config "$T/sa" --server "$EP_final" --json customer show c1 >"$T/o"
 expect "a customer's order count is what its orders say" python3 - "$T/o" "$T/orders.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))["record"]

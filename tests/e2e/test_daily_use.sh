@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 init_data "$T/a"
 start_server a "$T/a"
-c() { RC=0; "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 py() { python3 -c "import json,sys; r=json.loads(sys.argv[2]); sys.exit(0 if ($1) else 1)" "$2" "$2"; }
 ids() { python3 -c 'import json,sys; print(" ".join(json.loads(l)["id"] for l in sys.stdin if l.strip()))' <<<"$OUT"; }
 
@@ -132,7 +132,7 @@ c export --csv --sort name
 expect "export refuses --sort (it writes in id order)" test "$RC" -eq 2
 
 # ---- item 5: local time, in and out
-tz() { RC=0; TZ="$1" "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" "${@:2}" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+tz() { RC=0; TZ="$1" "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" "${@:2}" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 tz Asia/Shanghai activity log c2 --type call --summary 本地时间 --occurred-at "2026-11-29 09:00"
 tz UTC activity log c2 --type call --summary 带时区 --occurred-at "2026-11-29T09:00+08:00"
 tz UTC activity log c2 --type call --summary 世界时 --occurred-at "2026-11-29T01:00:00Z"
@@ -154,17 +154,17 @@ expect "... in every zone (New York: the evening before)" test "$(grep -c '2026-
 tz Asia/Shanghai customer show c2
 expect "show prints times with their offset" test -n "$(grep -E '^last_contact_at +2026-11-29T09:00:00\+08:00$' "$T/o")"
 cp "$T/a/admin.enroll" "$T/tz.conf" && chmod 600 "$T/tz.conf" && echo "timezone = Asia/Tokyo" >>"$T/tz.conf"
-RC=0; env -u TZ "$CRM_BIN/crm" --config "$T/tz.conf" --server "$EP_a" activity list c2 >"$T/o" 2>&1 || RC=$?
+RC=0; env -u TZ "$CRM_CLI/crm" --config "$T/tz.conf" --server "$EP_a" activity list c2 >"$T/o" 2>&1 || RC=$?
 expect "timezone in the client config when TZ is not set" test "$RC" -eq 0 -a "$(grep -c '2026-11-29 10:00' "$T/o")" -eq 3
 tz UTC activity log c2 --type call --summary bad --occurred-at "2026-11-29T09:00+99:00"
 expect "a bad offset is refused, saying what a time looks like" test "$RC" -eq 2 -a -n "$(grep -F 'takes a time' "$T/e")"
 tz Asia/Shanghai export --jsonl --kind activity --customer-id c2 --out "$T/acts.jsonl"
 init_data "$T/b"
 start_server b "$T/b"
-for n in 张伟 李娜; do "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" customer add --name "$n" >/dev/null; done
-RC=0; "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" import --kind activity "$T/acts.jsonl" >"$T/o" 2>&1 || RC=$?
+for n in 张伟 李娜; do "$CRM_CLI/crm" --config "$T/b/admin.enroll" --server "$EP_b" customer add --name "$n" >/dev/null; done
+RC=0; "$CRM_CLI/crm" --config "$T/b/admin.enroll" --server "$EP_b" import --kind activity "$T/acts.jsonl" >"$T/o" 2>&1 || RC=$?
 expect "RFC 3339 times with offsets import back" test "$RC" -eq 0
-RC=0; "$CRM_BIN/crm" --config "$T/b/admin.enroll" --server "$EP_b" --json activity list c2 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/b/admin.enroll" --server "$EP_b" --json activity list c2 >"$T/o" 2>&1 || RC=$?
 expect "... as the same moments" test "$(grep -c '"occurred_at":"2026-11-29T01:00:00Z"' "$T/o")" -eq 3
 stop_server b
 
@@ -172,7 +172,7 @@ stop_server b
 if command -v script >/dev/null; then
     c customer add --name 待删除 --phone 13300000001
     D=$(awk '{print $3}' <<<"$OUT")
-    tty_crm() { RC=0; printf '%s\n' "$1" | script -qec "'$CRM_BIN/crm' --config '$T/a/admin.enroll' --server '$EP_a' ${*:2}" /dev/null >"$T/tty" 2>&1 || RC=$?; }
+    tty_crm() { RC=0; printf '%s\n' "$1" | script -qec "'$CRM_CLI/crm' --config '$T/a/admin.enroll' --server '$EP_a' ${*:2}" /dev/null >"$T/tty" 2>&1 || RC=$?; }
     tty_crm n customer delete "$D"
     expect "on a terminal, delete asks and names the customer" grep -q "delete customer $D (待删除) with its activities, feedback and tasks? \[y/N\]" "$T/tty"
     expect "... and 'n' deletes nothing" grep -q "not deleted" "$T/tty"

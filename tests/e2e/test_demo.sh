@@ -13,8 +13,8 @@ RC=0; CRM_BIN="$CRM_BIN" bash "$SRC/tools/demo.sh" "$T/data" 60 >"$T/demo.out" 2
 expect "the demo loads ($(tail -3 "$T/demo.out" | tr '\n' ' '))" test "$RC" -eq 0
 expect "every import is clean" test "$(grep -c '; 0 lines had errors' "$T/demo.out")" -eq 7
 U="$T/data/demo/users"
-as() { local who=$1; shift; RC=0; "$CRM_BIN/crm" --config "$U/$who.enroll" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-adm() { RC=0; "$CRM_BIN/crm" --config "$T/data/admin.enroll" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+as() { local who=$1; shift; RC=0; "$CRM_CLI/crm" --config "$U/$who.enroll" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+adm() { RC=0; "$CRM_CLI/crm" --config "$T/data/admin.enroll" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
 # ---- the people
 "$CRM_BIN/crm-admin" user list --data "$T/data" >"$T/users" 2>&1

@@ -28,7 +28,7 @@ for attempt in 1 2 3 4 5; do
     # wait for the server to take writes again before the next attempt
     for i in $(seq 1 40); do
         kill -0 "$PID_s" 2>/dev/null || break
-        "$CRM_BIN/crm" --timeout 1 --config "$ADMIN" --server "$EP_s" customer add \
+        "$CRM_CLI/crm" --timeout 1 --config "$ADMIN" --server "$EP_s" customer add \
             --name probe >/dev/null 2>&1 && break
         sleep 0.1
     done

@@ -25,14 +25,14 @@ expect "sequence numbers rise by one ($s1)" test "$(echo $s1 | awk '{print $2-$1
 watch_start admin r1
 start=$(grep -o "watching from sequence [0-9]*" "$T/r1.err" | awk '{print $4}')
 # (300 notes, one crm each; fewer under the sanitizers, where each crm starts slower)
-( for i in $(seq 1 $((300 / SLOW))); do "$CRM_BIN/crm" --config "$T/sa" note add "$C1" "note $i" >/dev/null; done ) &
+( for i in $(seq 1 $((300 / SLOW))); do "$CRM_CLI/crm" --config "$T/sa" note add "$C1" "note $i" >/dev/null; done ) &
 writer=$!
 sleep 0.7
 watch_stop r1
 last=$(grep -o "since [0-9]*" "$T/r1.err" | tail -1 | awk '{print $2}')
 watch_start admin r2 --since "$last"
 wait "$writer"
-lastseq() { "$CRM_BIN/crm" --config "$T/admin" --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_seq"])'; }
+lastseq() { "$CRM_CLI/crm" --config "$T/admin" --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_seq"])'; }
 final=$(lastseq)
 wait_for 'grep -q "\"seq\":$final," "$T/r2.out"'
 watch_stop r2

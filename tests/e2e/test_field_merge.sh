@@ -57,7 +57,7 @@ expect "crm tag reads the current version and lands" test "$RC" -eq 0 -a "$(head
 
 # ---- without --expect-version: the version the client read is the base
 # (CRM_TEST_EDIT_PAUSE_MS holds bob's edit between its read and its write)
-CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_BIN/crm" --config "$T/bob" customer edit "$C" --city 深圳 >"$T/bob.o" 2>"$T/bob.e" &
+CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --city 深圳 >"$T/bob.o" 2>"$T/bob.e" &
 BOB=$!
 sleep 0.7
 as alice customer edit "$C" --city 杭州
@@ -66,7 +66,7 @@ RC=0; wait "$BOB" || RC=$?
 ERR=$(cat "$T/bob.e")
 expect "bob's edit without --expect-version is refused: alice changed the city after bob read it" \
     test "$RC" -eq 1 -a -n "$(grep -E "'city' was changed by alice [0-9]+ s ago \(version 8\)" <<<"$ERR")"
-CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_BIN/crm" --config "$T/bob" customer edit "$C" --industry 制造 >"$T/bob.o" 2>"$T/bob.e" &
+CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --industry 制造 >"$T/bob.o" 2>"$T/bob.e" &
 BOB=$!
 sleep 0.7
 as alice customer edit "$C" --add-email chen@example.com
@@ -80,7 +80,7 @@ WRITERS=()
 for f in "alice --industry" "bob --province" "admin --company"; do
     set -- $f
     ( for i in 1 2 3 4 5 6; do
-          "$CRM_BIN/crm" --config "$T/$1" customer edit "$C" "$2" "v$i" >/dev/null 2>>"$T/par.$1" || echo "fail $i" >>"$T/par.$1"
+          "$CRM_CLI/crm" --config "$T/$1" customer edit "$C" "$2" "v$i" >/dev/null 2>>"$T/par.$1" || echo "fail $i" >>"$T/par.$1"
       done ) &
     WRITERS+=($!)
 done

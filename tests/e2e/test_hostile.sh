@@ -10,7 +10,7 @@ PROBE="$CRM_BIN/crm-probe"
 init_data "$T/data"
 start_server main "$T/data" --max-msg 65536
 export CRM_CONFIG="$T/data/admin.enroll" CRM_SERVER="$EP_main"
-c() { RC=0; "$CRM_BIN/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
 # raw_controls FILE: how many characters in FILE a terminal would act on (C0 but newline and
 # tab, DEL, C1, bidi embeddings/overrides/isolates, line separators, bytes that are not UTF-8)
@@ -114,7 +114,7 @@ r = json.loads(sys.argv[1])
 print(r["name"] == "Evil\x1b[2J\x1b[HBoss\nc2  forged  row" and r["company"].startswith("\x9b31mACME\u202e")
       and r["address"].endswith("isolate\ufffd"))' "$OUT")" = True
 expect "--json: escaped as JSON, nothing raw" clean_out
-RC=0; timeout -s INT 3 "$CRM_BIN/crm" watch >"$T/o" 2>"$T/e" || RC=$?
+RC=0; timeout -s INT 3 "$CRM_CLI/crm" watch >"$T/o" 2>"$T/e" || RC=$?
 OUT=$(cat "$T/o")
 expect "watch: the hostile event is shown" contains "$OUT" 'mallory\x1b[2K'
 expect "watch: nothing raw" clean_out

@@ -7,11 +7,11 @@ source "$(dirname "$0")/lib.sh"
 F="$CRM_SRC/tests/fixtures/sheets"
 init_data "$T/a"
 start_server a "$T/a"
-c() { RC=0; "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 # jq-less JSON checks: py 'python expression over r (the one record)' "$OUT"
 py() { python3 -c "import json,sys; r=json.loads(sys.argv[2]); sys.exit(0 if ($1) else 1)" "$2" "$2" 2>/dev/null; }
 # how many customers the server holds
-count() { "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" --json customer list --limit 1000 | grep -c '"id"' || true; }
+count() { "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" --json customer list --limit 1000 | grep -c '"id"' || true; }
 one() { c --json customer search "$1"; }
 
 # ---- Excel "CSV UTF-8": BOM, CRLF, Chinese headers and values
@@ -170,7 +170,7 @@ with open(sys.argv[1], "w") as f:
 PY
 n0=$(count)
 mkfifo "$T/fifo"
-"$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP_a" import - <"$T/fifo" >"$T/int.out" 2>"$T/int.err" &
+"$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" import - <"$T/fifo" >"$T/int.out" 2>"$T/int.err" &
 IMP=$!
 exec 3>"$T/fifo"
 head -n 601 "$T/big.csv" >&3          # the header and 600 lines; the pipe stays open

@@ -5,7 +5,7 @@ init_data "$T/a"
 init_data "$T/b"
 start_server a "$T/a"
 start_server b "$T/b"
-c() { RC=0; "$CRM_BIN/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 A=(--config "$T/a/admin.enroll" --server "$EP_a")
 B=(--config "$T/b/admin.enroll" --server "$EP_b")
 
@@ -98,7 +98,7 @@ expect "JSON Lines round trip gives the same customers" test "$(strip "$T/a.csv"
 # on a terminal the import draws a progress bar (script(1) gives it a pty)
 if command -v script >/dev/null; then
     RC=0
-    script -qec "'$CRM_BIN/crm' --config '$T/a/admin.enroll' --server '$EP_a' import '$T/in.jsonl'" \
+    script -qec "'$CRM_CLI/crm' --config '$T/a/admin.enroll' --server '$EP_a' import '$T/in.jsonl'" \
         /dev/null >"$T/tty.out" 2>&1 || RC=$?
     expect "a progress bar is drawn on a terminal" grep -q $'\r\[=' "$T/tty.out"
 fi

@@ -50,16 +50,16 @@ under "support manager: audit --user salesguy (another department's user)" "$T/s
 expect "... nothing for them" contains "$OUT" "0 entries"
 under "sales manager: audit --user busy (200k entries, none theirs)" "$T/mgr.enroll" busy
 expect "... stops on its budget and says so" contains "$OUT" "0 entries, cut 1"
-RC=0; "$CRM_BIN/crm" --config "$T/mgr.enroll" --server "$EP_audit" audit --user busy >"$T/o" 2>"$T/e" || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/mgr.enroll" --server "$EP_audit" audit --user busy >"$T/o" 2>"$T/e" || RC=$?
 expect "crm audit tells the user the scan was cut short" grep -q "older entries may match" "$T/e"
-RC=0; "$CRM_BIN/crm" --config "$A" --server "$EP_audit" --json audit --user salesguy --limit 3 >"$T/o" 2>"$T/e" || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$A" --server "$EP_audit" --json audit --user salesguy --limit 3 >"$T/o" 2>"$T/e" || RC=$?
 expect "the newest three of salesguy's, newest first" test "$(python3 -c '
 import json, sys
 t = [json.loads(l)["time"] for l in open(sys.argv[1])]
 print(len(t) == 3 and t == sorted(t, reverse=True))' "$T/o")" = True
 # a new entry lands in the indexes in the same write
-RC=0; "$CRM_BIN/crm" --config "$T/mgr.enroll" --server "$EP_audit" customer add --name "Idx Test" >/dev/null 2>&1 || RC=$?
-RC=0; "$CRM_BIN/crm" --config "$A" --server "$EP_audit" --json audit --user mgr >"$T/o" 2>"$T/e" || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/mgr.enroll" --server "$EP_audit" customer add --name "Idx Test" >/dev/null 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$A" --server "$EP_audit" --json audit --user mgr >"$T/o" 2>"$T/e" || RC=$?
 expect "a new entry is found by user at once" grep -q '"action":"create"' "$T/o"
 stop_server audit
 start_server audit "$T/data"
@@ -74,9 +74,9 @@ RC=0; OUT=$("$PROBE" fillaudit "$T/dh" 200000 c1 2>&1) || RC=$?
 expect "200000 history entries of c1 written ($OUT)" test "$RC" -eq 0
 START_WAIT=$((30 * SLOW)) start_server hist "$T/dh"
 AH="$T/dh/admin.enroll"
-RC=0; "$CRM_BIN/crm" --config "$AH" --server "$EP_hist" customer add --name "Long Lived" >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$AH" --server "$EP_hist" customer add --name "Long Lived" >"$T/o" 2>&1 || RC=$?
 expect "customer c1 created" grep -q "created customer c1" "$T/o"
-"$CRM_BIN/crm" --config "$AH" --server "$EP_hist" customer edit c1 --stage active >/dev/null
+"$CRM_CLI/crm" --config "$AH" --server "$EP_hist" customer edit c1 --stage active >/dev/null
 for try in 1 2 3; do
     RC=0; OUT=$("$PROBE" historyunder "$EP_hist" "$AH" c1 stage 5 2>&1 | tail -1) || RC=$?
     echo "# history: $OUT"
@@ -95,7 +95,7 @@ stop_server hist
 init_data "$T/d6"
 start_server idem "$T/d6"
 A6="$T/d6/admin.enroll"
-count() { "$CRM_BIN/crm" --config "$A6" --server "$EP_idem" --json customer list --limit 1000 | grep -c '"id"' || true; }
+count() { "$CRM_CLI/crm" --config "$A6" --server "$EP_idem" --json customer list --limit 1000 | grep -c '"id"' || true; }
 RC=0; FIRST=$("$PROBE" create "$EP_idem" "$A6" key-1 "Once Only" 2>&1 | tail -1) || RC=$?
 expect "a create with a key: $FIRST" test "$RC" -eq 0
 RC=0; SECOND=$("$PROBE" create "$EP_idem" "$A6" key-1 "Once Only" 2>&1 | tail -1) || RC=$?
@@ -116,9 +116,9 @@ expect "the key survives a restart: committed with the write ($AGAIN)" test "$AG
 expect "still four records" test "$(count)" -eq 4
 # crm's own retry: the server is stopped past half of crm's timeout, so crm sends the create
 # again; both copies reach the server when it resumes, and one record is made
-"$CRM_BIN/crm" --config "$A6" --server "$EP_idem" ping >/dev/null
+"$CRM_CLI/crm" --config "$A6" --server "$EP_idem" ping >/dev/null
 kill -STOP "$PID_idem"
-RC=0; "$CRM_BIN/crm" --config "$A6" --server "$EP_idem" --timeout 4 customer add --name "Retried" \
+RC=0; "$CRM_CLI/crm" --config "$A6" --server "$EP_idem" --timeout 4 customer add --name "Retried" \
     --allow-duplicate >"$T/o" 2>"$T/e" &
 CRMPID=$!
 sleep 2.5
@@ -126,7 +126,7 @@ kill -CONT "$PID_idem"
 wait "$CRMPID" || RC=$?
 OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
 expect "crm's create got its answer after resending it (rc $RC)" test "$RC" -eq 0
-expect "the resent create made one record" test "$("$CRM_BIN/crm" --config "$A6" --server "$EP_idem" --json customer list --limit 1000 | grep -c '"Retried"')" -eq 1
+expect "the resent create made one record" test "$("$CRM_CLI/crm" --config "$A6" --server "$EP_idem" --json customer list --limit 1000 | grep -c '"Retried"')" -eq 1
 stop_server idem
 
 # ---- item 7: owners and consent (SPEC §3-4), enforced by the policy's STAMP and REFER rows ----
@@ -137,7 +137,7 @@ for u in "ss sales staff" "sup support staff" "mk marketing staff" "mgr sales ma
 done
 start_server own "$T/d7"
 as() { local who=$1; shift; RC=0
-    "$CRM_BIN/crm" --config "$T/$who.e7" --server "$EP_own" "$@" >"$T/o" 2>"$T/e" || RC=$?
+    "$CRM_CLI/crm" --config "$T/$who.e7" --server "$EP_own" "$@" >"$T/o" 2>"$T/e" || RC=$?
     OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 # a field of the record in $T/o; --json times are RFC 3339 strings (issue 12): read as ms
 field() { python3 -c '
@@ -194,17 +194,17 @@ ok=$(echo "$OUT" | awk '{print $4}'); ex=$(echo "$OUT" | awk '{print $6}')
 expect "300 pings at once, --max-rate 50: about 50 served ($ok)" test "$ok" -ge 40 -a "$ok" -le 150
 expect "... the rest refused RESOURCE_EXHAUSTED with their ids ($ex)" test "$((ok + ex))" -eq 300
 expect "... saying which limit" grep -q "over 50 a second (crmd --max-rate)" "$T/e"
-RC=0; "$CRM_BIN/crm" --config "$T/carol.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/carol.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
 expect "another user is served at once" test "$RC" -eq 0
 sleep 1
-RC=0; "$CRM_BIN/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
 expect "bob is served again a second later" test "$RC" -eq 0
 RC=0; OUT=$("$PROBE" conns "$EP_lim" 3 "$T/bob.e5" 2>/dev/null | tail -1) || RC=$?
 expect "--max-conn-per-user 2: bob's third connection is refused ($OUT)" \
     test "$OUT" = "conns: OK OK RESOURCE_EXHAUSTED"
 # once they are closed (the socket monitor reports it), bob connects again
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-    RC=0; "$CRM_BIN/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
+    RC=0; "$CRM_CLI/crm" --config "$T/bob.e5" --server "$EP_lim" ping >/dev/null 2>&1 || RC=$?
     [ "$RC" -eq 0 ] && break; sleep 0.2
 done
 expect "closed connections are no longer counted" test "$RC" -eq 0

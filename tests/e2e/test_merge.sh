@@ -136,7 +136,7 @@ expect "--take is a change the caller's policy must allow" contains "$ERR" PERMI
 
 # ---- the merge: one change ----
 S0=$(as admin --json whoami; field last_seq)
-"$CRM_BIN/crm" --config "$T/sa" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
+"$CRM_CLI/crm" --config "$T/sa" --json watch >"$T/w.out" 2>"$T/w.err" & W=$!
 wait_for 'grep -q "watching from" "$T/w.err"'
 as pm customer merge "$C1" "$C2" "$C3" --take "phones=$C2"
 expect "a support manager merges three into one" test "$RC" -eq 0
@@ -188,11 +188,11 @@ expect "writing the new index for the 3 customers with a company" grep -q "from 
 RC=0; "$ADMIN_BIN" check --data "$T/f3/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent" test "$RC" -eq 0
 start_server f3 "$T/f3/d"
-RC=0; "$CRM_BIN/crm" --config "$T/f3/d/admin.enroll" --server "$EP_f3" customer add --name 王晓明 \
+RC=0; "$CRM_CLI/crm" --config "$T/f3/d/admin.enroll" --server "$EP_f3" customer add --name 王晓明 \
     --company "星河 科技" >"$T/o" 2>"$T/e" || RC=$?
 expect "a similar name at a company of the old data dir is found through the new index" \
     contains "$(cat "$T/e")" "c1 (similar name, same company)"
-RC=0; "$CRM_BIN/crm" --config "$T/f3/d/admin.enroll" --server "$EP_f3" customer add --name "wei zhang" \
+RC=0; "$CRM_CLI/crm" --config "$T/f3/d/admin.enroll" --server "$EP_f3" customer add --name "wei zhang" \
     --company "blue sky ltd" >"$T/o" 2>"$T/e" || RC=$?
 expect "... and reordered words at the same company, case aside" contains "$(cat "$T/e")" "c3 (similar name, same company)"
 stop_server f3

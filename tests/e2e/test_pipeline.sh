@@ -278,7 +278,7 @@ expect "a bad rules file is refused, naming the line" grep -q "bad.conf:1:" "$T/
 RC=0; "$ADMIN_BIN" rules --rules "$T/rules/r.conf" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin rules prints the rules in force" grep -q "^at_risk_days = 0 " "$T/o"
 start_server sweeper "$T/data" --rules "$T/rules/r.conf" --sweep-every 0.0003
-"$CRM_BIN/crm" --config "$T/sa" --server "$EP_sweeper" --json watch --customer "$L" >"$T/sw.out" 2>/dev/null & WSW=$!
+"$CRM_CLI/crm" --config "$T/sa" --server "$EP_sweeper" --json watch --customer "$L" >"$T/sw.out" 2>/dev/null & WSW=$!
 wait_for 'grep -q "\"actor\":\"system\"" "$T/sw.out"'
 kill -INT $WSW; wait $WSW || true
 expect "the server's own sweep applies the rules as user 'system'" grep -q '"actor":"system".*"stage":"at-risk"' "$T/sw.out"
@@ -286,7 +286,7 @@ stop_server sweeper
 
 # ---- check catches a derived value that does not follow its orders ----
 start_server broken "$T/data" --fault no-derive
-"$CRM_BIN/crm" --config "$T/sa" --server "$EP_broken" order add "$L" --line 'sku=Z9,quantity=1,unit_price=5' >/dev/null
+"$CRM_CLI/crm" --config "$T/sa" --server "$EP_broken" order add "$L" --line 'sku=Z9,quantity=1,unit_price=5' >/dev/null
 stop_server broken
 RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin check notices a customer whose value missed an order" test "$RC" -eq 1
@@ -303,18 +303,18 @@ expect "rewriting its change log" grep -q "9 change-log entries rewritten" "$T/o
 RC=0; "$ADMIN_BIN" check --data "$T/old/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent" test "$RC" -eq 0
 start_server old "$T/old/d"
-"$CRM_BIN/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" --json watch --since 1 \
+"$CRM_CLI/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" --json watch --since 1 \
     >"$T/old.out" 2>"$T/old.err" & WOLD=$!
 wait_for '[ "$(wc -l <"$T/old.out")" -ge 8 ]'
 kill -INT $WOLD; wait $WOLD || true
 expect "its old changes replay as events with parts" \
     test "$(python3 -c 'import json,sys; print(" ".join(str(len(json.loads(l)["parts"])) for l in open(sys.argv[1])))' "$T/old.out")" = "1 1 1 1 1 1 1 1"
 expect "the old delete lists its record" grep -q '"op":"delete","kind":"customer","id":"c3"' "$T/old.out"
-RC=0; "$CRM_BIN/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" --json customer show c1 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" --json customer show c1 >"$T/o" 2>&1 || RC=$?
 OUT=$(cat "$T/o")
 expect "its customers read" test "$(field record.name)" = 张伟
 expect "with their last contact derived" test "$(field record.last_contact_at)" -gt 0
-RC=0; "$CRM_BIN/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" order add c1 \
+RC=0; "$CRM_CLI/crm" --config "$T/old/d/admin.enroll" --server "$EP_old" order add c1 \
     --line 'sku=U1,quantity=1,unit_price=10' >"$T/o" 2>&1 || RC=$?
 expect "and take orders" test "$RC" -eq 0
 stop_server old
@@ -330,7 +330,7 @@ expect "writing the consent index of its 4 customers" grep -q "from format 2 to 
 RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded format-2 data dir is consistent" test "$RC" -eq 0
 start_server f2 "$T/f2/d"
-f2() { RC=0; "$CRM_BIN/crm" --config "$T/f2/d/admin.enroll" --server "$EP_f2" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+f2() { RC=0; "$CRM_CLI/crm" --config "$T/f2/d/admin.enroll" --server "$EP_f2" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 ids() { awk 'NR>1{print $1}' "$T/o" | sort | tr '\n' ' '; }
 f2 customer list --consent yes
 expect "--consent yes reads the index: the two who consented" test "$(ids)" = "c1 c3 "

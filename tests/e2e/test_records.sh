@@ -7,7 +7,7 @@ PROBE="$CRM_BIN/crm-probe"
 init_data "$T/data"
 start_server main "$T/data"
 export CRM_CONFIG="$T/data/admin.enroll" CRM_SERVER="$EP_main"
-c() { RC=0; "$CRM_BIN/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+c() { RC=0; "$CRM_CLI/crm" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 jq_() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($1)" "$OUT"; }
 
 c customer add --name 张伟 --company 北京科技有限公司 --phone "138 0013 8000" \

@@ -18,15 +18,15 @@ st() { "$A" status --config "$T/p/admin.enroll" --server "$1" --json 2>/dev/null
 # synced: the replica holds everything the primary had at its last pull, 0.3 s after the
 # last write (pulls happen every 50 ms while idle); status reads on a replica are not stored
 synced() { local ep=${1:-$EP_r}; sleep 0.3; eventually '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]' || true; }
-cp_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
-cr_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cp_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cr_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
 # ---- a replica identity; the replica's data dir fetched through the primary
 init_data "$T/p"
 start_server p "$T/p" --sweep-every 0
 "$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
 "$A" user add ann --dept sales --role staff --data "$T/p" --server "$EP_p" --out "$T/ann.enroll" >/dev/null
-for i in 1 2; do "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "早$i" --phone "1320000000$i" >/dev/null; done
+for i in 1 2; do "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "早$i" --phone "1320000000$i" >/dev/null; done
 RC=0; "$A" replica init --from "$EP_p" --data "$T/x" --enroll "$T/ann.enroll" >"$T/o" 2>"$T/e" || RC=$?
 expect "a staff key cannot fetch a snapshot" test "$RC" -ne 0
 expect "... told only a replica identity may" grep -q "only a replica identity may follow the log" "$T/e"
@@ -71,9 +71,9 @@ expect "a second replica on the same identity is refused while the first follows
 stop_server twin
 
 # watchers on both, from the start
-"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
 WP=$!
-"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
 WR=$!
 eventually 'grep -q "watching from" "$T/wp.err" && grep -q "watching from" "$T/wr.err"' || true
 
@@ -115,7 +115,7 @@ expect "... cannot find an unconsented customer by phone on the replica" test "$
 as mia.enroll --server "$EP_r" customer list --limit 100
 expect "... nor read a phone in clear through a list there" \
     bash -c "[ $RC -eq 0 ] && grep -q 客户1 '$T/o' && ! grep -q 13100000001 '$T/o'"
-"$CRM_BIN/crm" --config "$T/mia.enroll" --server "$EP_r" --json watch --since 0 >"$T/mw.out" 2>"$T/mw.err" &
+"$CRM_CLI/crm" --config "$T/mia.enroll" --server "$EP_r" --json watch --since 0 >"$T/mw.out" 2>"$T/mw.err" &
 MW=$!
 eventually 'grep -q 客户5 "$T/mw.out"' || true
 kill -INT "$MW"; wait "$MW" 2>/dev/null || true
@@ -139,7 +139,7 @@ start_server x "$T/x" --replica-of "$EP_p" --replica-enroll "$T/ann.enroll"
 expect "a staff key cannot follow the log either" \
     eventually 'grep -q "refused to ship its log: permission denied: only a replica identity may follow the log" "$T/x.log"'
 stop_server x
-RC=0; "$CRM_BIN/crm" --config "$T/repl1.enroll" --server "$EP_p" customer list >"$T/o" 2>"$T/e" || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/repl1.enroll" --server "$EP_p" customer list >"$T/o" 2>"$T/e" || RC=$?
 expect "the replica identity cannot read records" test "$RC" -ne 0
 expect "... told it may only follow the log" grep -q "a replica identity may only follow the log" "$T/e"
 
@@ -203,7 +203,7 @@ PY
 # as of the primary's WAL sequence number, which it has passed by then (a kept view)
 : >"$T/wrote"
 (for i in $(seq 1000 1150); do
-    "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "并发$i" \
+    "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "并发$i" \
         --phone "1330000$i" >/dev/null 2>&1 || break
     echo "$i" >>"$T/wrote"
 done) &
@@ -256,17 +256,17 @@ cp_ customer add --name 客户12 --phone 13100000012
 start_server r3 "$T/r" --replica-of "$EP_p" --no-resync
 expect "a replica past the retained log, with --no-resync, says it is too far behind" \
     eventually 'grep -q "too far behind" "$T/r3.log"'
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000010 >"$T/o" 2>&1 || RC=$?
 expect "... and keeps serving what it has" test "$RC" -eq 0
 expect "... its status says so" contains "$(st "$EP_r3" state)" "too far behind"
 sleep 1
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000012 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13100000012 >"$T/o" 2>&1 || RC=$?
 expect "... and does not re-sync (the write it missed is not there)" test "$RC" -ne 0
 stop_server r3
 
 # ---- without --no-resync it re-syncs by itself from a new snapshot, then follows again
 start_server r4 "$T/r" --replica-of "$EP_p"
-cr4_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r4" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cr4_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r4" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 expect "a replica past the retained log re-syncs by itself from a new snapshot" \
     eventually 'grep -q "replica: re-synced from a new snapshot of $EP_p" "$T/r4.log"'
 expect "... saying first why" grep -q "re-syncing: the primary at $EP_p no longer keeps its log" "$T/r4.log"
@@ -290,7 +290,7 @@ mv "$T/r/db" "$T/r/db.pre-resync"
 start_server r5 "$T/r" --replica-of "$EP_p"
 expect "a switch cut between its renames: the old database is put back at start" \
     grep -q "re-sync was interrupted before its switch" "$T/r5.log"
-cr5_() { RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r5" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+cr5_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r5" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
 expect "... and serves" eventually 'cr5_ customer show 13100000015; contains "$OUT" 客户15'
 stop_server r5
 cp -a "$T/r/db" "$T/r/db.pre-resync"
@@ -308,9 +308,9 @@ kill -KILL "$PID_p3"; wait "$PID_p3" 2>/dev/null || true
 RC=0; "$A" promote --config "$T/p/admin.enroll" --server "$EP_n" >"$T/o" 2>"$T/e" || RC=$?
 expect "crm-admin promote turns the replica into the primary at epoch 2" \
     bash -c "[ $RC -eq 0 ] && grep -q 'promoted: this server is the primary now, epoch 2' '$T/o'"
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer add --name 客户14 --phone 13100000014 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer add --name 客户14 --phone 13100000014 >"$T/o" 2>&1 || RC=$?
 expect "the new primary takes writes" test "$RC" -eq 0
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
 expect "... and holds everything the old primary acknowledged" \
     bash -c "grep -q 客户13 '$T/o' && grep -q 客户14 '$T/o'"
 expect "its status says primary, epoch 2" test "$(st "$EP_n" role)/$(st "$EP_n" epoch)" = primary/2

@@ -43,7 +43,7 @@ start_server p0 "$T/p" --sweep-every 0
 P=p0 EP_p=$EP_p0
 "$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
 for i in $(seq 0 9); do
-    "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "改$i" \
+    "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" customer add --name "改$i" \
         --phone "1380000000$i" >/dev/null
 done
 "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >/dev/null 2>&1
@@ -52,9 +52,9 @@ R=r0 EP_r=$EP_r0
 expect "the replica follows the primary" \
     eventually '[ "$(st "$EP_r" connected)" = true ]'
 
-"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" --timeout 1 --json watch >"$T/wr.out" 2>"$T/wr.err" &
 WR=$!
-"$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 1 --json watch >"$T/wp.out" 2>"$T/wp.err" &
 WP=$!
 eventually 'grep -q "watching from" "$T/wr.err" && grep -q "watching from" "$T/wp.err"' || true
 
@@ -72,7 +72,7 @@ for w in $(seq 1 $ADDERS); do
     (for i in $(seq 1 $MAXW); do
         wr || break
         ph=$(printf '137%d%07d' "$w" "$i")
-        "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 customer add \
+        "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 customer add \
             --name "并发$w-$i" --phone "$ph" >/dev/null 2>>"$T/writer$w.err" &&
             echo "$ph" >>"$T/acked.$w"
     done) &
@@ -80,7 +80,7 @@ for w in $(seq 1 $ADDERS); do
 done
 (for i in $(seq 1 $MAXW); do
     wr || break
-    "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 customer edit \
+    "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 customer edit \
         "1380000000$((i % 10))" --city "城$i" >/dev/null 2>>"$T/editor.err" &&
         echo "1380000000$((i % 10)) $i" >>"$T/edited"
 done) &
@@ -153,7 +153,7 @@ expect "the watch on the replica saw the last change too" \
 kill -INT "$WR"; wait "$WR" 2>/dev/null || true
 
 # ---- every acknowledged write is on the replica
-RC=0; "$CRM_BIN/crm" --config "$T/p/admin.enroll" --server "$EP_r" export --csv --out "$T/r.csv" \
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" export --csv --out "$T/r.csv" \
     >"$T/o" 2>"$T/e" || RC=$?
 expect "the replica exports its customers" test "$RC" -eq 0
 expect "every acknowledged add is on the replica once, and every edit's last acknowledged value or a later one" \

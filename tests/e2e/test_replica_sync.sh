@@ -16,7 +16,7 @@ init_data "$T/s"
 "$A" user add repl2 --role replica --data "$T/s" --out "$T/repl2.enroll" >/dev/null
 "$A" user add mk2 --dept marketing --role staff --data "$T/s" --out "$T/mk2.enroll" >/dev/null
 start_server s "$T/s" --sweep-every 0 --sync-replicas 1
-cs_() { RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cs_() { RC=0; "$CRM_CLI/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 # the client's default timeout (5 s): the server's answer after its 3 s wait comes first
 cs_ customer add --name 无人确认 --phone 13500000000
 expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
@@ -30,7 +30,7 @@ expect "... but told it is not confirmed" contains "$ERR" "fewer than 1 replicas
 t0=$(date +%s%N)
 "$A" status --config "$T/s/admin.enroll" --server "$EP_s" >"$T/o" 2>"$T/e" && RC1=0 || RC1=$?
 cs_ customer show 13500000000; RC2=$RC
-RC3=0; "$CRM_BIN/crm" --config "$T/mk2.enroll" --server "$EP_s" customer delete c1 --yes >"$T/o" 2>"$T/e" || RC3=$?
+RC3=0; "$CRM_CLI/crm" --config "$T/mk2.enroll" --server "$EP_s" customer delete c1 --yes >"$T/o" 2>"$T/e" || RC3=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 expect "without the replica, an admin's status and read are answered (${ms} ms for three)" \
     test "$RC1" -eq 0 -a "$RC2" -eq 0 -a "$ms" -lt $((2500 * SLOW))
@@ -42,7 +42,7 @@ cs_ customer add --name 已确认 --phone 13500000001
 expect "with the replica following, writes are answered" test "$RC" -eq 0
 : >"$T/acked"
 (for i in $(seq 100 400); do
-    "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_s" --timeout 2 customer add \
+    "$CRM_CLI/crm" --config "$T/s/admin.enroll" --server "$EP_s" --timeout 2 customer add \
         --name "同步$i" --phone "13500000$i" >/dev/null 2>&1 || break
     echo "13500000$i" >>"$T/acked"
 done) &
@@ -51,7 +51,7 @@ eventually '[ "$(wc -l <"$T/acked")" -ge 20 ]' || true
 kill -KILL "$PID_s"; wait "$PID_s" 2>/dev/null || true
 wait "$L" || true
 "$A" promote --config "$T/s/admin.enroll" --server "$EP_sr" >/dev/null 2>&1
-RC=0; "$CRM_BIN/crm" --config "$T/s/admin.enroll" --server "$EP_sr" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/s/admin.enroll" --server "$EP_sr" customer list --limit 1000 >"$T/o" 2>&1 || RC=$?
 expect "after kill -9 of the primary and a promotion, every acknowledged write is there" \
     bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$T/acked') -ge 20 ] && while read -r ph; do grep -q \"\$ph\" '$T/o' || { echo \"missing \$ph\"; exit 1; }; done <'$T/acked'"
 stop_server sr
@@ -65,17 +65,17 @@ RC=0; "$A" replica init --from "$EP_q" --data "$T/qr" --enroll "$T/repl3.enroll"
 expect "with --max-rate 1 on the primary, a replica's snapshot is still fetched" test "$RC" -eq 0
 start_server qr "$T/qr" --replica-of "$EP_q"
 sleep 1.5
-RC=0; "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_q" customer add --name 限速 --phone 13600000001 >"$T/o" 2>&1 || RC=$?
+RC=0; "$CRM_CLI/crm" --config "$T/q/admin.enroll" --server "$EP_q" customer add --name 限速 --phone 13600000001 >"$T/o" 2>&1 || RC=$?
 expect "... a person's write goes through at one a second" test "$RC" -eq 0
 sleep 1.1
-cq_() { RC=0; "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_qr" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+cq_() { RC=0; "$CRM_CLI/crm" --config "$T/q/admin.enroll" --server "$EP_qr" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
 expect "... and the replica follows it" eventually 'cq_ customer show 13600000001; contains "$OUT" 限速'
 expect "... without one pull refused for the rate" bash -c "! grep -q 'too many requests' '$T/qr.log'"
 # five at once: one after another they can take over a second each under the sanitizers,
 # and then none is over the rate
 pids=()
 for i in 1 2 3 4 5; do
-    "$CRM_BIN/crm" --config "$T/q/admin.enroll" --server "$EP_q" whoami >/dev/null 2>"$T/e$i" &
+    "$CRM_CLI/crm" --config "$T/q/admin.enroll" --server "$EP_q" whoami >/dev/null 2>"$T/e$i" &
     pids+=($!)
 done
 refused=0

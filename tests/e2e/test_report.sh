@@ -144,7 +144,7 @@ expect "a bad --by is refused, not crashed" contains "$ERR" "cannot be grouped"
 stop_server main
 start_server slow "$T/data" --sweep-every 0 --fault slow-report
 export CRM_SERVER="$EP_slow"
-"$CRM_BIN/crm" --config "$T/sm" --json report sales >"$T/slow.out" 2>"$T/slow.err" & RP=$!
+"$CRM_CLI/crm" --config "$T/sm" --json report sales >"$T/slow.out" 2>"$T/slow.err" & RP=$!
 sleep 0.4
 as sa ping
 expect "while a report runs, others are served" test "$RC" -eq 0

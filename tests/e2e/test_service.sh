@@ -17,7 +17,7 @@ as sa order add "$C" --line 'sku=TV-1,name=电视,quantity=1,unit_price=3999'; O
 as sa order add "$C2" --line 'sku=X,quantity=1,unit_price=10'; O2=${OUT#created order }
 
 # ---- live: the owning salesperson watches support work the case ----
-"$CRM_BIN/crm" --config "$T/sa" --json watch --customer "$C" >"$T/live.out" 2>"$T/live.err" & WL=$!
+"$CRM_CLI/crm" --config "$T/sa" --json watch --customer "$C" >"$T/live.out" 2>"$T/live.err" & WL=$!
 wait_for 'grep -q "watching from" "$T/live.err"'
 
 # ---- tickets: open, service levels, refusals ----
@@ -108,7 +108,7 @@ assert steps[:3] == ["opened", "replied", "resolved"], steps
 PY
 
 # ---- breaches: a timer, driven with a given time ----
-"$CRM_BIN/crm" --config "$T/pm" --json watch --kind ticket >"$T/br.out" 2>"$T/br.err" & WB=$!
+"$CRM_CLI/crm" --config "$T/pm" --json watch --kind ticket >"$T/br.out" 2>"$T/br.err" & WB=$!
 wait_for 'grep -q "watching from" "$T/br.err"'
 as ps ticket list --overdue
 expect "nothing is overdue yet" test "$(grep -c "^t" <<<"$OUT")" -eq 0

@@ -1,6 +1,6 @@
 # test_session - init, start, enroll, ping, whoami, exit codes, data dir refusals
 source "$(dirname "$0")/lib.sh"
-CRM="$CRM_BIN/crm"
+CRM="$CRM_CLI/crm"
 ADMIN="$CRM_BIN/crm-admin"
 
 init_data "$T/data"

@@ -18,7 +18,7 @@ print(max([w(l.rstrip("\n")) for l in open(sys.argv[1], encoding="utf-8")] or [0
 # watch_bg NAME USER ARGS...: a watcher in the background (PID in WPID_NAME), once it started
 watch_bg() {
     local name=$1 who=$2; shift 2
-    "$CRM_BIN/crm" --config "$T/$who" watch "$@" >"$T/w.$name" 2>"$T/w.$name.err" &
+    "$CRM_CLI/crm" --config "$T/$who" watch "$@" >"$T/w.$name" 2>"$T/w.$name.err" &
     printf -v "WPID_$name" '%s' $!
     for i in $(seq 1 100); do grep -q '^watching from' "$T/w.$name.err" && return 0; sleep 0.05; done
     fail "watcher $name did not start"; cat "$T/w.$name.err"
@@ -93,14 +93,14 @@ expect "no phone number reaches marketing's live feed in clear" \
 stop_server main
 start_server main2 "$T/data"
 export CRM_SERVER="$EP_main2"
-timeout -s INT 4 "$CRM_BIN/crm" --config "$T/ms" --json watch --since "$S0" >"$T/r.msj" 2>/dev/null || true
-timeout -s INT 4 "$CRM_BIN/crm" --config "$T/ms" watch --since "$S0" >"$T/r.ms" 2>/dev/null || true
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ms" --json watch --since "$S0" >"$T/r.msj" 2>/dev/null || true
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ms" watch --since "$S0" >"$T/r.ms" 2>/dev/null || true
 expect "replay after a restart delivers the changes" test "$(grep -c '"seq"' "$T/r.msj")" -ge 4
 expect "replay: marketing sees the old phone masked" \
     test -n "$(grep -F "phones 138****1111 → 139****2222, city 北京 → 上海" "$T/r.ms")"
 expect "replay: no phone number in clear, old or new" \
     test -z "$(grep -E '13800001111|13900002222|13700003333|13600004444' "$T/r.msj" "$T/r.ms")"
-timeout -s INT 4 "$CRM_BIN/crm" --config "$T/ss" watch --since "$S0" >"$T/r.ss" 2>/dev/null || true
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ss" watch --since "$S0" >"$T/r.ss" 2>/dev/null || true
 expect "replay: sales sees them in clear" test -n "$(grep -F "phones 13700003333 → 13600004444" "$T/r.ss")"
 
 stop_server main2

@@ -6,10 +6,10 @@ source "$(dirname "$0")/lib.sh"
 init_data "$T/a"
 start_server a "$T/a"
 EP=$EP_a
-c() { RC=0; "$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP" "$@" >"$T/o" 2>"$T/e" || RC=$?; }
+c() { RC=0; "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP" "$@" >"$T/o" 2>"$T/e" || RC=$?; }
 wait_for() { for _ in $(seq 1 300); do eval "$1" && return 0; sleep 0.05; done; return 1; }
 
-"$CRM_BIN/crm" --config "$T/a/admin.enroll" --server "$EP" --timeout 1 --json watch >"$T/w.out" 2>"$T/w.err" &
+"$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP" --timeout 1 --json watch >"$T/w.out" 2>"$T/w.err" &
 W=$!
 wait_for 'grep -q "watching from" "$T/w.err"'
 c customer add --name 第一个 --phone 13100000001
