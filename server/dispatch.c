@@ -347,6 +347,7 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     out->after_commit = ctx.staged || ctx.replay ||
                         (env->group && store_group_touches(env->group) != touches);
     const struct op *op = req ? dispatch_lookup(req->op) : NULL;
+    out->ok = rc == CRM_OK;
     out->wrote = rc == CRM_OK && op && (op->flags & OPF_WRITE);
     out->deferred = rc == CRM_OK && ctx.deferred;
     out->held = rc == CRM_OK && ctx.held && !out->after_commit;

@@ -137,6 +137,7 @@ typedef struct {
     bool deferred;     /* no reply yet: hand the request to the worker (after the
                           commit, if after_commit) */
     bool held;         /* no reply yet: run the request again after the next commit */
+    bool ok;           /* the reply is not an error (before any commit's outcome) */
     bool wrote;        /* a write that succeeded (or its kept first reply): under
                           --sync-replicas its reply waits for the replicas too; a read's
                           or a refusal's audit entry only for the local commit */

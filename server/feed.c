@@ -70,6 +70,7 @@ typedef struct {
     bool department;
     int64_t last_sent_us, last_check_us;
     bool gated; /* its WATCH is not answered yet: nothing goes before the answer */
+    uint64_t watch_id; /* that WATCH's request id */
     bool dead;
 } s_sub_t;
 
@@ -248,7 +249,7 @@ feed_committed(feed_t *self, int64_t now_us)
 /* ==== Subscribing ==== */
 
 crm_err_t
-feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
+feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const char *user_id,
            const Crm__User *user, const Crm__WatchRequest *w, uint64_t *cursor, char *errbuf)
 {
     uint64_t first = store_changelog_first(self->store), last = store_last_seq(self->store);
@@ -322,6 +323,7 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
     /* the answer may wait for a commit (an audited watch), which may land
        after this turn's delivery: events wait for the answer */
     sub->gated = true;
+    sub->watch_id = req_id;
     self->gated++;
     if (self->nsubs == self->cap) {
         self->cap = self->cap ? self->cap * 2 : 16;
@@ -567,15 +569,18 @@ s_recheck(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 }
 
 void
-feed_replied(feed_t *self, const void *rid, size_t rid_len)
+feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, bool ok)
 {
     if (!self->gated)
         return;
     for (size_t i = 0; i < self->nsubs; i++) {
         s_sub_t *sub = self->subs[i];
-        if (sub->gated && sub->rid_len == rid_len && !memcmp(sub->rid, rid, rid_len)) {
+        if (sub->gated && sub->watch_id == req_id && sub->rid_len == rid_len &&
+            !memcmp(sub->rid, rid, rid_len)) {
             sub->gated = false;
             self->gated--;
+            if (!ok)
+                sub->dead = true;
         }
     }
 }

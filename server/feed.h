@@ -36,15 +36,18 @@ typedef struct feed feed_t;
 
 feed_t *feed_new(store_t *store, const feed_config_t *cfg);
 void feed_destroy(feed_t **self_p);
-/* Subscribe the peer RID (routing id) as USER_ID (Z85 key) / USER per W.
-   Returns an error (and text) for a bad request; *cursor gets the sequence
-   number delivery starts after. */
-crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, const char *user_id,
-                     const Crm__User *user, const Crm__WatchRequest *w, uint64_t *cursor,
-                     char *errbuf);
-/* A reply to the peer RID is about to go out: if it answers that peer's
-   WATCH, its events may follow now (none is sent before the answer). */
-void feed_replied(feed_t *self, const void *rid, size_t rid_len);
+/* Subscribe the peer RID (routing id) as USER_ID (Z85 key) / USER per W, the
+   WATCH request REQ_ID. Returns an error (and text) for a bad request;
+   *cursor gets the sequence number delivery starts after. Nothing is
+   delivered before feed_replied() for this RID and REQ_ID. */
+crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id,
+                     const char *user_id, const Crm__User *user, const Crm__WatchRequest *w,
+                     uint64_t *cursor, char *errbuf);
+/* The answer to request REQ_ID of the peer RID is about to go out, OK or an
+   error. If it answers that peer's WATCH, its events may follow now; if that
+   answer is an error (its audit entry was not committed, say), the watch is
+   dropped: a client told its WATCH failed gets no events. */
+void feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, bool ok);
 /* Changes up to the store's last sequence number are committed (at NOW_US). */
 void feed_committed(feed_t *self, int64_t now_us);
 /* Send what is due on ROUTER: events, progress markers, revocations. */

@@ -92,6 +92,7 @@ typedef struct {
     uint8_t *defer; /* a deferred request (owned): to the worker once committed */
     size_t defer_len;
     char *defer_user;
+    bool ok;        /* the reply is not an error (the commit's outcome aside) */
     bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
 } s_pending_t;
 
@@ -343,12 +344,20 @@ server_endpoint(const server_t *self)
 static void
 s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
 {
-    feed_replied(self->feed, zmq_msg_data(rid), zmq_msg_size(rid));
     if (self->router && zmq_msg_send(rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(self->router, reply, len, ZMQ_DONTWAIT);
     else
         zmq_msg_close(rid);
     free(reply);
+}
+
+/* Send the answer to request ID of the peer RID, OK or an error: as
+   s_send_reply, telling the feed first (a WATCH's events follow its answer). */
+static void
+s_send_answer(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, uint64_t id, bool ok)
+{
+    feed_replied(self->feed, zmq_msg_data(rid), zmq_msg_size(rid), id, ok);
+    s_send_reply(self, rid, reply, len);
 }
 
 /* Give a deferred request to the worker, or refuse it when the worker has
@@ -390,6 +399,7 @@ s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatc
     p->reply = reply;
     p->len = len;
     p->id = out->id;
+    p->ok = out->ok;
     p->wrote = out->wrote;
     p->defer = NULL;
     p->defer_user = NULL;
@@ -467,7 +477,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         return true;
     }
     zmq_msg_close(&body);
-    s_send_reply(self, &rid, reply, reply_len);
+    s_send_answer(self, &rid, reply, reply_len, out.id, out.ok);
     return true;
 }
 
@@ -523,7 +533,7 @@ s_finish_pending(server_t *self, s_pending_t *p, crm_err_t rc, const char *errbu
         s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
     }
     if (!p->defer || rc != CRM_OK)
-        s_send_reply(self, &p->rid, p->reply, p->len);
+        s_send_answer(self, &p->rid, p->reply, p->len, p->id, p->ok && rc == CRM_OK);
     free(p->defer);
     free(p->defer_user);
     p->defer = NULL;
@@ -660,7 +670,7 @@ s_serve_held(server_t *self, dispatch_env_t *env, int64_t now)
         if (out.after_commit) /* it saw what is not committed yet (a commit in flight) */
             s_pend(self, &h->rid, reply, len, &out);
         else
-            s_send_reply(self, &h->rid, reply, len);
+            s_send_answer(self, &h->rid, reply, len, out.id, out.ok);
         free(h->body);
         free(h->user);
     }

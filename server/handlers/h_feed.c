@@ -8,7 +8,7 @@ h_watch(req_ctx_t *ctx)
     if (ctx->req->body_case != CRM__REQUEST__BODY_WATCH)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request carries no watch");
     uint64_t cursor = 0;
-    crm_err_t rc = feed_watch(ctx->env->feed, ctx->env->rid, ctx->env->rid_len,
+    crm_err_t rc = feed_watch(ctx->env->feed, ctx->env->rid, ctx->env->rid_len, ctx->req->id,
                               ctx->env->user_id, ctx->session.user, ctx->req->watch, &cursor,
                               ctx->errbuf);
     if (rc == CRM_ERR_PERMISSION_DENIED)

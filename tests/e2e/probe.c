@@ -864,6 +864,52 @@ s_session(char **argv)
     return 0;
 }
 
+/* A packed request (request id ID) creating a customer named NAME. */
+static uint8_t *
+s_create_packed(const char *name, uint64_t id, size_t *len)
+{
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    ProtobufCMessage *c = crm_proto_new(crm_entity_by_name("customer")->desc);
+    crm_record_set_str(c, "name", name);
+    er.kind = (char *)"customer";
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    Crm__Request create = CRM__REQUEST__INIT;
+    create.id = id;
+    create.op = CRM__OP__OP_ENTITY_CREATE;
+    create.body_case = CRM__REQUEST__BODY_ENTITY;
+    create.entity = &er;
+    uint8_t *buf = crm_proto_pack(&create.base, len);
+    free(er.record.data);
+    return buf;
+}
+
+/* Count the change events (of records of KIND, or of any when NULL) that reach S within MS. */
+static int
+s_count_events(void *s, const char *kind, int ms)
+{
+    int events = 0;
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int64_t end = crm_time_mono_us() + (int64_t)ms * 1000;
+    while (crm_time_mono_us() < end) {
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        Crm__Reply *r = NULL;
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK &&
+            r->body_case == CRM__REPLY__BODY_EVENT &&
+            (!kind || (r->event->n_parts && !strcmp(r->event->parts[0]->kind, kind))))
+            events++;
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    return events;
+}
+
 /* watchtwice ENDPOINT ENROLL: WATCH twice on one connection, then create a
    customer and count how often its event arrives (must be once). */
 static int
@@ -880,44 +926,80 @@ s_watchtwice(char **argv)
         Crm__Reply *r = s_call(s, &req);
         crm_proto_free((ProtobufCMessage **)&r);
     }
-    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-    const crm_entity_t *e = crm_entity_by_name("customer");
-    ProtobufCMessage *c = crm_proto_new(e->desc);
-    crm_record_set_str(c, "name", "watched twice");
-    er.kind = (char *)"customer";
-    er.record.data = crm_proto_pack(c, &er.record.len);
-    crm_proto_free(&c);
-    Crm__Request create = CRM__REQUEST__INIT;
-    create.id = 200;
-    create.op = CRM__OP__OP_ENTITY_CREATE;
-    create.body_case = CRM__REQUEST__BODY_ENTITY;
-    create.entity = &er;
     size_t len;
-    uint8_t *buf = crm_proto_pack(&create.base, &len);
+    uint8_t *buf = s_create_packed("watched twice", 200, &len);
     zmq_send(s, buf, len, 0);
     free(buf);
-    free(er.record.data);
-    int events = 0;
-    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    int64_t end = crm_time_mono_us() + 1500000;
-    while (crm_time_mono_us() < end) {
-        if (zmq_poll(&it, 1, 100) <= 0)
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        zmq_msg_recv(&m, s, 0);
-        Crm__Reply *r = NULL;
-        char errbuf[CRM_ERRBUF];
-        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
-                             (ProtobufCMessage **)&r, errbuf) == CRM_OK &&
-            r->body_case == CRM__REPLY__BODY_EVENT && r->event->n_parts && !strcmp(r->event->parts[0]->kind, "customer"))
-            events++;
-        crm_proto_free((ProtobufCMessage **)&r);
-        zmq_msg_close(&m);
-    }
+    int events = s_count_events(s, "customer", 1500);
     printf("events %d\n", events);
     zmq_close(s);
     return events == 1 ? 0 : 1;
+}
+
+/* Write WHAT to the faultfs control file PATH (a new file: the shim sees a new mtime). */
+static void
+s_set_fault(const char *path, const char *what)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%s\n", what);
+        fclose(f);
+        rename(tmp, path);
+    }
+}
+
+/* watchfail ENDPOINT ENROLL CTLFILE: an audited (admin's) WATCH sent while
+   the store's writes fail (faultfs CTLFILE: EIO), so its audit entry is not
+   committed and the answer is an error; then, with writes working again, a
+   customer created on another connection. The failed watcher must get no
+   event. Prints "watch STATUS events N"; exits 0 when the WATCH failed and
+   no event came. */
+static int
+s_watchfail(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    Crm__Request ping = CRM__REQUEST__INIT;
+    ping.id = 1;
+    ping.op = CRM__OP__OP_PING;
+    Crm__Reply *r = s_call(s, &ping); /* connected and authenticated first */
+    crm_proto_free((ProtobufCMessage **)&r);
+    s_set_fault(argv[2], "EIO");
+    usleep(50000);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+    req.id = 300;
+    req.op = CRM__OP__OP_WATCH;
+    req.body_case = CRM__REQUEST__BODY_WATCH;
+    req.watch = &w;
+    r = s_call(s, &req);
+    int status = r ? (int)r->status : -1;
+    char what[400];
+    snprintf(what, sizeof what, "%s %.300s", r ? crm_err_name(r->status) : "none",
+             r ? r->message : "");
+    crm_proto_free((ProtobufCMessage **)&r);
+    s_set_fault(argv[2], "ok");
+    /* another connection creates a customer, retrying until writes work again */
+    void *w2 = s_connect(argv[0], argv[1]);
+    bool created = false;
+    for (int i = 0; i < 100 && !created; i++) {
+        size_t len;
+        uint8_t *buf = s_create_packed("after a failed watch", 400 + (uint64_t)i, &len);
+        zmq_send(w2, buf, len, 0);
+        free(buf);
+        int st = s_reply(w2, 2000);
+        if (st == -1)
+            break; /* no answer: a late one must not be taken for the next */
+        created = st == CRM__ERROR_CODE__OK;
+        if (!created)
+            usleep(100000);
+    }
+    zmq_close(w2);
+    int events = s_count_events(s, NULL, 1500);
+    printf("watch %s\ncreated %d events %d\n", what, created, events);
+    zmq_close(s);
+    return status > 0 && created && events == 0 ? 0 : 1;
 }
 
 /* ackwriter ENDPOINT ENROLL OUTFILE TAG PAUSE_US: create customers named TAG-N
@@ -1361,6 +1443,7 @@ main(int argc, char **argv)
         {"session", s_session, 3, "ENDPOINT ENROLL GO_FILE"},
         {"watchtwice", s_watchtwice, 2, "ENDPOINT ENROLL"},
         {"ackwriter", s_ackwriter, 5, "ENDPOINT ENROLL OUTFILE TAG PAUSE_US"},
+        {"watchfail", s_watchfail, 3, "ENDPOINT ENROLL CTLFILE"},
     };
     if (sodium_init() < 0)
         return 2;

@@ -5,7 +5,7 @@
 # second, reads keep being served, the server never aborts, the failure is
 # logged once, writes resume by themselves once space returns, and the
 # change log has no gap afterwards. A restart on a full disk is refused with
-# a clear message instead of aborting. The full disk is tried in both modes: default
+# a clear message instead of aborting. A WATCH that fails so gets no events. The full disk is tried in both modes: default
 # (commits on the server thread) and --sync (commits in flight on the committer thread).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
@@ -150,6 +150,14 @@ wait "$HPID"
 analyse "$T/ham3.txt" "$t_full" "$t_free" "EIO" "Input/output error" >"$T/an3.txt"
 cat "$T/an3.txt"
 count_analysis "$T/an3.txt"
+
+# a WATCH answered with an error (an admin's watch is audited: its entry could not be
+# written) does not subscribe: the client was told it failed, so no event may follow
+RC=0; OUT=$("$CRM_BIN/crm-probe" watchfail "$EP_s3" "$D/admin.enroll" "$CTL" 2>&1) || RC=$?
+echo "$OUT" | sed 's/^/# /' | grep -v 'reply id=' || true
+expect "a WATCH whose audit entry fails is answered with the cause" \
+    contains "$(grep '^watch ' <<<"$OUT")" "UNAVAILABLE cannot write to the store: IO error"
+expect "... and that watcher gets no event of a later change (rc=$RC)" test "$RC" -eq 0
 stop_expect s3
 RC=0; "$CRM_BIN/crm-admin" check --data "$D" >"$T/check.out" 2>&1 || RC=$?
 expect "consistent after injected write errors, no change-log gap" test "$RC" -eq 0

@@ -131,7 +131,8 @@ s_serve(int who, const uint8_t *frame, size_t len)
     free(dispatch_process(&s_fx.env, s_fx.ids[who], 1, frame, len, &reply_len, &out));
     if (store_group_dirty(s_fx.group))
         store_group_commit(s_fx.group, errbuf);
-    feed_replied(s_fx.feed, s_fx.rid, s_fx.rid_len); /* the reply goes out (server.c) */
+    /* the reply goes out (server.c) */
+    feed_replied(s_fx.feed, s_fx.rid, s_fx.rid_len, out.id, out.ok);
     if (out.deferred) { /* what the worker thread does with it (worker.c), here inline */
         dispatch_env_t wenv = s_fx.env;
         wenv.group = NULL;
