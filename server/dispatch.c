@@ -17,8 +17,9 @@
          the audit entries of reads and denials go to its log, not its store
          (a replica's store holds only what the primary shipped);
       7. run the handler;
-      8. a request during which a scan stopped on a read error fails (and
-         so does the group, if it staged anything);
+      8. a request during which a scan stopped on a read error fails, and
+         what it staged is taken back (store_group_undo; what others staged
+         before it in the group stays), or if that cannot be, the group fails;
       9. decide whether the reply depends on the group commit: it does if
          the request staged anything (a mutation, an audit entry of a read
          or a denial) or read through the group while something was staged
@@ -319,6 +320,9 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
         rc = crm_proto_unpack_wire(&crm__request__descriptor, body, len,
                                    (ProtobufCMessage **)&req, ctx.errbuf);
     uint64_t touches = env->group ? store_group_touches(env->group) : 0;
+    store_group_mark_t mark;
+    if (env->group)
+        store_group_mark(env->group, &mark);
     uint64_t read_errors = store_read_errors(env->store, NULL);
     if (rc == CRM_OK) {
         ctx.req = req;
@@ -326,11 +330,14 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
         rc = s_check_and_run(&ctx, user_id);
     }
     /* a scan cut short by a read error (a damaged table file) must not pass
-       for a complete answer, nor a mutation based on one be committed */
+       for a complete answer, nor a mutation based on one be committed: the
+       request's own staging is taken back (what others staged before it
+       stays, and commits); an entry it staged outside a mutation, before
+       one, cannot be, and then the group fails */
     if (store_read_errors(env->store, NULL) != read_errors) {
         char text[CRM_ERRBUF];
         store_read_errors(env->store, text);
-        if (env->group && store_group_touches(env->group) != touches)
+        if (env->group && !store_group_undo(env->group, &mark))
             store_group_fail(env->group, CRM_ERR_STORAGE, text);
         if (rc == CRM_OK || rc == CRM_ERR_NOT_FOUND)
             rc = dispatch_error(&ctx, CRM_ERR_STORAGE, "%s", text);

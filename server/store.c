@@ -139,6 +139,7 @@ struct store_group {
     uint64_t next_seq; /* sequence number the next ended mutation gets */
     size_t ended;      /* mutations ended since the last commit started */
     uint64_t touches;  /* staged writes, and reads that may have seen staged state */
+    int save_points;   /* save points in the batch (mutations begun, marks) */
     crm_err_t fail_rc; /* set by store_group_fail(): the next commit fails with it */
     char fail_text[CRM_ERRBUF];
     size_t header;     /* bytes of an empty batch's representation */
@@ -1079,6 +1080,7 @@ s_group_clear(store_group_t *self)
     self->sent_count = 0;
     self->landed_count = 0;
     self->ended = 0;
+    self->save_points = 0;
     self->fail_rc = CRM_OK;
 }
 
@@ -1148,6 +1150,7 @@ store_group_begin(store_group_t *self)
     if (!self->ended && !self->in_flight && !s_staged(self))
         self->next_seq = store_last_seq(self->store) + 1;
     rocksdb_writebatch_wi_set_save_point(self->batch);
+    self->save_points++;
 }
 
 void
@@ -1206,6 +1209,34 @@ store_group_abort(store_group_t *self)
     rocksdb_writebatch_wi_rollback_to_save_point(self->batch, &err);
     /* Only fails without a save point: a broken begin/abort pairing. */
     CRM_ASSERT(err == NULL);
+    self->save_points--;
+}
+
+void
+store_group_mark(store_group_t *self, store_group_mark_t *mark)
+{
+    mark->entries = (uint64_t)rocksdb_writebatch_wi_count(self->batch);
+    mark->next_seq = self->next_seq;
+    mark->ended = self->ended;
+    mark->save_points = self->save_points;
+}
+
+bool
+store_group_undo(store_group_t *self, const store_group_mark_t *mark)
+{
+    if ((uint64_t)rocksdb_writebatch_wi_count(self->batch) == mark->entries)
+        return true; /* nothing staged since, or rolled back already */
+    /* each mutation begun since left its save point (an ended one keeps it):
+       rolling back to each in turn ends at the first one's */
+    while (self->save_points > mark->save_points) {
+        char *err = NULL;
+        rocksdb_writebatch_wi_rollback_to_save_point(self->batch, &err);
+        CRM_ASSERT(err == NULL);
+        self->save_points--;
+    }
+    self->next_seq = mark->next_seq;
+    self->ended = mark->ended;
+    return (uint64_t)rocksdb_writebatch_wi_count(self->batch) == mark->entries;
 }
 
 size_t
@@ -1219,6 +1250,8 @@ store_group_touches(const store_group_t *self)
 {
     return self->touches;
 }
+
+
 
 bool
 store_group_dirty(store_group_t *self)

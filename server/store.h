@@ -167,7 +167,8 @@ size_t store_group_count(const store_group_t *self);
    as audit records of denials staged outside a mutation) or in flight. */
 bool store_group_dirty(store_group_t *self);
 /* Make the next commit fail with RC and TEXT, writing nothing (for a group
-   holding a mutation that was based on a read cut short by an error). */
+   holding a mutation that was based on a read cut short by an error, when
+   store_group_undo could not take it back alone). */
 void store_group_fail(store_group_t *self, crm_err_t rc, const char *text);
 /* A counter that grows whenever the group is touched in a way that makes an
    answer depend on its commit: a put or delete staged (a mutation, or an
@@ -176,6 +177,23 @@ void store_group_fail(store_group_t *self, crm_err_t rc, const char *text);
    dispatcher compares it before and after a request: if it grew, the reply
    waits for the commit and becomes an error if the commit fails. */
 uint64_t store_group_touches(const store_group_t *self);
+/* What the group holds at a point (before a request is served). */
+typedef struct {
+    uint64_t entries, next_seq;
+    size_t ended;
+    int save_points;
+} store_group_mark_t;
+/* Note what the group holds now (no save point of its own: a request that
+   stages nothing must leave nothing behind in the batch). */
+void store_group_mark(store_group_t *self, store_group_mark_t *mark);
+/* Take back everything staged since MARK - mutations with their sequence
+   numbers, and whatever was staged after the first of them - leaving what
+   others staged before it. Nothing may commit or land between the two calls
+   (the server thread makes both within one request). Returns true if nothing
+   staged since MARK remains; false if entries staged before the first
+   mutation since MARK (outside any mutation) remain, and the group must be
+   failed instead (store_group_fail). */
+bool store_group_undo(store_group_t *self, const store_group_mark_t *mark);
 /* Write everything staged atomically (fsynced in STORE_SYNC mode), on this
    thread, after landing a commit in flight. On failure nothing is written
    and their sequence numbers are given back. The group is empty afterwards

@@ -15,9 +15,13 @@
           every acknowledged create and activity exists; every customer is at
           least at its last acknowledged version, and at exactly that version
           holds the acknowledged name. Exit 1 on any loss.
-      hammer ENDPOINT ENROLL OUTFILE WRITERS SECONDS
+      hammer ENDPOINT ENROLL OUTFILE WRITERS SECONDS [READ_ID]
           WRITERS connections create customers, one connection reads one
-          customer, all as fast as they get replies; one line per reply:
+          customer (READ_ID, or one created first; "search:TEXT" searches
+          for TEXT instead, "email:ADDR" creates a customer with that e-mail
+          address: its duplicate check reads the address's index), all as
+          fast as they get replies (a refused writer waits 20 ms); one line
+          per reply:
             <ms since the epoch, sent> <w|r> <STATUS|TIMEOUT> <latency ms> <message>
       restate ENDPOINT ENROLL SERVER_PID CTLFILE FAULT
           on one connection: create a customer; write FAULT to the faultfs
@@ -398,7 +402,17 @@ s_ham_thread(void *arg)
     for (uint64_t i = 1; crm_time_mono_us() < h->end; i++) {
         s_req_t q;
         int64_t t0 = crm_time_mono_us();
-        if (h->read_id) {
+        if (h->read_id && !strncmp(h->read_id, "email:", 6)) {
+            ProtobufCMessage *c = crm_proto_new(e->desc);
+            char errbuf[CRM_ERRBUF];
+            crm_record_set_str(c, "name", "hammer email probe");
+            crm_record_set_text(c, crm_record_field(e->desc, "emails"), h->read_id + 6, false, errbuf);
+            s_entity_req(&q, CRM__OP__OP_ENTITY_CREATE, "customer", NULL, c);
+            crm_proto_free(&c);
+        } else if (h->read_id && !strncmp(h->read_id, "search:", 7)) {
+            s_entity_req(&q, CRM__OP__OP_ENTITY_SEARCH, "customer", NULL, NULL);
+            q.er.text = (char *)h->read_id + 7;
+        } else if (h->read_id) {
             s_entity_req(&q, CRM__OP__OP_ENTITY_GET, "customer", h->read_id, NULL);
         } else {
             ProtobufCMessage *c = crm_proto_new(e->desc);
@@ -415,7 +429,7 @@ s_ham_thread(void *arg)
         if (!r) { /* a late reply must not be taken for the next one's */
             zmq_close(s);
             s = s_connect(h->endpoint, h->enroll);
-        } else if (r->status != CRM__ERROR_CODE__OK) {
+        } else if (r->status != CRM__ERROR_CODE__OK && !h->read_id) {
             usleep(20000); /* a refused writer retries, as a client would, not in a spin */
         }
         crm_proto_free((ProtobufCMessage **)&r);
@@ -433,11 +447,13 @@ s_hammer(char **argv)
     FILE *out = fopen(argv[2], "w");
     if (!out)
         return 2;
-    /* the customer the reader reads */
+    /* the customer the reader reads: READ_ID, or one created here */
     void *s = s_connect(argv[0], argv[1]);
     char id[64];
     int st;
-    if (!s_create_customer(s, "hammer-read", id, 1, 5000, &st)) {
+    if (argv[5])
+        snprintf(id, sizeof id, "%s", argv[5]);
+    else if (!s_create_customer(s, "hammer-read", id, 1, 5000, &st)) {
         fprintf(stderr, "faultload: cannot create the customer to read (%d)\n", st);
         zmq_close(s);
         fclose(out);
@@ -521,7 +537,7 @@ main(int argc, char **argv)
     } modes[] = {
         {"mixed", s_mixed, 5, "ENDPOINT ENROLL ACKFILE TAG SECONDS"},
         {"verify", s_verify, 3, "ENDPOINT ENROLL ACKFILE"},
-        {"hammer", s_hammer, 5, "ENDPOINT ENROLL OUTFILE WRITERS SECONDS"},
+        {"hammer", s_hammer, 5, "ENDPOINT ENROLL OUTFILE WRITERS SECONDS [READ_ID]"},
         {"restate", s_restate, 5, "ENDPOINT ENROLL SERVER_PID CTLFILE FAULT"},
     };
     if (sodium_init() < 0)

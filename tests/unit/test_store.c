@@ -286,6 +286,77 @@ test_store_pipelined_commit(void **state)
     free(dir);
 }
 
+/* A request's own staging taken back (a read error under it): what others
+   staged before it stays and commits, its mutations' sequence numbers go
+   back, even with a commit in flight underneath. */
+static void
+test_store_group_undo(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = test_tmpdir(), errbuf[CRM_ERRBUF];
+    assert_int_equal(store_open(dir, STORE_CREATE | STORE_SYNC, &st, errbuf), CRM_OK);
+    store_group_t *g = store_group_new(st);
+    bool started = false;
+    s_mutation(g, "r0", "a", "e1", 1);
+    assert_int_equal(store_group_commit_start(g, &started, errbuf), CRM_OK);
+    assert_true(started);
+    s_mutation(g, "r1", "b", "e2", 2); /* another request's, on top of the flight */
+
+    store_group_mark_t mark;
+    store_group_mark(g, &mark);
+    s_mutation(g, "r2", "c", "e3", 3);
+    store_group_begin(g); /* a mutation rolled back inside the request */
+    store_group_put(g, STORE_CF_RECORDS, "r3", 2, "x", 1);
+    store_group_abort(g);
+    s_mutation(g, "r1", NULL, "e4", 4); /* deletes the other request's record */
+    assert_true(store_group_undo(g, &mark));
+    assert_string_equal(s_val(NULL, g, "r2"), "");
+    assert_string_equal(s_val(NULL, g, "r3"), "");
+    assert_string_equal(s_val(NULL, g, "r1"), "b"); /* the other's stays */
+    assert_string_equal(s_val(NULL, g, "r0"), "a"); /* in flight */
+
+    store_group_mark(g, &mark); /* a request that staged nothing */
+    (void)s_val(NULL, g, "r1");
+    assert_true(store_group_undo(g, &mark));
+    store_group_mark(g, &mark); /* one whose only mutation was rolled back */
+    store_group_begin(g);
+    store_group_put(g, STORE_CF_RECORDS, "r3", 2, "y", 1);
+    store_group_abort(g);
+    assert_true(store_group_undo(g, &mark));
+    store_group_mark(g, &mark); /* an entry outside a mutation, before one: not alone */
+    store_group_put(g, STORE_CF_AUDIT, "side", 4, "", 0);
+    s_mutation(g, "r6", "f", "e3", 3);
+    assert_false(store_group_undo(g, &mark));
+    assert_string_equal(s_val(NULL, g, "r6"), ""); /* the mutation went */
+    store_group_fail(g, CRM_ERR_STORAGE, "a read was cut short");
+    assert_int_equal(store_group_commit(g, errbuf), CRM_ERR_STORAGE);
+    assert_int_equal(store_last_seq(st), 1); /* the flight landed; the rest was refused */
+    assert_string_equal(s_val(st, NULL, "r1"), "");
+
+    s_mutation(g, "r1", "b", "e2", 2); /* staged again: the numbers went back */
+
+    s_mutation(g, "r5", "e", "e3", 3); /* the number taken back is used again */
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(st), 3);
+    assert_string_equal(s_val(st, NULL, "r0"), "a");
+    assert_string_equal(s_val(st, NULL, "r1"), "b");
+    assert_string_equal(s_val(st, NULL, "r5"), "e");
+    assert_string_equal(s_val(st, NULL, "r2"), "");
+    assert_string_equal(s_val(st, NULL, "r3"), "");
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        static const char *want[] = {"", "e1", "e2", "e3"};
+        store_val_t v = {0};
+        assert_int_equal(store_changelog_get(st, seq, &v), CRM_OK);
+        assert_memory_equal(v.data, want[seq], v.len);
+        store_val_release(&v);
+    }
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 static void
 test_store_users(void **state)
 {
@@ -760,6 +831,7 @@ main(void)
         cmocka_unit_test(test_store_open_errors),
         cmocka_unit_test(test_store_group_commit_sequences),
         cmocka_unit_test(test_store_pipelined_commit),
+        cmocka_unit_test(test_store_group_undo),
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
