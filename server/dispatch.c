@@ -355,6 +355,7 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                         (env->group && store_group_touches(env->group) != touches);
     const struct op *op = req ? dispatch_lookup(req->op) : NULL;
     out->ok = rc == CRM_OK;
+    out->watch = req && req->op == CRM__OP__OP_WATCH;
     out->wrote = rc == CRM_OK && op && (op->flags & OPF_WRITE);
     out->deferred = rc == CRM_OK && ctx.deferred;
     out->held = rc == CRM_OK && ctx.held && !out->after_commit;

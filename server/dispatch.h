@@ -138,6 +138,7 @@ typedef struct {
                           commit, if after_commit) */
     bool held;         /* no reply yet: run the request again after the next commit */
     bool ok;           /* the reply is not an error (before any commit's outcome) */
+    bool watch;        /* it answers a WATCH: the feed is told (feed_replied) */
     bool wrote;        /* a write that succeeded (or its kept first reply): under
                           --sync-replicas its reply waits for the replicas too; a read's
                           or a refusal's audit entry only for the local commit */

@@ -43,9 +43,9 @@ void feed_destroy(feed_t **self_p);
 crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id,
                      const char *user_id, const Crm__User *user, const Crm__WatchRequest *w,
                      uint64_t *cursor, char *errbuf);
-/* The answer to request REQ_ID of the peer RID is about to go out, OK or an
-   error. If it answers that peer's WATCH, its events may follow now; if that
-   answer is an error (its audit entry was not committed, say), the watch is
+/* The answer to the WATCH request REQ_ID of the peer RID went out (OK is
+   false if it is an error or could not be sent). Its events may follow now;
+   after an error (its audit entry was not committed, say) the watch is
    dropped: a client told its WATCH failed gets no events. */
 void feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, bool ok);
 /* Changes up to the store's last sequence number are committed (at NOW_US). */

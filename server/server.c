@@ -93,6 +93,7 @@ typedef struct {
     size_t defer_len;
     char *defer_user;
     bool ok;        /* the reply is not an error (the commit's outcome aside) */
+    bool watch;     /* the answer to a WATCH (feed_replied) */
     bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
 } s_pending_t;
 
@@ -340,24 +341,36 @@ server_endpoint(const server_t *self)
 }
 
 /* Send REPLY (freed here) to the peer RID (closed here). A peer that vanished
-   or is over its high-water mark loses its reply. */
-static void
+   or is over its high-water mark loses its reply. Returns true if it went out. */
+static bool
 s_send_reply(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len)
 {
+    bool sent = false;
     if (self->router && zmq_msg_send(rid, self->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(self->router, reply, len, ZMQ_DONTWAIT);
+        sent = zmq_send(self->router, reply, len, ZMQ_DONTWAIT) >= 0;
     else
         zmq_msg_close(rid);
     free(reply);
+    return sent;
 }
 
-/* Send the answer to request ID of the peer RID, OK or an error: as
-   s_send_reply, telling the feed first (a WATCH's events follow its answer). */
+/* Send the answer to request ID of the peer RID, OK or an error, as
+   s_send_reply. The answer to a WATCH is told to the feed: its events
+   follow it, and a WATCH answered with an error, or whose answer could not
+   go out, is dropped. */
 static void
-s_send_answer(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, uint64_t id, bool ok)
+s_send_answer(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, uint64_t id, bool ok,
+              bool watch)
 {
-    feed_replied(self->feed, zmq_msg_data(rid), zmq_msg_size(rid), id, ok);
-    s_send_reply(self, rid, reply, len);
+    if (!watch) {
+        s_send_reply(self, rid, reply, len);
+        return;
+    }
+    uint8_t who[256]; /* the send takes the routing id */
+    size_t n = zmq_msg_size(rid) < sizeof who ? zmq_msg_size(rid) : sizeof who;
+    memcpy(who, zmq_msg_data(rid), n);
+    bool sent = s_send_reply(self, rid, reply, len);
+    feed_replied(self->feed, who, n, id, ok && sent);
 }
 
 /* Give a deferred request to the worker, or refuse it when the worker has
@@ -400,6 +413,7 @@ s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatc
     p->len = len;
     p->id = out->id;
     p->ok = out->ok;
+    p->watch = out->watch;
     p->wrote = out->wrote;
     p->defer = NULL;
     p->defer_user = NULL;
@@ -477,7 +491,7 @@ s_serve_one(server_t *self, dispatch_env_t *env)
         return true;
     }
     zmq_msg_close(&body);
-    s_send_answer(self, &rid, reply, reply_len, out.id, out.ok);
+    s_send_answer(self, &rid, reply, reply_len, out.id, out.ok, out.watch);
     return true;
 }
 
@@ -533,7 +547,7 @@ s_finish_pending(server_t *self, s_pending_t *p, crm_err_t rc, const char *errbu
         s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
     }
     if (!p->defer || rc != CRM_OK)
-        s_send_answer(self, &p->rid, p->reply, p->len, p->id, p->ok && rc == CRM_OK);
+        s_send_answer(self, &p->rid, p->reply, p->len, p->id, p->ok && rc == CRM_OK, p->watch);
     free(p->defer);
     free(p->defer_user);
     p->defer = NULL;
@@ -670,7 +684,7 @@ s_serve_held(server_t *self, dispatch_env_t *env, int64_t now)
         if (out.after_commit) /* it saw what is not committed yet (a commit in flight) */
             s_pend(self, &h->rid, reply, len, &out);
         else
-            s_send_answer(self, &h->rid, reply, len, out.id, out.ok);
+            s_send_answer(self, &h->rid, reply, len, out.id, out.ok, out.watch);
         free(h->body);
         free(h->user);
     }

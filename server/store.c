@@ -1146,8 +1146,9 @@ store_group_begin(store_group_t *self)
 {
     /* nothing numbered and uncommitted: number from the store's own count,
        which a replica's follower advanced meanwhile (and a promotion then
-       continues from) */
-    if (!self->ended && !self->in_flight && !s_staged(self))
+       continues from). Entries staged outside a mutation (an audit entry of
+       the promotion itself) take no number, so they do not stop this. */
+    if (!self->ended && !self->in_flight)
         self->next_seq = store_last_seq(self->store) + 1;
     rocksdb_writebatch_wi_set_save_point(self->batch);
     self->save_points++;
@@ -1227,15 +1228,21 @@ store_group_undo(store_group_t *self, const store_group_mark_t *mark)
     if ((uint64_t)rocksdb_writebatch_wi_count(self->batch) == mark->entries)
         return true; /* nothing staged since, or rolled back already */
     /* each mutation begun since left its save point (an ended one keeps it):
-       rolling back to each in turn ends at the first one's */
+       rolling back to each in turn ends at the first one's. Each rollback
+       rebuilds the batch's index, so a request of many mutations (an import
+       of a thousand rows) is not taken back that way: its group fails. */
+    if (self->save_points - mark->save_points > STORE_UNDO_MAX)
+        return false;
     while (self->save_points > mark->save_points) {
         char *err = NULL;
         rocksdb_writebatch_wi_rollback_to_save_point(self->batch, &err);
         CRM_ASSERT(err == NULL);
         self->save_points--;
     }
-    self->next_seq = mark->next_seq;
     self->ended = mark->ended;
+    /* the numbers go back; none numbered: from the store's count (begin) */
+    self->next_seq = self->ended || self->in_flight ? mark->next_seq
+                                                    : store_last_seq(self->store) + 1;
     return (uint64_t)rocksdb_writebatch_wi_count(self->batch) == mark->entries;
 }
 

@@ -191,8 +191,10 @@ void store_group_mark(store_group_t *self, store_group_mark_t *mark);
    others staged before it. Nothing may commit or land between the two calls
    (the server thread makes both within one request). Returns true if nothing
    staged since MARK remains; false if entries staged before the first
-   mutation since MARK (outside any mutation) remain, and the group must be
-   failed instead (store_group_fail). */
+   mutation since MARK (outside any mutation) remain, or the request began
+   more than STORE_UNDO_MAX mutations (each rollback rebuilds the batch's
+   index), and the group must be failed instead (store_group_fail). */
+#define STORE_UNDO_MAX 16
 bool store_group_undo(store_group_t *self, const store_group_mark_t *mark);
 /* Write everything staged atomically (fsynced in STORE_SYNC mode), on this
    thread, after landing a commit in flight. On failure nothing is written

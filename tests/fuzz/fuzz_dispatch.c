@@ -132,7 +132,8 @@ s_serve(int who, const uint8_t *frame, size_t len)
     if (store_group_dirty(s_fx.group))
         store_group_commit(s_fx.group, errbuf);
     /* the reply goes out (server.c) */
-    feed_replied(s_fx.feed, s_fx.rid, s_fx.rid_len, out.id, out.ok);
+    if (out.watch)
+        feed_replied(s_fx.feed, s_fx.rid, s_fx.rid_len, out.id, out.ok);
     if (out.deferred) { /* what the worker thread does with it (worker.c), here inline */
         dispatch_env_t wenv = s_fx.env;
         wenv.group = NULL;

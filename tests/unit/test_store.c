@@ -336,6 +336,16 @@ test_store_group_undo(void **state)
 
     s_mutation(g, "r1", "b", "e2", 2); /* staged again: the numbers went back */
 
+    /* a request of more mutations than is worth rolling back one by one */
+    store_group_mark(g, &mark);
+    for (int i = 0; i <= STORE_UNDO_MAX; i++)
+        s_mutation(g, "r7", "g", "ex", 3 + (uint64_t)i);
+    assert_false(store_group_undo(g, &mark));
+    store_group_fail(g, CRM_ERR_STORAGE, "a read was cut short");
+    assert_int_equal(store_group_commit(g, errbuf), CRM_ERR_STORAGE);
+    assert_int_equal(store_last_seq(st), 1);
+    s_mutation(g, "r1", "b", "e2", 2);
+
     s_mutation(g, "r5", "e", "e3", 3); /* the number taken back is used again */
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     assert_int_equal(store_last_seq(st), 3);
@@ -605,6 +615,48 @@ s_pair_close(store_t **pri, char *pdir, store_t **rep, char *rdir, s_batches_t *
     free(rdir);
 }
 
+/* A promoted replica numbers its first change after what it was shipped,
+   even when the promotion's own audit entry (staged outside a mutation) is
+   already in the group: its group was made when the replica started, and
+   the follower advanced the store's count since. */
+static void
+test_store_promote_numbers(void **state)
+{
+    (void)state;
+    store_t *pri = NULL, *rep = NULL;
+    char *pdir = s_new_store(&pri), *rdir = NULL, errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(pri);
+    s_mutation(g, "a", "1", "e1", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    rep = s_replica_of(pri, &rdir);
+    store_group_t *rg = store_group_new(rep);
+    s_mutation(g, "b", "2", "e2", 2);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_mutation(g, "c", "3", "e3", 3);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_batches_t b = {0};
+    bool too_old = false;
+    uint64_t oldest = 0, epoch = 0;
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    for (size_t i = 0; i < b.n; i++)
+        assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(rep), 3);
+    assert_int_equal(store_promote(rep, &epoch, errbuf), CRM_OK);
+    store_group_put(rg, STORE_CF_AUDIT, "promote", 7, "", 0);
+    s_mutation(rg, "d", "4", "e4", 4); /* 2 before: it overwrote the shipped "e2" */
+    assert_int_equal(store_group_commit(rg, errbuf), CRM_OK);
+    assert_int_equal(store_last_seq(rep), 4);
+    store_val_t v = {0};
+    assert_int_equal(store_changelog_get(rep, 2, &v), CRM_OK);
+    assert_memory_equal(v.data, "e2", v.len);
+    store_val_release(&v);
+    store_group_destroy(&rg);
+    store_group_destroy(&g);
+    s_pair_close(&pri, pdir, &rep, rdir, &b);
+}
+
 static void
 test_store_wal_replication(void **state)
 {
@@ -836,6 +888,7 @@ main(void)
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
+        cmocka_unit_test(test_store_promote_numbers),
         cmocka_unit_test(test_store_wal_read_after_flush),
         cmocka_unit_test(test_store_digest_views),
     };
