@@ -97,7 +97,6 @@ struct store {
     uint64_t write_fail_since_us; /* when the current failure episode began */
     uint64_t writes_refused;      /* commits refused in this episode */
     bool reopen_failed;           /* a reopen failed in this episode (logged once) */
-    _Atomic uint64_t read_errors; /* iterators that stopped on an error */
     pthread_mutex_t read_error_lock;
     char read_error[CRM_ERRBUF];  /* the last one, in words */
     rocksdb_options_t *opts;
@@ -165,6 +164,10 @@ struct store_group {
 /* A thread between store_view_begin() and store_view_end() reads through
    these (a snapshot) instead of the store's own read options. */
 static _Thread_local rocksdb_readoptions_t *t_view_ropts;
+/* Scans that stopped on a read error, on this thread: a request compares it
+   before and after, so another thread's error (the worker's, a backup's)
+   never fails it. */
+static _Thread_local uint64_t t_read_errors;
 static _Thread_local const rocksdb_snapshot_t *t_view_snap;
 static _Thread_local uint64_t t_view_seq;
 
@@ -660,7 +663,7 @@ store_read_errors(store_t *self, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "%s", self->read_error);
         pthread_mutex_unlock(&self->read_error_lock);
     }
-    return atomic_load(&self->read_errors);
+    return t_read_errors;
 }
 
 crm_err_t
@@ -784,7 +787,7 @@ s_iter_check(store_iter_t *it)
     pthread_mutex_lock(&st->read_error_lock);
     snprintf(st->read_error, sizeof st->read_error, "cannot read the store: %s", err);
     pthread_mutex_unlock(&st->read_error_lock);
-    atomic_fetch_add(&st->read_errors, 1);
+    t_read_errors++;
     crm_log(CRM_LOG_ERROR, "store: a scan stopped on an error: %s", err);
     if (it->it)
         rocksdb_free(err);

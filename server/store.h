@@ -231,8 +231,8 @@ crm_err_t store_write_health(store_t *self, char *errbuf);
    that owns the group may call it, between group commits. CRM_OK once
    writes work; else why not, in ERRBUF. */
 crm_err_t store_recover(store_t *self, char *errbuf);
-/* How many scans so far stopped on a read error (a damaged table file), and
-   the text of the last (ERRBUF may be NULL). */
+/* How many scans of this thread so far stopped on a read error (a damaged
+   table file), and the text of the store's last (ERRBUF may be NULL). */
 uint64_t store_read_errors(store_t *self, char *errbuf);
 
 /* ==== Replication: the write-ahead log, batch by batch (replica.c) ==== */

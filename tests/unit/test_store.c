@@ -1,7 +1,10 @@
 /*  test_store - open/close, column families, group commit and sequence numbers, users */
+#define _GNU_SOURCE /* memmem */
 #include "test_common.h"
 
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -362,6 +365,97 @@ test_store_group_undo(void **state)
         store_val_release(&v);
     }
     store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
+/* Flip bytes in the first data block of every table file of DIR/db that
+   holds NEEDLE; returns how many. */
+static int
+s_damage_tables(const char *dir, const char *needle)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/db", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 4, ".sst"))
+            continue;
+        snprintf(path, sizeof path, "%s/db/%s", dir, de->d_name);
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        static char buf[1 << 20];
+        size_t got = fread(buf, 1, sizeof buf, f);
+        if (memmem(buf, got, needle, strlen(needle)) && got > 80) {
+            for (int off = 40; off < 80; off++)
+                buf[off] ^= 0x5A;
+            fseek(f, 0, SEEK_SET);
+            fwrite(buf, 1, got, f);
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+typedef struct {
+    store_t *st;
+    uint64_t seen; /* read errors this thread counted during its scan */
+} s_scan_t;
+
+static void *
+s_scan_thread(void *arg)
+{
+    s_scan_t *a = arg;
+    uint64_t before = store_read_errors(a->st, NULL);
+    store_iter_t *it = store_iter_new(a->st, STORE_CF_RECORDS);
+    for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it))
+        ;
+    store_iter_destroy(&it);
+    a->seen = store_read_errors(a->st, NULL) - before;
+    return NULL;
+}
+
+/* A scan stopped by a damaged table file counts on its own thread only: a
+   request served meanwhile on another thread (the server thread, while the
+   worker's report hits the damage) is not failed by it. */
+static void
+test_store_read_errors_per_thread(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = test_tmpdir(), errbuf[CRM_ERRBUF];
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_OK);
+    store_group_t *g = store_group_new(st);
+    for (int i = 0; i < 300; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "damaged-%04d", i);
+        s_mutation(g, key, "some record value", "e", (uint64_t)i + 1);
+    }
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    /* a reopen replays the write-ahead log into table files */
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    store_destroy(&st);
+    assert_true(s_damage_tables(dir, "damaged-0000") >= 1);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+
+    uint64_t mine = store_read_errors(st, NULL);
+    s_scan_t a = {st, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_scan_thread, &a), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(a.seen, 1); /* the scan stopped on the damage, and said so */
+    assert_non_null(strstr((store_read_errors(st, errbuf), errbuf), "Corruption"));
+    assert_int_equal(store_read_errors(st, NULL), mine); /* not this thread's */
+    s_scan_thread(&a); /* the same scan here counts here */
+    assert_int_equal(a.seen, 1);
+    assert_int_equal(store_read_errors(st, NULL), mine + 1);
     store_destroy(&st);
     test_rmrf(dir);
     free(dir);
@@ -884,6 +978,7 @@ main(void)
         cmocka_unit_test(test_store_group_commit_sequences),
         cmocka_unit_test(test_store_pipelined_commit),
         cmocka_unit_test(test_store_group_undo),
+        cmocka_unit_test(test_store_read_errors_per_thread),
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
