@@ -203,12 +203,18 @@ stop_server main
 # about a second of the server thread per request, every other client waiting.
 init_data "$T/data2"
 start_server big "$T/data2"
-RC=0; OUT=$("$PROBE" pingunder "$EP_big" "$T/data2/admin.enroll" 20000 10 2>&1) || RC=$?
-echo "# $(echo "$OUT" | tail -1)"
+# The best of up to 3 runs counts, as in test_limits: under ThreadSanitizer, twice in CI (and
+# never on an idle machine: 11-14 ms there) one ping of a run took 345 ms; a server thread
+# held by each request would be slow in every run.
+for try in 1 2 3; do
+    RC=0; OUT=$("$PROBE" pingunder "$EP_big" "$T/data2/admin.enroll" 20000 10 2>&1) || RC=$?
+    echo "# $(echo "$OUT" | tail -1)"
+    worst=$(echo "$OUT" | awk '/slowest ping/{print int($NF == "ms" ? $(NF-1) : $NF)}')
+    [ "$RC" -eq 0 ] && [ "${worst:-99999}" -lt $((50 * SLOW)) ] && break
+done
 expect "every oversized map is refused" test "$RC" -eq 0
-worst=$(echo "$OUT" | awk '/slowest ping/{print int($NF == "ms" ? $(NF-1) : $NF)}')
 expect "a ping behind each one is answered within $((50 * SLOW)) ms (slowest ${worst} ms)" \
-    test "$worst" -lt $((50 * SLOW))
+    test "${worst:-99999}" -lt $((50 * SLOW))
 
 # A list or search whose filter is checked record by record (a range on a number, a view,
 # a substring) reads at most 2,000 candidates per request: a page cut short says where to go
