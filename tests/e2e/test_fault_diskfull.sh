@@ -69,46 +69,40 @@ count_analysis() {
     FAILS=$((FAILS + $(grep -c '^not ok - ' "$1" || true)))
 }
 
+# full_disk NAME WRITERS WHAT: WRITERS connections create customers on server NAME (one
+# reads) for SECONDS_LOAD s; 2 s in, the disk is filled for 3 s. Checks the promises above
+# on its replies (tests/fault/faultload.c hammer, $T/ham-NAME.txt) and log.
+full_disk() {
+    local name=$1 writers=$2 what=$3 epvar="EP_$1" pidvar="PID_$1" hpid t_full t_free n_err
+    "$FAULTLOAD" hammer "${!epvar}" "$D/wang.enroll" "$T/ham-$name.txt" "$writers" \
+        "$SECONDS_LOAD" &
+    hpid=$!
+    sleep 2
+    t_full=$(( $(date +%s%N) / 1000000 ))
+    dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
+    sleep 3
+    rm -f "$MNT/filler"
+    t_free=$(( $(date +%s%N) / 1000000 ))
+    wait "$hpid"
+    expect "$what: the server is still running after the disk was full" kill -0 "${!pidvar}"
+    analyse "$T/ham-$name.txt" "$t_full" "$t_free" "$what" "disk full" >"$T/an-$name.txt"
+    cat "$T/an-$name.txt"
+    count_analysis "$T/an-$name.txt"
+    n_err=$(grep -c 'refusing writes' "$T/$name.log" || true)
+    expect "$what: the failure is logged once, not per write ($n_err lines)" test "$n_err" -eq 1
+    expect "$what: the log says when writes work again" grep -q 'writes work again' "$T/$name.log"
+}
+
 # ---- 1. a real full disk under load
 start_server s "$D"
-"$FAULTLOAD" hammer "$EP_s" "$D/wang.enroll" "$T/ham1.txt" 2 "$SECONDS_LOAD" &
-HPID=$!
-sleep 2
-t_full=$(( $(date +%s%N) / 1000000 ))
-dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
-sleep 3
-rm -f "$MNT/filler"
-t_free=$(( $(date +%s%N) / 1000000 ))
-wait "$HPID"
-expect "the server is still running after the disk was full" kill -0 "$PID_s"
-analyse "$T/ham1.txt" "$t_full" "$t_free" "full disk" "disk full" >"$T/an1.txt"
-cat "$T/an1.txt"
-count_analysis "$T/an1.txt"
-n_err=$(grep -c 'refusing writes' "$T/s.log" || true)
-expect "the failure is logged once, not per write ($n_err lines)" test "$n_err" -eq 1
-expect "the log says when writes work again" grep -q 'writes work again' "$T/s.log"
+full_disk s 2 "full disk"
 
 # ---- 1b. the same under --sync: commits written and fsynced by the committer thread
 # while the server thread stages the next group, so the disk fills under a commit in
 # flight and the writes staged on it must fail with it, clearly, and nothing else
 stop_expect s
 start_server sy "$D" --sync
-"$FAULTLOAD" hammer "$EP_sy" "$D/wang.enroll" "$T/ham1b.txt" 6 "$SECONDS_LOAD" &
-HPID=$!
-sleep 2
-t_full=$(( $(date +%s%N) / 1000000 ))
-dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
-sleep 3
-rm -f "$MNT/filler"
-t_free=$(( $(date +%s%N) / 1000000 ))
-wait "$HPID"
-expect "--sync: the server is still running after the disk was full" kill -0 "$PID_sy"
-analyse "$T/ham1b.txt" "$t_full" "$t_free" "full disk, --sync" "disk full" >"$T/an1b.txt"
-cat "$T/an1b.txt"
-count_analysis "$T/an1b.txt"
-n_err=$(grep -c 'refusing writes' "$T/sy.log" || true)
-expect "--sync: the failure is logged once, not per write ($n_err lines)" test "$n_err" -eq 1
-expect "--sync: the log says when writes work again" grep -q 'writes work again' "$T/sy.log"
+full_disk sy 6 "full disk, --sync"
 stop_expect sy
 start_server s "$D"
 
@@ -130,7 +124,7 @@ expect "indexes and the change log are consistent, no gap ($(tail -1 "$T/check.o
 start_server s2 "$D"
 run_crm "$EP_s2" "$D/admin.enroll" export --csv --out "$T/all.csv"
 have=$(sed -n 's/^exported \([0-9]*\) customer.*/\1/p' <<<"$OUT")
-acked=$(( $(cat "$T/ham1.txt" "$T/ham1b.txt" | awk '$2=="w" && $3=="OK"' | wc -l) + 2 )) # + the one each run reads
+acked=$(( $(cat "$T/ham-s.txt" "$T/ham-sy.txt" | awk '$2=="w" && $3=="OK"' | wc -l) + 2 )) # + the one each run reads
 expect "exactly the acknowledged writes are stored ($have stored, $acked acknowledged)" \
     test "$have" = "$acked"
 stop_expect s2
