@@ -18,8 +18,9 @@
          (a replica's store holds only what the primary shipped);
       7. run the handler;
       8. a request during which a scan stopped on a read error fails, and
-         what it staged is taken back (store_group_undo; what others staged
-         before it in the group stays), or if that cannot be, the group fails;
+         its mutations are taken back (store_group_undo; what others staged
+         before it in the group stays); one of too many mutations to take
+         back one by one fails the group;
       9. decide whether the reply depends on the group commit: it does if
          the request staged anything (a mutation, an audit entry of a read
          or a denial) or read through the group while something was staged
@@ -331,9 +332,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     }
     /* a scan cut short by a read error (a damaged table file) must not pass
        for a complete answer, nor a mutation based on one be committed: the
-       request's own staging is taken back (what others staged before it
-       stays, and commits); an entry it staged outside a mutation, before
-       one, cannot be, and then the group fails */
+       request's mutations are taken back (what others staged before it
+       stays, and commits; so does the audit entry of its attempt) */
     if (store_read_errors(env->store, NULL) != read_errors) {
         char text[CRM_ERRBUF];
         store_read_errors(env->store, text);

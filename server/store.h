@@ -179,21 +179,22 @@ void store_group_fail(store_group_t *self, crm_err_t rc, const char *text);
 uint64_t store_group_touches(const store_group_t *self);
 /* What the group holds at a point (before a request is served). */
 typedef struct {
-    uint64_t entries, next_seq;
+    uint64_t next_seq;
     size_t ended;
     int save_points;
 } store_group_mark_t;
 /* Note what the group holds now (no save point of its own: a request that
    stages nothing must leave nothing behind in the batch). */
 void store_group_mark(store_group_t *self, store_group_mark_t *mark);
-/* Take back everything staged since MARK - mutations with their sequence
-   numbers, and whatever was staged after the first of them - leaving what
-   others staged before it. Nothing may commit or land between the two calls
-   (the server thread makes both within one request). Returns true if nothing
-   staged since MARK remains; false if entries staged before the first
-   mutation since MARK (outside any mutation) remain, or the request began
-   more than STORE_UNDO_MAX mutations (each rollback rebuilds the batch's
-   index), and the group must be failed instead (store_group_fail). */
+/* Take back the mutations begun since MARK, with their sequence numbers, and
+   whatever was staged after the first of them, leaving what others staged
+   before MARK. Entries staged since MARK outside any mutation and before the
+   first one stay: they record the request (the audit entry of an admin's
+   read, of a denial), not data it read. Nothing may commit or land between
+   the two calls (the server thread makes both within one request). Returns
+   false, taking nothing back, if the request began more than STORE_UNDO_MAX
+   mutations (each rollback rebuilds the batch's index): the group must then
+   be failed instead (store_group_fail). */
 #define STORE_UNDO_MAX 16
 bool store_group_undo(store_group_t *self, const store_group_mark_t *mark);
 /* Write everything staged atomically (fsynced in STORE_SYNC mode), on this
