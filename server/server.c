@@ -395,7 +395,6 @@ s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len)
     s_send_reply(arg, rid, reply, len);
 }
 
-
 /* Hold a reply until what is staged commits (RID moves into it). */
 static s_pending_t *
 s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
@@ -419,6 +418,7 @@ s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatc
     p->defer_user = NULL;
     return p;
 }
+
 /* Receive and serve one request if one is queued. Returns false when none is. */
 static bool
 s_serve_one(server_t *self, dispatch_env_t *env)
