@@ -57,7 +57,7 @@ s_print_fields(const crm_entity_t *e, const char *sub)
                                            "--no-FIELD empties a field" : "");
     for (unsigned i = 0; i < e->desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        unsigned flags = crm_entity_flags(e, fd->name);
+        unsigned flags = crm_entity_flags_of(e, fd);
         if (flags & (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED |
                      CRM_F_STAMPED))
             continue;

@@ -305,7 +305,7 @@ s_server_max_msg(conn_t *conn)
 static bool
 s_server_set(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    return (crm_entity_flags(e, fd->name) &
+    return (crm_entity_flags_of(e, fd) &
             (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED |
              CRM_F_STAMPED)) != 0;
 }
@@ -461,7 +461,7 @@ static bool
 s_set_cell(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
            const char *cell, char *errbuf)
 {
-    unsigned flags = crm_entity_flags(e, fd->name);
+    unsigned flags = crm_entity_flags_of(e, fd);
     bool is_time = (flags & CRM_F_TIME) != 0;
     if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
         if (crm_record_set_text(rec, fd, cell, is_time, errbuf) == CRM_OK)
@@ -707,7 +707,7 @@ s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDes
            json_t *v, char *errbuf)
 {
     size_t nl = strlen(fd->name);
-    bool is_time = e ? (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0
+    bool is_time = e ? (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0
                      : fd->type == PROTOBUF_C_TYPE_INT64 &&
                            (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
     char num[32];

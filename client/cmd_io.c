@@ -155,7 +155,7 @@ typedef struct {
 static bool
 s_numeric(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags(e, fd->name) & CRM_F_TIME))
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags_of(e, fd) & CRM_F_TIME))
         return false;
     switch (fd->type) {
     case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_INT64:
@@ -203,7 +203,7 @@ s_write_record(s_writer_t *w, const ProtobufCMessage *rec)
     }
     for (unsigned j = 0; j < d->n_fields; j++) {
         const ProtobufCFieldDescriptor *fd = &d->fields[j];
-        bool is_time = (crm_entity_flags(w->e, fd->name) & CRM_F_TIME) != 0;
+        bool is_time = (crm_entity_flags_of(w->e, fd) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, fd, is_time, false);
         if (w->fmt == FMT_XLSX) {
             char *end = NULL;

@@ -87,7 +87,7 @@ s_value(const crm_entity_t *e, const ProtobufCMessage *rec, const ProtobufCField
 {
     if (!rec)
         return strdup("-");
-    bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+    bool is_time = (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
     char *raw = crm_record_format(rec, fd, is_time, true);
     if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
         char when[40];
@@ -134,7 +134,7 @@ s_part_line(const Crm__EventPart *p, bool fit)
     for (size_t i = 0, shown = 0; rec && i < p->n_fields && p->op != CRM__CHANGE_OP__DELETE;
          i++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[i]);
-        if (!fd || (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM) ||
+        if (!fd || (crm_entity_flags_of(e, fd) & CRM_F_SYSTEM) ||
             (pf && !strcmp(fd->name, pf) && p->op == CRM__CHANGE_OP__CREATE))
             continue; /* (a new child's customer is said above) */
         char *now = s_value(e, rec, fd, fit);

@@ -183,7 +183,7 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
             bool first = !s_touched(a, fd->name);
             if (first && fd->label == PROTOBUF_C_LABEL_REPEATED && !crm_record_is_map(fd))
                 crm_record_clear(rec, fd);
-            bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+            bool is_time = (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
             if (crm_record_set_text(rec, fd, val, is_time, errbuf) != CRM_OK) {
                 fprintf(stderr, "crm %s %s: %s\n", e->name, argv[0], errbuf);
                 return EXIT_USAGE;
@@ -201,7 +201,7 @@ static char *
 s_list_key(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd, const char *value)
 {
     char phone[24];
-    if ((crm_entity_flags(e, fd->name) & CRM_F_PHONE) && crm_record_phone(value, phone))
+    if ((crm_entity_flags_of(e, fd) & CRM_F_PHONE) && crm_record_phone(value, phone))
         return strdup(phone);
     value += strspn(value, " \t");
     char *k = crm_utf8_fold(value);
@@ -247,7 +247,7 @@ entity_flags(const crm_entity_t *e, const char *sub, char out[][40])
     } while (0)
     for (unsigned i = 0; i < e->desc->n_fields && (write || filter); i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        unsigned flags = crm_entity_flags(e, fd->name);
+        unsigned flags = crm_entity_flags_of(e, fd);
         char kebab[32];
         size_t k = 0;
         for (; fd->name[k] && k < sizeof kebab - 1; k++)
@@ -563,7 +563,7 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
         if (!crm_record_is_set(rec, fd) && strcmp(fd->name, "id"))
             continue;
-        bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+        bool is_time = (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, fd, is_time, true);
         if (is_time && fd->label != PROTOBUF_C_LABEL_REPEATED && crm_record_get_i64(rec, fd->name)) {
             char when[40]; /* the user's time zone, with its offset */
@@ -589,7 +589,7 @@ entity_print_changes(FILE *out, const crm_entity_t *e, const ProtobufCMessage *b
             width = strlen(changed[i]);
     for (size_t i = 0; i < n; i++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, changed[i]);
-        bool is_time = (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+        bool is_time = (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
         char *a = crm_record_format(before, fd, is_time, true);
         char *b = crm_record_format(after, fd, is_time, true);
         char *sa = out_escape(a), *sb = out_escape(b); /* one line per field */

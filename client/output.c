@@ -233,7 +233,7 @@ s_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f
         return false;
     for (const crm_entity_t *e = crm_entity_all(); e->name; e++)
         if (e->desc == d)
-            return (crm_entity_flags(e, fd->name) & CRM_F_TIME) != 0;
+            return (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
     return false;
 }
 

@@ -149,10 +149,10 @@ s_holds(const crm_entity_t *e, const ProtobufCMessage *rec, const char *field, c
     const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
     if (!fd)
         return false;
-    if (!strcmp(value, "me") && (crm_entity_flags(e, fd->name) & (CRM_F_OWNER | CRM_F_USER)))
+    if (!strcmp(value, "me") && (crm_entity_flags_of(e, fd) & (CRM_F_OWNER | CRM_F_USER)))
         value = me;
     char phone[24];
-    if ((crm_entity_flags(e, fd->name) & CRM_F_PHONE) && crm_record_phone(value, phone))
+    if ((crm_entity_flags_of(e, fd) & CRM_F_PHONE) && crm_record_phone(value, phone))
         value = phone;
     if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
         for (size_t i = 0; i < crm_record_count(rec, fd); i++)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "entities.pb-c.h"
 
@@ -332,6 +333,49 @@ unsigned
 crm_entity_flags(const crm_entity_t *e, const char *field)
 {
     const crm_rule_t *r = crm_entity_rule(e, field);
+    return r ? r->flags : 0;
+}
+
+/* Rules by field number, built once: s_rule_at[k][i] is the rule of field i of
+   kind k's message (the hot paths - normalize, diff, masking, audit - ask per
+   field of a record, and the name search was 2.7 % of an update's CPU). */
+#define S_KINDS (sizeof s_entities / sizeof s_entities[0] - 1)
+#define S_FIELDS_MAX 64
+static const crm_rule_t *s_rule_at[S_KINDS][S_FIELDS_MAX];
+static once_flag s_rule_once = ONCE_FLAG_INIT;
+
+static void
+s_rule_index(void)
+{
+    for (size_t k = 0; k < S_KINDS; k++) {
+        const ProtobufCMessageDescriptor *d = s_entities[k].desc;
+        for (unsigned i = 0; i < d->n_fields && i < S_FIELDS_MAX; i++)
+            s_rule_at[k][i] = crm_entity_rule(&s_entities[k], d->fields[i].name);
+    }
+}
+
+const crm_rule_t *
+crm_entity_rule_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
+{
+    /* by number when E is a row of the table and FD a field of its message (compared
+       as addresses: either may come from elsewhere), else by name */
+    uintptr_t k = ((uintptr_t)e - (uintptr_t)s_entities) / sizeof *e;
+    if ((uintptr_t)e >= (uintptr_t)s_entities && k < S_KINDS && e == &s_entities[k]) {
+        const ProtobufCFieldDescriptor *f = e->desc->fields;
+        uintptr_t i = ((uintptr_t)fd - (uintptr_t)f) / sizeof *fd;
+        if ((uintptr_t)fd >= (uintptr_t)f && i < e->desc->n_fields && i < S_FIELDS_MAX &&
+            fd == &f[i]) {
+            call_once(&s_rule_once, s_rule_index);
+            return s_rule_at[k][i];
+        }
+    }
+    return crm_entity_rule(e, fd->name);
+}
+
+unsigned
+crm_entity_flags_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
+{
+    const crm_rule_t *r = crm_entity_rule_of(e, fd);
     return r ? r->flags : 0;
 }
 

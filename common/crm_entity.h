@@ -110,6 +110,10 @@ const crm_entity_t *crm_entity_all(void);
 unsigned crm_entity_flags(const crm_entity_t *e, const char *field);
 /* The rule of FIELD, or NULL. */
 const crm_rule_t *crm_entity_rule(const crm_entity_t *e, const char *field);
+/* The same for a field descriptor of E's message, looked up by its number (any
+   other descriptor is looked up by name). */
+unsigned crm_entity_flags_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd);
+const crm_rule_t *crm_entity_rule_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd);
 /* The first field whose rule has FLAG (e.g. CRM_F_OWNER), or NULL. */
 const char *crm_entity_field_with(const crm_entity_t *e, unsigned flag);
 /* The index on FIELD, or NULL. */

@@ -1276,7 +1276,7 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
     }
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
-        const crm_rule_t *rule = crm_entity_rule(e, fd->name);
+        const crm_rule_t *rule = crm_entity_rule_of(e, fd);
         if (crm_record_is_map(fd)) {
             crm_err_t rc = s_normalize_map(m, fd, rule, errbuf);
             if (rc != CRM_OK)
@@ -1329,7 +1329,7 @@ crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const Protobuf
     size_t n = 0;
     for (unsigned i = 0; i < e->desc->n_fields && n < max; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        if (crm_entity_flags(e, fd->name) & CRM_F_SYSTEM)
+        if (crm_entity_flags_of(e, fd) & CRM_F_SYSTEM)
             continue;
         char *x = crm_record_format(a, fd, false, false);
         char *y = crm_record_format(b, fd, false, false);

@@ -84,7 +84,7 @@ audit_changes(Crm__AuditEntry *entry, const crm_entity_t *e, const ProtobufCMess
             fields ? crm_record_field(d, fields[i]) : &d->fields[i];
         if (!fd)
             continue;
-        unsigned flags = crm_entity_flags(e, fd->name);
+        unsigned flags = crm_entity_flags_of(e, fd);
         if (flags & CRM_F_SYSTEM)
             continue;
         bool is_time = (flags & CRM_F_TIME) != 0;

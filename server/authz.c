@@ -230,7 +230,7 @@ authz_masks(const Crm__User *u, const crm_entity_t *e, const char *field)
 {
     const s_rule_t *r = s_rule(u, e);
     const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
-    return r && (r->flags & MASK) && fd && (crm_entity_flags(e, fd->name) & CRM_F_PII);
+    return r && (r->flags & MASK) && fd && (crm_entity_flags_of(e, fd) & CRM_F_PII);
 }
 
 bool

@@ -91,7 +91,7 @@ s_trail(Crm__AuditEntry *entry, void *arg)
     const crm_entity_t *e = crm_entity_by_name(entry->kind);
     for (size_t i = 0; e && i < entry->n_changes; i++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, entry->changes[i]->field);
-        if (fd && (crm_entity_flags(e, fd->name) & CRM_F_PII)) {
+        if (fd && (crm_entity_flags_of(e, fd) & CRM_F_PII)) {
             if (*entry->changes[i]->old_value)
                 s_set_value(&entry->changes[i]->old_value, "(personal data)");
             if (*entry->changes[i]->new_value)

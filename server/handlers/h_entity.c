@@ -847,10 +847,10 @@ h_entity_update(req_ctx_t *ctx)
         if (!fd)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",
                                   r->fields[i], e->name);
-        if (s_server_set(e, fd->name) || (crm_entity_flags(e, fd->name) & CRM_F_PARENT))
+        if (s_server_set(e, fd->name) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "field '%s' cannot be changed%s", fd->name,
-                                  (crm_entity_flags(e, fd->name) & CRM_F_DERIVED)
+                                  (crm_entity_flags_of(e, fd) & CRM_F_DERIVED)
                                       ? ": the server derives it"
                                       : "");
     }
@@ -1349,7 +1349,7 @@ s_number(const ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd)
 static bool
 s_is_number(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
-    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags(e, fd->name) & CRM_F_TIME))
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || (crm_entity_flags_of(e, fd) & CRM_F_TIME))
         return false;
     return crm_record_is_money(fd) || fd->type == PROTOBUF_C_TYPE_INT32 ||
            fd->type == PROTOBUF_C_TYPE_UINT32 || fd->type == PROTOBUF_C_TYPE_INT64 ||
@@ -1402,7 +1402,7 @@ s_check(const ProtobufCMessage *rec, const void *arg)
                 return false;
             continue;
         }
-        bool is_time = (crm_entity_flags(c->e, c->fd[i]->name) & CRM_F_TIME) != 0;
+        bool is_time = (crm_entity_flags_of(c->e, c->fd[i]) & CRM_F_TIME) != 0;
         char *v = crm_record_format(rec, c->fd[i], is_time, false);
         bool ok = *v && (!*c->from[i] || strcmp(v, c->from[i]) >= 0) &&
                   (!*c->to[i] || strncmp(v, c->to[i], strlen(c->to[i])) <= 0);
@@ -1440,7 +1440,7 @@ entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
             return CRM_ERR_INVALID_ARGUMENT;
         }
         if (fd && (s_is_number(e, fd) ||
-                   (crm_entity_flags(e, fd->name) & (CRM_F_DATE | CRM_F_TIME))))
+                   (crm_entity_flags_of(e, fd) & (CRM_F_DATE | CRM_F_TIME))))
             return CRM_OK;
         snprintf(errbuf, CRM_ERRBUF, "'%.40s' takes no range", field);
         return CRM_ERR_INVALID_ARGUMENT;
@@ -1457,7 +1457,7 @@ s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *va
         s_checks_t *c)
 {
     const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
-    unsigned flags = fd ? crm_entity_flags(e, fd->name) : 0;
+    unsigned flags = fd ? crm_entity_flags_of(e, fd) : 0;
     const char *dots = strstr(value, "..");
     /* a range on a field the caller sees masked must not reveal it */
     if (fd && authz_masks(ctx->session.user, e, fd->name))
@@ -1813,7 +1813,7 @@ s_upsert_update(req_ctx_t *ctx, const crm_entity_t *e, bool dry_run, uint64_t nu
     crm_entity_format_id(e, num, id);
     for (unsigned i = 0; i < e->desc->n_fields && nfields < 64; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        if (s_server_set(e, fd->name) || (crm_entity_flags(e, fd->name) & CRM_F_PARENT) ||
+        if (s_server_set(e, fd->name) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT) ||
             !crm_record_is_set(rec, fd))
             continue;
         fields[nfields++] = (char *)fd->name;
@@ -1941,7 +1941,7 @@ h_entity_import(req_ctx_t *ctx)
                               IMPORT_MAX);
     if (*r->upsert_by) {
         upsert = crm_record_field(e->desc, r->upsert_by);
-        if (!upsert || !(crm_entity_flags(e, upsert->name) & CRM_F_DUPE_KEY) ||
+        if (!upsert || !(crm_entity_flags_of(e, upsert) & CRM_F_DUPE_KEY) ||
             upsert->label != PROTOBUF_C_LABEL_REPEATED) {
             char keys[128] = "";
             size_t used = 0;
@@ -2020,7 +2020,7 @@ s_combine(const crm_entity_t *e, ProtobufCMessage *next, const ProtobufCMessage 
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
         /* consent is the kept customer's own: another record's consent does not
            unmask this one's data */
-        if (crm_entity_flags(e, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
+        if (crm_entity_flags_of(e, fd) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
                                              CRM_F_CONSENT_AT | CRM_F_CONSENT_BY | CRM_F_STAMPED))
             continue;
         if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
@@ -2127,7 +2127,7 @@ h_merge(req_ctx_t *ctx)
         for (size_t j = 0; j < r->n_others; j++)
             named = named || !strcmp(r->take[i]->value, r->others[j]);
         if (!fd ||
-            (crm_entity_flags(ce, fd->name) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
+            (crm_entity_flags_of(ce, fd) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
                                                CRM_F_CONSENT_AT | CRM_F_CONSENT_BY |
                                                CRM_F_STAMPED)) ||
             !named)

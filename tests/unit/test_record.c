@@ -49,6 +49,34 @@ test_entity_table_is_consistent(void **state)
     assert_null(crm_entity_by_name("nope"));
 }
 
+/* Rules looked up by field number agree with the lookup by name, for every field
+   of every kind; a descriptor or row from elsewhere is looked up by name. */
+static void
+test_entity_rule_by_number(void **state)
+{
+    (void)state;
+    const crm_entity_t *other = crm_entity_by_name("activity");
+    assert_non_null(other);
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
+        crm_entity_t copy = *e; /* not a row of the table */
+        for (unsigned i = 0; i < e->desc->n_fields; i++) {
+            const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+            const crm_rule_t *r = crm_entity_rule(e, fd->name);
+            assert_ptr_equal(crm_entity_rule_of(e, fd), r);
+            assert_int_equal(crm_entity_flags_of(e, fd), r ? r->flags : 0);
+            assert_ptr_equal(crm_entity_rule_of(&copy, fd), r);
+        }
+        for (unsigned i = 0; i < other->desc->n_fields; i++) {
+            const ProtobufCFieldDescriptor *fd = &other->desc->fields[i];
+            assert_ptr_equal(crm_entity_rule_of(e, fd), crm_entity_rule(e, fd->name));
+        }
+    }
+    /* a rule that differs between two kinds for the same field name */
+    const crm_entity_t *c = s_customer();
+    const ProtobufCFieldDescriptor *cname = crm_record_field(c->desc, "name");
+    assert_true(crm_entity_flags_of(c, cname) & CRM_F_REQUIRED);
+}
+
 static void
 test_entity_ids(void **state)
 {
@@ -475,6 +503,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entity_table_is_consistent),
+        cmocka_unit_test(test_entity_rule_by_number),
         cmocka_unit_test(test_entity_ids),
         cmocka_unit_test(test_entity_labels),
         cmocka_unit_test(test_record_set_and_format),
