@@ -138,6 +138,8 @@ struct store_group {
     uint64_t next_seq; /* sequence number the next ended mutation gets */
     size_t ended;      /* mutations ended since the last commit started */
     uint64_t touches;  /* staged writes, and reads that may have seen staged state */
+    unsigned staged_cfs; /* column families written by what is staged (bits) */
+    unsigned flight_cfs; /* ... and by the commit in flight */
     int save_points;   /* save points in the batch (mutations begun, marks) */
     crm_err_t fail_rc; /* set by store_group_fail(): the next commit fails with it */
     char fail_text[CRM_ERRBUF];
@@ -255,6 +257,27 @@ s_write_probe(const char *dir, char *errbuf)
     return e == ENOSPC || e == EDQUOT ? CRM_ERR_RESOURCE_EXHAUSTED : CRM_ERR_UNAVAILABLE;
 }
 
+/* Per column family, a count of the commits that wrote to it in this process
+   (any store), and of databases opened, closed or replaced (those count for
+   every family): bumped after the write is visible, so a value read after
+   the count was N is current while the count is still N (store_cf_changes). */
+static _Atomic uint64_t s_cf_changes[STORE_CF__COUNT];
+#define S_CF_ALL ((1u << STORE_CF__COUNT) - 1)
+
+static void
+s_cf_changed(unsigned cfs)
+{
+    for (int i = 0; i < STORE_CF__COUNT; i++)
+        if (cfs & (1u << i))
+            atomic_fetch_add(&s_cf_changes[i], 1);
+}
+
+uint64_t
+store_cf_changes(store_cf_t cf)
+{
+    return atomic_load(&s_cf_changes[cf]);
+}
+
 /* Open the RocksDB database at self->path with self->opts (made by store_open). */
 static crm_err_t
 s_db_open(store_t *self, char *errbuf)
@@ -277,6 +300,7 @@ s_db_open(store_t *self, char *errbuf)
         memset(self->cf, 0, sizeof self->cf);
         return s_db_error(err, what, errbuf);
     }
+    s_cf_changed(S_CF_ALL);
     return CRM_OK;
 }
 
@@ -346,6 +370,7 @@ s_db_close(store_t *self)
     memset(self->cf, 0, sizeof self->cf);
     rocksdb_close(self->db);
     self->db = NULL;
+    s_cf_changed(S_CF_ALL);
 }
 
 /* Read a big-endian u64 from meta KEY into *out (left alone if absent). */
@@ -431,6 +456,7 @@ store_set_format(store_t *self, uint32_t format, char *errbuf)
     rocksdb_put_cf(self->db, wo, s_cf(self, STORE_CF_META), s_meta_format,
                    sizeof s_meta_format - 1, (const char *)be, sizeof be, &err);
     rocksdb_writeoptions_destroy(wo);
+    s_cf_changed(1u << STORE_CF_META);
     if (err)
         return s_db_error(err, "cannot record the data dir's format", errbuf);
     self->format = format;
@@ -746,6 +772,7 @@ store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
     }
     rocksdb_write(self->db, self->wopts, b, &err);
     rocksdb_writebatch_destroy(b);
+    s_cf_changed(1u << STORE_CF_CHANGELOG);
     if (err)
         return s_write_failed(self, err, 0, errbuf);
     atomic_store(&self->log_first, keep_from);
@@ -1084,6 +1111,7 @@ s_group_clear(store_group_t *self)
     self->landed_count = 0;
     self->ended = 0;
     self->save_points = 0;
+    self->staged_cfs = 0;
     self->fail_rc = CRM_OK;
 }
 
@@ -1162,6 +1190,7 @@ store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen
                 size_t vlen)
 {
     self->touches++;
+    self->staged_cfs |= 1u << cf;
     rocksdb_writebatch_wi_put_cf(self->batch, s_cf(self->store, cf), key, klen, val, vlen);
 }
 
@@ -1169,6 +1198,7 @@ void
 store_group_delete(store_group_t *self, store_cf_t cf, const void *key, size_t klen)
 {
     self->touches++;
+    self->staged_cfs |= 1u << cf;
     rocksdb_writebatch_wi_delete_cf(self->batch, s_cf(self->store, cf), key, klen);
 }
 
@@ -1350,6 +1380,8 @@ s_commit_send(store_group_t *self, rocksdb_writebatch_t **job, char *errbuf)
     *job = s_staged_batch(self, &size, &count);
     self->flight_ended = self->ended;
     self->flight_last_seq = self->next_seq - 1;
+    self->flight_cfs = self->staged_cfs;
+    self->staged_cfs = 0;
     self->ended = 0;
     self->sent_bytes = size;
     self->sent_count = count;
@@ -1366,6 +1398,8 @@ s_commit_landed(store_group_t *self, char *err, char *errbuf)
 {
     store_t *st = self->store;
     self->in_flight = false;
+    s_cf_changed(self->flight_cfs); /* written or not: a reader looks again */
+    self->flight_cfs = 0;
     if (err) {
         crm_err_t rc = s_write_failed(st, err, self->flight_ended, errbuf);
         s_group_clear(self);
@@ -1716,6 +1750,7 @@ store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char 
     }
     b = rocksdb_writebatch_create_from(data, len);
     rocksdb_write(self->db, self->wopts, b, &err);
+    s_cf_changed(S_CF_ALL); /* the primary's batch: any family */
     if (err) {
         pthread_rwlock_unlock(&self->reopen_lock);
         rc = s_write_failed(self, err, 1, errbuf);
@@ -1847,6 +1882,7 @@ s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_
         rocksdb_write(self->db, wo, b, &err);
     else
         err = strdup("the store does not take writes now");
+    s_cf_changed(1u << STORE_CF_META);
     pthread_rwlock_unlock(&self->reopen_lock);
     rocksdb_writeoptions_destroy(wo);
     rocksdb_writebatch_destroy(b);

@@ -84,6 +84,10 @@ crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, 
 void store_val_release(store_val_t *val);
 /* A number never handed out before by this open store (for unique keys). */
 uint64_t store_next_unique(store_t *self);
+/* A count that grows after each commit that wrote to CF, in any store of this
+   process, and whenever a database opens, closes or is replaced: a value read
+   from CF after the count was N is still current while the count is N. */
+uint64_t store_cf_changes(store_cf_t cf);
 /* Sequence number of the last committed mutation (0 if none). */
 uint64_t store_last_seq(const store_t *self);
 /* The oldest sequence number still in the change log (1 if never trimmed). */

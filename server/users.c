@@ -59,15 +59,56 @@ s_group_get_by_name(store_group_t *g, const char *name, Crm__User **out)
     return rc;
 }
 
+/* User records as last read from the store, per thread (the server thread
+   reads the caller's on every request, the ZAP thread on every handshake):
+   spares the store's read, not the decode. An entry holds while no write to
+   the users column family has landed since it was read (store_cf_changes,
+   taken before the read), so a disabled, removed or rotated user is seen
+   at once, as without it. */
+#define USERS_CACHED 32
+#define USERS_CACHED_BYTES 384
+static _Thread_local struct {
+    const store_t *store; /* NULL: empty */
+    uint64_t changes;     /* store_cf_changes(STORE_CF_USERS) before the read */
+    char name[USERS_NAME_MAX + 1];
+    size_t len;
+    uint8_t packed[USERS_CACHED_BYTES];
+} s_cached[USERS_CACHED];
+
+static unsigned
+s_cache_slot(const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % USERS_CACHED;
+}
+
 crm_err_t
 users_get_by_name(store_t *store, const char *name, Crm__User **out)
 {
     char key[2 + USERS_NAME_MAX + 1];
     store_val_t val = {0};
     *out = NULL;
+    uint64_t changes = store_cf_changes(STORE_CF_USERS);
+    size_t nlen = strlen(name);
+    unsigned slot = s_cache_slot(name);
+    if (s_cached[slot].store == store && s_cached[slot].changes == changes &&
+        nlen <= USERS_NAME_MAX && !memcmp(s_cached[slot].name, name, nlen + 1)) {
+        val.data = (char *)s_cached[slot].packed;
+        val.len = s_cached[slot].len;
+        return s_decode(&val, out); /* val is not the store's: nothing to release */
+    }
     crm_err_t rc = store_get(store, STORE_CF_USERS, key, s_name_key(name, key), &val);
     if (rc == CRM_OK)
         rc = s_decode(&val, out);
+    if (rc == CRM_OK && nlen <= USERS_NAME_MAX && val.len <= USERS_CACHED_BYTES) {
+        s_cached[slot].store = store;
+        s_cached[slot].changes = changes;
+        memcpy(s_cached[slot].name, name, nlen + 1);
+        memcpy(s_cached[slot].packed, val.data, val.len);
+        s_cached[slot].len = val.len;
+    }
     store_val_release(&val);
     return rc;
 }

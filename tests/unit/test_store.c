@@ -856,6 +856,98 @@ test_store_wal_replication(void **state)
     s_pair_close(&pri, pdir, &rep, rdir, &b);
 }
 
+typedef struct {
+    store_t *st;
+    bool enabled; /* alice's, as this thread read her */
+    int version;
+} s_user_read_t;
+
+static void *
+s_read_alice(void *arg)
+{
+    s_user_read_t *a = arg;
+    Crm__User *u = NULL;
+    assert_int_equal(users_get_by_name(a->st, "alice", &u), CRM_OK);
+    a->enabled = u->enabled;
+    a->version = (int)u->version;
+    users_free(&u);
+    return NULL;
+}
+
+/* User records are kept per thread as last read (users_get_by_name): a change
+   that lands is seen at once by every thread, on this store and on a replica
+   that applies it, and a cached record is never another store's. */
+static void
+test_store_users_cached(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), *rdir = NULL, errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    uint8_t pub[32];
+    randombytes_buf(pub, sizeof pub);
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"root";
+    actor.role = CRM__ROLE__ADMIN;
+    Crm__UserRequest u = CRM__USER_REQUEST__INIT;
+    u.name = (char *)"alice";
+    u.department = CRM__DEPARTMENT__SALES;
+    u.role = CRM__ROLE__STAFF;
+    u.public_key.data = pub;
+    u.public_key.len = 32;
+    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf), CRM_OK);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_t *rep = s_replica_of(st, &rdir);
+
+    s_user_read_t here = {st, false, 0}, there = {st, false, 0}, on_rep = {rep, false, 0};
+    pthread_t th;
+    for (int round = 0; round < 2; round++) { /* the second round reads what was kept */
+        s_read_alice(&here);
+        assert_int_equal(pthread_create(&th, NULL, s_read_alice, &there), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        s_read_alice(&on_rep);
+        assert_true(here.enabled && there.enabled && on_rep.enabled);
+        assert_int_equal(here.version, 1);
+    }
+    /* disabled by an admin: seen by every thread once it has landed */
+    Crm__UserRequest off = CRM__USER_REQUEST__INIT;
+    off.name = (char *)"alice";
+    off.set_enabled = true;
+    off.enabled = false;
+    assert_int_equal(users_apply(st, g, &actor, USERS_SET, &off, NULL, errbuf), CRM_OK);
+    s_read_alice(&here); /* staged only: the store still has her enabled */
+    assert_true(here.enabled);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_read_alice(&here);
+    assert_false(here.enabled);
+    assert_int_equal(here.version, 2);
+    assert_int_equal(pthread_create(&th, NULL, s_read_alice, &there), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_false(there.enabled);
+    /* the replica: what it read is kept until the primary's batch is applied */
+    s_read_alice(&on_rep);
+    assert_true(on_rep.enabled);
+    s_batches_t b = {0};
+    bool too_old = false;
+    uint64_t oldest = 0;
+    assert_int_equal(store_wal_read(st, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    for (size_t i = 0; i < b.n; i++)
+        assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
+    s_read_alice(&on_rep);
+    assert_false(on_rep.enabled);
+    /* a store opened where another was: nothing of the old one's is kept */
+    store_group_destroy(&g);
+    s_pair_close(&st, dir, &rep, rdir, &b);
+    dir = s_new_store(&st);
+    Crm__User *none = NULL;
+    assert_int_equal(users_get_by_name(st, "alice", &none), CRM_ERR_NOT_FOUND);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 /* A read from a number whose log file went with a flush (a replica snapshot
    is a checkpoint: it flushes), while the live file holds nothing yet: RocksDB
    gives an iterator that never started. Kept for the next read, Next() on it
@@ -981,6 +1073,7 @@ main(void)
         cmocka_unit_test(test_store_group_undo),
         cmocka_unit_test(test_store_read_errors_per_thread),
         cmocka_unit_test(test_store_users),
+        cmocka_unit_test(test_store_users_cached),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
