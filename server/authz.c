@@ -30,9 +30,11 @@ typedef struct {
 #define STAFF CRM__ROLE__STAFF
 #define MANAGER CRM__ROLE__MANAGER
 #define ADMIN CRM__ROLE__ADMIN
+#define RECORD_DEPT (-1) /* REFER: the department of the record itself */
 
 #define STAMP(kind, field, trigger, when, value)
 #define REFER(kind, field, dept)
+#define LINK(kind, field, target, action)
 static const s_rule_t s_policy[] = {
 #define POLICY(kind, dept, role, r, c, u, d, writable, flags)                                      \
     {#kind, dept, role, {r, c, u, d}, writable, flags},
@@ -41,6 +43,7 @@ static const s_rule_t s_policy[] = {
 };
 #undef STAMP
 #undef REFER
+#undef LINK
 
 enum { OFF, ON };
 enum { NOW, CALLER };
@@ -54,8 +57,14 @@ typedef struct {
     int department;
 } s_refer_t;
 
+typedef struct {
+    const char *kind, *field, *target;
+    authz_action_t action;
+} s_link_t;
+
 #define POLICY(kind, dept, role, r, c, u, d, writable, flags)
 #define REFER(kind, field, dept)
+#define LINK(kind, field, target, action)
 static const s_stamp_t s_stamps[] = {
 #define STAMP(kind, field, trigger, when, value) {#kind, #field, #trigger, when, value},
 #include "policy.def"
@@ -68,6 +77,14 @@ static const s_refer_t s_refers[] = {
 #include "policy.def"
 #undef REFER
 };
+#undef LINK
+#define REFER(kind, field, dept)
+static const s_link_t s_links[] = {
+#define LINK(kind, field, target, action) {#kind, #field, #target, AUTHZ_##action},
+#include "policy.def"
+#undef LINK
+};
+#undef REFER
 #undef STAMP
 #undef POLICY
 
@@ -329,6 +346,13 @@ authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur, const ProtobufCM
         const char *name = crm_record_get_str(next, r->field);
         if (!*name || (cur && !strcmp(name, crm_record_get_str(cur, r->field))))
             continue;
+        int want = r->department;
+        if (want == RECORD_DEPT) {
+            const char *df = crm_entity_field_with(e, CRM_F_CALLER_DEPT);
+            want = df ? crm_record_get_enum(next, df) : 0;
+            if (!want)
+                continue;
+        }
         int dept = 0, role = 0;
         crm_err_t rc = lookup(arg, name, &dept, &role);
         if (rc == CRM_ERR_NOT_FOUND) {
@@ -339,13 +363,33 @@ authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur, const ProtobufCM
             snprintf(errbuf, CRM_ERRBUF, "cannot look up user '%.64s'", name);
             return rc;
         }
-        if (role != ADMIN && dept != r->department) {
-            char want[32];
-            crm_record_enum_name(&crm__department__descriptor, r->department, want, sizeof want);
+        if (role != ADMIN && dept != want) {
+            char wname[32];
+            crm_record_enum_name(&crm__department__descriptor, want, wname, sizeof wname);
             snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.64s' is not a %s user", r->field, name,
-                     want);
+                     wname);
             return CRM_ERR_INVALID_ARGUMENT;
         }
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
+            const ProtobufCMessage *next, char *errbuf)
+{
+    for (size_t i = 0; i < sizeof s_links / sizeof s_links[0]; i++) {
+        const s_link_t *l = &s_links[i];
+        if (strcmp(l->kind, e->name))
+            continue;
+        const char *id = crm_record_get_str(next, l->field);
+        if (!*id || (cur && !strcmp(id, crm_record_get_str(cur, l->field))))
+            continue;
+        const crm_entity_t *t = crm_entity_by_name(l->target);
+        const s_rule_t *r = t ? s_rule(u, t) : NULL;
+        if (!r || r->scope[l->action] == NONE)
+            return s_deny(u, errbuf, "%s %s records (field '%s' names one)", s_actions[l->action],
+                          l->target, l->field);
     }
     return CRM_OK;
 }

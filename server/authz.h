@@ -66,6 +66,13 @@ typedef crm_err_t (*authz_user_fn)(void *arg, const char *name, int *department,
 crm_err_t authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur,
                       const ProtobufCMessage *next, authz_user_fn lookup, void *arg,
                       char *errbuf);
+/* The policy's LINK rows: a record of E that names a record of another kind
+   in such a field (set on create, or changed from CUR) takes U's right to the
+   row's action on that kind - checked before the named record is looked up,
+   so a kind U has no right to is not probed through the link either.
+   PERMISSION_DENIED naming the kind, action and field otherwise. */
+crm_err_t authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
+                      const ProtobufCMessage *next, char *errbuf);
 /* May U read audit entries made by users of department DEPT? */
 bool authz_audit(const Crm__User *u, int dept);
 

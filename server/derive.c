@@ -543,27 +543,6 @@ derive_ticket_breaches(Crm__Ticket *t, int64_t now)
     return changed;
 }
 
-/* A user named in FIELD must be in DEPT (or an admin). */
-static crm_err_t
-s_user_of(const derive_ctx_t *dc, const char *field, const char *name, int dept, char *errbuf)
-{
-    if (!*name)
-        return CRM_OK;
-    Crm__User *u = NULL;
-    crm_err_t rc = users_get_by_name(dc->store, name, &u);
-    if (rc == CRM_OK && (int)u->department != dept && u->role != CRM__ROLE__ADMIN) {
-        char d[32];
-        crm_record_enum_name(&crm__department__descriptor, dept, d, sizeof d);
-        snprintf(errbuf, CRM_ERRBUF, "field '%s': '%.64s' is not a %s user", field, name, d);
-        rc = CRM_ERR_INVALID_ARGUMENT;
-    } else if (rc == CRM_ERR_NOT_FOUND) {
-        snprintf(errbuf, CRM_ERRBUF, "field '%s': there is no user '%.64s'", field, name);
-        rc = CRM_ERR_INVALID_ARGUMENT;
-    }
-    users_free(&u);
-    return rc;
-}
-
 /* Record ID of KIND must exist and belong to CUSTOMER. */
 static crm_err_t
 s_same_customer(const derive_ctx_t *dc, const char *field, const char *kind, const char *id,
@@ -658,9 +637,7 @@ s_ticket_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCM
         (rc = s_same_customer(dc, "order_id", "order", t->order_id, t->customer_id, errbuf)) !=
             CRM_OK)
         return rc;
-    if ((!was || strcmp(was->assignee, t->assignee)) &&
-        (rc = s_user_of(dc, "assignee", t->assignee, CRM__DEPARTMENT__SUPPORT, errbuf)) != CRM_OK)
-        return rc;
+    /* the assignee is a support user: the policy's REFER rows (authz_refer) */
     derive_ticket_breaches(t, dc->now);
     return CRM_OK;
 }

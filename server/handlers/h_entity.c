@@ -215,6 +215,7 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     /* the policy's stamps (consent given: when) and named users' departments */
     authz_stamp(caller, e, NULL, rec, dc.now);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_links(caller, e, NULL, rec, ctx->errbuf)) != CRM_OK ||
         (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(e, NULL, rec, s_user_dept, ctx->env->store, ctx->errbuf)) != CRM_OK)
         return rc;
@@ -791,6 +792,7 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     /* the policy's stamps: consent given (when), withdrawn (when, by whom) */
     authz_stamp(ctx->session.user, e, old, cur, dc.now);
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_links(ctx->session.user, e, old, cur, ctx->errbuf)) != CRM_OK ||
         (rc = derive_prepare(&dc, e, old, cur, fields, nfields, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(e, old, cur, s_user_dept, ctx->env->store, ctx->errbuf)) != CRM_OK ||
         (rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, fields, nfields,

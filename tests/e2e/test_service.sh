@@ -159,7 +159,7 @@ TODAY=$(date -u +%Y-%m-%dT23:00:00Z)
 as sa task add "$C" --title 回访李娜 --due "$TODAY"; K1=${OUT#created task }
 as sa task add --title 写周报 --due "$(future '3 days')"; K2=${OUT#created task }
 as sa task add "$C" --title 上周的事 --due "$(date -u -d '-2 days' +%Y-%m-%dT09:00:00Z)"; K3=${OUT#created task }
-as sa task add --title 给别人的 --assignee mk
+as sa task add --title 给别人的 --assignee sm
 expect "staff do not give tasks to others" test "$(verdict)" = deny
 as sa task list --mine --due today
 expect "--due today" test "$(grep -c "^k" <<<"$OUT"):$(grep -c "$K1" <<<"$OUT")" = 1:1
@@ -219,6 +219,40 @@ for cell in ticket.read ticket.create ticket.update feedback.read feedback.creat
         expect "$u may$( [ "${want[$i]}" = deny ] && echo " not") $action $kind (got $got)" test "$got" = "${want[$i]}"
     done
 done
+
+# ---- whom a task may name: its department's users (the policy's REFER rows) ----
+as sm task add "$C" --title 交给同事 --assignee sa
+expect "a sales manager gives a task to a salesperson" test "$RC" -eq 0
+KS=${OUT#created task }
+as sm task add "$C" --title 交给客服 --assignee ps
+expect "... not to a support user" \
+    bash -c "[ $RC -ne 0 ] && grep -q \"field 'assignee': 'ps' is not a sales user\" <<<\"\$0\"" "$ERR"
+as sm task edit "$KS" --assignee mk
+expect "... nor moves one to marketing" contains "$ERR" "'mk' is not a sales user"
+as mk task show "$KS"
+expect "so marketing cannot read it" test "$(verdict)" = deny
+as pm task add --title 交给客服 --assignee ps
+expect "a support manager gives one to support staff" test "$RC" -eq 0
+as admin task add --title 管理员的 --assignee mk
+expect "an admin's task (no department) names anyone" test "$RC" -eq 0
+
+# ---- what naming a ticket takes (the policy's LINK rows): no writes or probes through a link ----
+for u in mk sa; do
+    for t in "$T2" "$T1" t999999; do # the customer's own ticket, another customer's, none
+        as "$u" activity log "$C2" --type note --summary "probe by $u" --ticket-id "$t"
+        expect "$u may not note into ticket $t's conversation, nor learn whether it exists or whose it is" \
+            bash -c "[ \"\$1\" = deny ] && ! grep -q 'another customer\|no ticket' <<<\"\$0\"" "$ERR" "$(verdict)"
+    done
+done
+as mk feedback add "$C2" --score-kind csat --score 4 --ticket-id "$T2"
+expect "marketing may not tie feedback to a ticket" test "$(verdict)" = deny
+as admin audit --user mk --limit 50
+expect "the refusals are audited" contains "$OUT" "permission denied: marketing staff may not update ticket records (field 'ticket_id' names one)"
+as ps activity log "$C2" --type note --summary 内部备注 --ticket-id "$T2"
+expect "support still notes into a ticket" test "$RC" -eq 0
+as pm --json ticket show "$T2"
+expect "... and it is in the conversation; the probes are not" \
+    bash -c "grep -q 内部备注 <<<\"\$0\" && ! grep -q 'probe by' <<<\"\$0\"" "$OUT"
 
 stop_server main
 RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
