@@ -50,7 +50,7 @@
 #include "sheet.h"
 #include "suggest.h"
 
-#define IMPORT_BATCH 500
+#define IMPORT_BATCH CRM_PROTO_IMPORT_MAX
 #define IMPORT_ENVELOPE 256           /* bytes of a request besides its records */
 #define IMPORT_DEFAULT_MAX (1u << 20) /* a server that does not say its limit */
 #define IMPORT_MAX_COLS 128
@@ -825,7 +825,7 @@ static const char s_import_usage[] =
     "  --rejects FILE        write the lines not imported, with an import_error column, to\n"
     "                        FILE: fix them and import FILE again\n"
     "  --from-line N         skip the lines before line N (to continue an interrupted import)\n"
-    "Records go in batches of at most 500 and at most the server's request size. Every error\n"
+    "Records go in batches of at most 25 and at most the server's request size. Every error\n"
     "of a bad line is reported ('line N: field ...: reason; ...') and the line skipped; the\n"
     "good lines are imported all the same. One leading single quote is removed from every CSV\n"
     "cell (how 'crm export' guards against formulas; --raw keeps cells as they are). Fields\n"

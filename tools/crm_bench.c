@@ -191,7 +191,7 @@ s_preload_thread(void *arg)
     s_preload_t *p = arg;
     const crm_entity_t *e = crm_entity_by_name("customer");
     void *s = s_socket(p->ctx, p->cfg);
-    enum { BATCH = 1000 };
+    enum { BATCH = CRM_PROTO_IMPORT_MAX };
     ProtobufCBinaryData recs[BATCH];
     for (uint64_t i = p->from; i < p->to;) {
         size_t n = 0;

@@ -29,7 +29,7 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 #define LIST_SCAN_BUDGET 2000 /* records one list page may read to check them (a few ms) */
-#define IMPORT_MAX 1000
+#define IMPORT_MAX CRM_PROTO_IMPORT_MAX
 #define RANGE_MAX 100000 /* ids one indexed range may select */
 #define PARTS_MAX 5000   /* records one change may carry (a delete with its activities, a merge) */
 
@@ -254,7 +254,24 @@ s_same_name(const ProtobufCMessage *rec, const void *arg)
     return same;
 }
 
-#define SIMILAR_MAX 200 /* records at one company a create compares names with */
+#define SIMILAR_MAX 200     /* records at one company a create compares names with */
+#define SIMILAR_BUDGET 1000 /* ... and at all the companies of one import request (~3 ms) */
+
+/* A name as the similar-name check compares it (s_similar_keys). */
+typedef struct {
+    char *key;    /* folded, without spaces (s_name_key) */
+    char *words;  /* its words sorted, without spaces (s_words_key) */
+    size_t chars; /* characters in KEY */
+    bool digits;  /* KEY holds a digit */
+} s_namekeys_t;
+
+/* Committed customers at one company: their ids and names, keyed. */
+typedef struct {
+    char *ckey; /* the company, s_name_key */
+    size_t n;
+    uint64_t num[SIMILAR_MAX];
+    s_namekeys_t k[SIMILAR_MAX];
+} s_company_t;
 
 /* ==== The lines before in one import request ====
 
@@ -275,6 +292,11 @@ typedef struct {
 struct entity_seen {
     s_seen_entry_t *slots; /* open addressing, linear probing */
     size_t n, cap;
+    /* the similar-name check's committed customers at each company the
+       request's lines named: read and keyed once per request, not per line;
+       at most SIMILAR_BUDGET of them per request */
+    s_company_t **companies;
+    size_t ncompanies, read;
 };
 
 static uint64_t
@@ -290,7 +312,8 @@ static void
 s_seen_add(struct entity_seen *s, char *key, uint64_t num, const char *name)
 {
     if (2 * (s->n + 1) > s->cap) { /* grow: at most half full */
-        struct entity_seen g = {NULL, s->n, s->cap ? 2 * s->cap : 256};
+        struct entity_seen g = *s; /* the company cache moves with it */
+        g.cap = s->cap ? 2 * s->cap : 256;
         g.slots = calloc(g.cap, sizeof *g.slots);
         CRM_ASSERT_ALLOC(g.slots);
         for (size_t i = 0; i < s->cap; i++)
@@ -324,6 +347,8 @@ s_seen_each(const struct entity_seen *s, const char *key,
             fn(&s->slots[j], arg);
 }
 
+static void s_company_free(s_company_t **c_p);
+
 static void
 s_seen_free(struct entity_seen *s)
 {
@@ -332,6 +357,9 @@ s_seen_free(struct entity_seen *s)
         free(s->slots[i].name);
     }
     free(s->slots);
+    for (size_t i = 0; i < s->ncompanies; i++)
+        s_company_free(&s->companies[i]);
+    free(s->companies);
     memset(s, 0, sizeof *s);
 }
 
@@ -380,12 +408,12 @@ s_seen_record(struct entity_seen *s, const crm_entity_t *e, uint64_t num,
 typedef struct {
     const crm_entity_t *e;
     const char *why;
-    const char *name; /* the similar-name check: the new record's name */
+    const s_namekeys_t *name; /* the similar-name check: the new record's name */
     char *out;
     size_t *used, outlen;
 } s_seen_found_t;
 
-static bool s_similar_name(const char *a, const char *b);
+static bool s_similar_name(const s_namekeys_t *a, const char *b);
 
 static void
 s_seen_found(const s_seen_entry_t *entry, void *arg)
@@ -423,6 +451,23 @@ s_words_key(const char *text)
     return out;
 }
 
+static void
+s_namekeys(const char *name, s_namekeys_t *k)
+{
+    k->key = s_name_key(name);
+    k->words = s_words_key(name);
+    k->chars = crm_utf8_length(k->key, strlen(k->key));
+    k->digits = strpbrk(k->key, "0123456789") != NULL;
+}
+
+static void
+s_namekeys_free(s_namekeys_t *k)
+{
+    free(k->key);
+    free(k->words);
+    k->key = k->words = NULL;
+}
+
 /* Very similar, not equal, names: the same words in another order, one
    character apart when both have at least 3 (王小明 / 王晓明), two when both
    have at least 8 (zhang wei / zhang wie). Two-character names differ too
@@ -430,28 +475,41 @@ s_words_key(const char *text)
    so do names with digits ("客户 1" / "客户 2", "Store 12" / "Store 13"): those
    are alike only reordered. */
 static bool
-s_similar_name(const char *a, const char *b)
+s_similar_keys(const s_namekeys_t *a, const s_namekeys_t *b)
 {
-    char *ka = s_name_key(a), *kb = s_name_key(b);
-    bool similar = false;
-    bool digits = strpbrk(ka, "0123456789") || strpbrk(kb, "0123456789");
-    if (strcmp(ka, kb) && digits) {
-        char *wa = s_words_key(a), *wb = s_words_key(b);
-        similar = !strcmp(wa, wb);
-        free(wa);
-        free(wb);
-    } else if (strcmp(ka, kb)) {
-        char *wa = s_words_key(a), *wb = s_words_key(b);
-        size_t la = crm_utf8_length(ka, strlen(ka)), lb = crm_utf8_length(kb, strlen(kb));
-        size_t shorter = la < lb ? la : lb;
-        size_t max = shorter >= 8 ? 2 : shorter >= 3 ? 1 : 0;
-        similar = !strcmp(wa, wb) || (max && crm_utf8_distance(ka, kb, max) <= max);
-        free(wa);
-        free(wb);
-    }
-    free(ka);
-    free(kb);
+    if (!strcmp(a->key, b->key))
+        return false; /* the same name: the same-name check's */
+    if (!strcmp(a->words, b->words))
+        return true;
+    if (a->digits || b->digits)
+        return false;
+    size_t shorter = a->chars < b->chars ? a->chars : b->chars;
+    size_t longer = a->chars < b->chars ? b->chars : a->chars;
+    size_t max = shorter >= 8 ? 2 : shorter >= 3 ? 1 : 0;
+    return max && longer - shorter <= max && crm_utf8_distance(a->key, b->key, max) <= max;
+}
+
+static bool
+s_similar_name(const s_namekeys_t *a, const char *b)
+{
+    s_namekeys_t kb;
+    s_namekeys(b, &kb);
+    bool similar = s_similar_keys(a, &kb);
+    s_namekeys_free(&kb);
     return similar;
+}
+
+static void
+s_company_free(s_company_t **c_p)
+{
+    s_company_t *c = *c_p;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        s_namekeys_free(&c->k[i]);
+    free(c->ckey);
+    free(c);
+    *c_p = NULL;
 }
 
 typedef struct {
@@ -468,6 +526,65 @@ s_ids_add(uint64_t num, void *arg)
     return s->n < SIMILAR_MAX;
 }
 
+/* The committed customers at company CKEY (the first SIMILAR_MAX of the
+   company-and-name pair index), keyed: an import request's from its cache,
+   read once (within its SIMILAR_BUDGET; past it, NULL), a lone create's made
+   for it (*OWNED, freed by the caller). */
+static crm_err_t
+s_company(req_ctx_t *ctx, const crm_entity_t *e, const char *company, const char *ckey,
+          const char *name_field, s_company_t **out, s_company_t **owned)
+{
+    struct entity_seen *seen = ctx->seen;
+    *out = *owned = NULL;
+    for (size_t i = 0; seen && i < seen->ncompanies; i++)
+        if (!strcmp(seen->companies[i]->ckey, ckey)) {
+            *out = seen->companies[i];
+            return CRM_OK;
+        }
+    size_t room = seen ? (seen->read < SIMILAR_BUDGET ? SIMILAR_BUDGET - seen->read : 0)
+                       : SIMILAR_MAX;
+    if (room == 0)
+        return CRM_OK;
+    const crm_index_t *pair = NULL; /* the company-and-name pair index: one range */
+    for (const crm_index_t *x = e->indexes; x->field; x++)
+        if (x->kind == CRM_IDX_PAIR && !strcmp(x->field, "company"))
+            pair = x;
+    s_ids_t found = {{0}, 0};
+    crm_err_t rc = pair ? records_pair_each(ctx->env->store, e, pair->tag, company,
+                                            room < SIMILAR_MAX ? room : SIMILAR_MAX, s_ids_add,
+                                            &found)
+                        : CRM_OK;
+    if (rc != CRM_OK)
+        return rc;
+    s_company_t *c = calloc(1, sizeof *c);
+    CRM_ASSERT_ALLOC(c);
+    c->ckey = strdup(ckey);
+    CRM_ASSERT_ALLOC(c->ckey);
+    for (size_t k = 0; k < found.n; k++) {
+        ProtobufCMessage *other = NULL;
+        if (records_get(ctx->env->store, e, found.ids[k], &other) != CRM_OK)
+            continue;
+        char *okey = s_name_key(crm_record_get_str(other, "company"));
+        if (!strcmp(okey, ckey)) {
+            c->num[c->n] = found.ids[k];
+            s_namekeys(crm_record_get_str(other, name_field), &c->k[c->n++]);
+        }
+        free(okey);
+        crm_proto_free(&other);
+    }
+    if (seen) {
+        seen->read += found.n ? found.n : 1;
+        s_company_t **grown = realloc(seen->companies, (seen->ncompanies + 1) * sizeof *grown);
+        CRM_ASSERT_ALLOC(grown);
+        seen->companies = grown;
+        seen->companies[seen->ncompanies++] = c;
+    } else {
+        *owned = c;
+    }
+    *out = c;
+    return CRM_OK;
+}
+
 /* Customers at REC's company (the first SIMILAR_MAX committed, and the lines
    before in this import) whose name is very similar to REC's; their ids go
    to OUT after what is there. */
@@ -477,44 +594,34 @@ s_find_similar(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *re
 {
     const char *name = crm_record_get_str(rec, name_field);
     const char *company = crm_record_get_str(rec, "company");
-    s_ids_t found = {{0}, 0};
     if (!*name || !*company)
         return CRM_OK;
-    /* the company-and-name pair index: the customers at the company, one range */
-    const crm_index_t *pair = NULL;
-    for (const crm_index_t *x = e->indexes; x->field; x++)
-        if (x->kind == CRM_IDX_PAIR && !strcmp(x->field, "company"))
-            pair = x;
-    crm_err_t rc = pair ? records_pair_each(ctx->env->store, e, pair->tag, company, SIMILAR_MAX,
-                                            s_ids_add, &found)
-                        : CRM_OK;
-    if (rc != CRM_OK)
-        return dispatch_error(ctx, rc, "cannot look for duplicates");
-    uint64_t *ids = found.ids;
-    size_t n = found.n;
     char *ckey = s_name_key(company);
+    s_company_t *c = NULL, *owned = NULL;
+    crm_err_t rc = s_company(ctx, e, company, ckey, name_field, &c, &owned);
+    if (rc != CRM_OK) {
+        free(ckey);
+        return dispatch_error(ctx, rc, "cannot look for duplicates");
+    }
+    s_namekeys_t nk;
+    s_namekeys(name, &nk);
     if (ctx->seen) { /* the lines before in this import */
         char *k = s_seen_key("=company=", ckey, NULL);
-        s_seen_found_t f = {e, "similar name, same company", name, out, used, outlen};
+        s_seen_found_t f = {e, "similar name, same company", &nk, out, used, outlen};
         s_seen_each(ctx->seen, k, s_seen_found, &f);
         free(k);
     }
-    for (size_t k = 0; k < n && *used + 64 < outlen; k++) {
-        ProtobufCMessage *other = NULL;
-        if (records_get(ctx->env->store, e, ids[k], &other) != CRM_OK)
+    for (size_t k = 0; c && k < c->n && *used + 64 < outlen; k++) {
+        if (!s_similar_keys(&nk, &c->k[k]))
             continue;
-        char *okey = s_name_key(crm_record_get_str(other, "company"));
-        if (!strcmp(okey, ckey) && s_similar_name(name, crm_record_get_str(other, name_field))) {
-            char id[24];
-            crm_entity_format_id(e, ids[k], id);
-            if (!strstr(out, id))
-                *used += (size_t)snprintf(out + *used, outlen - *used,
-                                          "%s%s (similar name, same company)", *used ? ", " : "",
-                                          id);
-        }
-        free(okey);
-        crm_proto_free(&other);
+        char id[24];
+        crm_entity_format_id(e, c->num[k], id);
+        if (!strstr(out, id))
+            *used += (size_t)snprintf(out + *used, outlen - *used,
+                                      "%s%s (similar name, same company)", *used ? ", " : "", id);
     }
+    s_namekeys_free(&nk);
+    s_company_free(&owned);
     free(ckey);
     return CRM_OK;
 }
@@ -1962,7 +2069,7 @@ h_entity_import(req_ctx_t *ctx)
     er->results = dispatch_own(ctx, calloc(r->n_records ? r->n_records : 1, sizeof *er->results));
     Crm__ImportResult *res = dispatch_own(ctx, calloc(r->n_records + 1, sizeof *res));
     char *idbuf = dispatch_own(ctx, calloc(r->n_records + 1, 24));
-    struct entity_seen seen = {NULL, 0, 0};
+    struct entity_seen seen = {0};
     ctx->seen = &seen;
     for (size_t i = 0; i < r->n_records; i++) {
         ProtobufCMessage *rec = NULL;

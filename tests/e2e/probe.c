@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "crm.pb-c.h"
@@ -289,6 +290,35 @@ s_pingunder(char **argv)
     zmq_close(big);
     zmq_close(pinger);
     return refused == rounds ? 0 : 1;
+}
+
+/* pings SECONDS STOPFILE: one connection pings, one ping at a time 2 ms
+   apart, until SECONDS pass or STOPFILE exists; prints how many and the
+   slowest in ms (what any client waited while others' requests ran). */
+static int
+s_pings(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    int64_t until = crm_time_mono_us() + (int64_t)(atof(argv[2]) * 1e6);
+    size_t plen;
+    uint8_t *ping = s_ping(&plen);
+    zmq_send(s, ping, plen, 0); /* the handshake, not measured */
+    int st = s_reply(s, 10000);
+    double worst = 0;
+    int n = 0;
+    while (st == 0 && crm_time_mono_us() < until && access(argv[3], F_OK) != 0) {
+        int64_t t0 = crm_time_mono_us();
+        zmq_send(s, ping, plen, 0);
+        st = s_reply(s, 10000);
+        double ms = (double)(crm_time_mono_us() - t0) / 1000.0;
+        worst = ms > worst ? ms : worst;
+        n++;
+        usleep(2000);
+    }
+    printf("pings: %d, slowest %.1f ms\n", n, worst);
+    free(ping);
+    zmq_close(s);
+    return st == 0 ? 0 : 1;
 }
 
 /* ==== A fake server that sends hostile text ====
@@ -1430,6 +1460,7 @@ main(int argc, char **argv)
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
+        {"pings", s_pings, 4, "ENDPOINT ENROLL SECONDS STOPFILE"},
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
         {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
