@@ -738,6 +738,28 @@ records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const 
     return CRM_OK;
 }
 
+size_t
+records_count_children(store_t *store, const crm_entity_t *e, const char *parent_id, size_t max)
+{
+    const crm_index_t *idx = NULL;
+    for (const crm_index_t *i = e->indexes; i->field; i++)
+        if (i->kind == CRM_IDX_PARENT)
+            idx = i;
+    CRM_ASSERT(idx != NULL);
+    char key[KEY_MAX + 16];
+    size_t plen = s_term_prefix(e, idx->tag, parent_id, strlen(parent_id), key), n = 0;
+    store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
+    for (store_iter_seek(it, key, plen); store_iter_valid(it) && n <= max; store_iter_next(it)) {
+        size_t kl;
+        const char *k = store_iter_key(it, &kl);
+        if (kl != plen + 16 || memcmp(k, key, plen))
+            break;
+        n++;
+    }
+    store_iter_destroy(&it);
+    return n;
+}
+
 /* ==== Consistency check ==== */
 
 /* Commit REPAIR when it has grown, so a repair of a large store runs in

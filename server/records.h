@@ -71,6 +71,10 @@ size_t records_postings(const crm_entity_t *e, const ProtobufCMessage *rec, char
 crm_err_t records_pair_each(store_t *store, const crm_entity_t *e, char tag, const char *first,
                             size_t max, bool (*fn)(uint64_t num, void *arg), void *arg);
 
+/* Committed records of kind E whose parent is PARENT_ID, counted up to MAX + 1
+   (keys only: an early, cheap refusal of a change that would carry too many). */
+size_t records_count_children(store_t *store, const crm_entity_t *e, const char *parent_id,
+                              size_t max);
 /* Ids matching every term (all records if N is 0), ascending, after AFTER.
    Fills up to LIMIT numbers into ids; *more is true if more may follow.
    With MATCH, a candidate must also satisfy match(record, arg). */
