@@ -36,6 +36,8 @@ typedef struct {
     const crm_entity_t *pe;       /* a child's parent kind (the customer), or NULL */
     ProtobufCMessage *parent;     /* ... that record now, for its name; NULL if gone */
     bool parent_owned;            /* PARENT is ours to free (else another part's) */
+    bool hidden_now;              /* the record as it is now withholds consent, or is gone */
+    uint64_t hidden_now_at;       /* store_cf_changes(RECORDS) when that was read; 0 never */
 } s_part_t;
 
 /* A packed Reply{event} for one visibility signature: per part, '0' not
@@ -359,10 +361,34 @@ s_read_before_reassign(const s_sub_t *sub, const s_part_t *part, const Crm__Chan
     return ok;
 }
 
+/* Does part I of EV's record, as it is NOW, withhold the consent that
+   unmasks it (or is it gone)? An old change replayed to a marketing user
+   after consent was withdrawn (or the customer erased) must not show what
+   it showed then: masked by what may be read now, as a read would be. Read
+   once per part until the next commit that writes records. */
+static bool
+s_hidden_now(store_t *store, s_event_t *ev, size_t i)
+{
+    s_part_t *part = &ev->parts[i];
+    uint64_t at = store_cf_changes(STORE_CF_RECORDS);
+    if (part->hidden_now_at == at + 1)
+        return part->hidden_now;
+    const char *consent = crm_entity_field_with(part->e, CRM_F_CONSENT);
+    uint64_t num = crm_entity_parse_id(part->e, ev->change->parts[i]->id);
+    ProtobufCMessage *now = NULL;
+    part->hidden_now = !consent || !num || records_get(store, part->e, num, &now) != CRM_OK ||
+                       !*(const protobuf_c_boolean *)((const char *)now +
+                                                      crm_record_field(part->e->desc, consent)
+                                                          ->offset);
+    crm_proto_free(&now);
+    part->hidden_now_at = at + 1;
+    return part->hidden_now;
+}
+
 /* How SUB may see part I of EV: '0' not at all, 'c' in clear, 'm' masked;
    'C' and 'M' when SUB may also read the child's customer (named). */
 static char
-s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
+s_part_view(store_t *store, const s_sub_t *sub, s_event_t *ev, size_t i)
 {
     const Crm__ChangePart *p = ev->change->parts[i];
     const s_part_t *part = &ev->parts[i];
@@ -397,7 +423,8 @@ s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
     /* hidden before or after the change: masked (consent given in this very change
        does not reveal what it changed) - the values before it as well as after */
     bool masked = authz_hides(sub->user, part->e, part->record) ||
-                  (p->hidden_before && authz_masks_pii(sub->user, part->e));
+                  (authz_masks_pii(sub->user, part->e) &&
+                   (p->hidden_before || s_hidden_now(store, ev, i)));
     /* a child's customer is named only to those who may read that customer */
     bool named = part->parent &&
                  authz_record(sub->user, part->pe, AUTHZ_READ, part->parent, NULL, NULL, 0,
@@ -408,14 +435,14 @@ s_part_view(const s_sub_t *sub, const s_event_t *ev, size_t i)
 /* SUB's visibility signature of EV into SIG (n_parts + 1 bytes); false if
    nothing of EV is for SUB. */
 static bool
-s_visible(const s_sub_t *sub, const s_event_t *ev, char *sig)
+s_visible(store_t *store, const s_sub_t *sub, s_event_t *ev, char *sig)
 {
     const Crm__Change *c = ev->change;
     bool any = false;
     if (sub->department && c->actor_department != sub->user->department)
         return false;
     for (size_t i = 0; i < c->n_parts; i++) {
-        sig[i] = s_part_view(sub, ev, i);
+        sig[i] = s_part_view(store, sub, ev, i);
         any = any || sig[i] != '0';
     }
     sig[c->n_parts] = '\0';
@@ -609,7 +636,7 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         char small[64], *sig = ev->change->n_parts < sizeof small ? small
                                                                    : malloc(ev->change->n_parts + 1);
         CRM_ASSERT_ALLOC(sig);
-        bool visible = s_visible(sub, ev, sig);
+        bool visible = s_visible(self->store, sub, ev, sig);
         if (sig != small && !visible)
             free(sig);
         if (visible) {

@@ -103,5 +103,20 @@ expect "replay: no phone number in clear, old or new" \
 timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ss" watch --since "$S0" >"$T/r.ss" 2>/dev/null || true
 expect "replay: sales sees them in clear" test -n "$(grep -F "phones 13700003333 → 13600004444" "$T/r.ss")"
 
+# consent withdrawn: the older changes, replayed, are masked by what marketing may read now
+as admin customer add --name 孙七 --phone 13500005555 --consent yes --consent-channel web
+C3=${OUT#created customer }
+as admin customer edit "$C3" --phones 13500006666
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ms" --json watch --since "$S0" >"$T/r2.msj" 2>/dev/null || true
+expect "with consent, marketing's replay shows the numbers" \
+    bash -c "grep -q 13500005555 '$T/r2.msj' && grep -q 13500006666 '$T/r2.msj'"
+as admin customer edit "$C3" --consent no
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ms" --json watch --since "$S0" >"$T/r3.msj" 2>/dev/null || true
+expect "consent withdrawn: a replay of the older changes shows no number in clear" \
+    bash -c "grep -q '\"$C3\"' '$T/r3.msj' && ! grep -qE '13500005555|13500006666' '$T/r3.msj'"
+expect "... but masked, visibly" grep -qF '135****6666' "$T/r3.msj"
+timeout -s INT 4 "$CRM_CLI/crm" --config "$T/ss" --json watch --since "$S0" >"$T/r3.ssj" 2>/dev/null || true
+expect "... while sales still sees them" grep -q 13500006666 "$T/r3.ssj"
+
 stop_server main2
 finish
