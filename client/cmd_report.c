@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "conn.h"
 #include "crm_record.h"
+#include "entity.h"
 #include "crm_utf8.h"
 
 static const char *const s_names[] = {"summary", "pipeline", "sales", "tickets",
@@ -239,6 +241,7 @@ cmd_report(int argc, char **argv, cli_ctx_t *ctx)
         return EXIT_USAGE;
     }
     Crm__Filter f[8], *fp[8];
+    char when[2][48], offset[24];
     size_t nf = 0;
     bool csv = false, no_chart = false;
     const char *chart = NULL;
@@ -250,10 +253,21 @@ cmd_report(int argc, char **argv, cli_ctx_t *ctx)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "--since") || !strcmp(a, "--until") || !strcmp(a, "--by")) &&
-            i + 1 < argc && nf < 8) {
+            i + 1 < argc && nf < 7) {
             f[nf] = (Crm__Filter)CRM__FILTER__INIT;
             f[nf].field = (char *)a + 2;
             f[nf].value = argv[++i];
+            if (strcmp(a, "--by")) { /* since, until: the user's local days and times */
+                char *w = when[a[2] == 'u'];
+                if (!entity_local_time(argv[i], a[2] == 'u', w, sizeof when[0])) {
+                    fprintf(stderr, "crm report: %s '%s': give a date (2026-11-01) or a time "
+                                    "('2026-11-01 09:00', in your time zone unless it says its "
+                                    "own)\n",
+                            a, argv[i]);
+                    return EXIT_USAGE;
+                }
+                f[nf].value = w;
+            }
             fp[nf] = &f[nf];
             nf++;
         } else if (!strcmp(a, "--csv")) {
@@ -270,6 +284,16 @@ cmd_report(int argc, char **argv, cli_ctx_t *ctx)
             return help ? EXIT_OK : EXIT_USAGE;
         }
     }
+    /* months and days are the user's: this zone's offset from UTC now, in minutes */
+    time_t now = time(NULL);
+    struct tm ltm;
+    localtime_r(&now, &ltm);
+    snprintf(offset, sizeof offset, "%ld", (long)(ltm.tm_gmtoff / 60));
+    f[nf] = (Crm__Filter)CRM__FILTER__INIT;
+    f[nf].field = (char *)"utc_offset";
+    f[nf].value = offset;
+    fp[nf] = &f[nf];
+    nf++;
     Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
     rr.name = (char *)name;
     rr.filters = fp;

@@ -384,12 +384,22 @@ s_feedback_summary(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     (void)e;
     Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
     Crm__Filter f[2], *fp[2];
+    char when[2][48];
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--since") || !strcmp(argv[i], "--until")) && i + 1 < argc &&
             rr.n_filters < 2) {
+            bool until = argv[i][2] == 'u';
             crm__filter__init(&f[rr.n_filters]);
             f[rr.n_filters].field = argv[i] + 2;
-            f[rr.n_filters].value = argv[++i];
+            /* the user's local days: sent as instants with the zone */
+            if (!entity_local_time(argv[i + 1], until, when[until], sizeof when[0])) {
+                fprintf(stderr, "crm feedback summary: %s '%s': give a date (2026-11-01) or a "
+                                "time\n",
+                        argv[i], argv[i + 1]);
+                return EXIT_USAGE;
+            }
+            i++;
+            f[rr.n_filters].value = when[until];
             fp[rr.n_filters] = &f[rr.n_filters];
             rr.n_filters++;
         } else {

@@ -8,12 +8,65 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
 #include "suggest.h"
+
+/* MS as this user's local time with its zone: 2026-11-15T23:59:59.999+08:00. */
+static void
+s_local_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    int off = (int)(tm.tm_gmtoff / 60), aoff = abs(off) % (24 * 60);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%.20s.%03d%c%02d:%02d", base, (int)(ms % 1000 + 1000) % 1000,
+             off < 0 ? '-' : '+', aoff / 60, aoff % 60);
+}
+
+/* A time range as typed, FROM..TO (either end open; local times unless an end
+   says its zone), with both ends as explicit instants in OUT: the server
+   knows no one's time zone. A date alone as TO is the whole day: in Shanghai
+   2026-11-15..2026-11-15 is 2026-11-15T00:00:00.000+08:00..2026-11-15T23:59:59.999+08:00. */
+bool
+entity_local_time(const char *text, bool last, char *out, size_t n)
+{
+    int64_t ms;
+    if (!crm_record_parse_time(text, &ms))
+        return false;
+    if (last && strlen(text) == 10 && text[4] == '-') { /* a day: its last ms */
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        tm.tm_mday++;
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        tm.tm_isdst = -1;
+        ms = (int64_t)mktime(&tm) * 1000 - 1;
+    }
+    s_local_time(ms, out, n);
+    return true;
+}
+
+static bool
+s_local_range(const char *val, char *out, size_t n)
+{
+    const char *dots = strstr(val, "..");
+    char from[40], ends[2][40] = {"", ""};
+    if ((size_t)(dots - val) >= sizeof from || strlen(dots + 2) >= sizeof from)
+        return false;
+    snprintf(from, sizeof from, "%.*s", (int)(dots - val), val);
+    const char *in[2] = {from, dots + 2};
+    for (int i = 0; i < 2; i++)
+        if (*in[i] && !entity_local_time(in[i], i == 1, ends[i], sizeof ends[i]))
+            return false;
+    return (size_t)snprintf(out, n, "%s..%s", ends[0], ends[1]) < n;
+}
 
 #define CELL_MAX 40 /* display columns per table cell */
 
@@ -178,6 +231,17 @@ entity_parse_args(const crm_entity_t *e, ProtobufCMessage *rec, int argc, char *
             crm__filter__init(f);
             f->field = fd ? (char *)fd->name : (char *)"view"; /* --view NAME[:N] */
             f->value = (char *)val;
+            if (fd && (crm_entity_flags_of(e, fd) & CRM_F_TIME) && strstr(val, "..")) {
+                if (!s_local_range(val, a->when[a->nfilters], sizeof a->when[0])) {
+                    fprintf(stderr,
+                            "crm %s %s: --%s '%s' is not a range of times (FROM..TO, either "
+                            "end open, in your time zone unless it says its own: "
+                            "2026-11-01..2026-11-30, '2026-11-30 09:00'..)\n",
+                            e->name, argv[0], name, val);
+                    return EXIT_USAGE;
+                }
+                f->value = a->when[a->nfilters];
+            }
             a->filter_ptrs[a->nfilters++] = f;
         } else {
             bool first = !s_touched(a, fd->name);

@@ -32,7 +32,13 @@ typedef struct {
     Crm__Filter filters[ENTITY_MAX_ARGS]; /* --FIELD VALUE as filters (list); A,B is A or B */
     Crm__Filter *filter_ptrs[ENTITY_MAX_ARGS];
     size_t nfilters;
+    char when[ENTITY_MAX_ARGS][80]; /* time ranges as sent: local ends with their zone */
 } entity_args_t;
+
+/* TEXT, a time as the user types it (local unless it says its zone), as an
+   explicit instant with this user's zone into OUT (2026-11-15T00:00:00.000+08:00);
+   with LAST a date alone is its last millisecond. False if TEXT is no time. */
+bool entity_local_time(const char *text, bool last, char *out, size_t n);
 
 /* Parse a record subcommand's argv (argv[0] is the subcommand). "--FIELD
    VALUE" sets FIELD on REC (a repeated field's first flag replaces what REC

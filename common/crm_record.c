@@ -95,7 +95,7 @@ static bool
 s_parse_time(const char *s, int64_t *out)
 {
     struct tm tm;
-    int y, mo, d, h = 0, mi = 0, sec = 0, pos = 0, k = 0;
+    int y, mo, d, h = 0, mi = 0, sec = 0, pos = 0, k = 0, ms = 0;
     memset(&tm, 0, sizeof tm);
     if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &pos) != 3 || pos != 10) {
         char *end = NULL;
@@ -115,9 +115,12 @@ s_parse_time(const char *s, int64_t *out)
             if (sscanf(p + 1, "%2d%n", &sec, &k) != 1 || k != 2)
                 return false;
             p += 1 + k;
-            if (*p == '.') /* fractions of a second: dropped */
-                for (p++; *p >= '0' && *p <= '9'; p++)
-                    ;
+            if (*p == '.') { /* fractions of a second: milliseconds kept, the rest dropped */
+                if (*++p < '0' || *p > '9')
+                    return false;
+                for (int digit = 100; *p >= '0' && *p <= '9'; p++, digit /= 10)
+                    ms += digit * (*p - '0');
+            }
         }
     }
     bool zoned = false;
@@ -144,8 +147,11 @@ s_parse_time(const char *s, int64_t *out)
     }
     if (*p)
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return false;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || sec > 60)
+        return false; /* 2026-02-30 is no day (mktime would make it 2 March) */
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = d;
@@ -153,12 +159,18 @@ s_parse_time(const char *s, int64_t *out)
     tm.tm_min = mi;
     tm.tm_sec = sec;
     if (zoned) {
-        *out = ((int64_t)timegm(&tm) - offset) * 1000;
+        *out = ((int64_t)timegm(&tm) - offset) * 1000 + ms;
     } else {
         tm.tm_isdst = -1;
-        *out = (int64_t)mktime(&tm) * 1000;
+        *out = (int64_t)mktime(&tm) * 1000 + ms;
     }
     return true;
+}
+
+bool
+crm_record_parse_time(const char *text, int64_t *ms)
+{
+    return s_parse_time(text, ms);
 }
 
 /* "TICKET_STATUS_" for enum TicketStatus: the prefix its values may carry

@@ -96,5 +96,9 @@ size_t crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const P
 
 /* ISO-8601 UTC text of a ms timestamp into out[32]. */
 void crm_record_format_time(int64_t ms, char out[32]);
+/* TEXT as ms since the epoch: a number of ms, YYYY-MM-DD, then optionally
+   [T or space]HH:MM[:SS[.fff]], then optionally Z or an offset (+08:00);
+   without a zone, local time (this process's TZ). False if it is none. */
+bool crm_record_parse_time(const char *text, int64_t *ms);
 
 #endif

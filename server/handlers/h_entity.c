@@ -1493,6 +1493,61 @@ s_is_number(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
            fd->type == PROTOBUF_C_TYPE_UINT64 || fd->type == PROTOBUF_C_TYPE_SINT32;
 }
 
+/* One end of a time range as ms: "" is open (*set false); a date alone is its
+   day's first millisecond, or with LAST its last - a UTC day here: crm sends
+   its user's local times with their zone (query.c). */
+static bool
+s_time_end(const char *text, bool last, int64_t *v, bool *set)
+{
+    *set = *text != '\0';
+    if (!*set)
+        return true;
+    if (!crm_record_parse_time(text, v))
+        return false;
+    if (last && strlen(text) == 10 && text[4] == '-')
+        *v += 86400000 - 1;
+    return true;
+}
+
+/* One end of a date range (YYYY-MM-DD fields, compared as text): "", or a
+   year, a month or a day that exists: 2026, 2026-02, 2026-02-28. */
+static bool
+s_date_end_ok(const char *t)
+{
+    size_t len = strlen(t);
+    if (!len)
+        return true;
+    if (len != 4 && len != 7 && len != 10)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((i == 4 || i == 7) ? t[i] != '-' : (t[i] < '0' || t[i] > '9'))
+            return false;
+    int y = atoi(t), m = len > 4 ? atoi(t + 5) : 1, d = len > 7 ? atoi(t + 8) : 1;
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && (m != 2 || d <= 28 || leap);
+}
+
+/* FROM..TO of a date or time field FD, checked; for a time field its ends
+   as ms (open ends INT64_MIN, INT64_MAX). */
+static bool
+s_when_range(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd, const char *from,
+             const char *to, int64_t *lo, int64_t *hi)
+{
+    if (crm_entity_flags_of(e, fd) & CRM_F_DATE)
+        return s_date_end_ok(from) && s_date_end_ok(to);
+    bool set;
+    if (!s_time_end(from, false, lo, &set))
+        return false;
+    if (!set)
+        *lo = INT64_MIN;
+    if (!s_time_end(to, true, hi, &set))
+        return false;
+    if (!set)
+        *hi = INT64_MAX;
+    return true;
+}
+
 /* One end of a number range: "" is open (*set false). */
 static bool
 s_range_end(const ProtobufCFieldDescriptor *fd, const char *text, int64_t *v, bool *set)
@@ -1576,6 +1631,13 @@ entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
                      crm_record_is_money(fd) ? "amounts" : "numbers");
             return CRM_ERR_INVALID_ARGUMENT;
         }
+        int64_t lo, hi;
+        if (fd && (crm_entity_flags_of(e, fd) & (CRM_F_DATE | CRM_F_TIME)) &&
+            !s_when_range(e, fd, from, dots + 2, &lo, &hi)) {
+            snprintf(errbuf, CRM_ERRBUF, "'%.40s': '%.60s' is not a range of %s", field, value,
+                     (crm_entity_flags_of(e, fd) & CRM_F_DATE) ? "dates" : "times");
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
         if (fd && (s_is_number(e, fd) ||
                    (crm_entity_flags_of(e, fd) & (CRM_F_DATE | CRM_F_TIME))))
             return CRM_OK;
@@ -1628,6 +1690,19 @@ s_range(req_ctx_t *ctx, const crm_entity_t *e, const char *field, const char *va
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "range '%.60s' is too long", value);
     if (c->n == RECORDS_MAX_TERMS)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "too many ranges");
+    char when_from[40];
+    snprintf(when_from, sizeof when_from, "%.*s", (int)flen, value);
+    if (!s_when_range(e, fd, when_from, dots + 2, &c->lo[c->n], &c->hi[c->n]))
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "'%.40s': '%.60s' is not a range of %s (FROM..TO, either end "
+                              "open: 2026-11-01..2026-11-30%s)",
+                              field, value, (flags & CRM_F_DATE) ? "dates" : "times",
+                              (flags & CRM_F_DATE) ? "" : ", or with a time and zone");
+    if (flags & CRM_F_TIME) { /* compared as instants, whatever zone each end names */
+        c->fd[c->n] = fd;
+        c->numeric[c->n++] = true;
+        return CRM_OK;
+    }
     /* an indexed field: the range is read from its index, not checked record by record */
     char from[40];
     memcpy(from, value, flen);

@@ -389,6 +389,7 @@ report_table_is(const Crm__ReportRequest *r)
 /* What to group by. */
 typedef struct {
     bool month;
+    int64_t offset_ms;                  /* months in the caller's zone: its offset from UTC */
     const ProtobufCFieldDescriptor *fd; /* on the record ... */
     bool on_customer;                   /* ... or on its customer */
     const char *name;
@@ -435,7 +436,7 @@ s_key(const s_by_t *by, const s_table_t *t, const ProtobufCMessage *rec,
     *sort = 0;
     if (by->month) {
         char when[32];
-        crm_record_format_time(crm_record_get_i64(rec, t->date_field), when);
+        crm_record_format_time(crm_record_get_i64(rec, t->date_field) + by->offset_ms, when);
         snprintf(out, 64, "%.7s", when);
         return;
     }
@@ -473,11 +474,12 @@ s_cmp_row(const void *a, const void *b)
 /* since/until on the report's date field; a date as "until" means its whole day */
 static crm_err_t
 s_period(req_ctx_t *ctx, const s_table_t *t, const crm_entity_t *e, const Crm__ReportRequest *r,
-         int64_t *since, int64_t *until, const char **by)
+         int64_t *since, int64_t *until, const char **by, int64_t *offset_ms)
 {
     *since = INT64_MIN;
     *until = INT64_MAX;
     *by = t->default_by;
+    *offset_ms = 0;
     for (size_t i = 0; i < r->n_filters; i++) {
         const char *f = r->filters[i]->field, *v = r->filters[i]->value;
         if (!strcmp(f, "by")) {
@@ -486,10 +488,20 @@ s_period(req_ctx_t *ctx, const s_table_t *t, const crm_entity_t *e, const Crm__R
         }
         if (!strcmp(f, "table"))
             continue;
+        if (!strcmp(f, "utc_offset")) { /* minutes east of UTC: crm sends its user's */
+            char *end = NULL;
+            long m = strtol(v, &end, 10);
+            if (!*v || *end || m < -14 * 60 || m > 14 * 60)
+                return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                      "utc_offset '%.20s': minutes east of UTC, -840 to 840", v);
+            *offset_ms = (int64_t)m * 60000;
+            continue;
+        }
         bool is_since = !strcmp(f, "since");
         if (!is_since && strcmp(f, "until"))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
-                                  "a report takes since, until and by, not '%.40s'", f);
+                                  "a report takes since, until, by and utc_offset, not '%.40s'",
+                                  f);
         ProtobufCMessage *tmp = crm_proto_new(e->desc);
         crm_err_t rc = crm_record_set_text(tmp, crm_record_field(e->desc, t->date_field), v,
                                            true, ctx->errbuf);
@@ -579,12 +591,13 @@ s_run(req_ctx_t *ctx, const s_table_t *t, const Crm__ReportRequest *r)
                      u->department == CRM__DEPARTMENT__MARKETING;
     if (rc != CRM_OK && !aggregate)
         return dispatch_deny(ctx, e->name, "", action);
-    int64_t since, until;
+    int64_t since, until, offset_ms;
     const char *byname;
     s_by_t by;
-    if ((rc = s_period(ctx, t, e, r, &since, &until, &byname)) != CRM_OK ||
+    if ((rc = s_period(ctx, t, e, r, &since, &until, &byname, &offset_ms)) != CRM_OK ||
         (rc = s_by_parse(ctx, e, byname, &by)) != CRM_OK)
         return rc;
+    by.offset_ms = offset_ms;
     if (by.on_customer && authz_kind(u, ce, AUTHZ_READ, ctx->errbuf) != CRM_OK)
         return dispatch_deny(ctx, ce->name, "", action);
     if (!ctx->env->worker)
