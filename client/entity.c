@@ -20,13 +20,14 @@
 static void
 s_local_time(int64_t ms, char *out, size_t n)
 {
-    time_t t = (time_t)(ms / 1000);
+    int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000); /* floor: before 1970 too */
+    time_t t = (time_t)sec;
     struct tm tm;
     localtime_r(&t, &tm);
     int off = (int)(tm.tm_gmtoff / 60), aoff = abs(off) % (24 * 60);
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%.20s.%03d%c%02d:%02d", base, (int)(ms % 1000 + 1000) % 1000,
+    snprintf(out, n, "%.20s.%03d%c%02d:%02d", base, (int)(ms - sec * 1000),
              off < 0 ? '-' : '+', aoff / 60, aoff % 60);
 }
 
@@ -40,7 +41,12 @@ entity_local_time(const char *text, bool last, char *out, size_t n)
     int64_t ms;
     if (!crm_record_parse_time(text, &ms))
         return false;
-    if (last && strlen(text) == 10 && text[4] == '-') { /* a day: its last ms */
+    size_t len = strlen(text);
+    if (last && len == 16 && text[4] == '-') /* a minute without a zone: its last ms */
+        ms += 59999;
+    else if (last && len == 19 && text[4] == '-') /* a second */
+        ms += 999;
+    if (last && len == 10 && text[4] == '-') { /* a day: its last ms */
         time_t t = (time_t)(ms / 1000);
         struct tm tm;
         localtime_r(&t, &tm);

@@ -37,7 +37,8 @@ typedef struct {
 
 /* TEXT, a time as the user types it (local unless it says its zone), as an
    explicit instant with this user's zone into OUT (2026-11-15T00:00:00.000+08:00);
-   with LAST a date alone is its last millisecond. False if TEXT is no time. */
+   with LAST a date, minute or second without a zone is its last millisecond.
+   False if TEXT is no time. */
 bool entity_local_time(const char *text, bool last, char *out, size_t n);
 
 /* Parse a record subcommand's argv (argv[0] is the subcommand). "--FIELD

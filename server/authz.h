@@ -61,9 +61,10 @@ void authz_stamp(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessa
    touch the store itself): CRM_OK, CRM_ERR_NOT_FOUND or a storage error. */
 typedef crm_err_t (*authz_user_fn)(void *arg, const char *name, int *department, int *role);
 /* The policy's REFER rows: a user NEXT names in such a field (set on create,
-   or changed from CUR) belongs to the row's department or is an admin.
+   or changed from CUR) belongs to the row's department or is an admin (a
+   RECORD_DEPT row: the record's own department, unless U is an admin).
    INVALID_ARGUMENT naming the field otherwise. */
-crm_err_t authz_refer(const crm_entity_t *e, const ProtobufCMessage *cur,
+crm_err_t authz_refer(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
                       const ProtobufCMessage *next, authz_user_fn lookup, void *arg,
                       char *errbuf);
 /* The policy's LINK rows: a record of E that names a record of another kind

@@ -850,6 +850,12 @@ store_view_begin(store_t *self)
     return seq;
 }
 
+bool
+store_in_view(void)
+{
+    return t_view_ropts != NULL;
+}
+
 uint64_t
 store_view_seq(void)
 {

@@ -109,6 +109,8 @@ typedef struct store_iter store_iter_t;
    (the snapshot holds at least that much). Not with group reads. */
 uint64_t store_view_begin(store_t *self);
 void store_view_end(store_t *self);
+/* Does this thread read through a view (a snapshot) now? */
+bool store_in_view(void);
 /* The sequence number store_view_begin() returned on this thread. */
 uint64_t store_view_seq(void);
 /* A BLAKE2b digest of every key and value of every column family, as this

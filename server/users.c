@@ -64,7 +64,9 @@ s_group_get_by_name(store_group_t *g, const char *name, Crm__User **out)
    spares the store's read, not the decode. An entry holds while no write to
    the users column family has landed since it was read (store_cf_changes,
    taken before the read), so a disabled, removed or rotated user is seen
-   at once, as without it. */
+   at once, as without it. A thread reading through a view (a worker's
+   snapshot) neither uses nor fills it: what it reads may be older than the
+   count says. */
 #define USERS_CACHED 32
 #define USERS_CACHED_BYTES 384
 static _Thread_local struct {
@@ -93,7 +95,8 @@ users_get_by_name(store_t *store, const char *name, Crm__User **out)
     uint64_t changes = store_cf_changes(STORE_CF_USERS);
     size_t nlen = strlen(name);
     unsigned slot = s_cache_slot(name);
-    if (s_cached[slot].store == store && s_cached[slot].changes == changes &&
+    bool cached = !store_in_view();
+    if (cached && s_cached[slot].store == store && s_cached[slot].changes == changes &&
         nlen <= USERS_NAME_MAX && !memcmp(s_cached[slot].name, name, nlen + 1)) {
         val.data = (char *)s_cached[slot].packed;
         val.len = s_cached[slot].len;
@@ -102,7 +105,7 @@ users_get_by_name(store_t *store, const char *name, Crm__User **out)
     crm_err_t rc = store_get(store, STORE_CF_USERS, key, s_name_key(name, key), &val);
     if (rc == CRM_OK)
         rc = s_decode(&val, out);
-    if (rc == CRM_OK && nlen <= USERS_NAME_MAX && val.len <= USERS_CACHED_BYTES) {
+    if (cached && rc == CRM_OK && nlen <= USERS_NAME_MAX && val.len <= USERS_CACHED_BYTES) {
         s_cached[slot].store = store;
         s_cached[slot].changes = changes;
         memcpy(s_cached[slot].name, name, nlen + 1);

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
-start_with_users "sa sales staff" "sm sales manager" "ps support staff" "ps2 support staff" "pm support manager" "mk marketing staff" "mm marketing manager"
+start_with_users "sa sales staff" "sm sales manager" "ps support staff" "ps2 support staff" "pm support manager" "mk marketing staff" "mm marketing manager" "sad sales admin"
 verdict() { if [ "$RC" -eq 0 ]; then echo allow; elif contains "$ERR" PERMISSION_DENIED; then echo deny; else echo "error($RC: $ERR)"; fi; }
 future() { date -u -d "+$1" +%Y-%m-%dT%H:%M:%SZ; }
 
@@ -235,6 +235,8 @@ as pm task add --title 交给客服 --assignee ps
 expect "a support manager gives one to support staff" test "$RC" -eq 0
 as admin task add --title 管理员的 --assignee mk
 expect "an admin's task (no department) names anyone" test "$RC" -eq 0
+as sad task add --title 管理员的 --assignee ps
+expect "... and so does one of an admin with a department" test "$RC" -eq 0
 
 # ---- what naming a ticket takes (the policy's LINK rows): no writes or probes through a link ----
 for u in mk sa; do

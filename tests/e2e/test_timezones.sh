@@ -36,6 +36,17 @@ expect "a local time as an open range's start" test -z "$(ids)"
 sh sa order list --ordered-at ..2026-10-01
 expect "a date alone as an open range's end: that whole day" test "$(ids)" = "$O2"
 
+sh sa order list --ordered-at ..'2026-10-01 05:00'
+expect "a minute as TO is that whole minute" test "$(ids)" = "$O2"
+
+# an unset time (a customer who never ordered) is in no range, open or not
+sh sa customer add --name 未下单 --phone 13800005678; C2=${OUT#created customer }
+sh sa customer list --last-order-at ..2099-12-31
+expect "a customer without an order did not order before any day" \
+    bash -c "grep -q '^$C ' <<<\"\$0\" && ! grep -q '^$C2 ' <<<\"\$0\"" "$OUT"
+sh sa customer list --last-order-at 1960-01-01..
+expect "... nor after one" bash -c "grep -q '^$C ' <<<\"\$0\" && ! grep -q '^$C2 ' <<<\"\$0\"" "$OUT"
+
 sh sm report sales --no-chart
 expect "report months are the user's: 1 October 05:00 in Shanghai is October" \
     bash -c "grep -qE '^2026-10 +1 ' <<<\"\$0\" && ! grep -q '^2026-09' <<<\"\$0\"" "$OUT"

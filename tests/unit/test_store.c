@@ -862,21 +862,63 @@ typedef struct {
     int version;
 } s_user_read_t;
 
-static void *
-s_read_alice(void *arg)
+static void
+s_read_alice(s_user_read_t *a)
 {
-    s_user_read_t *a = arg;
     Crm__User *u = NULL;
     assert_int_equal(users_get_by_name(a->st, "alice", &u), CRM_OK);
     a->enabled = u->enabled;
     a->version = (int)u->version;
     users_free(&u);
+}
+
+/* A reader thread that keeps its cache between reads: it reads when told to
+   (go), and says when it has (done). */
+typedef struct {
+    s_user_read_t r;
+    int reads_wanted;
+    int go[2], done[2]; /* pipes */
+} s_reader_t;
+
+static void *
+s_reader(void *arg)
+{
+    s_reader_t *a = arg;
+    char c;
+    for (int i = 0; i < a->reads_wanted; i++) {
+        assert_int_equal(read(a->go[0], &c, 1), 1);
+        s_read_alice(&a->r);
+        assert_int_equal(write(a->done[1], "x", 1), 1);
+    }
     return NULL;
 }
 
+static void
+s_reader_read(s_reader_t *a)
+{
+    char c;
+    assert_int_equal(write(a->go[1], "x", 1), 1);
+    assert_int_equal(read(a->done[0], &c, 1), 1);
+}
+
+static void
+s_set_alice(store_t *st, store_group_t *g, bool enabled)
+{
+    char errbuf[CRM_ERRBUF];
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"root";
+    actor.role = CRM__ROLE__ADMIN;
+    Crm__UserRequest r = CRM__USER_REQUEST__INIT;
+    r.name = (char *)"alice";
+    r.set_enabled = true;
+    r.enabled = enabled;
+    assert_int_equal(users_apply(st, g, &actor, USERS_SET, &r, NULL, errbuf), CRM_OK);
+}
+
 /* User records are kept per thread as last read (users_get_by_name): a change
-   that lands is seen at once by every thread, on this store and on a replica
-   that applies it, and a cached record is never another store's. */
+   that lands is seen at once by every thread - one that read her before too -
+   on this store and on a replica that applies it; a read through a snapshot
+   neither uses nor fills the copy; a copy is never another store's. */
 static void
 test_store_users_cached(void **state)
 {
@@ -899,47 +941,69 @@ test_store_users_cached(void **state)
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     store_t *rep = s_replica_of(st, &rdir);
 
-    s_user_read_t here = {st, false, 0}, there = {st, false, 0}, on_rep = {rep, false, 0};
+    s_user_read_t here = {st, false, 0}, on_rep = {rep, false, 0};
+    s_reader_t there = {{st, false, 0}, 3, {-1, -1}, {-1, -1}};
+    assert_int_equal(pipe(there.go), 0);
+    assert_int_equal(pipe(there.done), 0);
     pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_reader, &there), 0);
     for (int round = 0; round < 2; round++) { /* the second round reads what was kept */
         s_read_alice(&here);
-        assert_int_equal(pthread_create(&th, NULL, s_read_alice, &there), 0);
-        assert_int_equal(pthread_join(th, NULL), 0);
         s_read_alice(&on_rep);
-        assert_true(here.enabled && there.enabled && on_rep.enabled);
+        assert_true(here.enabled && on_rep.enabled);
         assert_int_equal(here.version, 1);
     }
+    s_reader_read(&there); /* the other thread has her too */
+    assert_true(there.r.enabled);
+
     /* disabled by an admin: seen by every thread once it has landed */
-    Crm__UserRequest off = CRM__USER_REQUEST__INIT;
-    off.name = (char *)"alice";
-    off.set_enabled = true;
-    off.enabled = false;
-    assert_int_equal(users_apply(st, g, &actor, USERS_SET, &off, NULL, errbuf), CRM_OK);
+    s_set_alice(st, g, false);
     s_read_alice(&here); /* staged only: the store still has her enabled */
     assert_true(here.enabled);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     s_read_alice(&here);
     assert_false(here.enabled);
     assert_int_equal(here.version, 2);
-    assert_int_equal(pthread_create(&th, NULL, s_read_alice, &there), 0);
+    s_reader_read(&there);
+    assert_false(there.r.enabled);
+
+    /* through a snapshot taken before a change: the old record, and not kept */
+    store_view_begin(st);
+    s_set_alice(st, g, true);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_read_alice(&here);
+    assert_false(here.enabled); /* as of the snapshot */
+    store_view_end(st);
+    s_read_alice(&here);
+    assert_true(here.enabled); /* as of now: the snapshot's read was not kept */
+    assert_int_equal(here.version, 3);
+    s_reader_read(&there);
+    assert_true(there.r.enabled);
     assert_int_equal(pthread_join(th, NULL), 0);
-    assert_false(there.enabled);
-    /* the replica: what it read is kept until the primary's batch is applied */
+
+    /* the replica: what it read is kept until the primary's batches are applied */
     s_read_alice(&on_rep);
-    assert_true(on_rep.enabled);
+    assert_true(on_rep.enabled && on_rep.version == 1);
     s_batches_t b = {0};
     bool too_old = false;
     uint64_t oldest = 0;
     assert_int_equal(store_wal_read(st, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
                                     &too_old, &oldest, errbuf),
                      CRM_OK);
-    for (size_t i = 0; i < b.n; i++)
-        assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(store_wal_apply(rep, b.seq[0], b.data[0], b.len[0], errbuf), CRM_OK);
     s_read_alice(&on_rep);
-    assert_false(on_rep.enabled);
+    assert_false(on_rep.enabled); /* the disable */
+    assert_int_equal(store_wal_apply(rep, b.seq[1], b.data[1], b.len[1], errbuf), CRM_OK);
+    s_read_alice(&on_rep);
+    assert_true(on_rep.enabled && on_rep.version == 3);
     /* a store opened where another was: nothing of the old one's is kept */
     store_group_destroy(&g);
     s_pair_close(&st, dir, &rep, rdir, &b);
+    for (int i = 0; i < 2; i++) {
+        close(there.go[i]);
+        close(there.done[i]);
+    }
     dir = s_new_store(&st);
     Crm__User *none = NULL;
     assert_int_equal(users_get_by_name(st, "alice", &none), CRM_ERR_NOT_FOUND);
