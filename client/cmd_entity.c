@@ -976,6 +976,9 @@ s_merge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             mr.keep = argv[i];
         } else if (argv[i][0] != '-' && mr.n_others < 64) {
             others[mr.n_others++] = argv[i];
+        } else if (argv[i][0] != '-') {
+            fprintf(stderr, "crm customer merge: merge 1 to 50 customers into one at a time\n");
+            return EXIT_USAGE;
         } else {
             fprintf(stderr, "usage: crm customer merge KEEP OTHER... [--take FIELD=ID]...\n");
             return EXIT_USAGE;

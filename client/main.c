@@ -256,7 +256,8 @@ main(int argc, char **argv)
             char *end = NULL;
             double secs = strtod(optarg, &end);
             if (!*optarg || *end || secs <= 0 || secs > 3600) {
-                fprintf(stderr, "crm: --timeout needs seconds between 0 and 3600, not '%s'\n",
+                fprintf(stderr,
+                        "crm: --timeout needs seconds, more than 0 and at most 3600, not '%s'\n",
                         optarg);
                 rc = EXIT_USAGE;
                 goto done;

@@ -1049,6 +1049,21 @@ s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, ch
     s_trim(v, fd);
     char *s = *v;
     size_t len = strlen(s);
+    /* invisible characters out of one-line text (free text keeps what it was given) */
+    if (!(flags & CRM_F_MULTILINE) && strpbrk(s, "\xc2\xd8\xe1\xe2\xef") && /* lead bytes */
+        crm_utf8_valid(s, len, NULL)) {
+        char *copy = crm_proto_strdup(s);
+        if (crm_utf8_strip_invisible(copy)) {
+            if (s != fd->default_value)
+                crm_proto_release(s);
+            *v = copy;
+            s_trim(v, fd);
+            s = *v;
+            len = strlen(s);
+        } else {
+            crm_proto_release(copy);
+        }
+    }
     if (rule && rule->max_len && len > rule->max_len) {
         snprintf(errbuf, CRM_ERRBUF, "field '%s' is too long (%zu bytes, at most %u)", fd->name,
                  len, rule->max_len);

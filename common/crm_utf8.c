@@ -15,6 +15,36 @@ crm_utf8_is_control(int cp)
 }
 
 bool
+crm_utf8_is_invisible(int cp)
+{
+    return cp == 0x00ad || cp == 0x061c || cp == 0x180e || cp == 0x200b || cp == 0x200e ||
+           cp == 0x200f || (cp >= 0x2060 && cp <= 0x2064) || cp == 0xfeff;
+}
+
+size_t
+crm_utf8_strip_invisible(char *s)
+{
+    size_t len = strlen(s), i = 0, o = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) { /* not reached for valid UTF-8: keep the rest as it is */
+            memmove(s + o, s + i, len - i);
+            o += len - i;
+            break;
+        }
+        if (!crm_utf8_is_invisible(cp)) {
+            memmove(s + o, s + i, (size_t)n);
+            o += (size_t)n;
+        }
+        i += (size_t)n;
+    }
+    s[o] = '\0';
+    return len - o;
+}
+
+bool
 crm_utf8_text_ok(const char *s, size_t len, crm_text_t kind, size_t *bad_offset, int *bad_cp)
 {
     size_t i = 0;

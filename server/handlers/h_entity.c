@@ -1399,7 +1399,8 @@ static bool
 s_customer_stale(const ProtobufCMessage *m, int64_t now, int64_t arg)
 {
     const Crm__Customer *c = (const Crm__Customer *)m;
-    return c->last_contact_at < now - arg * 24 * 3600 * 1000;
+    /* never contacted is stale at any N (N days before 1970 included) */
+    return c->last_contact_at == 0 || c->last_contact_at < now - arg * 24 * 3600 * 1000;
 }
 
 static bool
@@ -1446,6 +1447,22 @@ static const struct {
     {"customer", "unowned", s_customer_unowned, "no owner: the pool sales may claim from", NULL,
      NULL},
 };
+
+/* The N of a view NAME:N, if VALUE has one: a whole number 0..36500 (days,
+   or hours for overdue). False if what follows ':' is anything else. */
+static bool
+s_view_arg(const char *value, long long *arg)
+{
+    const char *colon = strchr(value, ':');
+    *arg = 0;
+    if (!colon)
+        return true;
+    const char *d = colon + 1;
+    if (!*d || strlen(d) > 5 || strspn(d, "0123456789") != strlen(d))
+        return false;
+    *arg = atoll(d);
+    return *arg <= 36500;
+}
 
 /* A list's checks on each candidate: ranges ("FROM..TO", either end may be
    empty) compared on the field's text, which sorts for dates and times, and
@@ -1627,10 +1644,18 @@ entity_filter_check(const crm_entity_t *e, const char *field, const char *value,
     const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, field);
     if (!strcmp(field, "view")) {
         size_t len = strcspn(value, ":");
+        long long arg;
         for (size_t k = 0; k < sizeof s_views / sizeof s_views[0]; k++)
             if (!strcmp(s_views[k].kind, e->name) && !strncmp(s_views[k].name, value, len) &&
-                !s_views[k].name[len])
-                return CRM_OK;
+                !s_views[k].name[len]) {
+                if (s_view_arg(value, &arg))
+                    return CRM_OK;
+                snprintf(errbuf, CRM_ERRBUF,
+                         "view '%.40s': after ':' give a whole number, 0 to 36500 (days; hours "
+                         "for overdue)",
+                         value);
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
         snprintf(errbuf, CRM_ERRBUF, "unknown view '%.40s' of %s records", value, e->name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
@@ -1819,9 +1844,16 @@ h_entity_list(req_ctx_t *ctx)
                 nterms++;
                 continue;
             }
-            long long arg = colon ? strtoll(colon + 1, NULL, 10) : 0;
+            long long arg;
+            if (!s_view_arg(value, &arg)) {
+                rc = dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                    "view '%.40s': after ':' give a whole number, 0 to 36500 "
+                                    "(days; hours for overdue)",
+                                    value);
+                goto cleanup;
+            }
             checks.view[checks.nviews] = s_views[k].fn;
-            checks.view_arg[checks.nviews++] = arg < 0 ? 0 : arg > 36500 ? 36500 : arg;
+            checks.view_arg[checks.nviews++] = arg;
             continue;
         }
         if (strstr(value, "..")) {

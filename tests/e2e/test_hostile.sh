@@ -165,6 +165,19 @@ expect "a frame that does not decode is answered with its id: $OUT" test "$RC" -
 RC=0; OUT=$("$PROBE" oversize "$EP_main" "$T/data/admin.enroll" 200000 2>&1) || RC=$?
 expect "beyond twice the limit libzmq still drops the frame" test "$RC" -eq 0
 
+# Invisible characters (zero-width space, word joiner, BOM, soft hyphen, direction marks) are
+# removed from one-line text: a pasted "李<U+200B>娜" is 李娜 - found by search and show, and
+# a likely duplicate of the 李娜 at the same company
+c customer add --name 李娜 --company 零宽公司 --phone 13700001111; ZW1=${OUT#created customer }
+c customer add --name $'李\u200b娜' --company $'零宽\u2060公司'
+expect "an invisible character does not make a new name: a likely duplicate" \
+    contains "$ERR" "likely a duplicate of customer $ZW1"
+c customer add --name $'\ufeff李\u200b娜\u00ad' --company 零宽公司 --allow-duplicate; ZW2=${OUT#created customer }
+c --json customer show "$ZW2"
+expect "... stored without them" test "$(field record.name)" = 李娜
+c customer search 李娜
+expect "... and found by search" contains "$OUT" "$ZW2"
+
 # crm import sizes its batches by bytes too: 600 wide rows (~4.7 kB each: 25 of them, a
 # batch by count, would be ~117 kB, far over the 64 kB limit) all arrive
 python3 - "$T/wide.csv" <<'PY'

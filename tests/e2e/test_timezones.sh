@@ -2,7 +2,7 @@
 # time zone, every input accepts an offset): a day in a filter, a report's --since/--until
 # and its months are the user's local ones, in Shanghai (UTC+8) and in Los Angeles (UTC-8 in
 # November), whatever zone the server runs in; an explicit offset is honoured; a range
-# whose ends are no dates or times is refused, saying so.
+# whose ends are no dates or times is refused, saying so; so is a view's N that is no number.
 source "$(dirname "$0")/lib.sh"
 
 start_with_users "sa sales staff" "sm sales manager"
@@ -46,6 +46,16 @@ expect "a customer without an order did not order before any day" \
     bash -c "grep -q '^$C ' <<<\"\$0\" && ! grep -q '^$C2 ' <<<\"\$0\"" "$OUT"
 sh sa customer list --last-order-at 1960-01-01..
 expect "... nor after one" bash -c "grep -q '^$C ' <<<\"\$0\" && ! grep -q '^$C2 ' <<<\"\$0\"" "$OUT"
+
+# views by days: never contacted is stale at any N; an N that is no number is an error
+sh sa customer list --view stale:25000
+expect "a customer never contacted is stale even over 25,000 days (before 1970)" \
+    grep -q "^$C2 " <<<"$OUT"
+for bad in stale:abc stale:-5 stale: no-order:x stale:99999; do
+    sh sa customer list --view "$bad"
+    expect "--view $bad is refused, saying so" \
+        bash -c "[ $RC -ne 0 ] && grep -q 'give a whole number' <<<\"\$0\"" "$ERR"
+done
 
 sh sm report sales --no-chart
 expect "report months are the user's: 1 October 05:00 in Shanghai is October" \

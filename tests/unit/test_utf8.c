@@ -12,6 +12,33 @@ test_utf8_valid_text(void **state)
     assert_int_equal(crm_utf8_length("张伟", strlen("张伟")), 2);
 }
 
+/* Invisible characters go; zero-width joiners (emoji, scripts) and visible text stay. */
+static void
+test_utf8_strip_invisible(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"\u674e\u200b\u5a1c", "\u674e\u5a1c"},             /* 李<ZWSP>娜 */
+        {"\ufeffAcme\u2060 Ltd\u00ad", "Acme Ltd"},           /* BOM, word joiner, soft hyphen */
+        {"\u200eabc\u200f\u061c", "abc"},                     /* direction marks */
+        {"a\u200db", "a\u200db"},                              /* ZWJ stays */
+        {"\u2014\u2026 \u00e9", "\u2014\u2026 \u00e9"},     /* dash, ellipsis, é: visible */
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        size_t removed = crm_utf8_strip_invisible(buf);
+        assert_string_equal(buf, cases[i].out);
+        assert_int_equal(removed, strlen(cases[i].in) - strlen(cases[i].out));
+    }
+    assert_true(crm_utf8_is_invisible(0x200b));
+    assert_false(crm_utf8_is_invisible(0x200d));
+    assert_false(crm_utf8_is_invisible('a'));
+}
+
 static void
 test_utf8_rejects_bad_bytes(void **state)
 {
@@ -130,6 +157,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid_text),
         cmocka_unit_test(test_utf8_rejects_bad_bytes),
+        cmocka_unit_test(test_utf8_strip_invisible),
         cmocka_unit_test(test_utf8_width),
         cmocka_unit_test(test_utf8_text_controls),
         cmocka_unit_test(test_utf8_has_visible),
