@@ -279,8 +279,17 @@ for try in 1 2 3; do
     [ "$RC2" -eq 0 ] && [ "${worst:-99999}" -lt $((30 * SLOW)) ] && break
 done
 expect "the import ran" grep -qE "imported [1-9][0-9]* customer records" <<<"$OUT"
-expect "a ping during it is answered within $((30 * SLOW)) ms (slowest ${worst} ms)" \
-    test "$RC2" -eq 0 -a "${worst:-99999}" -lt $((30 * SLOW))
+# The bound is judged in the optimized and AddressSanitizer builds. Under ThreadSanitizer
+# the same section runs (for races) and prints its figure: in one CI run all three tries
+# took 187-191 ms while the pingunder above took 354 ms then 11 ms, and runs by hand of the
+# same binaries took 22-24 ms - the Tsan phase's stalls, not the import's.
+if [ "$SLOW" -le 2 ]; then
+    expect "a ping during it is answered within $((30 * SLOW)) ms (slowest ${worst} ms)" \
+        test "$RC2" -eq 0 -a "${worst:-99999}" -lt $((30 * SLOW))
+else
+    expect "pings during it are answered (slowest ${worst} ms; not judged under TSan)" \
+        test "$RC2" -eq 0
+fi
 
 # A delete or merge that would carry more than 5,000 records in one change is refused before
 # anything is read or staged: it used to stage them all first (pings behind it: 94-103 ms).
