@@ -696,17 +696,28 @@ records_query_budget(store_t *store, store_group_t *g, const crm_entity_t *e,
     return rc;
 }
 
-crm_err_t
-records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const char *parent_id,
-                 uint64_t after, size_t limit, uint64_t *ids, size_t *count, bool *more)
+/* The parent index of kind E, and the prefix of PARENT_ID's entries in it into KEY
+   (KEY_MAX + 16 bytes); returns the prefix's length. */
+static size_t
+s_parent_prefix(const crm_entity_t *e, const char *parent_id, char *key,
+                const crm_index_t **idx_out)
 {
     const crm_index_t *idx = NULL;
     for (const crm_index_t *i = e->indexes; i->field; i++)
         if (i->kind == CRM_IDX_PARENT)
             idx = i;
     CRM_ASSERT(idx != NULL);
+    *idx_out = idx;
+    return s_term_prefix(e, idx->tag, parent_id, strlen(parent_id), key);
+}
+
+crm_err_t
+records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const char *parent_id,
+                 uint64_t after, size_t limit, uint64_t *ids, size_t *count, bool *more)
+{
+    const crm_index_t *idx;
     char key[KEY_MAX + 16];
-    size_t plen = s_term_prefix(e, idx->tag, parent_id, strlen(parent_id), key);
+    size_t plen = s_parent_prefix(e, parent_id, key, &idx);
     size_t klen = plen;
     *count = 0;
     *more = false;
@@ -741,13 +752,9 @@ records_children(store_t *store, store_group_t *g, const crm_entity_t *e, const 
 size_t
 records_count_children(store_t *store, const crm_entity_t *e, const char *parent_id, size_t max)
 {
-    const crm_index_t *idx = NULL;
-    for (const crm_index_t *i = e->indexes; i->field; i++)
-        if (i->kind == CRM_IDX_PARENT)
-            idx = i;
-    CRM_ASSERT(idx != NULL);
+    const crm_index_t *idx;
     char key[KEY_MAX + 16];
-    size_t plen = s_term_prefix(e, idx->tag, parent_id, strlen(parent_id), key), n = 0;
+    size_t plen = s_parent_prefix(e, parent_id, key, &idx), n = 0;
     store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
     for (store_iter_seek(it, key, plen); store_iter_valid(it) && n <= max; store_iter_next(it)) {
         size_t kl;

@@ -462,16 +462,11 @@ test_store_read_errors_per_thread(void **state)
     free(dir);
 }
 
+/* User alice (sales staff, key PUB) added by root and committed. */
 static void
-test_store_users(void **state)
+s_add_alice(store_t *st, store_group_t *g, uint8_t pub[32])
 {
-    (void)state;
-    store_t *st = NULL;
-    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
-    store_group_t *g = store_group_new(st);
-    uint8_t pub[32], other[32];
-    randombytes_buf(pub, sizeof pub);
-    randombytes_buf(other, sizeof other);
+    char errbuf[CRM_ERRBUF];
     Crm__User actor = CRM__USER__INIT;
     actor.name = (char *)"root";
     actor.role = CRM__ROLE__ADMIN;
@@ -483,6 +478,28 @@ test_store_users(void **state)
     u.public_key.len = 32;
     assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf), CRM_OK);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+}
+
+static void
+test_store_users(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    uint8_t pub[32], other[32];
+    randombytes_buf(pub, sizeof pub);
+    randombytes_buf(other, sizeof other);
+    s_add_alice(st, g, pub);
+    Crm__User actor = CRM__USER__INIT;
+    actor.name = (char *)"root";
+    actor.role = CRM__ROLE__ADMIN;
+    Crm__UserRequest u = CRM__USER_REQUEST__INIT;
+    u.name = (char *)"alice";
+    u.department = CRM__DEPARTMENT__SALES;
+    u.role = CRM__ROLE__STAFF;
+    u.public_key.data = pub;
+    u.public_key.len = 32;
     /* same name again */
     u.public_key.data = other;
     assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
@@ -928,17 +945,7 @@ test_store_users_cached(void **state)
     store_group_t *g = store_group_new(st);
     uint8_t pub[32];
     randombytes_buf(pub, sizeof pub);
-    Crm__User actor = CRM__USER__INIT;
-    actor.name = (char *)"root";
-    actor.role = CRM__ROLE__ADMIN;
-    Crm__UserRequest u = CRM__USER_REQUEST__INIT;
-    u.name = (char *)"alice";
-    u.department = CRM__DEPARTMENT__SALES;
-    u.role = CRM__ROLE__STAFF;
-    u.public_key.data = pub;
-    u.public_key.len = 32;
-    assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf), CRM_OK);
-    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_add_alice(st, g, pub);
     store_t *rep = s_replica_of(st, &rdir);
 
     s_user_read_t here = {st, false, 0}, on_rep = {rep, false, 0};
