@@ -462,20 +462,36 @@ test_store_read_errors_per_thread(void **state)
     free(dir);
 }
 
-/* User alice (sales staff, key PUB) added by root and committed. */
-static void
-s_add_alice(store_t *st, store_group_t *g, uint8_t pub[32])
+/* The admin 'root', who makes the users of these tests. */
+static Crm__User
+s_root(void)
 {
-    char errbuf[CRM_ERRBUF];
     Crm__User actor = CRM__USER__INIT;
     actor.name = (char *)"root";
     actor.role = CRM__ROLE__ADMIN;
+    return actor;
+}
+
+/* A request for user alice, sales staff, with key PUB. */
+static Crm__UserRequest
+s_alice(uint8_t pub[32])
+{
     Crm__UserRequest u = CRM__USER_REQUEST__INIT;
     u.name = (char *)"alice";
     u.department = CRM__DEPARTMENT__SALES;
     u.role = CRM__ROLE__STAFF;
     u.public_key.data = pub;
     u.public_key.len = 32;
+    return u;
+}
+
+/* User alice added by root and committed. */
+static void
+s_add_alice(store_t *st, store_group_t *g, uint8_t pub[32])
+{
+    char errbuf[CRM_ERRBUF];
+    Crm__User actor = s_root();
+    Crm__UserRequest u = s_alice(pub);
     assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf), CRM_OK);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
 }
@@ -491,15 +507,8 @@ test_store_users(void **state)
     randombytes_buf(pub, sizeof pub);
     randombytes_buf(other, sizeof other);
     s_add_alice(st, g, pub);
-    Crm__User actor = CRM__USER__INIT;
-    actor.name = (char *)"root";
-    actor.role = CRM__ROLE__ADMIN;
-    Crm__UserRequest u = CRM__USER_REQUEST__INIT;
-    u.name = (char *)"alice";
-    u.department = CRM__DEPARTMENT__SALES;
-    u.role = CRM__ROLE__STAFF;
-    u.public_key.data = pub;
-    u.public_key.len = 32;
+    Crm__User actor = s_root();
+    Crm__UserRequest u = s_alice(pub);
     /* same name again */
     u.public_key.data = other;
     assert_int_equal(users_apply(st, g, &actor, USERS_ADD, &u, NULL, errbuf),
@@ -922,9 +931,7 @@ static void
 s_set_alice(store_t *st, store_group_t *g, bool enabled)
 {
     char errbuf[CRM_ERRBUF];
-    Crm__User actor = CRM__USER__INIT;
-    actor.name = (char *)"root";
-    actor.role = CRM__ROLE__ADMIN;
+    Crm__User actor = s_root();
     Crm__UserRequest r = CRM__USER_REQUEST__INIT;
     r.name = (char *)"alice";
     r.set_enabled = true;
