@@ -701,15 +701,13 @@ s_import_csv(s_import_t *im)
 }
 
 /* Set FD of REC from one JSON value. E is NULL inside a sub-message (an
-   order line), where a time is a part named "at" or "..._at". */
+   order line, a refund). */
 static bool
 s_set_json(const crm_entity_t *e, ProtobufCMessage *rec, const ProtobufCFieldDescriptor *fd,
            json_t *v, char *errbuf)
 {
-    size_t nl = strlen(fd->name);
     bool is_time = e ? (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0
-                     : fd->type == PROTOBUF_C_TYPE_INT64 &&
-                           (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
+                     : crm_entity_is_time(rec->descriptor, fd);
     char num[32];
     if (json_is_null(v))
         return true;

@@ -202,8 +202,8 @@ s_print_event(cli_ctx_t *ctx, const Crm__Event *ev)
 {
     char when[40];
     if (ctx->json) {
-        printf("{\"seq\":%llu,\"time\":%lld,\"actor\":", (unsigned long long)ev->seq,
-               (long long)ev->time);
+        out_time(ev->time, OUT_TIME_RFC3339, when);
+        printf("{\"seq\":%llu,\"time\":\"%s\",\"actor\":", (unsigned long long)ev->seq, when);
         out_json_str(stdout, ev->actor);
         printf(",\"commit_us\":%lld,\"parts\":[", (long long)ev->commit_us);
         for (size_t i = 0; i < ev->n_parts; i++) {

@@ -225,16 +225,11 @@ out_json_str(FILE *f, const char *s)
 
 static void s_json_message(FILE *f, const ProtobufCMessage *msg);
 
-/* True if FD of a record of D holds a time (the entity table's CRM_F_TIME). */
+/* True if FD of a message of D holds one time (not a list of them). */
 static bool
 s_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd)
 {
-    if (fd->type != PROTOBUF_C_TYPE_INT64 || fd->label == PROTOBUF_C_LABEL_REPEATED)
-        return false;
-    for (const crm_entity_t *e = crm_entity_all(); e->name; e++)
-        if (e->desc == d)
-            return (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
-    return false;
+    return fd->label != PROTOBUF_C_LABEL_REPEATED && crm_entity_is_time(d, fd);
 }
 
 void

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <threads.h>
 
+#include "crm.pb-c.h"
 #include "entities.pb-c.h"
 
 /* The six fields every kind shares, managed by the server. */
@@ -377,6 +378,40 @@ crm_entity_flags_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd)
 {
     const crm_rule_t *r = crm_entity_rule_of(e, fd);
     return r ? r->flags : 0;
+}
+
+/* The times of messages that are no entity kind: each shown and read like an entity's
+   CRM_F_TIME field (RFC 3339 in --json, a date-time in exports and imports). */
+static const struct {
+    const ProtobufCMessageDescriptor *desc;
+    const char *field;
+} s_other_times[] = {
+    {&crm__refund__descriptor, "at"},
+    {&crm__user__descriptor, "created_at"},
+    {&crm__user__descriptor, "updated_at"},
+    {&crm__change__descriptor, "time"},
+    {&crm__audit_entry__descriptor, "time"},
+    {&crm__binned__descriptor, "deleted_at"},
+    {&crm__event__descriptor, "time"},
+    {&crm__ping_reply__descriptor, "server_time"},
+    {&crm__backup_info__descriptor, "time"},
+    {&crm__backup_reply__descriptor, "started"},
+    {&crm__backup_reply__descriptor, "last_error_time"},
+    {&crm__backup_reply__descriptor, "next_scheduled"},
+};
+
+bool
+crm_entity_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->type != PROTOBUF_C_TYPE_INT64)
+        return false;
+    for (const crm_entity_t *e = s_entities; e->name; e++)
+        if (e->desc == d)
+            return (crm_entity_flags_of(e, fd) & CRM_F_TIME) != 0;
+    for (size_t i = 0; i < sizeof s_other_times / sizeof s_other_times[0]; i++)
+        if (s_other_times[i].desc == d && !strcmp(s_other_times[i].field, fd->name))
+            return true;
+    return false;
 }
 
 const char *

@@ -13,6 +13,7 @@
 #ifndef CRM_ENTITY_H
 #define CRM_ENTITY_H
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -114,6 +115,10 @@ const crm_rule_t *crm_entity_rule(const crm_entity_t *e, const char *field);
    other descriptor is looked up by name). */
 unsigned crm_entity_flags_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd);
 const crm_rule_t *crm_entity_rule_of(const crm_entity_t *e, const ProtobufCFieldDescriptor *fd);
+/* True if FD of a message of D holds a time (ms since the epoch), shown and read as a
+   date-time: an entity's field with CRM_F_TIME, or a time of another message the client
+   prints or reads (a refund's, an audit entry's, an event's; a table in crm_entity.c). */
+bool crm_entity_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *fd);
 /* The first field whose rule has FLAG (e.g. CRM_F_OWNER), or NULL. */
 const char *crm_entity_field_with(const crm_entity_t *e, unsigned flag);
 /* The index on FIELD, or NULL. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "crm_entity.h"
 #include "crm_proto.h"
 #include "crm_utf8.h"
 #include "entities.pb-c.h"
@@ -541,10 +542,7 @@ s_parse_pairs(ProtobufCMessage *sub, const ProtobufCFieldDescriptor *outer, cons
         }
         char *val = strndup(v, (size_t)(end - v));
         CRM_ASSERT_ALLOC(val);
-        size_t nl = strlen(fd->name);
-        bool is_time = fd->type == PROTOBUF_C_TYPE_INT64 &&
-                       (!strcmp(fd->name, "at") || (nl > 3 && !strcmp(fd->name + nl - 3, "_at")));
-        crm_err_t rc = crm_record_set_text(sub, fd, val, is_time, errbuf);
+        crm_err_t rc = crm_record_set_text(sub, fd, val, crm_entity_is_time(d, fd), errbuf);
         free(val);
         if (rc != CRM_OK)
             return rc;
@@ -821,11 +819,7 @@ s_format_one(s_sb_t *sb, const ProtobufCFieldDescriptor *fd, const void *p, bool
                 const ProtobufCFieldDescriptor *sf = &sub->fields[i];
                 if (!crm_record_is_set(e, sf))
                     continue;
-                size_t nl = strlen(sf->name);
-                bool sub_time = sf->type == PROTOBUF_C_TYPE_INT64 &&
-                                (!strcmp(sf->name, "at") ||
-                                 (nl > 3 && !strcmp(sf->name + nl - 3, "_at")));
-                char *v = crm_record_format(e, sf, sub_time, human);
+                char *v = crm_record_format(e, sf, crm_entity_is_time(sub, sf), human);
                 s_sb_add(sb, first ? "" : ",");
                 s_sb_add(sb, sf->name);
                 s_sb_add(sb, "=");

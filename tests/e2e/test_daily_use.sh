@@ -167,6 +167,42 @@ expect "RFC 3339 times with offsets import back" test "$RC" -eq 0
 RC=0; "$CRM_CLI/crm" --config "$T/b/admin.enroll" --server "$EP_b" --json activity list c2 >"$T/o" 2>&1 || RC=$?
 expect "... as the same moments" test "$(grep -c '"occurred_at":"2026-11-29T01:00:00Z"' "$T/o")" -eq 3
 stop_server b
+# every time --json prints is RFC 3339 with the user's offset, whatever message holds it: a
+# record's, a refund's inside an order, an audit entry's, an event's in watch, a deleted
+# record's (they were integers outside the records: a refund's "at", audit and watch "time")
+tz Asia/Shanghai order add c2 --line 'sku=T,quantity=1,unit_price=10'; TO=${OUT#created order }
+tz Asia/Shanghai order refund "$TO" --amount 3 --reason 测试
+tz Asia/Shanghai customer add --name 删除我; TD=${OUT#created customer }
+tz Asia/Shanghai customer delete "$TD" --yes
+: >"$T/times.jsonl"
+for cmd in "order show $TO" "audit --limit 5" "customer bin" "whoami"; do
+    tz Asia/Shanghai --json $cmd
+    expect "--json $cmd answers" test "$RC" -eq 0
+    cat "$T/o" >>"$T/times.jsonl"
+done
+TZ=Asia/Shanghai "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" --json watch --since 0 >"$T/w.jsonl" 2>"$T/w.err" &
+WP=$!
+for _ in $(seq 1 $((100 * SLOW))); do [ "$(wc -l <"$T/w.jsonl")" -ge 10 ] && break; sleep 0.05; done
+kill -INT "$WP"; wait "$WP" || true
+cat "$T/w.jsonl" >>"$T/times.jsonl"
+expect "every time in --json is RFC 3339 with the user's offset (order, refund, audit, bin, watch)" python3 -c '
+import json, re, sys
+seen, bad = set(), []
+def walk(v, key=""):
+    if isinstance(v, dict):
+        for k, x in v.items(): walk(x, k)
+    elif isinstance(v, list):
+        for x in v: walk(x, key)
+    elif key in ("time", "at") or key.endswith("_at"):
+        seen.add(key)
+        if v is not None and not (isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?\+08:00", v)):
+            bad.append((key, v))
+for l in open(sys.argv[1]):
+    if l.strip(): walk(json.loads(l))
+assert not bad, bad
+need = {"time", "at", "created_at", "deleted_at", "ordered_at"}
+assert need <= seen, need - seen
+' "$T/times.jsonl"
 
 # ---- item 10: deleting on a terminal asks first; --yes and scripts do not
 if command -v script >/dev/null; then

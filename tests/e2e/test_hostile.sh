@@ -224,11 +224,10 @@ for try in 1 2 3; do
     RC=0; OUT=$("$PROBE" pingunder "$EP_big" "$T/data2/admin.enroll" 20000 10 2>&1) || RC=$?
     echo "# $(echo "$OUT" | tail -1)"
     worst=$(echo "$OUT" | awk '/slowest ping/{print int($NF == "ms" ? $(NF-1) : $NF)}')
-    [ "$RC" -eq 0 ] && [ "${worst:-99999}" -lt $((50 * SLOW)) ] && break
+    [ "$RC" -eq 0 ] && quick_enough "$worst" 50 && break
 done
 expect "every oversized map is refused" test "$RC" -eq 0
-expect "a ping behind each one is answered within $((50 * SLOW)) ms (slowest ${worst} ms)" \
-    test "${worst:-99999}" -lt $((50 * SLOW))
+expect_quick "the slowest ping behind one" "$worst" 50
 
 # A list or search whose filter is checked record by record (a range on a number, a view,
 # a substring) reads at most 2,000 candidates per request: a page cut short says where to go
@@ -276,20 +275,11 @@ for try in 1 2 3; do
     RC2=0; wait "$PINGS" || RC2=$?
     echo "# import: $(tail -1 "$T/o"); $(tail -1 "$T/pings.out")"
     worst=$(awk '/^pings:/{print int($NF == "ms" ? $(NF-1) : $NF)}' "$T/pings.out")
-    [ "$RC2" -eq 0 ] && [ "${worst:-99999}" -lt $((30 * SLOW)) ] && break
+    [ "$RC2" -eq 0 ] && quick_enough "$worst" 30 && break
 done
 expect "the import ran" grep -qE "imported [1-9][0-9]* customer records" <<<"$OUT"
-# The bound is judged in the optimized and AddressSanitizer builds. Under ThreadSanitizer
-# the same section runs (for races) and prints its figure: in one CI run all three tries
-# took 187-191 ms while the pingunder above took 354 ms then 11 ms, and runs by hand of the
-# same binaries took 22-24 ms - the Tsan phase's stalls, not the import's.
-if [ "$SLOW" -le 2 ]; then
-    expect "a ping during it is answered within $((30 * SLOW)) ms (slowest ${worst} ms)" \
-        test "$RC2" -eq 0 -a "${worst:-99999}" -lt $((30 * SLOW))
-else
-    expect "pings during it are answered (slowest ${worst} ms; not judged under TSan)" \
-        test "$RC2" -eq 0
-fi
+expect "pings during it are answered" test "$RC2" -eq 0
+expect_quick "the slowest ping during it" "$worst" 30
 
 # A delete or merge that would carry more than 5,000 records in one change is refused before
 # anything is read or staged: it used to stage them all first (pings behind it: 94-103 ms).
@@ -314,8 +304,8 @@ for i in range(6000): print('$BIGC,call,s%d' % i)" >"$T/acts.csv"
         RC2=0; wait "$PINGS" || RC2=$?
         worst=$(awk '/^pings:/{print int($NF == "ms" ? $(NF-1) : $NF)}' "$T/pings.out")
         expect "$what: refused as too large (${ERR})" contains "$ERR" RESOURCE_EXHAUSTED
-        expect "... at once: pings behind it within 30 ms (slowest ${worst} ms)" \
-            test "$RC2" -eq 0 -a "${worst:-99999}" -lt 30
+        expect "... pings behind it are answered" test "$RC2" -eq 0
+        expect_quick "... at once: the slowest ping behind it" "$worst" 30
     done
     c --json customer show "$BIGC"
     expect "... and the customer is untouched" test "$RC" -eq 0
