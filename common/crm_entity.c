@@ -222,6 +222,7 @@ static const crm_index_t s_ticket_indexes[] = {
     {"assignee", CRM_IDX_EXACT, 'a', NULL},
     {"priority", CRM_IDX_EXACT, 'p', NULL},
     {"kind", CRM_IDX_EXACT, 'k', NULL},
+    {"order_id", CRM_IDX_EXACT, 'o', NULL}, /* a link: which tickets name an order */
     {NULL, 0, 0, NULL},
 };
 
@@ -296,6 +297,19 @@ static const crm_entity_t s_entities[] = {
      "id,name,department,criteria,description", CRM_RESTRICT, NULL},
     {NULL, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL},
 };
+
+static const crm_link_t s_links[] = {
+    {"activity", "ticket_id", "ticket"}, /* a reply or note in a ticket's conversation */
+    {"feedback", "ticket_id", "ticket"}, /* the score a ticket's resolution got */
+    {"ticket", "order_id", "order"},     /* the order a return, exchange or repair is about */
+    {NULL, NULL, NULL},
+};
+
+const crm_link_t *
+crm_entity_links(void)
+{
+    return s_links;
+}
 
 const crm_entity_t *
 crm_entity_all(void)

@@ -101,6 +101,19 @@ enum {
     CRM_CASCADE = 1,  /* they are deleted with it, in the same mutation (activities) */
 };
 
+/* A field that names a record of another kind of the same customer (a ticket's order).
+   The server keeps links whole: a link names an existing record of the record's own
+   customer, and a record cannot be deleted while another links to it. Each link field
+   has an exact index, which finds the records naming a given one. */
+typedef struct {
+    const char *kind;   /* the kind holding the field: "ticket" */
+    const char *field;  /* "order_id" */
+    const char *target; /* the kind it names: "order" */
+} crm_link_t;
+
+/* Every link, terminated by a row with kind NULL. */
+const crm_link_t *crm_entity_links(void);
+
 /* The row for NAME ("customer"), or NULL. */
 const crm_entity_t *crm_entity_by_name(const char *name);
 /* The row whose ids start with PREFIX, or NULL. */

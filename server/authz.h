@@ -74,6 +74,9 @@ crm_err_t authz_refer(const Crm__User *u, const crm_entity_t *e, const ProtobufC
    PERMISSION_DENIED naming the kind, action and field otherwise. */
 crm_err_t authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
                       const ProtobufCMessage *next, char *errbuf);
+/* The action (authz_action_t) the policy's LINK row for KIND.FIELD asks of the
+   named kind, or -1 if it has none. */
+int authz_link_action(const char *kind, const char *field);
 /* May U read audit entries made by users of department DEPT? */
 bool authz_audit(const Crm__User *u, int dept);
 

@@ -575,7 +575,6 @@ s_ticket_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCM
     Crm__Ticket *t = (Crm__Ticket *)rec;
     const Crm__Ticket *was = (const Crm__Ticket *)old;
     char from[32], to[32];
-    crm_err_t rc;
     if (!was) {
         if (t->status != CRM__TICKET_STATUS__TICKET_STATUS_OPEN) {
             snprintf(errbuf, CRM_ERRBUF, "a ticket opens as 'open'; its status then moves by "
@@ -633,10 +632,7 @@ s_ticket_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCM
         snprintf(errbuf, CRM_ERRBUF, "a return or exchange names the order: give --order-id ID");
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    if (*t->order_id && (!was || strcmp(was->order_id, t->order_id)) &&
-        (rc = s_same_customer(dc, "order_id", "order", t->order_id, t->customer_id, errbuf)) !=
-            CRM_OK)
-        return rc;
+    /* the order it names: the table's links (derive_prepare) */
     /* the assignee is a support user: the policy's REFER rows (authz_refer) */
     derive_ticket_breaches(t, dc->now);
     return CRM_OK;
@@ -646,6 +642,7 @@ static crm_err_t
 s_feedback_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
                    char *const *fields, size_t nfields, char *errbuf)
 {
+    (void)dc;
     (void)old;
     (void)fields;
     (void)nfields;
@@ -657,9 +654,7 @@ s_feedback_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, Protobuf
                  f->score_kind == CRM__SCORE_KIND__NPS ? "NPS" : "CSAT", lo, hi, f->score);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    return *f->ticket_id ? s_same_customer(dc, "ticket_id", "ticket", f->ticket_id,
-                                           f->customer_id, errbuf)
-                         : CRM_OK;
+    return CRM_OK; /* the ticket it names: the table's links (derive_prepare) */
 }
 
 static crm_err_t
@@ -676,18 +671,6 @@ s_task_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMes
     else if (!t->done)
         t->done_at = 0;
     return CRM_OK;
-}
-
-static crm_err_t
-s_activity_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMessage *rec,
-                   char *const *fields, size_t nfields, char *errbuf)
-{
-    (void)fields;
-    (void)nfields;
-    const Crm__Activity *a = (const Crm__Activity *)rec, *was = (const Crm__Activity *)old;
-    if (!*a->ticket_id || (was && !strcmp(was->ticket_id, a->ticket_id)))
-        return CRM_OK;
-    return s_same_customer(dc, "ticket_id", "ticket", a->ticket_id, a->customer_id, errbuf);
 }
 
 /* A reply by support on a ticket is the ticket's first response: the ticket
@@ -761,7 +744,7 @@ static const struct {
     bool feeds_value; /* a change of this kind changes its customer's derived value */
 } s_hooks[] = {
     {"customer", s_customer_prepare, false},
-    {"activity", s_activity_prepare, true},
+    {"activity", NULL, true},
     {"deal", s_deal_prepare, false},
     {"order", s_order_prepare, true},
     {"ticket", s_ticket_prepare, false},
@@ -775,8 +758,26 @@ derive_prepare(const derive_ctx_t *dc, const crm_entity_t *e, const ProtobufCMes
                ProtobufCMessage *rec, char *const *fields, size_t nfields, char *errbuf)
 {
     for (size_t i = 0; i < sizeof s_hooks / sizeof s_hooks[0]; i++)
-        if (!strcmp(s_hooks[i].kind, e->name) && s_hooks[i].prepare)
-            return s_hooks[i].prepare(dc, old, rec, fields, nfields, errbuf);
+        if (!strcmp(s_hooks[i].kind, e->name) && s_hooks[i].prepare) {
+            crm_err_t rc = s_hooks[i].prepare(dc, old, rec, fields, nfields, errbuf);
+            if (rc != CRM_OK)
+                return rc;
+            break;
+        }
+    /* every link the record sets or changes names a record of its own customer (one
+       unchanged since it was written stays as it is, even if it dangles: check reports it) */
+    const char *pfield = crm_entity_field_with(e, CRM_F_PARENT);
+    for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
+        if (strcmp(l->kind, e->name) || !pfield)
+            continue;
+        const char *to = crm_record_get_str(rec, l->field);
+        if (!*to || (old && !strcmp(crm_record_get_str(old, l->field), to)))
+            continue;
+        crm_err_t rc = s_same_customer(dc, l->field, l->target, to,
+                                       crm_record_get_str(rec, pfield), errbuf);
+        if (rc != CRM_OK)
+            return rc;
+    }
     return CRM_OK;
 }
 

@@ -62,8 +62,9 @@ enum {
 /* The on-disk format this code reads and writes. 1: one record per change
    (no format key); 2: a change carries every record it touched (parts),
    orders, deals and derived customer value; 3: booleans indexed (customer
-   consent, task done). */
-#define STORE_FORMAT 4
+   consent, task done); 4: the names at a company indexed (similar names); 5: a
+   ticket's order indexed (the records that link to one, crm_entity_links). */
+#define STORE_FORMAT 5
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);

@@ -2,8 +2,10 @@
     adm_check - `crm-admin check --data DIR`: is a stopped data dir consistent?
 
     Checks that every record's index entries exist and every index entry
-    belongs to its record, and that the change log holds every sequence
-    number from the oldest retained one to the newest, without a gap. Exit 0
+    belongs to its record, that the change log holds every sequence number
+    from the oldest retained one to the newest, without a gap, that every
+    customer's derived value is what its records give, and that every link
+    (a ticket's order) names an existing record of the same customer. Exit 0
     when all is well, 1 with the problems listed otherwise.
     =========================================================================
 */
@@ -100,6 +102,66 @@ s_check_derived(store_t *store, const char *dir, size_t *shown)
     return problems;
 }
 
+/* Every link names an existing record of its own record's customer (crm_entity_links). */
+typedef struct {
+    store_t *store;
+    const crm_entity_t *kind, *target;
+    const crm_link_t *link;
+    const char *pfield;
+    size_t problems, *shown;
+} s_links_t;
+
+static bool
+s_link_one(uint64_t num, ProtobufCMessage *rec, void *arg)
+{
+    s_links_t *c = arg;
+    const char *to = crm_record_get_str(rec, c->link->field);
+    if (!*to)
+        return true;
+    uint64_t tnum = crm_entity_parse_id(c->target, to);
+    ProtobufCMessage *t = NULL;
+    crm_err_t rc = tnum ? records_get(c->store, c->target, tnum, &t) : CRM_ERR_NOT_FOUND;
+    char id[24], what[256];
+    crm_entity_format_id(c->kind, num, id);
+    if (rc == CRM_ERR_NOT_FOUND)
+        snprintf(what, sizeof what, "%s %s: %s names %s '%.24s', which does not exist",
+                 c->kind->name, id, c->link->field, c->target->name, to);
+    else if (rc != CRM_OK)
+        snprintf(what, sizeof what, "%s %s: cannot read %s '%.24s'", c->kind->name, id,
+                 c->target->name, to);
+    else if (strcmp(crm_record_get_str(t, c->pfield), crm_record_get_str(rec, c->pfield)))
+        snprintf(what, sizeof what, "%s %s: %s names %s '%.24s' of another customer",
+                 c->kind->name, id, c->link->field, c->target->name, to);
+    else
+        *what = '\0';
+    if (*what) {
+        s_report(what, c->shown);
+        c->problems++;
+    }
+    crm_proto_free(&t);
+    return true;
+}
+
+static size_t
+s_check_links(store_t *store, size_t *shown)
+{
+    size_t problems = 0;
+    for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
+        const crm_entity_t *k = crm_entity_by_name(l->kind);
+        s_links_t c = {store, k, crm_entity_by_name(l->target), l,
+                       crm_entity_field_with(k, CRM_F_PARENT), 0, shown};
+        uint64_t read = 0;
+        if (records_each(store, k, s_link_one, &c, &read) != CRM_OK) {
+            s_report("links: cannot read the records", shown);
+            c.problems++;
+        }
+        printf("links %s.%s -> %s: %" PRIu64 " records read, %zu problem%s\n", l->kind,
+               l->field, l->target, read, c.problems, c.problems == 1 ? "" : "s");
+        problems += c.problems;
+    }
+    return problems;
+}
+
 static const char s_usage[] = "usage: crm-admin check --data DIR   (with the server stopped)\n";
 
 static void
@@ -163,6 +225,7 @@ adm_check(int argc, char **argv)
     store_val_release(&after);
     problems += gaps;
     problems += s_check_derived(store, dir, &shown);
+    problems += s_check_links(store, &shown);
     printf("change log: %" PRIu64 " to %" PRIu64 ", %" PRIu64 " missing\n", first, last, gaps);
     printf("%s: %zu problem%s\n", problems ? "NOT CONSISTENT" : "consistent", problems,
            problems == 1 ? "" : "s");

@@ -1037,6 +1037,47 @@ s_restrict_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *pare
     return CRM_OK;
 }
 
+/* Refuse to delete ID of kind E while records link to it (a ticket naming an order,
+   replies naming a ticket: crm_entity_links); FAILED_PRECONDITION names them. Found
+   through each link field's index, staged writes included. */
+static crm_err_t
+s_restrict_links(req_ctx_t *ctx, const crm_entity_t *e, const char *id)
+{
+    char list[CRM_ERRBUF / 2] = "";
+    size_t used = 0;
+    for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
+        if (strcmp(l->target, e->name))
+            continue;
+        const crm_entity_t *k = crm_entity_by_name(l->kind);
+        records_term_t term;
+        uint64_t ids[5];
+        size_t n = 0;
+        bool more = false;
+        crm_err_t rc = records_term(k, l->field, id, &term, ctx->errbuf);
+        if (rc == CRM_OK) {
+            rc = records_query_group(ctx->env->store, ctx->env->group, k, &term, 1, 0, 5, ids,
+                                     &n, &more, NULL, NULL);
+            records_term_release(&term);
+        }
+        if (rc != CRM_OK)
+            return dispatch_error(ctx, CRM_ERR_INTERNAL, "cannot read the %s records naming '%s'",
+                                  k->name, id);
+        for (size_t i = 0; i < n && used + 32 < sizeof list; i++) {
+            char kid[24];
+            crm_entity_format_id(k, ids[i], kid);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s %s",
+                                     used ? ", " : "", k->name, kid);
+        }
+        if (more && used + 8 < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, ", more %ss", k->name);
+    }
+    if (used)
+        return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
+                              "%s '%s' is named by %s: delete them or change what they name first",
+                              e->name, id, list);
+    return CRM_OK;
+}
+
 /* What a deletion puts in the recycle bin: the record's children, packed. */
 typedef struct {
     Crm__BinnedPart **parts;
@@ -1156,6 +1197,7 @@ h_entity_delete(req_ctx_t *ctx)
     if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, NULL, 0,
                              AUTHZ_DELETE, &cur)) == CRM_OK &&
         (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK &&
+        (rc = s_restrict_links(ctx, e, r->id)) == CRM_OK &&
         s_too_many_children(ctx, e, self_id, 1, true, 1))
         rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
                             "'%s' has more than %d records to delete with it: delete some of "

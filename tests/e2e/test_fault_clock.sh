@@ -20,7 +20,13 @@ for run in 1 2; do
 done
 start_server s "$T/data"
 run_crm "$EP_s" "$ADMIN" --json audit --limit 1000
-n=$(grep -c "\"time\":$FROZEN,.*\"action\":\"entity list\"" <<<"$OUT" || true)
+# (--json prints times as RFC 3339: read back as ms)
+n=$(python3 -c '
+import datetime, json, sys
+frozen = int(sys.argv[1])
+ms = lambda t: round(datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000)
+print(sum(1 for l in sys.stdin if l.strip() and json.loads(l)["action"] == "entity list"
+          and ms(json.loads(l)["time"]) == frozen))' "$FROZEN" <<<"$OUT")
 expect "all 6 reads at the same frozen instant are in the audit trail ($n)" test "$n" -eq 6
 stop_server s
 finish

@@ -320,13 +320,13 @@ expect "and take orders" test "$RC" -eq 0
 stop_server old
 RC=0; "$ADMIN_BIN" upgrade --data "$T/old/d" >"$T/o" 2>&1 || RC=$?
 expect "a second upgrade has nothing to do" grep -q "already format" "$T/o"
-# ---- format 2 -> 4: booleans indexed (3), names by company (4); the upgrade writes the new indexes. entries ----
+# ---- format 2 -> 5: booleans indexed (3), names by company (4), tickets by order (5); the upgrade writes the new index entries ----
 mkdir "$T/f2" && tar -C "$T/f2" -xzf "$CRM_SRC/tests/fixtures/format2-datadir.tar.gz"
 RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "a format-2 data dir is refused by check too" grep -q "crm-admin upgrade --data" "$T/o"
 RC=0; "$ADMIN_BIN" upgrade --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin upgrade upgrades format 2" test "$RC" -eq 0
-expect "writing the consent index of its 4 customers" grep -q "from format 2 to 4: .* 4 index entries written" "$T/o"
+expect "writing the consent index of its 4 customers" grep -q "from format 2 to 5: .* 4 index entries written" "$T/o"
 RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded format-2 data dir is consistent" test "$RC" -eq 0
 start_server f2 "$T/f2/d"

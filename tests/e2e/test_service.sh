@@ -256,7 +256,52 @@ as pm --json ticket show "$T2"
 expect "... and it is in the conversation; the probes are not" \
     bash -c "grep -q 内部备注 <<<\"\$0\" && ! grep -q 'probe by' <<<\"\$0\"" "$OUT"
 
+# ---- links stay whole: a record named by another cannot be deleted (crm_entity_links) ----
+as sa customer add --name 链接测试; CL=${OUT#created customer }
+as sa order add "$CL" --line 'sku=L,quantity=1,unit_price=20'; OL=${OUT#created order }
+as ps ticket open "$CL" --subject 换货 --kind exchange --order-id "$OL"; TL=${OUT#created ticket }
+as ps activity log "$CL" --type note --summary 已联系 --ticket-id "$TL"; AL=${OUT#created activity }
+as ps feedback add "$CL" --score-kind csat --score 3 --ticket-id "$TL"; FL=${OUT#created feedback }
+as admin order delete "$OL"
+expect "an order a ticket names is not deleted, and the refusal names the ticket" \
+    bash -c "[ \"\$1\" != 0 ] && grep -q \"FAILED_PRECONDITION\" <<<\"\$0\" && grep -q \"ticket $TL\" <<<\"\$0\"" "$ERR" "$RC"
+as admin ticket delete "$TL"
+expect "a ticket its reply and its feedback name is not deleted: both are named" \
+    bash -c "grep -q \"activity $AL\" <<<\"\$0\" && grep -q \"feedback $FL\" <<<\"\$0\"" "$ERR"
+as admin --json order show "$OL"
+expect "... the order is still there" test "$RC" -eq 0
+as admin activity delete "$AL"
+as admin feedback delete "$FL"
+as admin ticket delete "$TL"
+expect "once nothing names it, the ticket is deleted" test "$RC" -eq 0
+as admin order delete "$OL"
+expect "... and then the order" test "$RC" -eq 0
+as ps ticket open "$CL" --subject 维修 --kind repair --order-id "$OL"
+expect "a new link to a deleted order is refused" contains "$ERR" "no order '$OL'"
+
 stop_server main
 RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "the store is consistent afterwards" test "$RC" -eq 0
+expect "... its links checked too" grep -q "links ticket.order_id -> order: [1-9][0-9]* records read, 0 problems" "$T/o"
+
+# ---- format 4 -> 5: the ticket's order indexed; links that dangle from before are found ----
+# (the fixture was made by the format-4 build, which let an order and a ticket be deleted while
+# named: ticket t1 names the deleted order o1, activity a1 the deleted ticket t3; t2 names o2,
+# and a2 and feedback f1 name t2)
+mkdir "$T/f4" && tar -C "$T/f4" -xzf "$CRM_SRC/tests/fixtures/format4-datadir.tar.gz"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f4/d" >"$T/o" 2>&1 || RC=$?
+expect "crm-admin upgrade upgrades format 4, indexing the two tickets' orders" \
+    grep -q "from format 4 to 5: .* 2 index entries written" "$T/o"
+RC=0; "$ADMIN_BIN" check --data "$T/f4/d" >"$T/o" 2>&1 || RC=$?
+expect "check finds the two links that dangle, and only those" \
+    bash -c "[ \"\$1\" = 1 ] && grep -q 'NOT CONSISTENT: 2 problems' \"\$0\" &&
+             grep -q \"ticket t1: order_id names order 'o1', which does not exist\" \"\$0\" &&
+             grep -q \"activity a1: ticket_id names ticket 't3', which does not exist\" \"\$0\"" "$T/o" "$RC"
+start_server f4 "$T/f4/d"
+f4() { RC=0; "$CRM_CLI/crm" --config "$T/f4/d/admin.enroll" --server "$EP_f4" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+f4 order delete o2
+expect "the upgraded index finds the ticket naming an order of the old data dir" contains "$ERR" "named by ticket t2"
+f4 ticket edit t1 --priority high
+expect "a record whose link dangles can still be edited otherwise" test "$RC" -eq 0
+stop_server f4
 finish

@@ -77,6 +77,43 @@ test_entity_rule_by_number(void **state)
     assert_true(crm_entity_flags_of(c, cname) & CRM_F_REQUIRED);
 }
 
+/* Which int64 fields are times: an entity's by its CRM_F_TIME rule, a refund's,
+   an audit entry's or an event's by the other table - --json prints each as
+   RFC 3339 and imports read it back */
+static void
+test_entity_times(void **state)
+{
+    (void)state;
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++)
+        for (unsigned i = 0; i < e->desc->n_fields; i++) {
+            const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
+            assert_int_equal(crm_entity_is_time(e->desc, fd),
+                             fd->type == PROTOBUF_C_TYPE_INT64 &&
+                                 (crm_entity_flags_of(e, fd) & CRM_F_TIME));
+        }
+    assert_true(crm_entity_is_time(&crm__refund__descriptor,
+                                   crm_record_field(&crm__refund__descriptor, "at")));
+    assert_false(crm_entity_is_time(&crm__refund__descriptor,
+                                    crm_record_field(&crm__refund__descriptor, "by")));
+    assert_true(crm_entity_is_time(&crm__audit_entry__descriptor,
+                                   crm_record_field(&crm__audit_entry__descriptor, "time")));
+    /* a money amount's minor units are an int64 and no time */
+    assert_false(crm_entity_is_time(&crm__money__descriptor,
+                                    crm_record_field(&crm__money__descriptor, "minor")));
+    /* every link names a kind of the table through a string field with an exact index */
+    for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
+        const crm_entity_t *k = crm_entity_by_name(l->kind);
+        assert_non_null(k);
+        assert_non_null(crm_entity_by_name(l->target));
+        const ProtobufCFieldDescriptor *fd = crm_record_field(k->desc, l->field);
+        assert_non_null(fd);
+        assert_int_equal(fd->type, PROTOBUF_C_TYPE_STRING);
+        const crm_index_t *ix = crm_entity_index(k, l->field);
+        assert_non_null(ix);
+        assert_int_equal(ix->kind, CRM_IDX_EXACT);
+    }
+}
+
 static void
 test_entity_ids(void **state)
 {
@@ -505,6 +542,7 @@ main(void)
         cmocka_unit_test(test_entity_table_is_consistent),
         cmocka_unit_test(test_entity_rule_by_number),
         cmocka_unit_test(test_entity_ids),
+        cmocka_unit_test(test_entity_times),
         cmocka_unit_test(test_entity_labels),
         cmocka_unit_test(test_record_set_and_format),
         cmocka_unit_test(test_record_phone),

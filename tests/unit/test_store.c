@@ -12,6 +12,8 @@
 #include "store.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "authz.h"
+#include "crm_entity.h"
 #include "records.h"
 #include "users.h"
 
@@ -939,6 +941,19 @@ s_set_alice(store_t *st, store_group_t *g, bool enabled)
     assert_int_equal(users_apply(st, g, &actor, USERS_SET, &r, NULL, errbuf), CRM_OK);
 }
 
+/* Every link of the entity table has a LINK row in the policy: naming a record
+   through it always takes a right to the named kind (authz_links) */
+static void
+test_store_links_have_policy(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    for (const crm_link_t *l = crm_entity_links(); l->kind; l++, n++)
+        assert_true(authz_link_action(l->kind, l->field) >= 0);
+    assert_true(n >= 3);
+    assert_int_equal(authz_link_action("customer", "name"), -1);
+}
+
 /* User records are kept per thread as last read (users_get_by_name): a change
    that lands is seen at once by every thread - one that read her before too -
    on this store and on a replica that applies it; a read through a snapshot
@@ -1152,6 +1167,7 @@ main(void)
         cmocka_unit_test(test_store_read_errors_per_thread),
         cmocka_unit_test(test_store_users),
         cmocka_unit_test(test_store_users_cached),
+        cmocka_unit_test(test_store_links_have_policy),
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
