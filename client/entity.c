@@ -479,10 +479,17 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
     if (total == 1) {
         snprintf(id, 24, "%s", crm_record_get_str(hits[0], "id"));
         rc = EXIT_OK;
-    } else if (total == 0) {
-        fprintf(stderr, "crm: no %s '%s' (give an id, a phone number, an e-mail or the exact "
-                        "name; 'crm %s search' finds parts of names)\n",
-                e->name, shown, e->name);
+    } else if (total == 0) { /* what this kind is found by: the entity table says */
+        bool phones = crm_entity_field_with(e, CRM_F_PHONE) != NULL;
+        bool emails = crm_entity_field_with(e, CRM_F_EMAIL) != NULL;
+        bool searched = false;
+        for (const crm_index_t *ix = e->indexes; ix->field; ix++)
+            searched = searched || ix->kind == CRM_IDX_TEXT;
+        fprintf(stderr, "crm: no %s '%s' (give an id%s%s or the exact name", e->name, shown,
+                phones ? ", a phone number" : "", emails ? ", an e-mail" : "");
+        if (searched)
+            fprintf(stderr, "; 'crm %s search' finds parts of names", e->name);
+        fputs(")\n", stderr);
         rc = EXIT_REFUSED;
     } else {
         fprintf(stderr, "crm: '%s' names %zu %s records; give one of their ids:\n", shown, total,

@@ -117,7 +117,7 @@ static const crm_rule_t s_activity_rules[] = {
     {"customer_id", CRM_F_REQUIRED | CRM_F_PARENT, 24, NULL, 0, 0},
     {"summary", CRM_F_REQUIRED, 500, NULL, 0, 0},
     {"body", CRM_F_MULTILINE, 0, NULL, 0, 0},
-    {"occurred_at", CRM_F_TIME, 0, "now", 0, 0},
+    {"occurred_at", CRM_F_TIME | CRM_F_PAST, 0, "now", 0, 0},
     {"type", 0, 0, "note", 0, 0},
     {"author", CRM_F_CALLER | CRM_F_OWNER, 0, NULL, 0, 0},
     {"department", CRM_F_CALLER_DEPT, 0, NULL, 0, 0},
@@ -183,7 +183,7 @@ static const crm_rule_t s_order_rules[] = {
     {"status", CRM_F_DERIVED, 0, NULL, 0, 0},
     {"refunds", 0, 200, NULL, 0, 0},
     {"refunded", CRM_F_DERIVED, 0, NULL, 0, 0},
-    {"ordered_at", CRM_F_TIME, 0, "now", 0, 0},
+    {"ordered_at", CRM_F_TIME | CRM_F_PAST, 0, "now", 0, 0},
     {"note", CRM_F_MULTILINE, 2000, NULL, 0, 0},
     {NULL, 0, 0, NULL, 0, 0},
 };

@@ -44,6 +44,8 @@ enum {
     CRM_F_DUPE_NAME = 1 << 21, /* ... and so is one with this text and the same company */
     CRM_F_STAMPED = 1 << 22,   /* set by the server when another field changes (the policy's
                                   STAMP rows, server/policy.def): never by a client */
+    CRM_F_PAST = 1 << 23,      /* a time that has happened (an order, an activity): from
+                                  1970 to a day from now (clocks and time zones) */
 };
 
 typedef struct {

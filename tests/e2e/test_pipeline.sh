@@ -146,6 +146,22 @@ expect "order count" test "$(field record.order_count)" = 1
 expect "a customer with orders is active" test "$(field record.stage)" = active
 expect "average order value" test "$(field record.avg_order_value.minor)" = 139900
 
+# an order or a contact happened: dated in 2099 (it would keep the customer active for
+# decades) or before 1970 it is refused, saying why; tomorrow's date is within a day's slack
+for when in 2099-01-01 1900-01-01; do
+    as sa order add "$L" --line 'sku=Z,quantity=1,unit_price=1' --ordered-at "$when"
+    expect "an order dated $when is refused, saying why" \
+        bash -c "[ \"\$1\" != 0 ] && grep -qE \"ordered_at.*(in the future|before 1970)\" <<<\"\$0\"" "$ERR" "$RC"
+    as sa activity log "$L" --type call --summary 未来 --occurred-at "$when"
+    expect "... and an activity" contains "$ERR" "field 'occurred_at'"
+done
+as sa order edit "$O1" --ordered-at 2099-01-01
+expect "... and an edit to such a date" contains "$ERR" "in the future"
+as sa --json customer show "$L"
+expect "the customer's orders are as they were" test "$(field record.order_count)" = 1
+as sa activity log "$L" --type visit --summary 明天拜访记录 --occurred-at "$(date -u -d '+20 hours' +%Y-%m-%dT%H:%MZ)"
+expect "a time within a day ahead is taken (clocks, time zones)" test "$RC" -eq 0
+
 # an edit inside an order line is a change: an event and history
 as sa order edit "$O1" --line 'sku=A1,name=Widget,quantity=3,unit_price=99.50' \
     --line 'sku=B2,name=安装服务,quantity=1,unit_price=¥1,200.00'

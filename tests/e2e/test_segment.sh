@@ -27,6 +27,15 @@ C=$(mk_customer 丙 上海 yes 500)
 D=$(mk_customer 丁 上海 yes 0)
 E=$(mk_customer 戊 北京 yes 30000)
 
+# a name that finds no segment says what finds one: segments have no phones, e-mails or
+# text search (the hint offered all three)
+as mk segment show 没有这个
+expect "a missing segment is named, with what finds one and nothing that does not exist" \
+    bash -c "grep -q \"no segment '没有这个' (give an id or the exact name)\" <<<\"\$0\" && ! grep -q search <<<\"\$0\"" "$ERR"
+as mk customer show 没有这个
+expect "a missing customer still offers phones, e-mails and search" \
+    bash -c "grep -q 'a phone number, an e-mail or the exact name' <<<\"\$0\" && grep -q \"'crm customer search'\" <<<\"\$0\"" "$ERR"
+
 as mk segment save 华东高价值 --province 上海 --total-spend 10000.. --description "for the spring campaign"
 expect "marketing saves a segment" test "$RC" -eq 0
 S=${OUT#created segment }
