@@ -158,15 +158,21 @@ uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,
 /* One slice of the sweep of time-based rules: records of the kind with id
    prefix KIND ('c' customers: value, at-risk, churned; 't' tickets: service
    level breaches) after number AFTER, at most LIMIT, as of AS_OF by ACTOR;
-   each record that changes is staged as its own mutation in env->group.
-   Customers come first, then tickets. */
+   each record that changes is staged as its own mutation in env->group -
+   unless PREVIEW: then nothing is staged, and what would change is counted
+   and its first SWEEP_SAMPLES records named. Customers come first, then
+   tickets. */
+#define SWEEP_SAMPLES 20
 typedef struct {
-    uint32_t checked, changed;
-    char next_kind;      /* 0: the sweep is complete */
-    uint64_t next_after; /* the cursor within next_kind (0: from its start) */
+    uint32_t checked, changed; /* PREVIEW: changed counts what would change */
+    char next_kind;            /* 0: the sweep is complete */
+    uint64_t next_after;       /* the cursor within next_kind (0: from its start) */
+    char samples[SWEEP_SAMPLES][96]; /* PREVIEW: "c12: stage, value_tier" */
+    size_t nsamples;
 } sweep_result_t;
 crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
-                      uint64_t after, size_t limit, sweep_result_t *out, char *errbuf);
+                      uint64_t after, size_t limit, bool preview, sweep_result_t *out,
+                      char *errbuf);
 
 /* Is FIELD = VALUE a filter that a list of kind E can use (an indexed value,
    a range, a view)? For records that keep filters, such as segments. */

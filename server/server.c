@@ -519,7 +519,7 @@ s_sweep(server_t *self, const dispatch_env_t *env)
     sweep_result_t r;
     char errbuf[CRM_ERRBUF] = "";
     crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_kind,
-                               self->sweep_after, SWEEP_SLICE, &r, errbuf);
+                               self->sweep_after, SWEEP_SLICE, false, &r, errbuf);
     self->sweep_total.checked += r.checked;
     self->sweep_total.changed += r.changed;
     self->sweep_kind = r.next_kind;

@@ -133,9 +133,11 @@ s_counts_text(const backup_meta_t *m, char *out, size_t cap)
 static void
 s_json_meta(const backup_meta_t *m)
 {
-    printf("{\"id\":%u,\"time\":%" PRId64 ",\"seq\":%" PRIu64 ",\"size\":%" PRIu64
+    char when[40]; /* RFC 3339 with the caller's offset, as every time in --json */
+    out_time(m->time_ms, OUT_TIME_RFC3339, when);
+    printf("{\"id\":%u,\"time\":\"%s\",\"seq\":%" PRIu64 ",\"size\":%" PRIu64
            ",\"files\":%u,\"format\":%u,\"users\":%" PRIu64 ",\"has_meta\":%s,\"counts\":{",
-           m->id, m->time_ms, m->seq, m->size, m->files, m->format, m->users,
+           m->id, when, m->seq, m->size, m->files, m->format, m->users,
            m->has_meta ? "true" : "false");
     for (size_t i = 0; i < m->n_kinds; i++)
         printf("%s\"%s\":%" PRIu64, i ? "," : "", m->kinds[i].name, m->kinds[i].count);

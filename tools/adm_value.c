@@ -30,6 +30,7 @@
 #include "store.h"
 
 #define BATCH 1000
+#define SWEEP_NAMED 20 /* records a preview names */
 
 /* ==== upgrade ==== */
 
@@ -227,10 +228,11 @@ adm_sweep(int argc, char **argv)
 {
     static const char usage[] =
         "usage: crm-admin sweep [--as-of DATE] [--data DIR | --config ENROLL] [--server EP]\n"
-        "\nApplies the time-based value rules (at-risk, churned) to every customer as of\n"
-        "DATE (default now; YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ), through the running\n"
-        "server: each customer that changes is one event in the feed and the audit trail.\n"
-        "The server also sweeps by itself once a day.\n";
+        "\nApplies the time-based rules (customers at risk or churned, tickets past their\n"
+        "service levels) now, through the running server: each record that changes is one\n"
+        "event in the feed and the audit trail. The server also sweeps by itself once a day.\n"
+        "With --as-of DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) it is a preview: what the\n"
+        "rules would change then, naming the first records; nothing is written.\n";
     static const struct option longopts[] = {{"as-of", required_argument, NULL, 'a'},
                                              {"data", required_argument, NULL, 'd'},
                                              {"config", required_argument, NULL, 'c'},
@@ -289,6 +291,8 @@ adm_sweep(int argc, char **argv)
     int rc = conn_open(&ctx, &conn);
     uint64_t checked = 0, changed = 0;
     char after[24] = "";
+    char *named[SWEEP_NAMED];
+    size_t nnamed = 0;
     while (rc == EXIT_OK) {
         Crm__Request req = CRM__REQUEST__INIT;
         Crm__SweepRequest sw = CRM__SWEEP_REQUEST__INIT;
@@ -304,6 +308,8 @@ adm_sweep(int argc, char **argv)
         if (reply->body_case == CRM__REPLY__BODY_SWEEP) {
             checked += reply->sweep->checked;
             changed += reply->sweep->changed;
+            for (size_t i = 0; i < reply->sweep->n_would_change && nnamed < SWEEP_NAMED; i++)
+                named[nnamed++] = out_escape(reply->sweep->would_change[i]);
             snprintf(after, sizeof after, "%s", reply->sweep->next_after);
             done = !*after;
         }
@@ -314,9 +320,21 @@ adm_sweep(int argc, char **argv)
     if (rc == EXIT_OK) {
         char t[32];
         crm_record_format_time(when ? when : crm_time_now_ms(), t);
-        printf("swept %" PRIu64 " customers and tickets as of %s: %" PRIu64 " changed\n", checked, t,
-               changed);
+        if (when) { /* a preview: the server wrote nothing */
+            printf("preview as of %s, nothing written: %" PRIu64 " customers and tickets checked, "
+                   "%" PRIu64 " would change%s\n",
+                   t, checked, changed, nnamed ? ":" : "");
+            for (size_t i = 0; i < nnamed; i++)
+                printf("  %s\n", named[i]);
+            if (changed > nnamed)
+                printf("  ... and %" PRIu64 " more\n", changed - nnamed);
+        } else {
+            printf("swept %" PRIu64 " customers and tickets as of %s: %" PRIu64 " changed\n",
+                   checked, t, changed);
+        }
     }
+    for (size_t i = 0; i < nnamed; i++)
+        free(named[i]);
     conn_destroy(&conn);
     return rc;
 }

@@ -1069,7 +1069,7 @@ s_restrict_links(req_ctx_t *ctx, const crm_entity_t *e, const char *id)
                                      used ? ", " : "", k->name, kid);
         }
         if (more && used + 8 < sizeof list)
-            used += (size_t)snprintf(list + used, sizeof list - used, ", more %ss", k->name);
+            used += (size_t)snprintf(list + used, sizeof list - used, ", more (%s)", k->name);
     }
     if (used)
         return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,

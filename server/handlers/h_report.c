@@ -458,7 +458,7 @@ s_sweep_one(const derive_ctx_t *dc, const crm_entity_t *e, ProtobufCMessage *nex
 
 crm_err_t
 sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
-            uint64_t after, size_t limit, sweep_result_t *out, char *errbuf)
+            uint64_t after, size_t limit, bool preview, sweep_result_t *out, char *errbuf)
 {
     const crm_entity_t *e = crm_entity_by_prefix(kind);
     CRM_ASSERT(e && (!strcmp(e->name, "customer") || !strcmp(e->name, "ticket")));
@@ -491,7 +491,17 @@ sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, ch
         }
         char *changed[64];
         size_t nchanged = rc == CRM_OK ? crm_record_diff(e, cur, next, changed, 64) : 0;
-        if (nchanged) { /* each record its own change: one event, one audit entry */
+        if (nchanged && preview) { /* named, not written */
+            if (out->nsamples < SWEEP_SAMPLES) {
+                char *line = out->samples[out->nsamples++];
+                size_t used = (size_t)snprintf(line, sizeof out->samples[0], "%s:",
+                                               crm_record_get_str(cur, "id"));
+                for (size_t k = 0; k < nchanged && used < sizeof out->samples[0]; k++)
+                    used += (size_t)snprintf(line + used, sizeof out->samples[0] - used, "%s %s",
+                                             k ? "," : "", changed[k]);
+            }
+            out->changed++;
+        } else if (nchanged) { /* each record its own change: one event, one audit entry */
             mutation_t *m = mutation_begin(env->group, env->store, actor);
             crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
             crm_record_set_i64(next, "updated_at", crm_time_now_ms());
@@ -535,23 +545,36 @@ h_sweep(req_ctx_t *ctx)
         (r->after[0] && r->after[1] && !(after = crm_entity_parse_id(ke, r->after))))
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "'%.40s' is not a sweep cursor",
                               r->after);
-    sweep_result_t res;
-    crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, r->as_of ? r->as_of : crm_time_now_ms(),
-                               kind, after, limit, &res, ctx->errbuf);
-    if (res.changed)
+    /* a given time is a preview: what the rules would change then, nothing written (a
+       sweep "as of" next month wrote next month's at-risk stages and ticket breaches now) */
+    bool preview = r->as_of != 0;
+    sweep_result_t *res = dispatch_own(ctx, malloc(sizeof *res));
+    CRM_ASSERT_ALLOC(res);
+    crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, preview ? r->as_of : crm_time_now_ms(),
+                               kind, after, limit, preview, res, ctx->errbuf);
+    if (res->changed && !preview)
         ctx->staged = true;
     if (rc != CRM_OK)
         return rc;
     Crm__SweepReply *rep = &ctx->body.sweep;
     crm__sweep_reply__init(rep);
-    rep->checked = res.checked;
-    rep->changed = res.changed;
-    if (res.next_kind) {
+    rep->checked = res->checked;
+    rep->changed = res->changed;
+    rep->preview = preview;
+    rep->n_would_change = res->nsamples;
+    if (res->nsamples) {
+        rep->would_change = dispatch_own(ctx, malloc(res->nsamples * sizeof *rep->would_change));
+        CRM_ASSERT_ALLOC(rep->would_change);
+        for (size_t i = 0; i < res->nsamples; i++)
+            rep->would_change[i] = res->samples[i];
+    }
+    if (res->next_kind) {
         char *next_after = dispatch_own(ctx, malloc(24));
-        if (res.next_after)
-            crm_entity_format_id(crm_entity_by_prefix(res.next_kind), res.next_after, next_after);
+        if (res->next_after)
+            crm_entity_format_id(crm_entity_by_prefix(res->next_kind), res->next_after,
+                                 next_after);
         else
-            snprintf(next_after, 24, "%c", res.next_kind);
+            snprintf(next_after, 24, "%c", res->next_kind);
         rep->next_after = next_after;
     }
     ctx->reply.body_case = CRM__REPLY__BODY_SWEEP;

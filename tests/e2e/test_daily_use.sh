@@ -184,6 +184,7 @@ TZ=Asia/Shanghai "$CRM_CLI/crm" --config "$T/a/admin.enroll" --server "$EP_a" --
 WP=$!
 for _ in $(seq 1 $((100 * SLOW))); do [ "$(wc -l <"$T/w.jsonl")" -ge 10 ] && break; sleep 0.05; done
 kill -INT "$WP"; wait "$WP" || true
+expect "watch --json replayed the changes" test "$(grep -c '"seq":' "$T/w.jsonl")" -ge 10
 cat "$T/w.jsonl" >>"$T/times.jsonl"
 expect "every time in --json is RFC 3339 with the user's offset (order, refund, audit, bin, watch)" python3 -c '
 import json, re, sys

@@ -257,28 +257,60 @@ expect "marketing reads no orders" contains "$ERR" PERMISSION_DENIED
 as ps --json order show "$O1"
 expect "support reads orders" test "$RC" -eq 0
 
-# ---- the sweep: time-based rules by date, through the write path ----
+# ---- the sweep: a date is a preview; the time-based rules written through the write path ----
+# a customer whose last order was three days ago (the order dated then)
+as sa customer add --name 老客户; CH=${OUT#created customer }
+as sa order add "$CH" --line 'sku=H,quantity=1,unit_price=10' --ordered-at "$(date -u -d '-3 days' +%Y-%m-%d)"
 watch_start admin wsw --customer "$L"
 S2=$(seq_now)
 future() { date -u -d "+$1 days" +%Y-%m-%d; }
 RC=0; "$ADMIN_BIN" sweep --as-of "$(future 30)" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
-expect "a sweep 30 days on changes nobody" contains "$(cat "$T/o")" ": 0 changed"
+expect "a preview 30 days on would change nobody" contains "$(cat "$T/o")" ", 0 would change"
 RC=0; "$ADMIN_BIN" sweep --as-of "$(future 100)" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
-expect "a sweep 100 days on runs" test "$RC" -eq 0
-expect "and changes the two customers with orders" contains "$(cat "$T/o")" ": 2 changed"
+sed 's/^/# /' "$T/o"
+expect "a preview 100 days on names the three customers with orders, and their stage" \
+    bash -c "grep -q 'nothing written: .*, 3 would change:' \"\$0\" && grep -q \"^  $L: .*stage\" \"\$0\" && grep -q \"^  $CH: .*stage\" \"\$0\"" "$T/o"
 as sa --json customer show "$L"
-expect "after 100 days without contact a customer is at risk" test "$(field record.stage)" = at-risk
+expect "... and writes nothing: the customer is still active" test "$(field record.stage)" = active
+expect "... no change was committed (no event, no audit entry)" test "$(seq_now)" -eq "$S2"
+watch_stop ws; watch_stop wm; watch_stop wp; watch_stop wo; watch_stop wm2; watch_stop wsw
+expect "... and no event reached the customer's watcher" test "$(wc -l <"$T/wsw.out")" -eq 0
+# time passing, as the rules see it (the server's own sweep is off): under at_risk_days 0
+# every customer with orders is at risk now; under at_risk_days 1 and churned_days 2 the
+# customer whose last order was three days ago has churned. crm-admin sweep (no date) writes
+# what the rules give.
+stop_server main
+mkdir -p "$T/rules" && printf 'at_risk_days = 0\nchurned_days = 1000\n' >"$T/rules/risk.conf"
+printf 'at_risk_days = 1\nchurned_days = 2\n' >"$T/rules/churn.conf"
+start_server swp "$T/data" --rules "$T/rules/risk.conf" --sweep-every 0
+export CRM_SERVER="$EP_swp"
+watch_start admin wsw --customer "$L"
+RC=0; "$ADMIN_BIN" sweep --config "$T/admin" >"$T/o" 2>&1 || RC=$?
+expect "a sweep now under the new rules changes the three customers with orders" \
+    contains "$(cat "$T/o")" ": 3 changed"
+as sa --json customer show "$L"
+expect "the customer is at risk" test "$(field record.stage)" = at-risk
 wait_for 'grep -q "at-risk" "$T/wsw.out"'
+watch_stop wsw
 expect "the sweep's change is an event" grep -q '"stage":"at-risk"' "$T/wsw.out"
 as admin audit --customer "$L" --limit 3
 expect "and audited as the sweep" contains "$OUT" "sweep as of"
-RC=0; "$ADMIN_BIN" sweep --as-of "$(future 200)" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
+stop_server swp
+start_server swp "$T/data" --rules "$T/rules/churn.conf" --sweep-every 0
+export CRM_SERVER="$EP_swp"
+RC=0; "$ADMIN_BIN" sweep --config "$T/admin" >"$T/o" 2>&1 || RC=$?
+as sa --json customer show "$CH"
+expect "three days without an order or contact, past churned_days 2, the customer has churned" \
+    test "$(field record.stage)" = churned
 as sa --json customer show "$L"
-expect "after 200 days the customer has churned" test "$(field record.stage)" = churned
-as sa note add "$L" 重新联系上了
-as sa --json customer show "$L"
-expect "a contact today makes it active again, in the same write" test "$(field record.stage)" = active
-watch_stop ws; watch_stop wm; watch_stop wp; watch_stop wo; watch_stop wm2; watch_stop wsw
+expect "... while one contacted today is active again" test "$(field record.stage)" = active
+stop_server swp
+start_server main "$T/data"
+export CRM_SERVER="$EP_main"
+as sa note add "$CH" 重新联系上了
+as sa --json customer show "$CH"
+expect "a contact today makes the churned customer active, in the same write" \
+    test "$(field record.stage)" = active
 
 # ---- check: derived values agree with orders and activities ----
 stop_server main
