@@ -385,7 +385,7 @@ authz_link_action(const char *kind, const char *field)
 
 crm_err_t
 authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
-            const ProtobufCMessage *next, char *errbuf)
+            const ProtobufCMessage *next, authz_get_fn get, void *arg, char *errbuf)
 {
     for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
         if (strcmp(l->kind, e->name))
@@ -401,6 +401,21 @@ authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *c
         if (!r || r->scope[action] == NONE)
             return s_deny(u, errbuf, "%s %s records (field '%s' names one)", s_actions[action],
                           l->target, l->field);
+        if (r->scope[action] == ALL)
+            continue;
+        ProtobufCMessage *named = NULL;
+        crm_err_t rc = get(arg, t, id, &named);
+        bool in = rc != CRM_OK || s_in_scope(u, t, r->scope[action], named);
+        crm_proto_free(&named);
+        if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND) {
+            snprintf(errbuf, CRM_ERRBUF, "cannot read %s '%.24s'", l->target, id);
+            return rc;
+        }
+        if (!in)
+            return s_deny(u, errbuf, "%s %s records %s (field '%s' names %.24s)",
+                          s_actions[action], l->target,
+                          r->scope[action] == OWN ? "they do not own" : "of another department",
+                          l->field, id);
     }
     return CRM_OK;
 }

@@ -67,13 +67,21 @@ typedef crm_err_t (*authz_user_fn)(void *arg, const char *name, int *department,
 crm_err_t authz_refer(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
                       const ProtobufCMessage *next, authz_user_fn lookup, void *arg,
                       char *errbuf);
+/* How authz_links() reads the record a link names (it does not touch the store
+   itself): CRM_OK with *OUT (the caller frees it), CRM_ERR_NOT_FOUND, or a
+   storage error. */
+typedef crm_err_t (*authz_get_fn)(void *arg, const crm_entity_t *e, const char *id,
+                                  ProtobufCMessage **out);
 /* The policy's LINK rows: a record of E that names a record of another kind
    in such a field (set on create, or changed from CUR) takes U's right to the
-   row's action on that kind - checked before the named record is looked up,
-   so a kind U has no right to is not probed through the link either.
-   PERMISSION_DENIED naming the kind, action and field otherwise. */
+   row's action on that kind - first on the kind, before the named record is
+   looked up (so a kind U has no right to is not probed through the link
+   either), then on the named record itself (read through GET): support staff
+   write only into the tickets that are theirs or nobody's. A named record that
+   does not exist passes here (derive_prepare says so). PERMISSION_DENIED
+   naming the kind, action and field otherwise. */
 crm_err_t authz_links(const Crm__User *u, const crm_entity_t *e, const ProtobufCMessage *cur,
-                      const ProtobufCMessage *next, char *errbuf);
+                      const ProtobufCMessage *next, authz_get_fn get, void *arg, char *errbuf);
 /* The action (authz_action_t) the policy's LINK row for KIND.FIELD asks of the
    named kind, or -1 if it has none. */
 int authz_link_action(const char *kind, const char *field);

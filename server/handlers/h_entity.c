@@ -141,6 +141,16 @@ s_user_dept(void *arg, const char *name, int *department, int *role)
     return rc;
 }
 
+/* authz_links()'s view of the records: the one of kind E with ID, staged writes
+   included. */
+static crm_err_t
+s_get_named(void *arg, const crm_entity_t *e, const char *id, ProtobufCMessage **out)
+{
+    req_ctx_t *ctx = arg;
+    uint64_t num = crm_entity_parse_id(e, id);
+    return num ? records_group_get(ctx->env->group, e, num, out) : CRM_ERR_NOT_FOUND;
+}
+
 /* Checks that need the store: the parent exists, named users exist. */
 static crm_err_t
 s_check_refs(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
@@ -215,7 +225,7 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     /* the policy's stamps (consent given: when) and named users' departments */
     authz_stamp(caller, e, NULL, rec, dc.now);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK ||
-        (rc = authz_links(caller, e, NULL, rec, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_links(caller, e, NULL, rec, s_get_named, ctx, ctx->errbuf)) != CRM_OK ||
         (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(caller, e, NULL, rec, s_user_dept, ctx->env->store, ctx->errbuf)) !=
             CRM_OK)
@@ -902,7 +912,8 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     /* the policy's stamps: consent given (when), withdrawn (when, by whom) */
     authz_stamp(ctx->session.user, e, old, cur, dc.now);
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
-        (rc = authz_links(ctx->session.user, e, old, cur, ctx->errbuf)) != CRM_OK ||
+        (rc = authz_links(ctx->session.user, e, old, cur, s_get_named, ctx, ctx->errbuf)) !=
+            CRM_OK ||
         (rc = derive_prepare(&dc, e, old, cur, fields, nfields, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(ctx->session.user, e, old, cur, s_user_dept, ctx->env->store,
                           ctx->errbuf)) != CRM_OK ||

@@ -276,6 +276,17 @@ expect "support still notes into a ticket" test "$RC" -eq 0
 as pm --json ticket show "$T2"
 expect "... and it is in the conversation; the probes are not" \
     bash -c "grep -q 内部备注 <<<\"\$0\" && ! grep -q 'probe by' <<<\"\$0\"" "$OUT"
+# ... and on the named ticket itself: support staff write into the tickets that are theirs
+# or nobody's (the policy's OWN), so not into a colleague's conversation
+as ps2 activity log "$C" --type note --summary 插话 --ticket-id "$T1"
+expect "support staff may not note into a colleague's ticket, and are told why" \
+    bash -c "[ \"\$1\" = deny ] && grep -q \"update ticket records they do not own (field 'ticket_id' names $T1)\" <<<\"\$0\"" "$ERR" "$(verdict)"
+as ps2 activity log "$C2" --type note --summary 接手前备注 --ticket-id "$T2"
+expect "... but into one nobody has taken" test "$RC" -eq 0
+as pm activity log "$C" --type note --summary 主管备注 --ticket-id "$T1"
+expect "... and their manager into any" test "$RC" -eq 0
+as ps activity log "$C" --type note --summary 本人备注 --ticket-id "$T1"
+expect "... and the assignee into their own" test "$RC" -eq 0
 
 # ---- links stay whole: a record named by another cannot be deleted (crm_entity_links) ----
 as sa customer add --name 链接测试; CL=${OUT#created customer }
