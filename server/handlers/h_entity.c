@@ -895,6 +895,42 @@ s_load_checked(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t n
     return CRM_OK;
 }
 
+/* The requested FIELDS the policy judges on an update of OLD (as stored), into OUT: those
+   the caller sees masked on it, always - a hidden value sent unchanged must not be told
+   from a changed one - and, given the fields the update changes (CHANGED), those among
+   them. A field the caller may not change but sends with its stored value, as a
+   spreadsheet's name column does in a support user's import, is no change of it. */
+static size_t
+s_judged(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *old,
+         char *const *fields, size_t nfields, char *const *changed, size_t nchanged, char **out)
+{
+    size_t n = 0;
+    bool hidden = authz_hides(ctx->session.user, e, old);
+    for (size_t i = 0; i < nfields; i++) {
+        bool judged = hidden && authz_masks(ctx->session.user, e, fields[i]);
+        for (size_t k = 0; !judged && k < nchanged; k++)
+            judged = !strcmp(fields[i], changed[k]);
+        if (judged)
+            out[n++] = fields[i];
+    }
+    return n;
+}
+
+/* The early part of an update's policy check, on CUR as loaded (whose scope
+   s_load_checked judged): the requested FIELDS the caller sees masked on it, before
+   anything - a CONFLICT, a comparison of values - can tell about them. The others
+   are judged by value when the change is staged (s_judged). */
+static crm_err_t
+s_check_masked(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *cur,
+               char *const *fields, size_t nfields)
+{
+    char *judged[64];
+    size_t n = s_judged(ctx, e, cur, fields, nfields < 64 ? nfields : 64, NULL, 0, judged);
+    crm_err_t rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, cur, NULL, judged, n,
+                                ctx->errbuf);
+    return rc;
+}
+
 /* Turn CUR (record NUM, loaded and checked; OLD a copy of it as stored) into
    the changed record - PATCH's FIELDS swapped in, normalized, the kind's
    checks, the policy on the result - and stage it in M if anything differs.
@@ -916,15 +952,19 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
             CRM_OK ||
         (rc = derive_prepare(&dc, e, old, cur, fields, nfields, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(ctx->session.user, e, old, cur, s_user_dept, ctx->env->store,
-                          ctx->errbuf)) != CRM_OK ||
-        (rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, fields, nfields,
+                          ctx->errbuf)) != CRM_OK)
+        return rc;
+    /* compared by value, every field: a changed quantity inside an order line
+       is a change, and so are the fields the kind derives; the policy judges the
+       requested fields this changes (s_judged) */
+    char *changed[64], *judged[64];
+    size_t nchanged = crm_record_diff(e, old, cur, changed, 64);
+    size_t njudged = s_judged(ctx, e, old, fields, nfields < 64 ? nfields : 64, changed,
+                              nchanged, judged);
+    if ((rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, judged, njudged,
                            ctx->errbuf)) != CRM_OK ||
         (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
         return rc;
-    /* compared by value, every field: a changed quantity inside an order line
-       is a change, and so are the fields the kind derives */
-    char *changed[64];
-    size_t nchanged = crm_record_diff(e, old, cur, changed, 64);
     if (nchanged == 0)
         return CRM_OK;
     if (!mutation_has(m, e, num))
@@ -988,8 +1028,9 @@ h_entity_update(req_ctx_t *ctx)
     /* based on an older version: merged by field unless a field of this
        update changed since (conflict.h) - after the permission check, so no
        CONFLICT tells the unauthorized anything */
-    if ((rc = s_load_checked(ctx, e, r->id, num, 0, true, r->fields, r->n_fields, AUTHZ_UPDATE,
-                             &cur)) != CRM_OK ||
+    if ((rc = s_load_checked(ctx, e, r->id, num, 0, true, NULL, 0, AUTHZ_UPDATE, &cur)) !=
+            CRM_OK ||
+        (rc = s_check_masked(ctx, e, cur, r->fields, r->n_fields)) != CRM_OK ||
         (rc = s_check_base(ctx, e, r->id, num, r->expect_version, cur, r->fields,
                            r->n_fields)) != CRM_OK ||
         (rc = records_group_get(ctx->env->group, e, num, &old)) != CRM_OK ||
@@ -2132,8 +2173,8 @@ s_upsert_update(req_ctx_t *ctx, const crm_entity_t *e, bool dry_run, uint64_t nu
         fields[nfields++] = (char *)fd->name;
     }
     m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
-    if ((rc = s_load_checked(ctx, e, id, num, 0, true, fields, nfields, AUTHZ_UPDATE, &cur)) !=
-            CRM_OK ||
+    if ((rc = s_load_checked(ctx, e, id, num, 0, true, NULL, 0, AUTHZ_UPDATE, &cur)) != CRM_OK ||
+        (rc = s_check_masked(ctx, e, cur, fields, nfields)) != CRM_OK ||
         (rc = records_group_get(ctx->env->group, e, num, &old)) != CRM_OK)
         goto cleanup;
     for (size_t i = 0; i < nfields; i++) {

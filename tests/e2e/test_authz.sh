@@ -117,6 +117,23 @@ as ms customer edit "$L" --stage active
 expect "marketing may not move beyond prospect" test "$(verdict)" = deny
 as ms customer edit "$L" --name renamed
 expect "marketing may not rename" test "$(verdict)" = deny
+# a field the caller may not change, sent with the value it has, is no change of it (a
+# spreadsheet's name column in a support user's import); a new value is refused as before
+as ps customer edit "$S" --name 客服 --phone "139 3000 0003"
+expect "support may send the name unchanged with a contact change" test "$(verdict)" = allow
+as ps customer edit "$S" --name 客服改名
+expect "... but not a new name, and the denial names the field" \
+    bash -c "[ \"\$1\" = deny ] && grep -q \"field 'name'\" <<<\"\$0\"" "$ERR" "$(verdict)"
+printf 'name,phone,email\n客服,13930000003,kefu@example.com\n' >"$T/support.csv"
+as ps import "$T/support.csv" --upsert-by phone
+expect "a support user's sheet with its name column updates the contact fields" \
+    contains "$OUT" "0 created, 1 updated, 0 unchanged"
+as admin --json customer show "$S"
+expect "... the e-mail added, the name as it was" \
+    test "$(field record.emails):$(field record.name)" = '["kefu@example.com"]:客服'
+printf 'name,phone\n别的名字,13930000003\n' >"$T/support2.csv"
+as ps import "$T/support2.csv" --upsert-by phone
+expect "... and a sheet that renames is refused for that line, naming the field" contains "$ERR" "field 'name'"
 
 # ---- masking and the side doors ----
 P=$(new_customer 隐私 13940000001 --email private@example.com --address "北京市朝阳区" --birthday 1990-01-02)
@@ -146,6 +163,13 @@ as ms customer history "$P" phones
 expect "history is masked as reads are" contains "$OUT" "139****0001"
 expect "history holds no clear value" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
 
+# a field marketing sees masked is judged before its value is: an unchanged hidden phone
+# is refused like a changed one, so a refusal tells nothing about the number
+for ph in 13940000001 13940000009; do
+    as ms customer edit "$P" --phone "$ph"
+    expect "marketing may not send a phone it sees masked ($ph), whether or not it is the number" \
+        bash -c "[ \"\$1\" = deny ] && grep -q \"field 'phones'\" <<<\"\$0\"" "$ERR" "$(verdict)"
+done
 # consent: needs a channel; giving it does not reveal what was hidden before
 as ms customer edit "$P" --consent yes
 expect "consent without a channel is refused" test "$RC" -eq 1
