@@ -13,6 +13,7 @@ users first, then import into a fresh data dir, customers first
 (tools/demo.sh does all of it).
 """
 import csv
+import datetime
 import os
 import random
 import sys
@@ -54,6 +55,19 @@ USERS = [("lina", "sales", "staff", "李娜"), ("zhaolei", "sales", "staff", "�
          ("liuyang", "support", "manager", "刘洋"), ("sunli", "marketing", "staff", "孙丽"),
          ("zhoumin", "marketing", "manager", "周敏")]
 SALES_OWNERS = ["lina", "lina", "zhaolei", "zhaolei", "wangfang", "", "", ""]
+
+
+# Orders and contacts happened (the server refuses one dated ahead): the demo's months are
+# counted back from today, so the data is as fresh on any day it is loaded.
+TODAY = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0,
+                                                             microsecond=0)
+
+
+def past(month, day, hour, minute=0):
+    """Month 1-11 and day 1-28 of the demo's year, as that many weeks and days before today."""
+    t = TODAY - datetime.timedelta(days=(11 - month) * 28 + (28 - day) + 1, hours=-hour,
+                                   minutes=-minute)
+    return t.strftime("%Y-%m-%dT%H:%M:00Z")
 
 
 def main():
@@ -115,8 +129,8 @@ def main():
             w.writerow(["c%d" % rnd.randint(1, count), t,
                         "" if t == "note" else rnd.choice(["inbound", "outbound"]),
                         rnd.choice(SUMMARIES[t]),
-                        "2026-%02d-%02dT%02d:%02d:00Z" % (rnd.randint(1, 11), rnd.randint(1, 28),
-                                                          rnd.randint(8, 18), rnd.randint(0, 59))])
+                        past(rnd.randint(1, 11), rnd.randint(1, 28), rnd.randint(8, 18),
+                             rnd.randint(0, 59))])
 
     with open(os.path.join(out, "deals.csv"), "w", newline="") as f:
         w = csv.writer(f)
@@ -141,7 +155,7 @@ def main():
                 lines.append("sku=%s,name=%s,quantity=%d,unit_price=%s" % (sku, item, rnd.randint(1, 5), price))
             order_customers.append("c%d" % rnd.randint(1, count // 2))
             w.writerow([order_customers[-1], ";".join(lines),
-                        "2026-%02d-%02dT%02d:00:00Z" % (rnd.randint(1, 11), rnd.randint(1, 28), rnd.randint(9, 17))])
+                        past(rnd.randint(1, 11), rnd.randint(1, 28), rnd.randint(9, 17))])
 
     with open(os.path.join(out, "tickets.csv"), "w", newline="") as f:
         w = csv.writer(f)
