@@ -45,7 +45,8 @@ enum {
     CRM_F_STAMPED = 1 << 22,   /* set by the server when another field changes (the policy's
                                   STAMP rows, server/policy.def): never by a client */
     CRM_F_PAST = 1 << 23,      /* a time that has happened (an order, an activity): from
-                                  1970 to a day from now (clocks and time zones) */
+                                  1970 to a day from now (clocks and time zones), checked
+                                  by the server when set or changed (crm_record_check_past) */
 };
 
 typedef struct {

@@ -15,7 +15,6 @@
 
 #include "crm_entity.h"
 #include "crm_proto.h"
-#include "crm_time.h"
 #include "crm_utf8.h"
 #include "entities.pb-c.h"
 
@@ -1279,26 +1278,6 @@ s_check_range(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, con
     return CRM_OK;
 }
 
-/* A CRM_F_PAST time: set, from 1970 on and at most a day ahead of now (an order or a
-   contact dated 2099 would keep its customer active for ever). */
-static crm_err_t
-s_check_past(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd,
-             const crm_rule_t *rule, char *errbuf)
-{
-    if (!rule || !(rule->flags & CRM_F_PAST) || fd->type != PROTOBUF_C_TYPE_INT64 ||
-        fd->label == PROTOBUF_C_LABEL_REPEATED)
-        return CRM_OK;
-    int64_t v = *(const int64_t *)CMEMBER(m, fd);
-    char when[32];
-    bool early = v < 0, late = v > crm_time_now_ms() + INT64_C(86400000);
-    if (!early && !late)
-        return CRM_OK;
-    crm_record_format_time(v, when);
-    snprintf(errbuf, CRM_ERRBUF, "field '%s': %s is %s; it takes a time that has passed, from "
-             "1970 on", fd->name, when, early ? "before 1970" : "in the future");
-    return CRM_ERR_INVALID_ARGUMENT;
-}
-
 crm_err_t
 crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
 {
@@ -1337,8 +1316,6 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
         }
         if (fd->type != PROTOBUF_C_TYPE_STRING) {
             crm_err_t rc = s_check_range(m, fd, rule, errbuf);
-            if (rc == CRM_OK)
-                rc = s_check_past(m, fd, rule, errbuf);
             if (rc != CRM_OK)
                 return rc;
             continue;
@@ -1362,6 +1339,30 @@ crm_record_normalize(const crm_entity_t *e, ProtobufCMessage *m, char *errbuf)
             snprintf(errbuf, CRM_ERRBUF, "field '%s' is required", fd->name);
             return CRM_ERR_INVALID_ARGUMENT;
         }
+    }
+    return CRM_OK;
+}
+
+crm_err_t
+crm_record_check_past(const crm_entity_t *e, const ProtobufCMessage *old,
+                      const ProtobufCMessage *m, int64_t now, char *errbuf)
+{
+    for (const crm_rule_t *r = e->rules; r->field; r++) {
+        const ProtobufCFieldDescriptor *fd = crm_record_field(m->descriptor, r->field);
+        if (!(r->flags & CRM_F_PAST) || !fd || fd->type != PROTOBUF_C_TYPE_INT64 ||
+            fd->label == PROTOBUF_C_LABEL_REPEATED)
+            continue;
+        int64_t v = *(const int64_t *)CMEMBER(m, fd);
+        if (old && *(const int64_t *)CMEMBER(old, fd) == v)
+            continue; /* as stored: an old record is not refused every edit for it */
+        bool early = v < 0, late = v > now + INT64_C(86400000);
+        if (!early && !late)
+            continue;
+        char when[32];
+        crm_record_format_time(v, when);
+        snprintf(errbuf, CRM_ERRBUF, "field '%s': %s is %s; it takes a time that has passed, "
+                 "from 1970 on", fd->name, when, early ? "before 1970" : "in the future");
+        return CRM_ERR_INVALID_ARGUMENT;
     }
     return CRM_OK;
 }

@@ -91,6 +91,11 @@ ProtobufCMessage *crm_record_add_message(ProtobufCMessage *m, const ProtobufCFie
 /* The fields (names borrowed from the descriptor) whose values differ
    between A and B, two records of kind E, compared by value; the common
    server-managed fields (id, version, times, authors) are left out. */
+/* The CRM_F_PAST times of M (an order's, an activity's) that differ from OLD (NULL on
+   create) have happened: from 1970 on, at most a day ahead of NOW (ms; time zones and
+   clocks). INVALID_ARGUMENT naming the field otherwise. */
+crm_err_t crm_record_check_past(const crm_entity_t *e, const ProtobufCMessage *old,
+                                const ProtobufCMessage *m, int64_t now, char *errbuf);
 size_t crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
                        char **out, size_t max);
 

@@ -103,15 +103,16 @@ s_check_derived(store_t *store, const char *dir, size_t *shown)
 }
 
 /* Every link names an existing record of its own record's customer (crm_entity_links).
-   One that does not is a warning, not a problem: formats before 5 let an order or a
-   ticket be deleted while named, so such data (and its backups, which `backup verify`
-   checks) is as it was made; the record holding the link is what to change. */
+   One naming a record that does not exist is a warning, not a problem: formats before 5
+   let an order or a ticket be deleted while named, so such data (and its backups, which
+   `backup verify` checks) is as it was made; the record holding the link is what to
+   change. A link to another customer's record, or one that cannot be read, is a problem. */
 typedef struct {
     store_t *store;
     const crm_entity_t *kind, *target;
     const crm_link_t *link;
     const char *pfield;
-    size_t problems, shown_warnings;
+    size_t problems, dangling, shown_warnings, *shown;
 } s_links_t;
 
 static bool
@@ -126,20 +127,22 @@ s_link_one(uint64_t num, ProtobufCMessage *rec, void *arg)
     crm_err_t rc = tnum ? records_get(c->store, c->target, tnum, &t) : CRM_ERR_NOT_FOUND;
     char id[24], what[256];
     crm_entity_format_id(c->kind, num, id);
-    if (rc == CRM_ERR_NOT_FOUND)
+    *what = '\0';
+    if (rc == CRM_ERR_NOT_FOUND) { /* a warning: formats before 5 allowed it */
         snprintf(what, sizeof what, "%s %s: %s names %s '%.24s', which does not exist",
                  c->kind->name, id, c->link->field, c->target->name, to);
-    else if (rc != CRM_OK)
-        snprintf(what, sizeof what, "%s %s: cannot read %s '%.24s'", c->kind->name, id,
-                 c->target->name, to);
-    else if (strcmp(crm_record_get_str(t, c->pfield), crm_record_get_str(rec, c->pfield)))
-        snprintf(what, sizeof what, "%s %s: %s names %s '%.24s' of another customer",
-                 c->kind->name, id, c->link->field, c->target->name, to);
-    else
-        *what = '\0';
-    if (*what) {
         if (c->shown_warnings++ < 50)
             printf("  warning: %s\n", what);
+        c->dangling++;
+    } else if (rc != CRM_OK) { /* problems: no version allowed these */
+        snprintf(what, sizeof what, "%s %s: cannot read %s '%.24s'", c->kind->name, id,
+                 c->target->name, to);
+    } else if (strcmp(crm_record_get_str(t, c->pfield), crm_record_get_str(rec, c->pfield))) {
+        snprintf(what, sizeof what, "%s %s: %s names %s '%.24s' of another customer",
+                 c->kind->name, id, c->link->field, c->target->name, to);
+    }
+    if (*what && rc != CRM_ERR_NOT_FOUND) {
+        s_report(what, c->shown);
         c->problems++;
     }
     crm_proto_free(&t);
@@ -153,15 +156,17 @@ s_check_links(store_t *store, size_t *shown, size_t *warnings)
     for (const crm_link_t *l = crm_entity_links(); l->kind; l++) {
         const crm_entity_t *k = crm_entity_by_name(l->kind);
         s_links_t c = {store, k, crm_entity_by_name(l->target), l,
-                       crm_entity_field_with(k, CRM_F_PARENT), 0, 0};
+                       crm_entity_field_with(k, CRM_F_PARENT), 0, 0, 0, shown};
         uint64_t read = 0;
         if (records_each(store, k, s_link_one, &c, &read) != CRM_OK) {
             s_report("links: cannot read the records", shown);
             problems++;
         }
-        printf("links %s.%s -> %s: %" PRIu64 " records read, %zu dangling\n", l->kind, l->field,
-               l->target, read, c.problems);
-        *warnings += c.problems;
+        printf("links %s.%s -> %s: %" PRIu64 " records read, %zu dangling, %zu problem%s\n",
+               l->kind, l->field, l->target, read, c.dangling, c.problems,
+               c.problems == 1 ? "" : "s");
+        problems += c.problems;
+        *warnings += c.dangling;
     }
     return problems;
 }

@@ -225,6 +225,7 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
     /* the policy's stamps (consent given: when) and named users' departments */
     authz_stamp(caller, e, NULL, rec, dc.now);
     if ((rc = crm_record_normalize(e, rec, ctx->errbuf)) != CRM_OK ||
+        (rc = crm_record_check_past(e, NULL, rec, dc.now, ctx->errbuf)) != CRM_OK ||
         (rc = authz_links(caller, e, NULL, rec, s_get_named, ctx, ctx->errbuf)) != CRM_OK ||
         (rc = derive_prepare(&dc, e, NULL, rec, NULL, 0, ctx->errbuf)) != CRM_OK ||
         (rc = authz_refer(caller, e, NULL, rec, s_user_dept, ctx->env->store, ctx->errbuf)) !=
@@ -900,19 +901,30 @@ s_load_checked(req_ctx_t *ctx, const crm_entity_t *e, const char *id, uint64_t n
    from a changed one - and, given the fields the update changes (CHANGED), those among
    them. A field the caller may not change but sends with its stored value, as a
    spreadsheet's name column does in a support user's import, is no change of it. */
+static bool
+s_named(char *const *list, size_t n, const char *field)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], field))
+            return true;
+    return false;
+}
+
+/* OUT has room for NFIELDS. When the update changes a field it did not request (the
+   server's reaction to a requested one: a tier given, even unchanged, pins the tier),
+   every requested field is judged, as if all changed. */
 static size_t
 s_judged(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *old,
          char *const *fields, size_t nfields, char *const *changed, size_t nchanged, char **out)
 {
     size_t n = 0;
-    bool hidden = authz_hides(ctx->session.user, e, old);
-    for (size_t i = 0; i < nfields; i++) {
-        bool judged = hidden && authz_masks(ctx->session.user, e, fields[i]);
-        for (size_t k = 0; !judged && k < nchanged; k++)
-            judged = !strcmp(fields[i], changed[k]);
-        if (judged)
+    bool hidden = authz_hides(ctx->session.user, e, old), reacted = false;
+    for (size_t k = 0; k < nchanged && !reacted; k++)
+        reacted = !s_named(fields, nfields, changed[k]);
+    for (size_t i = 0; i < nfields; i++)
+        if (reacted || (hidden && authz_masks(ctx->session.user, e, fields[i])) ||
+            s_named(changed, nchanged, fields[i]))
             out[n++] = fields[i];
-    }
     return n;
 }
 
@@ -924,10 +936,12 @@ static crm_err_t
 s_check_masked(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *cur,
                char *const *fields, size_t nfields)
 {
-    char *judged[64];
-    size_t n = s_judged(ctx, e, cur, fields, nfields < 64 ? nfields : 64, NULL, 0, judged);
+    char **judged = malloc((nfields ? nfields : 1) * sizeof *judged);
+    CRM_ASSERT_ALLOC(judged);
+    size_t n = s_judged(ctx, e, cur, fields, nfields, NULL, 0, judged);
     crm_err_t rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, cur, NULL, judged, n,
                                 ctx->errbuf);
+    free(judged);
     return rc;
 }
 
@@ -948,6 +962,7 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     /* the policy's stamps: consent given (when), withdrawn (when, by whom) */
     authz_stamp(ctx->session.user, e, old, cur, dc.now);
     if ((rc = crm_record_normalize(e, cur, ctx->errbuf)) != CRM_OK ||
+        (rc = crm_record_check_past(e, old, cur, dc.now, ctx->errbuf)) != CRM_OK ||
         (rc = authz_links(ctx->session.user, e, old, cur, s_get_named, ctx, ctx->errbuf)) !=
             CRM_OK ||
         (rc = derive_prepare(&dc, e, old, cur, fields, nfields, ctx->errbuf)) != CRM_OK ||
@@ -957,13 +972,15 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     /* compared by value, every field: a changed quantity inside an order line
        is a change, and so are the fields the kind derives; the policy judges the
        requested fields this changes (s_judged) */
-    char *changed[64], *judged[64];
+    char *changed[64];
     size_t nchanged = crm_record_diff(e, old, cur, changed, 64);
-    size_t njudged = s_judged(ctx, e, old, fields, nfields < 64 ? nfields : 64, changed,
-                              nchanged, judged);
-    if ((rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, judged, njudged,
-                           ctx->errbuf)) != CRM_OK ||
-        (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
+    char **judged = malloc((nfields ? nfields : 1) * sizeof *judged);
+    CRM_ASSERT_ALLOC(judged);
+    size_t njudged = s_judged(ctx, e, old, fields, nfields, changed, nchanged, judged);
+    rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, judged, njudged,
+                      ctx->errbuf);
+    free(judged);
+    if (rc != CRM_OK || (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
         return rc;
     if (nchanged == 0)
         return CRM_OK;
@@ -1006,7 +1023,15 @@ h_entity_update(req_ctx_t *ctx)
         return rc;
     if (r->n_fields == 0)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "nothing to change: name a field");
+    if (r->n_fields > e->desc->n_fields) /* each field once: no more than the kind has */
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "%zu fields named, and %s records have %u: name each once",
+                              r->n_fields, e->name, e->desc->n_fields);
     for (size_t i = 0; i < r->n_fields; i++) {
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(r->fields[k], r->fields[i]))
+                return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                                      "field '%.40s' is named twice", r->fields[i]);
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->fields[i]);
         if (!fd)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",

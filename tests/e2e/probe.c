@@ -1276,6 +1276,52 @@ s_historyunder(char **argv)
     return s_under(q, pinger, &req, what, atoi(argv[4]));
 }
 
+/* padded ENDPOINT ENROLL ID VERSION FIELD VALUE: an update of customer ID at VERSION
+   naming "phones" 65 times and then FIELD = VALUE (a request crm never sends): prints the
+   status and message of the reply; exit 0 if it was refused. */
+static int
+s_padded(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    char errbuf[CRM_ERRBUF];
+    if (crm_record_set_text(c, crm_record_field(e->desc, argv[4]), argv[5], false, errbuf) !=
+        CRM_OK) {
+        printf("bad value: %s\n", errbuf);
+        return 2;
+    }
+    char *fields[66];
+    for (int i = 0; i < 65; i++)
+        fields[i] = (char *)"phones";
+    fields[65] = argv[4];
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    req.id = 7;
+    req.op = CRM__OP__OP_ENTITY_UPDATE;
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.id = argv[2];
+    er.expect_version = strtoull(argv[3], NULL, 10);
+    er.fields = fields;
+    er.n_fields = 66;
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    crm_proto_free(&c);
+    Crm__Reply *r = s_call(s, &req);
+    free(er.record.data);
+    int rc = 1;
+    if (!r)
+        printf("no reply\n");
+    else {
+        printf("%s: %s\n", r->status ? crm_err_name(r->status) : "OK", r->message);
+        rc = r->status ? 0 : 1;
+    }
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_close(s);
+    return rc;
+}
+
 /* create ENDPOINT ENROLL KEY NAME: one customer create with idempotency key
    KEY ("-": none); prints "created ID" or the refusal. Run twice with one key,
    it must print the same id (issue 14, item 6). */
@@ -1462,6 +1508,7 @@ main(int argc, char **argv)
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
         {"pings", s_pings, 4, "ENDPOINT ENROLL SECONDS STOPFILE"},
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
+        {"padded", s_padded, 6, "ENDPOINT ENROLL ID VERSION FIELD VALUE"},
         {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},

@@ -134,6 +134,24 @@ expect "... the e-mail added, the name as it was" \
 printf 'name,phone\n别的名字,13930000003\n' >"$T/support2.csv"
 as ps import "$T/support2.csv" --upsert-by phone
 expect "... and a sheet that renames is refused for that line, naming the field" contains "$ERR" "field 'name'"
+# ... but only a field the server does nothing with: a tier given, even the one it has,
+# pins the tier (tier_override), so support may not send it
+S3=$(new_customer 分级客户 13930000010)
+as admin order add "$S3" --line 'sku=T,quantity=1,unit_price=10'
+as admin --json customer show "$S3"; TIER=$(field record.tier)
+as ps customer edit "$S3" --tier "$TIER"
+expect "support may not pin a customer's tier by sending the one it has ($TIER)" \
+    bash -c "[ \"\$1\" = deny ] && grep -q \"field 'tier'\" <<<\"\$0\"" "$ERR" "$(verdict)"
+as admin --json customer show "$S3"
+expect "... the tier is still derived" test "$(field record.tier_override)" = false
+# an update naming one field 65 times and then another (no client sends one) is refused
+# whole: the fields are each judged once, none skipped
+as admin --json customer show "$S"; V=$(field record.version)
+RC=0; OUT=$("$PROBE" padded "$EP_main" "$T/ps" "$S" "$V" name 改了名 2>&1) || RC=$?
+expect "a padded field list is refused ($OUT)" \
+    bash -c "[ \"\$1\" = 0 ] && grep -q '^INVALID_ARGUMENT' <<<\"\$0\"" "$OUT" "$RC"
+as admin --json customer show "$S"
+expect "... and the name is as it was" test "$(field record.name)" = 客服
 
 # ---- masking and the side doors ----
 P=$(new_customer 隐私 13940000001 --email private@example.com --address "北京市朝阳区" --birthday 1990-01-02)

@@ -29,4 +29,25 @@ print(sum(1 for l in sys.stdin if l.strip() and json.loads(l)["action"] == "enti
           and ms(json.loads(l)["time"]) == frozen))' "$FROZEN" <<<"$OUT")
 expect "all 6 reads at the same frozen instant are in the audit trail ($n)" test "$n" -eq 6
 stop_server s
+
+# ---- a clock that was ahead: an order it dated stays editable ----
+# An order's time must have happened (a day's slack) when it is given or changed; one
+# stored while the server's clock ran three days fast keeps its date, and every other edit
+# of it (a refund, a note) goes through.
+AHEAD=$(( $(date +%s) * 1000 + 3 * 86400000 ))
+LD_PRELOAD="$FAULTFS" FAULTFS_CLOCK_MS=$AHEAD ASAN_OPTIONS="$FAULT_ASAN_OPTIONS" \
+    start_server ahead "$T/data"
+run_crm "$EP_ahead" "$ADMIN" customer add --name 时钟超前
+CA=${OUT#created customer }
+run_crm "$EP_ahead" "$ADMIN" order add "$CA" --line 'sku=F,quantity=1,unit_price=10'
+OA=${OUT#created order }
+expect "the fast clock's order is made ($OA)" test "$RC" -eq 0
+stop_server ahead
+start_server back "$T/data"
+run_crm "$EP_back" "$ADMIN" order refund "$OA" --amount 1 --reason 时钟
+expect "back on time, the order dated ahead takes a refund" test "$RC" -eq 0
+run_crm "$EP_back" "$ADMIN" order add "$CA" --line 'sku=F,quantity=1,unit_price=10' \
+    --ordered-at "$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)"
+expect "... while a new order dated three days ahead is refused" contains "$ERR" "in the future"
+stop_server back
 finish
