@@ -171,6 +171,51 @@ s_check_links(store_t *store, size_t *shown, size_t *warnings)
     return problems;
 }
 
+/* Times that should have happened (CRM_F_PAST: an order's, an activity's) but lie more
+   than a day ahead of now or before 1970 - stored by a server whose clock ran fast, or
+   before the server refused them. Warnings, like dangling links: the records are as they
+   were made, and editing one is not refused for them. */
+typedef struct {
+    const crm_entity_t *kind;
+    int64_t now;
+    size_t found, shown;
+} s_past_t;
+
+static bool
+s_past_one(uint64_t num, ProtobufCMessage *rec, void *arg)
+{
+    s_past_t *c = arg;
+    char errbuf[CRM_ERRBUF];
+    if (crm_record_check_past(c->kind, NULL, rec, c->now, errbuf) != CRM_OK) {
+        char id[24];
+        crm_entity_format_id(c->kind, num, id);
+        if (c->shown++ < 50)
+            printf("  warning: %s %s: %s\n", c->kind->name, id, errbuf);
+        c->found++;
+    }
+    return true;
+}
+
+static size_t
+s_check_past(store_t *store, size_t *shown, size_t *warnings)
+{
+    size_t problems = 0;
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
+        if (!crm_entity_field_with(e, CRM_F_PAST))
+            continue;
+        s_past_t c = {e, crm_time_now_ms(), 0, 0};
+        uint64_t read = 0;
+        if (records_each(store, e, s_past_one, &c, &read) != CRM_OK) {
+            s_report("times: cannot read the records", shown);
+            problems++;
+        }
+        printf("times of %s records: %" PRIu64 " read, %zu ahead of now or before 1970\n",
+               e->name, read, c.found);
+        *warnings += c.found;
+    }
+    return problems;
+}
+
 static const char s_usage[] = "usage: crm-admin check --data DIR   (with the server stopped)\n";
 
 static void
@@ -236,11 +281,13 @@ adm_check(int argc, char **argv)
     problems += s_check_derived(store, dir, &shown);
     size_t warnings = 0;
     problems += s_check_links(store, &shown, &warnings);
+    problems += s_check_past(store, &shown, &warnings);
     printf("change log: %" PRIu64 " to %" PRIu64 ", %" PRIu64 " missing\n", first, last, gaps);
     printf("%s: %zu problem%s", problems ? "NOT CONSISTENT" : "consistent", problems,
            problems == 1 ? "" : "s");
     if (warnings)
-        printf(", %zu warning%s (links that dangle: change or delete the records holding them)",
+        printf(", %zu warning%s (links that dangle, times ahead: change or delete the records "
+               "holding them)",
                warnings, warnings == 1 ? "" : "s");
     putchar('\n');
     store_destroy(&store);

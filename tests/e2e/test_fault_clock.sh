@@ -50,4 +50,8 @@ run_crm "$EP_back" "$ADMIN" order add "$CA" --line 'sku=F,quantity=1,unit_price=
     --ordered-at "$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)"
 expect "... while a new order dated three days ahead is refused" contains "$ERR" "in the future"
 stop_server back
+RC=0; "$CRM_BIN/crm-admin" check --data "$T/data" >"$T/check.out" 2>&1 || RC=$?
+expect "crm-admin check warns of the order dated ahead, and passes" \
+    bash -c "[ \"\$1\" = 0 ] && grep -q \"warning: order $OA: field 'ordered_at': .* is in the future\" \"\$0\" &&
+             grep -q '^consistent: 0 problems, 1 warning' \"\$0\"" "$T/check.out" "$RC"
 finish
