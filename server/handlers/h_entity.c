@@ -1080,6 +1080,23 @@ cleanup:
     return rc;
 }
 
+/* Append "kind id, kind id" for the N records IDS of kind K (", more (kind)" if MORE) to
+   LIST (CAP bytes, USED in use) for a refusal that names them; returns the new length. */
+static size_t
+s_list_ids(char *list, size_t cap, size_t used, const crm_entity_t *k, const uint64_t *ids,
+           size_t n, bool more)
+{
+    for (size_t i = 0; i < n && used + 32 < cap; i++) {
+        char id[24];
+        crm_entity_format_id(k, ids[i], id);
+        used += (size_t)snprintf(list + used, cap - used, "%s%s %s", used ? ", " : "", k->name,
+                                 id);
+    }
+    if (more && used + 8 + strlen(k->name) < cap)
+        used += (size_t)snprintf(list + used, cap - used, ", more (%s)", k->name);
+    return used;
+}
+
 /* Refuse to delete PARENT_ID while it has records of a CRM_RESTRICT child
    kind (a customer's orders, deals); FAILED_PRECONDITION names them. */
 static crm_err_t
@@ -1098,14 +1115,7 @@ s_restrict_children(req_ctx_t *ctx, const crm_entity_t *parent, const char *pare
         if (rc != CRM_OK)
             return dispatch_error(ctx, rc, "cannot read the %s records of '%s'", k->name,
                                   parent_id);
-        for (size_t i = 0; i < n && used + 32 < sizeof list; i++) {
-            char id[24];
-            crm_entity_format_id(k, ids[i], id);
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s %s",
-                                     used ? ", " : "", k->name, id);
-        }
-        if (more && used + 8 < sizeof list)
-            used += (size_t)snprintf(list + used, sizeof list - used, ", more %ss", k->name);
+        used = s_list_ids(list, sizeof list, used, k, ids, n, more);
     }
     if (used)
         return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
@@ -1139,14 +1149,7 @@ s_restrict_links(req_ctx_t *ctx, const crm_entity_t *e, const char *id)
         if (rc != CRM_OK)
             return dispatch_error(ctx, CRM_ERR_INTERNAL, "cannot read the %s records naming '%s'",
                                   k->name, id);
-        for (size_t i = 0; i < n && used + 32 < sizeof list; i++) {
-            char kid[24];
-            crm_entity_format_id(k, ids[i], kid);
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s %s",
-                                     used ? ", " : "", k->name, kid);
-        }
-        if (more && used + 8 < sizeof list)
-            used += (size_t)snprintf(list + used, sizeof list - used, ", more (%s)", k->name);
+        used = s_list_ids(list, sizeof list, used, k, ids, n, more);
     }
     if (used)
         return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
