@@ -102,7 +102,10 @@ s_parse_time(const char *s, int64_t *out)
         char *end = NULL;
         errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (!*s || *end || errno || strchr(s, '-') > s)
+        /* a number is milliseconds since 1970 (an older export's JSON), as 13 digits are
+           today: 0 is unset, and fewer than 12 digits (epoch seconds, a typo) or a
+           negative number is no time anyone meant */
+        if (!*s || *end || errno || v < 0 || (v != 0 && v < 100000000000LL))
             return false;
         *out = v;
         return true;
@@ -639,7 +642,7 @@ crm_record_set_text(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, con
         if (!ok) {
             snprintf(errbuf, CRM_ERRBUF, "field '%s' takes %s, not '%.40s'", fd->name,
                      is_time ? "a time (YYYY-MM-DD, YYYY-MM-DD HH:MM, or with an offset: "
-                               "2026-11-29T09:00+08:00)"
+                               "2026-11-29T09:00+08:00; a number is milliseconds since 1970)"
                              : "a number",
                      text);
             return CRM_ERR_INVALID_ARGUMENT;

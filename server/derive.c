@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "records.h"
 #include "users.h"
+#include "users.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
 #define PAGE 256
@@ -467,6 +468,29 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
                 if (r->by != protobuf_c_empty_string)
                     crm_proto_release(r->by);
                 r->by = crm_proto_strdup(dc->actor->name);
+            }
+            /* an imported order's refunds keep when and by whom (an export imports back),
+               but only as history can have them: after the order, not ahead of now, by a
+               user of this server */
+            const int64_t day = INT64_C(86400000); /* clocks and time zones */
+            if (r->at < o->ordered_at - day || r->at > dc->now + day) {
+                char when[32];
+                crm_record_format_time(r->at, when);
+                snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'at' %s is %s", i + 1, when,
+                         r->at < o->ordered_at - day ? "before the order" : "in the future");
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+            Crm__User *u = NULL;
+            crm_err_t urc = users_get_by_name(dc->store, r->by, &u);
+            users_free(&u);
+            if (urc == CRM_ERR_NOT_FOUND) {
+                snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'by' names no user ('%.40s')", i + 1,
+                         r->by);
+                return CRM_ERR_INVALID_ARGUMENT;
+            }
+            if (urc != CRM_OK) {
+                snprintf(errbuf, CRM_ERRBUF, "cannot read user '%.40s'", r->by);
+                return urc;
             }
         }
         if (__builtin_add_overflow(refunded, r->amount->minor, &refunded) || refunded > total) {

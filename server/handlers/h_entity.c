@@ -2551,14 +2551,14 @@ h_merge(req_ctx_t *ctx)
         s_combine(ce, next, others[j]);
     if ((rc = crm_record_normalize(ce, next, ctx->errbuf)) != CRM_OK)
         goto cleanup;
-    /* a field taken on purpose is a change of the kept record: the caller's policy decides */
-    if (r->n_take) {
-        char *taken[32];
-        size_t nt = 0;
-        for (size_t i = 0; i < r->n_take && nt < 32; i++)
-            taken[nt++] = r->take[i]->field;
+    /* what the merge changes on the kept record - a field taken on purpose, a blank filled,
+       a list united - is a change the caller's policy decides, as any update's is: a
+       support manager's merge may unite phones, not fill in the industry */
+    {
+        char *merged[64];
+        size_t nm = crm_record_diff(ce, keep, next, merged, 64);
         denied = r->keep;
-        if ((rc = authz_record(ctx->session.user, ce, AUTHZ_UPDATE, keep, next, taken, nt,
+        if ((rc = authz_record(ctx->session.user, ce, AUTHZ_UPDATE, keep, next, merged, nm,
                                ctx->errbuf)) != CRM_OK)
             goto cleanup;
     }

@@ -207,6 +207,33 @@ for o in $(python3 -c 'import json,sys; print(" ".join(json.loads(l)["id"] for l
 done
 as sa --json customer show "$L"
 expect "deleting the copies brings the customer's value back" test "$(field record.order_count):$(field record.total_spend.minor)" = 1:0
+# an imported order's refunds keep when and by whom (an export imports back), but only as
+# history can have them: after the order, not ahead of now, by a user of this server
+refund_line() { # AT BY
+    printf '{"customer_id":"%s","ordered_at":"2026-06-01T10:00:00Z","lines":[{"sku":"F","quantity":1,"unit_price":{"minor":1000,"currency":"CNY"}}],"refunds":[{"amount":{"minor":500,"currency":"CNY"},"reason":"r","at":"%s","by":"%s"}]}\n' "$L" "$1" "$2"
+}
+refund_line 2099-11-02T00:00:00Z admin >"$T/r1.jsonl"
+refund_line 2026-06-02T00:00:00Z nosuchuser >"$T/r2.jsonl"
+refund_line 2026-05-01T00:00:00Z admin >"$T/r3.jsonl"
+refund_line 2026-06-02T00:00:00Z admin >"$T/r4.jsonl"
+for f in r1:"in the future" r2:"names no user" r3:"before the order"; do
+    as sa import --kind order "$T/${f%%:*}.jsonl"
+    expect "an imported refund dated or signed as no history could be is refused: ${f#*:}" \
+        contains "$ERR" "${f#*:}"
+done
+as sa import --kind order "$T/r4.jsonl"
+expect "... while one after its order, by a user, imports with its stamp" \
+    contains "$OUT" "imported 1 order record"
+as sa --json order list --customer-id "$L" --limit 100
+expect "... as given" grep -q '"reason":"r","at":"2026-06-02T00:00:00Z","by":"admin"' "$T/o"
+RO=$(python3 -c 'import json,sys; print(next(json.loads(l)["id"] for l in sys.stdin if "\"reason\":\"r\"" in l))' <"$T/o")
+as sm order delete "$RO"
+expect "... (and deleted again: $RO)" test "$RC" -eq 0
+# a bare number as a time is milliseconds since 1970, as an old export has them: a short one
+# (epoch seconds, a typo) is refused, not taken as a day in January 1970
+as sa order add "$L" --line 'sku=N,quantity=1,unit_price=1' --ordered-at 1790000000
+expect "a time given as 10 digits is refused, saying what a number means" \
+    contains "$ERR" "a number is milliseconds since 1970"
 
 # a second customer: tiers, override, deletes
 as sb customer add --name 王强 --phone 13700002222; C2=${OUT#created customer }
