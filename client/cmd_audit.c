@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "conn.h"
+#include "crm_entity.h"
 #include "crm_proto.h"
 #include "crm_record.h"
 
@@ -17,6 +18,46 @@ static const char s_usage[] =
     "The audit trail, newest first: every change (who, when, what, old -> new; personal\n"
     "fields show only that they changed) and every refused request. Managers see their\n"
     "department's users, admins everyone. WHEN is YYYY-MM-DD[THH:MM:SSZ].\n";
+
+/* VALUE of FIELD of a KIND record as the server wrote it into a change (a time in UTC,
+   "2026-11-29T01:00:00Z"), in the user's time zone when FIELD is a time of that kind:
+   STYLE's form, into OUT. NULL when it is no time: print VALUE as it is. */
+static const char *
+s_local_value(const char *kind, const char *field, const char *value, out_time_t style,
+              char out[40])
+{
+    const crm_entity_t *e = crm_entity_by_name(kind);
+    const ProtobufCFieldDescriptor *fd = e ? crm_record_field(e->desc, field) : NULL;
+    int64_t ms;
+    if (!fd || !*value || !crm_entity_is_time(e->desc, fd) || !crm_record_parse_time(value, &ms))
+        return NULL;
+    out_time(ms, style, out);
+    return out;
+}
+
+/* With --json: each change's time values in the user's offset, as every other time
+   (RFC 3339), printed, then the reply's own strings put back for it to free. */
+static void
+s_print_json(Crm__AuditEntry *a)
+{
+    char olds[16][40], nows[16][40];
+    char *was_old[16], *was_now[16];
+    size_t n = a->n_changes < 16 ? a->n_changes : 16;
+    for (size_t i = 0; i < n; i++) {
+        Crm__FieldChange *c = a->changes[i];
+        was_old[i] = c->old_value;
+        was_now[i] = c->new_value;
+        if (s_local_value(a->kind, c->field, c->old_value, OUT_TIME_RFC3339, olds[i]))
+            c->old_value = olds[i];
+        if (s_local_value(a->kind, c->field, c->new_value, OUT_TIME_RFC3339, nows[i]))
+            c->new_value = nows[i];
+    }
+    out_json(stdout, &a->base);
+    for (size_t i = 0; i < n; i++) {
+        a->changes[i]->old_value = was_old[i];
+        a->changes[i]->new_value = was_now[i];
+    }
+}
 
 static void
 s_print_entry(const Crm__AuditEntry *a, bool with_record)
@@ -34,7 +75,10 @@ s_print_entry(const Crm__AuditEntry *a, bool with_record)
     free(reason);
     for (size_t i = 0; i < a->n_changes; i++) {
         const Crm__FieldChange *c = a->changes[i];
-        char *old = out_escape(c->old_value), *now = out_escape(c->new_value);
+        char lo[40], ln[40];
+        const char *ov = s_local_value(a->kind, c->field, c->old_value, OUT_TIME_LINE, lo);
+        const char *nv = s_local_value(a->kind, c->field, c->new_value, OUT_TIME_LINE, ln);
+        char *old = out_escape(ov ? ov : c->old_value), *now = out_escape(nv ? nv : c->new_value);
         printf("%s%s: %s -> %s", i ? "; " : "  ", c->field, *old ? old : "''",
                *now ? now : "''");
         free(old);
@@ -59,7 +103,7 @@ s_query(cli_ctx_t *ctx, Crm__Op op, Crm__AuditRequest *q, bool with_record)
         const Crm__AuditReply *ar = reply->audit;
         for (size_t i = 0; i < ar->n_entries; i++)
             if (ctx->json)
-                out_json(stdout, &ar->entries[i]->base);
+                s_print_json(ar->entries[i]);
             else
                 s_print_entry(ar->entries[i], with_record);
         if (!ctx->json && ar->n_entries == 0)

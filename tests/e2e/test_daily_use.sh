@@ -153,6 +153,12 @@ tz America/New_York activity list c2
 expect "... in every zone (New York: the evening before)" test "$(grep -c '2026-11-28 20:00' "$T/o")" -eq 3
 tz Asia/Shanghai customer show c2
 expect "show prints times with their offset" test -n "$(grep -E '^last_contact_at +2026-11-29T09:00:00\+08:00$' "$T/o")"
+tz Asia/Shanghai customer history c2 last_contact_at
+expect "history shows a time's old and new values in the user's zone too" \
+    grep -q -- "-> 2026-11-29 09:00:00" "$T/o"
+tz Asia/Shanghai --json customer history c2 last_contact_at
+expect "... and --json as RFC 3339 with the user's offset" \
+    grep -q '"new_value":"2026-11-29T09:00:00+08:00"' "$T/o"
 cp "$T/a/admin.enroll" "$T/tz.conf" && chmod 600 "$T/tz.conf" && echo "timezone = Asia/Tokyo" >>"$T/tz.conf"
 RC=0; env -u TZ "$CRM_CLI/crm" --config "$T/tz.conf" --server "$EP_a" activity list c2 >"$T/o" 2>&1 || RC=$?
 expect "timezone in the client config when TZ is not set" test "$RC" -eq 0 -a "$(grep -c '2026-11-29 10:00' "$T/o")" -eq 3
