@@ -332,7 +332,7 @@ expect "three days without an order or contact, past churned_days 2, the custome
 as sa --json customer show "$L"
 expect "... while one contacted today is active again" test "$(field record.stage)" = active
 stop_server swp
-start_server main "$T/data"
+start_server main "$T/data" --sweep-every 0
 export CRM_SERVER="$EP_main"
 as sa note add "$CH" 重新联系上了
 as sa --json customer show "$CH"
