@@ -462,6 +462,8 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
             crm_err_t rc = s_currency_ok(dc, "refunds.amount", r->amount, errbuf);
             if (rc != CRM_OK)
                 return rc;
+            /* an import's own stamps, checked below; the server's are now and the caller */
+            bool given_at = !was && r->at, given_by = !was && *r->by;
             if (!r->at || was)
                 r->at = dc->now;
             if (!*r->by || was) {
@@ -473,7 +475,7 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
                but only as history can have them: after the order, not ahead of now, by a
                user of this server */
             const int64_t day = INT64_C(86400000); /* clocks and time zones */
-            if (r->at < o->ordered_at - day || r->at > dc->now + day) {
+            if (given_at && (r->at < o->ordered_at - day || r->at > dc->now + day)) {
                 char when[32];
                 crm_record_format_time(r->at, when);
                 snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'at' %s is %s", i + 1, when,
@@ -481,7 +483,7 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
                 return CRM_ERR_INVALID_ARGUMENT;
             }
             Crm__User *u = NULL;
-            crm_err_t urc = users_get_by_name(dc->store, r->by, &u);
+            crm_err_t urc = given_by ? users_get_by_name(dc->store, r->by, &u) : CRM_OK;
             users_free(&u);
             if (urc == CRM_ERR_NOT_FOUND) {
                 snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'by' names no user ('%.40s')", i + 1,

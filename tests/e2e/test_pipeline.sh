@@ -216,7 +216,8 @@ refund_line 2099-11-02T00:00:00Z admin >"$T/r1.jsonl"
 refund_line 2026-06-02T00:00:00Z nosuchuser >"$T/r2.jsonl"
 refund_line 2026-05-01T00:00:00Z admin >"$T/r3.jsonl"
 refund_line 2026-06-02T00:00:00Z admin >"$T/r4.jsonl"
-for f in r1:"in the future" r2:"names no user" r3:"before the order"; do
+refund_line 2099-11-02T00:00:00Z "" >"$T/r5.jsonl" # a date without a name: still checked
+for f in r1:"in the future" r2:"names no user" r3:"before the order" r5:"in the future"; do
     as sa import --kind order "$T/${f%%:*}.jsonl"
     expect "an imported refund dated or signed as no history could be is refused: ${f#*:}" \
         contains "$ERR" "${f#*:}"
