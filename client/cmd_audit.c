@@ -40,23 +40,31 @@ s_local_value(const char *kind, const char *field, const char *value, out_time_t
 static void
 s_print_json(Crm__AuditEntry *a)
 {
-    char olds[16][40], nows[16][40];
-    char *was_old[16], *was_now[16];
-    size_t n = a->n_changes < 16 ? a->n_changes : 16;
+    size_t n = a->n_changes;
+    char(*local)[2][40] = calloc(n ? n : 1, sizeof *local);
+    char **was = calloc(n ? 2 * n : 1, sizeof *was);
+    if (!local || !was) {
+        free(local);
+        free(was);
+        out_json(stdout, &a->base); /* as the server wrote them */
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         Crm__FieldChange *c = a->changes[i];
-        was_old[i] = c->old_value;
-        was_now[i] = c->new_value;
-        if (s_local_value(a->kind, c->field, c->old_value, OUT_TIME_RFC3339, olds[i]))
-            c->old_value = olds[i];
-        if (s_local_value(a->kind, c->field, c->new_value, OUT_TIME_RFC3339, nows[i]))
-            c->new_value = nows[i];
+        was[2 * i] = c->old_value;
+        was[2 * i + 1] = c->new_value;
+        if (s_local_value(a->kind, c->field, c->old_value, OUT_TIME_RFC3339, local[i][0]))
+            c->old_value = local[i][0];
+        if (s_local_value(a->kind, c->field, c->new_value, OUT_TIME_RFC3339, local[i][1]))
+            c->new_value = local[i][1];
     }
     out_json(stdout, &a->base);
     for (size_t i = 0; i < n; i++) {
-        a->changes[i]->old_value = was_old[i];
-        a->changes[i]->new_value = was_now[i];
+        a->changes[i]->old_value = was[2 * i];
+        a->changes[i]->new_value = was[2 * i + 1];
     }
+    free(local);
+    free(was);
 }
 
 static void

@@ -12,7 +12,6 @@
 #include "dispatch.h"
 #include "records.h"
 #include "users.h"
-#include "users.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
 #define PAGE 256
@@ -482,8 +481,18 @@ s_order_prepare(const derive_ctx_t *dc, const ProtobufCMessage *old, ProtobufCMe
                          r->at < o->ordered_at - day ? "before the order" : "in the future");
                 return CRM_ERR_INVALID_ARGUMENT;
             }
+            /* whose refund it was: the importer's own, or any user's when an admin imports
+               the history of another system */
+            if (given_by && strcmp(r->by, dc->actor->name) &&
+                dc->actor->role != CRM__ROLE__ADMIN) {
+                snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'by' may name only you ('%.40s'); an "
+                         "admin imports others' refunds", i + 1, dc->actor->name);
+                return CRM_ERR_PERMISSION_DENIED;
+            }
             Crm__User *u = NULL;
             crm_err_t urc = given_by ? users_get_by_name(dc->store, r->by, &u) : CRM_OK;
+            if (urc == CRM_OK && u && strcmp(u->name, r->by))
+                urc = CRM_ERR_NOT_FOUND; /* a name the lookup cut short is no user's */
             users_free(&u);
             if (urc == CRM_ERR_NOT_FOUND) {
                 snprintf(errbuf, CRM_ERRBUF, "refund %zu: 'by' names no user ('%.40s')", i + 1,

@@ -277,6 +277,11 @@ adm_sweep(int argc, char **argv)
             return 2;
         }
         when = tmp.first_order_at;
+        if (when <= 0) { /* 0 asks for no preview: a real sweep would write */
+            fprintf(stderr, "crm-admin sweep: --as-of takes a date after 1970, not '%s'\n",
+                    as_of);
+            return 2;
+        }
     }
     static char admin_path[PATH_MAX];
     if (!config && data) {

@@ -2405,6 +2405,17 @@ s_combine(const crm_entity_t *e, ProtobufCMessage *next, const ProtobufCMessage 
         if (crm_entity_flags_of(e, fd) & (CRM_F_SYSTEM | CRM_F_DERIVED | CRM_F_CONSENT |
                                              CRM_F_CONSENT_AT | CRM_F_CONSENT_BY | CRM_F_STAMPED))
             continue;
+        /* a customer's tier is derived unless set by hand: only a hand-set one carries over
+           (with its override); a derived one the moved orders give anew */
+        if (e->desc == &crm__customer__descriptor && !strcmp(fd->name, "tier")) {
+            Crm__Customer *to = (Crm__Customer *)next;
+            const Crm__Customer *from = (const Crm__Customer *)other;
+            if (from->tier_override && !to->tier_override) {
+                to->tier = from->tier;
+                to->tier_override = true;
+            }
+            continue;
+        }
         if (fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type == PROTOBUF_C_TYPE_STRING) {
             for (size_t k = 0; k < crm_record_count(other, fd); k++)
                 crm_record_set_text(next, fd, crm_record_str_at(other, fd, k), false, errbuf);

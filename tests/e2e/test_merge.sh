@@ -180,6 +180,18 @@ expect "including the others' creation" test "$(grep -c create <<<"$OUT")" -ge 3
 as admin audit --customer "$C2"
 expect "the audit trail records the merge per record" contains "$OUT" "merged into $C1"
 
+# a tier the server derived is no field a merge fills: a support manager merges a customer
+# with orders into one without, and the tier follows the orders moved (a hand-set tier
+# would carry over, with its override, and take the right to set it)
+as admin customer add --name 合并保留 --phone 13722220001; KM=${OUT#created customer }
+as admin customer add --name 合并另一 --phone 13722220002 --allow-duplicate; OM=${OUT#created customer }
+as admin order add "$OM" --line 'sku=M,quantity=1,unit_price=10'
+as pm customer merge "$KM" "$OM"
+expect "a support manager merges a customer with orders into one without" test "$RC" -eq 0
+as admin --json customer show "$KM"
+expect "... its phones united, its tier derived from the orders moved" \
+    test "$(field record.phones):$(field record.tier):$(field record.tier_override)" = '["13722220001", "13722220002"]:low:false'
+
 stop_server main
 RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "the store is consistent after the merge" test "$RC" -eq 0

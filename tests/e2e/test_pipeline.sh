@@ -208,25 +208,29 @@ done
 as sa --json customer show "$L"
 expect "deleting the copies brings the customer's value back" test "$(field record.order_count):$(field record.total_spend.minor)" = 1:0
 # an imported order's refunds keep when and by whom (an export imports back), but only as
-# history can have them: after the order, not ahead of now, by a user of this server
+# history can have them: after the order, not ahead of now, by a user of this server - the
+# importer, or anyone when an admin imports another system's history
 refund_line() { # AT BY
     printf '{"customer_id":"%s","ordered_at":"2026-06-01T10:00:00Z","lines":[{"sku":"F","quantity":1,"unit_price":{"minor":1000,"currency":"CNY"}}],"refunds":[{"amount":{"minor":500,"currency":"CNY"},"reason":"r","at":"%s","by":"%s"}]}\n' "$L" "$1" "$2"
 }
-refund_line 2099-11-02T00:00:00Z admin >"$T/r1.jsonl"
-refund_line 2026-06-02T00:00:00Z nosuchuser >"$T/r2.jsonl"
-refund_line 2026-05-01T00:00:00Z admin >"$T/r3.jsonl"
-refund_line 2026-06-02T00:00:00Z admin >"$T/r4.jsonl"
+refund_line 2099-11-02T00:00:00Z sa >"$T/r1.jsonl"
+refund_line 2026-06-02T00:00:00Z admin >"$T/r2.jsonl"
+refund_line 2026-05-01T00:00:00Z sa >"$T/r3.jsonl"
 refund_line 2099-11-02T00:00:00Z "" >"$T/r5.jsonl" # a date without a name: still checked
-for f in r1:"in the future" r2:"names no user" r3:"before the order" r5:"in the future"; do
+for f in r1:"in the future" r2:"may name only you" r3:"before the order" r5:"in the future"; do
     as sa import --kind order "$T/${f%%:*}.jsonl"
-    expect "an imported refund dated or signed as no history could be is refused: ${f#*:}" \
+    expect "a sales user's imported refund dated or signed as no history could be is refused: ${f#*:}" \
         contains "$ERR" "${f#*:}"
 done
-as sa import --kind order "$T/r4.jsonl"
-expect "... while one after its order, by a user, imports with its stamp" \
+refund_line 2026-06-02T00:00:00Z nosuchuser >"$T/r6.jsonl"
+as admin import --kind order "$T/r6.jsonl"
+expect "... and an admin's, signed by no user of this server" contains "$ERR" "names no user"
+refund_line 2026-06-02T00:00:00Z sa >"$T/r4.jsonl"
+as admin import --kind order "$T/r4.jsonl"
+expect "an admin imports another user's refund after its order, with its stamp" \
     contains "$OUT" "imported 1 order record"
 as sa --json order list --customer-id "$L" --limit 100
-expect "... as given" grep -q '"reason":"r","at":"2026-06-02T00:00:00Z","by":"admin"' "$T/o"
+expect "... as given" grep -q '"reason":"r","at":"2026-06-02T00:00:00Z","by":"sa"' "$T/o"
 RO=$(python3 -c 'import json,sys; print(next(json.loads(l)["id"] for l in sys.stdin if "\"reason\":\"r\"" in l))' <"$T/o")
 as sm order delete "$RO"
 expect "... (and deleted again: $RO)" test "$RC" -eq 0
