@@ -1257,6 +1257,101 @@ s_purge(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     return rc;
 }
 
+/* `crm customer erase ID|PHONE|EMAIL|NAME [--yes] [--no-wait] [--status]` (admins):
+   the customer's personal data out of it, its records and their history. */
+static int
+s_erase(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
+{
+    bool yes = false, wait = true, status = false, bad = false;
+    const char *who = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--yes") || !strcmp(argv[i], "-y"))
+            yes = true;
+        else if (!strcmp(argv[i], "--no-wait"))
+            wait = false;
+        else if (!strcmp(argv[i], "--status"))
+            status = true;
+        else if (argv[i][0] != '-' && !who)
+            who = argv[i];
+        else
+            bad = true;
+    }
+    if (bad || !who) {
+        fprintf(stderr,
+                "usage: crm %s erase ID|PHONE|EMAIL|NAME [--yes] [--no-wait] [--status]   "
+                "(admins)\n"
+                "  blanks the personal data of a customer and of all its records (name, "
+                "phones, e-mails, address, notes...), in the records, their indexes, every "
+                "earlier change and the audit trail; the records themselves stay (orders "
+                "keep their amounts). A deleted customer leaves the recycle bin. It cannot be "
+                "undone. The history is scrubbed by the server in the background: this waits "
+                "for it unless --no-wait; --status says how far it is\n",
+                e->name);
+        return EXIT_USAGE;
+    }
+    conn_t *conn = NULL;
+    Crm__Reply *reply = NULL;
+    char id[24];
+    int rc = conn_open(ctx, &conn);
+    if (rc == EXIT_OK && crm_entity_parse_id(e, who)) { /* a deleted one is found by id only */
+        snprintf(id, sizeof id, "%s", who);
+        for (char *p = id; *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    } else if (rc == EXIT_OK) {
+        rc = entity_resolve(conn, e, who, id);
+    }
+    if (rc == EXIT_OK && !status && !yes && !ctx->json && isatty(STDIN_FILENO) &&
+        isatty(STDERR_FILENO)) {
+        fprintf(stderr, "erase the personal data of %s %s and of all its records, in their "
+                        "history too? This cannot be undone. [y/N] ",
+                e->name, id);
+        fflush(stderr);
+        char answer[16] = "";
+        if (!fgets(answer, sizeof answer, stdin) || (answer[0] != 'y' && answer[0] != 'Y')) {
+            fprintf(stderr, "not erased\n");
+            rc = EXIT_REFUSED;
+        }
+    }
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    er.id = id;
+    er.status = status;
+    uint64_t records = 0, left = 0;
+    if (rc == EXIT_OK && (rc = entity_call(conn, CRM__OP__OP_ERASE, e, &er, &reply)) == EXIT_OK) {
+        records = reply->entity->count;
+        left = reply->entity->scrub_left;
+    }
+    /* the scrub runs a slice per server loop turn: about 2,000 entries each */
+    er.status = true;
+    for (int64_t waited = 0; rc == EXIT_OK && wait && !status && left && waited < 600000;
+         waited += 200) {
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+        conn_reply_free(&reply);
+        if ((rc = entity_call(conn, CRM__OP__OP_ERASE, e, &er, &reply)) == EXIT_OK)
+            left = reply->entity->scrub_left;
+    }
+    if (rc == EXIT_OK) {
+        if (ctx->json && status)
+            printf("{\"customer\":\"%s\",\"history_left\":%llu}\n", id,
+                   (unsigned long long)left);
+        else if (ctx->json)
+            printf("{\"erased\":\"%s\",\"records\":%llu,\"history_left\":%llu}\n", id,
+                   (unsigned long long)records, (unsigned long long)left);
+        else if (status && !left)
+            printf("the history of %s %s holds none of the erased data\n", e->name, id);
+        else if (status)
+            printf("the history of %s %s is being scrubbed: %llu change-log entries to go\n",
+                   e->name, id, (unsigned long long)left);
+        else
+            printf("erased %s %s: %llu record%s blanked; its history %s%s%s\n", e->name, id,
+                   (unsigned long long)records, records == 1 ? "" : "s",
+                   left ? "is still being scrubbed: crm customer erase " : "is scrubbed",
+                   left ? id : "", left ? " --status" : "");
+    }
+    conn_reply_free(&reply);
+    conn_destroy(&conn);
+    return rc;
+}
+
 int
 cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
 {
@@ -1270,6 +1365,9 @@ cmd_customer(int argc, char **argv, cli_ctx_t *ctx)
         {"restore", s_restore,
          "restore ID [--allow-duplicate]   bring a deleted customer back with its activities"},
         {"purge", s_purge, "purge ID|--expired        remove from the recycle bin for good (admins)"},
+        {"erase", s_erase,
+         "erase ID [--yes] [--no-wait] [--status]   blank a customer's personal data in it, its "
+         "records and their history, for good (admins)"},
         {"convert", s_convert,
          "convert ID --deal-title TITLE [--amount AMOUNT] [--expected-close DATE] "
          "[--owner USER] [--summary TEXT]   a lead becomes a prospect with a deal"},

@@ -47,7 +47,13 @@ enum {
     CRM_F_PAST = 1 << 23,      /* a time that has happened (an order, an activity): from
                                   1970 to a day from now (clocks and time zones), checked
                                   by the server when set or changed (crm_record_check_past) */
+    CRM_F_PERSONAL = 1 << 24,  /* says who the customer is or what they said: blanked by
+                                  `crm customer erase` (a required one becomes CRM_ERASED),
+                                  in the record and in every change and audit entry */
 };
+
+/* What a required CRM_F_PERSONAL text holds once erased. */
+#define CRM_ERASED "(erased)"
 
 typedef struct {
     const char *field; /* proto field name */

@@ -1388,3 +1388,28 @@ crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const Protobuf
     }
     return n;
 }
+
+size_t
+crm_record_erase(const crm_entity_t *e, ProtobufCMessage *m, const char **names, size_t max)
+{
+    size_t n = 0;
+    for (const crm_rule_t *r = e->rules; r->field; r++) {
+        if (!(r->flags & CRM_F_PERSONAL))
+            continue;
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
+        if (!fd || !crm_record_is_set(m, fd))
+            continue;
+        bool keep_text = (r->flags & CRM_F_REQUIRED) && fd->type == PROTOBUF_C_TYPE_STRING &&
+                         fd->label != PROTOBUF_C_LABEL_REPEATED;
+        if (keep_text && !strcmp(crm_record_get_str(m, fd->name), CRM_ERASED))
+            continue; /* erased before */
+        if (keep_text)
+            crm_record_set_str(m, fd->name, CRM_ERASED);
+        else
+            crm_record_clear(m, fd);
+        if (n < max)
+            names[n] = fd->name;
+        n++;
+    }
+    return n;
+}

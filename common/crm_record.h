@@ -98,6 +98,11 @@ crm_err_t crm_record_check_past(const crm_entity_t *e, const ProtobufCMessage *o
                                 const ProtobufCMessage *m, int64_t now, char *errbuf);
 size_t crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
                        char **out, size_t max);
+/* Blank the CRM_F_PERSONAL fields of M, a record of kind E (or a part of one: only
+   what is set is touched): a required text becomes CRM_ERASED, anything else is
+   cleared. The names of the fields it changed (borrowed from the descriptor) go
+   to NAMES (up to MAX); returns how many changed. */
+size_t crm_record_erase(const crm_entity_t *e, ProtobufCMessage *m, const char **names, size_t max);
 
 /* ISO-8601 UTC text of a ms timestamp into out[32]. */
 void crm_record_format_time(int64_t ms, char out[32]);

@@ -43,6 +43,7 @@ typedef struct {
     struct repl *repl;       /* replicas pulling from this server (replica.h) */
     struct repl_follower *follower; /* a replica: the thread following the primary */
     struct repl_snap *snap;  /* snapshots for new replicas (replica.h) */
+    struct erase *erase;     /* erasures' history scrubs (erase.h; NULL: none here) */
     bool can_hold;           /* this request may be held until the next commit (server
                                 thread, room in its list): dispatch_hold() */
 } dispatch_env_t;
@@ -197,6 +198,7 @@ crm_err_t h_merge(req_ctx_t *ctx);
 crm_err_t h_bin_list(req_ctx_t *ctx);
 crm_err_t h_bin_restore(req_ctx_t *ctx);
 crm_err_t h_bin_purge(req_ctx_t *ctx);
+crm_err_t h_erase(req_ctx_t *ctx); /* erase.c */
 crm_err_t h_report(req_ctx_t *ctx);
 /* The table reports (`crm report ...`, handlers/h_tables.c): is R one, and run it. */
 bool report_table_is(const Crm__ReportRequest *r);

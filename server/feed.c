@@ -85,6 +85,10 @@ struct feed {
     size_t nsubs, cap;
     uint64_t committed;           /* last sequence number known committed */
     size_t gated;                 /* subscribers whose WATCH is not answered yet */
+    uint64_t hints_seen;          /* store_log_rewrite_hints() looked at */
+    bool rewrite_due;             /* a rewrite was hinted and has not been seen yet */
+    uint64_t meta_seen;           /* store_cf_changes(META) when rewrites was read */
+    uint64_t rewrites;            /* store_log_rewrites(): entries rewritten in place */
 };
 
 feed_t *
@@ -95,6 +99,9 @@ feed_new(store_t *store, const feed_config_t *cfg)
     self->store = store;
     self->cfg = *cfg;
     self->committed = store_last_seq(store);
+    self->hints_seen = store_log_rewrite_hints();
+    self->meta_seen = store_cf_changes(STORE_CF_META);
+    self->rewrites = store_log_rewrites(store);
     return self;
 }
 
@@ -229,9 +236,35 @@ s_event(feed_t *self, uint64_t seq)
     return ev;
 }
 
+/* Change-log entries were rewritten in place (an erasure's scrub, on this
+   server or, on a replica, shipped from the primary): what the cache decoded
+   before is stale. Seen after the rewrite's commit, before the next pump. */
+static void
+s_check_rewrites(feed_t *self)
+{
+    uint64_t hints = store_log_rewrite_hints();
+    if (hints != self->hints_seen) {
+        self->hints_seen = hints;
+        self->rewrite_due = true;
+    }
+    uint64_t at = store_cf_changes(STORE_CF_META);
+    if (!self->rewrite_due || at == self->meta_seen)
+        return;
+    self->meta_seen = at;
+    uint64_t n = store_log_rewrites(self->store);
+    if (n == self->rewrites)
+        return; /* not committed yet: looked at again after the next commit */
+    self->rewrite_due = false;
+    self->rewrites = n;
+    for (size_t i = 0; i < RING; i++)
+        s_event_clear(&self->ring[i]);
+    s_event_clear(&self->scratch);
+}
+
 void
 feed_committed(feed_t *self, int64_t now_us)
 {
+    s_check_rewrites(self);
     uint64_t last = store_last_seq(self->store);
     if (last <= self->committed)
         return;

@@ -188,6 +188,8 @@ main(int argc, char **argv)
                 cfg.fault_no_derive = true;
             } else if (!strcmp(optarg, "slow-report")) {
                 cfg.fault_slow_report = true;
+            } else if (!strcmp(optarg, "slow-erase")) {
+                cfg.fault_slow_erase = true;
             } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;

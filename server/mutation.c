@@ -27,6 +27,7 @@ struct mutation {
     const Crm__User *actor;
     s_part_t *parts;
     size_t n, cap;
+    bool erasure; /* mutation_erasure() */
 };
 
 static ProtobufCMessage *
@@ -199,6 +200,12 @@ mutation_has(const mutation_t *m, const crm_entity_t *e, uint64_t num)
     return false;
 }
 
+void
+mutation_erasure(mutation_t *m)
+{
+    m->erasure = true;
+}
+
 size_t
 mutation_parts(const mutation_t *m)
 {
@@ -248,7 +255,7 @@ mutation_end(mutation_t **m_p)
         packed[i] = crm_proto_pack(rec, &len);
         parts[i].record.data = packed[i];
         parts[i].record.len = len;
-        if (p->op == CRM__CHANGE_OP__UPDATE) /* the changed fields as they were, for watchers */
+        if (p->op == CRM__CHANGE_OP__UPDATE && !m->erasure) /* the changed fields as they were */
             before[i] = s_pack_fields(p->e, p->before, p->fields, p->nfields,
                                       &parts[i].before.len);
         parts[i].before.data = before[i];
@@ -279,15 +286,22 @@ mutation_end(mutation_t **m_p)
         entry.role = u->role;
         entry.kind = (char *)p->e->name;
         entry.id = parts[i].id;
-        entry.action = (char *)actions[p->op];
+        entry.action = (char *)(m->erasure ? "erase" : actions[p->op]);
         entry.seq = seq;
         /* the version this entry made (or deleted): what an update based on an
            older version is compared with, field by field (h_entity_update) */
         entry.version = crm_record_get_u64(p->after ? p->after : p->before, "version");
         entry.reason = p->reason;
+        ProtobufCMessage *was = p->before;
+        if (m->erasure && was) { /* the old values are what is erased */
+            was = s_dup(p->before);
+            crm_record_erase(p->e, was, NULL, 0);
+        }
         if (p->op != CRM__CHANGE_OP__DELETE)
-            audit_changes(&entry, p->e, p->before, p->after, p->before ? p->fields : NULL,
+            audit_changes(&entry, p->e, was, p->after, p->before ? p->fields : NULL,
                           p->before ? p->nfields : 0);
+        if (was != p->before)
+            crm_proto_free(&was);
         audit_stage(m->g, m->store, &entry, p->e, p->num);
         audit_changes_free(&entry);
         free(packed[i]);

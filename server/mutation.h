@@ -49,6 +49,10 @@ void mutation_delete(mutation_t *m, const crm_entity_t *e, uint64_t num,
                      const ProtobufCMessage *old, const char *reason);
 /* True if record NUM of kind E is already part of M. */
 bool mutation_has(const mutation_t *m, const crm_entity_t *e, uint64_t num);
+/* Make M an erasure (`crm customer erase`): its parts carry no "before" values,
+   its audit entries say "erase" and show the changed fields' old values as
+   erased - the event keeps only the fact of the erasure. */
+void mutation_erasure(mutation_t *m);
 /* Number of records staged so far. */
 size_t mutation_parts(const mutation_t *m);
 /* Finish: stage the change-log entry (one sequence number for every part)

@@ -43,6 +43,7 @@
 #include "crm_time.h"
 #include "audit.h"
 #include "backup.h"
+#include "erase.h"
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
@@ -134,6 +135,7 @@ struct server {
     struct s_synced *syncq;      /* --sync-replicas: committed, waiting for the replicas */
     size_t n_syncq, cap_syncq;
     value_rules_t rules;         /* customer value and deal rules */
+    erase_t *erase;              /* erasures' history scrubs, a slice per loop turn */
     int64_t sweep_next_us;       /* when the next daily value sweep starts */
     bool sweeping;               /* a sweep is under way, a slice per loop turn */
     char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
@@ -300,6 +302,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
+    self->erase = erase_new(cfg->fault_slow_erase ? 1 : 0);
     self->backup = backup_job_new(self->store, cfg->data_dir, cfg->backup_dir,
                                   cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();
@@ -775,6 +778,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .follower = self->follower,
                           .snap = self->snap,
                           .bin_keep_ms = self->cfg.bin_keep_ms,
+                          .erase = self->erase,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
     if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
@@ -790,7 +794,9 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
         /* a subscriber still catching up is served again soon */
         int rc = zmq_poll(items, self->follower ? 4 : 3,
-                          feed_behind(self->feed) || self->sweeping ? 5
+                          feed_behind(self->feed) || self->sweeping ||
+                                  (erase_busy(self->erase) && !store_readonly(self->store))
+                              ? 5
                           : self->n_syncq                           ? 10
                                                                     : 100);
         if (rc < 0 && zmq_errno() != EINTR) {
@@ -823,8 +829,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             }
         }
         bool ro = store_readonly(self->store); /* a replica, or fenced */
-        if (!ro) /* a replica's sweep and expiry arrive from the primary */
+        if (!ro) { /* a replica's sweep, scrubs and expiry arrive from the primary */
             s_sweep(self, &env);
+            erase_tick(self->erase, self->store, self->group);
+        }
         if (!ro && crm_time_mono_us() >= self->idem_next_us) {
             /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
@@ -900,6 +908,7 @@ server_destroy(server_t **self_p)
         zmq_ctx_term(self->ctx);
     backup_job_destroy(&self->backup); /* waits for a running backup: it reads the store */
     feed_destroy(&self->feed);
+    erase_destroy(&self->erase);
     quota_destroy(&self->limits);
     free(self->syncq);
     free(self->pending.v);

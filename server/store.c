@@ -278,6 +278,32 @@ store_cf_changes(store_cf_t cf)
     return atomic_load(&s_cf_changes[cf]);
 }
 
+static _Atomic uint64_t s_rewrite_hints;
+
+void
+store_log_rewrite_hint(void)
+{
+    atomic_fetch_add(&s_rewrite_hints, 1);
+}
+
+uint64_t
+store_log_rewrite_hints(void)
+{
+    return atomic_load(&s_rewrite_hints);
+}
+
+uint64_t
+store_log_rewrites(store_t *self)
+{
+    store_val_t v = {0};
+    uint64_t n = 0;
+    if (store_get(self, STORE_CF_META, STORE_META_LOG_REWRITES,
+                  sizeof STORE_META_LOG_REWRITES - 1, &v) == CRM_OK && v.len == 8)
+        n = store_get_be64((const uint8_t *)v.data);
+    store_val_release(&v);
+    return n;
+}
+
 /* Open the RocksDB database at self->path with self->opts (made by store_open). */
 static crm_err_t
 s_db_open(store_t *self, char *errbuf)
@@ -1757,6 +1783,7 @@ store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char 
     b = rocksdb_writebatch_create_from(data, len);
     rocksdb_write(self->db, self->wopts, b, &err);
     s_cf_changed(S_CF_ALL); /* the primary's batch: any family */
+    store_log_rewrite_hint(); /* ... it may rewrite change-log entries (an erasure) */
     if (err) {
         pthread_rwlock_unlock(&self->reopen_lock);
         rc = s_write_failed(self, err, 1, errbuf);

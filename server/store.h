@@ -89,6 +89,16 @@ uint64_t store_next_unique(store_t *self);
    process, and whenever a database opens, closes or is replaced: a value read
    from CF after the count was N is still current while the count is N. */
 uint64_t store_cf_changes(store_cf_t cf);
+/* Meta key: how many times change-log entries were rewritten in place (an
+   erasure's scrub, erase.c): a reader that keeps decoded entries (the feed)
+   drops them when it moves on. */
+#define STORE_META_LOG_REWRITES "log_rewrites"
+uint64_t store_log_rewrites(store_t *self);
+/* A rewrite may be on its way (staged by the scrub, or a replica applied a
+   batch of the primary's): the feed looks at store_log_rewrites() after the
+   following commits until it has moved. A count, any thread. */
+void store_log_rewrite_hint(void);
+uint64_t store_log_rewrite_hints(void);
 /* Sequence number of the last committed mutation (0 if none). */
 uint64_t store_last_seq(const store_t *self);
 /* The oldest sequence number still in the change log (1 if never trimmed). */

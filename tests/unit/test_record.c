@@ -545,6 +545,48 @@ test_entity_labels(void **state)
     assert_string_equal(key, "abc");
 }
 
+/* crm_record_erase: every CRM_F_PERSONAL field of a customer is blanked (a required
+   text becomes CRM_ERASED, the rest cleared), nothing else is touched, the names of
+   what changed are given, and erasing again changes nothing. */
+static void
+test_record_erase(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    const char *set[][2] = {{"name", "王秘密"}, {"company", "秘密贸易"}, {"phones", "13911112222"},
+                            {"emails", "w@example.com"}, {"address", "秘密路1号"},
+                            {"tags", "vip"}, {"birthday", "1980-02-03"}, {"city", "上海"},
+                            {"custom", "会员号=123"}, {"stage", "active"}};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        assert_int_equal(crm_record_set_text(c, crm_record_field(e->desc, set[i][0]), set[i][1],
+                                             false, errbuf),
+                         CRM_OK);
+    crm_record_set_str(c, "id", "c7");
+    const char *names[16];
+    size_t n = crm_record_erase(e, c, names, 16);
+    assert_int_equal(n, 8); /* name, company, phones, emails, address, tags, birthday, custom */
+    assert_string_equal(crm_record_get_str(c, "name"), CRM_ERASED);
+    assert_string_equal(crm_record_get_str(c, "company"), "");
+    assert_string_equal(crm_record_get_str(c, "address"), "");
+    assert_int_equal(crm_record_count(c, crm_record_field(e->desc, "phones")), 0);
+    assert_int_equal(crm_record_count(c, crm_record_field(e->desc, "custom")), 0);
+    assert_string_equal(crm_record_get_str(c, "city"), "上海"); /* coarse, kept for reports */
+    assert_string_equal(crm_record_get_str(c, "id"), "c7");
+    assert_int_equal(crm_record_get_enum(c, "stage"), CRM__STAGE__ACTIVE);
+    bool named_phones = false;
+    for (size_t i = 0; i < n; i++)
+        named_phones |= !strcmp(names[i], "phones");
+    assert_true(named_phones);
+    assert_int_equal(crm_record_erase(e, c, names, 16), 0); /* erased before */
+    crm_proto_free(&c);
+    /* every kind with a parent customer names some free text as personal */
+    for (const crm_entity_t *k = crm_entity_all(); k->name; k++)
+        if (k->parent && !strcmp(k->parent, "customer"))
+            assert_non_null(crm_entity_field_with(k, CRM_F_PERSONAL));
+}
+
 int
 main(void)
 {
@@ -562,6 +604,7 @@ main(void)
         cmocka_unit_test(test_record_ranges),
         cmocka_unit_test(test_record_text_rules),
         cmocka_unit_test(test_record_map_count_first),
+        cmocka_unit_test(test_record_erase),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }
