@@ -45,9 +45,20 @@ expect "... and is told so" contains "$ERR" "PERMISSION_DENIED"
 as admin customer erase c999 --yes
 expect "a customer that never existed: not found" contains "$ERR" "no customer 'c999' ever existed"
 
+# ---- a replica, and a watcher on it that has seen (decoded) every change ----
+"$CRM_BIN/crm-admin" user add repl1 --role replica --data "$T/data" --server "$EP_main" \
+    --out "$T/repl1.enroll" >"$T/o" 2>&1 || { cat "$T/o"; fail "replica identity"; }
+"$CRM_BIN/crm-admin" replica init --from "$EP_main" --data "$T/r" --enroll "$T/repl1.enroll" \
+    >"$T/o" 2>&1 || { cat "$T/o"; fail "replica init"; }
+start_server r "$T/r" --replica-of "$EP_main"
+rw() { "$CRM_CLI/crm" --config "$T/admin" --server "$EP_r" --json watch --since 0 >"$T/$1.out" 2>"$T/$1.err" & eval "W_$1=$!"; }
+
 # ---- a deleted customer leaves the recycle bin ----
 as sa customer add --name 赵删除 --phone 13700007777
 E=${OUT#created customer }
+rw rlive
+wait_for 'grep -q 赵删除 "$T/rlive.out"'
+expect "a watcher on the replica saw the customer (the replica decoded its changes)" grep -q 赵删除 "$T/rlive.out"
 as sm customer delete "$E" --yes
 as admin customer erase "$E" --yes
 expect "a deleted customer is erased" contains "$OUT" "erased customer $E"
@@ -62,6 +73,18 @@ wait_for 'grep -q 公开通话 "$T/replay1.out"'
 watch_stop replay1
 expect "a replay on the same server after the erasure shows none of its values" \
     test -z "$(grep -o '赵删除\|13700007777' "$T/replay1.out")"
+lag() { "$CRM_BIN/crm-admin" status --config "$T/admin" --server "$EP_r" --json 2>/dev/null |
+       python3 -c "import json,sys; print(json.load(sys.stdin).get('lag_entries',''))"; }
+sleep 0.3 # the replica pulls every 50 ms while idle: then it holds the scrub's last batch
+wait_for '[ "$(lag)" = 0 ]'
+watch_stop rlive
+rw rreplay
+wait_for 'grep -q 公开通话 "$T/rreplay.out"'
+watch_stop rreplay
+expect "a replay on the replica shows the other customer's changes" grep -q 公开通话 "$T/rreplay.out"
+expect "... and none of the erased customer's values (the replica applied the scrub)" \
+    test -z "$(grep -o '赵删除\|13700007777' "$T/rreplay.out")"
+stop_server r
 
 
 # ---- erase: paused mid-way by kill -9 (the test server scrubs one change a turn) ----
