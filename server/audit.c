@@ -6,6 +6,7 @@
 
 #include "crm_log.h"
 #include "crm_proto.h"
+#include "crm_time.h"
 #include "crm_record.h"
 #include "users.h"
 
@@ -57,6 +58,24 @@ audit_stage(store_group_t *g, store_t *store, const Crm__AuditEntry *entry, cons
         store_group_put(g, STORE_CF_AUDIT, rkey, sizeof rkey, packed, len);
     }
     free(packed);
+}
+
+void
+audit_stage_act(store_group_t *g, store_t *store, const char *user, int department, int role,
+                const crm_entity_t *e, uint64_t num, const char *action, const char *reason)
+{
+    char id[24];
+    crm_entity_format_id(e, num, id);
+    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
+    entry.time = crm_time_now_ms();
+    entry.user = (char *)user;
+    entry.department = (Crm__Department)department;
+    entry.role = (Crm__Role)role;
+    entry.kind = (char *)e->name;
+    entry.id = id;
+    entry.action = (char *)action;
+    entry.reason = (char *)reason;
+    audit_stage(g, store, &entry, e, num);
 }
 
 static void

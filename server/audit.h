@@ -29,6 +29,12 @@
 #include "entities.pb-c.h"
 #include "store.h"
 
+/* Stage the entry of USER (DEPARTMENT, ROLE) doing ACTION to record NUM of kind E now,
+   for REASON (may be NULL): an act that is no mutation (a purge, an erasure that changed
+   no record). */
+void audit_stage_act(store_group_t *g, store_t *store, const char *user, int department,
+                     int role, const crm_entity_t *e, uint64_t num, const char *action,
+                     const char *reason);
 /* Stage ENTRY in the group; NUM is the record's number (0 if none, e.g. users). */
 void audit_stage(store_group_t *g, store_t *store, const Crm__AuditEntry *entry,
                  const crm_entity_t *e, uint64_t num);

@@ -166,18 +166,7 @@ void
 bin_audit_purge(store_group_t *g, store_t *store, const crm_entity_t *e, uint64_t num,
                 const char *user, int department, int role, const char *reason)
 {
-    char id[24];
-    crm_entity_format_id(e, num, id);
-    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
-    entry.time = crm_time_now_ms();
-    entry.user = (char *)user;
-    entry.department = (Crm__Department)department;
-    entry.role = (Crm__Role)role;
-    entry.kind = (char *)e->name;
-    entry.id = id;
-    entry.action = (char *)"purge";
-    entry.reason = (char *)reason;
-    audit_stage(g, store, &entry, e, num);
+    audit_stage_act(g, store, user, department, role, e, num, "purge", reason);
 }
 
 size_t

@@ -473,19 +473,9 @@ s_erase_record(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
 static void
 s_audit(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const char *reason)
 {
-    char id[24];
-    crm_entity_format_id(e, num, id);
     const Crm__User *u = ctx->session.user;
-    Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
-    entry.time = crm_time_now_ms();
-    entry.user = u->name;
-    entry.department = u->department;
-    entry.role = u->role;
-    entry.kind = (char *)e->name;
-    entry.id = id;
-    entry.action = (char *)"erase";
-    entry.reason = (char *)reason;
-    audit_stage(ctx->env->group, ctx->env->store, &entry, e, num);
+    audit_stage_act(ctx->env->group, ctx->env->store, u->name, (int)u->department, (int)u->role,
+                    e, num, "erase", reason);
 }
 
 /* Erase live customer NUM (CUR) and its records in one mutation; their ids
