@@ -1314,38 +1314,52 @@ s_erase(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     }
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     er.id = id;
-    er.status = status;
-    uint64_t records = 0, left = 0;
-    if (rc == EXIT_OK && (rc = entity_call(conn, CRM__OP__OP_ERASE, e, &er, &reply)) == EXIT_OK) {
+    uint64_t records = 0, left = 0, under_way = 0;
+    char merged[24] = "";
+    if (rc == EXIT_OK && !status &&
+        (rc = entity_call(conn, CRM__OP__OP_ERASE, e, &er, &reply)) == EXIT_OK) {
         records = reply->entity->count;
-        left = reply->entity->scrub_left;
+        snprintf(merged, sizeof merged, "%s", reply->entity->merged_into);
     }
-    /* the scrub runs a slice per server loop turn: about 2,000 entries each */
-    er.status = true;
-    for (int64_t waited = 0; rc == EXIT_OK && wait && !status && left && waited < 600000;
+    /* the scrub runs a slice per server loop turn (about 2,000 entries): wait for
+       it to end, unless --no-wait */
+    for (int64_t waited = 0; rc == EXIT_OK && (status || wait) && waited < 600000;
          waited += 200) {
-        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
         conn_reply_free(&reply);
-        if ((rc = entity_call(conn, CRM__OP__OP_ERASE, e, &er, &reply)) == EXIT_OK)
-            left = reply->entity->scrub_left;
+        if ((rc = entity_call(conn, CRM__OP__OP_ERASE_STATUS, e, &er, &reply)) != EXIT_OK)
+            break;
+        left = reply->entity->scrub_left;
+        under_way = reply->entity->count;
+        if (status || !under_way)
+            break;
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
     }
+    if (rc == EXIT_OK && !status && !wait)
+        under_way = 1; /* not asked */
     if (rc == EXIT_OK) {
         if (ctx->json && status)
-            printf("{\"customer\":\"%s\",\"history_left\":%llu}\n", id,
-                   (unsigned long long)left);
+            printf("{\"customer\":\"%s\",\"under_way\":%s,\"history_left\":%llu}\n", id,
+                   under_way ? "true" : "false", (unsigned long long)left);
         else if (ctx->json)
-            printf("{\"erased\":\"%s\",\"records\":%llu,\"history_left\":%llu}\n", id,
-                   (unsigned long long)records, (unsigned long long)left);
-        else if (status && !left)
-            printf("the history of %s %s holds none of the erased data\n", e->name, id);
+            printf("{\"erased\":\"%s\",\"records\":%llu,\"scrubbed\":%s,"
+                   "\"merged_into\":\"%s\"}\n",
+                   id, (unsigned long long)records, under_way ? "false" : "true", merged);
+        else if (status && !under_way)
+            printf("no scrub of the history of %s %s is under way (none was asked for, or it "
+                   "is finished)\n",
+                   e->name, id);
         else if (status)
-            printf("the history of %s %s is being scrubbed: %llu change-log entries to go\n",
+            printf("the history of %s %s is being scrubbed: %llu change-log entries to go, "
+                   "then its audit trail\n",
                    e->name, id, (unsigned long long)left);
         else
             printf("erased %s %s: %llu record%s blanked; its history %s%s%s\n", e->name, id,
                    (unsigned long long)records, records == 1 ? "" : "s",
-                   left ? "is still being scrubbed: crm customer erase " : "is scrubbed",
-                   left ? id : "", left ? " --status" : "");
+                   under_way ? "is still being scrubbed: crm customer erase " : "is scrubbed",
+                   under_way ? id : "", under_way ? " --status" : "");
+        if (*merged && !status && !ctx->json)
+            printf("%s %s had been merged into %s, which holds its data now: erase %s too\n",
+                   e->name, id, merged, merged);
     }
     conn_reply_free(&reply);
     conn_destroy(&conn);

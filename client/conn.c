@@ -215,7 +215,7 @@ s_is_write(Crm__Op op)
         CRM__OP__OP_PING,       CRM__OP__OP_WHOAMI,        CRM__OP__OP_ENTITY_GET,
         CRM__OP__OP_ENTITY_LIST, CRM__OP__OP_ENTITY_SEARCH, CRM__OP__OP_REPORT,
         CRM__OP__OP_AUDIT_LIST, CRM__OP__OP_HISTORY,       CRM__OP__OP_WATCH,
-        CRM__OP__OP_BACKUP_CREATE, CRM__OP__OP_BACKUP_STATUS};
+        CRM__OP__OP_BACKUP_CREATE, CRM__OP__OP_BACKUP_STATUS, CRM__OP__OP_ERASE_STATUS};
     for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
         if (reads[i] == op)
             return false;

@@ -199,6 +199,7 @@ crm_err_t h_bin_list(req_ctx_t *ctx);
 crm_err_t h_bin_restore(req_ctx_t *ctx);
 crm_err_t h_bin_purge(req_ctx_t *ctx);
 crm_err_t h_erase(req_ctx_t *ctx); /* erase.c */
+crm_err_t h_erase_status(req_ctx_t *ctx);
 crm_err_t h_report(req_ctx_t *ctx);
 /* The table reports (`crm report ...`, handlers/h_tables.c): is R one, and run it. */
 bool report_table_is(const Crm__ReportRequest *r);

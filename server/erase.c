@@ -1,6 +1,7 @@
 /*  erase - a customer's personal data out of records, change log and audit (see erase.h) */
 #include "erase.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,13 +65,58 @@ s_job_key(uint64_t num, uint8_t key[JOB_KEY])
 
 /* ==== The scrub ==== */
 
-/* Is part P (kind E; REC and BEFORE unpacked, may be NULL) the customer's? */
+/* Writes collected while an iterator through the group is open (writing
+   to the batch under an open iterator is not safe), staged after it. */
+typedef struct {
+    store_cf_t cf;
+    uint8_t *key, *val; /* malloc'd */
+    size_t klen, vlen;
+} s_put_t;
+
+typedef struct {
+    s_put_t *v;
+    size_t n, cap;
+} s_puts_t;
+
+static void
+s_puts_add(s_puts_t *puts, store_cf_t cf, const void *key, size_t klen, uint8_t *val,
+           size_t vlen)
+{
+    if (puts->n == puts->cap) {
+        puts->cap = puts->cap ? 2 * puts->cap : 8;
+        puts->v = realloc(puts->v, puts->cap * sizeof *puts->v);
+        CRM_ASSERT_ALLOC(puts->v);
+    }
+    s_put_t *p = &puts->v[puts->n++];
+    p->cf = cf;
+    p->key = malloc(klen);
+    CRM_ASSERT_ALLOC(p->key);
+    memcpy(p->key, key, klen);
+    p->klen = klen;
+    p->val = val;
+    p->vlen = vlen;
+}
+
+static void
+s_puts_stage(s_puts_t *puts, store_group_t *g)
+{
+    for (size_t i = 0; i < puts->n; i++) {
+        store_group_put(g, puts->v[i].cf, puts->v[i].key, puts->v[i].klen, puts->v[i].val,
+                        puts->v[i].vlen);
+        free(puts->v[i].key);
+        free(puts->v[i].val);
+    }
+    free(puts->v);
+    memset(puts, 0, sizeof *puts);
+}
+
+/* Is the record ID of kind E (REC and BEFORE unpacked, may be NULL) the customer's? */
 static bool
-s_ours(const Crm__EraseJob *job, const crm_entity_t *e, const Crm__ChangePart *p,
+s_ours(const Crm__EraseJob *job, const crm_entity_t *e, const char *id,
        const ProtobufCMessage *rec, const ProtobufCMessage *before)
 {
     if (!e->parent)
-        return !strcmp(e->name, "customer") && !strcmp(p->id, job->customer_id);
+        return !strcmp(e->name, "customer") && !strcmp(id, job->customer_id);
     if (strcmp(e->parent, "customer"))
         return false;
     const char *pf = crm_entity_field_with(e, CRM_F_PARENT);
@@ -78,7 +124,7 @@ s_ours(const Crm__EraseJob *job, const crm_entity_t *e, const Crm__ChangePart *p
         (before && !strcmp(crm_record_get_str(before, pf), job->customer_id)))
         return true;
     for (size_t i = 0; i < job->n_ids; i++)
-        if (!strcmp(p->id, job->ids[i]))
+        if (!strcmp(id, job->ids[i]))
             return true;
     return false;
 }
@@ -104,88 +150,100 @@ s_scrub_audit(Crm__AuditEntry *entry, const crm_entity_t *e)
     return changed;
 }
 
-/* Rewrite the audit entry of part NUM (kind E) of change SEQ made at TIME:
-   it is kept by record and time ('r'), and by time ('t'). */
-static void
-s_scrub_audit_of(store_t *store, store_group_t *g, const crm_entity_t *e, uint64_t num,
-                 int64_t time, uint64_t seq)
+/* Scrub the audit entries of record NUM of kind E under the 'r' key PREFIX
+   (the record's, or the record's at one time), those of change SEQ only
+   unless it is 0, after key AFTER (or from the start), at most MAX of them.
+   An entry is kept by record and time ('r') and by time ('t'): both are
+   rewritten. Returns how many were looked at; *LAST gets the last key. */
+static size_t
+s_scrub_audit_range(store_group_t *g, const crm_entity_t *e, const uint8_t *prefix, size_t plen,
+                    uint64_t seq, const ProtobufCBinaryData *after, size_t max, uint8_t last[26],
+                    s_puts_t *puts)
 {
-    uint8_t prefix[18];
-    prefix[0] = 'r';
-    prefix[1] = (uint8_t)e->prefix;
-    store_put_be64(prefix + 2, num);
-    store_put_be64(prefix + 10, (uint64_t)time);
-    store_iter_t *it = store_iter_new(store, STORE_CF_AUDIT);
-    for (store_iter_seek(it, prefix, sizeof prefix); store_iter_valid(it); store_iter_next(it)) {
+    store_iter_t *it = store_group_iter_new(g, STORE_CF_AUDIT);
+    size_t n = 0;
+    if (after && after->len == 26) {
+        store_iter_seek(it, after->data, after->len);
+        if (store_iter_valid(it)) {
+            size_t klen;
+            const char *k = store_iter_key(it, &klen);
+            if (klen == 26 && !memcmp(k, after->data, 26))
+                store_iter_next(it);
+        }
+    } else {
+        store_iter_seek(it, prefix, plen);
+    }
+    for (; store_iter_valid(it) && n < max; store_iter_next(it)) {
         size_t klen, vlen;
         const char *k = store_iter_key(it, &klen);
-        if (klen != 26 || memcmp(k, prefix, sizeof prefix))
+        if (klen != 26 || memcmp(k, prefix, plen))
             break;
+        n++;
+        memcpy(last, k, 26);
         const char *v = store_iter_value(it, &vlen);
         Crm__AuditEntry *entry = NULL;
         char errbuf[CRM_ERRBUF];
         if (crm_proto_unpack(&crm__audit_entry__descriptor, (const uint8_t *)v, vlen,
-                             (ProtobufCMessage **)&entry, errbuf) != CRM_OK)
-            continue; /* crm-admin check names a damaged entry */
-        if (entry->seq == seq && s_scrub_audit(entry, e)) {
+                             (ProtobufCMessage **)&entry, errbuf) != CRM_OK) {
+            crm_log(CRM_LOG_ERROR, "erase: an audit entry of %s %llu cannot be read, so not "
+                                   "scrubbed: %s",
+                    e->name, (unsigned long long)store_get_be64(prefix + 2), errbuf);
+            continue;
+        }
+        if ((!seq || entry->seq == seq) && s_scrub_audit(entry, e)) {
             size_t len;
             uint8_t *packed = crm_proto_pack(&entry->base, &len), tkey[17];
+            uint8_t *copy = malloc(len);
+            CRM_ASSERT_ALLOC(copy);
+            memcpy(copy, packed, len);
             tkey[0] = 't';
             memcpy(tkey + 1, k + 10, 16);
-            store_group_put(g, STORE_CF_AUDIT, k, klen, packed, len);
-            store_group_put(g, STORE_CF_AUDIT, tkey, sizeof tkey, packed, len);
-            free(packed);
+            s_puts_add(puts, STORE_CF_AUDIT, k, klen, packed, len);
+            s_puts_add(puts, STORE_CF_AUDIT, tkey, sizeof tkey, copy, len);
         }
         crm_proto_free((ProtobufCMessage **)&entry);
     }
     store_iter_destroy(&it);
+    return n;
 }
 
-/* D, a packed record of kind E, with its personal fields erased: a new
-   buffer (malloc) in *OUT, or NULL if nothing in it is personal. */
-static uint8_t *
-s_scrub_packed(const crm_entity_t *e, const ProtobufCBinaryData *d, size_t *len,
-               ProtobufCMessage **unpacked)
+/* D, a packed record of kind E, unpacked into *REC (NULL if it cannot be). */
+static void
+s_unpack(const crm_entity_t *e, const ProtobufCBinaryData *d, ProtobufCMessage **rec)
 {
-    *unpacked = NULL;
-    if (!d->len)
-        return NULL;
     char errbuf[CRM_ERRBUF];
-    if (crm_proto_unpack(e->desc, d->data, d->len, unpacked, errbuf) != CRM_OK)
-        return NULL;
-    ProtobufCMessage *copy = NULL;
-    if (crm_proto_unpack(e->desc, d->data, d->len, &copy, errbuf) != CRM_OK)
-        return NULL;
-    uint8_t *out = crm_record_erase(e, copy, NULL, 0) ? crm_proto_pack(copy, len) : NULL;
-    crm_proto_free(&copy);
-    return out;
+    *rec = NULL;
+    if (d->len && crm_proto_unpack(e->desc, d->data, d->len, rec, errbuf) != CRM_OK)
+        *rec = NULL;
 }
 
-/* *D, a packed record of kind E in a kept reply: erased in place if it is
-   the customer's (the new bytes are malloc'd, kept in *MADE). */
-static bool
-s_scrub_reply_record(const Crm__EraseJob *job, const crm_entity_t *e, ProtobufCBinaryData *d,
-                     uint8_t ***made, size_t *nmade)
+/* REC (of kind E) packed with its personal fields erased (malloc'd), or NULL if nothing
+   in it is personal. REC is changed. */
+static uint8_t *
+s_erased_packed(const crm_entity_t *e, ProtobufCMessage *rec, size_t *len)
 {
-    if (!e || !d->len)
-        return false;
-    size_t len = 0;
-    ProtobufCMessage *rec = NULL;
-    uint8_t *out = s_scrub_packed(e, d, &len, &rec);
-    Crm__ChangePart p = CRM__CHANGE_PART__INIT;
-    p.id = rec ? (char *)crm_record_get_str(rec, "id") : (char *)"";
-    bool ours = out && s_ours(job, e, &p, rec, NULL);
-    crm_proto_free(&rec);
-    if (!ours) {
-        free(out);
-        return false;
+    return rec && crm_record_erase(e, rec, NULL, 0) ? crm_proto_pack(rec, len) : NULL;
+}
+
+/* *D (a packed record of kind E, in a message unpacked by protobuf-c) replaced by
+   NEW (malloc'd) if not NULL: the old bytes are kept in *WAS to be given back. */
+static void
+s_lend(ProtobufCBinaryData *d, uint8_t *new_data, size_t len, ProtobufCBinaryData *was)
+{
+    *was = *d;
+    if (new_data) {
+        d->data = new_data;
+        d->len = len;
     }
-    *made = realloc(*made, (*nmade + 1) * sizeof **made);
-    CRM_ASSERT_ALLOC(*made);
-    (*made)[(*nmade)++] = out;
-    d->data = out; /* the reply is freed with the unpacked bytes swapped back: see below */
-    d->len = len;
-    return true;
+}
+
+/* Give back what s_lend() replaced, freeing the lent bytes. */
+static void
+s_unlend(ProtobufCBinaryData *d, const ProtobufCBinaryData *was)
+{
+    if (d->data != was->data)
+        free(d->data);
+    *d = *was;
 }
 
 /* A reply kept for idempotent retries (be64 time, 32-byte hash, packed Reply)
@@ -200,31 +258,46 @@ s_scrub_kept(const Crm__EraseJob *job, const uint8_t *v, size_t vlen, size_t *ou
     if (crm_proto_unpack(&crm__reply__descriptor, v + 40, vlen - 40, (ProtobufCMessage **)&r,
                          errbuf) != CRM_OK)
         return NULL;
-    ProtobufCBinaryData *slots[64], saved[64];
-    const crm_entity_t *kinds[64];
     size_t n = 0;
+    ProtobufCBinaryData **slots = NULL;
+    const crm_entity_t **kinds = NULL;
     if (r->body_case == CRM__REPLY__BODY_ENTITY) {
-        const crm_entity_t *e = crm_entity_by_name(r->entity->kind);
-        for (size_t i = 0; i < r->entity->n_records && n < 64; i++, n++) {
-            slots[n] = &r->entity->records[i];
-            kinds[n] = e;
+        n = r->entity->n_records;
+        slots = calloc(n + 1, sizeof *slots);
+        kinds = calloc(n + 1, sizeof *kinds);
+        CRM_ASSERT(slots && kinds);
+        for (size_t i = 0; i < n; i++) {
+            slots[i] = &r->entity->records[i];
+            kinds[i] = crm_entity_by_name(r->entity->kind);
         }
     } else if (r->body_case == CRM__REPLY__BODY_CONVERT) {
-        const char *names[3] = {"customer", "deal", "activity"};
-        ProtobufCBinaryData *b[3] = {&r->convert->customer, &r->convert->deal,
-                                     &r->convert->activity};
-        for (int i = 0; i < 3; i++, n++) {
-            slots[n] = b[i];
-            kinds[n] = crm_entity_by_name(names[i]);
-        }
+        n = 3;
+        slots = calloc(n, sizeof *slots);
+        kinds = calloc(n, sizeof *kinds);
+        CRM_ASSERT(slots && kinds);
+        slots[0] = &r->convert->customer;
+        slots[1] = &r->convert->deal;
+        slots[2] = &r->convert->activity;
+        kinds[0] = crm_entity_by_name("customer");
+        kinds[1] = crm_entity_by_name("deal");
+        kinds[2] = crm_entity_by_name("activity");
     }
-    uint8_t **made = NULL, *out = NULL;
-    size_t nmade = 0;
+    ProtobufCBinaryData *was = calloc(n + 1, sizeof *was);
+    CRM_ASSERT_ALLOC(was);
     bool any = false;
     for (size_t i = 0; i < n; i++) {
-        saved[i] = *slots[i];
-        any |= s_scrub_reply_record(job, kinds[i], slots[i], &made, &nmade);
+        ProtobufCMessage *rec = NULL;
+        size_t len = 0;
+        uint8_t *scrubbed = NULL;
+        if (kinds[i])
+            s_unpack(kinds[i], slots[i], &rec);
+        if (rec && s_ours(job, kinds[i], crm_record_get_str(rec, "id"), rec, NULL))
+            scrubbed = s_erased_packed(kinds[i], rec, &len);
+        s_lend(slots[i], scrubbed, len, &was[i]);
+        any |= scrubbed != NULL;
+        crm_proto_free(&rec);
     }
+    uint8_t *out = NULL;
     if (any) {
         size_t len;
         uint8_t *packed = crm_proto_pack(&r->base, &len);
@@ -236,128 +309,167 @@ s_scrub_kept(const Crm__EraseJob *job, const uint8_t *v, size_t vlen, size_t *ou
         *out_len = 40 + len;
     }
     for (size_t i = 0; i < n; i++)
-        *slots[i] = saved[i];
-    for (size_t i = 0; i < nmade; i++)
-        free(made[i]);
-    free(made);
+        s_unlend(slots[i], &was[i]);
+    free(was);
+    free(slots);
+    free(kinds);
     crm_proto_free((ProtobufCMessage **)&r);
     return out;
 }
 
-/* Scrub the replies kept for idempotent retries after JOB->idem_after, a
-   bounded slice; true when none is left. */
+/* Scrub the replies kept for idempotent retries after JOB->idem_after, at most
+   MAX; true when none is left. */
 static bool
-s_scrub_kept_slice(erase_t *self, store_group_t *g, Crm__EraseJob *job, int64_t t0)
+s_scrub_kept_slice(store_group_t *g, Crm__EraseJob *job, size_t max, int64_t t0)
 {
     static const char prefix[] = "idem/";
-    uint8_t from[sizeof prefix - 1 + 256];
-    size_t flen = sizeof prefix - 1;
-    memcpy(from, prefix, flen);
-    if (job->idem_after.len && job->idem_after.len <= 256) {
-        memcpy(from, job->idem_after.data, job->idem_after.len);
-        flen = job->idem_after.len;
-    }
+    s_puts_t puts = {0};
     store_iter_t *it = store_group_iter_new(g, STORE_CF_META);
     bool done = true;
     size_t n = 0;
-    for (store_iter_seek(it, from, flen); store_iter_valid(it); store_iter_next(it)) {
+    if (job->idem_after.len) {
+        store_iter_seek(it, job->idem_after.data, job->idem_after.len);
+        size_t klen;
+        const char *k = store_iter_valid(it) ? store_iter_key(it, &klen) : NULL;
+        if (k && klen == job->idem_after.len && !memcmp(k, job->idem_after.data, klen))
+            store_iter_next(it); /* done in the last slice */
+    } else {
+        store_iter_seek(it, prefix, sizeof prefix - 1);
+    }
+    for (; store_iter_valid(it); store_iter_next(it)) {
         size_t klen, vlen;
         const char *k = store_iter_key(it, &klen);
         if (klen < sizeof prefix - 1 || memcmp(k, prefix, sizeof prefix - 1))
             break;
-        if (klen == flen && !memcmp(k, from, flen))
-            continue; /* done in the last slice */
-        if (klen > 256)
-            continue; /* longer than any key idem.c writes */
-        if (n++ >= self->slice || crm_time_mono_us() - t0 >= SLICE_US) {
+        if (n++ >= max || crm_time_mono_us() - t0 >= SLICE_US) {
             done = false;
             break;
         }
         const char *v = store_iter_value(it, &vlen);
         size_t len = 0;
         uint8_t *scrubbed = s_scrub_kept(job, (const uint8_t *)v, vlen, &len);
-        if (scrubbed) {
-            store_group_put(g, STORE_CF_META, k, klen, scrubbed, len);
-            free(scrubbed);
-        }
+        if (scrubbed)
+            s_puts_add(&puts, STORE_CF_META, k, klen, scrubbed, len);
         crm_proto_release(job->idem_after.data); /* the job was unpacked: its allocator */
         job->idem_after.data = crm_proto_alloc(klen);
-        CRM_ASSERT_ALLOC(job->idem_after.data);
         memcpy(job->idem_after.data, k, klen);
         job->idem_after.len = klen;
     }
     store_iter_destroy(&it);
+    s_puts_stage(&puts, g);
     return done;
 }
 
-/* Scrub change SEQ of JOB's customer; true if it was rewritten. */
+/* Scrub every audit entry of the customer and of its records at the
+   erasure (JOB->ids), whatever change made it (the change log may have been
+   trimmed by retention; the audit trail is kept): after JOB->audit_i and
+   JOB->audit_after, at most MAX entries; true when all are done. */
 static bool
-s_scrub_change(store_t *store, store_group_t *g, const Crm__EraseJob *job, uint64_t seq)
+s_scrub_audit_slice(store_group_t *g, Crm__EraseJob *job, size_t max, int64_t t0)
 {
+    const crm_entity_t *ce = crm_entity_by_name("customer");
+    s_puts_t puts = {0};
+    size_t n = 0;
+    while (job->audit_i <= job->n_ids) {
+        const char *id = job->audit_i ? job->ids[job->audit_i - 1] : job->customer_id;
+        const crm_entity_t *e = job->audit_i ? crm_entity_by_prefix(id[0]) : ce;
+        uint64_t num = e ? crm_entity_parse_id(e, id) : 0;
+        if (!num) {
+            job->audit_i++;
+            continue;
+        }
+        uint8_t prefix[10], last[26];
+        prefix[0] = 'r';
+        prefix[1] = (uint8_t)e->prefix;
+        store_put_be64(prefix + 2, num);
+        size_t budget = max - n;
+        size_t seen = s_scrub_audit_range(g, e, prefix, sizeof prefix, 0, &job->audit_after,
+                                          budget, last, &puts);
+        n += seen;
+        if (seen == budget) { /* more of this record may follow */
+            crm_proto_release(job->audit_after.data);
+            job->audit_after.data = crm_proto_alloc(sizeof last);
+            memcpy(job->audit_after.data, last, sizeof last);
+            job->audit_after.len = sizeof last;
+        } else {
+            crm_proto_release(job->audit_after.data);
+            job->audit_after.data = NULL;
+            job->audit_after.len = 0;
+            job->audit_i++;
+        }
+        if (n >= max || crm_time_mono_us() - t0 >= SLICE_US)
+            break;
+    }
+    s_puts_stage(&puts, g);
+    return job->audit_i > job->n_ids;
+}
+
+/* Scrub change SEQ of JOB's customer, and the audit entries of its parts;
+   true if the change was rewritten. Read through the group: what an earlier
+   slice (of this job or another) rewrote counts even before it lands. */
+static bool
+s_scrub_change(store_group_t *g, const Crm__EraseJob *job, uint64_t seq)
+{
+    uint8_t key[8];
+    store_put_be64(key, seq);
     store_val_t val = {0};
-    if (store_changelog_get(store, seq, &val) != CRM_OK)
+    if (store_group_get(g, STORE_CF_CHANGELOG, key, sizeof key, &val) != CRM_OK)
         return false; /* trimmed by retention meanwhile */
     Crm__Change *ch = NULL;
     char errbuf[CRM_ERRBUF];
     crm_err_t rc = crm_proto_unpack(&crm__change__descriptor, (const uint8_t *)val.data, val.len,
                                     (ProtobufCMessage **)&ch, errbuf);
     store_val_release(&val);
-    if (rc != CRM_OK)
+    if (rc != CRM_OK) {
+        crm_log(CRM_LOG_ERROR, "erase: change %llu cannot be read, so not scrubbed: %s",
+                (unsigned long long)seq, errbuf);
         return false;
+    }
     bool rewritten = false;
-    /* the new bytes are lent to the change for packing, then the old ones given back */
+    s_puts_t puts = {0};
     ProtobufCBinaryData *was = calloc(2 * ch->n_parts + 1, sizeof *was);
-    uint8_t **made = calloc(2 * ch->n_parts + 1, sizeof *made);
-    CRM_ASSERT(was && made);
+    CRM_ASSERT_ALLOC(was);
     for (size_t i = 0; i < ch->n_parts; i++) {
         Crm__ChangePart *p = ch->parts[i];
         const crm_entity_t *e = crm_entity_by_name(p->kind);
-        if (!e)
-            continue; /* a user's change */
         ProtobufCMessage *rec = NULL, *before = NULL;
-        size_t rlen = 0, blen = 0;
-        uint8_t *r2 = s_scrub_packed(e, &p->record, &rlen, &rec);
-        uint8_t *b2 = s_scrub_packed(e, &p->before, &blen, &before);
-        if (s_ours(job, e, p, rec, before)) {
-            was[2 * i] = p->record;
-            was[2 * i + 1] = p->before;
-            if (r2) {
-                p->record.data = made[2 * i] = r2;
-                p->record.len = rlen;
-                r2 = NULL;
-            }
-            if (b2) {
-                p->before.data = made[2 * i + 1] = b2;
-                p->before.len = blen;
-                b2 = NULL;
-            }
-            if (made[2 * i] || made[2 * i + 1])
-                rewritten = true;
-            uint64_t num = crm_entity_parse_id(e, p->id);
-            if (num)
-                s_scrub_audit_of(store, g, e, num, ch->time, seq);
+        if (e) { /* not a user's change */
+            s_unpack(e, &p->record, &rec);
+            s_unpack(e, &p->before, &before);
         }
-        free(r2);
-        free(b2);
+        size_t rlen = 0, blen = 0;
+        uint8_t *r2 = NULL, *b2 = NULL;
+        if (e && s_ours(job, e, p->id, rec, before)) {
+            r2 = s_erased_packed(e, rec, &rlen);
+            b2 = s_erased_packed(e, before, &blen);
+            rewritten |= r2 || b2;
+            uint64_t num = crm_entity_parse_id(e, p->id);
+            if (num) {
+                uint8_t prefix[18], last[26];
+                prefix[0] = 'r';
+                prefix[1] = (uint8_t)e->prefix;
+                store_put_be64(prefix + 2, num);
+                store_put_be64(prefix + 10, (uint64_t)ch->time);
+                s_scrub_audit_range(g, e, prefix, sizeof prefix, seq, NULL, 64, last, &puts);
+            }
+        }
+        s_lend(&p->record, r2, rlen, &was[2 * i]);
+        s_lend(&p->before, b2, blen, &was[2 * i + 1]);
         crm_proto_free(&rec);
         crm_proto_free(&before);
     }
     if (rewritten) {
         size_t len;
-        uint8_t *packed = crm_proto_pack(&ch->base, &len), key[8];
-        store_put_be64(key, seq);
-        store_group_put(g, STORE_CF_CHANGELOG, key, sizeof key, packed, len);
-        free(packed);
+        uint8_t *packed = crm_proto_pack(&ch->base, &len);
+        s_puts_add(&puts, STORE_CF_CHANGELOG, key, sizeof key, packed, len);
     }
-    for (size_t i = 0; i < 2 * ch->n_parts; i++)
-        if (made[i]) {
-            ProtobufCBinaryData *d = i % 2 ? &ch->parts[i / 2]->before : &ch->parts[i / 2]->record;
-            *d = was[i];
-            free(made[i]);
-        }
+    for (size_t i = 0; i < ch->n_parts; i++) {
+        s_unlend(&ch->parts[i]->record, &was[2 * i]);
+        s_unlend(&ch->parts[i]->before, &was[2 * i + 1]);
+    }
     free(was);
-    free(made);
     crm_proto_free((ProtobufCMessage **)&ch);
+    s_puts_stage(&puts, g);
     return rewritten;
 }
 
@@ -373,19 +485,23 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
     /* through the group: a job staged this turn, and the progress of the last
        slice, count before they are committed */
     store_iter_t *it = store_group_iter_new(g, STORE_CF_META);
-    store_iter_seek(it, JOB_PREFIX, sizeof JOB_PREFIX - 1);
-    if (store_iter_valid(it)) {
+    for (store_iter_seek(it, JOB_PREFIX, sizeof JOB_PREFIX - 1); store_iter_valid(it) && !job;
+         store_iter_next(it)) {
         size_t klen, vlen;
         const char *k = store_iter_key(it, &klen);
+        if (klen < sizeof JOB_PREFIX - 1 || memcmp(k, JOB_PREFIX, sizeof JOB_PREFIX - 1))
+            break;
         const char *v = store_iter_value(it, &vlen);
         char errbuf[CRM_ERRBUF];
-        if (klen == JOB_KEY && !memcmp(k, JOB_PREFIX, sizeof JOB_PREFIX - 1)) {
+        if (klen != JOB_KEY) {
+            continue; /* none of ours */
+        } else if (crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v, vlen,
+                                    (ProtobufCMessage **)&job, errbuf) != CRM_OK) {
+            crm_log(CRM_LOG_ERROR, "erase: job %llu cannot be read, so it is skipped: %s",
+                    (unsigned long long)store_get_be64((const uint8_t *)k + JOB_KEY - 8), errbuf);
+            job = NULL;
+        } else {
             memcpy(key, k, JOB_KEY);
-            if (crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v, vlen,
-                                 (ProtobufCMessage **)&job, errbuf) != CRM_OK) {
-                crm_log(CRM_LOG_ERROR, "erase: a damaged job is dropped: %s", errbuf);
-                store_group_delete(g, STORE_CF_META, key, sizeof key);
-            }
         }
     }
     store_iter_destroy(&it);
@@ -396,22 +512,30 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
     uint64_t next = job->next, first = store_changelog_first(store);
     if (next < first)
         next = first;
-    /* the changes before the erasure are read as committed: wait for them */
+    /* the changes before the erasure are read as committed or staged: wait for
+       the erasure itself to be committed, so that they all are numbered */
     if (job->end > store_last_seq(store) + 1) {
         crm_proto_free((ProtobufCMessage **)&job);
         return;
     }
     int64_t t0 = crm_time_mono_us();
     uint64_t rewritten = 0;
-    if (!job->idem) {
+    bool done = false;
+    if (job->phase == 0) { /* the change log */
         for (size_t n = 0; next < job->end && n < self->slice && crm_time_mono_us() - t0 < SLICE_US;
              n++, next++)
-            rewritten += s_scrub_change(store, g, job, next);
+            rewritten += s_scrub_change(g, job, next);
         job->next = next;
         job->rewritten += rewritten;
-        job->idem = next >= job->end;
+        if (next >= job->end)
+            job->phase = 1;
+    } else if (job->phase == 1) { /* the audit trail of each of its records */
+        if (s_scrub_audit_slice(g, job, self->slice, t0))
+            job->phase = 2;
+    } else { /* the replies kept for idempotent retries */
+        done = s_scrub_kept_slice(g, job, self->slice, t0);
     }
-    if (job->idem && s_scrub_kept_slice(self, g, job, t0)) {
+    if (done) {
         store_group_delete(g, STORE_CF_META, key, sizeof key);
         crm_log(CRM_LOG_INFO, "erase: the history of customer %s is scrubbed (%llu change-log "
                               "entries rewritten)",
@@ -502,8 +626,8 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
     if (s_erase_record(ctx, m, e, num, cur, &after))
         (*records)++;
     crm_err_t rc = CRM_OK;
-    job->ids = dispatch_own(ctx, calloc(total, sizeof *job->ids));
-    CRM_ASSERT_ALLOC(job->ids);
+    char **ids_of = NULL; /* grown as needed: records staged this turn count too */
+    size_t cap = 0;
     for (const crm_entity_t *k = crm_entity_all(); k->name && rc == CRM_OK; k++) {
         if (!k->parent || strcmp(k->parent, e->name))
             continue;
@@ -517,14 +641,19 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
                                     job->customer_id);
                 break;
             }
-            for (size_t i = 0; i < n && job->n_ids < total; i++) {
+            for (size_t i = 0; i < n; i++) {
                 ProtobufCMessage *child = NULL;
                 if (records_group_get(g, k, ids[i], &child) != CRM_OK)
                     continue;
                 char id[24];
                 crm_entity_format_id(k, ids[i], id);
-                job->ids[job->n_ids] = dispatch_own(ctx, strdup(id));
-                CRM_ASSERT_ALLOC(job->ids[job->n_ids]);
+                if (job->n_ids == cap) {
+                    cap = cap ? 2 * cap : total + 16;
+                    ids_of = realloc(ids_of, cap * sizeof *ids_of);
+                    CRM_ASSERT_ALLOC(ids_of);
+                }
+                ids_of[job->n_ids] = dispatch_own(ctx, strdup(id));
+                CRM_ASSERT_ALLOC(ids_of[job->n_ids]);
                 job->n_ids++;
                 if (s_erase_record(ctx, m, k, ids[i], child, NULL))
                     (*records)++;
@@ -535,6 +664,7 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
             more = more && n > 0;
         }
     }
+    job->ids = dispatch_own(ctx, ids_of);
     if (rc != CRM_OK) {
         mutation_abort(&m);
         crm_proto_free(&after);
@@ -551,51 +681,77 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
     return CRM_OK;
 }
 
-crm_err_t
-h_erase(req_ctx_t *ctx)
+/* The customer named by the request: its kind, number and canonical id. */
+static crm_err_t
+s_customer(req_ctx_t *ctx, const crm_entity_t **e, uint64_t *num, char id[24])
 {
     if (ctx->req->body_case != CRM__REQUEST__BODY_ENTITY)
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request names no customer");
     const Crm__EntityRequest *r = ctx->req->entity;
-    const crm_entity_t *e = crm_entity_by_name("customer");
-    if (*r->kind && strcmp(r->kind, e->name))
+    *e = crm_entity_by_name("customer");
+    if (*r->kind && strcmp(r->kind, (*e)->name))
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                               "only a customer is erased, with all its records: crm customer "
                               "erase ID");
-    uint64_t num = crm_entity_parse_id(e, r->id);
-    if (!num)
+    if (!(*num = crm_entity_parse_id(*e, r->id)))
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                               "'%.40s' is not a customer id (like c42)", r->id);
+    crm_entity_format_id(*e, *num, id);
+    Crm__EntityReply *out = &ctx->body.entity;
+    crm__entity_reply__init(out);
+    out->kind = (char *)(*e)->name;
+    ctx->reply.body_case = CRM__REPLY__BODY_ENTITY;
+    ctx->reply.entity = out;
+    return CRM_OK;
+}
+
+crm_err_t
+h_erase_status(req_ctx_t *ctx)
+{
+    const crm_entity_t *e;
+    uint64_t num;
+    char id[24];
+    crm_err_t rc = s_customer(ctx, &e, &num, id);
+    if (rc != CRM_OK)
+        return rc;
+    uint8_t key[JOB_KEY];
+    s_job_key(num, key);
+    store_val_t v = {0};
+    rc = ctx->env->group ? store_group_get(ctx->env->group, STORE_CF_META, key, sizeof key, &v)
+                         : store_get(ctx->env->store, STORE_CF_META, key, sizeof key, &v);
+    Crm__EraseJob *job = NULL;
+    char errbuf[CRM_ERRBUF];
+    if (rc == CRM_OK && crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v.data,
+                                         v.len, (ProtobufCMessage **)&job, errbuf) == CRM_OK) {
+        ctx->body.entity.count = 1;
+        ctx->body.entity.scrub_left = job->end > job->next ? job->end - job->next : 0;
+    }
+    store_val_release(&v);
+    crm_proto_free((ProtobufCMessage **)&job);
+    if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND)
+        return dispatch_error(ctx, rc, "cannot read the erasure's progress");
+    return CRM_OK;
+}
+
+crm_err_t
+h_erase(req_ctx_t *ctx)
+{
+    const crm_entity_t *e;
+    uint64_t num;
+    char id[24];
+    crm_err_t rc = s_customer(ctx, &e, &num, id);
+    if (rc != CRM_OK)
+        return rc;
     store_group_t *g = ctx->env->group;
     store_t *store = ctx->env->store;
     uint8_t key[JOB_KEY];
     s_job_key(num, key);
     Crm__EntityReply *out = &ctx->body.entity;
-    crm__entity_reply__init(out);
-    out->kind = (char *)e->name;
-    ctx->reply.body_case = CRM__REPLY__BODY_ENTITY;
-    ctx->reply.entity = out;
-    if (r->status) { /* how far the scrub is */
-        store_val_t v = {0};
-        crm_err_t rc = store_group_get(g, STORE_CF_META, key, sizeof key, &v);
-        Crm__EraseJob *job = NULL;
-        char errbuf[CRM_ERRBUF];
-        if (rc == CRM_OK && crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v.data,
-                                             v.len, (ProtobufCMessage **)&job, errbuf) == CRM_OK)
-            out->scrub_left = job->end > job->next ? job->end - job->next : 1;
-        store_val_release(&v);
-        crm_proto_free((ProtobufCMessage **)&job);
-        if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND)
-            return dispatch_error(ctx, rc, "cannot read the erasure's progress");
-        return CRM_OK;
-    }
     Crm__EraseJob job = CRM__ERASE_JOB__INIT;
-    char id[24];
-    crm_entity_format_id(e, num, id);
     job.customer_id = id;
     uint64_t records = 0, seq = 0;
     ProtobufCMessage *cur = NULL;
-    crm_err_t rc = records_group_get(g, e, num, &cur);
+    rc = records_group_get(g, e, num, &cur);
     if (rc == CRM_OK) {
         rc = s_erase_live(ctx, e, num, cur, &job, &records, &seq);
         crm_proto_free(&cur);
@@ -623,7 +779,21 @@ h_erase(req_ctx_t *ctx)
             if (num >= next_num)
                 return dispatch_error(ctx, CRM_ERR_NOT_FOUND, "no customer '%s' ever existed",
                                       id);
-            s_audit(ctx, e, num, REASON " (deleted and purged before: its history is scrubbed)");
+            /* merged into another: its own history is scrubbed here, and the answer
+               names the customer that holds its data now */
+            char mkey[64];
+            int mlen = snprintf(mkey, sizeof mkey, "merged/%s", id);
+            if (store_group_get(g, STORE_CF_META, mkey, (size_t)mlen, &v) == CRM_OK &&
+                v.len < 24) {
+                out->merged_into = dispatch_own(ctx, strndup(v.data, v.len));
+                CRM_ASSERT_ALLOC(out->merged_into);
+            }
+            store_val_release(&v);
+            s_audit(ctx, e, num, *out->merged_into
+                                     ? REASON " (merged into another before: its history is "
+                                              "scrubbed)"
+                                     : REASON " (deleted and purged before: its history is "
+                                              "scrubbed)");
             rc = CRM_OK;
         }
         if (rc != CRM_OK)
