@@ -1323,8 +1323,8 @@ s_erase(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
     }
     /* the scrub runs a slice per server loop turn (about 2,000 entries): wait for
        it to end, unless --no-wait */
-    for (int64_t waited = 0; rc == EXIT_OK && (status || wait) && waited < 600000;
-         waited += 200) {
+    for (int64_t waited = 0, step = 10; rc == EXIT_OK && (status || wait) && waited < 600000;
+         waited += step, step = step < 200 ? 2 * step : 200) {
         conn_reply_free(&reply);
         if ((rc = entity_call(conn, CRM__OP__OP_ERASE_STATUS, e, &er, &reply)) != EXIT_OK)
             break;
@@ -1332,7 +1332,7 @@ s_erase(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
         under_way = reply->entity->count;
         if (status || !under_way)
             break;
-        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+        nanosleep(&(struct timespec){0, step * 1000000L}, NULL);
     }
     if (rc == EXIT_OK && !status && !wait)
         under_way = 1; /* not asked */
@@ -1350,7 +1350,7 @@ s_erase(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
                    e->name, id);
         else if (status)
             printf("the history of %s %s is being scrubbed: %llu change-log entries to go, "
-                   "then its audit trail\n",
+                   "then its audit trail and the replies kept for retries\n",
                    e->name, id, (unsigned long long)left);
         else
             printf("erased %s %s: %llu record%s blanked; its history %s%s%s\n", e->name, id,

@@ -23,15 +23,18 @@
 
 struct erase {
     unsigned slice; /* entries per slice at most */
+    int64_t gap_us; /* between slices at least (a test's slow scrub) */
+    int64_t next_us; /* ... so the next one not before this */
     bool check;     /* a job may be waiting */
 };
 
 erase_t *
-erase_new(unsigned slice)
+erase_new(unsigned slice, int64_t gap_us)
 {
     erase_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
     self->slice = slice ? slice : SLICE_MAX;
+    self->gap_us = gap_us;
     self->check = true; /* a job an earlier run left */
     return self;
 }
@@ -110,6 +113,12 @@ s_puts_stage(s_puts_t *puts, store_group_t *g)
     memset(puts, 0, sizeof *puts);
 }
 
+static int
+s_cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Is the record ID of kind E (REC and BEFORE unpacked, may be NULL) the customer's? */
 static bool
 s_ours(const Crm__EraseJob *job, const crm_entity_t *e, const char *id,
@@ -123,10 +132,7 @@ s_ours(const Crm__EraseJob *job, const crm_entity_t *e, const char *id,
     if ((rec && !strcmp(crm_record_get_str(rec, pf), job->customer_id)) ||
         (before && !strcmp(crm_record_get_str(before, pf), job->customer_id)))
         return true;
-    for (size_t i = 0; i < job->n_ids; i++)
-        if (!strcmp(id, job->ids[i]))
-            return true;
-    return false;
+    return job->n_ids && bsearch(&id, job->ids, job->n_ids, sizeof *job->ids, s_cmp_id);
 }
 
 /* The personal values among ENTRY's changes (fields of kind E) as erased. */
@@ -151,14 +157,14 @@ s_scrub_audit(Crm__AuditEntry *entry, const crm_entity_t *e)
 }
 
 /* Scrub the audit entries of record NUM of kind E under the 'r' key PREFIX
-   (the record's, or the record's at one time), those of change SEQ only
-   unless it is 0, after key AFTER (or from the start), at most MAX of them.
+   (the record's, or the record's at one time), those of change SEQ only, or
+   with SEQ 0 those of every change before END, after key AFTER (or from the start), at most MAX of them.
    An entry is kept by record and time ('r') and by time ('t'): both are
    rewritten. Returns how many were looked at; *LAST gets the last key. */
 static size_t
 s_scrub_audit_range(store_group_t *g, const crm_entity_t *e, const uint8_t *prefix, size_t plen,
-                    uint64_t seq, const ProtobufCBinaryData *after, size_t max, uint8_t last[26],
-                    s_puts_t *puts)
+                    uint64_t seq, uint64_t end, const ProtobufCBinaryData *after, size_t max,
+                    uint8_t last[26], s_puts_t *puts)
 {
     store_iter_t *it = store_group_iter_new(g, STORE_CF_AUDIT);
     size_t n = 0;
@@ -190,7 +196,8 @@ s_scrub_audit_range(store_group_t *g, const crm_entity_t *e, const uint8_t *pref
                     e->name, (unsigned long long)store_get_be64(prefix + 2), errbuf);
             continue;
         }
-        if ((!seq || entry->seq == seq) && s_scrub_audit(entry, e)) {
+        /* an entry of a change made after the erasure holds new data: it stays */
+        if ((seq ? entry->seq == seq : entry->seq < end) && s_scrub_audit(entry, e)) {
             size_t len;
             uint8_t *packed = crm_proto_pack(&entry->base, &len), tkey[17];
             uint8_t *copy = malloc(len);
@@ -347,7 +354,9 @@ s_scrub_kept_slice(store_group_t *g, Crm__EraseJob *job, size_t max, int64_t t0)
         }
         const char *v = store_iter_value(it, &vlen);
         size_t len = 0;
-        uint8_t *scrubbed = s_scrub_kept(job, (const uint8_t *)v, vlen, &len);
+        uint8_t *scrubbed = vlen >= 8 && (int64_t)store_get_be64((const uint8_t *)v) <= job->at
+                                ? s_scrub_kept(job, (const uint8_t *)v, vlen, &len)
+                                : NULL; /* kept after the erasure: new data */
         if (scrubbed)
             s_puts_add(&puts, STORE_CF_META, k, klen, scrubbed, len);
         crm_proto_release(job->idem_after.data); /* the job was unpacked: its allocator */
@@ -383,8 +392,8 @@ s_scrub_audit_slice(store_group_t *g, Crm__EraseJob *job, size_t max, int64_t t0
         prefix[1] = (uint8_t)e->prefix;
         store_put_be64(prefix + 2, num);
         size_t budget = max - n;
-        size_t seen = s_scrub_audit_range(g, e, prefix, sizeof prefix, 0, &job->audit_after,
-                                          budget, last, &puts);
+        size_t seen = s_scrub_audit_range(g, e, prefix, sizeof prefix, 0, job->end,
+                                          &job->audit_after, budget, last, &puts);
         n += seen;
         if (seen == budget) { /* more of this record may follow */
             crm_proto_release(job->audit_after.data);
@@ -450,7 +459,7 @@ s_scrub_change(store_group_t *g, const Crm__EraseJob *job, uint64_t seq)
                 prefix[1] = (uint8_t)e->prefix;
                 store_put_be64(prefix + 2, num);
                 store_put_be64(prefix + 10, (uint64_t)ch->time);
-                s_scrub_audit_range(g, e, prefix, sizeof prefix, seq, NULL, 64, last, &puts);
+                s_scrub_audit_range(g, e, prefix, sizeof prefix, seq, 0, NULL, 64, last, &puts);
             }
         }
         s_lend(&p->record, r2, rlen, &was[2 * i]);
@@ -476,12 +485,14 @@ s_scrub_change(store_group_t *g, const Crm__EraseJob *job, uint64_t seq)
 void
 erase_tick(erase_t *self, store_t *store, store_group_t *g)
 {
-    if (!self || !self->check)
+    if (!self || !self->check || (self->gap_us && crm_time_mono_us() < self->next_us))
         return;
+    self->next_us = crm_time_mono_us() + self->gap_us;
     if (store_write_health(store, NULL) != CRM_OK)
         return; /* the job as stored says where to go on, once writes work again */
-    uint8_t key[JOB_KEY];
-    Crm__EraseJob *job = NULL;
+    uint8_t key[JOB_KEY + 1];
+    Crm__EraseJob *job = NULL, *ids = NULL;
+    s_puts_t dropped = {0};
     /* through the group: a job staged this turn, and the progress of the last
        slice, count before they are committed */
     store_iter_t *it = store_group_iter_new(g, STORE_CF_META);
@@ -497,25 +508,45 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
             continue; /* none of ours */
         } else if (crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v, vlen,
                                     (ProtobufCMessage **)&job, errbuf) != CRM_OK) {
-            crm_log(CRM_LOG_ERROR, "erase: job %llu cannot be read, so it is skipped: %s",
+            crm_log(CRM_LOG_ERROR, "erase: job %llu cannot be read, so it is dropped: %s",
                     (unsigned long long)store_get_be64((const uint8_t *)k + JOB_KEY - 8), errbuf);
+            s_puts_add(&dropped, STORE_CF_META, k, klen, NULL, 0); /* deleted below */
             job = NULL;
         } else {
             memcpy(key, k, JOB_KEY);
         }
     }
     store_iter_destroy(&it);
+    for (size_t i = 0; i < dropped.n; i++) {
+        store_group_delete(g, STORE_CF_META, dropped.v[i].key, dropped.v[i].klen);
+        free(dropped.v[i].key);
+    }
+    free(dropped.v);
     if (!job) {
         self->check = false;
         return;
     }
+    /* its records' ids, sorted, kept once under their own key */
+    key[JOB_KEY] = 'i';
+    store_val_t iv = {0};
+    char errbuf[CRM_ERRBUF];
+    if (store_group_get(g, STORE_CF_META, key, sizeof key, &iv) == CRM_OK &&
+        crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)iv.data, iv.len,
+                         (ProtobufCMessage **)&ids, errbuf) == CRM_OK) {
+        job->ids = ids->ids; /* borrowed until the job is packed */
+        job->n_ids = ids->n_ids;
+    }
+    store_val_release(&iv);
     uint64_t next = job->next, first = store_changelog_first(store);
     if (next < first)
         next = first;
     /* the changes before the erasure are read as committed or staged: wait for
        the erasure itself to be committed, so that they all are numbered */
     if (job->end > store_last_seq(store) + 1) {
+        job->ids = NULL;
+        job->n_ids = 0;
         crm_proto_free((ProtobufCMessage **)&job);
+        crm_proto_free((ProtobufCMessage **)&ids);
         return;
     }
     int64_t t0 = crm_time_mono_us();
@@ -535,15 +566,19 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
     } else { /* the replies kept for idempotent retries */
         done = s_scrub_kept_slice(g, job, self->slice, t0);
     }
+    job->ids = NULL; /* given back: they stay under their own key */
+    job->n_ids = 0;
+    crm_proto_free((ProtobufCMessage **)&ids);
     if (done) {
-        store_group_delete(g, STORE_CF_META, key, sizeof key);
+        store_group_delete(g, STORE_CF_META, key, sizeof key); /* the ids */
+        store_group_delete(g, STORE_CF_META, key, JOB_KEY);
         crm_log(CRM_LOG_INFO, "erase: the history of customer %s is scrubbed (%llu change-log "
                               "entries rewritten)",
                 job->customer_id, (unsigned long long)job->rewritten);
     } else {
         size_t len;
         uint8_t *packed = crm_proto_pack(&job->base, &len);
-        store_group_put(g, STORE_CF_META, key, sizeof key, packed, len);
+        store_group_put(g, STORE_CF_META, key, JOB_KEY, packed, len);
         free(packed);
     }
     if (rewritten) { /* the feeds drop what they decoded, once this lands */
@@ -658,6 +693,13 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
                 if (s_erase_record(ctx, m, k, ids[i], child, NULL))
                     (*records)++;
                 crm_proto_free(&child);
+                if (mutation_parts(m) > RECORDS_MAX) { /* with what this turn staged */
+                    rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
+                                        "'%s' has more than %d records: an erasure changes them "
+                                        "all in one write; delete some of them first",
+                                        job->customer_id, RECORDS_MAX);
+                    break;
+                }
             }
             if (n)
                 after_id = ids[n - 1];
@@ -762,8 +804,26 @@ h_erase(req_ctx_t *ctx)
     } else if (rc == CRM_ERR_NOT_FOUND) {
         Crm__Binned *b = NULL;
         rc = bin_get(g, e, num, &b);
-        if (rc == CRM_OK) { /* deleted: out of the bin for good */
+        if (rc == CRM_OK) { /* deleted: out of the bin for good, its records' ids kept */
             records = 1 + b->n_parts;
+            job.ids = dispatch_own(ctx, calloc(b->n_parts + 1, sizeof *job.ids));
+            CRM_ASSERT_ALLOC(job.ids);
+            for (uint32_t i = 0; i < b->n_parts; i++) {
+                Crm__BinnedPart *part = NULL;
+                const crm_entity_t *k;
+                ProtobufCMessage *rec = NULL;
+                char perr[CRM_ERRBUF];
+                if (bin_part(g, e, num, i, &part) == CRM_OK &&
+                    (k = crm_entity_by_name(part->kind)) &&
+                    crm_proto_unpack(k->desc, part->record.data, part->record.len, &rec,
+                                     perr) == CRM_OK) {
+                    job.ids[job.n_ids] = dispatch_own(ctx, strdup(crm_record_get_str(rec, "id")));
+                    CRM_ASSERT_ALLOC(job.ids[job.n_ids]);
+                    job.n_ids++;
+                }
+                crm_proto_free(&rec);
+                crm_proto_free((ProtobufCMessage **)&part);
+            }
             bin_stage_remove(g, e, num, b);
             crm_proto_free((ProtobufCMessage **)&b);
             s_audit(ctx, e, num, REASON " (it was in the recycle bin: removed from it)");
@@ -810,10 +870,28 @@ h_erase(req_ctx_t *ctx)
     uint64_t first = store_changelog_first(store);
     job.next = first ? first : 1;
     job.end = seq; /* the erasure itself carries nothing to scrub */
+    job.at = crm_time_now_ms();
+    /* the ids once, sorted (s_ours searches them), under their own key */
+    Crm__EraseJob only = CRM__ERASE_JOB__INIT;
+    only.ids = job.ids;
+    only.n_ids = job.n_ids;
+    if (only.n_ids)
+        qsort(only.ids, only.n_ids, sizeof *only.ids, s_cmp_id);
+    job.ids = NULL;
+    job.n_ids = 0;
     size_t len;
-    uint8_t *packed = crm_proto_pack(&job.base, &len);
+    uint8_t *packed = crm_proto_pack(&job.base, &len), ikey[JOB_KEY + 1];
     store_group_put(g, STORE_CF_META, key, sizeof key, packed, len);
     free(packed);
+    memcpy(ikey, key, JOB_KEY);
+    ikey[JOB_KEY] = 'i';
+    if (only.n_ids) {
+        packed = crm_proto_pack(&only.base, &len);
+        store_group_put(g, STORE_CF_META, ikey, sizeof ikey, packed, len);
+        free(packed);
+    } else {
+        store_group_delete(g, STORE_CF_META, ikey, sizeof ikey); /* an earlier job's */
+    }
     erase_wake(ctx->env->erase);
     out->count = records;
     out->scrub_left = job.end > job.next ? job.end - job.next : 0;

@@ -43,8 +43,9 @@
 
 typedef struct erase erase_t;
 
-/* SLICE: change-log entries looked at per loop turn at most (0: the default). */
-erase_t *erase_new(unsigned slice);
+/* SLICE: entries looked at per loop turn at most (0: the default); GAP_US: time
+   between two slices at least (0: none; a test's slow scrub). */
+erase_t *erase_new(unsigned slice, int64_t gap_us);
 void erase_destroy(erase_t **self_p);
 /* A job was written (or may be waiting since the last start): look again. */
 void erase_wake(erase_t *self);
