@@ -418,6 +418,12 @@ conn_reply_free(Crm__Reply **reply)
     crm_proto_free((ProtobufCMessage **)reply);
 }
 
+void
+conn_set_timeout(conn_t *self, int ms)
+{
+    self->timeout_ms = ms;
+}
+
 const char *
 conn_endpoint(const conn_t *self)
 {

@@ -42,6 +42,8 @@ int conn_send(conn_t *self, Crm__Request *req);
 int conn_recv(conn_t *self, int ms, Crm__Reply **reply);
 /* With QUIET, refusals are not printed (the caller handles them). */
 void conn_set_quiet(conn_t *self, bool quiet);
+/* How long a call waits for its answer from now on (ms). */
+void conn_set_timeout(conn_t *self, int ms);
 /* Status, message and current version of the last refusal. */
 int conn_last_status(const conn_t *self);
 const char *conn_last_message(const conn_t *self);

@@ -401,7 +401,7 @@ s_purge(const s_args_t *a)
     if (backup_purge(a->dir, a->keep, &removed, errbuf) != CRM_OK)
         return s_fail(a, EXIT_REFUSED, errbuf);
     if (a->json)
-        printf("{\"ok\":true,\"command\":\"backup purge\",\"removed\":%zu,\"kept\":%u}\n",
+        printf("{\"ok\":true,\"command\":\"backup purge\",\"removed\":%zu,\"keep\":%u}\n",
                removed, a->keep);
     else
         printf("purged %zu backup%s from %s; at most the newest %u kept\n", removed,

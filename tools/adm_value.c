@@ -291,9 +291,17 @@ adm_sweep(int argc, char **argv)
     const char *env = getenv("CRM_SERVER");
     cli_ctx_t ctx = {.config = config,
                      .server = server ? server : (env && *env ? env : NULL),
-                     .timeout_ms = 30000};
+                     .timeout_ms = 3000};
     conn_t *conn = NULL;
     int rc = conn_open(&ctx, &conn);
+    if (rc == EXIT_OK) { /* a server that is not there is told in 3 s, not 30 */
+        Crm__Request ping = CRM__REQUEST__INIT;
+        Crm__Reply *pong = NULL;
+        ping.op = CRM__OP__OP_PING;
+        rc = conn_call(conn, &ping, &pong);
+        conn_reply_free(&pong);
+        conn_set_timeout(conn, 30000); /* a slice may wait behind a busy commit */
+    }
     uint64_t checked = 0, changed = 0;
     char after[24] = "";
     char *named[SWEEP_NAMED];

@@ -130,6 +130,7 @@ expect "restore of an unknown id is refused" test "$RC" -eq 1 && contains "$ERR"
 # ---- purge ----
 adm backup purge --dir "$T/bk" --keep 1 --json
 expect "purge --keep 1 removes one" test "$RC" -eq 0 -a "$(echo "$OUT" | jget removed)" = 1
+expect "... and says the limit it kept to as keep" test "$(echo "$OUT" | jget keep)" = 1
 expect "and its sidecar" test ! -e "$T/bk/oneview/1" -a -e "$T/bk/oneview/2/meta"
 
 # ---- scheduled backups keep N ----

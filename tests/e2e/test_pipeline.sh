@@ -298,6 +298,10 @@ S2=$(seq_now)
 future() { date -u -d "+$1 days" +%Y-%m-%d; }
 RC=0; "$ADMIN_BIN" sweep --as-of "$(future 30)" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
 expect "a preview 30 days on would change nobody" contains "$(cat "$T/o")" ", 0 would change"
+S0=$(date +%s%N); RC=0
+"$ADMIN_BIN" sweep --as-of "$(future 30)" --config "$T/admin" --server tcp://127.0.0.1:1 >"$T/o" 2>&1 || RC=$?
+expect "a sweep at a port nobody listens on fails within seconds, not 30 ($(( ($(date +%s%N) - S0) / 1000000 )) ms)" \
+    test "$RC" -ne 0 -a $(( ($(date +%s%N) - S0) / 1000000 )) -lt $((10000 * SLOW))
 RC=0; "$ADMIN_BIN" sweep --as-of "$(future 100)" --config "$T/admin" >"$T/o" 2>&1 || RC=$?
 sed 's/^/# /' "$T/o"
 expect "a preview 100 days on names the three customers with orders, and their stage" \
