@@ -889,9 +889,7 @@ h_erase(req_ctx_t *ctx)
         packed = crm_proto_pack(&only.base, &len);
         store_group_put(g, STORE_CF_META, ikey, sizeof ikey, packed, len);
         free(packed);
-    } else {
-        store_group_delete(g, STORE_CF_META, ikey, sizeof ikey); /* an earlier job's */
-    }
+    } /* else an earlier erasure's ids (of a binned customer, say) stay in use */
     erase_wake(ctx->env->erase);
     out->count = records;
     out->scrub_left = job.end > job.next ? job.end - job.next : 0;
