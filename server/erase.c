@@ -750,8 +750,8 @@ s_customer(req_ctx_t *ctx, const crm_entity_t **e, uint64_t *num, char id[24])
 crm_err_t
 h_erase_status(req_ctx_t *ctx)
 {
-    const crm_entity_t *e;
-    uint64_t num;
+    const crm_entity_t *e = NULL;
+    uint64_t num = 0;
     char id[24];
     crm_err_t rc = s_customer(ctx, &e, &num, id);
     if (rc != CRM_OK)
@@ -778,8 +778,8 @@ h_erase_status(req_ctx_t *ctx)
 crm_err_t
 h_erase(req_ctx_t *ctx)
 {
-    const crm_entity_t *e;
-    uint64_t num;
+    const crm_entity_t *e = NULL;
+    uint64_t num = 0;
     char id[24];
     crm_err_t rc = s_customer(ctx, &e, &num, id);
     if (rc != CRM_OK)
