@@ -13,6 +13,7 @@
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_utf8.h"
+#include "seal.h"
 
 #define KEY_MAX 600 /* prefix + tag + value (max_len bounded) + 0 + 16 */
 
@@ -60,7 +61,25 @@ s_record_key(const crm_entity_t *e, uint64_t num, char out[9])
     return 9;
 }
 
-/* <prefix> <tag> <value> 0x00, the start of every key of one index value */
+/* The index of E whose keys carry TAG, if its values are personal data and
+   the store is sealed: such values are stored as blind terms (seal.h), never
+   as text. NULL if TAG's values are stored as they are. */
+static const crm_index_t *
+s_blind_index(const crm_entity_t *e, char tag)
+{
+    if (!seal_ready())
+        return NULL;
+    for (const crm_index_t *i = e->indexes; i->field; i++)
+        if (i->kind != CRM_IDX_PARENT &&
+            (i->tag == tag || (i->kind == CRM_IDX_PHONE && i->tag + 1 == tag)))
+            return crm_entity_flags(e, i->field) & CRM_F_PERSONAL ? i : NULL;
+    return NULL;
+}
+
+/* <prefix> <tag> <value> 0x00, the start of every key of one index value.
+   A personal value is its blind term; a pair's (first 0x1f second) is the
+   blind term of each part, so that the names at one company stay one range
+   (an empty second part: the range's start, up to the 0x1f). */
 static size_t
 s_term_prefix(const crm_entity_t *e, char tag, const char *value, size_t vlen, char *out)
 {
@@ -68,9 +87,27 @@ s_term_prefix(const crm_entity_t *e, char tag, const char *value, size_t vlen, c
         vlen = KEY_MAX - 20;
     out[0] = e->prefix;
     out[1] = tag;
-    memcpy(out + 2, value, vlen);
-    out[2 + vlen] = '\0';
-    return 3 + vlen;
+    const crm_index_t *blind = s_blind_index(e, tag);
+    size_t n = 2;
+    if (!blind) {
+        memcpy(out + 2, value, vlen);
+        n += vlen;
+    } else if (blind->kind == CRM_IDX_PAIR) {
+        const char *sep = memchr(value, 0x1f, vlen);
+        size_t first = sep ? (size_t)(sep - value) : vlen;
+        seal_blind(value, first, (uint8_t *)out + n);
+        n += SEAL_BLIND_BYTES;
+        out[n++] = 0x1f;
+        if (sep && first + 1 < vlen) {
+            seal_blind(sep + 1, vlen - first - 1, (uint8_t *)out + n);
+            n += SEAL_BLIND_BYTES;
+        }
+    } else {
+        seal_blind(value, vlen, (uint8_t *)out + n);
+        n += SEAL_BLIND_BYTES;
+    }
+    out[n] = '\0';
+    return n + 1;
 }
 
 static void
@@ -504,10 +541,14 @@ s_gram_term(const char *gram, size_t len, void *arg)
         cps += ((unsigned char)gram[i] & 0xC0) != 0x80;
     if ((cps == 1) != c->unigrams || c->n == c->max)
         return;
+    records_term_t t;
+    s_term_set(&t, c->e, c->tag, gram, len);
     for (size_t i = 0; i < c->n; i++)
-        if (c->terms[i].len == len + 3 && !memcmp(c->terms[i].key + 2, gram, len))
+        if (c->terms[i].len == t.len && !memcmp(c->terms[i].key, t.key, t.len)) {
+            records_term_release(&t);
             return;
-    s_term_set(&c->terms[c->n++], c->e, c->tag, gram, len);
+        }
+    c->terms[c->n++] = t;
 }
 
 static void
@@ -916,7 +957,8 @@ records_range(store_t *store, const crm_entity_t *e, const char *field, const ch
     const crm_index_t *idx = fd ? crm_entity_index(e, fd->name) : NULL;
     *ids_out = NULL;
     *n_out = 0;
-    if (!idx || idx->kind != CRM_IDX_EXACT || fd->type != PROTOBUF_C_TYPE_STRING)
+    if (!idx || idx->kind != CRM_IDX_EXACT || fd->type != PROTOBUF_C_TYPE_STRING ||
+        s_blind_index(e, idx->tag))
         return CRM_ERR_NOT_FOUND; /* not a range index: the caller filters record by record */
     char start[KEY_MAX];
     size_t tlen = strlen(to), slen = s_term_prefix(e, idx->tag, from, strlen(from), start) - 1;

@@ -61,8 +61,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crm_keys.h"
 #include "crm_log.h"
 #include "crm_time.h"
+#include "seal.h"
 
 static const char *const s_cf_names[STORE_CF__COUNT] = {
 #define X(name, str) str,
@@ -81,6 +83,24 @@ static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: write
 #define STORE_MEMTABLES_BYTES (64u << 20) /* all memtables together (db_write_buffer_size) */
 
 static const char s_meta_format[] = "format";
+/* Present in a sealed store (encryption at rest): a value sealed by the data
+   dir's master key, opened at every open to tell a wrong key from damage. */
+static const char s_meta_sealed[] = "sealed";
+static const char s_sealed_check[] = "oneview sealed store";
+
+/* Meta keys whose values stay as they are in a sealed store: counters and
+   markers store.c reads before or without the key - numbers, no customer data. */
+static bool
+s_meta_plain(const void *key, size_t klen)
+{
+    static const char *const plain[] = {"last_seq",    "log_first", "unique", "epoch",
+                                        "epoch_start", "fenced_by", "format", "sealed",
+                                        STORE_META_LOG_REWRITES};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        if (strlen(plain[i]) == klen && !memcmp(plain[i], key, klen))
+            return true;
+    return false;
+}
 
 struct store {
     rocksdb_t *db;                /* NULL only if a reopen failed (store_recover retries) */
@@ -113,6 +133,7 @@ struct store {
     _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
+    bool sealed;               /* values are sealed (seal.h): the dir has a master key */
     store_wal_cursor_t *cursors; /* replicas' WAL iterators, dropped when the db closes */
     /* store_keep_views(): a snapshot after each applied batch, the last few
        seconds of them, so a digest can be taken as of a primary's sequence
@@ -489,6 +510,84 @@ store_set_format(store_t *self, uint32_t format, char *errbuf)
     return CRM_OK;
 }
 
+/* Encryption at rest. A new store is sealed when its data dir has a master
+   key file (crm-admin init makes one first); an existing one when it holds
+   the sealed marker. Its key: DIR/master.key, or - for a copy of the data
+   dir opened by the process that serves it (a checkpoint, a replica's
+   fetched copy) - the key the process already uses. */
+static crm_err_t
+s_seal_setup(store_t *self, const char *dir, unsigned flags, char *errbuf)
+{
+    char path[PATH_MAX + 16];
+    uint8_t master[CRM_KEY_BYTES];
+    char why[CRM_ERRBUF] = "";
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    bool have_file = access(path, F_OK) == 0;
+    store_val_t mark = {0};
+    crm_err_t rc = CRM_OK;
+    if (!(flags & STORE_CREATE)) {
+        rc = store_get(self, STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1, &mark);
+        if (rc == CRM_ERR_NOT_FOUND)
+            return CRM_OK; /* not sealed: made before format 6 (crm-admin upgrade seals it) */
+        if (rc != CRM_OK) {
+            snprintf(errbuf, CRM_ERRBUF, "cannot read data dir '%s'", dir);
+            return rc;
+        }
+    } else if (!have_file) {
+        return CRM_OK; /* a bare store (unit tests): values as they are */
+    }
+    if (have_file) {
+        if ((rc = crm_keys_load_master(path, master, why)) == CRM_OK)
+            rc = seal_use_key(master, why);
+        sodium_memzero(master, sizeof master);
+        if (rc != CRM_OK) {
+            snprintf(errbuf, CRM_ERRBUF, "data dir '%s': master key: %s", dir, why);
+            goto done;
+        }
+    } else if (!seal_ready()) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' is encrypted and its master key file %s/master.key is missing: "
+                 "copy the master.key of the data dir it came from there (mode 0600)",
+                 dir, dir);
+        rc = CRM_ERR_FAILED_PRECONDITION;
+        goto done;
+    }
+    self->sealed = true;
+    if (flags & STORE_CREATE) {
+        uint8_t sealed[sizeof s_sealed_check + SEAL_OVERHEAD];
+        size_t n = seal_value(STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1,
+                              s_sealed_check, sizeof s_sealed_check - 1, sealed);
+        char *err = NULL;
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(wo, 1);
+        rocksdb_put_cf(self->db, wo, s_cf(self, STORE_CF_META), s_meta_sealed,
+                       sizeof s_meta_sealed - 1, (const char *)sealed, n, &err);
+        rocksdb_writeoptions_destroy(wo);
+        if (err)
+            rc = s_db_error(err, "cannot mark the store as encrypted", errbuf);
+        goto done;
+    }
+    size_t plen;
+    if (!seal_open_value(STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1,
+                         (uint8_t *)mark.data, mark.len, &plen) ||
+        plen != sizeof s_sealed_check - 1 || memcmp(mark.data, s_sealed_check, plen)) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' was encrypted with another master key than %s%s: use the "
+                 "master.key it was made with",
+                 dir, have_file ? dir : "this process's", have_file ? "/master.key" : "");
+        rc = CRM_ERR_FAILED_PRECONDITION;
+    }
+done:
+    store_val_release(&mark);
+    return rc;
+}
+
+bool
+store_sealed(const store_t *self)
+{
+    return self->sealed;
+}
+
 crm_err_t
 store_open(const char *dir, unsigned flags, store_t **out, char *errbuf)
 {
@@ -583,6 +682,8 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     self->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(self->wopts, (flags & STORE_SYNC) != 0);
 
+    if ((rc = s_seal_setup(self, dir, flags, errbuf)) != CRM_OK)
+        goto cleanup;
     atomic_store(&self->log_first, 1);
     atomic_store(&self->epoch, 1);
     if ((rc = s_meta_u64(self, s_meta_last_seq, &self->last_seq)) != CRM_OK ||
@@ -718,6 +819,49 @@ store_read_errors(store_t *self, char *errbuf)
     return t_read_errors;
 }
 
+/* Is the value of KEY in CF sealed in this store? Not an index entry's (its
+   value is empty: what it holds is its key, a blind term for personal data,
+   records.c), nor a meta counter's. */
+static bool
+s_sealed(const store_t *self, store_cf_t cf, const void *key, size_t klen)
+{
+    return self->sealed && cf != STORE_CF_INDEXES &&
+           !(cf == STORE_CF_META && s_meta_plain(key, klen));
+}
+
+/* A read found a value that does not open: damage, or another key's data. */
+static void
+s_open_failed(store_t *self, store_cf_t cf)
+{
+    pthread_mutex_lock(&self->read_error_lock);
+    snprintf(self->read_error, sizeof self->read_error,
+             "cannot read the store: a value in '%s' does not open with this data dir's master "
+             "key (damaged, or written with another key)",
+             s_cf_names[cf]);
+    pthread_mutex_unlock(&self->read_error_lock);
+    t_read_errors++;
+    crm_log(CRM_LOG_ERROR, "store: a value in '%s' does not open with the master key",
+            s_cf_names[cf]);
+}
+
+/* Open the sealed value OUT read for KEY in place; CRM_ERR_STORAGE if it does not open. */
+static crm_err_t
+s_open_val(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out)
+{
+    if (!out->data)
+        return CRM_ERR_NOT_FOUND;
+    if (!s_sealed(self, cf, key, klen))
+        return CRM_OK;
+    size_t plen;
+    if (seal_open_value((unsigned)cf, key, klen, (uint8_t *)out->data, out->len, &plen)) {
+        out->len = plen;
+        return CRM_OK;
+    }
+    s_open_failed(self, cf);
+    store_val_release(out);
+    return CRM_ERR_STORAGE;
+}
+
 crm_err_t
 store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out)
 {
@@ -739,7 +883,7 @@ store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_
         out->len = 0;
         return CRM_ERR_STORAGE;
     }
-    return out->data ? CRM_OK : CRM_ERR_NOT_FOUND;
+    return s_open_val(self, cf, key, klen, out);
 }
 
 void
@@ -818,7 +962,10 @@ store_changelog_get(store_t *self, uint64_t seq, store_val_t *out)
 struct store_iter {
     rocksdb_iterator_t *it; /* NULL if the database is closed (a reopen failed) */
     store_t *store;
+    store_cf_t cf;
     bool reported;          /* its error was counted already */
+    uint8_t *vbuf;          /* the current value, opened (a sealed store) */
+    size_t vcap;
 };
 
 /* An iterator stopped: if by an error, log it and count it once (the count
@@ -854,6 +1001,7 @@ store_iter_new(store_t *self, store_cf_t cf)
     store_iter_t *it = calloc(1, sizeof *it);
     CRM_ASSERT_ALLOC(it);
     it->store = self;
+    it->cf = cf;
     if (self->db)
         it->it = rocksdb_create_iterator_cf(self->db, s_ropts(self), s_cf(self, cf));
     return it;
@@ -1032,6 +1180,7 @@ store_group_iter_new(store_group_t *g, store_cf_t cf)
     CRM_ASSERT_ALLOC(it);
     store_t *st = g->store;
     it->store = st;
+    it->cf = cf;
     if (store_group_dirty(g))
         g->touches++; /* what it sees may be uncommitted */
     if (!st->db)
@@ -1067,7 +1216,26 @@ store_iter_key(const store_iter_t *it, size_t *klen)
 const char *
 store_iter_value(const store_iter_t *it, size_t *vlen)
 {
-    return rocksdb_iter_value(it->it, vlen);
+    const char *v = rocksdb_iter_value(it->it, vlen);
+    size_t klen;
+    const char *k = rocksdb_iter_key(it->it, &klen);
+    if (!s_sealed(it->store, it->cf, k, klen))
+        return v;
+    store_iter_t *self = (store_iter_t *)it; /* a buffer of its own: made by store_iter_new */
+    if (self->vcap < *vlen) {
+        free(self->vbuf);
+        self->vcap = *vlen < 256 ? 256 : *vlen;
+        self->vbuf = malloc(self->vcap);
+        CRM_ASSERT_ALLOC(self->vbuf);
+    }
+    memcpy(self->vbuf, v, *vlen);
+    size_t plen;
+    if (!seal_open_value((unsigned)it->cf, k, klen, self->vbuf, *vlen, &plen)) {
+        s_open_failed(it->store, it->cf);
+        plen = 0;
+    }
+    *vlen = plen;
+    return (const char *)self->vbuf;
 }
 
 void
@@ -1103,6 +1271,9 @@ store_iter_destroy(store_iter_t **it_p)
         return;
     if (it->it)
         rocksdb_iter_destroy(it->it);
+    if (it->vbuf)
+        sodium_memzero(it->vbuf, it->vcap);
+    free(it->vbuf);
     free(it);
     *it_p = NULL;
 }
@@ -1223,7 +1394,18 @@ store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen
 {
     self->touches++;
     self->staged_cfs |= 1u << cf;
-    rocksdb_writebatch_wi_put_cf(self->batch, s_cf(self->store, cf), key, klen, val, vlen);
+    if (!s_sealed(self->store, cf, key, klen)) {
+        rocksdb_writebatch_wi_put_cf(self->batch, s_cf(self->store, cf), key, klen, val, vlen);
+        return;
+    }
+    uint8_t small[1024], *buf = vlen + SEAL_OVERHEAD <= sizeof small ? small
+                                                                     : malloc(vlen + SEAL_OVERHEAD);
+    CRM_ASSERT_ALLOC(buf);
+    size_t n = seal_value((unsigned)cf, key, klen, val, vlen, buf);
+    rocksdb_writebatch_wi_put_cf(self->batch, s_cf(self->store, cf), key, klen, (const char *)buf,
+                                 n);
+    if (buf != small)
+        free(buf);
 }
 
 void
@@ -1254,7 +1436,7 @@ store_group_get(store_group_t *self, store_cf_t cf, const void *key, size_t klen
         out->len = 0;
         return CRM_ERR_STORAGE;
     }
-    return out->data ? CRM_OK : CRM_ERR_NOT_FOUND;
+    return s_open_val(st, cf, key, klen, out);
 }
 
 uint64_t

@@ -71,6 +71,10 @@ crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbu
 /* The same, keeping obsolete WAL files WAL_KEEP_S seconds for replicas (0: none). */
 crm_err_t store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **out,
                          char *errbuf);
+/* Are values sealed (encryption at rest, seal.h)? A store is sealed when it
+   was made in a data dir with a master key file (DIR/master.key), or sealed
+   by crm-admin upgrade; every value then is, but the meta counters (numbers). */
+bool store_sealed(const store_t *self);
 /* The data dir's format version. */
 uint32_t store_format(const store_t *self);
 /* Record FORMAT as the data dir's format (synced, outside any group). */

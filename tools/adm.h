@@ -5,6 +5,7 @@
 int adm_init(int argc, char **argv);
 int adm_user(int argc, char **argv);
 int adm_check(int argc, char **argv);
+int adm_grep(int argc, char **argv);
 int adm_upgrade(int argc, char **argv);
 int adm_sweep(int argc, char **argv);
 int adm_rules(int argc, char **argv);

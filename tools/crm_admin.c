@@ -18,6 +18,7 @@ static const struct cmd s_cmds[] = {
     {"backup", adm_backup, "hot backups: create, status, list, verify, purge"},
     {"check", adm_check, "check a stopped data dir: indexes, change-log gaps, derived values"},
     {"digest", adm_digest, "a content digest of a stopped data dir, as of its sequence number"},
+    {"grep", adm_grep, "which column families of a stopped data dir hold a text (as decrypted)"},
     {"init", adm_init, "create a data directory, server keys and the first admin"},
     {"promote", adm_promote, "turn a running replica into the primary (a new epoch)"},
     {"replica", adm_replica, "make a new read replica's data dir from a running primary"},

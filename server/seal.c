@@ -1,0 +1,126 @@
+/*  =========================================================================
+    seal - encryption at rest: sealed values and blind index terms
+
+    A sealed value is nonce (24 random bytes) || XChaCha20-Poly1305 ciphertext
+    and tag, with the column family's number and the value's key as associated
+    data: a value copied under another key does not open. Two subkeys come
+    from the master key (crypto_kdf): one seals values, one keys the BLAKE2b
+    of blind index terms, so equality lookups work without the plaintext.
+    =========================================================================
+*/
+#include "seal.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crm_log.h"
+
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool s_ready;
+static uint8_t s_master[32];
+static uint8_t s_value_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+static uint8_t s_blind_key[crypto_generichash_KEYBYTES];
+
+#define SEAL_CONTEXT "oneview_" /* crypto_kdf context: 8 bytes */
+enum { SUBKEY_VALUES = 1, SUBKEY_BLIND = 2 };
+
+crm_err_t
+seal_use_key(const uint8_t master[32], char *errbuf)
+{
+    crm_err_t rc = CRM_OK;
+    pthread_mutex_lock(&s_lock);
+    if (atomic_load(&s_ready)) {
+        if (sodium_memcmp(master, s_master, sizeof s_master) != 0) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "this process already uses another master key: one process serves one "
+                     "data dir and its copies");
+            rc = CRM_ERR_FAILED_PRECONDITION;
+        }
+    } else {
+        if (sodium_init() < 0)
+            CRM_ASSERT(!"libsodium cannot start");
+        memcpy(s_master, master, sizeof s_master);
+        crypto_kdf_derive_from_key(s_value_key, sizeof s_value_key, SUBKEY_VALUES, SEAL_CONTEXT,
+                                   s_master);
+        crypto_kdf_derive_from_key(s_blind_key, sizeof s_blind_key, SUBKEY_BLIND, SEAL_CONTEXT,
+                                   s_master);
+        atomic_store(&s_ready, true);
+    }
+    pthread_mutex_unlock(&s_lock);
+    return rc;
+}
+
+bool
+seal_ready(void)
+{
+    return atomic_load(&s_ready);
+}
+
+/* associated data: the column family's number, then the key */
+static size_t
+s_ad(unsigned cf, const void *key, size_t klen, uint8_t *buf, size_t cap, const uint8_t **out)
+{
+    if (1 + klen <= cap) {
+        buf[0] = (uint8_t)cf;
+        memcpy(buf + 1, key, klen);
+        *out = buf;
+        return 1 + klen;
+    }
+    /* a long key: its hash with the family (keys are at most a few hundred bytes) */
+    crypto_generichash_state st;
+    uint8_t c = (uint8_t)cf;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, &c, 1);
+    crypto_generichash_update(&st, key, klen);
+    crypto_generichash_final(&st, buf, 32);
+    *out = buf;
+    return 32;
+}
+
+size_t
+seal_value(unsigned cf, const void *key, size_t klen, const void *val, size_t vlen, uint8_t *out)
+{
+    CRM_ASSERT(atomic_load(&s_ready));
+    uint8_t adbuf[512];
+    const uint8_t *ad;
+    size_t adlen = s_ad(cf, key, klen, adbuf, sizeof adbuf, &ad);
+    randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, val, vlen, ad, adlen, NULL,
+        out, s_value_key);
+    return crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + (size_t)clen;
+}
+
+bool
+seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t len, size_t *plen)
+{
+    *plen = 0;
+    if (!atomic_load(&s_ready) || len < SEAL_OVERHEAD)
+        return false;
+    uint8_t adbuf[512], nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+    const uint8_t *ad;
+    size_t adlen = s_ad(cf, key, klen, adbuf, sizeof adbuf, &ad);
+    memcpy(nonce, data, sizeof nonce);
+    size_t clen = len - sizeof nonce;
+    memmove(data, data + sizeof nonce, clen); /* decrypted in place (libsodium allows m == c) */
+    unsigned long long mlen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(data, &mlen, NULL, data, clen, ad, adlen,
+                                                   nonce, s_value_key) != 0) {
+        memmove(data + sizeof nonce, data, clen); /* as it was */
+        memcpy(data, nonce, sizeof nonce);
+        return false;
+    }
+    *plen = (size_t)mlen;
+    return true;
+}
+
+void
+seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES])
+{
+    CRM_ASSERT(atomic_load(&s_ready));
+    crypto_generichash(out, SEAL_BLIND_BYTES, value, len, s_blind_key, sizeof s_blind_key);
+}
