@@ -148,6 +148,8 @@ struct store {
     int64_t views_keep_us;
 };
 
+static bool s_sealed(const store_t *self, store_cf_t cf, const void *key, size_t klen);
+
 /* The group's batch holds, in order: entries already committed (kept until
    the batch empties, so that reads need only this one batch over the
    database), entries handed to the committer thread and not yet landed
@@ -510,6 +512,25 @@ store_set_format(store_t *self, uint32_t format, char *errbuf)
     return CRM_OK;
 }
 
+/* Write the sealed marker: a known text, sealed, fsynced. */
+static crm_err_t
+s_mark_sealed(store_t *self, char *errbuf)
+{
+    uint8_t sealed[sizeof s_sealed_check + SEAL_OVERHEAD];
+    size_t n = seal_value(STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1, s_sealed_check,
+                          sizeof s_sealed_check - 1, sealed);
+    char *err = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    rocksdb_put_cf(self->db, wo, s_cf(self, STORE_CF_META), s_meta_sealed,
+                   sizeof s_meta_sealed - 1, (const char *)sealed, n, &err);
+    rocksdb_writeoptions_destroy(wo);
+    s_cf_changed(1u << STORE_CF_META);
+    if (err)
+        return s_db_error(err, "cannot mark the store as encrypted", errbuf);
+    return CRM_OK;
+}
+
 /* Encryption at rest. A new store is sealed when its data dir has a master
    key file (crm-admin init makes one first); an existing one when it holds
    the sealed marker. Its key: DIR/master.key, or - for a copy of the data
@@ -554,17 +575,7 @@ s_seal_setup(store_t *self, const char *dir, unsigned flags, char *errbuf)
     }
     self->sealed = true;
     if (flags & STORE_CREATE) {
-        uint8_t sealed[sizeof s_sealed_check + SEAL_OVERHEAD];
-        size_t n = seal_value(STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1,
-                              s_sealed_check, sizeof s_sealed_check - 1, sealed);
-        char *err = NULL;
-        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-        rocksdb_writeoptions_set_sync(wo, 1);
-        rocksdb_put_cf(self->db, wo, s_cf(self, STORE_CF_META), s_meta_sealed,
-                       sizeof s_meta_sealed - 1, (const char *)sealed, n, &err);
-        rocksdb_writeoptions_destroy(wo);
-        if (err)
-            rc = s_db_error(err, "cannot mark the store as encrypted", errbuf);
+        rc = s_mark_sealed(self, errbuf);
         goto done;
     }
     size_t plen;
@@ -586,6 +597,112 @@ bool
 store_sealed(const store_t *self)
 {
     return self->sealed;
+}
+
+/* Seal what a store made before format 6 holds in clear (crm-admin upgrade).
+   Every value that would be sealed is read raw and written back sealed, in
+   fsynced batches; one that already opens (an earlier, interrupted run) is
+   left. The marker goes last, so until then the store opens as unsealed and
+   this can run again. Index entries are the caller's (records_reindex), and
+   so is rewriting the table files that still hold values in clear
+   (store_compact_all, after the index entries). */
+crm_err_t
+store_seal_all(store_t *self, const char *dir, uint64_t *count, char *errbuf)
+{
+    enum { BATCH_BYTES = 4 << 20 };
+    char path[PATH_MAX + 16], why[CRM_ERRBUF] = "";
+    uint8_t master[CRM_KEY_BYTES];
+    *count = 0;
+    if (self->sealed)
+        return CRM_OK;
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "data dir has no master key file %.200s", path);
+        return CRM_ERR_NOT_FOUND;
+    }
+    crm_err_t rc = crm_keys_load_master(path, master, why);
+    if (rc == CRM_OK)
+        rc = seal_use_key(master, why);
+    sodium_memzero(master, sizeof master);
+    if (rc != CRM_OK) {
+        snprintf(errbuf, CRM_ERRBUF, "data dir '%s': master key: %s", dir, why);
+        return rc;
+    }
+    self->sealed = true; /* for s_sealed(); the marker says so on disk only at the end */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    size_t cap = 0, batched = 0;
+    uint8_t *buf = NULL;
+    char *err = NULL;
+    for (int cf = 0; cf < STORE_CF__COUNT && !err; cf++) {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, ro, s_cf(self, cf));
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !err;
+             rocksdb_iter_next(it)) {
+            size_t klen, vlen, plen;
+            const char *k = rocksdb_iter_key(it, &klen), *v = rocksdb_iter_value(it, &vlen);
+            if (!s_sealed(self, (store_cf_t)cf, k, klen))
+                continue;
+            if (vlen + SEAL_OVERHEAD > cap) {
+                cap = 2 * (vlen + SEAL_OVERHEAD);
+                free(buf);
+                buf = malloc(cap);
+                CRM_ASSERT_ALLOC(buf);
+            }
+            memcpy(buf, v, vlen);
+            if (seal_open_value((unsigned)cf, k, klen, buf, vlen, &plen))
+                continue; /* sealed by an earlier run */
+            size_t n = seal_value((unsigned)cf, k, klen, v, vlen, buf);
+            rocksdb_writebatch_put_cf(wb, s_cf(self, cf), k, klen, (const char *)buf, n);
+            (*count)++;
+            if ((batched += klen + n) >= BATCH_BYTES) {
+                rocksdb_write(self->db, wo, wb, &err);
+                rocksdb_writebatch_clear(wb);
+                batched = 0;
+            }
+        }
+        if (!err)
+            rocksdb_iter_get_error(it, &err);
+        rocksdb_iter_destroy(it);
+    }
+    if (!err && batched)
+        rocksdb_write(self->db, wo, wb, &err);
+    free(buf);
+    rocksdb_writebatch_destroy(wb);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_readoptions_destroy(ro);
+    s_cf_changed((1u << STORE_CF__COUNT) - 1);
+    if (err) {
+        self->sealed = false;
+        return s_db_error(err, "cannot encrypt the store", errbuf);
+    }
+    if ((rc = s_mark_sealed(self, errbuf)) != CRM_OK)
+        self->sealed = false;
+    return rc;
+}
+
+/* Rewrite every table file of every column family (memtables flushed first),
+   so nothing deleted or overwritten stays on disk in an older file. */
+crm_err_t
+store_compact_all(store_t *self, char *errbuf)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int cf = 0; cf < STORE_CF__COUNT && !err; cf++)
+        rocksdb_flush_cf(self->db, fo, s_cf(self, cf), &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (err)
+        return s_db_error(err, "cannot flush the store", errbuf);
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, 2); /* kForce */
+    rocksdb_compactoptions_set_exclusive_manual_compaction(co, 1);
+    for (int cf = 0; cf < STORE_CF__COUNT; cf++)
+        rocksdb_compact_range_cf_opt(self->db, s_cf(self, cf), co, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(co);
+    return CRM_OK;
 }
 
 crm_err_t

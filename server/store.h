@@ -63,8 +63,10 @@ enum {
    (no format key); 2: a change carries every record it touched (parts),
    orders, deals and derived customer value; 3: booleans indexed (customer
    consent, task done); 4: the names at a company indexed (similar names); 5: a
-   ticket's order indexed (the records that link to one, crm_entity_links). */
-#define STORE_FORMAT 5
+   ticket's order indexed (the records that link to one, crm_entity_links); 6:
+   values sealed and personal fields indexed by blind terms, when the data dir
+   has a master key (seal.h). */
+#define STORE_FORMAT 6
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);
@@ -75,6 +77,12 @@ crm_err_t store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, s
    was made in a data dir with a master key file (DIR/master.key), or sealed
    by crm-admin upgrade; every value then is, but the meta counters (numbers). */
 bool store_sealed(const store_t *self);
+/* Seal every value of a store made before format 6 with DIR/master.key
+   (crm-admin upgrade; stopped data dir). *COUNT: values sealed now. Can run
+   again after an interruption. CRM_ERR_NOT_FOUND: DIR has no master key. */
+crm_err_t store_seal_all(store_t *self, const char *dir, uint64_t *count, char *errbuf);
+/* Flush and rewrite every table file (a stopped data dir; slow on a big one). */
+crm_err_t store_compact_all(store_t *self, char *errbuf);
 /* The data dir's format version. */
 uint32_t store_format(const store_t *self);
 /* Record FORMAT as the data dir's format (synced, outside any group). */

@@ -184,18 +184,31 @@ s_upgrade(const char *dir)
     }
     if (store_group_commit(g, errbuf) != CRM_OK)
         goto storage;
-    /* 3. (format 2) indexes the table gained (booleans): every kind's entries */
+    /* 3. (format 6) encryption at rest: every value sealed with the data
+       dir's master key, before the indexes, so personal fields get blind terms */
+    uint64_t sealed = 0;
+    crm_err_t src = store_seal_all(store, dir, &sealed, errbuf);
+    if (src == CRM_ERR_NOT_FOUND)
+        printf("'%s' has no master.key: its values stay in clear\n", dir);
+    else if (src != CRM_OK)
+        goto storage;
+    /* 4. indexes the table gained (booleans, names at a company, a ticket's
+       order) or changed (blind terms), and those it dropped: every kind's */
     for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
         uint64_t fixed = 0;
         if (records_reindex(store, e, &fixed, errbuf) != CRM_OK)
             goto storage;
         entries += fixed;
     }
+    /* 5. no table file keeps a value or an index term in clear */
+    if (store_sealed(store) && store_compact_all(store, errbuf) != CRM_OK)
+        goto storage;
     if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
         goto storage;
     printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, %" PRIu64
-           " customers given their derived value, %" PRIu64 " index entries written\n",
-           dir, from, STORE_FORMAT, rewritten, customers, entries);
+           " customers given their derived value, %" PRIu64 " values encrypted, %" PRIu64
+           " index entries written or removed\n",
+           dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
     rc = 0;
     goto cleanup;
 storage:
@@ -204,7 +217,13 @@ storage:
             *errbuf ? ": " : "", errbuf, from);
 cleanup:
     store_group_destroy(&g);
+    bool reopen = rc == 0 && store_sealed(store);
     store_destroy(&store);
+    /* RocksDB writes a new MANIFEST at each open, with the key ranges of the
+       table files there are now: the old one named keys of the files the
+       compaction removed, index terms in clear among them */
+    if (reopen && store_open(dir, 0, &store, errbuf) == CRM_OK)
+        store_destroy(&store);
     return rc;
 }
 

@@ -4,8 +4,9 @@
 # data dir (table files, WAL, RocksDB's LOG, the manifest), a backup, or the server's
 # log. Searches by phone, last 4 digits, e-mail and name part, and the duplicates report,
 # still work on the blind indexes; a restart reads everything back; a wrong or missing
-# master key is refused with a clear error. (A value altered on disk does not open:
-# tests/unit/test_seal.c.)
+# master key is refused with a clear error; a format-5 data dir (values in clear) is
+# refused until crm-admin upgrade seals it, and then holds nothing in clear. (A value
+# altered on disk does not open, and an interrupted sealing goes on: tests/unit/test_seal.c.)
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 
@@ -138,4 +139,43 @@ export CRM_SERVER="$EP_main"
 as sa customer show "$C1"
 expect "the right key back: it serves again" test "$RC" -eq 0
 stop_server main
+# ---- a format-5 data dir (values in clear) is refused, upgraded to sealed, then served ----
+# (the fixture was made by the format-5 build: c1 欧阳明远 at 远方科技, 13955501234, whose
+# address was edited; c2 Fiona Fivecanary; an activity and a note; f5canary in every text)
+mkdir "$T/f5" && tar -C "$T/f5" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
+F5='f5canary|13955501234|ouyang|欧阳明远|远方科技|Fivecanary'
+f5leaks() { grep -a -r -o -E "$F5" "$T/f5/d" 2>/dev/null | wc -l; }
+expect "the format-5 data dir holds its values in clear (the check below can see them)" \
+    test "$(f5leaks)" -gt 0
+RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/f5/d" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+expect "crmd refuses it, saying to upgrade" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
+sed 's/^/# /' "$T/o"
+expect "crm-admin upgrade seals it" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 6: .* [1-9][0-9]* values encrypted' '$T/o'"
+expect "... and then no value is in clear in any file of the data dir (tables, WAL, manifest)" \
+    test "$(f5leaks)" -eq 0
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
+expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 6' '$T/o'"
+RC=0; "$ADMIN_BIN" check --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
+expect "the upgraded data dir is consistent (records and blind index entries agree)" test "$RC" -eq 0
+"$ADMIN_BIN" grep --data "$T/f5/d" f5canary >"$T/o" 2>&1
+expect "... and holds its values, as decrypted" \
+    bash -c "grep -q $'^f5canary\trecords\t' '$T/o' && grep -q $'^f5canary\tchangelog\t' '$T/o'"
+start_server f5 "$T/f5/d"
+f5() { RC=0; "$CRM_CLI/crm" --config "$T/f5/d/admin.enroll" --server "$EP_f5" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+f5 customer search 13955501234
+expect "the phone finds its customer (a blind term now)" contains "$OUT" 欧阳明远
+f5 customer search 5678
+expect "... the last 4 digits too" contains "$OUT" Fivecanary
+f5 customer search 欧阳
+expect "... and a part of the name" contains "$OUT" c1
+f5 --json customer show c1
+expect "the record reads back" test "$(field record.address)" = "f5canary new street 9"
+f5 customer history c1 address
+expect "... with its history (the change log, sealed)" contains "$OUT" "f5canary road 88"
+f5 activity list c2
+expect "... and the note" contains "$OUT" "f5canary private note"
+stop_server f5
 finish

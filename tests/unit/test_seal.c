@@ -4,7 +4,9 @@
 
 #include <sodium.h>
 
+#include "crm_keys.h"
 #include "seal.h"
+#include "store.h"
 
 static uint8_t s_master[32];
 
@@ -106,6 +108,82 @@ test_seal_blind(void **state)
     assert_memory_not_equal(a, plain, sizeof a);
 }
 
+static void
+s_put(store_t *st, store_cf_t cf, const char *key, const char *val)
+{
+    char errbuf[CRM_ERRBUF];
+    store_group_t *g = store_group_new(st);
+    if (val)
+        store_group_put(g, cf, key, strlen(key), val, strlen(val));
+    else
+        store_group_delete(g, cf, key, strlen(key));
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_group_destroy(&g);
+}
+
+static void
+s_expect(store_t *st, store_cf_t cf, const char *key, const char *val)
+{
+    store_val_t v = {0};
+    assert_int_equal(store_get(st, cf, key, strlen(key), &v), CRM_OK);
+    assert_int_equal(v.len, strlen(val));
+    assert_memory_equal(v.data, val, v.len);
+    store_val_release(&v);
+}
+
+/* crm-admin upgrade's sealing of a store made in clear: every value, once;
+   an interrupted run (values sealed, no marker yet) goes on where it stopped */
+static void
+test_seal_store_upgrade(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir(), path[512], errbuf[CRM_ERRBUF];
+    store_t *st = NULL;
+    uint64_t n = 0, first = 0;
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_OK); /* no master.key */
+    assert_false(store_sealed(st));
+    s_put(st, STORE_CF_RECORDS, "k1", "plain one 13912345678");
+    s_put(st, STORE_CF_AUDIT, "a1", "plain audit");
+    assert_int_equal(store_seal_all(st, dir, &n, errbuf), CRM_ERR_NOT_FOUND); /* no key file */
+    assert_false(store_sealed(st));
+    store_destroy(&st);
+
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    assert_int_equal(crm_keys_save_master(path, s_master, errbuf), CRM_OK);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_false(store_sealed(st)); /* no marker: made in clear */
+    assert_int_equal(store_seal_all(st, dir, &first, errbuf), CRM_OK);
+    assert_true(first >= 2);
+    assert_true(store_sealed(st));
+    s_expect(st, STORE_CF_RECORDS, "k1", "plain one 13912345678");
+    s_expect(st, STORE_CF_AUDIT, "a1", "plain audit");
+    assert_int_equal(store_seal_all(st, dir, &n, errbuf), CRM_OK);
+    assert_int_equal(n, 0); /* sealed already */
+    /* an interruption before the marker: take it away again */
+    s_put(st, STORE_CF_META, "sealed", NULL);
+    store_destroy(&st);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_false(store_sealed(st));
+    store_val_t raw = {0}; /* read as a store in clear reads it: sealed bytes */
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "k1", 2, &raw), CRM_OK);
+    assert_int_equal(raw.len, strlen("plain one 13912345678") + SEAL_OVERHEAD);
+    assert_null(memmem(raw.data, raw.len, "1391234", 7));
+    store_val_release(&raw);
+    s_put(st, STORE_CF_RECORDS, "k3", "written in clear after");
+    assert_int_equal(store_seal_all(st, dir, &n, errbuf), CRM_OK);
+    assert_int_equal(n, 1); /* only the one still in clear */
+    s_expect(st, STORE_CF_RECORDS, "k1", "plain one 13912345678");
+    s_expect(st, STORE_CF_RECORDS, "k3", "written in clear after");
+    store_destroy(&st);
+    /* and it opens sealed from now on */
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_true(store_sealed(st));
+    s_expect(st, STORE_CF_AUDIT, "a1", "plain audit");
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -117,6 +195,7 @@ main(void)
         cmocka_unit_test(test_seal_tamper),
         cmocka_unit_test(test_seal_long_key),
         cmocka_unit_test(test_seal_blind),
+        cmocka_unit_test(test_seal_store_upgrade),
     };
     return cmocka_run_group_tests_name("seal", tests, NULL, NULL);
 }
