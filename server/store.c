@@ -562,7 +562,7 @@ s_seal_setup(store_t *self, const char *dir, unsigned flags, char *errbuf)
             rc = seal_use_key(master, why);
         sodium_memzero(master, sizeof master);
         if (rc != CRM_OK) {
-            snprintf(errbuf, CRM_ERRBUF, "data dir '%s': master key: %s", dir, why);
+            snprintf(errbuf, CRM_ERRBUF, "data dir '%.100s': master key: %.180s", dir, why);
             goto done;
         }
     } else if (!seal_ready()) {
@@ -625,7 +625,7 @@ store_seal_all(store_t *self, const char *dir, uint64_t *count, char *errbuf)
         rc = seal_use_key(master, why);
     sodium_memzero(master, sizeof master);
     if (rc != CRM_OK) {
-        snprintf(errbuf, CRM_ERRBUF, "data dir '%s': master key: %s", dir, why);
+        snprintf(errbuf, CRM_ERRBUF, "data dir '%.100s': master key: %.180s", dir, why);
         return rc;
     }
     self->sealed = true; /* for s_sealed(); the marker says so on disk only at the end */
