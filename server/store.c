@@ -48,6 +48,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -548,8 +549,16 @@ s_seal_setup(store_t *self, const char *dir, unsigned flags, char *errbuf)
     crm_err_t rc = CRM_OK;
     if (!(flags & STORE_CREATE)) {
         rc = store_get(self, STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1, &mark);
-        if (rc == CRM_ERR_NOT_FOUND)
-            return CRM_OK; /* not sealed: made before format 6 (crm-admin upgrade seals it) */
+        if (rc == CRM_ERR_NOT_FOUND) {
+            /* not sealed: made before format 6, or upgraded when it had no
+               master key; crm-admin upgrade seals it */
+            if (have_file && !(flags & STORE_ANY_FORMAT))
+                crm_log(CRM_LOG_WARN,
+                        "data dir '%s' has a master key but holds its values in clear: stop "
+                        "the server and run 'crm-admin upgrade --data %s' to encrypt them",
+                        dir, dir);
+            return CRM_OK;
+        }
         if (rc != CRM_OK) {
             snprintf(errbuf, CRM_ERRBUF, "cannot read data dir '%s'", dir);
             return rc;
@@ -702,6 +711,14 @@ store_compact_all(store_t *self, char *errbuf)
     for (int cf = 0; cf < STORE_CF__COUNT; cf++)
         rocksdb_compact_range_cf_opt(self->db, s_cf(self, cf), co, NULL, 0, NULL, 0);
     rocksdb_compactoptions_destroy(co);
+    /* the C API's manual compaction returns no status: a failed one shows as
+       a background error (and a database that no longer takes writes) */
+    uint64_t bg = 0;
+    if (rocksdb_property_int(self->db, "rocksdb.background-errors", &bg) != 0 || bg > 0) {
+        snprintf(errbuf, CRM_ERRBUF, "rewriting the table files failed (%" PRIu64
+                 " background errors): see the data dir's db/LOG", bg);
+        return CRM_ERR_STORAGE;
+    }
     return CRM_OK;
 }
 
@@ -1081,6 +1098,7 @@ struct store_iter {
     store_t *store;
     store_cf_t cf;
     bool reported;          /* its error was counted already */
+    bool failed;            /* a value did not open: the scan stops there */
     uint8_t *vbuf;          /* the current value, opened (a sealed store) */
     size_t vcap;
 };
@@ -1318,6 +1336,8 @@ store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 bool
 store_iter_valid(const store_iter_t *it)
 {
+    if (it->failed)
+        return false; /* counted by s_open_failed() */
     if (it->it && rocksdb_iter_valid(it->it))
         return true;
     s_iter_check((store_iter_t *)it); /* not a const object: made by store_iter_new */
@@ -1348,7 +1368,11 @@ store_iter_value(const store_iter_t *it, size_t *vlen)
     memcpy(self->vbuf, v, *vlen);
     size_t plen;
     if (!seal_open_value((unsigned)it->cf, k, klen, self->vbuf, *vlen, &plen)) {
-        s_open_failed(it->store, it->cf);
+        /* a storage error, not an empty value: the scan ends (store_iter_valid
+           says so) and the request fails on the counted read error */
+        if (!self->failed)
+            s_open_failed(it->store, it->cf);
+        self->failed = true;
         plen = 0;
     }
     *vlen = plen;

@@ -24,6 +24,7 @@
 #include "crm_time.h"
 #include "derive.h"
 #include "records.h"
+#include "seal.h"
 #include "store.h"
 
 #define PAGE 1000
@@ -302,7 +303,10 @@ static const char s_grep_usage[] =
     "  Count, per column family, the keys and values of a stopped data dir that\n"
     "  hold TEXT (bytes, as given), read through the store, so an encrypted\n"
     "  store is searched as decrypted: to see that an erasure left nothing, or\n"
-    "  where a value lives. One line per TEXT and column family that holds it.\n"
+    "  where a value lives. In an encrypted store an index entry holds a personal\n"
+    "  value as its blind term: TEXT is found there when it is the whole value\n"
+    "  indexed (a phone's digits, a name). One line per TEXT and column family\n"
+    "  that holds it.\n"
     "  Exit 0 when some TEXT was found, 1 when none was, 2 on an error.\n";
 
 int
@@ -344,9 +348,13 @@ adm_grep(int argc, char **argv)
     }
     size_t ntext = (size_t)(argc - optind);
     uint64_t *hits = calloc(ntext, sizeof *hits);
+    uint8_t(*blind)[SEAL_BLIND_BYTES] = calloc(ntext, sizeof *blind);
+    bool sealed = store_sealed(store);
+    for (size_t t = 0; sealed && blind && t < ntext; t++)
+        seal_blind(argv[optind + (int)t], strlen(argv[optind + (int)t]), blind[t]);
     uint64_t errors_before = store_read_errors(store, NULL);
     bool found = false;
-    for (int cf = 0; cf < STORE_CF__COUNT && hits; cf++) {
+    for (int cf = 0; cf < STORE_CF__COUNT && hits && blind; cf++) {
         memset(hits, 0, ntext * sizeof *hits);
         store_iter_t *it = store_iter_new(store, (store_cf_t)cf);
         for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it)) {
@@ -355,7 +363,8 @@ adm_grep(int argc, char **argv)
             for (size_t t = 0; t < ntext; t++) {
                 const char *text = argv[optind + (int)t];
                 size_t n = strlen(text);
-                if ((klen && memmem(k, klen, text, n)) || (vlen && v && memmem(v, vlen, text, n)))
+                if ((klen && memmem(k, klen, text, n)) || (vlen && v && memmem(v, vlen, text, n)) ||
+                    (sealed && klen && memmem(k, klen, blind[t], SEAL_BLIND_BYTES)))
                     hits[t]++;
             }
         }
@@ -366,11 +375,13 @@ adm_grep(int argc, char **argv)
                 found = true;
             }
     }
-    bool failed = !hits || store_read_errors(store, NULL) != errors_before;
+    bool failed = !hits || !blind || store_read_errors(store, NULL) != errors_before;
     if (failed)
         fprintf(stderr, "crm-admin grep: %s\n",
-                hits ? "the store could not be read whole (see the log above)" : "out of memory");
+                hits && blind ? "the store could not be read whole (see the log above)"
+                              : "out of memory");
     free(hits);
+    free(blind);
     store_destroy(&store);
     return failed ? 2 : found ? 0 : 1;
 }

@@ -5,19 +5,27 @@
              1 change-log entries (one record each) become format-2 parts, and
              every customer gets the derived value fields; format 3 indexes
              booleans (customer consent, task done): every kind's index
-             entries are made what its records write.
+             entries are made what its records write; format 6 seals every
+             value with the data dir's master key (first, so an interrupted
+             run goes on before it reads), personal index terms become blind
+             terms, and every table file is rewritten. A format-6 data dir
+             in clear (upgraded when it had no master.key) is sealed when
+             it has one.
     sweep    asks the running server to apply the time-based value rules
              (at-risk, churned) as of a date, slice by slice, through the
              normal write path; tests drive it with --as-of.
     rules    prints the value rules in force for a data dir.
     =========================================================================
 */
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adm.h"
 #include "cmd.h"
@@ -67,6 +75,37 @@ s_upgrade_change(Crm__Change *c)
     return true;
 }
 
+/* What sealing cannot reach: copies made before it, outside the live
+   tables. Said, not removed: a replica may still need the archived WAL, and
+   an operator decides about backups. */
+static void
+s_note_clear_copies(const char *dir)
+{
+    static const struct {
+        const char *sub, *what;
+    } spots[] = {
+        {"db/archive", "the write-ahead log kept for replicas (crmd removes it after --wal-keep)"},
+        {".backup-checkpoint", "the checkpoint of a backup that was cut short"},
+        {".replica-snapshot", "a snapshot being sent to a replica"},
+    };
+    char path[PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, spots[i].sub);
+        DIR *d = opendir(path);
+        if (!d)
+            continue;
+        bool files = false;
+        for (struct dirent *e; !files && (e = readdir(d));)
+            files = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+        closedir(d);
+        if (files)
+            printf("note: %s (%s) still holds values from before in clear: remove it when no "
+                   "longer needed\n",
+                   path, spots[i].what);
+    }
+    printf("note: backups made before this upgrade hold its values in clear\n");
+}
+
 static int
 s_upgrade(const char *dir)
 {
@@ -77,8 +116,14 @@ s_upgrade(const char *dir)
         return 1;
     }
     uint32_t from = store_format(store);
-    if (from == STORE_FORMAT) {
-        printf("'%s' is already format %d: nothing to do\n", dir, STORE_FORMAT);
+    char keyfile[PATH_MAX + 16];
+    snprintf(keyfile, sizeof keyfile, "%s/master.key", dir);
+    /* a current data dir upgraded while it had no master key holds its values
+       in clear: given one now, the upgrade seals it (steps 1, 4 and 5) */
+    bool seal_only = from == STORE_FORMAT && !store_sealed(store) && access(keyfile, F_OK) == 0;
+    if (from == STORE_FORMAT && !seal_only) {
+        printf("'%s' is already format %d: nothing to do%s\n", dir, STORE_FORMAT,
+               store_sealed(store) ? "" : " (its values are in clear: it has no master.key)");
         store_destroy(&store);
         return 0;
     }
@@ -91,7 +136,19 @@ s_upgrade(const char *dir)
     int rc = 1;
     uint64_t rewritten = 0, customers = 0, entries = 0;
     store_group_t *g = store_group_new(store);
-    /* 1. (format 1) the change log: one record per entry -> parts */
+    /* 1. (format 6) encryption at rest: every value sealed with the data
+       dir's master key. First, before anything is read: a run stopped
+       half-way through the sealing leaves values sealed but no marker (the
+       store opens as one in clear), and the next run must seal the rest
+       before it reads a record; and before the indexes, so personal fields
+       get blind terms */
+    uint64_t sealed = 0;
+    crm_err_t src = store_seal_all(store, dir, &sealed, errbuf);
+    if (src == CRM_ERR_NOT_FOUND)
+        printf("'%s' has no master.key: its values stay in clear\n", dir);
+    else if (src != CRM_OK)
+        goto storage;
+    /* 2. (format 1) the change log: one record per entry -> parts */
     uint64_t last = from < 2 ? store_last_seq(store) : 0;
     for (uint64_t seq = store_changelog_first(store); from < 2 && seq <= last; seq++) {
         store_val_t v = {0};
@@ -135,7 +192,7 @@ s_upgrade(const char *dir)
         if (rewritten % BATCH == BATCH - 1 && store_group_commit(g, errbuf) != CRM_OK)
             goto storage;
     }
-    /* 2. every customer's derived value (format 1 had none); a tier set by
+    /* 3. every customer's derived value (format 1 had none); a tier set by
        hand stays, as an override; the stage is what people gave it */
     value_rules_t rules;
     char path[PATH_MAX];
@@ -184,14 +241,6 @@ s_upgrade(const char *dir)
     }
     if (store_group_commit(g, errbuf) != CRM_OK)
         goto storage;
-    /* 3. (format 6) encryption at rest: every value sealed with the data
-       dir's master key, before the indexes, so personal fields get blind terms */
-    uint64_t sealed = 0;
-    crm_err_t src = store_seal_all(store, dir, &sealed, errbuf);
-    if (src == CRM_ERR_NOT_FOUND)
-        printf("'%s' has no master.key: its values stay in clear\n", dir);
-    else if (src != CRM_OK)
-        goto storage;
     /* 4. indexes the table gained (booleans, names at a company, a ticket's
        order) or changed (blind terms), and those it dropped: every kind's */
     for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
@@ -203,12 +252,23 @@ s_upgrade(const char *dir)
     /* 5. no table file keeps a value or an index term in clear */
     if (store_sealed(store) && store_compact_all(store, errbuf) != CRM_OK)
         goto storage;
+    if (seal_only) {
+        printf("sealed '%s' (format %d, made in clear): %" PRIu64 " values encrypted, %" PRIu64
+               " index entries written or removed\n",
+               dir, STORE_FORMAT, sealed, entries);
+        if (sealed)
+            s_note_clear_copies(dir);
+        rc = 0;
+        goto cleanup;
+    }
     if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
         goto storage;
     printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, %" PRIu64
            " customers given their derived value, %" PRIu64 " values encrypted, %" PRIu64
            " index entries written or removed\n",
            dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
+    if (sealed)
+        s_note_clear_copies(dir);
     rc = 0;
     goto cleanup;
 storage:
@@ -232,7 +292,9 @@ adm_upgrade(int argc, char **argv)
 {
     static const char usage[] =
         "usage: crm-admin upgrade --data DIR   (with the server stopped; back DIR up first)\n"
-        "\nRewrites a data dir made by an older OneView to this version's format.\n";
+        "\nRewrites a data dir made by an older OneView to this version's format, and\n"
+        "encrypts its values with DIR/master.key (a data dir upgraded while it had no\n"
+        "master.key is encrypted by running this again once it has one).\n";
     if (argc == 3 && !strcmp(argv[1], "--data"))
         return s_upgrade(argv[2]);
     bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));

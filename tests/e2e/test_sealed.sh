@@ -144,7 +144,7 @@ stop_server main
 # address was edited; c2 Fiona Fivecanary; an activity and a note; f5canary in every text)
 mkdir "$T/f5" && tar -C "$T/f5" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 F5='f5canary|13955501234|ouyang|欧阳明远|远方科技|Fivecanary'
-f5leaks() { grep -a -r -o -E "$F5" "$T/f5/d" 2>/dev/null | wc -l; }
+f5leaks() { grep -a -r -o -E "$F5" "${1:-$T/f5/d}" 2>/dev/null | wc -l; }
 expect "the format-5 data dir holds its values in clear (the check below can see them)" \
     test "$(f5leaks)" -gt 0
 RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/f5/d" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
@@ -154,6 +154,8 @@ RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
 sed 's/^/# /' "$T/o"
 expect "crm-admin upgrade seals it" \
     bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 6: .* [1-9][0-9]* values encrypted' '$T/o'"
+expect "... saying that backups made before hold its values in clear" \
+    grep -q 'backups made before this upgrade hold its values in clear' "$T/o"
 expect "... and then no value is in clear in any file of the data dir (tables, WAL, manifest)" \
     test "$(f5leaks)" -eq 0
 RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
@@ -178,4 +180,35 @@ expect "... with its history (the change log, sealed)" contains "$OUT" "f5canary
 f5 activity list c2
 expect "... and the note" contains "$OUT" "f5canary private note"
 stop_server f5
+# ---- upgraded while it had no master key: in clear, and said so; given one, sealed ----
+mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
+mv "$T/f5b/d/master.key" "$T/f5b/master.key"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+sed 's/^/# /' "$T/o"
+expect "with no master.key, upgrade brings it to format 6 and says its values stay in clear" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'no master.key: its values stay in clear' '$T/o' &&
+             grep -q 'from format 5 to 6: .* 0 values encrypted' '$T/o'"
+expect "... and they are in clear" test "$(f5leaks "$T/f5b/d")" -gt 0
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+expect "again without a key: nothing to do, saying its values are in clear" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do (its values are in clear' '$T/o'"
+cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
+start_server f5b "$T/f5b/d"
+stop_server f5b
+expect "crmd serves it given a key, warning that its values are in clear and how to seal them" \
+    grep -q "holds its values in clear: stop the server and run 'crm-admin upgrade" "$T/f5b.log"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+sed 's/^/# /' "$T/o"
+expect "given the master.key, upgrade seals the format-6 data dir made in clear" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 6, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+expect "... and then no value is in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
+RC=0; "$ADMIN_BIN" check --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+expect "... and it is consistent (records and blind index entries agree)" test "$RC" -eq 0
+start_server f5b "$T/f5b/d"
+f5b() { RC=0; "$CRM_CLI/crm" --config "$T/f5b/d/admin.enroll" --server "$EP_f5b" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+f5b customer search 13955501234
+expect "... its phone finds its customer through a blind term" contains "$OUT" 欧阳明远
+stop_server f5b
+expect "... and crmd no longer warns" \
+    bash -c "! grep -q 'holds its values in clear' '$T/f5b.log'"
 finish

@@ -184,6 +184,79 @@ test_seal_store_upgrade(void **state)
     free(dir);
 }
 
+/* A sealed value that does not open (damage, another key) is a storage
+   error: store_get says so, and a scan stops there, counted, rather than
+   hand its caller an empty record and go on */
+static void
+test_seal_damaged_value(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir(), path[512], errbuf[CRM_ERRBUF];
+    store_t *st = NULL;
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    assert_int_equal(crm_keys_save_master(path, s_master, errbuf), CRM_OK);
+    assert_int_equal(store_open(dir, STORE_CREATE, &st, errbuf), CRM_OK);
+    assert_true(store_sealed(st));
+    s_put(st, STORE_CF_RECORDS, "k1", "first value");
+    s_put(st, STORE_CF_RECORDS, "k2", "second value");
+    s_put(st, STORE_CF_RECORDS, "k3", "third value");
+    store_val_t mark = {0}; /* the marker holds its own sealed bytes: read as they are */
+    assert_int_equal(store_get(st, STORE_CF_META, "sealed", 6, &mark), CRM_OK);
+    char *marker = malloc(mark.len);
+    size_t mlen = mark.len;
+    memcpy(marker, mark.data, mlen);
+    store_val_release(&mark);
+    /* open it as a store in clear (no marker) to damage k2's sealed bytes */
+    s_put(st, STORE_CF_META, "sealed", NULL);
+    store_destroy(&st);
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_false(store_sealed(st));
+    store_val_t raw = {0};
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "k2", 2, &raw), CRM_OK);
+    char *bad = malloc(raw.len);
+    size_t blen = raw.len;
+    memcpy(bad, raw.data, blen);
+    store_val_release(&raw);
+    bad[blen - 1] ^= 0x01;
+    store_group_t *g = store_group_new(st);
+    store_group_put(g, STORE_CF_RECORDS, "k2", 2, bad, blen);
+    store_group_put(g, STORE_CF_META, "sealed", 6, marker, mlen);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    free(bad);
+    free(marker);
+
+    assert_int_equal(store_open(dir, 0, &st, errbuf), CRM_OK);
+    assert_true(store_sealed(st));
+    s_expect(st, STORE_CF_RECORDS, "k1", "first value");
+    uint64_t before = store_read_errors(st, errbuf);
+    assert_int_equal(store_get(st, STORE_CF_RECORDS, "k2", 2, &raw), CRM_ERR_STORAGE);
+    assert_null(raw.data);
+    assert_int_equal(store_read_errors(st, errbuf), before + 1);
+    store_iter_t *it = store_iter_new(st, STORE_CF_RECORDS);
+    store_iter_seek(it, "k", 1);
+    size_t klen, vlen, seen = 0;
+    assert_true(store_iter_valid(it));
+    const char *v = store_iter_value(it, &vlen);
+    assert_int_equal(vlen, strlen("first value"));
+    assert_memory_equal(v, "first value", vlen);
+    for (; store_iter_valid(it); store_iter_next(it)) {
+        const char *k = store_iter_key(it, &klen);
+        (void)store_iter_value(it, &vlen);
+        seen++;
+        assert_false(klen == 2 && !memcmp(k, "k3", 2)); /* never past the damaged one */
+    }
+    assert_int_equal(seen, 2); /* k1, then k2, which ended the scan */
+    assert_int_equal(store_read_errors(st, errbuf), before + 2);
+    assert_true(strstr(errbuf, "does not open") != NULL);
+    store_iter_destroy(&it);
+    s_expect(st, STORE_CF_RECORDS, "k3", "third value");
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -196,6 +269,7 @@ main(void)
         cmocka_unit_test(test_seal_long_key),
         cmocka_unit_test(test_seal_blind),
         cmocka_unit_test(test_seal_store_upgrade),
+        cmocka_unit_test(test_seal_damaged_value),
     };
     return cmocka_run_group_tests_name("seal", tests, NULL, NULL);
 }
