@@ -297,6 +297,36 @@ dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text, uint64_t curre
     return crm_proto_pack(&reply.base, reply_len);
 }
 
+/* An error message as the log gets it: what the user gave is quoted in it
+   ("field 'emails': 'wang@' is not an e-mail address"), and may be personal
+   data that the data dir holds only encrypted, so every quoted span but a
+   field's name becomes '...'. The client's reply keeps the whole message. */
+static void
+s_without_values(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    const char *start = in;
+    while (*in && n + 6 < size) {
+        if (*in != '\'') {
+            out[n++] = *in++;
+            continue;
+        }
+        const char *end = strchr(in + 1, '\'');
+        bool name = in - start >= 6 && !strncmp(in - 6, "field ", 6);
+        if (name && end && (size_t)(end - in) + 1 < size - n - 1) {
+            memcpy(out + n, in, (size_t)(end - in) + 1);
+            n += (size_t)(end - in) + 1;
+        } else {
+            memcpy(out + n, "'...'", 5);
+            n += 5;
+        }
+        if (!end)
+            break;
+        in = end + 1;
+    }
+    out[n] = '\0';
+}
+
 uint8_t *
 dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                  const uint8_t *body, size_t len, size_t *reply_len, dispatch_out_t *out)
@@ -365,10 +395,13 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     } else if (rc != CRM_OK) {
         int suppressed = 0;
         if ((rc == CRM_ERR_INVALID_ARGUMENT || (rc == CRM_ERR_RESOURCE_EXHAUSTED && !req)) &&
-            crm_log_allow(env->log_rl, 10, &suppressed))
+            crm_log_allow(env->log_rl, 10, &suppressed)) {
+            char shown[CRM_ERRBUF];
+            s_without_values(ctx.errbuf, shown, sizeof shown);
             crm_log(CRM_LOG_WARN, "bad request %llu from '%.40s': %s%s",
-                    (unsigned long long)out->id, user_id ? user_id : "?", ctx.errbuf,
+                    (unsigned long long)out->id, user_id ? user_id : "?", shown,
                     suppressed ? " (more not logged)" : "");
+        }
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);
     } else if (ctx.replay) { /* the kept first reply, under this request's id */
         Crm__Reply *first = NULL;

@@ -128,11 +128,8 @@ seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t
     memmove(data, data + sizeof nonce, clen); /* decrypted in place (libsodium allows m == c) */
     unsigned long long mlen = 0;
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(data, &mlen, NULL, data, clen, ad, adlen,
-                                                   nonce, s_value_key) != 0) {
-        memmove(data + sizeof nonce, data, clen); /* as it was */
-        memcpy(data, nonce, sizeof nonce);
-        return false;
-    }
+                                                   nonce, s_value_key) != 0)
+        return false; /* DATA is spent: libsodium clears what it would have decrypted */
     *plen = (size_t)mlen;
     return true;
 }

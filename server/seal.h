@@ -35,7 +35,9 @@ bool seal_ready(void);
 size_t seal_value(unsigned cf, const void *key, size_t klen, const void *val, size_t vlen,
                   uint8_t *out);
 /* Open a sealed value in place: DATA (LEN bytes) becomes its plaintext,
-   *PLEN bytes at DATA. False if it was not sealed by this key for this key. */
+   *PLEN bytes at DATA. False if it was not sealed by this key for this key;
+   DATA's bytes are then no longer the sealed value (a caller that still needs
+   them opens a copy). */
 bool seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t len,
                      size_t *plen);
 /* The blind term of an index value: a keyed hash, equal for equal values.

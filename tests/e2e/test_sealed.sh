@@ -22,7 +22,8 @@ with open(f"{t}/c.csv", "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["name", "company", "phones", "emails", "address", "tags", "custom"])
     for i in range(n):
-        name = "nm" + secrets.token_hex(8)
+        h = secrets.token_hex(8)  # a letter inside: an all-digit part searches phones
+        name = "nm" + h[:3] + "x" + h[3:]
         company = "co" + secrets.token_hex(8)
         phone = "139" + "".join(secrets.choice("0123456789") for _ in range(8))
         email = "em" + secrets.token_hex(6) + "@example.com"
@@ -74,6 +75,13 @@ CD=${OUT#created customer }
 as sa customer dupes
 expect "the duplicates report groups equal phones through the blind index" \
     contains "$OUT" "$C3,$CD same phones"
+
+# ---- a mistyped value is refused, named to its user, and not written to the server's log ----
+as sa customer add --name "Mistyped" --email "$MAIL1"
+expect "an e-mail without its domain is refused, the client naming the value" \
+    bash -c "[ $RC -eq 1 ] && grep -qF -- '$MAIL1' '$T/e'"
+expect "... and the server logs the bad request, with its value left out" \
+    grep -q "bad request .* field 'emails': '\.\.\.' is not an e-mail address" "$T/main.log"
 
 # ---- a backup, then every file of the data dir, the backup and the logs ----
 "$ADMIN_BIN" backup create --data "$T/data" --to "$T/bk" >"$T/o" 2>&1
