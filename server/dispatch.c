@@ -31,6 +31,7 @@
 */
 #include "dispatch.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,27 +301,33 @@ dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text, uint64_t curre
 /* An error message as the log gets it: what the user gave is quoted in it
    ("field 'emails': 'wang@' is not an e-mail address"), and may be personal
    data that the data dir holds only encrypted, so every quoted span but a
-   field's name becomes '...'. The client's reply keeps the whole message. */
-static void
-s_without_values(const char *in, char *out, size_t size)
+   field's name becomes '...'. A quote opens a span after a space, '(' or the
+   start, and closes it before a space, punctuation or the end: an apostrophe
+   ("server's", "O'Brien") does neither. The client's reply keeps the whole
+   message. */
+void
+dispatch_log_text(const char *in, char *out, size_t size)
 {
     size_t n = 0;
     const char *start = in;
     while (*in && n + 6 < size) {
-        if (*in != '\'') {
+        bool opens = *in == '\'' && (in == start || in[-1] == ' ' || in[-1] == '(');
+        if (!opens) {
             out[n++] = *in++;
             continue;
         }
-        const char *end = strchr(in + 1, '\'');
+        const char *end = in + 1;
+        while (*end && !(*end == '\'' && !isalnum((unsigned char)end[1])))
+            end++;
         bool name = in - start >= 6 && !strncmp(in - 6, "field ", 6);
-        if (name && end && (size_t)(end - in) + 1 < size - n - 1) {
+        if (name && *end && (size_t)(end - in) + 1 < size - n - 1) {
             memcpy(out + n, in, (size_t)(end - in) + 1);
             n += (size_t)(end - in) + 1;
         } else {
             memcpy(out + n, "'...'", 5);
             n += 5;
         }
-        if (!end)
+        if (!*end)
             break;
         in = end + 1;
     }
@@ -397,7 +404,7 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
         if ((rc == CRM_ERR_INVALID_ARGUMENT || (rc == CRM_ERR_RESOURCE_EXHAUSTED && !req)) &&
             crm_log_allow(env->log_rl, 10, &suppressed)) {
             char shown[CRM_ERRBUF];
-            s_without_values(ctx.errbuf, shown, sizeof shown);
+            dispatch_log_text(ctx.errbuf, shown, sizeof shown);
             crm_log(CRM_LOG_WARN, "bad request %llu from '%.40s': %s%s",
                     (unsigned long long)out->id, user_id ? user_id : "?", shown,
                     suppressed ? " (more not logged)" : "");

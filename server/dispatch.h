@@ -151,6 +151,10 @@ typedef struct {
 uint8_t *dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                           const uint8_t *body, size_t len, size_t *reply_len,
                           dispatch_out_t *out);
+/* An error message TEXT as the server's log gets it, into OUT (SIZE bytes):
+   every quoted value ('wang@') becomes '...' - it may be personal data - but
+   a field's name stays and an apostrophe is left alone. */
+void dispatch_log_text(const char *text, char *out, size_t size);
 /* The one builder of error replies: packed Reply for request ID with status
    RC and human TEXT (default text if NULL); caller free()s. */
 uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,

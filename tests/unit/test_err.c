@@ -2,6 +2,7 @@
 #include "test_common.h"
 
 #include "crm_err.h"
+#include "dispatch.h"
 #include "errors.pb-c.h"
 
 static void
@@ -26,12 +27,43 @@ test_err_out_of_range(void **state)
     assert_int_equal(CRM_OK, 0);
 }
 
+/* The log's copy of an error: quoted values out, field names and apostrophes in */
+static void
+test_err_log_text(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"field 'emails': 'wang@' is not an e-mail address",
+         "field 'emails': '...' is not an e-mail address"},
+        {"'c9zz' is not a customer id (they look like c123)",
+         "'...' is not a customer id (they look like c123)"},
+        {"field 'name': unknown value 'O'Brien' (use one of: a, b)",
+         "field 'name': unknown value '...' (use one of: a, b)"},
+        {"request of 100000 bytes is over this server's limit of 65536 bytes",
+         "request of 100000 bytes is over this server's limit of 65536 bytes"},
+        {"takes key=value, not 'unclosed 13912345678", "takes key=value, not '...'"},
+        {"", ""},
+    };
+    char out[CRM_ERRBUF];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dispatch_log_text(cases[i].in, out, sizeof out);
+        assert_string_equal(out, cases[i].out);
+    }
+    /* a small buffer: cut, terminated, no value half-shown */
+    dispatch_log_text("field 'phones': '13912345678' is bad", out, 24);
+    assert_true(strlen(out) < 24);
+    assert_null(strstr(out, "1391"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_matches_proto_enum),
         cmocka_unit_test(test_err_out_of_range),
+        cmocka_unit_test(test_err_log_text),
     };
     return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }
