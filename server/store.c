@@ -2157,6 +2157,44 @@ s_sync_dir(const char *dir)
     }
 }
 
+/* Is the database just opened in place of another (store_swap_db) sealed as
+   this store is, with the key this process uses? Its values are read by
+   self->sealed: a copy in clear read as sealed, or a sealed one read as in
+   clear or with another key, would be all storage errors or garbage. Raw
+   reads: the caller holds the reopen lock. */
+static crm_err_t
+s_seal_matches(store_t *self, char *errbuf)
+{
+    char *err = NULL;
+    size_t len = 0;
+    char *mark = rocksdb_get_cf(self->db, self->ropts, s_cf(self, STORE_CF_META), s_meta_sealed,
+                                sizeof s_meta_sealed - 1, &len, &err);
+    if (err) {
+        rocksdb_free(mark);
+        return s_db_error(err, "cannot read the new copy", errbuf);
+    }
+    crm_err_t rc = CRM_OK;
+    size_t plen = 0;
+    if (!mark != !self->sealed) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "the new copy is %s and this data dir is %s: it cannot take its place "
+                 "(make the replica again with 'crm-admin replica init')",
+                 mark ? "encrypted" : "in clear", self->sealed ? "encrypted" : "in clear");
+        rc = CRM_ERR_FAILED_PRECONDITION;
+    } else if (mark && (!seal_open_value(STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1,
+                                         (uint8_t *)mark, len, &plen) ||
+                        plen != sizeof s_sealed_check - 1 ||
+                        memcmp(mark, s_sealed_check, plen))) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "the new copy was encrypted with another master key than this data dir's: "
+                 "it cannot take its place (make the replica again with 'crm-admin replica "
+                 "init')");
+        rc = CRM_ERR_FAILED_PRECONDITION;
+    }
+    rocksdb_free(mark);
+    return rc;
+}
+
 crm_err_t
 store_swap_db(store_t *self, const char *new_db, char *errbuf)
 {
@@ -2176,7 +2214,9 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
                  strerror(errno));
         rc = CRM_ERR_STORAGE;
         rename(old, self->path);
-    } else if ((rc = s_db_open(self, errbuf)) != CRM_OK) {
+    } else if ((rc = s_db_open(self, errbuf)) != CRM_OK ||
+               (rc = s_seal_matches(self, errbuf)) != CRM_OK) {
+        s_db_close(self);
         rename(self->path, new_db); /* the old database back */
         rename(old, self->path);
     }

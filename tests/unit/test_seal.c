@@ -257,6 +257,82 @@ test_seal_damaged_value(void **state)
     free(dir);
 }
 
+/* A replica's re-sync swaps in a copy of the primary's database: one sealed
+   otherwise than the store it replaces (in clear for a sealed one, sealed
+   for one in clear, another key) is refused and the old database serves on */
+static void
+test_seal_swap_mismatch(void **state)
+{
+    (void)state;
+    char *clear = test_tmpdir(), *sealed = test_tmpdir(), *other = test_tmpdir();
+    char path[512], db[512], errbuf[CRM_ERRBUF];
+    store_t *st = NULL;
+    assert_int_equal(store_open(clear, STORE_CREATE, &st, errbuf), CRM_OK); /* no master.key */
+    s_put(st, STORE_CF_RECORDS, "k1", "value in clear");
+    store_destroy(&st);
+    snprintf(path, sizeof path, "%s/master.key", sealed);
+    assert_int_equal(crm_keys_save_master(path, s_master, errbuf), CRM_OK);
+    assert_int_equal(store_open(sealed, STORE_CREATE, &st, errbuf), CRM_OK);
+    s_put(st, STORE_CF_RECORDS, "k1", "sealed value");
+    store_destroy(&st);
+
+    /* a sealed copy for a store in clear */
+    assert_int_equal(store_open(clear, 0, &st, errbuf), CRM_OK);
+    snprintf(db, sizeof db, "%s/db", sealed);
+    assert_int_equal(store_swap_db(st, db, errbuf), CRM_ERR_FAILED_PRECONDITION);
+    assert_non_null(strstr(errbuf, "the new copy is encrypted and this data dir is in clear"));
+    s_expect(st, STORE_CF_RECORDS, "k1", "value in clear");
+    store_destroy(&st);
+    /* the copy is where it was, whole */
+    assert_int_equal(store_open(sealed, 0, &st, errbuf), CRM_OK);
+    s_expect(st, STORE_CF_RECORDS, "k1", "sealed value");
+    /* a copy in clear for a sealed store */
+    snprintf(db, sizeof db, "%s/db", clear);
+    assert_int_equal(store_swap_db(st, db, errbuf), CRM_ERR_FAILED_PRECONDITION);
+    assert_non_null(strstr(errbuf, "the new copy is in clear and this data dir is encrypted"));
+    s_expect(st, STORE_CF_RECORDS, "k1", "sealed value");
+    /* a copy sealed with another key (a process holds one key: its marker is
+       made to be another key's, bytes that do not open with this one) */
+    store_t *o = NULL;
+    snprintf(path, sizeof path, "%s/master.key", other);
+    assert_int_equal(crm_keys_save_master(path, s_master, errbuf), CRM_OK);
+    assert_int_equal(store_open(other, STORE_CREATE, &o, errbuf), CRM_OK);
+    s_put(o, STORE_CF_META, "sealed", NULL);
+    store_destroy(&o);
+    assert_int_equal(store_open(other, 0, &o, errbuf), CRM_OK);
+    assert_false(store_sealed(o));
+    uint8_t mark[64];
+    randombytes_buf(mark, sizeof mark);
+    store_group_t *g = store_group_new(o);
+    store_group_put(g, STORE_CF_META, "sealed", 6, mark, sizeof mark);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    store_group_destroy(&g);
+    store_destroy(&o);
+    snprintf(db, sizeof db, "%s/db", other);
+    assert_int_equal(store_swap_db(st, db, errbuf), CRM_ERR_FAILED_PRECONDITION);
+    assert_non_null(strstr(errbuf, "encrypted with another master key"));
+    s_expect(st, STORE_CF_RECORDS, "k1", "sealed value");
+    /* and a copy sealed as it is, with its key, takes its place */
+    snprintf(db, sizeof db, "%s/db", sealed);
+    char copy[600];
+    snprintf(copy, sizeof copy, "%s/db.copy", other);
+    store_destroy(&st);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", db, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(store_open(sealed, 0, &st, errbuf), CRM_OK);
+    s_put(st, STORE_CF_RECORDS, "k1", "changed after the copy");
+    assert_int_equal(store_swap_db(st, copy, errbuf), CRM_OK);
+    s_expect(st, STORE_CF_RECORDS, "k1", "sealed value");
+    store_destroy(&st);
+    test_rmrf(clear);
+    test_rmrf(sealed);
+    test_rmrf(other);
+    free(clear);
+    free(sealed);
+    free(other);
+}
+
 int
 main(void)
 {
@@ -270,6 +346,7 @@ main(void)
         cmocka_unit_test(test_seal_blind),
         cmocka_unit_test(test_seal_store_upgrade),
         cmocka_unit_test(test_seal_damaged_value),
+        cmocka_unit_test(test_seal_swap_mismatch),
     };
     return cmocka_run_group_tests_name("seal", tests, NULL, NULL);
 }
