@@ -2,6 +2,7 @@
 #include "audit.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "crm_log.h"
@@ -154,6 +155,10 @@ s_scan(store_t *store, store_group_t *g, const uint8_t *prefix, size_t plen, siz
             break;
         }
         const char *v = store_iter_value(it, &vlen);
+        if (!v) {
+            rc = CRM_ERR_STORAGE; /* does not open: logged and counted */
+            break;
+        }
         store_val_t pointed = {NULL, 0};
         if (prefix[0] == 'u' || prefix[0] == 'd') { /* an index key: the value is the time key */
             if (vlen != 17 || (rc = store_get(store, STORE_CF_AUDIT, v, vlen, &pointed)) != CRM_OK) {
@@ -256,6 +261,11 @@ audit_index_upgrade(store_t *store, uint64_t *indexed, char *errbuf)
             break;
         const char *v = store_iter_value(it, &vlen);
         Crm__AuditEntry *entry = NULL;
+        if (!v) {
+            snprintf(errbuf, CRM_ERRBUF, "an audit entry does not open with the master key");
+            rc = CRM_ERR_STORAGE;
+            break;
+        }
         if (crm_proto_unpack(&crm__audit_entry__descriptor, (const uint8_t *)v, vlen,
                              (ProtobufCMessage **)&entry, errbuf) != CRM_OK) {
             rc = CRM_ERR_INTERNAL;

@@ -146,6 +146,10 @@ bin_each(store_t *store, const crm_entity_t *e, uint64_t after, size_t limit,
             break;
         }
         const char *v = store_iter_value(it, &vlen);
+        if (!v) {
+            rc = CRM_ERR_STORAGE; /* does not open: logged and counted */
+            break;
+        }
         Crm__Binned *b = NULL;
         char errbuf[CRM_ERRBUF];
         if (crm_proto_unpack(&crm__binned__descriptor, (const uint8_t *)v, vlen,

@@ -298,38 +298,45 @@ dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text, uint64_t curre
     return crm_proto_pack(&reply.base, reply_len);
 }
 
+/* A byte of a word: an apostrophe between two of them ("server's",
+   "O'Brien", "D'Ángelo") is not a quote. */
+static bool
+s_word_byte(char c)
+{
+    return isalnum((unsigned char)c) || (unsigned char)c >= 0x80;
+}
+
 /* An error message as the log gets it: what the user gave is quoted in it
    ("field 'emails': 'wang@' is not an e-mail address"), and may be personal
-   data that the data dir holds only encrypted, so every quoted span but a
-   field's name becomes '...'. A quote opens a span after a space, '(' or the
-   start, and closes it before a space, punctuation or the end: an apostrophe
-   ("server's", "O'Brien") does neither. The client's reply keeps the whole
-   message. */
+   data that the data dir holds only encrypted. A value may hold quotes of
+   its own, so no closing quote can be trusted: from the first quote that
+   opens a value to the last quote of the message, all becomes '...'. Only a
+   field's name ("field 'emails'": lower-case letters, digits, '_', '.')
+   stays. The client's reply keeps the whole message. */
 void
 dispatch_log_text(const char *in, char *out, size_t size)
 {
     size_t n = 0;
-    const char *start = in;
+    const char *start = in, *last = strrchr(in, '\'');
     while (*in && n + 6 < size) {
-        bool opens = *in == '\'' && (in == start || in[-1] == ' ' || in[-1] == '(');
+        bool opens = *in == '\'' && (in == start || !s_word_byte(in[-1]));
         if (!opens) {
             out[n++] = *in++;
             continue;
         }
-        const char *end = in + 1;
-        while (*end && !(*end == '\'' && !isalnum((unsigned char)end[1])))
-            end++;
-        bool name = in - start >= 6 && !strncmp(in - 6, "field ", 6);
-        if (name && *end && (size_t)(end - in) + 1 < size - n - 1) {
-            memcpy(out + n, in, (size_t)(end - in) + 1);
-            n += (size_t)(end - in) + 1;
-        } else {
-            memcpy(out + n, "'...'", 5);
-            n += 5;
+        if (in - start >= 6 && !strncmp(in - 6, "field ", 6)) {
+            size_t len = strspn(in + 1, "abcdefghijklmnopqrstuvwxyz0123456789_.");
+            if (len && in[1 + len] == '\'' && !s_word_byte(in[2 + len]) &&
+                len + 2 < size - n - 1) {
+                memcpy(out + n, in, len + 2);
+                n += len + 2;
+                in += len + 2;
+                continue;
+            }
         }
-        if (!*end)
-            break;
-        in = end + 1;
+        memcpy(out + n, "'...'", 5);
+        n += 5;
+        in = last > in ? last + 1 : in + strlen(in);
     }
     out[n] = '\0';
 }

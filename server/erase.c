@@ -187,6 +187,8 @@ s_scrub_audit_range(store_group_t *g, const crm_entity_t *e, const uint8_t *pref
         n++;
         memcpy(last, k, 26);
         const char *v = store_iter_value(it, &vlen);
+        if (!v)
+            continue; /* does not open (logged): nothing in it can be read, or scrubbed */
         Crm__AuditEntry *entry = NULL;
         char errbuf[CRM_ERRBUF];
         if (crm_proto_unpack(&crm__audit_entry__descriptor, (const uint8_t *)v, vlen,
@@ -352,7 +354,7 @@ s_scrub_kept_slice(store_group_t *g, Crm__EraseJob *job, size_t max, int64_t t0)
             done = false;
             break;
         }
-        const char *v = store_iter_value(it, &vlen);
+        const char *v = store_iter_value(it, &vlen); /* NULL, 0: does not open, stepped over */
         size_t len = 0;
         uint8_t *scrubbed = vlen >= 8 && (int64_t)store_get_be64((const uint8_t *)v) <= job->at
                                 ? s_scrub_kept(job, (const uint8_t *)v, vlen, &len)
@@ -506,6 +508,8 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
         char errbuf[CRM_ERRBUF];
         if (klen != JOB_KEY) {
             continue; /* none of ours */
+        } else if (!v) {
+            continue; /* does not open (logged and counted): left for check, not dropped */
         } else if (crm_proto_unpack(&crm__erase_job__descriptor, (const uint8_t *)v, vlen,
                                     (ProtobufCMessage **)&job, errbuf) != CRM_OK) {
             crm_log(CRM_LOG_ERROR, "erase: job %llu cannot be read, so it is dropped: %s",

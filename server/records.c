@@ -278,6 +278,10 @@ records_each(store_t *store, const crm_entity_t *e,
         if (klen != 9 || k[0] != e->prefix)
             break;
         const char *v = store_iter_value(it, &vlen);
+        if (!v) {
+            rc = CRM_ERR_STORAGE; /* does not open: logged and counted */
+            break;
+        }
         store_val_t val = {(char *)v, vlen};
         ProtobufCMessage *rec = NULL;
         (*read)++;
@@ -844,9 +848,9 @@ s_walk(store_t *store, const crm_entity_t *e, store_group_t *repair, uint64_t *f
         store_val_t val = {(char *)v, vlen};
         ProtobufCMessage *rec = NULL;
         (*records)++;
-        if (s_decode(e, &val, &rec) != CRM_OK) {
-            snprintf(msg, sizeof msg, "%s %c%llu: record cannot be decoded", e->name, e->prefix,
-                     (unsigned long long)num);
+        if (!v || s_decode(e, &val, &rec) != CRM_OK) {
+            snprintf(msg, sizeof msg, "%s %c%llu: record cannot be %s", e->name, e->prefix,
+                     (unsigned long long)num, v ? "decoded" : "opened with the master key");
             problems++;
             if (report)
                 report(msg, arg);

@@ -1098,7 +1098,6 @@ struct store_iter {
     store_t *store;
     store_cf_t cf;
     bool reported;          /* its error was counted already */
-    bool failed;            /* a value did not open: the scan stops there */
     uint8_t *vbuf;          /* the current value, opened (a sealed store) */
     size_t vcap;
 };
@@ -1336,8 +1335,6 @@ store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 bool
 store_iter_valid(const store_iter_t *it)
 {
-    if (it->failed)
-        return false; /* counted by s_open_failed() */
     if (it->it && rocksdb_iter_valid(it->it))
         return true;
     s_iter_check((store_iter_t *)it); /* not a const object: made by store_iter_new */
@@ -1368,12 +1365,11 @@ store_iter_value(const store_iter_t *it, size_t *vlen)
     memcpy(self->vbuf, v, *vlen);
     size_t plen;
     if (!seal_open_value((unsigned)it->cf, k, klen, self->vbuf, *vlen, &plen)) {
-        /* a storage error, not an empty value: the scan ends (store_iter_valid
-           says so) and the request fails on the counted read error */
-        if (!self->failed)
-            s_open_failed(it->store, it->cf);
-        self->failed = true;
-        plen = 0;
+        /* a storage error, not an empty value: NULL, and counted, so that the
+           request fails; a background pass may step over it */
+        s_open_failed(it->store, it->cf);
+        *vlen = 0;
+        return NULL;
     }
     *vlen = plen;
     return (const char *)self->vbuf;

@@ -160,7 +160,9 @@ void store_iter_seek(store_iter_t *it, const void *key, size_t klen);
 /* True if positioned on a key. False at the end - or on a read error, which
    is logged and counted (store_read_errors()); dispatch fails the request. */
 bool store_iter_valid(const store_iter_t *it);
-/* The current key and value, borrowed until the iterator moves. */
+/* The current key and value, borrowed until the iterator moves. The value is
+   NULL (and *VLEN 0) if it does not open with the master key: a storage
+   error, logged and counted (store_read_errors()), never an empty value. */
 const char *store_iter_key(const store_iter_t *it, size_t *klen);
 const char *store_iter_value(const store_iter_t *it, size_t *vlen);
 void store_iter_next(store_iter_t *it);

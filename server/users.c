@@ -422,6 +422,10 @@ users_list(store_t *store, Crm__User ***out, size_t *n)
         if (klen < 2 || memcmp(k, "u/", 2))
             break;
         const char *v = store_iter_value(it, &vlen);
+        if (!v) {
+            rc = CRM_ERR_STORAGE; /* does not open: logged and counted */
+            break;
+        }
         store_val_t val = {(char *)v, vlen};
         Crm__User *u = NULL;
         if ((rc = s_decode(&val, &u)) != CRM_OK)

@@ -87,6 +87,8 @@ s_note_clear_copies(const char *dir)
         {"db/archive", "the write-ahead log kept for replicas (crmd removes it after --wal-keep)"},
         {".backup-checkpoint", "the checkpoint of a backup that was cut short"},
         {".replica-snapshot", "a snapshot being sent to a replica"},
+        {".replica-resync", "a replica's copy being fetched"},
+        {"db.pre-resync", "a replica's database before its last re-sync"},
     };
     char path[PATH_MAX + 32];
     for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
@@ -135,6 +137,15 @@ s_upgrade(const char *dir)
     }
     int rc = 1;
     uint64_t rewritten = 0, customers = 0, entries = 0;
+    /* sealing one in clear takes several steps: until the last is done, it is
+       marked as the format before (crmd refuses it, and a rerun goes on) */
+    if (seal_only && store_set_format(store, STORE_FORMAT - 1, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+        store_destroy(&store);
+        return 1;
+    }
+    if (seal_only)
+        from = STORE_FORMAT - 1;
     store_group_t *g = store_group_new(store);
     /* 1. (format 6) encryption at rest: every value sealed with the data
        dir's master key. First, before anything is read: a run stopped
@@ -252,22 +263,18 @@ s_upgrade(const char *dir)
     /* 5. no table file keeps a value or an index term in clear */
     if (store_sealed(store) && store_compact_all(store, errbuf) != CRM_OK)
         goto storage;
-    if (seal_only) {
+    if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
+        goto storage;
+    if (seal_only)
         printf("sealed '%s' (format %d, made in clear): %" PRIu64 " values encrypted, %" PRIu64
                " index entries written or removed\n",
                dir, STORE_FORMAT, sealed, entries);
-        if (sealed)
-            s_note_clear_copies(dir);
-        rc = 0;
-        goto cleanup;
-    }
-    if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
-        goto storage;
-    printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, %" PRIu64
-           " customers given their derived value, %" PRIu64 " values encrypted, %" PRIu64
-           " index entries written or removed\n",
-           dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
-    if (sealed)
+    else
+        printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, "
+               "%" PRIu64 " customers given their derived value, %" PRIu64
+               " values encrypted, %" PRIu64 " index entries written or removed\n",
+               dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
+    if (store_sealed(store))
         s_note_clear_copies(dir);
     rc = 0;
     goto cleanup;

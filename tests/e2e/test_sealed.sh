@@ -205,6 +205,31 @@ start_server f5b "$T/f5b/d"
 stop_server f5b
 expect "crmd serves it given a key, warning that its values are in clear and how to seal them" \
     grep -q "holds its values in clear: stop the server and run 'crm-admin upgrade" "$T/f5b.log"
+# stopped before its last step (the table files cannot be written: the disk is full), the
+# sealing leaves a data dir that crmd refuses and that a second run finishes
+echo "ENOSPC .sst" >"$T/f5b.ctl"
+RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/f5b/d" FAULTFS_CTL="$T/f5b.ctl" \
+    ASAN_OPTIONS="${ASAN_OPTIONS}:verify_asan_link_order=0" \
+    "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+sed 's/^/# /' "$T/o"
+expect "an upgrade whose table files cannot be written fails, saying it can be run again" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'can be run again' '$T/o'"
+RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/f5b/d" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+expect "... and crmd refuses the half-sealed data dir, saying to upgrade" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+sed 's/^/# /' "$T/o"
+expect "given the master.key and room, upgrade finishes sealing the data dir made in clear" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 6: .* values encrypted' '$T/o'"
+expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
+RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+expect "... after which there is nothing to do" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do$' '$T/o'"
+# and in one run: a fresh copy upgraded without a key, then given it
+rm -rf "$T/f5b" && mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
+mv "$T/f5b/d/master.key" "$T/f5b/master.key"
+"$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1
+cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
 RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
 sed 's/^/# /' "$T/o"
 expect "given the master.key, upgrade seals the format-6 data dir made in clear" \

@@ -45,6 +45,14 @@ test_err_log_text(void **state)
          "request of 100000 bytes is over this server's limit of 65536 bytes"},
         {"takes key=value, not 'unclosed 13912345678", "takes key=value, not '...'"},
         {"", ""},
+        /* a value with quotes of its own cannot end the span early, nor pass for a name */
+        {"field 'name': unknown value 'x' 13912345678' (use one of: a)",
+         "field 'name': unknown value '...' (use one of: a)"},
+        {"field 'name': unknown value 'x' field 'leak123' y' (use one of: a)",
+         "field 'name': unknown value '...' (use one of: a)"},
+        {"field 'Zhang San 139': bad", "field '...': bad"},
+        {"'D'\xc3\x81ngelo' is not a customer id", "'...' is not a customer id"},
+        {"'a', 'b' and 'c13912345678' are unknown", "'...' are unknown"},
     };
     char out[CRM_ERRBUF];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
