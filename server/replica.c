@@ -453,7 +453,15 @@ s_verify(repl_follower_t *self, const char *dir, uint64_t have, uint64_t *copy_s
         return CRM_ERR_STORAGE;
     }
     *copy_seq = store_wal_seq(copy);
+    bool sealed = store_sealed(copy);
     store_destroy(&copy);
+    if (sealed != store_sealed(self->store)) { /* store_swap_db would refuse it */
+        snprintf(errbuf, CRM_ERRBUF,
+                 "the primary's copy is %s and this replica's data dir is %s (was the primary "
+                 "upgraded?): make the replica again with 'crm-admin replica init'",
+                 sealed ? "encrypted" : "in clear", sealed ? "in clear" : "encrypted");
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
     if (*copy_seq <= have) {
         snprintf(errbuf, CRM_ERRBUF,
                  "the fetched copy is at WAL sequence %llu, not ahead of this replica (%llu)",

@@ -549,16 +549,9 @@ s_seal_setup(store_t *self, const char *dir, unsigned flags, char *errbuf)
     crm_err_t rc = CRM_OK;
     if (!(flags & STORE_CREATE)) {
         rc = store_get(self, STORE_CF_META, s_meta_sealed, sizeof s_meta_sealed - 1, &mark);
-        if (rc == CRM_ERR_NOT_FOUND) {
-            /* not sealed: made before format 6, or upgraded when it had no
-               master key; crm-admin upgrade seals it */
-            if (have_file && !(flags & STORE_ANY_FORMAT))
-                crm_log(CRM_LOG_WARN,
-                        "data dir '%s' has a master key but holds its values in clear: stop "
-                        "the server and run 'crm-admin upgrade --data %s' to encrypt them",
-                        dir, dir);
-            return CRM_OK;
-        }
+        if (rc == CRM_ERR_NOT_FOUND)
+            return CRM_OK; /* not sealed: made before format 6, or upgraded when it had no
+                              master key; crm-admin upgrade seals it (store_open_wal) */
         if (rc != CRM_OK) {
             snprintf(errbuf, CRM_ERRBUF, "cannot read data dir '%s'", dir);
             return rc;
@@ -714,7 +707,11 @@ store_compact_all(store_t *self, char *errbuf)
     /* the C API's manual compaction returns no status: a failed one shows as
        a background error (and a database that no longer takes writes) */
     uint64_t bg = 0;
-    if (rocksdb_property_int(self->db, "rocksdb.background-errors", &bg) != 0 || bg > 0) {
+    if (rocksdb_property_int(self->db, "rocksdb.background-errors", &bg) != 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot tell whether rewriting the table files worked");
+        return CRM_ERR_STORAGE;
+    }
+    if (bg > 0) {
         snprintf(errbuf, CRM_ERRBUF, "rewriting the table files failed (%" PRIu64
                  " background errors): see the data dir's db/LOG", bg);
         return CRM_ERR_STORAGE;
@@ -831,6 +828,14 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     }
     if ((rc = s_check_format(self, dir, flags, errbuf)) != CRM_OK)
         goto cleanup;
+    char keyfile[PATH_MAX + 16];
+    snprintf(keyfile, sizeof keyfile, "%s/master.key", dir);
+    if (!self->sealed && !(flags & (STORE_ANY_FORMAT | STORE_REPLICA | STORE_CREATE)) &&
+        access(keyfile, F_OK) == 0)
+        crm_log(CRM_LOG_WARN,
+                "data dir '%s' has a master key but holds its values in clear: stop the server "
+                "and run 'crm-admin upgrade --data %s' to encrypt them",
+                dir, dir);
     *out = self;
     self = NULL;
 cleanup:
@@ -2191,6 +2196,22 @@ s_seal_matches(store_t *self, char *errbuf)
     return rc;
 }
 
+/* store_swap_db() undone: the copy back to NEW_DB (if given), the old
+   database from OLD back in place. False if that failed: then nothing is
+   opened, rather than the copy. */
+static bool
+s_put_back(store_t *self, const char *new_db, const char *old)
+{
+    if ((new_db && rename(self->path, new_db) != 0) || rename(old, self->path) != 0) {
+        crm_log(CRM_LOG_ERROR,
+                "store: cannot put the database back in '%s' (%s): it is in '%s'; the store "
+                "stays closed",
+                self->path, strerror(errno), old);
+        return false;
+    }
+    return true;
+}
+
 crm_err_t
 store_swap_db(store_t *self, const char *new_db, char *errbuf)
 {
@@ -2201,6 +2222,7 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
         return CRM_ERR_CONFLICT;
     }
     crm_err_t rc = CRM_OK;
+    bool back = true; /* the old database is in place (or the new one serves) */
     s_db_close(self);
     if (rename(self->path, old) != 0) {
         snprintf(errbuf, CRM_ERRBUF, "cannot move the database aside: %.100s", strerror(errno));
@@ -2209,15 +2231,14 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "cannot move the new copy in place: %.100s",
                  strerror(errno));
         rc = CRM_ERR_STORAGE;
-        rename(old, self->path);
+        back = s_put_back(self, NULL, old);
     } else if ((rc = s_db_open(self, errbuf)) != CRM_OK ||
                (rc = s_seal_matches(self, errbuf)) != CRM_OK) {
         s_db_close(self);
-        rename(self->path, new_db); /* the old database back */
-        rename(old, self->path);
+        back = s_put_back(self, new_db, old);
     }
     s_sync_dir(self->dir);
-    if (!self->db) {
+    if (!self->db && back) {
         char again[CRM_ERRBUF];
         if (s_db_open(self, again) != CRM_OK) /* store_recover() retries it */
             crm_log(CRM_LOG_ERROR, "store: reopening the old database failed: %s", again);

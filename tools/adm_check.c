@@ -22,6 +22,7 @@
 #include "crm_proto.h"
 #include "crm_record.h"
 #include "crm_time.h"
+#include "crm_utf8.h"
 #include "derive.h"
 #include "records.h"
 #include "seal.h"
@@ -305,8 +306,8 @@ static const char s_grep_usage[] =
     "  store is searched as decrypted: to see that an erasure left nothing, or\n"
     "  where a value lives. In an encrypted store an index entry holds a personal\n"
     "  value as its blind term: TEXT is found there when it is the whole value\n"
-    "  indexed (a phone's digits, a name). One line per TEXT and column family\n"
-    "  that holds it.\n"
+    "  indexed, in any case (a phone's digits, an e-mail), not a part of a name.\n"
+    "  One line per TEXT and column family that holds it.\n"
     "  Exit 0 when some TEXT was found, 1 when none was, 2 on an error.\n";
 
 int
@@ -348,10 +349,16 @@ adm_grep(int argc, char **argv)
     }
     size_t ntext = (size_t)(argc - optind);
     uint64_t *hits = calloc(ntext, sizeof *hits);
-    uint8_t(*blind)[SEAL_BLIND_BYTES] = calloc(ntext, sizeof *blind);
+    /* per TEXT: the blind terms of it as given and as indexes fold it */
+    uint8_t(*blind)[2][SEAL_BLIND_BYTES] = calloc(ntext, sizeof *blind);
     bool sealed = store_sealed(store);
-    for (size_t t = 0; sealed && blind && t < ntext; t++)
-        seal_blind(argv[optind + (int)t], strlen(argv[optind + (int)t]), blind[t]);
+    for (size_t t = 0; sealed && blind && t < ntext; t++) {
+        const char *text = argv[optind + (int)t];
+        char *folded = crm_utf8_fold(text);
+        seal_blind(text, strlen(text), blind[t][0]);
+        seal_blind(folded, strlen(folded), blind[t][1]);
+        free(folded);
+    }
     uint64_t errors_before = store_read_errors(store, NULL);
     bool found = false;
     for (int cf = 0; cf < STORE_CF__COUNT && hits && blind; cf++) {
@@ -364,7 +371,9 @@ adm_grep(int argc, char **argv)
                 const char *text = argv[optind + (int)t];
                 size_t n = strlen(text);
                 if ((klen && memmem(k, klen, text, n)) || (vlen && v && memmem(v, vlen, text, n)) ||
-                    (sealed && klen && memmem(k, klen, blind[t], SEAL_BLIND_BYTES)))
+                    (sealed && klen &&
+                     (memmem(k, klen, blind[t][0], SEAL_BLIND_BYTES) ||
+                      memmem(k, klen, blind[t][1], SEAL_BLIND_BYTES))))
                     hits[t]++;
             }
         }

@@ -117,14 +117,16 @@ expect "after kill -9 and a restart the scrub goes on and finishes" test "$(fiel
 stop_server main
 # read through the store (values are encrypted at rest, so a raw scan would see none of them)
 "$CRM_BIN/crm-admin" grep --data "$T/data" 秘密 机密 13933334444 13911112222 wang.secret 13700007777 \
-    赵删除 >"$T/grep.out" 2>&1 && RC=0 || RC=$?
+    赵删除 WANG.Secret@Example.com >"$T/grep.out" 2>&1 && RC=0 || RC=$?
 expect "no column family holds an erased value (records, indexes, change log, audit, bin)" \
     test "$RC" -eq 1 -a ! -s "$T/grep.out"
-"$CRM_BIN/crm-admin" grep --data "$T/data" 13800005555 >"$T/grep.out" 2>&1 && RC=0 || RC=$?
+"$CRM_BIN/crm-admin" grep --data "$T/data" 13800005555 LI.Open@Example.com >"$T/grep.out" 2>&1 && RC=0 || RC=$?
 expect "... while the other customer's phone is there" \
     grep -q "^13800005555"$'\t'"records"$'\t' "$T/grep.out"
 expect "... in its index too, as a blind term (so the index check above could see a leftover)" \
     grep -q "^13800005555"$'\t'"indexes"$'\t' "$T/grep.out"
+expect "... and its e-mail's, however it is written (indexes fold case)" \
+    grep -q "^LI.Open@Example.com"$'\t'"indexes"$'\t' "$T/grep.out"
 "$CRM_BIN/crm-admin" check --data "$T/data" >"$T/check.out" 2>&1 && RC=0 || RC=$?
 expect "crm-admin check passes after the erasure" test "$RC" -eq 0
 start_server main "$T/data"
