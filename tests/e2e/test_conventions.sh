@@ -2,6 +2,7 @@
 # crm help CMD, "did you mean" for commands, subcommands and flags, per-subcommand --help,
 # --json usage errors, the generated bash completion, named profiles, and tables that fit
 # the terminal by display width (CJK included) with --wide and --columns
+CRM_CLIENT_LEAKS=1 # the client's own features: its leaks are looked for here (lib.sh)
 source "$(dirname "$0")/lib.sh"
 
 init_data "$T/a"

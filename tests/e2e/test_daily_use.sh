@@ -3,6 +3,7 @@
 # exact name, any-case id; candidates when several), list --owner me / --unowned / OR values /
 # --count / --sort, search with filters, --opt=value, and exports (--excel, --xlsx, filters,
 # --limit, --after)
+CRM_CLIENT_LEAKS=1 # the client's own features: its leaks are looked for here (lib.sh)
 source "$(dirname "$0")/lib.sh"
 
 init_data "$T/a"

@@ -1,6 +1,7 @@
 # test_records - customers and activities through the real server and client:
 # CRUD, validation, indexes and search (CJK too), filters and paging, versions
 # and conflicts, tags, notes and the timeline, 16 concurrent incrementers
+CRM_CLIENT_LEAKS=1 # the client's own features: its leaks are looked for here (lib.sh)
 source "$(dirname "$0")/lib.sh"
 PROBE="$CRM_BIN/crm-probe"
 
