@@ -9,6 +9,13 @@
 # altered on disk does not open, and an interrupted sealing goes on: tests/unit/test_seal.c.)
 source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
+# upgrade DIR: crm-admin upgrade of DIR, its output in $T/o (shown), its exit code in RC
+upgrade() { RC=0; "$ADMIN_BIN" upgrade --data "$1" >"$T/o" 2>&1 || RC=$?; sed 's/^/# /' "$T/o"; }
+# try_start DIR: crmd on DIR, for a start it should refuse: stderr in $T/w.err, exit code in RC
+try_start() {
+    RC=0
+    timeout 20 "$CRM_BIN/crmd" --data "$1" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+}
 
 start_with_users "sa sales manager"
 N=${CRM_SEAL_CANARIES:-1000}
@@ -132,12 +139,12 @@ def z85(b):
 s = re.sub(r"(master\s*=\s*)\S+", lambda m: m.group(1) + z85(os.urandom(32)), s)
 open(p, "w").write(s)
 PY
-RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/data" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+try_start "$T/data"
 ERR=$(cat "$T/w.err")
 expect "another master key: crmd refuses to start" test "$RC" -ne 0
 expect "... saying the data dir was encrypted with another key" contains "$ERR" "another master key"
 rm "$T/data/master.key"
-RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/data" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+try_start "$T/data"
 ERR=$(cat "$T/w.err")
 expect "no master key: crmd refuses to start" test "$RC" -ne 0
 expect "... naming the missing file" contains "$ERR" "master.key is missing"
@@ -155,18 +162,17 @@ F5='f5canary|13955501234|ouyang|欧阳明远|远方科技|Fivecanary'
 f5leaks() { grep -a -r -o -E "$F5" "${1:-$T/f5/d}" 2>/dev/null | wc -l; }
 expect "the format-5 data dir holds its values in clear (the check below can see them)" \
     test "$(f5leaks)" -gt 0
-RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/f5/d" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+try_start "$T/f5/d"
 expect "crmd refuses it, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+upgrade "$T/f5/d"
 expect "crm-admin upgrade seals it" \
     bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 6: .* [1-9][0-9]* values encrypted' '$T/o'"
 expect "... saying that backups made before hold its values in clear" \
     grep -q 'backups made before this upgrade hold its values in clear' "$T/o"
 expect "... and then no value is in clear in any file of the data dir (tables, WAL, manifest)" \
     test "$(f5leaks)" -eq 0
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
+upgrade "$T/f5/d"
 expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 6' '$T/o'"
 RC=0; "$ADMIN_BIN" check --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent (records and blind index entries agree)" test "$RC" -eq 0
@@ -191,13 +197,12 @@ stop_server f5
 # ---- upgraded while it had no master key: in clear, and said so; given one, sealed ----
 mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+upgrade "$T/f5b/d"
 expect "with no master.key, upgrade brings it to format 6 and says its values stay in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'no master.key: its values stay in clear' '$T/o' &&
              grep -q 'from format 5 to 6: .* 0 values encrypted' '$T/o'"
 expect "... and they are in clear" test "$(f5leaks "$T/f5b/d")" -gt 0
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+upgrade "$T/f5b/d"
 expect "again without a key: nothing to do, saying its values are in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do (its values are in clear' '$T/o'"
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
@@ -214,15 +219,14 @@ RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/f5b/d" FAULTFS_CTL="$T
 sed 's/^/# /' "$T/o"
 expect "an upgrade whose table files cannot be written fails, saying it can be run again" \
     bash -c "[ $RC -ne 0 ] && grep -q 'can be run again' '$T/o'"
-RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/f5b/d" --listen 'tcp://127.0.0.1:*' >"$T/w.out" 2>"$T/w.err" || RC=$?
+try_start "$T/f5b/d"
 expect "... and crmd refuses the half-sealed data dir, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+upgrade "$T/f5b/d"
 expect "given the master.key and room, upgrade finishes sealing the data dir made in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 6: .* values encrypted' '$T/o'"
 expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
+upgrade "$T/f5b/d"
 expect "... after which there is nothing to do" \
     bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do$' '$T/o'"
 # and in one run: a fresh copy upgraded without a key, then given it
@@ -230,8 +234,7 @@ rm -rf "$T/f5b" && mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtur
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
 "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
-RC=0; "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+upgrade "$T/f5b/d"
 expect "given the master.key, upgrade seals the format-6 data dir made in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 6, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
 expect "... and then no value is in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
