@@ -28,6 +28,7 @@ typedef struct {
     const char *profile; /* --profile NAME / CRM_PROFILE: a named enrollment */
     bool wide;           /* --wide: tables show every value whole */
     const char *columns; /* --columns a,b,c: the table's columns */
+    bool agent;          /* calls may go through a running crm agent (crm; not --no-agent) */
 } cli_ctx_t;
 
 /* Where the enrollment is installed: --config, $CRM_CONFIG, the profile

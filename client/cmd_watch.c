@@ -246,6 +246,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
 {
     Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
     char *kinds[8];
+    ctx->agent = false; /* a feed is its connection's: always direct (agent.h) */
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {

@@ -2,13 +2,18 @@
 #include "conn.h"
 
 #include <sodium.h>
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "agent.h"
 #include "crm_keys.h"
 #include "crm_log.h"
 #include "crm_proto.h"
@@ -28,7 +33,10 @@ s_err(const char *fmt, ...)
 }
 
 struct conn {
-    void *ctx;          /* ZeroMQ context */
+    int afd;            /* the agent's socket (agent.h), or -1: then the DEALER */
+    agent_buf_t ain;    /* what has come from the agent */
+    crm_enroll_t enroll; /* kept to connect directly when the agent goes away */
+    void *ctx;          /* ZeroMQ context (none while the agent carries the calls) */
     void *sock;         /* DEALER, CURVE client */
     void *monitor;      /* PAIR receiving the DEALER's handshake events */
     char endpoint[256]; /* where we connect */
@@ -106,34 +114,20 @@ cli_config_path(const cli_ctx_t *ctx)
     return path;
 }
 
-int
-conn_open(const cli_ctx_t *ctx, conn_t **out)
+/* The DEALER to the server, with its handshake monitor. EXIT_USAGE (said)
+   for an endpoint ZeroMQ cannot parse. */
+static int
+s_open_direct(conn_t *self)
 {
-    char errbuf[CRM_ERRBUF];
-    crm_enroll_t e;
-    const char *path = cli_config_path(ctx);
-    *out = NULL;
-    if (crm_enroll_load(path, &e, errbuf) != CRM_OK) {
-        s_err("%s\n", errbuf);
-        if (!strstr(errbuf, "mode"))
-            s_err("enroll first with 'crm enroll FILE' (the file an admin gave "
-                            "you), or point --config at it\n");
-        return EXIT_USAGE;
-    }
-    conn_t *self = calloc(1, sizeof *self);
-    self->timeout_ms = ctx->timeout_ms;
-    self->json = ctx->json;
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", ctx->server ? ctx->server : e.endpoint);
     self->ctx = zmq_ctx_new();
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
     int zero = 0;
     int64_t maxmsg = 64 << 20;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, e.server_pub, CRM_KEY_BYTES);
-    zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, e.keys.pub, CRM_KEY_BYTES);
-    zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, e.keys.sec, CRM_KEY_BYTES);
-    sodium_memzero(&e, sizeof e);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, self->enroll.server_pub, CRM_KEY_BYTES);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->enroll.keys.pub, CRM_KEY_BYTES);
+    zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->enroll.keys.sec, CRM_KEY_BYTES);
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://conn-monitor-%p", (void *)self);
     zmq_socket_monitor(self->sock, mon,
@@ -145,15 +139,42 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
     zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(self->monitor, mon);
     if (zmq_connect(self->sock, self->endpoint) != 0) {
-        s_err("bad server endpoint '%s': %s\n", self->endpoint,
-                zmq_strerror(zmq_errno()));
+        s_err("bad server endpoint '%s': %s\n", self->endpoint, zmq_strerror(zmq_errno()));
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+int
+conn_open(const cli_ctx_t *ctx, conn_t **out)
+{
+    char errbuf[CRM_ERRBUF];
+    const char *path = cli_config_path(ctx);
+    *out = NULL;
+    conn_t *self = calloc(1, sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    self->afd = -1;
+    if (crm_enroll_load(path, &self->enroll, errbuf) != CRM_OK) {
+        s_err("%s\n", errbuf);
+        if (!strstr(errbuf, "mode"))
+            s_err("enroll first with 'crm enroll FILE' (the file an admin gave "
+                            "you), or point --config at it\n");
+        conn_destroy(&self);
+        return EXIT_USAGE;
+    }
+    self->timeout_ms = ctx->timeout_ms;
+    self->json = ctx->json;
+    snprintf(self->endpoint, sizeof self->endpoint, "%s",
+             ctx->server ? ctx->server : self->enroll.endpoint);
+    if (ctx->agent)
+        self->afd = agent_connect(&self->enroll, self->endpoint);
+    if (self->afd < 0 && s_open_direct(self) != EXIT_OK) {
         conn_destroy(&self);
         return EXIT_USAGE;
     }
     *out = self;
     return EXIT_OK;
 }
-
 
 static void
 s_read_events(conn_t *self)
@@ -198,6 +219,9 @@ s_unreachable(conn_t *self)
         s_err("cannot reach the server at %s within %.1f s: is crmd running "
                         "there? (--server or CRM_SERVER to use another)\n",
                 self->endpoint, secs);
+    if (self->afd >= 0)
+        s_err("(asked through your crm agent: 'crm agent status' shows its connection; "
+              "--no-agent connects directly)\n");
     return EXIT_UNREACHABLE;
 }
 
@@ -245,6 +269,104 @@ s_status(conn_t *self, const Crm__Reply *r)
     return EXIT_REFUSED;
 }
 
+/* ---- the transport: the agent's socket, else the DEALER ---- */
+
+/* The agent went away (it stopped, died or sent what no agent sends): from
+   here on this connection is direct. */
+static int
+s_leave_agent(conn_t *self)
+{
+    close(self->afd);
+    self->afd = -1;
+    agent_buf_free(&self->ain);
+    return s_open_direct(self);
+}
+
+/* BUF[LEN] to the server. 0 sent; -1 the agent is gone (s_leave_agent() and
+   send again); -2 the DEALER would not take it. */
+static int
+s_send(conn_t *self, const uint8_t *buf, size_t len, int64_t deadline)
+{
+    if (self->afd < 0)
+        return zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0 ? -2 : 0;
+    agent_buf_t frame = {0};
+    agent_frame_put(&frame, 'R', NULL, 0, buf, len);
+    size_t off = 0;
+    while (off < frame.len) {
+        ssize_t put = send(self->afd, frame.data + off, frame.len - off, MSG_NOSIGNAL);
+        if (put > 0) {
+            off += (size_t)put;
+            continue;
+        }
+        int64_t left = (deadline - crm_time_mono_us()) / 1000;
+        struct pollfd pfd = {self->afd, POLLOUT, 0};
+        if ((put < 0 && errno != EAGAIN && errno != EINTR) || left <= 0 ||
+            poll(&pfd, 1, (int)left) <= 0)
+            break;
+    }
+    bool sent = off == frame.len;
+    agent_buf_free(&frame);
+    return sent ? 0 : -1;
+}
+
+/* The next reply, waiting at most MS. 1 with *R; 0 none yet; -1 the agent
+   is gone; -2 the server refused the handshake; -3 a reply this client
+   cannot read (said). */
+static int
+s_next(conn_t *self, int ms, Crm__Reply **r)
+{
+    char errbuf[CRM_ERRBUF];
+    const uint8_t *data;
+    size_t len;
+    crm_err_t prc;
+    *r = NULL;
+    if (self->afd >= 0) {
+        char type;
+        size_t used;
+        int got;
+        while ((got = agent_frame_next(&self->ain, &type, &data, &len, &used)) == 0) {
+            struct pollfd pfd = {self->afd, POLLIN, 0};
+            int ready = poll(&pfd, 1, ms);
+            if (ready == 0 || (ready < 0 && errno == EINTR))
+                return 0;
+            ssize_t n = agent_buf_read(&self->ain, self->afd);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                return -1;
+            ms = 0; /* what is there now is all there is to wait for in this turn */
+        }
+        if (got < 0 || type != 'R')
+            return -1;
+        prc = crm_proto_unpack_shown(&crm__reply__descriptor, data, len, (ProtobufCMessage **)r,
+                                     errbuf);
+        agent_buf_drop(&self->ain, used);
+    } else {
+        zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0},
+                                  {self->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, ms) < 0)
+            return 0;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_read_events(self);
+        if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            return -2;
+        if (!(items[0].revents & ZMQ_POLLIN))
+            return 0;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, self->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            return 0;
+        }
+        prc = crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                                     (ProtobufCMessage **)r, errbuf);
+        zmq_msg_close(&m);
+    }
+    if (prc != CRM_OK) {
+        s_err("the server sent a reply this client cannot read: %s\n", errbuf);
+        return -3;
+    }
+    return 1;
+}
+
 /* Send the N requests REQS (ids assigned here) at once, then wait until each
    has its reply in REPLIES[i], matched by id: N requests cost one round trip,
    not N. RESEND: send the unanswered ones once more, with the same ids and
@@ -268,57 +390,62 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
         reqs[i]->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
         bufs[i] = crm_proto_pack(&reqs[i]->base, &lens[i]);
     }
-    for (size_t i = 0; i < n; i++)
-        if (zmq_send(self->sock, bufs[i], lens[i], ZMQ_DONTWAIT) < 0) {
-            rc = s_unreachable(self);
-            goto cleanup;
-        }
     int64_t start = crm_time_mono_us();
     int64_t deadline = start + (int64_t)self->timeout_ms * 1000;
     int64_t resend_at = resend ? start + (int64_t)self->timeout_ms * 500 : INT64_MAX;
+    bool send_all = true; /* at first, and again (the unanswered) once the agent is gone */
     while (answered < n) {
+        if (send_all) {
+            send_all = false;
+            for (size_t i = 0; i < n; i++) {
+                int sent = replies[i] ? 0 : s_send(self, bufs[i], lens[i], deadline);
+                if (sent == -2) {
+                    rc = s_unreachable(self);
+                    goto cleanup;
+                }
+                if (sent == -1) { /* the agent is gone: all again, directly, with the same
+                                     ids and idempotency keys (a write it did pass on is
+                                     answered with its first result, not done twice) */
+                    if (s_leave_agent(self) != EXIT_OK) {
+                        rc = EXIT_USAGE;
+                        goto cleanup;
+                    }
+                    send_all = true;
+                    break;
+                }
+            }
+            continue;
+        }
         int64_t now = crm_time_mono_us();
         if (now >= resend_at) {
             for (size_t i = 0; i < n; i++)
-                if (!replies[i])
-                    zmq_send(self->sock, bufs[i], lens[i], ZMQ_DONTWAIT);
+                if (!replies[i] && s_send(self, bufs[i], lens[i], deadline) == -1)
+                    break; /* the next s_next() finds the agent gone */
             resend_at = INT64_MAX;
         }
         int64_t left = (deadline - now) / 1000;
         if (left <= 0) {
-            s_read_events(self);
+            if (self->afd < 0)
+                s_read_events(self);
             rc = s_unreachable(self);
             goto cleanup;
         }
-        zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0},
-                                  {self->monitor, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, (long)(left > 100 ? 100 : left)) < 0)
-            continue;
-        if (items[1].revents & ZMQ_POLLIN)
-            s_read_events(self);
-        if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-            rc = s_unreachable(self);
-            goto cleanup;
-        }
-        if (!(items[0].revents & ZMQ_POLLIN))
-            continue;
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            continue;
-        }
-        char errbuf[CRM_ERRBUF];
         Crm__Reply *r = NULL;
-        crm_err_t prc = crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m),
-                                               zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf);
-        zmq_msg_close(&m);
-        if (prc != CRM_OK) {
-            s_err("the server sent a reply this client cannot read: %s\n",
-                    errbuf);
-            rc = EXIT_REFUSED;
+        int got = s_next(self, (int)(left > 100 ? 100 : left), &r);
+        if (got == -1) {
+            if (s_leave_agent(self) != EXIT_OK) {
+                rc = EXIT_USAGE;
+                goto cleanup;
+            }
+            send_all = true;
+            continue;
+        }
+        if (got == -2 || got == -3) {
+            rc = got == -2 ? s_unreachable(self) : EXIT_REFUSED;
             goto cleanup;
         }
+        if (got == 0)
+            continue;
         size_t i = 0;
         while (i < n && (replies[i] || reqs[i]->id != r->id))
             i++;
@@ -385,6 +512,7 @@ conn_status(conn_t *self, const Crm__Reply *reply)
 int
 conn_send(conn_t *self, Crm__Request *req)
 {
+    CRM_ASSERT(self->afd < 0); /* a stream is one connection's: never through the agent */
     req->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
     size_t len;
     uint8_t *buf = crm_proto_pack(&req->base, &len);
@@ -436,13 +564,18 @@ conn_destroy(conn_t **self_p)
     conn_t *self = *self_p;
     if (!self)
         return;
+    if (self->afd >= 0)
+        close(self->afd);
+    agent_buf_free(&self->ain);
     if (self->sock) {
         zmq_socket_monitor(self->sock, NULL, 0);
         zmq_close(self->sock);
     }
     if (self->monitor)
         zmq_close(self->monitor);
-    zmq_ctx_term(self->ctx);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    sodium_memzero(&self->enroll, sizeof self->enroll);
     free(self);
     *self_p = NULL;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "cmd.h"
 #include "crm_entity.h"
 #include "crm_kv.h"
@@ -35,6 +36,7 @@ static int s_help(int argc, char **argv, cli_ctx_t *ctx);
 
 static const struct cmd s_cmds[] = {
     {"activity", cmd_activity, "log and list calls, visits, WeChat... on a customer's timeline"},
+    {"agent", cmd_agent, "keep one connection open for the commands you run next: start, stop, status"},
     {"audit", cmd_audit, "the audit trail (managers, admins)"},
     {"completion", s_completion, "print the bash completion script: source <(crm completion bash)"},
     {"customer", cmd_customer, "add, show, edit, list, search, delete, convert customers"},
@@ -68,13 +70,14 @@ static const struct option s_longopts[] = {{"json", no_argument, NULL, 'j'},
                                            {"profile", required_argument, NULL, 'p'},
                                            {"wide", no_argument, NULL, 'w'},
                                            {"columns", required_argument, NULL, 'C'},
+                                           {"no-agent", no_argument, NULL, 'A'},
                                            {"version", no_argument, NULL, 'V'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
 
 static const char s_usage[] =
     "usage: crm [--json] [--config FILE] [--profile NAME] [--server ENDPOINT] [--timeout SECONDS]\n"
-    "           [--wide] [--columns A,B,C] [--version] COMMAND ...\n"
+    "           [--wide] [--columns A,B,C] [--no-agent] [--version] COMMAND ...\n"
     "\n"
     "  --json             one JSON object per line instead of tables (usage errors too)\n"
     "  --config FILE      enrollment to use (default $CRM_CONFIG, the profile, or\n"
@@ -85,6 +88,7 @@ static const char s_usage[] =
     "  --timeout SECONDS  give up after this long (default 5)\n"
     "  --wide             tables show every value whole, however wide\n"
     "  --columns A,B,C    the columns of a table (fields of the kind listed)\n"
+    "  --no-agent         connect directly even if a crm agent is running (CRM_AGENT=off)\n"
     "  --version          print the version\n"
     "Options take '--opt value' or '--opt=value'.\n"
     "\n"
@@ -217,7 +221,10 @@ s_timezone(const cli_ctx_t *ctx)
 int
 main(int argc, char **argv)
 {
-    cli_ctx_t ctx = {.server = getenv("CRM_SERVER"), .timeout_ms = CLI_TIMEOUT_MS};
+    cli_ctx_t ctx = {.server = getenv("CRM_SERVER"), .timeout_ms = CLI_TIMEOUT_MS, .agent = true};
+    const char *agent_env = getenv("CRM_AGENT");
+    if (agent_env && (!strcmp(agent_env, "off") || !strcmp(agent_env, "0")))
+        ctx.agent = false;
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     if (getenv("CRM_PROFILE") && *getenv("CRM_PROFILE"))
@@ -229,7 +236,7 @@ main(int argc, char **argv)
         if (!strcmp(argv[a], "--json"))
             ctx.json = true;
     /* '+': stop at the first non-option, the subcommand */
-    while ((c = getopt_long(argc, argv, "+jc:s:t:p:wC:Vh", s_longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+jc:s:t:p:wC:AVh", s_longopts, NULL)) != -1) {
         switch (c) {
         case 'j':
             ctx.json = true;
@@ -248,6 +255,9 @@ main(int argc, char **argv)
             break;
         case 'C':
             ctx.columns = optarg;
+            break;
+        case 'A':
+            ctx.agent = false;
             break;
         case 'V':
             printf(ctx.json ? "{\"version\":\"%s\"}\n" : "crm (OneView) %s\n", CRM_VERSION);

@@ -1,0 +1,181 @@
+# test_agent - `crm agent` (issue 15, the one-shot client): one connection kept for many crm
+# calls of one user; the same answers as a direct call; concurrent calls each get their own
+# reply; a call that loses the agent goes on directly and a write is not done twice; the
+# agent follows a server restart, stops on a refused handshake, when idle and on request;
+# never serves another enrollment; keeps its socket only where nobody else can reach it
+CRM_CLIENT_LEAKS=1 # the client's own feature: its leaks are looked for in the ASan build
+source "$(dirname "$0")/lib.sh"
+ADMIN="$CRM_BIN/crm-admin"
+export XDG_RUNTIME_DIR="$T/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+start_with_users "sam sales staff" "mia sales staff"
+
+# agent_start WHO ARGS...: `crm agent start` as WHO; AGENT_PID is its pid, also killed at exit
+agent_start() {
+    local who=$1; shift
+    as "$who" agent start "$@"
+    AGENT_PID=$(sed -n 's/^agent started (pid \([0-9]*\)).*/\1/p' <<<"$OUT")
+    [ -n "$AGENT_PID" ] && SERVER_PIDS+=("$AGENT_PID")
+}
+# calls WHO: how many calls WHO's agent has carried (empty if none runs)
+calls() { as "$1" agent status; awk '$1 == "calls" {print $2}' <<<"$OUT"; }
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+as sam agent status
+expect "status without an agent exits 1" test "$RC" -eq 1
+expect "status says there is none" contains "$OUT" "no agent is running for sam"
+
+agent_start sam --idle 60
+expect "agent start exits 0" test "$RC" -eq 0 -a -n "$AGENT_PID"
+SOCK=$(ls "$T/run/crm/"*.sock)
+expect "its directory is closed to others" test "$(stat -c %a "$T/run/crm")" = 700
+expect "its socket is the user's alone" test "$(stat -c %a "$SOCK")" = 600
+as sam agent status
+expect "status shows the connection up" contains "$OUT" "connection up (1 handshakes)"
+expect "status names the user and pid" contains "$OUT" "pid        $AGENT_PID"
+as sam agent start
+expect "a second start leaves the running one" test "$RC" -eq 0
+expect "and says so" contains "$OUT" "already running for sam at $CRM_SERVER (pid $AGENT_PID)"
+
+# the same answers through the agent as directly, and the calls did go through it
+BEFORE=$(calls sam)
+as sam customer add --name 'Agent Wang' --phone 13800001111
+ID=$(sed -n 's/^created customer \(c[0-9]*\).*/\1/p' <<<"$OUT")
+expect "a write through the agent" test "$RC" -eq 0 -a -n "$ID"
+as sam --json customer show "$ID"; VIA=$OUT
+as sam --json --no-agent customer show "$ID"; DIRECT=$OUT
+expect "show through the agent prints what a direct show prints" test -n "$VIA" -a "$VIA" = "$DIRECT"
+RC=0; CRM_AGENT=off "$CRM_CLI/crm" --config "$T/sam" --json customer show "$ID" >"$T/o" 2>&1 || RC=$?
+expect "CRM_AGENT=off connects directly too" test "$RC" -eq 0 -a "$(cat "$T/o")" = "$DIRECT"
+AFTER=$(calls sam)
+# add, and show (the record and its six child lists, sent together)
+expect "the add and the show went through the agent ($BEFORE -> $AFTER calls)" \
+    test "$AFTER" -ge $((BEFORE + 8))
+as sam customer show nope
+expect "a refusal through the agent exits 1" test "$RC" -eq 1
+expect "and says why" contains "$ERR" "no customer 'nope'"
+
+# many crm processes at once: each its own answer
+BEFORE=$(calls sam)
+PIDS=()
+for i in $(seq 1 12); do
+    "$CRM_CLI/crm" --config "$T/sam" --json customer add --name "Para $i" \
+        --phone "1390000$(printf %04d "$i")" >"$T/par$i.out" 2>"$T/par$i.err" &
+    PIDS+=($!)
+done
+BAD=0
+for i in $(seq 1 12); do wait "${PIDS[$((i - 1))]}" || BAD=$((BAD + 1)); done
+expect "12 concurrent adds through the agent all succeed" test "$BAD" -eq 0
+MINE=0
+for i in $(seq 1 12); do
+    NAME=$(OUT=$(cat "$T/par$i.out") field name 2>/dev/null || true)
+    [ "$NAME" = "Para $i" ] && MINE=$((MINE + 1))
+done
+expect "each got the reply to its own request" test "$MINE" -eq 12
+as sam --json --no-agent customer search Para
+expect "the server holds the 12" test "$(grep -o '"name":"Para [0-9]*"' <<<"$OUT" | sort -u | wc -l)" -eq 12
+expect "they went through the agent" test "$(calls sam)" -ge $((BEFORE + 12))
+
+# another enrollment never reaches this agent
+BEFORE=$(calls sam)
+as mia agent status
+expect "mia has no agent" test "$RC" -eq 1
+as mia customer list
+expect "mia's calls go directly" test "$RC" -eq 0
+expect "and not through sam's agent" test "$(calls sam)" -eq "$BEFORE"
+
+# crm watch connects directly even while the agent runs
+BEFORE=$(calls sam)
+watch_start sam w1
+as mia customer add --name 'Seen Live' --phone 13800002222
+wait_for 'grep -q "Seen Live" "$T/w1.out"'
+expect "a watch beside the agent sees changes" grep -q "Seen Live" "$T/w1.out"
+watch_stop w1
+expect "and did not go through the agent" test "$(calls sam)" -eq "$BEFORE"
+
+# the agent lost mid-call: the call goes on directly, and a write the server had already
+# done for the agent is not done twice (the same idempotency key). The server is stopped
+# until the agent has passed the write on, then the agent until the server has done it and
+# answered, and then the agent dies with the answer unread.
+kill -STOP "$PID_main"
+"$CRM_CLI/crm" --config "$T/sam" customer add --allow-duplicate --name 'Once Only' \
+    --phone 13800003333 >"$T/once.out" 2>"$T/once.err" &
+BG=$!
+sleep 0.5
+kill -STOP "$AGENT_PID"
+kill -CONT "$PID_main"
+sleep 0.5
+kill -KILL "$AGENT_PID"
+RC=0; wait "$BG" || RC=$?
+OUT=$(cat "$T/once.out"); ERR=$(cat "$T/once.err")
+expect "a call whose agent died is answered directly" test "$RC" -eq 0
+expect "and says it created the customer" contains "$OUT" "created customer"
+as sam --json --no-agent customer search 'Once Only'
+expect "the write was done once" test "$(grep -o '"name":"Once Only"' <<<"$OUT" | wc -l)" -eq 1
+expect "the dead agent's socket is left" test -S "$SOCK"
+as sam customer list
+expect "calls with a dead agent's socket left go directly" test "$RC" -eq 0
+as sam agent status
+expect "status finds no agent behind it" test "$RC" -eq 1
+
+agent_start sam --idle 60
+expect "a new agent starts where one died" test "$RC" -eq 0 -a -n "$AGENT_PID"
+
+# a server restart on the same endpoint: the agent reconnects by itself
+stop_server main
+start_server main "$T/data" --listen "$CRM_SERVER"
+expect "the server is back on the same endpoint" test "$EP_main" = "$CRM_SERVER"
+wait_for 'calls sam >/dev/null; contains "$OUT" "connection up (2 handshakes)"'
+as sam customer show "$ID"
+expect "a call through the agent after the restart" test "$RC" -eq 0
+as sam agent status
+expect "the agent shook hands again" contains "$OUT" "connection up (2 handshakes)"
+
+# a refused handshake stops the agent, and the next call says why, directly
+RC=0; "$ADMIN" user disable sam --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "sam disabled" test "$RC" -eq 0
+stop_server main
+start_server main "$T/data" --listen "$CRM_SERVER"
+wait_for 'gone "$AGENT_PID"'
+expect "the agent stops when the server refuses its key" gone "$AGENT_PID"
+expect "its socket is removed" test ! -e "$SOCK"
+as sam customer list
+expect "the next call goes directly and fails authentication" test "$RC" -eq 3
+expect "and says so" contains "$ERR" "authentication failed"
+RC=0; "$ADMIN" user enable sam --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "sam enabled again" test "$RC" -eq 0
+
+# idle: it stops by itself; on request: at once
+agent_start mia --idle 1
+expect "mia's agent with --idle 1" test "$RC" -eq 0 -a -n "$AGENT_PID"
+wait_for 'gone "$AGENT_PID"'
+expect "an idle agent stops by itself" gone "$AGENT_PID"
+agent_start mia
+as mia agent stop
+expect "agent stop exits 0" test "$RC" -eq 0
+wait_for 'gone "$AGENT_PID"'
+expect "and the agent is gone" gone "$AGENT_PID"
+as mia agent stop
+expect "stop without an agent exits 1" test "$RC" -eq 1
+expect "the agents' logs have no errors" test -z "$(grep -E ' ERROR |Sanitizer|runtime error' "$T/run/crm/"*.log)"
+
+# nowhere unsafe: a directory others can enter is not used, and calls still work
+mkdir -m 755 "$T/open"
+chmod 755 "$T/open"
+mkdir -m 777 "$T/open/crm"
+chmod 777 "$T/open/crm"
+RC=0; XDG_RUNTIME_DIR="$T/open" "$CRM_CLI/crm" --config "$T/mia" agent start >"$T/o" 2>"$T/e" || RC=$?
+OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
+expect "agent start refuses a directory open to others" test "$RC" -eq 2
+expect "and says why" contains "$ERR" "closed to others"
+expect "no socket is made there" test -z "$(ls "$T/open/crm")"
+RC=0; XDG_RUNTIME_DIR="$T/open" "$CRM_CLI/crm" --config "$T/mia" customer list >"$T/o" 2>&1 || RC=$?
+expect "calls there go directly" test "$RC" -eq 0
+
+as sam agent bogus
+expect "an unknown agent command is a usage error" test "$RC" -eq 2
+as sam agent start --idle 0
+expect "--idle 0 is a usage error" test "$RC" -eq 2
+
+stop_server main
+finish
