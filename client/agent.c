@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,7 +25,8 @@
 
 #define AGENT_IDLE_S 600         /* stop after this long without a call, unless --idle */
 #define AGENT_MAX_CLIENTS 64     /* crm processes served at once; more wait to be accepted */
-#define AGENT_MAX_PENDING 4096   /* requests in flight; beyond, clients are not read */
+#define AGENT_CLIENT_PENDING 1024 /* one client's requests in flight; beyond, it is not read */
+#define AGENT_PENDING_TTL_US (7200 * INT64_C(1000000)) /* past any caller's --timeout (3600 s) */
 #define AGENT_MAX_OUT (256u << 20) /* replies queued for one client that does not read */
 
 /* ==== frames ==== */
@@ -32,6 +34,11 @@
 static void
 s_buf_reserve(agent_buf_t *b, size_t more)
 {
+    if (b->off && b->len + more > b->cap) { /* room at the front first */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
     if (b->len + more <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 4096;
@@ -65,13 +72,13 @@ int
 agent_frame_next(const agent_buf_t *b, char *type, const uint8_t **payload, size_t *plen,
                  size_t *used)
 {
-    if (b->len < 4)
+    if (b->len - b->off < 4)
         return 0;
-    const uint8_t *p = b->data;
+    const uint8_t *p = b->data + b->off;
     size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
     if (n < 1 || n > AGENT_MAX_FRAME)
         return -1;
-    if (b->len < 4 + n)
+    if (b->len - b->off < 4 + n)
         return 0;
     *type = (char)p[4];
     *payload = p + 5;
@@ -83,8 +90,15 @@ agent_frame_next(const agent_buf_t *b, char *type, const uint8_t **payload, size
 void
 agent_buf_drop(agent_buf_t *b, size_t n)
 {
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
+    b->off += n;
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+size_t
+agent_buf_used(const agent_buf_t *b)
+{
+    return b->len - b->off;
 }
 
 ssize_t
@@ -229,6 +243,8 @@ agent_connect(const crm_enroll_t *e, const char *endpoint)
 typedef struct {
     int fd; /* -1: a free slot */
     uint32_t gen;
+    int npending;    /* its requests not answered yet */
+    int64_t last_us; /* when it last sent or was sent something */
     agent_buf_t in, out;
 } client_t;
 
@@ -237,6 +253,7 @@ typedef struct {
     uint64_t cid; /* the caller's */
     int slot;
     uint32_t gen;
+    int64_t at_us; /* when it was passed on */
 } pending_t;
 
 typedef struct {
@@ -251,7 +268,7 @@ typedef struct {
     char endpoint[256], user[64];
     bool up;
     uint64_t handshakes, calls;
-    int64_t started_us, last_us;
+    int64_t started_us, last_us, swept_us;
     int idle_s;
     bool stop;
 } agent_t;
@@ -263,6 +280,41 @@ s_on_signal(int sig)
 {
     (void)sig;
     s_signalled = 1;
+}
+
+/* Forget pending entry I (answered, expired or its caller gone). */
+static void
+s_pending_drop(agent_t *a, size_t i)
+{
+    client_t *c = &a->clients[a->pending[i].slot];
+    if (c->fd >= 0 && c->gen == a->pending[i].gen)
+        c->npending--;
+    a->pending[i] = a->pending[--a->npending];
+}
+
+/* Once a second: requests no caller can still be waiting for, and callers that have sent
+   nothing for --idle seconds with nothing pending, so that neither keeps the agent up. */
+static void
+s_sweep(agent_t *a, int64_t now)
+{
+    if (now - a->swept_us < 1000000)
+        return;
+    a->swept_us = now;
+    for (size_t i = 0; i < a->npending;)
+        if (now - a->pending[i].at_us > AGENT_PENDING_TTL_US)
+            s_pending_drop(a, i);
+        else
+            i++;
+    for (int slot = 0; slot < AGENT_MAX_CLIENTS; slot++) {
+        client_t *c = &a->clients[slot];
+        if (c->fd >= 0 && !c->npending && !agent_buf_used(&c->out) &&
+            now - c->last_us > (int64_t)a->idle_s * 1000000) {
+            close(c->fd);
+            c->fd = -1;
+            agent_buf_free(&c->in);
+            agent_buf_free(&c->out);
+        }
+    }
 }
 
 static void
@@ -296,8 +348,8 @@ s_accept(agent_t *a)
         close(fd);
         return;
     }
-    a->clients[slot] = (client_t){.fd = fd, .gen = ++a->gen};
     a->last_us = crm_time_mono_us();
+    a->clients[slot] = (client_t){.fd = fd, .gen = ++a->gen, .last_us = a->last_us};
 }
 
 static void
@@ -329,8 +381,7 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
     if (type == 'S' || type == 'Q') {
         char text[1024];
         s_status_text(a, text, sizeof text);
-        agent_frame_put(&c->out, type, NULL, 0, type == 'S' ? text : NULL,
-                        type == 'S' ? strlen(text) : 0);
+        agent_frame_put(&c->out, type, NULL, 0, text, strlen(text));
         if (type == 'Q') {
             crm_log_write(CRM_LOG_INFO, "stopped by crm agent stop");
             a->stop = true;
@@ -341,13 +392,19 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
         return false;
     uint8_t head[11];
     size_t hlen, rest;
-    pending_t pd = {.aid = ++a->next_id, .slot = slot, .gen = c->gen};
+    int64_t now = crm_time_mono_us();
+    pending_t pd = {.aid = ++a->next_id, .slot = slot, .gen = c->gen, .at_us = now};
     if (!agent_swap_id(p, len, pd.aid, &pd.cid, head, &hlen, &rest))
         return false;
+    /* the agent's id first and last: a request that carried a second id of its own (the
+       last one read is the one the server answers with) could not have its reply routed
+       to another caller */
     zmq_msg_t m;
-    zmq_msg_init_size(&m, hlen + len - rest);
-    memcpy(zmq_msg_data(&m), head, hlen);
-    memcpy((uint8_t *)zmq_msg_data(&m) + hlen, p + rest, len - rest);
+    zmq_msg_init_size(&m, hlen + len - rest + hlen);
+    uint8_t *out = zmq_msg_data(&m);
+    memcpy(out, head, hlen);
+    memcpy(out + hlen, p + rest, len - rest);
+    memcpy(out + hlen + len - rest, head, hlen);
     if (zmq_msg_send(&m, a->sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&m); /* the queue to the server is full: the caller times out, as directly */
         return true;
@@ -358,8 +415,9 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
         CRM_ASSERT_ALLOC(a->pending);
     }
     a->pending[a->npending++] = pd;
+    c->npending++;
     a->calls++;
-    a->last_us = crm_time_mono_us();
+    a->last_us = c->last_us = now;
     return true;
 }
 
@@ -391,8 +449,8 @@ static void
 s_client_write(agent_t *a, int slot)
 {
     client_t *c = &a->clients[slot];
-    while (c->out.len) {
-        ssize_t put = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+    while (agent_buf_used(&c->out)) {
+        ssize_t put = send(c->fd, c->out.data + c->out.off, agent_buf_used(&c->out), MSG_NOSIGNAL);
         if (put < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 s_client_close(a, slot);
@@ -417,14 +475,15 @@ s_reply(agent_t *a, const uint8_t *p, size_t len)
     if (i == a->npending)
         return; /* its caller has gone */
     pending_t pd = a->pending[i];
-    a->pending[i] = a->pending[--a->npending];
+    s_pending_drop(a, i);
     client_t *c = &a->clients[pd.slot];
     if (c->fd < 0 || c->gen != pd.gen)
         return;
+    c->last_us = crm_time_mono_us();
     agent_swap_id(p, len, pd.cid, &aid, head, &hlen, &rest);
     agent_frame_put(&c->out, 'R', head, hlen, p + rest, len - rest);
     s_client_write(a, pd.slot);
-    if (c->fd >= 0 && c->out.len > AGENT_MAX_OUT)
+    if (c->fd >= 0 && agent_buf_used(&c->out) > AGENT_MAX_OUT)
         s_client_close(a, pd.slot);
 }
 
@@ -462,20 +521,23 @@ s_serve(agent_t *a)
     zmq_pollitem_t items[3 + AGENT_MAX_CLIENTS];
     int slots[3 + AGENT_MAX_CLIENTS];
     while (!a->stop && !s_signalled) {
+        s_sweep(a, crm_time_mono_us());
         int n = 0, nclients = 0;
         items[n++] = (zmq_pollitem_t){a->sock, 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){a->monitor, 0, ZMQ_POLLIN, 0};
-        items[n++] = (zmq_pollitem_t){NULL, a->lfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, a->lfd, 0, 0}; /* ZMQ_POLLIN below, if a slot is free */
         for (int i = 0; i < AGENT_MAX_CLIENTS; i++) {
             client_t *c = &a->clients[i];
             if (c->fd < 0)
                 continue;
             nclients++;
-            short ev = (short)((a->npending < AGENT_MAX_PENDING ? ZMQ_POLLIN : 0) |
-                               (c->out.len ? ZMQ_POLLOUT : 0));
+            short ev = (short)((c->npending < AGENT_CLIENT_PENDING ? ZMQ_POLLIN : 0) |
+                               (agent_buf_used(&c->out) ? ZMQ_POLLOUT : 0));
             slots[n] = i;
             items[n++] = (zmq_pollitem_t){NULL, c->fd, ev, 0};
         }
+        if (nclients < AGENT_MAX_CLIENTS)
+            items[2].events = ZMQ_POLLIN;
         int64_t now = crm_time_mono_us();
         int64_t idle_left = a->last_us + (int64_t)a->idle_s * 1000000 - now;
         if (nclients == 0 && idle_left <= 0) {
@@ -605,6 +667,19 @@ s_control(int fd, char type, char *out, size_t n)
     return ok;
 }
 
+/* Take the lock on LOCKFD, waiting at most MS for an agent that is stopping to let it go. */
+static bool
+s_lock_wait(int lockfd, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 20) {
+        if (flock(lockfd, LOCK_EX | LOCK_NB) == 0)
+            return true;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
 /* The pid in a status text. */
 static long
 s_status_pid(const char *text)
@@ -632,12 +707,19 @@ s_start(const cli_ctx_t *ctx, const crm_enroll_t *e, const char *endpoint, int i
         long pid = fd >= 0 && s_control(fd, 'S', text, sizeof text) ? s_status_pid(text) : -1;
         if (fd >= 0)
             close(fd);
-        close(lockfd);
-        if (ctx->json)
-            printf("{\"started\":false,\"pid\":%ld}\n", pid);
-        else
-            printf("an agent is already running for %s at %s (pid %ld)\n", e->user, endpoint, pid);
-        return EXIT_OK;
+        /* held by an agent that does not answer: one that is stopping lets it go soon */
+        if (pid >= 0 || !s_lock_wait(lockfd, 3000)) {
+            close(lockfd);
+            if (ctx->json)
+                printf("{\"started\":false,\"pid\":%ld}\n", pid);
+            else if (pid >= 0)
+                printf("an agent is already running for %s at %s (pid %ld)\n", e->user,
+                       endpoint, pid);
+            else
+                printf("an agent for %s at %s holds its lock but does not answer\n", e->user,
+                       endpoint);
+            return pid >= 0 ? EXIT_OK : EXIT_REFUSED;
+        }
     }
     /* The server must take this key before an agent is left to carry calls. */
     cli_ctx_t direct = *ctx;
@@ -695,8 +777,17 @@ s_start(const cli_ctx_t *ctx, const crm_enroll_t *e, const char *endpoint, int i
                    (long)pid, e->user, endpoint, idle_s);
         return EXIT_OK;
     }
-    /* the agent: its own session, nothing of the terminal, its log beside the socket */
+    /* the agent: its own session, nothing of the terminal or of the caller's other open
+       files (a pipe a script waits on), no core dump that could hold the key, its log
+       beside the socket */
     setsid();
+    prctl(PR_SET_DUMPABLE, 0);
+    int keep_lo = lfd < lockfd ? lfd : lockfd, keep_hi = lfd < lockfd ? lockfd : lfd;
+    if (keep_lo > 3)
+        close_range(3, (unsigned)keep_lo - 1, 0);
+    if (keep_hi > keep_lo + 1)
+        close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
+    close_range((unsigned)keep_hi + 1, ~0U, 0);
     char logpath[sizeof path + 8];
     snprintf(logpath, sizeof logpath, "%.*s.log", (int)(strlen(path) - 5), path);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -774,6 +865,18 @@ cmd_agent(int argc, char **argv, cli_ctx_t *ctx)
         bool ok = fd >= 0 && s_control(fd, stop ? 'Q' : 'S', text, sizeof text);
         if (fd >= 0)
             close(fd);
+        char path[sizeof((struct sockaddr_un *)0)->sun_path], lock[sizeof path + 8];
+        if (ok && stop && agent_path(&e, endpoint, false, path, sizeof path, errbuf, sizeof errbuf)) {
+            /* stopped means gone: a `crm agent start` right after finds the place free */
+            snprintf(lock, sizeof lock, "%s.lock", path);
+            int lockfd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+            if (lockfd >= 0 && !s_lock_wait(lockfd, 5000))
+                fprintf(stderr, "crm agent: the agent (pid %ld) was asked to stop and has "
+                                "not yet\n",
+                        s_status_pid(text));
+            if (lockfd >= 0)
+                close(lockfd);
+        }
         if (ctx->json)
             printf("{\"running\":%s,\"pid\":%ld%s}\n", ok && !stop ? "true" : "false",
                    ok ? s_status_pid(text) : -1L, ok && stop ? ",\"stopped\":true" : "");

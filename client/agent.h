@@ -39,12 +39,15 @@
 #include "cmd.h"
 #include "crm_keys.h"
 
-#define AGENT_MAX_FRAME ((64u << 20) + 1) /* a reply of 64 MiB (the client's limit) and its type */
+/* A reply of 64 MiB (the client's limit), its type and room for the caller's id, which
+   may take up to 10 bytes more than the agent's own. */
+#define AGENT_MAX_FRAME ((64u << 20) + 16)
 
-/* A growing byte buffer: what has been read from, or is to be written to, a socket. */
+/* A growing byte buffer: what has been read from, or is to be written to, a
+   socket. Its bytes are data[off, len): dropping from the front only moves off. */
 typedef struct {
     uint8_t *data;
-    size_t len, cap;
+    size_t off, len, cap;
 } agent_buf_t;
 
 /* Append a frame of TYPE carrying HEAD[HLEN] then BODY[BLEN] to B. */
@@ -55,8 +58,9 @@ void agent_frame_put(agent_buf_t *b, char type, const void *head, size_t hlen, c
    its length is out of bounds (the peer is not a crm agent or client). */
 int agent_frame_next(const agent_buf_t *b, char *type, const uint8_t **payload, size_t *plen,
                      size_t *used);
-/* Drop the first N bytes of B. */
+/* Drop the first N bytes of B. agent_buf_used(B): how many it holds. */
 void agent_buf_drop(agent_buf_t *b, size_t n);
+size_t agent_buf_used(const agent_buf_t *b);
 /* Read what FD has into B: bytes read, 0 at end of stream, -1 on an error
    (EAGAIN included: poll first). */
 ssize_t agent_buf_read(agent_buf_t *b, int fd);

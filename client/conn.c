@@ -271,6 +271,27 @@ s_status(conn_t *self, const Crm__Reply *r)
 
 /* ---- the transport: the agent's socket, else the DEALER ---- */
 
+/* The agent went away with requests of REQS unanswered: go on directly if
+   each can be sent again - a read that changes nothing, or (RESEND) a write
+   with an idempotency key, which the server answers with its first result
+   instead of doing it twice. Anything else (a backup's start) may or may not
+   have been done: said, and EXIT_UNREACHABLE. */
+static int s_leave_agent(conn_t *self);
+
+static int
+s_after_agent(conn_t *self, Crm__Request *const *reqs, Crm__Reply **replies, size_t n,
+              bool resend)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!replies[i] && !resend &&
+            (s_is_write(reqs[i]->op) || reqs[i]->op == CRM__OP__OP_BACKUP_CREATE)) {
+            s_err("your crm agent stopped before the server's answer came: whether the "
+                  "request was done is not known; look before trying again\n");
+            return EXIT_UNREACHABLE;
+        }
+    return s_leave_agent(self) == EXIT_OK ? EXIT_OK : EXIT_USAGE;
+}
+
 /* The agent went away (it stopped, died or sent what no agent sends): from
    here on this connection is direct. */
 static int
@@ -404,12 +425,9 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
                     goto cleanup;
                 }
                 if (sent == -1) { /* the agent is gone: all again, directly, with the same
-                                     ids and idempotency keys (a write it did pass on is
-                                     answered with its first result, not done twice) */
-                    if (s_leave_agent(self) != EXIT_OK) {
-                        rc = EXIT_USAGE;
+                                     ids and idempotency keys */
+                    if ((rc = s_after_agent(self, reqs, replies, n, resend)) != EXIT_OK)
                         goto cleanup;
-                    }
                     send_all = true;
                     break;
                 }
@@ -433,10 +451,8 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
         Crm__Reply *r = NULL;
         int got = s_next(self, (int)(left > 100 ? 100 : left), &r);
         if (got == -1) {
-            if (s_leave_agent(self) != EXIT_OK) {
-                rc = EXIT_USAGE;
+            if ((rc = s_after_agent(self, reqs, replies, n, resend)) != EXIT_OK)
                 goto cleanup;
-            }
             send_all = true;
             continue;
         }

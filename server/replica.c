@@ -606,6 +606,19 @@ s_follow(void *arg)
                         (unsigned long long)reply->repl_pull->epoch,
                         (unsigned long long)reply->repl_pull->epoch_start);
             applied = -1;
+        } else if (reply->repl_pull->sealing != CRM__REPL_PULL_REPLY__SEALING__SEALING_UNSAID &&
+                   (reply->repl_pull->sealing == CRM__REPL_PULL_REPLY__SEALING__SEALING_SEALED) !=
+                       store_sealed(self->store)) {
+            /* its values would not read here (a primary upgraded after this replica was
+               made): none applied, this replica keeps serving what it has */
+            bool sealed = reply->repl_pull->sealing == CRM__REPL_PULL_REPLY__SEALING__SEALING_SEALED;
+            s_set_state(self, false,
+                        "refusing the log of %s: the primary's values are %s and this "
+                        "replica's data dir is %s (was the primary upgraded?); make this "
+                        "replica again with 'crm-admin replica init'",
+                        self->endpoint, sealed ? "encrypted" : "in clear",
+                        sealed ? "in clear" : "encrypted");
+            applied = -1;
         } else if (reply->repl_pull->latest_seq < have) {
             /* RELIABILITY.md trap 15: a primary restored from a backup has another history */
             s_set_state(self, false,

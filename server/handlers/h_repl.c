@@ -113,6 +113,8 @@ h_repl_pull(req_ctx_t *ctx)
     r->oldest_seq = oldest;
     r->epoch = epoch;
     r->epoch_start = start;
+    r->sealing = store_sealed(ctx->env->store) ? CRM__REPL_PULL_REPLY__SEALING__SEALING_SEALED
+                                               : CRM__REPL_PULL_REPLY__SEALING__SEALING_CLEAR;
     if (ctx->env->repl)
         r->behind_ms = repl_lag_ms(ctx->env->repl, req->from_seq - 1, crm_time_mono_us());
     ctx->reply.body_case = CRM__REPLY__BODY_REPL_PULL;

@@ -151,10 +151,17 @@ expect "mia's agent with --idle 1" test "$RC" -eq 0 -a -n "$AGENT_PID"
 wait_for 'gone "$AGENT_PID"'
 expect "an idle agent stops by itself" gone "$AGENT_PID"
 agent_start mia
+OLD=$AGENT_PID
 as mia agent stop
 expect "agent stop exits 0" test "$RC" -eq 0
+agent_start mia
+expect "a start right after a stop starts a new agent" \
+    test "$RC" -eq 0 -a -n "$AGENT_PID" -a "$AGENT_PID" != "$OLD"
+wait_for 'gone "$OLD"'
+expect "... the stopped one is gone" gone "$OLD"
+as mia agent stop
 wait_for 'gone "$AGENT_PID"'
-expect "and the agent is gone" gone "$AGENT_PID"
+expect "... and the new one stops too" gone "$AGENT_PID"
 as mia agent stop
 expect "stop without an agent exits 1" test "$RC" -eq 1
 expect "the agents' logs have no errors" test -z "$(grep -E ' ERROR |Sanitizer|runtime error' "$T/run/crm/"*.log)"

@@ -247,4 +247,44 @@ expect "... its phone finds its customer through a blind term" contains "$OUT" æ
 stop_server f5b
 expect "... and crmd no longer warns" \
     bash -c "! grep -q 'holds its values in clear' '$T/f5b.log'"
+# ---- a replica made while its primary held its values in clear, the primary then sealed:
+# the replica applies none of the sealed log (its values would not read there), keeps serving
+# what it has and says what to do ----
+mkdir "$T/f5c" && tar -C "$T/f5c" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
+mv "$T/f5c/d/master.key" "$T/f5c/master.key"
+"$ADMIN_BIN" upgrade --data "$T/f5c/d" >"$T/o" 2>&1 # format 6, in clear
+cp "$T/f5c/master.key" "$T/f5c/d/master.key"; chmod 600 "$T/f5c/d/master.key"
+start_server f5c "$T/f5c/d" --sweep-every 0
+PEP=$EP_f5c
+f5c() { local ep=$1; shift; RC=0; "$CRM_CLI/crm" --config "$T/f5c/d/admin.enroll" --server "$ep" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+"$ADMIN_BIN" user add repl1 --role replica --data "$T/f5c/d" --server "$PEP" \
+    --out "$T/f5c/repl1.enroll" >"$T/o" 2>&1
+RC=0; "$ADMIN_BIN" replica init --from "$PEP" --data "$T/f5c/r" --enroll "$T/f5c/repl1.enroll" \
+    >"$T/o" 2>&1 || RC=$?
+expect "a replica of the primary in clear is made" test "$RC" -eq 0
+start_server f5r "$T/f5c/r" --replica-of "$PEP"
+f5c "$PEP" customer add --name 'Before Seal' --phone 13955507777
+wait_for 'f5c "$EP_f5r" customer search 13955507777; contains "$OUT" "Before Seal"'
+expect "the replica follows the primary in clear" contains "$OUT" "Before Seal"
+stop_server f5c
+upgrade "$T/f5c/d"
+expect "the primary is then sealed" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 6, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+start_server f5c "$T/f5c/d" --sweep-every 0 --listen "$PEP"
+f5c "$PEP" customer add --name 'After Seal' --phone 13955508888
+expect "the sealed primary takes writes" test "$RC" -eq 0
+wait_for 'grep -q "refusing the log of" "$T/f5r.log"'
+expect "the replica refuses the sealed log: the primary's values encrypted, its own in clear" \
+    grep -q "the primary's values are encrypted and this replica's data dir is in clear" "$T/f5r.log"
+expect "... saying to make the replica again" \
+    grep -q "make this replica again with 'crm-admin replica init'" "$T/f5r.log"
+f5c "$EP_f5r" --json customer show c1
+expect "the replica still serves what it had" \
+    test "$RC" -eq 0 -a "$(field record.address)" = "f5canary new street 9"
+f5c "$EP_f5r" customer search 13955507777
+expect "... the customer added before the sealing too" contains "$OUT" "Before Seal"
+f5c "$EP_f5r" customer search 13955508888
+expect "... and nothing of the sealed log" bash -c "! grep -q 'After Seal' '$T/o'"
+stop_server f5r
+stop_server f5c
 finish

@@ -45,7 +45,7 @@ test_agent_frames(void **state)
 
     /* lengths no agent or client writes: empty (no type) and beyond the largest reply */
     static const uint8_t empty[] = {0, 0, 0, 0, 'R'};
-    static const uint8_t huge[] = {0x04, 0x00, 0x00, 0x02, 'R'};
+    static const uint8_t huge[] = {0x04, 0x00, 0x00, 0x11, 'R'}; /* 64 MiB + 17 */
     b.len = 0;
     agent_frame_put(&b, 'R', NULL, 0, NULL, 0);
     memcpy(b.data, empty, sizeof empty);
