@@ -12,7 +12,7 @@
 #                         worker, committer, a replica's follower), with tests/tsan.supp (each
 #                         suppression explained there); their command-line client `crm`, which
 #                         has no threads of its own, is the RelWithDebInfo build's
-# and fuzz the request path and feed delivery with libFuzzer for CRM_FUZZ_SECONDS (default 45).
+# and fuzz the request path and feed delivery with libFuzzer for CRM_FUZZ_SECONDS (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +50,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     (cd "$dir" && env "${envs[@]}" ctest --output-on-failure --timeout 400 "${par[@]}" "${only[@]}") || status=1
 done
 # libFuzzer on the request path (decode, authenticate, authorize, handlers) and feed delivery
-echo "=== fuzz: dispatch, ${CRM_FUZZ_SECONDS:=45} s ==="
+echo "=== fuzz: dispatch, ${CRM_FUZZ_SECONDS:=30} s ==="
 dir=build-test-fuzz
 CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRM_FUZZ=ON -DCRM_WERROR=OFF >/dev/null
 cmake --build "$dir" --target fuzz_dispatch -j"$(nproc)"
