@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -236,6 +237,44 @@ agent_connect(const crm_enroll_t *e, const char *endpoint)
         return -1;
     }
     return fd;
+}
+
+void
+agent_spawn(const crm_enroll_t *e, const char *config, const char *endpoint)
+{
+    char path[sizeof((struct sockaddr_un *)0)->sun_path], lock[sizeof path + 8], errbuf[256];
+    if (!agent_path(e, endpoint, true, path, sizeof path, errbuf, sizeof errbuf))
+        return;
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    int lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lockfd < 0)
+        return;
+    bool free_now = flock(lockfd, LOCK_EX | LOCK_NB) == 0; /* else one runs or is starting */
+    close(lockfd);                                          /* (and the lock goes with it) */
+    if (!free_now)
+        return;
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0)
+        return;
+    if (child == 0) { /* a grandchild runs the start, so that nobody waits for it */
+        if (fork() != 0)
+            _exit(0);
+        setsid();
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        close_range(3, ~0U, 0);
+        char *argv[] = {(char *)"crm",   (char *)"--config", (char *)config, (char *)"--server",
+                        (char *)endpoint, (char *)"agent",   (char *)"start", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    }
 }
 
 /* ==== the agent ==== */

@@ -82,6 +82,13 @@ bool agent_path(const crm_enroll_t *e, const char *endpoint, bool create, char *
    or -1 if there is none (or no safe place for one). */
 int agent_connect(const crm_enroll_t *e, const char *endpoint);
 
+/* No agent answers for E and ENDPOINT: start one in the background for the
+   enrollment at CONFIG (`crm agent start`, detached: nothing of the caller's
+   is held open, so a script capturing the caller's output is not kept
+   waiting), unless there is no safe place for it or one is starting. The
+   caller goes on directly. */
+void agent_spawn(const crm_enroll_t *e, const char *config, const char *endpoint);
+
 /* `crm agent start|stop|status`. */
 int cmd_agent(int argc, char **argv, cli_ctx_t *ctx);
 

@@ -29,6 +29,7 @@ typedef struct {
     bool wide;           /* --wide: tables show every value whole */
     const char *columns; /* --columns a,b,c: the table's columns */
     bool agent;          /* calls may go through a running crm agent (crm; not --no-agent) */
+    bool agent_auto;     /* and one is started when none runs (agent = auto, CRM_AGENT=auto) */
 } cli_ctx_t;
 
 /* Where the enrollment is installed: --config, $CRM_CONFIG, the profile

@@ -168,6 +168,8 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
              ctx->server ? ctx->server : self->enroll.endpoint);
     if (ctx->agent)
         self->afd = agent_connect(&self->enroll, self->endpoint);
+    if (ctx->agent && ctx->agent_auto && self->afd < 0) /* for the calls after this one */
+        agent_spawn(&self->enroll, path, self->endpoint);
     if (self->afd < 0 && s_open_direct(self) != EXIT_OK) {
         conn_destroy(&self);
         return EXIT_USAGE;

@@ -200,20 +200,41 @@ s_completion(int argc, char **argv, cli_ctx_t *ctx)
     return EXIT_OK;
 }
 
-/* Times are shown and read in the user's zone: TZ, else `timezone = Asia/Shanghai`
-   in the client config (the enrollment file), else the system's. */
+/* How crm uses a crm agent (agent.h), from V: on (one that runs; the default), off, auto
+   (and start one when none runs). */
 static void
-s_timezone(const cli_ctx_t *ctx)
+s_agent_mode(cli_ctx_t *ctx, const char *v)
+{
+    if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no"))
+        ctx->agent = false;
+    else if (!strcmp(v, "auto"))
+        ctx->agent_auto = true;
+    else if (strcmp(v, "on") && strcmp(v, "1") && strcmp(v, "yes"))
+        fprintf(stderr, "crm: agent is on, off or auto, not '%s' (taken as on)\n", v);
+}
+
+/* What the client config (the enrollment file) says where the environment does not:
+   times are shown and read in the user's zone - TZ, else `timezone = Asia/Shanghai`,
+   else the system's; the agent - --no-agent, else CRM_AGENT (AGENT_ENV), else `agent =
+   on|off|auto`, else on. */
+static void
+s_client_config(cli_ctx_t *ctx, const char *agent_env)
 {
     char errbuf[CRM_ERRBUF];
     crm_kv_t *kv = NULL;
     const char *tz = getenv("TZ");
-    if ((!tz || !*tz) && access(cli_config_path(ctx), R_OK) == 0 &&
+    bool want_tz = !tz || !*tz, want_agent = ctx->agent && !agent_env;
+    if ((want_tz || want_agent) && access(cli_config_path(ctx), R_OK) == 0 &&
         crm_kv_load(cli_config_path(ctx), true, &kv, errbuf) == CRM_OK) {
         const char *zone = crm_kv_get(kv, "timezone");
-        if (zone && *zone)
+        if (want_tz && zone && *zone)
             setenv("TZ", zone, 1);
+        const char *agent = crm_kv_get(kv, "agent");
+        if (want_agent && agent && *agent)
+            s_agent_mode(ctx, agent);
     }
+    if (ctx->agent && agent_env)
+        s_agent_mode(ctx, agent_env);
     crm_kv_destroy(&kv);
     tzset();
 }
@@ -223,8 +244,8 @@ main(int argc, char **argv)
 {
     cli_ctx_t ctx = {.server = getenv("CRM_SERVER"), .timeout_ms = CLI_TIMEOUT_MS, .agent = true};
     const char *agent_env = getenv("CRM_AGENT");
-    if (agent_env && (!strcmp(agent_env, "off") || !strcmp(agent_env, "0")))
-        ctx.agent = false;
+    if (agent_env && !*agent_env)
+        agent_env = NULL;
     if (ctx.server && !*ctx.server)
         ctx.server = NULL;
     if (getenv("CRM_PROFILE") && *getenv("CRM_PROFILE"))
@@ -291,7 +312,7 @@ main(int argc, char **argv)
         fprintf(stderr, "crm: libsodium failed to initialize\n");
         return EXIT_UNREACHABLE;
     }
-    s_timezone(&ctx);
+    s_client_config(&ctx, agent_env);
     const struct cmd *cmd = s_lookup(argv[optind]);
     if (!cmd) {
         rc = s_unknown(argv[optind]);

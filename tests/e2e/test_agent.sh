@@ -166,6 +166,39 @@ as mia agent stop
 expect "stop without an agent exits 1" test "$RC" -eq 1
 expect "the agents' logs have no errors" test -z "$(grep -E ' ERROR |Sanitizer|runtime error' "$T/run/crm/"*.log)"
 
+# agent = auto in the client config (or CRM_AGENT=auto): a call that finds no agent starts
+# one for the calls after it, and is not kept waiting for it
+cp "$T/mia" "$T/mia-auto"
+echo 'agent = auto' >>"$T/mia-auto"
+RC=0; timeout 20 bash -c 'OUT=$("$0" --config "$1" customer list); [ -n "$OUT" ]' \
+    "$CRM_CLI/crm" "$T/mia-auto" >"$T/o" 2>&1 || RC=$?
+expect "with agent = auto a call captured by \$(...) returns (the agent holds none of its output)" \
+    test "$RC" -eq 0
+wait_for 'as mia-auto agent status; [ "$RC" -eq 0 ]'
+APID=$(awk '$1 == "pid" {print $2}' <<<"$OUT")
+[ -n "$APID" ] && SERVER_PIDS+=("$APID")
+expect "... and an agent is running after it" test "$RC" -eq 0 -a -n "$APID"
+as mia-auto customer list
+as mia-auto agent status
+expect "... which carries the next call" contains "$OUT" "calls      1"
+as mia-auto customer list
+expect "... and only one agent was started" test "$(pgrep -f "crm --config $T/mia-auto" | wc -l)" -eq 1
+as mia-auto agent stop
+wait_for 'gone "$APID"'
+RC=0; CRM_AGENT=off "$CRM_CLI/crm" --config "$T/mia-auto" customer list >"$T/o" 2>&1 || RC=$?
+sleep 0.5
+as mia-auto agent status
+expect "CRM_AGENT=off over agent = auto: no agent started" test "$RC" -eq 1
+RC=0; CRM_AGENT=auto "$CRM_CLI/crm" --config "$T/mia" customer list >"$T/o" 2>&1 || RC=$?
+wait_for 'as mia agent status; [ "$RC" -eq 0 ]'
+APID=$(awk '$1 == "pid" {print $2}' <<<"$OUT")
+[ -n "$APID" ] && SERVER_PIDS+=("$APID")
+expect "CRM_AGENT=auto starts one too" test "$RC" -eq 0 -a -n "$APID"
+as mia agent stop
+RC=0; CRM_AGENT=sometimes "$CRM_CLI/crm" --config "$T/mia" customer list >"$T/o" 2>"$T/e" || RC=$?
+expect "an agent setting that is none of on, off, auto is said" \
+    bash -c "[ $RC -eq 0 ] && grep -q \"agent is on, off or auto, not 'sometimes'\" '$T/e'"
+
 # nowhere unsafe: a directory others can enter is not used, and calls still work
 mkdir -m 755 "$T/open"
 chmod 755 "$T/open"
