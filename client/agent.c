@@ -27,6 +27,11 @@
 #define AGENT_IDLE_S 600         /* stop after this long without a call, unless --idle */
 #define AGENT_MAX_CLIENTS 64     /* crm processes served at once; more wait to be accepted */
 #define AGENT_CLIENT_PENDING 1024 /* one client's requests in flight; beyond, it is not read */
+#define AGENT_CLIENT_IDLE_US (30 * INT64_C(1000000)) /* a caller silent this long is let go */
+/* Requests above the server's default --max-msg go directly, on their caller's own
+   connection: beyond twice its limit the server drops the connection that sent one,
+   which here would be every caller's. */
+#define AGENT_DIRECT_ABOVE (1u << 20)
 #define AGENT_PENDING_TTL_US (7200 * INT64_C(1000000)) /* past any caller's --timeout (3600 s) */
 #define AGENT_MAX_OUT (256u << 20) /* replies queued for one client that does not read */
 
@@ -332,7 +337,9 @@ s_pending_drop(agent_t *a, size_t i)
 }
 
 /* Once a second: requests no caller can still be waiting for, and callers that have sent
-   nothing for --idle seconds with nothing pending, so that neither keeps the agent up. */
+   nothing for 30 s (or --idle, if shorter) with nothing pending or half sent, so that
+   neither keeps the agent up or holds a slot; a caller let go that sends again finds the
+   connection closed and goes on directly. */
 static void
 s_sweep(agent_t *a, int64_t now)
 {
@@ -346,8 +353,10 @@ s_sweep(agent_t *a, int64_t now)
             i++;
     for (int slot = 0; slot < AGENT_MAX_CLIENTS; slot++) {
         client_t *c = &a->clients[slot];
-        if (c->fd >= 0 && !c->npending && !agent_buf_used(&c->out) &&
-            now - c->last_us > (int64_t)a->idle_s * 1000000) {
+        int64_t idle_us = (int64_t)a->idle_s * 1000000;
+        if (idle_us > AGENT_CLIENT_IDLE_US)
+            idle_us = AGENT_CLIENT_IDLE_US;
+        if (c->fd >= 0 && !c->npending && !agent_buf_used(&c->out) && now - c->last_us > idle_us) {
             close(c->fd);
             c->fd = -1;
             agent_buf_free(&c->in);
@@ -377,11 +386,13 @@ s_accept(agent_t *a)
     int slot = 0;
     while (slot < AGENT_MAX_CLIENTS && a->clients[slot].fd >= 0)
         slot++;
-    if (slot == AGENT_MAX_CLIENTS)
-        return;
     int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
+    if (slot == AGENT_MAX_CLIENTS) { /* full: closed at once, the caller goes on directly */
+        close(fd);
+        return;
+    }
     if (s_peer_uid(fd) != (long)getuid()) {
         crm_log_write(CRM_LOG_WARN, "refused a connection from uid %ld", s_peer_uid(fd));
         close(fd);
@@ -412,7 +423,33 @@ s_status_text(const agent_t *a, char *out, size_t n)
              (long long)((now - a->started_us) / 1000000), a->idle_s);
 }
 
-/* One frame from client SLOT. False: close the client. */
+/* The op (field 2) of the packed request P[LEN], or 0 if it has none that can be read. */
+static uint64_t
+s_op_of(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    uint64_t key, v;
+    while (i < len && s_varint(p, len, &i, &key)) {
+        if ((key & 7) == 0) {
+            if (!s_varint(p, len, &i, &v))
+                return 0;
+            if (key >> 3 == 2)
+                return v;
+        } else if ((key & 7) == 2) {
+            if (!s_varint(p, len, &i, &v) || v > len - i)
+                return 0;
+            i += (size_t)v;
+        } else if ((key & 7) == 1 || (key & 7) == 5) {
+            i += (key & 7) == 1 ? 8 : 4;
+        } else {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* One frame from client SLOT. False: close the client, which then goes on directly (a
+   request closed on was not passed on). */
 static bool
 s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
 {
@@ -427,7 +464,9 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
         }
         return true;
     }
-    if (type != 'R')
+    /* a feed is its connection's, and a request too big for the server's default limit
+       would cost every caller the connection: both go directly */
+    if (type != 'R' || len > AGENT_DIRECT_ABOVE || s_op_of(p, len) == CRM__OP__OP_WATCH)
         return false;
     uint8_t head[11];
     size_t hlen, rest;
@@ -444,9 +483,12 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
     memcpy(out, head, hlen);
     memcpy(out + hlen, p + rest, len - rest);
     memcpy(out + hlen + len - rest, head, hlen);
+    /* ZMQ_IMMEDIATE: refused unless the connection is up, so that nothing waits here for a
+       server that is away, to be done after its caller gave up (as a direct call's queue
+       goes with its process) */
     if (zmq_msg_send(&m, a->sock, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m); /* the queue to the server is full: the caller times out, as directly */
-        return true;
+        zmq_msg_close(&m);
+        return false;
     }
     if (a->npending == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
@@ -564,7 +606,8 @@ s_serve(agent_t *a)
         int n = 0, nclients = 0;
         items[n++] = (zmq_pollitem_t){a->sock, 0, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){a->monitor, 0, ZMQ_POLLIN, 0};
-        items[n++] = (zmq_pollitem_t){NULL, a->lfd, 0, 0}; /* ZMQ_POLLIN below, if a slot is free */
+        /* when every slot is taken, s_accept closes a newcomer at once (it goes directly) */
+        items[n++] = (zmq_pollitem_t){NULL, a->lfd, ZMQ_POLLIN, 0};
         for (int i = 0; i < AGENT_MAX_CLIENTS; i++) {
             client_t *c = &a->clients[i];
             if (c->fd < 0)
@@ -575,8 +618,6 @@ s_serve(agent_t *a)
             slots[n] = i;
             items[n++] = (zmq_pollitem_t){NULL, c->fd, ev, 0};
         }
-        if (nclients < AGENT_MAX_CLIENTS)
-            items[2].events = ZMQ_POLLIN;
         int64_t now = crm_time_mono_us();
         int64_t idle_left = a->last_us + (int64_t)a->idle_s * 1000000 - now;
         if (nclients == 0 && idle_left <= 0) {
@@ -633,8 +674,10 @@ s_agent_run(const crm_enroll_t *e, const char *endpoint, int lfd, int idle_s)
     a->sock = zmq_socket(a->ctx, ZMQ_DEALER);
     int zero = 0;
     int64_t maxmsg = 64 << 20;
+    int one = 1;
     zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(a->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(a->sock, ZMQ_CURVE_SERVERKEY, e->server_pub, CRM_KEY_BYTES);
     zmq_setsockopt(a->sock, ZMQ_CURVE_PUBLICKEY, e->keys.pub, CRM_KEY_BYTES);
     zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, e->keys.sec, CRM_KEY_BYTES);
@@ -742,12 +785,19 @@ s_start(const cli_ctx_t *ctx, const crm_enroll_t *e, const char *endpoint, int i
         return EXIT_USAGE;
     }
     if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-        int fd = agent_connect(e, endpoint);
-        long pid = fd >= 0 && s_control(fd, 'S', text, sizeof text) ? s_status_pid(text) : -1;
-        if (fd >= 0)
-            close(fd);
-        /* held by an agent that does not answer: one that is stopping lets it go soon */
-        if (pid >= 0 || !s_lock_wait(lockfd, 3000)) {
+        /* another holds the lock: an agent running, one starting (it answers once it has
+           checked its key with the server) or one stopping (it lets the lock go) */
+        long pid = -1;
+        bool mine = false;
+        for (int waited = 0; waited < 5000 && pid < 0 && !mine; waited += 50) {
+            int fd = agent_connect(e, endpoint);
+            pid = fd >= 0 && s_control(fd, 'S', text, sizeof text) ? s_status_pid(text) : -1;
+            if (fd >= 0)
+                close(fd);
+            if (pid < 0)
+                mine = s_lock_wait(lockfd, 50);
+        }
+        if (!mine) {
             close(lockfd);
             if (ctx->json)
                 printf("{\"started\":false,\"pid\":%ld}\n", pid);
@@ -919,6 +969,10 @@ cmd_agent(int argc, char **argv, cli_ctx_t *ctx)
         if (ctx->json)
             printf("{\"running\":%s,\"pid\":%ld%s}\n", ok && !stop ? "true" : "false",
                    ok ? s_status_pid(text) : -1L, ok && stop ? ",\"stopped\":true" : "");
+        else if (!ok && fd >= 0)
+            printf("an agent for %s at %s is there but did not answer (it serves %d callers "
+                   "at most)\n",
+                   e.user, endpoint, AGENT_MAX_CLIENTS);
         else if (!ok)
             printf("no agent is running for %s at %s\n", e.user, endpoint);
         else

@@ -21,13 +21,18 @@
     Frames on the socket: a 4-byte big-endian length, then a type byte and
     the payload (the length counts both). 'R': a packed Request (to the
     agent) or Reply (from it); 'S': status, answered with text; 'Q': stop,
-    answered with an empty 'Q'. The agent gives each request an id of its
-    own on its connection and puts the caller's back on the reply; it reads
-    nothing else of either. A feed (crm watch) belongs to one connection and
-    never goes through the agent.
+    answered with the same text. The agent gives each request an id of its
+    own on its connection and puts the caller's back on the reply; of a
+    request it reads nothing else but the op. Some requests never go through
+    it: a feed (crm watch: it is its connection's), one of more than 1 MiB
+    (the server's default --max-msg; beyond twice that the server drops the
+    connection, here every caller's), and one that comes while the agent's
+    connection is down (ZMQ_IMMEDIATE: queued, it would be done when the
+    server is back, after its caller gave up). The agent closes that caller's
+    socket, and the caller goes on directly.
 
     Owns:      the socket's place and name, the agent process, the frames.
-    Must not:  read, judge or log what a request or reply holds.
+    Must not:  judge or log what a request or reply holds.
     =========================================================================
 */
 #ifndef AGENT_H

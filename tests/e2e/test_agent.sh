@@ -76,6 +76,51 @@ as sam --json --no-agent customer search Para
 expect "the server holds the 12" test "$(grep -o '"name":"Para [0-9]*"' <<<"$OUT" | sort -u | wc -l)" -eq 12
 expect "they went through the agent" test "$(calls sam)" -ge $((BEFORE + 12))
 
+# what would cost every caller the shared connection goes directly instead: a request over
+# 1 MiB (the server drops a connection sending over twice its --max-msg), and a caller
+# finding every slot taken goes directly rather than wait in the socket's queue
+handshakes() { calls sam >/dev/null; sed -n 's/^connection .*(\([0-9]*\) handshakes)/\1/p' <<<"$OUT"; }
+HS=$(handshakes)
+BEFORE=$(calls sam)
+python3 - "$SOCK" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+body = b"R" + b"\x08\x07" + b"\x1a" + b"\xff\xff\xbf\x01" + b"k" * (3 << 20)  # id 7, a 3 MiB string
+s.sendall(struct.pack(">I", len(body)) + body)
+s.settimeout(3)
+try:
+    print("# the agent answered a 3 MiB request with", len(s.recv(100)), "bytes (0: closed)")
+except OSError as e:
+    print("# no answer to a 3 MiB request:", e)
+PY
+sleep 0.5 # a dropped connection's reconnect, if it was passed on
+as sam customer show "$ID"
+expect "a 3 MiB request is not passed on: the shared connection stays up" \
+    test "$RC" -eq 0 -a "$(handshakes)" = "$HS"
+expect "... and was not counted as a call" test "$(calls sam)" -le $((BEFORE + 8))
+python3 - "$SOCK" "$T/held" <<'PY' &
+import os, socket, sys, time
+held = []
+for _ in range(70):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    held.append(s)
+open(sys.argv[2], "w").close()
+t = time.time()
+while time.time() - t < 20 and os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+PY
+HOLDER=$!
+wait_for 'test -e "$T/held"'
+sleep 0.3
+RC=0; "$CRM_CLI/crm" --config "$T/sam" --timeout 4 customer show "$ID" >"$T/o" 2>"$T/e" || RC=$?
+expect "with every one of its 64 slots held, a call goes on directly" test "$RC" -eq 0
+as sam agent status
+expect "... and status says the agent is there but busy" contains "$OUT" "is there but did not answer"
+rm -f "$T/held"
+wait "$HOLDER" || true
+
 # another enrollment never reaches this agent
 BEFORE=$(calls sam)
 as mia agent status
@@ -131,6 +176,18 @@ expect "a call through the agent after the restart" test "$RC" -eq 0
 as sam agent status
 expect "the agent shook hands again" contains "$OUT" "connection up (2 handshakes)"
 
+# a write while the server is away fails, and is not done later when the server is back
+# (nothing waits in the agent's queue after its caller gave up)
+stop_server main
+RC=0; "$CRM_CLI/crm" --config "$T/sam" --timeout 2 customer add --name 'Phantom Agent' \
+    --phone 13800004444 >"$T/o" 2>"$T/e" || RC=$?
+expect "a write while the server is away fails (exit 3)" test "$RC" -eq 3
+start_server main "$T/data" --listen "$CRM_SERVER"
+wait_for 'calls sam >/dev/null; contains "$OUT" "connection up (3 handshakes)"'
+sleep 0.5
+as sam --no-agent --json customer search Phantom
+expect "... and is not done when the server is back" bash -c "! grep -q 'Phantom Agent' '$T/o'"
+
 # a refused handshake stops the agent, and the next call says why, directly
 RC=0; "$ADMIN" user disable sam --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "sam disabled" test "$RC" -eq 0
@@ -164,6 +221,18 @@ wait_for 'gone "$AGENT_PID"'
 expect "... and the new one stops too" gone "$AGENT_PID"
 as mia agent stop
 expect "stop without an agent exits 1" test "$RC" -eq 1
+# two starts at once: one agent, and both say so with exit 0
+( as mia agent start; echo "$RC" >"$T/s1" ) &
+S1=$!
+( as mia agent start; echo "$RC" >"$T/s2" ) &
+S2=$!
+wait "$S1" "$S2" || true
+as mia agent status
+APID=$(awk '$1 == "pid" {print $2}' <<<"$OUT")
+[ -n "$APID" ] && SERVER_PIDS+=("$APID")
+expect "two starts at once both exit 0" test "$(cat "$T/s1")$(cat "$T/s2")" = 00
+expect "... and leave one agent" test "$(pgrep -f "crm --config $T/mia agent start" -c || true)" -le 1 -a -n "$APID"
+as mia agent stop
 expect "the agents' logs have no errors" test -z "$(grep -E ' ERROR |Sanitizer|runtime error' "$T/run/crm/"*.log)"
 
 # agent = auto in the client config (or CRM_AGENT=auto): a call that finds no agent starts
