@@ -10,6 +10,7 @@
 */
 #include "seal.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -20,9 +21,13 @@
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool s_ready;
-static uint8_t s_master[32];
-static uint8_t s_value_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
-static uint8_t s_blind_key[crypto_generichash_KEYBYTES];
+/* The master key and its two subkeys, kept together so that one sodium_mlock() keeps
+   them out of swap and out of core dumps (crmd also turns core dumps off). */
+static struct {
+    uint8_t master[32];
+    uint8_t value[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+    uint8_t blind[crypto_generichash_KEYBYTES];
+} s_keys;
 
 #define SEAL_CONTEXT "oneview_" /* crypto_kdf context: 8 bytes */
 enum { SUBKEY_VALUES = 1, SUBKEY_BLIND = 2 };
@@ -33,7 +38,7 @@ seal_use_key(const uint8_t master[32], char *errbuf)
     crm_err_t rc = CRM_OK;
     pthread_mutex_lock(&s_lock);
     if (atomic_load(&s_ready)) {
-        if (sodium_memcmp(master, s_master, sizeof s_master) != 0) {
+        if (sodium_memcmp(master, s_keys.master, sizeof s_keys.master) != 0) {
             snprintf(errbuf, CRM_ERRBUF,
                      "this process already uses another master key: one process serves one "
                      "data dir and its copies");
@@ -42,11 +47,15 @@ seal_use_key(const uint8_t master[32], char *errbuf)
     } else {
         if (sodium_init() < 0)
             CRM_ASSERT(!"libsodium cannot start");
-        memcpy(s_master, master, sizeof s_master);
-        crypto_kdf_derive_from_key(s_value_key, sizeof s_value_key, SUBKEY_VALUES, SEAL_CONTEXT,
-                                   s_master);
-        crypto_kdf_derive_from_key(s_blind_key, sizeof s_blind_key, SUBKEY_BLIND, SEAL_CONTEXT,
-                                   s_master);
+        if (sodium_mlock(&s_keys, sizeof s_keys) != 0) /* best effort: RLIMIT_MEMLOCK */
+            crm_log(CRM_LOG_WARN, "the master key cannot be locked in memory (%s): the "
+                                  "system may write it to swap",
+                    strerror(errno));
+        memcpy(s_keys.master, master, sizeof s_keys.master);
+        crypto_kdf_derive_from_key(s_keys.value, sizeof s_keys.value, SUBKEY_VALUES, SEAL_CONTEXT,
+                                   s_keys.master);
+        crypto_kdf_derive_from_key(s_keys.blind, sizeof s_keys.blind, SUBKEY_BLIND, SEAL_CONTEXT,
+                                   s_keys.master);
         atomic_store(&s_ready, true);
     }
     pthread_mutex_unlock(&s_lock);
@@ -110,7 +119,7 @@ seal_value(unsigned cf, const void *key, size_t klen, const void *val, size_t vl
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(
         out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, val, vlen, ad, adlen, NULL,
-        out, s_value_key);
+        out, s_keys.value);
     return crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + (size_t)clen;
 }
 
@@ -128,7 +137,7 @@ seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t
     memmove(data, data + sizeof nonce, clen); /* decrypted in place (libsodium allows m == c) */
     unsigned long long mlen = 0;
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(data, &mlen, NULL, data, clen, ad, adlen,
-                                                   nonce, s_value_key) != 0)
+                                                   nonce, s_keys.value) != 0)
         return false; /* DATA is spent: libsodium clears what it would have decrypted */
     *plen = (size_t)mlen;
     return true;
@@ -138,5 +147,5 @@ void
 seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES])
 {
     CRM_ASSERT(atomic_load(&s_ready));
-    crypto_generichash(out, SEAL_BLIND_BYTES, value, len, s_blind_key, sizeof s_blind_key);
+    crypto_generichash(out, SEAL_BLIND_BYTES, value, len, s_keys.blind, sizeof s_keys.blind);
 }
