@@ -22,6 +22,7 @@
 
 #include "conn.h"
 #include "crm_log.h"
+#include "crm_proto.h"
 #include "crm_time.h"
 
 #define AGENT_IDLE_S 600         /* stop after this long without a call, unless --idle */
@@ -423,31 +424,6 @@ s_status_text(const agent_t *a, char *out, size_t n)
              (long long)((now - a->started_us) / 1000000), a->idle_s);
 }
 
-/* The op (field 2) of the packed request P[LEN], or 0 if it has none that can be read. */
-static uint64_t
-s_op_of(const uint8_t *p, size_t len)
-{
-    size_t i = 0;
-    uint64_t key, v;
-    while (i < len && s_varint(p, len, &i, &key)) {
-        if ((key & 7) == 0) {
-            if (!s_varint(p, len, &i, &v))
-                return 0;
-            if (key >> 3 == 2)
-                return v;
-        } else if ((key & 7) == 2) {
-            if (!s_varint(p, len, &i, &v) || v > len - i)
-                return 0;
-            i += (size_t)v;
-        } else if ((key & 7) == 1 || (key & 7) == 5) {
-            i += (key & 7) == 1 ? 8 : 4;
-        } else {
-            return 0;
-        }
-    }
-    return 0;
-}
-
 /* One frame from client SLOT. False: close the client, which then goes on directly (a
    request closed on was not passed on). */
 static bool
@@ -466,7 +442,9 @@ s_frame(agent_t *a, int slot, char type, const uint8_t *p, size_t len)
     }
     /* a feed is its connection's, and a request too big for the server's default limit
        would cost every caller the connection: both go directly */
-    if (type != 'R' || len > AGENT_DIRECT_ABOVE || s_op_of(p, len) == CRM__OP__OP_WATCH)
+    uint64_t op = 0;
+    if (type != 'R' || len > AGENT_DIRECT_ABOVE ||
+        (crm_proto_peek_varint(p, len, 2, &op) && op == CRM__OP__OP_WATCH))
         return false;
     uint8_t head[11];
     size_t hlen, rest;

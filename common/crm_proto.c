@@ -343,14 +343,20 @@ s_wire_counts(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t le
 bool
 crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
 {
+    return crm_proto_peek_varint(buf, len, 1, id);
+}
+
+bool
+crm_proto_peek_varint(const uint8_t *buf, size_t len, unsigned field, uint64_t *value)
+{
     size_t i = 0;
-    *id = 0;
+    *value = 0;
     while (i < len) {
         uint64_t key, v;
         if (!s_varint(buf, len, &i, &key))
             return false;
-        if (key == (1 << 3 | 0)) /* field 1, varint: the id */
-            return s_varint(buf, len, &i, id);
+        if (key == ((uint64_t)field << 3 | 0)) /* the field, as a varint */
+            return s_varint(buf, len, &i, value);
         switch (key & 7) {
         case 0:
             if (!s_varint(buf, len, &i, &v))

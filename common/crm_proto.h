@@ -51,6 +51,8 @@ crm_err_t crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const u
    decode as a whole, so that even a refusal can be matched to its request.
    False (and *id = 0) if it cannot be read. */
 bool crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id);
+/* The same for the first varint field FIELD (a Request's op is field 2). */
+bool crm_proto_peek_varint(const uint8_t *buf, size_t len, unsigned field, uint64_t *value);
 /* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */

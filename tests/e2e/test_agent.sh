@@ -95,6 +95,20 @@ except OSError as e:
     print("# no answer to a 3 MiB request:", e)
 PY
 sleep 0.5 # a dropped connection's reconnect, if it was passed on
+python3 - "$SOCK" >"$T/w.txt" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+body = b"R" + b"\x08\x09" + b"\x10\x28" + b"\x72\x00"  # id 9, OP_WATCH (40), watch {}
+s.sendall(struct.pack(">I", len(body)) + body)
+s.settimeout(3)
+try:
+    print(len(s.recv(100)))
+except OSError:
+    print("no answer")
+PY
+expect "a WATCH is not passed on: the agent closes that caller (it goes directly)" \
+    test "$(cat "$T/w.txt")" = 0
 as sam customer show "$ID"
 expect "a 3 MiB request is not passed on: the shared connection stays up" \
     test "$RC" -eq 0 -a "$(handshakes)" = "$HS"

@@ -160,6 +160,12 @@ test_proto_peek_id(void **state)
     assert_false(crm_proto_peek_id(noid, sizeof noid, &id));
     assert_int_equal(id, 0);
     assert_false(crm_proto_peek_id(NULL, 0, &id));
+    /* any varint field: a request's op (field 2) after its id and a string */
+    uint64_t op = 0;
+    const uint8_t req[] = {0x08, 0x07, 0x1a, 0x02, 'k', '1', 0x10, 40};
+    assert_true(crm_proto_peek_varint(req, sizeof req, 2, &op));
+    assert_int_equal(op, 40);
+    assert_false(crm_proto_peek_varint(req, sizeof req, 4, &op));
 }
 
 static void
