@@ -282,6 +282,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         }
     }
     w.kinds = kinds;
+    w.batch = true; /* events due together come in one reply */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -351,11 +352,14 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
                 conn_reply_free(&reply);
                 break;
             }
-            if (reply->body_case == CRM__REPLY__BODY_EVENT && reply->event->seq > last) {
-                s_print_event(ctx, reply->event);
-                last = reply->event->seq;
-            } else if (reply->body_case == CRM__REPLY__BODY_PROGRESS &&
-                       reply->progress->seq > last) {
+            Crm__Event **evs; /* one event, or (batched) the events that were due */
+            size_t nev = crm_proto_reply_events(reply, &evs);
+            for (size_t i = 0; i < nev; i++)
+                if (evs[i]->seq > last) {
+                    s_print_event(ctx, evs[i]);
+                    last = evs[i]->seq;
+                }
+            if (reply->body_case == CRM__REPLY__BODY_PROGRESS && reply->progress->seq > last) {
                 last = reply->progress->seq;
             }
             conn_reply_free(&reply);

@@ -346,6 +346,17 @@ crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
     return crm_proto_peek_varint(buf, len, 1, id);
 }
 
+size_t
+crm_proto_reply_events(Crm__Reply *r, Crm__Event ***evs)
+{
+    if (r->body_case == CRM__REPLY__BODY_EVENT) {
+        *evs = &r->event;
+        return 1;
+    }
+    *evs = r->events;
+    return r->n_events;
+}
+
 bool
 crm_proto_peek_varint(const uint8_t *buf, size_t len, unsigned field, uint64_t *value)
 {

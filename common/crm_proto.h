@@ -53,6 +53,9 @@ crm_err_t crm_proto_unpack_shown(const ProtobufCMessageDescriptor *desc, const u
 bool crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id);
 /* The same for the first varint field FIELD (a Request's op is field 2). */
 bool crm_proto_peek_varint(const uint8_t *buf, size_t len, unsigned field, uint64_t *value);
+/* The change events a feed reply R carries, in sequence order: its one event,
+   or a batched watch's events (Reply.events). *EVS points into R. */
+size_t crm_proto_reply_events(Crm__Reply *r, Crm__Event ***evs);
 /* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */

@@ -28,6 +28,15 @@
 #define MAX_SUBS_PER_USER 100  /* ... and per user */
 
 #define VARIANTS 4        /* packed visibility variants cached per change */
+/* A subscriber that asked for batches (WatchRequest.batch) gets the events due
+   to it in one reply of at most this many events and bytes (one larger
+   event goes alone): the per-message costs - a send, CURVE's box, the I/O
+   thread's wake-up - are then paid once for the lot. Nothing is held back to
+   fill a batch; only what is due at this turn goes together. */
+#define BATCH_EVENTS 64
+#define BATCH_BYTES (128u << 10)
+#define TAG_EVENT 0x7a           /* Reply field 15 (event), length-delimited: 15 << 3 | 2 */
+#define TAG_EVENTS 0xa2, 0x01    /* Reply field 20 (events): 20 << 3 | 2 as a varint */
 
 /* One record of a change, decoded once. */
 typedef struct {
@@ -40,7 +49,7 @@ typedef struct {
     uint64_t hidden_now_at;       /* store_cf_changes(RECORDS) when that was read; 0 never */
 } s_part_t;
 
-/* A packed Reply{event} for one visibility signature: per part, '0' not
+/* A packed Event for one visibility signature: per part, '0' not
    visible, 'c' clear, 'm' masked ('C', 'M': the same, with the name of the
    child's customer, which the viewer may read). Subscribers who may see the same parts
    the same way share one packed copy. */
@@ -71,6 +80,7 @@ typedef struct {
     char customer[24], owner[65];
     bool department;
     int64_t last_sent_us, last_check_us;
+    bool batch; /* it takes several events in one reply (Reply.events) */
     bool gated; /* its WATCH is not answered yet: nothing goes before the answer */
     uint64_t watch_id; /* that WATCH's request id */
     bool dead;
@@ -354,6 +364,7 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
     snprintf(sub->customer, sizeof sub->customer, "%s", w->customer);
     snprintf(sub->owner, sizeof sub->owner, "%s", w->owner);
     sub->department = w->department;
+    sub->batch = w->batch;
     sub->last_sent_us = sub->last_check_us = crm_time_mono_us();
     /* the answer may wait for a commit (an audited watch), which may land
        after this turn's delivery: events wait for the answer */
@@ -504,14 +515,13 @@ s_masked(const crm_entity_t *e, const ProtobufCBinaryData *in, const Crm__User *
     return packed;
 }
 
-/* Pack EV as a Reply{event} with the parts SIG shows, masked for VIEWER
-   where SIG says 'm'. Caller free()s. */
+/* Pack EV as an Event with the parts SIG shows, masked for VIEWER where SIG
+   says 'm'. Caller free()s. A reply is this behind a field tag (s_send_events). */
 static uint8_t *
 s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len)
 {
     const Crm__Change *c = ev->change;
     Crm__Event event = CRM__EVENT__INIT;
-    Crm__Reply reply = CRM__REPLY__INIT;
     Crm__EventPart *parts = calloc(c->n_parts + 1, sizeof *parts);
     Crm__EventPart **ptrs = calloc(c->n_parts + 1, sizeof *ptrs);
     uint8_t **masked = calloc(2 * (c->n_parts + 1), sizeof *masked);
@@ -544,9 +554,7 @@ s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *le
         ptrs[event.n_parts++] = ep;
     }
     event.parts = ptrs;
-    reply.body_case = CRM__REPLY__BODY_EVENT;
-    reply.event = &event;
-    uint8_t *out = crm_proto_pack(&reply.base, len);
+    uint8_t *out = crm_proto_pack(&event.base, len);
     for (size_t i = 0; i < 2 * c->n_parts; i++)
         free(masked[i]);
     free(masked);
@@ -555,7 +563,7 @@ s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *le
     return out;
 }
 
-/* The packed Reply{event} of EV for SIG: cached per signature (the cache is
+/* The packed Event of EV for SIG: cached per signature (the cache is
    keyed by what the viewer may see, not by who asked first). *OWNED is set
    when the copy is not cached and the caller must free it. */
 static const uint8_t *
@@ -589,6 +597,59 @@ s_send(void *router, const s_sub_t *sub, const void *data, size_t len)
     if (zmq_send(router, data, len, ZMQ_DONTWAIT) < 0)
         return zmq_errno();
     return 0;
+}
+
+/* An event due to a subscriber, packed (s_packed), waiting for its reply. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    uint8_t *owned; /* DATA is ours to free (not a cached variant) */
+} s_piece_t;
+
+static size_t
+s_put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        out[n++] = (uint8_t)(v | 0x80);
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Send the N events of P to SUB in one reply, built in place: a Reply whose
+   only field is the event (or, batched, the events) - each packed event
+   behind its field tag and length, as protobuf encodes them. Returns as
+   s_send; the pieces are released either way. */
+static int
+s_send_events(void *router, const s_sub_t *sub, s_piece_t *p, size_t n)
+{
+    static const uint8_t one[] = {TAG_EVENT}, many[] = {TAG_EVENTS};
+    const uint8_t *tag = sub->batch ? many : one;
+    size_t tag_len = sub->batch ? sizeof many : sizeof one, total = 0;
+    CRM_ASSERT(n == 1 || sub->batch);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t tmp[10];
+        total += tag_len + s_put_varint(tmp, p[i].len) + p[i].len;
+    }
+    zmq_msg_t msg;
+    int rc = zmq_msg_init_size(&msg, total) == 0 ? 0 : zmq_errno();
+    if (rc == 0) {
+        uint8_t *out = zmq_msg_data(&msg);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(out, tag, tag_len);
+            out += tag_len;
+            out += s_put_varint(out, p[i].len);
+            memcpy(out, p[i].data, p[i].len);
+            out += p[i].len;
+        }
+        if (zmq_send(router, sub->rid, sub->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0)
+            rc = zmq_errno();
+        zmq_msg_close(&msg); /* a no-op once sent */
+    }
+    for (size_t i = 0; i < n; i++)
+        free(p[i].owned);
+    return rc;
 }
 
 static void
@@ -651,13 +712,20 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
     if (sub->dead || sub->gated)
         return;
     s_recheck(self, router, sub, now);
-    uint64_t start = sub->cursor;
+    uint64_t start = sub->cursor, upto = sub->cursor;
     bool sent = false;
-    for (int budget = BUDGET; !sub->dead && sub->cursor < self->committed && budget > 0;
-         budget--) {
-        uint64_t seq = sub->cursor + 1;
+    /* the visible events after the cursor, up to UPTO, wait here for their reply;
+       the cursor moves past them only once it went out (a full pipe: next turn,
+       from the same place). Ring entries stay put meanwhile (fewer than RING
+       sequence numbers apart); the scratch entry of an older one does not. */
+    s_piece_t pend[BATCH_EVENTS];
+    size_t npend = 0, pend_bytes = 0, max = sub->batch ? BATCH_EVENTS : 1;
+    for (int budget = BUDGET; !sub->dead && upto < self->committed && budget > 0; budget--) {
+        uint64_t seq = upto + 1;
         s_event_t *ev = s_event(self, seq);
         if (!ev) {
+            for (size_t i = 0; i < npend; i++)
+                free(pend[i].owned);
             char msg[CRM_ERRBUF];
             snprintf(msg, sizeof msg,
                      "missed events: the log now starts at %llu; re-read the records and watch "
@@ -669,27 +737,47 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         char small[64], *sig = ev->change->n_parts < sizeof small ? small
                                                                    : malloc(ev->change->n_parts + 1);
         CRM_ASSERT_ALLOC(sig);
-        bool visible = s_visible(self->store, sub, ev, sig);
-        if (sig != small && !visible)
-            free(sig);
-        if (visible) {
-            size_t len;
-            uint8_t *owned;
-            const uint8_t *data = s_packed(ev, sig, sub->user, &len, &owned);
-            int rc = s_send(router, sub, data, len);
-            free(owned);
-            if (sig != small)
-                free(sig);
-            if (rc == EAGAIN)
-                return; /* full: try again next turn, from the same place */
-            if (rc != 0) {
-                sub->dead = true;
-                return;
+        if (s_visible(self->store, sub, ev, sig)) {
+            s_piece_t p;
+            p.data = s_packed(ev, sig, sub->user, &p.len, &p.owned);
+            if (ev == &self->scratch && !p.owned) {
+                p.owned = malloc(p.len ? p.len : 1);
+                CRM_ASSERT_ALLOC(p.owned);
+                memcpy(p.owned, p.data, p.len);
+                p.data = p.owned;
             }
-            sent = true;
-            sub->last_sent_us = now;
+            if (npend && (npend == max || pend_bytes + p.len > BATCH_BYTES)) {
+                int rc = s_send_events(router, sub, pend, npend);
+                npend = pend_bytes = 0;
+                if (rc != 0) {
+                    free(p.owned);
+                    sub->dead = rc != EAGAIN; /* EAGAIN: full, try again next turn */
+                    if (sig != small)
+                        free(sig);
+                    return;
+                }
+                sent = true;
+                sub->last_sent_us = now;
+                sub->cursor = seq - 1;
+            }
+            pend[npend++] = p;
+            pend_bytes += p.len;
+        } else if (npend == 0) {
+            sub->cursor = seq; /* nothing waits before it */
         }
-        sub->cursor = seq;
+        if (sig != small)
+            free(sig);
+        upto = seq;
+    }
+    if (npend) {
+        int rc = s_send_events(router, sub, pend, npend);
+        if (rc != 0) {
+            sub->dead = rc != EAGAIN;
+            return;
+        }
+        sent = true;
+        sub->last_sent_us = now;
+        sub->cursor = upto;
     }
     bool stretch = !sent && sub->cursor != start && now - sub->last_sent_us >= STRETCH_US;
     if (!sub->dead && (stretch || now - sub->last_sent_us >= HEARTBEAT_US)) {

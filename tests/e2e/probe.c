@@ -966,6 +966,74 @@ s_watchtwice(char **argv)
     return events == 1 ? 0 : 1;
 }
 
+/* replay ENDPOINT ENROLL SINCE BATCH: WATCH from SINCE, batched (BATCH 1:
+   WatchRequest.batch) or not, and read until the progress markers say the
+   newest change was reached (or 30 s pass). Checks the sequence numbers:
+   each exactly once, rising (an admin may see every change: a hole is a loss).
+   Prints "events N replies M most K holes H repeats R ms T"; exits 0 when the
+   newest change arrived with no hole or repeat. */
+static int
+s_replay(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+    req.id = 7;
+    req.op = CRM__OP__OP_WATCH;
+    req.body_case = CRM__REQUEST__BODY_WATCH;
+    req.watch = &w;
+    w.since = strtoull(argv[2], NULL, 10);
+    w.since_set = true;
+    w.batch = atoi(argv[3]) != 0;
+    int64_t start = crm_time_mono_us(), end = start + 30 * 1000000LL;
+    Crm__Reply *r = s_call(s, &req);
+    if (!r || r->status != CRM__ERROR_CODE__OK || r->body_case != CRM__REPLY__BODY_PROGRESS) {
+        printf("watch failed: %s\n", r ? r->message : "no answer");
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_close(s);
+        return 1;
+    }
+    uint64_t last = w.since, newest = r->progress->last, events = 0, replies = 0, most = 0,
+             holes = 0, repeats = 0;
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    while (last < newest && crm_time_mono_us() < end) {
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        char errbuf[CRM_ERRBUF];
+        if (crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                             (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
+            Crm__Event **evs;
+            size_t n = crm_proto_reply_events(r, &evs);
+            if (n && !w.batch && r->body_case != CRM__REPLY__BODY_EVENT)
+                holes++; /* events an unbatched watch cannot read: lost to it */
+            replies += n > 0;
+            most = n > most ? n : most;
+            for (size_t i = 0; i < n; i++) {
+                if (evs[i]->seq <= last)
+                    repeats++;
+                else if (evs[i]->seq != last + 1)
+                    holes++;
+                last = evs[i]->seq > last ? evs[i]->seq : last;
+                events++;
+            }
+            if (r->body_case == CRM__REPLY__BODY_PROGRESS && r->progress->seq > last)
+                last = r->progress->seq; /* filtered out: none here */
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    printf("events %llu replies %llu most %llu holes %llu repeats %llu ms %lld\n",
+           (unsigned long long)events, (unsigned long long)replies, (unsigned long long)most,
+           (unsigned long long)holes, (unsigned long long)repeats,
+           (long long)((crm_time_mono_us() - start) / 1000));
+    zmq_close(s);
+    return last >= newest && !holes && !repeats ? 0 : 1;
+}
+
 /* Write WHAT to the faultfs control file PATH (a new file: the shim sees a new mtime). */
 static void
 s_set_fault(const char *path, const char *what)
@@ -1520,6 +1588,7 @@ main(int argc, char **argv)
         {"increment", s_increment, 6, "ENDPOINT ENROLL ID KEY CLIENTS N"},
         {"session", s_session, 3, "ENDPOINT ENROLL GO_FILE"},
         {"watchtwice", s_watchtwice, 2, "ENDPOINT ENROLL"},
+        {"replay", s_replay, 4, "ENDPOINT ENROLL SINCE BATCH"},
         {"ackwriter", s_ackwriter, 5, "ENDPOINT ENROLL OUTFILE TAG PAUSE_US"},
         {"watchfail", s_watchfail, 3, "ENDPOINT ENROLL CTLFILE"},
     };

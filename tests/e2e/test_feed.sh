@@ -117,6 +117,22 @@ watch_stop slow
 expect "the slow watcher caught up with every change, in order" test "$(seqs "$T/slow.out")" = "$(seq $((begin + 1)) "$final" | paste -sd' ')"
 expect "the server stayed healthy" test "$(grep -c ' ERROR ' "$T/main.log")" -eq 0
 
+# ---- the changes due at once go several to a reply; one each to a client that did not ask ----
+# (from $begin: the 2,000 and more changes above, all due at once to a new watcher). The
+# probe is a client: from the client build, as crm (lib.sh) - under ThreadSanitizer each
+# received byte of the uninstrumented libzmq is checked for races, 1 s for a 20 kB reply
+PROBE=${CRM_CLIENT_BIN:-$CRM_BIN}/crm-probe
+RC=0; OUT=$("$PROBE" replay "$EP_main" "$T/admin" "$begin" 1 2>&1) || RC=$?
+expect "a batched watch from $begin gets every change once, in order ($OUT)" test "$RC" -eq 0
+read -r _ ev _ rp _ most _ <<<"$OUT"
+expect "... several to a reply, at most 64 ($ev events in $rp replies, up to $most)" \
+    test "${rp:-0}" -lt "${ev:-0}" -a "${most:-0}" -gt 1 -a "${most:-0}" -le 64
+RC=0; OUT=$("$PROBE" replay "$EP_main" "$T/admin" "$begin" 0 2>&1) || RC=$?
+expect "a watch without batch gets the same changes ($OUT)" test "$RC" -eq 0
+read -r _ ev0 _ rp0 _ most0 _ <<<"$OUT"
+expect "... one to a reply ($ev0 events in $rp0 replies)" \
+    test "${ev0:-0}" -eq "${ev:-1}" -a "${rp0:-0}" -eq "${ev0:-1}" -a "${most0:-0}" -eq 1
+
 # ---- revocation stops a watcher within seconds ----
 watch_start sb rev
 "$ADMIN_BIN" user disable sb --data "$T/data" >/dev/null

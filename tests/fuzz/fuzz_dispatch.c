@@ -75,6 +75,31 @@ s_add_user(const char *name, Crm__Department dept, Crm__Role role, int i)
     crm_keys_to_z85(kp.pub, s_fx.ids[i]);
 }
 
+/* Read EV's parts as crm watch does: each record, each changed field
+   formatted and escaped for the terminal. */
+static void
+s_read_event(const Crm__Event *ev)
+{
+    char errbuf[CRM_ERRBUF];
+    for (size_t i = 0; i < ev->n_parts; i++) {
+        const Crm__EventPart *p = ev->parts[i];
+        const crm_entity_t *e = crm_entity_by_name(p->kind);
+        ProtobufCMessage *rec = NULL;
+        if (!e || !p->record.len ||
+            crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec, errbuf) != CRM_OK)
+            continue;
+        for (size_t f = 0; f < p->n_fields; f++) {
+            const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[f]);
+            if (!fd)
+                continue;
+            char *v = crm_record_format(rec, fd, false, true);
+            free(crm_utf8_escape(v, strlen(v), NULL));
+            free(v);
+        }
+        crm_proto_free(&rec);
+    }
+}
+
 /* The watcher reads what the feed sent, as crm watch does: the reply, each
    part's record, each changed field formatted and escaped for the terminal. */
 static void
@@ -92,25 +117,10 @@ s_drain(void)
         if (crm_proto_unpack_shown(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
                                    (ProtobufCMessage **)&r, errbuf) == CRM_OK) {
             s_fx.delivered++;
-            for (size_t i = 0; r->body_case == CRM__REPLY__BODY_EVENT && i < r->event->n_parts;
-                 i++) {
-                const Crm__EventPart *p = r->event->parts[i];
-                const crm_entity_t *e = crm_entity_by_name(p->kind);
-                ProtobufCMessage *rec = NULL;
-                if (!e || !p->record.len ||
-                    crm_proto_unpack_shown(e->desc, p->record.data, p->record.len, &rec,
-                                           errbuf) != CRM_OK)
-                    continue;
-                for (size_t f = 0; f < p->n_fields; f++) {
-                    const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, p->fields[f]);
-                    if (!fd)
-                        continue;
-                    char *v = crm_record_format(rec, fd, false, true);
-                    free(crm_utf8_escape(v, strlen(v), NULL));
-                    free(v);
-                }
-                crm_proto_free(&rec);
-            }
+            Crm__Event **evs; /* one event, or a batched watch's events */
+            size_t n = crm_proto_reply_events(r, &evs);
+            for (size_t k = 0; k < n; k++)
+                s_read_event(evs[k]);
         }
         crm_proto_free((ProtobufCMessage **)&r);
         zmq_msg_close(&m);
@@ -307,6 +317,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     req.body_case = CRM__REQUEST__BODY_WATCH;
     req.watch = &w;
     w.since = 1;
+    s_seed(1, &req);
+    w.batch = true; /* several events to a reply */
     s_seed(1, &req);
     Crm__UserRequest u = CRM__USER_REQUEST__INIT;
     uint8_t key[CRM_KEY_BYTES] = {1};

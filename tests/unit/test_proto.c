@@ -168,6 +168,56 @@ test_proto_peek_id(void **state)
     assert_false(crm_proto_peek_varint(req, sizeof req, 4, &op));
 }
 
+/* A batched watch's reply is the concatenation of Reply{events: [e]}, one per
+   event packed once (server/feed.c): protobuf reads it as one Reply whose
+   events come in order; a Reply{event} has its one event. */
+static void
+test_proto_reply_events(void **state)
+{
+    (void)state;
+    uint8_t *parts[3];
+    size_t lens[3], total = 0;
+    for (int i = 0; i < 3; i++) {
+        Crm__Event ev = CRM__EVENT__INIT;
+        Crm__Reply one = CRM__REPLY__INIT;
+        Crm__Event *evp = &ev;
+        ev.seq = 41 + (uint64_t)i;
+        ev.actor = (char *)"sa";
+        one.n_events = 1;
+        one.events = &evp;
+        parts[i] = crm_proto_pack(&one.base, &lens[i]);
+        total += lens[i];
+    }
+    uint8_t *all = malloc(total);
+    assert_non_null(all);
+    for (size_t i = 0, at = 0; i < 3; at += lens[i], i++)
+        memcpy(all + at, parts[i], lens[i]);
+    char errbuf[CRM_ERRBUF];
+    Crm__Reply *r = NULL;
+    assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, all, total, (ProtobufCMessage **)&r,
+                                      errbuf),
+                     CRM_OK);
+    Crm__Event **evs = NULL;
+    assert_int_equal(crm_proto_reply_events(r, &evs), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(evs[i]->seq, 41 + (uint64_t)i);
+    crm_proto_free((ProtobufCMessage **)&r);
+    /* one event as an unbatched watch gets it */
+    Crm__Event ev = CRM__EVENT__INIT;
+    Crm__Reply single = CRM__REPLY__INIT;
+    ev.seq = 7;
+    single.body_case = CRM__REPLY__BODY_EVENT;
+    single.event = &ev;
+    assert_int_equal(crm_proto_reply_events(&single, &evs), 1);
+    assert_int_equal(evs[0]->seq, 7);
+    /* neither: a progress marker carries none */
+    Crm__Reply progress = CRM__REPLY__INIT;
+    assert_int_equal(crm_proto_reply_events(&progress, &evs), 0);
+    for (int i = 0; i < 3; i++)
+        free(parts[i]);
+    free(all);
+}
+
 static void
 test_proto_rejects_unknown_enum_and_field(void **state)
 {
@@ -224,6 +274,7 @@ main(void)
         cmocka_unit_test(test_proto_rejects_unknown_enum_and_field),
         cmocka_unit_test(test_proto_rejects_embedded_nul),
         cmocka_unit_test(test_proto_peek_id),
+        cmocka_unit_test(test_proto_reply_events),
         cmocka_unit_test(test_proto_counts_before_decoding),
         cmocka_unit_test(test_proto_budget_refuses_amplification),
     };
