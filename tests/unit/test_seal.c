@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "test_common.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <sys/resource.h>
 
@@ -132,6 +133,64 @@ test_seal_blind(void **state)
     uint8_t plain[SEAL_BLIND_BYTES];
     crypto_generichash(plain, sizeof plain, (const uint8_t *)"13912345678", 11, NULL, 0);
     assert_memory_not_equal(a, plain, sizeof a);
+}
+
+/* The terms of short values are kept per thread (seal.c): whatever the
+   order and the slots shared, each value gets its own term. 6,000 two-byte
+   values (three times the slots) on two fresh threads in opposite orders: the
+   same terms on both, each term distinct (another value's kept term handed
+   out would repeat one), and the same again from this thread's kept ones. */
+#define BLIND_VALUES 6000
+typedef struct {
+    bool reverse;
+    uint8_t (*terms)[SEAL_BLIND_BYTES];
+} s_blind_run_t;
+
+static void *
+s_blind_all(void *arg)
+{
+    s_blind_run_t *run = arg;
+    for (int k = 0; k < BLIND_VALUES; k++) {
+        int i = run->reverse ? BLIND_VALUES - 1 - k : k;
+        uint8_t v[2] = {(uint8_t)(i >> 8), (uint8_t)i};
+        seal_blind(v, sizeof v, run->terms[i]);
+    }
+    return NULL;
+}
+
+static int
+s_cmp_term(const void *a, const void *b)
+{
+    return memcmp(a, b, SEAL_BLIND_BYTES);
+}
+
+static void
+test_seal_blind_kept(void **state)
+{
+    (void)state;
+    static uint8_t fwd[BLIND_VALUES][SEAL_BLIND_BYTES], rev[BLIND_VALUES][SEAL_BLIND_BYTES],
+        again[BLIND_VALUES][SEAL_BLIND_BYTES];
+    s_blind_run_t runs[2] = {{false, fwd}, {true, rev}};
+    for (int r = 0; r < 2; r++) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, s_blind_all, &runs[r]), 0);
+        pthread_join(t, NULL);
+    }
+    assert_memory_equal(fwd, rev, sizeof fwd);
+    s_blind_run_t here = {false, again};
+    s_blind_all(&here);
+    s_blind_all(&here); /* now from what this thread kept */
+    assert_memory_equal(fwd, again, sizeof fwd);
+    qsort(again, BLIND_VALUES, SEAL_BLIND_BYTES, s_cmp_term);
+    for (int i = 1; i < BLIND_VALUES; i++)
+        assert_memory_not_equal(again[i - 1], again[i], SEAL_BLIND_BYTES);
+    /* a value of the kept length and one longer (never kept) still differ by one byte */
+    uint8_t a[SEAL_BLIND_BYTES], b[SEAL_BLIND_BYTES];
+    seal_blind("12345678", 8, a);
+    seal_blind("123456789", 9, b);
+    assert_memory_not_equal(a, b, sizeof a);
+    seal_blind("12345678", 8, b);
+    assert_memory_equal(a, b, sizeof a);
 }
 
 static void
@@ -371,6 +430,7 @@ main(void)
         cmocka_unit_test(test_seal_tamper),
         cmocka_unit_test(test_seal_long_key),
         cmocka_unit_test(test_seal_blind),
+        cmocka_unit_test(test_seal_blind_kept),
         cmocka_unit_test(test_seal_store_upgrade),
         cmocka_unit_test(test_seal_damaged_value),
         cmocka_unit_test(test_seal_swap_mismatch),
