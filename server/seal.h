@@ -41,7 +41,9 @@ size_t seal_value(unsigned cf, const void *key, size_t klen, const void *val, si
 bool seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t len,
                      size_t *plen);
 /* The blind term of an index value: a keyed hash, equal for equal values.
-   Only after seal_use_key(). */
+   Only after seal_use_key(). Each thread keeps the terms of the short values
+   (up to 8 bytes: grams, a phone's last four digits) it hashed last, with
+   those values, in its thread-local memory (seal.c). */
 void seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES]);
 
 #endif
