@@ -347,6 +347,27 @@ crm_proto_peek_id(const uint8_t *buf, size_t len, uint64_t *id)
 }
 
 size_t
+crm_proto_event_frame(uint8_t *out, bool batch, const uint8_t *packed, size_t len)
+{
+    /* field 15 (event) or 20 (events), length-delimited: (N << 3 | 2) as a varint */
+    static const uint8_t one[] = {15 << 3 | 2}, many[] = {(20 << 3 | 2) | 0x80, 1};
+    const uint8_t *tag = batch ? many : one;
+    size_t n = batch ? sizeof many : sizeof one;
+    uint8_t head[16];
+    memcpy(head, tag, n);
+    for (uint64_t v = len; ; v >>= 7) {
+        head[n++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    if (out) {
+        memcpy(out, head, n);
+        memcpy(out + n, packed, len);
+    }
+    return n + len;
+}
+
+size_t
 crm_proto_reply_events(Crm__Reply *r, Crm__Event ***evs)
 {
     if (r->body_case == CRM__REPLY__BODY_EVENT) {

@@ -56,6 +56,12 @@ bool crm_proto_peek_varint(const uint8_t *buf, size_t len, unsigned field, uint6
 /* The change events a feed reply R carries, in sequence order: its one event,
    or a batched watch's events (Reply.events). *EVS points into R. */
 size_t crm_proto_reply_events(Crm__Reply *r, Crm__Event ***evs);
+/* Write into OUT (if not NULL) the packed Event PACKED (LEN bytes) as a
+   Reply's field: Reply.event, or with BATCH one of Reply.events - its tag,
+   its length, its bytes. Returns the bytes that takes. A reply with one
+   event is exactly one of these; a batched reply, several one after another
+   (protobuf appends a repeated field's elements as they come). */
+size_t crm_proto_event_frame(uint8_t *out, bool batch, const uint8_t *packed, size_t len);
 /* Free a message from crm_proto_unpack(); NULL-safe, sets *msg_p = NULL. */
 void crm_proto_free(ProtobufCMessage **msg_p);
 /* Check every field of MSG against its descriptor (see banner). */

@@ -35,8 +35,6 @@
    fill a batch; only what is due at this turn goes together. */
 #define BATCH_EVENTS 64
 #define BATCH_BYTES (128u << 10)
-#define TAG_EVENT 0x7a           /* Reply field 15 (event), length-delimited: 15 << 3 | 2 */
-#define TAG_EVENTS 0xa2, 0x01    /* Reply field 20 (events): 20 << 3 | 2 as a varint */
 
 /* One record of a change, decoded once. */
 typedef struct {
@@ -606,16 +604,6 @@ typedef struct {
     uint8_t *owned; /* DATA is ours to free (not a cached variant) */
 } s_piece_t;
 
-static size_t
-s_put_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    for (; v >= 0x80; v >>= 7)
-        out[n++] = (uint8_t)(v | 0x80);
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Send the N events of P to SUB in one reply, built in place: a Reply whose
    only field is the event (or, batched, the events) - each packed event
    behind its field tag and length, as protobuf encodes them. Returns as
@@ -623,25 +611,16 @@ s_put_varint(uint8_t *out, uint64_t v)
 static int
 s_send_events(void *router, const s_sub_t *sub, s_piece_t *p, size_t n)
 {
-    static const uint8_t one[] = {TAG_EVENT}, many[] = {TAG_EVENTS};
-    const uint8_t *tag = sub->batch ? many : one;
-    size_t tag_len = sub->batch ? sizeof many : sizeof one, total = 0;
+    size_t total = 0;
     CRM_ASSERT(n == 1 || sub->batch);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t tmp[10];
-        total += tag_len + s_put_varint(tmp, p[i].len) + p[i].len;
-    }
+    for (size_t i = 0; i < n; i++)
+        total += crm_proto_event_frame(NULL, sub->batch, p[i].data, p[i].len);
     zmq_msg_t msg;
     int rc = zmq_msg_init_size(&msg, total) == 0 ? 0 : zmq_errno();
     if (rc == 0) {
         uint8_t *out = zmq_msg_data(&msg);
-        for (size_t i = 0; i < n; i++) {
-            memcpy(out, tag, tag_len);
-            out += tag_len;
-            out += s_put_varint(out, p[i].len);
-            memcpy(out, p[i].data, p[i].len);
-            out += p[i].len;
-        }
+        for (size_t i = 0; i < n; i++)
+            out += crm_proto_event_frame(out, sub->batch, p[i].data, p[i].len);
         if (zmq_send(router, sub->rid, sub->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0)
             rc = zmq_errno();
@@ -718,14 +697,17 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
        the cursor moves past them only once it went out (a full pipe: next turn,
        from the same place). Ring entries stay put meanwhile (fewer than RING
        sequence numbers apart); the scratch entry of an older one does not. */
+    _Static_assert(BUDGET < RING, "a turn's pending events must stay in the ring");
     s_piece_t pend[BATCH_EVENTS];
     size_t npend = 0, pend_bytes = 0, max = sub->batch ? BATCH_EVENTS : 1;
     for (int budget = BUDGET; !sub->dead && upto < self->committed && budget > 0; budget--) {
         uint64_t seq = upto + 1;
         s_event_t *ev = s_event(self, seq);
         if (!ev) {
-            for (size_t i = 0; i < npend; i++)
-                free(pend[i].owned);
+            /* what is pending goes first (if it can): the error then says where
+               delivery really stopped */
+            if (npend && s_send_events(router, sub, pend, npend) == 0)
+                sub->cursor = upto;
             char msg[CRM_ERRBUF];
             snprintf(msg, sizeof msg,
                      "missed events: the log now starts at %llu; re-read the records and watch "

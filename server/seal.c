@@ -148,31 +148,41 @@ seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t
    from record to record: keyed BLAKE2b for each was 15 % of an import's CPU
    (docs/PERFORMANCE.md, "Blind terms of short values, cached"). So each
    thread keeps the terms of the values of up to BLIND_SHORT bytes it hashed
-   last, one per slot (direct-mapped, a slot's value compared whole). Longer
-   values (a whole phone number, an e-mail) are never kept. One key per
-   process (seal.h), so a kept term never goes stale. */
+   last, one per slot (direct-mapped). A slot holds no value, only its keyed
+   SipHash (with this thread's random key), so no plaintext outlives the
+   call - an erased customer's grams included; two values with one SipHash
+   (odds 2^-64 a lookup) would share a term. Longer values (a whole phone
+   number, an e-mail) are never kept. One key per process (seal.h), so a
+   kept term never goes stale. */
 #define BLIND_SLOTS 2048
 #define BLIND_SHORT 8
 
 typedef struct {
-    uint8_t len; /* 0: empty */
-    uint8_t value[BLIND_SHORT];
+    uint64_t tag; /* SipHash of the value; a slot with len 0 is empty */
+    uint8_t len;
     uint8_t term[SEAL_BLIND_BYTES];
 } s_blind_slot_t;
 
 static _Thread_local s_blind_slot_t t_blind[BLIND_SLOTS];
+static _Thread_local uint8_t t_blind_key[crypto_shorthash_KEYBYTES];
+static _Thread_local bool t_blind_keyed;
 
 void
 seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES])
 {
     CRM_ASSERT(atomic_load(&s_ready));
     s_blind_slot_t *slot = NULL;
+    uint64_t tag = 0;
     if (len > 0 && len <= BLIND_SHORT) {
-        uint32_t h = 2166136261u; /* FNV-1a: which slot, not a secret */
-        for (size_t i = 0; i < len; i++)
-            h = (h ^ ((const uint8_t *)value)[i]) * 16777619u;
-        slot = &t_blind[(h ^ (h >> 16)) & (BLIND_SLOTS - 1)];
-        if (slot->len == len && !memcmp(slot->value, value, len)) {
+        if (!t_blind_keyed) {
+            randombytes_buf(t_blind_key, sizeof t_blind_key);
+            t_blind_keyed = true;
+        }
+        uint8_t h[crypto_shorthash_BYTES];
+        crypto_shorthash(h, value, len, t_blind_key);
+        memcpy(&tag, h, sizeof tag);
+        slot = &t_blind[(tag >> 32 ^ tag) & (BLIND_SLOTS - 1)];
+        if (slot->len == len && slot->tag == tag) {
             memcpy(out, slot->term, SEAL_BLIND_BYTES);
             return;
         }
@@ -180,7 +190,7 @@ seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES])
     crypto_generichash(out, SEAL_BLIND_BYTES, value, len, s_keys.blind, sizeof s_keys.blind);
     if (slot) {
         slot->len = (uint8_t)len;
-        memcpy(slot->value, value, len);
+        slot->tag = tag;
         memcpy(slot->term, out, SEAL_BLIND_BYTES);
     }
 }

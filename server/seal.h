@@ -42,8 +42,8 @@ bool seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, s
                      size_t *plen);
 /* The blind term of an index value: a keyed hash, equal for equal values.
    Only after seal_use_key(). Each thread keeps the terms of the short values
-   (up to 8 bytes: grams, a phone's last four digits) it hashed last, with
-   those values, in its thread-local memory (seal.c). */
+   (up to 8 bytes: grams, a phone's last four digits) it hashed last, under a
+   keyed SipHash of the value, not the value (seal.c). */
 void seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES]);
 
 #endif

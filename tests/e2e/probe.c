@@ -969,9 +969,10 @@ s_watchtwice(char **argv)
 /* replay ENDPOINT ENROLL SINCE BATCH: WATCH from SINCE, batched (BATCH 1:
    WatchRequest.batch) or not, and read until the progress markers say the
    newest change was reached (or 30 s pass). Checks the sequence numbers:
-   each exactly once, rising (an admin may see every change: a hole is a loss).
-   Prints "events N replies M most K holes H repeats R ms T"; exits 0 when the
-   newest change arrived with no hole or repeat. */
+   each exactly once, rising (an admin may see every change: a hole is a loss;
+   so is a reply that does not decode). Prints "events N replies M most K
+   holes H repeats R ms T"; exits 0 when the newest change arrived with no
+   hole or repeat. */
 static int
 s_replay(char **argv)
 {
@@ -1022,6 +1023,8 @@ s_replay(char **argv)
             }
             if (r->body_case == CRM__REPLY__BODY_PROGRESS && r->progress->seq > last)
                 last = r->progress->seq; /* filtered out: none here */
+        } else {
+            holes++; /* a reply that does not decode: its events are lost */
         }
         crm_proto_free((ProtobufCMessage **)&r);
         zmq_msg_close(&m);

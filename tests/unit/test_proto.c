@@ -168,30 +168,48 @@ test_proto_peek_id(void **state)
     assert_false(crm_proto_peek_varint(req, sizeof req, 4, &op));
 }
 
-/* A batched watch's reply is the concatenation of Reply{events: [e]}, one per
-   event packed once (server/feed.c): protobuf reads it as one Reply whose
-   events come in order; a Reply{event} has its one event. */
+/* A feed reply is built from events packed once (server/feed.c), each behind
+   its field's tag and length (crm_proto_event_frame): byte for byte what
+   protobuf-c packs for Reply{event} (the one-event reply older clients read)
+   and for Reply{events: [e]}; frames one after another read as one Reply
+   whose events come in order. */
 static void
 test_proto_reply_events(void **state)
 {
     (void)state;
-    uint8_t *parts[3];
-    size_t lens[3], total = 0;
+    uint8_t *all = NULL;
+    size_t total = 0;
+    char note[300];
+    memset(note, 'x', sizeof note - 1); /* an event over 127 bytes: a 2-byte length */
+    note[sizeof note - 1] = '\0';
     for (int i = 0; i < 3; i++) {
         Crm__Event ev = CRM__EVENT__INIT;
-        Crm__Reply one = CRM__REPLY__INIT;
         Crm__Event *evp = &ev;
         ev.seq = 41 + (uint64_t)i;
-        ev.actor = (char *)"sa";
-        one.n_events = 1;
-        one.events = &evp;
-        parts[i] = crm_proto_pack(&one.base, &lens[i]);
-        total += lens[i];
+        ev.actor = i == 1 ? note : (char *)"sa";
+        size_t elen, one_len, many_len;
+        uint8_t *packed = crm_proto_pack(&ev.base, &elen);
+        Crm__Reply one = CRM__REPLY__INIT, many = CRM__REPLY__INIT;
+        one.body_case = CRM__REPLY__BODY_EVENT;
+        one.event = &ev;
+        many.n_events = 1;
+        many.events = &evp;
+        uint8_t *want_one = crm_proto_pack(&one.base, &one_len);
+        uint8_t *want_many = crm_proto_pack(&many.base, &many_len);
+        uint8_t frame[512];
+        assert_int_equal(crm_proto_event_frame(NULL, false, packed, elen), one_len);
+        assert_int_equal(crm_proto_event_frame(frame, false, packed, elen), one_len);
+        assert_memory_equal(frame, want_one, one_len);
+        assert_int_equal(crm_proto_event_frame(NULL, true, packed, elen), many_len);
+        all = realloc(all, total + many_len);
+        assert_non_null(all);
+        assert_int_equal(crm_proto_event_frame(all + total, true, packed, elen), many_len);
+        assert_memory_equal(all + total, want_many, many_len);
+        total += many_len;
+        free(packed);
+        free(want_one);
+        free(want_many);
     }
-    uint8_t *all = malloc(total);
-    assert_non_null(all);
-    for (size_t i = 0, at = 0; i < 3; at += lens[i], i++)
-        memcpy(all + at, parts[i], lens[i]);
     char errbuf[CRM_ERRBUF];
     Crm__Reply *r = NULL;
     assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, all, total, (ProtobufCMessage **)&r,
@@ -201,6 +219,7 @@ test_proto_reply_events(void **state)
     assert_int_equal(crm_proto_reply_events(r, &evs), 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(evs[i]->seq, 41 + (uint64_t)i);
+    assert_string_equal(evs[1]->actor, note);
     crm_proto_free((ProtobufCMessage **)&r);
     /* one event as an unbatched watch gets it */
     Crm__Event ev = CRM__EVENT__INIT;
@@ -210,11 +229,6 @@ test_proto_reply_events(void **state)
     single.event = &ev;
     assert_int_equal(crm_proto_reply_events(&single, &evs), 1);
     assert_int_equal(evs[0]->seq, 7);
-    /* neither: a progress marker carries none */
-    Crm__Reply progress = CRM__REPLY__INIT;
-    assert_int_equal(crm_proto_reply_events(&progress, &evs), 0);
-    for (int i = 0; i < 3; i++)
-        free(parts[i]);
     free(all);
 }
 
