@@ -1,0 +1,217 @@
+/*  test_feed - the live feed's delivery to a subscriber whose pipe is full
+
+    A real store with customers made through dispatch_process(), the feed
+    pumped into a ROUTER on inproc as the server loop does, and a DEALER
+    subscriber whose queue holds only a message or two (SNDHWM and RCVHWM of
+    1), read a little between pumps: sends meet EAGAIN mid-turn, batched
+    (several events to a reply) and not, and every change must still arrive
+    exactly once and in order. The e2e tests cannot reach that path reliably:
+    the kernel's socket buffers take thousands of events first.
+*/
+#include "test_common.h"
+#include <zmq.h>
+
+#include "crm_keys.h"
+#include "crm_proto.h"
+#include "crm_record.h"
+#include "crm_time.h"
+#include "derive.h"
+#include "dispatch.h"
+#include "feed.h"
+#include "session.h"
+#include "store.h"
+#include "users.h"
+
+#define CUSTOMERS 300 /* under the feed's 512 events per subscriber and turn */
+
+static struct {
+    char *dir;
+    store_t *store;
+    store_group_t *group;
+    feed_t *feed;
+    dispatch_env_t env;
+    crm_ratelimit_t rl;
+    value_rules_t rules;
+    char admin[CRM_Z85_LEN + 1];
+} s_fx;
+
+static int
+s_setup(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    crm_log_threshold = CRM_LOG_ERROR;
+    s_fx.dir = test_tmpdir();
+    assert_int_equal(store_open(s_fx.dir, STORE_CREATE, &s_fx.store, errbuf), CRM_OK);
+    s_fx.group = store_group_new(s_fx.store);
+    Crm__User actor = CRM__USER__INIT;
+    Crm__UserRequest req = CRM__USER_REQUEST__INIT;
+    crm_keypair_t kp;
+    actor.name = (char *)"test";
+    actor.role = CRM__ROLE__ADMIN;
+    crm_keys_generate(&kp);
+    req.name = (char *)"admin";
+    req.department = CRM__DEPARTMENT__DEPARTMENT_NONE;
+    req.role = CRM__ROLE__ADMIN;
+    req.public_key.data = kp.pub;
+    req.public_key.len = CRM_KEY_BYTES;
+    assert_int_equal(users_apply(s_fx.store, s_fx.group, &actor, USERS_ADD, &req, NULL, errbuf),
+                     CRM_OK);
+    crm_keys_to_z85(kp.pub, s_fx.admin);
+    assert_int_equal(store_group_commit(s_fx.group, errbuf), CRM_OK);
+    feed_config_t fc = {0, 0};
+    s_fx.feed = feed_new(s_fx.store, &fc);
+    value_rules_defaults(&s_fx.rules);
+    dispatch_env_t env = {.store = s_fx.store,
+                          .group = s_fx.group,
+                          .server_key = "test-server-key",
+                          .log_rl = &s_fx.rl,
+                          .rules = &s_fx.rules,
+                          .max_msg = 1u << 20};
+    s_fx.env = env;
+    /* the changes to deliver: one customer each */
+    const crm_entity_t *cust = crm_entity_by_name("customer");
+    for (int i = 0; i < CUSTOMERS; i++) {
+        ProtobufCMessage *c = crm_proto_new(cust->desc);
+        char name[32];
+        snprintf(name, sizeof name, "Feed %d", i);
+        crm_record_set_str(c, "name", name);
+        Crm__Request r = CRM__REQUEST__INIT;
+        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+        r.id = 1 + (uint64_t)i;
+        r.op = CRM__OP__OP_ENTITY_CREATE;
+        r.body_case = CRM__REQUEST__BODY_ENTITY;
+        r.entity = &er;
+        er.kind = (char *)"customer";
+        er.allow_duplicate = true;
+        er.record.data = crm_proto_pack(c, &er.record.len);
+        size_t len, reply_len;
+        uint8_t *frame = crm_proto_pack(&r.base, &len);
+        dispatch_out_t out;
+        free(dispatch_process(&s_fx.env, s_fx.admin, 1, frame, len, &reply_len, &out));
+        assert_true(out.ok);
+        assert_int_equal(store_group_commit(s_fx.group, errbuf), CRM_OK);
+        free(frame);
+        free(er.record.data);
+        crm_proto_free(&c);
+    }
+    feed_committed(s_fx.feed, crm_time_now_us());
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    (void)state;
+    feed_destroy(&s_fx.feed);
+    store_group_destroy(&s_fx.group);
+    store_destroy(&s_fx.store);
+    test_rmrf(s_fx.dir);
+    free(s_fx.dir);
+    return 0;
+}
+
+/* Watch from sequence 0 (BATCH: several events to a reply) through a pipe
+   of a message or two; read at most two replies between pumps. */
+static void
+s_deliver_through_full_pipe(bool batch)
+{
+    char errbuf[CRM_ERRBUF];
+    void *zctx = zmq_ctx_new();
+    void *router = zmq_socket(zctx, ZMQ_ROUTER), *sub = zmq_socket(zctx, ZMQ_DEALER);
+    int one = 1;
+    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_SNDHWM, &one, sizeof one);
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &one, sizeof one);
+    assert_int_equal(zmq_bind(router, "inproc://test-feed"), 0);
+    assert_int_equal(zmq_connect(sub, "inproc://test-feed"), 0);
+    assert_int_equal(zmq_send(sub, "hi", 2, 0), 2);
+    uint8_t rid[256];
+    char hi[4];
+    int rid_len = zmq_recv(router, rid, sizeof rid, 0);
+    assert_true(rid_len > 0 && rid_len <= (int)sizeof rid);
+    assert_int_equal(zmq_recv(router, hi, sizeof hi, 0), 2);
+
+    session_t session = {NULL};
+    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+    w.since_set = true;
+    w.batch = batch;
+    uint64_t cursor = 99;
+    assert_int_equal(feed_watch(s_fx.feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
+                                &cursor, errbuf),
+                     CRM_OK);
+    assert_int_equal(cursor, 0);
+    feed_replied(s_fx.feed, rid, (size_t)rid_len, 5, true);
+    uint64_t newest = store_last_seq(s_fx.store), last = 0, events = 0, replies = 0, most = 0;
+    int pumps = 0;
+    for (int turn = 0; turn < 100000 && last < newest; turn++) {
+        feed_pump(s_fx.feed, router, crm_time_mono_us());
+        pumps++;
+        for (int k = 0; k < 2; k++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            Crm__Reply *r = NULL;
+            assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                              zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
+                             CRM_OK);
+            Crm__Event **evs;
+            size_t n = crm_proto_reply_events(r, &evs);
+            assert_true(batch || (n <= 1 && (n == 0 || r->body_case == CRM__REPLY__BODY_EVENT)));
+            replies += n > 0;
+            most = n > most ? n : most;
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(evs[i]->seq, last + 1); /* no hole, no repeat, in order */
+                last = evs[i]->seq;
+                events++;
+            }
+            crm_proto_free((ProtobufCMessage **)&r);
+            zmq_msg_close(&m);
+        }
+    }
+    printf("# batch %d: %llu events in %llu replies (up to %llu) over %d pumps\n", batch,
+           (unsigned long long)events, (unsigned long long)replies, (unsigned long long)most,
+           pumps);
+    assert_int_equal(last, newest);
+    assert_true(events >= CUSTOMERS);
+    /* the pipe was full: one turn's budget covers every event, so more turns
+       than one mean sends met EAGAIN and were taken up again */
+    assert_true(pumps > 2);
+    if (batch)
+        assert_true(most > 1 && most <= 64 && replies < events);
+    else
+        assert_true(most == 1 && replies == events);
+    session_release(&session);
+    zmq_close(sub);
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    feed_pump(s_fx.feed, NULL, crm_time_mono_us()); /* its connection is gone */
+}
+
+static void
+test_feed_full_pipe_unbatched(void **state)
+{
+    (void)state;
+    s_deliver_through_full_pipe(false);
+}
+
+static void
+test_feed_full_pipe_batched(void **state)
+{
+    (void)state;
+    s_deliver_through_full_pipe(true);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_feed_full_pipe_unbatched),
+        cmocka_unit_test(test_feed_full_pipe_batched),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
