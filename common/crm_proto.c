@@ -350,7 +350,7 @@ size_t
 crm_proto_event_frame(uint8_t *out, bool batch, const uint8_t *packed, size_t len)
 {
     /* field 15 (event) or 20 (events), length-delimited: (N << 3 | 2) as a varint */
-    static const uint8_t one[] = {15 << 3 | 2}, many[] = {(20 << 3 | 2) | 0x80, 1};
+    static const uint8_t one[] = {15 << 3 | 2}, many[] = {((20 << 3 | 2) & 0x7f) | 0x80, 1};
     const uint8_t *tag = batch ? many : one;
     size_t n = batch ? sizeof many : sizeof one;
     uint8_t head[16];

@@ -706,8 +706,13 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         if (!ev) {
             /* what is pending goes first (if it can): the error then says where
                delivery really stopped */
-            if (npend && s_send_events(router, sub, pend, npend) == 0)
-                sub->cursor = upto;
+            if (npend) {
+                int rc = s_send_events(router, sub, pend, npend);
+                if (rc == EAGAIN)
+                    return; /* full: the error goes next turn, with nothing before it */
+                if (rc == 0)
+                    sub->cursor = upto;
+            }
             char msg[CRM_ERRBUF];
             snprintf(msg, sizeof msg,
                      "missed events: the log now starts at %llu; re-read the records and watch "

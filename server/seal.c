@@ -148,10 +148,12 @@ seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t
    from record to record: keyed BLAKE2b for each was 15 % of an import's CPU
    (docs/PERFORMANCE.md, "Blind terms of short values, cached"). So each
    thread keeps the terms of the values of up to BLIND_SHORT bytes it hashed
-   last, one per slot (direct-mapped). A slot holds no value, only its keyed
-   SipHash (with this thread's random key), so no plaintext outlives the
-   call - an erased customer's grams included; two values with one SipHash
-   (odds 2^-64 a lookup) would share a term. Longer values (a whole phone
+   last, one per slot (direct-mapped). A slot holds no value, only its
+   SipHash under this thread's random key, so the grams (an erased
+   customer's too) do not stay in memory as text; one who can read the
+   process's memory could still recover them from the hashes and that key by
+   trying every short value - as they could read the master key itself. Two
+   values with one SipHash (odds 2^-64 a lookup) would share a term. Longer values (a whole phone
    number, an e-mail) are never kept. One key per process (seal.h), so a
    kept term never goes stale. */
 #define BLIND_SLOTS 2048

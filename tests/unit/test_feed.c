@@ -119,7 +119,9 @@ s_deliver_through_full_pipe(bool batch)
     char errbuf[CRM_ERRBUF];
     void *zctx = zmq_ctx_new();
     void *router = zmq_socket(zctx, ZMQ_ROUTER), *sub = zmq_socket(zctx, ZMQ_DEALER);
-    int one = 1;
+    int one = 1, zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero); /* what is queued at the end goes */
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(router, ZMQ_SNDHWM, &one, sizeof one);
     zmq_setsockopt(sub, ZMQ_RCVHWM, &one, sizeof one);
@@ -145,7 +147,12 @@ s_deliver_through_full_pipe(bool batch)
     feed_replied(s_fx.feed, rid, (size_t)rid_len, 5, true);
     uint64_t newest = store_last_seq(s_fx.store), last = 0, events = 0, replies = 0, most = 0;
     int pumps = 0;
-    for (int turn = 0; turn < 100000 && last < newest; turn++) {
+    int64_t end = crm_time_mono_us() + 30 * INT64_C(1000000);
+    while (last < newest && crm_time_mono_us() < end) {
+        int events_now;
+        size_t elen = sizeof events_now;
+        /* as the server's zmq_poll does: the ROUTER takes in that the pipe drained */
+        zmq_getsockopt(router, ZMQ_EVENTS, &events_now, &elen);
         feed_pump(s_fx.feed, router, crm_time_mono_us());
         pumps++;
         for (int k = 0; k < 2; k++) {
@@ -180,7 +187,7 @@ s_deliver_through_full_pipe(bool batch)
     assert_true(events >= CUSTOMERS);
     /* the pipe was full: one turn's budget covers every event, so more turns
        than one mean sends met EAGAIN and were taken up again */
-    assert_true(pumps > 2);
+    assert_true(pumps > 1);
     if (batch)
         assert_true(most > 1 && most <= 64 && replies < events);
     else

@@ -229,6 +229,13 @@ test_proto_reply_events(void **state)
     single.event = &ev;
     assert_int_equal(crm_proto_reply_events(&single, &evs), 1);
     assert_int_equal(evs[0]->seq, 7);
+    /* a progress marker carries none */
+    Crm__Reply progress = CRM__REPLY__INIT;
+    progress.body_case = CRM__REPLY__BODY_PROGRESS;
+    assert_int_equal(crm_proto_reply_events(&progress, &evs), 0);
+    /* a length of 2^28 takes a 5-byte varint (nothing is read with a NULL OUT) */
+    assert_int_equal(crm_proto_event_frame(NULL, true, NULL, (size_t)1 << 28), 2 + 5 + ((size_t)1 << 28));
+    assert_int_equal(crm_proto_event_frame(NULL, false, NULL, 127), 1 + 1 + 127);
     free(all);
 }
 
