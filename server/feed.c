@@ -631,6 +631,24 @@ s_send_events(void *router, const s_sub_t *sub, s_piece_t *p, size_t n)
     return rc;
 }
 
+/* Send SUB's *NPEND pending events: sent, its cursor moves to UPTO (every
+   change up to it considered); EAGAIN (full), it stays for the next turn;
+   anything else, SUB is gone. Returns as s_send_events; nothing is pending
+   after. */
+static int
+s_flush(void *router, s_sub_t *sub, s_piece_t *pend, size_t *npend, uint64_t upto, int64_t now)
+{
+    int rc = s_send_events(router, sub, pend, *npend);
+    *npend = 0;
+    if (rc == 0) {
+        sub->cursor = upto;
+        sub->last_sent_us = now;
+    } else {
+        sub->dead = rc != EAGAIN;
+    }
+    return rc;
+}
+
 static void
 s_send_reply(void *router, s_sub_t *sub, Crm__Reply *reply)
 {
@@ -706,13 +724,8 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         if (!ev) {
             /* what is pending goes first (if it can): the error then says where
                delivery really stopped */
-            if (npend) {
-                int rc = s_send_events(router, sub, pend, npend);
-                if (rc == EAGAIN)
-                    return; /* full: the error goes next turn, with nothing before it */
-                if (rc == 0)
-                    sub->cursor = upto;
-            }
+            if (npend && s_flush(router, sub, pend, &npend, upto, now) == EAGAIN)
+                return; /* full: the error goes next turn, with nothing before it */
             char msg[CRM_ERRBUF];
             snprintf(msg, sizeof msg,
                      "missed events: the log now starts at %llu; re-read the records and watch "
@@ -734,18 +747,14 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
                 p.data = p.owned;
             }
             if (npend && (npend == max || pend_bytes + p.len > BATCH_BYTES)) {
-                int rc = s_send_events(router, sub, pend, npend);
-                npend = pend_bytes = 0;
-                if (rc != 0) {
+                pend_bytes = 0;
+                if (s_flush(router, sub, pend, &npend, seq - 1, now) != 0) {
                     free(p.owned);
-                    sub->dead = rc != EAGAIN; /* EAGAIN: full, try again next turn */
                     if (sig != small)
                         free(sig);
                     return;
                 }
                 sent = true;
-                sub->last_sent_us = now;
-                sub->cursor = seq - 1;
             }
             pend[npend++] = p;
             pend_bytes += p.len;
@@ -757,14 +766,9 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         upto = seq;
     }
     if (npend) {
-        int rc = s_send_events(router, sub, pend, npend);
-        if (rc != 0) {
-            sub->dead = rc != EAGAIN;
+        if (s_flush(router, sub, pend, &npend, upto, now) != 0)
             return;
-        }
         sent = true;
-        sub->last_sent_us = now;
-        sub->cursor = upto;
     }
     bool stretch = !sent && sub->cursor != start && now - sub->last_sent_us >= STRETCH_US;
     if (!sub->dead && (stretch || now - sub->last_sent_us >= HEARTBEAT_US)) {

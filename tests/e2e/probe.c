@@ -940,17 +940,28 @@ s_count_events(void *s, const char *kind, int ms)
     return events;
 }
 
+/* REQ: a WATCH request with id ID and the defaults of W (from now, everything
+   the user may see), which the caller may change before sending. */
+static void
+s_watch_request(Crm__Request *req, Crm__WatchRequest *w, uint64_t id)
+{
+    crm__request__init(req);
+    crm__watch_request__init(w);
+    req->id = id;
+    req->op = CRM__OP__OP_WATCH;
+    req->body_case = CRM__REQUEST__BODY_WATCH;
+    req->watch = w;
+}
+
 /* watchtwice ENDPOINT ENROLL: WATCH twice on one connection, then create a
    customer and count how often its event arrives (must be once). */
 static int
 s_watchtwice(char **argv)
 {
     void *s = s_connect(argv[0], argv[1]);
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
-    req.op = CRM__OP__OP_WATCH;
-    req.body_case = CRM__REQUEST__BODY_WATCH;
-    req.watch = &w;
+    Crm__Request req;
+    Crm__WatchRequest w;
+    s_watch_request(&req, &w, 0);
     for (int i = 0; i < 2; i++) {
         req.id = 100 + (uint64_t)i;
         Crm__Reply *r = s_call(s, &req);
@@ -977,12 +988,9 @@ static int
 s_replay(char **argv)
 {
     void *s = s_connect(argv[0], argv[1]);
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
-    req.id = 7;
-    req.op = CRM__OP__OP_WATCH;
-    req.body_case = CRM__REQUEST__BODY_WATCH;
-    req.watch = &w;
+    Crm__Request req;
+    Crm__WatchRequest w;
+    s_watch_request(&req, &w, 7);
     w.since = strtoull(argv[2], NULL, 10);
     w.since_set = true;
     w.batch = atoi(argv[3]) != 0;
@@ -1068,12 +1076,9 @@ s_watchfail(char **argv)
     crm_proto_free((ProtobufCMessage **)&r);
     s_set_fault(argv[2], "EIO");
     usleep(50000);
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
-    req.id = 300;
-    req.op = CRM__OP__OP_WATCH;
-    req.body_case = CRM__REQUEST__BODY_WATCH;
-    req.watch = &w;
+    Crm__Request req;
+    Crm__WatchRequest w;
+    s_watch_request(&req, &w, 300);
     r = s_call(s, &req);
     int status = r ? (int)r->status : -1;
     char what[400];
