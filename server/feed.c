@@ -18,7 +18,7 @@
 #include "records.h"
 #include "session.h"
 
-#define RING 8192              /* recent change-log entries kept decoded */
+#define RING 8192              /* recent change-log entries kept decoded (feed_config_t) */
 #define BUDGET 512             /* events per subscriber per pump */
 #define HEARTBEAT_US 1000000   /* progress at least this often */
 #define STRETCH_US 100000      /* ... and this soon after a filtered-out stretch */
@@ -87,7 +87,8 @@ typedef struct {
 struct feed {
     store_t *store;               /* borrowed */
     feed_config_t cfg;
-    s_event_t ring[RING];         /* the newest RING changes */
+    s_event_t *ring;              /* the newest RING (cfg.ring_events) changes */
+    uint64_t ring_n;
     s_event_t scratch;            /* an older change being replayed: never evicts the ring */
     s_sub_t **subs;
     size_t nsubs, cap;
@@ -106,6 +107,13 @@ feed_new(store_t *store, const feed_config_t *cfg)
     CRM_ASSERT_ALLOC(self);
     self->store = store;
     self->cfg = *cfg;
+    /* a turn's pending events point into the ring (s_pump_one): it must hold more than a
+       turn's budget of them, twice over for the margin */
+    self->ring_n = cfg->ring_events ? cfg->ring_events : RING;
+    if (self->ring_n < 2 * BUDGET)
+        self->ring_n = 2 * BUDGET;
+    self->ring = calloc(self->ring_n, sizeof *self->ring);
+    CRM_ASSERT_ALLOC(self->ring);
     self->committed = store_last_seq(store);
     self->hints_seen = store_log_rewrite_hints();
     self->meta_seen = store_cf_changes(STORE_CF_META);
@@ -158,9 +166,10 @@ feed_destroy(feed_t **self_p)
         return;
     feed_reset(self);
     free(self->subs);
-    for (size_t i = 0; i < RING; i++)
+    for (size_t i = 0; i < self->ring_n; i++)
         s_event_clear(&self->ring[i]);
     s_event_clear(&self->scratch);
+    free(self->ring);
     free(self);
     *self_p = NULL;
 }
@@ -207,8 +216,9 @@ s_event(feed_t *self, uint64_t seq)
 {
     /* replaying far behind must not push the live window out of the cache */
     uint64_t newest = store_last_seq(self->store);
-    s_event_t *ev = newest >= RING && seq <= newest - RING ? &self->scratch
-                                                           : &self->ring[seq % RING];
+    uint64_t ring = self->ring_n;
+    s_event_t *ev = newest >= ring && seq <= newest - ring ? &self->scratch
+                                                           : &self->ring[seq % ring];
     if (ev->seq == seq)
         return ev;
     s_event_clear(ev);
@@ -264,7 +274,7 @@ s_check_rewrites(feed_t *self)
         return; /* not committed yet: looked at again after the next commit */
     self->rewrite_due = false;
     self->rewrites = n;
-    for (size_t i = 0; i < RING; i++)
+    for (size_t i = 0; i < self->ring_n; i++)
         s_event_clear(&self->ring[i]);
     s_event_clear(&self->scratch);
 }
@@ -277,10 +287,11 @@ feed_committed(feed_t *self, int64_t now_us)
     if (last <= self->committed)
         return;
     if (self->nsubs) /* decode once now, with the commit time, for everyone */
-        for (uint64_t seq = last > RING ? (last - RING + 1 > self->committed + 1
-                                               ? last - RING + 1
+        for (uint64_t ring = self->ring_n,
+                      seq = last > ring ? (last - ring + 1 > self->committed + 1
+                                               ? last - ring + 1
                                                : self->committed + 1)
-                                         : self->committed + 1;
+                                        : self->committed + 1;
              seq <= last; seq++) {
             s_event_t *ev = s_event(self, seq);
             if (ev)
@@ -713,9 +724,10 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
     bool sent = false;
     /* the visible events after the cursor, up to UPTO, wait here for their reply;
        the cursor moves past them only once it went out (a full pipe: next turn,
-       from the same place). Ring entries stay put meanwhile (fewer than RING
-       sequence numbers apart); the scratch entry of an older one does not. */
-    _Static_assert(BUDGET < RING, "a turn's pending events must stay in the ring");
+       from the same place). Ring entries stay put meanwhile (a turn spans at most BUDGET
+       sequence numbers, and the ring holds at least twice that: feed_new); the scratch
+       entry of an older one does not. */
+    _Static_assert(2 * BUDGET <= RING, "a turn's pending events must stay in the ring");
     s_piece_t pend[BATCH_EVENTS];
     size_t npend = 0, pend_bytes = 0, max = sub->batch ? BATCH_EVENTS : 1;
     for (int budget = BUDGET; !sub->dead && upto < self->committed && budget > 0; budget--) {

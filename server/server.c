@@ -300,7 +300,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
                                                     ? cfg->sweep_every_ms * 1000
                                                     : 10 * 1000000LL);
     self->group = store_group_new(self->store);
-    feed_config_t fcfg = {cfg->retain_events, cfg->retain_ms};
+    feed_config_t fcfg = {.retain_events = cfg->retain_events, .retain_ms = cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
     self->erase = erase_new(cfg->fault_slow_erase ? 1 : 0, cfg->fault_slow_erase ? 10000 : 0);
     self->backup = backup_job_new(self->store, cfg->data_dir, cfg->backup_dir,

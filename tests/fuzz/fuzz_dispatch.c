@@ -260,7 +260,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     s_add_user("mk", CRM__DEPARTMENT__MARKETING, CRM__ROLE__STAFF, 1);
     s_add_user("sa", CRM__DEPARTMENT__SALES, CRM__ROLE__STAFF, 2);
     store_group_commit(s_fx.group, errbuf);
-    feed_config_t fc = {1000, 0};
+    feed_config_t fc = {.retain_events = 1000};
     s_fx.feed = feed_new(s_fx.store, &fc);
     static value_rules_t rules;
     value_rules_defaults(&rules);

@@ -6,7 +6,10 @@
     1), read a little between pumps: sends meet EAGAIN mid-turn, batched
     (several events to a reply) and not, and every change must still arrive
     exactly once and in order. The e2e tests cannot reach that path reliably:
-    the kernel's socket buffers take thousands of events first.
+    the kernel's socket buffers take thousands of events first. Also with the
+    feed's cache of recent changes at its smallest, so that the oldest
+    changes are replayed through its one scratch entry, which the next one
+    replaces while earlier events still wait for their reply.
 */
 #include "test_common.h"
 #include <zmq.h>
@@ -22,13 +25,14 @@
 #include "store.h"
 #include "users.h"
 
-#define CUSTOMERS 300 /* under the feed's 512 events per subscriber and turn */
+#define CUSTOMERS 1300 /* changes to deliver */
+#define TURN_BUDGET 512 /* feed.c's BUDGET: events per subscriber and pump, pipe not full */
+#define SMALL_RING 1024 /* feed_config_t.ring_events at its floor: 277 changes older */
 
 static struct {
     char *dir;
     store_t *store;
     store_group_t *group;
-    feed_t *feed;
     dispatch_env_t env;
     crm_ratelimit_t rl;
     value_rules_t rules;
@@ -59,8 +63,6 @@ s_setup(void **state)
                      CRM_OK);
     crm_keys_to_z85(kp.pub, s_fx.admin);
     assert_int_equal(store_group_commit(s_fx.group, errbuf), CRM_OK);
-    feed_config_t fc = {0, 0};
-    s_fx.feed = feed_new(s_fx.store, &fc);
     value_rules_defaults(&s_fx.rules);
     dispatch_env_t env = {.store = s_fx.store,
                           .group = s_fx.group,
@@ -95,7 +97,6 @@ s_setup(void **state)
         free(er.record.data);
         crm_proto_free(&c);
     }
-    feed_committed(s_fx.feed, crm_time_now_us());
     return 0;
 }
 
@@ -103,7 +104,6 @@ static int
 s_teardown(void **state)
 {
     (void)state;
-    feed_destroy(&s_fx.feed);
     store_group_destroy(&s_fx.group);
     store_destroy(&s_fx.store);
     test_rmrf(s_fx.dir);
@@ -112,11 +112,15 @@ s_teardown(void **state)
 }
 
 /* Watch from sequence 0 (BATCH: several events to a reply) through a pipe
-   of a message or two; read at most two replies between pumps. */
+   of a message or two, the feed keeping RING changes decoded (0: its
+   default); read at most two replies between pumps. */
 static void
-s_deliver_through_full_pipe(bool batch)
+s_deliver_through_full_pipe(bool batch, uint64_t ring)
 {
     char errbuf[CRM_ERRBUF];
+    feed_config_t fc = {.ring_events = ring};
+    feed_t *feed = feed_new(s_fx.store, &fc);
+    feed_committed(feed, crm_time_now_us());
     void *zctx = zmq_ctx_new();
     void *router = zmq_socket(zctx, ZMQ_ROUTER), *sub = zmq_socket(zctx, ZMQ_DEALER);
     int one = 1, zero = 0;
@@ -140,11 +144,11 @@ s_deliver_through_full_pipe(bool batch)
     w.since_set = true;
     w.batch = batch;
     uint64_t cursor = 99;
-    assert_int_equal(feed_watch(s_fx.feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
+    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
                                 &cursor, errbuf),
                      CRM_OK);
     assert_int_equal(cursor, 0);
-    feed_replied(s_fx.feed, rid, (size_t)rid_len, 5, true);
+    feed_replied(feed, rid, (size_t)rid_len, 5, true);
     uint64_t newest = store_last_seq(s_fx.store), last = 0, events = 0, replies = 0, most = 0;
     int pumps = 0;
     int64_t end = crm_time_mono_us() + 30 * INT64_C(1000000);
@@ -153,7 +157,7 @@ s_deliver_through_full_pipe(bool batch)
         size_t elen = sizeof events_now;
         /* as the server's zmq_poll does: the ROUTER takes in that the pipe drained */
         zmq_getsockopt(router, ZMQ_EVENTS, &events_now, &elen);
-        feed_pump(s_fx.feed, router, crm_time_mono_us());
+        feed_pump(feed, router, crm_time_mono_us());
         pumps++;
         for (int k = 0; k < 2; k++) {
             zmq_msg_t m;
@@ -180,14 +184,16 @@ s_deliver_through_full_pipe(bool batch)
             zmq_msg_close(&m);
         }
     }
-    printf("# batch %d: %llu events in %llu replies (up to %llu) over %d pumps\n", batch,
-           (unsigned long long)events, (unsigned long long)replies, (unsigned long long)most,
+    printf("# batch %d, ring %llu: %llu events in %llu replies (up to %llu) over %d pumps\n",
+           batch, (unsigned long long)ring, (unsigned long long)events, (unsigned long long)replies, (unsigned long long)most,
            pumps);
     assert_int_equal(last, newest);
     assert_true(events >= CUSTOMERS);
-    /* the pipe was full: one turn's budget covers every event, so more turns
-       than one mean sends met EAGAIN and were taken up again */
-    assert_true(pumps > 1);
+    /* the pipe was full: with room for all, the turns' budgets would need
+       EVENTS / TURN_BUDGET pumps, so twice as many mean sends met EAGAIN and
+       were taken up again */
+    assert_true(events > newest - SMALL_RING); /* with a small ring, some were older */
+    assert_true(pumps > 2 * (int)((events + TURN_BUDGET - 1) / TURN_BUDGET));
     if (batch)
         assert_true(most > 1 && most <= 64 && replies < events);
     else
@@ -196,21 +202,37 @@ s_deliver_through_full_pipe(bool batch)
     zmq_close(sub);
     zmq_close(router);
     zmq_ctx_term(zctx);
-    feed_pump(s_fx.feed, NULL, crm_time_mono_us()); /* its connection is gone */
+    feed_pump(feed, NULL, crm_time_mono_us()); /* its connection is gone */
+    feed_destroy(&feed);
 }
 
 static void
 test_feed_full_pipe_unbatched(void **state)
 {
     (void)state;
-    s_deliver_through_full_pipe(false);
+    s_deliver_through_full_pipe(false, 0);
 }
 
 static void
 test_feed_full_pipe_batched(void **state)
 {
     (void)state;
-    s_deliver_through_full_pipe(true);
+    s_deliver_through_full_pipe(true, 0);
+}
+
+/* the oldest changes come through the scratch entry */
+static void
+test_feed_full_pipe_replayed_unbatched(void **state)
+{
+    (void)state;
+    s_deliver_through_full_pipe(false, SMALL_RING);
+}
+
+static void
+test_feed_full_pipe_replayed_batched(void **state)
+{
+    (void)state;
+    s_deliver_through_full_pipe(true, SMALL_RING);
 }
 
 int
@@ -219,6 +241,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feed_full_pipe_unbatched),
         cmocka_unit_test(test_feed_full_pipe_batched),
+        cmocka_unit_test(test_feed_full_pipe_replayed_unbatched),
+        cmocka_unit_test(test_feed_full_pipe_replayed_batched),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
