@@ -197,6 +197,24 @@ static _Thread_local uint64_t t_read_errors;
 static _Thread_local const rocksdb_snapshot_t *t_view_snap;
 static _Thread_local uint64_t t_view_seq;
 
+/* RocksDB counts, per thread, every key comparison, block read and skipped
+   key into its perf context unless the thread says otherwise (perf level
+   kEnableCount, its default); nothing here reads those counts, and each one
+   is a C++ thread_local reached through __tls_get_addr from the shared
+   library: about 5 % of crmd's samples during an import (PERFORMANCE.md,
+   "RocksDB's per-thread counters"). Every entry point that reaches RocksDB
+   turns them off for its thread, once. */
+static _Thread_local bool t_perf_off;
+
+static inline void
+s_perf_off(void)
+{
+    if (!t_perf_off) {
+        rocksdb_set_perf_level(1 /* rocksdb_disable */);
+        t_perf_off = true;
+    }
+}
+
 static rocksdb_readoptions_t *
 s_ropts(const store_t *self)
 {
@@ -1005,6 +1023,7 @@ crm_err_t
 store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out)
 {
     char *err = NULL;
+    s_perf_off();
     out->data = NULL;
     out->len = 0;
     pthread_rwlock_rdlock(&self->reopen_lock);
@@ -1137,6 +1156,7 @@ s_iter_check(store_iter_t *it)
 store_iter_t *
 store_iter_new(store_t *self, store_cf_t cf)
 {
+    s_perf_off();
     store_iter_t *it = calloc(1, sizeof *it);
     CRM_ASSERT_ALLOC(it);
     it->store = self;
@@ -1315,6 +1335,7 @@ store_view_end(store_t *self)
 store_iter_t *
 store_group_iter_new(store_group_t *g, store_cf_t cf)
 {
+    s_perf_off();
     store_iter_t *it = calloc(1, sizeof *it);
     CRM_ASSERT_ALLOC(it);
     store_t *st = g->store;
@@ -1465,6 +1486,7 @@ s_committer(void *arg)
 {
     store_group_t *self = arg;
     store_t *st = self->store;
+    s_perf_off();
     pthread_mutex_lock(&self->lock);
     for (;;) {
         while (!self->job && !self->stop)
@@ -1534,6 +1556,7 @@ void
 store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen, const void *val,
                 size_t vlen)
 {
+    s_perf_off(); /* the batch's index compares keys too */
     self->touches++;
     self->staged_cfs |= 1u << cf;
     if (!s_sealed(self->store, cf, key, klen)) {
@@ -1553,6 +1576,7 @@ store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen
 void
 store_group_delete(store_group_t *self, store_cf_t cf, const void *key, size_t klen)
 {
+    s_perf_off();
     self->touches++;
     self->staged_cfs |= 1u << cf;
     rocksdb_writebatch_wi_delete_cf(self->batch, s_cf(self->store, cf), key, klen);
@@ -1563,6 +1587,7 @@ store_group_get(store_group_t *self, store_cf_t cf, const void *key, size_t klen
 {
     char *err = NULL;
     store_t *st = self->store;
+    s_perf_off();
     if (store_group_dirty(self))
         self->touches++; /* the answer may come from uncommitted state */
     out->data = NULL;
@@ -1784,6 +1809,7 @@ store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
     store_t *st = self->store;
     *started = false;
     CRM_ASSERT(!self->in_flight);
+    s_perf_off();
     if (!s_staged(self)) {
         s_group_clear(self); /* everything in it is committed */
         return CRM_OK;
@@ -1862,6 +1888,7 @@ crm_err_t
 store_group_commit(store_group_t *self, char *errbuf)
 {
     crm_err_t rc = CRM_OK;
+    s_perf_off();
     if (self->in_flight && (rc = store_group_commit_land(self, errbuf)) != CRM_OK)
         return rc; /* what was staged after it is gone with it */
     if (!s_staged(self)) {
@@ -2080,6 +2107,7 @@ cleanup:
 crm_err_t
 store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len, char *errbuf)
 {
+    s_perf_off();
     crm_err_t rc = CRM_OK;
     char *err = NULL;
     rocksdb_writebatch_t *b = NULL;
