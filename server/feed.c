@@ -20,6 +20,10 @@
 
 #define RING 8192              /* recent change-log entries kept decoded (feed_config_t) */
 #define BUDGET 512             /* events per subscriber per pump */
+/* the fewest kept: a turn's pending events point into the ring (s_pump_one)
+   and span at most BUDGET sequence numbers, which must not share a slot */
+#define RING_MIN (2 * BUDGET)
+_Static_assert(BUDGET <= RING_MIN && RING_MIN <= RING, "the ring holds a turn's events");
 #define HEARTBEAT_US 1000000   /* progress at least this often */
 #define STRETCH_US 100000      /* ... and this soon after a filtered-out stretch */
 #define RECHECK_US 1000000     /* re-check the subscriber's user this often */
@@ -107,11 +111,9 @@ feed_new(store_t *store, const feed_config_t *cfg)
     CRM_ASSERT_ALLOC(self);
     self->store = store;
     self->cfg = *cfg;
-    /* a turn's pending events point into the ring (s_pump_one): it must hold more than a
-       turn's budget of them, twice over for the margin */
     self->ring_n = cfg->ring_events ? cfg->ring_events : RING;
-    if (self->ring_n < 2 * BUDGET)
-        self->ring_n = 2 * BUDGET;
+    if (self->ring_n < RING_MIN)
+        self->ring_n = RING_MIN;
     self->ring = calloc(self->ring_n, sizeof *self->ring);
     CRM_ASSERT_ALLOC(self->ring);
     self->committed = store_last_seq(store);
@@ -286,13 +288,12 @@ feed_committed(feed_t *self, int64_t now_us)
     uint64_t last = store_last_seq(self->store);
     if (last <= self->committed)
         return;
-    if (self->nsubs) /* decode once now, with the commit time, for everyone */
-        for (uint64_t ring = self->ring_n,
-                      seq = last > ring ? (last - ring + 1 > self->committed + 1
-                                               ? last - ring + 1
-                                               : self->committed + 1)
-                                        : self->committed + 1;
-             seq <= last; seq++) {
+    /* decode once now, with the commit time, for everyone: what the ring holds */
+    uint64_t from = self->committed + 1;
+    if (last >= self->ring_n && last - self->ring_n + 1 > from)
+        from = last - self->ring_n + 1;
+    if (self->nsubs)
+        for (uint64_t seq = from; seq <= last; seq++) {
             s_event_t *ev = s_event(self, seq);
             if (ev)
                 ev->commit_us = now_us;
@@ -725,9 +726,8 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
     /* the visible events after the cursor, up to UPTO, wait here for their reply;
        the cursor moves past them only once it went out (a full pipe: next turn,
        from the same place). Ring entries stay put meanwhile (a turn spans at most BUDGET
-       sequence numbers, and the ring holds at least twice that: feed_new); the scratch
+       sequence numbers, and the ring holds at least RING_MIN: feed_new); the scratch
        entry of an older one does not. */
-    _Static_assert(2 * BUDGET <= RING, "a turn's pending events must stay in the ring");
     s_piece_t pend[BATCH_EVENTS];
     size_t npend = 0, pend_bytes = 0, max = sub->batch ? BATCH_EVENTS : 1;
     for (int budget = BUDGET; !sub->dead && upto < self->committed && budget > 0; budget--) {

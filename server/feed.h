@@ -30,8 +30,9 @@
 typedef struct {
     uint64_t retain_events; /* change-log entries kept (0 = all) */
     int64_t retain_ms;      /* age of entries kept (0 = forever) */
-    uint64_t ring_events;   /* recent changes kept decoded (0 = 8,192; at least 1,024): a
-                               subscriber further behind is replayed from the log */
+    uint64_t ring_events;   /* recent changes kept decoded (0 = 8,192; at least 1,024,
+                               feed.c's RING_MIN): a subscriber further behind is
+                               replayed from the log */
 } feed_config_t;
 
 typedef struct feed feed_t;

@@ -202,15 +202,18 @@ static _Thread_local uint64_t t_view_seq;
    kEnableCount, its default); nothing here reads those counts, and each one
    is a C++ thread_local reached through __tls_get_addr from the shared
    library: about 5 % of crmd's samples during an import (PERFORMANCE.md,
-   "RocksDB's per-thread counters"). Every entry point that reaches RocksDB
-   turns them off for its thread, once. */
+   "RocksDB's per-thread counters"). The entry points that reach RocksDB
+   (reads, iterators, views, reads through a group, commits and the committer
+   thread, the change log's trim, a replica's WAL read and apply, key counts)
+   turn them off for their thread, once (staging into a group's batch counts
+   nothing); RocksDB's own flush and compaction threads keep theirs. */
 static _Thread_local bool t_perf_off;
 
 static inline void
 s_perf_off(void)
 {
     if (!t_perf_off) {
-        rocksdb_set_perf_level(1 /* rocksdb_disable */);
+        rocksdb_set_perf_level(rocksdb_disable);
         t_perf_off = true;
     }
 }
@@ -1076,6 +1079,7 @@ store_changelog_first(const store_t *self)
 crm_err_t
 store_changelog_trim(store_t *self, uint64_t keep_from, char *errbuf)
 {
+    s_perf_off();
     if (keep_from <= store_changelog_first(self))
         return CRM_OK;
     uint8_t from[8], to[8], first[8];
@@ -1169,6 +1173,7 @@ store_iter_new(store_t *self, store_cf_t cf)
 uint64_t
 store_view_begin(store_t *self)
 {
+    s_perf_off();
     CRM_ASSERT(!t_view_ropts);
     pthread_rwlock_rdlock(&self->reopen_lock);
     /* the sequence number first: what the snapshot holds is at least this */
@@ -1556,7 +1561,6 @@ void
 store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen, const void *val,
                 size_t vlen)
 {
-    s_perf_off(); /* the batch's index compares keys too */
     self->touches++;
     self->staged_cfs |= 1u << cf;
     if (!s_sealed(self->store, cf, key, klen)) {
@@ -1576,7 +1580,6 @@ store_group_put(store_group_t *self, store_cf_t cf, const void *key, size_t klen
 void
 store_group_delete(store_group_t *self, store_cf_t cf, const void *key, size_t klen)
 {
-    s_perf_off();
     self->touches++;
     self->staged_cfs |= 1u << cf;
     rocksdb_writebatch_wi_delete_cf(self->batch, s_cf(self->store, cf), key, klen);
@@ -2048,6 +2051,7 @@ crm_err_t
 store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from, size_t max_bytes,
                store_wal_fn fn, void *arg, bool *too_old, uint64_t *oldest, char *errbuf)
 {
+    s_perf_off();
     crm_err_t rc = CRM_OK;
     char *err = NULL;
     rocksdb_wal_iterator_t *it = NULL;
@@ -2404,6 +2408,7 @@ store_checkpoint(store_t *self, const char *dir, char *errbuf)
 crm_err_t
 store_count_keys(store_t *self, store_cf_t cf, uint64_t counts[256])
 {
+    s_perf_off();
     memset(counts, 0, 256 * sizeof counts[0]);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_fill_cache(ro, 0);
