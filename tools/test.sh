@@ -32,9 +32,10 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     fi
     # Two tests at a time (three under ASan, below; each has its own server, port and data
     # dir); in RelWithDebInfo the tests that bound a latency run alone (RUN_SERIAL in
-    # CMakeLists.txt) and their bounds are judged; under the sanitizers they run beside others and print their
-    # figures (CRM_TEST_LATENCY=0). The kill -9 loops are shorter under the sanitizers
-    # (they look for memory errors in restarts; the long counts run in RelWithDebInfo)
+    # CMakeLists.txt) and their bounds are judged; under the sanitizers they run beside
+    # others and print their figures (CRM_TEST_LATENCY=0). The kill -9 loops are shorter
+    # under the sanitizers (they look for memory errors in restarts; the long counts run in
+    # RelWithDebInfo)
     par=(-j2)
     envs=()
     case $type in
