@@ -10,7 +10,9 @@
     restarting is tried again after 0.5 s, then 1, 2, 4... at most
     BACKOFF_MAX_MS apart, with a status line on stderr for each try and one
     when it is back. Only a refusal (the user disabled, the key rotated) ends
-    it. On Ctrl-C it prints that number so a later `crm watch --since N`
+    it, and so does a server whose history is not the one the client saw
+    (restored from a backup, or a replica promoted, after changes the client
+    printed): each resume names the history its number belongs to. On Ctrl-C it prints that number so a later `crm watch --since N`
     goes on from there.
     =========================================================================
 */
@@ -290,7 +292,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
     sigaction(SIGTERM, &sa, NULL);
 
     uint64_t last = w.since;
-    bool started = false, lost = false;
+    bool started = false, lost = false, no_resume = false;
     int rc = EXIT_OK, backoff_ms = BACKOFF_FIRST_MS;
     conn_t *conn = NULL;
     while (!s_stop && rc == EXIT_OK) {
@@ -305,6 +307,10 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         /* the first answer must be ours: it says where delivery starts */
         Crm__Reply *reply = NULL;
         if ((rc = conn_call(conn, &req, &reply)) != EXIT_OK) {
+            /* the server's history is not the one LAST is from (it was restored, or
+               a replica promoted), or its log no longer reaches back to LAST: its
+               message says where to go on from */
+            no_resume = started && conn_last_status(conn) == CRM__ERROR_CODE__OUT_OF_RANGE;
             if (!started || rc != EXIT_UNREACHABLE || conn_auth_failed(conn))
                 break; /* a first try fails fast; a refusal is final */
             /* the server is down or restarting: try again, less and less often */
@@ -323,10 +329,14 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
                     conn_endpoint(conn), (unsigned long long)last);
         lost = false;
         backoff_ms = BACKOFF_FIRST_MS;
-        if (!started && reply->body_case == CRM__REPLY__BODY_PROGRESS) {
-            last = reply->progress->seq;
-            fprintf(stderr, "watching from sequence %llu (newest %llu); Ctrl-C to stop\n",
-                    (unsigned long long)last, (unsigned long long)reply->progress->last);
+        if (reply->body_case == CRM__REPLY__BODY_PROGRESS) {
+            /* the history LAST belongs to from now on: a resume is checked against it */
+            w.history = reply->progress->history;
+            if (!started) {
+                last = reply->progress->seq;
+                fprintf(stderr, "watching from sequence %llu (newest %llu); Ctrl-C to stop\n",
+                        (unsigned long long)last, (unsigned long long)reply->progress->last);
+            }
         }
         started = true;
         conn_reply_free(&reply);
@@ -347,6 +357,8 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
             silent_ms = 0;
             if (reply->status != CRM__ERROR_CODE__OK) {
                 fprintf(stderr, "crm: %s (%s)\n", reply->message, crm_err_name(reply->status));
+                /* events missed, or another history: LAST is no place to resume from */
+                no_resume = reply->status == CRM__ERROR_CODE__OUT_OF_RANGE;
                 rc = reply->status == CRM__ERROR_CODE__UNAUTHENTICATED ? EXIT_UNREACHABLE
                                                                        : EXIT_REFUSED;
                 conn_reply_free(&reply);
@@ -367,7 +379,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         conn_destroy(&conn);
     }
     conn_destroy(&conn);
-    if (started)
+    if (started && !no_resume)
         fprintf(stderr, "stopped after sequence %llu; resume with: crm watch --since %llu\n",
                 (unsigned long long)last, (unsigned long long)last);
     return rc;

@@ -911,6 +911,11 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
         rc = CRM_ERR_FAILED_PRECONDITION;
         goto cleanup;
     }
+    /* its history goes on differently from the server backed up: a replica
+       or watcher that saw changes past this point must not take this one's
+       for them (RELIABILITY.md trap 15) */
+    if ((rc = store_new_history(st, &out->history, errbuf)) != CRM_OK)
+        goto cleanup;
     store_destroy(&st);
     s_tighten(data_dir);
 cleanup:

@@ -46,6 +46,7 @@ typedef struct {
     } kinds[BACKUP_MAX_KINDS];
     bool has_meta;    /* false: no sidecar (seq, counts unknown) */
     bool has_keys;    /* the server keys were saved with it */
+    uint64_t history; /* backup_restore: the history id the restored store begins */
 } backup_meta_t;
 
 typedef enum {

@@ -85,6 +85,7 @@ typedef struct {
     bool batch; /* it takes several events in one reply (Reply.events) */
     bool gated; /* its WATCH is not answered yet: nothing goes before the answer */
     uint64_t watch_id; /* that WATCH's request id */
+    bool forked; /* it was sent changes of a history this store no longer holds */
     bool dead;
 } s_sub_t;
 
@@ -102,6 +103,7 @@ struct feed {
     bool rewrite_due;             /* a rewrite was hinted and has not been seen yet */
     uint64_t meta_seen;           /* store_cf_changes(META) when rewrites was read */
     uint64_t rewrites;            /* store_log_rewrites(): entries rewritten in place */
+    uint64_t history;             /* store_epoch() the cache and cursors are of */
 };
 
 feed_t *
@@ -120,6 +122,7 @@ feed_new(store_t *store, const feed_config_t *cfg)
     self->hints_seen = store_log_rewrite_hints();
     self->meta_seen = store_cf_changes(STORE_CF_META);
     self->rewrites = store_log_rewrites(store);
+    self->history = store_epoch(store, NULL);
     return self;
 }
 
@@ -281,10 +284,45 @@ s_check_rewrites(feed_t *self)
     s_event_clear(&self->scratch);
 }
 
+/* The store began another history (a replica re-synced to a primary restored
+   from a backup, or took a promotion's epoch from the log): what the cache
+   decoded may be of the old one, and so were the changes sent to subscribers
+   past its first number; they are told (s_pump_one), the others go on. */
+static void
+s_check_history(feed_t *self)
+{
+    uint64_t history = store_epoch(self->store, NULL);
+    if (history == self->history)
+        return;
+    self->history = history;
+    for (size_t i = 0; i < self->ring_n; i++)
+        s_event_clear(&self->ring[i]);
+    s_event_clear(&self->scratch);
+    uint64_t first = store_epoch_first(self->store), last = store_last_seq(self->store);
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (self->subs[i]->cursor >= first)
+            self->subs[i]->forked = true;
+    if (self->committed > last)
+        self->committed = last;
+}
+
+/* What a watcher past the first number of this history is told. */
+static void
+s_forked_msg(const feed_t *self, char *msg)
+{
+    unsigned long long at = store_epoch_first(self->store) - 1;
+    snprintf(msg, CRM_ERRBUF,
+             "this server's history changed after #%llu (restored from a backup, or a replica "
+             "promoted): the changes you saw after #%llu are not in it; re-read the records "
+             "and watch again (crm watch --since %llu)",
+             at, at, at);
+}
+
 void
 feed_committed(feed_t *self, int64_t now_us)
 {
     s_check_rewrites(self);
+    s_check_history(self);
     uint64_t last = store_last_seq(self->store);
     if (last <= self->committed)
         return;
@@ -328,6 +366,14 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
         snprintf(errbuf, CRM_ERRBUF,
                  "permission denied: only managers watch their whole department");
         return CRM_ERR_PERMISSION_DENIED;
+    }
+    /* a watch resumed across a restore or a promotion: the changes it saw at or
+       after the first of this history were another history's (RELIABILITY.md
+       trap 15); before it, the two are one */
+    if (w->history && w->history != store_epoch(self->store, NULL) &&
+        w->since >= store_epoch_first(self->store)) {
+        s_forked_msg(self, errbuf);
+        return CRM_ERR_OUT_OF_RANGE;
     }
     if (w->since > last) {
         snprintf(errbuf, CRM_ERRBUF, "sequence %llu is in the future: the last is %llu",
@@ -720,6 +766,12 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 {
     if (sub->dead || sub->gated)
         return;
+    if (sub->forked) {
+        char msg[CRM_ERRBUF];
+        s_forked_msg(self, msg);
+        s_fail(router, sub, CRM_ERR_OUT_OF_RANGE, msg);
+        return;
+    }
     s_recheck(self, router, sub, now);
     uint64_t start = sub->cursor, upto = sub->cursor;
     bool sent = false;

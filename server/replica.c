@@ -426,10 +426,11 @@ s_slurp(const char *path, uint8_t *buf, size_t cap)
     return n;
 }
 
-/* The fetched copy in DIR is fit to replace ours (at WAL sequence HAVE). */
+/* The fetched copy in DIR is fit to replace ours (at WAL sequence HAVE): ahead
+   of it, or, when DIVERGED (ours is another history), any copy of the primary. */
 static crm_err_t
-s_verify(repl_follower_t *self, const char *dir, uint64_t have, uint64_t *copy_seq,
-         char *errbuf)
+s_verify(repl_follower_t *self, const char *dir, uint64_t have, bool diverged,
+         uint64_t *copy_seq, char *errbuf)
 {
     char a[PATH_MAX + 96], b[PATH_MAX + 96];
     uint8_t ka[4096], kb[4096];
@@ -462,7 +463,7 @@ s_verify(repl_follower_t *self, const char *dir, uint64_t have, uint64_t *copy_s
                  sealed ? "encrypted" : "in clear", sealed ? "in clear" : "encrypted");
         return CRM_ERR_FAILED_PRECONDITION;
     }
-    if (*copy_seq <= have) {
+    if (!diverged && *copy_seq <= have) {
         snprintf(errbuf, CRM_ERRBUF,
                  "the fetched copy is at WAL sequence %llu, not ahead of this replica (%llu)",
                  (unsigned long long)*copy_seq, (unsigned long long)have);
@@ -472,19 +473,17 @@ s_verify(repl_follower_t *self, const char *dir, uint64_t have, uint64_t *copy_s
 }
 
 /* Fetch a new snapshot through S, check it, have the server thread switch to
-   it. HAVE: our WAL sequence number; OLDEST: the oldest the primary keeps. */
+   it. HAVE: our WAL sequence number; WHY: the reason, for the state line;
+   DIVERGED: ours is another history than the primary's (s_verify). */
 static crm_err_t
-s_resync(repl_follower_t *self, void *s, uint64_t have, uint64_t oldest)
+s_resync(repl_follower_t *self, void *s, uint64_t have, const char *why, bool diverged)
 {
     char dir[PATH_MAX + 32], path[PATH_MAX + 64], errbuf[CRM_ERRBUF];
     int64_t t0 = crm_time_mono_us();
     uint64_t copy_seq = 0;
     crm_err_t rc = CRM_OK;
-    s_set_state(self, true,
-                "re-syncing: the primary at %s no longer keeps its log from sequence number "
-                "%llu (oldest kept: %llu); fetching a new snapshot (serving what it has "
-                "meanwhile)",
-                self->endpoint, (unsigned long long)(have + 1), (unsigned long long)oldest);
+    s_set_state(self, true, "re-syncing: %s; fetching a new snapshot (serving what it has "
+                            "meanwhile)", why);
     snprintf(dir, sizeof dir, "%s/%s", self->data_dir, RESYNC_DIR);
     snprintf(path, sizeof path, "%s/db", dir);
     backup_remove_tree(dir); /* an earlier attempt's */
@@ -497,7 +496,7 @@ s_resync(repl_follower_t *self, void *s, uint64_t have, uint64_t oldest)
     repl_fetch_io_t io = {s_snap_call, s_reply_free, NULL, s_fetch_progress, s_fetch_stop, &f};
     if ((rc = repl_fetch(&io, dir, errbuf)) != CRM_OK)
         goto cleanup;
-    if ((rc = s_verify(self, dir, have, &copy_seq, errbuf)) != CRM_OK)
+    if ((rc = s_verify(self, dir, have, diverged, &copy_seq, errbuf)) != CRM_OK)
         goto cleanup;
     /* the switch: on the server thread, between two turns */
     s_set_state(self, true, "re-syncing: switching to the new copy at WAL sequence %llu",
@@ -582,6 +581,7 @@ s_follow(void *arg)
             continue;
         }
         int applied = 0;
+        char why[640] = ""; /* diverged (or too old): how */
         if (reply->status != CRM__ERROR_CODE__OK) {
             s_set_state(self, false, "the primary at %s refused to ship its log: %s",
                         self->endpoint, reply->message);
@@ -598,13 +598,14 @@ s_follow(void *arg)
                         (unsigned long long)epoch);
             applied = -1;
         } else if (reply->repl_pull->epoch > epoch && have >= reply->repl_pull->epoch_start) {
-            s_set_state(self, false,
-                        "diverged: this replica holds entries up to WAL sequence %llu of epoch "
-                        "%llu, but %s began epoch %llu at %llu; make this replica again with "
-                        "'crm-admin replica init'",
-                        (unsigned long long)have, (unsigned long long)epoch, self->endpoint,
-                        (unsigned long long)reply->repl_pull->epoch,
-                        (unsigned long long)reply->repl_pull->epoch_start);
+            /* RELIABILITY.md trap 15: its history went on differently from ours */
+            snprintf(why, sizeof why,
+                     "this replica holds WAL sequence %llu of history %llu, but the primary at "
+                     "%s began history %llu after %llu (restored from a backup, or another "
+                     "replica promoted)",
+                     (unsigned long long)have, (unsigned long long)epoch, self->endpoint,
+                     (unsigned long long)reply->repl_pull->epoch,
+                     (unsigned long long)reply->repl_pull->epoch_start - 1);
             applied = -1;
         } else if (reply->repl_pull->sealing != CRM__REPL_PULL_REPLY__SEALING__SEALING_UNSAID &&
                    (reply->repl_pull->sealing == CRM__REPL_PULL_REPLY__SEALING__SEALING_SEALED) !=
@@ -620,18 +621,21 @@ s_follow(void *arg)
                         sealed ? "in clear" : "encrypted");
             applied = -1;
         } else if (reply->repl_pull->latest_seq < have) {
-            /* RELIABILITY.md trap 15: a primary restored from a backup has another history */
-            s_set_state(self, false,
-                        "diverged: this replica holds WAL sequence %llu but the primary at %s "
-                        "only %llu (restored from a backup?); make this replica again with "
-                        "'crm-admin replica init'",
-                        (unsigned long long)have, self->endpoint,
-                        (unsigned long long)reply->repl_pull->latest_seq);
+            /* the same, from a primary that did not begin a history of its own */
+            snprintf(why, sizeof why,
+                     "this replica holds WAL sequence %llu but the primary at %s only %llu "
+                     "(restored from a backup?)",
+                     (unsigned long long)have, self->endpoint,
+                     (unsigned long long)reply->repl_pull->latest_seq);
             applied = -1;
         } else if (reply->repl_pull->too_old && self->resync) {
-            uint64_t oldest = reply->repl_pull->oldest_seq;
+            snprintf(why, sizeof why,
+                     "the primary at %s no longer keeps its log from sequence number %llu "
+                     "(oldest kept: %llu)",
+                     self->endpoint, (unsigned long long)(have + 1),
+                     (unsigned long long)reply->repl_pull->oldest_seq);
             crm_proto_free((ProtobufCMessage **)&reply);
-            if (s_resync(self, s, have, oldest) != CRM_OK && !atomic_load(&self->stop))
+            if (s_resync(self, s, have, why, false) != CRM_OK && !atomic_load(&self->stop))
                 s_nap(self, RESYNC_RETRY_MS);
             continue;
         } else if (reply->repl_pull->too_old) {
@@ -646,6 +650,17 @@ s_follow(void *arg)
         } else {
             applied = s_apply(self, reply->repl_pull);
         }
+        if (*why && self->resync) { /* diverged: a full copy of the primary's history */
+            crm_proto_free((ProtobufCMessage **)&reply);
+            if (s_resync(self, s, have, why, true) != CRM_OK && !atomic_load(&self->stop))
+                s_nap(self, RESYNC_RETRY_MS);
+            continue;
+        }
+        if (*why)
+            s_set_state(self, false,
+                        "diverged: %s; make this replica again with 'crm-admin replica init', or "
+                        "start crmd without --no-resync to let it re-sync by itself",
+                        why);
         if (applied > 0)
             zmq_send(self->bell_ring, "", 0, ZMQ_DONTWAIT);
         if (applied >= 0) {

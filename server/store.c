@@ -78,6 +78,7 @@ static const char s_meta_log_first[] = "log_first";
 static const char s_meta_unique[] = "unique"; /* store_next_unique() hands out only above it */
 static const char s_meta_epoch[] = "epoch";   /* history id: 1, then +1 per promotion */
 static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number it began at */
+static const char s_meta_epoch_first[] = "epoch_first"; /* first change-log number in it */
 static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
@@ -94,8 +95,9 @@ static const char s_sealed_check[] = "oneview sealed store";
 static bool
 s_meta_plain(const void *key, size_t klen)
 {
-    static const char *const plain[] = {"last_seq",    "log_first", "unique", "epoch",
-                                        "epoch_start", "fenced_by", "format", "sealed",
+    static const char *const plain[] = {"last_seq",  "log_first",   "unique",
+                                        "epoch",     "epoch_start", "epoch_first",
+                                        "fenced_by", "format",      "sealed",
                                         STORE_META_LOG_REWRITES};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (strlen(plain[i]) == klen && !memcmp(plain[i], key, klen))
@@ -131,6 +133,7 @@ struct store {
     _Atomic uint64_t log_first; /* oldest retained change-log entry */
     _Atomic uint64_t epoch;       /* history id (meta "epoch", 1 if absent) */
     _Atomic uint64_t epoch_start; /* WAL sequence number of the promotion that began it */
+    _Atomic uint64_t epoch_first; /* its first change-log number (meta "epoch_first", 1) */
     _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
@@ -838,11 +841,13 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
         goto cleanup;
     atomic_store(&self->log_first, 1);
     atomic_store(&self->epoch, 1);
+    atomic_store(&self->epoch_first, 1);
     if ((rc = s_meta_u64(self, s_meta_last_seq, &self->last_seq)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_log_first, &self->log_first)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_unique, &self->unique)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_epoch, &self->epoch)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_epoch_start, &self->epoch_start)) != CRM_OK ||
+        (rc = s_meta_u64(self, s_meta_epoch_first, &self->epoch_first)) != CRM_OK ||
         (rc = s_meta_u64(self, s_meta_fenced_by, &self->fenced_by)) != CRM_OK) {
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
@@ -2175,6 +2180,7 @@ cleanup:
         s_meta_u64(self, s_meta_unique, &self->unique);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
     }
     return rc;
 }
@@ -2282,6 +2288,7 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
         s_meta_u64(self, s_meta_unique, &self->unique);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
         s_meta_u64(self, s_meta_fenced_by, &self->fenced_by);
     }
     return rc;
@@ -2339,6 +2346,29 @@ s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_
     return CRM_OK;
 }
 
+uint64_t
+store_epoch_first(const store_t *self)
+{
+    return atomic_load(&self->epoch_first);
+}
+
+/* History NEXT begins after what the store holds now: from the next WAL
+   sequence number and the next change-log number (written, synced). */
+static crm_err_t
+s_begin_epoch(store_t *self, uint64_t next, char *errbuf)
+{
+    uint64_t start = store_wal_seq(self) + 1, first = store_last_seq(self) + 1;
+    const char *const keys[] = {s_meta_epoch, s_meta_epoch_start, s_meta_epoch_first};
+    const uint64_t vals[] = {next, start, first};
+    crm_err_t rc = s_meta_write(self, keys, vals, 3, errbuf);
+    if (rc != CRM_OK)
+        return rc;
+    atomic_store(&self->epoch, next);
+    atomic_store(&self->epoch_start, start);
+    atomic_store(&self->epoch_first, first);
+    return CRM_OK;
+}
+
 crm_err_t
 store_promote(store_t *self, uint64_t *epoch, char *errbuf)
 {
@@ -2347,17 +2377,31 @@ store_promote(store_t *self, uint64_t *epoch, char *errbuf)
         snprintf(errbuf, CRM_ERRBUF, "this server is not a replica");
         return CRM_ERR_FAILED_PRECONDITION;
     }
-    uint64_t next = atomic_load(&self->epoch) + 1, start = store_wal_seq(self) + 1;
-    const char *const keys[] = {s_meta_epoch, s_meta_epoch_start};
-    const uint64_t vals[] = {next, start};
-    crm_err_t rc = s_meta_write(self, keys, vals, 2, errbuf);
+    uint64_t next = atomic_load(&self->epoch) + 1;
+    crm_err_t rc = s_begin_epoch(self, next, errbuf);
     if (rc != CRM_OK)
         return rc;
-    atomic_store(&self->epoch, next);
-    atomic_store(&self->epoch_start, start);
     self->flags &= ~(unsigned)STORE_REPLICA;
     *epoch = next;
     return CRM_OK;
+}
+
+crm_err_t
+store_new_history(store_t *self, uint64_t *epoch, char *errbuf)
+{
+    *epoch = 0;
+    if (store_readonly(self)) {
+        snprintf(errbuf, CRM_ERRBUF, "a replica's or fenced server's history is its primary's");
+        return CRM_ERR_FAILED_PRECONDITION;
+    }
+    int64_t ms = crm_time_now_ms();
+    uint64_t next = atomic_load(&self->epoch) + 1;
+    if (ms > 0 && (uint64_t)ms > next)
+        next = (uint64_t)ms;
+    crm_err_t rc = s_begin_epoch(self, next, errbuf);
+    if (rc == CRM_OK)
+        *epoch = next;
+    return rc;
 }
 
 crm_err_t

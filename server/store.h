@@ -296,9 +296,14 @@ crm_err_t store_wal_read(store_t *self, store_wal_cursor_t *cur, uint64_t from,
 crm_err_t store_wal_apply(store_t *self, uint64_t seq, const void *data, size_t len,
                           char *errbuf);
 
-/* The history id (1 until a promotion) and, in *START (may be NULL), the WAL
-   sequence number of the promotion that began it (0 for epoch 1). */
+/* The history id (1 until a promotion or a restore) and, in *START (may be
+   NULL), the WAL sequence number of the promotion or restore that began it
+   (0 for epoch 1). */
 uint64_t store_epoch(const store_t *self, uint64_t *start);
+/* The first change-log sequence number of the current history (1 for epoch 1):
+   a watcher that saw changes of another history at or after it has seen
+   changes this store does not hold. */
+uint64_t store_epoch_first(const store_t *self);
 /* True if commits are refused: a replica, or a fenced former primary. */
 bool store_readonly(const store_t *self);
 /* The newer epoch a fenced former primary learned of (0: not fenced). */
@@ -306,6 +311,13 @@ uint64_t store_fenced_by(const store_t *self);
 /* A replica becomes a primary: epoch + 1 from the next WAL sequence number
    (written, synced) and commits allowed. Stop its follower first. */
 crm_err_t store_promote(store_t *self, uint64_t *epoch, char *errbuf);
+/* A restored store begins a history of its own (RELIABILITY.md trap 15): its
+   epoch becomes the time in milliseconds since 1970 (or epoch + 1 if that is
+   larger), from the next WAL and change-log numbers. Two restores of one
+   backup never share a history id, and a later one's is larger, so a replica
+   left at an earlier restore's history does not fence a later one. A primary's
+   store only; *EPOCH gets the new id. */
+crm_err_t store_new_history(store_t *self, uint64_t *epoch, char *errbuf);
 /* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
    from now on, and after a restart too (recorded in meta). */
 crm_err_t store_fence(store_t *self, uint64_t newer_epoch, char *errbuf);

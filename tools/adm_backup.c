@@ -615,13 +615,16 @@ s_restore(const s_args_t *a)
     if (a->json) {
         printf("{\"ok\":true,\"command\":\"restore\",\"data\":");
         out_json_str(stdout, a->data);
-        printf(",\"seconds\":%.3f,\"backup\":", secs);
+        printf(",\"seconds\":%.3f,\"history\":%" PRIu64 ",\"backup\":", secs, m.history);
         s_json_meta(&m);
         printf("}\n");
     } else {
         printf("restored backup %u into %s in %.1f s: sequence %" PRIu64 ", %s, server keys "
                "included; start it with: crmd --data %s\n",
                m.id, a->data, secs, m.seq, counts, a->data);
+        printf("it begins history %" PRIu64 " after change #%" PRIu64 ": replicas and "
+               "watchers that saw later changes of the server backed up are told so\n",
+               m.history, m.seq);
         if (m.format < STORE_FORMAT)
             printf("the backup is of format %u: run crm-admin upgrade --data %s before starting "
                    "crmd\n",

@@ -18,6 +18,8 @@ h_watch(req_ctx_t *ctx)
     crm__progress__init(&ctx->body.progress);
     ctx->body.progress.seq = cursor;
     ctx->body.progress.last = store_last_seq(ctx->env->store);
+    ctx->body.progress.history = store_epoch(ctx->env->store, NULL);
+    ctx->body.progress.history_first = store_epoch_first(ctx->env->store);
     ctx->reply.body_case = CRM__REPLY__BODY_PROGRESS;
     ctx->reply.progress = &ctx->body.progress;
     return CRM_OK;

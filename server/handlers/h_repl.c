@@ -88,6 +88,10 @@ h_repl_pull(req_ctx_t *ctx)
     s_pull_t p = {ctx, NULL, 0, 0, now + PULL_BUDGET_US};
     Crm__ReplPullReply *r = &ctx->body.repl_pull;
     crm__repl_pull_reply__init(r);
+    /* a replica of an older history that holds entries at or past the start of ours
+       (we were restored from a backup, or promoted): our entries there are not its
+       next ones. No batches: the history and where it began, for it to re-sync */
+    bool other_history = req->epoch && req->epoch < epoch && req->from_seq > start;
     bool too_old = false;
     uint64_t oldest = 0;
     store_wal_cursor_t *cur = NULL;
@@ -98,13 +102,15 @@ h_repl_pull(req_ctx_t *ctx)
                               "another replica follows under the identity '%s' right now: give "
                               "each replica its own ('crm-admin user add NAME --role replica')",
                               ctx->session.user->name);
-    rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p, &too_old, &oldest,
-                        ctx->errbuf);
+    if (!other_history)
+        rc = store_wal_read(ctx->env->store, cur, req->from_seq, max, s_take, &p, &too_old,
+                            &oldest, ctx->errbuf);
     if (p.v)
         dispatch_own(ctx, p.v);
     if (rc != CRM_OK)
         return rc;
-    if (!p.n && !too_old && ctx->env->can_hold) /* long poll: answered after the next commit */
+    /* long poll: answered after the next commit */
+    if (!p.n && !too_old && !other_history && ctx->env->can_hold)
         return dispatch_hold(ctx);
     r->batches = p.v;
     r->n_batches = p.n;

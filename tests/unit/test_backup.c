@@ -111,6 +111,56 @@ test_backup_seq_list_restore(void **state)
     free(work);
 }
 
+/* A restore begins a history of its own (RELIABILITY.md trap 15): a new epoch,
+   larger for a later restore of the same backup, beginning after what the
+   backup holds, kept across a reopen; the server backed up keeps its own. */
+static void
+test_backup_restore_new_history(void **state)
+{
+    (void)state;
+    store_t *st = NULL, *rs = NULL;
+    char *data = s_data(&st, 3), *work = test_tmpdir(), errbuf[CRM_ERRBUF];
+    char bk[512], r[2][512];
+    snprintf(bk, sizeof bk, "%s/bk", work);
+    backup_meta_t m;
+    assert_int_equal(backup_run(st, data, bk, 0, NULL, NULL, &m, errbuf), CRM_OK);
+    uint64_t wal_at_backup = store_wal_seq(st), start = 99;
+    assert_int_equal(store_epoch(st, &start), 1);
+    assert_int_equal(start, 0);
+    assert_int_equal(store_epoch_first(st), 1);
+    s_more(st, 2); /* the server goes on past the backup */
+    uint64_t history[2];
+    int64_t before_ms = crm_time_now_ms();
+    for (int i = 0; i < 2; i++) {
+        snprintf(r[i], sizeof r[i], "%s/r%d", work, i);
+        assert_int_equal(backup_restore(bk, 1, r[i], NULL, NULL, &m, errbuf), CRM_OK);
+        history[i] = m.history;
+        assert_true(history[i] >= (uint64_t)before_ms);
+        assert_int_equal(store_open(r[i], 0, &rs, errbuf), CRM_OK);
+        assert_int_equal(store_epoch(rs, &start), history[i]);
+        /* it began after the backup's last WAL entry and change (its own meta write
+           is its first entry) */
+        assert_true(start > wal_at_backup && start <= store_wal_seq(rs));
+        assert_int_equal(store_epoch_first(rs), 4);
+        assert_int_equal(store_last_seq(rs), 3);
+        store_destroy(&rs);
+    }
+    assert_true(history[1] > history[0]); /* never the same for two restores */
+    assert_int_equal(store_epoch(st, NULL), 1);
+    /* a replica's history is its primary's: not begun on its own */
+    assert_int_equal(store_open(r[0], STORE_REPLICA, &rs, errbuf), CRM_OK);
+    uint64_t e = 7;
+    assert_int_equal(store_new_history(rs, &e, errbuf), CRM_ERR_FAILED_PRECONDITION);
+    assert_int_equal(e, 0);
+    assert_int_equal(store_epoch(rs, NULL), history[0]);
+    store_destroy(&rs);
+    store_destroy(&st);
+    test_rmrf(data);
+    test_rmrf(work);
+    free(data);
+    free(work);
+}
+
 static void
 test_backup_damage_detected(void **state)
 {
@@ -203,6 +253,7 @@ main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_seq_list_restore),
+        cmocka_unit_test(test_backup_restore_new_history),
         cmocka_unit_test(test_backup_damage_detected),
         cmocka_unit_test(test_backup_job_thread),
     };

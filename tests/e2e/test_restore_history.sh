@@ -1,0 +1,95 @@
+# test_restore_history - RELIABILITY.md trap 15: a primary restored from an older backup
+# begins a history of its own, and whoever saw changes of the old one past the backup is
+# not fed the new one's as if they were the same: a replica that had followed the old
+# primary past that point re-syncs fully by itself (also once the restored primary has
+# written past the replica's own sequence number, where "behind me" no longer shows it);
+# a watcher that had printed those changes is told, on its reconnect to the restored
+# primary and on the re-synced replica, instead of going on silently; a watcher that had
+# seen only changes the two share goes on
+source "$(dirname "$0")/lib.sh"
+
+A="$CRM_BIN/crm-admin"
+eventually() { for _ in $(seq 1 $((200 * SLOW))); do eval "$1" && return 0; sleep 0.05; done; return 1; }
+cp_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cr_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+# watch NAME EP ARGS...: crm --json watch ARGS in the background, its output in $T/NAME.{out,err}
+watch_() {
+    local name=$1 ep=$2; shift 2
+    "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$ep" --timeout 1 --json watch "$@" \
+        >"$T/$name.out" 2>"$T/$name.err" &
+    printf -v "W_$name" '%s' "$!"
+}
+# exited NAME: the background watch NAME has ended; sets WRC to its exit status
+exited() { local p="W_$1"; ! kill -0 "${!p}" 2>/dev/null && { WRC=0; wait "${!p}" || WRC=$?; }; }
+
+# ---- a primary with three customers in a backup, two more after it, and a replica of all
+init_data "$T/p"
+start_server p "$T/p" --sweep-every 0
+"$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
+for i in 1 2 3; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
+"$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >"$T/o" 2>"$T/e"
+AT=$(grep -Eo 'sequence [0-9]+' "$T/o" | head -1 | awk '{print $2}')
+expect "a backup of the first changes (at #${AT:-?})" test -n "$AT"
+for i in 4 5; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
+"$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >/dev/null 2>"$T/e"
+start_server r "$T/r" --replica-of "$EP_p"
+expect "the replica holds the changes past the backup" \
+    eventually 'cr_ customer show 13500000005; [ "$RC" = 0 ]'
+# watchers that printed every change (past the backup), on both servers
+watch_ wp "$EP_p" --since 0
+watch_ wr "$EP_r" --since 0
+expect "both watchers printed the changes past the backup" \
+    eventually 'grep -q 旧5 "$T/wp.out" && grep -q 旧5 "$T/wr.out"'
+
+# ---- the primary's data dir is lost; the backup is restored and serves at the same address
+stop_server p
+RC=0; "$A" restore --from "$T/bk" --data "$T/p2" >"$T/o" 2>"$T/e" || RC=$?
+OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
+expect "the restore says it begins a history of its own after the backup's last change" \
+    bash -c "[ $RC -eq 0 ] && grep -Eq '^it begins history [0-9]{13,} after change #$AT:' '$T/o'"
+start_server p "$T/p2" --sweep-every 0 --listen "$EP_p"
+watch_ wq "$EP_p" --since "$AT"
+# it writes past where the replica was: WAL numbers alone no longer tell the histories apart
+for i in 1 2 3 4 5 6; do cp_ customer add --name "新$i" --phone "1360000000$i"; done
+expect "the restored primary serves and takes writes" test "$RC" -eq 0
+
+# ---- the replica re-syncs fully by itself
+expect "the replica sees the other history and re-syncs by itself" \
+    eventually 'grep -q "re-synced from a new snapshot of $EP_p" "$T/r.log"'
+expect "... saying first why" \
+    grep -q "re-syncing: this replica holds WAL sequence [0-9]* of history 1, but the primary at $EP_p began history [0-9]* after" "$T/r.log"
+expect "... then holds the restored primary's changes" \
+    eventually 'cr_ customer show 13600000006; [ "$RC" = 0 ]'
+cr_ customer show 13500000005
+expect "... and not the old history's past the backup" \
+    eval '[ "$RC" -ne 0 ] && contains "$ERR" "no customer '"'"'13500000005'"'"'"'
+cp_ customer list --json --limit 100; P_LIST=$OUT
+cr_ customer list --json --limit 100
+expect "... the same customers as the primary" test "$OUT" = "$P_LIST"
+cp_ customer add --name 新7 --phone 13600000007
+expect "... and follows it again" eventually 'cr_ customer show 13600000007; [ "$RC" = 0 ]'
+
+# ---- watchers: told, not fed another history's changes under the numbers they saw
+WRC=
+expect "the primary's watcher, reconnecting to the restored primary, stops" \
+    eventually 'exited wp'
+expect "... with an error status ($WRC)" test "${WRC:-0}" -ne 0
+expect "... told the history changed after the backup's change and where to watch from" \
+    grep -q "this server's history changed after #$AT (restored from a backup, or a replica promoted).*crm watch --since $AT" "$T/wp.err"
+expect "... not offered a resume from a number of the old history" \
+    bash -c "! grep -q 'resume with' '$T/wp.err'"
+expect "... and printed no change of the new history" bash -c "! grep -q 新 '$T/wp.out'"
+WRC=
+expect "the replica's watcher is told by the replica after its re-sync" eventually 'exited wr'
+expect "... with an error status ($WRC)" test "${WRC:-0}" -ne 0
+expect "... and the same reason" grep -q "this server's history changed after #$AT" "$T/wr.err"
+expect "... having printed no change of the new history" bash -c "! grep -q 新 '$T/wr.out'"
+expect "a watcher from a number both histories share goes on with the new one's changes" \
+    eventually 'grep -q 新7 "$T/wq.out"'
+expect "... still running" bash -c "kill -0 $W_wq"
+kill -INT "$W_wq"; wait "$W_wq" || true
+expect "... and its Ctrl-C names where to resume" grep -q "resume with: crm watch --since" "$T/wq.err"
+
+stop_server r
+stop_server p
+finish
