@@ -12,8 +12,9 @@
     when it is back. Only a refusal (the user disabled, the key rotated) ends
     it, and so does a server whose history is not the one the client saw
     (restored from a backup, or a replica promoted, after changes the client
-    printed): each resume names the history its number belongs to. On Ctrl-C it prints that number so a later `crm watch --since N`
-    goes on from there.
+    printed): each resume names the history its number belongs to. On
+    Ctrl-C it prints that number and history, so that a later `crm watch
+    --since N --history H` goes on from there.
     =========================================================================
 */
 #include <signal.h>
@@ -44,8 +45,8 @@ s_on_signal(int sig)
 }
 
 static const char s_usage[] =
-    "usage: crm watch [--since SEQ] [--kind KIND]... [--customer ID] [--owner USER]\n"
-    "                 [--department] [--json]\n"
+    "usage: crm watch [--since SEQ [--history ID]] [--kind KIND]... [--customer ID]\n"
+    "                 [--owner USER] [--department] [--json]\n"
     "\n"
     "Prints every change you may see as it is committed, one line per record: time,\n"
     "sequence number, user, the record with its customer's name, and each changed field\n"
@@ -58,7 +59,10 @@ static const char s_usage[] =
     "if the server goes away (a restart, the network) it says so and tries again - after\n"
     "0.5 s, then 1, 2, 4... at most 30 s apart - and goes on after the last change it\n"
     "printed, with nothing missed and nothing twice. Ctrl-C stops and prints the last\n"
-    "sequence number, to resume from with --since.\n";
+    "sequence number and the server's history id, to resume from with --since SEQ\n"
+    "--history ID: a server restored from an older backup (or a promoted replica) whose\n"
+    "history went another way after SEQ then refuses, saying from where to watch again,\n"
+    "instead of sending its own changes under numbers you already saw.\n";
 
 #define VALUE_MAX 32 /* display columns of one value on a line that must fit */
 
@@ -264,13 +268,18 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
             return EXIT_USAGE;
         }
         const char *val = argv[++i];
-        if (!strcmp(opt, "--since")) {
+        if (!strcmp(opt, "--since") || !strcmp(opt, "--history")) {
             char *end;
-            w.since = strtoull(val, &end, 10);
-            w.since_set = true; /* --since 0: from the first change the server keeps */
-            if (!*val || *end) {
-                fprintf(stderr, "crm watch: --since takes a sequence number\n");
+            unsigned long long n = strtoull(val, &end, 10);
+            if (*val < '0' || *val > '9' || *end) {
+                fprintf(stderr, "crm watch: %s takes a number\n", opt);
                 return EXIT_USAGE;
+            }
+            if (opt[2] == 'h') {
+                w.history = n;
+            } else {
+                w.since = n;
+                w.since_set = true; /* --since 0: from the first change the server keeps */
             }
         } else if (!strcmp(opt, "--kind") && w.n_kinds < 8) {
             kinds[w.n_kinds++] = (char *)val;
@@ -379,7 +388,12 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         conn_destroy(&conn);
     }
     conn_destroy(&conn);
-    if (started && !no_resume)
+    if (started && !no_resume && w.history)
+        fprintf(stderr,
+                "stopped after sequence %llu; resume with: crm watch --since %llu --history %llu\n",
+                (unsigned long long)last, (unsigned long long)last,
+                (unsigned long long)w.history);
+    else if (started && !no_resume)
         fprintf(stderr, "stopped after sequence %llu; resume with: crm watch --since %llu\n",
                 (unsigned long long)last, (unsigned long long)last);
     return rc;

@@ -25,13 +25,17 @@ exited() { local p="W_$1"; ! kill -0 "${!p}" 2>/dev/null && { WRC=0; wait "${!p}
 # ---- a primary with three customers in a backup, two more after it, and a replica of all
 init_data "$T/p"
 start_server p "$T/p" --sweep-every 0
-"$A" user add repl1 --role replica --data "$T/p" --server "$EP_p" --out "$T/repl1.enroll" >/dev/null
+for u in repl1 repl2; do
+    "$A" user add $u --role replica --data "$T/p" --server "$EP_p" --out "$T/$u.enroll" >/dev/null
+done
 for i in 1 2 3; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
 "$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >"$T/o" 2>"$T/e"
 AT=$(grep -Eo 'sequence [0-9]+' "$T/o" | head -1 | awk '{print $2}')
 expect "a backup of the first changes (at #${AT:-?})" test -n "$AT"
 for i in 4 5; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
 "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >/dev/null 2>"$T/e"
+# a second one, started only after the restore, with --no-resync
+"$A" replica init --from "$EP_p" --data "$T/r2" --enroll "$T/repl2.enroll" >/dev/null 2>"$T/e"
 start_server r "$T/r" --replica-of "$EP_p"
 expect "the replica holds the changes past the backup" \
     eventually 'cr_ customer show 13500000005; [ "$RC" = 0 ]'
@@ -43,10 +47,9 @@ expect "both watchers printed the changes past the backup" \
 
 # ---- the primary's data dir is lost; the backup is restored and serves at the same address
 stop_server p
-RC=0; "$A" restore --from "$T/bk" --data "$T/p2" >"$T/o" 2>"$T/e" || RC=$?
-OUT=$(cat "$T/o"); ERR=$(cat "$T/e")
+RC=0; "$A" restore --from "$T/bk" --data "$T/p2" >"$T/o.restore" 2>"$T/e" || RC=$?
 expect "the restore says it begins a history of its own after the backup's last change" \
-    bash -c "[ $RC -eq 0 ] && grep -Eq '^it begins history [0-9]{13,} after change #$AT:' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -Eq '^it begins history [0-9]{13,} after change #$AT:' '$T/o.restore'"
 start_server p "$T/p2" --sweep-every 0 --listen "$EP_p"
 watch_ wq "$EP_p" --since "$AT"
 # it writes past where the replica was: WAL numbers alone no longer tell the histories apart
@@ -69,6 +72,16 @@ expect "... the same customers as the primary" test "$OUT" = "$P_LIST"
 cp_ customer add --name 新7 --phone 13600000007
 expect "... and follows it again" eventually 'cr_ customer show 13600000007; [ "$RC" = 0 ]'
 
+# ---- with --no-resync a replica says it diverged, and keeps serving what it has
+start_server r2 "$T/r2" --replica-of "$EP_p" --no-resync
+expect "a replica started with --no-resync says it diverged and how to go on" \
+    eventually 'grep -q "diverged: this replica holds WAL sequence [0-9]* of history 1, but the primary at $EP_p began history [0-9]* after [0-9]* (restored from a backup, or another replica promoted); make this replica again with .crm-admin replica init., or start crmd without --no-resync" "$T/r2.log"'
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r2" customer show 13500000005 >/dev/null 2>&1 || RC=$?
+expect "... keeps serving what it has" test "$RC" -eq 0
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r2" customer show 13600000001 >/dev/null 2>&1 || RC=$?
+expect "... and takes none of the other history" test "$RC" -ne 0
+stop_server r2
+
 # ---- watchers: told, not fed another history's changes under the numbers they saw
 WRC=
 expect "the primary's watcher, reconnecting to the restored primary, stops" \
@@ -88,7 +101,20 @@ expect "a watcher from a number both histories share goes on with the new one's 
     eventually 'grep -q 新7 "$T/wq.out"'
 expect "... still running" bash -c "kill -0 $W_wq"
 kill -INT "$W_wq"; wait "$W_wq" || true
-expect "... and its Ctrl-C names where to resume" grep -q "resume with: crm watch --since" "$T/wq.err"
+H=$(grep -Eo 'history [0-9]+ after' "$T/o.restore" | awk '{print $2}')
+expect "... and its Ctrl-C names where to resume, in the restored history ($H)" \
+    grep -Eq "resume with: crm watch --since [0-9]+ --history $H\$" "$T/wq.err"
+# a resume by hand, with the old history's number and id: refused, saying from where
+RC=0; timeout 20 "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 \
+    watch --since $((AT + 2)) --history 1 >"$T/o" 2>"$T/e" || RC=$?
+expect "crm watch --since N --history H of the old history is refused" test "$RC" -eq 1
+expect "... saying the history changed after the backup's change" \
+    grep -q "this server's history changed after #$AT" "$T/e"
+RC=0; timeout 20 "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 \
+    watch --since $((AT + 2)) --history "$H" >"$T/o" 2>"$T/e" &
+WH=$!
+expect "... and with the restored one's id it goes on" eventually 'grep -q "watching from sequence $((AT + 2))" "$T/e"'
+kill -INT $WH; wait $WH || true
 
 stop_server r
 stop_server p
