@@ -2178,9 +2178,11 @@ cleanup:
         s_meta_u64(self, s_meta_last_seq, &self->last_seq);
         s_meta_u64(self, s_meta_log_first, &self->log_first);
         s_meta_u64(self, s_meta_unique, &self->unique);
-        s_meta_u64(self, s_meta_epoch, &self->epoch);
-        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        /* where a history begins before its id: the feed, seeing a new id on the
+           server thread, reads where it began (s_check_history) */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
+        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        s_meta_u64(self, s_meta_epoch, &self->epoch);
     }
     return rc;
 }
@@ -2283,12 +2285,15 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
     }
     pthread_rwlock_unlock(&self->reopen_lock);
     if (rc == CRM_OK) { /* the new copy's counters */
+        atomic_store(&self->epoch_first, 1); /* a copy from before epoch_first was kept */
         s_meta_u64(self, s_meta_last_seq, &self->last_seq);
         s_meta_u64(self, s_meta_log_first, &self->log_first);
         s_meta_u64(self, s_meta_unique, &self->unique);
-        s_meta_u64(self, s_meta_epoch, &self->epoch);
-        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        /* where a history begins before its id: the feed, seeing a new id on the
+           server thread, reads where it began (s_check_history) */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
+        s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
+        s_meta_u64(self, s_meta_epoch, &self->epoch);
         s_meta_u64(self, s_meta_fenced_by, &self->fenced_by);
     }
     return rc;
@@ -2363,9 +2368,9 @@ s_begin_epoch(store_t *self, uint64_t next, char *errbuf)
     crm_err_t rc = s_meta_write(self, keys, vals, 3, errbuf);
     if (rc != CRM_OK)
         return rc;
-    atomic_store(&self->epoch, next);
+    atomic_store(&self->epoch_first, first); /* before the id: see store_wal_apply */
     atomic_store(&self->epoch_start, start);
-    atomic_store(&self->epoch_first, first);
+    atomic_store(&self->epoch, next);
     return CRM_OK;
 }
 
