@@ -2395,8 +2395,8 @@ crm_err_t
 store_new_history(store_t *self, uint64_t *epoch, char *errbuf)
 {
     *epoch = 0;
-    if (store_readonly(self)) {
-        snprintf(errbuf, CRM_ERRBUF, "a replica's or fenced server's history is its primary's");
+    if (self->flags & STORE_REPLICA) { /* (a fenced one's begins, and it stays fenced) */
+        snprintf(errbuf, CRM_ERRBUF, "a replica's history is its primary's");
         return CRM_ERR_FAILED_PRECONDITION;
     }
     int64_t ms = crm_time_now_ms();

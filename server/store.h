@@ -315,8 +315,8 @@ crm_err_t store_promote(store_t *self, uint64_t *epoch, char *errbuf);
    epoch becomes the time in milliseconds since 1970 (or epoch + 1 if that is
    larger), from the next WAL and change-log numbers. Two restores of one
    backup never share a history id, and a later one's is larger, so a replica
-   left at an earlier restore's history does not fence a later one. A primary's
-   store only; *EPOCH gets the new id. */
+   left at an earlier restore's history does not fence a later one. Not on a
+   store opened as a replica's; *EPOCH gets the new id. */
 crm_err_t store_new_history(store_t *self, uint64_t *epoch, char *errbuf);
 /* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
    from now on, and after a restart too (recorded in meta). */

@@ -154,6 +154,13 @@ test_backup_restore_new_history(void **state)
     assert_int_equal(e, 0);
     assert_int_equal(store_epoch(rs, NULL), history[0]);
     store_destroy(&rs);
+    /* a fenced former primary's backup restores: a history of its own, still fenced */
+    assert_int_equal(store_open(r[1], 0, &rs, errbuf), CRM_OK);
+    assert_int_equal(store_fence(rs, 9, errbuf), CRM_OK);
+    assert_int_equal(store_new_history(rs, &e, errbuf), CRM_OK);
+    assert_true(e > history[1]);
+    assert_true(store_readonly(rs));
+    store_destroy(&rs);
     store_destroy(&st);
     test_rmrf(data);
     test_rmrf(work);
