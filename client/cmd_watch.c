@@ -276,7 +276,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
                 return EXIT_USAGE;
             }
             if (opt[2] == 'h') {
-                w.history = n;
+                w.history = n; /* where it began is not known: checked as from the start */
             } else {
                 w.since = n;
                 w.since_set = true; /* --since 0: from the first change the server keeps */
@@ -341,6 +341,7 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         if (reply->body_case == CRM__REPLY__BODY_PROGRESS) {
             /* the history LAST belongs to from now on: a resume is checked against it */
             w.history = reply->progress->history;
+            w.history_first = reply->progress->history_first;
             if (!started) {
                 last = reply->progress->seq;
                 fprintf(stderr, "watching from sequence %llu (newest %llu); Ctrl-C to stop\n",

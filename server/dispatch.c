@@ -153,9 +153,9 @@ s_refuse_write(req_ctx_t *ctx)
     uint64_t newer = store_fenced_by(ctx->env->store);
     if (newer)
         return dispatch_error(ctx, CRM_ERR_READONLY,
-                              "this server was the primary until a replica was promoted (epoch "
-                              "%llu; ours is %llu): it takes no writes; send changes to the new "
-                              "primary",
+                              "this server was the primary until a replica was promoted (or a "
+                              "backup of it restored elsewhere: epoch %llu; ours is %llu): it "
+                              "takes no writes; send changes to the new primary",
                               (unsigned long long)newer,
                               (unsigned long long)store_epoch(ctx->env->store, NULL));
     return dispatch_error(ctx, CRM_ERR_READONLY,

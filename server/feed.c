@@ -306,16 +306,15 @@ s_check_history(feed_t *self)
         self->committed = last;
 }
 
-/* What a watcher past the first number of this history is told. */
+/* What a watcher is told that saw changes of another history after AT. */
 static void
-s_forked_msg(const feed_t *self, char *msg)
+s_forked_msg(uint64_t at, char *msg)
 {
-    unsigned long long at = store_epoch_first(self->store) - 1;
     snprintf(msg, CRM_ERRBUF,
-             "this server's history changed after #%llu (restored from a backup, or a replica "
-             "promoted): the changes you saw after #%llu are not in it; re-read the records "
-             "and watch again (crm watch --since %llu)",
-             at, at, at);
+             "this server's history parts from the one you watched after #%llu (a restore "
+             "from a backup, or a promotion): the changes you saw after #%llu are not in it; "
+             "re-read the records and watch again (crm watch --since %llu)",
+             (unsigned long long)at, (unsigned long long)at, (unsigned long long)at);
 }
 
 void
@@ -370,9 +369,15 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
     /* a watch resumed across a restore or a promotion: the changes it saw at or
        after the first of this history were another history's (RELIABILITY.md
        trap 15); before it, the two are one */
-    if (w->history && w->history != store_epoch(self->store, NULL) &&
-        w->since >= store_epoch_first(self->store)) {
-        s_forked_msg(self, errbuf);
+    s_check_history(self); /* a re-sync's switch in this turn: before any new cursor */
+    /* the two histories are one before the later of their beginnings: ours (a
+       restore or promotion here) or the watcher's (it watched a server restored or
+       promoted since this one's history began) */
+    uint64_t part = store_epoch_first(self->store);
+    if (w->history_first > part)
+        part = w->history_first;
+    if (w->history && w->history != store_epoch(self->store, NULL) && w->since >= part) {
+        s_forked_msg(part - 1, errbuf);
         return CRM_ERR_OUT_OF_RANGE;
     }
     if (w->since > last) {
@@ -768,7 +773,7 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         return;
     if (sub->forked) {
         char msg[CRM_ERRBUF];
-        s_forked_msg(self, msg);
+        s_forked_msg(store_epoch_first(self->store) - 1, msg);
         s_fail(router, sub, CRM_ERR_OUT_OF_RANGE, msg);
         return;
     }

@@ -621,12 +621,16 @@ s_follow(void *arg)
                         sealed ? "in clear" : "encrypted");
             applied = -1;
         } else if (reply->repl_pull->latest_seq < have) {
-            /* the same, from a primary that did not begin a history of its own */
-            snprintf(why, sizeof why,
-                     "this replica holds WAL sequence %llu but the primary at %s only %llu "
-                     "(restored from a backup?)",
-                     (unsigned long long)have, self->endpoint,
-                     (unsigned long long)reply->repl_pull->latest_seq);
+            /* the same, from a primary that did not begin a history of its own (a copy
+               of a data dir put back, a restore by an older OneView): where the two
+               parted is not known, so neither is which of our watchers saw changes it
+               lacks - no re-sync by ourselves */
+            s_set_state(self, false,
+                        "diverged: this replica holds WAL sequence %llu but the primary at %s "
+                        "only %llu (its data dir put back from a copy?); make this replica "
+                        "again with 'crm-admin replica init'",
+                        (unsigned long long)have, self->endpoint,
+                        (unsigned long long)reply->repl_pull->latest_seq);
             applied = -1;
         } else if (reply->repl_pull->too_old && self->resync) {
             snprintf(why, sizeof why,
@@ -650,7 +654,7 @@ s_follow(void *arg)
         } else {
             applied = s_apply(self, reply->repl_pull);
         }
-        if (*why && self->resync) { /* diverged: a full copy of the primary's history */
+        if (*why && self->resync) { /* diverged at a known point: a full copy of the primary */
             crm_proto_free((ProtobufCMessage **)&reply);
             if (s_resync(self, s, have, why, true) != CRM_OK && !atomic_load(&self->stop))
                 s_nap(self, RESYNC_RETRY_MS);

@@ -69,12 +69,13 @@ h_repl_pull(req_ctx_t *ctx)
                                                                           : REPL_PULL_MAX_BYTES;
     int64_t now = crm_time_mono_us();
     uint64_t start = 0, epoch = store_epoch(ctx->env->store, &start);
-    if (req->epoch > epoch) { /* a replica was promoted: our history ends here */
+    if (req->epoch > epoch) { /* a replica was promoted, or a restore: our history ends */
         char errbuf[CRM_ERRBUF];
         if (!store_fenced_by(ctx->env->store))
             crm_log(CRM_LOG_WARN,
                     "replica '%s' is at epoch %llu, newer than ours (%llu): a replica was "
-                    "promoted, so this server takes no writes any more",
+                    "promoted (or a backup of this server restored and followed elsewhere), so "
+                    "this server takes no writes any more",
                     ctx->session.user->name, (unsigned long long)req->epoch,
                     (unsigned long long)epoch);
         if (store_fence(ctx->env->store, req->epoch, errbuf) != CRM_OK)
@@ -82,7 +83,8 @@ h_repl_pull(req_ctx_t *ctx)
                     errbuf);
         return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
                               "this server's epoch %llu is older than the replica's %llu: it was "
-                              "the primary before a promotion and its log is not to be followed",
+                              "the primary before a promotion (or a restore elsewhere) and its "
+                              "log is not to be followed",
                               (unsigned long long)epoch, (unsigned long long)req->epoch);
     }
     s_pull_t p = {ctx, NULL, 0, 0, now + PULL_BUDGET_US};
@@ -92,12 +94,17 @@ h_repl_pull(req_ctx_t *ctx)
        (we were restored from a backup, or promoted): our entries there are not its
        next ones. No batches: the history and where it began, for it to re-sync */
     bool other_history = req->epoch && req->epoch < epoch && req->from_seq > start;
+    /* what it holds of our log, for --sync-replicas: not past where the histories
+       part, nor past our own end (a replica of a rollback that kept its id) */
+    uint64_t holds_to = other_history ? start : req->from_seq, end = store_wal_seq(ctx->env->store);
+    if (holds_to > end + 1)
+        holds_to = end + 1;
     bool too_old = false;
     uint64_t oldest = 0;
     store_wal_cursor_t *cur = NULL;
     if (ctx->env->repl &&
         !(cur = repl_seen(ctx->env->repl, ctx->session.user->name, ctx->env->rid,
-                          ctx->env->rid_len, req->from_seq, now)))
+                          ctx->env->rid_len, holds_to, now)))
         return dispatch_error(ctx, CRM_ERR_FAILED_PRECONDITION,
                               "another replica follows under the identity '%s' right now: give "
                               "each replica its own ('crm-admin user add NAME --role replica')",

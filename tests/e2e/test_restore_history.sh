@@ -25,14 +25,19 @@ exited() { local p="W_$1"; ! kill -0 "${!p}" 2>/dev/null && { WRC=0; wait "${!p}
 # ---- a primary with three customers in a backup, two more after it, and a replica of all
 init_data "$T/p"
 start_server p "$T/p" --sweep-every 0
-for u in repl1 repl2; do
+for u in repl1 repl2 repl3; do
     "$A" user add $u --role replica --data "$T/p" --server "$EP_p" --out "$T/$u.enroll" >/dev/null
 done
-for i in 1 2 3; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
+for i in 1 2; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
+# a replica made before the backup, started only after the restore: behind the point where
+# the histories part, it is only behind (the restored primary's log begins at the restore,
+# so it takes a new snapshot, as any replica behind the retained log does)
+"$A" replica init --from "$EP_p" --data "$T/r3" --enroll "$T/repl3.enroll" >/dev/null 2>"$T/e"
+cp_ customer add --name 旧3 --phone 13500000003
 "$A" backup create --to "$T/bk" --config "$T/p/admin.enroll" --server "$EP_p" >"$T/o" 2>"$T/e"
 AT=$(grep -Eo 'sequence [0-9]+' "$T/o" | head -1 | awk '{print $2}')
 expect "a backup of the first changes (at #${AT:-?})" test -n "$AT"
-for i in 4 5; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
+for i in 4 5 6 7 8; do cp_ customer add --name "旧$i" --phone "1350000000$i"; done
 "$A" replica init --from "$EP_p" --data "$T/r" --enroll "$T/repl1.enroll" >/dev/null 2>"$T/e"
 # a second one, started only after the restore, with --no-resync
 "$A" replica init --from "$EP_p" --data "$T/r2" --enroll "$T/repl2.enroll" >/dev/null 2>"$T/e"
@@ -72,6 +77,17 @@ expect "... the same customers as the primary" test "$OUT" = "$P_LIST"
 cp_ customer add --name 新7 --phone 13600000007
 expect "... and follows it again" eventually 'cr_ customer show 13600000007; [ "$RC" = 0 ]'
 
+# ---- a replica from before the backup follows the restored primary: behind, not diverged
+start_server r3 "$T/r3" --replica-of "$EP_p"
+expect "a replica behind the restore point follows the restored primary" \
+    eventually '"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer show 13600000007 >/dev/null 2>&1'
+cp_ customer list --json --limit 100; P_LIST=$OUT
+RC=0; OUT=$("$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r3" customer list --json --limit 100 2>&1) || RC=$?
+expect "... holding what the primary holds" test "$OUT" = "$P_LIST"
+expect "... as a replica behind its primary's log, not one that diverged" \
+    bash -c "grep -q 're-syncing: the primary at $EP_p no longer keeps its log' '$T/r3.log' && ! grep -q 'holds WAL sequence' '$T/r3.log'"
+stop_server r3
+
 # ---- with --no-resync a replica says it diverged, and keeps serving what it has
 start_server r2 "$T/r2" --replica-of "$EP_p" --no-resync
 expect "a replica started with --no-resync says it diverged and how to go on" \
@@ -88,14 +104,14 @@ expect "the primary's watcher, reconnecting to the restored primary, stops" \
     eventually 'exited wp'
 expect "... with an error status ($WRC)" test "${WRC:-0}" -ne 0
 expect "... told the history changed after the backup's change and where to watch from" \
-    grep -q "this server's history changed after #$AT (restored from a backup, or a replica promoted).*crm watch --since $AT" "$T/wp.err"
+    grep -q "this server's history parts from the one you watched after #$AT (a restore from a backup, or a promotion).*crm watch --since $AT" "$T/wp.err"
 expect "... not offered a resume from a number of the old history" \
     bash -c "! grep -q 'resume with' '$T/wp.err'"
 expect "... and printed no change of the new history" bash -c "! grep -q 新 '$T/wp.out'"
 WRC=
 expect "the replica's watcher is told by the replica after its re-sync" eventually 'exited wr'
 expect "... with an error status ($WRC)" test "${WRC:-0}" -ne 0
-expect "... and the same reason" grep -q "this server's history changed after #$AT" "$T/wr.err"
+expect "... and the same reason" grep -q "this server's history parts from the one you watched after #$AT" "$T/wr.err"
 expect "... having printed no change of the new history" bash -c "! grep -q 新 '$T/wr.out'"
 expect "a watcher from a number both histories share goes on with the new one's changes" \
     eventually 'grep -q 新7 "$T/wq.out"'
@@ -109,13 +125,39 @@ RC=0; timeout 20 "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --
     watch --since $((AT + 2)) --history 1 >"$T/o" 2>"$T/e" || RC=$?
 expect "crm watch --since N --history H of the old history is refused" test "$RC" -eq 1
 expect "... saying the history changed after the backup's change" \
-    grep -q "this server's history changed after #$AT" "$T/e"
+    grep -q "this server's history parts from the one you watched after #$AT" "$T/e"
 RC=0; timeout 20 "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" --timeout 2 \
     watch --since $((AT + 2)) --history "$H" >"$T/o" 2>"$T/e" &
 WH=$!
 expect "... and with the restored one's id it goes on" eventually 'grep -q "watching from sequence $((AT + 2))" "$T/e"'
 kill -INT $WH; wait $WH || true
 
-stop_server r
+# ---- the other way: the old data dir serves again (the restore was a mistake); a watcher
+# that printed the restored server's changes is told so on its reconnect, at the same point
+watch_ wn "$EP_p" --since "$AT"
+eventually 'grep -q 新7 "$T/wn.out"' || true
 stop_server p
+start_server p0 "$T/p" --sweep-every 0 --listen "$EP_p"
+WRC=
+expect "a watcher of the restored server reconnecting to the old one stops" eventually 'exited wn'
+expect "... with an error status ($WRC)" test "${WRC:-0}" -ne 0
+expect "... told where the two histories part" \
+    grep -q "this server's history parts from the one you watched after #$AT " "$T/wn.err"
+stop_server p0
+
+# ---- --sync-replicas: a diverged replica does not count as holding the restored primary's
+# writes (its WAL number is past them, but of the other history): a second restore, whose
+# first write is at a WAL number the replica (five customers past the backup) has passed
+stop_server r
+"$A" restore --from "$T/bk" --data "$T/p3" >/dev/null 2>"$T/e"
+start_server p "$T/p3" --sweep-every 0 --listen "$EP_p" --sync-replicas 1
+mv "$T/r2.log" "$T/r2.log.1"
+start_server r2 "$T/r2" --replica-of "$EP_p" --no-resync
+eventually 'grep -q "diverged: " "$T/r2.log"' || true
+cp_ customer add --name 新8 --phone 13600000008
+expect "with --sync-replicas 1 and only a diverged replica a write is not confirmed" \
+    eval '[ "$RC" -ne 0 ] && contains "$ERR" "fewer than 1 replica"'
+stop_server r2
+stop_server p
+
 finish
