@@ -366,13 +366,12 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
                  "permission denied: only managers watch their whole department");
         return CRM_ERR_PERMISSION_DENIED;
     }
-    /* a watch resumed across a restore or a promotion: the changes it saw at or
-       after the first of this history were another history's (RELIABILITY.md
-       trap 15); before it, the two are one */
     s_check_history(self); /* a re-sync's switch in this turn: before any new cursor */
-    /* the two histories are one before the later of their beginnings: ours (a
-       restore or promotion here) or the watcher's (it watched a server restored or
-       promoted since this one's history began) */
+    /* a watch resumed across a restore or a promotion (RELIABILITY.md trap 15): the
+       two histories are one before the later of their beginnings, ours (a restore
+       or promotion here) or the watcher's (it watched a server restored or promoted
+       since this one's history began); the changes it saw from there on were
+       another history's */
     uint64_t part = store_epoch_first(self->store);
     if (w->history_first > part)
         part = w->history_first;

@@ -96,7 +96,8 @@ h_repl_pull(req_ctx_t *ctx)
     bool other_history = req->epoch && req->epoch < epoch && req->from_seq > start;
     /* what it holds of our log, for --sync-replicas: not past where the histories
        part, nor past our own end (a replica of a rollback that kept its id) */
-    uint64_t holds_to = other_history ? start : req->from_seq, end = store_wal_seq(ctx->env->store);
+    uint64_t holds_to = other_history ? start : req->from_seq;
+    uint64_t end = store_wal_seq(ctx->env->store);
     if (holds_to > end + 1)
         holds_to = end + 1;
     bool too_old = false;

@@ -236,6 +236,71 @@ test_feed_full_pipe_replayed_batched(void **state)
     s_deliver_through_full_pipe(true, SMALL_RING);
 }
 
+/* A resumed watch names the history its number is from (WatchRequest.history,
+   history_first): refused at and past the later of the two histories'
+   beginnings when they differ, taken before it; unchecked without a history.
+   Last of the tests: it begins a new history in the shared store. */
+static void
+test_feed_watch_histories(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    feed_config_t fc = {0};
+    feed_t *feed = feed_new(s_fx.store, &fc);
+    session_t session = {NULL};
+    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    uint8_t rid[] = {0, 1, 2, 3, 4};
+    uint64_t last = store_last_seq(s_fx.store), cursor = 0;
+    assert_int_equal(store_epoch(s_fx.store, NULL), 1);
+    const struct {
+        uint64_t history, history_first, since;
+        crm_err_t want;
+        const char *says; /* in the refusal */
+    } cases[] = {
+        {0, 0, 20, CRM_OK, NULL},                   /* not checked */
+        {1, 1, 20, CRM_OK, NULL},                   /* the same history */
+        {7, 0, 5, CRM_ERR_OUT_OF_RANGE, "after #0 "}, /* another, its start not known */
+        {7, 10, 9, CRM_OK, NULL},                   /* another that began after #9: one before */
+        {7, 10, 10, CRM_ERR_OUT_OF_RANGE, "after #9 "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        w.since = cases[i].since;
+        w.since_set = true;
+        w.history = cases[i].history;
+        w.history_first = cases[i].history_first;
+        rid[4] = (uint8_t)i;
+        errbuf[0] = 0;
+        assert_int_equal(feed_watch(feed, rid, sizeof rid, 5, s_fx.admin, session.user, &w,
+                                    &cursor, errbuf),
+                         cases[i].want);
+        if (cases[i].says)
+            assert_non_null(strstr(errbuf, cases[i].says));
+    }
+    /* this store begins a history of its own after LAST (as a restore does) */
+    uint64_t h = 0;
+    assert_int_equal(store_new_history(s_fx.store, &h, errbuf), CRM_OK);
+    assert_int_equal(store_epoch_first(s_fx.store), last + 1);
+    feed_committed(feed, crm_time_now_us());
+    for (int before = 1; before >= 0; before--) { /* one of the old history: up to LAST */
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        w.since = last + 1 - (uint64_t)before;
+        w.since_set = true;
+        w.history = 1;
+        w.history_first = 1;
+        rid[4] = (uint8_t)(10 + before);
+        char want[48];
+        snprintf(want, sizeof want, "after #%llu ", (unsigned long long)last);
+        assert_int_equal(feed_watch(feed, rid, sizeof rid, 5, s_fx.admin, session.user, &w,
+                                    &cursor, errbuf),
+                         before ? CRM_OK : CRM_ERR_OUT_OF_RANGE);
+        if (!before)
+            assert_non_null(strstr(errbuf, want));
+    }
+    session_release(&session);
+    feed_destroy(&feed);
+}
+
 int
 main(void)
 {
@@ -244,6 +309,7 @@ main(void)
         cmocka_unit_test(test_feed_full_pipe_batched),
         cmocka_unit_test(test_feed_full_pipe_replayed_unbatched),
         cmocka_unit_test(test_feed_full_pipe_replayed_batched),
+        cmocka_unit_test(test_feed_watch_histories),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
