@@ -88,6 +88,8 @@ s_term_prefix(const crm_entity_t *e, char tag, const char *value, size_t vlen, c
     out[0] = e->prefix;
     out[1] = tag;
     const crm_index_t *blind = s_blind_index(e, tag);
+    /* a term's domain: this index of this kind, and the part of a pair */
+    uint32_t domain = (uint32_t)(uint8_t)e->prefix << 16 | (uint32_t)(uint8_t)tag << 8;
     size_t n = 2;
     if (!blind) {
         memcpy(out + 2, value, vlen);
@@ -95,15 +97,15 @@ s_term_prefix(const crm_entity_t *e, char tag, const char *value, size_t vlen, c
     } else if (blind->kind == CRM_IDX_PAIR) {
         const char *sep = memchr(value, 0x1f, vlen);
         size_t first = sep ? (size_t)(sep - value) : vlen;
-        seal_blind(value, first, (uint8_t *)out + n);
+        seal_blind(domain | 1, value, first, (uint8_t *)out + n);
         n += SEAL_BLIND_BYTES;
         out[n++] = 0x1f;
         if (sep && first + 1 < vlen) {
-            seal_blind(sep + 1, vlen - first - 1, (uint8_t *)out + n);
+            seal_blind(domain | 2, sep + 1, vlen - first - 1, (uint8_t *)out + n);
             n += SEAL_BLIND_BYTES;
         }
     } else {
-        seal_blind(value, vlen, (uint8_t *)out + n);
+        seal_blind(domain, value, vlen, (uint8_t *)out + n);
         n += SEAL_BLIND_BYTES;
     }
     out[n] = '\0';
@@ -932,6 +934,26 @@ records_check(store_t *store, const crm_entity_t *e, uint64_t *records, uint64_t
 {
     crm_err_t failed = CRM_OK;
     return s_walk(store, e, NULL, NULL, &failed, NULL, records, entries, report, arg);
+}
+
+size_t
+records_blind_terms(const char *value, size_t len, uint8_t (*out)[SEAL_BLIND_BYTES], size_t cap)
+{
+    size_t n = 0;
+    for (const crm_entity_t *e = crm_entity_all(); e->name; e++)
+        for (const crm_index_t *i = e->indexes; i->field; i++) {
+            if (i->kind == CRM_IDX_PARENT || !(crm_entity_flags(e, i->field) & CRM_F_PERSONAL))
+                continue;
+            int tags = i->kind == CRM_IDX_PHONE ? 2 : 1; /* the number, its last 4 digits */
+            unsigned first = i->kind == CRM_IDX_PAIR ? 1 : 0, last = first ? 2 : 0;
+            for (int t = 0; t < tags; t++) {
+                uint32_t domain = (uint32_t)(uint8_t)e->prefix << 16 |
+                                  (uint32_t)(uint8_t)(i->tag + t) << 8;
+                for (unsigned part = first; part <= last && n < cap; part++)
+                    seal_blind(domain | part, value, len, out[n++]);
+            }
+        }
+    return n;
 }
 
 crm_err_t

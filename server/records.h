@@ -28,6 +28,7 @@
 
 #include "crm_entity.h"
 #include "store.h"
+#include "seal.h"
 
 #define RECORDS_MAX_TERMS 16
 
@@ -132,5 +133,10 @@ size_t records_check(store_t *store, const crm_entity_t *e, uint64_t *records, u
    batches. *FIXED gets how many entries were written or removed. For a
    stopped store (crm-admin upgrade). */
 crm_err_t records_reindex(store_t *store, const crm_entity_t *e, uint64_t *fixed, char *errbuf);
+/* The blind terms VALUE would have in every index of personal data (each
+   kind's, each part of a pair), at most CAP of them into OUT; how many. For
+   looking for a value in the raw keys (crm-admin grep). Sealed stores only. */
+size_t records_blind_terms(const char *value, size_t len, uint8_t (*out)[SEAL_BLIND_BYTES],
+                           size_t cap);
 
 #endif

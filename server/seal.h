@@ -40,10 +40,12 @@ size_t seal_value(unsigned cf, const void *key, size_t klen, const void *val, si
    them opens a copy). */
 bool seal_open_value(unsigned cf, const void *key, size_t klen, uint8_t *data, size_t len,
                      size_t *plen);
-/* The blind term of an index value: a keyed hash, equal for equal values.
-   Only after seal_use_key(). Each thread keeps the terms of the short values
-   (up to 8 bytes: grams, a phone's last four digits) it hashed last, under a
-   keyed SipHash of the value, not the value (seal.c). */
-void seal_blind(const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES]);
+/* The blind term of an index value: a keyed hash of DOMAIN (which index, and
+   which part of a pair: records.c) and the value, equal for equal values in one
+   domain and unrelated across domains. Only after seal_use_key(). Each thread
+   keeps the terms of the short values (up to 8 bytes: grams, a phone's last four
+   digits) it hashed last, under a keyed SipHash of domain and value, not the
+   value (seal.c). */
+void seal_blind(uint32_t domain, const void *value, size_t len, uint8_t out[SEAL_BLIND_BYTES]);
 
 #endif

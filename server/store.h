@@ -65,8 +65,9 @@ enum {
    consent, task done); 4: the names at a company indexed (similar names); 5: a
    ticket's order indexed (the records that link to one, crm_entity_links); 6:
    values sealed and personal fields indexed by blind terms, when the data dir
-   has a master key (seal.h). */
-#define STORE_FORMAT 6
+   has a master key (seal.h); 7: each index's blind terms its own (a domain per
+   index and part of a pair: equal values in two indexes have unrelated terms). */
+#define STORE_FORMAT 7
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);

@@ -29,6 +29,7 @@
 #include "store.h"
 
 #define PAGE 1000
+#define GREP_TERMS 64 /* blind terms of one text: one per index of personal data (records.c) */
 
 static void s_report(const char *what, void *arg);
 
@@ -349,19 +350,22 @@ adm_grep(int argc, char **argv)
     }
     size_t ntext = (size_t)(argc - optind);
     uint64_t *hits = calloc(ntext, sizeof *hits);
-    /* per TEXT: the blind terms of it as given and as indexes fold it */
-    uint8_t(*blind)[2][SEAL_BLIND_BYTES] = calloc(ntext, sizeof *blind);
+    /* per TEXT: its blind terms in every index of personal data, as given and as
+       indexes fold it */
+    uint8_t(*blind)[2 * GREP_TERMS][SEAL_BLIND_BYTES] = calloc(ntext, sizeof *blind);
+    size_t *nblind = calloc(ntext, sizeof *nblind);
     bool sealed = store_sealed(store);
-    for (size_t t = 0; sealed && blind && t < ntext; t++) {
+    for (size_t t = 0; sealed && blind && nblind && t < ntext; t++) {
         const char *text = argv[optind + (int)t];
         char *folded = crm_utf8_fold(text);
-        seal_blind(text, strlen(text), blind[t][0]);
-        seal_blind(folded, strlen(folded), blind[t][1]);
+        nblind[t] = records_blind_terms(text, strlen(text), blind[t], GREP_TERMS);
+        nblind[t] += records_blind_terms(folded, strlen(folded), blind[t] + nblind[t],
+                                         GREP_TERMS);
         free(folded);
     }
     uint64_t errors_before = store_read_errors(store, NULL);
     bool found = false;
-    for (int cf = 0; cf < STORE_CF__COUNT && hits && blind; cf++) {
+    for (int cf = 0; cf < STORE_CF__COUNT && hits && blind && nblind; cf++) {
         memset(hits, 0, ntext * sizeof *hits);
         store_iter_t *it = store_iter_new(store, (store_cf_t)cf);
         for (store_iter_seek(it, "", 0); store_iter_valid(it); store_iter_next(it)) {
@@ -370,10 +374,11 @@ adm_grep(int argc, char **argv)
             for (size_t t = 0; t < ntext; t++) {
                 const char *text = argv[optind + (int)t];
                 size_t n = strlen(text);
-                if ((klen && memmem(k, klen, text, n)) || (vlen && v && memmem(v, vlen, text, n)) ||
-                    (sealed && klen &&
-                     (memmem(k, klen, blind[t][0], SEAL_BLIND_BYTES) ||
-                      memmem(k, klen, blind[t][1], SEAL_BLIND_BYTES))))
+                bool hit = (klen && memmem(k, klen, text, n)) ||
+                           (vlen && v && memmem(v, vlen, text, n));
+                for (size_t b = 0; !hit && sealed && klen && b < nblind[t]; b++)
+                    hit = memmem(k, klen, blind[t][b], SEAL_BLIND_BYTES) != NULL;
+                if (hit)
                     hits[t]++;
             }
         }
@@ -384,13 +389,14 @@ adm_grep(int argc, char **argv)
                 found = true;
             }
     }
-    bool failed = !hits || !blind || store_read_errors(store, NULL) != errors_before;
+    bool failed = !hits || !blind || !nblind || store_read_errors(store, NULL) != errors_before;
     if (failed)
         fprintf(stderr, "crm-admin grep: %s\n",
-                hits && blind ? "the store could not be read whole (see the log above)"
-                              : "out of memory");
+                hits && blind && nblind ? "the store could not be read whole (see the log above)"
+                                        : "out of memory");
     free(hits);
     free(blind);
+    free(nblind);
     store_destroy(&store);
     return failed ? 2 : found ? 0 : 1;
 }

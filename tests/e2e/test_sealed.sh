@@ -167,13 +167,13 @@ expect "crmd refuses it, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f5/d"
 expect "crm-admin upgrade seals it" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 6: .* [1-9][0-9]* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 7: .* [1-9][0-9]* values encrypted' '$T/o'"
 expect "... saying that backups made before hold its values in clear" \
     grep -q 'backups made before this upgrade hold its values in clear' "$T/o"
 expect "... and then no value is in clear in any file of the data dir (tables, WAL, manifest)" \
     test "$(f5leaks)" -eq 0
 upgrade "$T/f5/d"
-expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 6' '$T/o'"
+expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 7' '$T/o'"
 RC=0; "$ADMIN_BIN" check --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent (records and blind index entries agree)" test "$RC" -eq 0
 "$ADMIN_BIN" grep --data "$T/f5/d" f5canary >"$T/o" 2>&1
@@ -194,17 +194,65 @@ expect "... with its history (the change log, sealed)" contains "$OUT" "f5canary
 f5 activity list c2
 expect "... and the note" contains "$OUT" "f5canary private note"
 stop_server f5
+# ---- a format-6 data dir: its blind terms had no domain, so a customer named as its company
+# (the fixture, made by the format-6 build: c1 同名公司 at 同名公司, 13966601234; c2
+# Sixcanary Six at Other Co, 13966605678, with a note) had one term in both parts of the
+# names-at-a-company indexes; refused, upgraded to terms of their own per index, found ----
+mkdir "$T/f6" && tar -C "$T/f6" -xzf "$CRM_SRC/tests/fixtures/format6-datadir.tar.gz"
+# shared DIR: how many blind terms (16 bytes) are under more than one index or part, and of how many
+shared() { ldb --db="$1/db" --column_family=indexes scan --hex 2>/dev/null | python3 -c '
+import sys, collections
+groups = collections.defaultdict(set)
+for line in sys.stdin:
+    k = bytes.fromhex(line.split(" : ")[0].strip()[2:])
+    body = k[2:-8]
+    if len(body) == 17 and body[16] == 0:
+        groups[body[:16]].add((k[0], k[1], 0))
+    elif len(body) in (18, 34) and body[16] == 0x1f:
+        groups[body[:16]].add((k[0], k[1], 1))
+        if len(body) == 34:
+            groups[body[17:33]].add((k[0], k[1], 2))
+print(sum(len(g) > 1 for g in groups.values()), len(groups))'; }
+read -r SHARED TERMS <<<"$(shared "$T/f6/d")"
+expect "the format-6 data dir has blind terms shared by two indexes or parts ($SHARED of ${TERMS:-?})" \
+    test "${SHARED:-0}" -gt 0
+try_start "$T/f6/d"
+expect "crmd refuses it, saying to upgrade" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
+upgrade "$T/f6/d"
+expect "crm-admin upgrade rewrites its blind terms" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 7: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
+read -r SHARED TERMS <<<"$(shared "$T/f6/d")"
+expect "... after which no blind term is under two indexes or parts ($SHARED of ${TERMS:-?})" \
+    test "${SHARED:-1}" -eq 0 -a "${TERMS:-0}" -gt 10
+RC=0; "$ADMIN_BIN" check --data "$T/f6/d" >"$T/o" 2>&1 || RC=$?
+expect "... and records and index entries agree" test "$RC" -eq 0
+"$ADMIN_BIN" grep --data "$T/f6/d" 13966601234 同名公司 >"$T/o" 2>&1 || true
+expect "crm-admin grep finds a phone and a name in the indexes by their blind terms" \
+    bash -c "grep -q $'^13966601234\tindexes\t' '$T/o' && grep -q $'^同名公司\tindexes\t' '$T/o'"
+start_server f6 "$T/f6/d"
+f6() { RC=0; "$CRM_CLI/crm" --config "$T/f6/d/admin.enroll" --server "$EP_f6" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+f6 customer search 13966601234
+expect "the phone finds its customer" contains "$OUT" 同名公司
+f6 customer search 5678
+expect "... the last 4 digits too" contains "$OUT" Sixcanary
+f6 customer search 名公
+expect "... and a part of the name" contains "$OUT" c1
+f6 activity list c2
+expect "... and the note reads back" contains "$OUT" "sixcanary private note"
+stop_server f6
+
 # ---- upgraded while it had no master key: in clear, and said so; given one, sealed ----
 mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
 upgrade "$T/f5b/d"
-expect "with no master.key, upgrade brings it to format 6 and says its values stay in clear" \
+expect "with no master.key, upgrade brings it to format 7 and says its values stay in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'no master.key: its values stay in clear' '$T/o' &&
-             grep -q 'from format 5 to 6: .* 0 values encrypted' '$T/o'"
+             grep -q 'from format 5 to 7: .* 0 values encrypted' '$T/o'"
 expect "... and they are in clear" test "$(f5leaks "$T/f5b/d")" -gt 0
 upgrade "$T/f5b/d"
 expect "again without a key: nothing to do, saying its values are in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do (its values are in clear' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 7: nothing to do (its values are in clear' '$T/o'"
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
 start_server f5b "$T/f5b/d"
 stop_server f5b
@@ -224,19 +272,19 @@ expect "... and crmd refuses the half-sealed data dir, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f5b/d"
 expect "given the master.key and room, upgrade finishes sealing the data dir made in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 6: .* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 6 to 7: .* values encrypted' '$T/o'"
 expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
 upgrade "$T/f5b/d"
 expect "... after which there is nothing to do" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'already format 6: nothing to do$' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 7: nothing to do$' '$T/o'"
 # and in one run: a fresh copy upgraded without a key, then given it
 rm -rf "$T/f5b" && mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
 "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
 upgrade "$T/f5b/d"
-expect "given the master.key, upgrade seals the format-6 data dir made in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 6, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+expect "given the master.key, upgrade seals the format-7 data dir made in clear" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 7, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
 expect "... and then no value is in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
 RC=0; "$ADMIN_BIN" check --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
 expect "... and it is consistent (records and blind index entries agree)" test "$RC" -eq 0
@@ -252,7 +300,7 @@ expect "... and crmd no longer warns" \
 # what it has and says what to do ----
 mkdir "$T/f5c" && tar -C "$T/f5c" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5c/d/master.key" "$T/f5c/master.key"
-"$ADMIN_BIN" upgrade --data "$T/f5c/d" >"$T/o" 2>&1 # format 6, in clear
+"$ADMIN_BIN" upgrade --data "$T/f5c/d" >"$T/o" 2>&1 # format 7, in clear
 cp "$T/f5c/master.key" "$T/f5c/d/master.key"; chmod 600 "$T/f5c/d/master.key"
 start_server f5c "$T/f5c/d" --sweep-every 0
 PEP=$EP_f5c
@@ -269,7 +317,7 @@ expect "the replica follows the primary in clear" contains "$OUT" "Before Seal"
 stop_server f5c
 upgrade "$T/f5c/d"
 expect "the primary is then sealed" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 6, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 7, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
 start_server f5c "$T/f5c/d" --sweep-every 0 --listen "$PEP"
 f5c "$PEP" customer add --name 'After Seal' --phone 13955508888
 expect "the sealed primary takes writes" test "$RC" -eq 0
