@@ -949,8 +949,10 @@ records_blind_terms(const char *value, size_t len, uint8_t (*out)[SEAL_BLIND_BYT
             for (int t = 0; t < tags; t++) {
                 uint32_t domain = (uint32_t)(uint8_t)e->prefix << 16 |
                                   (uint32_t)(uint8_t)(i->tag + t) << 8;
-                for (unsigned part = first; part <= last && n < cap; part++)
+                for (unsigned part = first; part <= last; part++) {
+                    CRM_ASSERT(n < cap); /* every domain, or a caller's text not looked for */
                     seal_blind(domain | part, value, len, out[n++]);
+                }
             }
         }
     return n;

@@ -108,6 +108,8 @@ s_note_clear_copies(const char *dir)
     printf("note: backups made before this upgrade hold its values in clear\n");
 }
 
+#define SEAL_PENDING_FORMAT 5 /* a store in clear while it is sealed (format 6 sealed) */
+
 static int
 s_upgrade(const char *dir)
 {
@@ -138,14 +140,16 @@ s_upgrade(const char *dir)
     int rc = 1;
     uint64_t rewritten = 0, customers = 0, entries = 0;
     /* sealing one in clear takes several steps: until the last is done, it is
-       marked as the format before (crmd refuses it, and a rerun goes on) */
-    if (seal_only && store_set_format(store, STORE_FORMAT - 1, errbuf) != CRM_OK) {
+       marked as the last format before sealing existed, which every crmd that
+       knows sealing refuses (format 6's would take it for a store in clear and
+       read sealed values as records), and a rerun goes on */
+    if (seal_only && store_set_format(store, SEAL_PENDING_FORMAT, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
         store_destroy(&store);
         return 1;
     }
     if (seal_only)
-        from = STORE_FORMAT - 1;
+        from = SEAL_PENDING_FORMAT;
     store_group_t *g = store_group_new(store);
     /* 1. (format 6) encryption at rest: every value sealed with the data
        dir's master key. First, before anything is read: a run stopped

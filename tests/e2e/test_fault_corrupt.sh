@@ -29,7 +29,8 @@ cp -a "$T/data" "$T/pristine"
 # so the term is looked for in three 8-byte-or-longer pieces: its last 10 bytes (the key in
 # a block stored as it is), its first or last 8 (the file's index block, uncompressed,
 # whose separator keys share a prefix with the entry's key when it ends a block)
-TERM=$(python3 "$(dirname "$0")/blind.py" "$T/data/master.key" marker.person@example.com)
+# (the customer kind's keys start with c; its e-mail index is tag e)
+TERM=$(python3 "$(dirname "$0")/blind.py" "$T/data/master.key" c e 0 marker.person@example.com)
 n=0
 for f in "$T"/data/db/*.sst; do
     if python3 -c 'import sys

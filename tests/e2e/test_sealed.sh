@@ -272,7 +272,7 @@ expect "... and crmd refuses the half-sealed data dir, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f5b/d"
 expect "given the master.key and room, upgrade finishes sealing the data dir made in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 6 to 7: .* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 7: .* values encrypted' '$T/o'"
 expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
 upgrade "$T/f5b/d"
 expect "... after which there is nothing to do" \
