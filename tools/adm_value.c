@@ -116,7 +116,10 @@ s_upgrade(const char *dir)
     char errbuf[CRM_ERRBUF] = "";
     store_t *store = NULL;
     if (store_open(dir, STORE_ANY_FORMAT, &store, errbuf) != CRM_OK) {
-        fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+        /* opening replays the WAL into table files, so a full disk can stop
+           it here: the data dir is as it was */
+        fprintf(stderr, "crm-admin upgrade: %s; nothing was changed: the upgrade can be run "
+                        "again once that is put right\n", errbuf);
         return 1;
     }
     uint32_t from = store_format(store);
