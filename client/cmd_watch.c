@@ -381,8 +381,15 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
                     s_print_event(ctx, evs[i]);
                     last = evs[i]->seq;
                 }
-            if (reply->body_case == CRM__REPLY__BODY_PROGRESS && reply->progress->seq > last) {
-                last = reply->progress->seq;
+            if (reply->body_case == CRM__REPLY__BODY_PROGRESS) {
+                if (reply->progress->seq > last)
+                    last = reply->progress->seq;
+                /* the server went on with another history (a promotion, a re-sync)
+                   before this: what follows, and a resume, are of that one */
+                if (reply->progress->history) {
+                    w.history = reply->progress->history;
+                    w.history_first = reply->progress->history_first;
+                }
             }
             conn_reply_free(&reply);
         }

@@ -86,6 +86,9 @@ typedef struct {
     bool gated; /* its WATCH is not answered yet: nothing goes before the answer */
     uint64_t watch_id; /* that WATCH's request id */
     bool forked; /* it was sent changes of a history this store no longer holds */
+    bool tell_history; /* the store began another history after its cursor: a Progress
+                          naming it goes before the new history's changes (so that a
+                          resume names the history of what it saw) */
     bool dead;
 } s_sub_t;
 
@@ -302,6 +305,8 @@ s_check_history(feed_t *self)
     for (size_t i = 0; i < self->nsubs; i++)
         if (self->subs[i]->cursor >= first)
             self->subs[i]->forked = true;
+        else
+            self->subs[i]->tell_history = true;
     if (self->committed > last)
         self->committed = last;
 }
@@ -732,6 +737,29 @@ s_fail(void *router, s_sub_t *sub, crm_err_t code, const char *msg)
     sub->dead = true;
 }
 
+/* A Progress to SUB: its cursor, the newest change, and the history they are of (a
+   watcher resumes naming it). Returns as s_send; a peer gone is marked dead. */
+static int
+s_send_progress(feed_t *self, void *router, s_sub_t *sub, int64_t now)
+{
+    Crm__Reply reply = CRM__REPLY__INIT;
+    Crm__Progress progress = CRM__PROGRESS__INIT;
+    progress.seq = sub->cursor;
+    progress.last = self->committed;
+    progress.history = store_epoch(self->store, NULL);
+    progress.history_first = store_epoch_first(self->store);
+    reply.body_case = CRM__REPLY__BODY_PROGRESS;
+    reply.progress = &progress;
+    size_t len;
+    uint8_t *buf = crm_proto_pack(&reply.base, &len);
+    int rc = s_send(router, sub, buf, len);
+    free(buf);
+    sub->last_sent_us = now; /* a heartbeat that met a full pipe waits its next turn */
+    if (rc != 0 && rc != EAGAIN)
+        sub->dead = true;
+    return rc;
+}
+
 static void
 s_recheck(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 {
@@ -777,6 +805,13 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         return;
     }
     s_recheck(self, router, sub, now);
+    /* it lived through a promotion or a re-sync here: told before the first change of the
+       history it goes on with (a full pipe: next turn, nothing else before it) */
+    if (!sub->dead && sub->tell_history) {
+        if (s_send_progress(self, router, sub, now) != 0)
+            return;
+        sub->tell_history = false;
+    }
     uint64_t start = sub->cursor, upto = sub->cursor;
     bool sent = false;
     /* the visible events after the cursor, up to UPTO, wait here for their reply;
@@ -839,16 +874,8 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
         sent = true;
     }
     bool stretch = !sent && sub->cursor != start && now - sub->last_sent_us >= STRETCH_US;
-    if (!sub->dead && (stretch || now - sub->last_sent_us >= HEARTBEAT_US)) {
-        Crm__Reply reply = CRM__REPLY__INIT;
-        Crm__Progress progress = CRM__PROGRESS__INIT;
-        progress.seq = sub->cursor;
-        progress.last = self->committed;
-        reply.body_case = CRM__REPLY__BODY_PROGRESS;
-        reply.progress = &progress;
-        s_send_reply(router, sub, &reply);
-        sub->last_sent_us = now;
-    }
+    if (!sub->dead && (stretch || now - sub->last_sent_us >= HEARTBEAT_US))
+        (void)s_send_progress(self, router, sub, now);
 }
 
 void

@@ -1549,6 +1549,15 @@ store_group_destroy(store_group_t **self_p)
     *self_p = NULL;
 }
 
+/* Numbers handed out that the store's count does not have yet: staged, or in a commit in
+   flight. None: the next is the store's count + 1 (a commit in flight of unnumbered
+   entries alone, such as a promotion's audit entry, does not keep a stale one). */
+static bool
+s_numbered(const store_group_t *self)
+{
+    return self->ended || (self->in_flight && self->flight_ended);
+}
+
 void
 store_group_begin(store_group_t *self)
 {
@@ -1556,7 +1565,7 @@ store_group_begin(store_group_t *self)
        which a replica's follower advanced meanwhile (and a promotion then
        continues from). Entries staged outside a mutation (an audit entry of
        the promotion itself) take no number, so they do not stop this. */
-    if (!self->ended && !self->in_flight)
+    if (!s_numbered(self))
         self->next_seq = store_last_seq(self->store) + 1;
     rocksdb_writebatch_wi_set_save_point(self->batch);
     self->save_points++;
@@ -1662,8 +1671,7 @@ store_group_undo(store_group_t *self, const store_group_mark_t *mark)
     }
     self->ended = mark->ended;
     /* the numbers go back; none numbered: from the store's count (begin) */
-    self->next_seq = self->ended || self->in_flight ? mark->next_seq
-                                                    : store_last_seq(self->store) + 1;
+    self->next_seq = s_numbered(self) ? mark->next_seq : store_last_seq(self->store) + 1;
     return true;
 }
 
@@ -1795,7 +1803,13 @@ s_commit_landed(store_group_t *self, char *err, char *errbuf)
         self->next_seq = store_last_seq(st) + 1; /* give the numbers back */
         return rc;
     }
-    atomic_store(&st->last_seq, self->flight_last_seq);
+    /* only a commit that numbered changes moves the count: one of unnumbered entries
+       alone (an audit entry) must not set it back to a NEXT_SEQ taken before a replica's
+       follower advanced it (the first commit after a promotion did: the new primary's
+       first change then took the number, and the change-log entry, of the last one it
+       had been shipped) */
+    if (self->flight_ended)
+        atomic_store(&st->last_seq, self->flight_last_seq);
     self->landed_count = self->sent_count;
     if (!s_staged(self))
         s_group_clear(self);

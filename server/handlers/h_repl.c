@@ -94,12 +94,15 @@ h_repl_pull(req_ctx_t *ctx)
        (we were restored from a backup, or promoted): our entries there are not its
        next ones. No batches: the history and where it began, for it to re-sync */
     bool other_history = req->epoch && req->epoch < epoch && req->from_seq > start;
-    /* what it holds of our log, for --sync-replicas: not past where the histories
-       part, nor past our own end (a replica of a rollback that kept its id) */
-    uint64_t holds_to = other_history ? start : req->from_seq;
+    /* a replica past our end holds entries we lack: our data dir went back to a copy
+       that kept our history's id, so where the two parted is not known. Answered at once
+       (it says it diverged), and it holds nothing of ours that --sync-replicas can count:
+       counted as holding up to our end, a held pull re-served after each commit had it
+       confirm every write it never took */
     uint64_t end = store_wal_seq(ctx->env->store);
-    if (holds_to > end + 1)
-        holds_to = end + 1;
+    bool ahead = !other_history && req->from_seq > end + 1;
+    /* what it holds of our log, for --sync-replicas: not past where the histories part */
+    uint64_t holds_to = other_history ? start : ahead ? 0 : req->from_seq;
     bool too_old = false;
     uint64_t oldest = 0;
     store_wal_cursor_t *cur = NULL;
@@ -118,7 +121,7 @@ h_repl_pull(req_ctx_t *ctx)
     if (rc != CRM_OK)
         return rc;
     /* long poll: answered after the next commit */
-    if (!p.n && !too_old && !other_history && ctx->env->can_hold)
+    if (!p.n && !too_old && !other_history && !ahead && ctx->env->can_hold)
         return dispatch_hold(ctx);
     r->batches = p.v;
     r->n_batches = p.n;

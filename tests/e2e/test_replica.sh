@@ -307,6 +307,11 @@ stop_server r6
 start_server n "$T/n" --replica-of "$EP_p"
 cp_ customer add --name 客户13 --phone 13100000013
 synced "$EP_n"
+# a watcher of the replica, from now: it lives through the promotion (below: and resumes)
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" --timeout 1 --json watch \
+    >"$T/wn.out" 2>"$T/wn.err" &
+WN=$!
+eventually 'grep -q "watching from" "$T/wn.err"' || true
 kill -KILL "$PID_p3"; wait "$PID_p3" 2>/dev/null || true
 RC=0; "$A" promote --config "$T/p/admin.enroll" --server "$EP_n" >"$T/o" 2>"$T/e" || RC=$?
 expect "crm-admin promote turns the replica into the primary at epoch 2" \
@@ -317,6 +322,18 @@ RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer list
 expect "... and holds everything the old primary acknowledged" \
     bash -c "grep -q 客户13 '$T/o' && grep -q 客户14 '$T/o'"
 expect "its status says primary, epoch 2" test "$(st "$EP_n" role)/$(st "$EP_n" epoch)" = primary/2
+expect "the replica's watcher printed the new primary's first change" \
+    eventually 'grep -q 客户14 "$T/wn.out"'
+# the change log: the last change shipped before the promotion keeps its number and entry,
+# and the new primary's first change comes after it (it took that number, overwriting the
+# entry, when the promotion's own audit commit set the count back)
+"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" --json watch --since 0 \
+    >"$T/wl.out" 2>"$T/wl.err" &
+WL=$!
+eventually 'grep -q 客户14 "$T/wl.out"' || true
+kill -INT "$WL"; wait "$WL" || true
+expect "the change log keeps the last change shipped to the replica beside the new primary's first" \
+    bash -c "grep -q '\"name\":\"客户13\"' '$T/wl.out' && grep -q '\"name\":\"客户14\"' '$T/wl.out'"
 
 # the old primary comes back as a primary; a replica of the new epoch pointed at it fences it
 start_server p4 "$T/p" --sweep-every 0 --listen "$EP_p"
@@ -339,7 +356,20 @@ start_server p5 "$T/p" --sweep-every 0 --listen "$EP_p"
 cp_ customer add --name 不该写 --phone 13100000098
 expect "the fence holds after a restart" contains "$ERR" "was the primary until a replica was promoted"
 stop_server p5
+# the promoted server restarts: the watcher that lived through its promotion reconnects
+# and goes on (it was told the history it went on with, so its resume names that one)
 stop_server n
+start_server n2 "$T/n" --sweep-every 0 --listen "$EP_n"
+eventually 'grep -q "reconnected to" "$T/wn.err"' || true
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_n" customer add --name 客户19 --phone 13100000019 >"$T/o" 2>&1 || RC=$?
+expect "a watcher that lived through the promotion resumes on the restarted primary" \
+    eventually 'grep -q 客户19 "$T/wn.out"'
+expect "... still running, not told it saw another history" \
+    bash -c "kill -0 $WN && ! grep -q 'history parts' '$T/wn.err'"
+kill -INT "$WN"; wait "$WN" || true
+expect "... and its Ctrl-C names the promoted history ($(st "$EP_n" epoch))" \
+    grep -Eq "resume with: crm watch --since [0-9]+ --history $(st "$EP_n" epoch)\$" "$T/wn.err"
+stop_server n2
 
 # (--sync-replicas and --max-rate with a replica: test_replica_sync.sh)
 finish

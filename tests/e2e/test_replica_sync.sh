@@ -56,6 +56,31 @@ expect "after kill -9 of the primary and a promotion, every acknowledged write i
     bash -c "[ $RC -eq 0 ] && [ \$(wc -l <'$T/acked') -ge 20 ] && while read -r ph; do grep -q \"\$ph\" '$T/o' || { echo \"missing \$ph\"; exit 1; }; done <'$T/acked'"
 stop_server sr
 
+# ---- a primary whose data dir was put back from an older copy (its history's id kept):
+# its replica is past its end, says so at once, and does not count for --sync-replicas as
+# holding the writes it takes from then on
+init_data "$T/u"
+"$A" user add repl3 --role replica --data "$T/u" --out "$T/repl3.enroll" >/dev/null
+start_server u "$T/u" --sweep-every 0
+cu_() { RC=0; "$CRM_CLI/crm" --config "$T/u/admin.enroll" --server "$EP_u" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
+cu_ customer add --name 拷贝前 --phone 13700000001
+stop_server u
+cp -a "$T/u" "$T/u.copy"
+start_server u1 "$T/u" --sweep-every 0 --listen "$EP_u"
+"$A" replica init --from "$EP_u" --data "$T/ur" --enroll "$T/repl3.enroll" >/dev/null 2>&1
+start_server ur "$T/ur" --replica-of "$EP_u"
+for i in 2 3 4 5; do cu_ customer add --name "拷贝后$i" --phone "1370000000$i"; done
+expect "a replica follows the primary past the copy" eventually '"$CRM_CLI/crm" --config "$T/u/admin.enroll" --server "$EP_ur" customer show 13700000005 >/dev/null 2>&1'
+stop_server u1
+start_server u2 "$T/u.copy" --sweep-every 0 --listen "$EP_u" --sync-replicas 1
+expect "the replica, past the put-back primary's end, says at once that it diverged" \
+    eventually 'grep -q "diverged: this replica holds WAL sequence [0-9]* but the primary at $EP_u only [0-9]*" "$T/ur.log"'
+cu_ customer add --name 拷贝回来后 --phone 13700000009
+expect "... and a write the replica does not take is not confirmed by it under --sync-replicas" \
+    eval '[ "$RC" -ne 0 ] && contains "$ERR" "fewer than 1 replicas confirmed it"'
+stop_server ur
+stop_server u2
+
 # ---- --max-rate limits people, not the log: a replica's snapshot fetch (hundreds of chunk
 # and poll requests) and its pulls (two a second when idle) are not counted against it
 init_data "$T/q"

@@ -153,7 +153,8 @@ stop_server r
 start_server p "$T/p3" --sweep-every 0 --listen "$EP_p" --sync-replicas 1
 mv "$T/r2.log" "$T/r2.log.1"
 start_server r2 "$T/r2" --replica-of "$EP_p" --no-resync
-eventually 'grep -q "diverged: " "$T/r2.log"' || true
+expect "a replica of the old history past the second restore's start says it diverged" \
+    eventually 'grep -q "diverged: " "$T/r2.log"'
 cp_ customer add --name 新8 --phone 13600000008
 expect "with --sync-replicas 1 and only a diverged replica a write is not confirmed" \
     eval '[ "$RC" -ne 0 ] && contains "$ERR" "fewer than 1 replica"'

@@ -39,6 +39,35 @@ static struct {
     char admin[CRM_Z85_LEN + 1];
 } s_fx;
 
+/* Customer "Feed I", made through dispatch_process() and committed: one change. */
+static void
+s_add_customer(int i)
+{
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *c = crm_proto_new(crm_entity_by_name("customer")->desc);
+    char name[32];
+    snprintf(name, sizeof name, "Feed %d", i);
+    crm_record_set_str(c, "name", name);
+    Crm__Request r = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    r.id = 1 + (uint64_t)i;
+    r.op = CRM__OP__OP_ENTITY_CREATE;
+    r.body_case = CRM__REQUEST__BODY_ENTITY;
+    r.entity = &er;
+    er.kind = (char *)"customer";
+    er.allow_duplicate = true;
+    er.record.data = crm_proto_pack(c, &er.record.len);
+    size_t len, reply_len;
+    uint8_t *frame = crm_proto_pack(&r.base, &len);
+    dispatch_out_t out;
+    free(dispatch_process(&s_fx.env, s_fx.admin, 1, frame, len, &reply_len, &out));
+    assert_true(out.ok);
+    assert_int_equal(store_group_commit(s_fx.group, errbuf), CRM_OK);
+    free(frame);
+    free(er.record.data);
+    crm_proto_free(&c);
+}
+
 static int
 s_setup(void **state)
 {
@@ -72,31 +101,8 @@ s_setup(void **state)
                           .max_msg = 1u << 20};
     s_fx.env = env;
     /* the changes to deliver: one customer each */
-    const crm_entity_t *cust = crm_entity_by_name("customer");
-    for (int i = 0; i < CUSTOMERS; i++) {
-        ProtobufCMessage *c = crm_proto_new(cust->desc);
-        char name[32];
-        snprintf(name, sizeof name, "Feed %d", i);
-        crm_record_set_str(c, "name", name);
-        Crm__Request r = CRM__REQUEST__INIT;
-        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-        r.id = 1 + (uint64_t)i;
-        r.op = CRM__OP__OP_ENTITY_CREATE;
-        r.body_case = CRM__REQUEST__BODY_ENTITY;
-        r.entity = &er;
-        er.kind = (char *)"customer";
-        er.allow_duplicate = true;
-        er.record.data = crm_proto_pack(c, &er.record.len);
-        size_t len, reply_len;
-        uint8_t *frame = crm_proto_pack(&r.base, &len);
-        dispatch_out_t out;
-        free(dispatch_process(&s_fx.env, s_fx.admin, 1, frame, len, &reply_len, &out));
-        assert_true(out.ok);
-        assert_int_equal(store_group_commit(s_fx.group, errbuf), CRM_OK);
-        free(frame);
-        free(er.record.data);
-        crm_proto_free(&c);
-    }
+    for (int i = 0; i < CUSTOMERS; i++)
+        s_add_customer(i);
     return 0;
 }
 
@@ -111,6 +117,32 @@ s_teardown(void **state)
     return 0;
 }
 
+/* The server's ROUTER and a subscriber's DEALER on inproc, the pipe between them holding
+   HWM messages (0: libzmq's default); the subscriber's routing id into RID (256 bytes),
+   its length returned. */
+static int
+s_pair(void *zctx, int hwm, void **router, void **sub, uint8_t *rid)
+{
+    int one = 1, zero = 0;
+    *router = zmq_socket(zctx, ZMQ_ROUTER);
+    *sub = zmq_socket(zctx, ZMQ_DEALER);
+    zmq_setsockopt(*router, ZMQ_LINGER, &zero, sizeof zero); /* what is queued at the end goes */
+    zmq_setsockopt(*sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(*router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (hwm) {
+        zmq_setsockopt(*router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(*sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    }
+    assert_int_equal(zmq_bind(*router, "inproc://test-feed"), 0);
+    assert_int_equal(zmq_connect(*sub, "inproc://test-feed"), 0);
+    assert_int_equal(zmq_send(*sub, "hi", 2, 0), 2);
+    char hi[4];
+    int rid_len = zmq_recv(*router, rid, 256, 0);
+    assert_true(rid_len > 0 && rid_len <= 256);
+    assert_int_equal(zmq_recv(*router, hi, sizeof hi, 0), 2);
+    return rid_len;
+}
+
 /* Watch from sequence 0 (BATCH: several events to a reply) through a pipe
    of a message or two, the feed keeping RING changes decoded (0: its
    default); read at most two replies between pumps. */
@@ -121,22 +153,9 @@ s_deliver_through_full_pipe(bool batch, uint64_t ring)
     feed_config_t fc = {.ring_events = ring};
     feed_t *feed = feed_new(s_fx.store, &fc);
     feed_committed(feed, crm_time_now_us());
-    void *zctx = zmq_ctx_new();
-    void *router = zmq_socket(zctx, ZMQ_ROUTER), *sub = zmq_socket(zctx, ZMQ_DEALER);
-    int one = 1, zero = 0;
-    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero); /* what is queued at the end goes */
-    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(router, ZMQ_SNDHWM, &one, sizeof one);
-    zmq_setsockopt(sub, ZMQ_RCVHWM, &one, sizeof one);
-    assert_int_equal(zmq_bind(router, "inproc://test-feed"), 0);
-    assert_int_equal(zmq_connect(sub, "inproc://test-feed"), 0);
-    assert_int_equal(zmq_send(sub, "hi", 2, 0), 2);
+    void *zctx = zmq_ctx_new(), *router, *sub;
     uint8_t rid[256];
-    char hi[4];
-    int rid_len = zmq_recv(router, rid, sizeof rid, 0);
-    assert_true(rid_len > 0 && rid_len <= (int)sizeof rid);
-    assert_int_equal(zmq_recv(router, hi, sizeof hi, 0), 2);
+    int rid_len = s_pair(zctx, 1, &router, &sub, rid);
 
     session_t session = {NULL};
     assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
@@ -239,7 +258,7 @@ test_feed_full_pipe_replayed_batched(void **state)
 /* A resumed watch names the history its number is from (WatchRequest.history,
    history_first): refused at and past the later of the two histories'
    beginnings when they differ, taken before it; unchecked without a history.
-   Last of the tests: it begins a new history in the shared store. */
+   It begins a new history in the shared store (the tests after it too). */
 static void
 test_feed_watch_histories(void **state)
 {
@@ -301,6 +320,94 @@ test_feed_watch_histories(void **state)
     feed_destroy(&feed);
 }
 
+/* A watcher that lives through the beginning of another history (a promotion, a
+   replica's re-sync) at a point it had not passed is told its id and beginning before
+   the first change of it (a Progress), so that a resume of what it saw names the
+   history those changes are of: without it, a reconnect after a promotion was refused
+   as if the watcher had seen another history's changes. */
+static void
+test_feed_history_begun_told(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    feed_config_t fc = {0};
+    feed_t *feed = feed_new(s_fx.store, &fc);
+    feed_committed(feed, crm_time_now_us());
+    void *zctx = zmq_ctx_new(), *router, *sub;
+    uint8_t rid[256];
+    int rid_len = s_pair(zctx, 0, &router, &sub, rid);
+    session_t session = {NULL};
+    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT; /* from now */
+    uint64_t cursor = 0, last = store_last_seq(s_fx.store), old = store_epoch(s_fx.store, NULL);
+    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
+                                &cursor, errbuf),
+                     CRM_OK);
+    assert_int_equal(cursor, last);
+    feed_replied(feed, rid, (size_t)rid_len, 5, true);
+    feed_pump(feed, router, crm_time_mono_us());
+    uint64_t h = 0;
+    assert_int_equal(store_new_history(s_fx.store, &h, errbuf), CRM_OK);
+    assert_true(h != old);
+    s_add_customer(CUSTOMERS + 1);
+    uint64_t newest = store_last_seq(s_fx.store);
+    assert_true(newest > last);
+    feed_committed(feed, crm_time_now_us());
+    /* what it gets, in order: the history it is of first, then the new change */
+    uint64_t told_at = 0, got = 0, n = 0;
+    int64_t end = crm_time_mono_us() + 10 * INT64_C(1000000);
+    while (got < newest && crm_time_mono_us() < end) {
+        feed_pump(feed, router, crm_time_mono_us());
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        Crm__Reply *r = NULL;
+        assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                          zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
+                         CRM_OK);
+        assert_int_equal(r->status, CRM__ERROR_CODE__OK);
+        n++;
+        if (r->body_case == CRM__REPLY__BODY_PROGRESS) {
+            /* every Progress names a history: the old one until it was told the new */
+            if (r->progress->history == old) {
+                assert_int_equal(told_at, 0);
+            } else {
+                assert_int_equal(r->progress->history, h);
+                assert_int_equal(r->progress->history_first, last + 1);
+                told_at = told_at ? told_at : n;
+            }
+        }
+        Crm__Event **evs;
+        size_t k = crm_proto_reply_events(r, &evs);
+        for (size_t i = 0; i < k; i++) {
+            assert_true(evs[i]->seq > last && evs[i]->seq > got);
+            assert_true(told_at > 0 && told_at < n); /* after it was told */
+            got = evs[i]->seq;
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_msg_close(&m);
+    }
+    assert_int_equal(got, newest);
+    assert_true(told_at > 0);
+    /* and its resume names the new history: taken */
+    w.since = got;
+    w.since_set = true;
+    w.history = h;
+    w.history_first = last + 1;
+    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 6, s_fx.admin, session.user, &w,
+                                &cursor, errbuf),
+                     CRM_OK);
+    session_release(&session);
+    zmq_close(sub);
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    feed_pump(feed, NULL, crm_time_mono_us());
+    feed_destroy(&feed);
+}
+
 int
 main(void)
 {
@@ -310,6 +417,7 @@ main(void)
         cmocka_unit_test(test_feed_full_pipe_replayed_unbatched),
         cmocka_unit_test(test_feed_full_pipe_replayed_batched),
         cmocka_unit_test(test_feed_watch_histories),
+        cmocka_unit_test(test_feed_history_begun_told),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
