@@ -787,6 +787,38 @@ backup_check_checksums(const char *backup_dir, uint32_t id, size_t *files, char 
 
 /* ==== Restore ==== */
 
+
+/* fsync directory PATH: the entries made or removed in it are on disk. */
+static int
+s_sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* The restore's mark MARK in DIR, on disk before anything else is put there. */
+static crm_err_t
+s_write_mark(const char *mark, const char *dir, char *errbuf)
+{
+    static const char text[] =
+        "crm-admin restore is filling this data dir; if it stopped, remove the dir and restore "
+        "again\n";
+    int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1) &&
+              fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || s_sync_path(dir) != 0) {
+        s_fmt(errbuf, "cannot write '%s': %s", mark, strerror(errno));
+        return CRM_ERR_STORAGE;
+    }
+    return CRM_OK;
+}
+
 /* 1: DIR absent, 0: empty directory, -1: holds something (or unusable; errbuf says). */
 static int
 s_dir_state(const char *dir, char *errbuf)
@@ -804,7 +836,15 @@ s_dir_state(const char *dir, char *errbuf)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
             state = -1;
     closedir(d);
-    if (state < 0)
+    char mark[PATH_MAX + 32];
+    struct stat st;
+    snprintf(mark, sizeof mark, "%s/" STORE_RESTORE_MARK, dir);
+    if (state < 0 && stat(mark, &st) == 0)
+        snprintf(errbuf, CRM_ERRBUF,
+                 "'%s' holds a restore that did not finish: remove it and run the restore again "
+                 "(nothing was changed)",
+                 dir);
+    else if (state < 0)
         snprintf(errbuf, CRM_ERRBUF,
                  "'%s' is not empty: restore only into a new or empty directory (nothing was "
                  "changed; to replace a data dir, stop crmd, move the old one aside, restore "
@@ -820,7 +860,7 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
     crm_err_t rc = CRM_OK;
     store_backup_info_t *infos = NULL;
     size_t n = 0;
-    char db[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+    char db[PATH_MAX], src[PATH_MAX], dst[PATH_MAX], mark[PATH_MAX + 32];
     store_t *st = NULL;
     bool made = false, touched = false;
     memset(out, 0, sizeof *out);
@@ -866,6 +906,9 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
     }
     touched = true;
     chmod(data_dir, 0700);
+    snprintf(mark, sizeof mark, "%s/" STORE_RESTORE_MARK, data_dir);
+    if ((rc = s_write_mark(mark, data_dir, errbuf)) != CRM_OK)
+        goto cleanup;
     snprintf(db, sizeof db, "%s/db", data_dir);
     s_sampler_t sampler;
     s_sampler_start(&sampler, data_dir, BACKUP_RESTORING, out->size, tick, arg);
@@ -893,7 +936,7 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
     }
     /* the restored store opens and holds what the sidecar says; a backup of an
        older format restores as it was (the caller says to upgrade it) */
-    if ((rc = store_open(data_dir, STORE_ANY_FORMAT, &st, errbuf)) != CRM_OK)
+    if ((rc = store_open(data_dir, STORE_ANY_FORMAT | STORE_RESTORING, &st, errbuf)) != CRM_OK)
         goto cleanup;
     if (out->has_meta && store_last_seq(st) != out->seq) {
         s_fmt(errbuf, "backup %u restored to sequence %" PRIu64 " but its "
@@ -918,6 +961,11 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
         goto cleanup;
     store_destroy(&st);
     s_tighten(data_dir);
+    /* done: the data dir serves from now on */
+    if (unlink(mark) != 0 || s_sync_path(data_dir) != 0) {
+        s_fmt(errbuf, "cannot remove '%s' after the restore: %s", mark, strerror(errno));
+        rc = CRM_ERR_STORAGE;
+    }
 cleanup:
     store_destroy(&st);
     if (rc != CRM_OK && touched) {
@@ -925,6 +973,7 @@ cleanup:
         if (made) {
             backup_remove_tree(data_dir);
         } else {
+            unlink(mark);
             for (size_t k = 0; k < sizeof s_side_files / sizeof s_side_files[0]; k++) {
                 snprintf(dst, sizeof dst, "%s/%s", data_dir, s_side_files[k]);
                 unlink(dst);

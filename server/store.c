@@ -776,6 +776,17 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     }
     snprintf(self->dir, sizeof self->dir, "%s", dir);
     self->flags = flags;
+    char mark[PATH_MAX + 32];
+    snprintf(mark, sizeof mark, "%s/" STORE_RESTORE_MARK, dir);
+    if (!(flags & STORE_RESTORING) && stat(mark, &st) == 0) {
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' holds a restore that did not finish (crm-admin restore was "
+                 "stopped before the restored server began a history of its own): remove the "
+                 "data dir and run the restore again",
+                 dir);
+        rc = CRM_ERR_FAILED_PRECONDITION;
+        goto cleanup;
+    }
     char current[PATH_MAX + 16];
     snprintf(current, sizeof current, "%s/CURRENT", self->path);
     bool exists = stat(current, &st) == 0;

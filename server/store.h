@@ -50,7 +50,13 @@ enum {
     STORE_SYNC = 2,       /* fsync every group commit (survives power loss) */
     STORE_ANY_FORMAT = 4, /* open a data dir of another format (crm-admin upgrade only) */
     STORE_REPLICA = 8,    /* a read replica: only store_wal_apply() writes (see replica.h) */
+    STORE_RESTORING = 16, /* open a data dir a restore is filling (backup_restore only) */
 };
+
+/* A file in a data dir that a restore is filling, removed once the restored store has
+   begun its own history: a data dir holding it is refused (a restore stopped half way,
+   by a crash or kill -9, would otherwise serve the backed-up server's history). */
+#define STORE_RESTORE_MARK "RESTORE-UNFINISHED"
 
 /* How long the primary keeps write-ahead log files that hold nothing unflushed,
    for replicas catching up (RocksDB WAL_ttl_seconds). */

@@ -52,6 +52,22 @@ expect "both watchers printed the changes past the backup" \
 
 # ---- the primary's data dir is lost; the backup is restored and serves at the same address
 stop_server p
+# a restore killed half way (at its first open of the restored store, after the database
+# and side files are in place): its data dir is refused, by crmd and by a second restore,
+# saying to remove it and restore again
+echo "KILL .log" >"$T/kill.ctl"
+RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/pk" FAULTFS_CTL="$T/kill.ctl" \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+    "$A" restore --from "$T/bk" --data "$T/pk" >"$T/o" 2>"$T/e" || RC=$?
+expect "a restore killed before the restored store begins its history leaves its mark ($RC)" \
+    bash -c "[ $RC -eq 137 ] && [ -e '$T/pk/db/CURRENT' ] && [ -e '$T/pk/server.key' ] && [ -e '$T/pk/RESTORE-UNFINISHED' ]"
+RC=0; timeout 20 "$CRM_BIN/crmd" --data "$T/pk" --listen 'tcp://127.0.0.1:*' >"$T/o" 2>"$T/e" || RC=$?
+expect "crmd refuses the half-restored data dir, saying to restore again" \
+    bash -c "[ $RC -ne 0 ] && [ $RC -ne 124 ] && grep -q 'holds a restore that did not finish.*remove the data dir and run the restore again' '$T/e'"
+RC=0; "$A" restore --from "$T/bk" --data "$T/pk" >"$T/o" 2>"$T/e" || RC=$?
+expect "... so does a second restore into it" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'holds a restore that did not finish: remove it' '$T/e'"
+rm -rf "$T/pk"
 RC=0; "$A" restore --from "$T/bk" --data "$T/p2" >"$T/o.restore" 2>"$T/e" || RC=$?
 expect "the restore says it begins a history of its own after the backup's last change" \
     bash -c "[ $RC -eq 0 ] && grep -Eq '^it begins history [0-9]{13,} after change #$AT:' '$T/o.restore'"

@@ -13,6 +13,8 @@
       (empty) or "ok"        no faults
       "ENOSPC [SUFFIX]"      every write-ish call fails with ENOSPC
       "EIO [SUFFIX]"         ... with EIO
+      "KILL [SUFFIX]"        the first such call kills the process (SIGKILL): a crash
+                             at a chosen point, as kill -9 there would be
     With SUFFIX only files whose name ends in it fail (".log": the WAL).
 
     FAULTFS_SYNCLOG=<file> (power-loss simulation): after every successful
@@ -35,6 +37,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,7 +51,8 @@
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct timespec s_ctl_mtime;
-static int s_fail_errno;        /* 0: no fault */
+static int s_fail_errno;        /* 0: no fault; S_KILL: die */
+#define S_KILL (-1)
 static char s_fail_suffix[64];  /* "" = every file */
 
 #define REAL(ret, name, ...)                                                                       \
@@ -77,7 +81,10 @@ s_reload(void)
         fclose(f);
     }
     sscanf(buf, "%31s %63s", name, suffix);
-    s_fail_errno = !strcmp(name, "ENOSPC") ? ENOSPC : !strcmp(name, "EIO") ? EIO : 0;
+    s_fail_errno = !strcmp(name, "ENOSPC") ? ENOSPC
+                   : !strcmp(name, "EIO")  ? EIO
+                   : !strcmp(name, "KILL") ? S_KILL
+                                           : 0;
     snprintf(s_fail_suffix, sizeof s_fail_suffix, "%s", suffix);
 }
 
@@ -101,6 +108,8 @@ s_fault_path(const char *path)
     if (e && m && (n < m || strcmp(path + n - m, s_fail_suffix)))
         e = 0;
     pthread_mutex_unlock(&s_lock);
+    if (e == S_KILL)
+        raise(SIGKILL);
     return e;
 }
 
