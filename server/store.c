@@ -80,6 +80,7 @@ static const char s_meta_epoch[] = "epoch";   /* history id: 1, then +1 per prom
 static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number it began at */
 static const char s_meta_epoch_first[] = "epoch_first"; /* first change-log number in it */
 static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
+static const char s_meta_upgrade_from[] = "upgrade_from"; /* an unfinished upgrade's start */
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
 #define STORE_MEMTABLES_BYTES (64u << 20) /* all memtables together (db_write_buffer_size) */
@@ -98,7 +99,7 @@ s_meta_plain(const void *key, size_t klen)
     static const char *const plain[] = {"last_seq",  "log_first",   "unique",
                                         "epoch",     "epoch_start", "epoch_first",
                                         "fenced_by", "format",      "sealed",
-                                        STORE_META_LOG_REWRITES};
+                                        "upgrade_from", STORE_META_LOG_REWRITES};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (strlen(plain[i]) == klen && !memcmp(plain[i], key, klen))
             return true;
@@ -500,7 +501,13 @@ s_check_format(store_t *self, const char *dir, unsigned flags, char *errbuf)
     }
     if (self->format == STORE_FORMAT || (flags & STORE_ANY_FORMAT))
         return CRM_OK;
-    if (self->format < STORE_FORMAT)
+    if (self->format == STORE_FORMAT_UPGRADING)
+        snprintf(errbuf, CRM_ERRBUF,
+                 "data dir '%s' is being upgraded, or its upgrade stopped before the end: with "
+                 "every crmd using it stopped, run 'crm-admin upgrade --data %s' (again) to "
+                 "finish it",
+                 dir, dir);
+    else if (self->format < STORE_FORMAT)
         snprintf(errbuf, CRM_ERRBUF,
                  "data dir '%s' has format %u and this OneView uses format %d: stop every crmd "
                  "using it, back it up, then run 'crm-admin upgrade --data %s'",
@@ -2374,6 +2381,23 @@ s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_
         return CRM_ERR_STORAGE;
     }
     return CRM_OK;
+}
+
+crm_err_t
+store_upgrade_begin(store_t *self, uint32_t from, char *errbuf)
+{
+    const char *const keys[] = {s_meta_upgrade_from};
+    const uint64_t vals[] = {from};
+    crm_err_t rc = s_meta_write(self, keys, vals, 1, errbuf);
+    return rc == CRM_OK ? store_set_format(self, STORE_FORMAT_UPGRADING, errbuf) : rc;
+}
+
+uint32_t
+store_upgrade_from(store_t *self)
+{
+    _Atomic uint64_t from = 0;
+    s_meta_u64(self, s_meta_upgrade_from, &from);
+    return atomic_load(&from) <= STORE_FORMAT ? (uint32_t)atomic_load(&from) : 0;
 }
 
 uint64_t

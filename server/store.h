@@ -94,6 +94,16 @@ crm_err_t store_compact_all(store_t *self, char *errbuf);
 uint32_t store_format(const store_t *self);
 /* Record FORMAT as the data dir's format (synced, outside any group). */
 crm_err_t store_set_format(store_t *self, uint32_t format, char *errbuf);
+/* The format of a data dir an upgrade is rewriting: every crmd refuses it (one that
+   predates it as a newer format), so that a data dir whose upgrade stopped half way -
+   values partly sealed, index terms partly rewritten - is never served as the format it
+   came from; crm-admin upgrade run again goes on. */
+#define STORE_FORMAT_UPGRADING 1000u
+/* An upgrade begins: FROM, the format whose steps it takes, kept; the format marked
+   STORE_FORMAT_UPGRADING (both synced) until store_set_format(STORE_FORMAT). */
+crm_err_t store_upgrade_begin(store_t *self, uint32_t from, char *errbuf);
+/* The format an unfinished upgrade began from (0: not recorded). */
+uint32_t store_upgrade_from(store_t *self);
 /* Flush and close; NULL-safe; sets *self_p = NULL. */
 void store_destroy(store_t **self_p);
 /* Column family name, e.g. "changelog". */

@@ -108,7 +108,7 @@ s_note_clear_copies(const char *dir)
     printf("note: backups made before this upgrade hold its values in clear\n");
 }
 
-#define SEAL_PENDING_FORMAT 5 /* a store in clear while it is sealed (format 6 sealed) */
+#define SEAL_PENDING_FORMAT 5 /* sealing a store in clear takes format 5's upgrade steps */
 
 static int
 s_upgrade(const char *dir)
@@ -123,6 +123,13 @@ s_upgrade(const char *dir)
         return 1;
     }
     uint32_t from = store_format(store);
+    /* a run that stopped before its end: on from where it began */
+    if (from == STORE_FORMAT_UPGRADING && !(from = store_upgrade_from(store))) {
+        fprintf(stderr, "crm-admin upgrade: '%s' is marked as being upgraded but does not say "
+                        "from which format: restore it from the backup made before\n", dir);
+        store_destroy(&store);
+        return 1;
+    }
     char keyfile[PATH_MAX + 16];
     snprintf(keyfile, sizeof keyfile, "%s/master.key", dir);
     /* a current data dir upgraded while it had no master key holds its values
@@ -142,17 +149,20 @@ s_upgrade(const char *dir)
     }
     int rc = 1;
     uint64_t rewritten = 0, customers = 0, entries = 0;
-    /* sealing one in clear takes several steps: until the last is done, it is
-       marked as the last format before sealing existed, which every crmd that
-       knows sealing refuses (format 6's would take it for a store in clear and
-       read sealed values as records), and a rerun goes on */
-    if (seal_only && store_set_format(store, SEAL_PENDING_FORMAT, errbuf) != CRM_OK) {
-        fprintf(stderr, "crm-admin upgrade: %s\n", errbuf);
+    /* an upgrade takes several steps (values sealed, index terms rewritten, each in
+       many commits): until the last is done the data dir is marked as being upgraded,
+       which every crmd refuses (one of the format it came from would read sealed values
+       as records, or miss records whose old terms are gone), and a rerun goes on from
+       the format it began at. Sealing a current one made in clear takes the steps of
+       an upgrade from the last format before sealing */
+    if (seal_only)
+        from = SEAL_PENDING_FORMAT;
+    if (store_upgrade_begin(store, from, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin upgrade: %s; nothing was changed: the upgrade can be run "
+                        "again once that is put right\n", errbuf);
         store_destroy(&store);
         return 1;
     }
-    if (seal_only)
-        from = SEAL_PENDING_FORMAT;
     store_group_t *g = store_group_new(store);
     /* 1. (format 6) encryption at rest: every value sealed with the data
        dir's master key. First, before anything is read: a run stopped
@@ -286,8 +296,9 @@ s_upgrade(const char *dir)
     rc = 0;
     goto cleanup;
 storage:
-    fprintf(stderr, "crm-admin upgrade: storage failure%s%s; the data dir is still format %u "
-                    "and the upgrade can be run again\n",
+    fprintf(stderr, "crm-admin upgrade: storage failure%s%s; the upgrade of the data dir "
+                    "(from format %u) did not finish: crmd refuses it until the upgrade is "
+                    "run again, and the upgrade can be run again\n",
             *errbuf ? ": " : "", errbuf, from);
 cleanup:
     store_group_destroy(&g);
