@@ -11,6 +11,14 @@ source "$(dirname "$0")/lib.sh"
 ADMIN_BIN="$CRM_BIN/crm-admin"
 # upgrade DIR: crm-admin upgrade of DIR, its output in $T/o (shown), its exit code in RC
 upgrade() { RC=0; "$ADMIN_BIN" upgrade --data "$1" >"$T/o" 2>&1 || RC=$?; sed 's/^/# /' "$T/o"; }
+# faulted_upgrade DIR CTL: the same under tests/fault's faultfs, steered by the file CTL
+faulted_upgrade() {
+    RC=0
+    LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$1" FAULTFS_CTL="$2" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+        "$ADMIN_BIN" upgrade --data "$1" >"$T/o" 2>&1 || RC=$?
+    sed 's/^/# /' "$T/o"
+}
 # try_start DIR: crmd on DIR, for a start it should refuse: stderr in $T/w.err, exit code in RC
 try_start() {
     RC=0
@@ -249,9 +257,7 @@ stop_server f6
 mkdir "$T/f6k" && tar -C "$T/f6k" -xzf "$CRM_SRC/tests/fixtures/format6-datadir.tar.gz"
 try_start "$T/f6k/d" # (its open puts what the WAL holds into table files)
 echo "KILL .sst" >"$T/f6k.ctl"
-RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/f6k/d" FAULTFS_CTL="$T/f6k.ctl" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
-    "$ADMIN_BIN" upgrade --data "$T/f6k/d" >"$T/o" 2>&1 || RC=$?
+faulted_upgrade "$T/f6k/d" "$T/f6k.ctl"
 expect "an upgrade killed before its end ($RC) ..." test "$RC" -eq 137
 try_start "$T/f6k/d"
 expect "... leaves a data dir crmd refuses, saying to run the upgrade again" \
@@ -286,10 +292,7 @@ expect "crmd serves it given a key, warning that its values are in clear and how
 # fault is met by the sealing, not by the upgrade's own open; that one is tested below)
 "$ADMIN_BIN" check --data "$T/f5b/d" >"$T/o" 2>&1
 echo "ENOSPC .sst" >"$T/f5b.ctl"
-RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/f5b/d" FAULTFS_CTL="$T/f5b.ctl" \
-    ASAN_OPTIONS="${ASAN_OPTIONS}:verify_asan_link_order=0" \
-    "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+faulted_upgrade "$T/f5b/d" "$T/f5b.ctl"
 expect "an upgrade whose table files cannot be written fails, saying it can be run again" \
     bash -c "[ $RC -ne 0 ] && grep -q 'can be run again' '$T/o'"
 try_start "$T/f5b/d"
@@ -309,10 +312,7 @@ mv "$T/f5b/d/master.key" "$T/f5b/master.key"
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
 # (the first upgrade's last write is in the WAL: the next open puts it into a table file, and
 # with the disk full that open fails before anything is changed)
-RC=0; LD_PRELOAD="$CRM_BIN/libfaultfs.so" FAULTFS_DIR="$T/f5b/d" FAULTFS_CTL="$T/f5b.ctl" \
-    ASAN_OPTIONS="${ASAN_OPTIONS}:verify_asan_link_order=0" \
-    "$ADMIN_BIN" upgrade --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
-sed 's/^/# /' "$T/o"
+faulted_upgrade "$T/f5b/d" "$T/f5b.ctl"
 expect "an upgrade whose own opening of the data dir meets a full disk fails, saying nothing was changed" \
     bash -c "[ $RC -ne 0 ] && grep -q 'disk full.*nothing was changed: the upgrade can be run again' '$T/o'"
 upgrade "$T/f5b/d"
