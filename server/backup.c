@@ -961,25 +961,27 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
         goto cleanup;
     store_destroy(&st);
     s_tighten(data_dir);
-    /* done: the data dir serves from now on */
-    if (unlink(mark) != 0 || s_sync_path(data_dir) != 0) {
+    /* done: the data dir serves from now on (the removal not synced: after a power
+       cut the mark may be back, and the dir refused - safe, a restore again) */
+    if (unlink(mark) != 0) {
         s_fmt(errbuf, "cannot remove '%s' after the restore: %s", mark, strerror(errno));
         rc = CRM_ERR_STORAGE;
+    } else {
+        s_sync_path(data_dir);
     }
 cleanup:
     store_destroy(&st);
     if (rc != CRM_OK && touched) {
-        /* it was empty or absent: take back everything we put there */
-        if (made) {
-            backup_remove_tree(data_dir);
-        } else {
-            unlink(mark);
-            for (size_t k = 0; k < sizeof s_side_files / sizeof s_side_files[0]; k++) {
-                snprintf(dst, sizeof dst, "%s/%s", data_dir, s_side_files[k]);
-                unlink(dst);
-            }
-            backup_remove_tree(db);
+        /* it was empty or absent: take back everything we put there, the mark last (a
+           crash meanwhile leaves a dir that is refused, never one that serves) */
+        for (size_t k = 0; k < sizeof s_side_files / sizeof s_side_files[0]; k++) {
+            snprintf(dst, sizeof dst, "%s/%s", data_dir, s_side_files[k]);
+            unlink(dst);
         }
+        backup_remove_tree(db);
+        unlink(mark);
+        if (made)
+            backup_remove_tree(data_dir);
     }
     free(infos);
     s_unlock(lock);

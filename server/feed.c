@@ -291,12 +291,12 @@ s_check_rewrites(feed_t *self)
    from a backup, or took a promotion's epoch from the log): what the cache
    decoded may be of the old one, and so were the changes sent to subscribers
    past its first number; they are told (s_pump_one), the others go on. */
-static void
+static bool
 s_check_history(feed_t *self)
 {
     uint64_t history = store_epoch(self->store, NULL);
     if (history == self->history)
-        return;
+        return false;
     self->history = history;
     for (size_t i = 0; i < self->ring_n; i++)
         s_event_clear(&self->ring[i]);
@@ -309,6 +309,7 @@ s_check_history(feed_t *self)
             self->subs[i]->tell_history = true;
     if (self->committed > last)
         self->committed = last;
+    return true;
 }
 
 /* What a watcher is told that saw changes of another history after AT. */
@@ -326,8 +327,12 @@ void
 feed_committed(feed_t *self, int64_t now_us)
 {
     s_check_rewrites(self);
-    s_check_history(self);
+    /* the count first: a replica's follower publishes a new history's id before the
+       count that takes in its first change, so that change is never seen here
+       before the history it begins (whose watchers are told first) */
     uint64_t last = store_last_seq(self->store);
+    if (s_check_history(self)) /* (a re-sync's count may be below the one read) */
+        last = store_last_seq(self->store);
     if (last <= self->committed)
         return;
     /* decode once now, with the commit time, for everyone: what the ring holds */

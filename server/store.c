@@ -81,6 +81,7 @@ static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number i
 static const char s_meta_epoch_first[] = "epoch_first"; /* first change-log number in it */
 static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
 static const char s_meta_upgrade_from[] = "upgrade_from"; /* an unfinished upgrade's start */
+static const char s_meta_upgrade_to[] = "upgrade_to"; /* ... and the format it was going to */
 
 #define PROBE_BYTES (256u << 10) /* written and fsynced to see that writes work again */
 #define STORE_MEMTABLES_BYTES (64u << 20) /* all memtables together (db_write_buffer_size) */
@@ -99,7 +100,8 @@ s_meta_plain(const void *key, size_t klen)
     static const char *const plain[] = {"last_seq",  "log_first",   "unique",
                                         "epoch",     "epoch_start", "epoch_first",
                                         "fenced_by", "format",      "sealed",
-                                        "upgrade_from", STORE_META_LOG_REWRITES};
+                                        "upgrade_from", "upgrade_to",
+                                        STORE_META_LOG_REWRITES};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (strlen(plain[i]) == klen && !memcmp(plain[i], key, klen))
             return true;
@@ -2207,14 +2209,16 @@ cleanup:
         rocksdb_writebatch_destroy(b);
     pthread_rwlock_unlock(&self->reopen_lock);
     if (rc == CRM_OK) { /* what the batch did to our own counters */
-        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
-        s_meta_u64(self, s_meta_log_first, &self->log_first);
-        s_meta_u64(self, s_meta_unique, &self->unique);
-        /* where a history begins before its id: the feed, seeing a new id on the
-           server thread, reads where it began (s_check_history) */
+        /* where a history begins before its id, and its id before the count of
+           changes that may hold its first: the feed, reading the count and then
+           seeing a new id on the server thread, reads where it began
+           (s_check_history) and tells its watchers before any change of it */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
+        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
+        s_meta_u64(self, s_meta_log_first, &self->log_first);
+        s_meta_u64(self, s_meta_unique, &self->unique);
     }
     return rc;
 }
@@ -2318,14 +2322,16 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
     pthread_rwlock_unlock(&self->reopen_lock);
     if (rc == CRM_OK) { /* the new copy's counters */
         atomic_store(&self->epoch_first, 1); /* a copy from before epoch_first was kept */
-        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
-        s_meta_u64(self, s_meta_log_first, &self->log_first);
-        s_meta_u64(self, s_meta_unique, &self->unique);
-        /* where a history begins before its id: the feed, seeing a new id on the
-           server thread, reads where it began (s_check_history) */
+        /* where a history begins before its id, and its id before the count of
+           changes that may hold its first: the feed, reading the count and then
+           seeing a new id on the server thread, reads where it began
+           (s_check_history) and tells its watchers before any change of it */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
+        s_meta_u64(self, s_meta_last_seq, &self->last_seq);
+        s_meta_u64(self, s_meta_log_first, &self->log_first);
+        s_meta_u64(self, s_meta_unique, &self->unique);
         s_meta_u64(self, s_meta_fenced_by, &self->fenced_by);
     }
     return rc;
@@ -2386,18 +2392,20 @@ s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_
 crm_err_t
 store_upgrade_begin(store_t *self, uint32_t from, char *errbuf)
 {
-    const char *const keys[] = {s_meta_upgrade_from};
-    const uint64_t vals[] = {from};
-    crm_err_t rc = s_meta_write(self, keys, vals, 1, errbuf);
+    const char *const keys[] = {s_meta_upgrade_from, s_meta_upgrade_to};
+    const uint64_t vals[] = {from, STORE_FORMAT};
+    crm_err_t rc = s_meta_write(self, keys, vals, 2, errbuf);
     return rc == CRM_OK ? store_set_format(self, STORE_FORMAT_UPGRADING, errbuf) : rc;
 }
 
 uint32_t
-store_upgrade_from(store_t *self)
+store_upgrade_from(store_t *self, uint32_t *to)
 {
-    _Atomic uint64_t from = 0;
+    _Atomic uint64_t from = 0, target = 0;
     s_meta_u64(self, s_meta_upgrade_from, &from);
-    return atomic_load(&from) <= STORE_FORMAT ? (uint32_t)atomic_load(&from) : 0;
+    s_meta_u64(self, s_meta_upgrade_to, &target);
+    *to = atomic_load(&target) < UINT32_MAX ? (uint32_t)atomic_load(&target) : UINT32_MAX;
+    return atomic_load(&from) < *to ? (uint32_t)atomic_load(&from) : 0;
 }
 
 uint64_t

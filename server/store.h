@@ -99,11 +99,12 @@ crm_err_t store_set_format(store_t *self, uint32_t format, char *errbuf);
    values partly sealed, index terms partly rewritten - is never served as the format it
    came from; crm-admin upgrade run again goes on. */
 #define STORE_FORMAT_UPGRADING 1000u
-/* An upgrade begins: FROM, the format whose steps it takes, kept; the format marked
+/* An upgrade begins: FROM, the format whose steps it takes, and STORE_FORMAT kept; marked
    STORE_FORMAT_UPGRADING (both synced) until store_set_format(STORE_FORMAT). */
 crm_err_t store_upgrade_begin(store_t *self, uint32_t from, char *errbuf);
-/* The format an unfinished upgrade began from (0: not recorded). */
-uint32_t store_upgrade_from(store_t *self);
+/* The format an unfinished upgrade began from (0: not recorded), and in *TO the one it
+   was going to (the OneView that began it). */
+uint32_t store_upgrade_from(store_t *self, uint32_t *to);
 /* Flush and close; NULL-safe; sets *self_p = NULL. */
 void store_destroy(store_t **self_p);
 /* Column family name, e.g. "changelog". */

@@ -123,8 +123,18 @@ s_upgrade(const char *dir)
         return 1;
     }
     uint32_t from = store_format(store);
-    /* a run that stopped before its end: on from where it began */
-    if (from == STORE_FORMAT_UPGRADING && !(from = store_upgrade_from(store))) {
+    /* a run that stopped before its end: on from where it began, if it was going to
+       this version's format or an older one (whose steps this run takes too) */
+    uint32_t to = 0;
+    if (from == STORE_FORMAT_UPGRADING && (from = store_upgrade_from(store, &to)) &&
+        to > STORE_FORMAT) {
+        fprintf(stderr, "crm-admin upgrade: '%s' is being upgraded to format %u by a newer "
+                        "OneView (this one writes format %d): finish it with that one\n",
+                dir, to, STORE_FORMAT);
+        store_destroy(&store);
+        return 1;
+    }
+    if (!from) {
         fprintf(stderr, "crm-admin upgrade: '%s' is marked as being upgraded but does not say "
                         "from which format: restore it from the backup made before\n", dir);
         store_destroy(&store);

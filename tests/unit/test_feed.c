@@ -354,7 +354,7 @@ test_feed_history_begun_told(void **state)
     assert_true(newest > last);
     feed_committed(feed, crm_time_now_us());
     /* what it gets, in order: the history it is of first, then the new change */
-    uint64_t told_at = 0, got = 0, n = 0;
+    uint64_t told_at = 0, got = 0, n = 0, told_history = 0, told_first = 0;
     int64_t end = crm_time_mono_us() + 10 * INT64_C(1000000);
     while (got < newest && crm_time_mono_us() < end) {
         feed_pump(feed, router, crm_time_mono_us());
@@ -378,6 +378,8 @@ test_feed_history_begun_told(void **state)
                 assert_int_equal(r->progress->history, h);
                 assert_int_equal(r->progress->history_first, last + 1);
                 told_at = told_at ? told_at : n;
+                told_history = r->progress->history;
+                told_first = r->progress->history_first;
             }
         }
         Crm__Event **evs;
@@ -392,11 +394,17 @@ test_feed_history_begun_told(void **state)
     }
     assert_int_equal(got, newest);
     assert_true(told_at > 0);
-    /* and its resume names the new history: taken */
+    /* and a resume of what it got, naming the history it was told (as crm watch does),
+       is taken; with the one it watched before, it would be refused */
     w.since = got;
     w.since_set = true;
-    w.history = h;
-    w.history_first = last + 1;
+    w.history = old;
+    w.history_first = 1;
+    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 6, s_fx.admin, session.user, &w,
+                                &cursor, errbuf),
+                     CRM_ERR_OUT_OF_RANGE);
+    w.history = told_history;
+    w.history_first = told_first;
     assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 6, s_fx.admin, session.user, &w,
                                 &cursor, errbuf),
                      CRM_OK);
