@@ -378,14 +378,19 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
     }
     s_check_history(self); /* a re-sync's switch in this turn: before any new cursor */
     /* a watch resumed across a restore or a promotion (RELIABILITY.md trap 15): the
-       two histories are one before the later of their beginnings, ours (a restore
-       or promotion here) or the watcher's (it watched a server restored or promoted
-       since this one's history began); the changes it saw from there on were
-       another history's */
-    uint64_t part = store_epoch_first(self->store);
-    if (w->history_first > part)
-        part = w->history_first;
-    if (w->history && w->history != store_epoch(self->store, NULL) && w->since >= part) {
+       two histories are one up to where this store went on with the next history
+       after the watcher's (a restore or promotion here, or several since); one this
+       store never went on with (the watcher watched a server restored or promoted
+       elsewhere) shares at most what came before its own beginning, too. The
+       changes it saw from there on were another history's */
+    uint64_t part_start, part = UINT64_MAX;
+    if (w->history && w->history != store_epoch(self->store, NULL) &&
+        !store_history_parted(self->store, w->history, &part_start, &part)) {
+        uint64_t theirs = w->history_first ? w->history_first : 1;
+        if (theirs < part)
+            part = theirs;
+    }
+    if (w->since >= part) {
         s_forked_msg(part - 1, errbuf);
         return CRM_ERR_OUT_OF_RANGE;
     }

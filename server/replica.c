@@ -557,6 +557,7 @@ s_follow(void *arg)
         Crm__ReplPullRequest pull = CRM__REPL_PULL_REQUEST__INIT;
         pull.from_seq = have + 1;
         pull.epoch = epoch;
+        pull.epoch_start = my_start;
         pull.max_bytes = REPL_PULL_MAX_BYTES;
         Crm__Request req = CRM__REQUEST__INIT;
         uint64_t id = ++self->next_id;

@@ -80,6 +80,10 @@ static const char s_meta_epoch[] = "epoch";   /* history id: 1, then +1 per prom
 static const char s_meta_epoch_start[] = "epoch_start"; /* WAL sequence number it began at */
 static const char s_meta_epoch_first[] = "epoch_first"; /* first change-log number in it */
 static const char s_meta_fenced_by[] = "fenced_by"; /* a newer epoch seen: writes refused */
+/* every history the store went on with, in order: id, WAL start, first change (24 bytes
+   each, big-endian); history 1, begun with the store, is the root of every chain */
+static const char s_meta_histories[] = "histories";
+#define MAX_HISTORIES 256
 static const char s_meta_upgrade_from[] = "upgrade_from"; /* an unfinished upgrade's start */
 static const char s_meta_upgrade_to[] = "upgrade_to"; /* ... and the format it was going to */
 
@@ -100,7 +104,7 @@ s_meta_plain(const void *key, size_t klen)
     static const char *const plain[] = {"last_seq",  "log_first",   "unique",
                                         "epoch",     "epoch_start", "epoch_first",
                                         "fenced_by", "format",      "sealed",
-                                        "upgrade_from", "upgrade_to",
+                                        "upgrade_from", "upgrade_to", "histories",
                                         STORE_META_LOG_REWRITES};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (strlen(plain[i]) == klen && !memcmp(plain[i], key, klen))
@@ -137,6 +141,10 @@ struct store {
     _Atomic uint64_t epoch;       /* history id (meta "epoch", 1 if absent) */
     _Atomic uint64_t epoch_start; /* WAL sequence number of the promotion that began it */
     _Atomic uint64_t epoch_first; /* its first change-log number (meta "epoch_first", 1) */
+    pthread_mutex_t hist_lock;    /* guards HIST: loaded by a replica's follower too */
+    uint64_t hist[MAX_HISTORIES][3]; /* meta "histories": id, start, first; sorted by id */
+    size_t nhist;
+    bool hist_cut;                /* the oldest were dropped (more than MAX_HISTORIES) */
     _Atomic uint64_t fenced_by;   /* a newer epoch this former primary learned of (0: none) */
     char path[PATH_MAX];       /* DIR/db */
     uint32_t format;           /* on-disk format version (STORE_FORMAT once upgraded) */
@@ -462,6 +470,54 @@ s_meta_u64(store_t *self, const char *key, _Atomic uint64_t *out)
     return rc == CRM_ERR_NOT_FOUND ? CRM_OK : rc;
 }
 
+/* Insert (ID, START, FIRST) into HIST (sorted by id), unless ID is there; the oldest go
+   when it is full. Under hist_lock. */
+static void
+s_hist_put(store_t *self, uint64_t id, uint64_t start, uint64_t first)
+{
+    size_t at = 0;
+    while (at < self->nhist && self->hist[at][0] < id)
+        at++;
+    if (at < self->nhist && self->hist[at][0] == id)
+        return;
+    if (self->nhist == MAX_HISTORIES) {
+        if (at == 0)
+            return;
+        memmove(self->hist[0], self->hist[1], (MAX_HISTORIES - 1) * sizeof self->hist[0]);
+        self->nhist--;
+        self->hist_cut = true;
+        at--;
+    }
+    memmove(self->hist[at + 1], self->hist[at], (self->nhist - at) * sizeof self->hist[0]);
+    self->hist[at][0] = id;
+    self->hist[at][1] = start;
+    self->hist[at][2] = first;
+    self->nhist++;
+}
+
+/* The chain from meta "histories", with the root and the current history in it (a store
+   from before the chain was kept knows only those). */
+static void
+s_hist_load(store_t *self)
+{
+    store_val_t v = {0};
+    pthread_mutex_lock(&self->hist_lock);
+    self->nhist = 0;
+    self->hist_cut = false;
+    if (store_get(self, STORE_CF_META, s_meta_histories, sizeof s_meta_histories - 1, &v) ==
+            CRM_OK &&
+        v.len % 24 == 0)
+        for (size_t i = 0; i < v.len / 24; i++) {
+            const uint8_t *e = (const uint8_t *)v.data + i * 24;
+            s_hist_put(self, store_get_be64(e), store_get_be64(e + 8), store_get_be64(e + 16));
+        }
+    store_val_release(&v);
+    s_hist_put(self, 1, 0, 1);
+    s_hist_put(self, atomic_load(&self->epoch), atomic_load(&self->epoch_start),
+               atomic_load(&self->epoch_first));
+    pthread_mutex_unlock(&self->hist_lock);
+}
+
 /* A database dir without CURRENT but with RocksDB's other files was made by
    RocksDB and lost its CURRENT: that is damage, not an empty data dir. */
 static bool
@@ -769,6 +825,7 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
     pthread_mutex_init(&self->health_lock, NULL);
     pthread_mutex_init(&self->read_error_lock, NULL);
     pthread_mutex_init(&self->views_lock, NULL);
+    pthread_mutex_init(&self->hist_lock, NULL);
     *out = NULL;
 
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -872,6 +929,7 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
         snprintf(errbuf, CRM_ERRBUF, "cannot read the sequence number in '%s'", dir);
         goto cleanup;
     }
+    s_hist_load(self);
     if ((rc = s_check_format(self, dir, flags, errbuf)) != CRM_OK)
         goto cleanup;
     char keyfile[PATH_MAX + 16];
@@ -910,6 +968,7 @@ store_destroy(store_t **self_p)
     pthread_mutex_destroy(&self->read_error_lock);
     pthread_mutex_destroy(&self->health_lock);
     pthread_mutex_destroy(&self->views_lock);
+    pthread_mutex_destroy(&self->hist_lock);
     free(self->views);
     free(self);
     *self_p = NULL;
@@ -2213,6 +2272,7 @@ cleanup:
            changes that may hold its first: the feed, reading the count and then
            seeing a new id on the server thread, reads where it began
            (s_check_history) and tells its watchers before any change of it */
+        s_hist_load(self); /* (with the id it holds, the new one's entry before it) */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
@@ -2326,6 +2386,7 @@ store_swap_db(store_t *self, const char *new_db, char *errbuf)
            changes that may hold its first: the feed, reading the count and then
            seeing a new id on the server thread, reads where it began
            (s_check_history) and tells its watchers before any change of it */
+        s_hist_load(self); /* (with the id it holds, the new one's entry before it) */
         s_meta_u64(self, s_meta_epoch_first, &self->epoch_first);
         s_meta_u64(self, s_meta_epoch_start, &self->epoch_start);
         s_meta_u64(self, s_meta_epoch, &self->epoch);
@@ -2358,11 +2419,31 @@ store_readonly(const store_t *self)
 }
 
 /* Write meta KEYS[i] = VALS[i] as one synced batch outside any group. */
+static crm_err_t s_meta_write_chain(store_t *self, const char *const *keys,
+                                    const uint64_t *vals, size_t n, uint64_t (*chain)[3],
+                                    size_t n_chain, char *errbuf);
+
 static crm_err_t
 s_meta_write(store_t *self, const char *const *keys, const uint64_t *vals, size_t n,
              char *errbuf)
 {
+    return s_meta_write_chain(self, keys, vals, n, NULL, 0, errbuf);
+}
+
+/* The same, with the history chain CHAIN (N_CHAIN entries) in the same batch. */
+static crm_err_t
+s_meta_write_chain(store_t *self, const char *const *keys, const uint64_t *vals, size_t n,
+                   uint64_t (*chain)[3], size_t n_chain, char *errbuf)
+{
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (chain) {
+        uint8_t blob[MAX_HISTORIES * 24];
+        for (size_t i = 0; i < n_chain; i++)
+            for (int j = 0; j < 3; j++)
+                store_put_be64(blob + i * 24 + j * 8, chain[i][j]);
+        rocksdb_writebatch_put_cf(b, s_cf(self, STORE_CF_META), s_meta_histories,
+                                  sizeof s_meta_histories - 1, (const char *)blob, n_chain * 24);
+    }
     for (size_t i = 0; i < n; i++) {
         uint8_t be[8];
         store_put_be64(be, vals[i]);
@@ -2414,6 +2495,37 @@ store_epoch_first(const store_t *self)
     return atomic_load(&self->epoch_first);
 }
 
+bool
+store_history_parted(store_t *self, uint64_t id, uint64_t *start, uint64_t *first)
+{
+    bool known = false;
+    *start = *first = UINT64_MAX;
+    pthread_mutex_lock(&self->hist_lock);
+    size_t i = 0;
+    while (i < self->nhist && self->hist[i][0] < id)
+        i++;
+    known = i < self->nhist && self->hist[i][0] == id;
+    if (known) {
+        if (i + 1 < self->nhist) {
+            *start = self->hist[i + 1][1];
+            *first = self->hist[i + 1][2];
+        }
+    } else if (self->hist_cut && i == 0) {
+        *start = *first = 1; /* older than what is kept: not known where */
+    } else {
+        /* another history this store never went on with: whatever it began from, it
+           shares at most what came before the first of ours after the root */
+        for (size_t k = 0; k < self->nhist; k++)
+            if (self->hist[k][0] != 1) {
+                *start = self->hist[k][1];
+                *first = self->hist[k][2];
+                break;
+            }
+    }
+    pthread_mutex_unlock(&self->hist_lock);
+    return known;
+}
+
 /* History NEXT begins after what the store holds now: from the next WAL
    sequence number and the next change-log number (written, synced). */
 static crm_err_t
@@ -2422,7 +2534,19 @@ s_begin_epoch(store_t *self, uint64_t next, char *errbuf)
     uint64_t start = store_wal_seq(self) + 1, first = store_last_seq(self) + 1;
     const char *const keys[] = {s_meta_epoch, s_meta_epoch_start, s_meta_epoch_first};
     const uint64_t vals[] = {next, start, first};
-    crm_err_t rc = s_meta_write(self, keys, vals, 3, errbuf);
+    pthread_mutex_lock(&self->hist_lock);
+    uint64_t chain[MAX_HISTORIES][3];
+    size_t n = self->nhist;
+    memcpy(chain, self->hist, n * sizeof chain[0]);
+    s_hist_put(self, next, start, first); /* (in memory now; as written if it fails) */
+    uint64_t(*now)[3] = self->hist;
+    size_t n_now = self->nhist;
+    crm_err_t rc = s_meta_write_chain(self, keys, vals, 3, now, n_now, errbuf);
+    if (rc != CRM_OK) {
+        memcpy(self->hist, chain, n * sizeof chain[0]);
+        self->nhist = n;
+    }
+    pthread_mutex_unlock(&self->hist_lock);
     if (rc != CRM_OK)
         return rc;
     atomic_store(&self->epoch_first, first); /* before the id: see store_wal_apply */

@@ -322,6 +322,12 @@ uint64_t store_epoch(const store_t *self, uint64_t *start);
    a watcher that saw changes of another history at or after it has seen
    changes this store does not hold. */
 uint64_t store_epoch_first(const store_t *self);
+/* Where history ID parts from this store's line of histories: the WAL start (*START) and
+   first change (*FIRST) of the first history after ID this store went on with (UINT64_MAX
+   both: none, ID is its current one or newer than all). For an ID it never went on with:
+   the beginning of its first history after the root (at most that much is shared; narrow
+   it with what the asker knows of its own beginning). Returns whether ID is one of its. */
+bool store_history_parted(store_t *self, uint64_t id, uint64_t *start, uint64_t *first);
 /* True if commits are refused: a replica, or a fenced former primary. */
 bool store_readonly(const store_t *self);
 /* The newer epoch a fenced former primary learned of (0: not fenced). */

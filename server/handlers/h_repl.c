@@ -90,10 +90,19 @@ h_repl_pull(req_ctx_t *ctx)
     s_pull_t p = {ctx, NULL, 0, 0, now + PULL_BUDGET_US};
     Crm__ReplPullReply *r = &ctx->body.repl_pull;
     crm__repl_pull_reply__init(r);
-    /* a replica of an older history that holds entries at or past the start of ours
-       (we were restored from a backup, or promoted): our entries there are not its
-       next ones. No batches: the history and where it began, for it to re-sync */
-    bool other_history = req->epoch && req->epoch < epoch && req->from_seq > start;
+    /* a replica of an older history that holds entries at or past where we went on
+       with the next history after its (a restore from a backup, or a promotion, here
+       or before our history's beginning): our entries there are not its next ones.
+       One of a history we never went on with shares at most what came before its own
+       beginning too. No batches: where the two part, for it to re-sync */
+    uint64_t part = UINT64_MAX, part_first;
+    if (req->epoch && req->epoch < epoch &&
+        !store_history_parted(ctx->env->store, req->epoch, &part, &part_first)) {
+        uint64_t theirs = req->epoch_start ? req->epoch_start : 1;
+        if (theirs < part)
+            part = theirs;
+    }
+    bool other_history = req->from_seq > part;
     /* a replica past our end holds entries we lack: our data dir went back to a copy
        that kept our history's id, so where the two parted is not known. Answered at once
        (it says it diverged), and it holds nothing of ours that --sync-replicas can count:
@@ -102,7 +111,7 @@ h_repl_pull(req_ctx_t *ctx)
     uint64_t end = store_wal_seq(ctx->env->store);
     bool ahead = !other_history && req->from_seq > end + 1;
     /* what it holds of our log, for --sync-replicas: not past where the histories part */
-    uint64_t holds_to = other_history ? start : ahead ? 0 : req->from_seq;
+    uint64_t holds_to = other_history ? part : ahead ? 0 : req->from_seq;
     bool too_old = false;
     uint64_t oldest = 0;
     store_wal_cursor_t *cur = NULL;
@@ -129,7 +138,9 @@ h_repl_pull(req_ctx_t *ctx)
     r->too_old = too_old;
     r->oldest_seq = oldest;
     r->epoch = epoch;
-    r->epoch_start = start;
+    /* for a replica of an older history: where its and ours part, which it checks
+       against what it holds (our own beginning when we are its history's next) */
+    r->epoch_start = part != UINT64_MAX ? part : start;
     r->sealing = store_sealed(ctx->env->store) ? CRM__REPL_PULL_REPLY__SEALING__SEALING_SEALED
                                                : CRM__REPL_PULL_REPLY__SEALING__SEALING_CLEAR;
     if (ctx->env->repl)

@@ -175,6 +175,27 @@ cp_ customer add --name 新8 --phone 13600000008
 expect "with --sync-replicas 1 and only a diverged replica a write is not confirmed" \
     eval '[ "$RC" -ne 0 ] && contains "$ERR" "fewer than 1 replica"'
 stop_server r2
-stop_server p
+
+# ---- two beginnings in a row: a replica of the restored primary is promoted (history
+# T+1, begun past the WAL number the old history's replica holds); that replica, pointed
+# at the promoted one, is told where its history and the new line part (at the restore,
+# not at the promotion) and takes none of its entries
+"$A" replica init --from "$EP_p" --data "$T/q" --enroll "$T/repl1.enroll" >/dev/null 2>"$T/e"
+start_server q "$T/q" --replica-of "$EP_p"
+for i in 1 2 3 4 5 6 7 8; do cp_ customer add --name "再$i" --phone "1370000000$i"; done
+expect "the restored primary's replica holds its writes" \
+    eventually '"$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_q" customer show 13700000008 >/dev/null 2>&1'
+kill -KILL "$PID_p"; wait "$PID_p" 2>/dev/null || true
+"$A" promote --config "$T/p/admin.enroll" --server "$EP_q" >"$T/o" 2>"$T/e"
+expect "... and is promoted, past where the old history's replica is" \
+    bash -c "grep -q 'promoted' '$T/o' && [ \$(grep -Eo 'WAL sequence [0-9]+' '$T/q.log' | tail -1 | awk '{print \$3}') -gt \$(grep -Eo 'holds WAL sequence [0-9]+' '$T/r2.log' | tail -1 | awk '{print \$4}') ]"
+mv "$T/r2.log" "$T/r2.log.2"
+start_server r2 "$T/r2" --replica-of "$EP_q" --no-resync
+expect "the old history's replica is told it diverged where the restore began" \
+    eventually 'grep -q "diverged: this replica holds WAL sequence [0-9]* of history 1, but the primary at $EP_q began history [0-9]* after" "$T/r2.log"'
+RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r2" customer show 13700000008 >/dev/null 2>&1 || RC=$?
+expect "... and took none of the new line's entries" test "$RC" -ne 0
+stop_server r2
+stop_server q
 
 finish

@@ -416,6 +416,70 @@ test_feed_history_begun_told(void **state)
     feed_destroy(&feed);
 }
 
+/* Two histories begun one after the other (a restore, then a promotion of one of its
+   replicas): a watcher of an older one is refused from where the store went on with the
+   next history after its own, not only from the current history's beginning (past that
+   point it saw changes of its own history that this store does not hold). It begins
+   histories in the shared store. */
+static void
+test_feed_watch_across_two_histories(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    feed_config_t fc = {0};
+    feed_t *feed = feed_new(s_fx.store, &fc);
+    session_t session = {NULL};
+    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    uint64_t ha = 0, hb = 0, cursor = 0;
+    /* the history the store is in (begun by the tests before): then A, then B */
+    uint64_t h0 = store_epoch(s_fx.store, NULL), f0 = store_epoch_first(s_fx.store);
+    assert_int_equal(store_new_history(s_fx.store, &ha, errbuf), CRM_OK);
+    uint64_t fa = store_epoch_first(s_fx.store);
+    s_add_customer(CUSTOMERS + 2);
+    s_add_customer(CUSTOMERS + 3);
+    assert_int_equal(store_new_history(s_fx.store, &hb, errbuf), CRM_OK);
+    uint64_t fb = store_epoch_first(s_fx.store);
+    s_add_customer(CUSTOMERS + 4);
+    feed_committed(feed, crm_time_now_us());
+    assert_true(f0 < fa && fa < fb && h0 < ha && ha < hb);
+    const struct {
+        uint64_t history, history_first, since;
+        crm_err_t want;
+        uint64_t after; /* the refusal says "after #AFTER " */
+    } cases[] = {
+        {h0, f0, fa - 1, CRM_OK, 0},                /* the first: shared up to A's start */
+        {h0, f0, fa, CRM_ERR_OUT_OF_RANGE, fa - 1}, /* ... not past it, though B began later */
+        {h0, f0, fb - 1, CRM_ERR_OUT_OF_RANGE, fa - 1},
+        {ha, fa, fb - 1, CRM_OK, 0},              /* A: shared up to B's beginning */
+        {ha, fa, fb, CRM_ERR_OUT_OF_RANGE, fb - 1},
+        {hb, fb, fb, CRM_OK, 0},                  /* B, the current one */
+    };
+    uint8_t rid[] = {0, 9, 9, 9, 0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        w.since = cases[i].since;
+        w.since_set = true;
+        w.history = cases[i].history;
+        w.history_first = cases[i].history_first;
+        rid[4] = (uint8_t)i;
+        errbuf[0] = 0;
+        assert_int_equal(feed_watch(feed, rid, sizeof rid, 7, s_fx.admin, session.user, &w,
+                                    &cursor, errbuf),
+                         cases[i].want);
+        if (cases[i].want != CRM_OK) {
+            char want[48];
+            snprintf(want, sizeof want, "after #%llu ", (unsigned long long)cases[i].after);
+            assert_non_null(strstr(errbuf, want));
+        }
+    }
+    /* the store's own answer: A parts from this line where B began */
+    uint64_t start, first;
+    assert_true(store_history_parted(s_fx.store, ha, &start, &first));
+    assert_int_equal(first, fb);
+    session_release(&session);
+    feed_destroy(&feed);
+}
+
 int
 main(void)
 {
@@ -426,6 +490,7 @@ main(void)
         cmocka_unit_test(test_feed_full_pipe_replayed_batched),
         cmocka_unit_test(test_feed_watch_histories),
         cmocka_unit_test(test_feed_history_begun_told),
+        cmocka_unit_test(test_feed_watch_across_two_histories),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
