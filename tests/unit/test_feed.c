@@ -255,6 +255,40 @@ test_feed_full_pipe_replayed_batched(void **state)
     s_deliver_through_full_pipe(true, SMALL_RING);
 }
 
+/* A resumed watch: naming HISTORY (begun at HISTORY_FIRST), from SINCE; answered WANT,
+   a refusal saying "after #AFTER ". */
+typedef struct {
+    uint64_t history, history_first, since;
+    crm_err_t want;
+    uint64_t after;
+} s_watch_case_t;
+
+/* Each of the N cases as a watch of its own connection (routing ids {0, TAG, i}). */
+static void
+s_check_watches(feed_t *feed, const Crm__User *user, uint8_t tag, const s_watch_case_t *c,
+                size_t n)
+{
+    char errbuf[CRM_ERRBUF];
+    uint64_t cursor = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t rid[] = {0, tag, (uint8_t)i};
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        w.since = c[i].since;
+        w.since_set = true;
+        w.history = c[i].history;
+        w.history_first = c[i].history_first;
+        errbuf[0] = 0;
+        assert_int_equal(
+            feed_watch(feed, rid, sizeof rid, 5, s_fx.admin, user, &w, &cursor, errbuf),
+            c[i].want);
+        if (c[i].want != CRM_OK) {
+            char want[48];
+            snprintf(want, sizeof want, "after #%llu ", (unsigned long long)c[i].after);
+            assert_non_null(strstr(errbuf, want));
+        }
+    }
+}
+
 /* A resumed watch names the history its number is from (WatchRequest.history,
    history_first): refused at and past the later of the two histories'
    beginnings when they differ, taken before it; unchecked without a history.
@@ -271,31 +305,14 @@ test_feed_watch_histories(void **state)
     uint8_t rid[] = {0, 1, 2, 3, 4};
     uint64_t last = store_last_seq(s_fx.store), cursor = 0;
     assert_int_equal(store_epoch(s_fx.store, NULL), 1);
-    const struct {
-        uint64_t history, history_first, since;
-        crm_err_t want;
-        const char *says; /* in the refusal */
-    } cases[] = {
-        {0, 0, 20, CRM_OK, NULL},                   /* not checked */
-        {1, 1, 20, CRM_OK, NULL},                   /* the same history */
-        {7, 0, 5, CRM_ERR_OUT_OF_RANGE, "after #0 "}, /* another, its start not known */
-        {7, 10, 9, CRM_OK, NULL},                   /* another that began after #9: one before */
-        {7, 10, 10, CRM_ERR_OUT_OF_RANGE, "after #9 "},
+    const s_watch_case_t cases[] = {
+        {0, 0, 20, CRM_OK, 0},                   /* not checked */
+        {1, 1, 20, CRM_OK, 0},                   /* the same history */
+        {7, 0, 5, CRM_ERR_OUT_OF_RANGE, 0},      /* another, its start not known */
+        {7, 10, 9, CRM_OK, 0},                   /* another that began after #9: one before */
+        {7, 10, 10, CRM_ERR_OUT_OF_RANGE, 9},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
-        w.since = cases[i].since;
-        w.since_set = true;
-        w.history = cases[i].history;
-        w.history_first = cases[i].history_first;
-        rid[4] = (uint8_t)i;
-        errbuf[0] = 0;
-        assert_int_equal(feed_watch(feed, rid, sizeof rid, 5, s_fx.admin, session.user, &w,
-                                    &cursor, errbuf),
-                         cases[i].want);
-        if (cases[i].says)
-            assert_non_null(strstr(errbuf, cases[i].says));
-    }
+    s_check_watches(feed, session.user, 1, cases, sizeof cases / sizeof cases[0]);
     /* this store begins a history of its own after LAST (as a restore does) */
     uint64_t h = 0;
     assert_int_equal(store_new_history(s_fx.store, &h, errbuf), CRM_OK);
@@ -430,7 +447,7 @@ test_feed_watch_across_two_histories(void **state)
     feed_t *feed = feed_new(s_fx.store, &fc);
     session_t session = {NULL};
     assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
-    uint64_t ha = 0, hb = 0, cursor = 0;
+    uint64_t ha = 0, hb = 0;
     /* the history the store is in (begun by the tests before): then A, then B */
     uint64_t h0 = store_epoch(s_fx.store, NULL), f0 = store_epoch_first(s_fx.store);
     assert_int_equal(store_new_history(s_fx.store, &ha, errbuf), CRM_OK);
@@ -442,11 +459,7 @@ test_feed_watch_across_two_histories(void **state)
     s_add_customer(CUSTOMERS + 4);
     feed_committed(feed, crm_time_now_us());
     assert_true(f0 < fa && fa < fb && h0 < ha && ha < hb);
-    const struct {
-        uint64_t history, history_first, since;
-        crm_err_t want;
-        uint64_t after; /* the refusal says "after #AFTER " */
-    } cases[] = {
+    const s_watch_case_t cases[] = {
         {h0, f0, fa - 1, CRM_OK, 0},                /* the first: shared up to A's start */
         {h0, f0, fa, CRM_ERR_OUT_OF_RANGE, fa - 1}, /* ... not past it, though B began later */
         {h0, f0, fb - 1, CRM_ERR_OUT_OF_RANGE, fa - 1},
@@ -454,24 +467,7 @@ test_feed_watch_across_two_histories(void **state)
         {ha, fa, fb, CRM_ERR_OUT_OF_RANGE, fb - 1},
         {hb, fb, fb, CRM_OK, 0},                  /* B, the current one */
     };
-    uint8_t rid[] = {0, 9, 9, 9, 0};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
-        w.since = cases[i].since;
-        w.since_set = true;
-        w.history = cases[i].history;
-        w.history_first = cases[i].history_first;
-        rid[4] = (uint8_t)i;
-        errbuf[0] = 0;
-        assert_int_equal(feed_watch(feed, rid, sizeof rid, 7, s_fx.admin, session.user, &w,
-                                    &cursor, errbuf),
-                         cases[i].want);
-        if (cases[i].want != CRM_OK) {
-            char want[48];
-            snprintf(want, sizeof want, "after #%llu ", (unsigned long long)cases[i].after);
-            assert_non_null(strstr(errbuf, want));
-        }
-    }
+    s_check_watches(feed, session.user, 9, cases, sizeof cases / sizeof cases[0]);
     /* the store's own answer: A parts from this line where B began */
     uint64_t start, first;
     assert_true(store_history_parted(s_fx.store, ha, &start, &first));
