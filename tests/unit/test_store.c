@@ -931,6 +931,78 @@ test_store_promote_numbers(void **state)
     s_pair_close(&pri, pdir, &rep, rdir, &b);
 }
 
+/* A commit writes its records sorted by column family and key (memtable
+   inserts then start from their neighbour), and the result is the staged
+   one: several writes of one key in one commit keep their order (put,
+   delete, put again; a delete last), a rolled-back mutation leaves nothing,
+   and a replica applying the shipped batch ends the same. */
+static void
+test_store_group_sorted_batch(void **state)
+{
+    (void)state;
+    store_t *pri = NULL, *rep = NULL;
+    char *pdir = s_new_store(&pri), *rdir = NULL, errbuf[CRM_ERRBUF];
+    rep = s_replica_of(pri, &rdir);
+    store_group_t *g = store_group_new(pri);
+    enum { N = 64 };
+    char key[N][16];
+    for (int i = 0; i < N; i++) { /* staged in a scattered order: 0, 37, 10, 47, ... */
+        int k = (i * 37) % N;
+        snprintf(key[k], sizeof key[k], "key%02d", k);
+        store_group_begin(g);
+        store_group_put(g, STORE_CF_RECORDS, key[k], strlen(key[k]), "first", 5);
+        store_group_put(g, STORE_CF_USERS, key[k], strlen(key[k]), "u", 1);
+        if (k % 4 == 1) /* deleted, then written again */
+            store_group_delete(g, STORE_CF_RECORDS, key[k], strlen(key[k]));
+        if (k % 4 == 1 || k % 4 == 2)
+            store_group_put(g, STORE_CF_RECORDS, key[k], strlen(key[k]), "again", 5);
+        if (k % 4 == 3) /* written, then deleted */
+            store_group_delete(g, STORE_CF_RECORDS, key[k], strlen(key[k]));
+        store_group_end(g, "e", 1);
+        if (k % 8 == 5) { /* a mutation given up: nothing of it stays */
+            store_group_begin(g);
+            store_group_put(g, STORE_CF_RECORDS, key[k], strlen(key[k]), "undone", 6);
+            store_group_put(g, STORE_CF_RECORDS, "zz-undone", 9, "x", 1);
+            store_group_abort(g);
+        }
+    }
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    s_batches_t b = {0};
+    bool too_old = false;
+    uint64_t oldest = 0;
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    assert_int_equal(b.n, 1);
+    /* sorted: each key's first record comes after the one before it (the records
+       column family's records come before the users one's, so the first match of
+       "keyNN" is in records) */
+    const char *prev = NULL;
+    for (int k = 0; k < N; k++) {
+        const char *at = memmem(b.data[0], b.len[0], key[k], strlen(key[k]));
+        assert_non_null(at);
+        if (prev)
+            assert_true(at > prev);
+        prev = at;
+    }
+    assert_int_equal(store_wal_apply(rep, b.seq[0], b.data[0], b.len[0], errbuf), CRM_OK);
+    store_t *sides[2] = {pri, rep};
+    for (int s = 0; s < 2; s++) {
+        for (int k = 0; k < N; k++) {
+            const char *want = k % 4 == 0 ? "first" : k % 4 == 3 ? "" : "again";
+            assert_string_equal(s_val(sides[s], NULL, key[k]), want);
+            store_val_t v = {0};
+            assert_int_equal(store_get(sides[s], STORE_CF_USERS, key[k], strlen(key[k]), &v),
+                             CRM_OK);
+            store_val_release(&v);
+        }
+        assert_string_equal(s_val(sides[s], NULL, "zz-undone"), "");
+        assert_int_equal(store_last_seq(sides[s]), N);
+    }
+    store_group_destroy(&g);
+    s_pair_close(&pri, pdir, &rep, rdir, &b);
+}
+
 static void
 test_store_wal_replication(void **state)
 {
@@ -1322,6 +1394,7 @@ main(void)
         cmocka_unit_test(test_store_records_check),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
+        cmocka_unit_test(test_store_group_sorted_batch),
         cmocka_unit_test(test_store_promote_numbers),
         cmocka_unit_test(test_store_wal_read_after_flush),
         cmocka_unit_test(test_store_digest_views),
