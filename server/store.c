@@ -1885,7 +1885,7 @@ s_record_cmp(const void *a, const void *b)
     int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
     if (c == 0 && x->klen != y->klen)
         c = x->klen < y->klen ? -1 : 1;
-    if (c == 0)
+    if (c == 0 && x->order != y->order)
         c = x->order < y->order ? -1 : 1;
     return c;
 }
