@@ -687,9 +687,11 @@ records_query_budget(store_t *store, store_group_t *g, const crm_entity_t *e,
         its[0] = g ? store_group_iter_new(g, STORE_CF_RECORDS)
                    : store_iter_new(store, STORE_CF_RECORDS);
     } else {
-        for (size_t i = 0; i < n; i++)
-            its[i] = g ? store_group_iter_new(g, STORE_CF_INDEXES)
-                       : store_iter_new(store, STORE_CF_INDEXES);
+        for (size_t i = 0; i < n; i++) /* a blind term's postings: the prefix filter serves */
+            its[i] = terms[i].len > STORE_TERM_PREFIX && s_blind_index(e, terms[i].key[1])
+                         ? store_term_iter_new(store, g)
+                     : g ? store_group_iter_new(g, STORE_CF_INDEXES)
+                         : store_iter_new(store, STORE_CF_INDEXES);
     }
     uint64_t target = after + 1;
     while (target != 0) {

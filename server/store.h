@@ -173,6 +173,15 @@ crm_err_t store_view_at(store_t *self, uint64_t at, int wait_ms, uint64_t *wal_s
 store_iter_t *store_iter_new(store_t *self, store_cf_t cf);
 /* The same, seeing what the writer's group has staged too. */
 store_iter_t *store_group_iter_new(store_group_t *g, store_cf_t cf);
+/* The length of a blind term's key prefix in the indexes (the kind's prefix, the
+   index's tag, the term's SEAL_BLIND_BYTES), which their prefix filter is kept of. */
+#define STORE_TERM_PREFIX 18
+/* An iterator over the indexes for the postings of one blind term: it sees only keys
+   that begin with the first STORE_TERM_PREFIX bytes of the key it is positioned at
+   (which must be that long), and skips the table files and memtables whose prefix filter
+   says none is there. Through the group G (as store_group_iter_new) unless NULL; within
+   a view, as of it. */
+store_iter_t *store_term_iter_new(store_t *self, store_group_t *g);
 /* Position at the first key >= KEY. */
 void store_iter_seek(store_iter_t *it, const void *key, size_t klen);
 /* True if positioned on a key. False at the end - or on a read error, which

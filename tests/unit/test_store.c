@@ -1003,6 +1003,109 @@ test_store_group_sorted_batch(void **state)
     s_pair_close(&pri, pdir, &rep, rdir, &b);
 }
 
+/* An index key: TAG, a 16-byte term of FILL (a blind term's shape), then the posting
+   NUM; or, with FILL 0, the short key of a plain index ("won"). Returns its length. */
+static size_t
+s_index_key(char *key, char tag, char fill, uint64_t num)
+{
+    size_t n = 0;
+    key[n++] = 'c';
+    key[n++] = tag;
+    if (fill) {
+        memset(key + n, fill, 16);
+        n += 16;
+    } else {
+        memcpy(key + n, "won", 3);
+        n += 3;
+    }
+    key[n++] = '\0';
+    store_put_be64((uint8_t *)key + n, num);
+    return n + 8;
+}
+
+/* The postings (numbers) a term iterator finds from the term of FILL on, through G if
+   given, into OUT; returns how many. */
+static size_t
+s_term_postings(store_t *st, store_group_t *g, char fill, uint64_t *out)
+{
+    char key[64];
+    size_t n = 0, klen = s_index_key(key, 'p', fill, 0);
+    store_iter_t *it = store_term_iter_new(st, g);
+    for (store_iter_seek(it, key, klen); store_iter_valid(it) && n < 16; store_iter_next(it)) {
+        size_t len;
+        const char *k = store_iter_key(it, &len);
+        assert_int_equal(len, klen);
+        out[n++] = store_get_be64((const uint8_t *)k + len - 8);
+    }
+    store_iter_destroy(&it);
+    return n;
+}
+
+/* The indexes keep a prefix filter of blind terms (STORE_TERM_PREFIX bytes). A term
+   iterator finds exactly its term's postings, in table files, the memtable and the
+   group's batch, and nothing for a term that is not there; every other iterator still
+   reads in total order, across terms and short keys, even from a term with no posting
+   (it would skip the table files whose filter lacks that term without total order). */
+static void
+test_store_term_prefix(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF], key[64];
+    store_group_t *g = store_group_new(st);
+    const struct {
+        char tag, fill;
+        uint64_t num;
+    } keys[] = {{'p', 'A', 1}, {'p', 'A', 2}, {'p', 'B', 3}, {'s', 0, 5}, {'s', 0, 6}};
+    store_group_begin(g);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        size_t klen = s_index_key(key, keys[i].tag, keys[i].fill, keys[i].num);
+        store_group_put(g, STORE_CF_INDEXES, key, klen, "", 0);
+    }
+    store_group_end(g, "e", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_compact_all(st, errbuf), CRM_OK); /* into a table file */
+    store_group_begin(g); /* and one more of A's in the memtable */
+    size_t klen = s_index_key(key, 'p', 'A', 4);
+    store_group_put(g, STORE_CF_INDEXES, key, klen, "", 0);
+    store_group_end(g, "e", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    uint64_t got[16];
+    assert_int_equal(s_term_postings(st, NULL, 'A', got), 3); /* not B's after them */
+    assert_int_equal(got[0], 1);
+    assert_int_equal(got[1], 2);
+    assert_int_equal(got[2], 4);
+    assert_int_equal(s_term_postings(st, NULL, 'B', got), 1);
+    assert_int_equal(got[0], 3);
+    assert_int_equal(s_term_postings(st, NULL, '0', got), 0); /* no such term */
+    /* through the group: what it has staged too */
+    store_group_begin(g);
+    klen = s_index_key(key, 'p', 'A', 9);
+    store_group_put(g, STORE_CF_INDEXES, key, klen, "", 0);
+    store_group_end(g, "e", 1);
+    assert_int_equal(s_term_postings(st, g, 'A', got), 4);
+    assert_int_equal(got[3], 9);
+    assert_int_equal(s_term_postings(st, NULL, 'A', got), 3);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    /* total order: from a term with no posting on to the next key, and on through every
+       term and the short keys of a plain index */
+    store_iter_t *it = store_iter_new(st, STORE_CF_INDEXES);
+    klen = s_index_key(key, 'p', '0', 0);
+    store_iter_seek(it, key, klen);
+    assert_true(store_iter_valid(it));
+    size_t n = 0, len;
+    const char *k = store_iter_key(it, &len);
+    assert_int_equal(k[2], 'A');
+    for (; store_iter_valid(it); store_iter_next(it))
+        n++;
+    assert_int_equal(n, 7); /* A 1, 2, 4, 9; B 3; won 5, 6 */
+    store_iter_destroy(&it);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 static void
 test_store_wal_replication(void **state)
 {
@@ -1395,6 +1498,7 @@ main(void)
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
         cmocka_unit_test(test_store_group_sorted_batch),
+        cmocka_unit_test(test_store_term_prefix),
         cmocka_unit_test(test_store_promote_numbers),
         cmocka_unit_test(test_store_wal_read_after_flush),
         cmocka_unit_test(test_store_digest_views),
