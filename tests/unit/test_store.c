@@ -889,6 +889,19 @@ s_pair_close(store_t **pri, char *pdir, store_t **rep, char *rdir, s_batches_t *
     free(rdir);
 }
 
+/* Every batch PRI's WAL holds after what REP has, into *B (all of them, none too old). */
+static void
+s_shipped(store_t *pri, store_t *rep, s_batches_t *b)
+{
+    char errbuf[CRM_ERRBUF];
+    bool too_old = false;
+    uint64_t oldest = 0;
+    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, b,
+                                    &too_old, &oldest, errbuf),
+                     CRM_OK);
+    assert_false(too_old);
+}
+
 /* A promoted replica numbers its first change after what it was shipped,
    even when the promotion's own audit entry (staged outside a mutation) is
    already in the group: its group was made when the replica started, and
@@ -909,11 +922,8 @@ test_store_promote_numbers(void **state)
     s_mutation(g, "c", "3", "e3", 3);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     s_batches_t b = {0};
-    bool too_old = false;
-    uint64_t oldest = 0, epoch = 0;
-    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
-                                    &too_old, &oldest, errbuf),
-                     CRM_OK);
+    uint64_t epoch = 0;
+    s_shipped(pri, rep, &b);
     for (size_t i = 0; i < b.n; i++)
         assert_int_equal(store_wal_apply(rep, b.seq[i], b.data[i], b.len[i], errbuf), CRM_OK);
     assert_int_equal(store_last_seq(rep), 3);
@@ -968,11 +978,7 @@ test_store_group_sorted_batch(void **state)
     }
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     s_batches_t b = {0};
-    bool too_old = false;
-    uint64_t oldest = 0;
-    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
-                                    &too_old, &oldest, errbuf),
-                     CRM_OK);
+    s_shipped(pri, rep, &b);
     assert_int_equal(b.n, 1);
     /* sorted: each key's first record comes after the one before it (the records
        column family's records come before the users one's, so the first match of
@@ -1129,12 +1135,9 @@ test_store_wal_replication(void **state)
         assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     }
     s_batches_t b = {0};
+    s_shipped(pri, rep, &b); /* none too old */
     bool too_old = false;
     uint64_t oldest = 0;
-    assert_int_equal(store_wal_read(pri, NULL, store_wal_seq(rep) + 1, 1 << 20, s_collect, &b,
-                                    &too_old, &oldest, errbuf),
-                     CRM_OK);
-    assert_false(too_old);
     assert_int_equal(b.n, 3);
     assert_int_equal(b.seq[0], store_wal_seq(rep) + 1);
     /* out of order or twice: refused, nothing written */
