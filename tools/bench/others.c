@@ -15,11 +15,17 @@
       bench-others curve-pubsub SUBS RATE SECONDS
           a bare CURVE XPUB (its own process) paced at RATE messages/s to
           SUBS SUB sockets: the latency floor of an encrypted feed
+      bench-others sealed-pubsub SUBS RATE SECONDS BATCH
+          the same without CURVE: each message holds BATCH 200-byte events
+          sealed once (libsodium secretbox) and shared by every SUB, which
+          opens it: the ceiling of a feed sealed once per visibility class
+          (docs/PERFORMANCE.md); deliveries count events
 
     Prints one line: RESULT key=value ... (ops_s, deliveries_s, p50_ms,
     p99_ms, and server_cpu_us per operation where the server is ours).
     Every loop stops by itself after SECONDS (plus at most a second).
-    Built by tools/bench/compare (needs libpq and libzmq), not by CMake.
+    Built by tools/bench/compare (needs libpq, libzmq and libsodium), not by
+    CMake.
     =========================================================================
 */
 #include <arpa/inet.h>
@@ -29,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -510,11 +517,28 @@ s_curve_echo(int clients, int threads, double secs)
     return 0;
 }
 
+/* sealed-pubsub: events per message and the class key (set before the fork) */
+static int s_batch;
+static unsigned char s_class_key[crypto_secretbox_KEYBYTES];
+#define EVENT_BYTES 200
+
+static void *
+s_pub_socket(void *ctx, int type, int server)
+{
+    if (s_batch > 0) { /* sealed once per class: no CURVE on the socket */
+        void *s = zmq_socket(ctx, type);
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        return s;
+    }
+    return s_curve_socket(ctx, type, server);
+}
+
 static void
 s_pub_server(int wfd, int nsub, int rate, double secs)
 {
     void *ctx = zmq_ctx_new();
-    void *s = s_curve_socket(ctx, ZMQ_XPUB, 1);
+    void *s = s_pub_socket(ctx, ZMQ_XPUB, 1);
     int hwm = 100000;
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     char ep[256];
@@ -536,19 +560,65 @@ s_pub_server(int wfd, int nsub, int rate, double secs)
     usleep(200000);
     int64_t start = s_now_us(), end = start + (int64_t)(secs * 1e6);
     int64_t gap = 1000000 / (rate > 0 ? rate : 1);
-    char msg[200];
-    memset(msg, 'x', sizeof msg);
+    int nev = s_batch > 0 ? s_batch : 1;
+    size_t plain = (size_t)nev * EVENT_BYTES;
+    unsigned char *msg = malloc(plain), *box = malloc(crypto_secretbox_NONCEBYTES +
+                                                     crypto_secretbox_MACBYTES + plain);
+    if (!msg || !box)
+        _exit(1);
+    memset(msg, 'x', plain);
     for (int64_t k = 0; !s_stop && s_now_us() < end; k++) {
         int64_t due = start + k * gap, now;
         while ((now = s_now_us()) < due)
             usleep((useconds_t)(due - now > 50 ? due - now - 20 : 1));
-        snprintf(msg, sizeof msg, "%016" PRId64, s_now_us());
-        zmq_send(s, msg, sizeof msg, 0);
+        char stamp[24];
+        snprintf(stamp, sizeof stamp, "%016" PRId64, s_now_us());
+        for (int e = 0; e < nev; e++)
+            memcpy(msg + (size_t)e * EVENT_BYTES, stamp, 16);
+        if (s_batch > 0) { /* one seal, shared by every subscriber's pipe */
+            randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+            crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, msg, plain, box,
+                                  s_class_key);
+            zmq_send(s, box, crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plain, 0);
+        } else {
+            zmq_send(s, msg, plain, 0);
+        }
     }
     while (!s_stop) /* until the parent has read our CPU time */
         usleep(10000);
+    free(msg);
+    free(box);
     zmq_close(s);
     zmq_ctx_term(ctx);
+}
+
+/* One message's events: their latencies into H; returns how many, 0 if it is not
+   one of ours (short, or a seal that does not open) */
+static int
+s_pub_events(const unsigned char *b, size_t n, int64_t now, s_hist_t *h)
+{
+    unsigned char plain[64 * EVENT_BYTES + 1];
+    const unsigned char *ev = b;
+    size_t len = n;
+    if (s_batch > 0) {
+        size_t over = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
+        if (n < over + EVENT_BYTES || n - over > sizeof plain - 1 ||
+            crypto_secretbox_open_easy(plain, b + crypto_secretbox_NONCEBYTES,
+                                       n - crypto_secretbox_NONCEBYTES, b, s_class_key) != 0)
+            return 0;
+        ev = plain;
+        len = n - over;
+    } else if (n < 16) {
+        return 0;
+    }
+    int count = 0;
+    for (size_t off = 0; off + 16 <= len; off += EVENT_BYTES, count++) {
+        char stamp[17];
+        memcpy(stamp, ev + off, 16);
+        stamp[16] = '\0';
+        s_hist_add(h, now - strtoll(stamp, NULL, 10));
+    }
+    return count;
 }
 
 static int
@@ -560,7 +630,7 @@ s_curve_pubsub(int nsub, int rate, double secs)
     void **socks = calloc((size_t)nsub, sizeof *socks);
     zmq_pollitem_t *it = calloc((size_t)nsub, sizeof *it);
     for (int i = 0; i < nsub; i++) {
-        socks[i] = s_curve_socket(ctx, ZMQ_SUB, 0);
+        socks[i] = s_pub_socket(ctx, ZMQ_SUB, 0);
         int hwm = 100000;
         zmq_setsockopt(socks[i], ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(socks[i], ZMQ_SUBSCRIBE, "", 0);
@@ -589,12 +659,11 @@ s_curve_pubsub(int nsub, int rate, double secs)
         for (int i = 0; i < nsub; i++) {
             if (!(it[i].revents & ZMQ_POLLIN))
                 continue;
-            char b[256];
-            while (zmq_recv(socks[i], b, sizeof b, ZMQ_DONTWAIT) >= 16) {
-                b[16] = '\0';
-                s_hist_add(&h, now - strtoll(b, NULL, 10));
-                delivered++;
-            }
+            unsigned char b[64 * EVENT_BYTES + 64];
+            int n;
+            while ((n = zmq_recv(socks[i], b, sizeof b, ZMQ_DONTWAIT)) >= 0)
+                delivered += (uint64_t)s_pub_events(b, n > (int)sizeof b ? sizeof b : (size_t)n,
+                                                    now, &h);
         }
     }
     int64_t cpu1 = s_cpu_us(pid);
@@ -627,9 +696,18 @@ main(int argc, char **argv)
         return s_curve_echo(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "curve-pubsub"))
         return s_curve_pubsub(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
+    if (argc == 6 && !strcmp(argv[1], "sealed-pubsub") && atoi(argv[5]) >= 1 &&
+        atoi(argv[5]) <= 64) {
+        if (sodium_init() < 0)
+            s_die("sodium_init");
+        s_batch = atoi(argv[5]);
+        crypto_secretbox_keygen(s_class_key);
+        return s_curve_pubsub(atoi(argv[2]), atoi(argv[3]), atof(argv[4]));
+    }
     fprintf(stderr, "usage: bench-others redis-pubsub PORT SUBS PUBS SECONDS\n"
                     "       bench-others pg-notify CONNINFO SUBS PUBS SECONDS\n"
                     "       bench-others curve-echo CLIENTS THREADS SECONDS\n"
-                    "       bench-others curve-pubsub SUBS RATE SECONDS\n");
+                    "       bench-others curve-pubsub SUBS RATE SECONDS\n"
+                    "       bench-others sealed-pubsub SUBS RATE SECONDS BATCH (1-64)\n");
     return 2;
 }
