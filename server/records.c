@@ -390,6 +390,23 @@ records_stage_delete(store_group_t *g, const crm_entity_t *e, uint64_t num,
     store_group_delete(g, STORE_CF_RECORDS, key, s_record_key(e, num, key));
 }
 
+/* What records_stage_put writes for a new record, key by key: a bulk writer's
+   or a benchmark's view of it (tools/bench/import_floor.c). */
+size_t
+records_keys_each(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec,
+                  void (*fn)(store_cf_t cf, const char *key, size_t len, void *arg), void *arg)
+{
+    s_keys_t keys = {0};
+    s_index_keys(e, num, rec, &keys);
+    for (size_t i = 0; i < keys.n; i++)
+        fn(STORE_CF_INDEXES, keys.keys[i], keys.lens[i], arg);
+    size_t n = keys.n;
+    s_keys_release(&keys);
+    char key[9];
+    fn(STORE_CF_RECORDS, key, s_record_key(e, num, key), arg);
+    return n + 1;
+}
+
 /* ==== Terms ==== */
 
 void

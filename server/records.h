@@ -52,6 +52,13 @@ void records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
 void records_stage_delete(store_group_t *g, const crm_entity_t *e, uint64_t num,
                           const ProtobufCMessage *old);
 
+/* Each key records_stage_put would write for REC as a new record NUM (its
+   index entries, then the record's own key) to FN, in no particular order;
+   returns how many. */
+size_t records_keys_each(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec,
+                         void (*fn)(store_cf_t cf, const char *key, size_t len, void *arg),
+                         void *arg);
+
 /* Build the term for FIELD = VALUE (folded like the index). INVALID_ARGUMENT
    if FIELD has no index; errbuf says which fields do. */
 crm_err_t records_term(const crm_entity_t *e, const char *field, const char *value,

@@ -54,6 +54,20 @@ RC=0
     --mix 0,0,0,0,0,0,0 >"$T/quick2.out" 2>&1 || RC=$?
 expect "a mix of all zero weights is a usage error" test "$RC" -eq 2
 stop_server sync
+# the import floor (docs/PERFORMANCE.md, "An import floor"): its own check reads back every
+# key it wrote to table files and ingested, over several chunks, sealed and in clear
+for how in sealed clear; do
+    RC=0
+    "$CRM_BIN/crm-import-floor" --customers 3000 --chunk 1000 --dir "$T" \
+        $([ $how = clear ] && echo --clear) >"$T/floor-$how.out" 2>&1 || RC=$?
+    sed 's/^/# /' "$T/floor-$how.out"
+    expect "crm-import-floor ($how) exits 0: every key read back" test "$RC" -eq 0
+    expect "crm-import-floor ($how) wrote a record and its index entries a customer" \
+        grep -Eq "^customers 3000, .*keys [0-9]+ \(([2-9][0-9])\.[0-9] a customer\), chunks of 1000" "$T/floor-$how.out"
+done
+expect "crm-import-floor left no scratch dir" test -z "$(ls -d "$T"/import-floor-* 2>/dev/null)"
+RC=0; "$CRM_BIN/crm-import-floor" --customers 0 >/dev/null 2>&1 || RC=$?
+expect "crm-import-floor --customers 0 is refused" test "$RC" -eq 1
 # the comparison script parses and explains itself (it is not run here: it takes minutes)
 expect "tools/bench/compare parses" bash -n "$CRM_SRC/tools/bench/compare"
 RC=0; bash "$CRM_SRC/tools/bench/compare" --help >"$T/cmp.out" 2>&1 || RC=$?

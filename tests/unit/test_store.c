@@ -723,6 +723,22 @@ s_count(const char *what, void *arg)
     (*(int *)arg)++;
 }
 
+typedef struct {
+    store_t *st;
+    size_t records, found;
+} s_keys_seen_t;
+
+static void
+s_key_present(store_cf_t cf, const char *key, size_t len, void *arg)
+{
+    s_keys_seen_t *ks = arg;
+    store_val_t v = {0};
+    ks->records += cf == STORE_CF_RECORDS;
+    if (store_get(ks->st, cf, key, len, &v) == CRM_OK)
+        ks->found++;
+    store_val_release(&v);
+}
+
 static void
 test_store_records_check(void **state)
 {
@@ -744,6 +760,12 @@ test_store_records_check(void **state)
     assert_int_equal(records_check(st, e, &records, &entries, s_count, &reported), 0);
     assert_int_equal(records, 1);
     assert_true(entries >= 5); /* phone, last 4, text grams, stage... */
+    /* records_keys_each names exactly the keys records_stage_put wrote: all of them
+       there, as many as the check counted, the record's own key once */
+    s_keys_seen_t ks = {st, 0, 0};
+    assert_int_equal(records_keys_each(e, 1, c, s_key_present, &ks), entries + 1);
+    assert_int_equal(ks.records, 1);
+    assert_int_equal(ks.found, entries + 1);
     /* a stray entry for record 2 ("cs" z 0 <2>), and record 1's last-4 entry
        ("cq" 8000 0 <1>) gone */
     char key[32] = {'c', 'q', '8', '0', '0', '0', 0};
