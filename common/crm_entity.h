@@ -67,7 +67,7 @@ typedef struct {
 typedef enum {
     CRM_IDX_EXACT,  /* each value as is (enums by name) */
     CRM_IDX_PHONE,  /* the whole number, and its last 4 digits under tag+1 */
-    CRM_IDX_TEXT,   /* every character and every pair of characters, folded */
+    CRM_IDX_TEXT,   /* every pair of characters in a word, and every single non-ASCII one, folded */
     CRM_IDX_PARENT, /* the parent id, newest first by the time in sort_field */
     CRM_IDX_PAIR,   /* the folded value without spaces, with sort_field's likewise (a
                        name at a company): for likely duplicates, not a filter */

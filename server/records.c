@@ -157,11 +157,24 @@ typedef struct {
     uint64_t num;
 } s_gram_ctx_t;
 
+/* A single ASCII character (a Latin letter, a digit) has no posting list of its
+   own (format 8): it would be in most records' names and companies, and it was
+   two fifths of the keys a customer wrote (PERFORMANCE.md, "Single Latin letters
+   and digits not indexed"). A search for such characters alone checks records
+   one by one (h_entity_search). A single character of any other script (a
+   Chinese surname) keeps its list. */
+static bool
+s_gram_unlisted(const char *gram, size_t len)
+{
+    return len == 1 && (unsigned char)gram[0] < 0x80;
+}
+
 static void
 s_gram_posting(const char *gram, size_t len, void *arg)
 {
     s_gram_ctx_t *c = arg;
-    s_add_posting(c->keys, c->e, c->tag, gram, len, c->num);
+    if (!s_gram_unlisted(gram, len))
+        s_add_posting(c->keys, c->e, c->tag, gram, len, c->num);
 }
 
 /* The text values of FD in REC for an exact index: strings folded, enums by
@@ -562,7 +575,7 @@ s_gram_term(const char *gram, size_t len, void *arg)
     size_t cps = 0;
     for (size_t i = 0; i < len; i++)
         cps += ((unsigned char)gram[i] & 0xC0) != 0x80;
-    if ((cps == 1) != c->unigrams || c->n == c->max)
+    if ((cps == 1) != c->unigrams || c->n == c->max || s_gram_unlisted(gram, len))
         return;
     records_term_t t;
     s_term_set(&t, c->e, c->tag, gram, len);
@@ -577,11 +590,12 @@ s_gram_term(const char *gram, size_t len, void *arg)
 static void
 s_count_pairs(const char *gram, size_t len, void *arg)
 {
-    size_t cps = 0;
+    size_t cps = 0, *counts = arg; /* grams, pairs */
     for (size_t i = 0; i < len; i++)
         cps += ((unsigned char)gram[i] & 0xC0) != 0x80;
+    counts[0]++;
     if (cps == 2)
-        (*(size_t *)arg)++;
+        counts[1]++;
 }
 
 crm_err_t
@@ -597,15 +611,15 @@ records_text_terms(const crm_entity_t *e, const char *text, records_term_t *term
         snprintf(errbuf, CRM_ERRBUF, "%s records have no text search", e->name);
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    size_t pairs = 0;
-    s_grams(text, s_count_pairs, &pairs);
-    s_term_ctx_t c = {terms, 0, RECORDS_MAX_TERMS, e, idx->tag, pairs == 0};
-    s_grams(text, s_gram_term, &c);
-    if (c.n == 0) {
+    size_t counts[2] = {0, 0}; /* grams, pairs */
+    s_grams(text, s_count_pairs, counts);
+    if (counts[0] == 0) {
         snprintf(errbuf, CRM_ERRBUF, "search text is empty");
         return CRM_ERR_INVALID_ARGUMENT;
     }
-    *n = c.n;
+    s_term_ctx_t c = {terms, 0, RECORDS_MAX_TERMS, e, idx->tag, counts[1] == 0};
+    s_grams(text, s_gram_term, &c);
+    *n = c.n; /* 0: single Latin letters or digits only, which have no posting list */
     return CRM_OK;
 }
 

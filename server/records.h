@@ -63,7 +63,10 @@ size_t records_keys_each(const crm_entity_t *e, uint64_t num, const ProtobufCMes
    if FIELD has no index; errbuf says which fields do. */
 crm_err_t records_term(const crm_entity_t *e, const char *field, const char *value,
                        records_term_t *out, char *errbuf);
-/* Terms for a text search: the grams of TEXT in the kind's text index. */
+/* Terms for a text search: the grams of TEXT in the kind's text index. *n is
+   0 (and CRM_OK) for a text of single Latin letters or digits, which have no
+   posting list: the caller checks records one by one. INVALID_ARGUMENT for a
+   text of white space only, or a kind without a text index. */
 crm_err_t records_text_terms(const crm_entity_t *e, const char *text, records_term_t *terms,
                              size_t *n, char *errbuf);
 void records_term_release(records_term_t *t);

@@ -72,8 +72,10 @@ enum {
    ticket's order indexed (the records that link to one, crm_entity_links); 6:
    values sealed and personal fields indexed by blind terms, when the data dir
    has a master key (seal.h); 7: each index's blind terms its own (a domain per
-   index and part of a pair: equal values in two indexes have unrelated terms). */
-#define STORE_FORMAT 7
+   index and part of a pair: equal values in two indexes have unrelated terms); 8:
+   single Latin letters and digits not in the text index (records.c,
+   s_gram_unlisted). */
+#define STORE_FORMAT 8
 
 /* Open the database in DIR/db. Caller owns *out. */
 crm_err_t store_open(const char *dir, unsigned flags, store_t **out, char *errbuf);

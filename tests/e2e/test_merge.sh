@@ -196,13 +196,13 @@ stop_server main
 RC=0; "$ADMIN_BIN" check --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "the store is consistent after the merge" test "$RC" -eq 0
 
-# ---- format 3 -> 7 (3 -> 4): the company-and-name index the similar-name check reads, filled by upgrade ----
+# ---- format 3 -> 8 (3 -> 4): the company-and-name index the similar-name check reads, filled by upgrade ----
 # (the fixture was made by the format-3 build: 王小明 and 李娜 at 星河科技, Zhang Wei at Blue Sky
 # Ltd, one customer without a company)
 mkdir "$T/f3" && tar -C "$T/f3" -xzf "$CRM_SRC/tests/fixtures/format3-datadir.tar.gz"
 RC=0; "$ADMIN_BIN" upgrade --data "$T/f3/d" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin upgrade upgrades format 3" test "$RC" -eq 0
-expect "... writing index entries and sealing its values" grep -q "from format 3 to 7: .* [1-9][0-9]* values encrypted, [1-9][0-9]* index entries" "$T/o"
+expect "... writing index entries and sealing its values" grep -q "from format 3 to 8: .* [1-9][0-9]* values encrypted, [1-9][0-9]* index entries" "$T/o"
 RC=0; "$ADMIN_BIN" check --data "$T/f3/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent" test "$RC" -eq 0
 start_server f3 "$T/f3/d"

@@ -404,13 +404,13 @@ expect "and take orders" test "$RC" -eq 0
 stop_server old
 RC=0; "$ADMIN_BIN" upgrade --data "$T/old/d" >"$T/o" 2>&1 || RC=$?
 expect "a second upgrade has nothing to do" grep -q "already format" "$T/o"
-# ---- format 2 -> 7: booleans indexed (3), names by company (4), tickets by order (5), values sealed (6), blind terms per index (7); the upgrade writes the new index entries (check: none missing) ----
+# ---- format 2 -> 8: booleans indexed (3), names by company (4), tickets by order (5), values sealed (6), blind terms per index (7), single Latin letters unlisted (8); the upgrade writes the new index entries (check: none missing) ----
 mkdir "$T/f2" && tar -C "$T/f2" -xzf "$CRM_SRC/tests/fixtures/format2-datadir.tar.gz"
 RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "a format-2 data dir is refused by check too" grep -q "crm-admin upgrade --data" "$T/o"
 RC=0; "$ADMIN_BIN" upgrade --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "crm-admin upgrade upgrades format 2" test "$RC" -eq 0
-expect "... sealing its values (the data dir has a master key)" grep -q "from format 2 to 7: .* [1-9][0-9]* values encrypted, [1-9][0-9]* index entries" "$T/o"
+expect "... sealing its values (the data dir has a master key)" grep -q "from format 2 to 8: .* [1-9][0-9]* values encrypted, [1-9][0-9]* index entries" "$T/o"
 RC=0; "$ADMIN_BIN" check --data "$T/f2/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded format-2 data dir is consistent" test "$RC" -eq 0
 start_server f2 "$T/f2/d"

@@ -177,13 +177,13 @@ expect "crmd refuses it, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f5/d"
 expect "crm-admin upgrade seals it" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 7: .* [1-9][0-9]* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 5 to 8: .* [1-9][0-9]* values encrypted' '$T/o'"
 expect "... saying that backups made before hold its values in clear" \
     grep -q 'backups made before this upgrade hold its values in clear' "$T/o"
 expect "... and then no value is in clear in any file of the data dir (tables, WAL, manifest)" \
     test "$(f5leaks)" -eq 0
 upgrade "$T/f5/d"
-expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 7' '$T/o'"
+expect "a second upgrade has nothing to do" bash -c "[ $RC -eq 0 ] && grep -q 'already format 8' '$T/o'"
 RC=0; "$ADMIN_BIN" check --data "$T/f5/d" >"$T/o" 2>&1 || RC=$?
 expect "the upgraded data dir is consistent (records and blind index entries agree)" test "$RC" -eq 0
 "$ADMIN_BIN" grep --data "$T/f5/d" f5canary >"$T/o" 2>&1
@@ -231,7 +231,7 @@ expect "crmd refuses it, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f6/d"
 expect "crm-admin upgrade rewrites its blind terms" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 7: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 8: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
 read -r SHARED TERMS <<<"$(shared "$T/f6/d")"
 expect "... after which no blind term is under two indexes or parts ($SHARED of ${TERMS:-?})" \
     test "${SHARED:-1}" -eq 0 -a "${TERMS:-0}" -gt 10
@@ -251,6 +251,41 @@ expect "... and a part of the name" contains "$OUT" c1
 f6 activity list c2
 expect "... and the note reads back" contains "$OUT" "sixcanary private note"
 stop_server f6
+# ---- a format-7 data dir (the fixture, made by the format-7 build: c1 Quincy Sevenfold at Xylo
+# Works, c2 王七 at 七星公司, c3 Ann Lee at Qbit): its text index has a posting list per single
+# Latin letter and digit, which format 8 drops; refused, upgraded (those entries removed),
+# then a search for one letter checks records one by one and still finds them ----
+mkdir "$T/f7" && tar -C "$T/f7" -xzf "$CRM_SRC/tests/fixtures/format7-datadir.tar.gz"
+try_start "$T/f7/d" # (its open puts what the WAL holds into table files)
+expect "crmd refuses a format-7 data dir, saying to upgrade" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'crm-admin upgrade --data' '$T/w.err'"
+BEFORE=$(ldb --db="$T/f7/d/db" --column_family=indexes scan 2>/dev/null | wc -l)
+upgrade "$T/f7/d"
+expect "crm-admin upgrade takes it to format 8, removing index entries" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 7 to 8: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
+AFTER=$(ldb --db="$T/f7/d/db" --column_family=indexes scan 2>/dev/null | wc -l)
+expect "... fewer index entries than before ($AFTER of $BEFORE)" test "$AFTER" -gt 0 -a "$AFTER" -lt "$BEFORE"
+RC=0; "$ADMIN_BIN" check --data "$T/f7/d" >"$T/o" 2>&1 || RC=$?
+expect "... and records and index entries agree" test "$RC" -eq 0
+start_server f7 "$T/f7/d"
+f7() { RC=0; "$CRM_CLI/crm" --config "$T/f7/d/admin.enroll" --server "$EP_f7" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); }
+f7 customer search Q
+expect "one Latin letter (no posting list) finds each name or company holding it" \
+    bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && grep -q '^c3 ' '$T/o' && ! grep -q '^c2 ' '$T/o'"
+f7 customer search 7
+expect "... one digit that no name holds finds none" bash -c "[ $RC -eq 0 ] && grep -q '^no customer records' '$T/o'"
+f7 customer search "x s"
+expect "... single letters of two words: the records holding the whole text" \
+    bash -c "[ $RC -eq 0 ] && ! grep -q '^c[0-9]' '$T/o'"
+f7 customer search "y s"
+expect "... and one that does hold it" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && ! grep -q '^c3 ' '$T/o'"
+f7 customer search 七
+expect "one Chinese character keeps its posting list" bash -c "[ $RC -eq 0 ] && grep -q '^c2 ' '$T/o'"
+f7 customer search yl
+expect "a pair of letters finds the company holding it" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && ! grep -q '^c3 ' '$T/o'"
+f7 customer search "  "
+expect "a search of spaces only is still refused" bash -c "[ $RC -ne 0 ] && grep -q 'empty' '$T/e'"
+stop_server f7
 # killed half way (at its first table file: the index terms rewritten, not yet compacted),
 # the upgrade leaves a data dir marked as being upgraded: crmd refuses it (a format-6 crmd
 # would read it as format 6, its old terms partly gone) until a second run finishes it
@@ -264,7 +299,7 @@ expect "... leaves a data dir crmd refuses, saying to run the upgrade again" \
     bash -c "[ $RC -ne 0 ] && grep -q 'is being upgraded, or its upgrade stopped before the end: .*crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f6k/d"
 expect "... and a second run finishes it, from format 6" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 7' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 8' '$T/o'"
 read -r SHARED TERMS <<<"$(shared "$T/f6k/d")"
 RC=0; "$ADMIN_BIN" check --data "$T/f6k/d" >"$T/o" 2>&1 || RC=$?
 expect "... with no blind term shared ($SHARED of ${TERMS:-?}), records and index entries agreeing" \
@@ -274,13 +309,13 @@ expect "... with no blind term shared ($SHARED of ${TERMS:-?}), records and inde
 mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
 upgrade "$T/f5b/d"
-expect "with no master.key, upgrade brings it to format 7 and says its values stay in clear" \
+expect "with no master.key, upgrade brings it to format 8 and says its values stay in clear" \
     bash -c "[ $RC -eq 0 ] && grep -q 'no master.key: its values stay in clear' '$T/o' &&
-             grep -q 'from format 5 to 7: .* 0 values encrypted' '$T/o'"
+             grep -q 'from format 5 to 8: .* 0 values encrypted' '$T/o'"
 expect "... and they are in clear" test "$(f5leaks "$T/f5b/d")" -gt 0
 upgrade "$T/f5b/d"
 expect "again without a key: nothing to do, saying its values are in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'already format 7: nothing to do (its values are in clear' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 8: nothing to do (its values are in clear' '$T/o'"
 cp "$T/f5b/master.key" "$T/f5b/d/master.key"; chmod 600 "$T/f5b/d/master.key"
 start_server f5b "$T/f5b/d"
 stop_server f5b
@@ -300,11 +335,11 @@ expect "... and crmd refuses the half-sealed data dir, saying to upgrade" \
     bash -c "[ $RC -ne 0 ] && grep -q 'is being upgraded, or its upgrade stopped before the end: .*crm-admin upgrade --data' '$T/w.err'"
 upgrade "$T/f5b/d"
 expect "given the master.key and room, upgrade finishes sealing the data dir made in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 7: .* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'upgraded .* from format 5 to 8: .* values encrypted' '$T/o'"
 expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
 upgrade "$T/f5b/d"
 expect "... after which there is nothing to do" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'already format 7: nothing to do$' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'already format 8: nothing to do$' '$T/o'"
 # and in one run: a fresh copy upgraded without a key, then given it
 rm -rf "$T/f5b" && mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
@@ -317,7 +352,7 @@ expect "an upgrade whose own opening of the data dir meets a full disk fails, sa
     bash -c "[ $RC -ne 0 ] && grep -q 'disk full.*nothing was changed: the upgrade can be run again' '$T/o'"
 upgrade "$T/f5b/d"
 expect "given the master.key, upgrade seals the format-7 data dir made in clear" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 7, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 8, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
 expect "... and then no value is in clear in any file of it" test "$(f5leaks "$T/f5b/d")" -eq 0
 RC=0; "$ADMIN_BIN" check --data "$T/f5b/d" >"$T/o" 2>&1 || RC=$?
 expect "... and it is consistent (records and blind index entries agree)" test "$RC" -eq 0
@@ -333,7 +368,7 @@ expect "... and crmd no longer warns" \
 # what it has and says what to do ----
 mkdir "$T/f5c" && tar -C "$T/f5c" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5c/d/master.key" "$T/f5c/master.key"
-"$ADMIN_BIN" upgrade --data "$T/f5c/d" >"$T/o" 2>&1 # format 7, in clear
+"$ADMIN_BIN" upgrade --data "$T/f5c/d" >"$T/o" 2>&1 # format 8, in clear
 cp "$T/f5c/master.key" "$T/f5c/d/master.key"; chmod 600 "$T/f5c/d/master.key"
 start_server f5c "$T/f5c/d" --sweep-every 0
 PEP=$EP_f5c
@@ -350,7 +385,7 @@ expect "the replica follows the primary in clear" contains "$OUT" "Before Seal"
 stop_server f5c
 upgrade "$T/f5c/d"
 expect "the primary is then sealed" \
-    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 7, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
+    bash -c "[ $RC -eq 0 ] && grep -q 'sealed .* (format 8, made in clear): [1-9][0-9]* values encrypted' '$T/o'"
 start_server f5c "$T/f5c/d" --sweep-every 0 --listen "$PEP"
 f5c "$PEP" customer add --name 'After Seal' --phone 13955508888
 expect "the sealed primary takes writes" test "$RC" -eq 0

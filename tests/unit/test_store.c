@@ -766,6 +766,33 @@ test_store_records_check(void **state)
     assert_int_equal(records_keys_each(e, 1, c, s_key_present, &ks), entries + 1);
     assert_int_equal(ks.records, 1);
     assert_int_equal(ks.found, entries + 1);
+    /* format 8: a single Latin letter or digit has no posting list (a search for
+       it checks records one by one: no terms, and no error); a Chinese character
+       and a pair of letters do; white space alone is refused */
+    records_term_t terms[RECORDS_MAX_TERMS];
+    size_t nt = 9;
+    assert_int_equal(records_text_terms(e, "Q", terms, &nt, errbuf), CRM_OK);
+    assert_int_equal(nt, 0);
+    assert_int_equal(records_text_terms(e, "q 7", terms, &nt, errbuf), CRM_OK);
+    assert_int_equal(nt, 0);
+    assert_int_equal(records_text_terms(e, "伟 q", terms, &nt, errbuf), CRM_OK);
+    assert_int_equal(nt, 1);
+    records_term_release(&terms[0]);
+    assert_int_equal(records_text_terms(e, "qu", terms, &nt, errbuf), CRM_OK);
+    assert_int_equal(nt, 1);
+    records_term_release(&terms[0]);
+    assert_int_equal(records_text_terms(e, " \t", terms, &nt, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    ProtobufCMessage *latin = crm_proto_new(e->desc);
+    crm_record_set_str(latin, "name", "Qi Wei");
+    crm_record_set_str(latin, "company", "伟业");
+    const crm_index_t *text = crm_entity_index(e, "name");
+    assert_non_null(text);
+    size_t np = records_postings(e, latin, text->tag, terms, RECORDS_MAX_TERMS);
+    /* qi, we, ei; 伟, 业, 伟业: no q, i, w, e */
+    assert_int_equal(np, 6);
+    for (size_t i = 0; i < np; i++)
+        records_term_release(&terms[i]);
+    crm_proto_free(&latin);
     /* a stray entry for record 2 ("cs" z 0 <2>), and record 1's last-4 entry
        ("cq" 8000 0 <1>) gone */
     char key[32] = {'c', 'q', '8', '0', '0', '0', 0};
