@@ -20,7 +20,9 @@
           customer (READ_ID, or one created first; "search:TEXT" searches
           for TEXT instead, "email:ADDR" creates a customer with that e-mail
           address: its duplicate check reads the address's index), all as
-          fast as they get replies (a refused writer waits 20 ms); one line
+          fast as they get replies (a refused writer waits 20 ms), or the
+          writers together at most FAULTLOAD_WRITE_RATE creates a second
+          (environment; each writer takes its turn, no catching up); one line
           per reply:
             <ms since the epoch, sent> <w|r> <STATUS|TIMEOUT> <latency ms> <message>
       restate ENDPOINT ENROLL SERVER_PID CTLFILE FAULT
@@ -374,6 +376,7 @@ typedef struct {
     FILE *out;
     pthread_mutex_t *lock;
     int64_t start, end;
+    int64_t write_gap_us; /* a writer's least time between two creates (0: none) */
     int n;
 } s_ham_t;
 
@@ -399,9 +402,16 @@ s_ham_thread(void *arg)
     s_ham_t *h = arg;
     void *s = s_connect(h->endpoint, h->enroll);
     const crm_entity_t *e = crm_entity_by_name("customer");
+    int64_t next = 0;
     for (uint64_t i = 1; crm_time_mono_us() < h->end; i++) {
         s_req_t q;
         int64_t t0 = crm_time_mono_us();
+        if (!h->read_id && h->write_gap_us > 0) {
+            if (t0 < next)
+                usleep((useconds_t)(next - t0));
+            t0 = crm_time_mono_us();
+            next = t0 + h->write_gap_us;
+        }
         if (h->read_id && !strncmp(h->read_id, "email:", 6)) {
             ProtobufCMessage *c = crm_proto_new(e->desc);
             char errbuf[CRM_ERRBUF];
@@ -464,8 +474,11 @@ s_hammer(char **argv)
     s_ham_t h[33];
     pthread_t th[33];
     int64_t start = crm_time_mono_us(), end = start + atoi(argv[4]) * 1000000LL;
+    const char *rate = getenv("FAULTLOAD_WRITE_RATE");
+    int64_t gap = rate && atoi(rate) > 0 ? 1000000LL * writers / atoi(rate) : 0;
     for (int i = 0; i <= writers; i++) {
-        h[i] = (s_ham_t){argv[0], argv[1], i == writers ? id : NULL, out, &lock, start, end, i};
+        h[i] = (s_ham_t){argv[0], argv[1], i == writers ? id : NULL, out, &lock, start, end,
+                         gap, i};
         pthread_create(&th[i], NULL, s_ham_thread, &h[i]);
     }
     for (int i = 0; i <= writers; i++)
