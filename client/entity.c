@@ -434,6 +434,8 @@ s_names(const crm_entity_t *e, const ProtobufCMessage *rec, const char *text)
     return same;
 }
 
+#define RESOLVE_PAGES 64 /* search requests a name lookup makes at most */
+
 int
 entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24])
 {
@@ -454,27 +456,39 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
     }
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     Crm__Reply *reply = NULL;
+    char cursor[32] = "";
     er.text = (char *)text;
     er.limit = 100;
-    conn_set_quiet(conn, true);
-    int rc = entity_call(conn, CRM__OP__OP_ENTITY_SEARCH, e, &er, &reply);
-    conn_set_quiet(conn, false);
-    if (rc == EXIT_UNREACHABLE)
-        return rc;
     ProtobufCMessage *hits[20];
     size_t n = 0, total = 0;
-    for (size_t i = 0; rc == EXIT_OK && i < entity_count(reply); i++) {
-        ProtobufCMessage *rec = entity_record(e, reply, i);
-        if (rec && s_names(e, rec, text)) {
-            if (total++ < 20)
-                hits[n++] = rec;
-            else
+    int rc = EXIT_OK;
+    /* A name of single Latin letters ("J") is searched record by record, 2,000
+       records a request: while nothing matched, go on from where the server
+       stopped, up to RESOLVE_PAGES requests */
+    for (int page = 0; page < RESOLVE_PAGES && rc == EXIT_OK && total == 0; page++) {
+        er.after = cursor;
+        conn_set_quiet(conn, true);
+        rc = entity_call(conn, CRM__OP__OP_ENTITY_SEARCH, e, &er, &reply);
+        conn_set_quiet(conn, false);
+        if (rc == EXIT_UNREACHABLE)
+            return rc;
+        for (size_t i = 0; rc == EXIT_OK && i < entity_count(reply); i++) {
+            ProtobufCMessage *rec = entity_record(e, reply, i);
+            if (rec && s_names(e, rec, text)) {
+                if (total++ < 20)
+                    hits[n++] = rec;
+                else
+                    crm_proto_free(&rec);
+            } else {
                 crm_proto_free(&rec);
-        } else {
-            crm_proto_free(&rec);
+            }
         }
+        const char *next = rc == EXIT_OK && reply->entity ? reply->entity->next_after : "";
+        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        conn_reply_free(&reply);
+        if (!*cursor)
+            break;
     }
-    conn_reply_free(&reply);
     char *shown = out_escape(text);
     if (total == 1) {
         snprintf(id, 24, "%s", crm_record_get_str(hits[0], "id"));

@@ -624,6 +624,29 @@ records_text_terms(const crm_entity_t *e, const char *text, records_term_t *term
 }
 
 bool
+records_text_is_gram(const char *text)
+{
+    char *folded = crm_utf8_fold(text);
+    const utf8proc_uint8_t *s = (const utf8proc_uint8_t *)folded;
+    utf8proc_ssize_t len = (utf8proc_ssize_t)strlen(folded), i = 0;
+    size_t cps = 0;
+    bool space = false;
+    while (i < len && !space) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(s + i, len - i, &cp);
+        if (n <= 0)
+            break;
+        space = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0x3000;
+        cps++;
+        i += n;
+    }
+    bool gram = !space && i == len &&
+                (cps == 2 || (cps == 1 && !s_gram_unlisted(folded, (size_t)len)));
+    free(folded);
+    return gram;
+}
+
+bool
 records_text_match(const ProtobufCMessage *rec, const void *text)
 {
     static const char *const fields[] = {"name", "company"};

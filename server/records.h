@@ -69,6 +69,10 @@ crm_err_t records_term(const crm_entity_t *e, const char *field, const char *val
    text of white space only, or a kind without a text index. */
 crm_err_t records_text_terms(const crm_entity_t *e, const char *text, records_term_t *terms,
                              size_t *n, char *errbuf);
+/* True if TEXT, folded, is one gram of the text index: a character that has
+   a posting list, or two neighbouring ones in a word. Its posting list alone
+   answers a search for it; any other text is checked against each candidate. */
+bool records_text_is_gram(const char *text);
 void records_term_release(records_term_t *t);
 /* The terms REC would be found under in E's index TAG (as if it were stored:
    a deleted record's phones, for its live duplicates), at most MAX. Returns

@@ -2101,11 +2101,12 @@ h_entity_search(req_ctx_t *ctx)
     } else {
         rc = records_text_terms(e, text, terms, &nterms, ctx->errbuf);
         /* a query that is one gram (a character, or a pair within a word) is
-           answered by its posting list alone; longer ones are checked per
-           candidate for the whole text, and one of single Latin letters or
-           digits (no posting list: nterms 0) record by record, at most
-           LIST_SCAN_BUDGET a page */
-        if (rc == CRM_OK && (nterms != 1 || strpbrk(text, " \t")))
+           answered by its posting list alone; any other is checked per
+           candidate for the whole text, and one of single ASCII characters
+           (no posting list: nterms 0) record by record, at most
+           LIST_SCAN_BUDGET a request. Decided on the folded text, which
+           s_grams splits: an ideographic space folds to a space */
+        if (rc == CRM_OK && !records_text_is_gram(text))
             folded = crm_utf8_fold(text);
     }
     if (rc != CRM_OK)

@@ -283,8 +283,17 @@ f7 customer search 七
 expect "one Chinese character keeps its posting list" bash -c "[ $RC -eq 0 ] && grep -q '^c2 ' '$T/o'"
 f7 customer search yl
 expect "a pair of letters finds the company holding it" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && ! grep -q '^c3 ' '$T/o'"
-f7 customer search "  "
-expect "a search of spaces only is still refused" bash -c "[ $RC -ne 0 ] && grep -q 'empty' '$T/e'"
+f7 customer search $'\t'
+expect "a search of white space only is still refused" bash -c "[ $RC -ne 0 ] && grep -q 'empty' '$T/e'"
+f7 customer search "七　q"
+expect "one term (七) of a text with an ideographic space: the whole text is checked" \
+    bash -c "[ $RC -eq 0 ] && ! grep -q '^c[0-9]' '$T/o'"
+f7 customer search "y　s"
+expect "... and single letters across one found by it" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && ! grep -q '^c3 ' '$T/o'"
+f7 customer add --name 七七 --company Sevens
+f7 customer search 七七七
+expect "a repeated character (one term, 七七) is checked whole too: 七七 is not found" \
+    bash -c "[ $RC -eq 0 ] && ! grep -q '^c[0-9]' '$T/o'"
 stop_server f7
 # killed half way (at its first table file: the index terms rewritten, not yet compacted),
 # the upgrade leaves a data dir marked as being upgraded: crmd refuses it (a format-6 crmd

@@ -782,6 +782,15 @@ test_store_records_check(void **state)
     assert_int_equal(nt, 1);
     records_term_release(&terms[0]);
     assert_int_equal(records_text_terms(e, " \t", terms, &nt, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    /* one gram (its posting list alone answers it) or not (checked whole) */
+    assert_true(records_text_is_gram("QU"));
+    assert_true(records_text_is_gram("伟"));
+    assert_true(records_text_is_gram("伟业"));
+    assert_true(records_text_is_gram("é"));
+    assert_false(records_text_is_gram("q"));          /* no posting list */
+    assert_false(records_text_is_gram("七七七"));     /* one term, three characters */
+    assert_false(records_text_is_gram("七\u3000q")); /* folds to "七 q" */
+    assert_false(records_text_is_gram("a b"));
     ProtobufCMessage *latin = crm_proto_new(e->desc);
     crm_record_set_str(latin, "name", "Qi Wei");
     crm_record_set_str(latin, "company", "伟业");
