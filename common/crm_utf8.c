@@ -1,5 +1,6 @@
 /*  crm_utf8 - UTF-8 checks on top of utf8proc */
 #include "crm_utf8.h"
+#include "crm_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,20 @@ crm_utf8_width(const char *s)
 char *
 crm_utf8_fold(const char *s)
 {
+    /* ASCII is its own NFKC form and case-folds to itself with A-Z lowered: most text
+       of a Latin-script CRM, and utf8proc's per-character decomposition was the largest
+       cost of a search checked record by record (PERFORMANCE.md, "Single Latin letters
+       and digits not indexed") */
+    size_t len = 0;
+    while (s[len] && !((unsigned char)s[len] & 0x80))
+        len++;
+    if (!s[len]) {
+        char *low = malloc(len + 1);
+        CRM_ASSERT_ALLOC(low);
+        for (size_t i = 0; i <= len; i++)
+            low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
+        return low;
+    }
     utf8proc_uint8_t *out = NULL;
     utf8proc_ssize_t n =
         utf8proc_map((const utf8proc_uint8_t *)s, 0, &out,

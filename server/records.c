@@ -776,7 +776,15 @@ records_query_budget(store_t *store, store_group_t *g, const crm_entity_t *e,
                 break;
             }
             ProtobufCMessage *rec = NULL;
-            rc = g ? records_group_get(g, e, target, &rec) : records_get(store, e, target, &rec);
+            if (terms == &all) { /* the iterator stands on the record: no second read */
+                size_t vlen;
+                const char *v = store_iter_value(its[0], &vlen);
+                store_val_t val = {(char *)v, vlen};
+                rc = v ? s_decode(e, &val, &rec) : CRM_ERR_STORAGE; /* logged and counted */
+            } else {
+                rc = g ? records_group_get(g, e, target, &rec)
+                       : records_get(store, e, target, &rec);
+            }
             bool ok = rc == CRM_OK && match(rec, arg);
             crm_proto_free(&rec);
             if (rc == CRM_ERR_NOT_FOUND)

@@ -3,6 +3,8 @@
 
 #include "crm_utf8.h"
 
+#include <utf8proc.h>
+
 static void
 test_utf8_valid_text(void **state)
 {
@@ -151,6 +153,33 @@ test_utf8_distance(void **state)
     assert_int_equal(crm_utf8_distance("", "", 0), 0);
 }
 
+/* The fold's ASCII path gives what utf8proc gives (NFKC case folding) for every
+   ASCII character, and text with any other character still goes through utf8proc. */
+static void
+test_utf8_fold(void **state)
+{
+    (void)state;
+    const int flags = UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                      UTF8PROC_CASEFOLD;
+    char all[128];
+    for (int c = 1; c < 128; c++)
+        all[c - 1] = (char)c;
+    all[127] = '\0';
+    const char *texts[] = {all, "Customer 12345", "ZHANG Wei & Co. <x@Y.com>", "",
+                           "Café ÉCOLE", "张伟 ＡＢＣ", "Straße", "ﬁle Ⅻ"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        utf8proc_uint8_t *want = NULL;
+        assert_true(utf8proc_map((const utf8proc_uint8_t *)texts[i], 0, &want, flags) >= 0);
+        char *got = crm_utf8_fold(texts[i]);
+        assert_string_equal(got, (const char *)want);
+        free(got);
+        free(want);
+    }
+    char *f = crm_utf8_fold("ＡＢＣ Straße");
+    assert_string_equal(f, "abc strasse"); /* full-width letters and ß: utf8proc's work */
+    free(f);
+}
+
 int
 main(void)
 {
@@ -163,6 +192,7 @@ main(void)
         cmocka_unit_test(test_utf8_has_visible),
         cmocka_unit_test(test_utf8_escape),
         cmocka_unit_test(test_utf8_distance),
+        cmocka_unit_test(test_utf8_fold),
     };
     return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
 }
