@@ -461,18 +461,22 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
     er.limit = 100;
     ProtobufCMessage *hits[20];
     size_t n = 0, total = 0;
-    int rc = EXIT_OK;
-    /* A name of single Latin letters ("J") is searched record by record, 2,000
-       records a request: while nothing matched, go on from where the server
-       stopped, up to RESOLVE_PAGES requests */
-    for (int page = 0; page < RESOLVE_PAGES && rc == EXIT_OK && total == 0; page++) {
+    int rc = EXIT_OK, page = 0;
+    /* Every record the search finds is looked at, page after page from the
+       server's cursor, so that a name two records hold is never taken for one
+       of them: a name of single Latin letters ("J") is searched record by
+       record, 2,000 records a request. Two exact matches settle it; a search
+       not done after RESOLVE_PAGES requests resolves nothing */
+    for (; page < RESOLVE_PAGES && total < 2; page++) {
         er.after = cursor;
         conn_set_quiet(conn, true);
         rc = entity_call(conn, CRM__OP__OP_ENTITY_SEARCH, e, &er, &reply);
         conn_set_quiet(conn, false);
         if (rc == EXIT_UNREACHABLE)
             return rc;
-        for (size_t i = 0; rc == EXIT_OK && i < entity_count(reply); i++) {
+        if (rc != EXIT_OK)
+            break;
+        for (size_t i = 0; i < entity_count(reply); i++) {
             ProtobufCMessage *rec = entity_record(e, reply, i);
             if (rec && s_names(e, rec, text)) {
                 if (total++ < 20)
@@ -483,14 +487,27 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
                 crm_proto_free(&rec);
             }
         }
-        const char *next = rc == EXIT_OK && reply->entity ? reply->entity->next_after : "";
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "");
+        const char *next = reply->body_case == CRM__REPLY__BODY_ENTITY && reply->entity->next_after
+                               ? reply->entity->next_after
+                               : "";
+        snprintf(cursor, sizeof cursor, "%s", next);
         conn_reply_free(&reply);
         if (!*cursor)
             break;
     }
+    /* a refusal other than "this text cannot be searched" (a rate limit, a store
+       refusing reads) is the answer, not "no such record" */
     char *shown = out_escape(text);
-    if (total == 1) {
+    if (rc != EXIT_OK && conn_last_status(conn) != CRM__ERROR_CODE__INVALID_ARGUMENT) {
+        char *why = out_escape(conn_last_message(conn));
+        fprintf(stderr, "crm: cannot look up %s '%s' by name: %s (%s)\n", e->name, shown, why,
+                crm_err_name(conn_last_status(conn)));
+        free(why);
+    } else if (total < 2 && *cursor && page == RESOLVE_PAGES) {
+        fprintf(stderr, "crm: too many %s records hold '%s' to look it up by name; give an id\n",
+                e->name, shown);
+        rc = EXIT_REFUSED;
+    } else if (total == 1) {
         snprintf(id, 24, "%s", crm_record_get_str(hits[0], "id"));
         rc = EXIT_OK;
     } else if (total == 0) { /* what this kind is found by: the entity table says */
@@ -506,8 +523,8 @@ entity_resolve(conn_t *conn, const crm_entity_t *e, const char *text, char id[24
         fputs(")\n", stderr);
         rc = EXIT_REFUSED;
     } else {
-        fprintf(stderr, "crm: '%s' names %zu %s records; give one of their ids:\n", shown, total,
-                e->name);
+        fprintf(stderr, "crm: '%s' names %s%zu %s records; give one of their ids:\n", shown,
+                *cursor ? "at least " : "", total, e->name);
         entity_print_table(stderr, NULL, e, hits, n);
         rc = EXIT_REFUSED;
     }

@@ -2099,15 +2099,26 @@ h_entity_search(req_ctx_t *ctx)
         rc = records_term(e, field, text, &terms[0], ctx->errbuf);
         nterms = rc == CRM_OK;
     } else {
-        rc = records_text_terms(e, text, terms, &nterms, ctx->errbuf);
+        /* folded first, and white space trimmed at both ends: an ideographic or
+           no-break space folds to a space, and a space the input method left at
+           the end is no part of the name */
+        folded = crm_utf8_fold(text);
+        size_t len = strlen(folded), from = 0;
+        while (len > 0 && strchr(" \t\n\r", folded[len - 1]))
+            folded[--len] = '\0';
+        while (from < len && strchr(" \t\n\r", folded[from]))
+            from++;
+        memmove(folded, folded + from, len - from + 1);
+        rc = records_text_terms(e, folded, terms, &nterms, ctx->errbuf);
         /* a query that is one gram (a character, or a pair within a word) is
            answered by its posting list alone; any other is checked per
            candidate for the whole text, and one of single ASCII characters
            (no posting list: nterms 0) record by record, at most
-           LIST_SCAN_BUDGET a request. Decided on the folded text, which
-           s_grams splits: an ideographic space folds to a space */
-        if (rc == CRM_OK && !records_text_is_gram(text))
-            folded = crm_utf8_fold(text);
+           LIST_SCAN_BUDGET a request */
+        if (rc == CRM_OK && records_text_is_gram(folded)) {
+            free(folded);
+            folded = NULL;
+        }
     }
     if (rc != CRM_OK)
         goto cleanup;

@@ -290,6 +290,11 @@ expect "one term (七) of a text with an ideographic space: the whole text is ch
     bash -c "[ $RC -eq 0 ] && ! grep -q '^c[0-9]' '$T/o'"
 f7 customer search "y　s"
 expect "... and single letters across one found by it" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && ! grep -q '^c3 ' '$T/o'"
+f7 customer search "七　"
+expect "white space at the end (an ideographic space) is trimmed: 七 alone" \
+    bash -c "[ $RC -eq 0 ] && grep -q '^c2 ' '$T/o'"
+f7 customer search "　q "
+expect "... and at the start: q alone" bash -c "[ $RC -eq 0 ] && grep -q '^c1 ' '$T/o' && grep -q '^c3 ' '$T/o'"
 f7 customer add --name 七七 --company Sevens
 f7 customer search 七七七
 expect "a repeated character (one term, 七七) is checked whole too: 七七 is not found" \
