@@ -122,6 +122,14 @@ s_add_posting(s_keys_t *keys, const crm_entity_t *e, char tag, const char *value
     s_keys_add(keys, key, n + 8);
 }
 
+/* What separates the words that grams are taken from (an ideographic space too,
+   though folding makes it a space) */
+static bool
+s_gram_space(utf8proc_int32_t cp)
+{
+    return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0x3000;
+}
+
 /* The folded words of TEXT split on white space; calls fn for every gram
    (each code point, and each pair of neighbouring code points in a word). */
 static void
@@ -136,8 +144,7 @@ s_grams(const char *text, void (*fn)(const char *gram, size_t len, void *arg), v
         utf8proc_ssize_t n = utf8proc_iterate(s + i, len - i, &cp);
         if (n <= 0)
             break;
-        bool space = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0x3000;
-        if (space) {
+        if (s_gram_space(cp)) {
             prev = -1;
         } else {
             fn((const char *)s + i, (size_t)n, arg);
@@ -636,7 +643,7 @@ records_text_is_gram(const char *text)
         utf8proc_ssize_t n = utf8proc_iterate(s + i, len - i, &cp);
         if (n <= 0)
             break;
-        space = cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0x3000;
+        space = s_gram_space(cp);
         cps++;
         i += n;
     }

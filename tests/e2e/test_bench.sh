@@ -39,8 +39,10 @@ expect "crm-bench without --config is a usage error" test "$RC" -eq 2
 # and crm goes on from where it stopped. The one customer holding a "q" comes after the
 # 2,000 preloaded ones (Chinese names), so it takes more than one request to find
 crmm() { RC=0; "$CRM_CLI/crm" --config "$T/data/admin.enroll" --server "$EP_main" "$@" >"$T/o" 2>"$T/e" || RC=$?; }
-crmm customer add --name "Q" --company "Zed Works"
-QID=$(sed -n 's/^created customer \(c[0-9]*\).*/\1/p' "$T/o")
+# add_customer NAME COMPANY: its id in NEW
+add_customer() { crmm customer add --name "$1" --company "$2"; NEW=$(sed -n 's/^created customer \(c[0-9]*\).*/\1/p' "$T/o"); }
+add_customer Q "Zed Works"
+QID=$NEW
 expect "a customer named Q was made after the preloaded ones ($QID)" test "${QID#c}" -gt 2000
 crmm customer search q
 expect "a search for one letter finds it past the first 2,000 records" \
@@ -51,8 +53,8 @@ expect "... and so does its name, given for an id" bash -c "[ $RC -eq 0 ] && gre
 # up to 4,300 customers): the lookup goes on past its first match and refuses to pick one
 "$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_main" --preload 4300 \
     --clients 2 --duration 0.1 >"$T/pre2.out" 2>&1 || true
-crmm customer add --name "q" --company "Other Works"
-Q2=$(sed -n 's/^created customer \(c[0-9]*\).*/\1/p' "$T/o")
+add_customer q "Other Works"
+Q2=$NEW
 expect "a second q was made over 2,000 records after the first ($Q2)" test "$(( ${Q2#c} - ${QID#c} ))" -gt 2000
 crmm customer show Q
 expect "... and then the name resolves to neither" \
