@@ -59,7 +59,25 @@ expect "a second q was made over 2,000 records after the first ($Q2)" test "$(( 
 crmm customer show Q
 expect "... and then the name resolves to neither" \
     bash -c "[ $RC -ne 0 ] && grep -q \"'Q' names 2 customer records\" '$T/e'"
+# a name that 6,500 records hold as a part ("Lee 1" .. "Lee 6500") and none exactly: the
+# lookup reads 100 matches a request and stops after 64 requests, saying so, not "no customer"
+{ echo name; seq 1 6500 | sed 's/^/Lee /'; } >"$T/lee.csv"
+crmm import "$T/lee.csv"
+expect "6,500 customers named Lee N imported" test "$RC" -eq 0
+crmm customer show Lee
+expect "a name too many records hold as a part is refused, and said so" \
+    bash -c "[ $RC -ne 0 ] && grep -q \"too many customer records hold 'Lee' to look it up by name; give an id\" '$T/e'"
 stop_server main
+# a lookup the server refuses midway (a rate limit) is said as such, not as "no such record":
+# "x" is in no name or company, so the lookup checks all 10,800 records, 2,000 a request,
+# and --max-rate 2 refuses the third request
+start_server lim "$T/data" --max-rate 2
+RC=0; "$CRM_CLI/crm" --config "$T/data/admin.enroll" --server "$EP_lim" customer show x \
+    >"$T/o" 2>"$T/e" || RC=$?
+expect "a lookup cut by the rate limit names the limit" \
+    bash -c "[ $RC -ne 0 ] && grep -q \"cannot look up customer 'x' by name: .*(RESOURCE_EXHAUSTED)\" '$T/e'"
+expect "... and does not say there is no such customer" bash -c "! grep -q \"no customer 'x'\" '$T/e'"
+stop_server lim
 # the quick mode (issue 15 item 5) against a --sync server, as tools/bench/compare uses it:
 # every operation runs and is counted; it asserts counts, never a time
 start_server sync "$T/data" --sync --sweep-every 0
