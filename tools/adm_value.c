@@ -301,7 +301,10 @@ s_upgrade(const char *dir)
                "%" PRIu64 " customers given their derived value, %" PRIu64
                " values encrypted, %" PRIu64 " index entries written or removed\n",
                dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
-    if (store_sealed(store))
+    /* only an upgrade that sealed values (from before format 6, or a store made
+       in clear) leaves copies in clear behind it; one of a store sealed since
+       it was made has none to speak of */
+    if (store_sealed(store) && from <= SEAL_PENDING_FORMAT)
         s_note_clear_copies(dir);
     rc = 0;
     goto cleanup;

@@ -232,6 +232,8 @@ expect "crmd refuses it, saying to upgrade" \
 upgrade "$T/f6/d"
 expect "crm-admin upgrade rewrites its blind terms" \
     bash -c "[ $RC -eq 0 ] && grep -q 'from format 6 to 8: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
+expect "... and does not say backups before it hold values in clear (it sealed none)" \
+    bash -c "! grep -q 'in clear' '$T/o'"
 read -r SHARED TERMS <<<"$(shared "$T/f6/d")"
 expect "... after which no blind term is under two indexes or parts ($SHARED of ${TERMS:-?})" \
     test "${SHARED:-1}" -eq 0 -a "${TERMS:-0}" -gt 10
@@ -263,6 +265,7 @@ BEFORE=$(ldb --db="$T/f7/d/db" --column_family=indexes scan 2>/dev/null | wc -l)
 upgrade "$T/f7/d"
 expect "crm-admin upgrade takes it to format 8, removing index entries" \
     bash -c "[ $RC -eq 0 ] && grep -q 'from format 7 to 8: .* 0 values encrypted, [1-9][0-9]* index entries written or removed' '$T/o'"
+expect "... saying nothing of values in clear" bash -c "! grep -q 'in clear' '$T/o'"
 AFTER=$(ldb --db="$T/f7/d/db" --column_family=indexes scan 2>/dev/null | wc -l)
 expect "... fewer index entries than before ($AFTER of $BEFORE)" test "$AFTER" -gt 0 -a "$AFTER" -lt "$BEFORE"
 RC=0; "$ADMIN_BIN" check --data "$T/f7/d" >"$T/o" 2>&1 || RC=$?
