@@ -147,6 +147,12 @@ size_t records_check(store_t *store, const crm_entity_t *e, uint64_t *records, u
    batches. *FIXED gets how many entries were written or removed. For a
    stopped store (crm-admin upgrade). */
 crm_err_t records_reindex(store_t *store, const crm_entity_t *e, uint64_t *fixed, char *errbuf);
+/* Remove kind E's postings of the grams its text index no longer lists (format 8:
+   single ASCII characters), a range per gram, in batches: what records_reindex
+   would find stray, without reading a record per entry. *REMOVED gets how many.
+   For a stopped store whose blind terms are format 7's or in clear. */
+crm_err_t records_drop_unlisted(store_t *store, const crm_entity_t *e, uint64_t *removed,
+                                char *errbuf);
 /* The blind terms VALUE would have in every index of personal data (each
    kind's, each part of a pair), at most CAP of them into OUT; how many. For
    looking for a value in the raw keys (crm-admin grep). Sealed stores only. */

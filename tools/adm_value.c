@@ -109,6 +109,7 @@ s_note_clear_copies(const char *dir)
 }
 
 #define SEAL_PENDING_FORMAT 5 /* sealing a store in clear takes format 5's upgrade steps */
+#define UNLISTED_FORMAT 8     /* single ASCII characters left the text index */
 
 static int
 s_upgrade(const char *dir)
@@ -279,7 +280,15 @@ s_upgrade(const char *dir)
     }
     if (store_group_commit(g, errbuf) != CRM_OK)
         goto storage;
-    /* 4. indexes the table gained (booleans, names at a company, a ticket's
+    /* 4. (format 8) the postings of single ASCII characters, by range: the
+       walk below then finds nothing stray and reads no record per entry */
+    for (const crm_entity_t *e = crm_entity_all(); from < UNLISTED_FORMAT && e->name; e++) {
+        uint64_t removed = 0;
+        if (records_drop_unlisted(store, e, &removed, errbuf) != CRM_OK)
+            goto storage;
+        entries += removed;
+    }
+    /* 5. indexes the table gained (booleans, names at a company, a ticket's
        order) or changed (blind terms), and those it dropped: every kind's */
     for (const crm_entity_t *e = crm_entity_all(); e->name; e++) {
         uint64_t fixed = 0;
@@ -287,7 +296,7 @@ s_upgrade(const char *dir)
             goto storage;
         entries += fixed;
     }
-    /* 5. no table file keeps a value or an index term in clear */
+    /* 6. no table file keeps a value or an index term in clear */
     if (store_sealed(store) && store_compact_all(store, errbuf) != CRM_OK)
         goto storage;
     if (store_set_format(store, STORE_FORMAT, errbuf) != CRM_OK)
