@@ -1270,6 +1270,11 @@ struct store_iter {
     uint8_t *vbuf;          /* the current value, opened (a sealed store) */
     size_t vcap;
     rocksdb_readoptions_t *ro; /* its own (store_term_iter_new), or NULL */
+    /* a term iterator's term: the first STORE_TERM_PREFIX bytes of the key it was
+       sought to. RocksDB bounds the tables' and memtables' side by the prefix, but not
+       the group's staged keys, so the bound is kept here for those */
+    char term[STORE_TERM_PREFIX];
+    bool term_set;
 };
 
 /* An iterator stopped: if by an error, log it and count it once (the count
@@ -1524,9 +1529,21 @@ store_term_iter_new(store_t *self, store_group_t *g)
     return it;
 }
 
+/* A term iterator keeps the term of the key it is sought to (store_iter_valid). */
+static void
+s_iter_term(store_iter_t *it, const void *key, size_t klen)
+{
+    if (!it->ro)
+        return;
+    CRM_ASSERT(klen >= STORE_TERM_PREFIX);
+    memcpy(it->term, key, STORE_TERM_PREFIX);
+    it->term_set = true;
+}
+
 void
 store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 {
+    s_iter_term(it, key, klen);
     if (it->it)
         rocksdb_iter_seek(it->it, key, klen);
 }
@@ -1534,8 +1551,13 @@ store_iter_seek(store_iter_t *it, const void *key, size_t klen)
 bool
 store_iter_valid(const store_iter_t *it)
 {
-    if (it->it && rocksdb_iter_valid(it->it))
-        return true;
+    if (it->it && rocksdb_iter_valid(it->it)) {
+        if (!it->term_set)
+            return true;
+        size_t klen;
+        const char *k = rocksdb_iter_key(it->it, &klen);
+        return klen >= STORE_TERM_PREFIX && !memcmp(k, it->term, STORE_TERM_PREFIX);
+    }
     s_iter_check((store_iter_t *)it); /* not a const object: made by store_iter_new */
     return false;
 }
@@ -1583,6 +1605,7 @@ store_iter_next(store_iter_t *it)
 void
 store_iter_seek_before(store_iter_t *it, const void *key, size_t klen)
 {
+    s_iter_term(it, key, klen);
     if (!it->it)
         return;
     rocksdb_iter_seek_for_prev(it->it, key, klen);

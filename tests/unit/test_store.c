@@ -1159,14 +1159,21 @@ test_store_term_prefix(void **state)
     assert_int_equal(s_term_postings(st, NULL, 'B', got), 1);
     assert_int_equal(got[0], 3);
     assert_int_equal(s_term_postings(st, NULL, '0', got), 0); /* no such term */
-    /* through the group: what it has staged too */
+    /* through the group: what it has staged too, of this term only (B's staged
+       posting, right after A's in key order, is not A's) */
     store_group_begin(g);
     klen = s_index_key(key, 'p', 'A', 9);
+    store_group_put(g, STORE_CF_INDEXES, key, klen, "", 0);
+    klen = s_index_key(key, 'p', 'B', 10);
     store_group_put(g, STORE_CF_INDEXES, key, klen, "", 0);
     store_group_end(g, "e", 1);
     assert_int_equal(s_term_postings(st, g, 'A', got), 4);
     assert_int_equal(got[3], 9);
+    assert_int_equal(s_term_postings(st, g, 'B', got), 2);
+    assert_int_equal(got[0], 3);
+    assert_int_equal(got[1], 10);
     assert_int_equal(s_term_postings(st, NULL, 'A', got), 3);
+    assert_int_equal(s_term_postings(st, NULL, 'B', got), 1);
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     /* total order: from a term with no posting on to the next key, and on through every
        term and the short keys of a plain index */
@@ -1179,7 +1186,7 @@ test_store_term_prefix(void **state)
     assert_int_equal(k[2], 'A');
     for (; store_iter_valid(it); store_iter_next(it))
         n++;
-    assert_int_equal(n, 7); /* A 1, 2, 4, 9; B 3; won 5, 6 */
+    assert_int_equal(n, 8); /* A 1, 2, 4, 9; B 3, 10; won 5, 6 */
     store_iter_destroy(&it);
     store_group_destroy(&g);
     store_destroy(&st);
