@@ -4,7 +4,9 @@
 */
 #include "authz.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,15 +111,47 @@ authz_who(const Crm__User *u, char *out, size_t n)
 }
 
 static const s_rule_t *
-s_rule(const Crm__User *u, const crm_entity_t *e)
+s_rule_scan(int role, int department, const crm_entity_t *e)
 {
     for (size_t i = 0; i < sizeof s_policy / sizeof s_policy[0]; i++) {
         const s_rule_t *r = &s_policy[i];
-        if ((r->kind[0] == '*' || !strcmp(r->kind, e->name)) && r->role == (int)u->role &&
-            (r->department == ANY || r->department == (int)u->department))
+        if (r->role == role && (r->department == ANY || r->department == department) &&
+            (r->kind[0] == '*' || !strcmp(r->kind, e->name)))
             return r;
     }
     return NULL;
+}
+
+/* The row for each kind (its place in the entity table), role and department,
+   found once: a decision is then an index, not a scan of the policy comparing
+   kind names (the feed decides three or four times per part and subscriber, and
+   the scan's strcmp was 9 % of crmd's time delivering to 100 subscribers) */
+#define MEMO_KINDS 32
+#define MEMO_ENUM 8 /* roles and departments */
+static const s_rule_t *s_memo[MEMO_KINDS][MEMO_ENUM][MEMO_ENUM];
+static size_t s_memo_kinds;
+static pthread_once_t s_memo_once = PTHREAD_ONCE_INIT;
+
+static void
+s_memo_build(void)
+{
+    const crm_entity_t *all = crm_entity_all();
+    for (size_t k = 0; all[k].name && k < MEMO_KINDS; k++, s_memo_kinds = k)
+        for (int role = 0; role < MEMO_ENUM; role++)
+            for (int dept = 0; dept < MEMO_ENUM; dept++)
+                s_memo[k][role][dept] = s_rule_scan(role, dept, &all[k]);
+}
+
+static const s_rule_t *
+s_rule(const Crm__User *u, const crm_entity_t *e)
+{
+    pthread_once(&s_memo_once, s_memo_build);
+    uintptr_t at = (uintptr_t)e, first = (uintptr_t)crm_entity_all();
+    size_t k = (at - first) / sizeof *e;
+    if (at >= first && k < s_memo_kinds && (at - first) % sizeof *e == 0 &&
+        (unsigned)u->role < MEMO_ENUM && (unsigned)u->department < MEMO_ENUM)
+        return s_memo[k][u->role][u->department];
+    return s_rule_scan((int)u->role, (int)u->department, e); /* a kind or value of no row */
 }
 
 static crm_err_t s_deny(const Crm__User *u, char *errbuf, const char *fmt, ...)
