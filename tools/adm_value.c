@@ -145,7 +145,8 @@ s_upgrade(const char *dir)
     snprintf(keyfile, sizeof keyfile, "%s/master.key", dir);
     /* a current data dir upgraded while it had no master key holds its values
        in clear: given one now, the upgrade seals it (steps 1, 4 and 5) */
-    bool seal_only = from == STORE_FORMAT && !store_sealed(store) && access(keyfile, F_OK) == 0;
+    bool sealing = !store_sealed(store) && access(keyfile, F_OK) == 0;
+    bool seal_only = from == STORE_FORMAT && sealing;
     if (from == STORE_FORMAT && !seal_only) {
         printf("'%s' is already format %d: nothing to do%s\n", dir, STORE_FORMAT,
                store_sealed(store) ? "" : " (its values are in clear: it has no master.key)");
@@ -166,7 +167,8 @@ s_upgrade(const char *dir)
        as records, or miss records whose old terms are gone), and a rerun goes on from
        the format it began at. Sealing a current one made in clear takes the steps of
        an upgrade from the last format before sealing */
-    if (seal_only)
+    uint32_t shown = from; /* what the data dir was, for the report */
+    if (sealing && from > SEAL_PENDING_FORMAT)
         from = SEAL_PENDING_FORMAT;
     if (store_upgrade_begin(store, from, errbuf) != CRM_OK) {
         fprintf(stderr, "crm-admin upgrade: %s; nothing was changed: the upgrade can be run "
@@ -309,10 +311,10 @@ s_upgrade(const char *dir)
         printf("upgraded '%s' from format %u to %d: %" PRIu64 " change-log entries rewritten, "
                "%" PRIu64 " customers given their derived value, %" PRIu64
                " values encrypted, %" PRIu64 " index entries written or removed\n",
-               dir, from, STORE_FORMAT, rewritten, customers, sealed, entries);
-    /* only an upgrade that sealed values (from before format 6, or a store made
-       in clear) leaves copies in clear behind it; one of a store sealed since
-       it was made has none to speak of */
+               dir, shown, STORE_FORMAT, rewritten, customers, sealed, entries);
+    /* only an upgrade that sealed values leaves copies in clear behind it (one that
+       began before format 6, or on a store in clear given a key: FROM says so on a
+       rerun too); one of a store sealed since it was made has none to speak of */
     if (store_sealed(store) && from <= SEAL_PENDING_FORMAT)
         s_note_clear_copies(dir);
     rc = 0;

@@ -322,6 +322,20 @@ RC=0; "$ADMIN_BIN" check --data "$T/f6k/d" >"$T/o" 2>&1 || RC=$?
 expect "... with no blind term shared ($SHARED of ${TERMS:-?}), records and index entries agreeing" \
     test "$RC" -eq 0 -a "${SHARED:-1}" -eq 0 -a "${TERMS:-0}" -gt 10
 
+# ---- a format-7 data dir in clear (the format-5 fixture upgraded by the format-7 build without
+# its key), given its key: the upgrade to format 8 seals it and says what sealing cannot reach ----
+mkdir "$T/f7c" && tar -C "$T/f7c" -xzf "$CRM_SRC/tests/fixtures/format7-clear-datadir.tar.gz"
+expect "the format-7 data dir in clear holds values in clear" test "$(f5leaks "$T/f7c/d")" -gt 0
+cp "$T/f7c/master.key" "$T/f7c/d/master.key"; chmod 600 "$T/f7c/d/master.key"
+upgrade "$T/f7c/d"
+expect "given its key, a format-7 data dir in clear is sealed by the upgrade to format 8" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'from format 7 to 8: .* [1-9][0-9]* values encrypted' '$T/o'"
+expect "... saying that backups made before hold its values in clear" \
+    grep -q 'backups made before this upgrade hold its values in clear' "$T/o"
+expect "... and no value is left in clear in any file of it" test "$(f5leaks "$T/f7c/d")" -eq 0
+RC=0; "$ADMIN_BIN" check --data "$T/f7c/d" >"$T/o" 2>&1 || RC=$?
+expect "... records and index entries agreeing" test "$RC" -eq 0
+
 # ---- upgraded while it had no master key: in clear, and said so; given one, sealed ----
 mkdir "$T/f5b" && tar -C "$T/f5b" -xzf "$CRM_SRC/tests/fixtures/format5-datadir.tar.gz"
 mv "$T/f5b/d/master.key" "$T/f5b/master.key"
