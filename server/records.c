@@ -900,12 +900,13 @@ s_repair_flush(store_group_t *repair, uint64_t fixed, uint64_t *flushed, bool fo
     return *failed == CRM_OK;
 }
 
-/* Kind E's index entries, counted as the walk below reads them. */
+/* Kind E's index entries, counted as the walk below reads them; UINT64_MAX if a
+   read error stopped the count (it then decides nothing). */
 static uint64_t
 s_count_entries(store_t *store, const crm_entity_t *e)
 {
     char prefix[1] = {e->prefix};
-    uint64_t n = 0;
+    uint64_t n = 0, errors = store_read_errors(store, NULL);
     store_iter_t *it = store_iter_new(store, STORE_CF_INDEXES);
     for (store_iter_seek(it, prefix, 1); store_iter_valid(it); store_iter_next(it)) {
         size_t klen;
@@ -915,7 +916,7 @@ s_count_entries(store_t *store, const crm_entity_t *e)
         n++;
     }
     store_iter_destroy(&it);
-    return n;
+    return store_read_errors(store, NULL) == errors ? n : UINT64_MAX;
 }
 
 static size_t

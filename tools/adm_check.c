@@ -286,6 +286,19 @@ adm_check(int argc, char **argv)
     size_t warnings = 0;
     problems += s_check_links(store, &shown, &warnings);
     problems += s_check_past(store, &shown, &warnings);
+    /* a scan stopped by a damaged file looks like the end of what it read: what
+       came after was never checked, so the check cannot call the data dir sound */
+    char why[CRM_ERRBUF];
+    uint64_t damaged = store_read_errors(store, why);
+    if (damaged) {
+        char what[CRM_ERRBUF + 96];
+        snprintf(what, sizeof what,
+                 "%" PRIu64 " read%s stopped on a damaged file, so what came after was not "
+                 "checked: %s",
+                 damaged, damaged == 1 ? "" : "s", why);
+        printf("  problem: %s\n", what); /* however many were shown before */
+        problems++;
+    }
     printf("change log: %" PRIu64 " to %" PRIu64 ", %" PRIu64 " missing\n", first, last, gaps);
     printf("%s: %zu problem%s", problems ? "NOT CONSISTENT" : "consistent", problems,
            problems == 1 ? "" : "s");

@@ -108,6 +108,13 @@ expect "... the creates acknowledged among them ($last changes, $ACKED acknowled
     test "$last" -ge "$ACKED"
 kill -TERM "$PID_s2"; wait "$PID_s2" || true
 no_abort "$T/s2.log" "server s2"
+# crm-admin check of the damaged data dir: a scan the damage stopped is a problem, never the
+# end of the data (its entries after the damage were never looked at)
+RC=0; "$CRM_BIN/crm-admin" check --data "$T/data" >"$T/chk" 2>&1 || RC=$?
+grep -E "damaged file|CONSISTENT" "$T/chk" | sed "s/^/# /" || true
+expect "crm-admin check of the damaged data dir fails (rc=$RC)" test "$RC" -eq 1
+expect "... saying a scan stopped on the damage" \
+    bash -c "grep -q 'NOT CONSISTENT' '$T/chk' && grep -q 'stopped on a damaged file, so what came after was not checked: .*Corruption' '$T/chk'"
 
 # CURRENT missing / garbage
 cp -a "$T/pristine" "$T/nocurrent"
