@@ -268,12 +268,11 @@ s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t l
                 key >> 3 <= UINT32_MAX
                     ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
                     : NULL;
-            char sub[256];
-            if (f)
-                snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
+            char sub[256]; /* the field's path: spelled out for an error or a message only */
             if (f && f->type == PROTOBUF_C_TYPE_STRING) {
                 const uint8_t *nul = memchr(buf + i, 0, (size_t)v);
                 if (nul) {
+                    snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
                     snprintf(errbuf, CRM_ERRBUF,
                              "field '%.120s' holds a NUL byte at offset %zu of its %zu: text may "
                              "not hold NUL",
@@ -281,6 +280,7 @@ s_wire_strings(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t l
                     return CRM_ERR_INVALID_ARGUMENT;
                 }
             } else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < CRM_PROTO_MAX_DEPTH) {
+                snprintf(sub, sizeof sub, "%.150s%s%.80s", path, *path ? "." : "", f->name);
                 crm_err_t rc = s_wire_strings(f->descriptor, buf + i, (size_t)v, sub, depth + 1,
                                               errbuf);
                 if (rc != CRM_OK)
