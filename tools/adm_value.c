@@ -143,8 +143,8 @@ s_upgrade(const char *dir)
     }
     char keyfile[PATH_MAX + 16];
     snprintf(keyfile, sizeof keyfile, "%s/master.key", dir);
-    /* a current data dir upgraded while it had no master key holds its values
-       in clear: given one now, the upgrade seals it (steps 1, 4 and 5) */
+    /* a data dir upgraded while it had no master key holds its values in clear:
+       given one now, the upgrade seals it (steps 1, 5 and 6), a current one too */
     bool sealing = !store_sealed(store) && access(keyfile, F_OK) == 0;
     bool seal_only = from == STORE_FORMAT && sealing;
     if (from == STORE_FORMAT && !seal_only) {
