@@ -313,6 +313,7 @@ typedef struct {
     char endpoint[256], user[64];
     bool up;
     uint64_t handshakes, calls;
+    uint64_t broken; /* handshakes that broke off since the last that succeeded */
     int64_t started_us, last_us, swept_us;
     int idle_s;
     bool stop;
@@ -415,12 +416,14 @@ s_status_text(const agent_t *a, char *out, size_t n)
              "server     %s\n"
              "user       %s\n"
              "connection %s (%llu handshakes)\n"
+             "broken off %llu handshakes since the last that succeeded\n"
              "calls      %llu\n"
              "clients    %d\n"
              "running    %lld s\n"
              "idle stop  after %d s without a call\n",
              (long)getpid(), a->endpoint, a->user, a->up ? "up" : "down",
-             (unsigned long long)a->handshakes, (unsigned long long)a->calls, nclients,
+             (unsigned long long)a->handshakes, (unsigned long long)a->broken,
+             (unsigned long long)a->calls, nclients,
              (long long)((now - a->started_us) / 1000000), a->idle_s);
 }
 
@@ -546,8 +549,13 @@ s_reply(agent_t *a, const uint8_t *p, size_t len)
         s_client_close(a, pd.slot);
 }
 
-/* The DEALER's handshake events: a refused handshake stops the agent, so
-   that the next crm call connects directly and says why. */
+/* The DEALER's handshake events. A refusal (the server's ZAP handler said no: the
+   key is unknown or disabled) stops the agent, so that the next crm call connects
+   directly and says why. A handshake that broke off without an answer (the server
+   stopping or starting, a server that cannot decide, a wrong server key) or that
+   went wrong in the protocol is retried like a lost connection, as a direct call
+   retries it until its timeout: the calls go directly meanwhile (ZMQ_IMMEDIATE), and
+   `crm agent status` counts the broken ones. */
 static void
 s_monitor(agent_t *a)
 {
@@ -555,20 +563,38 @@ s_monitor(agent_t *a)
     zmq_msg_init(&m);
     while (zmq_msg_recv(&m, a->monitor, ZMQ_DONTWAIT) >= 0) {
         uint16_t ev;
+        uint32_t value;
         if (zmq_msg_size(&m) != 6 || !zmq_msg_more(&m))
             continue;
         memcpy(&ev, zmq_msg_data(&m), 2);
+        memcpy(&value, (uint8_t *)zmq_msg_data(&m) + 2, 4);
         zmq_msg_recv(&m, a->monitor, ZMQ_DONTWAIT); /* the endpoint frame */
         if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             a->up = true;
             a->handshakes++;
+            a->broken = 0;
         } else if (ev == ZMQ_EVENT_DISCONNECTED) {
             a->up = false;
-        } else if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
-            crm_log_write(CRM_LOG_WARN, "the server at %s refused the handshake; stopping",
-                          a->endpoint);
+        } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            crm_log_write(CRM_LOG_WARN, "the server at %s refused the handshake (%u); stopping",
+                          a->endpoint, value);
             a->stop = true;
+        } else if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
+            /* logged when a run of them starts and then at 10, 100, 1000...: a server
+               away for a day does not fill the log */
+            a->broken++;
+            uint64_t n = a->broken;
+            while (n >= 10 && n % 10 == 0)
+                n /= 10;
+            if (n == 1)
+                crm_log_write(CRM_LOG_INFO,
+                              "the handshake with %s broke off (%s; %llu since the last that "
+                              "succeeded); retrying",
+                              a->endpoint,
+                              ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "a protocol error"
+                                                                         : strerror((int)value),
+                              (unsigned long long)a->broken);
         }
     }
     zmq_msg_close(&m);
