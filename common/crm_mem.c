@@ -1,12 +1,16 @@
 /*  crm_mem - heap bytes in use, under glibc malloc or a sanitizer allocator */
 #include "crm_mem.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crm_log.h"
 
@@ -32,6 +36,45 @@ crm_mem_in_use(void)
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 #endif
+}
+
+size_t
+crm_mem_resident(void)
+{
+    static _Atomic int fd = -1;
+    int f = atomic_load(&fd);
+    if (f < 0) {
+        f = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        if (f < 0)
+            return 0;
+        int none = -1;
+        if (!atomic_compare_exchange_strong(&fd, &none, f)) { /* another thread's is kept */
+            close(f);
+            f = none;
+        }
+    }
+    char buf[128];
+    ssize_t n = pread(f, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long size, pages;
+    if (sscanf(buf, "%llu %llu", &size, &pages) != 2)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    return (size_t)pages * (size_t)(page > 0 ? page : 4096);
+}
+
+size_t
+crm_mem_over(size_t cap)
+{
+#ifndef CRM_SANITIZER_ALLOCATOR
+    size_t rss = crm_mem_resident();
+    if (rss && rss <= cap)
+        return 0;
+#endif
+    size_t used = crm_mem_in_use();
+    return used > cap ? used : 0;
 }
 
 void

@@ -737,8 +737,8 @@ s_memory_guard(server_t *self)
     if (now < self->guard_next_us)
         return;
     self->guard_next_us = now + GUARD_INTERVAL_US;
-    size_t used = crm_mem_in_use();
-    if (used <= self->cfg.max_memory)
+    size_t used = crm_mem_over(self->cfg.max_memory);
+    if (!used)
         return;
     char errbuf[CRM_ERRBUF], endpoint[sizeof self->endpoint];
     self->resets++;
