@@ -490,3 +490,18 @@ crm_proto_pack(const ProtobufCMessage *msg, size_t *len)
     *len = protobuf_c_message_pack(msg, buf);
     return buf;
 }
+
+ProtobufCMessage *
+crm_proto_dup(const ProtobufCMessage *msg)
+{
+    if (!msg)
+        return NULL;
+    size_t len;
+    char errbuf[CRM_ERRBUF];
+    ProtobufCMessage *copy = NULL;
+    uint8_t *packed = crm_proto_pack(msg, &len);
+    crm_err_t rc = crm_proto_unpack(msg->descriptor, packed, len, &copy, errbuf);
+    free(packed);
+    CRM_ASSERT(rc == CRM_OK); /* packed here */
+    return copy;
+}

@@ -75,5 +75,7 @@ char *crm_proto_strdup(const char *s);
 ProtobufCMessage *crm_proto_new(const ProtobufCMessageDescriptor *desc);
 /* Pack MSG into a fresh buffer (caller free()s); *len gets its size. */
 uint8_t *crm_proto_pack(const ProtobufCMessage *msg, size_t *len);
+/* A deep copy of MSG (packed and unpacked); NULL for NULL; free with crm_proto_free(). */
+ProtobufCMessage *crm_proto_dup(const ProtobufCMessage *msg);
 
 #endif

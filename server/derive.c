@@ -842,28 +842,34 @@ derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t *e,
             continue;
         uint64_t num = crm_entity_parse_id(ce, ids[k]);
         ProtobufCMessage *cur = NULL, *next = NULL;
-        crm_err_t rc = num ? records_group_get(dc->g, ce, num, &cur) : CRM_ERR_NOT_FOUND;
+        /* the customer as this request last read it, or from the group */
+        bool read = num && dc->read_rec && dc->read_kind == ce && dc->read_num == num &&
+                    !mutation_has(m, ce, num);
+        crm_err_t rc = read  ? CRM_OK
+                       : num ? records_group_get(dc->g, ce, num, &cur)
+                             : CRM_ERR_NOT_FOUND;
         if (rc == CRM_ERR_NOT_FOUND) /* deleted in this mutation: nothing to derive */
             continue;
         if (rc != CRM_OK) {
             snprintf(errbuf, CRM_ERRBUF, "cannot read customer '%s'", ids[k]);
             return rc;
         }
-        rc = records_group_get(dc->g, ce, num, &next);
-        if (rc == CRM_OK && !s_value_delta(dc, (Crm__Customer *)next, e, old, rec, &rc, errbuf))
+        const ProtobufCMessage *was = read ? dc->read_rec : cur;
+        next = crm_proto_dup(was);
+        if (!s_value_delta(dc, (Crm__Customer *)next, e, old, rec, &rc, errbuf))
             rc = derive_customer(dc, (Crm__Customer *)next, errbuf);
         char *changed[64];
-        size_t n = rc == CRM_OK ? crm_record_diff(ce, cur, next, changed, 64) : 0;
+        size_t n = rc == CRM_OK ? crm_record_diff(ce, was, next, changed, 64) : 0;
         if (n) {
             char reason[64];
             snprintf(reason, sizeof reason, "derived from %s %s", e->name,
                      crm_record_get_str(rec ? rec : old, "id"));
             /* one new version per mutation, however often it touches the record */
             if (!mutation_has(m, ce, num))
-                crm_record_set_u64(next, "version", crm_record_get_u64(cur, "version") + 1);
+                crm_record_set_u64(next, "version", crm_record_get_u64(was, "version") + 1);
             crm_record_set_i64(next, "updated_at", dc->now);
             crm_record_set_str(next, "updated_by", dc->actor->name);
-            mutation_put(m, ce, num, cur, next, changed, n, reason);
+            mutation_put(m, ce, num, was, next, changed, n, reason);
         }
         crm_proto_free(&cur);
         crm_proto_free(&next);

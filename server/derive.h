@@ -57,6 +57,12 @@ typedef struct {
     const Crm__User *actor;
     int64_t now;                 /* ms: "now" for time rules (the sweep sets it) */
     bool fault_no_derive;        /* test-only fault: derive_after() does nothing */
+    /* a record the request read through g just before derive_after() and has not staged
+       since (the parent its create checked): derive_after() starts from it instead of
+       reading it again, unless the mutation already holds a change to it */
+    const crm_entity_t *read_kind;
+    uint64_t read_num;
+    const ProtobufCMessage *read_rec;
 } derive_ctx_t;
 
 /* Checks across fields and fields the record derives from itself, before a

@@ -30,21 +30,6 @@ struct mutation {
     bool erasure; /* mutation_erasure() */
 };
 
-static ProtobufCMessage *
-s_dup(const ProtobufCMessage *m)
-{
-    if (!m)
-        return NULL;
-    size_t len;
-    char errbuf[CRM_ERRBUF];
-    ProtobufCMessage *copy = NULL;
-    uint8_t *packed = crm_proto_pack(m, &len);
-    crm_err_t rc = crm_proto_unpack(m->descriptor, packed, len, &copy, errbuf);
-    free(packed);
-    CRM_ASSERT(rc == CRM_OK); /* we packed it ourselves */
-    return copy;
-}
-
 /* A packed record of kind E holding only FIELDS of REC (NULL if none is
    set). REC is borrowed: its fields are lent to the copy and given back. */
 static uint8_t *
@@ -158,10 +143,10 @@ mutation_put(mutation_t *m, const crm_entity_t *e, uint64_t num, const ProtobufC
     s_part_t *p = s_part(m, e, num, &fresh);
     if (fresh) {
         p->op = old ? CRM__CHANGE_OP__UPDATE : CRM__CHANGE_OP__CREATE;
-        p->before = s_dup(old);
+        p->before = crm_proto_dup(old);
     }
     crm_proto_free(&p->after);
-    p->after = s_dup(rec);
+    p->after = crm_proto_dup(rec);
     if (!fields) { /* a creation: every set field */
         for (unsigned i = 0; i < e->desc->n_fields; i++)
             if (crm_record_is_set(rec, &e->desc->fields[i]))
@@ -180,7 +165,7 @@ mutation_delete(mutation_t *m, const crm_entity_t *e, uint64_t num, const Protob
     bool fresh;
     s_part_t *p = s_part(m, e, num, &fresh);
     if (fresh)
-        p->before = s_dup(old);
+        p->before = crm_proto_dup(old);
     if (!p->before) { /* created and deleted in one mutation: nothing of it is left */
         s_part_release(p);
         *p = m->parts[--m->n];
@@ -294,7 +279,7 @@ mutation_end(mutation_t **m_p)
         entry.reason = p->reason;
         ProtobufCMessage *was = p->before;
         if (m->erasure && was) { /* the old values are what is erased */
-            was = s_dup(p->before);
+            was = crm_proto_dup(p->before);
             crm_record_erase(p->e, was, NULL, 0);
         }
         if (p->op != CRM__CHANGE_OP__DELETE)

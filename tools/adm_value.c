@@ -245,7 +245,7 @@ s_upgrade(const char *dir)
     }
     Crm__User actor = CRM__USER__INIT;
     actor.name = (char *)"crm-admin";
-    derive_ctx_t dc = {store, NULL, &rules, &actor, crm_time_now_ms(), false};
+    derive_ctx_t dc = {.store = store, .rules = &rules, .actor = &actor, .now = crm_time_now_ms()};
     const crm_entity_t *ce = crm_entity_by_name("customer");
     uint64_t ids[BATCH], after = 0;
     size_t n;

@@ -113,8 +113,12 @@ s_reply_record(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
 static derive_ctx_t
 s_dc(req_ctx_t *ctx)
 {
-    derive_ctx_t dc = {ctx->env->store, ctx->env->group, ctx->env->rules, ctx->session.user,
-                       crm_time_now_ms(), ctx->env->fault_no_derive};
+    derive_ctx_t dc = {.store = ctx->env->store,
+                       .g = ctx->env->group,
+                       .rules = ctx->env->rules,
+                       .actor = ctx->session.user,
+                       .now = crm_time_now_ms(),
+                       .fault_no_derive = ctx->env->fault_no_derive};
     return dc;
 }
 
@@ -151,10 +155,14 @@ s_get_named(void *arg, const crm_entity_t *e, const char *id, ProtobufCMessage *
     return num ? records_group_get(ctx->env->group, e, num, out) : CRM_ERR_NOT_FOUND;
 }
 
-/* Checks that need the store: the parent exists, named users exist. */
+/* Checks that need the store: the parent exists, named users exist. With PARENT, the
+   parent read goes there (the caller frees it; NULL if REC names none). */
 static crm_err_t
-s_check_refs(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
+s_check_refs(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec,
+             ProtobufCMessage **parent_out)
 {
+    if (parent_out)
+        *parent_out = NULL;
     for (const crm_rule_t *r = e->rules; r->field; r++) {
         if (!(r->flags & (CRM_F_PARENT | CRM_F_USER)))
             continue;
@@ -176,6 +184,11 @@ s_check_refs(req_ctx_t *ctx, const crm_entity_t *e, const ProtobufCMessage *rec)
             ProtobufCMessage *parent = NULL;
             crm_err_t rc = pnum ? records_group_get(ctx->env->group, pe, pnum, &parent)
                                 : CRM_ERR_NOT_FOUND;
+            if (parent_out && rc == CRM_OK) {
+                crm_proto_free(parent_out);
+                *parent_out = parent;
+                parent = NULL;
+            }
             crm_proto_free(&parent);
             if (rc == CRM_ERR_NOT_FOUND)
                 return dispatch_error(ctx, CRM_ERR_NOT_FOUND, "field '%s': no %s '%.40s'",
@@ -736,10 +749,13 @@ s_stage_create(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, ProtobufCMe
     crm_err_t rc;
     uint64_t num;
     derive_ctx_t dc = s_dc(ctx);
-    if ((rc = s_check_refs(ctx, e, rec)) != CRM_OK)
+    ProtobufCMessage *parent = NULL;
+    if ((rc = s_check_refs(ctx, e, rec, &parent)) != CRM_OK)
         return rc;
-    if ((rc = records_next_num(ctx->env->group, e, &num)) != CRM_OK)
+    if ((rc = records_next_num(ctx->env->group, e, &num)) != CRM_OK) {
+        crm_proto_free(&parent);
         return dispatch_error(ctx, rc, "cannot allocate an id");
+    }
     crm_entity_format_id(e, num, id);
     crm_record_set_str(rec, "id", id);
     crm_record_set_u64(rec, "version", 1);
@@ -748,7 +764,14 @@ s_stage_create(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, ProtobufCMe
     crm_record_set_str(rec, "created_by", ctx->session.user->name);
     crm_record_set_str(rec, "updated_by", ctx->session.user->name);
     mutation_put(m, e, num, NULL, rec, NULL, 0, NULL);
-    return derive_after(&dc, m, e, NULL, rec, ctx->errbuf);
+    if (parent) { /* read just now, and not staged since: derive_after need not read it */
+        dc.read_kind = crm_entity_by_name(e->parent);
+        dc.read_num = crm_entity_parse_id(dc.read_kind, crm_record_get_str(parent, "id"));
+        dc.read_rec = parent;
+    }
+    rc = derive_after(&dc, m, e, NULL, rec, ctx->errbuf);
+    crm_proto_free(&parent);
+    return rc;
 }
 
 /* End M and hold the reply until its commit. */
@@ -980,7 +1003,7 @@ s_stage_update(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, uint64_t nu
     rc = authz_record(ctx->session.user, e, AUTHZ_UPDATE, old, cur, judged, njudged,
                       ctx->errbuf);
     free(judged);
-    if (rc != CRM_OK || (rc = s_check_refs(ctx, e, cur)) != CRM_OK)
+    if (rc != CRM_OK || (rc = s_check_refs(ctx, e, cur, NULL)) != CRM_OK)
         return rc;
     if (nchanged == 0)
         return CRM_OK;
@@ -2315,7 +2338,7 @@ s_import_one(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r,
                             "likely a duplicate of %s %s; to create it anyway: --allow-duplicate",
                             e->name, dupes);
     if (rc == CRM_OK)
-        rc = s_check_refs(ctx, e, rec);
+        rc = s_check_refs(ctx, e, rec, NULL);
     if (rc == CRM_ERR_PERMISSION_DENIED)
         dispatch_deny(ctx, e->name, "", "create");
     crm_proto_free(&rec);

@@ -462,7 +462,8 @@ sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, ch
 {
     const crm_entity_t *e = crm_entity_by_prefix(kind);
     CRM_ASSERT(e && (!strcmp(e->name, "customer") || !strcmp(e->name, "ticket")));
-    derive_ctx_t dc = {env->store, env->group, env->rules, actor, as_of, false};
+    derive_ctx_t dc = {
+        .store = env->store, .g = env->group, .rules = env->rules, .actor = actor, .now = as_of};
     char reason[64], when[32];
     crm_record_format_time(as_of, when);
     snprintf(reason, sizeof reason, "sweep as of %s", when);
