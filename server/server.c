@@ -302,7 +302,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     self->group = store_group_new(self->store);
     feed_config_t fcfg = {.retain_events = cfg->retain_events, .retain_ms = cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
-    self->erase = erase_new(cfg->fault_slow_erase ? 1 : 0, cfg->fault_slow_erase ? 10000 : 0);
+    self->erase = erase_new(cfg->fault_slow_erase ? 1 : 0, cfg->fault_slow_erase ? 40000 : 0);
     self->backup = backup_job_new(self->store, cfg->data_dir, cfg->backup_dir,
                                   cfg->backup_every_ms, cfg->backup_keep);
     self->ctx = zmq_ctx_new();

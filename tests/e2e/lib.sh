@@ -92,7 +92,7 @@ init_data() {
 }
 
 # start_server NAME DATADIR [crmd options...]: sets EP_<NAME> and PID_<NAME>; waits up to
-# START_WAIT seconds (default 10) for READY
+# START_WAIT seconds (default 10, times CRM_TEST_SLOW) for READY
 start_server() {
     local name=$1 data=$2; shift 2
     "$CRM_BIN/crmd" --data "$data" --listen 'tcp://127.0.0.1:*' "$@" \
@@ -100,7 +100,7 @@ start_server() {
     local pid=$!
     SERVER_PIDS+=("$pid")
     local i
-    for i in $(seq 1 $((${START_WAIT:-10} * 20))); do
+    for i in $(seq 1 $((${START_WAIT:-$((10 * SLOW))} * 20))); do
         if grep -q '^READY ' "$T/$name.out" 2>/dev/null; then
             printf -v "EP_$name" '%s' "$(awk '/^READY /{print $2}' "$T/$name.out")"
             printf -v "PID_$name" '%s' "$pid"
@@ -204,7 +204,7 @@ watch_start() {
     local who=$1 name=$2; shift 2
     "$CRM_CLI/crm" --config "$T/$who" --json watch "$@" >"$T/$name.out" 2>"$T/$name.err" &
     eval "W_$name=$!"
-    for _ in $(seq 1 100); do grep -q "watching from" "$T/$name.err" && return 0; sleep 0.05; done
+    for _ in $(seq 1 $((100 * SLOW))); do grep -q "watching from" "$T/$name.err" && return 0; sleep 0.05; done
     fail "watcher $name did not start"; cat "$T/$name.err"
 }
 watch_stop() { local pid; eval "pid=\$W_$1"; kill -INT "$pid"; RC=0; wait "$pid" || RC=$?; }

@@ -17,6 +17,13 @@ agent_start() {
     AGENT_PID=$(sed -n 's/^agent started (pid \([0-9]*\)).*/\1/p' <<<"$OUT")
     [ -n "$AGENT_PID" ] && SERVER_PIDS+=("$AGENT_PID")
 }
+# agent_up WHO: wait until WHO's agent has its connection (start returns once the server
+# took the key, and the agent shakes hands by itself after); the start's RC and OUT are kept
+agent_up() {
+    local rc=$RC out=$OUT
+    wait_for "as $1 agent status; contains \"\$OUT\" 'connection up'"
+    RC=$rc OUT=$out
+}
 # calls WHO: how many calls WHO's agent has carried (empty if none runs)
 calls() { as "$1" agent status; awk '$1 == "calls" {print $2}' <<<"$OUT"; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
@@ -26,6 +33,7 @@ expect "status without an agent exits 1" test "$RC" -eq 1
 expect "status says there is none" contains "$OUT" "no agent is running for sam"
 
 agent_start sam --idle 3600
+agent_up sam
 expect "agent start exits 0" test "$RC" -eq 0 -a -n "$AGENT_PID"
 SOCK=$(ls "$T/run/crm/"*.sock)
 expect "its directory is closed to others" test "$(stat -c %a "$T/run/crm")" = 700
@@ -178,6 +186,7 @@ as sam agent status
 expect "status finds no agent behind it" test "$RC" -eq 1
 
 agent_start sam --idle 3600
+agent_up sam # its first handshake is done before the server goes
 expect "a new agent starts where one died" test "$RC" -eq 0 -a -n "$AGENT_PID"
 
 # a server restart on the same endpoint: the agent reconnects by itself
@@ -281,7 +290,7 @@ RC=0; timeout 20 bash -c 'OUT=$("$0" --config "$1" customer list); [ -n "$OUT" ]
     "$CRM_CLI/crm" "$T/mia-auto" >"$T/o" 2>&1 || RC=$?
 expect "with agent = auto a call captured by \$(...) returns (the agent holds none of its output)" \
     test "$RC" -eq 0
-wait_for 'as mia-auto agent status; [ "$RC" -eq 0 ]'
+wait_for 'as mia-auto agent status; [ "$RC" -eq 0 ] && contains "$OUT" "connection up"'
 APID=$(awk '$1 == "pid" {print $2}' <<<"$OUT")
 [ -n "$APID" ] && SERVER_PIDS+=("$APID")
 expect "... and an agent is running after it" test "$RC" -eq 0 -a -n "$APID"

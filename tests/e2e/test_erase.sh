@@ -87,7 +87,7 @@ expect "... and none of the erased customer's values (the replica applied the sc
 stop_server r
 
 
-# ---- erase: stopped mid-way by kill -9 (the test server scrubs one entry per 10 ms) ----
+# ---- erase: stopped mid-way by kill -9 (the test server scrubs one entry per 40 ms) ----
 as admin customer erase "$C" --yes --no-wait
 expect "erase answers" test "$RC" -eq 0
 expect "erase says how many records it blanked" contains "$OUT" "erased customer $C: 8 records blanked"

@@ -151,8 +151,14 @@ export CRM_SERVER="$EP_small"
 cp "$T/small/admin.enroll" "$T/sadmin"
 as sadmin customer add --name r; R=${OUT#created customer }
 for i in $(seq 1 20); do as sadmin note add "$R" "n$i"; done
-sleep 1.3 # the retention pass runs every second
-as sadmin watch --since 1
+# the retention pass runs every second: wait for the trim that leaves sequence 2 behind
+# (`--since 1` asks for what follows 1), and give a watch that was not refused a bound
+# instead of the test's whole time
+trimmed_past() { awk -v n="$2" '/change log trimmed to start at/ && $NF + 0 >= n { f = 1 }
+    END { exit !f }' "$1"; }
+wait_for 'trimmed_past "$T/small.log" 3'
+RC=0; timeout $((10 * SLOW)) "$CRM_CLI/crm" --config "$T/sadmin" watch --since 1 >"$T/o" 2>"$T/e" || RC=$?
+ERR=$(cat "$T/e")
 expect "a sequence older than the log is refused" test "$RC" -eq 1
 expect "with where the log starts" contains "$ERR" "log retained from"
 stop_server small
@@ -165,8 +171,9 @@ cp "$T/aged/admin.enroll" "$T/aadmin"
 as aadmin customer add --name old
 sleep 2.5
 as aadmin customer add --name new
-sleep 1.3
-as aadmin watch --since 1
+wait_for 'trimmed_past "$T/aged.log" 3'
+RC=0; timeout $((10 * SLOW)) "$CRM_CLI/crm" --config "$T/aadmin" watch --since 1 >"$T/o" 2>"$T/e" || RC=$?
+ERR=$(cat "$T/e")
 expect "entries older than --retain-days are trimmed" test "$RC" -eq 1
 expect "and the refusal says from where the log is kept" contains "$ERR" "log retained from"
 stop_server aged

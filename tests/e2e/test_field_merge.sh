@@ -56,19 +56,20 @@ as alice tag add "$C" 回头客
 expect "crm tag reads the current version and lands" test "$RC" -eq 0 -a "$(head -1 <<<"$OUT")" = "customer $C is at version 7"
 
 # ---- without --expect-version: the version the client read is the base
-# (CRM_TEST_EDIT_PAUSE_MS holds bob's edit between its read and its write)
-CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --city 深圳 >"$T/bob.o" 2>"$T/bob.e" &
+# (CRM_TEST_EDIT_PAUSE_MS holds bob's edit between its read and its write; both times are
+# scaled for the sanitizer builds, where a client's start alone can take a good part of them)
+CRM_TEST_EDIT_PAUSE_MS=$((1500 * SLOW)) "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --city 深圳 >"$T/bob.o" 2>"$T/bob.e" &
 BOB=$!
-sleep 0.7
+sleep "$(awk -v s="$SLOW" 'BEGIN { print 0.7 * s }')" # bob has read, alice goes in his pause
 as alice customer edit "$C" --city 杭州
 expect "alice changes the city while bob's edit is pending" test "$RC" -eq 0
 RC=0; wait "$BOB" || RC=$?
 ERR=$(cat "$T/bob.e")
 expect "bob's edit without --expect-version is refused: alice changed the city after bob read it" \
     test "$RC" -eq 1 -a -n "$(grep -E "'city' was changed by alice [0-9]+ s ago \(version 8\)" <<<"$ERR")"
-CRM_TEST_EDIT_PAUSE_MS=1500 "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --industry 制造 >"$T/bob.o" 2>"$T/bob.e" &
+CRM_TEST_EDIT_PAUSE_MS=$((1500 * SLOW)) "$CRM_CLI/crm" --config "$T/bob" customer edit "$C" --industry 制造 >"$T/bob.o" 2>"$T/bob.e" &
 BOB=$!
-sleep 0.7
+sleep "$(awk -v s="$SLOW" 'BEGIN { print 0.7 * s }')" # bob has read, alice goes in his pause
 as alice customer edit "$C" --add-email chen@example.com
 RC=0; wait "$BOB" || RC=$?
 expect "... and lands when alice changed another field meanwhile" test "$RC" -eq 0 -a "$(head -1 "$T/bob.o")" = "customer $C is at version 10"

@@ -175,7 +175,8 @@ mkfifo "$T/fifo"
 IMP=$!
 exec 3>"$T/fifo"
 head -n 601 "$T/big.csv" >&3          # the header and 600 lines; the pipe stays open
-for i in $(seq 1 100); do [ "$(count)" -ge $((n0 + 500)) ] && break; sleep 0.05; done
+# all 600 committed (so answered too: the replies left with the commits), then Ctrl-C
+for i in $(seq 1 $((200 * SLOW))); do [ "$(count)" -ge $((n0 + 600)) ] && break; sleep 0.05; done
 sleep 0.3
 kill -INT "$IMP"
 RC=0; wait "$IMP" || RC=$?

@@ -121,10 +121,10 @@ expect "still four records" test "$(count)" -eq 4
 # again; both copies reach the server when it resumes, and one record is made
 "$CRM_CLI/crm" --config "$A6" --server "$EP_idem" ping >/dev/null
 kill -STOP "$PID_idem"
-RC=0; "$CRM_CLI/crm" --config "$A6" --server "$EP_idem" --timeout 4 customer add --name "Retried" \
-    --allow-duplicate >"$T/o" 2>"$T/e" &
+RC=0; "$CRM_CLI/crm" --config "$A6" --server "$EP_idem" --timeout $((4 * SLOW)) customer add \
+    --name "Retried" --allow-duplicate >"$T/o" 2>"$T/e" &
 CRMPID=$!
-sleep 2.5
+sleep "$(awk -v s="$SLOW" 'BEGIN { print 2.5 * s }')" # past half the timeout: sent again
 kill -CONT "$PID_idem"
 wait "$CRMPID" || RC=$?
 OUT=$(cat "$T/o"); ERR=$(cat "$T/e")

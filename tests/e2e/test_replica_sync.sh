@@ -21,9 +21,9 @@ cs_() { RC=0; "$CRM_CLI/crm" --config "$T/s/admin.enroll" --server "$EP_s" "$@" 
 cs_ customer add --name 无人确认 --phone 13500000000
 expect "without a replica a write is reported as not confirmed" test "$RC" -ne 0
 expect "... saying what that means" contains "$ERR" "fewer than 1 replicas confirmed it"
-# --timeout 4: the resend (2 s) comes while the first is still waiting for a replica; it
-# must wait with it, not be answered OK from the idempotency record at once
-cs_ --timeout 4 customer add --name 重发无人确认 --phone 13500000002
+# --timeout 5: the resend (2.5 s) comes while the first is still waiting for a replica (3 s);
+# it must wait with it, not be answered OK from the idempotency record at once
+cs_ --timeout 5 customer add --name 重发无人确认 --phone 13500000002
 expect "a resent write under --sync-replicas is not acknowledged without a replica" test "$RC" -ne 0
 expect "... but told it is not confirmed" contains "$ERR" "fewer than 1 replicas confirmed it"
 # reads and refusals wait for nothing but their audit entry's local commit
@@ -38,6 +38,10 @@ expect "... and a refused write gets its refusal, not the replicas' wait" \
     bash -c "[ $RC3 -ne 0 ] && grep -q PERMISSION_DENIED '$T/e'"
 "$A" replica init --from "$EP_s" --data "$T/sr" --enroll "$T/repl2.enroll" >/dev/null 2>&1
 start_server sr "$T/sr" --replica-of "$EP_s"
+# READY comes before the replica's first pull: the write below needs it following
+connected() { { "$A" status --config "$T/s/admin.enroll" --server "$EP_sr" --json 2>/dev/null ||
+    true; } | grep -o '"connected":[a-z]*' | head -n 1 | cut -d: -f2; }
+eventually '[ "$(connected)" = true ]' || true
 cs_ customer add --name 已确认 --phone 13500000001
 expect "with the replica following, writes are answered" test "$RC" -eq 0
 : >"$T/acked"
