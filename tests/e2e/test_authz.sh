@@ -243,7 +243,7 @@ expect "denials of audit reads are audited too" contains "$OUT" "audit: permissi
 rm -f "$T/go"
 "$PROBE" session "$EP_main" "$T/ss2" "$T/go" >"$T/session.out" 2>&1 &
 probe=$!
-for _ in $(seq 1 100); do grep -q first "$T/session.out" && break; sleep 0.05; done
+for _ in $(seq 1 $((100 * SLOW))); do grep -q first "$T/session.out" && break; sleep 0.05; done
 as admin whoami
 RC=0; "$ADMIN_BIN" user disable ss2 --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "disable through the server" test "$RC" -eq 0
@@ -259,7 +259,7 @@ expect "enabled again, they can" test "$RC" -eq 0
 rm -f "$T/go"
 "$PROBE" session "$EP_main" "$T/ss2" "$T/go" >"$T/session.out" 2>&1 &
 probe=$!
-for _ in $(seq 1 100); do grep -q first "$T/session.out" && break; sleep 0.05; done
+for _ in $(seq 1 $((100 * SLOW))); do grep -q first "$T/session.out" && break; sleep 0.05; done
 RC=0; "$ADMIN_BIN" user rotate-key ss2 --data "$T/data" --out "$T/ss2-new" >"$T/o" 2>&1 || RC=$?
 expect "rotate-key writes a new enrollment" test "$RC" -eq 0 -a -f "$T/ss2-new"
 touch "$T/go"

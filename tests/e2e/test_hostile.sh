@@ -80,7 +80,7 @@ expect "no sanitizer report from search" no_sanitizer
 "$PROBE" fakeserver "$T/data" 120 >"$T/fake.out" 2>"$T/fake.err" &
 FAKE=$!
 SERVER_PIDS+=("$FAKE")
-for _ in $(seq 1 100); do grep -q '^READY ' "$T/fake.out" && break; sleep 0.05; done
+for _ in $(seq 1 $((100 * SLOW))); do grep -q '^READY ' "$T/fake.out" && break; sleep 0.05; done
 EP_fake=$(awk '/^READY /{print $2}' "$T/fake.out")
 export CRM_SERVER="$EP_fake"
 for cmd in "customer list" "customer show c1" "customer search evil" "customer history c1" \
@@ -114,7 +114,7 @@ r = json.loads(sys.argv[1])
 print(r["name"] == "Evil\x1b[2J\x1b[HBoss\nc2  forged  row" and r["company"].startswith("\x9b31mACME\u202e")
       and r["address"].endswith("isolate\ufffd"))' "$OUT")" = True
 expect "--json: escaped as JSON, nothing raw" clean_out
-RC=0; timeout -s INT 3 "$CRM_CLI/crm" watch >"$T/o" 2>"$T/e" || RC=$?
+RC=0; timeout -s INT $((3 * SLOW)) "$CRM_CLI/crm" watch >"$T/o" 2>"$T/e" || RC=$?
 OUT=$(cat "$T/o")
 expect "watch: the hostile event is shown" contains "$OUT" 'mallory\x1b[2K'
 expect "watch: nothing raw" clean_out
