@@ -750,8 +750,10 @@ s_stage_create(req_ctx_t *ctx, mutation_t *m, const crm_entity_t *e, ProtobufCMe
     uint64_t num;
     derive_ctx_t dc = s_dc(ctx);
     ProtobufCMessage *parent = NULL;
-    if ((rc = s_check_refs(ctx, e, rec, &parent)) != CRM_OK)
+    if ((rc = s_check_refs(ctx, e, rec, &parent)) != CRM_OK) {
+        crm_proto_free(&parent); /* read before a later check failed */
         return rc;
+    }
     if ((rc = records_next_num(ctx->env->group, e, &num)) != CRM_OK) {
         crm_proto_free(&parent);
         return dispatch_error(ctx, rc, "cannot allocate an id");
