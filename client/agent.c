@@ -26,6 +26,7 @@
 #include "crm_time.h"
 
 #define AGENT_IDLE_S 600         /* stop after this long without a call, unless --idle */
+#define AGENT_RECONNECT_MAX_MS 2000 /* the longest wait between two connection attempts */
 #define AGENT_MAX_CLIENTS 64     /* crm processes served at once; more wait to be accepted */
 #define AGENT_CLIENT_PENDING 1024 /* one client's requests in flight; beyond, it is not read */
 #define AGENT_CLIENT_IDLE_US (30 * INT64_C(1000000)) /* a caller silent this long is let go */
@@ -589,11 +590,12 @@ s_monitor(agent_t *a)
                 n /= 10;
             if (n == 1)
                 crm_log_write(CRM_LOG_INFO,
-                              "the handshake with %s broke off (%s; %llu since the last that "
-                              "succeeded); retrying",
+                              "the handshake with %s %s (%llu since the last that succeeded); "
+                              "retrying",
                               a->endpoint,
-                              ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "a protocol error"
-                                                                         : strerror((int)value),
+                              ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                  ? "failed on a protocol error"
+                                  : "broke off: the server closed it unanswered",
                               (unsigned long long)a->broken);
         }
     }
@@ -682,6 +684,10 @@ s_agent_run(const crm_enroll_t *e, const char *endpoint, int lfd, int idle_s)
     zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(a->sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    /* a server away or refusing without an answer (another key) is retried more and more
+       slowly, up to every 2 s, not every 100 ms until the idle stop */
+    int ivl_max = AGENT_RECONNECT_MAX_MS;
+    zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(a->sock, ZMQ_CURVE_SERVERKEY, e->server_pub, CRM_KEY_BYTES);
     zmq_setsockopt(a->sock, ZMQ_CURVE_PUBLICKEY, e->keys.pub, CRM_KEY_BYTES);
     zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, e->keys.sec, CRM_KEY_BYTES);

@@ -66,12 +66,14 @@ crm_mem_resident(void)
 }
 
 size_t
-crm_mem_over(size_t cap)
+crm_mem_over(size_t cap, bool exact)
 {
 #ifndef CRM_SANITIZER_ALLOCATOR
-    size_t rss = crm_mem_resident();
+    size_t rss = exact ? 0 : crm_mem_resident();
     if (rss && rss <= cap)
         return 0;
+#else
+    (void)exact;
 #endif
     size_t used = crm_mem_in_use();
     return used > cap ? used : 0;

@@ -9,6 +9,7 @@
 */
 #ifndef CRM_MEM_H
 #define CRM_MEM_H
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Bytes currently allocated by malloc (not RSS: freed memory is not counted). */
@@ -19,11 +20,13 @@ size_t crm_mem_resident(void);
 /* The heap bytes in use if they may exceed CAP, else 0: the memory guard's look.
    glibc's count (mallinfo2) walks every arena's free lists under the arena's lock -
    measured in crmd under a 1,000-subscriber feed, 0.43 ms a call on average and up to
-   8.8 ms, every 50 ms on the server thread - so it is taken only when the resident set,
-   which holds every heap page written to, is over CAP. Memory allocated but never
-   written to (which costs no RAM) and pages swapped out are not seen below that. Under
-   a sanitizer's allocator its own count is cheap and is taken every time. */
-size_t crm_mem_over(size_t cap);
+   8.8 ms - so unless EXACT it is taken only when the resident set, which holds every
+   heap page written to and still in RAM, is over CAP. Memory allocated but never written
+   to, and pages swapped out, are seen only by an EXACT look (the guard makes one a
+   second: a flood's half-received frames are what the kernel swaps out first). Under a
+   sanitizer's allocator its own count is cheap and is taken every time. The descriptor
+   kept for the resident set is the opening process's (crmd does not fork). */
+size_t crm_mem_over(size_t cap, bool exact);
 /* Give freed memory back to the OS where the allocator allows it. */
 void crm_mem_trim(void);
 

@@ -62,6 +62,7 @@
 #define DRAIN_MAX 256              /* requests served per loop turn */
 #define COMMIT_WAIT_US 300         /* longest a staged write waits for more to join its group */
 #define GUARD_INTERVAL_US 50000    /* how often the memory guard looks */
+#define GUARD_EXACT_EVERY 20       /* ... and every how many looks it counts the heap exactly */
 #define TRIM_EVERY_MS 5000         /* how often the trimmer looks for freed memory to give back */
 #define GUARD_COOLDOWN_US 200000   /* after a reset, let the reaper free the old pipes */
 #define RECOVER_INTERVAL_US 500000 /* while writes fail, how often to try to take them again */
@@ -125,6 +126,7 @@ struct server {
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     int64_t guard_next_us;       /* next memory check */
+    unsigned long guard_looks;   /* memory checks made (every GUARD_EXACT_EVERY-th is exact) */
     crm_mem_trimmer_t *trimmer;  /* gives freed memory back to the OS (crm_mem.h) */
     int64_t recover_next_us;     /* next attempt to take writes again after a failure */
     unsigned long resets;        /* times the memory guard dropped all connections */
@@ -737,7 +739,9 @@ s_memory_guard(server_t *self)
     if (now < self->guard_next_us)
         return;
     self->guard_next_us = now + GUARD_INTERVAL_US;
-    size_t used = crm_mem_over(self->cfg.max_memory);
+    /* glibc's exact count once a second, the resident set between (crm_mem.h) */
+    bool exact = ++self->guard_looks % GUARD_EXACT_EVERY == 0;
+    size_t used = crm_mem_over(self->cfg.max_memory, exact);
     if (!used)
         return;
     char errbuf[CRM_ERRBUF], endpoint[sizeof self->endpoint];
