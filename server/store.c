@@ -1188,6 +1188,46 @@ store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_
     return s_open_val(self, cf, key, klen, out);
 }
 
+crm_err_t
+store_have_many(store_t *self, store_cf_t cf, const char *const *keys, const size_t *lens,
+                size_t n, bool *found)
+{
+    if (n == 0)
+        return CRM_OK;
+    rocksdb_pinnableslice_t **vals = calloc(n, sizeof *vals);
+    char **errs = calloc(n, sizeof *errs);
+    CRM_ASSERT(vals && errs);
+    s_perf_off();
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    bool closed = self->db == NULL;
+    if (!closed)
+        rocksdb_batched_multi_get_cf(self->db, s_ropts(self), s_cf(self, cf), n, keys, lens,
+                                     vals, errs, false);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    crm_err_t rc = closed ? CRM_ERR_UNAVAILABLE : CRM_OK;
+    for (size_t i = 0; i < n; i++) {
+        found[i] = !closed && vals[i] != NULL && errs[i] == NULL;
+        if (errs[i]) {
+            if (rc == CRM_OK) {
+                crm_log(CRM_LOG_ERROR, "store: get from '%s' failed: %s", s_cf_names[cf],
+                        errs[i]);
+                pthread_mutex_lock(&self->read_error_lock);
+                snprintf(self->read_error, sizeof self->read_error,
+                         "cannot read the store: %s", errs[i]);
+                pthread_mutex_unlock(&self->read_error_lock);
+            }
+            rocksdb_free(errs[i]);
+            t_read_errors++;
+            rc = CRM_ERR_STORAGE;
+        }
+        if (vals[i])
+            rocksdb_pinnableslice_destroy(vals[i]);
+    }
+    free(vals);
+    free(errs);
+    return rc;
+}
+
 void
 store_val_release(store_val_t *val)
 {

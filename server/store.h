@@ -113,6 +113,12 @@ void store_destroy(store_t **self_p);
 const char *store_cf_name(store_cf_t cf);
 /* Read KEY from CF. CRM_ERR_NOT_FOUND if absent; on success caller releases *out. */
 crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out);
+/* Whether each of the N keys KEYS/LENS of CF is there (FOUND[i]), read in one batch
+   (RocksDB's MultiGet: a table file's filter, index and blocks are looked at once for
+   the keys that fall in it); values are not opened. CRM_ERR_STORAGE if a read failed
+   (that key is not found; the failure is counted as store_read_errors() counts it). */
+crm_err_t store_have_many(store_t *self, store_cf_t cf, const char *const *keys,
+                          const size_t *lens, size_t n, bool *found);
 /* Free a value; NULL-safe. */
 void store_val_release(store_val_t *val);
 /* A number never handed out before by this open store (for unique keys). */

@@ -739,6 +739,77 @@ s_key_present(store_cf_t cf, const char *key, size_t len, void *arg)
     store_val_release(&v);
 }
 
+/* the index keys of one record, kept to delete one of them */
+typedef struct {
+    char key[64];
+    size_t len;
+} s_one_key_t;
+
+static void
+s_take_phone_key(store_cf_t cf, const char *key, size_t len, void *arg)
+{
+    s_one_key_t *k = arg;
+    if (cf == STORE_CF_INDEXES && !k->len && len <= sizeof k->key && len > 2 && key[2] == '1') {
+        memcpy(k->key, key, len); /* the phone's entry: its value starts with '1' */
+        k->len = len;
+    }
+}
+
+static void
+s_last(const char *what, void *arg)
+{
+    snprintf(arg, 128, "%s", what);
+}
+
+/* The check looks index entries up many records at a time: an entry missing in a
+   later batch is found and named by its own record, and nothing else is reported */
+static void
+test_store_records_check_batches(void **state)
+{
+    (void)state;
+    store_t *st = NULL;
+    char *dir = s_new_store(&st), errbuf[CRM_ERRBUF];
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    store_group_t *g = store_group_new(st);
+    store_group_begin(g);
+    s_one_key_t victim = {0};
+    for (uint64_t n = 1; n <= 300; n++) {
+        char id[16], name[32], phone[16];
+        snprintf(id, sizeof id, "c%llu", (unsigned long long)n);
+        snprintf(name, sizeof name, "客户%llu", (unsigned long long)n);
+        snprintf(phone, sizeof phone, "138%08llu", (unsigned long long)n);
+        ProtobufCMessage *c = crm_proto_new(e->desc);
+        crm_record_set_str(c, "id", id);
+        crm_record_set_str(c, "name", name);
+        crm_record_set_text(c, crm_record_field(e->desc, "phones"), phone, false, errbuf);
+        records_stage_put(g, e, n, NULL, c);
+        if (n == 200)
+            records_keys_each(e, n, c, s_take_phone_key, &victim);
+        crm_proto_free(&c);
+    }
+    store_group_end(g, "x", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_true(victim.len > 0);
+    uint64_t records, entries;
+    int reported = 0;
+    assert_int_equal(records_check(st, e, &records, &entries, s_count, &reported), 0);
+    assert_int_equal(records, 300);
+    assert_int_equal(reported, 0);
+    store_group_begin(g);
+    store_group_delete(g, STORE_CF_INDEXES, victim.key, victim.len);
+    store_group_end(g, "y", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    char last[128] = "";
+    assert_int_equal(records_check(st, e, &records, &entries, s_last, last), 1);
+    print_message("%s\n", last);
+    assert_non_null(strstr(last, "customer c200: index entry"));
+    assert_non_null(strstr(last, "missing"));
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 static void
 test_store_records_check(void **state)
 {
@@ -1580,6 +1651,7 @@ main(void)
         cmocka_unit_test(test_store_users_cached),
         cmocka_unit_test(test_store_links_have_policy),
         cmocka_unit_test(test_store_records_check),
+        cmocka_unit_test(test_store_records_check_batches),
         cmocka_unit_test(test_store_durability),
         cmocka_unit_test(test_store_wal_replication),
         cmocka_unit_test(test_store_group_sorted_batch),
