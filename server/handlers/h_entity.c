@@ -2170,20 +2170,6 @@ cleanup:
     return rc;
 }
 
-/* A copy of REC (packed and unpacked: nothing shared). */
-static ProtobufCMessage *
-s_copy(const ProtobufCMessage *rec)
-{
-    size_t len;
-    char errbuf[CRM_ERRBUF];
-    ProtobufCMessage *out = NULL;
-    uint8_t *packed = crm_proto_pack(rec, &len);
-    crm_err_t rc = crm_proto_unpack(rec->descriptor, packed, len, &out, errbuf);
-    free(packed);
-    CRM_ASSERT(rc == CRM_OK); /* we packed it ourselves */
-    return out;
-}
-
 /* The records (at most 5) holding one of REC's values of the duplicate-key
    FIELD, seen as a search by the caller would see them (a masked phone finds
    nothing), through the group: a line staged before in this import counts. */
@@ -2297,7 +2283,7 @@ s_import_one(req_ctx_t *ctx, const crm_entity_t *e, const Crm__EntityRequest *r,
     char dupes[160];
     *action = "created";
     if (upsert) {
-        ProtobufCMessage *probe = s_copy(rec); /* normalized, to look its keys up */
+        ProtobufCMessage *probe = crm_proto_dup(rec); /* normalized, to look its keys up */
         uint64_t ids[5];
         size_t n = 0;
         for (const crm_rule_t *ru = e->rules; ru->field; ru++) /* only the key matters here */
