@@ -855,6 +855,18 @@ derive_after(const derive_ctx_t *dc, mutation_t *m, const crm_entity_t *e,
             return rc;
         }
         const ProtobufCMessage *was = read ? dc->read_rec : cur;
+#ifndef NDEBUG
+        if (read) { /* the callers' contract (derive.h), checked in the test builds */
+            ProtobufCMessage *fresh = NULL;
+            CRM_ASSERT(records_group_get(dc->g, ce, num, &fresh) == CRM_OK);
+            size_t fl, wl;
+            uint8_t *fp = crm_proto_pack(fresh, &fl), *wp = crm_proto_pack(was, &wl);
+            CRM_ASSERT(fl == wl && !memcmp(fp, wp, fl)); /* the hint is what the group holds */
+            free(fp);
+            free(wp);
+            crm_proto_free(&fresh);
+        }
+#endif
         next = crm_proto_dup(was);
         if (!s_value_delta(dc, (Crm__Customer *)next, e, old, rec, &rc, errbuf))
             rc = derive_customer(dc, (Crm__Customer *)next, errbuf);

@@ -59,7 +59,9 @@ typedef struct {
     bool fault_no_derive;        /* test-only fault: derive_after() does nothing */
     /* a record the request read through g just before derive_after() and has not staged
        since (the parent its create checked): derive_after() starts from it instead of
-       reading it again, unless the mutation already holds a change to it */
+       reading it again, unless the mutation already holds a change to it. Builds without
+       NDEBUG (Debug and the sanitizer builds the tests run) read it again and assert that
+       it is the same */
     const crm_entity_t *read_kind;
     uint64_t read_num;
     const ProtobufCMessage *read_rec;
