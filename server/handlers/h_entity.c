@@ -2407,13 +2407,7 @@ s_merged_key(const char *id, char *key, size_t n, size_t *len)
 static void
 s_copy_field(ProtobufCMessage *to, const ProtobufCMessage *from, const ProtobufCFieldDescriptor *fd)
 {
-    size_t len;
-    char errbuf[CRM_ERRBUF];
-    ProtobufCMessage *tmp = NULL;
-    uint8_t *packed = crm_proto_pack(from, &len);
-    crm_err_t rc = crm_proto_unpack(from->descriptor, packed, len, &tmp, errbuf);
-    free(packed);
-    CRM_ASSERT(rc == CRM_OK); /* we packed it ourselves */
+    ProtobufCMessage *tmp = crm_proto_dup(from);
     crm_record_swap(to, tmp, fd);
     crm_proto_free(&tmp);
 }
