@@ -341,6 +341,39 @@ dispatch_log_text(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* A request that held the server thread for --slow-log or longer: logged with
+   what it was and whose (a slow log, as Redis keeps one), at most 10 lines a
+   second. */
+static void
+s_slow(const dispatch_env_t *env, int64_t t0, const Crm__Request *req, const struct op *op,
+       const req_ctx_t *ctx, uint64_t id)
+{
+    int64_t took = crm_time_mono_us() - t0;
+    if (took < env->slow_us)
+        return;
+    int suppressed = 0;
+    if (env->slow_rl && !crm_log_allow(env->slow_rl, 10, &suppressed))
+        return;
+    char action[48] = "?";
+    if (op) {
+        size_t i = 0;
+        for (; op->name[i] && i + 1 < sizeof action; i++) /* ENTITY_DELETE -> "entity delete" */
+            action[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
+        action[i] = 0;
+    }
+    const char *kind = req && req->body_case == CRM__REQUEST__BODY_ENTITY && req->entity->kind
+                           ? req->entity->kind
+                           : "";
+    char shown[64];
+    dispatch_log_text(kind, shown, sizeof shown);
+    crm_log(CRM_LOG_WARN,
+            "slow request %llu: %s%s%s by '%.40s' held the server thread %.1f ms (--slow-log "
+            "%.0f ms)%s",
+            (unsigned long long)id, action, *shown ? " " : "", shown,
+            ctx->session.user ? ctx->session.user->name : "?", (double)took / 1e3,
+            (double)env->slow_us / 1e3, suppressed ? " (more not logged)" : "");
+}
+
 uint8_t *
 dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
                  const uint8_t *body, size_t len, size_t *reply_len, dispatch_out_t *out)
@@ -349,6 +382,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     Crm__Request *req = NULL;
     crm_err_t rc;
     uint8_t *packed;
+    /* the server thread's time on one request: every other client waits it out */
+    int64_t t0 = !env->worker && env->slow_us > 0 ? crm_time_mono_us() : 0;
     memset(&ctx, 0, sizeof ctx);
     ctx.env = env;
     crm__reply__init(&ctx.reply);
@@ -433,6 +468,8 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     } else {
         packed = crm_proto_pack(&ctx.reply.base, reply_len);
     }
+    if (t0)
+        s_slow(env, t0, req, op, &ctx, out->id);
     free(ctx.replay);
     for (size_t i = 0; i < ctx.n_owned; i++)
         free(ctx.owned[i]);

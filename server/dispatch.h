@@ -46,6 +46,9 @@ typedef struct {
     struct erase *erase;     /* erasures' history scrubs (erase.h; NULL: none here) */
     bool can_hold;           /* this request may be held until the next commit (server
                                 thread, room in its list): dispatch_hold() */
+    int64_t slow_us;         /* a request that holds the server thread this long is
+                                logged (--slow-log; 0: none are) */
+    crm_ratelimit_t *slow_rl; /* limits those log lines */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not

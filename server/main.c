@@ -61,6 +61,8 @@ static const char s_usage[] =
     "  --wal-keep T        keep the write-ahead log this long for replicas to catch up\n"
     "                      (e.g. 24h, 30m, 90s; default 0: none beyond the live log - set it\n"
     "                      on a primary with replicas; every hour kept is disk)\n"
+    "  --slow-log MS       log each request that holds the server thread MS ms or more (every\n"
+    "                      other client waits that long; default 10, 0 = off)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -107,7 +109,7 @@ main(int argc, char **argv)
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
            OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
-           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC, OPT_LAG_WARN };
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC, OPT_LAG_WARN, OPT_SLOW_LOG };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -129,6 +131,7 @@ main(int argc, char **argv)
         {"replica-enroll", required_argument, NULL, OPT_REPLICA_ENROLL},
         {"no-resync", no_argument, NULL, OPT_NO_RESYNC},
         {"lag-warn", required_argument, NULL, OPT_LAG_WARN},
+        {"slow-log", required_argument, NULL, OPT_SLOW_LOG},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
         {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
@@ -275,6 +278,17 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.lag_warn_ms = ms;
+            break;
+        }
+        case OPT_SLOW_LOG: {
+            char *end = NULL;
+            double ms = strtod(optarg, &end);
+            if (!*optarg || *end || !(ms >= 0 && ms <= 3600000)) {
+                fprintf(stderr, "crmd: --slow-log needs milliseconds (e.g. 10, 2.5; 0 = off), "
+                                "not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.slow_us = (int64_t)(ms * 1000);
             break;
         }
         case OPT_REPLICA_ENROLL:

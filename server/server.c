@@ -125,6 +125,7 @@ struct server {
     char key_z85[CRM_Z85_LEN + 1];
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
+    crm_ratelimit_t slow_rl;     /* slow-request log lines */
     int64_t guard_next_us;       /* next memory check */
     unsigned long guard_looks;   /* memory checks made (every GUARD_EXACT_EVERY-th is exact) */
     crm_mem_trimmer_t *trimmer;  /* gives freed memory back to the OS (crm_mem.h) */
@@ -166,6 +167,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->bin_keep_ms = BIN_DAYS_DEFAULT * 86400000LL;
     cfg->listen = SERVER_DEFAULT_ENDPOINT;
     cfg->max_msg = 1u << 20;
+    cfg->slow_us = SERVER_SLOW_MS * 1000;
     cfg->max_memory = 512u << 20;
     cfg->handshake_ms = 3000;
     cfg->retain_events = 10000000;
@@ -599,7 +601,18 @@ s_commit(server_t *self)
     if (store_group_in_flight(self->group))
         return;
     bool started = false;
+    int64_t t0 = crm_time_mono_us();
     crm_err_t rc = store_group_commit_start(self->group, &started, errbuf);
+    int64_t took = crm_time_mono_us() - t0;
+    int suppressed = 0;
+    if (self->cfg.slow_us > 0 && took >= self->cfg.slow_us) { /* as a slow request's */
+        if (crm_log_allow(&self->slow_rl, 10, &suppressed))
+            crm_log(CRM_LOG_WARN,
+                    "slow commit: %s the group of %zu requests held the server thread %.1f "
+                    "ms (--slow-log %.0f ms)%s",
+                    started ? "handing over" : "writing", self->pending.n, (double)took / 1e3,
+                    (double)self->cfg.slow_us / 1e3, suppressed ? " (more not logged)" : "");
+    }
     if (started) {
         CRM_ASSERT(self->flight.n == 0); /* answered when the last commit landed */
         s_plist_t t = self->flight;
@@ -771,6 +784,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .group = self->group,
                           .server_key = self->key_z85,
                           .log_rl = &self->log_rl,
+                          .slow_us = self->cfg.slow_us,
+                          .slow_rl = &self->slow_rl,
                           .feed = self->feed,
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,

@@ -16,6 +16,7 @@
 #include "crm_kv.h"
 
 #define SERVER_DEFAULT_ENDPOINT "tcp://127.0.0.1:7600"
+#define SERVER_SLOW_MS 10 /* --slow-log default */
 
 typedef struct {
     const char *data_dir;   /* initialized by crm-admin init */
@@ -46,6 +47,7 @@ typedef struct {
     uint64_t wal_keep_s;    /* obsolete WAL files kept this long for replicas */
     uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
     int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */
+    int64_t slow_us;        /* a request holding the server thread this long is logged (0: none) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -168,6 +168,15 @@ struct store {
 
 static bool s_sealed(const store_t *self, store_cf_t cf, const void *key, size_t klen);
 
+/* A commit's entries as a WriteBatch representation (header and records),
+   not yet sorted: s_job_batch() sorts them and makes the batch, on whichever
+   thread writes it. */
+typedef struct {
+    char *buf;
+    size_t len;
+} s_job_t;
+static rocksdb_writebatch_t *s_job_batch(s_job_t *job);
+
 /* The group's batch holds, in order: entries already committed (kept until
    the batch empties, so that reads need only this one batch over the
    database), entries handed to the committer thread and not yet landed
@@ -196,7 +205,7 @@ struct store_group {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    rocksdb_writebatch_t *job; /* to write; NULL when idle (under lock) */
+    s_job_t job;               /* to write; job.buf NULL when idle (under lock) */
     char *job_err;             /* RocksDB's error of the last job (under lock) */
     bool job_done;             /* the last job was written or failed (under lock) */
     atomic_bool landed;        /* the same, read without the lock */
@@ -1727,12 +1736,14 @@ s_committer(void *arg)
     s_perf_off();
     pthread_mutex_lock(&self->lock);
     for (;;) {
-        while (!self->job && !self->stop)
+        while (!self->job.buf && !self->stop)
             pthread_cond_wait(&self->cond, &self->lock);
-        if (!self->job)
+        if (!self->job.buf)
             break;
-        rocksdb_writebatch_t *job = self->job;
+        s_job_t taken = self->job;
+        self->job.buf = NULL;
         pthread_mutex_unlock(&self->lock);
+        rocksdb_writebatch_t *job = s_job_batch(&taken); /* sorted here, off the server thread */
         char *err = NULL;
         pthread_rwlock_rdlock(&st->reopen_lock);
         if (st->db)
@@ -1742,7 +1753,6 @@ s_committer(void *arg)
         pthread_rwlock_unlock(&st->reopen_lock);
         rocksdb_writebatch_destroy(job);
         pthread_mutex_lock(&self->lock);
-        self->job = NULL;
         self->job_err = err;
         self->job_done = true;
         atomic_store(&self->landed, true);
@@ -2039,7 +2049,8 @@ s_record_cmp(const void *a, const void *b)
     return c;
 }
 
-/* The staged entries as a batch of their own: the group's representation
+/* The staged entries as a batch of their own (a copy, to be sorted by
+   s_job_batch on the thread that writes it): the group's representation
    from SENT_BYTES on, under a header counting them. RocksDB's WriteBatch
    representation (db/write_batch.cc) is a fixed64 sequence number, a
    fixed32 count, then the records; each record is self-delimiting.
@@ -2051,7 +2062,7 @@ s_record_cmp(const void *a, const void *b)
    of the list for keys in the order they were staged: the ~40 index entries
    of a customer scatter over the whole key space. Records of one key keep
    their order (the sort's last tie-break), so the result is the same. */
-static rocksdb_writebatch_t *
+static s_job_t
 s_staged_batch(store_group_t *self, size_t *size, int *count)
 {
     size_t all;
@@ -2060,34 +2071,49 @@ s_staged_batch(store_group_t *self, size_t *size, int *count)
     *count = rocksdb_writebatch_wi_count(self->batch);
     CRM_ASSERT(self->header == 12 && all >= self->sent_bytes && *count > self->sent_count);
     size_t body = all - self->sent_bytes;
-    char *buf = malloc(self->header + body);
-    CRM_ASSERT_ALLOC(buf);
-    memset(buf, 0, self->header);
+    s_job_t job = {malloc(self->header + body), self->header + body};
+    CRM_ASSERT_ALLOC(job.buf);
+    memset(job.buf, 0, self->header);
     uint32_t n = (uint32_t)(*count - self->sent_count);
     for (int i = 0; i < 4; i++) /* little-endian, as RocksDB's EncodeFixed32 */
-        buf[8 + i] = (char)(n >> (8 * i));
-    const uint8_t *from = (const uint8_t *)rep + self->sent_bytes;
+        job.buf[8 + i] = (char)(n >> (8 * i));
+    memcpy(job.buf + self->header, rep + self->sent_bytes, body);
+    return job;
+}
+
+/* JOB's records sorted (above), as a batch to write; JOB's buffer is freed. */
+static rocksdb_writebatch_t *
+s_job_batch(s_job_t *job)
+{
+    const size_t header = 12;
+    uint32_t n = 0;
+    for (int i = 0; i < 4; i++)
+        n |= (uint32_t)(uint8_t)job->buf[8 + i] << (8 * i);
+    const uint8_t *from = (const uint8_t *)job->buf + header;
+    size_t body = job->len - header;
     s_record_t *recs = n > 1 ? malloc(n * sizeof *recs) : NULL;
-    if (recs && s_batch_records(from, body, recs, n)) {
+    char *sorted = recs ? malloc(job->len) : NULL;
+    if (sorted && s_batch_records(from, body, recs, n)) {
         qsort(recs, n, sizeof *recs, s_record_cmp);
-        char *to = buf + self->header;
+        memcpy(sorted, job->buf, header);
+        char *to = sorted + header;
         for (uint32_t i = 0; i < n; i++) {
             memcpy(to, from + recs[i].off, recs[i].len);
             to += recs[i].len;
         }
-    } else {
-        memcpy(buf + self->header, from, body);
     }
     free(recs);
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(buf, self->header + body);
-    free(buf);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(sorted ? sorted : job->buf, job->len);
+    free(sorted);
+    free(job->buf);
+    job->buf = NULL;
     return b;
 }
 
 /* Start the commit of the staged entries: prepared, as *JOB (to write), and
    counted as in flight. */
 static crm_err_t
-s_commit_send(store_group_t *self, rocksdb_writebatch_t **job, char *errbuf)
+s_commit_send(store_group_t *self, s_job_t *job, char *errbuf)
 {
     crm_err_t rc = s_commit_prepare(self, errbuf);
     if (rc != CRM_OK)
@@ -2144,6 +2170,11 @@ s_commit_landed(store_group_t *self, char *err, char *errbuf)
    clients were 16 % slower than without pipelining, at 128 KiB within the
    noise (PERFORMANCE.md, "Pipelined commits"). */
 #define PIPE_KEEP_BYTES (128u << 10)
+/* A commit this large goes to the committer thread even without fsync: a
+   delete or merge carrying thousands of records writes megabytes, and their
+   memtable inserts held the server thread for a third of the time such a
+   request took (PERFORMANCE.md, "Large changes off the server thread"). */
+#define PIPE_BIG_BYTES (256u << 10)
 
 crm_err_t
 store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
@@ -2159,9 +2190,14 @@ store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
     /* Without fsync a commit is only CPU work (the WAL append to the page
        cache, memtable inserts): on a machine whose cores are busy anyway,
        handing it over costs more than it frees (PERFORMANCE.md, "Pipelined
-       commits"), so only an fsynced commit goes to the committer thread. */
-    bool inline_write = !(st->flags & STORE_SYNC) || self->sent_bytes - self->header > PIPE_KEEP_BYTES;
-    rocksdb_writebatch_t *job;
+       commits"), so only an fsynced commit, or a large one, goes to the
+       committer thread. */
+    size_t rep = 0;
+    rocksdb_writebatch_wi_data(self->batch, &rep);
+    bool big = rep - self->sent_bytes >= PIPE_BIG_BYTES;
+    bool inline_write = (!(st->flags & STORE_SYNC) && !big) ||
+                        self->sent_bytes - self->header > PIPE_KEEP_BYTES;
+    s_job_t job;
     crm_err_t rc = s_commit_send(self, &job, errbuf);
     if (rc != CRM_OK)
         return rc;
@@ -2178,8 +2214,9 @@ store_group_commit_start(store_group_t *self, bool *started, char *errbuf)
     }
     if (inline_write) {
         char *err = NULL;
-        rocksdb_write(st->db, st->wopts, job, &err);
-        rocksdb_writebatch_destroy(job);
+        rocksdb_writebatch_t *b = s_job_batch(&job);
+        rocksdb_write(st->db, st->wopts, b, &err);
+        rocksdb_writebatch_destroy(b);
         return s_commit_landed(self, err, errbuf);
     }
     pthread_mutex_lock(&self->lock);
@@ -2237,12 +2274,13 @@ store_group_commit(store_group_t *self, char *errbuf)
         s_group_clear(self); /* everything in it is committed */
         return CRM_OK;
     }
-    rocksdb_writebatch_t *job;
+    s_job_t job;
     if ((rc = s_commit_send(self, &job, errbuf)) != CRM_OK)
         return rc;
     char *err = NULL;
-    rocksdb_write(self->store->db, self->store->wopts, job, &err);
-    rocksdb_writebatch_destroy(job);
+    rocksdb_writebatch_t *b = s_job_batch(&job);
+    rocksdb_write(self->store->db, self->store->wopts, b, &err);
+    rocksdb_writebatch_destroy(b);
     return s_commit_landed(self, err, errbuf);
 }
 

@@ -53,8 +53,12 @@ A1=${OUT#created activity }
 as admin customer edit "$C1" --company "北京王五国际贸易与供应链管理集团有限公司上海分公司华东大区销售中心"
 # consent given in the very change that changes the phone: still masked, old and new
 as admin customer edit "$C2" --phones 13600004444 --consent yes --consent-channel wechat
-sleep 1.5
-for w in admin100 admin60 adminj msj ss; do stop_watch $w; done
+# every watcher may see the last change (a customer's): stop each once it has shown it
+LAST=$("$CRM_CLI/crm" --config "$T/admin" --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_seq"])')
+for w in admin100 admin60 adminj msj ss; do
+    wait_for "grep -qE '(\"seq\":| #)$LAST[ ,]' '$T/w.$w'"
+    stop_watch $w
+done
 
 L=$(grep -F "update customer $C1" "$T/w.admin100" | head -1)
 expect "a customer's change: its name, then each field old → new ($L)" \
