@@ -42,7 +42,7 @@ for type in Release Debug RelWithDebInfo Asan Tsan; do
     Release | Debug) continue ;;
     RelWithDebInfo) only=(-L '^(unit|speed)$'); [ "${CRM_TEST_ALL:-0}" = 1 ] && only=() ;;
     Tsan)
-        only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$|e2e_test_restore_history$|e2e_test_commit_pipeline$)')
+        only=(-R '^(unit_|e2e_test_session$|e2e_test_security$|e2e_test_feed$|e2e_test_hostile$|e2e_test_report$|e2e_test_replica$|e2e_test_replica_sync$|e2e_test_restore_history$|e2e_test_commit_pipeline$|e2e_test_large_change$)')
         # the one-shot client from the RelWithDebInfo build (tests/e2e/lib.sh, CRM_CLI)
         envs=(CRM_CLIENT_BIN="$PWD/build-test-RelWithDebInfo") ;;
     *) only=(); envs=(CRM_CRASH_CYCLES=4)
