@@ -97,6 +97,16 @@ dispatch_deny(req_ctx_t *ctx, const char *kind, const char *id, const char *acti
     return CRM_ERR_PERMISSION_DENIED;
 }
 
+/* OP's name as an audit entry or a log line says it: ENTITY_GET -> "entity get". */
+static void
+s_action(const struct op *op, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; op->name[i] && i + 1 < size; i++)
+        out[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
+    out[i] = '\0';
+}
+
 /* Admins have full access, so what they read is on the record too (SPEC §4:
    every admin action is audited). Writes are audited where they are staged. */
 static void
@@ -107,10 +117,7 @@ s_audit_admin_read(req_ctx_t *ctx, const struct op *op)
         return;
     const Crm__User *u = ctx->session.user;
     char action[32], detail[CRM_ERRBUF] = "";
-    size_t i = 0;
-    for (; op->name[i] && i + 1 < sizeof action; i++) /* ENTITY_GET -> "entity get" */
-        action[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
-    action[i] = '\0';
+    s_action(op, action, sizeof action);
     Crm__AuditEntry entry = CRM__AUDIT_ENTRY__INIT;
     entry.time = crm_time_now_ms();
     entry.user = u->name;
@@ -190,10 +197,7 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return rc;
     if ((op->flags & OPF_ADMIN) && ctx->session.user->role != CRM__ROLE__ADMIN) {
         char name[32]; /* USER_SET -> "user set" */
-        size_t i = 0;
-        for (; op->name[i] && i + 1 < sizeof name; i++)
-            name[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
-        name[i] = '\0';
+        s_action(op, name, sizeof name);
         dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
                        "permission denied: '%s' is for admins only", name);
         return dispatch_deny(ctx, NULL, "", name);
@@ -355,12 +359,8 @@ s_slow(const dispatch_env_t *env, int64_t t0, const Crm__Request *req, const str
     if (env->slow_rl && !crm_log_allow(env->slow_rl, 10, &suppressed))
         return;
     char action[48] = "?";
-    if (op) {
-        size_t i = 0;
-        for (; op->name[i] && i + 1 < sizeof action; i++) /* ENTITY_DELETE -> "entity delete" */
-            action[i] = op->name[i] == '_' ? ' ' : (char)(op->name[i] | 0x20);
-        action[i] = 0;
-    }
+    if (op)
+        s_action(op, action, sizeof action);
     const char *kind = req && req->body_case == CRM__REQUEST__BODY_ENTITY && req->entity->kind
                            ? req->entity->kind
                            : "";

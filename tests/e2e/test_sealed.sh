@@ -35,6 +35,7 @@ python3 - "$T" "$N" <<'PY'
 import csv, secrets, sys
 t, n = sys.argv[1], int(sys.argv[2])
 canaries = open(f"{t}/canaries", "w")
+phones = set()
 with open(f"{t}/c.csv", "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["name", "company", "phones", "emails", "address", "tags", "custom"])
@@ -43,6 +44,9 @@ with open(f"{t}/c.csv", "w", newline="") as f:
         name = "nm" + h[:3] + "x" + h[3:]
         company = "co" + secrets.token_hex(8)
         phone = "139" + "".join(secrets.choice("0123456789") for _ in range(8))
+        while phone in phones:  # two alike are a duplicate (1 run in 200 drew one)
+            phone = "139" + "".join(secrets.choice("0123456789") for _ in range(8))
+        phones.add(phone)
         email = "em" + secrets.token_hex(6) + "@example.com"
         addr = "ad" + secrets.token_hex(10)
         tag = "tg" + secrets.token_hex(6)
