@@ -24,11 +24,18 @@ expect "sequence numbers rise by one ($s1)" test "$(echo $s1 | awk '{print $2-$1
 # ---- resume while writers keep writing: no gap, no duplicate ----
 watch_start admin r1
 start=$(grep -o "watching from sequence [0-9]*" "$T/r1.err" | awk '{print $4}')
-# (300 notes, one crm each; fewer under the sanitizers, where each crm starts slower)
-( for i in $(seq 1 $((300 / SLOW))); do "$CRM_CLI/crm" --config "$T/sa" note add "$C1" "note $i" >/dev/null; done ) &
+# (300 notes, one crm each; fewer under the sanitizers, where each crm starts slower).
+# The writer pauses halfway until the first watcher has stopped and goes on while the
+# second starts, so the stop falls mid-stream however fast the notes go in.
+NOTES=$((300 / SLOW))
+( for i in $(seq 1 "$NOTES"); do
+      [ "$i" -ne $((NOTES / 2 + 1)) ] || for _ in $(seq 1 $((400 * SLOW))); do [ -e "$T/r1.stopped" ] && break; sleep 0.05; done
+      "$CRM_CLI/crm" --config "$T/sa" note add "$C1" "note $i" >/dev/null
+  done ) &
 writer=$!
-sleep 0.7
+wait_for '[ "$(seqs "$T/r1.out" | wc -w)" -ge $((NOTES / 4)) ]'
 watch_stop r1
+touch "$T/r1.stopped"
 last=$(grep -o "since [0-9]*" "$T/r1.err" | tail -1 | awk '{print $2}')
 watch_start admin r2 --since "$last"
 wait "$writer"
