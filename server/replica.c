@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -238,6 +239,7 @@ struct repl_follower {
     pthread_t thread;
     bool started;
     _Atomic bool stop;
+    int wake; /* eventfd, readable once stop is set: every wait of the follower watches it */
     crm_enroll_t enroll; /* the replica identity (secret key: zeroed on stop) */
     char endpoint[256];
     char data_dir[PATH_MAX];
@@ -293,22 +295,35 @@ s_connect(repl_follower_t *self)
     return s;
 }
 
-/* Sleep MS milliseconds, waking early on stop. */
+/* Sleep MS milliseconds, waking at once on stop. */
 static void
 s_nap(repl_follower_t *self, int ms)
 {
-    for (int t = 0; t < ms && !atomic_load(&self->stop); t += 10)
-        usleep(10000);
+    zmq_pollitem_t it = {NULL, self->wake, ZMQ_POLLIN, 0};
+    if (!atomic_load(&self->stop))
+        zmq_poll(&it, 1, ms);
 }
 
-/* Wait up to PULL_TIMEOUT_MS for a reply on S, watching the stop flag.
-   Returns the unpacked reply or NULL. */
+/* Stop the follower thread's waits: the flag, then the wake fd (set once, never read). */
+static void
+s_stop(repl_follower_t *self)
+{
+    atomic_store(&self->stop, true);
+    uint64_t one = 1;
+    if (self->wake >= 0 && write(self->wake, &one, sizeof one) < 0)
+        crm_log(CRM_LOG_WARN, "replica: cannot wake the follower thread: %s", strerror(errno));
+}
+
+/* Wait up to PULL_TIMEOUT_MS for a reply on S, waking at once on stop (a promotion
+   waited up to 100 ms here, on the server thread). Returns the unpacked reply or NULL. */
 static Crm__Reply *
 s_await(repl_follower_t *self, void *s, uint64_t id)
 {
-    for (int waited = 0; waited < PULL_TIMEOUT_MS && !atomic_load(&self->stop); waited += 100) {
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 100) <= 0)
+    int64_t deadline = crm_time_mono_us() + PULL_TIMEOUT_MS * 1000LL;
+    int64_t left;
+    while (!atomic_load(&self->stop) && (left = deadline - crm_time_mono_us()) > 0) {
+        zmq_pollitem_t it[2] = {{s, 0, ZMQ_POLLIN, 0}, {NULL, self->wake, ZMQ_POLLIN, 0}};
+        if (zmq_poll(it, 2, (long)((left + 999) / 1000)) <= 0 || !(it[0].revents & ZMQ_POLLIN))
             continue;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -717,6 +732,11 @@ repl_follower_start(void *ctx, store_t *store, const char *data_dir, const char 
     repl_follower_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
     *out = NULL;
+    if ((self->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        snprintf(errbuf, CRM_ERRBUF, "cannot set up the replica's wake-up: %s", strerror(errno));
+        free(self);
+        return CRM_ERR_INTERNAL;
+    }
     self->store = store;
     self->ctx = ctx;
     self->resync = resync;
@@ -833,7 +853,7 @@ repl_follower_status(repl_follower_t *self, repl_follower_status_t *out)
 void
 repl_follower_halt(repl_follower_t *self)
 {
-    atomic_store(&self->stop, true);
+    s_stop(self);
     if (self->started)
         pthread_join(self->thread, NULL);
     self->started = false;
@@ -850,9 +870,10 @@ repl_follower_stop(repl_follower_t **self_p)
     repl_follower_t *self = *self_p;
     if (!self)
         return;
-    atomic_store(&self->stop, true);
+    s_stop(self);
     if (self->started)
         pthread_join(self->thread, NULL);
+    close(self->wake);
     if (self->bell_ring)
         zmq_close(self->bell_ring);
     if (self->bell)
