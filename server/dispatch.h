@@ -165,7 +165,10 @@ uint8_t *dispatch_error_reply(uint64_t id, crm_err_t rc, const char *text,
 
 /* One slice of the sweep of time-based rules: records of the kind with id
    prefix KIND ('c' customers: value, at-risk, churned; 't' tickets: service
-   level breaches) after number AFTER, at most LIMIT, as of AS_OF by ACTOR;
+   level breaches) after number AFTER and up to number UNTIL (UINT64_MAX:
+   all; records made after a sweep began were derived when they were made:
+   a sweep that walked them too would chase an import to its end), at most
+   LIMIT, as of AS_OF by ACTOR;
    each record that changes is staged as its own mutation in env->group -
    unless PREVIEW: then nothing is staged, and what would change is counted
    and its first SWEEP_SAMPLES records named. Customers come first, then
@@ -179,8 +182,8 @@ typedef struct {
     size_t nsamples;
 } sweep_result_t;
 crm_err_t sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
-                      uint64_t after, size_t limit, bool preview, sweep_result_t *out,
-                      char *errbuf);
+                      uint64_t after, uint64_t until, size_t limit, bool preview,
+                      sweep_result_t *out, char *errbuf);
 
 /* Is FIELD = VALUE a filter that a list of kind E can use (an indexed value,
    a range, a view)? For records that keep filters, such as segments. */

@@ -344,24 +344,46 @@ records_group_get(store_group_t *g, const crm_entity_t *e, uint64_t num, Protobu
     return rc;
 }
 
+/* The number the next record of kind E gets, read through the group; its
+   meta key into KEY (64 bytes), the key's length into *KLEN. */
+static crm_err_t
+s_next_num(store_group_t *g, const crm_entity_t *e, char *key, int *klen, uint64_t *next)
+{
+    *klen = snprintf(key, 64, "next_id/%s", e->name);
+    store_val_t val = {0};
+    crm_err_t rc = store_group_get(g, STORE_CF_META, key, (size_t)*klen, &val);
+    *next = 1;
+    if (rc == CRM_OK && val.len == 8)
+        *next = store_get_be64((const uint8_t *)val.data);
+    store_val_release(&val);
+    return rc == CRM_ERR_NOT_FOUND ? CRM_OK : rc;
+}
+
 crm_err_t
 records_next_num(store_group_t *g, const crm_entity_t *e, uint64_t *num)
 {
     char key[64];
-    int klen = snprintf(key, sizeof key, "next_id/%s", e->name);
-    store_val_t val = {0};
-    crm_err_t rc = store_group_get(g, STORE_CF_META, key, (size_t)klen, &val);
-    uint64_t next = 1;
-    if (rc == CRM_OK && val.len == 8)
-        next = store_get_be64((const uint8_t *)val.data);
-    store_val_release(&val);
-    if (rc != CRM_OK && rc != CRM_ERR_NOT_FOUND)
+    int klen;
+    uint64_t next;
+    crm_err_t rc = s_next_num(g, e, key, &klen, &next);
+    if (rc != CRM_OK)
         return rc;
     uint8_t be[8];
     store_put_be64(be, next + 1);
     store_group_put(g, STORE_CF_META, key, (size_t)klen, be, sizeof be);
     *num = next;
     return CRM_OK;
+}
+
+crm_err_t
+records_last_num(store_group_t *g, const crm_entity_t *e, uint64_t *num)
+{
+    char key[64];
+    int klen;
+    uint64_t next;
+    crm_err_t rc = s_next_num(g, e, key, &klen, &next);
+    *num = rc == CRM_OK ? next - 1 : 0;
+    return rc;
 }
 
 static bool

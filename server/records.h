@@ -45,6 +45,8 @@ crm_err_t records_group_get(store_group_t *g, const crm_entity_t *e, uint64_t nu
                             ProtobufCMessage **out);
 /* The next record number of kind E, staged in the group. */
 crm_err_t records_next_num(store_group_t *g, const crm_entity_t *e, uint64_t *num);
+/* The highest record number of kind E handed out so far (0: none), nothing staged. */
+crm_err_t records_last_num(store_group_t *g, const crm_entity_t *e, uint64_t *num);
 /* Stage REC as record NUM, replacing OLD (NULL on create): record and index entries. */
 void records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
                        const ProtobufCMessage *old, const ProtobufCMessage *rec);

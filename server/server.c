@@ -50,6 +50,7 @@
 #include "bin.h"
 #include "idem.h"
 #include "quota.h"
+#include "records.h"
 #include "replica.h"
 #include "store.h"
 #include "worker.h"
@@ -144,6 +145,7 @@ struct server {
     char sweep_kind;             /* its cursor: the kind ('c', then 't') ... */
     uint64_t sweep_after;        /* ... and the last record number swept */
     int64_t sweep_as_of;         /* its time (ms) */
+    uint64_t sweep_until[2];     /* the last customer and ticket made before it began */
     repl_t *repl;                /* replicas pulling our log (replica.h) */
     repl_follower_t *follower;   /* a replica: the thread following the primary */
     repl_snap_t *snap;           /* snapshots for new replicas */
@@ -522,11 +524,20 @@ s_sweep(server_t *self, const dispatch_env_t *env)
         self->sweep_after = 0;
         self->sweep_as_of = crm_time_now_ms();
         memset(&self->sweep_total, 0, sizeof self->sweep_total);
+        /* records made from now on are derived as they are made: not walked, or a sweep
+           that begins during an import would chase it to its end (10 % of the server
+           thread's time during a 200,000-line import) */
+        if (records_last_num(self->group, crm_entity_by_name("customer"),
+                             &self->sweep_until[0]) != CRM_OK ||
+            records_last_num(self->group, crm_entity_by_name("ticket"),
+                             &self->sweep_until[1]) != CRM_OK)
+            self->sweep_until[0] = self->sweep_until[1] = UINT64_MAX; /* every record */
     }
     sweep_result_t r;
     char errbuf[CRM_ERRBUF] = "";
+    uint64_t until = self->sweep_until[self->sweep_kind == 'c' ? 0 : 1];
     crm_err_t rc = sweep_slice(env, &system, self->sweep_as_of, self->sweep_kind,
-                               self->sweep_after, SWEEP_SLICE, false, &r, errbuf);
+                               self->sweep_after, until, SWEEP_SLICE, false, &r, errbuf);
     self->sweep_total.checked += r.checked;
     self->sweep_total.changed += r.changed;
     self->sweep_kind = r.next_kind;

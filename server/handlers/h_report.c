@@ -458,7 +458,8 @@ s_sweep_one(const derive_ctx_t *dc, const crm_entity_t *e, ProtobufCMessage *nex
 
 crm_err_t
 sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, char kind,
-            uint64_t after, size_t limit, bool preview, sweep_result_t *out, char *errbuf)
+            uint64_t after, uint64_t until, size_t limit, bool preview, sweep_result_t *out,
+            char *errbuf)
 {
     const crm_entity_t *e = crm_entity_by_prefix(kind);
     CRM_ASSERT(e && (!strcmp(e->name, "customer") || !strcmp(e->name, "ticket")));
@@ -475,6 +476,11 @@ sweep_slice(const dispatch_env_t *env, const Crm__User *actor, int64_t as_of, ch
     crm_err_t rc = records_query(env->store, e, NULL, 0, after, limit, ids, &n, &more, NULL, NULL);
     if (rc != CRM_OK)
         snprintf(errbuf, CRM_ERRBUF, "cannot list the %s records to sweep", e->name);
+    for (size_t i = 0; rc == CRM_OK && i < n; i++)
+        if (ids[i] > until) { /* the rest was made after the sweep began */
+            n = i;
+            more = false;
+        }
     for (size_t i = 0; rc == CRM_OK && i < n; i++) {
         ProtobufCMessage *cur = NULL, *next = NULL;
         if (records_group_get(env->group, e, ids[i], &cur) != CRM_OK ||
@@ -552,7 +558,7 @@ h_sweep(req_ctx_t *ctx)
     sweep_result_t *res = dispatch_own(ctx, malloc(sizeof *res));
     CRM_ASSERT_ALLOC(res);
     crm_err_t rc = sweep_slice(ctx->env, ctx->session.user, preview ? r->as_of : crm_time_now_ms(),
-                               kind, after, limit, preview, res, ctx->errbuf);
+                               kind, after, UINT64_MAX, limit, preview, res, ctx->errbuf);
     if (res->changed && !preview)
         ctx->staged = true;
     if (rc != CRM_OK)

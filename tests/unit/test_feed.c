@@ -9,7 +9,8 @@
     the kernel's socket buffers take thousands of events first. Also with the
     feed's cache of recent changes at its smallest, so that the oldest
     changes are replayed through its one scratch entry, which the next one
-    replaces while earlier events still wait for their reply.
+    replaces while earlier events still wait for their reply. The value
+    sweep's bound is tested on the same store of customers.
 */
 #include "test_common.h"
 #include <zmq.h>
@@ -21,6 +22,7 @@
 #include "derive.h"
 #include "dispatch.h"
 #include "feed.h"
+#include "records.h"
 #include "session.h"
 #include "store.h"
 #include "users.h"
@@ -476,6 +478,54 @@ test_feed_watch_across_two_histories(void **state)
     feed_destroy(&feed);
 }
 
+/* The value sweep (h_report.c) on the same store: a sweep walks the records
+   made before it began (UNTIL), not those made since, whichever slice it is in. */
+static void
+test_sweep_until(void **state)
+{
+    (void)state;
+    const Crm__User actor = {PROTOBUF_C_MESSAGE_INIT(&crm__user__descriptor),
+                             (char *)"system", CRM__DEPARTMENT__DEPARTMENT_NONE,
+                             CRM__ROLE__ADMIN, {0, NULL}, true, 0, 0, 0, (char *)"",
+                             (char *)""};
+    char errbuf[CRM_ERRBUF];
+    uint64_t last = 0;
+    assert_int_equal(records_last_num(s_fx.group, crm_entity_by_name("customer"), &last),
+                     CRM_OK);
+    assert_true(last >= CUSTOMERS);
+    sweep_result_t r;
+    int64_t now = crm_time_now_ms();
+    /* unbounded: a full slice, more to come */
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', 0, UINT64_MAX, 1000, true, &r,
+                                 errbuf), CRM_OK);
+    assert_int_equal(r.checked, 1000);
+    assert_int_equal(r.next_kind, 'c');
+    assert_int_equal(r.next_after, 1000);
+    /* bounded at 100: the slice that reaches it ends the customers, tickets next */
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', 50, 100, 30, true, &r, errbuf),
+                     CRM_OK);
+    assert_int_equal(r.checked, 30);
+    assert_int_equal(r.next_kind, 'c');
+    assert_int_equal(r.next_after, 80);
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', 80, 100, 30, true, &r, errbuf),
+                     CRM_OK);
+    assert_int_equal(r.checked, 20);
+    assert_int_equal(r.next_kind, 't');
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', 0, 100, 1000, true, &r, errbuf),
+                     CRM_OK);
+    assert_int_equal(r.checked, 100);
+    assert_int_equal(r.next_kind, 't');
+    /* nothing made before it began */
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', 0, 0, 50, true, &r, errbuf),
+                     CRM_OK);
+    assert_int_equal(r.checked, 0);
+    assert_int_equal(r.next_kind, 't');
+    /* the last record made is in: the bound is inclusive */
+    assert_int_equal(sweep_slice(&s_fx.env, &actor, now, 'c', last - 1, last, 50, true, &r,
+                                 errbuf), CRM_OK);
+    assert_int_equal(r.checked, 1);
+}
+
 int
 main(void)
 {
@@ -487,6 +537,7 @@ main(void)
         cmocka_unit_test(test_feed_watch_histories),
         cmocka_unit_test(test_feed_history_begun_told),
         cmocka_unit_test(test_feed_watch_across_two_histories),
+        cmocka_unit_test(test_sweep_until),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
