@@ -193,6 +193,8 @@ main(int argc, char **argv)
                 cfg.fault_slow_report = true;
             } else if (!strcmp(optarg, "slow-erase")) {
                 cfg.fault_slow_erase = true;
+            } else if (!strcmp(optarg, "slow-sweep")) {
+                cfg.fault_slow_sweep = true;
             } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;

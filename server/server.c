@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,6 +505,29 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     return true;
 }
 
+/* Work of the loop's own (a commit, housekeeping) that held the server thread
+   since T0 for --slow-log or longer: logged as a slow request is (dispatch.c),
+   "slow WHAT held the server thread X ms", sharing its 10 lines a second. */
+static void s_slow(server_t *self, int64_t t0, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+s_slow(server_t *self, int64_t t0, const char *fmt, ...)
+{
+    int64_t took = crm_time_mono_us() - t0;
+    int suppressed = 0;
+    if (self->cfg.slow_us <= 0 || took < self->cfg.slow_us ||
+        !crm_log_allow(&self->slow_rl, 10, &suppressed))
+        return;
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    crm_log(CRM_LOG_WARN, "slow %s held the server thread %.1f ms (--slow-log %.0f ms)%s", what,
+            (double)took / 1e3, (double)self->cfg.slow_us / 1e3,
+            suppressed ? " (more not logged)" : "");
+}
+
 /* Commit the turn's writes, then answer their requests (errors if the commit failed). */
 /* The server's own value sweep (time-based rules: at-risk, churned): once
    per --sweep-every, a slice of customers per loop turn, as user "system",
@@ -533,6 +557,8 @@ s_sweep(server_t *self, const dispatch_env_t *env)
                              &self->sweep_until[1]) != CRM_OK)
             self->sweep_until[0] = self->sweep_until[1] = UINT64_MAX; /* every record */
     }
+    if (self->cfg.fault_slow_sweep)
+        usleep(20000);
     sweep_result_t r;
     char errbuf[CRM_ERRBUF] = "";
     uint64_t until = self->sweep_until[self->sweep_kind == 'c' ? 0 : 1];
@@ -614,16 +640,8 @@ s_commit(server_t *self)
     bool started = false;
     int64_t t0 = crm_time_mono_us();
     crm_err_t rc = store_group_commit_start(self->group, &started, errbuf);
-    int64_t took = crm_time_mono_us() - t0;
-    int suppressed = 0;
-    if (self->cfg.slow_us > 0 && took >= self->cfg.slow_us) { /* as a slow request's */
-        if (crm_log_allow(&self->slow_rl, 10, &suppressed))
-            crm_log(CRM_LOG_WARN,
-                    "slow commit: %s the group of %zu requests held the server thread %.1f "
-                    "ms (--slow-log %.0f ms)%s",
-                    started ? "handing over" : "writing", self->pending.n, (double)took / 1e3,
-                    (double)self->cfg.slow_us / 1e3, suppressed ? " (more not logged)" : "");
-    }
+    s_slow(self, t0, "commit: %s the group of %zu requests", started ? "handing over" : "writing",
+           self->pending.n);
     if (started) {
         CRM_ASSERT(self->flight.n == 0); /* answered when the last commit landed */
         s_plist_t t = self->flight;
@@ -837,8 +855,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_land(self, false);
         worker_collect(self->worker, s_worker_reply, self);
         if (self->follower) { /* batches applied: the feed below delivers them */
+            int64_t t0 = crm_time_mono_us();
             repl_follower_drain(self->follower);
             repl_follower_tick(self->follower); /* a re-sync's switch, if one is ready */
+            s_slow(self, t0, "replica: switching to a re-synced copy");
         }
         /* drain; on SIGTERM the requests already received are still served.
            A write waits for the commit, so commit once the oldest waiting
@@ -859,17 +879,23 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             }
         }
         bool ro = store_readonly(self->store); /* a replica, or fenced */
+        /* the loop's own work is timed as requests are (--slow-log) */
+        int64_t t0 = crm_time_mono_us();
         if (!ro) { /* a replica's sweep, scrubs and expiry arrive from the primary */
             s_sweep(self, &env);
+            s_slow(self, t0, "housekeeping: a slice of the value sweep");
+            t0 = crm_time_mono_us();
             erase_tick(self->erase, self->store, self->group);
+            s_slow(self, t0, "housekeeping: a slice of an erasure's scrub");
         }
-        if (!ro && crm_time_mono_us() >= self->idem_next_us) {
+        if (!ro && (t0 = crm_time_mono_us()) >= self->idem_next_us) {
             /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
             /* what stayed in the recycle bin long enough (all of it with --bin-keep 0) */
             bin_expire(self->store, self->group, crm_time_now_ms() - self->cfg.bin_keep_ms, 500,
                        "system");
             self->idem_next_us = crm_time_mono_us() + 1000000;
+            s_slow(self, t0, "housekeeping: expiring idempotency keys and the recycle bin");
         }
         s_commit(self);
         int64_t now = crm_time_mono_us();
@@ -878,22 +904,28 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             char errbuf[CRM_ERRBUF];
             store_recover(self->store, errbuf); /* logs when writes work again */
             self->recover_next_us = now + RECOVER_INTERVAL_US;
+            s_slow(self, now, "housekeeping: trying writes again after a write failure");
         }
         repl_committed(self->repl, now);
-        s_serve_held(self, &env, now);
+        s_serve_held(self, &env, now); /* (requests: timed as they are served) */
         s_release_synced(self, now);
+        t0 = crm_time_mono_us();
         feed_committed(self->feed, crm_time_now_us());
         feed_pump(self->feed, self->router, now);
-        if (!ro && now >= self->trim_next_us) { /* a replica's trims are shipped */
-            feed_trim(self->feed);
+        s_slow(self, t0, "feed: delivering the turn's changes");
+        if (!ro && (t0 = crm_time_mono_us()) >= self->trim_next_us) {
+            feed_trim(self->feed); /* a replica's trims are shipped */
             self->trim_next_us = now + 1000000;
+            s_slow(self, t0, "housekeeping: trimming the change log");
         }
-        if (now >= self->snap_next_us) {
+        t0 = crm_time_mono_us();
+        if (t0 >= self->snap_next_us) {
             repl_snap_tick(self->snap, now);
             self->snap_next_us = now + 1000000;
         }
         s_memory_guard(self);
         backup_job_tick(self->backup);
+        s_slow(self, t0, "housekeeping: replica snapshots, the memory guard, backups");
     }
     /* the writes already staged are committed and answered */
     s_commit(self);

@@ -29,6 +29,7 @@ typedef struct {
     bool fault_no_derive;   /* fault injection for tests: do not keep derived values */
     bool fault_slow_report; /* ... : a report takes 1.5 s more, on its snapshot */
     bool fault_slow_erase;  /* ... : an erasure's scrub looks at one entry per 40 ms */
+    bool fault_slow_sweep;  /* ... : a slice of the value sweep takes 20 ms more (--slow-log) */
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
     const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */

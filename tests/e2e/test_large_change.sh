@@ -4,7 +4,8 @@
 # handlers page through the customer's activities 256 at a time, and such a commit (about a
 # megabyte) is written by the committer thread while the server thread goes on; both must
 # lose nothing. And `--slow-log MS`: a request that holds the server thread that long is
-# logged with what it was and whose; 0 logs none; a malformed value is refused.
+# logged with what it was and whose, as is the loop's own work (a slice of the value sweep);
+# 0 logs none; a malformed value is refused.
 source "$(dirname "$0")/lib.sh"
 
 start_with_users -- --slow-log 10
@@ -52,8 +53,15 @@ expect "... the merged one none" test "$(acts "$BIG")" = 0
 as admin --json customer show "$KEEP"
 expect "... and its version moved once" test "$(field record.version)" = 2
 
-# the same store after a restart: what the committer thread wrote is on disk
+# the loop's own work is timed as requests are: a slice of the value sweep made slow
 stop_server main
+start_server sweep "$T/data" --slow-log 10 --sweep-every 0.0003 --fault slow-sweep
+wait_for 'grep -q "slow housekeeping: a slice of the value sweep" "$T/sweep.log"'
+expect "the slow log names a slow slice of the server's own sweep" \
+    grep -qE "slow housekeeping: a slice of the value sweep held the server thread [0-9.]+ ms \(--slow-log 10 ms\)" "$T/sweep.log"
+stop_server sweep
+
+# the same store after a restart: what the committer thread wrote is on disk
 start_server main2 "$T/data" --slow-log 0
 export CRM_SERVER="$EP_main2"
 expect "after a restart the kept one still holds all $N ($(acts "$KEEP"))" test "$(acts "$KEEP")" = $N
