@@ -293,8 +293,10 @@ s_pingunder(char **argv)
 }
 
 /* pings SECONDS STOPFILE: one connection pings, one ping at a time 2 ms
-   apart, until SECONDS pass or STOPFILE exists; prints how many and the
-   slowest in ms (what any client waited while others' requests ran). */
+   apart, until SECONDS pass or STOPFILE exists; prints "ready" once
+   connected (the caller waits for it before starting what the pings are
+   to wait behind), then how many and the slowest in ms (what any client
+   waited while others' requests ran). */
 static int
 s_pings(char **argv)
 {
@@ -304,6 +306,10 @@ s_pings(char **argv)
     uint8_t *ping = s_ping(&plen);
     zmq_send(s, ping, plen, 0); /* the handshake, not measured */
     int st = s_reply(s, 10000);
+    if (st == 0) {
+        printf("ready\n");
+        fflush(stdout);
+    }
     double worst = 0;
     int n = 0;
     while (st == 0 && crm_time_mono_us() < until && access(argv[3], F_OK) != 0) {

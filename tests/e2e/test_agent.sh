@@ -164,14 +164,26 @@ expect "and did not go through the agent" test "$(calls sam)" -eq "$BEFORE"
 # done for the agent is not done twice (the same idempotency key). The server is stopped
 # until the agent has passed the write on, then the agent until the server has done it and
 # answered, and then the agent dies with the answer unread.
+# server_recvq: bytes waiting in the (stopped) server's connections, from /proc/net/tcp
+server_recvq() { python3 -c '
+import sys
+port, n = int(sys.argv[1]), 0
+for line in open("/proc/net/tcp").readlines()[1:]:
+    f = line.split()
+    if int(f[1].split(":")[1], 16) == port and f[3] == "01":
+        n += int(f[4].split(":")[1], 16)
+print(n)' "${CRM_SERVER##*:}"; }
+BEFORE=$(calls sam)
 kill -STOP "$PID_main"
 "$CRM_CLI/crm" --config "$T/sam" customer add --allow-duplicate --name 'Once Only' \
     --phone 13800003333 >"$T/once.out" 2>"$T/once.err" &
 BG=$!
-sleep 0.5
+wait_for '[ "$(calls sam)" -gt "$BEFORE" ] && [ "$(server_recvq)" -gt 0 ]' # passed on
 kill -STOP "$AGENT_PID"
 kill -CONT "$PID_main"
-sleep 0.5
+wait_for 'as sam --json --no-agent customer search "Once Only"; contains "$OUT" "Once Only"'
+expect "the server did the write while the agent was stopped, its answer unread" \
+    contains "$OUT" '"name":"Once Only"'
 kill -KILL "$AGENT_PID"
 RC=0; wait "$BG" || RC=$?
 OUT=$(cat "$T/once.out"); ERR=$(cat "$T/once.err")
@@ -231,7 +243,10 @@ RC=0; "$CRM_CLI/crm" --config "$T/sam" --timeout 2 customer add --name 'Phantom 
 expect "a write while the server is away fails (exit 3)" test "$RC" -eq 3
 start_server main "$T/data" --listen "$CRM_SERVER"
 wait_for 'calls sam >/dev/null; contains "$OUT" "connection up (4 handshakes)"'
-sleep 0.5
+# a write after it through the agent's one connection: anything the agent still held
+# would have gone before it
+as sam customer add --name 'After Phantom' --phone 13800004445
+expect "a write through the agent after the server is back" test "$RC" -eq 0
 as sam --no-agent --json customer search Phantom
 expect "... and is not done when the server is back" bash -c "! grep -q 'Phantom Agent' '$T/o'"
 
@@ -302,7 +317,9 @@ expect "... and only one agent was started" test "$(pgrep -f "crm --config $T/mi
 as mia-auto agent stop
 wait_for 'gone "$APID"'
 RC=0; CRM_AGENT=off "$CRM_CLI/crm" --config "$T/mia-auto" customer list >"$T/o" 2>&1 || RC=$?
-sleep 0.5
+# an agent would have been forked before the call returned
+expect "CRM_AGENT=off over agent = auto: no agent process" \
+    test -z "$(pgrep -f "crm --config $T/mia-auto")"
 as mia-auto agent status
 expect "CRM_AGENT=off over agent = auto: no agent started" test "$RC" -eq 1
 RC=0; CRM_AGENT=auto "$CRM_CLI/crm" --config "$T/mia" customer list >"$T/o" 2>&1 || RC=$?

@@ -124,7 +124,11 @@ for round in 1 2 3; do
             >>"$T/term.out" 2>&1 &
         pids+=($!)
     done
-    sleep 0.7
+    # every loader has had writes answered: the stop comes under load, not before it
+    for w in 1 2 3 4; do wait_for "grep -q ' t$round-w$w-' '$T/term-acked'"; done
+    loading=0
+    for w in 1 2 3 4; do grep -q " t$round-w$w-" "$T/term-acked" && loading=$((loading + 1)); done
+    expect "round $round: the 4 loaders were writing ($loading)" test "$loading" -eq 4
     RC=0
     kill -TERM "${!pidvar}"; wait "${!pidvar}" || RC=$?
     expect "round $round: SIGTERM under load exits 0 (rc=$RC)" test "$RC" -eq 0
