@@ -604,8 +604,10 @@ s_run(req_ctx_t *ctx, const s_table_t *t, const Crm__ReportRequest *r)
         return dispatch_defer(ctx); /* the scan runs on the worker, on a snapshot */
 
     int64_t t0 = crm_time_mono_us();
-    if (ctx->env->fault_slow_report) /* a long report, for tests: the snapshot is taken */
+    if (ctx->env->fault_slow_report) { /* a long report, for tests: the snapshot is taken */
+        crm_log(CRM_LOG_INFO, "fault slow-report: the report's snapshot is taken; 1.5 s more");
         nanosleep(&(struct timespec){1, 500000000}, NULL);
+    }
     s_run_t run = {t, e, crm_time_now_ms(), 0, {{0}}, NULL};
     for (const s_col_t *c = t->cols; c->name; c++)
         run.cols[run.ncols++] = *c;

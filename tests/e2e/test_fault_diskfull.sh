@@ -9,7 +9,7 @@
 # (commits on the server thread) and --sync (commits in flight on the committer thread).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/fault_lib.sh"
-SECONDS_LOAD=${CRM_DISKFULL_SECONDS:-7}
+FULL_SECONDS=${CRM_DISKFULL_SECONDS:-3} # how long the disk stays full (a long run: 30)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "ok - # SKIP the full-filesystem part needs root (mount -t tmpfs)"
@@ -76,21 +76,37 @@ count_analysis() {
     FAILS=$((FAILS + $(grep -c '^not ok - ' "$1" || true)))
 }
 
+# hammer_start FILE ARGS...: the faultload hammer (tests/fault/faultload.c) into FILE, in
+# the background (HPID), until hammer_stop; returns once 20 writes were acknowledged
+hammer_start() {
+    local file=$1; shift
+    rm -f "$T/ham-stop"
+    FAULTLOAD_STOP="$T/ham-stop" "$FAULTLOAD" hammer "$1" "$2" "$file" "$3" \
+        $((FULL_SECONDS + 120 * SLOW)) &
+    HPID=$!
+    wait_for "[ \$(awk '\$2 == \"w\" && \$3 == \"OK\"' '$file' 2>/dev/null | wc -l) -ge 20 ]"
+}
+# hammer_stop FILE T_FREE: once a write sent after T_FREE (ms) was acknowledged - or the
+# wait ran out, which the analysis then reports - and a second more, the hammer stops
+hammer_stop() {
+    wait_for "awk -v t=$2 '\$2 == \"w\" && \$3 == \"OK\" && \$1 > t {f = 1} END {exit !f}' '$1'"
+    sleep 1
+    touch "$T/ham-stop"
+    wait "$HPID"
+}
+
 # full_disk NAME WRITERS WHAT: WRITERS connections create customers on server NAME (one
-# reads) for SECONDS_LOAD s; 2 s in, the disk is filled for 3 s. Checks the promises above
-# on its replies (tests/fault/faultload.c hammer, $T/ham-NAME.txt) and log.
+# reads); once they write, the disk is filled for FULL_SECONDS s. Checks the promises
+# above on its replies ($T/ham-NAME.txt) and log.
 full_disk() {
-    local name=$1 writers=$2 what=$3 epvar="EP_$1" pidvar="PID_$1" hpid t_full t_free n_err
-    "$FAULTLOAD" hammer "${!epvar}" "$D/wang.enroll" "$T/ham-$name.txt" "$writers" \
-        "$SECONDS_LOAD" &
-    hpid=$!
-    sleep 2
+    local name=$1 writers=$2 what=$3 epvar="EP_$1" pidvar="PID_$1" t_full t_free n_err
+    hammer_start "$T/ham-$name.txt" "${!epvar}" "$D/wang.enroll" "$writers"
     t_full=$(( $(date +%s%N) / 1000000 ))
     dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null || true
-    sleep 3
+    sleep "$FULL_SECONDS"
     rm -f "$MNT/filler"
     t_free=$(( $(date +%s%N) / 1000000 ))
-    wait "$hpid"
+    hammer_stop "$T/ham-$name.txt" "$t_free"
     expect "$what: the server is still running after the disk was full" kill -0 "${!pidvar}"
     analyse "$T/ham-$name.txt" "$t_full" "$t_free" "$what" "disk full" >"$T/an-$name.txt"
     cat "$T/an-$name.txt"
@@ -139,15 +155,13 @@ stop_expect s2
 # ---- 3. write errors injected under the store (EIO), same promises
 CTL="$T/fault.ctl"
 start_faulty s3 "$D" "$CTL"
-"$FAULTLOAD" hammer "$EP_s3" "$D/wang.enroll" "$T/ham3.txt" 2 5 &
-HPID=$!
-sleep 1.5
+hammer_start "$T/ham3.txt" "$EP_s3" "$D/wang.enroll" 2
 t_full=$(( $(date +%s%N) / 1000000 ))
 set_fault "$CTL" EIO
 sleep 1.5
 set_fault "$CTL" ok
 t_free=$(( $(date +%s%N) / 1000000 ))
-wait "$HPID"
+hammer_stop "$T/ham3.txt" "$t_free"
 analyse "$T/ham3.txt" "$t_full" "$t_free" "EIO" "Input/output error" >"$T/an3.txt"
 cat "$T/an3.txt"
 count_analysis "$T/an3.txt"

@@ -145,7 +145,9 @@ stop_server main
 start_server slow "$T/data" --sweep-every 0 --fault slow-report
 export CRM_SERVER="$EP_slow"
 "$CRM_CLI/crm" --config "$T/sm" --json report sales >"$T/slow.out" 2>"$T/slow.err" & RP=$!
-sleep 0.4
+# its snapshot taken (the fault logs it, then holds the report 1.5 s): what follows is
+# written after the snapshot, whenever the report got there
+wait_for 'grep -q "fault slow-report: the report.s snapshot is taken" "$T/slow.log"'
 as sa ping
 expect "while a report runs, others are served" test "$RC" -eq 0
 expect "and the report is still running then" kill -0 "$RP"

@@ -22,8 +22,9 @@
           address: its duplicate check reads the address's index), all as
           fast as they get replies (a refused writer waits 20 ms), or the
           writers together at most FAULTLOAD_WRITE_RATE creates a second
-          (environment; each writer takes its turn, no catching up); one line
-          per reply:
+          (environment; each writer takes its turn, no catching up), for
+          SECONDS or until the file FAULTLOAD_STOP (environment) exists; one
+          line per reply, written as it comes:
             <ms since the epoch, sent> <w|r> <STATUS|TIMEOUT> <latency ms> <message>
       restate ENDPOINT ENROLL SERVER_PID CTLFILE FAULT
           on one connection: create a customer; write FAULT to the faultfs
@@ -377,6 +378,7 @@ typedef struct {
     pthread_mutex_t *lock;
     int64_t start, end;
     int64_t write_gap_us; /* a writer's least time between two creates (0: none) */
+    const char *stop;     /* FAULTLOAD_STOP: a file whose existence ends the run early */
     int n;
 } s_ham_t;
 
@@ -393,6 +395,7 @@ s_ham_line(s_ham_t *h, char what, const Crm__Reply *r, int64_t t0)
     int64_t wall_ms = crm_time_now_ms() - (now - t0) / 1000; /* when it was sent */
     fprintf(h->out, "%lld %c %s %lld %s\n", (long long)wall_ms, what,
             r ? crm_err_name(r->status) : "TIMEOUT", (long long)(now - t0) / 1000, msg);
+    fflush(h->out); /* the test reads the lines as they come */
     pthread_mutex_unlock(h->lock);
 }
 
@@ -403,7 +406,8 @@ s_ham_thread(void *arg)
     void *s = s_connect(h->endpoint, h->enroll);
     const crm_entity_t *e = crm_entity_by_name("customer");
     int64_t next = 0;
-    for (uint64_t i = 1; crm_time_mono_us() < h->end; i++) {
+    for (uint64_t i = 1; crm_time_mono_us() < h->end && !(h->stop && access(h->stop, F_OK) == 0);
+         i++) {
         s_req_t q;
         int64_t t0 = crm_time_mono_us();
         if (!h->read_id && h->write_gap_us > 0) {
@@ -476,9 +480,10 @@ s_hammer(char **argv)
     int64_t start = crm_time_mono_us(), end = start + atoi(argv[4]) * 1000000LL;
     const char *rate = getenv("FAULTLOAD_WRITE_RATE");
     int64_t gap = rate && atoi(rate) > 0 ? 1000000LL * writers / atoi(rate) : 0;
+    const char *stop = getenv("FAULTLOAD_STOP");
     for (int i = 0; i <= writers; i++) {
         h[i] = (s_ham_t){argv[0], argv[1], i == writers ? id : NULL, out, &lock, start, end,
-                         gap, i};
+                         gap, stop && *stop ? stop : NULL, i};
         pthread_create(&th[i], NULL, s_ham_thread, &h[i]);
     }
     for (int i = 0; i <= writers; i++)
