@@ -20,6 +20,9 @@
 
 #define RING 8192              /* recent change-log entries kept decoded (feed_config_t) */
 #define BUDGET 512             /* events per subscriber per pump */
+#define PUMP_US 2000           /* a pump's time (cfg.pump_us 0), looked at before every
+                                  event but a subscriber's first (one replayed change can
+                                  carry an import's 25 records: hundreds of us) */
 /* the fewest kept: a turn's pending events point into the ring (s_pump_one)
    and span at most BUDGET sequence numbers, which must not share a slot */
 #define RING_MIN (2 * BUDGET)
@@ -107,6 +110,8 @@ struct feed {
     uint64_t meta_seen;           /* store_cf_changes(META) when rewrites was read */
     uint64_t rewrites;            /* store_log_rewrites(): entries rewritten in place */
     uint64_t history;             /* store_epoch() the cache and cursors are of */
+    size_t next;                  /* the subscriber the next pump begins with */
+    bool cut;                     /* the last pump ran out of time */
 };
 
 feed_t *
@@ -804,7 +809,7 @@ feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, boo
 }
 
 static void
-s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
+s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now, int64_t deadline)
 {
     if (sub->dead || sub->gated)
         return;
@@ -832,6 +837,10 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
     s_piece_t pend[BATCH_EVENTS];
     size_t npend = 0, pend_bytes = 0, max = sub->batch ? BATCH_EVENTS : 1;
     for (int budget = BUDGET; !sub->dead && upto < self->committed && budget > 0; budget--) {
+        if (budget < BUDGET && crm_time_mono_us() >= deadline) {
+            self->cut = true; /* the rest next turn (what is pending goes out below) */
+            break;
+        }
         uint64_t seq = upto + 1;
         s_event_t *ev = s_event(self, seq);
         if (!ev) {
@@ -891,12 +900,30 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now)
 void
 feed_pump(feed_t *self, void *router, int64_t now_us)
 {
+    int64_t deadline = crm_time_mono_us() + (self->cfg.pump_us ? self->cfg.pump_us : PUMP_US);
+    size_t n = self->nsubs, first = n ? self->next % n : 0, next = first;
+    self->cut = false;
+    /* from where the last pump stopped, so that one far behind cannot starve the rest */
+    for (size_t k = 0; router && k < n; k++) {
+        size_t i = (first + k) % n;
+        if ((k && crm_time_mono_us() >= deadline) || self->cut) {
+            next = i; /* those not reached go first next time; soon if one has events due */
+            for (size_t r = k; r < n && !self->cut; r++) {
+                const s_sub_t *sub = self->subs[(first + r) % n];
+                self->cut = !sub->dead && !sub->gated && sub->cursor < self->committed;
+            }
+            break;
+        }
+        s_pump_one(self, router, self->subs[i], now_us, deadline);
+        next = (i + 1) % n;
+    }
     size_t kept = 0;
+    self->next = 0;
     self->gated = 0;
     for (size_t i = 0; i < self->nsubs; i++) {
         s_sub_t *sub = self->subs[i];
-        if (router)
-            s_pump_one(self, router, sub, now_us);
+        if (i == next)
+            self->next = kept; /* where it is once the gone ones are dropped */
         if (sub->dead || !router) {
             s_sub_free(&sub);
         } else {
@@ -905,6 +932,12 @@ feed_pump(feed_t *self, void *router, int64_t now_us)
         }
     }
     self->nsubs = kept;
+}
+
+bool
+feed_cut(const feed_t *self)
+{
+    return self->cut;
 }
 
 bool

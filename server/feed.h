@@ -33,6 +33,8 @@ typedef struct {
     uint64_t ring_events;   /* recent changes kept decoded (0 = 8,192; at least 1,024,
                                feed.c's RING_MIN): a subscriber further behind is
                                replayed from the log */
+    int64_t pump_us;        /* a pump's time on the server thread (0 = 2 ms): the
+                               subscribers it did not reach go first next time */
 } feed_config_t;
 
 typedef struct feed feed_t;
@@ -53,10 +55,14 @@ crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req
 void feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, bool ok);
 /* Changes up to the store's last sequence number are committed (at NOW_US). */
 void feed_committed(feed_t *self, int64_t now_us);
-/* Send what is due on ROUTER: events, progress markers, revocations. */
+/* Send what is due on ROUTER: events, progress markers, revocations - for
+   at most cfg.pump_us (a subscriber replaying from the log cost 11-16 ms a
+   pump before), each subscriber reached getting at least one event. */
 void feed_pump(feed_t *self, void *router, int64_t now_us);
 /* True if some subscriber still has events to receive (poll sooner). */
 bool feed_behind(const feed_t *self);
+/* True if the last pump stopped on its time with work left (poll without waiting). */
+bool feed_cut(const feed_t *self);
 /* Drop every subscriber (their connections are gone). */
 void feed_reset(feed_t *self);
 /* Apply retention to the change log. */

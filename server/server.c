@@ -840,9 +840,11 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             {worker_socket(self->worker), 0, ZMQ_POLLIN, 0},
             {NULL, store_group_commit_fd(self->group), ZMQ_POLLIN, 0}, /* a commit landed */
             {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
-        /* a subscriber still catching up is served again soon */
+        /* a subscriber still catching up is served again soon, at once if the last pump
+           ran out of its time */
         int rc = zmq_poll(items, self->follower ? 4 : 3,
-                          feed_behind(self->feed) || self->sweeping ||
+                          feed_cut(self->feed)      ? 0
+                          : feed_behind(self->feed) || self->sweeping ||
                                   (erase_busy(self->erase) && !store_readonly(self->store))
                               ? 5
                           : self->n_syncq                           ? 10

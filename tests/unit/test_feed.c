@@ -478,6 +478,104 @@ test_feed_watch_across_two_histories(void **state)
     feed_destroy(&feed);
 }
 
+/* Events received by SUB since the last call (DONTWAIT, every message waiting). */
+static uint64_t
+s_drain_events(void *sub, uint64_t *last)
+{
+    char errbuf[CRM_ERRBUF];
+    uint64_t events = 0;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) >= 0) {
+        Crm__Reply *r = NULL;
+        assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                          zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
+                         CRM_OK);
+        Crm__Event **evs;
+        size_t n = crm_proto_reply_events(r, &evs);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(evs[i]->seq, *last + 1); /* no hole, no repeat, in order */
+            *last = evs[i]->seq;
+            events++;
+        }
+        crm_proto_free((ProtobufCMessage **)&r);
+    }
+    zmq_msg_close(&m);
+    return events;
+}
+
+/* A pump's time is bounded (feed_config_t.pump_us): three subscribers replaying
+   from 0, a pump of 1 us reaches one of them, gives it its first event or few
+   (not the 512 of a pump's budget) and stops (feed_cut()); the next pump begins
+   with the next subscriber, so none is starved; pumped on, all three get every
+   change once, in order. */
+static void
+test_feed_pump_cut(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    feed_config_t fc = {.pump_us = 1};
+    feed_t *feed = feed_new(s_fx.store, &fc);
+    feed_committed(feed, crm_time_now_us());
+    void *zctx = zmq_ctx_new(), *router = zmq_socket(zctx, ZMQ_ROUTER), *subs[3];
+    int zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(router, "inproc://test-feed-cut"), 0);
+    session_t session = {NULL};
+    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    for (int i = 0; i < 3; i++) {
+        subs[i] = zmq_socket(zctx, ZMQ_DEALER);
+        zmq_setsockopt(subs[i], ZMQ_LINGER, &zero, sizeof zero);
+        assert_int_equal(zmq_connect(subs[i], "inproc://test-feed-cut"), 0);
+        assert_int_equal(zmq_send(subs[i], "hi", 2, 0), 2); /* its routing id, from the ROUTER */
+        uint8_t rid[256];
+        char hi[4];
+        int rid_len = zmq_recv(router, rid, sizeof rid, 0);
+        assert_true(rid_len > 0 && rid_len <= (int)sizeof rid);
+        assert_int_equal(zmq_recv(router, hi, sizeof hi, 0), 2);
+        Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
+        w.since_set = true;
+        uint64_t cursor = 99;
+        assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 7, s_fx.admin, session.user, &w,
+                                    &cursor, errbuf),
+                         CRM_OK);
+        feed_replied(feed, rid, (size_t)rid_len, 7, true);
+    }
+    uint64_t last[3] = {0, 0, 0}, newest = store_last_seq(s_fx.store);
+    assert_true(newest > 100);
+    /* one subscriber a pump, in turn, a few events each */
+    for (int pump = 0; pump < 6; pump++) {
+        feed_pump(feed, router, crm_time_mono_us());
+        assert_true(feed_cut(feed));
+        for (int i = 0; i < 3; i++) {
+            uint64_t got = s_drain_events(subs[i], &last[i]);
+            if (i == pump % 3)
+                assert_true(got >= 1 && got <= 8);
+            else
+                assert_int_equal(got, 0);
+        }
+    }
+    /* pumped on: everything, to each */
+    int64_t end = crm_time_mono_us() + 30 * INT64_C(1000000);
+    while ((last[0] < newest || last[1] < newest || last[2] < newest) &&
+           crm_time_mono_us() < end) {
+        feed_pump(feed, router, crm_time_mono_us());
+        for (int i = 0; i < 3; i++)
+            s_drain_events(subs[i], &last[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(last[i], newest);
+    feed_pump(feed, router, crm_time_mono_us());
+    assert_false(feed_cut(feed)); /* nothing left: the server may wait again */
+    session_release(&session);
+    for (int i = 0; i < 3; i++)
+        zmq_close(subs[i]);
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    feed_pump(feed, NULL, crm_time_mono_us());
+    feed_destroy(&feed);
+}
+
 /* The value sweep (h_report.c) on the same store: a sweep walks the records
    made before it began (UNTIL), not those made since, whichever slice it is in. */
 static void
@@ -534,6 +632,7 @@ main(void)
         cmocka_unit_test(test_feed_full_pipe_batched),
         cmocka_unit_test(test_feed_full_pipe_replayed_unbatched),
         cmocka_unit_test(test_feed_full_pipe_replayed_batched),
+        cmocka_unit_test(test_feed_pump_cut), /* before the store begins new histories */
         cmocka_unit_test(test_feed_watch_histories),
         cmocka_unit_test(test_feed_history_begun_told),
         cmocka_unit_test(test_feed_watch_across_two_histories),
