@@ -234,16 +234,17 @@ s_router_open(server_t *self, const char *endpoint, char *errbuf)
         zmq_close(s);
         return CRM_ERR_INTERNAL;
     }
-    /* a just-closed listener is released by libzmq's reaper: retry briefly */
+    /* a just-closed listener is released by libzmq's reaper: retry briefly, in small
+       steps (the memory guard's reset waited 20 ms here on the server thread) */
     for (int tries = 0; zmq_bind(s, endpoint) != 0; tries++) {
-        if (zmq_errno() != EADDRINUSE || tries == 50) {
+        if (zmq_errno() != EADDRINUSE || tries == 1000) {
             snprintf(errbuf, CRM_ERRBUF,
                      "cannot listen on '%s': %s (is another crmd running? use --listen)",
                      endpoint, zmq_strerror(zmq_errno()));
             zmq_close(s);
             return CRM_ERR_UNAVAILABLE;
         }
-        usleep(20000);
+        usleep(1000);
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
@@ -925,9 +926,11 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             repl_snap_tick(self->snap, now);
             self->snap_next_us = now + 1000000;
         }
-        s_memory_guard(self);
         backup_job_tick(self->backup);
-        s_slow(self, t0, "housekeeping: replica snapshots, the memory guard, backups");
+        s_slow(self, t0, "housekeeping: replica snapshots and backups");
+        t0 = crm_time_mono_us();
+        s_memory_guard(self);
+        s_slow(self, t0, "memory guard: its count, or dropping every connection over the cap");
     }
     /* the writes already staged are committed and answered */
     s_commit(self);
