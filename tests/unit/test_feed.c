@@ -145,6 +145,25 @@ s_pair(void *zctx, int hwm, void **router, void **sub, uint8_t *rid)
     return rid_len;
 }
 
+/* The next reply waiting on SUB (DONTWAIT), its events in *EVS / *N, or NULL
+   if none waits; caller frees it. */
+static Crm__Reply *
+s_recv_reply(void *sub, Crm__Event ***evs, size_t *n)
+{
+    char errbuf[CRM_ERRBUF];
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    Crm__Reply *r = NULL;
+    if (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) >= 0) {
+        assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
+                                          zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
+                         CRM_OK);
+        *n = crm_proto_reply_events(r, evs);
+    }
+    zmq_msg_close(&m);
+    return r;
+}
+
 /* Watch from sequence 0 (BATCH: several events to a reply) through a pipe
    of a message or two, the feed keeping RING changes decoded (0: its
    default); read at most two replies between pumps. */
@@ -181,18 +200,11 @@ s_deliver_through_full_pipe(bool batch, uint64_t ring)
         feed_pump(feed, router, crm_time_mono_us());
         pumps++;
         for (int k = 0; k < 2; k++) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&m);
-                break;
-            }
-            Crm__Reply *r = NULL;
-            assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
-                                              zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
-                             CRM_OK);
             Crm__Event **evs;
-            size_t n = crm_proto_reply_events(r, &evs);
+            size_t n;
+            Crm__Reply *r = s_recv_reply(sub, &evs, &n);
+            if (!r)
+                break;
             assert_true(batch || (n <= 1 && (n == 0 || r->body_case == CRM__REPLY__BODY_EVENT)));
             replies += n > 0;
             most = n > most ? n : most;
@@ -202,7 +214,6 @@ s_deliver_through_full_pipe(bool batch, uint64_t ring)
                 events++;
             }
             crm_proto_free((ProtobufCMessage **)&r);
-            zmq_msg_close(&m);
         }
     }
     printf("# batch %d, ring %llu: %llu events in %llu replies (up to %llu), %d pumps\n", batch,
@@ -482,17 +493,11 @@ test_feed_watch_across_two_histories(void **state)
 static uint64_t
 s_drain_events(void *sub, uint64_t *last)
 {
-    char errbuf[CRM_ERRBUF];
     uint64_t events = 0;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    while (zmq_msg_recv(&m, sub, ZMQ_DONTWAIT) >= 0) {
-        Crm__Reply *r = NULL;
-        assert_int_equal(crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m),
-                                          zmq_msg_size(&m), (ProtobufCMessage **)&r, errbuf),
-                         CRM_OK);
-        Crm__Event **evs;
-        size_t n = crm_proto_reply_events(r, &evs);
+    Crm__Event **evs;
+    size_t n;
+    Crm__Reply *r;
+    while ((r = s_recv_reply(sub, &evs, &n))) {
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(evs[i]->seq, *last + 1); /* no hole, no repeat, in order */
             *last = evs[i]->seq;
@@ -500,7 +505,6 @@ s_drain_events(void *sub, uint64_t *last)
         }
         crm_proto_free((ProtobufCMessage **)&r);
     }
-    zmq_msg_close(&m);
     return events;
 }
 
