@@ -179,6 +179,12 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",
                               (int)ctx->req->op, CRM_VERSION);
+    /* a large change is under way: a write waits for it, whole, in arrival order
+       (it may read what the large change writes); it is checked when it runs */
+    if ((op->flags & OPF_WRITE) && ctx->env->hold_writes) {
+        ctx->queued = true;
+        return CRM_OK;
+    }
     /* limits first: a user over them costs no store read; except that the log's
        ops are limited once the user is known, as a replica's pulls are not rated */
     crm_err_t rc = CRM_OK;
@@ -234,7 +240,8 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
             return dispatch_error(ctx, rc, "cannot read idempotency key '%.64s'", key);
     }
     rc = op->fn(ctx);
-    if (rc == CRM_OK && keyed) { /* in the same group, so in the same commit as the write */
+    /* in the same group, so in the same commit as the write (a large one: on the writer) */
+    if (rc == CRM_OK && keyed && !ctx->large) {
         Crm__Reply first = ctx->reply;
         first.id = 0;
         size_t len;
@@ -255,6 +262,16 @@ dispatch_defer(req_ctx_t *ctx)
     CRM_ASSERT(!ctx->env->worker);
     ctx->deferred = true;
     return CRM_OK;
+}
+
+bool
+dispatch_large(req_ctx_t *ctx, size_t records)
+{
+    if (!ctx->env->large_records || records <= ctx->env->large_records)
+        return false;
+    CRM_ASSERT(!ctx->env->worker && ctx->env->group);
+    ctx->large = true;
+    return true;
 }
 
 crm_err_t
@@ -438,7 +455,9 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
     out->wrote = rc == CRM_OK && op && (op->flags & OPF_WRITE);
     out->deferred = rc == CRM_OK && ctx.deferred;
     out->held = rc == CRM_OK && ctx.held && !out->after_commit;
-    if (out->deferred || out->held) {
+    out->large = rc == CRM_OK && ctx.large;
+    out->queued = rc == CRM_OK && ctx.queued;
+    if (out->deferred || out->held || out->large || out->queued) {
         packed = NULL;
         *reply_len = 0;
     } else if (rc != CRM_OK) {

@@ -28,6 +28,8 @@ typedef struct {
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */
     bool fault_no_derive;    /* test-only fault: derived values are not kept up to date */
     bool fault_slow_report;  /* test-only fault: a report takes 1.5 s more (on the worker) */
+    bool fault_slow_large;   /* test-only fault: a large change waits 1.5 s before its commit
+                                (on the writer) */
     const void *rid;         /* the requester's routing id (this request only) */
     size_t rid_len;
     const char *user_id;     /* the requester's ZAP identity (this request only) */
@@ -49,6 +51,10 @@ typedef struct {
     int64_t slow_us;         /* a request that holds the server thread this long is
                                 logged (--slow-log; 0: none are) */
     crm_ratelimit_t *slow_rl; /* limits those log lines */
+    size_t large_records;    /* a change of more records than this is handed to the writer
+                                thread (dispatch_large; 0: none is, as on the writer itself) */
+    bool hold_writes;        /* a large change is waiting or running: writes are not run
+                                now but kept, in order, until it is done (out->queued) */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not
@@ -79,6 +85,8 @@ typedef struct {
                                  (dispatch_process also sees this by itself) */
     bool deferred;            /* dispatch_defer(): the worker thread answers */
     bool held;                /* dispatch_hold(): asked again after the next commit */
+    bool large;               /* dispatch_large(): the writer thread does it */
+    bool queued;              /* a write while env->hold_writes: not run (yet) */
     uint8_t *replay;          /* an idempotent retry: the first reply (packed, owned) */
     size_t replay_len;
     void **owned;             /* malloc'd blocks the reply points into, freed after packing */
@@ -128,6 +136,16 @@ crm_err_t dispatch_defer(req_ctx_t *ctx);
    Only when env->can_hold. Returns CRM_OK. */
 crm_err_t dispatch_hold(req_ctx_t *ctx);
 
+/* A change of RECORDS records (a customer's delete, restore, merge or erasure
+   with its activities: ~20 us of the server thread a record) is large when
+   there are more than env->large_records: then it is handed, before anything
+   is staged, to the writer thread (worker.h), which runs the same request
+   again, every check included, with a group of its own while the server
+   thread serves reads and keeps the writes that arrive, in order, until it is
+   committed. Returns true when handed over: the handler returns CRM_OK at
+   once, having staged nothing. */
+bool dispatch_large(req_ctx_t *ctx, size_t records);
+
 /* Keep P (malloc'd) until the reply is packed; returns P. */
 void *dispatch_own(req_ctx_t *ctx, void *p);
 /* Keep M (from crm_proto_unpack/new) until the reply is packed; returns M. */
@@ -141,6 +159,9 @@ typedef struct {
     bool deferred;     /* no reply yet: hand the request to the worker (after the
                           commit, if after_commit) */
     bool held;         /* no reply yet: run the request again after the next commit */
+    bool large;        /* no reply yet: a large change, for the writer thread once what
+                          is staged has committed (dispatch_large) */
+    bool queued;       /* not run: a write that waits for a large change (hold_writes) */
     bool ok;           /* the reply is not an error (before any commit's outcome) */
     bool watch;        /* it answers a WATCH: the feed is told (feed_replied) */
     bool wrote;        /* a write that succeeded (or its kept first reply): under

@@ -658,6 +658,8 @@ s_erase_live(req_ctx_t *ctx, const crm_entity_t *e, uint64_t num, const Protobuf
                               "'%s' has more than %d records: an erasure changes them all in "
                               "one write; delete some of them first",
                               job->customer_id, RECORDS_MAX);
+    if (dispatch_large(ctx, total))
+        return CRM_OK; /* checked and done on the writer thread (h_erase returns) */
     mutation_t *m = mutation_begin(g, store, ctx->session.user);
     mutation_erasure(m);
     ProtobufCMessage *after = NULL;
@@ -801,7 +803,7 @@ h_erase(req_ctx_t *ctx)
     if (rc == CRM_OK) {
         rc = s_erase_live(ctx, e, num, cur, &job, &records, &seq);
         crm_proto_free(&cur);
-        if (rc != CRM_OK)
+        if (rc != CRM_OK || ctx->large)
             return rc;
         if (!seq) /* erased before: the history is scrubbed again */
             s_audit(ctx, e, num, REASON " (its records held nothing more to erase)");

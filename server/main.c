@@ -1,4 +1,5 @@
 /*  crmd - the OneView server: argv, signals and wiring only */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -63,6 +64,10 @@ static const char s_usage[] =
     "                      on a primary with replicas; every hour kept is disk)\n"
     "  --slow-log MS       log each request that holds the server thread MS ms or more (every\n"
     "                      other client waits that long; default 10, 0 = off)\n"
+    "  --large-change N    a change of more than N records (a customer deleted, restored,\n"
+    "                      merged or erased with its activities) runs on a helper thread,\n"
+    "                      writes waiting meanwhile, reads served (default 100; 0 = never:\n"
+    "                      on the server thread, holding every client up while it runs)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
@@ -109,7 +114,8 @@ main(int argc, char **argv)
     enum { OPT_SYNC = 256, OPT_MAXMSG, OPT_MAXMEM, OPT_LOG, OPT_FAULT, OPT_RETAIN, OPT_RETAIN_DAYS, OPT_RULES, OPT_SWEEP,
            OPT_BACKUP_DIR, OPT_BACKUP_EVERY, OPT_BACKUP_KEEP, OPT_MAX_RATE, OPT_MAX_CONN_USER,
            OPT_MAX_CONN, OPT_IO_THREADS, OPT_BIN_KEEP, OPT_REPLICA_OF, OPT_REPLICA_ENROLL,
-           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC, OPT_LAG_WARN, OPT_SLOW_LOG };
+           OPT_WAL_KEEP, OPT_SYNC_REPLICAS, OPT_NO_RESYNC, OPT_LAG_WARN, OPT_SLOW_LOG,
+           OPT_LARGE_CHANGE };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
         {"sync", no_argument, NULL, OPT_SYNC},        {"max-msg", required_argument, NULL, OPT_MAXMSG},
@@ -132,6 +138,7 @@ main(int argc, char **argv)
         {"no-resync", no_argument, NULL, OPT_NO_RESYNC},
         {"lag-warn", required_argument, NULL, OPT_LAG_WARN},
         {"slow-log", required_argument, NULL, OPT_SLOW_LOG},
+        {"large-change", required_argument, NULL, OPT_LARGE_CHANGE},
         {"wal-keep", required_argument, NULL, OPT_WAL_KEEP},
         {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
         {"bin-keep", required_argument, NULL, OPT_BIN_KEEP},
@@ -195,6 +202,8 @@ main(int argc, char **argv)
                 cfg.fault_slow_erase = true;
             } else if (!strcmp(optarg, "slow-sweep")) {
                 cfg.fault_slow_sweep = true;
+            } else if (!strcmp(optarg, "slow-large")) {
+                cfg.fault_slow_large = true;
             } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;
@@ -291,6 +300,18 @@ main(int argc, char **argv)
                 return 2;
             }
             cfg.slow_us = (int64_t)(ms * 1000);
+            break;
+        }
+        case OPT_LARGE_CHANGE: {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (!isdigit((unsigned char)*optarg) || *end || errno || n > 1000000) {
+                fprintf(stderr, "crmd: --large-change needs a number of records (e.g. 100; 0 = "
+                                "never), not '%s'\n", optarg);
+                return 2;
+            }
+            cfg.large_records = (size_t)n;
             break;
         }
         case OPT_REPLICA_ENROLL:

@@ -41,6 +41,7 @@
 #include "crm_keys.h"
 #include "crm_log.h"
 #include "crm_mem.h"
+#include "crm_proto.h"
 #include "crm_time.h"
 #include "audit.h"
 #include "backup.h"
@@ -82,6 +83,16 @@ typedef struct {
 } s_held_t;
 
 #define HELD_MAX 64       /* requests held at once; beyond, pulls are answered at once */
+/* Writes kept while a large change waits or runs (dispatch_large), in arrival order;
+   beyond either bound a write is refused with RESOURCE_EXHAUSTED */
+#define QUEUE_MAX 10000
+#define QUEUE_BYTES (64u << 20)
+
+typedef struct {
+    s_held_t *v; /* [head, n) wait */
+    size_t head, n, cap;
+    size_t bytes; /* of their bodies */
+} s_queue_t;
 #define HOLD_US 500000    /* longest a pull is held */
 /* --sync-replicas: longest a write's reply waits for the replicas; below the client's
    default timeout (5 s), so that the client gets this answer, not a timeout */
@@ -120,6 +131,12 @@ struct server {
     feed_t *feed;                /* change feed subscribers */
     backup_job_t *backup;        /* hot backups on a helper thread (backup.c) */
     worker_t *worker;            /* long reads on a helper thread (worker.c), while running */
+    worker_t *writer;            /* large changes on a helper thread, with a group of their own */
+    store_group_t *xgroup;       /* ... that group */
+    s_held_t large;              /* the large change waiting for the group to empty, or running */
+    bool large_on;               /* there is one: writes wait in the queue meanwhile */
+    bool large_sent;             /* ... and the writer has it: this thread commits nothing */
+    s_queue_t queue;             /* the writes waiting for it, then for their turn */
     int64_t trim_next_us;        /* next change-log retention pass */
     int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
@@ -171,6 +188,7 @@ server_config_defaults(server_config_t *cfg)
     cfg->listen = SERVER_DEFAULT_ENDPOINT;
     cfg->max_msg = 1u << 20;
     cfg->slow_us = SERVER_SLOW_MS * 1000;
+    cfg->large_records = SERVER_LARGE_RECORDS;
     cfg->max_memory = 512u << 20;
     cfg->handshake_ms = 3000;
     cfg->retain_events = 10000000;
@@ -308,6 +326,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
                                                     ? cfg->sweep_every_ms * 1000
                                                     : 10 * 1000000LL);
     self->group = store_group_new(self->store);
+    self->xgroup = store_group_new(self->store);
     feed_config_t fcfg = {.retain_events = cfg->retain_events, .retain_ms = cfg->retain_ms};
     self->feed = feed_new(self->store, &fcfg);
     self->erase = erase_new(cfg->fault_slow_erase ? 1 : 0, cfg->fault_slow_erase ? 40000 : 0);
@@ -401,8 +420,9 @@ s_defer(server_t *self, zmq_msg_t *rid, uint64_t id, const char *user_id, const 
 }
 
 static void
-s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len)
+s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
+    (void)out;
     s_send_reply(arg, rid, reply, len);
 }
 
@@ -428,6 +448,155 @@ s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatc
     p->defer = NULL;
     p->defer_user = NULL;
     return p;
+}
+
+/* Keep a request in H: RID moves in, BODY and USER_ID are copied. */
+static void
+s_keep(s_held_t *h, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id)
+{
+    zmq_msg_init(&h->rid);
+    zmq_msg_move(&h->rid, rid);
+    zmq_msg_close(rid);
+    h->len = len;
+    h->body = malloc(len ? len : 1);
+    CRM_ASSERT_ALLOC(h->body);
+    memcpy(h->body, body, len);
+    h->user = user_id ? strdup(user_id) : NULL;
+}
+
+static bool
+s_queued(const server_t *self)
+{
+    return self->queue.n > self->queue.head;
+}
+
+/* Answer a kept request RID with error RC (TEXT), freeing what H kept. */
+static void
+s_refuse_kept(server_t *self, s_held_t *h, uint64_t id, crm_err_t rc, const char *text)
+{
+    size_t len;
+    uint8_t *reply = dispatch_error_reply(id, rc, text, 0, &len);
+    s_send_reply(self, &h->rid, reply, len);
+    free(h->body);
+    free(h->user);
+    h->body = NULL;
+    h->user = NULL;
+}
+
+/* A write that came while a large change waits or runs: kept, in order, until
+   it is done (or refused when too many wait). */
+static void
+s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id,
+          uint64_t id)
+{
+    s_queue_t *q = &self->queue;
+    if (q->n - q->head >= QUEUE_MAX || q->bytes + len > QUEUE_BYTES) {
+        char text[CRM_ERRBUF];
+        size_t rlen;
+        snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
+                                    "writes waiting for it: try again shortly", q->n - q->head);
+        uint8_t *reply = dispatch_error_reply(id, CRM_ERR_RESOURCE_EXHAUSTED, text, 0, &rlen);
+        s_send_reply(self, rid, reply, rlen);
+        return;
+    }
+    if (q->head && q->n == q->cap) { /* room at the front: move down */
+        memmove(q->v, q->v + q->head, (q->n - q->head) * sizeof *q->v);
+        q->n -= q->head;
+        q->head = 0;
+    }
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : DRAIN_MAX;
+        q->v = realloc(q->v, q->cap * sizeof *q->v);
+        CRM_ASSERT_ALLOC(q->v);
+    }
+    s_keep(&q->v[q->n++], rid, body, len, user_id);
+    q->bytes += len;
+    crm_log(CRM_LOG_DEBUG, "request %llu: a write kept until the large change is done (%zu "
+                           "waiting)", (unsigned long long)id, q->n - q->head);
+}
+
+/* Answer every kept write with RC (TEXT): they are not done. */
+static void
+s_refuse_queue(server_t *self, crm_err_t rc, const char *text)
+{
+    s_queue_t *q = &self->queue;
+    for (size_t i = q->head; i < q->n; i++) {
+        uint64_t id = 0;
+        crm_proto_peek_id(q->v[i].body, q->v[i].len, &id);
+        s_refuse_kept(self, &q->v[i], id, rc, text);
+    }
+    q->head = q->n = 0;
+    q->bytes = 0;
+}
+
+/* What to do with a request dispatch_process() has served (OUT, REPLY): RID
+   moves on, BODY and USER_ID are copied where the request is kept. */
+static void
+s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id,
+        uint8_t *reply, size_t reply_len, const dispatch_out_t *out)
+{
+    if (out->held) {
+        s_held_t *h = &self->held[self->n_held++];
+        s_keep(h, rid, body, len, user_id);
+        h->wal_seq = store_wal_seq(self->store);
+        h->deadline_us = crm_time_mono_us() + HOLD_US;
+        return;
+    }
+    if (out->queued) {
+        s_enqueue(self, rid, body, len, user_id, out->id);
+        return;
+    }
+    if (out->large) { /* to the writer once this thread's group is empty (s_large_start) */
+        CRM_ASSERT(!self->large_on);
+        s_keep(&self->large, rid, body, len, user_id);
+        self->large_on = true;
+        self->large_sent = false;
+        return;
+    }
+    if (out->deferred && !out->after_commit) {
+        s_defer(self, rid, out->id, user_id, body, len);
+        return;
+    }
+    if (out->after_commit) {
+        s_pending_t *p = s_pend(self, rid, reply, reply_len, out);
+        if (out->deferred) { /* its audit entry commits first, then the worker answers */
+            p->defer_len = len;
+            p->defer = malloc(len ? len : 1);
+            CRM_ASSERT_ALLOC(p->defer);
+            memcpy(p->defer, body, len);
+            p->defer_user = user_id ? strdup(user_id) : NULL;
+        }
+        return;
+    }
+    s_send_answer(self, rid, reply, reply_len, out->id, out->ok, out->watch);
+}
+
+/* Serve the writes that waited for a large change, oldest first, until another
+   large change begins; every check runs now, as for a request just received. */
+static void
+s_serve_queued(server_t *self, dispatch_env_t *env)
+{
+    s_queue_t *q = &self->queue;
+    for (int i = 0; i < DRAIN_MAX && s_queued(self) && !self->large_on; i++) {
+        s_held_t h = q->v[q->head++]; /* the routing id moves with the struct */
+        q->bytes -= h.len;
+        dispatch_out_t out;
+        size_t len = 0;
+        env->rid = zmq_msg_data(&h.rid);
+        env->rid_len = zmq_msg_size(&h.rid);
+        env->user_id = h.user;
+        env->src_fd = -1;
+        env->can_hold = false;
+        env->hold_writes = false;
+        uint8_t *reply = dispatch_process(env, h.user, 1, h.body, h.len, &len, &out);
+        env->rid = NULL;
+        env->user_id = NULL;
+        s_route(self, &h.rid, h.body, h.len, h.user, reply, len, &out);
+        free(h.body);
+        free(h.user);
+    }
+    if (q->head == q->n)
+        q->head = q->n = 0;
 }
 
 /* Receive and serve one request if one is queued. Returns false when none is. */
@@ -464,45 +633,16 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     env->src_fd = nframes ? zmq_msg_get(&body, ZMQ_SRCFD) : -1;
     env->user_id = user_id;
     env->can_hold = self->n_held < HELD_MAX;
+    /* behind a large change, and behind the writes that waited for it */
+    env->hold_writes = self->large_on || s_queued(self);
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
     env->rid = NULL;
     env->user_id = NULL;
     env->can_hold = false;
-    if (out.held) {
-        s_held_t *h = &self->held[self->n_held++];
-        zmq_msg_init(&h->rid);
-        zmq_msg_move(&h->rid, &rid);
-        zmq_msg_close(&rid);
-        h->len = zmq_msg_size(&body);
-        h->body = malloc(h->len ? h->len : 1);
-        CRM_ASSERT_ALLOC(h->body);
-        memcpy(h->body, zmq_msg_data(&body), h->len);
-        h->user = user_id ? strdup(user_id) : NULL;
-        h->wal_seq = store_wal_seq(self->store);
-        h->deadline_us = crm_time_mono_us() + HOLD_US;
-        zmq_msg_close(&body);
-        return true;
-    }
-    if (out.deferred && !out.after_commit) {
-        s_defer(self, &rid, out.id, user_id, zmq_msg_data(&body), zmq_msg_size(&body));
-        zmq_msg_close(&body);
-        return true;
-    }
-    if (out.after_commit) {
-        s_pending_t *p = s_pend(self, &rid, reply, reply_len, &out);
-        if (out.deferred) { /* its audit entry commits first, then the worker answers */
-            p->defer_len = zmq_msg_size(&body);
-            p->defer = malloc(p->defer_len ? p->defer_len : 1);
-            CRM_ASSERT_ALLOC(p->defer);
-            memcpy(p->defer, zmq_msg_data(&body), p->defer_len);
-            p->defer_user = user_id ? strdup(user_id) : NULL;
-        }
-        zmq_msg_close(&body);
-        return true;
-    }
+    s_route(self, &rid, zmq_msg_data(&body), zmq_msg_size(&body), user_id, reply, reply_len,
+            &out);
     zmq_msg_close(&body);
-    s_send_answer(self, &rid, reply, reply_len, out.id, out.ok, out.watch);
     return true;
 }
 
@@ -627,6 +767,8 @@ s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
     list->n = 0;
 }
 
+static void s_land(server_t *self, bool wait);
+
 /* Commit what is staged, unless a commit is in flight (then it starts when
    that one lands: meanwhile more writes join it). The group's committer
    thread writes it while this thread serves on; the replies wait for it to
@@ -636,8 +778,26 @@ static void
 s_commit(server_t *self)
 {
     char errbuf[CRM_ERRBUF] = "";
-    if (store_group_in_flight(self->group))
+    /* while the writer's group is the only writer (what this thread staged
+       meanwhile - audit entries of reads - commits after it) */
+    if (self->large_sent)
         return;
+    if (store_group_in_flight(self->group)) {
+        if (self->large_on) /* lands it, answers it, and comes back here */
+            s_land(self, true);
+        return;
+    }
+    if (self->large_on) {
+        /* a large change waits for this group to empty: what is staged (the audit
+           entries of reads since) is written now, on this thread, and landed, so that
+           such entries, staged every turn, cannot keep it from ever emptying */
+        int64_t t0 = crm_time_mono_us();
+        crm_err_t rc = store_group_commit(self->group, errbuf);
+        s_slow(self, t0, "commit: writing the group of %zu requests before a large change",
+               self->pending.n);
+        s_answer(self, &self->pending, rc, errbuf);
+        return;
+    }
     bool started = false;
     int64_t t0 = crm_time_mono_us();
     crm_err_t rc = store_group_commit_start(self->group, &started, errbuf);
@@ -674,6 +834,44 @@ s_land(server_t *self, bool wait)
     if (rc != CRM_OK)
         s_answer(self, &self->pending, rc, errbuf);
     s_commit(self);
+}
+
+/* Hand the large change over once this thread's group is empty: nothing
+   staged, nothing in flight (the writes before it committed, their replies
+   gone out), so that the writer's group, read by the change, sees them in the
+   store and is the only writer until it is done. */
+static void
+s_large_start(server_t *self)
+{
+    if (!self->large_on || self->large_sent || !store_group_idle(self->group))
+        return;
+    s_held_t *h = &self->large;
+    if (!worker_submit(self->writer, &h->rid, h->user, h->body, h->len)) {
+        uint64_t id = 0; /* (the writer takes one at a time: not reached) */
+        crm_proto_peek_id(h->body, h->len, &id);
+        s_refuse_kept(self, h, id, CRM_ERR_RESOURCE_EXHAUSTED, "the server is busy: try again");
+        self->large_on = false;
+        return;
+    }
+    free(h->body);
+    free(h->user);
+    h->body = NULL;
+    h->user = NULL;
+    self->large_sent = true;
+}
+
+/* The writer is done with the large change (committed, or failed: then OUT
+   says so and REPLY is the error): its reply goes out as any write's, with
+   the next commit of this thread's group (under --sync-replicas once the
+   replicas hold it), and the writes that waited are served next. */
+static void
+s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+{
+    server_t *self = arg;
+    s_pend(self, rid, reply, len, out);
+    self->large_on = false;
+    self->large_sent = false;
+    erase_wake(self->erase); /* an erasure's scrub may have a job now */
 }
 
 /* --sync-replicas K: answer the replies whose commit K replicas hold now, and
@@ -751,6 +949,30 @@ s_drop_held(server_t *self)
     self->n_held = 0;
 }
 
+/* Drop the writes kept for after a large change, and a large change not yet
+   handed over: their connections are about to go. One in the writer's hand
+   goes on; its reply finds no one. */
+static void
+s_drop_queue(server_t *self)
+{
+    s_queue_t *q = &self->queue;
+    for (size_t i = q->head; i < q->n; i++) {
+        zmq_msg_close(&q->v[i].rid);
+        free(q->v[i].body);
+        free(q->v[i].user);
+    }
+    q->head = q->n = 0;
+    q->bytes = 0;
+    if (self->large_on && !self->large_sent) {
+        zmq_msg_close(&self->large.rid);
+        free(self->large.body);
+        free(self->large.user);
+        self->large.body = NULL;
+        self->large.user = NULL;
+        self->large_on = false;
+    }
+}
+
 /* Apply the monitor's connection events to the limits. */
 static void
 s_read_monitor(server_t *self)
@@ -796,6 +1018,7 @@ s_memory_guard(server_t *self)
     strcpy(endpoint, self->endpoint);
     feed_reset(self->feed); /* their connections are about to go */
     s_drop_held(self);
+    s_drop_queue(self);
     quota_reset(self->limits);
     zmq_close(self->monitor);
     self->monitor = NULL;
@@ -820,6 +1043,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .rules = &self->rules,
                           .fault_no_derive = self->cfg.fault_no_derive,
                           .fault_slow_report = self->cfg.fault_slow_report,
+                          .fault_slow_large = self->cfg.fault_slow_large,
                           .max_msg = self->cfg.max_msg,
                           .backup = self->backup,
                           .limits = self->limits,
@@ -830,21 +1054,32 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                           .erase = self->erase,
                           .src_fd = -1};
     char werr[CRM_ERRBUF];
-    if (worker_new(self->ctx, &env, &self->worker, werr) != CRM_OK) {
+    if (worker_new(self->ctx, &env, NULL, &self->worker, werr) != CRM_OK ||
+        (self->cfg.large_records &&
+         worker_new(self->ctx, &env, self->xgroup, &self->writer, werr) != CRM_OK)) {
         crm_log(CRM_LOG_ERROR, "%s", werr);
+        worker_destroy(&self->worker);
         return CRM_ERR_INTERNAL;
     }
+    env.large_records = self->writer ? self->cfg.large_records : 0;
     crm_err_t result = CRM_OK;
     while (!*stop && self->router) {
-        zmq_pollitem_t items[4] = {
+        /* only wake-ups: each source is looked at below, whatever woke the loop */
+        zmq_pollitem_t items[5] = {
             {self->router, 0, ZMQ_POLLIN, 0},
             {worker_socket(self->worker), 0, ZMQ_POLLIN, 0},
             {NULL, store_group_commit_fd(self->group), ZMQ_POLLIN, 0}, /* a commit landed */
-            {self->follower ? repl_follower_socket(self->follower) : NULL, 0, ZMQ_POLLIN, 0}};
+        };
+        int nitems = 3;
+        if (self->writer)
+            items[nitems++] = (zmq_pollitem_t){worker_socket(self->writer), 0, ZMQ_POLLIN, 0};
+        if (self->follower)
+            items[nitems++] =
+                (zmq_pollitem_t){repl_follower_socket(self->follower), 0, ZMQ_POLLIN, 0};
         /* a subscriber still catching up is served again soon, at once if the last pump
-           ran out of its time */
-        int rc = zmq_poll(items, self->follower ? 4 : 3,
-                          feed_cut(self->feed)      ? 0
+           ran out of its time; so are writes that waited for a large change */
+        int rc = zmq_poll(items, nitems,
+                          feed_cut(self->feed) || (s_queued(self) && !self->large_on) ? 0
                           : feed_behind(self->feed) || self->sweeping ||
                                   (erase_busy(self->erase) && !store_readonly(self->store))
                               ? 5
@@ -857,6 +1092,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         }
         s_land(self, false);
         worker_collect(self->worker, s_worker_reply, self);
+        if (self->writer)
+            worker_collect(self->writer, s_writer_reply, self);
         if (self->follower) { /* batches applied: the feed below delivers them */
             int64_t t0 = crm_time_mono_us();
             repl_follower_drain(self->follower);
@@ -869,6 +1106,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
            and as soon as the commit in flight lands */
         int64_t first_write = 0;
         s_read_monitor(self);
+        s_serve_queued(self, &env); /* (timed as they are served) */
         for (int i = 0; i < DRAIN_MAX && s_serve_one(self, &env); i++) {
             s_land(self, false);
             if (self->pending.n == 0)
@@ -884,14 +1122,16 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         bool ro = store_readonly(self->store); /* a replica, or fenced */
         /* the loop's own work is timed as requests are (--slow-log) */
         int64_t t0 = crm_time_mono_us();
-        if (!ro) { /* a replica's sweep, scrubs and expiry arrive from the primary */
+        /* a replica's sweep, scrubs and expiry arrive from the primary; none runs beside
+           a large change (the writer's group is the only writer then) */
+        if (!ro && !self->large_on) {
             s_sweep(self, &env);
             s_slow(self, t0, "housekeeping: a slice of the value sweep");
             t0 = crm_time_mono_us();
             erase_tick(self->erase, self->store, self->group);
             s_slow(self, t0, "housekeeping: a slice of an erasure's scrub");
         }
-        if (!ro && (t0 = crm_time_mono_us()) >= self->idem_next_us) {
+        if (!ro && !self->large_on && (t0 = crm_time_mono_us()) >= self->idem_next_us) {
             /* committed with the turn */
             idem_expire(self->store, self->group, crm_time_now_ms(), 500);
             /* what stayed in the recycle bin long enough (all of it with --bin-keep 0) */
@@ -901,9 +1141,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             s_slow(self, t0, "housekeeping: expiring idempotency keys and the recycle bin");
         }
         s_commit(self);
+        s_large_start(self);
         int64_t now = crm_time_mono_us();
-        if (!store_group_in_flight(self->group) && store_write_health(self->store, NULL) != CRM_OK &&
-            now >= self->recover_next_us) {
+        if (!store_group_in_flight(self->group) && !self->large_on &&
+            store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
             char errbuf[CRM_ERRBUF];
             store_recover(self->store, errbuf); /* logs when writes work again */
             self->recover_next_us = now + RECOVER_INTERVAL_US;
@@ -932,6 +1173,20 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_memory_guard(self);
         s_slow(self, t0, "memory guard: its count, or dropping every connection over the cap");
     }
+    /* a large change in the writer's hand is finished and answered; one not handed over
+       yet, and the writes that waited for it, are not done: their clients are told */
+    if (self->large_sent)
+        worker_finish(self->writer, s_writer_reply, self);
+    if (self->large_on) {
+        uint64_t id = 0;
+        crm_proto_peek_id(self->large.body, self->large.len, &id);
+        s_refuse_kept(self, &self->large, id, CRM_ERR_UNAVAILABLE,
+                      "the server is stopping: this change was not made; send it again");
+        self->large_on = false;
+    }
+    s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
+                   "the server is stopping: this write waited for a large change and was not "
+                   "made; send it again");
     /* the writes already staged are committed and answered */
     s_commit(self);
     while (store_group_in_flight(self->group))
@@ -946,6 +1201,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     worker_t *w = self->worker;
     self->worker = NULL;
     worker_destroy(&w);
+    worker_destroy(&self->writer);
     if (result != CRM_OK)
         return result;
     return self->router ? CRM_OK : CRM_ERR_UNAVAILABLE;
@@ -981,6 +1237,8 @@ server_destroy(server_t **self_p)
     free(self->pending.v);
     free(self->flight.v);
     store_group_destroy(&self->group);
+    store_group_destroy(&self->xgroup);
+    free(self->queue.v);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);
     free(self);

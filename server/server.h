@@ -17,6 +17,9 @@
 
 #define SERVER_DEFAULT_ENDPOINT "tcp://127.0.0.1:7600"
 #define SERVER_SLOW_MS 10 /* --slow-log default */
+/* --large-change default: a change of more records than this (a customer's delete with
+   its activities, ~20 us a record on the server thread) runs on the writer thread */
+#define SERVER_LARGE_RECORDS 100
 
 typedef struct {
     const char *data_dir;   /* initialized by crm-admin init */
@@ -30,6 +33,7 @@ typedef struct {
     bool fault_slow_report; /* ... : a report takes 1.5 s more, on its snapshot */
     bool fault_slow_erase;  /* ... : an erasure's scrub looks at one entry per 40 ms */
     bool fault_slow_sweep;  /* ... : a slice of the value sweep takes 20 ms more (--slow-log) */
+    bool fault_slow_large;  /* ... : a large change waits 1.5 s on the writer before its commit */
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
     const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */
@@ -49,6 +53,7 @@ typedef struct {
     uint32_t sync_replicas; /* answer a write once this many replicas hold it (0: at once) */
     int64_t bin_keep_ms;    /* deleted customers stay in the recycle bin this long (0: not kept) */
     int64_t slow_us;        /* a request holding the server thread this long is logged (0: none) */
+    size_t large_records;   /* a change of more records runs on the writer thread (0: none) */
 } server_config_t;
 
 typedef struct server server_t;

@@ -2239,6 +2239,15 @@ store_group_in_flight(const store_group_t *self)
 }
 
 bool
+store_group_idle(store_group_t *self)
+{
+    if (self->in_flight || s_staged(self))
+        return false;
+    s_group_clear(self);
+    return true;
+}
+
+bool
 store_group_landed(store_group_t *self)
 {
     return self->in_flight && atomic_load(&self->landed);

@@ -279,6 +279,10 @@ crm_err_t store_group_commit(store_group_t *self, char *errbuf);
 crm_err_t store_group_commit_start(store_group_t *self, bool *started, char *errbuf);
 /* A commit is in flight. */
 bool store_group_in_flight(const store_group_t *self);
+/* Nothing staged and nothing in flight: then the batch is emptied (what it
+   kept of past commits too), so that reads through it see only the store and
+   another group may write meanwhile (a large change on the writer thread). */
+bool store_group_idle(store_group_t *self);
 /* A commit is in flight and has been written (or failed): land it. */
 bool store_group_landed(store_group_t *self);
 /* An eventfd that becomes readable when a commit in flight is written. */

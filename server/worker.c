@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crm_log.h"
 #include "crm_mem.h"
@@ -21,14 +22,17 @@ typedef struct s_job {
     size_t len;
     uint8_t *reply;    /* once done: the packed reply */
     size_t reply_len;
+    dispatch_out_t out; /* ... and what dispatch_process() said of it */
 } s_job_t;
 
 struct worker {
-    dispatch_env_t env;     /* the server's, without group, feed, backup */
+    dispatch_env_t env;     /* the server's, without feed, backup; a group only if a writer */
     crm_ratelimit_t log_rl; /* the helper's own bad-request log limit */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t idle;        /* broadcast after each job */
+    bool running;               /* a job is in hand (under lock) */
     s_job_t *todo, **todo_tail; /* FIFO */
     s_job_t *done;              /* finished, newest first */
     size_t queued;              /* waiting or running */
@@ -48,6 +52,30 @@ s_job_free(s_job_t *j)
     free(j);
 }
 
+/* The writer's job: a large change, alone, into the writer's own group, then
+   committed on this thread (the server thread staged nothing meanwhile and
+   committed all it had before handing it over). A failed commit turns the
+   reply into its error. */
+static void
+s_write(worker_t *self, s_job_t *j)
+{
+    char errbuf[CRM_ERRBUF] = "";
+    j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len, &j->reply_len,
+                                &j->out);
+    if (self->env.fault_slow_large) { /* for tests: a window in which to send more */
+        crm_log(CRM_LOG_INFO, "fault slow-large: the large change is staged; its commit in "
+                              "1.5 s");
+        usleep(1500000);
+    }
+    crm_err_t rc = store_group_commit(self->env.group, errbuf);
+    if (rc != CRM_OK) {
+        free(j->reply);
+        j->reply = dispatch_error_reply(j->out.id, rc, errbuf, 0, &j->reply_len);
+        j->out.ok = false;
+        j->out.wrote = false;
+    }
+}
+
 static void *
 s_main(void *arg)
 {
@@ -59,25 +87,32 @@ s_main(void *arg)
         if (self->stop)
             break;
         s_job_t *j = self->todo;
+        self->running = true;
         self->todo = j->next;
         if (!self->todo)
             self->todo_tail = &self->todo;
         pthread_mutex_unlock(&self->lock);
 
         int64_t t0 = crm_time_mono_us();
-        dispatch_out_t out;
-        store_view_begin(self->env.store);
-        j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len, &j->reply_len,
-                                    &out);
-        store_view_end(self->env.store);
+        if (self->env.group)
+            s_write(self, j);
+        else {
+            store_view_begin(self->env.store);
+            j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len,
+                                        &j->reply_len, &j->out);
+            store_view_end(self->env.store);
+        }
         int64_t took = crm_time_mono_us() - t0;
         if (took > 1000000)
-            crm_log(CRM_LOG_INFO, "worker: request %llu took %.1f s", (unsigned long long)out.id,
+            crm_log(CRM_LOG_INFO, "%s: request %llu took %.1f s",
+                    self->env.group ? "writer" : "worker", (unsigned long long)j->out.id,
                     (double)took / 1e6);
 
         pthread_mutex_lock(&self->lock);
         j->next = self->done;
         self->done = j;
+        self->running = false;
+        pthread_cond_broadcast(&self->idle);
         pthread_mutex_unlock(&self->lock);
         zmq_send(self->ring_send, "", 0, ZMQ_DONTWAIT); /* a full pipe already rings */
         pthread_mutex_lock(&self->lock);
@@ -87,22 +122,30 @@ s_main(void *arg)
 }
 
 crm_err_t
-worker_new(void *zctx, const dispatch_env_t *env, worker_t **out, char *errbuf)
+worker_new(void *zctx, const dispatch_env_t *env, store_group_t *group, worker_t **out,
+           char *errbuf)
 {
     static int s_count;
     worker_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
     self->env = *env;
-    self->env.group = NULL;
+    self->env.group = group;
     self->env.feed = NULL;
     self->env.backup = NULL;
     self->env.limits = NULL; /* counted when the server thread took the request */
+    self->env.erase = NULL;  /* the server thread wakes the scrub (erase_wake) */
     self->env.src_fd = -1;
-    self->env.worker = true;
+    self->env.worker = !group;
+    self->env.slow_us = 0;   /* it holds no one up: the slow log is the server thread's */
+    self->env.slow_rl = NULL;
+    self->env.large_records = 0; /* done here, whatever its size */
+    self->env.hold_writes = false;
+    self->env.can_hold = false;
     self->env.log_rl = &self->log_rl;
     self->todo_tail = &self->todo;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake, NULL);
+    pthread_cond_init(&self->idle, NULL);
     snprintf(self->endpoint, sizeof self->endpoint, "inproc://crm-worker-%d-%p", s_count++,
              (void *)self);
     self->ring_recv = zmq_socket(zctx, ZMQ_PAIR);
@@ -128,6 +171,7 @@ fail:
     if (self->ring_send)
         zmq_close(self->ring_send);
     pthread_cond_destroy(&self->wake);
+    pthread_cond_destroy(&self->idle);
     pthread_mutex_destroy(&self->lock);
     free(self);
     return CRM_ERR_INTERNAL;
@@ -155,6 +199,7 @@ worker_destroy(worker_t **self_p)
     zmq_close(self->ring_send);
     zmq_close(self->ring_recv);
     pthread_cond_destroy(&self->wake);
+    pthread_cond_destroy(&self->idle);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -192,8 +237,17 @@ worker_socket(worker_t *self)
 }
 
 void
-worker_collect(worker_t *self, void (*send)(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len),
-               void *arg)
+worker_finish(worker_t *self, worker_send_fn send, void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    while (self->running || self->todo)
+        pthread_cond_wait(&self->idle, &self->lock);
+    pthread_mutex_unlock(&self->lock);
+    worker_collect(self, send, arg);
+}
+
+void
+worker_collect(worker_t *self, worker_send_fn send, void *arg)
 {
     char buf[1];
     while (zmq_recv(self->ring_recv, buf, sizeof buf, ZMQ_DONTWAIT) >= 0)
@@ -214,7 +268,7 @@ worker_collect(worker_t *self, void (*send)(void *arg, zmq_msg_t *rid, uint8_t *
     }
     while (fifo) {
         s_job_t *next = fifo->next;
-        send(arg, &fifo->rid, fifo->reply, fifo->reply_len);
+        send(arg, &fifo->rid, fifo->reply, fifo->reply_len, &fifo->out);
         fifo->reply = NULL; /* SEND owns it */
         s_job_free(fifo);
         fifo = next;

@@ -11,7 +11,12 @@
                store view (store_view_begin), and the server thread sends the
                reply when the helper rings (the socket worker_socket() is in
                its poll set). So a report holds no other client up.
-    Must not:  stage writes (env->group is NULL here) or touch the ROUTER.
+               The writer (a second instance, with a group of its own) does
+               large changes the same way (dispatch_large): a customer's
+               delete with thousands of activities held every client up
+               for 100-200 ms on the server thread.
+    Must not:  stage writes as a reader (env->group is NULL there), or touch
+               the ROUTER.
     =========================================================================
 */
 #ifndef WORKER_H
@@ -28,9 +33,15 @@
 
 typedef struct worker worker_t;
 
-/* Start the helper thread on a copy of ENV (its group, feed and backup are
-   not used). ZCTX makes the wake-up pair. */
-crm_err_t worker_new(void *zctx, const dispatch_env_t *env, worker_t **out, char *errbuf);
+/* Start the helper thread on a copy of ENV (its feed, backup and erase are
+   not used). ZCTX makes the wake-up pair. GROUP NULL: a reader (reports),
+   each request on a snapshot. Else the writer: each request runs with GROUP,
+   as the only writer while it runs (the server thread hands one over only
+   when its own group has nothing staged or in flight, and runs no write
+   until its reply is collected), and is committed on the helper thread
+   before its reply is ready. */
+crm_err_t worker_new(void *zctx, const dispatch_env_t *env, store_group_t *group,
+                     worker_t **out, char *errbuf);
 /* Stop the helper (waits for the request in hand) and free what waits. */
 void worker_destroy(worker_t **self_p);
 
@@ -42,11 +53,16 @@ bool worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const ui
 /* The server thread's end of the wake-up pair, to poll for ZMQ_POLLIN. */
 void *worker_socket(worker_t *self);
 
-/* Hand every finished reply to SEND (which owns REPLY from then on and
-   closes RID), on the server thread. */
-void worker_collect(worker_t *self, void (*send)(void *arg, zmq_msg_t *rid, uint8_t *reply,
-                                                 size_t len),
-                    void *arg);
+/* Takes a finished reply: owns REPLY from then on and closes RID; OUT is
+   what dispatch_process() said of the request (for the writer: after its
+   commit, ok false if that failed). */
+typedef void (*worker_send_fn)(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len,
+                               const dispatch_out_t *out);
+
+/* Hand every finished reply to SEND, on the server thread. */
+void worker_collect(worker_t *self, worker_send_fn send, void *arg);
+/* Wait until nothing is queued or running, then worker_collect(). */
+void worker_finish(worker_t *self, worker_send_fn send, void *arg);
 
 /* Requests waiting or running, for status. */
 size_t worker_load(worker_t *self);

@@ -1215,15 +1215,16 @@ s_binning_free(s_binning_t *b)
     b->n = 0;
 }
 
-/* More committed children of kind PARENT's records IDS (only CRM_CASCADE
-   kinds with CASCADE) than one change carries besides PLUS records? Counted
-   from the index alone, before anything is read or staged: a change that
-   would be refused is refused at once (staging 5,000 records first, then
-   refusing, held the server thread for 100-200 ms). The limit is checked
+/* The records a change of kind PARENT's records IDS carries: PLUS, and their
+   committed children (only CRM_CASCADE kinds with CASCADE), counted up to
+   PARTS_MAX + 1 from the index alone, before anything is read or staged: a
+   change that would be refused is refused at once (staging 5,000 records
+   first, then refusing, held the server thread for 100-200 ms), and a large
+   one is handed to the writer thread (dispatch_large). The limit is checked
    again as the parts are staged. */
-static bool
-s_too_many_children(req_ctx_t *ctx, const crm_entity_t *parent, char *const *ids, size_t nids,
-                    bool cascade, size_t plus)
+static size_t
+s_family_count(req_ctx_t *ctx, const crm_entity_t *parent, char *const *ids, size_t nids,
+               bool cascade, size_t plus)
 {
     size_t total = plus;
     for (const crm_entity_t *k = crm_entity_all(); k->name; k++) {
@@ -1233,7 +1234,7 @@ s_too_many_children(req_ctx_t *ctx, const crm_entity_t *parent, char *const *ids
         for (size_t i = 0; i < nids && total <= PARTS_MAX; i++)
             total += records_count_children(ctx->env->store, k, ids[i], PARTS_MAX - total);
     }
-    return total > PARTS_MAX;
+    return total;
 }
 
 /* Stage the deletion of every CRM_CASCADE child of PARENT_ID (a customer's
@@ -1295,17 +1296,19 @@ h_entity_delete(req_ctx_t *ctx)
     crm_err_t rc = s_request_id(ctx, &r, &e, &num);
     if (rc != CRM_OK)
         return rc;
+    char *self_id[1] = {r->id};
+    size_t family = s_family_count(ctx, e, self_id, 1, true, 1);
+    if (family <= PARTS_MAX && dispatch_large(ctx, family))
+        return CRM_OK; /* checked and done on the writer thread */
     derive_ctx_t dc = s_dc(ctx);
     /* a record without a parent goes to the recycle bin, with its children */
     bool to_bin = !e->parent && ctx->env->bin_keep_ms > 0;
     s_binning_t parts = {NULL, 0};
     mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
-    char *self_id[1] = {r->id};
     if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, NULL, 0,
                              AUTHZ_DELETE, &cur)) == CRM_OK &&
         (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK &&
-        (rc = s_restrict_links(ctx, e, r->id)) == CRM_OK &&
-        s_too_many_children(ctx, e, self_id, 1, true, 1))
+        (rc = s_restrict_links(ctx, e, r->id)) == CRM_OK && family > PARTS_MAX)
         rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
                             "'%s' has more than %d records to delete with it: delete some of "
                             "its records first",
@@ -2552,6 +2555,10 @@ h_merge(req_ctx_t *ctx)
                                   "the merged ids",
                                   r->take[i]->field, r->take[i]->value);
     }
+    /* as s_repoint_children counts: the others deleted before the last one's children */
+    size_t family = s_family_count(ctx, ce, r->others, r->n_others, false, r->n_others - 1);
+    if (family <= PARTS_MAX && dispatch_large(ctx, family + 1))
+        return CRM_OK; /* checked and done on the writer thread */
     m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     /* merging removes records: it takes the right to delete them all */
     if ((rc = s_load_checked(ctx, ce, r->keep, keep_num, r->expect_version, true, NULL, 0,
@@ -2563,8 +2570,7 @@ h_merge(req_ctx_t *ctx)
                                  &others[i])) != CRM_OK)
             goto cleanup;
     }
-    /* as s_repoint_children counts: the others deleted before the last one's children */
-    if (s_too_many_children(ctx, ce, r->others, r->n_others, false, r->n_others - 1)) {
+    if (family > PARTS_MAX) {
         rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
                             "more than %d records would move in one merge", PARTS_MAX);
         goto cleanup;
@@ -2750,6 +2756,10 @@ h_bin_restore(req_ctx_t *ctx)
     }
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read the recycle bin");
+    if (dispatch_large(ctx, 1 + (size_t)b->n_parts)) {
+        crm_proto_free((ProtobufCMessage **)&b);
+        return CRM_OK; /* checked and done on the writer thread */
+    }
     derive_ctx_t dc = s_dc(ctx);
     mutation_t *m = NULL;
     char dupes[160] = "";
