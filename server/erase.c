@@ -484,14 +484,14 @@ s_scrub_change(store_group_t *g, const Crm__EraseJob *job, uint64_t seq)
     return rewritten;
 }
 
-void
-erase_tick(erase_t *self, store_t *store, store_group_t *g)
+bool
+erase_tick(erase_t *self, store_t *store, store_group_t *g, size_t large_bytes)
 {
     if (!self || !self->check || (self->gap_us && crm_time_mono_us() < self->next_us))
-        return;
+        return false;
     self->next_us = crm_time_mono_us() + self->gap_us;
     if (store_write_health(store, NULL) != CRM_OK)
-        return; /* the job as stored says where to go on, once writes work again */
+        return false; /* the job as stored says where to go on, once writes work again */
     uint8_t key[JOB_KEY + 1];
     Crm__EraseJob *job = NULL, *ids = NULL;
     s_puts_t dropped = {0};
@@ -528,7 +528,7 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
     free(dropped.v);
     if (!job) {
         self->check = false;
-        return;
+        return false;
     }
     /* its records' ids, sorted, kept once under their own key */
     key[JOB_KEY] = 'i';
@@ -551,15 +551,27 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
         job->n_ids = 0;
         crm_proto_free((ProtobufCMessage **)&job);
         crm_proto_free((ProtobufCMessage **)&ids);
-        return;
+        return false;
     }
     int64_t t0 = crm_time_mono_us();
     uint64_t rewritten = 0;
-    bool done = false;
+    bool done = false, large = false;
     if (job->phase == 0) { /* the change log */
         for (size_t n = 0; next < job->end && n < self->slice && crm_time_mono_us() - t0 < SLICE_US;
-             n++, next++)
+             n++, next++) {
+            /* one entry is rewritten whole: that of a change of thousands of records
+               (megabytes) took 25-60 ms, for the caller's thread to do elsewhere */
+            uint8_t ck[8];
+            size_t size = 0;
+            store_put_be64(ck, next);
+            if (large_bytes &&
+                store_value_size(store, STORE_CF_CHANGELOG, ck, sizeof ck, &size) == CRM_OK &&
+                size > large_bytes) {
+                large = true;
+                break;
+            }
             rewritten += s_scrub_change(g, job, next);
+        }
         job->next = next;
         job->rewritten += rewritten;
         if (next >= job->end)
@@ -600,6 +612,7 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g)
         store_log_rewrite_hint();
     }
     crm_proto_free((ProtobufCMessage **)&job);
+    return large;
 }
 
 /* ==== The request ==== */

@@ -18,7 +18,9 @@
     change-log entries before the erasure still to look at.
 
     The scrub then runs on the server thread, a bounded slice per loop turn
-    (at most 2,000 entries or about 2 ms), as the value sweep does: every
+    (at most 2,000 entries or about 2 ms), as the value sweep does - but an
+    entry of a change of a hundred records or more, rewritten whole, is done
+    by a slice on the writer thread (erase_tick's LARGE_BYTES) - : every
     change-log part that is the customer's (the customer, a record naming it
     as its customer, or one of its records at the erasure) is rewritten with
     its personal fields blanked in the record and in its "before" values,
@@ -52,7 +54,11 @@ void erase_wake(erase_t *self);
 /* True while a scrub has work left: the server loop turns sooner. */
 bool erase_busy(const erase_t *self);
 /* One bounded slice of the oldest job's scrub, staged in G (committed with
-   the turn). Jobs start once the erasure they follow is committed. */
-void erase_tick(erase_t *self, store_t *store, store_group_t *g);
+   the turn). Jobs start once the erasure they follow is committed. With
+   LARGE_BYTES, the slice stops before a change-log entry stored in more bytes
+   than that (a change of thousands of records: one entry is rewritten whole)
+   and returns true: the next slice, run where it may take long (the writer
+   thread, LARGE_BYTES 0), begins with it. */
+bool erase_tick(erase_t *self, store_t *store, store_group_t *g, size_t large_bytes);
 
 #endif

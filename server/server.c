@@ -136,6 +136,7 @@ struct server {
     s_held_t large;              /* the large change waiting for the group to empty, or running */
     bool large_on;               /* there is one: writes wait in the queue meanwhile */
     bool large_sent;             /* ... and the writer has it: this thread commits nothing */
+    bool large_scrub;            /* ... it is a slice of an erasure's scrub, not a request */
     s_queue_t queue;             /* the writes waiting for it, then for their turn */
     int64_t trim_next_us;        /* next change-log retention pass */
     int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
@@ -178,6 +179,9 @@ struct s_synced {
 };
 
 #define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
+/* A change-log entry stored in more bytes than this (a change of a hundred records or
+   more) is scrubbed by the writer thread: one entry is rewritten whole, about 12 us a KiB */
+#define SCRUB_LARGE_BYTES (128u << 10)
 
 void
 server_config_defaults(server_config_t *cfg)
@@ -836,6 +840,16 @@ s_land(server_t *self, bool wait)
     s_commit(self);
 }
 
+/* On the writer: a slice of an erasure's scrub that begins with a large
+   change-log entry (erase_tick stopped before it on the server thread). The
+   server thread leaves the scrub alone until the writer is done. */
+static void
+s_scrub_slice(void *arg, store_group_t *g)
+{
+    server_t *self = arg;
+    erase_tick(self->erase, self->store, g, 0);
+}
+
 /* Hand the large change over once this thread's group is empty: nothing
    staged, nothing in flight (the writes before it committed, their replies
    gone out), so that the writer's group, read by the change, sees them in the
@@ -846,6 +860,11 @@ s_large_start(server_t *self)
     if (!self->large_on || self->large_sent || !store_group_idle(self->group))
         return;
     s_held_t *h = &self->large;
+    if (self->large_scrub) {
+        self->large_sent = worker_submit_fn(self->writer, s_scrub_slice, self);
+        CRM_ASSERT(self->large_sent); /* the writer takes one at a time */
+        return;
+    }
     if (!worker_submit(self->writer, &h->rid, h->user, h->body, h->len)) {
         uint64_t id = 0; /* (the writer takes one at a time: not reached) */
         crm_proto_peek_id(h->body, h->len, &id);
@@ -868,9 +887,11 @@ static void
 s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
     server_t *self = arg;
-    s_pend(self, rid, reply, len, out);
+    if (rid) /* (none: a slice of a scrub) */
+        s_pend(self, rid, reply, len, out);
     self->large_on = false;
     self->large_sent = false;
+    self->large_scrub = false;
     erase_wake(self->erase); /* an erasure's scrub may have a job now */
 }
 
@@ -964,12 +985,15 @@ s_drop_queue(server_t *self)
     q->head = q->n = 0;
     q->bytes = 0;
     if (self->large_on && !self->large_sent) {
-        zmq_msg_close(&self->large.rid);
-        free(self->large.body);
-        free(self->large.user);
-        self->large.body = NULL;
-        self->large.user = NULL;
+        if (!self->large_scrub) {
+            zmq_msg_close(&self->large.rid);
+            free(self->large.body);
+            free(self->large.user);
+            self->large.body = NULL;
+            self->large.user = NULL;
+        }
         self->large_on = false;
+        self->large_scrub = false;
     }
 }
 
@@ -1081,7 +1105,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         int rc = zmq_poll(items, nitems,
                           feed_cut(self->feed) || (s_queued(self) && !self->large_on) ? 0
                           : feed_behind(self->feed) || self->sweeping ||
-                                  (erase_busy(self->erase) && !store_readonly(self->store))
+                                  (!self->large_on && erase_busy(self->erase) &&
+                                   !store_readonly(self->store))
                               ? 5
                           : self->n_syncq                           ? 10
                                                                     : 100);
@@ -1128,7 +1153,12 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
             s_sweep(self, &env);
             s_slow(self, t0, "housekeeping: a slice of the value sweep");
             t0 = crm_time_mono_us();
-            erase_tick(self->erase, self->store, self->group);
+            if (erase_tick(self->erase, self->store, self->group,
+                           self->writer ? SCRUB_LARGE_BYTES : 0)) {
+                self->large_on = true; /* the next slice, on the writer */
+                self->large_sent = false;
+                self->large_scrub = true;
+            }
             s_slow(self, t0, "housekeeping: a slice of an erasure's scrub");
         }
         if (!ro && !self->large_on && (t0 = crm_time_mono_us()) >= self->idem_next_us) {
@@ -1177,13 +1207,14 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
        yet, and the writes that waited for it, are not done: their clients are told */
     if (self->large_sent)
         worker_finish(self->writer, s_writer_reply, self);
-    if (self->large_on) {
+    if (self->large_on && !self->large_scrub) {
         uint64_t id = 0;
         crm_proto_peek_id(self->large.body, self->large.len, &id);
         s_refuse_kept(self, &self->large, id, CRM_ERR_UNAVAILABLE,
                       "the server is stopping: this change was not made; send it again");
-        self->large_on = false;
     }
+    self->large_on = false; /* (a scrub goes on where it stopped after a restart) */
+    self->large_scrub = false;
     s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
                    "the server is stopping: this write waited for a large change and was not "
                    "made; send it again");

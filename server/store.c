@@ -1173,6 +1173,30 @@ s_open_val(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val
 }
 
 crm_err_t
+store_value_size(store_t *self, store_cf_t cf, const void *key, size_t klen, size_t *size)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps = NULL;
+    s_perf_off();
+    *size = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (self->db) /* pinned: its size without a copy of it */
+        ps = rocksdb_get_pinned_cf(self->db, s_ropts(self), s_cf(self, cf), key, klen, &err);
+    bool closed = self->db == NULL;
+    if (ps)
+        rocksdb_pinnableslice_value(ps, size);
+    rocksdb_pinnableslice_destroy(ps);
+    pthread_rwlock_unlock(&self->reopen_lock);
+    if (closed)
+        return CRM_ERR_UNAVAILABLE;
+    if (err) {
+        rocksdb_free(err);
+        return CRM_ERR_STORAGE;
+    }
+    return ps ? CRM_OK : CRM_ERR_NOT_FOUND;
+}
+
+crm_err_t
 store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out)
 {
     char *err = NULL;

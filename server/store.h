@@ -113,6 +113,10 @@ void store_destroy(store_t **self_p);
 const char *store_cf_name(store_cf_t cf);
 /* Read KEY from CF. CRM_ERR_NOT_FOUND if absent; on success caller releases *out. */
 crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, store_val_t *out);
+/* The committed value's size as stored (sealed: a little more than its own), without
+   copying or opening it: NOT_FOUND if there is none. */
+crm_err_t store_value_size(store_t *self, store_cf_t cf, const void *key, size_t klen,
+                           size_t *size);
 /* Whether each of the N keys KEYS/LENS of CF is there (FOUND[i]), read in one batch
    (RocksDB's MultiGet: a table file's filter, index and blocks are looked at once for
    the keys that fall in it); values are not opened. CRM_ERR_STORAGE if a read failed

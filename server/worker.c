@@ -23,6 +23,8 @@ typedef struct s_job {
     uint8_t *reply;    /* once done: the packed reply */
     size_t reply_len;
     dispatch_out_t out; /* ... and what dispatch_process() said of it */
+    worker_fn fn;       /* the writer's housekeeping instead of a request (no reply) */
+    void *fn_arg;
 } s_job_t;
 
 struct worker {
@@ -60,6 +62,12 @@ static void
 s_write(worker_t *self, s_job_t *j)
 {
     char errbuf[CRM_ERRBUF] = "";
+    if (j->fn) { /* housekeeping: what it staged is committed, or logged as lost */
+        j->fn(j->fn_arg, self->env.group);
+        if (store_group_commit(self->env.group, errbuf) != CRM_OK)
+            crm_log(CRM_LOG_DEBUG, "writer: commit failed: %s", errbuf);
+        return;
+    }
     j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len, &j->reply_len,
                                 &j->out);
     if (self->env.fault_slow_large) { /* for tests: a window in which to send more */
@@ -230,6 +238,26 @@ worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t
     return room;
 }
 
+bool
+worker_submit_fn(worker_t *self, worker_fn fn, void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    bool room = self->env.group && self->queued <= WORKER_QUEUE_MAX;
+    if (room) {
+        s_job_t *j = calloc(1, sizeof *j);
+        CRM_ASSERT_ALLOC(j);
+        zmq_msg_init(&j->rid);
+        j->fn = fn;
+        j->fn_arg = arg;
+        *self->todo_tail = j;
+        self->todo_tail = &j->next;
+        self->queued++;
+        pthread_cond_signal(&self->wake);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return room;
+}
+
 void *
 worker_socket(worker_t *self)
 {
@@ -268,7 +296,7 @@ worker_collect(worker_t *self, worker_send_fn send, void *arg)
     }
     while (fifo) {
         s_job_t *next = fifo->next;
-        send(arg, &fifo->rid, fifo->reply, fifo->reply_len, &fifo->out);
+        send(arg, fifo->fn ? NULL : &fifo->rid, fifo->reply, fifo->reply_len, &fifo->out);
         fifo->reply = NULL; /* SEND owns it */
         s_job_free(fifo);
         fifo = next;

@@ -53,9 +53,14 @@ bool worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const ui
 /* The server thread's end of the wake-up pair, to poll for ZMQ_POLLIN. */
 void *worker_socket(worker_t *self);
 
+/* The writer's housekeeping: stages into G, which the writer then commits. */
+typedef void (*worker_fn)(void *arg, store_group_t *g);
+/* Queue FN(ARG, the writer's group) on the writer; false if it is not one or is full. */
+bool worker_submit_fn(worker_t *self, worker_fn fn, void *arg);
+
 /* Takes a finished reply: owns REPLY from then on and closes RID; OUT is
    what dispatch_process() said of the request (for the writer: after its
-   commit, ok false if that failed). */
+   commit, ok false if that failed). RID NULL: a worker_submit_fn() job done. */
 typedef void (*worker_send_fn)(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len,
                                const dispatch_out_t *out);
 

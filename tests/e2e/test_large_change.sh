@@ -98,6 +98,39 @@ expect "the kept one holds all $N activities ($(acts "$KEEP"))" test "$(acts "$K
 expect "... the merged one none" test "$(acts "$BIG")" = 0
 as admin --json customer show "$KEEP"
 expect "... and its version moved once" test "$(field record.version)" = 2
+
+# an erasure of the customer that now holds them: the request on the writer thread, and so
+# is its scrub of each change-log entry that carries thousands of its records (one entry is
+# rewritten whole: 25-60 ms each on the server thread)
+# replayed CHANGES FILE: the change log from its start, as an admin's watch replays it
+replayed() {
+    timeout $((3 * SLOW)) "$CRM_CLI/crm" --config "$T/admin" --json watch --since 0 \
+        >"$T/replay.out" 2>/dev/null || true
+}
+replayed
+BEFORE=$(grep -c '"call 2999"' "$T/replay.out" || true)
+expect "the change log holds the activities' summaries before the erasure ($BEFORE entries)" \
+    test "$BEFORE" -ge 3
+LOGGED=$(wc -l <"$T/writer.log")
+rm -f "$T/stop"
+"$PROBE" pings "$EP_writer" "$T/data/admin.enroll" 60 "$T/stop" >"$T/pings.out" 2>&1 &
+PINGS=$!
+wait_for 'grep -q "^ready" "$T/pings.out"'
+as admin customer erase "$KEEP" --yes
+touch "$T/stop"
+RC2=0; wait "$PINGS" || RC2=$?
+echo "# erasure: $(tail -1 "$T/pings.out")"
+expect "erased with all $N of its records, its history scrubbed ($OUT)" \
+    contains "$OUT" "$((N + 1)) records blanked; its history is scrubbed"
+replayed
+expect "... none of their summaries left in the change log ($(grep -c '"call 2999"' "$T/replay.out" || true))" \
+    test "$(grep -c '"call 2999"' "$T/replay.out" || true)" = 0
+SLOWLINES=$(tail -n +$((LOGGED + 1)) "$T/writer.log" |
+    grep -E "slow request [0-9]+: erase|an erasure's scrub|slow commit" || true)
+if [ "$LATENCY" = 1 ]; then
+    expect "... neither the erasure nor its scrub held the server thread 10 ms (${SLOWLINES:-none})" \
+        test -z "$SLOWLINES"
+fi
 stop_server writer
 
 # ---- writes that come while it runs wait for it, in order; reads do not ----
