@@ -179,12 +179,6 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",
                               (int)ctx->req->op, CRM_VERSION);
-    /* a large change is under way: a write waits for it, whole, in arrival order
-       (it may read what the large change writes); it is checked when it runs */
-    if ((op->flags & OPF_WRITE) && ctx->env->hold_writes) {
-        ctx->queued = true;
-        return CRM_OK;
-    }
     /* limits first: a user over them costs no store read; except that the log's
        ops are limited once the user is known, as a replica's pulls are not rated */
     crm_err_t rc = CRM_OK;
@@ -193,6 +187,13 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
         (rc = quota_admit(ctx->env->limits, ctx->env->src_fd, user_id, true, crm_time_mono_us(),
                           ctx->errbuf)) != CRM_OK)
         return rc;
+    /* a large change is under way: a write waits for it, whole, in arrival order
+       (it may read what the large change writes); counted by the limits as it came,
+       every other check is made when it runs */
+    if ((op->flags & OPF_WRITE) && ctx->env->hold_writes) {
+        ctx->queued = true;
+        return CRM_OK;
+    }
     rc = session_resolve(&ctx->session, ctx->env->store, user_id, ctx->errbuf);
     if (rc != CRM_OK)
         return rc;

@@ -204,6 +204,8 @@ main(int argc, char **argv)
                 cfg.fault_slow_sweep = true;
             } else if (!strcmp(optarg, "slow-large")) {
                 cfg.fault_slow_large = true;
+            } else if (!strcmp(optarg, "fail-after-large")) {
+                cfg.fault_fail_after_large = true;
             } else {
                 fprintf(stderr, "crmd: unknown fault '%s'\n", optarg);
                 return 2;

@@ -179,6 +179,9 @@ struct s_synced {
 };
 
 #define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
+/* While a large change waits for the group to empty, a commit of fewer bytes staged
+   than this is written on the server thread (see s_commit) */
+#define LARGE_WAIT_SYNC_BYTES (64u << 10)
 /* A change-log entry stored in more bytes than this (a change of a hundred records or
    more) is scrubbed by the writer thread: one entry is rewritten whole, about 12 us a KiB */
 #define SCRUB_LARGE_BYTES (128u << 10)
@@ -432,14 +435,14 @@ s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const disp
 
 /* Hold a reply until what is staged commits (RID moves into it). */
 static s_pending_t *
-s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+s_pend_on(s_plist_t *list, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
-    if (self->pending.n == self->pending.cap) {
-        self->pending.cap = self->pending.cap ? self->pending.cap * 2 : DRAIN_MAX;
-        self->pending.v = realloc(self->pending.v, self->pending.cap * sizeof *self->pending.v);
-        CRM_ASSERT_ALLOC(self->pending.v);
+    if (list->n == list->cap) {
+        list->cap = list->cap ? list->cap * 2 : DRAIN_MAX;
+        list->v = realloc(list->v, list->cap * sizeof *list->v);
+        CRM_ASSERT_ALLOC(list->v);
     }
-    s_pending_t *p = &self->pending.v[self->pending.n++];
+    s_pending_t *p = &list->v[list->n++];
     zmq_msg_init(&p->rid);
     zmq_msg_move(&p->rid, rid);
     zmq_msg_close(rid);
@@ -452,6 +455,12 @@ s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatc
     p->defer = NULL;
     p->defer_user = NULL;
     return p;
+}
+
+static s_pending_t *
+s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+{
+    return s_pend_on(&self->pending, rid, reply, len, out);
 }
 
 /* Keep a request in H: RID moves in, BODY and USER_ID are copied. */
@@ -592,7 +601,9 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
         env->src_fd = -1;
         env->can_hold = false;
         env->hold_writes = false;
+        env->limits = NULL; /* counted when it came */
         uint8_t *reply = dispatch_process(env, h.user, 1, h.body, h.len, &len, &out);
+        env->limits = self->limits;
         env->rid = NULL;
         env->user_id = NULL;
         s_route(self, &h.rid, h.body, h.len, h.user, reply, len, &out);
@@ -771,8 +782,6 @@ s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
     list->n = 0;
 }
 
-static void s_land(server_t *self, bool wait);
-
 /* Commit what is staged, unless a commit is in flight (then it starts when
    that one lands: meanwhile more writes join it). The group's committer
    thread writes it while this thread serves on; the replies wait for it to
@@ -784,17 +793,13 @@ s_commit(server_t *self)
     char errbuf[CRM_ERRBUF] = "";
     /* while the writer's group is the only writer (what this thread staged
        meanwhile - audit entries of reads - commits after it) */
-    if (self->large_sent)
+    if (self->large_sent || store_group_in_flight(self->group))
         return;
-    if (store_group_in_flight(self->group)) {
-        if (self->large_on) /* lands it, answers it, and comes back here */
-            s_land(self, true);
-        return;
-    }
-    if (self->large_on) {
-        /* a large change waits for this group to empty: what is staged (the audit
-           entries of reads since) is written now, on this thread, and landed, so that
-           such entries, staged every turn, cannot keep it from ever emptying */
+    if (self->large_on && store_group_staged_bytes(self->group) < LARGE_WAIT_SYNC_BYTES) {
+        /* a large change waits for this group to empty: a little staged (the audit
+           entries of reads since the last commit) is written now, on this thread, and
+           landed, so that such entries, staged every turn while the commit before is
+           in flight, cannot keep it from ever emptying; more goes as it always does */
         int64_t t0 = crm_time_mono_us();
         crm_err_t rc = store_group_commit(self->group, errbuf);
         s_slow(self, t0, "commit: writing the group of %zu requests before a large change",
@@ -863,11 +868,14 @@ s_large_start(server_t *self)
     if (self->large_scrub) {
         self->large_sent = worker_submit_fn(self->writer, s_scrub_slice, self);
         CRM_ASSERT(self->large_sent); /* the writer takes one at a time */
+        crm_log(CRM_LOG_DEBUG, "large change: a slice of an erasure's scrub handed to the "
+                               "writer thread");
         return;
     }
+    uint64_t id = 0;
+    crm_proto_peek_id(h->body, h->len, &id);
     if (!worker_submit(self->writer, &h->rid, h->user, h->body, h->len)) {
-        uint64_t id = 0; /* (the writer takes one at a time: not reached) */
-        crm_proto_peek_id(h->body, h->len, &id);
+        /* (the writer takes one at a time: not reached) */
         s_refuse_kept(self, h, id, CRM_ERR_RESOURCE_EXHAUSTED, "the server is busy: try again");
         self->large_on = false;
         return;
@@ -877,18 +885,28 @@ s_large_start(server_t *self)
     h->body = NULL;
     h->user = NULL;
     self->large_sent = true;
+    crm_log(CRM_LOG_DEBUG, "large change: request %llu handed to the writer thread",
+            (unsigned long long)id);
 }
 
 /* The writer is done with the large change (committed, or failed: then OUT
-   says so and REPLY is the error): its reply goes out as any write's, with
-   the next commit of this thread's group (under --sync-replicas once the
-   replicas hold it), and the writes that waited are served next. */
+   says so and REPLY is the error): its reply goes out now, as a committed
+   write's (under --sync-replicas once the replicas hold it) - not with this
+   thread's next commit, whose failure is not its own - and the writes that
+   waited are served next. */
 static void
 s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
     server_t *self = arg;
-    if (rid) /* (none: a slice of a scrub) */
-        s_pend(self, rid, reply, len, out);
+    if (rid) { /* (none: a slice of a scrub) */
+        s_plist_t one = {0};
+        s_pend_on(&one, rid, reply, len, out);
+        s_answer(self, &one, CRM_OK, NULL);
+        free(one.v);
+        if (self->cfg.fault_fail_after_large)
+            store_group_fail(self->group, CRM_ERR_UNAVAILABLE,
+                             "fault fail-after-large: the commit after a large change fails");
+    }
     self->large_on = false;
     self->large_sent = false;
     self->large_scrub = false;
@@ -1173,6 +1191,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_commit(self);
         s_large_start(self);
         int64_t now = crm_time_mono_us();
+        /* (never beside a large change: the writer's group reads and writes the store
+           without the reopen lock, as this thread's does) */
         if (!store_group_in_flight(self->group) && !self->large_on &&
             store_write_health(self->store, NULL) != CRM_OK && now >= self->recover_next_us) {
             char errbuf[CRM_ERRBUF];

@@ -34,6 +34,7 @@ typedef struct {
     bool fault_slow_erase;  /* ... : an erasure's scrub looks at one entry per 40 ms */
     bool fault_slow_sweep;  /* ... : a slice of the value sweep takes 20 ms more (--slow-log) */
     bool fault_slow_large;  /* ... : a large change waits 1.5 s on the writer before its commit */
+    bool fault_fail_after_large; /* ... : the server thread's commit after one fails */
     uint64_t retain_events; /* change-log entries kept for the feed (0 = all) */
     int64_t retain_ms;      /* change-log age kept (0 = forever) */
     const char *rules_path; /* value rules file (default DATA_DIR/value-rules.conf, optional) */

@@ -2262,6 +2262,14 @@ store_group_in_flight(const store_group_t *self)
     return self->in_flight;
 }
 
+size_t
+store_group_staged_bytes(store_group_t *self)
+{
+    size_t rep = 0;
+    rocksdb_writebatch_wi_data(self->batch, &rep);
+    return rep - self->sent_bytes;
+}
+
 bool
 store_group_idle(store_group_t *self)
 {

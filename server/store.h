@@ -287,6 +287,8 @@ bool store_group_in_flight(const store_group_t *self);
    kept of past commits too), so that reads through it see only the store and
    another group may write meanwhile (a large change on the writer thread). */
 bool store_group_idle(store_group_t *self);
+/* Bytes staged and not yet handed to a commit. */
+size_t store_group_staged_bytes(store_group_t *self);
 /* A commit is in flight and has been written (or failed): land it. */
 bool store_group_landed(store_group_t *self);
 /* An eventfd that becomes readable when a commit in flight is written. */

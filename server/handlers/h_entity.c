@@ -1297,23 +1297,27 @@ h_entity_delete(req_ctx_t *ctx)
     if (rc != CRM_OK)
         return rc;
     char *self_id[1] = {r->id};
-    size_t family = s_family_count(ctx, e, self_id, 1, true, 1);
-    if (family <= PARTS_MAX && dispatch_large(ctx, family))
-        return CRM_OK; /* checked and done on the writer thread */
+    size_t family = 0;
     derive_ctx_t dc = s_dc(ctx);
     /* a record without a parent goes to the recycle bin, with its children */
     bool to_bin = !e->parent && ctx->env->bin_keep_ms > 0;
     s_binning_t parts = {NULL, 0};
-    mutation_t *m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
+    mutation_t *m = NULL;
     if ((rc = s_load_checked(ctx, e, r->id, num, r->expect_version, false, NULL, 0,
                              AUTHZ_DELETE, &cur)) == CRM_OK &&
         (rc = s_restrict_children(ctx, e, r->id)) == CRM_OK &&
-        (rc = s_restrict_links(ctx, e, r->id)) == CRM_OK && family > PARTS_MAX)
+        (rc = s_restrict_links(ctx, e, r->id)) == CRM_OK &&
+        (family = s_family_count(ctx, e, self_id, 1, true, 1)) > PARTS_MAX)
         rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
                             "'%s' has more than %d records to delete with it: delete some of "
                             "its records first",
                             r->id, PARTS_MAX);
+    if (rc == CRM_OK && dispatch_large(ctx, family)) { /* checked here, done on the writer */
+        crm_proto_free(&cur);
+        return CRM_OK;
+    }
     if (rc == CRM_OK) {
+        m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
         mutation_delete(m, e, num, cur, NULL); /* the record itself is the event's first part */
         if ((rc = s_delete_children(ctx, m, e, r->id, to_bin ? &parts : NULL)) == CRM_OK)
             rc = derive_after(&dc, m, e, cur, NULL, ctx->errbuf);
@@ -2555,11 +2559,6 @@ h_merge(req_ctx_t *ctx)
                                   "the merged ids",
                                   r->take[i]->field, r->take[i]->value);
     }
-    /* as s_repoint_children counts: the others deleted before the last one's children */
-    size_t family = s_family_count(ctx, ce, r->others, r->n_others, false, r->n_others - 1);
-    if (family <= PARTS_MAX && dispatch_large(ctx, family + 1))
-        return CRM_OK; /* checked and done on the writer thread */
-    m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     /* merging removes records: it takes the right to delete them all */
     if ((rc = s_load_checked(ctx, ce, r->keep, keep_num, r->expect_version, true, NULL, 0,
                              AUTHZ_DELETE, &keep)) != CRM_OK)
@@ -2570,11 +2569,16 @@ h_merge(req_ctx_t *ctx)
                                  &others[i])) != CRM_OK)
             goto cleanup;
     }
+    /* as s_repoint_children counts: the others deleted before the last one's children */
+    size_t family = s_family_count(ctx, ce, r->others, r->n_others, false, r->n_others - 1);
     if (family > PARTS_MAX) {
         rc = dispatch_error(ctx, CRM_ERR_RESOURCE_EXHAUSTED,
                             "more than %d records would move in one merge", PARTS_MAX);
         goto cleanup;
     }
+    if (dispatch_large(ctx, family + 1)) /* checked here, done on the writer */
+        goto cleanup;
+    m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     snprintf(reason, sizeof reason, "merged into %s", r->keep);
     /* the fields: what --take says, else the kept value, else the first other's */
     if ((rc = records_group_get(ctx->env->group, ce, keep_num, &next)) != CRM_OK)
@@ -2631,11 +2635,9 @@ h_merge(req_ctx_t *ctx)
     s_end(ctx, &m);
     s_reply_record(ctx, ce, next);
 cleanup:
-    if (m) {
-        mutation_abort(&m);
-        if (rc == CRM_ERR_PERMISSION_DENIED)
-            dispatch_deny(ctx, ce->name, denied, "merge");
-    }
+    mutation_abort(&m);
+    if (rc == CRM_ERR_PERMISSION_DENIED)
+        dispatch_deny(ctx, ce->name, denied, "merge");
     crm_proto_free(&keep);
     crm_proto_free(&next);
     for (size_t j = 0; j < MERGE_MAX; j++)
@@ -2756,10 +2758,6 @@ h_bin_restore(req_ctx_t *ctx)
     }
     if (rc != CRM_OK)
         return dispatch_error(ctx, rc, "cannot read the recycle bin");
-    if (dispatch_large(ctx, 1 + (size_t)b->n_parts)) {
-        crm_proto_free((ProtobufCMessage **)&b);
-        return CRM_OK; /* checked and done on the writer thread */
-    }
     derive_ctx_t dc = s_dc(ctx);
     mutation_t *m = NULL;
     char dupes[160] = "";
@@ -2778,6 +2776,8 @@ h_bin_restore(req_ctx_t *ctx)
         rc = dispatch_error(ctx, CRM_ERR_ALREADY_EXISTS,
                             "restoring %s '%.40s' would make a likely duplicate of %s",
                             e->name, r->id, dupes);
+    } else if (rc == CRM_OK && dispatch_large(ctx, 1 + (size_t)b->n_parts)) {
+        /* checked here, done on the writer: nothing staged */
     } else if (rc == CRM_OK) {
         m = mutation_begin(g, ctx->env->store, ctx->session.user);
         crm_record_set_u64(rec, "version", crm_record_get_u64(rec, "version") + 1);
@@ -2806,7 +2806,9 @@ h_bin_restore(req_ctx_t *ctx)
         if (rc == CRM_OK)
             bin_stage_remove(g, e, num, b);
     }
-    if (rc == CRM_OK) {
+    if (rc == CRM_OK && ctx->large) {
+        /* handed over */
+    } else if (rc == CRM_OK) {
         s_end(ctx, &m);
         s_reply_record(ctx, e, rec);
         ctx->body.entity.count = b->n_parts; /* the records restored with it */

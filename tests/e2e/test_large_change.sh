@@ -11,7 +11,7 @@
 # 0 logs none; a malformed value is refused.
 source "$(dirname "$0")/lib.sh"
 
-start_with_users "sm sales manager" -- --slow-log 10 --large-change 0
+start_with_users "sm sales manager" "ps support staff" -- --slow-log 10 --large-change 0
 N=3000
 as admin customer add --name 大客户 --phone 13700000001
 BIG=${OUT#created customer }
@@ -175,6 +175,12 @@ expect "crm-admin check finds every record and index entry right ($(tail -1 "$T/
 # ---- stopping while one runs: it is finished and answered; the writes waiting are not made ----
 start_server stopx "$T/data" --fault slow-large --log-level debug
 export CRM_SERVER="$EP_stopx"
+# one who may not delete a large one is refused on the server thread: nothing goes to the writer
+as ps customer delete "$KEEP" --yes
+expect "a support user's delete of one with $N activities is refused ($ERR)" \
+    contains "$ERR" PERMISSION_DENIED
+expect "... before it was handed to the writer thread" \
+    test -z "$(grep 'handed to the writer thread' "$T/stopx.log" || true)"
 "$CRM_CLI/crm" --config "$T/admin" customer restore "$C3" >"$T/res.out" 2>&1 &
 RES=$!
 wait_for 'grep -q "fault slow-large: the large change is staged" "$T/stopx.log"'
@@ -196,6 +202,25 @@ expect "after a restart the restored one has all 300 ($(acts "$C3"))" test "$(ac
 as admin customer show 13700000006
 expect "... and the write that was not made is not there" contains "$ERR" "no customer"
 stop_server stopy
+
+# ---- its answer is its own commit's: the server thread's next commit failing does not touch it ----
+start_server failx "$T/data" --fault slow-large --fault fail-after-large
+export CRM_SERVER="$EP_failx"
+"$CRM_CLI/crm" --config "$T/admin" customer delete "$C3" --yes >"$T/del.out" 2>&1 &
+DEL=$!
+wait_for 'grep -q "fault slow-large: the large change is staged" "$T/failx.log"'
+"$CRM_CLI/crm" --config "$T/admin" customer add --name 失败者 --phone 13700000007 >"$T/fail.out" 2>&1 &
+FAILER=$!
+RC_DEL=0; wait "$DEL" || RC_DEL=$?
+RC_F=0; wait "$FAILER" || RC_F=$?
+expect "a large delete is answered as done ($(cat "$T/del.out"))" \
+    bash -c "[ $RC_DEL -eq 0 ] && grep -q 'deleted customer $C3 with 300 records of it' '$T/del.out'"
+expect "... while the write after it, whose commit failed, is told so ($(cat "$T/fail.out"))" \
+    bash -c "[ $RC_F -ne 0 ] && grep -q 'fail-after-large' '$T/fail.out'"
+expect "... and the delete was made ($(acts "$C3"))" test "$(acts "$C3")" = 0
+as admin customer restore "$C3"
+expect "... (restored again)" contains "$OUT" "restored customer $C3 with 300 records of it"
+stop_server failx
 
 # ---- a large change begins while the server thread's group keeps committing ----
 # It waits for that group to have nothing staged or in flight. Admins' reads are audited:
