@@ -30,6 +30,10 @@ acts() {
         --out "$T/acts.jsonl" >/dev/null 2>&1 || { echo "export failed"; return; }
     wc -l <"$T/acts.jsonl" | tr -d ' '
 }
+# bg NAME ARGS...: `crm ARGS` as admin in the background, its output in $T/NAME.out;
+# ended NAME: wait for it and set RC_NAME to its exit status
+bg() { local n=$1; shift; "$CRM_CLI/crm" --config "$T/admin" "$@" >"$T/$n.out" 2>&1 & eval "BG_$n=$!"; }
+ended() { local pid="BG_$1" rc=0; wait "${!pid}" || rc=$?; eval "RC_$1=$rc"; }
 expect "... all exported ($(acts "$BIG"))" test "$(acts "$BIG")" = $N
 
 # ---- on the server thread (--large-change 0): the slow log names it ----
@@ -144,28 +148,22 @@ print('customer_id,type,summary')
 for i in range(300): print('$C3,call,call %d' % i)" >"$T/acts3.csv"
 as admin import --kind activity "$T/acts3.csv"
 expect "a customer with 300 activities" contains "$OUT" "imported 300 activity records"
-"$CRM_CLI/crm" --config "$T/admin" customer delete "$C3" --yes >"$T/del.out" 2>&1 &
-DEL=$!
+bg del customer delete "$C3" --yes
 wait_for 'grep -q "fault slow-large: the large change is staged" "$T/slowx.log"'
-"$CRM_CLI/crm" --config "$T/admin" activity add "$C3" --type call \
-    --summary "too late" >"$T/late.out" 2>&1 &
-LATE=$!
-"$CRM_CLI/crm" --config "$T/admin" customer edit "$KEEP" --industry retail >"$T/upd.out" 2>&1 &
-UPD=$!
+bg late activity add "$C3" --type call --summary "too late"
+bg upd customer edit "$KEEP" --industry retail
 as sm customer show "$KEEP" # (an admin's read is audited: its answer waits for a commit)
 READ_RC=$RC
-RUNNING=0; kill -0 "$DEL" 2>/dev/null && RUNNING=1
+RUNNING=0; kill -0 "$BG_del" 2>/dev/null && RUNNING=1
 expect "a read is answered while the large change runs (rc $READ_RC, running $RUNNING)" \
     bash -c "[ $READ_RC -eq 0 ] && [ $RUNNING -eq 1 ]"
-RC_DEL=0; wait "$DEL" || RC_DEL=$?
-RC_LATE=0; wait "$LATE" || RC_LATE=$?
-RC_UPD=0; wait "$UPD" || RC_UPD=$?
+ended del; ended late; ended upd
 expect "the large delete is done ($(cat "$T/del.out"))" \
-    bash -c "[ $RC_DEL -eq 0 ] && grep -q 'deleted customer $C3 with 300 records of it' '$T/del.out'"
+    bash -c "[ $RC_del -eq 0 ] && grep -q 'deleted customer $C3 with 300 records of it' '$T/del.out'"
 expect "an activity added to it meanwhile waited and is refused: its customer is gone ($(cat "$T/late.out"))" \
-    bash -c "[ $RC_LATE -ne 0 ] && grep -q 'NOT_FOUND' '$T/late.out'"
+    bash -c "[ $RC_late -ne 0 ] && grep -q 'NOT_FOUND' '$T/late.out'"
 expect "... so none is left without its customer ($(acts "$C3"))" test "$(acts "$C3")" = 0
-expect "a write elsewhere meanwhile is done after it ($(cat "$T/upd.out"))" test "$RC_UPD" -eq 0
+expect "a write elsewhere meanwhile is done after it ($(cat "$T/upd.out"))" test "$RC_upd" -eq 0
 as admin --json customer show "$KEEP"
 expect "... and kept" test "$(field record.industry)" = retail
 stop_server slowx
@@ -181,21 +179,18 @@ expect "a support user's delete of one with $N activities is refused ($ERR)" \
     contains "$ERR" PERMISSION_DENIED
 expect "... before it was handed to the writer thread" \
     test -z "$(grep 'handed to the writer thread' "$T/stopx.log" || true)"
-"$CRM_CLI/crm" --config "$T/admin" customer restore "$C3" >"$T/res.out" 2>&1 &
-RES=$!
+bg res customer restore "$C3"
 wait_for 'grep -q "fault slow-large: the large change is staged" "$T/stopx.log"'
-"$CRM_CLI/crm" --config "$T/admin" customer add --name 等待者 --phone 13700000006 >"$T/wait.out" 2>&1 &
-WAITER=$!
+bg wait customer add --name 等待者 --phone 13700000006
 wait_for 'grep -q "a write kept until the large change is done" "$T/stopx.log"'
 kill -TERM "$PID_stopx"
-RC_RES=0; wait "$RES" || RC_RES=$?
-RC_W=0; wait "$WAITER" || RC_W=$?
+ended res; ended wait
 RC_S=0; wait "$PID_stopx" || RC_S=$?
 expect "crmd stopped cleanly with a large change under way" test "$RC_S" -eq 0
 expect "... which it finished and answered ($(cat "$T/res.out"))" \
-    bash -c "[ $RC_RES -eq 0 ] && grep -q 'restored customer $C3 with 300 records of it' '$T/res.out'"
+    bash -c "[ $RC_res -eq 0 ] && grep -q 'restored customer $C3 with 300 records of it' '$T/res.out'"
 expect "... and the write waiting for it was answered: not made ($(cat "$T/wait.out"))" \
-    bash -c "[ $RC_W -ne 0 ] && grep -q 'UNAVAILABLE' '$T/wait.out' && grep -q 'stopping' '$T/wait.out'"
+    bash -c "[ $RC_wait -ne 0 ] && grep -q 'UNAVAILABLE' '$T/wait.out' && grep -q 'stopping' '$T/wait.out'"
 start_server stopy "$T/data"
 export CRM_SERVER="$EP_stopy"
 expect "after a restart the restored one has all 300 ($(acts "$C3"))" test "$(acts "$C3")" = 300
@@ -206,17 +201,14 @@ stop_server stopy
 # ---- its answer is its own commit's: the server thread's next commit failing does not touch it ----
 start_server failx "$T/data" --fault slow-large --fault fail-after-large
 export CRM_SERVER="$EP_failx"
-"$CRM_CLI/crm" --config "$T/admin" customer delete "$C3" --yes >"$T/del.out" 2>&1 &
-DEL=$!
+bg del customer delete "$C3" --yes
 wait_for 'grep -q "fault slow-large: the large change is staged" "$T/failx.log"'
-"$CRM_CLI/crm" --config "$T/admin" customer add --name 失败者 --phone 13700000007 >"$T/fail.out" 2>&1 &
-FAILER=$!
-RC_DEL=0; wait "$DEL" || RC_DEL=$?
-RC_F=0; wait "$FAILER" || RC_F=$?
+bg fail customer add --name 失败者 --phone 13700000007
+ended del; ended fail
 expect "a large delete is answered as done ($(cat "$T/del.out"))" \
-    bash -c "[ $RC_DEL -eq 0 ] && grep -q 'deleted customer $C3 with 300 records of it' '$T/del.out'"
+    bash -c "[ $RC_del -eq 0 ] && grep -q 'deleted customer $C3 with 300 records of it' '$T/del.out'"
 expect "... while the write after it, whose commit failed, is told so ($(cat "$T/fail.out"))" \
-    bash -c "[ $RC_F -ne 0 ] && grep -q 'fail-after-large' '$T/fail.out'"
+    bash -c "[ $RC_fail -ne 0 ] && grep -q 'fail-after-large' '$T/fail.out'"
 expect "... and the delete was made ($(acts "$C3"))" test "$(acts "$C3")" = 0
 as admin customer restore "$C3"
 expect "... (restored again)" contains "$OUT" "restored customer $C3 with 300 records of it"
