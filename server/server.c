@@ -87,11 +87,19 @@ typedef struct {
    beyond either bound a write is refused with RESOURCE_EXHAUSTED */
 #define QUEUE_MAX 10000
 #define QUEUE_BYTES (64u << 20)
+#define QUEUE_PER_USER (QUEUE_MAX / 4) /* ... and of one user (a client may pipeline) */
+
+typedef struct {
+    char *user; /* ZAP identity ("" for none) */
+    size_t n;   /* writes of it waiting */
+} s_quser_t;
 
 typedef struct {
     s_held_t *v; /* [head, n) wait */
     size_t head, n, cap;
     size_t bytes; /* of their bodies */
+    s_quser_t *users; /* who they are from (a few users: searched in order) */
+    size_t nusers, capusers;
 } s_queue_t;
 #define HOLD_US 500000    /* longest a pull is held */
 /* --sync-replicas: longest a write's reply waits for the replicas; below the client's
@@ -496,18 +504,58 @@ s_refuse_kept(server_t *self, s_held_t *h, uint64_t id, crm_err_t rc, const char
     h->user = NULL;
 }
 
+/* The count of writes waiting from USER (made with ADD). */
+static size_t *
+s_quser(s_queue_t *q, const char *user, bool add)
+{
+    user = user ? user : "";
+    for (size_t i = 0; i < q->nusers; i++)
+        if (!strcmp(q->users[i].user, user))
+            return &q->users[i].n;
+    if (!add)
+        return NULL;
+    if (q->nusers == q->capusers) {
+        q->capusers = q->capusers ? q->capusers * 2 : 16;
+        q->users = realloc(q->users, q->capusers * sizeof *q->users);
+        CRM_ASSERT_ALLOC(q->users);
+    }
+    q->users[q->nusers].user = strdup(user);
+    CRM_ASSERT_ALLOC(q->users[q->nusers].user);
+    q->users[q->nusers].n = 0;
+    return &q->users[q->nusers++].n;
+}
+
+/* The queue is empty: forget its counts. */
+static void
+s_queue_emptied(s_queue_t *q)
+{
+    q->head = q->n = 0;
+    q->bytes = 0;
+    for (size_t i = 0; i < q->nusers; i++)
+        free(q->users[i].user);
+    q->nusers = 0;
+}
+
 /* A write that came while a large change waits or runs: kept, in order, until
-   it is done (or refused when too many wait). */
+   it is done (or refused when too many wait, or too many of its user's). */
 static void
 s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id,
           uint64_t id)
 {
     s_queue_t *q = &self->queue;
-    if (q->n - q->head >= QUEUE_MAX || q->bytes + len > QUEUE_BYTES) {
+    size_t *mine = s_quser(q, user_id, true);
+    if (q->n - q->head >= QUEUE_MAX || q->bytes + len > QUEUE_BYTES ||
+        *mine >= QUEUE_PER_USER) {
         char text[CRM_ERRBUF];
         size_t rlen;
-        snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
-                                    "writes waiting for it: try again shortly", q->n - q->head);
+        if (*mine >= QUEUE_PER_USER)
+            snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
+                                        "writes of yours waiting for it: try again shortly",
+                     *mine);
+        else
+            snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
+                                        "writes waiting for it: try again shortly",
+                     q->n - q->head);
         uint8_t *reply = dispatch_error_reply(id, CRM_ERR_RESOURCE_EXHAUSTED, text, 0, &rlen);
         s_send_reply(self, rid, reply, rlen);
         return;
@@ -524,6 +572,7 @@ s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const
     }
     s_keep(&q->v[q->n++], rid, body, len, user_id);
     q->bytes += len;
+    (*mine)++;
     crm_log(CRM_LOG_DEBUG, "request %llu: a write kept until the large change is done (%zu "
                            "waiting)", (unsigned long long)id, q->n - q->head);
 }
@@ -538,8 +587,7 @@ s_refuse_queue(server_t *self, crm_err_t rc, const char *text)
         crm_proto_peek_id(q->v[i].body, q->v[i].len, &id);
         s_refuse_kept(self, &q->v[i], id, rc, text);
     }
-    q->head = q->n = 0;
-    q->bytes = 0;
+    s_queue_emptied(q);
 }
 
 /* What to do with a request dispatch_process() has served (OUT, REPLY): RID
@@ -593,6 +641,9 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
     for (int i = 0; i < DRAIN_MAX && s_queued(self) && !self->large_on; i++) {
         s_held_t h = q->v[q->head++]; /* the routing id moves with the struct */
         q->bytes -= h.len;
+        size_t *mine = s_quser(q, h.user, false);
+        if (mine && *mine)
+            (*mine)--;
         dispatch_out_t out;
         size_t len = 0;
         env->rid = zmq_msg_data(&h.rid);
@@ -611,7 +662,7 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
         free(h.user);
     }
     if (q->head == q->n)
-        q->head = q->n = 0;
+        s_queue_emptied(q);
 }
 
 /* Receive and serve one request if one is queued. Returns false when none is. */
@@ -1000,8 +1051,7 @@ s_drop_queue(server_t *self)
         free(q->v[i].body);
         free(q->v[i].user);
     }
-    q->head = q->n = 0;
-    q->bytes = 0;
+    s_queue_emptied(q);
     if (self->large_on && !self->large_sent) {
         if (!self->large_scrub) {
             zmq_msg_close(&self->large.rid);
@@ -1289,6 +1339,8 @@ server_destroy(server_t **self_p)
     free(self->flight.v);
     store_group_destroy(&self->group);
     store_group_destroy(&self->xgroup);
+    s_queue_emptied(&self->queue);
+    free(self->queue.users);
     free(self->queue.v);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -1457,12 +1457,29 @@ s_burst(char **argv)
 {
     void *s = s_connect(argv[0], argv[1]);
     int n = atoi(argv[2]), ok = 0, exhausted = 0, other = 0;
-    size_t len;
-    uint8_t *ping = s_ping(&len);
+    size_t len, clen = 0;
+    uint8_t *ping = s_ping(&len), *create = NULL;
+    if (argv[3] && !strcmp(argv[3], "create")) { /* writes instead: one customer each */
+        const crm_entity_t *e = crm_entity_by_name("customer");
+        ProtobufCMessage *c = crm_proto_new(e->desc);
+        crm_record_set_str(c, "name", "burst");
+        Crm__Request req = CRM__REQUEST__INIT;
+        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+        req.id = 7;
+        req.op = CRM__OP__OP_ENTITY_CREATE;
+        req.body_case = CRM__REQUEST__BODY_ENTITY;
+        req.entity = &er;
+        er.kind = (char *)"customer";
+        er.allow_duplicate = true;
+        er.record.data = crm_proto_pack(c, &er.record.len);
+        crm_proto_free(&c);
+        create = crm_proto_pack(&req.base, &clen);
+        free(er.record.data);
+    }
     zmq_send(s, ping, len, 0); /* the handshake first */
     s_reply(s, 10000);
     for (int i = 0; i < n; i++)
-        zmq_send(s, ping, len, 0);
+        zmq_send(s, create ? create : ping, create ? clen : len, 0);
     for (int i = 0; i < n; i++) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, 10000) <= 0)
@@ -1488,6 +1505,7 @@ s_burst(char **argv)
     }
     printf("burst: %d sent, %d ok, %d exhausted, %d other\n", n, ok, exhausted, other);
     free(ping);
+    free(create);
     zmq_close(s);
     return 0;
 }
@@ -1591,7 +1609,7 @@ main(int argc, char **argv)
         {"pings", s_pings, 4, "ENDPOINT ENROLL SECONDS STOPFILE"},
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
         {"padded", s_padded, 6, "ENDPOINT ENROLL ID VERSION FIELD VALUE"},
-        {"burst", s_burst, 3, "ENDPOINT ENROLL N"},
+        {"burst", s_burst, 3, "ENDPOINT ENROLL N [create]"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},

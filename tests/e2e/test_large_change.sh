@@ -214,6 +214,24 @@ as admin customer restore "$C3"
 expect "... (restored again)" contains "$OUT" "restored customer $C3 with 300 records of it"
 stop_server failx
 
+# ---- one user's writes cannot fill the queue for everyone: at most a quarter of it each ----
+start_server burstx "$T/data" --fault slow-large
+export CRM_SERVER="$EP_burstx"
+bg del customer delete "$C3" --yes
+wait_for 'grep -q "fault slow-large: the large change is staged" "$T/burstx.log"'
+"$CRM_CLI/crm" --config "$T/sm" customer add --name 另一个人 --phone 13700000008 >"$T/sm.out" 2>&1 &
+SM=$!
+OUT=$("$CRM_BIN/crm-probe" burst "$EP_burstx" "$T/data/admin.enroll" 3000 create 2>"$T/e" | tail -1)
+ended del
+RC_SM=0; wait "$SM" || RC_SM=$?
+echo "# $OUT ($(cat "$T/e"))"
+expect "3,000 creates pipelined by one user while it runs: 2,500 wait and are done ($OUT)" \
+    grep -q "burst: 3000 sent, 2500 ok, 500 exhausted, 0 other" <<<"$OUT"
+expect "... the rest refused, saying why" grep -q "2500 writes of yours waiting" "$T/e"
+expect "... while another user's write waited and was done ($(cat "$T/sm.out"))" test "$RC_SM" -eq 0
+expect "... as was the large delete" bash -c "[ $RC_del -eq 0 ] && grep -q 'with 300 records' '$T/del.out'"
+stop_server burstx
+
 # ---- a large change begins while the server thread's group keeps committing ----
 # It waits for that group to have nothing staged or in flight. Admins' reads are audited:
 # each stages an entry that commits with the turn's group, under --sync through the
