@@ -612,6 +612,8 @@ erase_tick(erase_t *self, store_t *store, store_group_t *g, size_t large_bytes)
         store_log_rewrite_hint();
     }
     crm_proto_free((ProtobufCMessage **)&job);
+    if (large)
+        self->next_us = 0; /* the next slice, elsewhere, goes on at once (no --fault gap) */
     return large;
 }
 

@@ -198,7 +198,7 @@ feed_subscribers(const feed_t *self)
    the store (one read per parent per change, when the change is decoded) -
    so that watchers see whose record it is. A parent gone since: none. */
 static void
-s_find_parent(feed_t *self, s_event_t *ev, size_t i)
+s_find_parent(store_t *store, s_event_t *ev, size_t i)
 {
     s_part_t *part = &ev->parts[i];
     const char *pf = part->e && part->record ? crm_entity_field_with(part->e, CRM_F_PARENT) : NULL;
@@ -219,33 +219,26 @@ s_find_parent(feed_t *self, s_event_t *ev, size_t i)
         }
     }
     uint64_t num = crm_entity_parse_id(pe, pid);
-    if (num && records_get(self->store, pe, num, &part->parent) == CRM_OK)
+    if (num && records_get(store, pe, num, &part->parent) == CRM_OK)
         part->parent_owned = true;
 }
 
-/* The change SEQ, from the cache or the log; NULL if the log no longer has it. */
-static s_event_t *
-s_event(feed_t *self, uint64_t seq)
+/* Decode the change SEQ from the log into EV (empty): false if the log no
+   longer has it or it does not open. Reads the store only: any thread. */
+static bool
+s_decode(store_t *store, uint64_t seq, s_event_t *ev)
 {
-    /* replaying far behind must not push the live window out of the cache */
-    uint64_t newest = store_last_seq(self->store);
-    uint64_t ring = self->ring_n;
-    s_event_t *ev = newest >= ring && seq <= newest - ring ? &self->scratch
-                                                           : &self->ring[seq % ring];
-    if (ev->seq == seq)
-        return ev;
-    s_event_clear(ev);
     store_val_t val = {0};
     char errbuf[CRM_ERRBUF];
-    if (store_changelog_get(self->store, seq, &val) != CRM_OK)
-        return NULL;
+    if (store_changelog_get(store, seq, &val) != CRM_OK)
+        return false;
     crm_err_t rc = crm_proto_unpack(&crm__change__descriptor, (const uint8_t *)val.data, val.len,
                                     (ProtobufCMessage **)&ev->change, errbuf);
     store_val_release(&val);
     if (rc != CRM_OK) {
         crm_log(CRM_LOG_ERROR, "feed: change %llu is corrupt: %s", (unsigned long long)seq,
                 errbuf);
-        return NULL;
+        return false;
     }
     ev->parts = calloc(ev->change->n_parts + 1, sizeof *ev->parts);
     CRM_ASSERT_ALLOC(ev->parts);
@@ -262,9 +255,75 @@ s_event(feed_t *self, uint64_t seq)
         }
     }
     for (size_t i = 0; i < ev->change->n_parts; i++)
-        s_find_parent(self, ev, i);
+        s_find_parent(store, ev, i);
     ev->seq = seq;
+    return true;
+}
+
+/* The change SEQ, from the cache or the log; NULL if the log no longer has it. */
+static s_event_t *
+s_event(feed_t *self, uint64_t seq)
+{
+    /* replaying far behind must not push the live window out of the cache */
+    uint64_t newest = store_last_seq(self->store);
+    uint64_t ring = self->ring_n;
+    s_event_t *ev = newest >= ring && seq <= newest - ring ? &self->scratch
+                                                           : &self->ring[seq % ring];
+    if (ev->seq == seq)
+        return ev;
+    s_event_clear(ev);
+    if (!s_decode(self->store, seq, ev)) {
+        s_event_clear(ev);
+        return NULL;
+    }
     return ev;
+}
+
+static void s_check_rewrites(feed_t *self);
+
+feed_event_t *
+feed_decode(store_t *store, uint64_t seq)
+{
+    s_event_t *ev = calloc(1, sizeof *ev);
+    CRM_ASSERT_ALLOC(ev);
+    if (!s_decode(store, seq, ev)) {
+        s_event_clear(ev);
+        free(ev);
+        return NULL;
+    }
+    return (feed_event_t *)ev;
+}
+
+void
+feed_adopt(feed_t *self, feed_event_t **ev_p)
+{
+    s_event_t *ev = (s_event_t *)*ev_p;
+    *ev_p = NULL;
+    if (!ev)
+        return;
+    s_check_rewrites(self); /* a cache dropped since is dropped before, not after */
+    uint64_t newest = store_last_seq(self->store);
+    if (ev->seq && ev->seq <= newest && newest - ev->seq < self->ring_n) {
+        s_event_t *slot = &self->ring[ev->seq % self->ring_n];
+        s_event_clear(slot);
+        *slot = *ev; /* moved: the slot owns what EV held */
+        crm_log(CRM_LOG_DEBUG, "feed: change %llu (%zu records) decoded by the writer thread",
+                (unsigned long long)slot->seq, slot->change->n_parts);
+    } else {
+        s_event_clear(ev);
+    }
+    free(ev);
+}
+
+void
+feed_event_free(feed_event_t **ev_p)
+{
+    s_event_t *ev = (s_event_t *)*ev_p;
+    *ev_p = NULL;
+    if (ev) {
+        s_event_clear(ev);
+        free(ev);
+    }
 }
 
 /* Change-log entries were rewritten in place (an erasure's scrub, on this

@@ -69,4 +69,14 @@ void feed_reset(feed_t *self);
 void feed_trim(feed_t *self);
 size_t feed_subscribers(const feed_t *self);
 
+/* A change decoded ahead, off the server thread: feed_decode() on any thread
+   (it only reads STORE: the committed change SEQ, its records, their
+   parents), then feed_adopt() on the server thread, before the turn's
+   feed_committed(), takes it into the cache so that no pump decodes it again
+   (a large change: 4,900 records took 6-11 ms to decode). */
+typedef struct feed_event feed_event_t;
+feed_event_t *feed_decode(store_t *store, uint64_t seq);
+void feed_adopt(feed_t *self, feed_event_t **ev_p);
+void feed_event_free(feed_event_t **ev_p);
+
 #endif

@@ -145,6 +145,7 @@ struct server {
     bool large_on;               /* there is one: writes wait in the queue meanwhile */
     bool large_sent;             /* ... and the writer has it: this thread commits nothing */
     bool large_scrub;            /* ... it is a slice of an erasure's scrub, not a request */
+    int64_t large_since_us;      /* ... since when it waits or runs */
     s_queue_t queue;             /* the writes waiting for it, then for their turn */
     int64_t trim_next_us;        /* next change-log retention pass */
     int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
@@ -188,8 +189,10 @@ struct s_synced {
 
 #define SWEEP_SLICE 50 /* customers per loop turn: well under a millisecond of work */
 /* While a large change waits for the group to empty, a commit of fewer bytes staged
-   than this is written on the server thread (see s_commit) */
+   than this is written on the server thread (see s_commit), and any commit once it
+   has waited this long */
 #define LARGE_WAIT_SYNC_BYTES (64u << 10)
+#define LARGE_WAIT_US 10000
 /* A change-log entry stored in more bytes than this (a change of a hundred records or
    more) is scrubbed by the writer thread: one entry is rewritten whole, about 12 us a KiB */
 #define SCRUB_LARGE_BYTES (128u << 10)
@@ -435,9 +438,11 @@ s_defer(server_t *self, zmq_msg_t *rid, uint64_t id, const char *user_id, const 
 }
 
 static void
-s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out,
+               feed_event_t **event)
 {
     (void)out;
+    (void)event;
     s_send_reply(arg, rid, reply, len);
 }
 
@@ -612,6 +617,7 @@ s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const c
         s_keep(&self->large, rid, body, len, user_id);
         self->large_on = true;
         self->large_sent = false;
+        self->large_since_us = crm_time_mono_us();
         return;
     }
     if (out->deferred && !out->after_commit) {
@@ -833,6 +839,8 @@ s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
     list->n = 0;
 }
 
+static void s_land(server_t *self, bool wait);
+
 /* Commit what is staged, unless a commit is in flight (then it starts when
    that one lands: meanwhile more writes join it). The group's committer
    thread writes it while this thread serves on; the replies wait for it to
@@ -844,13 +852,21 @@ s_commit(server_t *self)
     char errbuf[CRM_ERRBUF] = "";
     /* while the writer's group is the only writer (what this thread staged
        meanwhile - audit entries of reads - commits after it) */
-    if (self->large_sent || store_group_in_flight(self->group))
+    if (self->large_sent)
         return;
-    if (self->large_on && store_group_staged_bytes(self->group) < LARGE_WAIT_SYNC_BYTES) {
+    bool force = self->large_on && crm_time_mono_us() - self->large_since_us > LARGE_WAIT_US;
+    if (store_group_in_flight(self->group)) {
+        if (force) /* lands it, answers it, and comes back here */
+            s_land(self, true);
+        return;
+    }
+    if (self->large_on &&
+        (force || store_group_staged_bytes(self->group) < LARGE_WAIT_SYNC_BYTES)) {
         /* a large change waits for this group to empty: a little staged (the audit
            entries of reads since the last commit) is written now, on this thread, and
            landed, so that such entries, staged every turn while the commit before is
-           in flight, cannot keep it from ever emptying; more goes as it always does */
+           in flight, cannot keep it from ever emptying; more goes as it always does,
+           until the wait passes LARGE_WAIT_US (many admins' reads each turn) */
         int64_t t0 = crm_time_mono_us();
         crm_err_t rc = store_group_commit(self->group, errbuf);
         s_slow(self, t0, "commit: writing the group of %zu requests before a large change",
@@ -946,9 +962,11 @@ s_large_start(server_t *self)
    thread's next commit, whose failure is not its own - and the writes that
    waited are served next. */
 static void
-s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
+s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out,
+               feed_event_t **event)
 {
     server_t *self = arg;
+    feed_adopt(self->feed, event); /* before this turn's feed_committed() */
     if (rid) { /* (none: a slice of a scrub) */
         s_plist_t one = {0};
         s_pend_on(&one, rid, reply, len, out);
@@ -1185,8 +1203,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         }
         s_land(self, false);
         worker_collect(self->worker, s_worker_reply, self);
-        if (self->writer)
+        if (self->writer) {
+            worker_watchers(self->writer, feed_subscribers(self->feed));
             worker_collect(self->writer, s_writer_reply, self);
+        }
         if (self->follower) { /* batches applied: the feed below delivers them */
             int64_t t0 = crm_time_mono_us();
             repl_follower_drain(self->follower);
@@ -1226,6 +1246,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                 self->large_on = true; /* the next slice, on the writer */
                 self->large_sent = false;
                 self->large_scrub = true;
+                self->large_since_us = crm_time_mono_us();
             }
             s_slow(self, t0, "housekeeping: a slice of an erasure's scrub");
         }

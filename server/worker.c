@@ -5,6 +5,7 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ typedef struct s_job {
     dispatch_out_t out; /* ... and what dispatch_process() said of it */
     worker_fn fn;       /* the writer's housekeeping instead of a request (no reply) */
     void *fn_arg;
+    feed_event_t *event; /* the writer's change, decoded ahead for the feed */
 } s_job_t;
 
 struct worker {
@@ -35,6 +37,7 @@ struct worker {
     pthread_cond_t wake;
     pthread_cond_t idle;        /* broadcast after each job */
     bool running;               /* a job is in hand (under lock) */
+    atomic_size_t watchers;     /* the feed's subscribers, as the server thread last saw */
     s_job_t *todo, **todo_tail; /* FIFO */
     s_job_t *done;              /* finished, newest first */
     size_t queued;              /* waiting or running */
@@ -51,6 +54,7 @@ s_job_free(s_job_t *j)
     free(j->user_id);
     free(j->body);
     free(j->reply);
+    feed_event_free(&j->event);
     free(j);
 }
 
@@ -68,6 +72,7 @@ s_write(worker_t *self, s_job_t *j)
             crm_log(CRM_LOG_DEBUG, "writer: commit failed: %s", errbuf);
         return;
     }
+    uint64_t before = store_last_seq(self->env.store);
     j->reply = dispatch_process(&self->env, j->user_id, 1, j->body, j->len, &j->reply_len,
                                 &j->out);
     if (self->env.fault_slow_large) { /* for tests: a window in which to send more */
@@ -81,7 +86,19 @@ s_write(worker_t *self, s_job_t *j)
         j->reply = dispatch_error_reply(j->out.id, rc, errbuf, 0, &j->reply_len);
         j->out.ok = false;
         j->out.wrote = false;
+        return;
     }
+    /* the feed would decode this change on the server thread (6-11 ms for 4,900
+       records): decoded here, it is only taken into its cache there */
+    uint64_t after = store_last_seq(self->env.store);
+    if (after > before && atomic_load(&self->watchers) > 0)
+        j->event = feed_decode(self->env.store, after);
+}
+
+void
+worker_watchers(worker_t *self, size_t n)
+{
+    atomic_store(&self->watchers, n);
 }
 
 static void *
@@ -296,7 +313,8 @@ worker_collect(worker_t *self, worker_send_fn send, void *arg)
     }
     while (fifo) {
         s_job_t *next = fifo->next;
-        send(arg, fifo->fn ? NULL : &fifo->rid, fifo->reply, fifo->reply_len, &fifo->out);
+        send(arg, fifo->fn ? NULL : &fifo->rid, fifo->reply, fifo->reply_len, &fifo->out,
+             &fifo->event);
         fifo->reply = NULL; /* SEND owns it */
         s_job_free(fifo);
         fifo = next;

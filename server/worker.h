@@ -28,6 +28,7 @@
 
 #include "crm_err.h"
 #include "dispatch.h"
+#include "feed.h"
 
 #define WORKER_QUEUE_MAX 16 /* requests waiting beyond the one running */
 
@@ -60,9 +61,14 @@ bool worker_submit_fn(worker_t *self, worker_fn fn, void *arg);
 
 /* Takes a finished reply: owns REPLY from then on and closes RID; OUT is
    what dispatch_process() said of the request (for the writer: after its
-   commit, ok false if that failed). RID NULL: a worker_submit_fn() job done. */
+   commit, ok false if that failed). RID NULL: a worker_submit_fn() job done.
+   *EVENT: the writer's change decoded ahead for the feed (feed_adopt takes
+   it; left, it is freed), or NULL. */
 typedef void (*worker_send_fn)(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len,
-                               const dispatch_out_t *out);
+                               const dispatch_out_t *out, feed_event_t **event);
+/* The writer decodes the change it committed ahead for the feed while N > 0
+   (the server thread's count of watchers, set each turn). */
+void worker_watchers(worker_t *self, size_t n);
 
 /* Hand every finished reply to SEND, on the server thread. */
 void worker_collect(worker_t *self, worker_send_fn send, void *arg);

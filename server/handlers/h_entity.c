@@ -2576,9 +2576,6 @@ h_merge(req_ctx_t *ctx)
                             "more than %d records would move in one merge", PARTS_MAX);
         goto cleanup;
     }
-    if (dispatch_large(ctx, family + 1)) /* checked here, done on the writer */
-        goto cleanup;
-    m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     snprintf(reason, sizeof reason, "merged into %s", r->keep);
     /* the fields: what --take says, else the kept value, else the first other's */
     if ((rc = records_group_get(ctx->env->group, ce, keep_num, &next)) != CRM_OK)
@@ -2606,6 +2603,9 @@ h_merge(req_ctx_t *ctx)
                                ctx->errbuf)) != CRM_OK)
             goto cleanup;
     }
+    if (dispatch_large(ctx, family + 1)) /* checked here, done on the writer */
+        goto cleanup;
+    m = mutation_begin(ctx->env->group, ctx->env->store, ctx->session.user);
     /* their records move to the kept customer; the others are gone, their ids remembered */
     for (size_t j = 0; j < r->n_others; j++) {
         if ((rc = s_repoint_children(ctx, m, ce, r->others[j], r->keep, reason)) != CRM_OK)
