@@ -1407,24 +1407,38 @@ s_padded(char **argv)
 /* create ENDPOINT ENROLL KEY NAME: one customer create with idempotency key
    KEY ("-": none); prints "created ID" or the refusal. Run twice with one key,
    it must print the same id (issue 14, item 6). */
+/* A request creating a customer NAME (REQ and ER filled; the caller frees
+   er->record.data). */
+static void
+s_create_request(Crm__Request *req, Crm__EntityRequest *er, uint64_t id, const char *key,
+                 const char *name)
+{
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *c = crm_proto_new(e->desc);
+    crm_record_set_str(c, "name", name);
+    crm__request__init(req);
+    crm__entity_request__init(er);
+    req->id = id;
+    req->op = CRM__OP__OP_ENTITY_CREATE;
+    req->idempotency_key = (char *)key;
+    req->body_case = CRM__REQUEST__BODY_ENTITY;
+    req->entity = er;
+    er->kind = (char *)"customer";
+    er->allow_duplicate = true;
+    er->record.data = crm_proto_pack(c, &er->record.len);
+    crm_proto_free(&c);
+}
+
 static int
 s_create(char **argv)
 {
     void *s = s_connect(argv[0], argv[1]);
     const crm_entity_t *e = crm_entity_by_name("customer");
-    ProtobufCMessage *c = crm_proto_new(e->desc);
-    crm_record_set_str(c, "name", argv[3]);
-    Crm__Request req = CRM__REQUEST__INIT;
-    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-    req.id = (uint64_t)crm_time_now_us(); /* a different id each run: a resend may have one */
-    req.op = CRM__OP__OP_ENTITY_CREATE;
-    req.idempotency_key = (char *)(strcmp(argv[2], "-") ? argv[2] : "");
-    req.body_case = CRM__REQUEST__BODY_ENTITY;
-    req.entity = &er;
-    er.kind = (char *)"customer";
-    er.allow_duplicate = true;
-    er.record.data = crm_proto_pack(c, &er.record.len);
-    crm_proto_free(&c);
+    Crm__Request req;
+    Crm__EntityRequest er;
+    /* a different id each run: a resend may have one */
+    s_create_request(&req, &er, (uint64_t)crm_time_now_us(),
+                     strcmp(argv[2], "-") ? argv[2] : "", argv[3]);
     Crm__Reply *r = s_call(s, &req);
     free(er.record.data);
     int rc = 1;
@@ -1460,19 +1474,9 @@ s_burst(char **argv)
     size_t len, clen = 0;
     uint8_t *ping = s_ping(&len), *create = NULL;
     if (argv[3] && !strcmp(argv[3], "create")) { /* writes instead: one customer each */
-        const crm_entity_t *e = crm_entity_by_name("customer");
-        ProtobufCMessage *c = crm_proto_new(e->desc);
-        crm_record_set_str(c, "name", "burst");
-        Crm__Request req = CRM__REQUEST__INIT;
-        Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
-        req.id = 7;
-        req.op = CRM__OP__OP_ENTITY_CREATE;
-        req.body_case = CRM__REQUEST__BODY_ENTITY;
-        req.entity = &er;
-        er.kind = (char *)"customer";
-        er.allow_duplicate = true;
-        er.record.data = crm_proto_pack(c, &er.record.len);
-        crm_proto_free(&c);
+        Crm__Request req;
+        Crm__EntityRequest er;
+        s_create_request(&req, &er, 7, "", "burst");
         create = crm_proto_pack(&req.base, &clen);
         free(er.record.data);
     }
