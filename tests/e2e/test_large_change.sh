@@ -298,6 +298,29 @@ expect "... and so were their reads ($(grep get-by-id "$T/bench.out" || true))" 
     bash -c "[ $RC_B -eq 0 ] && awk '/^get-by-id/{exit !(\$2 > 0 && \$7 == 0)}' '$T/bench.out'"
 stop_server syncx
 
+# ---- two large changes at once, the first one's client gone mid-way ----
+# (--fault slow-large: each waits 1.5 s on the writer before its commit)
+start_server twox "$T/data5" --fault slow-large --log-level debug
+A5=(--config "$T/data5/admin.enroll" --server "$EP_twox")
+"$CRM_CLI/crm" "${A5[@]}" customer add --name 第五家 --phone 13700000011 >"$T/o"
+H=$(sed 's/^created customer //' "$T/o")
+sed "s/^$C3,/$H,/" "$T/acts3.csv" >"$T/acts5.csv"
+"$CRM_CLI/crm" "${A5[@]}" import --kind activity "$T/acts5.csv" >/dev/null 2>&1 || true
+"$CRM_CLI/crm" "${A5[@]}" customer restore "$C4" >/dev/null 2>&1 &
+GONE=$!
+wait_for 'grep -q "fault slow-large: the large change is staged" "$T/twox.log"'
+kill "$GONE"; wait "$GONE" 2>/dev/null || true # its client vanishes before the answer
+RC=0; "$CRM_CLI/crm" "${A5[@]}" customer delete "$H" --yes >"$T/o" 2>&1 || RC=$?
+expect "a second large change sent meanwhile waits, then is done ($(cat "$T/o"))" \
+    bash -c "[ $RC -eq 0 ] && grep -q 'deleted customer $H with 300 records of it' '$T/o'"
+expect "... on the writer thread too ($(grep -c 'handed to the writer thread' "$T/twox.log") hand-overs)" \
+    test "$(grep -c 'handed to the writer thread' "$T/twox.log")" -eq 2
+RC=0; "$CRM_CLI/crm" "${A5[@]}" customer show "$C4" >/dev/null 2>&1 || RC=$?
+expect "... and the first, whose client went away, was made as well" test "$RC" -eq 0
+stop_server twox
+RC=0; "$CRM_BIN/crm-admin" check --data "$T/data5" >"$T/check.out" 2>&1 || RC=$?
+expect "crm-admin check finds both changes whole ($(tail -1 "$T/check.out"))" test "$RC" -eq 0
+
 # the loop's own work is timed as requests are: a slice of the value sweep made slow
 start_server sweep "$T/data" --slow-log 10 --sweep-every 0.0003 --fault slow-sweep
 wait_for 'grep -q "slow housekeeping: a slice of the value sweep" "$T/sweep.log"'
