@@ -188,9 +188,12 @@ s_check_and_run(req_ctx_t *ctx, const char *user_id)
                           ctx->errbuf)) != CRM_OK)
         return rc;
     /* a large change is under way: a write waits for it, whole, in arrival order
-       (it may read what the large change writes); counted by the limits as it came,
-       every other check is made when it runs */
-    if ((op->flags & OPF_WRITE) && ctx->env->hold_writes) {
+       (it may read what the large change writes), and so does whatever comes after
+       it on its connection (which may read what it writes); a read waits too for a
+       write sent before it on its connection to be answered; counted by the limits
+       as it came, every other check is made when it runs */
+    if ((op->flags & OPF_WRITE) ? ctx->env->hold_writes || ctx->env->hold_all
+                                : ctx->env->hold_reads) {
         ctx->queued = true;
         return CRM_OK;
     }

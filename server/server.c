@@ -80,26 +80,39 @@ typedef struct {
     char *user;          /* its ZAP identity (owned) */
     uint64_t wal_seq;    /* the store's WAL sequence number when it was held */
     int64_t deadline_us; /* answered by then at the latest (with nothing new) */
+    bool write;          /* kept in the queue: a write (it holds later writes back) */
 } s_held_t;
 
 #define HELD_MAX 64       /* requests held at once; beyond, pulls are answered at once */
-/* Writes kept while a large change waits or runs (dispatch_large), in arrival order;
-   beyond either bound a write is refused with RESOURCE_EXHAUSTED */
+/* Requests kept (s_enqueue): writes while a large change waits or runs
+   (dispatch_large), in arrival order, and a connection's requests that must not
+   pass what it sent before; beyond either bound one is refused with
+   RESOURCE_EXHAUSTED */
 #define QUEUE_MAX 10000
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_PER_USER (QUEUE_MAX / 4) /* ... and of one user (a client may pipeline) */
 
+/* How many kept requests each key (a user, a connection) has: a few keys while a
+   large change runs, searched in order. */
 typedef struct {
-    char *user; /* ZAP identity ("" for none) */
-    size_t n;   /* writes of it waiting */
-} s_quser_t;
+    uint8_t *key;
+    size_t klen;
+    size_t n;
+} s_qcount_t;
+
+typedef struct {
+    s_qcount_t *v;
+    size_t n, cap;
+} s_qcounts_t;
 
 typedef struct {
     s_held_t *v; /* [head, n) wait */
     size_t head, n, cap;
-    size_t bytes; /* of their bodies */
-    s_quser_t *users; /* who they are from (a few users: searched in order) */
-    size_t nusers, capusers;
+    size_t bytes;       /* of their bodies */
+    size_t writes;      /* of them writes: a write that comes waits behind them */
+    s_qcounts_t users;  /* who they are from (ZAP identity, "" for none) */
+    s_qcounts_t conns;  /* which connection (routing id): its later requests wait too */
+    bool ready;         /* some may run now (the poll does not wait) */
 } s_queue_t;
 #define HOLD_US 500000    /* longest a pull is held */
 /* --sync-replicas: longest a write's reply waits for the replicas; below the client's
@@ -118,6 +131,7 @@ typedef struct {
     bool ok;        /* the reply is not an error (the commit's outcome aside) */
     bool watch;     /* the answer to a WATCH (feed_replied) */
     bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
+    bool counted;   /* ... counted in the server's `unanswered` until it is answered */
 } s_pending_t;
 
 /* Replies waiting for one commit. */
@@ -146,7 +160,11 @@ struct server {
     bool large_sent;             /* ... and the writer has it: this thread commits nothing */
     bool large_scrub;            /* ... it is a slice of an erasure's scrub, not a request */
     int64_t large_since_us;      /* ... since when it waits or runs */
+    uint8_t large_conn[256];     /* ... the routing id it came from (its later requests wait) */
+    size_t large_conn_len;       /* ... (0: none, a scrub's slice) */
     s_queue_t queue;             /* the writes waiting for it, then for their turn */
+    s_qcounts_t unanswered;      /* writes staged or in flight, by connection: a read
+                                    sent after one waits for its answer (s_serve_one) */
     int64_t trim_next_us;        /* next change-log retention pass */
     int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
@@ -465,15 +483,25 @@ s_pend_on(s_plist_t *list, zmq_msg_t *rid, uint8_t *reply, size_t len, const dis
     p->ok = out->ok;
     p->watch = out->watch;
     p->wrote = out->wrote;
+    p->counted = false;
     p->defer = NULL;
     p->defer_user = NULL;
     return p;
 }
 
+static size_t *s_qcount(s_qcounts_t *c, const void *key, size_t klen, bool add);
+static void s_qcount_done(s_qcounts_t *c, const void *key, size_t klen);
+
+/* Hold a reply until what this thread staged commits; a write's connection is
+   counted until then (what it sends next may read what it wrote). */
 static s_pending_t *
 s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
-    return s_pend_on(&self->pending, rid, reply, len, out);
+    if (out->wrote)
+        (*s_qcount(&self->unanswered, zmq_msg_data(rid), zmq_msg_size(rid), true))++;
+    s_pending_t *p = s_pend_on(&self->pending, rid, reply, len, out);
+    p->counted = out->wrote;
+    return p;
 }
 
 /* Keep a request in H: RID moves in, BODY and USER_ID are copied. */
@@ -509,25 +537,65 @@ s_refuse_kept(server_t *self, s_held_t *h, uint64_t id, crm_err_t rc, const char
     h->user = NULL;
 }
 
-/* The count of writes waiting from USER (made with ADD). */
+/* The count kept under KEY in C (made with ADD; NULL if not there). */
+static size_t *
+s_qcount(s_qcounts_t *c, const void *key, size_t klen, bool add)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].klen == klen && !memcmp(c->v[i].key, key, klen))
+            return &c->v[i].n;
+    if (!add)
+        return NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+        CRM_ASSERT_ALLOC(c->v);
+    }
+    s_qcount_t *e = &c->v[c->n++];
+    e->key = malloc(klen ? klen : 1);
+    CRM_ASSERT_ALLOC(e->key);
+    memcpy(e->key, key, klen);
+    e->klen = klen;
+    e->n = 0;
+    return &e->n;
+}
+
+/* One fewer under KEY in C: a key at 0 is forgotten. */
+static void
+s_qcount_done(s_qcounts_t *c, const void *key, size_t klen)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].klen != klen || memcmp(c->v[i].key, key, klen))
+            continue;
+        if (c->v[i].n > 1) {
+            c->v[i].n--;
+            return;
+        }
+        free(c->v[i].key);
+        c->v[i] = c->v[--c->n];
+        return;
+    }
+}
+
 static size_t *
 s_quser(s_queue_t *q, const char *user, bool add)
 {
     user = user ? user : "";
-    for (size_t i = 0; i < q->nusers; i++)
-        if (!strcmp(q->users[i].user, user))
-            return &q->users[i].n;
-    if (!add)
-        return NULL;
-    if (q->nusers == q->capusers) {
-        q->capusers = q->capusers ? q->capusers * 2 : 16;
-        q->users = realloc(q->users, q->capusers * sizeof *q->users);
-        CRM_ASSERT_ALLOC(q->users);
-    }
-    q->users[q->nusers].user = strdup(user);
-    CRM_ASSERT_ALLOC(q->users[q->nusers].user);
-    q->users[q->nusers].n = 0;
-    return &q->users[q->nusers++].n;
+    return s_qcount(&q->users, user, strlen(user), add);
+}
+
+static size_t *
+s_qconn(s_queue_t *q, zmq_msg_t *rid, bool add)
+{
+    return s_qcount(&q->conns, zmq_msg_data(rid), zmq_msg_size(rid), add);
+}
+
+static void
+s_qcounts_clear(s_qcounts_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].key);
+    c->n = 0;
 }
 
 /* The queue is empty: forget its counts. */
@@ -536,16 +604,18 @@ s_queue_emptied(s_queue_t *q)
 {
     q->head = q->n = 0;
     q->bytes = 0;
-    for (size_t i = 0; i < q->nusers; i++)
-        free(q->users[i].user);
-    q->nusers = 0;
+    q->writes = 0;
+    q->ready = false;
+    s_qcounts_clear(&q->users);
+    s_qcounts_clear(&q->conns);
 }
 
-/* A write that came while a large change waits or runs: kept, in order, until
+/* A write that came while a large change waits or runs, or any request from a
+   connection with one kept (its replies keep its order): kept, in order, until
    it is done (or refused when too many wait, or too many of its user's). */
 static void
 s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id,
-          uint64_t id)
+          uint64_t id, bool write)
 {
     s_queue_t *q = &self->queue;
     size_t *mine = s_quser(q, user_id, true);
@@ -553,14 +623,16 @@ s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const
         *mine >= QUEUE_PER_USER) {
         char text[CRM_ERRBUF];
         size_t rlen;
+        const char *why = self->large_on ? "finishing a large change"
+                                         : "committing writes sent before them";
         if (*mine >= QUEUE_PER_USER)
-            snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
-                                        "writes of yours waiting for it: try again shortly",
-                     *mine);
+            snprintf(text, sizeof text, "the server is busy %s, with %zu requests of yours "
+                                        "waiting for it: try again shortly",
+                     why, *mine);
         else
-            snprintf(text, sizeof text, "the server is busy finishing a large change, with %zu "
-                                        "writes waiting for it: try again shortly",
-                     q->n - q->head);
+            snprintf(text, sizeof text, "the server is busy %s, with %zu requests waiting for "
+                                        "it: try again shortly",
+                     why, q->n - q->head);
         uint8_t *reply = dispatch_error_reply(id, CRM_ERR_RESOURCE_EXHAUSTED, text, 0, &rlen);
         s_send_reply(self, rid, reply, rlen);
         return;
@@ -575,11 +647,16 @@ s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const
         q->v = realloc(q->v, q->cap * sizeof *q->v);
         CRM_ASSERT_ALLOC(q->v);
     }
+    (*s_qconn(q, rid, true))++;
+    q->v[q->n].write = write;
+    q->writes += write;
     s_keep(&q->v[q->n++], rid, body, len, user_id);
     q->bytes += len;
     (*mine)++;
-    crm_log(CRM_LOG_DEBUG, "request %llu: a write kept until the large change is done (%zu "
-                           "waiting)", (unsigned long long)id, q->n - q->head);
+    crm_log(CRM_LOG_DEBUG, "request %llu: kept until %s (%zu waiting)", (unsigned long long)id,
+            self->large_on ? "the large change is done"
+                           : "what its connection sent before is answered",
+            q->n - q->head);
 }
 
 /* Answer every kept write with RC (TEXT): they are not done. */
@@ -609,11 +686,13 @@ s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const c
         return;
     }
     if (out->queued) {
-        s_enqueue(self, rid, body, len, user_id, out->id);
+        s_enqueue(self, rid, body, len, user_id, out->id, out->wrote);
         return;
     }
     if (out->large) { /* to the writer once this thread's group is empty (s_large_start) */
         CRM_ASSERT(!self->large_on);
+        self->large_conn_len = zmq_msg_size(rid) <= sizeof self->large_conn ? zmq_msg_size(rid) : 0;
+        memcpy(self->large_conn, zmq_msg_data(rid), self->large_conn_len);
         s_keep(&self->large, rid, body, len, user_id);
         self->large_on = true;
         self->large_sent = false;
@@ -638,26 +717,45 @@ s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const c
     s_send_answer(self, rid, reply, reply_len, out->id, out->ok, out->watch);
 }
 
-/* Serve the writes that waited for a large change, oldest first, until another
-   large change begins; every check runs now, as for a request just received. */
+/* Serve the kept requests that may run now, oldest first, until another large
+   change begins: none while one runs; nor, of a connection, any from the first
+   that would pass an unanswered write of it (s_conn_waits) - the others go on.
+   Every check runs now, as for a request just received. */
 static void
 s_serve_queued(server_t *self, dispatch_env_t *env)
 {
     s_queue_t *q = &self->queue;
-    for (int i = 0; i < DRAIN_MAX && s_queued(self) && !self->large_on; i++) {
-        s_held_t h = q->v[q->head++]; /* the routing id moves with the struct */
+    if (!q->ready || self->large_on)
+        return;
+    q->ready = false;
+    s_qcounts_t blocked = {0}; /* connections with one kept in this pass */
+    size_t kept = 0, served = 0, end = q->n;
+    for (size_t i = q->head; i < end; i++) {
+        s_held_t h = q->v[i]; /* the routing id moves with the struct */
+        const void *key = zmq_msg_data(&h.rid);
+        size_t klen = zmq_msg_size(&h.rid);
+        if (served == DRAIN_MAX || self->large_on || s_qcount(&blocked, key, klen, false) ||
+            s_qcount(&self->unanswered, key, klen, false)) {
+            (*s_qcount(&blocked, key, klen, true))++;
+            q->v[kept++] = h;
+            q->ready |= served == DRAIN_MAX;
+            continue;
+        }
+        served++;
         q->bytes -= h.len;
-        size_t *mine = s_quser(q, h.user, false);
-        if (mine && *mine)
-            (*mine)--;
+        q->writes -= h.write;
+        s_qcount_done(&q->users, h.user ? h.user : "", h.user ? strlen(h.user) : 0);
+        s_qcount_done(&q->conns, key, klen);
         dispatch_out_t out;
         size_t len = 0;
-        env->rid = zmq_msg_data(&h.rid);
-        env->rid_len = zmq_msg_size(&h.rid);
+        env->rid = key;
+        env->rid_len = klen;
         env->user_id = h.user;
         env->src_fd = -1;
         env->can_hold = false;
         env->hold_writes = false;
+        env->hold_all = false;
+        env->hold_reads = false; /* (its connection's writes were answered) */
         env->limits = NULL; /* counted when it came */
         uint8_t *reply = dispatch_process(env, h.user, 1, h.body, h.len, &len, &out);
         env->limits = self->limits;
@@ -667,8 +765,26 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
         free(h.body);
         free(h.user);
     }
-    if (q->head == q->n)
+    /* (nothing is queued meanwhile: what came while it ran is past END, moved down) */
+    memmove(q->v + kept, q->v + end, (q->n - end) * sizeof *q->v);
+    q->n = kept + (q->n - end);
+    q->head = 0;
+    for (size_t i = 0; i < blocked.n; i++)
+        free(blocked.v[i].key);
+    free(blocked.v);
+    if (q->n == 0)
         s_queue_emptied(q);
+}
+
+/* Whether the connection RID has a large change or a kept request under way. */
+static bool
+s_conn_waits(server_t *self, zmq_msg_t *rid)
+{
+    size_t *kept = s_qconn(&self->queue, rid, false);
+    if (kept && *kept)
+        return true;
+    return self->large_on && self->large_conn_len == zmq_msg_size(rid) &&
+           !memcmp(self->large_conn, zmq_msg_data(rid), self->large_conn_len);
 }
 
 /* Receive and serve one request if one is queued. Returns false when none is. */
@@ -706,12 +822,19 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     env->user_id = user_id;
     env->can_hold = self->n_held < HELD_MAX;
     /* behind a large change, and behind the writes that waited for it */
-    env->hold_writes = self->large_on || s_queued(self);
+    env->hold_writes = self->large_on || self->queue.writes;
+    env->hold_all = (self->large_on || s_queued(self)) && s_conn_waits(self, &rid);
+    /* a read must not pass a write sent before it on its connection (reads see
+       what is committed; the write's answer waits for its commit) */
+    env->hold_reads = env->hold_all || (self->unanswered.n &&
+                                        s_qcount(&self->unanswered, zmq_msg_data(&rid),
+                                                 zmq_msg_size(&rid), false));
     uint8_t *reply = dispatch_process(env, user_id, nframes, zmq_msg_data(&body),
                                       zmq_msg_size(&body), &reply_len, &out);
     env->rid = NULL;
     env->user_id = NULL;
     env->can_hold = false;
+    env->hold_writes = env->hold_all = env->hold_reads = false; /* (this request's) */
     s_route(self, &rid, zmq_msg_data(&body), zmq_msg_size(&body), user_id, reply, reply_len,
             &out);
     zmq_msg_close(&body);
@@ -821,6 +944,12 @@ s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
                        ? store_wal_seq(self->store)
                        : 0;
     for (size_t i = 0; i < list->n; i++) {
+        if (list->v[i].counted) { /* what its connection sent next may run now */
+            s_qcount_done(&self->unanswered, zmq_msg_data(&list->v[i].rid),
+                          zmq_msg_size(&list->v[i].rid));
+            list->v[i].counted = false;
+            self->queue.ready |= s_queued(self);
+        }
         if (!wal || !list->v[i].wrote) {
             s_finish_pending(self, &list->v[i], rc, errbuf);
             continue;
@@ -945,6 +1074,7 @@ s_large_start(server_t *self)
         /* (the writer takes one at a time: not reached) */
         s_refuse_kept(self, h, id, CRM_ERR_RESOURCE_EXHAUSTED, "the server is busy: try again");
         self->large_on = false;
+        self->large_conn_len = 0;
         return;
     }
     free(h->body);
@@ -979,6 +1109,8 @@ s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const disp
     self->large_on = false;
     self->large_sent = false;
     self->large_scrub = false;
+    self->large_conn_len = 0;
+    self->queue.ready |= s_queued(self); /* the writes that waited for it */
     erase_wake(self->erase); /* an erasure's scrub may have a job now */
 }
 
@@ -1080,6 +1212,7 @@ s_drop_queue(server_t *self)
         }
         self->large_on = false;
         self->large_scrub = false;
+        self->large_conn_len = 0;
     }
 }
 
@@ -1189,7 +1322,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         /* a subscriber still catching up is served again soon, at once if the last pump
            ran out of its time; so are writes that waited for a large change */
         int rc = zmq_poll(items, nitems,
-                          feed_cut(self->feed) || (s_queued(self) && !self->large_on) ? 0
+                          feed_cut(self->feed) || (self->queue.ready && !self->large_on) ? 0
                           : feed_behind(self->feed) || self->sweeping ||
                                   (!self->large_on && erase_busy(self->erase) &&
                                    !store_readonly(self->store))
@@ -1307,8 +1440,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     self->large_on = false; /* (a scrub goes on where it stopped after a restart) */
     self->large_scrub = false;
     s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
-                   "the server is stopping: this write waited for a large change and was not "
-                   "made; send it again");
+                   "the server is stopping: this request waited for a large change and was "
+                   "not made; send it again");
     /* the writes already staged are committed and answered */
     s_commit(self);
     while (store_group_in_flight(self->group))
@@ -1361,7 +1494,10 @@ server_destroy(server_t **self_p)
     store_group_destroy(&self->group);
     store_group_destroy(&self->xgroup);
     s_queue_emptied(&self->queue);
-    free(self->queue.users);
+    free(self->queue.users.v);
+    free(self->queue.conns.v);
+    s_qcounts_clear(&self->unanswered);
+    free(self->unanswered.v);
     free(self->queue.v);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

@@ -165,6 +165,8 @@ worker_new(void *zctx, const dispatch_env_t *env, store_group_t *group, worker_t
     self->env.slow_rl = NULL;
     self->env.large_records = 0; /* done here, whatever its size */
     self->env.hold_writes = false;
+    self->env.hold_all = false;
+    self->env.hold_reads = false;
     self->env.can_hold = false;
     self->env.log_rl = &self->log_rl;
     self->todo_tail = &self->todo;

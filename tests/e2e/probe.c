@@ -1462,6 +1462,100 @@ s_create(char **argv)
     return rc;
 }
 
+/* pipeline ENDPOINT ENROLL ID FIELD VALUE: a change of customer ID and a read of it
+   sent together on one connection, without waiting between them: the change sets
+   FIELD to VALUE (FIELD "-": deletes ID). Prints the replies as they came; exit 0
+   if the change was answered first and the read saw it (VALUE, or NOT_FOUND), 3 if
+   the change met another (CONFLICT: try again). */
+static int
+s_pipeline(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    bool del = !strcmp(argv[3], "-");
+    const ProtobufCFieldDescriptor *f = del ? NULL : crm_record_field(e->desc, argv[3]);
+    char errbuf[CRM_ERRBUF];
+    Crm__Request get = CRM__REQUEST__INIT, change = CRM__REQUEST__INIT;
+    Crm__EntityRequest gr = CRM__ENTITY_REQUEST__INIT, cr = CRM__ENTITY_REQUEST__INIT;
+    get.op = CRM__OP__OP_ENTITY_GET;
+    get.body_case = CRM__REQUEST__BODY_ENTITY;
+    get.entity = &gr;
+    gr.kind = (char *)"customer";
+    gr.id = argv[2];
+    Crm__Reply *r = s_call(s, &get); /* (its version, and the handshake) */
+    ProtobufCMessage *rec = NULL;
+    if (!r || r->status || r->entity->n_records != 1 ||
+        crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len, &rec,
+                         errbuf) != CRM_OK ||
+        (!del && (!f || crm_record_set_text(rec, f, argv[4], false, errbuf) != CRM_OK))) {
+        printf("cannot read customer %s or set %s\n", argv[2], argv[3]);
+        crm_proto_free((ProtobufCMessage **)&r);
+        crm_proto_free(&rec);
+        zmq_close(s);
+        return 2;
+    }
+    crm_proto_free((ProtobufCMessage **)&r);
+    char *fields[] = {argv[3]};
+    change.id = 1;
+    change.op = del ? CRM__OP__OP_ENTITY_DELETE : CRM__OP__OP_ENTITY_UPDATE;
+    change.body_case = CRM__REQUEST__BODY_ENTITY;
+    change.entity = &cr;
+    cr.kind = (char *)"customer";
+    cr.id = argv[2];
+    cr.expect_version = crm_record_get_u64(rec, "version");
+    if (!del) {
+        cr.record.data = crm_proto_pack(rec, &cr.record.len);
+        cr.fields = fields;
+        cr.n_fields = 1;
+    }
+    crm_proto_free(&rec);
+    get.id = 2;
+    size_t len[2];
+    uint8_t *buf[2] = {crm_proto_pack(&change.base, &len[0]), crm_proto_pack(&get.base, &len[1])};
+    free(cr.record.data);
+    for (int i = 0; i < 2; i++) {
+        zmq_send(s, buf[i], len[i], 0);
+        free(buf[i]);
+    }
+    int order[2] = {0, 0}, got = 0;
+    bool seen = false, conflict = false;
+    for (; got < 2; got++) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20000) <= 0)
+            break;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        r = NULL;
+        crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                         (ProtobufCMessage **)&r, errbuf);
+        zmq_msg_close(&m);
+        if (!r)
+            break;
+        order[got] = (int)r->id;
+        conflict |= r->id == 1 && r->status == CRM__ERROR_CODE__CONFLICT;
+        printf("reply to %s: %s", r->id == 1 ? (del ? "the delete" : "the update") : "the read",
+               r->status ? crm_err_name(r->status) : "OK");
+        if (r->id == 2 && !r->status && r->entity->n_records == 1 && !del &&
+            crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                             &rec, errbuf) == CRM_OK) {
+            char *v = crm_record_format(rec, f, false, false);
+            printf(", %s = %s", argv[3], v);
+            seen = !strcmp(v, argv[4]);
+            free(v);
+            crm_proto_free(&rec);
+        } else if (r->id == 2 && del) {
+            seen = r->status == CRM__ERROR_CODE__NOT_FOUND;
+        }
+        printf("\n");
+        crm_proto_free((ProtobufCMessage **)&r);
+    }
+    zmq_close(s);
+    if (conflict)
+        return 3;
+    return got == 2 && order[0] == 1 && order[1] == 2 && seen ? 0 : 1;
+}
+
 /* ==== Limits (issue 14, item 5) ==== */
 
 /* burst ENDPOINT ENROLL N: N pings sent at once on one connection; prints
@@ -1614,6 +1708,7 @@ main(int argc, char **argv)
         {"create", s_create, 4, "ENDPOINT ENROLL KEY|- NAME"},
         {"padded", s_padded, 6, "ENDPOINT ENROLL ID VERSION FIELD VALUE"},
         {"burst", s_burst, 3, "ENDPOINT ENROLL N [create]"},
+        {"pipeline", s_pipeline, 5, "ENDPOINT ENROLL ID FIELD|- VALUE"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},

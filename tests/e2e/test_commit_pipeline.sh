@@ -4,7 +4,10 @@
 # those groups: each order adds one to its customer's order count and its amount to the
 # customer's total spend, on the server, so an order staged on a stale read of the customer
 # (one that missed the group in flight) leaves the count short. Also: every change reaches
-# a watcher once, in order, and a restart keeps them all.
+# a watcher once, in order, and a restart keeps them all. And a client that sends a change
+# and a read of it together on one connection, without waiting for the first answer (crm
+# does not; the protocol allows it), gets the answers in that order, the read seeing the
+# change - in --sync mode beside those writers, and in the default mode.
 source "$(dirname "$0")/lib.sh"
 WRITERS=6
 ORDERS=8
@@ -20,6 +23,24 @@ counts() { as admin --json customer show "$C"
     python3 -c 'import json,sys; r=json.load(sys.stdin)["record"]; print(r["order_count"], (r["total_spend"] or {}).get("minor", 0))' <"$T/o"; }
 watch_start admin w --since 0
 
+# pipelined EP TAG: 20 rounds of an update and a read of it sent together; prints how many
+# came back in order with the read seeing the update (an update that met a writer's change,
+# CONFLICT, is sent again, at most 20 times)
+pipelined() {
+    local ok=0 i try rc
+    for i in $(seq 1 20); do
+        for try in $(seq 1 20); do
+            rc=0
+            "$CRM_BIN/crm-probe" pipeline "$1" "$T/admin" "$C" industry "$2$i" \
+                >>"$T/pipelined.out" 2>&1 || rc=$?
+            [ $rc -eq 3 ] || break
+        done
+        [ $rc -eq 0 ] && ok=$((ok + 1))
+    done
+    echo $ok
+}
+( pipelined "$EP_main" sync >"$T/ok_sync" ) &
+PIPELINED=$!
 writers=()
 for w in $(seq 1 $WRITERS); do
     ( for n in $(seq 1 $ORDERS); do
@@ -29,6 +50,11 @@ for w in $(seq 1 $WRITERS); do
     writers+=($!)
 done
 wait "${writers[@]}"
+RUNNING=0; kill -0 "$PIPELINED" 2>/dev/null && RUNNING=1
+wait "$PIPELINED"
+OK_SYNC=$(cat "$T/ok_sync")
+expect "an update and a read of it sent together, 20 times beside the writers (--sync; still going when the writers were done: $RUNNING): each read after its update, seeing it ($OK_SYNC of 20)" \
+    test "$OK_SYNC" = 20
 expect "every order was acknowledged" test ! -s "$T/writers.err"
 # each writer's orders cost 1 + 2 + ... + ORDERS (in minor units: 100 per unit)
 want="$((WRITERS * ORDERS)) $((WRITERS * ORDERS * (ORDERS + 1) / 2 * 100))"
@@ -48,4 +74,11 @@ start_server again "$T/data" --sync
 export CRM_SERVER="$EP_again"
 expect "after a restart the customer still counts them all ($(counts))" test "$(counts)" = "$want"
 stop_server again
+start_server plain "$T/data"
+export CRM_SERVER="$EP_plain"
+OK_PLAIN=$(pipelined "$EP_plain" plain)
+expect "... and 20 times in the default mode ($OK_PLAIN of 20)" test "$OK_PLAIN" = 20
+as admin --json customer show "$C"
+expect "... the last one kept" test "$(field record.industry)" = plain20
+stop_server plain
 finish
