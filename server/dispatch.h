@@ -55,10 +55,11 @@ typedef struct {
                                 thread (dispatch_large; 0: none is, as on the writer itself) */
     bool hold_writes;        /* a large change is waiting or running: writes are not run
                                 now but kept, in order, until it is done (out->queued) */
-    bool hold_all;           /* this connection has requests kept so: this one, read or
-                                write, is kept after them (out->queued) */
-    bool hold_reads;         /* ... or a write whose answer waits for its commit: a read
-                                (which sees only what is committed) is kept after it */
+    bool hold_all;           /* this connection has requests kept so, or one on the
+                                worker: this one, read or write, is kept after them
+                                (out->queued) */
+    bool hold_reads;         /* ... or a write whose answer is not sent yet: a read (whose
+                                answer would go at once, without it) is kept after it */
 } dispatch_env_t;
 
 /* One request being served. Reply bodies live here so handlers need not

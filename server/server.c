@@ -80,7 +80,8 @@ typedef struct {
     char *user;          /* its ZAP identity (owned) */
     uint64_t wal_seq;    /* the store's WAL sequence number when it was held */
     int64_t deadline_us; /* answered by then at the latest (with nothing new) */
-    bool write;          /* kept in the queue: a write (it holds later writes back) */
+    bool holds;          /* kept in the queue: a write kept for a large change (every
+                            write that comes waits behind it) */
 } s_held_t;
 
 #define HELD_MAX 64       /* requests held at once; beyond, pulls are answered at once */
@@ -109,7 +110,8 @@ typedef struct {
     s_held_t *v; /* [head, n) wait */
     size_t head, n, cap;
     size_t bytes;       /* of their bodies */
-    size_t writes;      /* of them writes: a write that comes waits behind them */
+    size_t writes;      /* of them writes kept for a large change (s_held_t.holds): a
+                           write that comes waits behind them */
     s_qcounts_t users;  /* who they are from (ZAP identity, "" for none) */
     s_qcounts_t conns;  /* which connection (routing id): its later requests wait too */
     bool ready;         /* some may run now (the poll does not wait) */
@@ -132,6 +134,7 @@ typedef struct {
     bool watch;     /* the answer to a WATCH (feed_replied) */
     bool wrote;     /* a write: under --sync-replicas it waits for the replicas too */
     bool counted;   /* ... counted in the server's `unanswered` until it is answered */
+    bool away;      /* deferred: counted in the server's `away` until the worker answers */
 } s_pending_t;
 
 /* Replies waiting for one commit. */
@@ -163,8 +166,10 @@ struct server {
     uint8_t large_conn[256];     /* ... the routing id it came from (its later requests wait) */
     size_t large_conn_len;       /* ... (0: none, a scrub's slice) */
     s_queue_t queue;             /* the writes waiting for it, then for their turn */
-    s_qcounts_t unanswered;      /* writes staged or in flight, by connection: a read
-                                    sent after one waits for its answer (s_serve_one) */
+    s_qcounts_t unanswered;      /* writes not answered yet, by connection: a read sent
+                                    after one waits for its answer (s_serve_one) */
+    s_qcounts_t away;            /* requests deferred to the worker, by connection: what
+                                    it sends after one waits for its answer */
     int64_t trim_next_us;        /* next change-log retention pass */
     int64_t snap_next_us;        /* next look for an abandoned replica snapshot */
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
@@ -439,14 +444,34 @@ s_send_answer(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, uint64
     feed_replied(self->feed, who, n, id, ok && sent);
 }
 
+static size_t *s_qcount(s_qcounts_t *c, const void *key, size_t klen, bool add);
+static void s_qcount_done(s_qcounts_t *c, const void *key, size_t klen);
+static bool s_queued(const server_t *self);
+
+/* One more (ADD) or one fewer under RID in C; one fewer makes the kept requests
+   worth a look. */
+static void
+s_count_conn(server_t *self, s_qcounts_t *c, zmq_msg_t *rid, bool add)
+{
+    if (add) {
+        (*s_qcount(c, zmq_msg_data(rid), zmq_msg_size(rid), true))++;
+        return;
+    }
+    s_qcount_done(c, zmq_msg_data(rid), zmq_msg_size(rid));
+    self->queue.ready |= s_queued(self);
+}
+
 /* Give a deferred request to the worker, or refuse it when the worker has
    too much in hand. */
 static void
 s_defer(server_t *self, zmq_msg_t *rid, uint64_t id, const char *user_id, const uint8_t *body,
-        size_t len)
+        size_t len, bool counted)
 {
+    if (!counted) /* (counted already when its reply waited for a commit first) */
+        s_count_conn(self, &self->away, rid, true);
     if (self->worker && worker_submit(self->worker, rid, user_id, body, len))
-        return;
+        return; /* (RID moved) */
+    s_count_conn(self, &self->away, rid, false);
     char text[CRM_ERRBUF];
     size_t reply_len;
     snprintf(text, sizeof text, "the server is busy with %d long requests (reports); try again "
@@ -461,7 +486,9 @@ s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const disp
 {
     (void)out;
     (void)event;
-    s_send_reply(arg, rid, reply, len);
+    server_t *self = arg;
+    s_count_conn(self, &self->away, rid, false); /* (s_defer counted it) */
+    s_send_reply(self, rid, reply, len);
 }
 
 /* Hold a reply until what is staged commits (RID moves into it). */
@@ -484,13 +511,11 @@ s_pend_on(s_plist_t *list, zmq_msg_t *rid, uint8_t *reply, size_t len, const dis
     p->watch = out->watch;
     p->wrote = out->wrote;
     p->counted = false;
+    p->away = false;
     p->defer = NULL;
     p->defer_user = NULL;
     return p;
 }
-
-static size_t *s_qcount(s_qcounts_t *c, const void *key, size_t klen, bool add);
-static void s_qcount_done(s_qcounts_t *c, const void *key, size_t klen);
 
 /* Hold a reply until what this thread staged commits; a write's connection is
    counted until then (what it sends next may read what it wrote). */
@@ -498,9 +523,12 @@ static s_pending_t *
 s_pend(server_t *self, zmq_msg_t *rid, uint8_t *reply, size_t len, const dispatch_out_t *out)
 {
     if (out->wrote)
-        (*s_qcount(&self->unanswered, zmq_msg_data(rid), zmq_msg_size(rid), true))++;
+        s_count_conn(self, &self->unanswered, rid, true);
+    if (out->deferred) /* to the worker once committed: what comes after waits for it */
+        s_count_conn(self, &self->away, rid, true);
     s_pending_t *p = s_pend_on(&self->pending, rid, reply, len, out);
     p->counted = out->wrote;
+    p->away = out->deferred;
     return p;
 }
 
@@ -615,7 +643,7 @@ s_queue_emptied(s_queue_t *q)
    it is done (or refused when too many wait, or too many of its user's). */
 static void
 s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const char *user_id,
-          uint64_t id, bool write)
+          uint64_t id, bool holds)
 {
     s_queue_t *q = &self->queue;
     size_t *mine = s_quser(q, user_id, true);
@@ -648,8 +676,8 @@ s_enqueue(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const
         CRM_ASSERT_ALLOC(q->v);
     }
     (*s_qconn(q, rid, true))++;
-    q->v[q->n].write = write;
-    q->writes += write;
+    q->v[q->n].holds = holds;
+    q->writes += holds;
     s_keep(&q->v[q->n++], rid, body, len, user_id);
     q->bytes += len;
     (*mine)++;
@@ -686,7 +714,10 @@ s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const c
         return;
     }
     if (out->queued) {
-        s_enqueue(self, rid, body, len, user_id, out->id, out->wrote);
+        /* a write kept for a large change keeps every later write behind it; one kept
+           only to keep its connection's order holds no one else */
+        s_enqueue(self, rid, body, len, user_id, out->id,
+                  out->wrote && (self->large_on || self->queue.writes));
         return;
     }
     if (out->large) { /* to the writer once this thread's group is empty (s_large_start) */
@@ -700,7 +731,7 @@ s_route(server_t *self, zmq_msg_t *rid, const uint8_t *body, size_t len, const c
         return;
     }
     if (out->deferred && !out->after_commit) {
-        s_defer(self, rid, out->id, user_id, body, len);
+        s_defer(self, rid, out->id, user_id, body, len, false);
         return;
     }
     if (out->after_commit) {
@@ -728,22 +759,25 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
     if (!q->ready || self->large_on)
         return;
     q->ready = false;
-    s_qcounts_t blocked = {0}; /* connections with one kept in this pass */
-    size_t kept = 0, served = 0, end = q->n;
-    for (size_t i = q->head; i < end; i++) {
+    /* every reason to keep one lasts the pass (no answer is sent in it, so the
+       counts below only grow), so a connection's requests keep their order */
+    size_t kept = 0, i = q->head;
+    for (size_t served = 0; i < q->n && !self->large_on; i++) {
+        if (served == DRAIN_MAX) {
+            q->ready = true; /* the rest next turn */
+            break;
+        }
         s_held_t h = q->v[i]; /* the routing id moves with the struct */
         const void *key = zmq_msg_data(&h.rid);
         size_t klen = zmq_msg_size(&h.rid);
-        if (served == DRAIN_MAX || self->large_on || s_qcount(&blocked, key, klen, false) ||
-            s_qcount(&self->unanswered, key, klen, false)) {
-            (*s_qcount(&blocked, key, klen, true))++;
+        if (s_qcount(&self->unanswered, key, klen, false) ||
+            s_qcount(&self->away, key, klen, false)) {
             q->v[kept++] = h;
-            q->ready |= served == DRAIN_MAX;
             continue;
         }
         served++;
         q->bytes -= h.len;
-        q->writes -= h.write;
+        q->writes -= h.holds;
         s_qcount_done(&q->users, h.user ? h.user : "", h.user ? strlen(h.user) : 0);
         s_qcount_done(&q->conns, key, klen);
         dispatch_out_t out;
@@ -765,13 +799,10 @@ s_serve_queued(server_t *self, dispatch_env_t *env)
         free(h.body);
         free(h.user);
     }
-    /* (nothing is queued meanwhile: what came while it ran is past END, moved down) */
-    memmove(q->v + kept, q->v + end, (q->n - end) * sizeof *q->v);
-    q->n = kept + (q->n - end);
+    /* (none is kept while it runs: the flags above keep dispatch from it) */
+    memmove(q->v + kept, q->v + i, (q->n - i) * sizeof *q->v);
+    q->n = kept + (q->n - i);
     q->head = 0;
-    for (size_t i = 0; i < blocked.n; i++)
-        free(blocked.v[i].key);
-    free(blocked.v);
     if (q->n == 0)
         s_queue_emptied(q);
 }
@@ -823,7 +854,9 @@ s_serve_one(server_t *self, dispatch_env_t *env)
     env->can_hold = self->n_held < HELD_MAX;
     /* behind a large change, and behind the writes that waited for it */
     env->hold_writes = self->large_on || self->queue.writes;
-    env->hold_all = (self->large_on || s_queued(self)) && s_conn_waits(self, &rid);
+    env->hold_all = ((self->large_on || s_queued(self)) && s_conn_waits(self, &rid)) ||
+                    (self->away.n &&
+                     s_qcount(&self->away, zmq_msg_data(&rid), zmq_msg_size(&rid), false));
     /* a read must not pass a write sent before it on its connection (reads see
        what is committed; the write's answer waits for its commit) */
     env->hold_reads = env->hold_all || (self->unanswered.n &&
@@ -920,12 +953,18 @@ s_sweep(server_t *self, const dispatch_env_t *env)
 static void
 s_finish_pending(server_t *self, s_pending_t *p, crm_err_t rc, const char *errbuf)
 {
+    if (p->counted) /* what its connection sent next may run now */
+        s_count_conn(self, &self->unanswered, &p->rid, false);
+    p->counted = false;
+    if (p->away && (rc != CRM_OK || !p->defer))
+        s_count_conn(self, &self->away, &p->rid, false);
     if (rc != CRM_OK) {
         free(p->reply);
         p->reply = dispatch_error_reply(p->id, rc, errbuf, 0, &p->len);
     } else if (p->defer) {
-        s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len);
+        s_defer(self, &p->rid, p->id, p->defer_user, p->defer, p->defer_len, p->away);
     }
+    p->away = false;
     if (!p->defer || rc != CRM_OK)
         s_send_answer(self, &p->rid, p->reply, p->len, p->id, p->ok && rc == CRM_OK, p->watch);
     free(p->defer);
@@ -944,12 +983,6 @@ s_answer(server_t *self, s_plist_t *list, crm_err_t rc, const char *errbuf)
                        ? store_wal_seq(self->store)
                        : 0;
     for (size_t i = 0; i < list->n; i++) {
-        if (list->v[i].counted) { /* what its connection sent next may run now */
-            s_qcount_done(&self->unanswered, zmq_msg_data(&list->v[i].rid),
-                          zmq_msg_size(&list->v[i].rid));
-            list->v[i].counted = false;
-            self->queue.ready |= s_queued(self);
-        }
         if (!wal || !list->v[i].wrote) {
             s_finish_pending(self, &list->v[i], rc, errbuf);
             continue;
@@ -1099,7 +1132,9 @@ s_writer_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const disp
     feed_adopt(self->feed, event); /* before this turn's feed_committed() */
     if (rid) { /* (none: a slice of a scrub) */
         s_plist_t one = {0};
-        s_pend_on(&one, rid, reply, len, out);
+        if (out->wrote) /* (under --sync-replicas its answer may wait: so does the rest) */
+            s_count_conn(self, &self->unanswered, rid, true);
+        s_pend_on(&one, rid, reply, len, out)->counted = out->wrote;
         s_answer(self, &one, CRM_OK, NULL);
         free(one.v);
         if (self->cfg.fault_fail_after_large)
@@ -1439,10 +1474,8 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     }
     self->large_on = false; /* (a scrub goes on where it stopped after a restart) */
     self->large_scrub = false;
-    s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
-                   "the server is stopping: this request waited for a large change and was "
-                   "not made; send it again");
-    /* the writes already staged are committed and answered */
+    /* the writes already staged are committed and answered (below, the requests kept
+       - for a large change, or behind those writes - are told they were not run) */
     s_commit(self);
     while (store_group_in_flight(self->group))
         s_land(self, true);
@@ -1452,6 +1485,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                          "committed on this server, which is stopping before enough replicas "
                          "confirmed it (--sync-replicas)");
     self->n_syncq = 0;
+    s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
+                   "the server is stopping: this request waited its turn (behind a large "
+                   "change, or what its connection sent before) and was not run; send it "
+                   "again");
     /* the request in the worker's hand finishes; its reply goes out if it can */
     worker_t *w = self->worker;
     self->worker = NULL;
@@ -1498,6 +1535,8 @@ server_destroy(server_t **self_p)
     free(self->queue.conns.v);
     s_qcounts_clear(&self->unanswered);
     free(self->unanswered.v);
+    s_qcounts_clear(&self->away);
+    free(self->away.v);
     free(self->queue.v);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);

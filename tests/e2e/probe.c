@@ -1556,6 +1556,110 @@ s_pipeline(char **argv)
     return got == 2 && order[0] == 1 && order[1] == 2 && seen ? 0 : 1;
 }
 
+/* seq ENDPOINT ENROLL ID OPS: the requests OPS names sent together on one connection,
+   without waiting between them, their ids 1, 2...: 'u' sets customer ID's industry to
+   "seqN" (N its id; at most one 'u'), 'g' reads customer ID, 'r' runs the summary report
+   (on the server's helper thread), 'p' pings. Prints one line per reply as it came: the
+   request's id and letter, its status, and for 'g' the industry it read. */
+static int
+s_seq(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    const ProtobufCFieldDescriptor *f = crm_record_field(e->desc, "industry");
+    const char *ops = argv[3];
+    size_t n = strlen(ops);
+    char errbuf[CRM_ERRBUF];
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
+    Crm__ReportRequest rr = CRM__REPORT_REQUEST__INIT;
+    req.op = CRM__OP__OP_ENTITY_GET;
+    req.body_case = CRM__REQUEST__BODY_ENTITY;
+    req.entity = &er;
+    er.kind = (char *)"customer";
+    er.id = argv[2];
+    Crm__Reply *r = s_call(s, &req); /* (its version, and the handshake) */
+    ProtobufCMessage *rec = NULL;
+    if (n == 0 || n > 16 || !r || r->status || r->entity->n_records != 1 ||
+        crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len, &rec,
+                         errbuf) != CRM_OK) {
+        printf("cannot read customer %s (or OPS is not 1-16 letters)\n", argv[2]);
+        crm_proto_free((ProtobufCMessage **)&r);
+        zmq_close(s);
+        return 2;
+    }
+    crm_proto_free((ProtobufCMessage **)&r);
+    uint64_t version = crm_record_get_u64(rec, "version");
+    for (size_t i = 0; i < n; i++) {
+        Crm__Request q = CRM__REQUEST__INIT;
+        Crm__EntityRequest qe = CRM__ENTITY_REQUEST__INIT;
+        char *fields[] = {(char *)"industry"}, value[32];
+        q.id = i + 1;
+        q.op = CRM__OP__OP_PING;
+        if (ops[i] == 'u' || ops[i] == 'g') {
+            q.op = ops[i] == 'u' ? CRM__OP__OP_ENTITY_UPDATE : CRM__OP__OP_ENTITY_GET;
+            q.body_case = CRM__REQUEST__BODY_ENTITY;
+            q.entity = &qe;
+            qe.kind = (char *)"customer";
+            qe.id = argv[2];
+        }
+        if (ops[i] == 'u') {
+            snprintf(value, sizeof value, "seq%zu", i + 1);
+            crm_record_set_text(rec, f, value, false, errbuf);
+            qe.expect_version = version;
+            qe.record.data = crm_proto_pack(rec, &qe.record.len);
+            qe.fields = fields;
+            qe.n_fields = 1;
+        } else if (ops[i] == 'r') {
+            q.op = CRM__OP__OP_REPORT;
+            q.body_case = CRM__REQUEST__BODY_REPORT;
+            q.report = &rr;
+            rr.name = (char *)"summary";
+        }
+        size_t len;
+        uint8_t *buf = crm_proto_pack(&q.base, &len);
+        zmq_send(s, buf, len, 0);
+        free(buf);
+        free(qe.record.data);
+    }
+    crm_proto_free(&rec);
+    for (size_t got = 0; got < n; got++) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20000) <= 0) {
+            printf("no reply\n");
+            break;
+        }
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, s, 0);
+        r = NULL;
+        crm_proto_unpack(&crm__reply__descriptor, zmq_msg_data(&m), zmq_msg_size(&m),
+                         (ProtobufCMessage **)&r, errbuf);
+        zmq_msg_close(&m);
+        if (!r || r->id < 1 || r->id > n) {
+            printf("a reply to no request of ours\n");
+            crm_proto_free((ProtobufCMessage **)&r);
+            break;
+        }
+        char op = ops[r->id - 1];
+        printf("%llu%c %s", (unsigned long long)r->id, op,
+               r->status ? crm_err_name(r->status) : "OK");
+        if (op == 'g' && !r->status && r->body_case == CRM__REPLY__BODY_ENTITY &&
+            r->entity->n_records == 1 &&
+            crm_proto_unpack(e->desc, r->entity->records[0].data, r->entity->records[0].len,
+                             &rec, errbuf) == CRM_OK) {
+            char *v = crm_record_format(rec, f, false, false);
+            printf(" industry=%s", v);
+            free(v);
+            crm_proto_free(&rec);
+        }
+        printf("\n");
+        crm_proto_free((ProtobufCMessage **)&r);
+    }
+    zmq_close(s);
+    return 0;
+}
+
 /* ==== Limits (issue 14, item 5) ==== */
 
 /* burst ENDPOINT ENROLL N: N pings sent at once on one connection; prints
@@ -1709,6 +1813,7 @@ main(int argc, char **argv)
         {"padded", s_padded, 6, "ENDPOINT ENROLL ID VERSION FIELD VALUE"},
         {"burst", s_burst, 3, "ENDPOINT ENROLL N [create]"},
         {"pipeline", s_pipeline, 5, "ENDPOINT ENROLL ID FIELD|- VALUE"},
+        {"seq", s_seq, 4, "ENDPOINT ENROLL ID OPS"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},

@@ -81,4 +81,37 @@ expect "... and 20 times in the default mode ($OK_PLAIN of 20)" test "$OK_PLAIN"
 as admin --json customer show "$C"
 expect "... the last one kept" test "$(field record.industry)" = plain20
 stop_server plain
+
+# what a connection sends after a request that went to the helper thread (a report, here
+# held 1.5 s by --fault slow-report) waits for its answer: a report, a read, an update and
+# a ping sent together are answered in that order; another connection's write does not wait
+start_server slowrep "$T/data" --fault slow-report
+export CRM_SERVER="$EP_slowrep"
+as admin customer add --name 另一位 --phone 13900007778
+OTHER=${OUT#created customer }
+"$CRM_BIN/crm-probe" seq "$EP_slowrep" "$T/admin" "$C" rgup >"$T/seq.out" 2>&1 &
+SEQ=$!
+wait_for 'grep -q "fault slow-report: the report" "$T/slowrep.log"'
+T0=$(date +%s%N)
+as admin customer edit "$OTHER" --industry elsewhere
+T1=$(date +%s%N)
+EDIT_RC=$RC
+wait "$SEQ"
+expect "a report, a read, an update and a ping sent together: answered in that order ($(paste -sd' ' "$T/seq.out"))" \
+    test "$(cut -d' ' -f1 "$T/seq.out" | paste -sd' ')" = "1r 2g 3u 4p"
+expect "... each done (the read before the update saw the value before it)" \
+    test "$(paste -sd' ' "$T/seq.out")" = "1r OK 2g OK industry=plain20 3u OK 4p OK"
+expect "... meanwhile another connection's update was done" test "$EDIT_RC" -eq 0
+expect_quick "... and not held behind them" $(((T1 - T0) / 1000000)) 1000
+as admin --json customer show "$C"
+expect "... the update kept" test "$(field record.industry)" = seq3
+stop_server slowrep
+
+# under --sync-replicas a write's answer waits for the replicas (here none: it is told so
+# after 3 s); a read sent after it on its connection waits for that answer too
+start_server replsync "$T/data" --sync-replicas 1
+"$CRM_BIN/crm-probe" seq "$EP_replsync" "$T/admin" "$C" ug >"$T/seq2.out" 2>&1
+expect "--sync-replicas: an update and a read of it sent together are answered in that order, the read seeing it ($(paste -sd' ' "$T/seq2.out"))" \
+    test "$(paste -sd' ' "$T/seq2.out")" = "1u UNAVAILABLE 2g OK industry=seq1"
+stop_server replsync
 finish
