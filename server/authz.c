@@ -221,8 +221,6 @@ authz_record(const Crm__User *u, const crm_entity_t *e, authz_action_t a,
              size_t nfields, char *errbuf)
 {
     const s_rule_t *r = s_rule(u, e);
-    char id[64];
-    snprintf(id, sizeof id, "%s", cur ? crm_record_get_str(cur, "id") : "");
     if (!r || r->scope[a] == NONE)
         return s_deny(u, errbuf, "%s %s records", s_actions[a], e->name);
     if (a != AUTHZ_CREATE && !s_in_scope(u, e, r->scope[a], cur))

@@ -5,6 +5,7 @@
 #include "feed.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,44 @@ _Static_assert(BUDGET <= RING_MIN && RING_MIN <= RING, "the ring holds a turn's 
    fill a batch; only what is due at this turn goes together. */
 #define BATCH_EVENTS 64
 #define BATCH_BYTES (128u << 10)
+/* An event this large that goes alone in its reply is framed once, and every
+   subscriber's message refers to that copy (zmq_msg_init_data) instead of
+   copying it: a 4,900-record change is 4.6 MB, copied once per watcher before */
+#define SHARE_BYTES (64u << 10)
+
+/* A framed reply shared by the messages that carry it; the last to let go of
+   it (a pipe of ZeroMQ's I/O thread, or the cache) frees it. The count is kept
+   under a lock rather than in an atomic: ZeroMQ hands a message to its I/O
+   thread through its own uninstrumented atomics, and the lock is what lets
+   ThreadSanitizer see the buffer written before that thread frees it. */
+typedef struct {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+} s_framed_t;
+
+static pthread_mutex_t s_framed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+s_framed_hold(s_framed_t *f)
+{
+    pthread_mutex_lock(&s_framed_lock);
+    f->refs++;
+    pthread_mutex_unlock(&s_framed_lock);
+}
+
+/* (zmq_free_fn; also the cache's own release) */
+static void
+s_framed_release(void *data, void *hint)
+{
+    (void)data;
+    s_framed_t *f = hint;
+    pthread_mutex_lock(&s_framed_lock);
+    bool last = --f->refs == 0;
+    pthread_mutex_unlock(&s_framed_lock);
+    if (last)
+        free(f);
+}
 
 /* One record of a change, decoded once. */
 typedef struct {
@@ -62,6 +101,8 @@ typedef struct {
     char *sig;
     uint8_t *packed;
     size_t len;
+    s_framed_t *framed[2]; /* [batch] as a reply alone, when SHARE_BYTES or more */
+    bool in_frame;         /* PACKED is then the tail of a framed copy, not its own */
 } s_variant_t;
 
 /* One committed change, decoded once and packed once per visibility. */
@@ -146,7 +187,11 @@ s_event_clear(s_event_t *ev)
     crm_proto_free((ProtobufCMessage **)&ev->change);
     for (size_t i = 0; i < ev->nvariants; i++) {
         free(ev->variants[i].sig);
-        free(ev->variants[i].packed);
+        if (!ev->variants[i].in_frame)
+            free(ev->variants[i].packed);
+        for (int b = 0; b < 2; b++)
+            if (ev->variants[i].framed[b])
+                s_framed_release(NULL, ev->variants[i].framed[b]);
     }
     memset(ev, 0, sizeof *ev);
 }
@@ -703,15 +748,18 @@ s_pack(const s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *le
 }
 
 /* The packed Event of EV for SIG: cached per signature (the cache is
-   keyed by what the viewer may see, not by who asked first). *OWNED is set
-   when the copy is not cached and the caller must free it. */
+   keyed by what the viewer may see, not by who asked first), *VARIANT then.
+   *OWNED is set when the copy is not cached and the caller must free it. */
 static const uint8_t *
-s_packed(s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len, uint8_t **owned)
+s_packed(s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len, uint8_t **owned,
+         s_variant_t **variant)
 {
     *owned = NULL;
+    *variant = NULL;
     for (size_t i = 0; i < ev->nvariants; i++)
         if (!strcmp(ev->variants[i].sig, sig)) {
             *len = ev->variants[i].len;
+            *variant = &ev->variants[i];
             return ev->variants[i].packed;
         }
     uint8_t *packed = s_pack(ev, sig, viewer, len);
@@ -724,6 +772,9 @@ s_packed(s_event_t *ev, const char *sig, const Crm__User *viewer, size_t *len, u
     CRM_ASSERT_ALLOC(v->sig);
     v->packed = packed;
     v->len = *len;
+    v->framed[0] = v->framed[1] = NULL;
+    v->in_frame = false;
+    *variant = v;
     return packed;
 }
 
@@ -742,7 +793,8 @@ s_send(void *router, const s_sub_t *sub, const void *data, size_t len)
 typedef struct {
     const uint8_t *data;
     size_t len;
-    uint8_t *owned; /* DATA is ours to free (not a cached variant) */
+    uint8_t *owned;       /* DATA is ours to free (not a cached variant) */
+    s_variant_t *variant; /* ... or the cached variant it is (NULL if owned) */
 } s_piece_t;
 
 /* Send the N events of P to SUB in one reply, built in place: a Reply whose
@@ -757,11 +809,37 @@ s_send_events(void *router, const s_sub_t *sub, s_piece_t *p, size_t n)
     for (size_t i = 0; i < n; i++)
         total += crm_proto_event_frame(NULL, sub->batch, p[i].data, p[i].len);
     zmq_msg_t msg;
-    int rc = zmq_msg_init_size(&msg, total) == 0 ? 0 : zmq_errno();
-    if (rc == 0) {
-        uint8_t *out = zmq_msg_data(&msg);
-        for (size_t i = 0; i < n; i++)
+    int rc;
+    s_variant_t *v = n == 1 && !p[0].owned ? p[0].variant : NULL;
+    if (v && p[0].len >= SHARE_BYTES) { /* one framed copy for every subscriber */
+        s_framed_t **f = &v->framed[sub->batch];
+        if (!*f) {
+            *f = malloc(sizeof **f + total);
+            CRM_ASSERT_ALLOC(*f);
+            (*f)->len = crm_proto_event_frame((*f)->data, sub->batch, p[0].data, p[0].len);
+            (*f)->refs = 0;
+            s_framed_hold(*f); /* the cache's (written before any thread may see it) */
+            crm_log(CRM_LOG_DEBUG, "feed: an event of %zu bytes framed once for its %s "
+                                   "subscribers", (*f)->len, sub->batch ? "batched" : "unbatched");
+            if (!v->in_frame) { /* one copy of it kept, not two */
+                free(v->packed);
+                v->packed = (*f)->data + ((*f)->len - v->len);
+                v->in_frame = true;
+            }
+        }
+        s_framed_hold(*f); /* the message's */
+        rc = zmq_msg_init_data(&msg, (*f)->data, (*f)->len, s_framed_release, *f) == 0
+                 ? 0
+                 : zmq_errno();
+        if (rc != 0)
+            s_framed_release(NULL, *f);
+    } else {
+        rc = zmq_msg_init_size(&msg, total) == 0 ? 0 : zmq_errno();
+        uint8_t *out = rc == 0 ? zmq_msg_data(&msg) : NULL;
+        for (size_t i = 0; rc == 0 && i < n; i++)
             out += crm_proto_event_frame(out, sub->batch, p[i].data, p[i].len);
+    }
+    if (rc == 0) {
         if (zmq_send(router, sub->rid, sub->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_msg_send(&msg, router, ZMQ_DONTWAIT) < 0)
             rc = zmq_errno();
@@ -920,12 +998,13 @@ s_pump_one(feed_t *self, void *router, s_sub_t *sub, int64_t now, int64_t deadli
         CRM_ASSERT_ALLOC(sig);
         if (s_visible(self->store, sub, ev, sig)) {
             s_piece_t p;
-            p.data = s_packed(ev, sig, sub->user, &p.len, &p.owned);
+            p.data = s_packed(ev, sig, sub->user, &p.len, &p.owned, &p.variant);
             if (ev == &self->scratch && !p.owned) {
                 p.owned = malloc(p.len ? p.len : 1);
                 CRM_ASSERT_ALLOC(p.owned);
                 memcpy(p.owned, p.data, p.len);
                 p.data = p.owned;
+                p.variant = NULL;
             }
             if (npend && (npend == max || pend_bytes + p.len > BATCH_BYTES)) {
                 pend_bytes = 0;

@@ -93,6 +93,18 @@ expect "the watcher got the deletes and restores ($(grep -c '"op"' "$T/watch.out
     test "$(grep -c "\"id\":\"$BIG\"" "$T/watch.out" || true)" -ge 2
 expect "... each decoded for it by the writer thread, not the server thread" \
     test "$(grep -c "($((N + 1)) records) decoded by the writer thread" "$T/writer.log" || true)" -ge 2
+# a large event goes to every subscriber as one framed copy they share (built once per reply
+# shape): watches replaying the last delete and restore, one event a reply and batched, each
+# read every event whole
+FRAMED=$(grep -c "framed once for its batched subscribers" "$T/writer.log" || true)
+expect "the live watcher's large events were framed once, to be shared ($FRAMED)" test "$FRAMED" -ge 2
+for batch in 1 0; do
+    RC=0; OUT=$("$PROBE" replay "$EP_writer" "$T/data/admin.enroll" "$S0" $batch 2>&1) || RC=$?
+    expect "a watch replaying the delete and the restore (batch $batch) reads each whole ($OUT)" \
+        bash -c "[ $RC -eq 0 ] && grep -qE '^events [2-9]' <<<'$OUT'"
+done
+expect "... the one-event replies framed once too" \
+    grep -q "framed once for its unbatched subscribers" "$T/writer.log"
 expect "deleted with all of them on the writer thread" contains "$DEL_OUT" "deleted customer $BIG with $N records of it"
 expect "... as one change" test "$S1" -eq $((S0 + 1))
 expect "... none of them left ($LEFT)" test "$LEFT" = 0
