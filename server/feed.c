@@ -47,6 +47,9 @@ _Static_assert(BUDGET <= RING_MIN && RING_MIN <= RING, "the ring holds a turn's 
    subscriber's message refers to that copy (zmq_msg_init_data) instead of
    copying it: a 4,900-record change is 4.6 MB, copied once per watcher before */
 #define SHARE_BYTES (64u << 10)
+/* a change of this many records decoded here is logged (debug): the writer
+   thread decodes its large changes, and tests see that it did */
+#define LARGE_PARTS 256
 
 /* A framed reply shared by the messages that carry it; the last to let go of
    it (a pipe of ZeroMQ's I/O thread, or the cache) frees it. The count is kept
@@ -321,6 +324,9 @@ s_event(feed_t *self, uint64_t seq)
         s_event_clear(ev);
         return NULL;
     }
+    if (ev->change->n_parts >= LARGE_PARTS)
+        crm_log(CRM_LOG_DEBUG, "feed: change %llu (%zu records) decoded by the server thread",
+                (unsigned long long)seq, ev->change->n_parts);
     return ev;
 }
 
@@ -433,7 +439,7 @@ s_forked_msg(uint64_t at, char *msg)
 }
 
 void
-feed_committed(feed_t *self, int64_t now_us)
+feed_committed(feed_t *self, int64_t now_us, uint64_t upto)
 {
     s_check_rewrites(self);
     /* the count first: a replica's follower publishes a new history's id before the
@@ -442,6 +448,8 @@ feed_committed(feed_t *self, int64_t now_us)
     uint64_t last = store_last_seq(self->store);
     if (s_check_history(self)) /* (a re-sync's count may be below the one read) */
         last = store_last_seq(self->store);
+    if (last > upto)
+        last = upto;
     if (last <= self->committed)
         return;
     /* decode once now, with the commit time, for everyone: what the ring holds */

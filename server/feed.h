@@ -53,8 +53,9 @@ crm_err_t feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req
    after an error (its audit entry was not committed, say) the watch is
    dropped: a client told its WATCH failed gets no events. */
 void feed_replied(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, bool ok);
-/* Changes up to the store's last sequence number are committed (at NOW_US). */
-void feed_committed(feed_t *self, int64_t now_us);
+/* Changes up to the store's last sequence number, and no further than UPTO,
+   are committed (at NOW_US): those past UPTO are taken in by a later call. */
+void feed_committed(feed_t *self, int64_t now_us, uint64_t upto);
 /* Send what is due on ROUTER: events, progress markers, revocations - for
    at most cfg.pump_us (a subscriber replaying from the log cost 11-16 ms a
    pump before), each subscriber reached getting at least one event. */

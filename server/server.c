@@ -163,6 +163,7 @@ struct server {
     bool large_sent;             /* ... and the writer has it: this thread commits nothing */
     bool large_scrub;            /* ... it is a slice of an erasure's scrub, not a request */
     int64_t large_since_us;      /* ... since when it waits or runs */
+    uint64_t large_before;       /* ... the store's last change when the writer took it */
     uint8_t large_conn[256];     /* ... the routing id it came from (its later requests wait) */
     size_t large_conn_len;       /* ... (0: none, a scrub's slice) */
     s_queue_t queue;             /* the writes waiting for it, then for their turn */
@@ -1094,6 +1095,7 @@ s_large_start(server_t *self)
     if (!self->large_on || self->large_sent || !store_group_idle(self->group))
         return;
     s_held_t *h = &self->large;
+    self->large_before = store_last_seq(self->store); /* (the feed takes in up to here) */
     if (self->large_scrub) {
         self->large_sent = worker_submit_fn(self->writer, s_scrub_slice, self);
         CRM_ASSERT(self->large_sent); /* the writer takes one at a time */
@@ -1443,7 +1445,10 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
         s_serve_held(self, &env, now); /* (requests: timed as they are served) */
         s_release_synced(self, now);
         t0 = crm_time_mono_us();
-        feed_committed(self->feed, crm_time_now_us());
+        /* the writer's change is taken in once the writer hands it over decoded
+           (s_writer_reply): seen committed before that, it would be decoded here too */
+        feed_committed(self->feed, crm_time_now_us(),
+                       self->large_on && self->large_sent ? self->large_before : UINT64_MAX);
         feed_pump(self->feed, self->router, now);
         s_slow(self, t0, "feed: delivering the turn's changes");
         if (!ro && (t0 = crm_time_mono_us()) >= self->trim_next_us) {

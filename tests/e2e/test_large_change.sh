@@ -93,6 +93,9 @@ expect "the watcher got the deletes and restores ($(grep -c '"op"' "$T/watch.out
     test "$(grep -c "\"id\":\"$BIG\"" "$T/watch.out" || true)" -ge 2
 expect "... each decoded for it by the writer thread, not the server thread" \
     test "$(grep -c "($((N + 1)) records) decoded by the writer thread" "$T/writer.log" || true)" -ge 2
+# (seen committed before the writer handed it over, the server thread would decode it again)
+ON_SERVER=$(grep -c "records) decoded by the server thread" "$T/writer.log" || true)
+expect "... and none of them again by the server thread ($ON_SERVER)" test "$ON_SERVER" = 0
 # a large event goes to every subscriber as one framed copy they share (built once per reply
 # shape): watches replaying the last delete and restore, one event a reply and batched, each
 # read every event whole
@@ -102,6 +105,11 @@ for batch in 1 0; do
     RC=0; OUT=$("$PROBE" replay "$EP_writer" "$T/data/admin.enroll" "$S0" $batch 2>&1) || RC=$?
     expect "a watch replaying the delete and the restore (batch $batch) reads each whole ($OUT)" \
         bash -c "[ $RC -eq 0 ] && grep -qE '^events [2-9]' <<<'$OUT'"
+    if [ $batch = 1 ]; then # same viewer, same reply shape: the live watcher's frames, not new ones
+        AGAIN=$(grep -c "framed once for its batched subscribers" "$T/writer.log" || true)
+        expect "... sharing the frames the live watcher got ($FRAMED framed before, $AGAIN after)" \
+            test "$AGAIN" -eq "$FRAMED"
+    fi
 done
 expect "... the one-event replies framed once too" \
     grep -q "framed once for its unbatched subscribers" "$T/writer.log"

@@ -153,7 +153,7 @@ s_serve(int who, const uint8_t *frame, size_t len)
         free(dispatch_process(&wenv, s_fx.ids[who], 1, frame, len, &reply_len, &out));
         store_view_end(s_fx.env.store);
     }
-    feed_committed(s_fx.feed, crm_time_now_us());
+    feed_committed(s_fx.feed, crm_time_now_us(), UINT64_MAX);
     feed_pump(s_fx.feed, s_fx.router, crm_time_mono_us());
     s_drain();
 }
