@@ -470,8 +470,11 @@ s_defer(server_t *self, zmq_msg_t *rid, uint64_t id, const char *user_id, const 
 {
     if (!counted) /* (counted already when its reply waited for a commit first) */
         s_count_conn(self, &self->away, rid, true);
-    if (self->worker && worker_submit(self->worker, rid, user_id, body, len))
+    if (self->worker && worker_submit(self->worker, rid, user_id, body, len)) {
+        crm_log(CRM_LOG_DEBUG, "worker: request %llu handed over (%zu waiting or running)",
+                (unsigned long long)id, worker_load(self->worker));
         return; /* (RID moved) */
+    }
     s_count_conn(self, &self->away, rid, false);
     char text[CRM_ERRBUF];
     size_t reply_len;
@@ -490,6 +493,23 @@ s_worker_reply(void *arg, zmq_msg_t *rid, uint8_t *reply, size_t len, const disp
     server_t *self = arg;
     s_count_conn(self, &self->away, rid, false); /* (s_defer counted it) */
     s_send_reply(self, rid, reply, len);
+}
+
+/* At shutdown, a request the worker had not begun: its client is told. */
+static void
+s_worker_refuse(void *arg, zmq_msg_t *rid, const uint8_t *body, size_t len)
+{
+    server_t *self = arg;
+    uint64_t id = 0;
+    crm_proto_peek_id(body, len, &id);
+    s_count_conn(self, &self->away, rid, false);
+    size_t reply_len;
+    uint8_t *reply = dispatch_error_reply(
+        id, CRM_ERR_UNAVAILABLE,
+        "the server is stopping: this request waited for the helper thread (behind other "
+        "reports) and was not run; send it again",
+        0, &reply_len);
+    s_send_reply(self, rid, reply, reply_len);
 }
 
 /* Hold a reply until what is staged commits (RID moves into it). */
@@ -1490,11 +1510,15 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
                          "committed on this server, which is stopping before enough replicas "
                          "confirmed it (--sync-replicas)");
     self->n_syncq = 0;
+    /* a connection's request on the worker came before what it sent next (kept in the
+       queue, refused below): the worker's waiting requests are refused and the one in
+       its hand is answered first */
+    if (self->worker)
+        worker_wind_down(self->worker, s_worker_reply, s_worker_refuse, self);
     s_refuse_queue(self, CRM_ERR_UNAVAILABLE,
                    "the server is stopping: this request waited its turn (behind a large "
                    "change, or what its connection sent before) and was not run; send it "
                    "again");
-    /* the request in the worker's hand finishes; its reply goes out if it can */
     worker_t *w = self->worker;
     self->worker = NULL;
     worker_destroy(&w);

@@ -294,6 +294,28 @@ worker_finish(worker_t *self, worker_send_fn send, void *arg)
 }
 
 void
+worker_wind_down(worker_t *self, worker_send_fn send, worker_refuse_fn refuse, void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    s_job_t *waiting = self->todo;
+    self->todo = NULL;
+    self->todo_tail = &self->todo;
+    for (s_job_t *j = waiting; j; j = j->next)
+        self->queued--;
+    while (self->running)
+        pthread_cond_wait(&self->idle, &self->lock);
+    pthread_mutex_unlock(&self->lock);
+    worker_collect(self, send, arg);
+    while (waiting) {
+        s_job_t *next = waiting->next;
+        if (!waiting->fn)
+            refuse(arg, &waiting->rid, waiting->body, waiting->len);
+        s_job_free(waiting);
+        waiting = next;
+    }
+}
+
+void
 worker_collect(worker_t *self, worker_send_fn send, void *arg)
 {
     char buf[1];

@@ -75,6 +75,12 @@ void worker_collect(worker_t *self, worker_send_fn send, void *arg);
 /* Wait until nothing is queued or running, then worker_collect(). */
 void worker_finish(worker_t *self, worker_send_fn send, void *arg);
 
+/* At shutdown: each request still waiting (not begun) goes to REFUSE (RID and
+   BODY lent for the call), oldest first; then the one in hand is waited for
+   and every finished reply handed to SEND, as worker_collect(). */
+typedef void (*worker_refuse_fn)(void *arg, zmq_msg_t *rid, const uint8_t *body, size_t len);
+void worker_wind_down(worker_t *self, worker_send_fn send, worker_refuse_fn refuse, void *arg);
+
 /* Requests waiting or running, for status. */
 size_t worker_load(worker_t *self);
 

@@ -107,9 +107,29 @@ as admin --json customer show "$C"
 expect "... the update kept" test "$(field record.industry)" = seq3
 stop_server slowrep
 
+# stopped while a report runs: per connection the answers keep their order - the running
+# report is answered, then what its connection sent after it is refused; a report still
+# waiting for the helper thread (another connection's) is refused, then what came after it
+start_server slowstop "$T/data" --fault slow-report --log-level debug
+"$CRM_BIN/crm-probe" seq "$EP_slowstop" "$T/admin" "$C" rgup >"$T/stop1.out" 2>&1 &
+SEQ1=$!
+wait_for 'grep -q "fault slow-report: the report" "$T/slowstop.log"'
+"$CRM_BIN/crm-probe" seq "$EP_slowstop" "$T/admin" "$C" rp >"$T/stop2.out" 2>&1 &
+SEQ2=$!
+wait_for 'grep -q "worker: request 1 handed over (2 waiting or running)" "$T/slowstop.log"'
+stop_server slowstop
+wait "$SEQ1"
+wait "$SEQ2"
+expect "stopped during a report: it is answered, then its connection's read, update and ping refused ($(paste -sd' ' "$T/stop1.out"))" \
+    test "$(paste -sd' ' "$T/stop1.out")" = "1r OK 2g UNAVAILABLE 3u UNAVAILABLE 4p UNAVAILABLE"
+expect "... a report waiting behind it refused, then its connection's ping ($(paste -sd' ' "$T/stop2.out"))" \
+    test "$(paste -sd' ' "$T/stop2.out")" = "1r UNAVAILABLE 2p UNAVAILABLE"
+
 # under --sync-replicas a write's answer waits for the replicas (here none: it is told so
 # after 3 s); a read sent after it on its connection waits for that answer too
 start_server replsync "$T/data" --sync-replicas 1
+CRM_SERVER=$EP_replsync as admin --json customer show "$C"
+expect "(the update refused at the stop was not made)" test "$(field record.industry)" = seq3
 "$CRM_BIN/crm-probe" seq "$EP_replsync" "$T/admin" "$C" ug >"$T/seq2.out" 2>&1
 expect "--sync-replicas: an update and a read of it sent together are answered in that order, the read seeing it ($(paste -sd' ' "$T/seq2.out"))" \
     test "$(paste -sd' ' "$T/seq2.out")" = "1u UNAVAILABLE 2g OK industry=seq1"
