@@ -68,6 +68,13 @@ expect "a search over a damaged table file does not answer OK (rc=$RC, out=[$OUT
 expect "... and says the store is damaged ($ERR)" contains "$ERR" "Corruption"
 expect "the log names the damaged file" grep -qE 'ERROR .*\.sst' "$T/s2.log"
 expect "the server is still running" kill -0 "$PID_s2"
+# a count from the indexes (on the helper thread: it may read much) and a list by an indexed
+# field read the same damaged file: an error, never a count or a page cut short by it
+for q in "list --stage active --count" "list --stage active"; do
+    run_crm "$EP_s2" "$ADMIN" customer $q
+    expect "customer $q over the damage does not answer OK (rc=$RC, out=[${OUT:0:80}])" test "$RC" -eq 1
+    expect "... and says the store is damaged ($ERR)" contains "$ERR" "Corruption"
+done
 
 # A request that fails on the damage fails alone: four writers create customers while one
 # connection sends, as fast as it is answered, a request that reads the damaged block. The
