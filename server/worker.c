@@ -232,22 +232,30 @@ worker_destroy(worker_t **self_p)
     *self_p = NULL;
 }
 
-bool
-worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t *body,
-              size_t len)
+/* Queue a request (RID moved in, USER_ID and BODY copied) or, with FN, the
+   writer's housekeeping; false when the queue is full or FN is not for this
+   worker (a reader). */
+static bool
+s_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t *body, size_t len,
+         worker_fn fn, void *arg)
 {
     pthread_mutex_lock(&self->lock);
-    bool room = self->queued <= WORKER_QUEUE_MAX;
+    bool room = (!fn || self->env.group) && self->queued <= WORKER_QUEUE_MAX;
     if (room) {
         s_job_t *j = calloc(1, sizeof *j);
         CRM_ASSERT_ALLOC(j);
         zmq_msg_init(&j->rid);
-        zmq_msg_move(&j->rid, rid);
-        j->user_id = user_id ? strdup(user_id) : NULL;
-        j->body = malloc(len ? len : 1);
-        CRM_ASSERT_ALLOC(j->body);
-        memcpy(j->body, body, len);
-        j->len = len;
+        if (fn) {
+            j->fn = fn;
+            j->fn_arg = arg;
+        } else {
+            zmq_msg_move(&j->rid, rid);
+            j->user_id = user_id ? strdup(user_id) : NULL;
+            j->body = malloc(len ? len : 1);
+            CRM_ASSERT_ALLOC(j->body);
+            memcpy(j->body, body, len);
+            j->len = len;
+        }
         *self->todo_tail = j;
         self->todo_tail = &j->next;
         self->queued++;
@@ -258,23 +266,16 @@ worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t
 }
 
 bool
+worker_submit(worker_t *self, zmq_msg_t *rid, const char *user_id, const uint8_t *body,
+              size_t len)
+{
+    return s_submit(self, rid, user_id, body, len, NULL, NULL);
+}
+
+bool
 worker_submit_fn(worker_t *self, worker_fn fn, void *arg)
 {
-    pthread_mutex_lock(&self->lock);
-    bool room = self->env.group && self->queued <= WORKER_QUEUE_MAX;
-    if (room) {
-        s_job_t *j = calloc(1, sizeof *j);
-        CRM_ASSERT_ALLOC(j);
-        zmq_msg_init(&j->rid);
-        j->fn = fn;
-        j->fn_arg = arg;
-        *self->todo_tail = j;
-        self->todo_tail = &j->next;
-        self->queued++;
-        pthread_cond_signal(&self->wake);
-    }
-    pthread_mutex_unlock(&self->lock);
-    return room;
+    return s_submit(self, NULL, NULL, NULL, 0, fn, arg);
 }
 
 void *
