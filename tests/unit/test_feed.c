@@ -164,31 +164,61 @@ s_recv_reply(void *sub, Crm__Event ***evs, size_t *n)
     return r;
 }
 
+/* One admin subscriber of a new feed (configured by FC), through a pipe of
+   HWM messages (s_pair), watching as W says from *CURSOR on; its WATCH is
+   answered. */
+typedef struct {
+    feed_t *feed;
+    void *zctx, *router, *sub;
+    uint8_t rid[256];
+    size_t rid_len;
+    session_t session;
+} s_watcher_t;
+
+static void
+s_watcher_open(s_watcher_t *x, const feed_config_t *fc, int hwm, Crm__WatchRequest *w,
+               uint64_t *cursor)
+{
+    char errbuf[CRM_ERRBUF];
+    x->feed = feed_new(s_fx.store, fc);
+    feed_committed(x->feed, crm_time_now_us(), UINT64_MAX);
+    x->zctx = zmq_ctx_new();
+    x->rid_len = (size_t)s_pair(x->zctx, hwm, &x->router, &x->sub, x->rid);
+    x->session = (session_t){NULL};
+    assert_int_equal(session_resolve(&x->session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
+    assert_int_equal(feed_watch(x->feed, x->rid, x->rid_len, 5, s_fx.admin, x->session.user, w,
+                                cursor, errbuf),
+                     CRM_OK);
+    feed_replied(x->feed, x->rid, x->rid_len, 5, true);
+}
+
+static void
+s_watcher_close(s_watcher_t *x)
+{
+    session_release(&x->session);
+    zmq_close(x->sub);
+    zmq_close(x->router);
+    zmq_ctx_term(x->zctx);
+    feed_pump(x->feed, NULL, crm_time_mono_us()); /* its connection is gone */
+    feed_destroy(&x->feed);
+}
+
 /* Watch from sequence 0 (BATCH: several events to a reply) through a pipe
    of a message or two, the feed keeping RING changes decoded (0: its
    default); read at most two replies between pumps. */
 static void
 s_deliver_through_full_pipe(bool batch, uint64_t ring)
 {
-    char errbuf[CRM_ERRBUF];
     feed_config_t fc = {.ring_events = ring};
-    feed_t *feed = feed_new(s_fx.store, &fc);
-    feed_committed(feed, crm_time_now_us(), UINT64_MAX);
-    void *zctx = zmq_ctx_new(), *router, *sub;
-    uint8_t rid[256];
-    int rid_len = s_pair(zctx, 1, &router, &sub, rid);
-
-    session_t session = {NULL};
-    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
     Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT;
     w.since_set = true;
     w.batch = batch;
     uint64_t cursor = 99;
-    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
-                                &cursor, errbuf),
-                     CRM_OK);
+    s_watcher_t x;
+    s_watcher_open(&x, &fc, 1, &w, &cursor);
     assert_int_equal(cursor, 0);
-    feed_replied(feed, rid, (size_t)rid_len, 5, true);
+    feed_t *feed = x.feed;
+    void *router = x.router, *sub = x.sub;
     uint64_t newest = store_last_seq(s_fx.store), last = 0, events = 0, replies = 0, most = 0;
     int pumps = 0;
     int64_t end = crm_time_mono_us() + 30 * INT64_C(1000000);
@@ -231,12 +261,7 @@ s_deliver_through_full_pipe(bool batch, uint64_t ring)
         assert_true(most > 1 && most <= 64 && replies < events);
     else
         assert_true(most == 1 && replies == events);
-    session_release(&session);
-    zmq_close(sub);
-    zmq_close(router);
-    zmq_ctx_term(zctx);
-    feed_pump(feed, NULL, crm_time_mono_us()); /* its connection is gone */
-    feed_destroy(&feed);
+    s_watcher_close(&x);
 }
 
 static void
@@ -361,20 +386,13 @@ test_feed_history_begun_told(void **state)
     (void)state;
     char errbuf[CRM_ERRBUF];
     feed_config_t fc = {0};
-    feed_t *feed = feed_new(s_fx.store, &fc);
-    feed_committed(feed, crm_time_now_us(), UINT64_MAX);
-    void *zctx = zmq_ctx_new(), *router, *sub;
-    uint8_t rid[256];
-    int rid_len = s_pair(zctx, 0, &router, &sub, rid);
-    session_t session = {NULL};
-    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
     Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT; /* from now */
     uint64_t cursor = 0, last = store_last_seq(s_fx.store), old = store_epoch(s_fx.store, NULL);
-    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
-                                &cursor, errbuf),
-                     CRM_OK);
+    s_watcher_t x;
+    s_watcher_open(&x, &fc, 0, &w, &cursor);
     assert_int_equal(cursor, last);
-    feed_replied(feed, rid, (size_t)rid_len, 5, true);
+    feed_t *feed = x.feed;
+    void *router = x.router, *sub = x.sub;
     feed_pump(feed, router, crm_time_mono_us());
     uint64_t h = 0;
     assert_int_equal(store_new_history(s_fx.store, &h, errbuf), CRM_OK);
@@ -430,20 +448,15 @@ test_feed_history_begun_told(void **state)
     w.since_set = true;
     w.history = old;
     w.history_first = 1;
-    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 6, s_fx.admin, session.user, &w,
+    assert_int_equal(feed_watch(feed, x.rid, x.rid_len, 6, s_fx.admin, x.session.user, &w,
                                 &cursor, errbuf),
                      CRM_ERR_OUT_OF_RANGE);
     w.history = told_history;
     w.history_first = told_first;
-    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 6, s_fx.admin, session.user, &w,
+    assert_int_equal(feed_watch(feed, x.rid, x.rid_len, 6, s_fx.admin, x.session.user, &w,
                                 &cursor, errbuf),
                      CRM_OK);
-    session_release(&session);
-    zmq_close(sub);
-    zmq_close(router);
-    zmq_ctx_term(zctx);
-    feed_pump(feed, NULL, crm_time_mono_us());
-    feed_destroy(&feed);
+    s_watcher_close(&x);
 }
 
 /* Two histories begun one after the other (a restore, then a promotion of one of its
@@ -516,21 +529,11 @@ static void
 test_feed_committed_upto(void **state)
 {
     (void)state;
-    char errbuf[CRM_ERRBUF];
     feed_config_t fc = {0};
-    feed_t *feed = feed_new(s_fx.store, &fc);
-    feed_committed(feed, crm_time_now_us(), UINT64_MAX);
-    void *zctx = zmq_ctx_new(), *router, *sub;
-    uint8_t rid[256];
-    int rid_len = s_pair(zctx, 0, &router, &sub, rid);
-    session_t session = {NULL};
-    assert_int_equal(session_resolve(&session, s_fx.store, s_fx.admin, errbuf), CRM_OK);
     Crm__WatchRequest w = CRM__WATCH_REQUEST__INIT; /* from now */
     uint64_t cursor = 0, last = store_last_seq(s_fx.store);
-    assert_int_equal(feed_watch(feed, rid, (size_t)rid_len, 5, s_fx.admin, session.user, &w,
-                                &cursor, errbuf),
-                     CRM_OK);
-    feed_replied(feed, rid, (size_t)rid_len, 5, true);
+    s_watcher_t x;
+    s_watcher_open(&x, &fc, 0, &w, &cursor);
     s_add_customer(CUSTOMERS + 5);
     uint64_t cap = store_last_seq(s_fx.store);
     s_add_customer(CUSTOMERS + 6);
@@ -538,23 +541,18 @@ test_feed_committed_upto(void **state)
     assert_true(last < cap && cap < newest);
     uint64_t got = last;
     for (int pass = 0; pass < 2; pass++) {
-        feed_committed(feed, crm_time_now_us(), pass ? UINT64_MAX : cap);
+        feed_committed(x.feed, crm_time_now_us(), pass ? UINT64_MAX : cap);
         int64_t end = crm_time_mono_us() + 200000; /* long enough to see what would come */
         while (crm_time_mono_us() < end) {
-            feed_pump(feed, router, crm_time_mono_us());
-            s_drain_events(sub, &got);
+            feed_pump(x.feed, x.router, crm_time_mono_us());
+            s_drain_events(x.sub, &got);
             if (pass && got == newest)
                 break;
             usleep(1000);
         }
         assert_int_equal(got, pass ? newest : cap);
     }
-    session_release(&session);
-    zmq_close(sub);
-    zmq_close(router);
-    zmq_ctx_term(zctx);
-    feed_pump(feed, NULL, crm_time_mono_us());
-    feed_destroy(&feed);
+    s_watcher_close(&x);
 }
 
 /* A pump's time is bounded (feed_config_t.pump_us): three subscribers replaying
