@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "crm_proto.h"
 #include "crm_record.h"
+#include "crm_utf8.h"
 #include "entity.h"
 
 #define QUERY_DEFAULT_LIMIT 50 /* the server's page when none is asked for */
@@ -303,30 +304,67 @@ entity_query_gather(conn_t *conn, const crm_entity_t *e, entity_args_t *a,
 
 /* ==== Sorting ==== */
 
-static const ProtobufCFieldDescriptor *s_sort_fd;
+/* A record with what it is sorted by, worked out once: numbers, money and times
+   by value; text by its collation key (crm_collate_key: case and accents aside,
+   Chinese in pinyin order) */
+typedef struct {
+    ProtobufCMessage *rec;
+    uint64_t num;   /* its id, for ties */
+    bool is_value;
+    double value;
+    char *key;
+    size_t klen;
+} s_sorted_t;
+
 static int s_sort_dir;
 
 static int
 s_by_field(const void *pa, const void *pb)
 {
-    const ProtobufCMessage *a = *(ProtobufCMessage *const *)pa, *b = *(ProtobufCMessage *const *)pb;
-    /* times as milliseconds, numbers as numbers, money by its amount */
-    char *x = crm_record_format(a, s_sort_fd, false, false);
-    char *y = crm_record_format(b, s_sort_fd, false, false);
-    char *ex, *ey;
-    double dx = strtod(x, &ex), dy = strtod(y, &ey);
+    const s_sorted_t *a = pa, *b = pb;
     int c;
-    if (ex != x && ey != y && s_sort_fd->type != PROTOBUF_C_TYPE_STRING)
-        c = dx < dy ? -1 : dx > dy; /* numbers and money by value */
-    else
-        c = strcmp(x, y); /* text (and ISO times) by bytes: stable, predictable */
-    free(x);
-    free(y);
+    if (a->is_value && b->is_value)
+        c = a->value < b->value ? -1 : a->value > b->value;
+    else {
+        c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+        if (!c)
+            c = a->klen < b->klen ? -1 : a->klen > b->klen;
+    }
     if (c == 0) /* ties in id order */
-        c = s_by_id(pa, pb);
-    else
-        c *= s_sort_dir;
-    return c;
+        return a->num < b->num ? -1 : a->num > b->num;
+    return c * s_sort_dir;
+}
+
+/* Order R's records by FD (DIR 1 ascending, -1 descending). */
+static void
+s_sort(const crm_entity_t *e, s_recs_t *r, const ProtobufCFieldDescriptor *fd, int dir)
+{
+    crm_collator_t *coll = crm_collator_new();
+    s_sorted_t *v = calloc(r->n, sizeof *v);
+    CRM_ASSERT_ALLOC(v);
+    for (size_t i = 0; i < r->n; i++) {
+        v[i].rec = r->v[i];
+        v[i].num = s_num(e, r->v[i]);
+        char *x = crm_record_format(r->v[i], fd, false, false), *end;
+        /* times as milliseconds, numbers as numbers, money by its amount */
+        v[i].value = strtod(x, &end);
+        v[i].is_value = end != x && fd->type != PROTOBUF_C_TYPE_STRING;
+        if (coll) {
+            v[i].key = crm_collate_key(coll, x, &v[i].klen);
+            free(x);
+        } else { /* no GB18030 converter here: by its bytes */
+            v[i].key = x;
+            v[i].klen = strlen(x);
+        }
+    }
+    s_sort_dir = dir;
+    qsort(v, r->n, sizeof *v, s_by_field);
+    for (size_t i = 0; i < r->n; i++) {
+        r->v[i] = v[i].rec;
+        free(v[i].key);
+    }
+    free(v);
+    crm_collator_free(&coll);
 }
 
 /* ==== The command ==== */
@@ -392,16 +430,15 @@ entity_query(cli_ctx_t *ctx, const crm_entity_t *e, Crm__Op op, const char *text
             rc = EXIT_USAGE;
             goto cleanup;
         }
-        s_sort_dir = a->sort[0] == '-' ? -1 : 1;
-        s_sort_fd = crm_record_field(e->desc, a->sort + (a->sort[0] == '-'));
-        if (!s_sort_fd) { /* the singular of a list */
+        const char *by = a->sort + (a->sort[0] == '-');
+        const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, by);
+        if (!fd) { /* the singular of a list */
             char plural[64];
-            snprintf(plural, sizeof plural, "%ss", a->sort + (a->sort[0] == '-'));
-            s_sort_fd = crm_record_field(e->desc, plural);
+            snprintf(plural, sizeof plural, "%ss", by);
+            fd = crm_record_field(e->desc, plural);
         }
-        s_sort_e = e;
-        if (s_sort_fd && recs.n > 1)
-            qsort(recs.v, recs.n, sizeof *recs.v, s_by_field);
+        if (fd && recs.n > 1)
+            s_sort(e, &recs, fd, a->sort[0] == '-' ? -1 : 1);
         if (recs.n > limit)
             fprintf(stderr, "(%zu matches; the first %zu shown: --limit N for more)\n", recs.n,
                     limit);

@@ -2,6 +2,8 @@
 #include "crm_utf8.h"
 #include "crm_log.h"
 
+#include <errno.h>
+#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,4 +260,94 @@ crm_utf8_fold(const char *s)
         return copy;
     }
     return (char *)out;
+}
+
+/* ==== Sorting ==== */
+
+struct crm_collator {
+    iconv_t cd; /* UTF-8 to GB18030 */
+};
+
+crm_collator_t *
+crm_collator_new(void)
+{
+    iconv_t cd = iconv_open("GB18030", "UTF-8");
+    if (cd == (iconv_t)-1)
+        return NULL;
+    crm_collator_t *self = malloc(sizeof *self);
+    CRM_ASSERT_ALLOC(self);
+    self->cd = cd;
+    return self;
+}
+
+void
+crm_collator_free(crm_collator_t **self_p)
+{
+    if (!*self_p)
+        return;
+    iconv_close((*self_p)->cd);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* The class of a character that starts with LEAD in GB18030 (N bytes): ASCII,
+   then GB2312's level 1 (lead bytes 0xB0-0xD7: the common characters, in pinyin
+   order), then everything else */
+static unsigned char
+s_collate_class(unsigned char lead, size_t n)
+{
+    if (lead < 0x80)
+        return 1;
+    return n == 2 && lead >= 0xb0 && lead <= 0xd7 ? 2 : 3;
+}
+
+char *
+crm_collate_key(crm_collator_t *self, const char *s, size_t *len)
+{
+    /* case, accents and compatibility forms folded: NFKD, marks stripped, case-folded */
+    utf8proc_uint8_t *folded = NULL;
+    utf8proc_ssize_t flen =
+        utf8proc_map((const utf8proc_uint8_t *)s, 0, &folded,
+                     UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_DECOMPOSE |
+                         UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD);
+    if (flen < 0) { /* not UTF-8: its bytes, after all the text that is */
+        size_t n = strlen(s);
+        char *key = malloc(n + 2);
+        CRM_ASSERT_ALLOC(key);
+        key[0] = 4;
+        memcpy(key + 1, s, n + 1);
+        *len = n + 1;
+        return key;
+    }
+    /* GB18030 takes at most 4 bytes a character, UTF-8 at least 1 */
+    size_t cap = 4 * (size_t)flen + 4, gleft = cap, fleft = (size_t)flen;
+    char *gb = malloc(cap), *in = (char *)folded, *out = gb;
+    CRM_ASSERT_ALLOC(gb);
+    iconv(self->cd, NULL, NULL, NULL, NULL);
+    while (fleft && iconv(self->cd, &in, &fleft, &out, &gleft) == (size_t)-1 && errno == EILSEQ) {
+        in++; /* (GB18030 maps every code point: not reached with valid UTF-8) */
+        fleft--;
+    }
+    size_t glen = cap - gleft, k = 0;
+    /* each character: its class, then its GB18030 bytes (2 or 4 bytes in a class of
+       several lengths never make one a prefix of another: a 4-byte code has 0x30-0x39
+       second, a 2-byte code 0x40-0xfe) */
+    char *key = malloc(2 * glen + 1);
+    CRM_ASSERT_ALLOC(key);
+    const unsigned char *g = (const unsigned char *)gb;
+    for (size_t i = 0; i < glen;) {
+        size_t n = g[i] < 0x80                                             ? 1
+                   : i + 3 < glen && g[i + 1] >= 0x30 && g[i + 1] <= 0x39 ? 4
+                   : i + 1 < glen                                         ? 2
+                                                                          : 1;
+        key[k++] = (char)s_collate_class(g[i], n);
+        memcpy(key + k, g + i, n);
+        k += n;
+        i += n;
+    }
+    key[k] = '\0';
+    free(gb);
+    free(folded);
+    *len = k;
+    return key;
 }

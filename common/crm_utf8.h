@@ -60,4 +60,20 @@ size_t crm_utf8_width(const char *s);
 /* Folded for matching: NFKC and case-folded ("Ａbc" -> "abc"). Caller free()s. */
 char *crm_utf8_fold(const char *s);
 
+/* Sorting text as a reader expects, not by its bytes. A key to compare with
+   memcmp (shorter first on a tie): Latin letters without case or accents
+   ("émile" with "Emile"), compatibility forms folded (fullwidth "Ａ" is "a");
+   Chinese characters in pinyin order for the 3,755 common characters of GB2312
+   (its level 1, which is ordered by pinyin: 阿 北 陈 李 王 张 赵), as MySQL's
+   ORDER BY CONVERT(name USING gbk) does; the rarer characters after those (by
+   radical and stroke, then by code). ASCII comes first, then the common
+   characters, then everything else. Made with iconv (UTF-8 to GB18030, which
+   covers every code point) by a collator, which is not thread-safe. */
+typedef struct crm_collator crm_collator_t;
+/* NULL if this C library has no GB18030 converter. */
+crm_collator_t *crm_collator_new(void);
+void crm_collator_free(crm_collator_t **self_p);
+/* The key of S (valid UTF-8), its length in *LEN. Caller free()s. */
+char *crm_collate_key(crm_collator_t *self, const char *s, size_t *len);
+
 #endif

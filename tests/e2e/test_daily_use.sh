@@ -83,7 +83,9 @@ expect "an OR page says where the next starts" test "$RC" -eq 0 -a -n "$(grep -F
 c --json customer list --stage lead,prospect,active --limit 2 --after c2
 expect "... and --after continues the union exactly" test "$(ids)" = "c3 c4"
 c --json customer list --sort city
-expect "--sort city (text by its bytes: 上海 北京 广州 深圳)" test "$(ids)" = "c2 c1 c6 c3 c4"
+expect "--sort city (Chinese in pinyin order: 北京 广州 上海 深圳)" test "$(ids)" = "c1 c6 c3 c2 c4"
+c --json customer list --sort -name
+expect "--sort -name (descending, pinyin: 赵磊 张伟 张伟 王芳 李娜; ties in id order)" test "$(ids)" = "c6 c1 c4 c3 c2"
 c --json customer list --sort -created_at --limit 3
 expect "--sort -FIELD is descending, --limit cuts" test "$(ids)" = "c6 c4 c3"
 c customer list --sort nosuchfield

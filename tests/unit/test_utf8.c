@@ -180,6 +180,46 @@ test_utf8_fold(void **state)
     free(f);
 }
 
+static int
+s_key_cmp(crm_collator_t *c, const char *a, const char *b)
+{
+    size_t la, lb;
+    char *ka = crm_collate_key(c, a, &la), *kb = crm_collate_key(c, b, &lb);
+    int r = memcmp(ka, kb, la < lb ? la : lb);
+    if (!r)
+        r = la < lb ? -1 : la > lb;
+    free(ka);
+    free(kb);
+    return r;
+}
+
+/* Sort keys: ASCII text by its bytes without case, then the common Chinese
+   characters in pinyin order (by their bytes in UTF-8, Unicode's radical order,
+   阿 and 陈 would come last), then the rest; accents, case and full-width forms
+   do not count. */
+static void
+test_utf8_collate(void **state)
+{
+    (void)state;
+    crm_collator_t *c = crm_collator_new();
+    assert_non_null(c);
+    const char *order[] = {"", "10", "9", "apple", "Banana", "zoe", "阿里", "北京", "陈静",
+                           "广州", "李娜", "上海", "深圳", "王芳", "张伟", "赵磊"};
+    for (size_t i = 1; i < sizeof order / sizeof *order; i++) {
+        print_message("# %s < %s\n", order[i - 1], order[i]);
+        assert_true(s_key_cmp(c, order[i - 1], order[i]) < 0);
+    }
+    /* the rarer characters and other scripts after the common ones */
+    const char *after[] = {"亍", "䶮", "αβ", "Ωmega"};
+    for (size_t i = 0; i < sizeof after / sizeof *after; i++)
+        assert_true(s_key_cmp(c, "赵磊", after[i]) < 0);
+    assert_int_equal(s_key_cmp(c, "Émile", "emile"), 0);
+    assert_int_equal(s_key_cmp(c, "Ａpple", "APPLE"), 0);
+    assert_true(s_key_cmp(c, "zhang", "张") < 0);
+    crm_collator_free(&c);
+    assert_null(c);
+}
+
 int
 main(void)
 {
@@ -193,6 +233,7 @@ main(void)
         cmocka_unit_test(test_utf8_escape),
         cmocka_unit_test(test_utf8_distance),
         cmocka_unit_test(test_utf8_fold),
+        cmocka_unit_test(test_utf8_collate),
     };
     return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
 }
