@@ -73,6 +73,10 @@ expect "--since/--until (a date means its whole day) and --by industry" \
     test "$(row 制造)" = "制造 1 ¥200.00 ¥200.00 1 1.00 0.00%"
 expect "the order of the 20th is in, the 25th is not" \
     test "$(row 零售)" = "零售 1 ¥300.00 ¥300.00 1 1.00 0.00%"
+as sa --json report sales --by industry
+rowkeys=$(python3 -c 'import json,sys; print(" ".join(r["key"] for r in json.load(sys.stdin).get("rows", [])))' <"$T/o")
+expect "rows keyed by text in pinyin order, as --sort (零售 líng before 制造 zhì; by bytes 制造 first): $rowkeys" \
+    test "$rowkeys" = "零售 制造"
 as sa report sales --csv
 expect "--csv: a header with units" test "$(head -1 "$T/o")" = "month,orders,revenue (major units),aov (major units),buyers,orders/buyer,repeat (%)"
 expect "--csv: plain numbers" grep -qx "2026-10,3,550.00,183.33,3,1.00,0.00" "$T/o"
