@@ -105,6 +105,24 @@ expect "... meanwhile another connection's update was done" test "$EDIT_RC" -eq 
 expect_quick "... and not held behind them" $(((T1 - T0) / 1000000)) 1000
 as admin --json customer show "$C"
 expect "... the update kept" test "$(field record.industry)" = seq3
+# a connection whose kept read waits for its report does not hold up another's kept read: the
+# other sends an update and a read of it together (the read kept until the update is
+# answered) and has both answers while the report still runs
+"$CRM_BIN/crm-probe" seq "$EP_slowrep" "$T/admin" "$C" rg >"$T/seqA.out" 2>&1 &
+SEQA=$!
+wait_for 'test "$(grep -c "fault slow-report: the report" "$T/slowrep.log")" -ge 2'
+T0=$(date +%s%N)
+"$CRM_BIN/crm-probe" seq "$EP_slowrep" "$T/admin" "$OTHER" ug >"$T/seqB.out" 2>&1
+T1=$(date +%s%N)
+A_THEN=$(wc -c <"$T/seqA.out")
+expect "another connection's update and read of it, kept behind the first one's read: answered ($(paste -sd' ' "$T/seqB.out"))" \
+    test "$(paste -sd' ' "$T/seqB.out")" = "1u OK 2g OK industry=seq1"
+expect "... while the report and the read behind it still waited (nothing answered there yet)" \
+    test "$A_THEN" -eq 0
+expect_quick "... and without waiting for them" $(((T1 - T0) / 1000000)) 1000
+wait "$SEQA"
+expect "... which came after, in order ($(paste -sd' ' "$T/seqA.out"))" \
+    test "$(cut -d' ' -f1-2 "$T/seqA.out" | paste -sd' ')" = "1r OK 2g OK"
 stop_server slowrep
 
 # stopped while a report runs: per connection the answers keep their order - the running
