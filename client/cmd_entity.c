@@ -932,6 +932,7 @@ cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
         } else {
             uint64_t count = 0;
             int64_t sum = 0, weighted = 0;
+            bool big = false; /* the open stages' sum is past 64 bits (each row is not) */
             char a[64], w[64];
             printf("%-12s %6s %18s %18s\n", "STAGE", "DEALS", "AMOUNT", "WEIGHTED");
             for (size_t i = 0; i < rep->n_rows; i++) {
@@ -941,12 +942,16 @@ cmd_pipeline(int argc, char **argv, cli_ctx_t *ctx)
                 printf("%-12s %6llu %18s %18s\n", row->key, (unsigned long long)row->count, a, w);
                 if (strcmp(row->key, "won") && strcmp(row->key, "lost")) {
                     count += row->count;
-                    sum += row->sum;
-                    weighted += row->weighted;
+                    big = big || __builtin_add_overflow(sum, row->sum, &sum) ||
+                          __builtin_add_overflow(weighted, row->weighted, &weighted);
                 }
             }
             crm_money_format(sum, rep->currency, true, a, sizeof a);
             crm_money_format(weighted, rep->currency, true, w, sizeof w);
+            if (big) {
+                snprintf(a, sizeof a, "(too large)");
+                snprintf(w, sizeof w, "-");
+            }
             printf("%-12s %6llu %18s %18s\n", "open", (unsigned long long)count, a, w);
         }
     }

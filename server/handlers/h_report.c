@@ -101,9 +101,16 @@ s_pipeline(req_ctx_t *ctx, const Crm__ReportRequest *r)
                 Crm__ReportRow *row = &rows[d->stage - 1];
                 int64_t amount = d->amount ? d->amount->minor : 0;
                 row->count++;
-                row->sum += amount;
-                row->weighted += amount / 100 * (int64_t)d->probability +
-                                 amount % 100 * (int64_t)d->probability / 100;
+                if (rc == CRM_OK && (__builtin_add_overflow(row->sum, amount, &row->sum) ||
+                    __builtin_add_overflow(row->weighted,
+                                           amount / 100 * (int64_t)d->probability +
+                                               amount % 100 * (int64_t)d->probability / 100,
+                                           &row->weighted)))
+                    rc = dispatch_error(ctx, CRM_ERR_OUT_OF_RANGE,
+                                        "the deals' amount at stage '%s' is beyond what 64 bits "
+                                        "hold (about 92 quadrillion in minor units): narrow it "
+                                        "with --owner",
+                                        row->key);
             }
             crm_proto_free(&m);
         }

@@ -42,6 +42,7 @@ typedef struct {
     size_t cklen;
     uint64_t n;         /* records counted in the row */
     int64_t acc[COLS_MAX];
+    bool overflow;      /* a sum in acc went past INT64 (s_acc): the report is refused */
     int64_t *samples[2]; /* durations, for percentiles */
     size_t nsamples[2], capsamples[2];
     uint64_t *custs;     /* customer numbers, for distinct and repeat counts */
@@ -171,6 +172,15 @@ s_money(const Crm__Money *m)
     return m ? m->minor : 0;
 }
 
+/* Add V to ROW's column COL; a sum past what 64 bits hold marks the row (one order
+   may be up to 10^17 minor units, so 93 of them already are) */
+static void
+s_acc(s_row_t *row, size_t col, int64_t v)
+{
+    if (__builtin_add_overflow(row->acc[col], v, &row->acc[col]))
+        row->overflow = true;
+}
+
 /* ==== the reports ==== */
 
 /* summary: new customers, by stage unless --by, a column per source */
@@ -208,7 +218,7 @@ s_sales_add(const s_run_t *run, s_row_t *row, const ProtobufCMessage *rec)
     (void)run;
     const Crm__Order *o = (const Crm__Order *)rec;
     row->acc[0]++;
-    row->acc[1] += s_money(o->total) - s_money(o->refunded);
+    s_acc(row, 1, s_money(o->total) - s_money(o->refunded));
     s_customer(row, o->customer_id);
 }
 
@@ -234,9 +244,9 @@ s_pipeline_add(const s_run_t *run, s_row_t *row, const ProtobufCMessage *rec)
     const Crm__Deal *d = (const Crm__Deal *)rec;
     int64_t amount = s_money(d->amount);
     row->acc[0]++;
-    row->acc[1] += amount;
-    row->acc[2] += amount / 100 * (int64_t)d->probability +
-                   amount % 100 * (int64_t)d->probability / 100;
+    s_acc(row, 1, amount);
+    s_acc(row, 2, amount / 100 * (int64_t)d->probability +
+                      amount % 100 * (int64_t)d->probability / 100);
     row->acc[3] += d->stage == CRM__DEAL_STAGE__WON;
     row->acc[4] += d->stage == CRM__DEAL_STAGE__LOST;
 }
@@ -313,10 +323,10 @@ s_value_add(const s_run_t *run, s_row_t *row, const ProtobufCMessage *rec)
     row->acc[0]++;
     if (c->order_count > 0) {
         row->acc[1]++;
-        row->acc[2] += s_money(c->total_spend);
-        row->acc[3] += c->order_count;
+        s_acc(row, 2, s_money(c->total_spend));
+        s_acc(row, 3, (int64_t)c->order_count);
         if (c->last_order_at > 0 && c->last_order_at <= run->now)
-            row->acc[4] += run->now - c->last_order_at;
+            s_acc(row, 4, run->now - c->last_order_at);
     }
 }
 
@@ -644,6 +654,13 @@ s_run(req_ctx_t *ctx, const s_table_t *t, const Crm__ReportRequest *r)
     size_t nrows = sc.nrows;
     if (rows[ROWS_MAX].n)
         nrows++; /* "(other)" sits right after the last key when there are ROWS_MAX */
+    for (size_t i = 0; rc == CRM_OK && i < nrows; i++)
+        if (rows[i].overflow)
+            rc = dispatch_error(ctx, CRM_ERR_OUT_OF_RANGE,
+                                "a sum in row '%s' of this report is beyond what 64 bits hold "
+                                "(about 92 quadrillion in minor units): narrow it with --since, "
+                                "--until or --by",
+                                rows[i].key);
     if (rc == CRM_OK) {
         /* rows by text as crm --sort orders it: Chinese in pinyin order (a collator
            of this call's own: iconv's state is not shared between threads) */

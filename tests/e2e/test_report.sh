@@ -167,4 +167,28 @@ expect "from the snapshot it began with: the order written meanwhile is not in i
 as sm --json report sales
 expect "the next report has it" test "$(jrow 2026-10 orders)" = 4
 stop_server slow
+
+# ---- sums past 64 bits: a clear error, and the server goes on ----
+# an order may be up to 10^17 minor units and a customer's total spend up to 2^63-1: 47
+# such orders for each of two customers make a sales month and a value tier past 2^63-1
+start_server big "$T/data" --sweep-every 0
+export CRM_SERVER="$EP_big"
+for n in 1 2; do
+    as sa customer add --name "大客户$n" --phone "1390000300$n"; BIG=${OUT#created customer }
+    for i in $(seq 1 47); do
+        as sa order add "$BIG" --line 'sku=X,quantity=1000000,unit_price=1000000000.00' \
+            --ordered-at 2026-11-15 || break
+    done
+    expect "47 orders of ¥10^15 for customer $n" test "$RC" -eq 0
+done
+for r in sales value; do
+    as sm report "$r"
+    expect "report $r: a sum past 64 bits is refused (rc=$RC), not a negative figure" test "$RC" -eq 1
+    expect "... saying so ($ERR)" contains "$ERR" "beyond what 64 bits hold"
+done
+as sm report sales --until 2026-11-01 --no-chart
+expect "... and narrowed, it answers (rc=$RC)" test "$RC" -eq 0 -a -n "$(row 2026-10)"
+as sa ping
+expect "the server goes on" test "$RC" -eq 0
+stop_server big
 finish
