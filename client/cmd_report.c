@@ -304,9 +304,11 @@ cmd_report(int argc, char **argv, cli_ctx_t *ctx)
     req.report = &rr;
     conn_t *conn = NULL;
     Crm__Reply *reply = NULL;
-    if (ctx->timeout_ms == CLI_TIMEOUT_MS) /* not --timeout: a report may read 1M records */
-        ctx->timeout_ms = CLI_REPORT_TIMEOUT_MS;
     int rc = conn_open(ctx, &conn);
+    /* not --timeout: the answer may take long (a report may read 1M records), reaching the
+       server still takes at most the usual timeout */
+    if (rc == EXIT_OK && ctx->timeout_ms == CLI_TIMEOUT_MS)
+        conn_set_timeout(conn, CLI_REPORT_TIMEOUT_MS);
     if (rc == EXIT_OK && (rc = conn_call(conn, &req, &reply)) == EXIT_OK &&
         reply->body_case == CRM__REPLY__BODY_REPORT) {
         const Crm__ReportReply *rep = reply->report;

@@ -42,6 +42,7 @@ struct conn {
     char endpoint[256]; /* where we connect */
     unsigned events;    /* ZMQ_EVENT_* seen so far */
     int timeout_ms;
+    int reach_ms;       /* ... and to reach the server (the handshake): --timeout, or 5 s */
     bool json;
     bool quiet;             /* do not print refusals */
     int last_status;        /* ErrorCode of the last reply */
@@ -162,7 +163,7 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
         conn_destroy(&self);
         return EXIT_USAGE;
     }
-    self->timeout_ms = ctx->timeout_ms;
+    self->timeout_ms = self->reach_ms = ctx->timeout_ms;
     self->json = ctx->json;
     snprintf(self->endpoint, sizeof self->endpoint, "%s",
              ctx->server ? ctx->server : self->enroll.endpoint);
@@ -196,7 +197,9 @@ s_read_events(conn_t *self)
 static int
 s_unreachable(conn_t *self)
 {
-    double secs = self->timeout_ms / 1000.0;
+    double secs = (self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? self->timeout_ms
+                                                                 : self->reach_ms) /
+                  1000.0;
     if (self->events & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         s_err(
                 "authentication failed: the server at %s refused your key (unknown, "
@@ -415,6 +418,11 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
     }
     int64_t start = crm_time_mono_us();
     int64_t deadline = start + (int64_t)self->timeout_ms * 1000;
+    /* a server that is not there is said to be so within --timeout, even when the answer
+       may take longer once it is reached (a report's) */
+    int64_t reach = start + (int64_t)(self->reach_ms < self->timeout_ms ? self->reach_ms
+                                                                        : self->timeout_ms) *
+                                1000;
     int64_t resend_at = resend ? start + (int64_t)self->timeout_ms * 500 : INT64_MAX;
     bool send_all = true; /* at first, and again (the unanswered) once the agent is gone */
     while (answered < n) {
@@ -444,6 +452,11 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
             resend_at = INT64_MAX;
         }
         int64_t left = (deadline - now) / 1000;
+        if (self->afd < 0 && now >= reach && !(self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED)) {
+            s_read_events(self);
+            if (!(self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+                left = 0;
+        }
         if (left <= 0) {
             if (self->afd < 0)
                 s_read_events(self);

@@ -191,4 +191,14 @@ expect "... and narrowed, it answers (rc=$RC)" test "$RC" -eq 0 -a -n "$(row 202
 as sa ping
 expect "the server goes on" test "$RC" -eq 0
 stop_server big
+
+# a report waits long for its answer (300 s without --timeout), not for a server that is not
+# there: that is said within the usual 5 s, as for any command
+T0=$(date +%s)
+RC=0; timeout 60 "$CRM_CLI/crm" --no-agent --config "$T/sm" --server "$EP_big" report summary \
+    >"$T/down.out" 2>"$T/down.err" || RC=$?
+T1=$(date +%s)
+expect "a report with no server there: exit 3 in $((T1 - T0)) s (at most 5 s and a margin)" \
+    test "$RC" -eq 3 -a $((T1 - T0)) -le 15
+expect "... saying so ($(cat "$T/down.err"))" grep -q "cannot reach the server at .* within 5.0 s" "$T/down.err"
 finish
