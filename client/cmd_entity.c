@@ -352,8 +352,11 @@ entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *re
     } else if (now) {
         printf("%s %s is at version %llu\n", e->name, crm_record_get_str(now, "id"),
                (unsigned long long)crm_record_get_u64(now, "version"));
+        /* the server's list of what changed (older servers send none: all that differs) */
+        const Crm__EntityReply *er = reply->entity;
         if (before)
-            entity_print_changes(stdout, e, before, now);
+            entity_print_changes(stdout, e, before, now, er->n_changed ? er->changed : NULL,
+                                 er->n_changed);
     }
     crm_proto_free(&now);
 }

@@ -688,10 +688,18 @@ entity_print_fields(const crm_entity_t *e, const ProtobufCMessage *rec)
 
 void
 entity_print_changes(FILE *out, const crm_entity_t *e, const ProtobufCMessage *before,
-                     const ProtobufCMessage *after)
+                     const ProtobufCMessage *after, char *const *only, size_t nonly)
 {
     char *changed[64];
-    size_t n = crm_record_diff(e, before, after, changed, 64), width = 0;
+    size_t n = crm_record_diff(e, before, after, changed, 64), width = 0, kept = 0;
+    for (size_t i = 0; i < n; i++) { /* as shown, and changed by the server's account */
+        bool listed = !only;
+        for (size_t k = 0; only && k < nonly && !listed; k++)
+            listed = !strcmp(only[k], changed[i]);
+        if (listed)
+            changed[kept++] = changed[i];
+    }
+    n = kept;
     for (size_t i = 0; i < n; i++)
         if (strlen(changed[i]) > width)
             width = strlen(changed[i]);

@@ -101,9 +101,11 @@ int entity_update(conn_t *conn, const crm_entity_t *e, const char *id, ProtobufC
    BEFORE (if not NULL); or the record with --json. */
 void entity_report_update(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply,
                           const ProtobufCMessage *before);
-/* "  field  old → new" for every field that differs between BEFORE and AFTER. */
+/* "  field  old → new" for every field that differs between BEFORE and AFTER as
+   shown; with ONLY (N names, the server's list of what a change changed), for those
+   of them only: a value shown masked before and in clear after did not change. */
 void entity_print_changes(FILE *out, const crm_entity_t *e, const ProtobufCMessage *before,
-                          const ProtobufCMessage *after);
+                          const ProtobufCMessage *after, char *const *only, size_t n);
 /* The records of a list reply as a table or JSON lines, with the paging hint. */
 void entity_print_page(cli_ctx_t *ctx, const crm_entity_t *e, const Crm__Reply *reply);
 /* RECS[0..N) as a table or JSON lines, then "(more: --after NEXT)" if NEXT is not empty. */

@@ -1091,10 +1091,20 @@ h_entity_update(req_ctx_t *ctx)
         s_end(ctx, &m);
     else
         mutation_abort(&m); /* nothing differs: no new version, no event */
+    /* the fields whose values changed, compared before any masking: what the caller sees
+       of the record may change too (consent given or withdrawn) where no value did */
+    char *diff[64];
+    size_t ndiff = changed ? crm_record_diff(e, old, cur, diff, 64) : 0;
     /* what was hidden before the change stays hidden in its answer */
     if (authz_hides(ctx->session.user, e, old))
         authz_mask_pii(ctx->session.user, e, cur);
     s_reply_record(ctx, e, cur);
+    if (ndiff) {
+        char **names = dispatch_own(ctx, malloc(ndiff * sizeof *names));
+        memcpy(names, diff, ndiff * sizeof *names); /* (the descriptor's field names) */
+        ctx->body.entity.changed = names;
+        ctx->body.entity.n_changed = ndiff;
+    }
 cleanup:
     mutation_abort(&m);
     if (rc == CRM_ERR_PERMISSION_DENIED)

@@ -200,6 +200,12 @@ as admin --json customer show "$P"
 expect "the consent time is set by the server" test "$(echo "$OUT" | python3 -c 'import datetime,json,sys; print(datetime.datetime.fromisoformat(json.load(sys.stdin)["record"]["consent_at"].replace("Z","+00:00")).year >= 2026)')" = True
 as ms customer history "$P" phones
 expect "old values stay masked in history after consent" test "$(echo "$OUT" | grep -c 13940000001)" -eq 0
+# withdrawn again: edit prints what changed, not the fields that are only masked again now
+as ms customer edit "$P" --consent no
+expect "withdrawing consent prints the change ($(tr '\n' '|' <"$T/o"))" \
+    test "$RC" -eq 0 -a -n "$(grep -E '^ +consent +yes → no' "$T/o")"
+expect "... and no phone, e-mail or address line: those values did not change" \
+    test "$(grep -cE '^ +(phones|emails|address|birthday) ' "$T/o")" -eq 0
 as admin customer add --name 短号 --phone 62345678 --email a@qq.com; SH=${OUT#created customer }
 as ms --json customer show "$SH"
 expect "a short number shows only its last 2 digits" contains "$OUT" '"phones":["****78"]'
