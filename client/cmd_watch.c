@@ -17,6 +17,7 @@
     --since N --history H` goes on from there.
     =========================================================================
 */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -270,9 +271,11 @@ cmd_watch(int argc, char **argv, cli_ctx_t *ctx)
         const char *val = argv[++i];
         if (!strcmp(opt, "--since") || !strcmp(opt, "--history")) {
             char *end;
+            errno = 0;
             unsigned long long n = strtoull(val, &end, 10);
-            if (*val < '0' || *val > '9' || *end) {
-                fprintf(stderr, "crm watch: %s takes a number\n", opt);
+            if (*val < '0' || *val > '9' || *end || errno == ERANGE) {
+                fprintf(stderr, "crm watch: %s takes a number from 0 to %llu\n", opt,
+                        (unsigned long long)UINT64_MAX);
                 return EXIT_USAGE;
             }
             if (opt[2] == 'h') {

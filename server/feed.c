@@ -507,7 +507,7 @@ feed_watch(feed_t *self, const void *rid, size_t rid_len, uint64_t req_id, const
         if (theirs < part)
             part = theirs;
     }
-    if (w->since >= part) {
+    if (part != UINT64_MAX && w->since >= part) { /* (UINT64_MAX: no parting) */
         s_forked_msg(part - 1, errbuf);
         return CRM_ERR_OUT_OF_RANGE;
     }

@@ -53,6 +53,15 @@ watch_start admin z --since 0
 wait_for '[ "$(seqs "$T/z.out" | wc -w)" -ge 3 ]'
 watch_stop z
 expect "--since 0 replays from the first change, not from now" test "$(seqs "$T/z.out" | cut -d' ' -f1-3)" = "1 2 3"
+# the largest sequence number is in the future, not a history parted by a restore; past it
+# is not a number crm takes
+RC=0; timeout $((10 * SLOW)) "$CRM_CLI/crm" --config "$T/admin" watch --since 18446744073709551615 \
+    >"$T/o" 2>"$T/e" || RC=$?
+expect "--since 2^64-1: in the future (rc=$RC, $(cat "$T/e"))" \
+    test "$RC" -eq 1 -a -n "$(grep -F "sequence 18446744073709551615 is in the future" "$T/e")"
+RC=0; "$CRM_CLI/crm" --config "$T/admin" watch --since 18446744073709551616 >"$T/o" 2>"$T/e" || RC=$?
+expect "--since 2^64: a usage error, not taken as 2^64-1 (rc=$RC, $(cat "$T/e"))" \
+    test "$RC" -eq 2 -a -n "$(grep -F "takes a number from 0 to 18446744073709551615" "$T/e")"
 
 # ---- redaction and filters ----
 as admin customer add --name 未同意 --phone 13900002222 --consent no; P=${OUT#created customer }
