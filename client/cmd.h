@@ -41,6 +41,11 @@ void cli_config_dir(char *out, size_t n);
 /* The profile in use ("" for the default enrollment) into OUT[N]. */
 void cli_profile_current(const cli_ctx_t *ctx, char *out, size_t n);
 
+/* VAL as a whole number from MIN to MAX into *OUT; else false, having said on stderr
+   "crm WHAT: OPT takes a whole number from MIN to MAX, not 'VAL'". */
+bool cli_number_opt(const char *what, const char *opt, const char *val, unsigned long long min,
+                    unsigned long long max, unsigned long long *out);
+
 /* Subcommands: cmd_<name>(argc, argv, ctx) with argv[0] the subcommand. */
 int cmd_enroll(int argc, char **argv, cli_ctx_t *ctx);
 int cmd_profile(int argc, char **argv, cli_ctx_t *ctx);

@@ -148,8 +148,12 @@ cmd_audit(int argc, char **argv, cli_ctx_t *ctx)
             q.id = (char *)val;
         else if (!strcmp(opt, "--user"))
             q.user = (char *)val;
-        else if (!strcmp(opt, "--limit"))
-            q.limit = (uint32_t)strtoul(val, NULL, 10);
+        else if (!strcmp(opt, "--limit")) {
+            unsigned long long n;
+            if (!cli_number_opt("audit", opt, val, 1, UINT32_MAX, &n))
+                return EXIT_USAGE;
+            q.limit = (uint32_t)n;
+        }
         else if (!strcmp(opt, "--since")) {
             if (crm_record_set_text(&q.base, since, val, true, errbuf) != CRM_OK) {
                 fprintf(stderr, "crm audit: %s\n", errbuf);

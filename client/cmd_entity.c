@@ -1116,8 +1116,13 @@ s_bin(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
 {
     Crm__EntityRequest er = CRM__ENTITY_REQUEST__INIT;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--limit") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
-            er.limit = (uint32_t)atoi(argv[++i]);
+        unsigned long long n;
+        if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
+            char what[48];
+            snprintf(what, sizeof what, "%s bin", e->name);
+            if (!cli_number_opt(what, "--limit", argv[++i], 1, 1000, &n))
+                return EXIT_USAGE;
+            er.limit = (uint32_t)n;
         } else if (!strcmp(argv[i], "--after") && i + 1 < argc) {
             er.after = argv[++i];
         } else {

@@ -328,9 +328,12 @@ s_ticket_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             filters[2 * n] = "view", filters[2 * n + 1] = "open", n++;
         else if (!strcmp(a, "--mine"))
             filters[2 * n] = "assignee", filters[2 * n + 1] = "me", n++;
-        else if (!strcmp(a, "--limit") && i + 1 < argc)
-            limit = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strncmp(a, "--", 2) && i + 1 < argc && crm_record_field(e->desc, a + 2))
+        else if (!strcmp(a, "--limit") && i + 1 < argc) {
+            unsigned long long v;
+            if (!cli_number_opt("ticket list", a, argv[++i], 1, 1000, &v))
+                return EXIT_USAGE;
+            limit = (unsigned)v;
+        } else if (!strncmp(a, "--", 2) && i + 1 < argc && crm_record_field(e->desc, a + 2))
             filters[2 * n] = a + 2, filters[2 * n + 1] = argv[++i], n++;
         else {
             fprintf(stderr, "crm ticket list: unknown option '%s'\n", a);
@@ -504,7 +507,10 @@ s_task_list(cli_ctx_t *ctx, const crm_entity_t *e, int argc, char **argv)
             }
             filters[2 * n] = "due", filters[2 * n + 1] = range, n++;
         } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            limit = (unsigned)strtoul(argv[++i], NULL, 10);
+            unsigned long long v;
+            if (!cli_number_opt("task list", a, argv[++i], 1, 1000, &v))
+                return EXIT_USAGE;
+            limit = (unsigned)v;
         } else {
             fprintf(stderr, "usage: crm task list [--mine] [--due today|overdue|week] [--all] "
                             "[--limit N]\n");
@@ -581,8 +587,11 @@ cmd_today(int argc, char **argv, cli_ctx_t *ctx)
 {
     int days = STALE_DAYS;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--stale-days") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
-            days = atoi(argv[++i]);
+        unsigned long long v;
+        if (!strcmp(argv[i], "--stale-days") && i + 1 < argc) {
+            if (!cli_number_opt("today", "--stale-days", argv[++i], 1, 36500, &v))
+                return EXIT_USAGE;
+            days = (int)v;
         } else {
             bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
             fprintf(help ? stdout : stderr,

@@ -454,3 +454,19 @@ out_term_width(FILE *out)
         return ws.ws_col;
     return 0;
 }
+
+bool
+cli_number_opt(const char *what, const char *opt, const char *val, unsigned long long min,
+               unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (*val < '0' || *val > '9' || *end || errno == ERANGE || v < min || v > max) {
+        fprintf(stderr, "crm %s: %s takes a whole number from %llu to %llu, not '%s'\n", what,
+                opt, min, max, val);
+        return false;
+    }
+    *out = v;
+    return true;
+}

@@ -117,5 +117,14 @@ import json, sys
 lines = [json.loads(l) for l in sys.argv[1].splitlines()]
 assert [l.get("name") for l in lines] == ["Page 3"], lines' "$OUT"
 
+# a number option that is not a number in its range is a usage error saying the range, never
+# read as 0 or cut to what fits (audit --limit 2^64 was 2^32-1, ticket list --limit x was 0)
+for args in "ticket list --limit x" "task list --limit 0" "customer bin --limit 5000" \
+    "audit --limit 18446744073709551616" "today --stale-days -3"; do
+    c "${A[@]}" $args
+    expect "crm $args: usage error naming the range (rc=$RC, $ERR)" \
+        test "$RC" -eq 2 -a -n "$(grep -E 'takes a whole number from [0-9]+ to [0-9]+' "$T/e")"
+done
+
 stop_server a
 finish
