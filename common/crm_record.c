@@ -1037,6 +1037,14 @@ s_text_ok(const char *field, const char *s, size_t len, unsigned flags, char *er
     return true;
 }
 
+static bool
+s_ascii(const char *s)
+{
+    while (*s && !((unsigned char)*s & 0x80))
+        s++;
+    return !*s;
+}
+
 /* Normalize one string value V of field FD under rule flags; false with errbuf on error. */
 static bool
 s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, char **v,
@@ -1047,8 +1055,7 @@ s_normalize_value(const ProtobufCFieldDescriptor *fd, const crm_rule_t *rule, ch
     char *s = *v;
     size_t len = strlen(s);
     /* invisible characters out of one-line text (free text keeps what it was given) */
-    if (!(flags & CRM_F_MULTILINE) && strpbrk(s, "\xc2\xd8\xe1\xe2\xef") && /* lead bytes */
-        crm_utf8_valid(s, len, NULL)) {
+    if (!(flags & CRM_F_MULTILINE) && !s_ascii(s) && crm_utf8_valid(s, len, NULL)) {
         char *copy = crm_proto_strdup(s);
         if (crm_utf8_strip_invisible(copy)) {
             if (s != fd->default_value)

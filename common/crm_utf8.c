@@ -17,17 +17,42 @@ crm_utf8_is_control(int cp)
            (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
 }
 
+/* The joiners and selectors: they change how the character before them (and, for
+   the joiners, after) is drawn - in Arabic and Indic scripts, emoji sequences,
+   Mongolian, a glyph variant - and show as nothing anywhere else */
+static bool
+s_joiner(int cp)
+{
+    return cp == 0x200c || cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+           (cp >= 0xe0100 && cp <= 0xe01ef) || (cp >= 0x180b && cp <= 0x180d) || cp == 0x180f;
+}
+
+/* A character a joiner or selector after it does nothing to: ASCII, Chinese (and
+   the other CJK scripts), their punctuation and full-width forms */
+static bool
+s_plain(int cp)
+{
+    return cp < 0x80 || (cp >= 0x2e80 && cp <= 0x9fff) || (cp >= 0xac00 && cp <= 0xd7a3) ||
+           (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xff00 && cp <= 0xffef) ||
+           (cp >= 0x20000 && cp <= 0x3ffff);
+}
+
 bool
 crm_utf8_is_invisible(int cp)
 {
-    return cp == 0x00ad || cp == 0x061c || cp == 0x180e || cp == 0x200b || cp == 0x200e ||
-           cp == 0x200f || (cp >= 0x2060 && cp <= 0x2064) || cp == 0xfeff;
+    /* Unicode's Default_Ignorable_Code_Point (utf8proc's "ignorable": fillers, tags,
+       format controls...) but the joiners and selectors, which are judged by what they
+       follow (crm_utf8_strip_invisible); plus U+061C, U+180E */
+    if (cp < 0xa0 || s_joiner(cp) || crm_utf8_is_control(cp)) /* (controls are refused) */
+        return false;
+    return cp == 0x061c || cp == 0x180e || utf8proc_get_property(cp)->ignorable;
 }
 
 size_t
 crm_utf8_strip_invisible(char *s)
 {
     size_t len = strlen(s), i = 0, o = 0;
+    int prev = -1; /* the last character kept (-1: none yet) */
     while (i < len) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t n =
@@ -37,9 +62,11 @@ crm_utf8_strip_invisible(char *s)
             o += len - i;
             break;
         }
-        if (!crm_utf8_is_invisible(cp)) {
+        bool drop = crm_utf8_is_invisible(cp) || (s_joiner(cp) && (prev < 0 || s_plain(prev)));
+        if (!drop) {
             memmove(s + o, s + i, (size_t)n);
             o += (size_t)n;
+            prev = cp;
         }
         i += (size_t)n;
     }

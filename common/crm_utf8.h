@@ -23,13 +23,17 @@ typedef enum {
 
 /* True if CP is never shown raw (the list above; '\n' and '\t' included). */
 bool crm_utf8_is_control(int cp);
-/* Characters that show as nothing and change no letter: zero-width space,
-   word joiner, BOM, soft hyphen, left/right-to-left marks and the like (not
-   the zero-width joiners that emoji and some scripts need). Pasted names
-   carry them unseen; kept, "李<U+200B>娜" is not 李娜 to search or duplicates. */
+/* Characters that show as nothing and change no letter: Unicode's default
+   ignorables - zero-width space, word joiner, BOM, soft hyphen, direction marks,
+   tag characters, fillers and the like - but the zero-width (non-)joiners and
+   variation selectors, which emoji and some scripts need (judged in context by
+   crm_utf8_strip_invisible). Pasted names carry them unseen; kept, "李<U+200B>娜"
+   or "李<U+E0041>娜" is not 李娜 to search or duplicates. */
 bool crm_utf8_is_invisible(int cp);
-/* S without its invisible characters (crm_utf8_is_invisible), in place;
-   returns how many bytes were removed. S must be valid UTF-8. */
+/* S without its invisible characters (crm_utf8_is_invisible), in place, and
+   without a joiner or variation selector that follows nothing it can act on
+   (ASCII, Chinese and the other CJK scripts, or the start); returns how many
+   bytes were removed. S must be valid UTF-8. */
 size_t crm_utf8_strip_invisible(char *s);
 /* True if S[0..LEN) is allowed text of kind KIND. On false, *bad_offset gets the
    byte offset of the first offending character and *bad_cp its code point (-1

@@ -177,6 +177,17 @@ c --json customer show "$ZW2"
 expect "... stored without them" test "$(field record.name)" = 李娜
 c customer search 李娜
 expect "... and found by search" contains "$OUT" "$ZW2"
+# the whole class (Unicode's default ignorables: tag characters, fillers, format controls),
+# and joiners or variation selectors after a Chinese character, where they do nothing
+for v in $'李󠁁娜' $'李‌娜' $'李︀娜' $'李ﾠ娜' $'李ᅠ娜' $'李𛲠娜'; do
+    hex=$(printf '%s' "$v" | od -An -tx1 | tr -d ' \n')
+    c customer add --name "$v" --company 零宽公司
+    expect "\"李<…>娜\" ($hex) is a likely duplicate of 李娜 too" \
+        contains "$ERR" "likely a duplicate of customer $ZW1"
+done
+c customer add --name $'👨‍👩 家' --company 零宽公司; ZWJ=${OUT#created customer }
+c --json customer show "$ZWJ"
+expect "... a joiner between emoji stays" test "$(field record.name)" = $'👨‍👩 家'
 
 # crm import sizes its batches by bytes too: 600 wide rows (~4.7 kB each: 25 of them, a
 # batch by count, would be ~117 kB, far over the 64 kB limit) all arrive

@@ -406,7 +406,8 @@ test_record_text_rules(void **state)
         {"customer", "company", "a\tb", "may not hold U+0009"},
         {"customer", "city", "x\xc2\x9b" "2J", "may not hold U+009B"},
         {"customer", "name", "\xe2\x80\x8b\xe2\x80\x8b", "is required"}, /* invisible: removed */
-        {"customer", "name", "\xe3\x85\xa4", "no visible character"},
+        {"customer", "name", "\xe3\x85\xa4", "is required"}, /* a Hangul filler: removed */
+        {"customer", "name", "\xe2\xa0\x80", "no visible character"}, /* a blank braille cell */
         {"activity", "summary", "x\ny", "one line"},
         {"activity", "body", "x\ry", "may not hold U+000D"},
     };

@@ -25,7 +25,14 @@ test_utf8_strip_invisible(void **state)
         {"\u674e\u200b\u5a1c", "\u674e\u5a1c"},             /* 李<ZWSP>娜 */
         {"\ufeffAcme\u2060 Ltd\u00ad", "Acme Ltd"},           /* BOM, word joiner, soft hyphen */
         {"\u200eabc\u200f\u061c", "abc"},                     /* direction marks */
-        {"a\u200db", "a\u200db"},                              /* ZWJ stays */
+        {"\U0001F468\u200d\U0001F469", "\U0001F468\u200d\U0001F469"}, /* ZWJ in emoji stays */
+        {"\u0643\u200c\u0644", "\u0643\u200c\u0644"},    /* ZWNJ in Arabic stays */
+        {"\u2764\ufe0f", "\u2764\ufe0f"},                  /* emoji presentation stays */
+        {"a\u200db", "ab"},                     /* joiners after Latin or Chinese: nothing */
+        {"\u674e\u200c\u5a1c\ufe00", "\u674e\u5a1c"},    /* 李<ZWNJ>娜<VS1> */
+        {"\u200dx", "x"},                                     /* ... nor at the start */
+        {"\u674e\U000E0041\u5a1c", "\u674e\u5a1c"},       /* tag characters */
+        {"\u4e19\uffa0\u1160\U0001BCA0\u4e01", "\u4e19\u4e01"}, /* fillers, format */
         {"\u2014\u2026 \u00e9", "\u2014\u2026 \u00e9"},     /* dash, ellipsis, é: visible */
         {"", ""},
     };
@@ -37,8 +44,10 @@ test_utf8_strip_invisible(void **state)
         assert_int_equal(removed, strlen(cases[i].in) - strlen(cases[i].out));
     }
     assert_true(crm_utf8_is_invisible(0x200b));
-    assert_false(crm_utf8_is_invisible(0x200d));
+    assert_true(crm_utf8_is_invisible(0xe0041));
+    assert_false(crm_utf8_is_invisible(0x200d)); /* judged by what it follows */
     assert_false(crm_utf8_is_invisible('a'));
+    assert_false(crm_utf8_is_invisible(0x3000)); /* the ideographic space shows */
 }
 
 static void
