@@ -470,8 +470,10 @@ dispatch_process(const dispatch_env_t *env, const char *user_id, size_t nframes,
             crm_log_allow(env->log_rl, 10, &suppressed)) {
             char shown[CRM_ERRBUF];
             dispatch_log_text(ctx.errbuf, shown, sizeof shown);
+            /* the user's name once the key is known to be theirs, else the key */
+            const char *who = ctx.session.user ? ctx.session.user->name : user_id ? user_id : "?";
             crm_log(CRM_LOG_WARN, "bad request %llu from '%.40s': %s%s",
-                    (unsigned long long)out->id, user_id ? user_id : "?", shown,
+                    (unsigned long long)out->id, who, shown,
                     suppressed ? " (more not logged)" : "");
         }
         packed = dispatch_error_reply(out->id, rc, ctx.errbuf, ctx.current_version, reply_len);

@@ -143,6 +143,8 @@ expect "an unknown report is a usage error" test "$RC" -eq 2
 expect "naming the reports" contains "$ERR" "summary, pipeline, sales"
 as sa report sales --by 'x"y'
 expect "a bad --by is refused, not crashed" contains "$ERR" "cannot be grouped"
+expect "... and the server's log names the user, not their key" \
+    grep -q "bad request [0-9]* from 'sa': .*cannot be grouped" "$T/main.log"
 
 # ---- off the request thread, on a snapshot ----
 stop_server main
