@@ -398,11 +398,13 @@ entity_record(const crm_entity_t *e, const Crm__Reply *reply, size_t i)
     return m;
 }
 
-/* TEXT, folded, without white space: "Li  Na" and "li na" are one name. */
+/* TEXT, folded, without white space or invisible characters: "Li  Na" and "li na"
+   are one name, and so are 李娜 and a pasted 李<U+200B>娜 (stored names have none). */
 static char *
 s_name_key(const char *text)
 {
     char *f = crm_utf8_fold(text), *w = f;
+    crm_utf8_strip_invisible(f);
     for (const char *p = f; *p; p++)
         if (*p != ' ' && *p != '\t')
             *w++ = *p;

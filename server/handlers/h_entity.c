@@ -2123,11 +2123,17 @@ h_entity_search(req_ctx_t *ctx)
     if (rc != CRM_OK || (rc = s_may_read(ctx, e)) != CRM_OK ||
         (rc = s_paging(ctx, e, r, &limit, &after)) != CRM_OK)
         return rc;
-    const char *text = r->text;
+    /* without the invisible characters stored values do not hold either: a name pasted
+       with a zero-width space finds the name */
+    char *text = strdup(r->text), *clean = text;
+    CRM_ASSERT_ALLOC(text);
+    crm_utf8_strip_invisible(text);
     while (*text == ' ')
         text++;
-    if (!*text)
+    if (!*text) {
+        free(clean);
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "search text is empty");
+    }
     char phone[24];
     bool digits = strspn(text, "0123456789 +-()") == strlen(text) &&
                   strpbrk(text, "0123456789") != NULL;
@@ -2186,6 +2192,7 @@ cleanup:
     for (size_t i = 0; i < nterms; i++)
         records_term_release(&terms[i]);
     free(folded);
+    free(clean);
     return rc;
 }
 

@@ -185,9 +185,15 @@ for v in $'李󠁁娜' $'李‌娜' $'李︀娜' $'李ﾠ娜' $'李ᅠ娜' $'李
     expect "\"李<…>娜\" ($hex) is a likely duplicate of 李娜 too" \
         contains "$ERR" "likely a duplicate of customer $ZW1"
 done
-c customer add --name $'👨‍👩 家' --company 零宽公司; ZWJ=${OUT#created customer }
+# ... and a search or a show typed or pasted with them finds the name
+c customer search $'李\u200b娜' --count
+expect "search 李<U+200B>娜 finds both 李娜 ($OUT)" test "$RC" -eq 0 -a "$OUT" = 2
+c customer show $'李\U000E0041娜'
+expect "show 李<U+E0041>娜 names the two 李娜, not no customer ($(head -1 <<<"$ERR"))" \
+    contains "$ERR" "names 2 customer records"
+c customer add --name $'\U0001F468\u200d\U0001F469 家' --company 零宽公司; ZWJ=${OUT#created customer }
 c --json customer show "$ZWJ"
-expect "... a joiner between emoji stays" test "$(field record.name)" = $'👨‍👩 家'
+expect "... a joiner between emoji stays" test "$(field record.name)" = $'\U0001F468\u200d\U0001F469 家'
 
 # crm import sizes its batches by bytes too: 600 wide rows (~4.7 kB each: 25 of them, a
 # batch by count, would be ~117 kB, far over the 64 kB limit) all arrive
