@@ -45,7 +45,14 @@ crm_utf8_is_invisible(int cp)
        follow (crm_utf8_strip_invisible); plus U+061C, U+180E */
     if (cp < 0xa0 || s_joiner(cp) || crm_utf8_is_control(cp)) /* (controls are refused) */
         return false;
-    return cp == 0x061c || cp == 0x180e || utf8proc_get_property(cp)->ignorable;
+    if (cp == 0x061c || cp == 0x180e || utf8proc_get_property(cp)->ignorable)
+        return true;
+    /* the other format characters (interlinear annotation, hieroglyph joiners...) but
+       the prepended concatenation marks, which are drawn (Arabic number signs...) */
+    bool drawn = (cp >= 0x0600 && cp <= 0x0605) || cp == 0x06dd || cp == 0x070f ||
+                 cp == 0x0890 || cp == 0x0891 || cp == 0x08e2 || cp == 0x110bd ||
+                 cp == 0x110cd;
+    return !drawn && utf8proc_category(cp) == UTF8PROC_CATEGORY_CF;
 }
 
 size_t

@@ -33,6 +33,8 @@ test_utf8_strip_invisible(void **state)
         {"\u200dx", "x"},                                     /* ... nor at the start */
         {"\u674e\U000E0041\u5a1c", "\u674e\u5a1c"},       /* tag characters */
         {"\u4e19\uffa0\u1160\U0001BCA0\u4e01", "\u4e19\u4e01"}, /* fillers, format */
+        {"\u4e19\ufff9\U00013430\u4e01", "\u4e19\u4e01"}, /* annotation, hieroglyph joiner */
+        {"\u0600\u0661", "\u0600\u0661"},                  /* an Arabic number sign shows */
         {"\u2014\u2026 \u00e9", "\u2014\u2026 \u00e9"},     /* dash, ellipsis, é: visible */
         {"", ""},
     };
