@@ -854,6 +854,20 @@ s_usage_error(cli_ctx_t *ctx, const char *why)
     return EXIT_USAGE;
 }
 
+/* Does F (a regular file, at its start) begin as a zip archive does, as an .xlsx workbook
+   does? Read back to where it was. */
+static bool
+s_is_workbook(FILE *f)
+{
+    char magic[4];
+    long at = ftell(f);
+    bool zip = at >= 0 && fread(magic, 1, sizeof magic, f) == sizeof magic &&
+               !memcmp(magic, "PK\x03\x04", sizeof magic);
+    if (at >= 0)
+        fseek(f, at, SEEK_SET);
+    return zip;
+}
+
 int
 cmd_import(int argc, char **argv, cli_ctx_t *ctx)
 {
@@ -940,6 +954,13 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
         fprintf(stderr, "crm import: cannot open '%s': %s\n", path, strerror(errno));
         rc = EXIT_USAGE;
     }
+    if (rc == EXIT_OK && f != stdin && s_is_workbook(f)) {
+        snprintf(why, sizeof why,
+                 "'%s' is a workbook (.xlsx): crm import reads CSV and JSON Lines; in Excel "
+                 "or WPS save it as CSV (UTF-8) first",
+                 path);
+        rc = s_usage_error(ctx, why);
+    }
     if (rc == EXIT_OK && !(im->rd = sheet_reader_new(f, encoding, why))) {
         rc = s_usage_error(ctx, why);
     }
@@ -958,9 +979,13 @@ cmd_import(int argc, char **argv, cli_ctx_t *ctx)
     }
     if (rc == EXIT_OK && im->rejects_path && strcmp(format, "csv"))
         rc = s_usage_error(ctx, "--rejects works with CSV files");
+    struct stat st, rst;
+    if (rc == EXIT_OK && im->rejects_path && fstat(fileno(f), &st) == 0 &&
+        stat(im->rejects_path, &rst) == 0 && st.st_dev == rst.st_dev && st.st_ino == rst.st_ino)
+        rc = s_usage_error(ctx, "--rejects names the file being imported: it would be "
+                                "emptied before it is read; give the rejects another name");
     if (rc != EXIT_OK)
         goto cleanup;
-    struct stat st;
     im->size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
     im->progress = isatty(STDERR_FILENO) && !ctx->json;
     im->ctx = ctx;

@@ -205,5 +205,21 @@ expect "a doubled BOM before the header is no part of the first column's name" \
 c --json customer list --phone 13811119903
 expect "... and a BOM at a line's start is no part of the name" \
     python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r["name"] == "BOM甲" else 1)' <<<"$OUT"
+
+# --rejects naming the file being imported (the README's loop run one step too far) is
+# refused before anything is read or written: it used to empty the file as it was read
+printf 'name,phone\n同名甲,13811119911\n同名乙,13811119912\nbad,\xe4\n' >"$T/fixme.csv"
+cp "$T/fixme.csv" "$T/fixme.orig"
+c import "$T/fixme.csv" --rejects "$T/fixme.csv"
+expect "--rejects the input itself: a usage error (rc=$RC, $(head -1 <<<"$ERR"))" \
+    test "$RC" -eq 2 -a -n "$(grep -F "names the file being imported" "$T/e")"
+expect "... the file untouched" cmp -s "$T/fixme.csv" "$T/fixme.orig"
+c customer search 同名甲 --count
+expect "... and nothing imported" test "$OUT" = 0
+# a workbook is named as one, not read as a CSV whose header is 'PK\x03\x04'
+c export --xlsx "$T/book.xlsx" --limit 5
+c import "$T/book.xlsx"
+expect "an .xlsx given to import: says to save it as CSV (rc=$RC, $(head -1 <<<"$ERR"))" \
+    test "$RC" -eq 2 -a -n "$(grep -F "is a workbook (.xlsx)" "$T/e")"
 stop_server a
 finish
