@@ -10,12 +10,16 @@
     for the user (endpoint, server key, the user's keypair) is written 0600.
     =========================================================================
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "adm.h"
 #include "cmd.h"
@@ -160,6 +164,50 @@ s_run(s_target_t *t, users_op_t op, bool list, const Crm__UserRequest *req, Crm_
     return rc;
 }
 
+/* Where the new enrollment of A goes (--out, else NAME.enroll) into PATH. */
+static void
+s_out_path(const s_args_t *a, char path[PATH_MAX])
+{
+    if (a->out)
+        snprintf(path, PATH_MAX, "%s", a->out);
+    else
+        snprintf(path, PATH_MAX, "%s.enroll", a->req.name);
+}
+
+/* Before the key changes: the enrollment's file may be written, and replaces nothing
+   but an enrollment (never the data dir's master.key or server.key, or any other file).
+   A key changed whose enrollment cannot be written is a key nobody holds. */
+static int
+s_check_out(const s_args_t *a)
+{
+    char path[PATH_MAX], probe[PATH_MAX + 32], errbuf[CRM_ERRBUF];
+    s_out_path(a, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        crm_enroll_t old;
+        crm_err_t rc = S_ISREG(st.st_mode) ? crm_enroll_load(path, &old, errbuf)
+                                           : CRM_ERR_INVALID_ARGUMENT;
+        sodium_memzero(&old, sizeof old);
+        if (rc != CRM_OK) {
+            fprintf(stderr,
+                    "crm-admin user %s: '%s' exists and is not an enrollment: it is not "
+                    "overwritten (give --out another file); nothing was changed\n",
+                    a->cmd, path);
+            return EXIT_USAGE;
+        }
+    }
+    snprintf(probe, sizeof probe, "%s.probe.%d", path, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "crm-admin user %s: cannot write '%s': %s; nothing was changed\n",
+                a->cmd, path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    close(fd);
+    unlink(probe);
+    return EXIT_OK;
+}
+
 static int
 s_write_enrollment(const s_args_t *a, const s_target_t *t, const char *server_key,
                    const crm_keypair_t *keys)
@@ -174,14 +222,15 @@ s_write_enrollment(const s_args_t *a, const s_target_t *t, const char *server_ke
         return EXIT_REFUSED;
     }
     e.keys = *keys;
-    snprintf(path, sizeof path, "%s", a->out ? a->out : "");
-    if (!a->out)
-        snprintf(path, sizeof path, "%s.enroll", a->req.name);
+    s_out_path(a, path);
     crm_err_t rc = crm_enroll_save(path, &e, false, errbuf);
     sodium_memzero(&e, sizeof e);
-    if (rc != CRM_OK) {
-        fprintf(stderr, "crm-admin user: %s\n", errbuf);
-        return EXIT_USAGE;
+    if (rc != CRM_OK) { /* (checked writable before the change: a full disk, say) */
+        fprintf(stderr,
+                "crm-admin user %s: the key of '%s' WAS changed, but its enrollment could not "
+                "be written: %s; run 'crm-admin user rotate-key %s --out FILE' again\n",
+                a->cmd, a->req.name, errbuf, a->req.name);
+        return EXIT_REFUSED;
     }
     printf("enrollment for '%s' written to %s (mode 0600): hand it over privately; they run\n"
            "  crm enroll %s\n",
@@ -294,7 +343,12 @@ adm_user(int argc, char **argv)
     Crm__User **users = NULL;
     size_t n = 0;
     char server_key[CRM_Z85_LEN + 1] = "";
-    int rc = s_open_target(&a, &t);
+    int rc = op == USERS_ADD || op == USERS_ROTATE ? s_check_out(&a) : EXIT_OK;
+    if (rc != EXIT_OK) {
+        sodium_memzero(&keys, sizeof keys);
+        return rc;
+    }
+    rc = s_open_target(&a, &t);
     if (rc == EXIT_OK)
         rc = s_run(&t, op, list, &a.req, &users, &n, server_key);
     if (rc == EXIT_OK && list)

@@ -275,6 +275,23 @@ as ss2 whoami
 expect "the old key cannot connect" test "$RC" -eq 3
 as ss2-new whoami
 expect "the new key can" test "$RC" -eq 0
+# an --out that is no enrollment (the data dir's master key) or cannot be written is refused
+# before the key changes: the key stays, the file too (it used to be overwritten, or the key
+# rotated with its secret lost)
+cp "$T/data/master.key" "$T/master.before"
+for out in "$T/data/master.key" "$T/data/server.key" "$T/no/such/dir/ss2.enroll"; do
+    RC=0; "$ADMIN_BIN" user rotate-key ss2 --data "$T/data" --out "$out" >"$T/o" 2>&1 || RC=$?
+    expect "rotate-key --out $(basename "$out"): refused, nothing changed (rc=$RC, $(head -1 "$T/o"))" \
+        test "$RC" -eq 2 -a -n "$(grep -F "nothing was changed" "$T/o")"
+done
+expect "... master.key as it was" cmp -s "$T/data/master.key" "$T/master.before"
+as ss2-new whoami
+expect "... and the key as it was" test "$RC" -eq 0
+RC=0; "$ADMIN_BIN" user add nobody --dept sales --role staff --data "$T/data" \
+    --out "$T/no/such/dir/nobody.enroll" >"$T/o" 2>&1 || RC=$?
+expect "user add with an --out it cannot write: refused (rc=$RC)" test "$RC" -eq 2
+RC=0; "$ADMIN_BIN" user list --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "... and no user made whose key nobody holds" test "$(grep -c '^nobody ' "$T/o")" -eq 0
 RC=0; "$ADMIN_BIN" user set ms --role manager --config "$T/sm" >"$T/o" 2>&1 || RC=$?
 expect "only admins manage users" test "$RC" -eq 1
 RC=0; "$ADMIN_BIN" user disable admin --data "$T/data" >"$T/o" 2>&1 || RC=$?
