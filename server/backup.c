@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "crm_entity.h"
+#include "crm_keys.h"
 #include "crm_log.h"
 #include "crm_time.h"
 
@@ -931,6 +932,20 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
             if (crc == CRM_ERR_NOT_FOUND)
                 s_fmt(errbuf, "backup %u lacks '%s'", id, src);
             rc = crc;
+            goto cleanup;
+        }
+    }
+    { /* the server key pair brought back is whole: a damaged secret passed, and crmd
+         then refused the restored dir */
+        crm_keypair_t kp;
+        char why[CRM_ERRBUF];
+        snprintf(src, sizeof src, "%s/oneview/%u/server.key", backup_dir, id);
+        crm_err_t krc = crm_keys_load(src, &kp, why);
+        sodium_memzero(&kp, sizeof kp);
+        if (krc != CRM_OK) {
+            s_fmt(errbuf, "backup %u: its server key is damaged (%s); restore another backup",
+                  id, why);
+            rc = CRM_ERR_STORAGE;
             goto cleanup;
         }
     }

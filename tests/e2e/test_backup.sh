@@ -119,6 +119,23 @@ expect "restore refuses the corrupted backup" test "$RC" -eq 1
 expect "naming the damaged file" contains "$ERR" "$(basename "$victim")"
 expect "and leaves nothing behind" test ! -e "$T/r-bad"
 
+# ---- a damaged server key in a backup: verify and restore catch it (crmd would refuse
+# the restored dir: public key does not match the secret key) ----
+cp -a "$T/bk" "$T/badkey"
+python3 - "$T/badkey/oneview/1/server.key" <<'EOF'
+import re, sys
+p = sys.argv[1]
+t = open(p).read()
+m = re.search(r"^secret = (.)", t, re.M)
+c = "A" if m.group(1) != "A" else "B"
+open(p, "w").write(t[:m.start(1)] + c + t[m.start(1) + 1:])
+EOF
+adm backup verify --dir "$T/badkey" --id 1 --scratch "$T"
+expect "verify catches a damaged server key (rc=$RC)" test "$RC" -eq 1
+expect "... saying so ($(head -1 <<<"$ERR"))" contains "$ERR" "server key is damaged"
+adm restore --from "$T/badkey" --id 1 --data "$T/r-badkey"
+expect "restore refuses it too, leaving nothing behind" test "$RC" -eq 1 -a ! -e "$T/r-badkey"
+
 # ---- restore refuses a non-empty directory ----
 mkdir "$T/full"; echo keep >"$T/full/precious"
 adm restore --from "$T/bk" --data "$T/full"
