@@ -242,6 +242,15 @@ s_lock(const char *backup_dir, bool create, char *errbuf)
         s_fmt(errbuf, "backup dir '%s' does not exist", backup_dir);
         return -1;
     }
+    /* a list, purge or verify of a dir that holds no backup writes nothing into it (a
+       data dir, or / given by mistake, got the engine's dirs) */
+    snprintf(path, sizeof path, "%s/meta", backup_dir);
+    if (!create && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        s_fmt(errbuf, "'%s' holds no backup (no backup engine 'meta' dir): give the dir "
+                      "backups were made into",
+              backup_dir);
+        return -1;
+    }
     if (create && s_mkdir(backup_dir, errbuf) != CRM_OK)
         return -1;
     snprintf(path, sizeof path, "%s/oneview", backup_dir);
@@ -523,6 +532,28 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
     memset(out, 0, sizeof *out);
     ck_dir[0] = '\0';
 
+    /* not into the data dir: a backup there dies with its disk */
+    char real_data[PATH_MAX], real_backup[PATH_MAX], parent[PATH_MAX];
+    bool known = realpath(backup_dir, real_backup) != NULL;
+    if (!known) { /* one to be made: where its parent is */
+        snprintf(parent, sizeof parent, "%s", backup_dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+        known = realpath(parent, real_backup) != NULL;
+    }
+    if (known && realpath(data_dir, real_data)) {
+        size_t dl = strlen(real_data);
+        if (!strncmp(real_backup, real_data, dl) &&
+            (real_backup[dl] == '\0' || real_backup[dl] == '/')) {
+            s_fmt(errbuf, "backup dir '%s' is inside the data dir '%s': a backup there is "
+                          "lost with it; give a dir on another disk",
+                  backup_dir, data_dir);
+            return CRM_ERR_INVALID_ARGUMENT;
+        }
+    }
     if ((lock = s_lock(backup_dir, true, errbuf)) < 0) {
         rc = CRM_ERR_UNAVAILABLE;
         goto cleanup;
@@ -1068,8 +1099,9 @@ s_job_main(void *arg)
         crm_log(CRM_LOG_INFO, "backup %u written to '%s' in %" PRId64 " ms: sequence %" PRIu64
                 ", %" PRIu64 " bytes",
                 meta.id, dir, ms, meta.seq, meta.size);
-    else
-        crm_log(CRM_LOG_ERROR, "backup into '%s' failed: %s", dir, errbuf);
+    else /* (a dir refused as given is the admin's to fix, not a fault of the server) */
+        crm_log(rc == CRM_ERR_INVALID_ARGUMENT ? CRM_LOG_WARN : CRM_LOG_ERROR,
+                "backup into '%s' failed: %s", dir, errbuf);
     pthread_mutex_lock(&self->mu);
     self->status.running = false;
     self->status.finished = self->status.job;

@@ -620,7 +620,8 @@ s_check_format(store_t *self, const char *dir, unsigned flags, char *errbuf)
     else if (self->format < STORE_FORMAT)
         snprintf(errbuf, CRM_ERRBUF,
                  "data dir '%s' has format %u and this OneView uses format %d: stop every crmd "
-                 "using it, back it up, then run 'crm-admin upgrade --data %s'",
+                 "using it, copy it (cp -a: this version's backup cannot read it), then run "
+                 "'crm-admin upgrade --data %s'",
                  dir, self->format, STORE_FORMAT, dir);
     else
         snprintf(errbuf, CRM_ERRBUF,

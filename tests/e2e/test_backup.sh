@@ -136,6 +136,20 @@ expect "... saying so ($(head -1 <<<"$ERR"))" contains "$ERR" "server key is dam
 adm restore --from "$T/badkey" --id 1 --data "$T/r-badkey"
 expect "restore refuses it too, leaving nothing behind" test "$RC" -eq 1 -a ! -e "$T/r-badkey"
 
+# ---- a dir that holds no backup, and a backup dir inside the data dir ----
+adm backup list --dir "$T/data"
+expect "backup list of a data dir given by mistake: refused (rc=$RC, $ERR)" \
+    test "$RC" -eq 1 -a -n "$(grep -F "holds no backup" "$T/e")"
+adm backup purge --dir "$T/data" --keep 1
+expect "... and purge too" test "$RC" -eq 1
+expect "... neither wrote the backup engine's dirs into it" test ! -e "$T/data/meta" -a ! -e "$T/data/oneview"
+for to in "$T/data/bk" "$T/data/db"; do
+    adm backup create --data "$T/data" --to "$to"
+    expect "backup create --to $(basename "$to") inside the data dir: refused (rc=$RC, $(head -1 <<<"$ERR"))" \
+        test "$RC" -eq 1 -a -n "$(grep -F "is inside the data dir" "$T/e")"
+done
+expect "... nothing made there" test ! -e "$T/data/bk" -a ! -e "$T/data/db/meta"
+
 # ---- restore refuses a non-empty directory ----
 mkdir "$T/full"; echo keep >"$T/full/precious"
 adm restore --from "$T/bk" --data "$T/full"
