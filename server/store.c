@@ -2924,6 +2924,17 @@ store_fence(store_t *self, uint64_t newer_epoch, char *errbuf)
     return s_meta_write(self, keys, &newer_epoch, 1, errbuf);
 }
 
+crm_err_t
+store_unfence(store_t *self, char *errbuf)
+{
+    uint64_t none = 0;
+    const char *const keys[] = {s_meta_fenced_by};
+    crm_err_t rc = s_meta_write(self, keys, &none, 1, errbuf);
+    if (rc == CRM_OK)
+        atomic_store(&self->fenced_by, 0);
+    return rc;
+}
+
 /* ==== Backups ====
 
    Thin wrappers over RocksDB's Checkpoint and BackupEngine; backup.c holds

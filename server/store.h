@@ -372,6 +372,9 @@ crm_err_t store_new_history(store_t *self, uint64_t *epoch, char *errbuf);
 /* A primary learned of NEWER_EPOCH (a promotion elsewhere): refuse commits
    from now on, and after a restart too (recorded in meta). */
 crm_err_t store_fence(store_t *self, uint64_t newer_epoch, char *errbuf);
+/* An admin lifts the fence (crm-admin unfence, a stopped data dir): commits are
+   taken again. Only for a fence no promotion stands behind. */
+crm_err_t store_unfence(store_t *self, char *errbuf);
 /* A replica's re-sync (replica.c): switch this open store to the database
    in NEW_DB (a verified copy fetched from the primary, on the data dir's
    filesystem). Server thread only, like store_recover(): it takes the lock

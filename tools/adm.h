@@ -15,5 +15,6 @@ int adm_status(int argc, char **argv);
 int adm_digest(int argc, char **argv);
 int adm_replica(int argc, char **argv);
 int adm_promote(int argc, char **argv);
+int adm_unfence(int argc, char **argv);
 
 #endif

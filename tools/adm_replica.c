@@ -206,6 +206,42 @@ adm_promote(int argc, char **argv)
     return s_status_like(argc, argv, CRM__OP__OP_REPL_PROMOTE, s_promote_usage);
 }
 
+int
+adm_unfence(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: crm-admin unfence --data DIR   (with the server stopped)\n"
+        "\nA primary that met a replica of a newer epoch refuses writes from then on (it\n"
+        "was fenced: a replica was promoted). Where no promoted replica serves - the\n"
+        "fence came from a replica identity that lied, or the promotion was undone -\n"
+        "this lets DIR take writes again. Two primaries of one history diverge: check\n"
+        "'crm-admin status' of every replica first.\n";
+    if (argc != 3 || strcmp(argv[1], "--data")) {
+        bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        fputs(usage, help ? stdout : stderr);
+        return help ? EXIT_OK : EXIT_USAGE;
+    }
+    char errbuf[CRM_ERRBUF];
+    store_t *store = NULL;
+    if (store_open(argv[2], 0, &store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin unfence: %s\n", errbuf);
+        return EXIT_REFUSED;
+    }
+    uint64_t by = store_fenced_by(store);
+    int rc = EXIT_OK;
+    if (!by)
+        printf("'%s' is not fenced: nothing to do\n", argv[2]);
+    else if (store_unfence(store, errbuf) != CRM_OK) {
+        fprintf(stderr, "crm-admin unfence: %s\n", errbuf);
+        rc = EXIT_REFUSED;
+    } else
+        printf("'%s' takes writes again (it was fenced by epoch %" PRIu64 "; its own is %" PRIu64
+               ")\n",
+               argv[2], by, store_epoch(store, NULL));
+    store_destroy(&store);
+    return rc;
+}
+
 /* Print a digest and what it is as of, in the one format of both ways. */
 static void
 s_print_digest(const uint8_t *d, size_t n, uint64_t last_seq, uint64_t wal_seq, uint64_t keys)

@@ -25,6 +25,7 @@ static const struct cmd s_cmds[] = {
     {"restore", adm_restore, "restore a backup into a new data dir"},
     {"rules", adm_rules, "print the customer value and deal rules in force"},
     {"status", adm_status, "a running server's role, sequence numbers, replicas and their lag"},
+    {"unfence", adm_unfence, "let a stopped former primary take writes again (no promotion behind)"},
     {"sweep", adm_sweep, "apply the time-based value rules (at-risk, churned) as of a date"},
     {"upgrade", adm_upgrade, "rewrite a stopped data dir of an older format to this one"},
     {"user", adm_user, "add, list, disable, enable, change users; rotate their keys"},

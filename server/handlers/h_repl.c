@@ -69,6 +69,18 @@ h_repl_pull(req_ctx_t *ctx)
                                                                           : REPL_PULL_MAX_BYTES;
     int64_t now = crm_time_mono_us();
     uint64_t start = 0, epoch = store_epoch(ctx->env->store, &start);
+    /* epochs OneView makes: ours + 1 at a promotion, the time in ms at a restore. One
+       far past both is no promotion's, and fences nothing (one forged pull fenced the
+       primary for good) */
+    if (req->epoch > epoch + 1000 && req->epoch > (uint64_t)crm_time_now_ms() + 86400000u) {
+        crm_log(CRM_LOG_WARN, "replica '%s' claims epoch %llu, which no promotion or restore "
+                              "makes (ours is %llu): refused, not fenced",
+                ctx->session.user->name, (unsigned long long)req->epoch,
+                (unsigned long long)epoch);
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
+                              "epoch %llu is not one a promotion or a restore makes",
+                              (unsigned long long)req->epoch);
+    }
     if (req->epoch > epoch) { /* a replica was promoted, or a restore: our history ends */
         char errbuf[CRM_ERRBUF];
         if (!store_fenced_by(ctx->env->store))

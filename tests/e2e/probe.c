@@ -1556,6 +1556,30 @@ s_pipeline(char **argv)
     return got == 2 && order[0] == 1 && order[1] == 2 && seen ? 0 : 1;
 }
 
+/* pull ENDPOINT ENROLL EPOCH: one replication pull from sequence 1 claiming EPOCH (what a
+   replica identity could send); prints the answer's status and message. */
+static int
+s_pull(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    Crm__Request req = CRM__REQUEST__INIT;
+    Crm__ReplPullRequest pr = CRM__REPL_PULL_REQUEST__INIT;
+    req.id = 1;
+    req.op = CRM__OP__OP_REPL_PULL;
+    req.body_case = CRM__REQUEST__BODY_REPL_PULL;
+    req.repl_pull = &pr;
+    pr.from_seq = 1;
+    pr.epoch = strtoull(argv[2], NULL, 10);
+    Crm__Reply *r = s_call(s, &req);
+    if (!r)
+        printf("no reply\n");
+    else
+        printf("%s %s\n", r->status ? crm_err_name(r->status) : "OK", r->message);
+    crm_proto_free((ProtobufCMessage **)&r);
+    zmq_close(s);
+    return 0;
+}
+
 /* seq ENDPOINT ENROLL ID OPS: the requests OPS names sent together on one connection,
    without waiting between them, their ids 1, 2...: 'u' sets customer ID's industry to
    "seqN" (N its id; at most one 'u'), 'g' reads customer ID, 'r' runs the summary report
@@ -1814,6 +1838,7 @@ main(int argc, char **argv)
         {"burst", s_burst, 3, "ENDPOINT ENROLL N [create]"},
         {"pipeline", s_pipeline, 5, "ENDPOINT ENROLL ID FIELD|- VALUE"},
         {"seq", s_seq, 4, "ENDPOINT ENROLL ID OPS"},
+        {"pull", s_pull, 3, "ENDPOINT ENROLL EPOCH"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},

@@ -363,6 +363,24 @@ start_server p5 "$T/p" --sweep-every 0 --listen "$EP_p"
 cp_ customer add --name 不该写 --phone 13100000098
 expect "the fence holds after a restart" contains "$ERR" "was the primary until a replica was promoted"
 stop_server p5
+# the admin lifts it (here the promoted server n still serves, so only to show the tool)
+RC=0; "$A" unfence --data "$T/p" >"$T/o" 2>&1 || RC=$?
+expect "crm-admin unfence lifts the fence of a stopped former primary ($(cat "$T/o"))" \
+    test "$RC" -eq 0 -a -n "$(grep -F "takes writes again (it was fenced by epoch 2" "$T/o")"
+start_server p6 "$T/p" --sweep-every 0 --listen "$EP_p"
+cp_ customer add --name 解除隔离 --phone 13100000097
+expect "... and it takes writes again" test "$RC" -eq 0
+# a replica identity claiming an epoch no promotion or restore makes fences nothing (one
+# such pull fenced a primary for good)
+"$CRM_BIN/crm-probe" pull "$EP_p" "$T/repl1.enroll" 1000000000000000 >"$T/pull.out" 2>&1
+expect "a pull claiming epoch 10^15 is refused ($(cat "$T/pull.out"))" \
+    grep -q "^INVALID_ARGUMENT epoch 1000000000000000 is not one" "$T/pull.out"
+cp_ customer add --name 未被隔离 --phone 13100000096
+expect "... and the primary still takes writes" test "$RC" -eq 0
+stop_server p6
+RC=0; "$A" unfence --data "$T/p" >"$T/o" 2>&1 || RC=$?
+expect "unfence of a dir that is not fenced: nothing to do" \
+    test "$RC" -eq 0 -a -n "$(grep -F "is not fenced" "$T/o")"
 # the promoted server restarts: the watcher that lived through its promotion reconnects
 # and goes on (it was told the history it went on with, so its resume names that one)
 stop_server n
