@@ -693,6 +693,7 @@ s_follow(void *arg)
             pthread_mutex_lock(&self->lock);
             self->status.primary_seq = theirs;
             self->status.applied_seq = mine;
+            self->status.heard_us = now;
             if (mine >= theirs || !self->status.caught_up_us)
                 self->status.caught_up_us = now;
             int64_t behind_ms = (now - self->status.caught_up_us) / 1000;

@@ -93,6 +93,7 @@ typedef struct {
     uint64_t primary_seq;  /* the primary's latest WAL sequence number then */
     uint64_t applied_seq;  /* our WAL sequence number */
     int64_t caught_up_us;  /* when we last held all the primary had (mono) */
+    int64_t heard_us;      /* when the primary last answered a pull (mono; 0: never) */
     char state[CRM_ERRBUF]; /* following, connecting, too far behind: ... */
 } repl_follower_status_t;
 

@@ -84,6 +84,16 @@ s_admin_call(cli_ctx_t *ctx, const char *data, Crm__Request *r, Crm__Reply__Body
 }
 
 /* `crm-admin status` and `crm-admin promote`: OP answered with a ReplStatusReply. */
+/* A replica's lag figures tell how far behind it is only while the primary answers it:
+   a pull is held at most half a second, so a replica that has not heard from it in 2 s
+   (stopped, cut off, refused) does not know its lag. */
+#define REPL_STALE_MS 2000
+static bool
+s_lag_known(const Crm__ReplStatusReply *s)
+{
+    return s->connected && s->heard && s->heard_ms_ago <= REPL_STALE_MS;
+}
+
 static int
 s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
 {
@@ -139,9 +149,14 @@ s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
                 printf(",\"primary\":");
                 out_json_str(stdout, s->primary);
                 printf(",\"connected\":%s,\"primary_seq\":%" PRIu64 ",\"lag_entries\":%" PRIu64
-                       ",\"lag_ms\":%" PRIu64 ",\"state\":",
+                       ",\"lag_ms\":%" PRIu64 ",\"lag_known\":%s,\"heard_ms_ago\":",
                        s->connected ? "true" : "false", s->primary_seq, s->lag_entries,
-                       s->lag_ms);
+                       s->lag_ms, s_lag_known(s) ? "true" : "false");
+                if (s->heard)
+                    printf("%" PRIu64, s->heard_ms_ago);
+                else
+                    printf("null");
+                printf(",\"state\":");
                 out_json_str(stdout, s->state);
             }
             printf(",\"replicas\":[");
@@ -163,11 +178,20 @@ s_status_like(int argc, char **argv, Crm__Op op, const char *usage)
                    "   (change log)\nwal_seq      %" PRIu64 "   (RocksDB WAL)\n",
                    s->role, s->epoch, s->fenced_by ? "   (a newer epoch exists: fenced)" : "",
                    s->last_seq, s->wal_seq);
-            if (*s->primary)
+            if (*s->primary && s_lag_known(s))
                 printf("primary      %s\nconnected    %s\nprimary_seq  %" PRIu64
                        "\nlag          %" PRIu64 " entries, %" PRIu64 " ms\nstate        %s\n",
                        s->primary, s->connected ? "yes" : "no", s->primary_seq, s->lag_entries,
                        s->lag_ms, s->state);
+            else if (*s->primary) { /* what it last heard is no lag to go by */
+                char heard[64] = "never";
+                if (s->heard)
+                    snprintf(heard, sizeof heard, "%.1f s ago", (double)s->heard_ms_ago / 1e3);
+                printf("primary      %s\nconnected    %s\nprimary_seq  %" PRIu64
+                       "   (when last heard)\nlag          unknown: the primary last answered "
+                       "%s\nstate        %s\n",
+                       s->primary, s->connected ? "yes" : "no", s->primary_seq, heard, s->state);
+            }
             printf("replicas     %zu\n", s->n_replicas);
             if (s->n_replicas)
                 printf("  %-20s %14s %12s %10s %10s\n", "NAME", "APPLIED_SEQ", "LAG_ENTRIES",

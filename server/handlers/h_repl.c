@@ -193,6 +193,8 @@ h_repl_status(req_ctx_t *ctx)
                         ? (uint64_t)(now - st.caught_up_us) / 1000
                         : 0;
         r->state = dispatch_own(ctx, strdup(st.state));
+        r->heard = st.heard_us != 0;
+        r->heard_ms_ago = r->heard && now > st.heard_us ? (uint64_t)(now - st.heard_us) / 1000 : 0;
     }
     if (env->repl)
         repl_list(env->repl, now, r, s_own, ctx);

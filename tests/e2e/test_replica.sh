@@ -17,7 +17,7 @@ st() { "$A" status --config "$T/p/admin.enroll" --server "$1" --json 2>/dev/null
        python3 -c "import json,sys; print(json.load(sys.stdin).get('$2',''))"; }
 # synced: the replica holds everything the primary had at its last pull, 0.3 s after the
 # last write (pulls happen every 50 ms while idle); status reads on a replica are not stored
-synced() { local ep=${1:-$EP_r}; sleep 0.3; eventually '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ]' || true; }
+synced() { local ep=${1:-$EP_r}; sleep 0.3; eventually '[ "$(st "$ep" lag_entries)" = 0 ] && [ "$(st "$ep" connected)" = True ] && [ "$(st "$ep" lag_known)" = True ]' || true; }
 cp_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_p" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 cr_() { RC=0; "$CRM_CLI/crm" --config "$T/p/admin.enroll" --server "$EP_r" "$@" >"$T/o" 2>"$T/e" || RC=$?; OUT=$(cat "$T/o"); ERR=$(cat "$T/e"); }
 
@@ -183,6 +183,12 @@ expect "after a kill -9 the replica catches up by itself" test "$(echo "$OUT" | 
 
 # ---- a restart of the primary: the replica reconnects by itself
 stop_server p
+# what the replica last heard is no lag to go by once the primary is gone (the failover
+# drill reads it): unknown, with when it last heard, not "0 entries, 0 ms"
+expect "with the primary stopped, the replica's lag is unknown, not 0" \
+    eventually '[ "$(st "$EP_r" lag_known)" = False ]'
+expect "... and its status says so with when it last heard ($("$A" status --config "$T/p/admin.enroll" --server "$EP_r" 2>&1 | grep '^lag'))" \
+    bash -c "'$A' status --config '$T/p/admin.enroll' --server '$EP_r' | grep -Eq '^lag +unknown: the primary last answered [0-9.]+ s ago'"
 start_server p2 "$T/p" --sweep-every 0 --listen "$EP_p"
 cp_ customer add --name 客户10 --phone 13100000010
 # the replica notices the restart when its pull to the old connection times out (3 s)
