@@ -520,6 +520,49 @@ s_prune_sidecars(const char *backup_dir)
     return removed;
 }
 
+/* A backup dir is one server's: BACKUP_DIR/oneview/server names the server key whose
+   backups it holds (written by the first backup). One server's backups beside
+   another's were listed as one series, purged by the other's --keep and restored in its
+   place. */
+static crm_err_t
+s_claim_dir(const char *backup_dir, const char *data_dir, char *errbuf)
+{
+    char path[PATH_MAX], mine[CRM_Z85_LEN + 1], theirs[CRM_Z85_LEN + 2] = "", why[CRM_ERRBUF];
+    crm_keypair_t kp;
+    snprintf(path, sizeof path, "%s/server.key", data_dir);
+    crm_err_t rc = crm_keys_load(path, &kp, why);
+    crm_keys_to_z85(kp.pub, mine);
+    sodium_memzero(&kp, sizeof kp);
+    if (rc != CRM_OK) {
+        s_fmt(errbuf, "%s", why);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/oneview/server", backup_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(theirs, sizeof theirs, f))
+            theirs[0] = '\0';
+        fclose(f);
+        theirs[strcspn(theirs, "\n")] = '\0';
+        if (strcmp(theirs, mine)) {
+            s_fmt(errbuf, "backup dir '%s' holds the backups of another server (key %.8s...; "
+                          "this one's is %.8s...): give each server a backup dir of its own",
+                  backup_dir, theirs, mine);
+            return CRM_ERR_FAILED_PRECONDITION;
+        }
+        return CRM_OK;
+    }
+    f = fopen(path, "w");
+    bool ok = f && fprintf(f, "%s\n", mine) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok) {
+        s_fmt(errbuf, "cannot write '%s': %s", path, strerror(errno));
+        return CRM_ERR_STORAGE;
+    }
+    return CRM_OK;
+}
+
 crm_err_t
 backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_t keep,
            backup_tick_fn tick, void *arg, backup_meta_t *out, char *errbuf)
@@ -558,6 +601,8 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
         rc = CRM_ERR_UNAVAILABLE;
         goto cleanup;
     }
+    if ((rc = s_claim_dir(backup_dir, data_dir, errbuf)) != CRM_OK)
+        goto cleanup;
     /* 1. checkpoint: hard links next to the live store (same filesystem) */
     int64_t t0 = crm_time_mono_us(), t_ck = 0, t_count = 0, t_copy = 0;
     s_tick(tick, arg, BACKUP_CHECKPOINT, 0, 1);

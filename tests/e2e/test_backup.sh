@@ -150,6 +150,15 @@ for to in "$T/data/bk" "$T/data/db"; do
 done
 expect "... nothing made there" test ! -e "$T/data/bk" -a ! -e "$T/data/db/meta"
 
+# ---- a backup dir is one server's: another server's backup into it is refused (they were
+# listed as one series, purged by each other's --keep, restored in each other's place) ----
+init_data "$T/other"
+adm backup create --data "$T/other" --to "$T/bk"
+expect "another server's backup into this one's backup dir: refused (rc=$RC, $(head -1 <<<"$ERR"))" \
+    test "$RC" -eq 1 -a -n "$(grep -F "holds the backups of another server" "$T/e")"
+adm backup create --data "$T/other" --to "$T/bk-other"
+expect "... into a dir of its own it is taken" test "$RC" -eq 0
+
 # ---- restore refuses a non-empty directory ----
 mkdir "$T/full"; echo keep >"$T/full/precious"
 adm restore --from "$T/bk" --data "$T/full"
