@@ -461,6 +461,12 @@ s_exchange(conn_t *self, Crm__Request *const *reqs, size_t n, Crm__Reply **repli
             if (self->afd < 0)
                 s_read_events(self);
             rc = s_unreachable(self);
+            bool wrote = false;
+            for (size_t i = 0; i < n; i++)
+                wrote = wrote || (!replies[i] && s_is_write(reqs[i]->op));
+            if (wrote && (self->events & ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+                s_err("the change may have been made all the same (it reached the server): "
+                      "look before sending it again, or a second one is made\n");
             goto cleanup;
         }
         Crm__Reply *r = NULL;

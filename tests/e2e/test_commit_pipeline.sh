@@ -151,5 +151,11 @@ expect "(the update refused at the stop was not made)" test "$(field record.indu
 "$CRM_BIN/crm-probe" seq "$EP_replsync" "$T/admin" "$C" ug >"$T/seq2.out" 2>&1
 expect "--sync-replicas: an update and a read of it sent together are answered in that order, the read seeing it ($(paste -sd' ' "$T/seq2.out"))" \
     test "$(paste -sd' ' "$T/seq2.out")" = "1u UNAVAILABLE 2g OK industry=seq1"
+# a write whose answer does not come within --timeout is said to have maybe been made (here
+# it was, waiting for replicas): "try again" alone invited a second one
+RC=0; "$CRM_CLI/crm" --no-agent --config "$T/admin" --server "$EP_replsync" --timeout 1 \
+    customer add --name 超时客户 --phone 13900007790 >"$T/o" 2>"$T/e" || RC=$?
+expect "a write unanswered within --timeout: exit 3, saying it may have been made ($(tail -1 "$T/e"))" \
+    test "$RC" -eq 3 -a -n "$(grep -F "may have been made all the same" "$T/e")"
 stop_server replsync
 finish
