@@ -386,6 +386,28 @@ users_apply(store_t *store, store_group_t *g, const Crm__User *actor, users_op_t
         rc = CRM_ERR_INVALID_ARGUMENT;
         goto cleanup;
     }
+    /* ... nor anyone leave the server without an enabled admin (offline, with --data, no
+       one is "yourself": the last admin could be disabled there) */
+    if (old && old->enabled && old->role == CRM__ROLE__ADMIN &&
+        (!now->enabled || now->role != CRM__ROLE__ADMIN)) {
+        Crm__User **all = NULL;
+        size_t n = 0, others = 0;
+        if (users_list(store, &all, &n) == CRM_OK)
+            for (size_t i = 0; i < n; i++)
+                others += all[i]->enabled && all[i]->role == CRM__ROLE__ADMIN &&
+                          strcmp(all[i]->name, old->name);
+        for (size_t i = 0; i < n; i++)
+            users_free(&all[i]);
+        free(all);
+        if (!others) {
+            snprintf(errbuf, CRM_ERRBUF,
+                     "refusing to disable or demote '%s', the last enabled admin: add or "
+                     "enable another admin first",
+                     old->name);
+            rc = CRM_ERR_INVALID_ARGUMENT;
+            goto cleanup;
+        }
+    }
     static const char *const actions[] = {"user add", "user set", "user rotate-key"};
     /* updated_by / created_by point into ACTOR until packed: stage at once */
     rc = s_stage(store, g, actor, actions[op], old, now, errbuf);

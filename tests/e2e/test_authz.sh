@@ -304,6 +304,16 @@ stop_server main
 # with the server stopped, crm-admin works on the data dir itself
 RC=0; "$ADMIN_BIN" user disable ps --data "$T/data" >"$T/o" 2>&1 || RC=$?
 expect "disable on a stopped data dir" test "$RC" -eq 0
+# ... but does not leave the server without an enabled admin (there no one is "yourself"):
+# with ad2 disabled, admin is the last one
+RC=0; "$ADMIN_BIN" user disable ad2 --data "$T/data" >"$T/o" 2>&1 || RC=$?
+expect "another admin may be disabled while one is left" test "$RC" -eq 0
+for change in "disable admin" "set admin --role manager --dept sales"; do
+    RC=0; "$ADMIN_BIN" user $change --data "$T/data" >"$T/o" 2>&1 || RC=$?
+    expect "user $change, the last admin, on a stopped data dir: refused (rc=$RC, $(head -1 "$T/o"))" \
+        test "$RC" -ne 0 -a -n "$(grep -F "the last enabled admin" "$T/o")"
+done
+"$ADMIN_BIN" user enable ad2 --data "$T/data" >/dev/null
 start_server again "$T/data"
 export CRM_SERVER="$EP_again"
 as ps whoami
