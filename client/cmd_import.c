@@ -119,6 +119,7 @@ typedef struct {
     s_cells_t row;                            /* the cells of the line being read */
     size_t rowcap;
     bool row_bad_bytes;                       /* a line of the row was not in the encoding */
+    bool row_mixed;                           /* ... it was UTF-8 in a file read as GB18030 */
     bool row_nul;                             /* a cell of the row holds a NUL byte */
     long line;                                /* physical lines read */
     long next_line;                           /* where the next row starts */
@@ -552,7 +553,13 @@ s_build(s_import_t *im, char *errs, size_t n)
     char errbuf[CRM_ERRBUF];
     bool extra = false;
     errs[0] = '\0';
-    if (im->row_bad_bytes) {
+    if (im->row_mixed) {
+        snprintf(errbuf, sizeof errbuf,
+                 "the line is UTF-8, and the file was read as %s from an earlier line that "
+                 "was not: save the file in one encoding (or name it with --encoding)",
+                 sheet_reader_encoding(im->rd));
+        s_append(errs, n, errbuf);
+    } else if (im->row_bad_bytes) {
         snprintf(errbuf, sizeof errbuf,
                  "the line holds bytes that are not %s text (name the file's encoding with "
                  "--encoding)",
@@ -659,6 +666,7 @@ s_csv_row(int c, void *arg)
     s_cells_free(&im->row);
     im->rowcap = 0;
     im->row_bad_bytes = false;
+    im->row_mixed = false;
     im->row_nul = false;
 }
 
@@ -678,6 +686,7 @@ s_import_csv(s_import_t *im)
             im->sep = sheet_guess_separator(line);
         csv_set_delim(&p, (unsigned char)im->sep);
         im->row_bad_bytes = im->row_bad_bytes || bad;
+        im->row_mixed = im->row_mixed || sheet_reader_mixed(im->rd);
         if (csv_parse(&p, line, (size_t)n, s_csv_cell, s_csv_row, im) != (size_t)n) {
             char msg[CRM_ERRBUF];
             snprintf(msg, sizeof msg, "malformed CSV: %s", csv_strerror(csv_error(&p)));

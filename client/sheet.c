@@ -20,8 +20,25 @@ struct sheet_reader {
     char enc[32];       /* the encoding in use */
     bool forced;        /* given with --encoding: never switched */
     bool first;         /* the first line: drop a byte order mark */
+    bool switched;      /* read as UTF-8 until a line was not: GB18030 since */
+    bool mixed;         /* the last line is UTF-8 all the same (mixed encodings) */
     off_t offset;       /* bytes read */
 };
+
+static bool
+s_ascii(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] & 0x80)
+            return false;
+    return true;
+}
+
+bool
+sheet_reader_mixed(const sheet_reader_t *r)
+{
+    return r->mixed;
+}
 
 static bool
 s_is_utf8(const char *name)
@@ -149,8 +166,17 @@ sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
     }
     free(r->conv);
     r->conv = NULL;
+    r->mixed = false;
+    size_t badoff;
+    /* a line of non-ASCII UTF-8 after the switch is UTF-8, not GB18030 (whose text is
+       hardly ever valid UTF-8): decoded as GB18030 it was imported garbled, without a word */
+    if (r->switched && crm_utf8_valid(p, (size_t)n, &badoff) && !s_ascii(p, (size_t)n)) {
+        r->mixed = true;
+        *bad = true;
+        *line = p;
+        return n;
+    }
     if (s_is_utf8(r->enc)) {
-        size_t badoff;
         if (crm_utf8_valid(p, (size_t)n, &badoff) || memchr(p, '\0', (size_t)n)) {
             *line = p; /* a NUL or a control character is for the record rules to refuse */
             return n;
@@ -168,6 +194,7 @@ sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad)
             return (ssize_t)strlen(r->conv);
         }
         snprintf(r->enc, sizeof r->enc, "GB18030"); /* Chinese Excel and WPS */
+        r->switched = true;
     }
     r->conv = sheet_to_utf8(r->enc, p, (size_t)n, bad);
     if (!r->conv) { /* checked in _new; cannot happen */

@@ -31,6 +31,9 @@ sheet_reader_t *sheet_reader_new(FILE *f, const char *encoding, char *errbuf);
    when a signal interrupted the read). *BAD is set when the line held bytes
    that are not valid in the encoding (each is shown as U+FFFD). */
 ssize_t sheet_reader_line(sheet_reader_t *r, const char **line, bool *bad);
+/* Was the last line UTF-8 in a file read as GB18030 since an earlier line (mixed
+   encodings; the line is given as it is, with *BAD set)? */
+bool sheet_reader_mixed(const sheet_reader_t *r);
 /* The encoding the lines so far were read in: "UTF-8", "GB18030" or the given one. */
 const char *sheet_reader_encoding(const sheet_reader_t *r);
 /* Bytes read from the file so far. */

@@ -206,6 +206,19 @@ c --json customer list --phone 13811119903
 expect "... and a BOM at a line's start is no part of the name" \
     python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r["name"] == "BOM甲" else 1)' <<<"$OUT"
 
+# mixed encodings: read as UTF-8 until a line is not, GB18030 from there; a later line that
+# is UTF-8 all the same is a bad line saying so (it was imported garbled, exit 0)
+python3 - "$T/mixed.csv" <<'PY'
+import sys
+open(sys.argv[1], "wb").write("name,city\n混合甲,北京\n".encode() + "混合乙,上海\n".encode("gbk")
+                              + "混合丙,广州\n".encode())
+PY
+c import "$T/mixed.csv"
+expect "a UTF-8 line after the switch to GB18030 is a bad line (rc=$RC, $(grep -F 'line 4' "$T/e"))" \
+    test "$RC" -eq 1 -a -n "$(grep -F "line 4: the line is UTF-8, and the file was read as GB18030" "$T/e")"
+c customer search 混合乙 --count
+expect "... the GBK line before it imported as it should" test "$OUT" = 1
+
 # --rejects naming the file being imported (the README's loop run one step too far) is
 # refused before anything is read or written: it used to empty the file as it was read
 printf 'name,phone\n同名甲,13811119911\n同名乙,13811119912\nbad,\xe4\n' >"$T/fixme.csv"
