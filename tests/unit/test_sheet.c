@@ -88,6 +88,35 @@ test_sheet_reader_detects(void **state)
     fclose(f);
 }
 
+/* After the switch to GB18030: a line of Chinese in UTF-8 (files joined) is flagged, not
+   decoded garbled; a GBK line that happens to be valid UTF-8 (压萍: d1 b9 c6 bc, "ѹƼ" as
+   UTF-8) is GBK all the same. */
+static void
+test_sheet_reader_mixed(void **state)
+{
+    (void)state;
+    static const char data[] = "name\n\xd5\xc5\n\xd1\xb9\xc6\xbc\n张\n";
+    FILE *f = s_mem(data, sizeof data - 1);
+    char errbuf[256];
+    sheet_reader_t *r = sheet_reader_new(f, NULL, errbuf);
+    const char *line;
+    bool bad;
+    assert_non_null(r);
+    assert_true(sheet_reader_line(r, &line, &bad) > 0); /* name */
+    assert_true(sheet_reader_line(r, &line, &bad) > 0);
+    assert_string_equal(line, "张\n"); /* GBK, switched */
+    assert_true(sheet_reader_line(r, &line, &bad) > 0);
+    assert_string_equal(line, "压萍\n");
+    assert_false(bad);
+    assert_false(sheet_reader_mixed(r));
+    assert_true(sheet_reader_line(r, &line, &bad) > 0);
+    assert_string_equal(line, "张\n"); /* given as it is... */
+    assert_true(bad);                   /* ... and flagged */
+    assert_true(sheet_reader_mixed(r));
+    sheet_reader_destroy(&r);
+    fclose(f);
+}
+
 static void
 test_sheet_reader_forced(void **state)
 {
@@ -161,6 +190,7 @@ main(void)
         cmocka_unit_test(test_sheet_to_utf8),
         cmocka_unit_test(test_sheet_reader_detects),
         cmocka_unit_test(test_sheet_reader_forced),
+        cmocka_unit_test(test_sheet_reader_mixed),
         cmocka_unit_test(test_suggest),
     };
     return cmocka_run_group_tests_name("sheet", tests, NULL, NULL);
