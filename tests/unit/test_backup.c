@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "backup.h"
+#include "crm_keys.h"
 #include "crm_time.h"
 #include "store.h"
 
@@ -25,13 +26,17 @@ s_data(store_t **st, int n)
     }
     assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
     store_group_destroy(&g);
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, i ? "master.key" : "server.key");
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(i ? "master\n" : "server\n", f);
-        fclose(f);
-    }
+    /* a real server key pair (a backup names its server by it, and restore checks it) and
+       a stand-in master key (the store is not sealed) */
+    crm_keypair_t kp;
+    crm_keys_generate(&kp);
+    snprintf(path, sizeof path, "%s/server.key", dir);
+    assert_int_equal(crm_keys_save(path, &kp, errbuf), CRM_OK);
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("master\n", f);
+    fclose(f);
     return dir;
 }
 
