@@ -155,11 +155,15 @@ conn_open(const cli_ctx_t *ctx, conn_t **out)
     conn_t *self = calloc(1, sizeof *self);
     CRM_ASSERT_ALLOC(self);
     self->afd = -1;
-    if (crm_enroll_load(path, &self->enroll, errbuf) != CRM_OK) {
+    crm_err_t why = crm_enroll_load(path, &self->enroll, errbuf);
+    if (why != CRM_OK) {
         s_err("%s\n", errbuf);
-        if (!strstr(errbuf, "mode"))
+        if (why == CRM_ERR_NOT_FOUND)
             s_err("enroll first with 'crm enroll FILE' (the file an admin gave "
-                            "you), or point --config at it\n");
+                  "you), or point --config at it\n");
+        else if (why == CRM_ERR_INVALID_ARGUMENT)
+            s_err("this enrollment cannot be used: enroll again with the file an admin gave you "
+                  "('crm enroll FILE'), or ask for a new one\n");
         conn_destroy(&self);
         return EXIT_USAGE;
     }

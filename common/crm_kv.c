@@ -41,8 +41,11 @@ crm_kv_load(const char *path, bool secret, crm_kv_t **out, char *errbuf)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     *out = NULL;
     if (fd < 0) {
-        snprintf(errbuf, CRM_ERRBUF, "cannot open '%s': %s", path, strerror(errno));
-        rc = errno == ENOENT ? CRM_ERR_NOT_FOUND : CRM_ERR_INVALID_ARGUMENT;
+        int e = errno;
+        snprintf(errbuf, CRM_ERRBUF, "cannot open '%s': %s", path, strerror(e));
+        rc = e == ENOENT                ? CRM_ERR_NOT_FOUND
+             : e == EACCES || e == EPERM ? CRM_ERR_PERMISSION_DENIED
+                                         : CRM_ERR_INVALID_ARGUMENT;
         goto cleanup;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -95,7 +98,15 @@ crm_kv_load(const char *path, bool secret, crm_kv_t **out, char *errbuf)
             goto cleanup;
         }
         *eq = '\0';
-        self->keys[self->count] = s_trim(line);
+        char *key = s_trim(line);
+        for (int i = 0; i < self->count; i++)
+            if (strcmp(self->keys[i], key) == 0) {
+                snprintf(errbuf, CRM_ERRBUF, "'%s' line %d: '%s' is given twice", path, lineno,
+                         key);
+                rc = CRM_ERR_INVALID_ARGUMENT;
+                goto cleanup;
+            }
+        self->keys[self->count] = key;
         self->values[self->count] = s_trim(eq + 1);
         self->count++;
     }

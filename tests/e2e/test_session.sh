@@ -43,6 +43,14 @@ expect "extra argument exits 2" test "$RC" -eq 2
 RC=0; "$CRM" --config "$T/nope.conf" ping >"$T/o" 2>"$T/e" || RC=$?; ERR=$(cat "$T/e")
 expect "missing enrollment exits 2" test "$RC" -eq 2
 expect "missing enrollment says to enroll" contains "$ERR" "crm enroll"
+# a damaged enrollment (a key given twice) is named as such, not as a missing one
+cp "$CONF" "$T/twice.conf"; chmod 600 "$T/twice.conf"
+grep '^secret' "$CONF" >>"$T/twice.conf"
+RC=0; "$CRM" --config "$T/twice.conf" ping >"$T/o" 2>"$T/e" || RC=$?; ERR=$(cat "$T/e")
+expect "an enrollment with a key given twice exits 2" test "$RC" -eq 2
+expect "it names the line and the key" contains "$ERR" "'secret' is given twice"
+expect "it says the enrollment cannot be used" contains "$ERR" "cannot be used"
+expect "it does not say to enroll first" bash -c "! grep -q 'enroll first' '$T/e'"
 RC=0; "$CRM" --timeout abc ping >"$T/o" 2>&1 || RC=$?
 expect "bad --timeout exits 2" test "$RC" -eq 2
 

@@ -120,6 +120,13 @@ test_enroll_round_trip_and_errors(void **state)
     fclose(f);
     assert_int_equal(crm_enroll_load(path, &back, errbuf), CRM_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(errbuf, "server_public"));
+    /* a key given twice: which one counts would be a guess, so neither does */
+    assert_int_equal(crm_enroll_save(path, &e, false, errbuf), CRM_OK);
+    f = fopen(path, "a");
+    fputs("secret = 0000000000000000000000000000000000000000\n", f);
+    fclose(f);
+    assert_int_equal(crm_enroll_load(path, &back, errbuf), CRM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(errbuf, "'secret' is given twice"));
     snprintf(path, sizeof path, "%s/missing", dir);
     assert_int_equal(crm_enroll_load(path, &back, errbuf), CRM_ERR_NOT_FOUND);
     test_rmrf(dir);
