@@ -175,6 +175,8 @@ static crm_err_t
 s_check_and_run(req_ctx_t *ctx, const char *user_id)
 {
     const struct op *op = dispatch_lookup(ctx->req->op);
+    if (!op && ctx->req->op == CRM__OP__OP_UNSPECIFIED) /* or a number whose low 32 bits are 0 */
+        return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "the request names no operation");
     if (!op)
         return dispatch_error(ctx, CRM_ERR_UNIMPLEMENTED,
                               "unknown operation %d: this server (%s) does not offer it",

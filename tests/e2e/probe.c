@@ -196,6 +196,38 @@ s_badid(char **argv)
     return st == CRM__ERROR_CODE__INVALID_ARGUMENT && s_last_id == 12345 ? 0 : 1;
 }
 
+/* badop: a request naming an operation no server knows (999) -> INVALID_ARGUMENT naming it;
+   one whose op is 2^63 (read by protobuf as its low 32 bits, 0) -> INVALID_ARGUMENT saying
+   it names none, not "unknown operation 0"; both with their ids, and the connection serves
+   a ping after them */
+static int
+s_badop(char **argv)
+{
+    void *s = s_connect(argv[0], argv[1]);
+    /* id 31, op 999 (0xe7 0x07) */
+    const uint8_t unknown[] = {0x08, 0x1f, 0x10, 0xe7, 0x07};
+    zmq_send(s, unknown, sizeof unknown, 0);
+    int st1 = s_reply(s, 5000);
+    uint64_t id1 = s_last_id;
+    /* id 32, op 2^63: nine 0x80 bytes then 0x01 */
+    const uint8_t huge[] = {0x08, 0x20, 0x10, 0x80, 0x80, 0x80, 0x80, 0x80,
+                            0x80, 0x80, 0x80, 0x80, 0x01};
+    zmq_send(s, huge, sizeof huge, 0);
+    int st2 = s_reply(s, 5000);
+    uint64_t id2 = s_last_id;
+    size_t len;
+    uint8_t *buf = s_ping(&len);
+    zmq_send(s, buf, len, 0);
+    free(buf);
+    int st3 = s_reply(s, 5000);
+    zmq_close(s);
+    return st1 == CRM__ERROR_CODE__INVALID_ARGUMENT && id1 == 31 &&
+                   st2 == CRM__ERROR_CODE__INVALID_ARGUMENT && id2 == 32 &&
+                   st3 == CRM__ERROR_CODE__OK
+               ? 0
+               : 1;
+}
+
 /* nul: create a customer whose name holds a NUL byte (argv cannot carry one)
    -> INVALID_ARGUMENT naming the field, nothing created */
 static int
@@ -1830,6 +1862,7 @@ main(int argc, char **argv)
         {"toolarge", s_toolarge, 3, "ENDPOINT ENROLL BYTES"},
         {"badid", s_badid, 2, "ENDPOINT ENROLL"},
         {"nul", s_nul, 2, "ENDPOINT ENROLL"},
+        {"badop", s_badop, 2, "ENDPOINT ENROLL"},
         {"fakeserver", s_fakeserver, 2, "DATADIR SECONDS"},
         {"pingunder", s_pingunder, 4, "ENDPOINT ENROLL KEYS ROUNDS"},
         {"pings", s_pings, 4, "ENDPOINT ENROLL SECONDS STOPFILE"},

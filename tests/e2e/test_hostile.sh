@@ -162,6 +162,11 @@ expect "the refusal says the limit" contains "$OUT" "over this server's limit of
 expect "the server logs it" grep -q "bad request 4242 .*over this server's limit" "$T/main.log"
 RC=0; OUT=$("$PROBE" badid "$EP_main" "$T/data/admin.enroll" 2>&1) || RC=$?
 expect "a frame that does not decode is answered with its id: $OUT" test "$RC" -eq 0
+RC=0; OUT=$("$PROBE" badop "$EP_main" "$T/data/admin.enroll" 2>&1) || RC=$?
+expect "an unknown operation, and an op number past 32 bits, are answered with their ids: $OUT" \
+    test "$RC" -eq 0
+expect "the unknown one is named" contains "$OUT" "field 'op' has unknown value 999"
+expect "the one past 32 bits is said to name no operation" contains "$OUT" "the request names no operation"
 RC=0; OUT=$("$PROBE" oversize "$EP_main" "$T/data/admin.enroll" 200000 2>&1) || RC=$?
 expect "beyond twice the limit libzmq still drops the frame" test "$RC" -eq 0
 
