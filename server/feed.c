@@ -305,6 +305,9 @@ s_decode(store_t *store, uint64_t seq, s_event_t *ev)
     for (size_t i = 0; i < ev->change->n_parts; i++)
         s_find_parent(store, ev, i);
     ev->seq = seq;
+    /* until feed_committed sees it committed, or for good when it was committed before
+       (a catch-up, or no one watching then): the change's own time, not 0 */
+    ev->commit_us = ev->change->time * 1000;
     return true;
 }
 

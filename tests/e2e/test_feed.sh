@@ -53,6 +53,16 @@ watch_start admin z --since 0
 wait_for '[ "$(seqs "$T/z.out" | wc -w)" -ge 3 ]'
 watch_stop z
 expect "--since 0 replays from the first change, not from now" test "$(seqs "$T/z.out" | cut -d' ' -f1-3)" = "1 2 3"
+# changes made before anyone watched carry their own time as the commit time, not 0; a live
+# one its commit, at or after its time (ms) and within seconds of it
+commit_skew() { python3 -c '
+import datetime, json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+us = lambda t: round(datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1e6)
+print(max(abs(e["commit_us"] - us(e["time"])) if e["commit_us"] > 0 else 10**18 for e in ev))' "$1"; }
+expect "replayed changes carry a commit time near their own ($(commit_skew "$T/z.out") us off at most)" \
+    test "$(commit_skew "$T/z.out")" -lt 5000000
+expect "live changes too ($(commit_skew "$T/w.out") us off at most)" test "$(commit_skew "$T/w.out")" -lt 5000000
 # the largest sequence number is in the future, not a history parted by a restore; past it
 # is not a number crm takes
 RC=0; timeout $((10 * SLOW)) "$CRM_CLI/crm" --config "$T/admin" watch --since 18446744073709551615 \
