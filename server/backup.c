@@ -51,6 +51,8 @@
 /* Files of a data dir that a backup carries besides the database. */
 static const char *const s_side_files[] = {"server.key", "master.key", "admin.enroll",
                                            "value-rules.conf"};
+#define SIDE_FILES (sizeof s_side_files / sizeof s_side_files[0])
+#define SIDES_UNKNOWN (~0u) /* a sidecar older than its "sides" line */
 
 /* Format a message into ERRBUF (CRM_ERRBUF bytes), truncated if it must be. */
 static void s_fmt(char *errbuf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -304,6 +306,11 @@ s_meta_write(const char *backup_dir, const backup_meta_t *m, char *errbuf)
             m->id, m->time_ms, m->seq, m->format, m->users);
     for (size_t i = 0; i < m->n_kinds; i++)
         fprintf(f, "count.%s=%" PRIu64 "\n", m->kinds[i].name, m->kinds[i].count);
+    fprintf(f, "sides=");
+    for (size_t i = 0, n = 0; i < SIDE_FILES; i++)
+        if (m->sides & (1u << i))
+            fprintf(f, "%s%s", n++ ? "," : "", s_side_files[i]);
+    fprintf(f, "\n");
     bool ok = fflush(f) == 0 && fsync(fd) == 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -321,6 +328,7 @@ s_meta_read(const char *backup_dir, backup_meta_t *m)
     char path[PATH_MAX], line[256];
     snprintf(path, sizeof path, "%s/oneview/%u/server.key", backup_dir, m->id);
     m->has_keys = access(path, R_OK) == 0;
+    m->sides = SIDES_UNKNOWN;
     snprintf(path, sizeof path, "%s/oneview/%u/meta", backup_dir, m->id);
     FILE *f = fopen(path, "r");
     if (!f)
@@ -342,7 +350,15 @@ s_meta_read(const char *backup_dir, backup_meta_t *m)
             m->format = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(k, "users"))
             m->users = strtoull(v, NULL, 10);
-        else if (!strncmp(k, "count.", 6) && m->n_kinds < BACKUP_MAX_KINDS) {
+        else if (!strcmp(k, "sides")) {
+            m->sides = 0;
+            for (size_t i = 0; i < SIDE_FILES; i++) {
+                size_t len = strlen(s_side_files[i]);
+                for (const char *at = v; (at = strstr(at, s_side_files[i])); at += len)
+                    if ((at == v || at[-1] == ',') && (at[len] == ',' || at[len] == '\0'))
+                        m->sides |= 1u << i;
+            }
+        } else if (!strncmp(k, "count.", 6) && m->n_kinds < BACKUP_MAX_KINDS) {
             s_copy_str(m->kinds[m->n_kinds].name, sizeof m->kinds[0].name, k + 6);
             m->kinds[m->n_kinds++].count = strtoull(v, NULL, 10);
         }
@@ -650,7 +666,8 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
     backup_remove_tree(path); /* a stale sidecar of a purged backup with this id */
     if ((rc = s_mkdir(path, errbuf)) != CRM_OK)
         goto cleanup;
-    for (size_t i = 0; i < sizeof s_side_files / sizeof s_side_files[0]; i++) {
+    out->sides = 0;
+    for (size_t i = 0; i < SIDE_FILES; i++) {
         snprintf(src, sizeof src, "%s/%s", data_dir, s_side_files[i]);
         snprintf(path, sizeof path, "%s/oneview/%u/%s", backup_dir, info.id, s_side_files[i]);
         crm_err_t crc = s_copy_file(src, path, errbuf);
@@ -664,6 +681,8 @@ backup_run(store_t *store, const char *data_dir, const char *backup_dir, uint32_
             rc = crc;
             goto cleanup;
         }
+        if (crc == CRM_OK)
+            out->sides |= 1u << i;
     }
     out->has_keys = true;
     out->has_meta = true;
@@ -1000,13 +1019,18 @@ backup_restore(const char *backup_dir, uint32_t id, const char *data_dir, backup
                   which, backup_dir);
         goto cleanup;
     }
-    for (size_t k = 0; k < sizeof s_side_files / sizeof s_side_files[0]; k++) {
+    for (size_t k = 0; k < SIDE_FILES; k++) {
         snprintf(src, sizeof src, "%s/oneview/%u/%s", backup_dir, id, s_side_files[k]);
         snprintf(dst, sizeof dst, "%s/%s", data_dir, s_side_files[k]);
         crm_err_t crc = s_copy_file(src, dst, errbuf);
-        if (crc != CRM_OK && (crc != CRM_ERR_NOT_FOUND || k < 2)) {
+        /* the keys always; the others when the backup says it saved them (one without a
+           "sides" line: when they are there) */
+        bool needed = k < 2 || (out->sides != SIDES_UNKNOWN && (out->sides & (1u << k)));
+        if (crc != CRM_OK && (crc != CRM_ERR_NOT_FOUND || needed)) {
             if (crc == CRM_ERR_NOT_FOUND)
-                s_fmt(errbuf, "backup %u lacks '%s'", id, src);
+                s_fmt(errbuf, "backup %u lacks '%s', which was saved with it: the backup is "
+                              "damaged; restore another ('crm-admin backup list --dir %s')",
+                      id, src, backup_dir);
             rc = crc;
             goto cleanup;
         }

@@ -46,6 +46,8 @@ typedef struct {
     } kinds[BACKUP_MAX_KINDS];
     bool has_meta;    /* false: no sidecar (seq, counts unknown) */
     bool has_keys;    /* the server keys were saved with it */
+    unsigned sides;   /* the data dir's side files saved with it, a bit each (backup.c's
+                         s_side_files); ~0u when not known (no sidecar, or one older than the field) */
     uint64_t history; /* backup_restore: the history id the restored store begins */
 } backup_meta_t;
 

@@ -496,6 +496,15 @@ s_verify_one(const s_args_t *a, uint32_t id, backup_meta_t *m, char *ldb, size_t
     if ((rc = backup_restore(a->dir, id, data, s_bar, (void *)a, m, errbuf)) != CRM_OK)
         goto cleanup;
     s_bar_clear(a);
+    /* crmd writes the sidecar's metadata with every backup: without it what the backup
+       restores cannot be held against what was backed up (sequence, counts, side files) */
+    if (!m->has_meta) {
+        snprintf(errbuf, CRM_ERRBUF, "backup %u has no metadata ('%s/oneview/%u/meta'): it was "
+                 "damaged or not finished, and what it restores cannot be checked", id, a->dir,
+                 id);
+        rc = CRM_ERR_STORAGE;
+        goto cleanup;
+    }
     /* 3. our invariants: indexes, change log, derived values */
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = '\0';

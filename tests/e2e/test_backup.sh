@@ -136,6 +136,24 @@ expect "... saying so ($(head -1 <<<"$ERR"))" contains "$ERR" "server key is dam
 adm restore --from "$T/badkey" --id 1 --data "$T/r-badkey"
 expect "restore refuses it too, leaving nothing behind" test "$RC" -eq 1 -a ! -e "$T/r-badkey"
 
+# ---- a backup missing a side file it was saved with, or its metadata: verify and restore
+# say so (both passed, and the restored dir had no admin.enroll) ----
+expect "the metadata names the side files saved" grep -q "^sides=server.key,master.key,admin.enroll" "$T/bk/oneview/1/meta"
+cp -a "$T/bk" "$T/noenroll"; rm "$T/noenroll/oneview/1/admin.enroll"
+adm backup verify --dir "$T/noenroll" --id 1 --scratch "$T"
+expect "verify catches a missing admin.enroll (rc=$RC)" test "$RC" -eq 1
+expect "... naming it ($(head -1 <<<"$ERR"))" contains "$ERR" "admin.enroll', which was saved with it"
+adm restore --from "$T/noenroll" --id 1 --data "$T/r-noenroll"
+expect "restore refuses it too, leaving nothing behind" test "$RC" -eq 1 -a ! -e "$T/r-noenroll"
+cp -a "$T/bk" "$T/nometa"; rm "$T/nometa/oneview/1/meta"
+adm backup verify --dir "$T/nometa" --id 1 --scratch "$T"
+expect "verify refuses a backup without its metadata (rc=$RC)" test "$RC" -eq 1
+expect "... saying so ($(head -1 <<<"$ERR"))" contains "$ERR" "has no metadata"
+# a sidecar written before the "sides" line: admin.enroll is optional there, as it was
+cp -a "$T/bk" "$T/oldmeta"; sed -i '/^sides=/d' "$T/oldmeta/oneview/1/meta"; rm "$T/oldmeta/oneview/1/admin.enroll"
+adm backup verify --dir "$T/oldmeta" --id 1 --scratch "$T"
+expect "a backup with an older sidecar and no admin.enroll still verifies (rc=$RC, $ERR)" test "$RC" -eq 0
+
 # ---- a dir that holds no backup, and a backup dir inside the data dir ----
 adm backup list --dir "$T/data"
 expect "backup list of a data dir given by mistake: refused (rc=$RC, $ERR)" \
