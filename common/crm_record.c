@@ -1377,6 +1377,79 @@ crm_record_check_past(const crm_entity_t *e, const ProtobufCMessage *old,
     return CRM_OK;
 }
 
+static bool s_message_equal(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a,
+                            const ProtobufCMessage *b);
+
+/* One element of FD's type at P and at Q: the same value? (An unset string is "".) */
+static bool
+s_value_equal(const ProtobufCFieldDescriptor *fd, const void *p, const void *q)
+{
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *x = *(const char *const *)p, *y = *(const char *const *)q;
+        return strcmp(x ? x : "", y ? y : "") == 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *x = p, *y = q;
+        return x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+    }
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return s_message_equal(fd->descriptor, *(const ProtobufCMessage *const *)p,
+                               *(const ProtobufCMessage *const *)q);
+    default:
+        return memcmp(p, q, s_elem_size(fd)) == 0;
+    }
+}
+
+/* Field FD of A and of B (either NULL: a message with nothing set) holds the same values. */
+static bool
+s_field_equal(const ProtobufCFieldDescriptor *fd, const ProtobufCMessage *a,
+              const ProtobufCMessage *b)
+{
+    static const char none[sizeof(ProtobufCBinaryData) + 8]; /* every type's zero value */
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t na = a ? crm_record_count(a, fd) : 0, nb = b ? crm_record_count(b, fd) : 0;
+        if (na != nb)
+            return false;
+        size_t sz = s_elem_size(fd);
+        const char *x = na ? *(const char *const *)CMEMBER(a, fd) : NULL;
+        const char *y = nb ? *(const char *const *)CMEMBER(b, fd) : NULL;
+        for (size_t i = 0; i < na; i++)
+            if (!s_value_equal(fd, x + i * sz, y + i * sz))
+                return false;
+        return true;
+    }
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) { /* the member holds FD only when chosen */
+        if (a && *(const uint32_t *)((const char *)a + fd->quantifier_offset) != fd->id)
+            a = NULL;
+        if (b && *(const uint32_t *)((const char *)b + fd->quantifier_offset) != fd->id)
+            b = NULL;
+    }
+    return s_value_equal(fd, a ? CMEMBER(a, fd) : none, b ? CMEMBER(b, fd) : none);
+}
+
+static bool
+s_message_equal(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a,
+                const ProtobufCMessage *b)
+{
+    if (a == b)
+        return true;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (!s_field_equal(&d->fields[i], a, b))
+            return false;
+    return true;
+}
+
+bool
+crm_record_field_equal(const ProtobufCFieldDescriptor *fd, const ProtobufCMessage *a,
+                       const ProtobufCMessage *b)
+{
+    return s_field_equal(fd, a, b);
+}
+
+/* By value, field by field through the descriptors: formatting both as text cost an
+   allocation and a printf a field, and took a change inside one second of a time, or
+   ["a;b"] against ["a", "b"], for none. */
 size_t
 crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
                 char **out, size_t max)
@@ -1386,12 +1459,8 @@ crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const Protobuf
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
         if (crm_entity_flags_of(e, fd) & CRM_F_SYSTEM)
             continue;
-        char *x = crm_record_format(a, fd, false, false);
-        char *y = crm_record_format(b, fd, false, false);
-        if (strcmp(x, y))
+        if (!s_field_equal(fd, a, b))
             out[n++] = (char *)fd->name;
-        free(x);
-        free(y);
     }
     return n;
 }

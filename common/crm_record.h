@@ -96,8 +96,13 @@ ProtobufCMessage *crm_record_add_message(ProtobufCMessage *m, const ProtobufCFie
    clocks). INVALID_ARGUMENT naming the field otherwise. */
 crm_err_t crm_record_check_past(const crm_entity_t *e, const ProtobufCMessage *old,
                                 const ProtobufCMessage *m, int64_t now, char *errbuf);
+/* The fields (not CRM_F_SYSTEM) whose values differ between A and B, into OUT (at most MAX
+   names); their count. */
 size_t crm_record_diff(const crm_entity_t *e, const ProtobufCMessage *a, const ProtobufCMessage *b,
                        char **out, size_t max);
+/* Field FD holds the same values in A and B, messages of one type (an unset string is ""). */
+bool crm_record_field_equal(const ProtobufCFieldDescriptor *fd, const ProtobufCMessage *a,
+                            const ProtobufCMessage *b);
 /* Blank the CRM_F_PERSONAL fields of M, a record of kind E (or a part of one: only
    what is set is touched): a required text becomes CRM_ERASED, anything else is
    cleared. The names of the fields it changed (borrowed from the descriptor) go

@@ -370,6 +370,49 @@ test_record_lines_and_diff(void **state)
     crm_proto_free(&b);
 }
 
+/* crm_record_diff compares values, not their text: a time moved within one second, a list
+   whose items join to the same text and a derived count are changes; equal records are not */
+static void
+test_record_diff_by_value(void **state)
+{
+    (void)state;
+    const crm_entity_t *e = crm_entity_by_name("customer");
+    ProtobufCMessage *a = crm_proto_new(e->desc), *b = crm_proto_new(e->desc);
+    char errbuf[CRM_ERRBUF], *diff[8];
+    crm_record_set_str(a, "name", "Li Na");
+    crm_record_set_str(b, "name", "Li Na");
+    const ProtobufCFieldDescriptor *tags = crm_record_field(e->desc, "tags");
+    assert_int_equal(crm_record_set_text(a, tags, "vip", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(b, tags, "vip", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 0);
+    Crm__Customer *ca = (Crm__Customer *)a, *cb = (Crm__Customer *)b;
+    ca->last_contact_at = 1764590400000; /* 2025-12-01T12:00:00.000Z */
+    cb->last_contact_at = 1764590400500; /* half a second later: the same text */
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 1);
+    assert_string_equal(diff[0], "last_contact_at");
+    cb->last_contact_at = ca->last_contact_at;
+    /* ["a;b"] and ["a", "b"] format alike (items joined by ';') */
+    crm_record_clear(a, tags);
+    crm_record_clear(b, tags);
+    assert_int_equal(crm_record_set_text(a, tags, "a;b", false, errbuf), CRM_OK); /* appends */
+    assert_int_equal(crm_record_set_text(b, tags, "a", false, errbuf), CRM_OK);
+    assert_int_equal(crm_record_set_text(b, tags, "b", false, errbuf), CRM_OK);
+    char *ta = crm_record_format(a, tags, false, false), *tb = crm_record_format(b, tags, false, false);
+    assert_string_equal(ta, tb);
+    free(ta);
+    free(tb);
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 1);
+    assert_string_equal(diff[0], "tags");
+    /* an unset string and an empty one are the same; system fields are not compared */
+    crm_record_clear(b, tags);
+    assert_int_equal(crm_record_set_text(b, tags, "a;b", false, errbuf), CRM_OK);
+    crm_record_set_str(a, "industry", "");
+    cb->version = 9;
+    assert_int_equal(crm_record_diff(e, a, b, diff, 8), 0);
+    crm_proto_free(&a);
+    crm_proto_free(&b);
+}
+
 static void
 test_record_ranges(void **state)
 {
@@ -593,6 +636,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entity_table_is_consistent),
+        cmocka_unit_test(test_record_diff_by_value),
         cmocka_unit_test(test_entity_rule_by_number),
         cmocka_unit_test(test_entity_ids),
         cmocka_unit_test(test_entity_times),
