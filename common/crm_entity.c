@@ -8,6 +8,7 @@
 #include <threads.h>
 
 #include "crm.pb-c.h"
+#include "crm_log.h"
 #include "entities.pb-c.h"
 
 /* The six fields every kind shares, managed by the server. */
@@ -356,7 +357,10 @@ crm_entity_flags(const crm_entity_t *e, const char *field)
    field of a record, and the name search was 2.7 % of an update's CPU). */
 #define S_KINDS (sizeof s_entities / sizeof s_entities[0] - 1)
 #define S_FIELDS_MAX 64
+#define S_INDEXES_MAX 32
 static const crm_rule_t *s_rule_at[S_KINDS][S_FIELDS_MAX];
+/* [k][i][0]: the field of index i of kind k; [1]: its sort_field */
+static const ProtobufCFieldDescriptor *s_index_fd[S_KINDS][S_INDEXES_MAX][2];
 static once_flag s_rule_once = ONCE_FLAG_INIT;
 
 static void
@@ -366,7 +370,43 @@ s_rule_index(void)
         const ProtobufCMessageDescriptor *d = s_entities[k].desc;
         for (unsigned i = 0; i < d->n_fields && i < S_FIELDS_MAX; i++)
             s_rule_at[k][i] = crm_entity_rule(&s_entities[k], d->fields[i].name);
+        size_t i = 0;
+        for (const crm_index_t *x = s_entities[k].indexes; x->field; x++, i++) {
+            CRM_ASSERT(i < S_INDEXES_MAX);
+            s_index_fd[k][i][0] = protobuf_c_message_descriptor_get_field_by_name(d, x->field);
+            s_index_fd[k][i][1] =
+                x->sort_field ? protobuf_c_message_descriptor_get_field_by_name(d, x->sort_field)
+                              : NULL;
+        }
     }
+}
+
+static const ProtobufCFieldDescriptor *
+s_index_fd_of(const crm_entity_t *e, const crm_index_t *idx, int which)
+{
+    uintptr_t k = ((uintptr_t)e - (uintptr_t)s_entities) / sizeof *e;
+    if ((uintptr_t)e >= (uintptr_t)s_entities && k < S_KINDS && e == &s_entities[k]) {
+        uintptr_t i = ((uintptr_t)idx - (uintptr_t)e->indexes) / sizeof *idx;
+        if ((uintptr_t)idx >= (uintptr_t)e->indexes && i < S_INDEXES_MAX &&
+            idx == &e->indexes[i]) {
+            call_once(&s_rule_once, s_rule_index);
+            return s_index_fd[k][i][which];
+        }
+    }
+    const char *name = which ? idx->sort_field : idx->field;
+    return name ? protobuf_c_message_descriptor_get_field_by_name(e->desc, name) : NULL;
+}
+
+const ProtobufCFieldDescriptor *
+crm_entity_index_field(const crm_entity_t *e, const crm_index_t *idx)
+{
+    return s_index_fd_of(e, idx, 0);
+}
+
+const ProtobufCFieldDescriptor *
+crm_entity_index_sort_field(const crm_entity_t *e, const crm_index_t *idx)
+{
+    return s_index_fd_of(e, idx, 1);
 }
 
 const crm_rule_t *

@@ -145,6 +145,11 @@ bool crm_entity_is_time(const ProtobufCMessageDescriptor *d, const ProtobufCFiel
 const char *crm_entity_field_with(const crm_entity_t *e, unsigned flag);
 /* The index on FIELD, or NULL. */
 const crm_index_t *crm_entity_index(const crm_entity_t *e, const char *field);
+/* The descriptors of IDX's field and (NULL if none) its sort_field, IDX one of
+   E->indexes: looked up once for the whole table (the index paths ask per record). */
+const ProtobufCFieldDescriptor *crm_entity_index_field(const crm_entity_t *e, const crm_index_t *idx);
+const ProtobufCFieldDescriptor *crm_entity_index_sort_field(const crm_entity_t *e,
+                                                            const crm_index_t *idx);
 
 /* The field of E a spreadsheet column called LABEL holds: the field's name,
    the singular of a list ("phone"), or one of its labels, compared as keys

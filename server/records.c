@@ -72,7 +72,7 @@ s_blind_index(const crm_entity_t *e, char tag)
     for (const crm_index_t *i = e->indexes; i->field; i++)
         if (i->kind != CRM_IDX_PARENT &&
             (i->tag == tag || (i->kind == CRM_IDX_PHONE && i->tag + 1 == tag)))
-            return crm_entity_flags(e, i->field) & CRM_F_PERSONAL ? i : NULL;
+            return crm_entity_flags_of(e, crm_entity_index_field(e, i)) & CRM_F_PERSONAL ? i : NULL;
     return NULL;
 }
 
@@ -238,8 +238,7 @@ s_index_keys(const crm_entity_t *e, uint64_t num, const ProtobufCMessage *rec, u
     for (const crm_index_t *idx = e->indexes; idx->field; idx++, at++) {
         if (at < 64 && (skip & (UINT64_C(1) << at)))
             continue;
-        const ProtobufCFieldDescriptor *fd =
-            protobuf_c_message_descriptor_get_field_by_name(e->desc, idx->field);
+        const ProtobufCFieldDescriptor *fd = crm_entity_index_field(e, idx);
         CRM_ASSERT(fd != NULL);
         char *vals[32];
         size_t nv = idx->kind == CRM_IDX_PARENT ? 0 : s_values(rec, fd, vals, 32);
@@ -412,11 +411,8 @@ records_stage_put(store_group_t *g, const crm_entity_t *e, uint64_t num,
     uint64_t same = 0;
     unsigned at = 0;
     for (const crm_index_t *idx = e->indexes; old && idx->field && at < 64; idx++, at++) {
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field_by_name(e->desc, idx->field);
-        const ProtobufCFieldDescriptor *sf =
-            idx->sort_field ? protobuf_c_message_descriptor_get_field_by_name(e->desc, idx->sort_field)
-                            : NULL;
+        const ProtobufCFieldDescriptor *f = crm_entity_index_field(e, idx);
+        const ProtobufCFieldDescriptor *sf = crm_entity_index_sort_field(e, idx);
         if (f && crm_record_field_equal(f, old, rec) && (!sf || crm_record_field_equal(sf, old, rec)))
             same |= UINT64_C(1) << at;
     }

@@ -124,9 +124,9 @@ s_dc(req_ctx_t *ctx)
 
 /* Fields a client never writes. */
 static bool
-s_server_set(const crm_entity_t *e, const char *field)
+s_server_set(unsigned flags)
 {
-    return (crm_entity_flags(e, field) &
+    return (flags &
             (CRM_F_SYSTEM | CRM_F_CALLER | CRM_F_CALLER_DEPT | CRM_F_DERIVED | CRM_F_STAMPED)) !=
            0;
 }
@@ -214,7 +214,7 @@ s_prepare_create(req_ctx_t *ctx, const crm_entity_t *e, ProtobufCMessage *rec)
         return rc;
     for (const crm_rule_t *r = e->rules; r->field; r++) {
         const ProtobufCFieldDescriptor *fd = crm_record_field(e->desc, r->field);
-        if (s_server_set(e, r->field) && crm_record_is_set(rec, fd))
+        if (s_server_set(r->flags) && crm_record_is_set(rec, fd))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "field '%s' is set by the server; leave it out", r->field);
         if (r->def && !crm_record_is_set(rec, fd)) {
@@ -1061,7 +1061,7 @@ h_entity_update(req_ctx_t *ctx)
         if (!fd)
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT, "unknown field '%.40s' on '%s'",
                                   r->fields[i], e->name);
-        if (s_server_set(e, fd->name) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT))
+        if (s_server_set(crm_entity_flags_of(e, fd)) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT))
             return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                                   "field '%s' cannot be changed%s", fd->name,
                                   (crm_entity_flags_of(e, fd) & CRM_F_DERIVED)
@@ -2246,7 +2246,7 @@ s_upsert_update(req_ctx_t *ctx, const crm_entity_t *e, bool dry_run, uint64_t nu
     crm_entity_format_id(e, num, id);
     for (unsigned i = 0; i < e->desc->n_fields && nfields < 64; i++) {
         const ProtobufCFieldDescriptor *fd = &e->desc->fields[i];
-        if (s_server_set(e, fd->name) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT) ||
+        if (s_server_set(crm_entity_flags_of(e, fd)) || (crm_entity_flags_of(e, fd) & CRM_F_PARENT) ||
             !crm_record_is_set(rec, fd))
             continue;
         fields[nfields++] = (char *)fd->name;

@@ -37,6 +37,10 @@ test_entity_table_is_consistent(void **state)
             assert_non_null(crm_record_field(e->desc, x->field));
             if (x->kind == CRM_IDX_PARENT)
                 assert_non_null(crm_record_field(e->desc, x->sort_field));
+            /* the descriptors kept for the index paths are the fields named */
+            assert_ptr_equal(crm_entity_index_field(e, x), crm_record_field(e->desc, x->field));
+            assert_ptr_equal(crm_entity_index_sort_field(e, x),
+                             x->sort_field ? crm_record_field(e->desc, x->sort_field) : NULL);
         }
         if (e->parent)
             assert_non_null(crm_entity_by_name(e->parent));
