@@ -162,3 +162,34 @@ cleanup:
         sodium_memzero(e, sizeof *e);
     return rc;
 }
+
+/* ==== Epoch proofs ==== */
+
+void
+crm_epoch_key(const uint8_t server_secret[CRM_KEY_BYTES], uint8_t key[32])
+{
+    static const char what[] = "OneView replication epoch proof key";
+    crypto_generichash(key, 32, (const uint8_t *)what, sizeof what - 1, server_secret,
+                       CRM_KEY_BYTES);
+}
+
+void
+crm_epoch_proof(const uint8_t key[32], uint64_t epoch, uint64_t start,
+                uint8_t out[CRM_EPOCH_PROOF_BYTES])
+{
+    uint8_t msg[16];
+    for (int i = 0; i < 8; i++) {
+        msg[i] = (uint8_t)(epoch >> (56 - 8 * i));
+        msg[8 + i] = (uint8_t)(start >> (56 - 8 * i));
+    }
+    crypto_generichash(out, CRM_EPOCH_PROOF_BYTES, msg, sizeof msg, key, 32);
+}
+
+bool
+crm_epoch_proof_ok(const uint8_t key[32], uint64_t epoch, uint64_t start, const uint8_t *proof,
+                   size_t len)
+{
+    uint8_t want[CRM_EPOCH_PROOF_BYTES];
+    crm_epoch_proof(key, epoch, start, want);
+    return len == CRM_EPOCH_PROOF_BYTES && proof && crypto_verify_32(want, proof) == 0;
+}

@@ -47,6 +47,15 @@ crm_err_t crm_keys_save_master(const char *path, const uint8_t key[CRM_KEY_BYTES
 crm_err_t crm_keys_load_master(const char *path, uint8_t key[CRM_KEY_BYTES], char *errbuf);
 
 /* Enrollment file (0600). EXCLUSIVE refuses to replace an existing file. */
+/* Replication's epochs: a replica shares the primary's server key pair, so both can make
+   (and check) a proof that an epoch claim comes from a holder of that key, not only of a
+   replica's enrollment. KEY is crm_epoch_key() of the server's secret key. */
+#define CRM_EPOCH_PROOF_BYTES 32
+void crm_epoch_key(const uint8_t server_secret[CRM_KEY_BYTES], uint8_t key[32]);
+void crm_epoch_proof(const uint8_t key[32], uint64_t epoch, uint64_t start,
+                     uint8_t out[CRM_EPOCH_PROOF_BYTES]);
+bool crm_epoch_proof_ok(const uint8_t key[32], uint64_t epoch, uint64_t start,
+                        const uint8_t *proof, size_t len);
 crm_err_t crm_enroll_save(const char *path, const crm_enroll_t *e, bool exclusive, char *errbuf);
 crm_err_t crm_enroll_load(const char *path, crm_enroll_t *e, char *errbuf);
 

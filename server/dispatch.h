@@ -23,6 +23,7 @@ typedef struct {
     store_t *store;         /* borrowed */
     store_group_t *group;   /* the writer's current group commit */
     const char *server_key; /* the server's public key, Z85 */
+    const uint8_t *epoch_key; /* crm_epoch_key() of the server's secret key (32 bytes) */
     crm_ratelimit_t *log_rl; /* limits bad-request log lines */
     struct feed *feed;       /* the change feed, for WATCH */
     const struct value_rules *rules; /* customer value and deal rules (derive.h) */

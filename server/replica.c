@@ -241,6 +241,8 @@ struct repl_follower {
     _Atomic bool stop;
     int wake; /* eventfd, readable once stop is set: every wait of the follower watches it */
     crm_enroll_t enroll; /* the replica identity (secret key: zeroed on stop) */
+    uint8_t epoch_key[32]; /* crm_epoch_key() of the server key it shares with the primary
+                              (zeroed on stop): its pulls prove their epoch with it */
     char endpoint[256];
     char data_dir[PATH_MAX];
     bool resync;                   /* re-sync by itself when too far behind (no --no-resync) */
@@ -573,6 +575,10 @@ s_follow(void *arg)
         pull.from_seq = have + 1;
         pull.epoch = epoch;
         pull.epoch_start = my_start;
+        uint8_t proof[CRM_EPOCH_PROOF_BYTES];
+        crm_epoch_proof(self->epoch_key, epoch, my_start, proof);
+        pull.epoch_proof.data = proof;
+        pull.epoch_proof.len = sizeof proof;
         pull.max_bytes = REPL_PULL_MAX_BYTES;
         Crm__Request req = CRM__REQUEST__INIT;
         uint64_t id = ++self->next_id;
@@ -751,6 +757,15 @@ repl_follower_start(void *ctx, store_t *store, const char *data_dir, const char 
                  "'crm-admin replica init' writes it as DIR/replica.enroll)");
         goto cleanup;
     }
+    { /* the server key pair is the primary's (a replica is made from its snapshot) */
+        char path[PATH_MAX + 16];
+        crm_keypair_t kp;
+        snprintf(path, sizeof path, "%s/server.key", data_dir);
+        if ((rc = crm_keys_load(path, &kp, errbuf)) != CRM_OK)
+            goto cleanup;
+        crm_epoch_key(kp.sec, self->epoch_key);
+        sodium_memzero(&kp, sizeof kp);
+    }
     snprintf(self->endpoint, sizeof self->endpoint, "%s",
              endpoint && *endpoint ? endpoint : self->enroll.endpoint);
     snprintf(bell, sizeof bell, "inproc://crmd-replica-%u", atomic_fetch_add(&counter, 1));
@@ -881,6 +896,7 @@ repl_follower_stop(repl_follower_t **self_p)
         zmq_close(self->bell);
     pthread_mutex_destroy(&self->lock);
     sodium_memzero(&self->enroll, sizeof self->enroll);
+    sodium_memzero(self->epoch_key, sizeof self->epoch_key);
     free(self);
     *self_p = NULL;
 }

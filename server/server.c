@@ -176,6 +176,7 @@ struct server {
     int64_t idem_next_us;        /* next pass over expired idempotency keys */
     crm_keypair_t keys;          /* long-term server keypair */
     char key_z85[CRM_Z85_LEN + 1];
+    uint8_t epoch_key[32];       /* crm_epoch_key() of keys.sec: replicas' epoch proofs */
     char endpoint[256];          /* bound endpoint, real port */
     crm_ratelimit_t log_rl;      /* bad-request log lines */
     crm_ratelimit_t slow_rl;     /* slow-request log lines */
@@ -347,6 +348,7 @@ server_new(const server_config_t *cfg, server_t **out, char *errbuf)
     if ((rc = crm_keys_load(path, &self->keys, errbuf)) != CRM_OK)
         goto cleanup;
     crm_keys_to_z85(self->keys.pub, self->key_z85);
+    crm_epoch_key(self->keys.sec, self->epoch_key);
     uint64_t indexed = 0;
     /* a replica writes nothing of its own: the primary's upgrade reaches it by the log */
     if (!cfg->replica_of && (rc = audit_index_upgrade(self->store, &indexed, errbuf)) != CRM_OK)
@@ -1336,6 +1338,7 @@ server_run(server_t *self, volatile sig_atomic_t *stop)
     dispatch_env_t env = {.store = self->store,
                           .group = self->group,
                           .server_key = self->key_z85,
+                          .epoch_key = self->epoch_key,
                           .log_rl = &self->log_rl,
                           .slow_us = self->cfg.slow_us,
                           .slow_rl = &self->slow_rl,
@@ -1569,6 +1572,7 @@ server_destroy(server_t **self_p)
     free(self->queue.v);
     store_destroy(&self->store);
     sodium_memzero(&self->keys, sizeof self->keys);
+    sodium_memzero(self->epoch_key, sizeof self->epoch_key);
     free(self);
     *self_p = NULL;
 }

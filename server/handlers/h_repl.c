@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_keys.h"
 #include "crm_time.h"
 #include "dispatch.h"
 #include "replica.h"
@@ -79,6 +80,22 @@ h_repl_pull(req_ctx_t *ctx)
                 (unsigned long long)epoch);
         return dispatch_error(ctx, CRM_ERR_INVALID_ARGUMENT,
                               "epoch %llu is not one a promotion or a restore makes",
+                              (unsigned long long)req->epoch);
+    }
+    /* a newer epoch ends this server's history only when its claim is made with the
+       server key the replicas share with it: a replica's enrollment alone (a user key,
+       more widely handed out) could fence the primary with any plausible number */
+    if (req->epoch > epoch &&
+        !crm_epoch_proof_ok(ctx->env->epoch_key, req->epoch, req->epoch_start,
+                            req->epoch_proof.data, req->epoch_proof.len)) {
+        crm_log(CRM_LOG_WARN, "replica '%s' claims epoch %llu (ours is %llu) without proof "
+                              "made with this server's key: refused, not fenced",
+                ctx->session.user->name, (unsigned long long)req->epoch,
+                (unsigned long long)epoch);
+        return dispatch_error(ctx, CRM_ERR_PERMISSION_DENIED,
+                              "epoch %llu is claimed without proof made with the server key: "
+                              "only a server holding this server's key pair (a replica made "
+                              "from it) can end its history",
                               (unsigned long long)req->epoch);
     }
     if (req->epoch > epoch) { /* a replica was promoted, or a restore: our history ends */

@@ -1602,6 +1602,19 @@ s_pull(char **argv)
     req.repl_pull = &pr;
     pr.from_seq = 1;
     pr.epoch = strtoull(argv[2], NULL, 10);
+    uint8_t proof[CRM_EPOCH_PROOF_BYTES], key[32];
+    crm_keypair_t kp;
+    char errbuf[CRM_ERRBUF];
+    if (argv[3]) { /* prove the epoch with the server key pair in that file */
+        if (crm_keys_load(argv[3], &kp, errbuf) != CRM_OK) {
+            fprintf(stderr, "%s\n", errbuf);
+            return 2;
+        }
+        crm_epoch_key(kp.sec, key);
+        crm_epoch_proof(key, pr.epoch, 0, proof);
+        pr.epoch_proof.data = proof;
+        pr.epoch_proof.len = sizeof proof;
+    }
     Crm__Reply *r = s_call(s, &req);
     if (!r)
         printf("no reply\n");
@@ -1871,7 +1884,7 @@ main(int argc, char **argv)
         {"burst", s_burst, 3, "ENDPOINT ENROLL N [create]"},
         {"pipeline", s_pipeline, 5, "ENDPOINT ENROLL ID FIELD|- VALUE"},
         {"seq", s_seq, 4, "ENDPOINT ENROLL ID OPS"},
-        {"pull", s_pull, 3, "ENDPOINT ENROLL EPOCH"},
+        {"pull", s_pull, 3, "ENDPOINT ENROLL EPOCH [SERVER_KEY_FILE]"},
         {"conns", s_conns, 3, "ENDPOINT N ENROLL..."},
         {"handshakes", s_handshakes, 4, "ENDPOINT ENROLL SECONDS RATE"},
         {"fillaudit", s_fillaudit, 2, "DATADIR N [ID]"},

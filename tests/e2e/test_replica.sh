@@ -381,6 +381,15 @@ expect "... and it takes writes again" test "$RC" -eq 0
 "$CRM_BIN/crm-probe" pull "$EP_p" "$T/repl1.enroll" 1000000000000000 >"$T/pull.out" 2>&1
 expect "a pull claiming epoch 10^15 is refused ($(cat "$T/pull.out"))" \
     grep -q "^INVALID_ARGUMENT epoch 1000000000000000 is not one" "$T/pull.out"
+# ... nor does a plausible newer epoch without proof made with the server key (a replica's
+# enrollment alone fenced the primary), or with one made with another key
+"$CRM_BIN/crm-probe" pull "$EP_p" "$T/repl1.enroll" 3 >"$T/pull.out" 2>&1
+expect "a pull claiming epoch 3 without proof is refused ($(cat "$T/pull.out"))" \
+    grep -q "^PERMISSION_DENIED epoch 3 is claimed without proof made with the server key" "$T/pull.out"
+"$CRM_BIN/crm-probe" pull "$EP_p" "$T/repl1.enroll" 3 "$T/repl1.enroll" >"$T/pull.out" 2>&1
+expect "... and with a proof made with another key ($(cat "$T/pull.out"))" \
+    grep -q "^PERMISSION_DENIED epoch 3 is claimed without proof" "$T/pull.out"
+expect "the primary's log says so" grep -q "claims epoch 3 (ours is .*) without proof" "$T/p6.log"
 cp_ customer add --name 未被隔离 --phone 13100000096
 expect "... and the primary still takes writes" test "$RC" -eq 0
 stop_server p6

@@ -133,6 +133,25 @@ test_enroll_round_trip_and_errors(void **state)
     free(dir);
 }
 
+static void
+test_epoch_proof(void **state)
+{
+    (void)state;
+    crm_keypair_t a, b;
+    crm_keys_generate(&a);
+    crm_keys_generate(&b);
+    uint8_t ka[32], kb[32], proof[CRM_EPOCH_PROOF_BYTES];
+    crm_epoch_key(a.sec, ka);
+    crm_epoch_key(b.sec, kb);
+    crm_epoch_proof(ka, 3, 1000, proof);
+    assert_true(crm_epoch_proof_ok(ka, 3, 1000, proof, sizeof proof));
+    assert_false(crm_epoch_proof_ok(kb, 3, 1000, proof, sizeof proof)); /* another server */
+    assert_false(crm_epoch_proof_ok(ka, 4, 1000, proof, sizeof proof)); /* another epoch */
+    assert_false(crm_epoch_proof_ok(ka, 3, 1001, proof, sizeof proof));
+    assert_false(crm_epoch_proof_ok(ka, 3, 1000, proof, sizeof proof - 1));
+    assert_false(crm_epoch_proof_ok(ka, 3, 1000, NULL, 0));
+}
+
 int
 main(void)
 {
@@ -145,6 +164,7 @@ main(void)
         cmocka_unit_test(test_keys_refuse_mismatched_pair),
         cmocka_unit_test(test_keys_master),
         cmocka_unit_test(test_enroll_round_trip_and_errors),
+        cmocka_unit_test(test_epoch_proof),
     };
     return cmocka_run_group_tests_name("keys", tests, NULL, NULL);
 }
