@@ -95,6 +95,15 @@ RC=0
 "$CRM_BIN/crm-bench" --config "$T/data/admin.enroll" --server "$EP_sync" --ids 2000 --quick \
     --mix 0,0,0,0,0,0,0 >"$T/quick2.out" 2>&1 || RC=$?
 expect "a mix of all zero weights is a usage error" test "$RC" -eq 2
+# tools/bench/compare's floor of a one-shot call: it builds, and it is answered
+RC=0; cc -std=c17 -O2 -Wall -Wextra -Werror "$CRM_SRC/tools/bench/curve_ping.c" -o "$T/bench-ping" \
+    -lzmq >"$T/ping.out" 2>&1 || RC=$?
+expect "bench-ping builds with warnings as errors" test "$RC" -eq 0
+RC=0; "$T/bench-ping" "$EP_sync" "$T/data/admin.enroll" || RC=$?
+expect "bench-ping's PING is answered" test "$RC" -eq 0
+grep -v '^secret' "$T/data/admin.enroll" >"$T/nokey.enroll"
+RC=0; "$T/bench-ping" "$EP_sync" "$T/nokey.enroll" 2>/dev/null || RC=$?
+expect "bench-ping refuses an enrollment without its secret key" test "$RC" -eq 2
 stop_server sync
 # the import floor (docs/PERFORMANCE.md, "An import floor"): its own check reads back every
 # key it wrote to table files and ingested, over several chunks, sealed and in clear
