@@ -117,6 +117,11 @@ crm_err_t store_get(store_t *self, store_cf_t cf, const void *key, size_t klen, 
    copying or opening it: NOT_FOUND if there is none. */
 crm_err_t store_value_size(store_t *self, store_cf_t cf, const void *key, size_t klen,
                            size_t *size);
+/* The committed values of the N keys KEYS/LENS of CF, read in one batch (RocksDB's
+   MultiGet, one snapshot) and opened: OUT[i] and RCS[i] as store_get() gives them for
+   key i (release each OUT[i]). Returns CRM_OK, or the first failure (not NOT_FOUND). */
+crm_err_t store_get_many(store_t *self, store_cf_t cf, const char *const *keys,
+                         const size_t *lens, size_t n, store_val_t *out, crm_err_t *rcs);
 /* Whether each of the N keys KEYS/LENS of CF is there (FOUND[i]), read in one batch
    (RocksDB's MultiGet: a table file's filter, index and blocks are looked at once for
    the keys that fall in it); values are not opened. CRM_ERR_STORAGE if a read failed

@@ -1462,19 +1462,25 @@ s_reply_ids(req_ctx_t *ctx, const crm_entity_t *e, const uint64_t *ids, size_t n
             uint64_t last)
 {
     s_reply_record(ctx, e, NULL);
-    for (size_t i = 0; i < n; i++) {
-        ProtobufCMessage *rec = NULL;
-        crm_err_t rc = records_get(ctx->env->store, e, ids[i], &rec);
-        if (rc == CRM_ERR_NOT_FOUND)
-            continue; /* deleted since the index was read */
-        if (rc != CRM_OK)
-            return dispatch_error(ctx, rc, "cannot read a %s record", e->name);
+    /* read in one batch: a page of search hits is up to LIST_MAX point reads */
+    ProtobufCMessage **recs = calloc(n ? n : 1, sizeof *recs);
+    crm_err_t *rcs = calloc(n ? n : 1, sizeof *rcs);
+    CRM_ASSERT(recs && rcs);
+    crm_err_t rc = records_get_many(ctx->env->store, e, ids, n, recs, rcs);
+    for (size_t i = 0; i < n && rc == CRM_OK; i++) {
+        if (rcs[i] != CRM_OK) /* NOT_FOUND: deleted since the index was read */
+            continue;
         char errbuf[CRM_ERRBUF];
-        if (authz_record(ctx->session.user, e, AUTHZ_READ, rec, NULL, NULL, 0, errbuf) ==
+        if (authz_record(ctx->session.user, e, AUTHZ_READ, recs[i], NULL, NULL, 0, errbuf) ==
             CRM_OK)
-            s_reply_record(ctx, e, rec);
-        crm_proto_free(&rec);
+            s_reply_record(ctx, e, recs[i]);
     }
+    for (size_t i = 0; i < n; i++)
+        crm_proto_free(&recs[i]);
+    free(recs);
+    free(rcs);
+    if (rc != CRM_OK)
+        return dispatch_error(ctx, rc, "cannot read a %s record", e->name);
     if (more && (n || last)) {
         char *next = dispatch_own(ctx, malloc(24));
         crm_entity_format_id(e, last > (n ? ids[n - 1] : 0) ? last : ids[n - 1], next);

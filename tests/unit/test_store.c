@@ -685,6 +685,60 @@ test_store_memtable_filter(void **state)
     free(dir);
 }
 
+/* store_get_many() gives for each key what store_get() gives, in the order asked, from
+   table files and the memtable alike: values, and NOT_FOUND for a key not there. */
+static void
+test_store_get_many(void **state)
+{
+    (void)state;
+    char errbuf[CRM_ERRBUF];
+    store_t *st = NULL;
+    char *dir = s_new_store(&st);
+    store_group_t *g = store_group_new(st);
+    s_perf_stage(g, "old"); /* old-0000..0199, into a table file */
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    assert_int_equal(store_compact_all(st, errbuf), CRM_OK);
+    store_group_begin(g); /* and some in the memtable, with values of their own */
+    for (int i = 0; i < 10; i++) {
+        char key[32], val[32];
+        snprintf(key, sizeof key, "new-%04d", i);
+        snprintf(val, sizeof val, "value of %d", i);
+        store_group_put(g, STORE_CF_RECORDS, key, strlen(key), val, strlen(val));
+    }
+    store_group_end(g, "e", 1);
+    assert_int_equal(store_group_commit(g, errbuf), CRM_OK);
+    const char *const want[] = {"new-0009", "old-0000", "nope-1", "new-0003", "old-0199",
+                                "old-0200", "new-0000", "old-0057"};
+    enum { N = sizeof want / sizeof want[0] };
+    size_t lens[N];
+    for (size_t i = 0; i < N; i++)
+        lens[i] = strlen(want[i]);
+    store_val_t vals[N];
+    crm_err_t rcs[N];
+    assert_int_equal(store_get_many(st, STORE_CF_RECORDS, want, lens, N, vals, rcs), CRM_OK);
+    for (size_t i = 0; i < N; i++) {
+        store_val_t one = {0};
+        crm_err_t rc = store_get(st, STORE_CF_RECORDS, want[i], lens[i], &one);
+        assert_int_equal(rcs[i], rc);
+        assert_int_equal(rc, strncmp(want[i], "nope", 4) && strcmp(want[i], "old-0200")
+                                 ? CRM_OK
+                                 : CRM_ERR_NOT_FOUND);
+        if (rc == CRM_OK) {
+            assert_int_equal(vals[i].len, one.len);
+            assert_memory_equal(vals[i].data, one.data, one.len);
+        } else {
+            assert_null(vals[i].data);
+        }
+        store_val_release(&one);
+        store_val_release(&vals[i]);
+    }
+    assert_int_equal(store_get_many(st, STORE_CF_RECORDS, want, lens, 0, vals, rcs), CRM_OK);
+    store_group_destroy(&g);
+    store_destroy(&st);
+    test_rmrf(dir);
+    free(dir);
+}
+
 /* The admin 'root', who makes the users of these tests. */
 static Crm__User
 s_root(void)
@@ -1731,6 +1785,7 @@ main(void)
         cmocka_unit_test(test_store_digest_views),
         cmocka_unit_test(test_store_perf_counters_off),
         cmocka_unit_test(test_store_memtable_filter),
+        cmocka_unit_test(test_store_get_many),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
