@@ -40,9 +40,10 @@ typedef struct {
 
 /* Read record NUM of kind E from committed data; caller frees with crm_proto_free(). */
 crm_err_t records_get(store_t *store, const crm_entity_t *e, uint64_t num, ProtobufCMessage **out);
-/* Records NUMS[0..N) of kind E from committed data, read in one batch (one snapshot):
-   OUT[i] and RCS[i] as records_get() gives them (NOT_FOUND: OUT[i] NULL). Returns CRM_OK,
-   or the first failure other than NOT_FOUND. */
+/* Records NUMS[0..N) of kind E from committed data: OUT[i] and RCS[i] as records_get()
+   gives them (NOT_FOUND: OUT[i] NULL). From 4 ids on (RECORDS_MANY_MIN) they are read in one
+   batch (one snapshot); fewer are read one by one, each as of its own read unless the
+   store reads in a view. Returns CRM_OK, or the first failure other than NOT_FOUND. */
 crm_err_t records_get_many(store_t *store, const crm_entity_t *e, const uint64_t *nums, size_t n,
                            ProtobufCMessage **out, crm_err_t *rcs);
 /* Same, through the writer's group (sees staged writes). */

@@ -135,6 +135,7 @@ struct store {
     rocksdb_cache_t *cache;
     rocksdb_block_based_table_options_t *table_opts;
     rocksdb_options_t *idx_opts; /* the indexes column family's: opts with a prefix filter */
+    rocksdb_options_t *key_opts; /* records, users, meta: opts with a whole-key memtable filter */
     rocksdb_column_family_handle_t *cf[STORE_CF__COUNT + 1]; /* [0] is "default" */
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
@@ -415,7 +416,17 @@ s_term_prefix_name(void *state)
     return "oneview.TermPrefix.18";
 }
 
-/* Open the RocksDB database at self->path with self->opts (made by store_open). */
+/* Whether family CF is read key by key on the hot paths (a record, a user, a meta
+   value), so that its memtables keep a filter of whole keys (store_open). The change
+   log and the audit are written in order and scanned: a filter would cost each write a
+   hash and each memtable its bits for nothing. */
+static bool
+s_read_by_key(int cf)
+{
+    return cf == STORE_CF_RECORDS || cf == STORE_CF_USERS || cf == STORE_CF_META;
+}
+
+/* Open the RocksDB database at self->path with the options made by store_open. */
 static crm_err_t
 s_db_open(store_t *self, char *errbuf)
 {
@@ -426,7 +437,9 @@ s_db_open(store_t *self, char *errbuf)
     cf_opts[0] = self->opts;
     for (int i = 0; i < STORE_CF__COUNT; i++) {
         names[i + 1] = s_cf_names[i];
-        cf_opts[i + 1] = i == STORE_CF_INDEXES ? self->idx_opts : self->opts;
+        cf_opts[i + 1] = i == STORE_CF_INDEXES   ? self->idx_opts
+                         : s_read_by_key(i) ? self->key_opts
+                                            : self->opts;
     }
     self->db = rocksdb_open_column_families(self->opts, self->path, STORE_CF__COUNT + 1, names,
                                             cf_opts, self->cf, &err);
@@ -971,14 +984,18 @@ store_open_wal(const char *dir, unsigned flags, uint64_t wal_keep_s, store_t **o
         self->idx_opts, rocksdb_slicetransform_create(NULL, s_term_state_free, s_term_prefix, s_term_in_domain,
                                                       s_term_in_range, s_term_prefix_name));
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(self->idx_opts, 0.02);
-    /* Every other family is read by key (a record, a meta value): a read looks in the
-       memtables first, and most keys read are not there (written before the last flush).
-       A bloom filter of whole keys lets such a read skip the memtable's skip list, which
-       was 8 % of crmd's samples under crm-bench's mixed load at 100k (PERFORMANCE.md,
-       "Point reads: a whole-key filter on the memtables"). Set after idx_opts is copied:
-       the indexes keep their prefix filter alone. Iterators do not use it. */
-    rocksdb_options_set_memtable_prefix_bloom_size_ratio(self->opts, 0.02);
-    rocksdb_options_set_memtable_whole_key_filtering(self->opts, 1);
+    /* The families read by key (s_read_by_key): a read looks in the memtables first, and
+       most keys read are not there (written before the last flush). A bloom filter of
+       whole keys lets such a read skip the memtable's skip list, which was 8 % of crmd's
+       samples under crm-bench's mixed load at 100k (PERFORMANCE.md, "Point reads: a
+       whole-key filter on the memtables"). Its size is a share of a family's
+       write_buffer_size (64 MiB), allocated whole with each memtable: 0.005 is 2.7M bits
+       (335 KiB of the memtables' shared budget), 10 a key for a full memtable of 250-byte
+       entries (about 270,000 keys; 0.02, the first setting, took 1.3 MiB in each family's
+       memtable, 8 MiB in all). Iterators do not use it. */
+    self->key_opts = rocksdb_options_create_copy(self->opts);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(self->key_opts, 0.005);
+    rocksdb_options_set_memtable_whole_key_filtering(self->key_opts, 1);
 
     if ((rc = s_db_open(self, errbuf)) != CRM_OK)
         goto cleanup;
@@ -1035,6 +1052,8 @@ store_destroy(store_t **self_p)
         rocksdb_options_destroy(self->opts);
     if (self->idx_opts)
         rocksdb_options_destroy(self->idx_opts);
+    if (self->key_opts)
+        rocksdb_options_destroy(self->key_opts);
     if (self->table_opts)
         rocksdb_block_based_options_destroy(self->table_opts);
     if (self->cache)
@@ -1240,38 +1259,67 @@ store_get_many(store_t *self, store_cf_t cf, const char *const *keys, const size
     char **errs = calloc(n, sizeof *errs);
     CRM_ASSERT(vals && errs);
     s_perf_off();
+    for (size_t i = 0; i < n; i++) {
+        out[i].data = NULL;
+        out[i].len = 0;
+        rcs[i] = CRM_ERR_NOT_FOUND;
+    }
     pthread_rwlock_rdlock(&self->reopen_lock);
     bool closed = self->db == NULL;
     if (!closed) /* the keys come sorted (ids in order): false, RocksDB sorts them anyway */
         rocksdb_batched_multi_get_cf(self->db, s_ropts(self), s_cf(self, cf), n, keys, lens,
                                      vals, errs, false);
+    /* copies taken (to open in place) and pins dropped before a reopen may close the
+       database under them */
+    for (size_t i = 0; i < n && !closed; i++) {
+        if (!vals[i])
+            continue;
+        size_t len;
+        const char *v = rocksdb_pinnableslice_value(vals[i], &len);
+        out[i].data = malloc(len ? len : 1);
+        CRM_ASSERT_ALLOC(out[i].data);
+        memcpy(out[i].data, v, len);
+        out[i].len = len;
+        rocksdb_pinnableslice_destroy(vals[i]);
+        vals[i] = NULL;
+    }
     pthread_rwlock_unlock(&self->reopen_lock);
     crm_err_t rc = closed ? CRM_ERR_UNAVAILABLE : CRM_OK;
+    size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
-        out[i].data = NULL;
-        out[i].len = 0;
-        rcs[i] = closed ? CRM_ERR_UNAVAILABLE : CRM_ERR_NOT_FOUND;
-        if (errs[i]) { /* as store_get() says it */
-            crm_log(CRM_LOG_ERROR, "store: get from '%s' failed: %s", s_cf_names[cf], errs[i]);
+        if (closed) {
+            rcs[i] = CRM_ERR_UNAVAILABLE;
+        } else if (errs[i]) { /* as store_get() says it, once for the batch */
+            if (failed++ == 0)
+                crm_log(CRM_LOG_ERROR, "store: get from '%s' failed: %s", s_cf_names[cf],
+                        errs[i]);
             rocksdb_free(errs[i]);
             rcs[i] = rc = CRM_ERR_STORAGE;
-        } else if (vals[i]) { /* a copy to open in place: the pinned block stays as it is */
-            size_t len;
-            const char *v = rocksdb_pinnableslice_value(vals[i], &len);
-            out[i].data = malloc(len ? len : 1);
-            CRM_ASSERT_ALLOC(out[i].data);
-            memcpy(out[i].data, v, len);
-            out[i].len = len;
+        } else if (out[i].data) {
             rcs[i] = s_open_val(self, cf, keys[i], lens[i], &out[i]);
             if (rcs[i] != CRM_OK && rc == CRM_OK)
                 rc = rcs[i];
         }
-        if (vals[i])
-            rocksdb_pinnableslice_destroy(vals[i]);
     }
+    if (failed > 1)
+        crm_log(CRM_LOG_ERROR, "store: %zu of %zu gets from '%s' in one batch failed", failed,
+                n, s_cf_names[cf]);
     free(vals);
     free(errs);
     return rc;
+}
+
+uint64_t
+store_memtables_bytes(store_t *self, store_cf_t cf)
+{
+    uint64_t v = 0;
+    pthread_rwlock_rdlock(&self->reopen_lock);
+    if (self->db &&
+        rocksdb_property_int_cf(self->db, s_cf(self, cf), "rocksdb.cur-size-all-mem-tables",
+                                &v) != 0)
+        v = 0;
+    pthread_rwlock_unlock(&self->reopen_lock);
+    return v;
 }
 
 crm_err_t
@@ -1289,10 +1337,14 @@ store_have_many(store_t *self, store_cf_t cf, const char *const *keys, const siz
     if (!closed)
         rocksdb_batched_multi_get_cf(self->db, s_ropts(self), s_cf(self, cf), n, keys, lens,
                                      vals, errs, false);
+    for (size_t i = 0; i < n; i++) { /* pins dropped before a reopen may close the database */
+        found[i] = !closed && vals[i] != NULL && errs[i] == NULL;
+        if (vals[i])
+            rocksdb_pinnableslice_destroy(vals[i]);
+    }
     pthread_rwlock_unlock(&self->reopen_lock);
     crm_err_t rc = closed ? CRM_ERR_UNAVAILABLE : CRM_OK;
     for (size_t i = 0; i < n; i++) {
-        found[i] = !closed && vals[i] != NULL && errs[i] == NULL;
         if (errs[i]) {
             if (rc == CRM_OK) {
                 crm_log(CRM_LOG_ERROR, "store: get from '%s' failed: %s", s_cf_names[cf],
@@ -1306,8 +1358,6 @@ store_have_many(store_t *self, store_cf_t cf, const char *const *keys, const siz
             t_read_errors++;
             rc = CRM_ERR_STORAGE;
         }
-        if (vals[i])
-            rocksdb_pinnableslice_destroy(vals[i]);
     }
     free(vals);
     free(errs);

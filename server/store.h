@@ -122,6 +122,9 @@ crm_err_t store_value_size(store_t *self, store_cf_t cf, const void *key, size_t
    key i (release each OUT[i]). Returns CRM_OK, or the first failure (not NOT_FOUND). */
 crm_err_t store_get_many(store_t *self, store_cf_t cf, const char *const *keys,
                          const size_t *lens, size_t n, store_val_t *out, crm_err_t *rcs);
+/* The bytes CF's memtables hold now, the active one and those waiting to be flushed
+   (RocksDB's rocksdb.cur-size-all-mem-tables; 0 if the store is closed). */
+uint64_t store_memtables_bytes(store_t *self, store_cf_t cf);
 /* Whether each of the N keys KEYS/LENS of CF is there (FOUND[i]), read in one batch
    (RocksDB's MultiGet: a table file's filter, index and blocks are looked at once for
    the keys that fall in it); values are not opened. CRM_ERR_STORAGE if a read failed
